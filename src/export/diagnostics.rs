@@ -141,6 +141,10 @@ pub struct Diagnostics {
     /// The reason of the last of `other_losses` held back: told with
     /// their number when the streak ends or the exporter stops.
     last_other_loss: String,
+    /// Every span of `other_losses`, and the last of their reasons (kept
+    /// past the telling, for `loss_causes`).
+    other_lost: u64,
+    other_reason: String,
     buffer_full: Limiter,
     pool_used_up: Limiter,
     pool_waits: Limiter,
@@ -181,6 +185,8 @@ const MAX_LOSS_CAUSES: usize = 8;
 struct LossCause {
     reason: String,
     limiter: Limiter,
+    /// Every span lost for it so far.
+    spans: u64,
 }
 
 /// What a repeat line calls a cause said above: its reason up to the first
@@ -235,6 +241,8 @@ impl Diagnostics {
             loss_causes: Vec::new(),
             other_losses: Limiter::default(),
             last_other_loss: String::new(),
+            other_lost: 0,
+            other_reason: String::new(),
             buffer_full: Limiter::default(),
             pool_used_up: Limiter::default(),
             pool_waits: Limiter::default(),
@@ -393,6 +401,7 @@ impl Diagnostics {
     pub fn lost(&mut self, n: u64, reason: &str) {
         let now = Instant::now();
         if let Some(i) = self.loss_causes.iter().position(|c| c.reason == reason) {
+            self.loss_causes[i].spans += n;
             if let Some(total) = self.loss_causes[i].limiter.due(now, n) {
                 self.tell_more_lost(i, total);
             }
@@ -402,9 +411,13 @@ impl Diagnostics {
             self.loss_causes.push(LossCause {
                 reason: reason.to_string(),
                 limiter,
+                spans: n,
             });
             self.emit(LogLevel::Error, &format!("{} lost: {reason}", spans(total)));
         } else {
+            self.other_lost += n;
+            self.other_reason.clear();
+            self.other_reason.push_str(reason);
             match self.other_losses.due(now, n) {
                 Some(total) => {
                     self.emit(LogLevel::Error, &format!("{} lost: {reason}", spans(total)))
@@ -415,6 +428,17 @@ impl Diagnostics {
                 }
             }
         }
+    }
+
+    /// Each cause of loss met so far, its first message (the reason in
+    /// full, with the fix hint it carries) and every span lost for it;
+    /// past `MAX_LOSS_CAUSES` causes, the rest's total with the last of
+    /// their reasons. For the record a process leaves (`export::outcome`).
+    pub fn loss_causes(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.loss_causes
+            .iter()
+            .map(|c| (c.reason.as_str(), c.spans))
+            .chain((self.other_lost > 0).then_some((self.other_reason.as_str(), self.other_lost)))
     }
 
     fn tell_more_lost(&mut self, cause: usize, n: u64) {

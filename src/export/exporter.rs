@@ -26,6 +26,7 @@ use super::delivery::{
     Delivery, DeliveryHost, Origin, Outcome, Request, SAFE_VALUE_DEPTH, is_recording,
 };
 use super::diagnostics::{Diagnostics, count, spans as n_spans};
+use super::outcome::{self, Counts, OutcomeFile};
 use super::pacer::Pacer;
 use super::recovery;
 use super::request_encoder::RequestEncoder;
@@ -93,6 +94,9 @@ pub struct Exporter {
     pacer: Pacer,
     /// Slots given back and not yet on the free stack (`buffer::aging`).
     aging: AgingSlots,
+    /// What this tracer did with its spans, kept on disk for after the
+    /// process (`export::outcome`).
+    outcome: OutcomeFile,
 }
 
 impl Exporter {
@@ -123,6 +127,11 @@ impl Exporter {
             // sink's lines keep their limit (the file receiver's).
             delivery.send_lone_spans_whole();
         }
+        let outcome = OutcomeFile::new(
+            &outcome::dir_in(&crate::config::default_state_dir()),
+            &config.service_name,
+            &delivery.target(),
+        );
         let host = ExporterHost {
             pipeline: Arc::clone(&pipeline),
             diagnostics: if file_sink {
@@ -156,6 +165,7 @@ impl Exporter {
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             pacer: Pacer::new(),
             aging: AgingSlots::for_slab(pipeline.slab.capacity(), batch),
+            outcome,
             resource: Arc::new(ResourceInfo::configured(config)),
             depth_cut: Vec::new(),
             resource_given: Arc::new(ResourceInfo::configured(config)),
@@ -231,6 +241,7 @@ impl Exporter {
         // spool.
         self.guarded(|e| e.recover_leftovers());
         self.guarded(|e| e.replay_if_due());
+        self.guarded(|e| e.record_outcome(outcome::State::Running));
         // When the spans waiting are due to be sent whatever their number
         // (the schedule delay after the last drain); None right after one.
         let mut drain_due: Option<Instant> = None;
@@ -300,6 +311,7 @@ impl Exporter {
                 e.notice_buffer_full();
                 e.notice_pool_used_up();
                 e.replay_if_due();
+                e.record_outcome_if_due();
             });
             let target = sizer.observe(taken, Instant::now());
             // Every producer reads this line: write it only on a change.
@@ -342,6 +354,27 @@ impl Exporter {
         let host = &mut self.host;
         host.diagnostics
             .stopped(spool_left.then_some(host.spool_dir.as_str()));
+        self.guarded(|e| e.record_outcome(outcome::State::Stopped));
+    }
+
+    /// Writes the outcome file (`export::outcome`) now: the counts and
+    /// each cause of loss as the diagnostics first said it. A file that
+    /// cannot be written costs nothing else.
+    fn record_outcome(&mut self, state: outcome::State) {
+        let counts = Counts::of(&self.pipeline.stats.snapshot(&self.pipeline.slab));
+        let _ = self
+            .outcome
+            .write(state, &counts, self.host.diagnostics.loss_causes());
+    }
+
+    /// `record_outcome` while running, when something changed and the
+    /// last write is `outcome::EVERY` old: a process killed leaves a file
+    /// at most that old.
+    fn record_outcome_if_due(&mut self) {
+        let counts = Counts::of(&self.pipeline.stats.snapshot(&self.pipeline.slab));
+        if self.outcome.due(&counts, Instant::now()) {
+            self.record_outcome(outcome::State::Running);
+        }
     }
 
     /// How long to sleep with nothing to export: the schedule delay, or

@@ -143,21 +143,16 @@ impl Response {
 
     /// What the answer of status `code` says of a request in `format`,
     /// before secrets are masked in its words.
-    fn outcome(
-        &self,
-        code: u32,
-        format: BodyFormat,
-        now_unix_s: u64,
-    ) -> Result<Accepted, SendError> {
+    fn outcome(&self, code: u32, format: BodyFormat, now_unix_s: u64) -> Result<Accepted, Hinted> {
         if let Some(line) = &self.bad_status_line {
             // Not an answer: kept, as for a server that does not speak
             // HTTP (curl's "Unsupported protocol"), never delivered.
-            return Err(SendError::Transient {
+            return Err(Hinted::bare(SendError::Transient {
                 reason: format!("the server's answer is not HTTP: its status line is \"{line}\""),
                 retry_after: None,
-            });
+            }));
         }
-        classify(
+        judge(
             code,
             &self.read_body(),
             self.retry_after.as_deref(),
@@ -200,7 +195,9 @@ pub fn outcome_of_answer(
     }
     let performed = failure.map_or(Ok(()), Err);
     match response.status(performed, || Ok(code)) {
-        Ok(code) => response.outcome(code, format, now_unix_s),
+        Ok(code) => response
+            .outcome(code, format, now_unix_s)
+            .map_err(|h| h.error),
         Err(e) => Err(SendError::Transient {
             reason: e.to_string(),
             retry_after: None,
@@ -316,6 +313,9 @@ pub struct HttpTransport {
     /// The last request's refusal of the sender or the URL (401, 403,
     /// 404, ...), in parts (`last_refusal`).
     refusal: Option<Refusal>,
+    /// What to change, as the last failed request's reason ends with it
+    /// (`last_hint`).
+    hint: Option<String>,
 }
 
 impl HttpTransport {
@@ -339,6 +339,7 @@ impl HttpTransport {
             next_limit: None,
             silence: Silence::Answered,
             refusal: None,
+            hint: None,
         }
     }
 
@@ -348,6 +349,15 @@ impl HttpTransport {
     /// names its flags, not the variables). None after any other outcome.
     pub fn last_refusal(&self) -> Option<&Refusal> {
         self.refusal.as_ref()
+    }
+
+    /// What to change that the last failed request's reason ends with,
+    /// in parentheses (a 404's path, a proxy, a gRPC port), apart: None
+    /// when the reason gives none. A caller with a hint of its own
+    /// (`spanguard check`) asks here rather than looking for `" ("` in
+    /// the text, which curl's and a server's words hold as often.
+    pub fn last_hint(&self) -> Option<&str> {
+        self.hint.as_deref()
     }
 
     /// The status code of the last request's answer, when it had one and
@@ -458,14 +468,20 @@ impl HttpTransport {
     }
 
     /// Why a request got no answer, in words a user can act on, with
-    /// curl's own detail (a TLS verification error names the problem).
-    fn explain(&self, e: &curl::Error) -> String {
+    /// curl's own detail (a TLS verification error names the problem),
+    /// and what to change when this request shows it (the reason ends
+    /// with it too, in parentheses).
+    fn explain(&self, e: &curl::Error) -> (String, Option<String>) {
         let headless = self
             .easy
             .as_ref()
             .and_then(|easy| easy.get_ref().headless.as_deref());
         if let Some(bytes) = headless {
-            return self.secrets.scrub(&self.no_status_line(bytes));
+            let (what, hint) = self.no_status_line(bytes);
+            return (
+                self.secrets.scrub(&with_hint(what, Some(hint))),
+                Some(hint.to_string()),
+            );
         }
         let what = if e.is_couldnt_connect() {
             "connection refused or unreachable"
@@ -490,11 +506,12 @@ impl HttpTransport {
         } else {
             e.description()
         };
-        let mut detail = match e.extra_description() {
+        let detail = match e.extra_description() {
             Some(extra) => format!("{what}: {extra}"),
             None if what != e.description() => format!("{what} ({})", e.description()),
             None => what.to_string(),
         };
+        let mut hints: Vec<String> = Vec::new();
         // OpenSSL's words for a plain-HTTP answer to its hello: an https://
         // endpoint on a Collector's plain port, the commonest cause, which
         // the words themselves do not suggest.
@@ -502,8 +519,9 @@ impl HttpTransport {
             && e.extra_description()
                 .is_some_and(|x| x.contains("wrong version number"))
         {
-            detail.push_str(
-                " (the server answers plain HTTP there: use an http:// endpoint, or the server's TLS port)",
+            hints.push(
+                "the server answers plain HTTP there: use an http:// endpoint, or the server's TLS port"
+                    .to_string(),
             );
         }
         // A Collector's OTLP/gRPC port (4317) speaks HTTP/2 alone: to an
@@ -515,12 +533,12 @@ impl HttpTransport {
         // port 4317, where it fits.
         let no_answer = e.is_unsupported_protocol() || e.is_got_nothing() || e.is_recv_error();
         if no_answer && url_port(&self.url) == Some(4317) {
-            detail.push_str(GRPC_PORT_HINT);
+            hints.push(GRPC_PORT_HINT.to_string());
         } else if e.is_unsupported_protocol()
             && e.extra_description()
                 .is_some_and(|x| x.contains("HTTP/0.9"))
         {
-            detail.push_str(" (no HTTP status line: not an HTTP server?)");
+            hints.push("no HTTP status line: not an HTTP server?".to_string());
         }
         // curl takes its proxy from the environment: the user may not know
         // one is set for this process, nor that NO_PROXY goes around it.
@@ -528,18 +546,23 @@ impl HttpTransport {
             || e.extra_description()
                 .is_some_and(|x| x.contains("over proxy"));
         if via_proxy && let Some(var) = proxy_variable(&self.url, |n| std::env::var_os(n)) {
-            detail.push_str(&format!(
-                " (the request went through the proxy {var} names: fix or unset it, or add the \
-                 backend's host to NO_PROXY)"
+            hints.push(format!(
+                "the request went through the proxy {var} names: fix or unset it, or add the \
+                 backend's host to NO_PROXY"
             ));
         }
-        self.secrets.scrub(&detail)
+        // Each hint in parentheses of its own, as they were said.
+        let reason = hints
+            .iter()
+            .fold(detail, |reason, h| with_hint(reason, Some(h)));
+        let hint = (!hints.is_empty()).then(|| self.secrets.scrub(&hints.join("; ")));
+        (self.secrets.scrub(&reason), hint)
     }
 }
 
 /// What a likely OTLP/gRPC port is told.
-const GRPC_PORT_HINT: &str = " (an OTLP/gRPC port answers so, such as a Collector's 4317: spanguard \
-                              sends OTLP/HTTP, which a Collector takes on port 4318)";
+const GRPC_PORT_HINT: &str = "an OTLP/gRPC port answers so, such as a Collector's 4317: spanguard \
+                              sends OTLP/HTTP, which a Collector takes on port 4318";
 
 /// Whether `bytes` start as an HTTP/2 server's first frame: SETTINGS
 /// (type 4, a length a multiple of 6) or GOAWAY (type 7), on stream 0.
@@ -557,23 +580,18 @@ impl HttpTransport {
     /// The answer that came without a status line, `bytes` its start: an
     /// OTLP/gRPC port named as the likely cause only where it fits (port
     /// 4317, or an HTTP/2 frame), not for any server that is no HTTP one.
-    fn no_status_line(&self, bytes: &[u8]) -> String {
+    fn no_status_line(&self, bytes: &[u8]) -> (String, &'static str) {
         let url = &self.shown_url;
+        let what = format!(
+            "the server's answer is not HTTP: the server at {url} answered without an HTTP \
+             status line"
+        );
         if looks_like_http2_frame(bytes) {
-            format!(
-                "the server's answer is not HTTP: the server at {url} answered without an HTTP \
-                 status line, with an HTTP/2 frame{GRPC_PORT_HINT}"
-            )
+            (format!("{what}, with an HTTP/2 frame"), GRPC_PORT_HINT)
         } else if url_port(&self.url) == Some(4317) {
-            format!(
-                "the server's answer is not HTTP: the server at {url} answered without an HTTP \
-                 status line{GRPC_PORT_HINT}"
-            )
+            (what, GRPC_PORT_HINT)
         } else {
-            format!(
-                "the server's answer is not HTTP: the server at {url} answered without an HTTP \
-                 status line (not an HTTP server?)"
-            )
+            (what, "not an HTTP server?")
         }
     }
 
@@ -582,9 +600,9 @@ impl HttpTransport {
     /// twice, no path), whether any header went with a 401 or 403 (a
     /// variable that never reached the process, or a key the backend does
     /// not take). Header names are said, never their values.
-    fn refusal_said_for_this_request(&self, e: SendError) -> SendError {
-        let (SendError::Misdirected { .. }, Some(refusal)) = (&e, &self.refusal) else {
-            return e;
+    fn refusal_said_for_this_request(&self, h: Hinted) -> Hinted {
+        let (SendError::Misdirected { .. }, Some(refusal)) = (&h.error, &self.refusal) else {
+            return h;
         };
         let specific = match refusal.code {
             404 => path_hint(&self.url).map(str::to_string),
@@ -592,10 +610,13 @@ impl HttpTransport {
             _ => None,
         };
         match specific {
-            Some(hint) => SendError::Misdirected {
-                reason: refusal_reason(refusal.code, &refusal.answer, Some(&hint)),
+            Some(hint) => Hinted {
+                error: SendError::Misdirected {
+                    reason: refusal_reason(refusal.code, &refusal.answer, Some(&hint)),
+                },
+                hint: Some(hint),
             },
-            None => e,
+            None => h,
         }
     }
 }
@@ -821,6 +842,7 @@ impl Transport for HttpTransport {
     ) -> Result<Accepted, SendError> {
         self.silence = Silence::Answered;
         self.refusal = None;
+        self.hint = None;
         let performed = self.perform(body, format, gzipped);
         // Taken by this request even when it failed before it started.
         self.next_limit = None;
@@ -853,7 +875,8 @@ impl Transport for HttpTransport {
                 };
                 // Said before the handle goes (it holds the answer's first
                 // bytes when it had no status line).
-                let reason = self.explain(&e);
+                let (reason, hint) = self.explain(&e);
+                self.hint = hint;
                 // Drop the handle: the connection may be half-dead.
                 self.easy = None;
                 // No answer from a server is never final: not even a bad URL
@@ -871,7 +894,14 @@ impl Transport for HttpTransport {
             .get_ref();
         let now_s = crate::span::clock::now_unix_ns() / 1_000_000_000;
         let outcome = response.outcome(code, format, now_s);
-        if matches!(outcome, Err(SendError::Misdirected { .. })) && (400..500).contains(&code) {
+        if matches!(
+            outcome,
+            Err(Hinted {
+                error: SendError::Misdirected { .. },
+                ..
+            })
+        ) && (400..500).contains(&code)
+        {
             self.refusal = Some(Refusal {
                 code,
                 answer: self.secrets.scrub(&answer_text(&response.read_body())),
@@ -887,9 +917,10 @@ impl Transport for HttpTransport {
                 accepted.message = self.secrets.scrub(&accepted.message);
                 accepted
             })
-            .map_err(|e| {
-                self.refusal_said_for_this_request(e)
-                    .scrubbed(&self.secrets)
+            .map_err(|h| {
+                let h = self.refusal_said_for_this_request(h);
+                self.hint = h.hint.map(|hint| self.secrets.scrub(&hint));
+                h.error.scrubbed(&self.secrets)
             })
     }
 
@@ -939,6 +970,53 @@ pub fn classify(
     format: BodyFormat,
     now_unix_s: u64,
 ) -> Result<Accepted, SendError> {
+    judge(code, body, retry_after, location, format, now_unix_s).map_err(|h| h.error)
+}
+
+/// A failure, and what to change that its reason ends with (in
+/// parentheses), kept apart (`HttpTransport::last_hint`).
+struct Hinted {
+    error: SendError,
+    hint: Option<String>,
+}
+
+impl Hinted {
+    /// A failure whose reason gives no hint.
+    fn bare(error: SendError) -> Hinted {
+        Hinted { error, hint: None }
+    }
+}
+
+/// `what`, then `hint` in parentheses when there is one: a reason made of
+/// its parts.
+fn with_hint(what: String, hint: Option<&str>) -> String {
+    match hint {
+        Some(hint) => format!("{what} ({hint})"),
+        None => what,
+    }
+}
+
+/// `classify`, with the hint apart.
+fn judge(
+    code: u32,
+    body: &[u8],
+    retry_after: Option<&str>,
+    location: Option<&str>,
+    format: BodyFormat,
+    now_unix_s: u64,
+) -> Result<Accepted, Hinted> {
+    // Each failure with its hint: the reason and the part kept apart
+    // made from the same words.
+    let hinted = |make: fn(String) -> SendError, what: String, hint: Option<String>| Hinted {
+        error: make(with_hint(what, hint.as_deref())),
+        hint,
+    };
+    let misdirected = |reason| SendError::Misdirected { reason };
+    let transient = |reason| SendError::Transient {
+        reason,
+        retry_after: None,
+    };
+    let permanent = |reason| SendError::Permanent { reason };
     match code {
         // RFC 9110 gives HTTP's codes as 100 to 599, and a final answer
         // is never 1xx (curl waits past those, and refuses a code under
@@ -947,33 +1025,35 @@ pub fn classify(
         // a status line curl could not read: a 600 taken for a final
         // refusal lost the batch, and `spanguard replay` deleted every
         // spool file it sent there.
-        _ if !(200..=599).contains(&code) => Err(SendError::Transient {
-            reason: format!(
-                "the server's answer is not HTTP: status {code}, no final status of HTTP's (200 to 599)"
-            ),
-            retry_after: None,
-        }),
+        _ if !(200..=599).contains(&code) => Err(Hinted::bare(transient(format!(
+            "the server's answer is not HTTP: status {code}, no final status of HTTP's (200 to 599)"
+        )))),
         // No OTLP answer starts with '<': a JSON one starts with '{', and a
         // protobuf one cannot (0x3c would be field 7 closing a group). It
         // is a web page (a UI's port, a site's catch-all route) or XML:
         // nothing there keeps the spans, yet they were counted delivered.
-        200..=299 if starts_with_markup(body) => Err(SendError::Misdirected {
-            reason: format!(
-                "HTTP {code} with a web page, not an OTLP answer: {} (nothing takes traces at \
-                 this URL: point the endpoint at the backend's OTLP/HTTP receiver, e.g. a \
-                 Collector's port 4318; OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
-                 /v1/traces is added to)",
+        200..=299 if starts_with_markup(body) => Err(hinted(
+            misdirected,
+            format!(
+                "HTTP {code} with a web page, not an OTLP answer: {}",
                 body_start(&body[..body.len().min(100)])
             ),
-        }),
+            Some(
+                "nothing takes traces at this URL: point the endpoint at the backend's OTLP/HTTP \
+                 receiver, e.g. a Collector's port 4318; OTEL_EXPORTER_OTLP_ENDPOINT is a base \
+                 URL that /v1/traces is added to"
+                    .to_string(),
+            ),
+        )),
         200..=299 => Ok(super::partial_success::parse(body, format)),
-        300..=399 => Err(SendError::Transient {
-            reason: format!(
-                "HTTP {code}: a redirect to {}, not followed (set the endpoint to where it leads)",
+        300..=399 => Err(hinted(
+            transient,
+            format!(
+                "HTTP {code}: a redirect to {}, not followed",
                 body_start(location.unwrap_or("nowhere").as_bytes())
             ),
-            retry_after: None,
-        }),
+            Some("set the endpoint to where it leads".to_string()),
+        )),
         429 | 502 | 503 | 504 => {
             let retry_after =
                 retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s));
@@ -986,29 +1066,32 @@ pub fn classify(
                 ),
                 None => format!("HTTP {code}"),
             };
-            Err(SendError::Transient {
+            Err(Hinted::bare(SendError::Transient {
                 reason,
                 retry_after,
-            })
+            }))
         }
-        413 => Err(SendError::TooLarge {
+        413 => Err(Hinted::bare(SendError::TooLarge {
             reason: format!("HTTP 413: {}", answer_text(body)),
-        }),
+        })),
         // 431: the request's headers are too large for the server (a
         // Go server's default is 1 MB; OTEL_EXPORTER_OTLP_HEADERS takes
         // any length). The sender's doing, not the data's: as a final
         // refusal, `spanguard replay` deleted every spool file it sent.
-        401 | 403 | 404 | 405 | 407 | 431 => Err(SendError::Misdirected {
-            reason: refusal_reason(code, &answer_text(body), refusal_hint(code)),
-        }),
+        401 | 403 | 404 | 405 | 407 | 431 => Err(hinted(
+            misdirected,
+            format!("HTTP {code}: {}", answer_text(body)),
+            refusal_hint(code).map(str::to_string),
+        )),
         // The server does not read this Content-Type: a backend that
         // takes one OTLP encoding only, or no OTLP receiver at all.
-        415 => Err(SendError::Permanent {
-            reason: format!(
-                "HTTP 415: {} (the server does not take {}: if it takes OTLP/HTTP as {} only, set \
+        415 => Err(hinted(
+            permanent,
+            format!("HTTP 415: {}", answer_text(body)),
+            Some(format!(
+                "the server does not take {}: if it takes OTLP/HTTP as {} only, set \
                  OTEL_EXPORTER_OTLP_PROTOCOL={} or the protocol setting; else check that the URL \
-                 is its OTLP/HTTP endpoint)",
-                answer_text(body),
+                 is its OTLP/HTTP endpoint",
                 match format {
                     BodyFormat::Protobuf => "application/x-protobuf",
                     BodyFormat::Json => "application/json",
@@ -1021,11 +1104,13 @@ pub fn classify(
                     BodyFormat::Protobuf => "http/json",
                     BodyFormat::Json => "http/protobuf",
                 },
-            ),
-        }),
-        _ => Err(SendError::Permanent {
-            reason: refusal_reason(code, &answer_text(body), refusal_hint(code)),
-        }),
+            )),
+        )),
+        _ => Err(hinted(
+            permanent,
+            format!("HTTP {code}: {}", answer_text(body)),
+            refusal_hint(code).map(str::to_string),
+        )),
     }
 }
 
@@ -1063,10 +1148,7 @@ fn refusal_hint(code: u32) -> Option<&'static str> {
 /// --endpoint`) makes it from the same parts (`HttpTransport::
 /// last_refusal`) rather than cutting another hint out of the text.
 pub fn refusal_reason(code: u32, answer: &str, hint: Option<&str>) -> String {
-    match hint {
-        Some(hint) => format!("HTTP {code}: {answer} ({hint})"),
-        None => format!("HTTP {code}: {answer}"),
-    }
+    with_hint(format!("HTTP {code}: {answer}"), hint)
 }
 
 /// A refusal of the sender or the URL, in parts: the status and the
@@ -1139,6 +1221,33 @@ fn body_start(body: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// The hint a reason ends with is kept apart, made from the same
+    /// words (`HttpTransport::last_hint`); parentheses that are no hint
+    /// (the server's wait, its own words) give none.
+    #[test]
+    fn a_failures_hint_is_kept_apart_from_its_reason() {
+        let p = BodyFormat::Protobuf;
+        let h = judge(404, b"not found", None, None, p, 0).expect_err("404");
+        let hint = h.hint.expect("a 404's hint");
+        assert_eq!(h.error.reason(), format!("HTTP 404: not found ({hint})"));
+        let h = judge(503, b"", Some("3"), None, p, 0).expect_err("503");
+        assert_eq!(
+            h.error.reason(),
+            "HTTP 503 (the server asks to wait 3 s: Retry-After)"
+        );
+        assert_eq!(h.hint, None);
+        let h = judge(400, b"bad span (id 7)", None, None, p, 0).expect_err("400");
+        assert_eq!(
+            (h.error.reason(), h.hint),
+            ("HTTP 400: bad span (id 7)", None)
+        );
+        let h = judge(302, b"", None, Some("https://x/v1/traces"), p, 0).expect_err("302");
+        assert_eq!(
+            h.hint.as_deref(),
+            Some("set the endpoint to where it leads")
+        );
+    }
+
     /// An answer curl cannot read as HTTP is the server's doing, not the
     /// endpoint's: the message must not send the user to check the URL.
     #[test]
@@ -1151,13 +1260,17 @@ mod tests {
             Default::default(),
         );
         let e = curl::Error::new(curl_sys::CURLE_UNSUPPORTED_PROTOCOL);
-        let text = t.explain(&e);
+        let text = t.explain(&e).0;
         assert!(
             text.starts_with("the server's answer is not HTTP"),
             "{text}"
         );
         let e = curl::Error::new(curl_sys::CURLE_URL_MALFORMAT);
-        assert!(t.explain(&e).starts_with("the endpoint URL is not usable"));
+        assert!(
+            t.explain(&e)
+                .0
+                .starts_with("the endpoint URL is not usable")
+        );
     }
 
     /// A handle made as the exporter makes it speaks http and https alone:
@@ -1202,7 +1315,7 @@ mod tests {
         e.set_extra(
             "TLS connect error: error:0A00010B:SSL routines::wrong version number".to_string(),
         );
-        let text = t.explain(&e);
+        let text = t.explain(&e).0;
         assert!(
             text.starts_with("TLS handshake failed: TLS connect error"),
             "{text}"
@@ -1211,10 +1324,16 @@ mod tests {
             text.ends_with("use an http:// endpoint, or the server's TLS port)"),
             "{text}"
         );
+        assert_eq!(
+            t.explain(&e).1.as_deref(),
+            Some(
+                "the server answers plain HTTP there: use an http:// endpoint, or the server's TLS port"
+            )
+        );
         // Another handshake failure gets no such advice.
         let mut e = curl::Error::new(35);
         e.set_extra("TLS connect error: sslv3 alert handshake failure".to_string());
-        assert!(!t.explain(&e).contains("http://"));
+        assert!(!t.explain(&e).0.contains("http://"));
     }
 
     #[test]
@@ -1879,9 +1998,13 @@ mod tests {
             Duration::from_secs(1),
             Default::default(),
         );
-        assert!(t.explain(&curl::Error::new(52)).contains("OTLP/gRPC port"));
+        assert!(
+            t.explain(&curl::Error::new(52))
+                .0
+                .contains("OTLP/gRPC port")
+        );
         // A refused connection on it is no answer of gRPC's: no such advice.
-        assert!(!t.explain(&curl::Error::new(7)).contains("gRPC"));
+        assert!(!t.explain(&curl::Error::new(7)).0.contains("gRPC"));
     }
 
     /// Any answer without a status line was told "an OTLP/gRPC port

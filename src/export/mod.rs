@@ -17,6 +17,7 @@ pub mod otlp_decode;
 pub mod otlp_fields;
 pub mod otlp_json;
 pub mod otlp_proto;
+pub mod outcome;
 pub mod pacer;
 pub mod partial_success;
 pub mod recovery;

@@ -176,10 +176,23 @@ def test_a_401_under_endpoint_says_how_to_give_headers_to_the_check(cli, tmp_pat
         assert sent[1].get("x-api-key") == "s3cret key", sent
         assert sent[1].get("x-team") == "a", sent
         assert "x-api-key" not in sent[0] and sent[2].get("authorization") == "secret", sent
-    # Given with no endpoint to check, they are said to be the flag's, unused.
-    run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_HEADERS="authorization=secret"), "--headers", "x-key=1")
-    assert "  headers           x-key (values not shown; --headers): set but unused: no endpoint" in run.stdout, \
-        run.stdout
+    # Given with no endpoint to check, they would go nowhere: refused as a
+    # usage error that says what to add (taken and unused, a check run to
+    # try an API key passed having sent it nowhere).
+    for env in [clean_env(tmp_path, OTEL_EXPORTER_OTLP_HEADERS="authorization=secret"),
+                clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT="discard:")]:
+        run = check(cli, env, "--headers", "x-key=1")
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert run.stdout == "", run.stdout
+        assert run.stderr == ("spanguard check: --headers go with the request sent to an endpoint, and none is "
+                              "set here: add --endpoint URL (the backend's OTLP/HTTP URL) to send them there "
+                              "(spanguard check --help)\n"), run.stderr
+    # With the environment's endpoint, they go to it.
+    with OtlpReceiverProcess(workdir=tmp_path / "rx-env") as rx:
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint), "--headers", "x-key=1")
+        assert run.returncode == 0, run.stdout + run.stderr
+        sent = [r["headers"] for r in rx.records() if r.get("path") == "/v1/traces"]
+        assert sent and sent[0].get("x-key") == "1", sent
     # A --headers value that is not name=value is a usage error, named.
     run = check(cli, clean_env(tmp_path), "--endpoint", "http://127.0.0.1:9", "--headers", "novalue")
     assert run.returncode == 2, run.stdout + run.stderr

@@ -21,6 +21,15 @@ const FAMILIES: &[(&str, &str)] = &[
     ("llm.output_messages.", "message."),
 ];
 
+/// Parses a chat's JSON text. Every parse here goes through this, so that
+/// a test counts them: a trace's tool calls were looked up by parsing each
+/// content twice.
+fn parse_json(text: &[u8]) -> Result<JsonValue, spanguard::export::json_value::JsonError> {
+    #[cfg(test)]
+    tests::PARSES.with(|n| n.set(n.get() + 1));
+    JsonValue::parse(text)
+}
+
 /// `key` as (its family, the message's index, the field), when it is one
 /// of a message's attributes.
 pub fn split(key: &str) -> Option<(usize, u64, &str)> {
@@ -66,7 +75,7 @@ fn parts_text(value: &str, trace: &CallNames) -> Option<String> {
     if !value.trim_start().starts_with('[') {
         return None;
     }
-    let JsonValue::Array(items) = JsonValue::parse(value.as_bytes()).ok()? else {
+    let JsonValue::Array(items) = parse_json(value.as_bytes()).ok()? else {
         return None;
     };
     let mut names = Vec::new();
@@ -142,27 +151,12 @@ pub fn gather(family: usize, attributes: &[(String, Value)], trace: &CallNames) 
             && value == "text"
         {
             // Said by its text.
-        } else if let Some((call, what)) = field
-            .strip_prefix("tool_calls.")
-            .and_then(|r| r.split_once('.'))
-            .and_then(|(c, what)| Some((c.parse::<u64>().ok()?, what)))
-            .filter(|(_, what)| {
-                matches!(
-                    *what,
-                    "name"
-                        | "arguments"
-                        | "id"
-                        | "tool_call.function.name"
-                        | "tool_call.function.arguments"
-                        | "tool_call.id"
-                )
-            })
-        {
+        } else if let Some((call, part)) = call_field(field) {
             let c = m.calls.entry(call).or_default();
-            match what.rsplit('.').next() {
-                Some("name") => c.name = value,
-                Some("arguments") => c.arguments = value,
-                _ => c.id = value,
+            match part {
+                CallPart::Name => c.name = value,
+                CallPart::Arguments => c.arguments = value,
+                CallPart::Id => c.id = value,
             }
         } else {
             // An image's data: URL (OpenInference's
@@ -191,6 +185,28 @@ pub fn gather(family: usize, attributes: &[(String, Value)], trace: &CallNames) 
             })
             .collect(),
     }
+}
+
+/// Which part of a tool call an indexed message's field holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallPart {
+    Name,
+    Arguments,
+    Id,
+}
+
+/// The call (its index) and the part of it that a message's `field`
+/// holds: OpenLLMetry's `tool_calls.N.name`, OpenInference's
+/// `tool_calls.N.tool_call.function.name`, their arguments and ids.
+fn call_field(field: &str) -> Option<(u64, CallPart)> {
+    let (call, what) = field.strip_prefix("tool_calls.")?.split_once('.')?;
+    let part = match what {
+        "name" | "tool_call.function.name" => CallPart::Name,
+        "arguments" | "tool_call.function.arguments" => CallPart::Arguments,
+        "id" | "tool_call.id" => CallPart::Id,
+        _ => return None,
+    };
+    Some((call.parse().ok()?, part))
 }
 
 impl Message {
@@ -244,7 +260,7 @@ impl Message {
 /// as it is. Shown as it was, a call was its arguments' JSON after the
 /// name, or (the GenAI conventions' parts) the whole part's JSON.
 fn arguments_text(arguments: &str) -> String {
-    match JsonValue::parse(arguments.trim().as_bytes()) {
+    match parse_json(arguments.trim().as_bytes()) {
         Ok(JsonValue::Object(members)) => members
             .iter()
             .map(|(k, v)| format!("{k}={}", json_in(v, None, true)))
@@ -332,14 +348,24 @@ impl CallNames {
         self.by_id.entry(id).or_insert(name);
     }
 
+    /// Each JSON value among `attributes` is parsed once here: the
+    /// indexed families' calls are read from their fields, not by
+    /// gathering their messages (which parsed every content a second
+    /// time, to draw text thrown away).
     fn add_attributes(&mut self, attributes: &[(String, Value)]) {
-        let mut families = Vec::new();
+        // (family, message, call) → (id, name)
+        let mut indexed: BTreeMap<(usize, u64, u64), (String, String)> = BTreeMap::new();
         let mut found = Vec::new();
         for (k, v) in attributes {
             let json = match split(k) {
-                Some((family, _, field)) => {
-                    if !families.contains(&family) {
-                        families.push(family);
+                Some((family, message, field)) => {
+                    if let Some((call, part)) = call_field(field) {
+                        let c = indexed.entry((family, message, call)).or_default();
+                        match part {
+                            CallPart::Name => c.1 = text_of(v),
+                            CallPart::Id => c.0 = text_of(v),
+                            CallPart::Arguments => {}
+                        }
                     }
                     // A content that is a list of parts (Anthropic's
                     // blocks, as OpenLLMetry writes them).
@@ -356,7 +382,7 @@ impl CallNames {
             }
             match v {
                 Value::Str(text) if text.trim_start().starts_with(['[', '{']) => {
-                    if let Ok(parsed) = JsonValue::parse(text.as_bytes()) {
+                    if let Ok(parsed) = parse_json(text.as_bytes()) {
                         call_names(&parsed, &mut found);
                     }
                 }
@@ -364,11 +390,7 @@ impl CallNames {
                 _ => {}
             }
         }
-        for family in families {
-            for m in gather(family, attributes, &CallNames::default()).messages {
-                found.extend(m.tool_calls.into_iter().map(|c| (c.id, c.name)));
-            }
-        }
+        found.extend(indexed.into_values());
         for (id, name) in found {
             self.add(id, name);
         }
@@ -509,7 +531,7 @@ pub fn chat_text(key: &str, json: &str, trace: &CallNames) -> Option<String> {
     if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
         return None;
     }
-    let value = JsonValue::parse(json.as_bytes()).ok()?;
+    let value = parse_json(json.as_bytes()).ok()?;
     genai_text(key, &value, "its JSON by role and part", trace)
 }
 
@@ -589,7 +611,7 @@ const AI_SDK_KEYS: &[&str] = &["ai.prompt", "ai.prompt.messages", "ai.response.t
 /// line of JSON. None when `json` is not what the SDK writes there (cut
 /// by a length limit, say): then it is shown as it is.
 fn ai_sdk_text(key: &str, json: &str, trace: &CallNames) -> Option<String> {
-    let value = JsonValue::parse(json.as_bytes()).ok()?;
+    let value = parse_json(json.as_bytes()).ok()?;
     if key == "ai.response.toolCalls" {
         let calls = match &value {
             JsonValue::Array(calls) => calls,
@@ -1045,4 +1067,65 @@ fn json_of(v: &Value, media: Option<&str>) -> JsonValue {
 /// `n word` or `n words`.
 fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The JSON texts `parse_json` parsed on this thread.
+        pub static PARSES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// The lookup of a trace's tool calls (`show --full`, `--span`,
+    /// `--html`) parses each chat JSON text once: an indexed message's
+    /// content was parsed for its calls, then again by gathering the
+    /// family's messages for their indexed calls (their drawn text thrown
+    /// away). The calls of both forms are still found.
+    #[test]
+    fn a_traces_tool_calls_are_found_parsing_each_json_text_once() {
+        let blocks = r#"[{"type":"text","text":"looking"},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Oslo"}}]"#;
+        let span = DecodedSpan {
+            attributes: vec![
+                (
+                    "gen_ai.completion.0.role".to_string(),
+                    Value::Str("assistant".to_string()),
+                ),
+                (
+                    "gen_ai.completion.0.content".to_string(),
+                    Value::Str(blocks.to_string()),
+                ),
+                (
+                    "gen_ai.completion.1.tool_calls.0.id".to_string(),
+                    Value::Str("call_2".to_string()),
+                ),
+                (
+                    "gen_ai.completion.1.tool_calls.0.name".to_string(),
+                    Value::Str("search".to_string()),
+                ),
+                (
+                    "gen_ai.completion.1.tool_calls.0.arguments".to_string(),
+                    Value::Str(r#"{"q":"x"}"#.to_string()),
+                ),
+                (
+                    "llm.output_messages.0.message.tool_calls.0.tool_call.id".to_string(),
+                    Value::Str("call_3".to_string()),
+                ),
+                (
+                    "llm.output_messages.0.message.tool_calls.0.tool_call.function.name"
+                        .to_string(),
+                    Value::Str("lookup".to_string()),
+                ),
+            ],
+            ..Default::default()
+        };
+        PARSES.with(|n| n.set(0));
+        let calls = CallNames::of_spans([&span]);
+        assert_eq!(PARSES.with(Cell::get), 1);
+        assert_eq!(calls.name("toolu_1"), Some("get_weather"));
+        assert_eq!(calls.name("call_2"), Some("search"));
+        assert_eq!(calls.name("call_3"), Some("lookup"));
+    }
 }

@@ -348,9 +348,17 @@ fn credentials_hint_for_the_flag(headers: &[(String, String)], from: HeadersFrom
 }
 
 /// What to do about a failed check, where the transport's words do not
-/// already say it (its refusals name the path, the credentials, the gRPC
-/// port, the proxy in parentheses).
-fn what_to_do(error: &SendError, config: &TracerConfig) -> Option<String> {
+/// already say it: `transport_hint` is the hint its reason ends with
+/// (`HttpTransport::last_hint`: a refusal's path or credentials, the gRPC
+/// port, the proxy). Told apart by looking for `" ("` in the reason, a
+/// server's own words in parentheses ("HTTP 503: down (maintenance)") or
+/// curl's ("... (Couldn't connect to server)") read as a hint given, and
+/// the user was told nothing to do.
+fn what_to_do(
+    error: &SendError,
+    transport_hint: Option<&str>,
+    config: &TracerConfig,
+) -> Option<String> {
     let reason = error.reason();
     // Before the test for the transport's own hint below: curl's words
     // for an untrusted certificate end in OpenSSL's code ("unable to get
@@ -371,7 +379,7 @@ fn what_to_do(error: &SendError, config: &TracerConfig) -> Option<String> {
                 .to_string(),
         });
     }
-    if reason.contains(" (") && reason.ends_with(')') {
+    if transport_hint.is_some() {
         return None;
     }
     let hint = if reason.starts_with("connection refused") {
@@ -457,7 +465,7 @@ fn probe(url: &str, given: Option<&str>, config: &TracerConfig, from: HeadersFro
                 .and_then(|(given, r)| for_the_flag(r, given, &config.headers, from));
             let reason = flag_words.unwrap_or_else(|| e.reason().to_string());
             println!("FAILED: {target} after {took} ms: {reason}");
-            if let Some(hint) = what_to_do(&e, config) {
+            if let Some(hint) = what_to_do(&e, transport.last_hint(), config) {
                 println!("  what to do: {hint}");
             }
             false
@@ -513,6 +521,22 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // --headers go with the check's one request, and with no endpoint
+    // there is none: taken and never used, a check run to try an API key
+    // passed having sent it nowhere.
+    let sends_a_request = probe_url.is_some()
+        || config
+            .endpoint
+            .as_deref()
+            .is_some_and(|u| u != spanguard::tracer::DISCARD_ENDPOINT);
+    if matches!(headers_from, HeadersFrom::Flag) && !sends_a_request {
+        eprintln!(
+            "spanguard check: --headers go with the request sent to an endpoint, and none is \
+             set here: add --endpoint URL (the backend's OTLP/HTTP URL) to send them there \
+             (spanguard check --help)"
+        );
+        return ExitCode::from(2);
+    }
     // Which variables the library reads: asked of a second reading, so
     // that no list of ours can fall behind the library's.
     let asked = RefCell::new(Vec::new());
@@ -920,5 +944,49 @@ pub fn run(args: &[String]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the transport gave a hint is asked of it, not read off
+    /// `" ("` in the reason: curl's own words in parentheses ("DNS lookup
+    /// failed (Could not resolve hostname)", with no detail of its own)
+    /// read as a hint given, and the check said nothing to do.
+    #[test]
+    fn the_hint_is_given_unless_the_transport_gave_one() {
+        let config = TracerConfig::default();
+        let unresolved = SendError::Transient {
+            reason: "DNS lookup failed (Could not resolve hostname)".to_string(),
+            retry_after: None,
+        };
+        assert_eq!(
+            what_to_do(&unresolved, None, &config).as_deref(),
+            Some("the host name does not resolve here: correct the endpoint's host")
+        );
+        let via_proxy = SendError::Transient {
+            reason: "DNS lookup failed: proxy (the request went through the proxy \
+                     HTTPS_PROXY names: fix or unset it)"
+                .to_string(),
+            retry_after: None,
+        };
+        assert_eq!(
+            what_to_do(
+                &via_proxy,
+                Some("the request went through the proxy HTTPS_PROXY names: fix or unset it"),
+                &config
+            ),
+            None
+        );
+        // A busy backend whose wait is said in parentheses: still told.
+        let busy = SendError::Transient {
+            reason: "HTTP 503 (the server asks to wait 3 s: Retry-After)".to_string(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert!(
+            what_to_do(&busy, None, &config).is_some_and(|h| h.starts_with("the backend is busy")),
+        );
     }
 }

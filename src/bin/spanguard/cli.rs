@@ -22,6 +22,7 @@ mod spool_status;
 mod tail;
 mod terminal;
 mod traces;
+mod why;
 
 const HELP: &str = "\
 spanguard: look at the spans spanguard recorded, and send what is waiting
@@ -41,6 +42,8 @@ commands:
   check [--endpoint URL]     what a tracer started here does with its spans: the
                              settings from OTEL_*/SPANGUARD_* variables, those ignored
                              and why, and the backend's answer to one empty request
+  why                        what the last processes did with their spans, after the
+                             fact: delivered, spooled, lost and why (a killed one too)
 
   spanguard COMMAND --help   a command's options
   spanguard --version
@@ -85,8 +88,9 @@ pub fn run(args: &[String], version: &str) -> ExitCode {
         Some("spool") => spool_status::run(&args[1..]),
         Some("replay") => replay::run(&args[1..]),
         Some("check") => check::run(&args[1..]),
+        Some("why") => why::run(&args[1..]),
         Some(other) => {
-            let commands = ["show", "tail", "spool", "replay", "check"];
+            let commands = ["show", "tail", "spool", "replay", "check", "why"];
             match args::closest(other, commands.into_iter()) {
                 Some(c) => eprintln!(
                     "spanguard: unknown command {other:?}, did you mean {c}? (spanguard --help lists them)"

@@ -71,6 +71,12 @@ const MAX_SEEN_IDS: usize = 1 << 20;
 /// printed as it is read, never held whole (a sink of many GB was
 /// decoded into memory before its first line was printed).
 const PAST_PIECE: usize = 256 << 10;
+/// How much `--from-start` reads ahead of what it printed, all files
+/// together: each file's piece is its share of this (one line at least,
+/// which the merge by end time needs of each). A piece per file alone
+/// held 256 KiB of each of a sink's thousands of files (one a process),
+/// decoded, before the first line was printed.
+const PAST_BUDGET: usize = 16 << 20;
 /// Printed lines gathered before they are written out.
 const OUT_CHUNK: usize = 64 << 10;
 
@@ -176,6 +182,7 @@ pub fn run(args: &[String]) -> ExitCode {
         origins: Vec::new(),
         refused: HashMap::new(),
         ids: SeenIds::new(),
+        past_budget: PAST_BUDGET,
     };
     // A newcomer's `tail build/demo-spans` after the demo printed nothing
     // (it shows spans as they arrive), and a misspelt directory was
@@ -247,6 +254,8 @@ struct Tailer {
     /// LLM call seen in the tail could not be opened whole with
     /// `show --span ID`.
     ids: SeenIds,
+    /// `PAST_BUDGET` (less in tests).
+    past_budget: usize,
 }
 
 impl Tailer {
@@ -275,7 +284,9 @@ impl Tailer {
     /// their past is printed first, then followed.
     fn start(&mut self, from_start: bool) {
         let mut pasts = Vec::new();
-        for path in self.sink_files() {
+        let files = self.sink_files();
+        let piece = self.past_piece(files.len());
+        for path in files {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
@@ -287,6 +298,7 @@ impl Tailer {
                     inode: meta.ino(),
                     offset: 0,
                     end: meta.len(),
+                    piece,
                     spans: VecDeque::new(),
                 });
             }
@@ -359,6 +371,13 @@ impl Tailer {
         }
     }
 
+    /// How much of each of `files` sink files `--from-start` reads at a
+    /// time: its share of the budget, `PAST_PIECE` at most, and 1 byte
+    /// (one whole line) at least.
+    fn past_piece(&self, files: usize) -> usize {
+        (self.past_budget / files.max(1)).clamp(1, PAST_PIECE)
+    }
+
     /// Reads the next piece of `past` (whole lines, to its length at the
     /// start), its spans in the order they ended; the end time of its
     /// first span, None when it has no more.
@@ -378,7 +397,7 @@ impl Tailer {
                 past.offset = past.end;
                 break;
             }
-            let lines = match read_lines(file, past.offset, past.end) {
+            let lines = match read_lines(file, past.offset, past.end, past.piece) {
                 Ok(lines) => lines,
                 Err(_) => {
                     past.offset = past.end;
@@ -604,6 +623,8 @@ struct PastFile {
     offset: u64,
     /// The file's length at the start; later lines are the polls'.
     end: u64,
+    /// How much is read at a time (`Tailer::past_piece`).
+    piece: usize,
     /// The spans of the piece read, not printed yet, in the order they ended.
     spans: VecDeque<DecodedSpan>,
 }
@@ -658,12 +679,12 @@ struct Lines {
 }
 
 /// The whole lines of `file` from `offset`, up to `end`: a piece of
-/// `PAST_PIECE` bytes and, when no line ends in it, as much more as the
-/// line takes. A line longer than `MAX_LINE_BYTES` is skipped, never held
+/// `piece` bytes and, when no line ends in it, as much more as the line
+/// takes. A line longer than `MAX_LINE_BYTES` is skipped, never held
 /// (read through in pieces). A last line with no newline before `end` is
 /// left out (`taken` 0 when that is all there is).
-fn read_lines(file: std::fs::File, offset: u64, end: u64) -> std::io::Result<Lines> {
-    let mut reader = std::io::BufReader::with_capacity(PAST_PIECE, file);
+fn read_lines(file: std::fs::File, offset: u64, end: u64, piece: usize) -> std::io::Result<Lines> {
+    let mut reader = std::io::BufReader::with_capacity(piece.clamp(8 << 10, PAST_PIECE), file);
     reader.seek(SeekFrom::Start(offset))?;
     let mut reader = reader.take(end.saturating_sub(offset));
     let mut text = Vec::new();
@@ -701,7 +722,7 @@ fn read_lines(file: std::fs::File, offset: u64, end: u64) -> std::io::Result<Lin
                 }
                 taken += (n as u64) + rest;
                 skipped += 1;
-                if text.len() >= PAST_PIECE {
+                if text.len() >= piece {
                     break;
                 }
                 continue;
@@ -711,7 +732,7 @@ fn read_lines(file: std::fs::File, offset: u64, end: u64) -> std::io::Result<Lin
             break;
         }
         taken += n as u64;
-        if text.len() >= PAST_PIECE {
+        if text.len() >= piece {
             break;
         }
     }
@@ -800,6 +821,7 @@ mod tests {
             origins: Vec::new(),
             refused: HashMap::new(),
             ids: SeenIds::new(),
+            past_budget: PAST_BUDGET,
         }
     }
 
@@ -847,21 +869,99 @@ mod tests {
         let end = std::fs::metadata(&path).expect("stat").len();
         let open = || std::fs::File::open(&path).expect("open");
         let partial_at = end - b"partial".len() as u64;
-        let lines = read_lines(open(), 0, end).expect("read");
+        let lines = read_lines(open(), 0, end, PAST_PIECE).expect("read");
         assert_eq!(lines.text, b"first\n{not json\nafter\n");
         assert_eq!((lines.taken, lines.skipped), (partial_at, 1));
         // From the overlong line: skipped, then "after"; the partial last
         // line left.
-        let lines = read_lines(open(), overlong_at, end).expect("read");
+        let lines = read_lines(open(), overlong_at, end, PAST_PIECE).expect("read");
         assert_eq!(lines.text, b"after\n");
         assert_eq!(lines.skipped, 1);
         assert_eq!(lines.taken, partial_at - overlong_at);
-        let lines = read_lines(open(), partial_at, end).expect("read");
+        let lines = read_lines(open(), partial_at, end, PAST_PIECE).expect("read");
         assert_eq!((lines.text.len(), lines.taken), (0, 0));
         // An overlong line not ended before the end: left to the polls.
-        let lines =
-            read_lines(open(), overlong_at, end - b"\nafter\npartial".len() as u64).expect("read");
+        let lines = read_lines(
+            open(),
+            overlong_at,
+            end - b"\nafter\npartial".len() as u64,
+            PAST_PIECE,
+        )
+        .expect("read");
         assert_eq!((lines.text.len(), lines.taken, lines.skipped), (0, 0, 0));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `--from-start` over a sink of many files (one a process) reads
+    /// ahead of what it printed within one budget for all of them: a
+    /// piece per file alone held 256 KiB of each, thousands of files'
+    /// worth decoded before the first line was printed. Each file still
+    /// gives one whole line at least, and every span still comes out.
+    #[test]
+    fn the_past_read_ahead_is_bounded_over_all_files_not_per_file() {
+        let dir = std::env::temp_dir().join(format!("sg-tail-budget-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let line = |file: usize, n: usize| {
+            format!(
+                concat!(
+                    r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+                    r#""spanId":"{:08x}{:08x}","name":"s","startTimeUnixNano":"{}","endTimeUnixNano":"{}"}}]}}]}}]}}"#,
+                    "\n"
+                ),
+                file,
+                n,
+                n,
+                n + 1
+            )
+        };
+        let (files, lines_each) = (40, 40);
+        let mut longest = 0;
+        for f in 0..files {
+            let text: String = (0..lines_each).map(|n| line(f, n)).collect();
+            longest = longest.max(line(f, lines_each).len());
+            std::fs::write(dir.join(format!("svc-{f}.jsonl")), text).expect("write");
+        }
+        let mut tailer = plain_tailer(dir.clone());
+        tailer.past_budget = 16 << 10;
+        let paths = tailer.sink_files();
+        assert_eq!(paths.len(), files);
+        let piece = tailer.past_piece(paths.len());
+        let mut pasts: Vec<PastFile> = paths
+            .into_iter()
+            .map(|path| {
+                let meta = std::fs::metadata(&path).expect("stat");
+                PastFile {
+                    origin: tailer.origin_of(&path),
+                    path,
+                    inode: meta.ino(),
+                    offset: 0,
+                    end: meta.len(),
+                    piece,
+                    spans: VecDeque::new(),
+                }
+            })
+            .collect();
+        for past in &mut pasts {
+            assert!(tailer.read_past(past).is_some());
+        }
+        // What print_past holds before its first line: the bytes read.
+        let read_ahead: u64 = pasts.iter().map(|p| p.offset).sum();
+        let bound = (tailer.past_budget + files * longest) as u64;
+        assert!(
+            read_ahead <= bound,
+            "read {read_ahead} bytes ahead over {files} files, more than {bound}"
+        );
+        let mut spans = 0;
+        for past in &mut pasts {
+            while past.spans.pop_front().is_some() {
+                spans += 1;
+                if past.spans.is_empty() {
+                    tailer.read_past(past);
+                }
+            }
+        }
+        assert_eq!(spans, files * lines_each);
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -1,0 +1,355 @@
+//! `spanguard why`: what the last processes' tracers did with their spans,
+//! after the fact. Each tracer keeps a small record of its counts and the
+//! first message of each cause of loss (`spanguard::export::outcome`):
+//! a process that ended or was killed left only its stderr lines, often
+//! lost with its container, and a backend short of spans had nothing
+//! else to say why.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use spanguard::export::outcome::{self, Outcome};
+
+use super::args::Args;
+use super::clock_text;
+use super::terminal::clean;
+
+pub const HELP: &str = "\
+usage: spanguard why [DIR]
+
+Says what the last processes traced with spanguard here did with their spans,
+newest first: each tracer keeps a small record of its counts and the first
+message of each cause of loss (the line it said on stderr, with what to
+change), written at its start, every few seconds while something changes and
+at its stop. A process killed (SIGKILL, out of memory) leaves its last record:
+it is said to have ended without stopping its tracer, with what was not
+accounted for then.
+
+  DIR        the records' directory (default: $XDG_STATE_HOME/spanguard/outcomes,
+             XDG_STATE_HOME defaulting to ~/.local/state)
+  --last N   the N newest processes (default 20)
+
+Exit status: 0 records shown, 1 none found, 2 a usage error.
+";
+
+/// What `--last` is when not given.
+const DEFAULT_LAST: usize = 20;
+
+pub fn run(args: &[String]) -> ExitCode {
+    let a = match Args::parse(args, &["--help", "-h"], &["--last"]) {
+        Ok(a) => a,
+        Err(e) => return usage(&e),
+    };
+    if a.flag("--help") || a.flag("-h") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let last = match a.value("--last").map(str::parse::<usize>) {
+        None => DEFAULT_LAST,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => return usage("--last takes a number of processes, 1 or more"),
+    };
+    let dir = match a.positional.as_slice() {
+        [] => outcome::dir_in(&spanguard::config::default_state_dir()),
+        [d] => PathBuf::from(d),
+        _ => return usage("one directory at most"),
+    };
+    let shown_dir = clean(&dir.display().to_string());
+    let mut found = match read_all(&dir) {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            eprintln!("spanguard why: {shown_dir}: {}", clean(&e.to_string()));
+            return ExitCode::from(1);
+        }
+    };
+    if found.is_empty() {
+        println!(
+            "spanguard why: no process has left a record in {shown_dir} (a tracer writes one \
+             there when it starts)"
+        );
+        return ExitCode::from(1);
+    }
+    found.sort_by_key(|o| std::cmp::Reverse((o.updated_unix_s, o.started_unix_s, o.pid)));
+    let total = found.len();
+    let whose = match total.min(last) {
+        1 => "process traced here did with its spans".to_string(),
+        n => format!("{n} processes traced here did with their spans"),
+    };
+    println!("spanguard why: what the last {whose}, newest first ({shown_dir})");
+    let now_s = now_unix_s();
+    for o in found.iter().take(last) {
+        println!();
+        print!("{}", describe(o, now_s, alive(o)));
+    }
+    if total > last {
+        println!(
+            "\n({} older records not shown: spanguard why --last {total})",
+            total - last
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("spanguard why: {message} (spanguard why --help)");
+    ExitCode::from(2)
+}
+
+fn now_unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The records in `dir`: each regular file of the reader's named
+/// `*.sgoutcome`, opened as a listing's file is (no link followed, no
+/// FIFO waited on), read up to `outcome::MOST_BYTES`. A file that is no
+/// record is said and skipped.
+fn read_all(dir: &Path) -> std::io::Result<Vec<Outcome>> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(outcome::SUFFIX) {
+            continue;
+        }
+        let path = e.path();
+        let say = |why: &str| {
+            eprintln!(
+                "spanguard why: {}: {why}, skipped",
+                clean(&path.display().to_string())
+            )
+        };
+        let file = match super::sources::open_listed(&path) {
+            Ok(f) => f,
+            Err(err) => {
+                say(&clean(&err.to_string()));
+                continue;
+            }
+        };
+        // Another user's file in a directory they could write: not read
+        // as this user's processes'.
+        // SAFETY: geteuid cannot fail and has no preconditions.
+        if file.metadata().map(|m| m.uid()).ok() != Some(unsafe { libc::geteuid() }) {
+            say("another user's file");
+            continue;
+        }
+        let mut text = Vec::new();
+        if file
+            .take(outcome::MOST_BYTES as u64 + 1)
+            .read_to_end(&mut text)
+            .is_err()
+            || text.len() > outcome::MOST_BYTES
+        {
+            say("not a record of spanguard's (too long)");
+            continue;
+        }
+        match outcome::parse(&String::from_utf8_lossy(&text)) {
+            Some(o) => found.push(o),
+            None => say("not a record of spanguard's"),
+        }
+    }
+    Ok(found)
+}
+
+/// Whether the process of `o` runs still: its pid is there and started
+/// no later than the record's tracer (not a later process that got its
+/// pid).
+fn alive(o: &Outcome) -> bool {
+    process_start_unix_s(o.pid).is_some_and(|start| start <= o.started_unix_s + 2)
+}
+
+/// When process `pid` started, in seconds since the epoch: its start
+/// in clock ticks after boot (/proc/PID/stat's 22nd field) and the boot
+/// time (/proc/stat's btime). None when there is no such process.
+fn process_start_unix_s(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's name, in parentheses, which may hold anything.
+    let fields = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = fields.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(boot + ticks / per_second)
+}
+
+/// `n` spans, "1 span".
+fn spans(n: u64) -> String {
+    spanguard::export::diagnostics::spans(n).to_string()
+}
+
+/// What one record says, as lines.
+fn describe(o: &Outcome, now_s: u64, alive: bool) -> String {
+    let at = |s: u64| clock_text::utc(s * 1_000_000_000);
+    let ago = |s: u64| clock_text::age(now_s.saturating_sub(s) * 1_000_000_000);
+    let mut out = String::new();
+    let who = if o.service.is_empty() {
+        format!("pid {}", o.pid)
+    } else {
+        format!("pid {} {}", o.pid, clean(&o.service))
+    };
+    let c = &o.counts;
+    let killed = !o.stopped && !alive;
+    let how = if o.stopped {
+        format!(
+            "ran {} to {} ({} ago), stopped its tracer",
+            at(o.started_unix_s),
+            at(o.updated_unix_s),
+            ago(o.updated_unix_s)
+        )
+    } else if alive {
+        format!(
+            "running since {}, as of {} ({} ago)",
+            at(o.started_unix_s),
+            at(o.updated_unix_s),
+            ago(o.updated_unix_s)
+        )
+    } else {
+        format!(
+            "started {}, ended without stopping its tracer (killed, or it crashed): its last \
+             record is from {} ({} ago)",
+            at(o.started_unix_s),
+            at(o.updated_unix_s),
+            ago(o.updated_unix_s)
+        )
+    };
+    out.push_str(&format!("{who}: {how}\n"));
+    if !o.target.is_empty() {
+        out.push_str(&format!("  spans went to {}\n", clean(&o.target)));
+    }
+    let settled = c.exported + c.spooled + c.lost + c.rejected + c.unsampled;
+    out.push_str(&format!(
+        "  {} ended: {} delivered, {} to the spool, {} lost{}\n",
+        spans(c.ended),
+        c.exported,
+        c.spooled,
+        c.lost + c.rejected,
+        if c.unsampled > 0 {
+            format!(", {} left out by the sampler", c.unsampled)
+        } else {
+            String::new()
+        }
+    ));
+    let mut told = 0;
+    for (n, reason) in &o.causes {
+        out.push_str(&format!("  {} lost: {}\n", spans(*n), clean(reason)));
+        told += n;
+    }
+    if c.lost > told {
+        out.push_str(&format!(
+            "  {} lost for a reason not recorded (an internal error: its stderr line, or the \
+             exporter_panics count, says)\n",
+            spans(c.lost - told)
+        ));
+    }
+    // What else became of spans, each with what it means or what sends them.
+    for (n, words) in [
+        (
+            c.rejected,
+            "rejected by the backend in partial successes (its message went to stderr)",
+        ),
+        (
+            c.buffer_full,
+            "never recorded: every span slot was taken (raise max_queue_size or \
+             SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
+        ),
+        (
+            c.spool_overflow,
+            "of spool files deleted for the spool's size cap (SPANGUARD_SPOOL_MAX_BYTES)",
+        ),
+        (
+            c.spooled,
+            "went to the spool: the next process that uses it sends them, or spanguard \
+             replay (spanguard spool lists what waits)",
+        ),
+    ] {
+        if n > 0 {
+            out.push_str(&format!("  {} {words}\n", spans(n)));
+        }
+    }
+    if killed {
+        let unsettled = c.ended.saturating_sub(settled);
+        out.push_str(&format!(
+            "  what to do: spans ended after that record, and the {} ended and not yet sent \
+             then, were lost with the process unless a crash dump or flight file holds them \
+             (spanguard spool lists them, spanguard replay sends them); stop it with SIGTERM, \
+             or have it call shutdown, so that its tracer sends what it holds\n",
+            spans(unsettled)
+        ));
+    } else if c.lost + c.rejected + c.buffer_full + c.spool_overflow == 0 {
+        out.push_str("  nothing lost\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spanguard::export::outcome::Counts;
+
+    /// A record of a process that hit a 404 says its count and the first
+    /// message of the cause, fix hint and all; one killed says so and
+    /// what was not accounted for at its last record.
+    #[test]
+    fn a_refused_process_and_a_killed_one_are_said_with_what_to_do() {
+        let refused = "HTTP 404: 404 page not found (nothing takes traces at this URL: \
+                       OTEL_EXPORTER_OTLP_ENDPOINT is a base URL) (http://h/v1/traces)";
+        let o = Outcome {
+            pid: 42,
+            service: "checkout".to_string(),
+            target: "http://h/v1/traces".to_string(),
+            started_unix_s: 1_000,
+            updated_unix_s: 1_006,
+            stopped: true,
+            counts: Counts {
+                ended: 40,
+                lost: 40,
+                ..Counts::default()
+            },
+            causes: vec![(40, refused.to_string())],
+        };
+        assert_eq!(
+            describe(&o, 1_066, false),
+            format!(
+                "pid 42 checkout: ran 1970-01-01 00:16:40.000Z to 1970-01-01 00:16:46.000Z (1m 00s ago), stopped its tracer\n\
+                 \x20 spans went to http://h/v1/traces\n\
+                 \x20 40 spans ended: 0 delivered, 0 to the spool, 40 lost\n\
+                 \x20 40 spans lost: {refused}\n"
+            )
+        );
+        let killed = Outcome {
+            stopped: false,
+            counts: Counts {
+                ended: 10,
+                exported: 7,
+                ..Counts::default()
+            },
+            causes: Vec::new(),
+            ..o
+        };
+        let text = describe(&killed, 1_010, false);
+        assert!(
+            text.starts_with("pid 42 checkout: started 1970-01-01 00:16:40.000Z, ended without stopping its tracer (killed, or it crashed): its last record is from 1970-01-01 00:16:46.000Z (4s ago)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "and the 3 spans ended and not yet sent then, were lost with the process"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("nothing lost"), "{text}");
+        // The same record of a process that runs still.
+        let text = describe(&killed, 1_010, true);
+        assert!(text.contains("running since"), "{text}");
+        assert!(text.ends_with("  nothing lost\n"), "{text}");
+    }
+}

@@ -1,0 +1,536 @@
+//! What a process's tracer did with its spans, kept on disk for after the
+//! fact: a small text file a process (`<pid>-<n>.sgoutcome`, n the
+//! process's tracer) in the state directory's `outcomes/`, its counts and
+//! the first message of each cause of loss. A process that ended, or was
+//! killed, left only its stderr lines, often lost with its container: the
+//! spool holds the spans waiting, crash dumps and flight files those of a
+//! crash, but nothing said that a run's 40 spans were refused with a 404.
+//! `spanguard why` reads these files.
+//!
+//! Written by the exporter thread alone (never a recording call or a
+//! signal handler): at its start, when something changed at most once an
+//! `EVERY` (so that a SIGKILL leaves the last one, at most that old), and
+//! at its stop. A write after the first allocates nothing (the buffer and
+//! paths are made once; the exporter's own steady state allocates
+//! nothing). The directory is made private as the spool's is, the file is
+//! written under a temporary name opened with O_EXCL and O_NOFOLLOW (0600)
+//! and renamed over the last one (a link planted there is replaced, never
+//! followed), and it is a few KiB at most. Old processes' files are pruned
+//! at the first write: `MOST_KEPT` stay.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::buffer::files;
+use crate::stats::StatsSnapshot;
+
+/// What the name of an outcome file ends with.
+pub const SUFFIX: &str = ".sgoutcome";
+/// The first line of an outcome file: its format and version.
+pub const MAGIC: &str = "spanguard-outcome 1";
+/// How many processes' files are kept: older ones are removed.
+pub const MOST_KEPT: usize = 64;
+/// The most an outcome file holds; a reader reads no more.
+pub const MOST_BYTES: usize = 8 << 10;
+/// The most of a reason kept, in bytes (the server's words can be long).
+const MOST_REASON_BYTES: usize = 600;
+/// The most causes written; `Diagnostics` tells at most 8 apart, and one
+/// more line sums the rest.
+const MOST_CAUSES: usize = 9;
+/// The least time between two writes while the process runs.
+pub const EVERY: Duration = Duration::from_secs(5);
+
+/// The tracers this process made so far: a process with two (two
+/// bindings, a tracer made again) keeps a file for each.
+static TRACERS: AtomicU32 = AtomicU32::new(0);
+
+/// The outcomes directory under the state directory `state`.
+pub fn dir_in(state: &Path) -> PathBuf {
+    state.join("outcomes")
+}
+
+/// Whether the process was still running at the write, or had stopped its
+/// tracer (shut down, exited).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Running,
+    Stopped,
+}
+
+impl State {
+    fn word(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+/// The counts a file holds, from the tracer's own (`spanguard_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub ended: u64,
+    pub exported: u64,
+    pub spooled: u64,
+    pub lost: u64,
+    pub rejected: u64,
+    pub buffer_full: u64,
+    pub unsampled: u64,
+    pub spool_overflow: u64,
+}
+
+impl Counts {
+    pub fn of(s: &StatsSnapshot) -> Counts {
+        Counts {
+            ended: s.spans_ended,
+            exported: s.spans_exported,
+            spooled: s.spooled_spans,
+            lost: s.dropped_export_failed,
+            rejected: s.dropped_rejected,
+            buffer_full: s.dropped_buffer_full,
+            unsampled: s.spans_unsampled,
+            spool_overflow: s.dropped_spool_overflow,
+        }
+    }
+
+    /// The counts by their names in the file, in its order.
+    fn named(&self) -> [(&'static str, u64); 8] {
+        [
+            ("ended", self.ended),
+            ("exported", self.exported),
+            ("spooled", self.spooled),
+            ("lost", self.lost),
+            ("rejected", self.rejected),
+            ("buffer_full", self.buffer_full),
+            ("unsampled", self.unsampled),
+            ("spool_overflow", self.spool_overflow),
+        ]
+    }
+}
+
+/// The outcome file of one tracer of this process.
+pub struct OutcomeFile {
+    dir: PathBuf,
+    path: CString,
+    temp: CString,
+    /// What the file will hold; made once with room for the most it can.
+    text: Vec<u8>,
+    service: String,
+    target: String,
+    started_unix_s: u64,
+    /// The directory was made and old files pruned (at the first write).
+    ready: bool,
+    /// A write failed in a way that would fail again (no directory, not
+    /// ours): no more tries, nor their cost.
+    given_up: bool,
+    written_at: Option<Instant>,
+    written: Counts,
+}
+
+impl OutcomeFile {
+    /// The file of this process's next tracer in `dir`, for spans of
+    /// `service` sent to `target` (said as the diagnostics say it).
+    pub fn new(dir: &Path, service: &str, target: &str) -> OutcomeFile {
+        let n = TRACERS.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{n}{SUFFIX}", std::process::id());
+        let c = |p: PathBuf| CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
+        OutcomeFile {
+            dir: dir.to_path_buf(),
+            path: c(dir.join(&name)),
+            temp: c(dir.join(format!(".tmp-{name}"))),
+            text: Vec::with_capacity(MOST_BYTES),
+            service: one_line(service, MOST_REASON_BYTES),
+            target: one_line(target, MOST_REASON_BYTES),
+            started_unix_s: crate::span::clock::now_unix_ns() / 1_000_000_000,
+            ready: false,
+            given_up: false,
+            written_at: None,
+            written: Counts::default(),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        Path::new(std::ffi::OsStr::from_bytes(self.path.as_bytes()))
+    }
+
+    /// Whether a write is due while running: something changed since the
+    /// last, and that was an `EVERY` ago.
+    pub fn due(&self, counts: &Counts, now: Instant) -> bool {
+        !self.given_up
+            && *counts != self.written
+            && self
+                .written_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= EVERY)
+    }
+
+    /// Writes the file anew: `state`, `counts`, and each cause of loss
+    /// as (its first message, its spans). Errors are the caller's to
+    /// ignore (nothing else may be lost for a record that could not be
+    /// kept).
+    pub fn write<'a>(
+        &mut self,
+        state: State,
+        counts: &Counts,
+        causes: impl Iterator<Item = (&'a str, u64)>,
+    ) -> io::Result<()> {
+        if self.given_up {
+            return Ok(());
+        }
+        if !self.ready {
+            if let Err(e) = files::ensure_private_dir(&self.dir) {
+                self.given_up = true;
+                return Err(e);
+            }
+            prune(&self.dir, MOST_KEPT - 1);
+            self.ready = true;
+        }
+        self.written_at = Some(Instant::now());
+        self.written = *counts;
+        let updated = crate::span::clock::now_unix_ns() / 1_000_000_000;
+        self.text.clear();
+        render(
+            &mut self.text,
+            &Header {
+                service: &self.service,
+                target: &self.target,
+                started_unix_s: self.started_unix_s,
+                updated_unix_s: updated,
+                state,
+            },
+            counts,
+            causes,
+        );
+        self.replace_file()
+    }
+
+    /// Writes `text` under the temporary name, then renames it over the
+    /// file: a reader sees the last whole record or the one before, never
+    /// half of one. No allocation (the paths are made).
+    fn replace_file(&self) -> io::Result<()> {
+        // A temporary file a write cut short left (a kill in between):
+        // ours, in our private directory; unlink takes a link itself.
+        // SAFETY: a NUL-terminated path we own.
+        unsafe { libc::unlink(self.temp.as_ptr()) };
+        // SAFETY: as above; the flags make a new regular file or fail,
+        // never following a link.
+        let fd = unsafe {
+            libc::open(
+                self.temp.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        let mut file = unsafe { File::from_raw_fd(fd) };
+        let written = file.write_all(&self.text);
+        drop(file);
+        // SAFETY: NUL-terminated paths we own.
+        if written.is_err() || unsafe { libc::rename(self.temp.as_ptr(), self.path.as_ptr()) } != 0
+        {
+            let e = written.err().unwrap_or_else(io::Error::last_os_error);
+            // SAFETY: as above.
+            unsafe { libc::unlink(self.temp.as_ptr()) };
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// The first lines of a file: who, where to, since when, and whether the
+/// tracer had stopped.
+struct Header<'a> {
+    service: &'a str,
+    target: &'a str,
+    started_unix_s: u64,
+    updated_unix_s: u64,
+    state: State,
+}
+
+/// `text` as one line of at most `most` bytes: control characters (a
+/// line break in a service name) as `?`.
+fn one_line(text: &str, most: usize) -> String {
+    let mut out = Vec::with_capacity(text.len().min(most));
+    push_line(&mut out, text, most);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `text` to `out` as `one_line` says, allocating nothing when
+/// `out` has the room.
+fn push_line(out: &mut Vec<u8>, text: &str, most: usize) {
+    let mut room = most;
+    for c in text.chars() {
+        let c = if c.is_control() { '?' } else { c };
+        if c.len_utf8() > room {
+            break;
+        }
+        room -= c.len_utf8();
+        let mut bytes = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut bytes).as_bytes());
+    }
+}
+
+/// The file's text: `key value` lines, the causes as `cause SPANS
+/// REASON`. At most `MOST_BYTES`.
+fn render<'a>(
+    out: &mut Vec<u8>,
+    h: &Header,
+    counts: &Counts,
+    causes: impl Iterator<Item = (&'a str, u64)>,
+) {
+    // Writes to a Vec cannot fail.
+    let _ = writeln!(out, "{MAGIC}");
+    let _ = writeln!(out, "pid {}", std::process::id());
+    out.extend_from_slice(b"service ");
+    push_line(out, h.service, MOST_REASON_BYTES);
+    out.extend_from_slice(b"\ntarget ");
+    push_line(out, h.target, MOST_REASON_BYTES);
+    let _ = writeln!(out, "\nstarted {}", h.started_unix_s);
+    let _ = writeln!(out, "updated {}", h.updated_unix_s);
+    let _ = writeln!(out, "state {}", h.state.word());
+    for (name, n) in counts.named() {
+        let _ = writeln!(out, "{name} {n}");
+    }
+    for (reason, spans) in causes.take(MOST_CAUSES) {
+        let _ = write!(out, "cause {spans} ");
+        push_line(out, reason, MOST_REASON_BYTES);
+        out.push(b'\n');
+    }
+}
+
+/// Removes the oldest outcome files of `dir` (and temporary ones a kill
+/// left) until `keep` remain. Only regular files are looked at; unlink
+/// removes a link itself, never what it points to.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut found: Vec<(i64, PathBuf)> = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if !name.ends_with(SUFFIX) {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            // A temporary file an hour old: its writer was killed midway.
+            let age = crate::span::clock::now_unix_ns() as i64 / 1_000_000_000 - meta.mtime();
+            if age > 3600 {
+                let _ = std::fs::remove_file(e.path());
+            }
+            continue;
+        }
+        found.push((meta.mtime(), e.path()));
+    }
+    if found.len() <= keep {
+        return;
+    }
+    found.sort();
+    let extra = found.len() - keep;
+    for (_, path) in found.into_iter().take(extra) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// An outcome file as read back (`spanguard why`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub pid: u32,
+    pub service: String,
+    pub target: String,
+    pub started_unix_s: u64,
+    pub updated_unix_s: u64,
+    /// Whether the tracer had stopped at the last write.
+    pub stopped: bool,
+    pub counts: Counts,
+    /// (spans, the cause's first message).
+    pub causes: Vec<(u64, String)>,
+}
+
+/// Reads an outcome file's text; None when it is not one (another
+/// version's, torn, someone else's text).
+pub fn parse(text: &str) -> Option<Outcome> {
+    let mut lines = text.lines();
+    if lines.next()? != MAGIC {
+        return None;
+    }
+    let mut o = Outcome::default();
+    let mut state = None;
+    for line in lines {
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        let number = || value.parse::<u64>().ok();
+        match key {
+            "pid" => o.pid = value.parse().ok()?,
+            "service" => o.service = value.to_string(),
+            "target" => o.target = value.to_string(),
+            "started" => o.started_unix_s = number()?,
+            "updated" => o.updated_unix_s = number()?,
+            "state" => state = Some(value == "stopped"),
+            "ended" => o.counts.ended = number()?,
+            "exported" => o.counts.exported = number()?,
+            "spooled" => o.counts.spooled = number()?,
+            "lost" => o.counts.lost = number()?,
+            "rejected" => o.counts.rejected = number()?,
+            "buffer_full" => o.counts.buffer_full = number()?,
+            "unsampled" => o.counts.unsampled = number()?,
+            "spool_overflow" => o.counts.spool_overflow = number()?,
+            "cause" => {
+                let (spans, reason) = value.split_once(' ')?;
+                o.causes.push((spans.parse().ok()?, reason.to_string()));
+            }
+            // A later version's line: left alone.
+            _ => {}
+        }
+    }
+    o.stopped = state?;
+    (o.pid != 0).then_some(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sg-outcome-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// The file says who, where to, the counts and each cause's first
+    /// message with its spans, and reads back as written; a service name
+    /// with a line break cannot forge a line.
+    #[test]
+    fn the_file_holds_the_counts_and_each_cause_and_reads_back() {
+        let dir = temp_dir("content");
+        let mut f = OutcomeFile::new(&dir, "checkout\nlost 0", "http://h:4318/v1/traces");
+        let counts = Counts {
+            ended: 40,
+            exported: 27,
+            lost: 13,
+            ..Counts::default()
+        };
+        let refused = "HTTP 404: 404 page not found (nothing takes traces at this URL: \
+                       OTEL_EXPORTER_OTLP_ENDPOINT is a base URL) (http://h:4318/v1/traces)";
+        f.write(State::Stopped, &counts, [(refused, 13)].into_iter())
+            .expect("write");
+        let text = std::fs::read_to_string(f.path()).expect("read");
+        let o = parse(&text).expect("parse");
+        assert_eq!(o.pid, std::process::id());
+        assert_eq!(o.service, "checkout?lost 0");
+        assert_eq!(o.target, "http://h:4318/v1/traces");
+        assert!(o.stopped);
+        assert_eq!(o.counts, counts);
+        assert_eq!(o.causes, [(13, refused.to_string())]);
+        assert!(o.updated_unix_s >= o.started_unix_s && o.started_unix_s > 0);
+        let meta = std::fs::metadata(f.path()).expect("stat");
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&dir).expect("dir").mode() & 0o777, 0o700);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Reasons that vary (a server's text with a request id) and long
+    /// ones keep the file within `MOST_BYTES`.
+    #[test]
+    fn the_file_is_bounded_whatever_the_reasons() {
+        let dir = temp_dir("bounded");
+        let mut f = OutcomeFile::new(&dir, &"s".repeat(10_000), &"t".repeat(10_000));
+        let long = "x".repeat(100_000);
+        let causes: Vec<(&str, u64)> = (0..100).map(|i| (long.as_str(), i)).collect();
+        f.write(State::Running, &Counts::default(), causes.into_iter())
+            .expect("write");
+        let len = std::fs::metadata(f.path()).expect("stat").len() as usize;
+        assert!(len <= MOST_BYTES, "{len} bytes");
+        let o = parse(&std::fs::read_to_string(f.path()).expect("read")).expect("parse");
+        assert_eq!(o.causes.len(), MOST_CAUSES);
+        assert!(!o.stopped);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A link planted where the file goes (another user's file, a victim
+    /// of ours) is replaced, never written through; one at the temporary
+    /// name too.
+    #[test]
+    fn a_link_in_the_files_place_is_replaced_not_followed() {
+        let dir = temp_dir("link");
+        let mut f = OutcomeFile::new(&dir, "svc", "t");
+        f.write(State::Running, &Counts::default(), std::iter::empty())
+            .expect("first write");
+        let victim = dir.with_extension("victim");
+        std::fs::write(&victim, "untouched").expect("victim");
+        std::fs::remove_file(f.path()).expect("rm");
+        std::os::unix::fs::symlink(&victim, f.path()).expect("link");
+        let temp = Path::new(std::ffi::OsStr::from_bytes(f.temp.as_bytes())).to_path_buf();
+        std::os::unix::fs::symlink(&victim, &temp).expect("link");
+        let counts = Counts {
+            ended: 1,
+            ..Counts::default()
+        };
+        f.write(State::Stopped, &counts, std::iter::empty())
+            .expect("write");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "untouched"
+        );
+        let meta = std::fs::symlink_metadata(f.path()).expect("stat");
+        assert!(meta.file_type().is_file());
+        assert!(std::fs::symlink_metadata(&temp).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::remove_file(&victim).ok();
+    }
+
+    /// Old processes' files are pruned at a tracer's first write: the
+    /// newest `MOST_KEPT` stay, this one's among them.
+    #[test]
+    fn old_files_are_pruned_at_the_first_write() {
+        let dir = temp_dir("prune");
+        std::fs::create_dir_all(&dir).expect("dir");
+        for i in 0..MOST_KEPT + 10 {
+            let path = dir.join(format!("{}-0{SUFFIX}", 100_000 + i));
+            std::fs::write(&path, MAGIC).expect("write");
+            let t = std::fs::FileTimes::new()
+                .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000 + i as u64));
+            File::options()
+                .write(true)
+                .open(&path)
+                .expect("open")
+                .set_times(t)
+                .expect("times");
+        }
+        let mut f = OutcomeFile::new(&dir, "svc", "t");
+        f.write(State::Running, &Counts::default(), std::iter::empty())
+            .expect("write");
+        let left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), MOST_KEPT, "{left:?}");
+        assert!(f.path().exists());
+        // The oldest went.
+        assert!(!left.contains(&format!("{}-0{SUFFIX}", 100_000)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn text_that_is_no_outcome_file_is_refused() {
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("spanguard-outcome 2\npid 1\nstate running\n"), None);
+        assert_eq!(parse(&format!("{MAGIC}\npid x\nstate running\n")), None);
+        assert_eq!(parse(&format!("{MAGIC}\npid 7\n")), None);
+        assert!(parse(&format!("{MAGIC}\npid 7\nstate running\nlater 1\n")).is_some());
+    }
+}

@@ -1,0 +1,102 @@
+"""`spanguard why`: what the last processes' tracers did with their spans,
+after the fact. A process that ended (or was killed) left only its stderr
+lines, often lost with its container: a backend short of spans had nothing
+else to say why. Each tracer keeps a small record in the state directory
+(src/export/outcome.rs); `why` reads it."""
+
+import os
+import signal
+import subprocess
+import time
+
+from receiver_client import OtlpReceiverProcess
+
+from conftest import REPO
+
+
+def env_with_state(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    return env
+
+
+def why(cli, env, *args):
+    return subprocess.run([str(cli), "why", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_process_that_hit_a_404_is_said_with_its_cause_and_what_to_do(cli, tmp_path):
+    env = env_with_state(tmp_path)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", f"{rx.endpoint}/wrong",
+                               "--manifest", str(tmp_path / "m.json"), "--count", "40", "--run-id", "why404",
+                               "--spool-dir", str(tmp_path / "spool"), "--allow-loss"],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert emit.returncode == 0, emit.stderr
+    records = list((tmp_path / "state" / "spanguard" / "outcomes").iterdir())
+    assert len(records) == 1, records
+    assert records[0].stat().st_mode & 0o777 == 0o600
+    run = why(cli, env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("spanguard why: what the last process traced here did with its spans"), run.stdout
+    assert "stopped its tracer" in lines[2], run.stdout
+    assert f"  spans went to {rx.endpoint}/wrong/v1/traces" in lines, run.stdout
+    assert "  40 spans ended: 0 delivered, 0 to the spool, 40 lost" in lines, run.stdout
+    # The first message of the cause, as stderr said it: with its fix.
+    lost = [l for l in lines if l.startswith("  40 spans lost: HTTP 404: ")]
+    assert len(lost) == 1, run.stdout
+    assert "(nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL" in lost[0], run.stdout
+    assert lost[0][len("  40 spans lost: "):] in emit.stderr, (run.stdout, emit.stderr)
+
+
+def test_a_killed_process_is_said_to_have_ended_without_stopping(cli, tmp_path):
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
+                              str(spool), "1", "0", "none", "0", "why-test", "20000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert len(child.stdout.read(4)) == 4, child.stderr.read()
+        outcomes = tmp_path / "state" / "spanguard" / "outcomes"
+        deadline = time.monotonic() + 30
+        while not any(outcomes.glob(f"{child.pid}-*.sgoutcome")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run = why(cli, env)
+        head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
+        assert ": running since " in head, run.stdout
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    run = why(cli, env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
+    assert "ended without stopping its tracer (killed, or it crashed): its last record is from" in head, run.stdout
+    assert "were lost with the process unless a crash dump or flight file holds them" in run.stdout, run.stdout
+
+
+def test_what_is_no_record_of_ours_is_skipped_not_read(cli, tmp_path):
+    """The records' directory is input from outside: a link there (to a
+    record elsewhere, or any file) is not followed, a FIFO not waited on,
+    text that is no record not shown, a huge file not read whole."""
+    env = env_with_state(tmp_path)
+    outcomes = tmp_path / "state" / "spanguard" / "outcomes"
+    outcomes.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere.sgoutcome"
+    elsewhere.write_text("spanguard-outcome 1\npid 4242\nservice forged\nstate stopped\nended 9\n")
+    (outcomes / "4242-0.sgoutcome").symlink_to(elsewhere)
+    os.mkfifo(outcomes / "4243-0.sgoutcome")
+    (outcomes / "4244-0.sgoutcome").write_text("pid 4244\nstate stopped\n")
+    (outcomes / "4245-0.sgoutcome").write_bytes(b"spanguard-outcome 1\n" + b"x" * (1 << 20))
+    (outcomes / "4246-0.sgoutcome").write_text("spanguard-outcome 1\npid 4246\nservice real\x1b[2J\nstate stopped\n"
+                                              "ended 3\nexported 3\n")
+    run = why(cli, env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "forged" not in run.stdout and "4242" not in run.stdout, run.stdout
+    assert "pid 4246 real\\x1b[2J: ran" in run.stdout, run.stdout
+    assert "  nothing lost" in run.stdout, run.stdout
+    for pid in (4242, 4243, 4244, 4245):
+        assert f"{pid}-0.sgoutcome: " in run.stderr and "skipped" in run.stderr, run.stderr
+    # Nothing there: said, exit 1.
+    run = why(cli, env, str(tmp_path / "none"))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "no process has left a record" in run.stdout, run.stdout
