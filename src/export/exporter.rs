@@ -371,8 +371,13 @@ impl Exporter {
     /// last write is `outcome::EVERY` old: a process killed leaves a file
     /// at most that old.
     fn record_outcome_if_due(&mut self) {
+        // Called every batch: the counts only when the time has come.
+        let now = Instant::now();
+        if !self.outcome.time_due(now) {
+            return;
+        }
         let counts = Counts::of(&self.pipeline.stats.snapshot(&self.pipeline.slab));
-        if self.outcome.due(&counts, Instant::now()) {
+        if self.outcome.due(&counts, now) {
             self.record_outcome(outcome::State::Running);
         }
     }

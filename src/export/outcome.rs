@@ -161,14 +161,20 @@ impl OutcomeFile {
         Path::new(std::ffi::OsStr::from_bytes(self.path.as_bytes()))
     }
 
-    /// Whether a write is due while running: something changed since the
-    /// last, and that was an `EVERY` ago.
-    pub fn due(&self, counts: &Counts, now: Instant) -> bool {
+    /// Whether the last write is an `EVERY` old (or none was made) and
+    /// writing has not been given up: asked before the counts are read,
+    /// which costs the exporter loads of lines the recording threads write.
+    pub fn time_due(&self, now: Instant) -> bool {
         !self.given_up
-            && *counts != self.written
             && self
                 .written_at
                 .is_none_or(|t| now.saturating_duration_since(t) >= EVERY)
+    }
+
+    /// Whether a write is due while running: something changed since the
+    /// last, and that was an `EVERY` ago.
+    pub fn due(&self, counts: &Counts, now: Instant) -> bool {
+        self.time_due(now) && *counts != self.written
     }
 
     /// Writes the file anew: `state`, `counts`, and each cause of loss
