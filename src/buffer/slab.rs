@@ -2073,6 +2073,68 @@ mod tests {
         assert_eq!(resident_pages(&slab, 0..capacity), two);
     }
 
+    /// Two threads outrunning the exporter, as the slab sees them: a
+    /// steady backlog of spans waiting, the exporter giving back a batch
+    /// through the slot hold as a batch more is begun. Each slot never
+    /// used before that a begin takes is a first touch on the recording
+    /// thread (past the slab's first MiBs, a 2 MiB page zeroed), so free
+    /// slots must come back where the next take finds them before any
+    /// never-used one: the slots ever used stay within the hold's limit, a
+    /// batch, a populated range and a thread's cache of the most busy at
+    /// once, however long the backlog lasts (BENCHMARKS.md, "First
+    /// touches": what then still reaches new slots is the backlog's own
+    /// growth).
+    #[test]
+    fn a_steady_backlog_reuses_its_slots_and_reaches_no_new_ones() {
+        // The smallest slab that holds (`aging::HOLD_FROM_SLOTS`): a
+        // limit of 1,024 slots.
+        let capacity = 16384;
+        let batch = 64;
+        let backlog = 2048;
+        let slab = SpanSlab::new(capacity, SlabBacking::Anonymous, 0).expect("map");
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        let mut aging = AgingSlots::for_slab(capacity, batch);
+        let mut chunks = Vec::new();
+        let begin_ended = |n: usize| {
+            for _ in 0..n {
+                let (i, g) = slab.take_free(|| {}).expect("free slot");
+                slab.publish_ended(i, g);
+            }
+        };
+        let mut export = |aging: &mut AgingSlots| {
+            let taken: Vec<u32> = (0..batch)
+                .map(|_| slab.take_ended().expect("ended"))
+                .collect();
+            slab.release_aging(&taken, &pool, &mut chunks, aging);
+        };
+        begin_ended(backlog);
+        let mut used_after_first_lap = 0;
+        for lap in 0..4 {
+            // A lap: as many spans through as the backlog holds.
+            for _ in 0..backlog / batch {
+                export(&mut aging);
+                begin_ended(batch);
+            }
+            if lap == 0 {
+                used_after_first_lap = slab.used_slots();
+            }
+            // The hold is at its limit: it holds while the backlog runs.
+            assert_eq!(aging.len(), aging.limit());
+        }
+        // Busy at most: the backlog and a batch begun before the next is
+        // given back.
+        let most_busy = (backlog + batch) as u32;
+        let slack =
+            aging.limit() as u32 + batch as u32 + POPULATE_SLOTS + slot_cache::CACHE_SLOTS as u32;
+        assert!(
+            slab.used_slots() <= most_busy + slack,
+            "{} slots used for {most_busy} busy at most",
+            slab.used_slots()
+        );
+        // Laps after the first reached no new slot.
+        assert_eq!(slab.used_slots(), used_after_first_lap);
+    }
+
     #[test]
     fn populate_all_makes_every_slot_resident_and_takes_none() {
         let capacity = 16 * POPULATE_SLOTS;
