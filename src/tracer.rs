@@ -1096,10 +1096,13 @@ impl Tracer {
                 let got = self.wait_for_slot(started + p.config.full_wait);
                 // Said to the user (`slot_waits`, `slot_wait_ns`): a
                 // thread recording faster than the exporter spends this
-                // time here, not recording.
-                Stats::add(&p.stats.slot_waits, 1);
-                let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                Stats::add(&p.stats.slot_wait_ns, waited);
+                // time here, not recording. A begin that found only open
+                // spans did not wait.
+                if got.as_ref().is_some_and(|g| g.is_ok()) || !p.slab.every_slot_open() {
+                    Stats::add(&p.stats.slot_waits, 1);
+                    let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    Stats::add(&p.stats.slot_wait_ns, waited);
+                }
                 if hooks != 0 {
                     wait_hooks_after(hooks);
                 }
