@@ -452,6 +452,7 @@ def test_a_begin_waiting_for_a_slot_is_counted(tmp_path):
     # 26 of the 32 slots held open, 20 spans through the 6 left: a begin
     # finds every slot taken, ended spans among them, and waits for the
     # exporter to give one back.
+    from conftest import tracer_settings
     tracer = spanguard.Tracer(**tracer_settings(tmp_path, max_queue_size=16, max_open_spans=16))
     try:
         held = [tracer.start_span("held") for _ in range(26)]
