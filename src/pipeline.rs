@@ -222,6 +222,9 @@ pub struct Pipeline {
     /// Of those, the rests that ran their planned length with a begin
     /// waiting for a slot as they ended.
     pub rests_run_out_over_a_waiter: AtomicU64,
+    /// The rests' planned lengths, in all (ns): against
+    /// `exporter_throttled_ns`, the rests taken.
+    pub rests_planned_ns: AtomicU64,
     /// Resource attributes set at run time over the configured ones
     /// (`Tracer::set_resource`), the last set given: the exporter reads
     /// them at its next batch (`resource_changed` says there is a new

@@ -558,6 +558,7 @@ impl Tracer {
             full_waiters: Default::default(),
             rests_taken: Default::default(),
             rests_run_out_over_a_waiter: Default::default(),
+            rests_planned_ns: Default::default(),
             resource_given: Mutex::new(None),
             scope_table: Mutex::new(Vec::new()),
             resource_changed: Default::default(),
@@ -1153,15 +1154,16 @@ impl Tracer {
         self.pipeline.full_waiters.load(Ordering::Relaxed)
     }
 
-    /// Tests only: rests the exporter took for its CPU cap, and how many
-    /// of them ran their planned length with a begin waiting for a slot
-    /// (see `Pipeline::rests_taken`).
+    /// Tests only: rests the exporter took for its CPU cap, how many of
+    /// them ran their planned length with a begin waiting for a slot, and
+    /// their planned lengths in all, ns (see `Pipeline::rests_taken`).
     #[doc(hidden)]
-    pub fn exporter_rests_for_test(&self) -> (u64, u64) {
+    pub fn exporter_rests_for_test(&self) -> (u64, u64, u64) {
         let p = &self.pipeline;
         (
             p.rests_taken.load(Ordering::Relaxed),
             p.rests_run_out_over_a_waiter.load(Ordering::Relaxed),
+            p.rests_planned_ns.load(Ordering::Relaxed),
         )
     }
 

@@ -300,13 +300,20 @@ fn a_begin_waiting_for_a_slot_ends_the_exporters_rest() {
             .expect("a slot");
         t.end(s, 0).expect("end");
     }
-    let (rests, run_out) = t.exporter_rests_for_test();
+    let (rests, run_out, planned_ns) = t.exporter_rests_for_test();
     let stats = t.stats();
     assert!(stats.slot_waits > 0, "no begin waited: {stats:?}");
     assert!(rests >= 5, "the exporter rested {rests} times");
     assert!(
         run_out * 4 <= rests,
         "{run_out} of {rests} rests ran their length while a begin waited"
+    );
+    // `exporter_throttled_ns` counts the rests taken, cut short, not the
+    // ones planned.
+    assert!(
+        stats.exporter_throttled_ns * 2 < planned_ns,
+        "{} ns rested of {planned_ns} planned",
+        stats.exporter_throttled_ns
     );
     for s in held {
         t.end(s, 0).expect("end");

@@ -429,6 +429,7 @@ impl Exporter {
         let rested = u64::try_from(rest_began.elapsed().as_nanos()).unwrap_or(u64::MAX);
         Stats::add(&p.stats.exporter_throttled_ns, rested);
         p.rests_taken.fetch_add(1, Ordering::Relaxed);
+        p.rests_planned_ns.fetch_add(rest, Ordering::Relaxed);
         if rested >= rest && p.full_waiters.load(Ordering::Relaxed) > 0 {
             p.rests_run_out_over_a_waiter
                 .fetch_add(1, Ordering::Relaxed);
