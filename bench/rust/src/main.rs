@@ -1480,7 +1480,12 @@ fn main() {
             .join(", ")
     };
     let (sdk_busy, sdk_idle) = (sdk_over(&default_busy), sdk_over(&default_idle));
-    let waits_begins = median(default_busy_waits.iter().map(|w| w.begins_a_sample).collect());
+    let waits_begins = median(
+        default_busy_waits
+            .iter()
+            .map(|w| w.begins_a_sample)
+            .collect(),
+    );
     let waits_ns = median(default_busy_waits.iter().map(|w| w.ns_a_span).collect());
     println!(
         "- default settings ({DEFAULT_SETTINGS_CHANGES}): C ABI begin+3 attrs+end (b) {:.1} ns/span, {:.2}x the SDK (median of each round's ratio; each round: {}), the exporter took {:.0}% of a sample's spans during it, {waits_begins:.0} of a sample's {n} begins waited for a free slot (the thread outruns the exporter of the 4,096-slot slab), {waits_ns:.1} ns a span of waiting (slot_waits, slot_wait_ns; medians); (a) {:.1} ns/span, {:.2}x (each round: {}), the exporter took {:.0}% of the spans during the runs; (b) {:.2}x the bench settings' C ABI row (b) ({:.1} ns/span), (a) {:.2}x its (a); resident memory the measured samples added {:.0} KiB (b), {:.0} KiB (a)",
