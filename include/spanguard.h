@@ -986,7 +986,9 @@ typedef struct spanguard_counters {
    */
   uint64_t recovered_spans;
   /*
-   Nanoseconds the exporter rested to stay within its CPU cap.
+   Nanoseconds the exporter rested to stay within its CPU cap (the
+   rests taken: a flush, the stop, a full queue or a begin waiting for
+   a slot cuts one short).
    */
   uint64_t exporter_throttled_ns;
   /*
@@ -1028,6 +1030,17 @@ typedef struct spanguard_counters {
    `SPANGUARD_PAYLOAD_POOL_MIB`.
    */
   uint64_t payload_waits_cut;
+  /*
+   Begins that found every slot taken and waited for the exporter to
+   give one back (`SPANGUARD_FULL_POLICY=wait`, the default), a slot in
+   the end or not. Many: the application records faster than the
+   exporter exports (a burst longer than `OTEL_BSP_MAX_QUEUE_SIZE` allows for).
+   */
+  uint64_t slot_waits;
+  /*
+   Nanoseconds those begins waited, in all.
+   */
+  uint64_t slot_wait_ns;
 } spanguard_counters;
 
 /*

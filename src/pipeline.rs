@@ -215,6 +215,16 @@ pub struct Pipeline {
     /// check and waiting (`Tracer::begins_waiting_for_slot_for_test`).
     /// Written on that slow path only.
     pub full_waiters: AtomicU32,
+    /// Rests the exporter took for its CPU cap (`Exporter::throttle`), for
+    /// a test that no begin waits out a rest
+    /// (`Tracer::exporter_rests_for_test`). Written after a rest only.
+    pub rests_taken: AtomicU64,
+    /// Of those, the rests that ran their planned length with a begin
+    /// waiting for a slot as they ended.
+    pub rests_run_out_over_a_waiter: AtomicU64,
+    /// The rests' planned lengths, in all (ns): against
+    /// `exporter_throttled_ns`, the rests taken.
+    pub rests_planned_ns: AtomicU64,
     /// Resource attributes set at run time over the configured ones
     /// (`Tracer::set_resource`), the last set given: the exporter reads
     /// them at its next batch (`resource_changed` says there is a new

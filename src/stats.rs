@@ -113,7 +113,9 @@ counters! {
     replayed_spans,
     /// Bytes the spool directory holds now.
     spool_bytes,
-    /// Time the exporter rested to stay within its CPU cap.
+    /// Time the exporter rested to stay within its CPU cap (the rests
+    /// taken, which a flush, the stop, a full queue or a begin waiting for
+    /// a slot cut short).
     exporter_throttled_ns,
     /// Spans recovered from dead processes' crash dumps and flight files
     /// (then delivered or spooled; counted in the spool counters).
@@ -131,6 +133,12 @@ counters! {
     /// at the end of `full_wait`, or when nothing would give chunks back
     /// (every chunk held by open spans), or at a shutdown.
     payload_waits_cut,
+    /// Begins that found every slot taken and waited for the exporter to
+    /// give one back (`FullPolicy::Wait`), a slot in the end or not: a
+    /// thread recording faster than the exporter exports.
+    slot_waits,
+    /// Time those begins waited, in all (nanoseconds).
+    slot_wait_ns,
 }
 
 impl Stats {

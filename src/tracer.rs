@@ -556,6 +556,9 @@ impl Tracer {
             end_check_mask,
             full_wait_in_vain_at: Default::default(),
             full_waiters: Default::default(),
+            rests_taken: Default::default(),
+            rests_run_out_over_a_waiter: Default::default(),
+            rests_planned_ns: Default::default(),
             resource_given: Mutex::new(None),
             scope_table: Mutex::new(Vec::new()),
             resource_changed: Default::default(),
@@ -1046,8 +1049,11 @@ impl Tracer {
         if self.is_shut_down() {
             return Err(SpanError::ShutDown);
         }
-        // Full: the exporter frees slots as it encodes, so wake it.
-        p.signal.wake();
+        // Full: the exporter frees slots as it encodes, so wake it (a
+        // begin about to wait counts itself a waiter first, below).
+        if p.config.full_policy != FullPolicy::Wait || !may_wait {
+            p.signal.wake();
+        }
         if p.config.full_policy == FullPolicy::Wait {
             if !may_wait {
                 // The caller begins again where it may wait: not a drop.
@@ -1079,10 +1085,25 @@ impl Tracer {
             // past the waiter's 200 ms.
             let taken = p.slab.exporter_taken();
             if p.full_wait_in_vain_at.load(Ordering::Relaxed) != taken + 1 {
+                // Counted a waiter before the wake: the exporter looks at
+                // `full_waiters` under the signal's mutex, which the wake
+                // takes, so a resting exporter (its CPU cap) sees this
+                // begin waiting and ends its rest (`Exporter::throttle`).
                 p.full_waiters.fetch_add(1, Ordering::Relaxed);
+                p.signal.wake();
                 // The begin holds no span: the hooks' `after` at once.
                 let hooks = wait_hooks_before();
-                let got = self.wait_for_slot(Instant::now() + p.config.full_wait);
+                let started = Instant::now();
+                let got = self.wait_for_slot(started + p.config.full_wait);
+                // Said to the user (`slot_waits`, `slot_wait_ns`): a
+                // thread recording faster than the exporter spends this
+                // time here, not recording. A begin that found only open
+                // spans did not wait.
+                if got.as_ref().is_some_and(|g| g.is_ok()) || !p.slab.every_slot_open() {
+                    Stats::add(&p.stats.slot_waits, 1);
+                    let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    Stats::add(&p.stats.slot_wait_ns, waited);
+                }
                 if hooks != 0 {
                     wait_hooks_after(hooks);
                 }
@@ -1092,6 +1113,8 @@ impl Tracer {
                 }
                 p.full_wait_in_vain_at
                     .store(p.slab.exporter_taken() + 1, Ordering::Relaxed);
+            } else {
+                p.signal.wake();
             }
             if self.is_shut_down() {
                 return Err(SpanError::ShutDown);
@@ -1129,6 +1152,19 @@ impl Tracer {
     #[doc(hidden)]
     pub fn begins_waiting_for_slot_for_test(&self) -> u32 {
         self.pipeline.full_waiters.load(Ordering::Relaxed)
+    }
+
+    /// Tests only: rests the exporter took for its CPU cap, how many of
+    /// them ran their planned length with a begin waiting for a slot, and
+    /// their planned lengths in all, ns (see `Pipeline::rests_taken`).
+    #[doc(hidden)]
+    pub fn exporter_rests_for_test(&self) -> (u64, u64, u64) {
+        let p = &self.pipeline;
+        (
+            p.rests_taken.load(Ordering::Relaxed),
+            p.rests_run_out_over_a_waiter.load(Ordering::Relaxed),
+            p.rests_planned_ns.load(Ordering::Relaxed),
+        )
     }
 
     /// The ids, flags and marks of a live span, read without locking it:

@@ -51,12 +51,15 @@ fn a_begin_that_may_not_wait_is_refused_uncounted_where_the_policy_waits() {
     assert_eq!(refused, SpanError::WouldWait);
     assert!(!open.is_empty());
     assert_eq!(t.stats().dropped_buffer_full, 0, "a refusal is not a drop");
+    assert_eq!(t.stats().slot_waits, 0, "a refusal is not a wait");
     // A begin that may wait waits its full_wait, then drops and counts.
     assert_eq!(
         t.begin(b"waits", Parent::None, KIND_INTERNAL).map(|_| ()),
         Err(SpanError::BufferFull)
     );
     assert_eq!(t.stats().dropped_buffer_full, 1);
+    // Every slot holds an open span: nothing to wait for, no wait counted.
+    assert_eq!(t.stats().slot_waits, 0);
     // Once the exporter frees a slot, the refused begin goes through.
     t.end(open.pop().expect("a span"), 0).expect("end");
     t.flush(Duration::from_secs(10)).expect("flush");
@@ -115,6 +118,7 @@ fn when_every_slot_holds_an_open_span_a_begin_does_not_wait() {
         "a begin waited"
     );
     assert_eq!(t.stats().dropped_buffer_full, 3);
+    assert_eq!(t.stats().slot_waits, 0, "no begin waited");
     for s in open {
         t.end(s, 0).expect("end");
     }
@@ -243,6 +247,7 @@ fn a_begin_waiting_for_a_slot_sleeps_until_the_exporter_gives_slots_back() {
         Duration::from_secs(2),
         Duration::from_secs(60),
     );
+    let waits_before = t.stats();
     let before = sleeps_of_this_thread();
     let (s, _) = t
         .begin(b"waits", Parent::None, KIND_INTERNAL)
@@ -254,7 +259,67 @@ fn a_begin_waiting_for_a_slot_sleeps_until_the_exporter_gives_slots_back() {
         "the begin slept {sleeps} times waiting for a slot"
     );
     assert_eq!(t.stats().dropped_buffer_full, 0);
+    // Said to the user: one begin waited (none before it: the fill's
+    // begins could not wait), for some time.
+    assert_eq!((waits_before.slot_waits, waits_before.slot_wait_ns), (0, 0));
+    let stats = t.stats();
+    assert_eq!(stats.slot_waits, 1, "{stats:?}");
+    assert!(stats.slot_wait_ns > 0, "{stats:?}");
     closed.store(true, std::sync::atomic::Ordering::Release);
     let _ = t.shutdown(Duration::from_millis(500));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The exporter's CPU cap makes it rest after work, and a thread recording
+/// faster than it waited out the rest for the slots it held back (the
+/// default settings' bench row), unless the queue was half full. Now a
+/// begin waiting for a slot ends the rest. Here 32 slots, 26 of them held
+/// by open spans (so the queue never gets half full), a 1% cap (a rest of
+/// up to 10 ms after each batch), and a thread recording 400 spans flat
+/// out in the 6 left: without the fix about every rest ran its length
+/// over a waiting begin; with it, one does only when the begin came in
+/// its last moment. A count of rests, not a time.
+#[test]
+fn a_begin_waiting_for_a_slot_ends_the_exporters_rest() {
+    let (t, dir) = support::discarding_tracer_with(
+        "full-rest",
+        TracerConfig {
+            max_queue_size: 16,
+            max_open_spans: 16,
+            max_export_batch_size: 8,
+            schedule_delay: Duration::from_millis(1),
+            exporter_max_cpu_percent: 1,
+            full_wait: Duration::from_secs(60),
+            ..TracerConfig::default()
+        },
+    );
+    let held: Vec<_> = (0..26).map(|_| try_begin(&t).expect("a slot")).collect();
+    for _ in 0..400 {
+        let (s, _) = t
+            .begin(b"flat out", Parent::None, KIND_INTERNAL)
+            .expect("a slot");
+        t.end(s, 0).expect("end");
+    }
+    let (rests, run_out, planned_ns) = t.exporter_rests_for_test();
+    let stats = t.stats();
+    assert!(stats.slot_waits > 0, "no begin waited: {stats:?}");
+    assert!(rests >= 5, "the exporter rested {rests} times");
+    assert!(
+        run_out * 4 <= rests,
+        "{run_out} of {rests} rests ran their length while a begin waited"
+    );
+    // `exporter_throttled_ns` counts the rests taken, cut short, not the
+    // ones planned.
+    assert!(
+        stats.exporter_throttled_ns * 2 < planned_ns,
+        "{} ns rested of {planned_ns} planned",
+        stats.exporter_throttled_ns
+    );
+    for s in held {
+        t.end(s, 0).expect("end");
+    }
+    t.shutdown(Duration::from_secs(60)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.spans_ended, stats.spans_exported, "{stats:?}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -558,6 +558,10 @@ type Stats struct {
 	// (the wait full policy), and of those, the values cut all the same.
 	// Many: raise SPANGUARD_PAYLOAD_POOL_MIB.
 	PayloadWaits, PayloadWaitsCut uint64
+	// Begins that found every span slot taken and waited for the exporter
+	// to give one back (the wait full policy), and the nanoseconds they
+	// waited in all: the program records faster than the exporter exports.
+	SlotWaits, SlotWaitNs uint64
 }
 
 // Stats reads the counters.
@@ -596,6 +600,7 @@ func statsOf(c *C.spanguard_counters) Stats {
 		DroppedReplayRejected: uint64(c.dropped_replay_rejected), ExporterPanics: uint64(c.exporter_panics),
 		FilesSetAside: uint64(c.files_set_aside),
 		PayloadWaits:  uint64(c.payload_waits), PayloadWaitsCut: uint64(c.payload_waits_cut),
+		SlotWaits: uint64(c.slot_waits), SlotWaitNs: uint64(c.slot_wait_ns),
 	}
 }
 

@@ -292,16 +292,24 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 	}
 }
 
-// A full buffer under the default policy (wait): Start finds no free slot
-// without waiting, waits for one through cgo (which lets other goroutines
-// run), and when none frees in time the span is dropped and counted once.
-func TestAFullBufferIsWaitedForAndCountedOnce(t *testing.T) {
+// smallTracer is a tracer of 32 slots (16 queued, 16 open) that discards
+// its spans.
+func smallTracer(t *testing.T) *spanguard.Tracer {
+	t.Helper()
 	dir := t.TempDir()
 	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: "discard:", SinkDir: filepath.Join(dir, "sink"),
 		SpoolDir: filepath.Join(dir, "spool"), MaxQueueSize: 16, MaxOpenSpans: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tr
+}
+
+// A full buffer under the default policy (wait): Start finds no free slot
+// without waiting, waits for one through cgo (which lets other goroutines
+// run), and when none frees in time the span is dropped and counted once.
+func TestAFullBufferIsWaitedForAndCountedOnce(t *testing.T) {
+	tr := smallTracer(t)
 	defer tr.Close()
 	var open []spanguard.Span
 	for {
@@ -758,5 +766,38 @@ func TestFlushTimeoutsOutOfRangeAreNotWrapped(t *testing.T) {
 	close(release) // the backend answers now
 	if ok := <-done; !ok {
 		t.Fatal("a flush of more than 49 days timed out before its span was delivered")
+	}
+}
+
+// A begin that finds every slot taken, ended spans among them, waits for
+// the exporter to give one back: counted in SlotWaits and SlotWaitNs.
+// 26 of the 32 slots held open, 20 spans through the 6 left.
+func TestABeginWaitingForASlotIsCounted(t *testing.T) {
+	tr := smallTracer(t)
+	defer tr.Close()
+	var held []spanguard.Span
+	for i := 0; i < 26; i++ {
+		_, s, err := tr.Start(context.Background(), "held")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, s)
+	}
+	if st, _ := tr.Stats(); st.SlotWaits != 0 || st.SlotWaitNs != 0 {
+		t.Fatalf("slot waits %d (%d ns) before any wait", st.SlotWaits, st.SlotWaitNs)
+	}
+	for i := 0; i < 20; i++ {
+		_, s, err := tr.Start(context.Background(), "through")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.End()
+	}
+	if st, _ := tr.Stats(); st.SlotWaits == 0 || st.SlotWaitNs == 0 || st.DroppedBufferFull != 0 {
+		t.Fatalf("slot waits %d (%d ns), dropped %d; want waits, none dropped",
+			st.SlotWaits, st.SlotWaitNs, st.DroppedBufferFull)
+	}
+	for _, s := range held {
+		s.End()
 	}
 }

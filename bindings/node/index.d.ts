@@ -257,6 +257,13 @@ export interface Stats {
   payload_waits: number;
   /** Of those, values cut all the same (counted in `values_truncated` too). */
   payload_waits_cut: number;
+  /**
+   * Begins that found every span slot taken and waited for the exporter to
+   * give one back (the `wait` full policy), and the nanoseconds they
+   * waited in all: the program records faster than the exporter exports.
+   */
+  slot_waits: number;
+  slot_wait_ns: number;
   /** Attribute values of no attribute type, left out by the binding. */
   values_rejected: number;
   /**

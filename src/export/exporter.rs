@@ -435,7 +435,12 @@ impl Exporter {
     /// a drain that used `cpu` ns of CPU in `wall` ns, it rests long enough
     /// that cpu / (wall + rest) is the cap. Never while the queue is half
     /// full or a flush or stop is waiting, so throttling cannot cost a span
-    /// or delay a flush.
+    /// or delay a flush; nor while a begin waits for a free slot: the cap
+    /// keeps the exporter off the application's CPU, and an application
+    /// blocked on the slots this rest keeps back gains nothing from it
+    /// (with the default 4,096 slots, a thread recording flat out waited
+    /// out each rest: BENCHMARKS.md, "Default settings"). Counts the rest
+    /// taken, not the one planned.
     fn throttle(&self, cpu0: u64, wall0: u64) {
         let p = &self.pipeline;
         let cap = p.config.exporter_max_cpu_percent.clamp(1, 100) as u64;
@@ -449,12 +454,24 @@ impl Exporter {
             return; // not worth a sleep
         }
         let pressure = self.host.pressure;
-        Stats::add(&p.stats.exporter_throttled_ns, rest);
+        let rest_began = Instant::now();
+        // `full_waiters` is raised before the begin's wake, which takes
+        // the mutex `wait_for_work` looks at this under: no waiter is
+        // missed.
         p.signal.wait_for_work(Duration::from_nanos(rest), || {
             p.signal.stop.load(Ordering::Acquire)
                 || p.signal.flush_pending()
                 || p.slab.ended_len() >= pressure
+                || p.full_waiters.load(Ordering::Relaxed) > 0
         });
+        let rested = u64::try_from(rest_began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Stats::add(&p.stats.exporter_throttled_ns, rested);
+        p.rests_taken.fetch_add(1, Ordering::Relaxed);
+        p.rests_planned_ns.fetch_add(rest, Ordering::Relaxed);
+        if rested >= rest && p.full_waiters.load(Ordering::Relaxed) > 0 {
+            p.rests_run_out_over_a_waiter
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Exports batches while a batch's worth is queued (or a flush or stop

@@ -1270,6 +1270,8 @@ pub unsafe extern "C" fn spanguard_stats(
             s.files_set_aside = x.files_set_aside;
             s.payload_waits = x.payload_waits;
             s.payload_waits_cut = x.payload_waits_cut;
+            s.slot_waits = x.slot_waits;
+            s.slot_wait_ns = x.slot_wait_ns;
         }
         let n = s.struct_size as usize;
         // SAFETY: the caller's struct is at least struct_size bytes.

@@ -487,7 +487,9 @@ pub struct spanguard_counters {
     /// Spans recovered from dead processes' crash dumps and flight files
     /// (then counted in the replay counters as they are delivered).
     pub recovered_spans: u64,
-    /// Nanoseconds the exporter rested to stay within its CPU cap.
+    /// Nanoseconds the exporter rested to stay within its CPU cap (the
+    /// rests taken: a flush, the stop, a full queue or a begin waiting for
+    /// a slot cuts one short).
     pub exporter_throttled_ns: u64,
     /// Spans the sampler left out (OTEL_TRACES_SAMPLER): they count in
     /// `spans_ended` and are never exported, by design.
@@ -514,6 +516,13 @@ pub struct spanguard_counters {
     /// spans, or the tracer shut down. Many: raise
     /// `SPANGUARD_PAYLOAD_POOL_MIB`.
     pub payload_waits_cut: u64,
+    /// Begins that found every slot taken and waited for the exporter to
+    /// give one back (`SPANGUARD_FULL_POLICY=wait`, the default), a slot in
+    /// the end or not. Many: the application records faster than the
+    /// exporter exports (a burst longer than `OTEL_BSP_MAX_QUEUE_SIZE` allows for).
+    pub slot_waits: u64,
+    /// Nanoseconds those begins waited, in all.
+    pub slot_wait_ns: u64,
 }
 
 /// What the error callback reports (`spanguard_set_error_callback`).

@@ -113,6 +113,7 @@ static void write_stats(const char *path, spanguard_tracer *t, spanguard_result 
     FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans); FIELD(dropped_replay_failed);
     FIELD(dropped_replay_rejected); FIELD(exporter_panics); FIELD(spans_unsampled); FIELD(files_set_aside);
     FIELD(values_truncated); FIELD(attributes_dropped); FIELD(payload_waits); FIELD(payload_waits_cut);
+    FIELD(slot_waits); FIELD(slot_wait_ns);
     fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d, \"flush_result\": %d, \"flush_ms\": %llu, "
                "\"shutdown_ms\": %llu, \"peak_rss_kib\": %ld}\n", (unsigned)rc, not_begun, flush_rc, flush_ms, shutdown_ms,
             peak_rss_kib());

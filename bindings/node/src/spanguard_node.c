@@ -1671,6 +1671,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     COUNTER(files_set_aside);
     COUNTER(payload_waits);
     COUNTER(payload_waits_cut);
+    COUNTER(slot_waits);
+    COUNTER(slot_wait_ns);
 #undef COUNTER
     CALL(env, napi_set_element(env, out, 0, code_value(env, rc)));
     CALL(env, napi_set_element(env, out, 1, obj));

@@ -371,3 +371,19 @@ test('tryAddEvent and tryAddLinkIds answer whether the span holds what they adde
   assert.strictEqual(span.tryAddEvent('late'), null);
   await tracer.close();
 });
+
+test('a begin waiting for a slot is counted in slot_waits and slot_wait_ns', async () => {
+  // 26 of the 32 slots held open, 20 spans through the 6 left: a begin finds
+  // every slot taken, ended spans among them, and waits for the exporter.
+  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:', maxOpenSpans: 16, maxQueueSize: 16 });
+  const held = [];
+  for (let i = 0; i < 26; i++) held.push(tracer.startSpan('held'));
+  let stats = tracer.stats();
+  assert.deepStrictEqual([stats.slot_waits, stats.slot_wait_ns], [0, 0], 'no wait yet');
+  for (let i = 0; i < 20; i++) tracer.startSpan('through').end();
+  stats = tracer.stats();
+  assert.ok(stats.slot_waits > 0 && stats.slot_wait_ns > 0, `slot waits ${stats.slot_waits} (${stats.slot_wait_ns} ns)`);
+  assert.strictEqual(stats.dropped_buffer_full, 0);
+  for (const s of held) s.end();
+  await tracer.close();
+});

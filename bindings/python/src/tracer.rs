@@ -946,6 +946,8 @@ impl Tracer {
             files_set_aside,
             payload_waits,
             payload_waits_cut,
+            slot_waits,
+            slot_wait_ns,
         );
         d.set_item(
             "values_rejected",

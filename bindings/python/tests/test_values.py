@@ -446,3 +446,24 @@ def test_a_zero_length_limit_in_the_environment_is_zero_in_the_struct_none(recei
     assert spans["struct.zero"]["attributes"] == {"prompt": "hello"}
     assert whole.stats().values_truncated == 0
     whole.close()
+
+
+def test_a_begin_waiting_for_a_slot_is_counted(tmp_path):
+    # 26 of the 32 slots held open, 20 spans through the 6 left: a begin
+    # finds every slot taken, ended spans among them, and waits for the
+    # exporter to give one back.
+    from conftest import tracer_settings
+    tracer = spanguard.Tracer(**tracer_settings(tmp_path, max_queue_size=16, max_open_spans=16))
+    try:
+        held = [tracer.start_span("held") for _ in range(26)]
+        stats = tracer.stats()
+        assert (stats.slot_waits, stats.slot_wait_ns) == (0, 0), stats
+        for _ in range(20):
+            tracer.start_span("through").end()
+        stats = tracer.stats()
+        assert stats.slot_waits > 0 and stats.slot_wait_ns > 0, stats
+        assert stats.dropped_buffer_full == 0, stats
+        for s in held:
+            s.end()
+    finally:
+        tracer.close()

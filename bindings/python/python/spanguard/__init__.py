@@ -116,6 +116,11 @@ class Stats:
     #: many waits stall the program; raise SPANGUARD_PAYLOAD_POOL_MIB.
     payload_waits: int = 0
     payload_waits_cut: int = 0
+    #: Begins that found every span slot taken and waited for the exporter
+    #: to give one back (the `wait` full policy), and the nanoseconds they
+    #: waited in all: the program records faster than the exporter exports.
+    slot_waits: int = 0
+    slot_wait_ns: int = 0
     #: Event records sent through OpenTelemetry's Logs API (the prompts and
     #: completions of some GenAI instrumentations) that the
     #: `spanguard.otel.SpanguardLogRecordProcessor`s given this tracer's
