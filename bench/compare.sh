@@ -19,7 +19,8 @@
 # "export", those the exporter thread takes for each of the "calls" case's
 # spans (everything under Exporter::run: taking, encoding, giving back;
 # the exporter sleeps until the flushes, so its batches do not depend on
-# timing), and as "handlers" the "calls" case's recording path with the
+# timing), and as "export-gzip" the same with gzip on (OTEL_EXPORTER_OTLP_
+# COMPRESSION=gzip; off by default) and the bytes sent, and as "handlers" the "calls" case's recording path with the
 # crash and signal handlers installed (the users' default; the other rows
 # run without), and as "llm" an LLM call's span (an 8 KB prompt and a 2 KB
 # completion of ASCII text, two token counts), and as "nobias" the "calls"
@@ -91,21 +92,28 @@ if [ "$quick" = --instructions ]; then
     for pair in "$first" "$second"; do
         label=${pair%%=*}
         program=$(printf "${pair#*=}" span_instructions)
-        for case in plain calls array begin child export handlers llm nobias; do
-            # The exporter's share of the "calls" spans, or the recording
+        for case in plain calls array begin child export export-gzip handlers llm nobias; do
+            # The exporter's share of the "calls" spans ("export-gzip": with
+            # gzip on, and the bytes it sent), or the recording
             # path; "handlers": the "calls" spans with the crash and signal
             # handlers installed, as users' tracers have them by default;
             # "nobias": the "calls" spans with biasing off, every call
             # through the slot's lock.
             run=$case collect='spanguard_span_*' with= env=
             [ "$case" = export ] && run=calls collect='*Exporter::run*'
+            [ "$case" = export-gzip ] && run=calls collect='*Exporter::run*' with=gzip
             [ "$case" = handlers ] && run=calls with=handlers
             [ "$case" = nobias ] && run=calls env=SPANGUARD_NO_BIAS=1
-            spans=$(env $env "$program" "$run" $with)
+            spans=$(env $env "$program" "$run" $with 2>"$out/gzip-sent")
             env $env valgrind --tool=callgrind --toggle-collect="$collect" \
                 --callgrind-out-file="$out/callgrind.out" "$program" "$run" $with >/dev/null 2>&1
             total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
             echo "$label: $case: $((total / spans)) instructions a span (callgrind, $spans spans)"
+            if [ "$case" = export-gzip ]; then
+                echo "$label: $case: $(grep '^gzip:' "$out/gzip-sent")"
+            else
+                cat "$out/gzip-sent" >&2
+            fi
         done
     done
     exit 0

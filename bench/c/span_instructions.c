@@ -20,7 +20,13 @@
  * then (the crash handler's alternate stack for each recording thread)
  * shows in that count alone.
  *
- * span_instructions calls|array|begin|plain|child|llm [handlers] */
+ * A second argument "gzip" turns compression on (off by default, as the
+ * OpenTelemetry spec says; users sending LLM prompts turn it on) and
+ * prints to stderr the bytes the exporter sent, gzipped, and its batches.
+ * The exporter's instructions are then the ones to count:
+ * --toggle-collect='*Exporter::run*' (bench/compare.sh's "export-gzip").
+ *
+ * span_instructions calls|array|begin|plain|child|llm [handlers|gzip] */
 #include "common.h"
 
 #include <stdio.h>
@@ -58,6 +64,17 @@ __attribute__((noinline)) static void llm_spans(spanguard_tracer *t, long n) {
         spanguard_span_end(s);
         if ((i + 1) % LLM_FLUSH_EVERY == 0) spanguard_flush(t, 30000);
     }
+}
+
+/* With "gzip": what the exporter sent, after a flush of every span. */
+static void print_sent(spanguard_tracer *t) {
+    spanguard_flush(t, 30000);
+    spanguard_counters c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = sizeof c;
+    spanguard_stats(t, &c);
+    fprintf(stderr, "gzip: %llu bytes sent in %llu batches, %llu spans\n", (unsigned long long)c.bytes_sent,
+            (unsigned long long)c.batches_sent, (unsigned long long)c.spans_exported);
 }
 
 __attribute__((noinline)) static void spans(spanguard_tracer *t, long n, enum span_case c) {
@@ -112,6 +129,8 @@ int main(int argc, char **argv) {
     spanguard_config_init(&cfg, sizeof cfg);
     bench_settings(&cfg, 1, 1 << 16);
     if (argc > 2 && strcmp(argv[2], "handlers") == 0) cfg.install_signal_handlers = 1;
+    int gzip = argc > 2 && strcmp(argv[2], "gzip") == 0;
+    if (gzip) cfg.compression = SPANGUARD_COMPRESSION_GZIP;
     spanguard_tracer *t;
     if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
         fprintf(stderr, "spanguard_tracer_new failed\n");
@@ -120,6 +139,7 @@ int main(int argc, char **argv) {
     if (c == LLM) {
         llm_spans(t, LLM_WARM);
         llm_spans(t, LLM_SPANS);
+        if (gzip) print_sent(t);
         spanguard_tracer_free(t);
         printf("%d\n", LLM_WARM + LLM_SPANS);
         return 0;
@@ -127,6 +147,7 @@ int main(int argc, char **argv) {
     spans(t, WARM, c);
     spanguard_flush(t, 30000);
     spans(t, SPANS, c);
+    if (gzip) print_sent(t);
     spanguard_tracer_free(t);
     printf("%d\n", WARM + SPANS);
     return 0;
