@@ -88,3 +88,69 @@ fn a_hostile_file_name_reaches_the_callback_as_plain_text() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Takes every request.
+struct TakesAll;
+
+impl Transport for TakesAll {
+    fn send(&mut self, _: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+        Ok(Accepted {
+            rejected_spans: 0,
+            message: String::new(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        "takes all".to_string()
+    }
+}
+
+/// A spool directory of 1,000 files that are no spool batches (planted by
+/// another program of this user, torn by a full disk): every one is set
+/// aside and counted, and the error callback hears of them a few times,
+/// not 1,000 (and stderr as many lines: one a file was 100,000 lines for
+/// 100,000 files).
+#[test]
+fn a_thousand_files_set_aside_are_told_in_a_few_callbacks() {
+    let dir = std::env::temp_dir().join(format!("sg-hostile-many-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).expect("mkdir");
+    let planted = 1000u64;
+    for i in 0..planted {
+        let name = format!("{i:020}-0000000001-a.sgspool");
+        std::fs::write(spool.join(name), b"not a spool file").expect("plant");
+    }
+    let config = TracerConfig {
+        protocol: Protocol::HttpJson,
+        spool_dir: spool.clone(),
+        install_signal_handlers: false,
+        export_timeout: Duration::from_millis(50),
+        ..TracerConfig::default()
+    };
+    let tracer = Tracer::with_transport(config, Box::new(TakesAll)).expect("tracer");
+    let events: Arc<Mutex<Vec<(ExportEvent, String)>>> = Arc::default();
+    let seen = Arc::clone(&events);
+    tracer.set_callback(Some(Box::new(move |event, message: &str| {
+        seen.lock().unwrap().push((event, message.to_string()));
+    })));
+    // The spool is replayed at the start and whenever a batch was spooled;
+    // the shutdown's last pass finds what the first left.
+    let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+    tracer.end(s, 0).expect("end");
+    let _ = tracer.flush(Duration::from_secs(10));
+    tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    assert_eq!(tracer.stats().files_set_aside, planted);
+    let events = events.lock().unwrap();
+    let told: Vec<&String> = events
+        .iter()
+        .filter(|(e, _)| *e == ExportEvent::FileSetAside)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        told.len() <= 2 * (spanguard::export::diagnostics::SET_ASIDE_SAID_IN_FULL + 1),
+        "{} callbacks for {planted} files set aside",
+        told.len()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -205,6 +205,58 @@ fn cause_label(reason: &str) -> &str {
     &reason[..end]
 }
 
+/// Files set aside said one by one in a report (`set_aside_messages`).
+pub const SET_ASIDE_SAID_IN_FULL: usize = 5;
+
+/// How many (directory, cause) groups the summary of a report of files
+/// set aside names; the rest it counts.
+const SET_ASIDE_GROUPS_NAMED: usize = 8;
+
+/// What a report of files just set aside says (each message a line on
+/// stderr and one call of the error callback): the first
+/// `SET_ASIDE_SAID_IN_FULL` by name, with their reason in full, then one
+/// summary of the rest by directory and cause. One line a file was
+/// 100,000 lines (and callbacks) for a spool directory of 100,000 torn or
+/// planted files.
+pub fn set_aside_messages<'a>(
+    files: impl IntoIterator<Item = (&'a std::path::Path, &'a str)>,
+) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut rest = 0u64;
+    let mut groups: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for (path, reason) in files {
+        if messages.len() < SET_ASIDE_SAID_IN_FULL {
+            messages.push(format!("{} set aside, unread: {reason}", path.display()));
+            continue;
+        }
+        rest += 1;
+        let dir = path
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        *groups
+            .entry((dir, cause_label(reason).to_string()))
+            .or_default() += 1;
+    }
+    if rest > 0 {
+        let mut named: Vec<String> = groups
+            .iter()
+            .take(SET_ASIDE_GROUPS_NAMED)
+            .map(|((dir, cause), n)| format!("{n} in {dir} ({cause})"))
+            .collect();
+        let unnamed: u64 = groups.values().skip(SET_ASIDE_GROUPS_NAMED).sum();
+        if unnamed > 0 {
+            named.push(format!("{unnamed} for other causes"));
+        }
+        messages.push(format!(
+            "{} set aside, unread: {}",
+            count(rest, "more file", "more files"),
+            named.join(", ")
+        ));
+    }
+    messages
+}
+
 /// At most one line per `REPEAT_EVERY`, adding up what it held back.
 #[derive(Default)]
 struct Limiter {
@@ -740,12 +792,10 @@ impl Diagnostics {
         );
     }
 
-    /// A file in the spool directory could not be used: renamed, unread.
-    pub fn set_aside(&mut self, path: &str, reason: &str) {
-        self.emit(
-            LogLevel::Warn,
-            &format!("{path} set aside, unread: {reason}"),
-        );
+    /// Files in the spool directory (or the sink's) could not be used:
+    /// renamed, unread; `message` is one of `set_aside_messages`.
+    pub fn set_aside(&mut self, message: &str) {
+        self.emit(LogLevel::Warn, message);
     }
 
     pub fn warn(&mut self, message: &str) {
@@ -1044,15 +1094,50 @@ mod tests {
     #[test]
     fn text_from_outside_cannot_forge_a_line_or_drive_the_terminal() {
         let mut d = Diagnostics::in_memory(LogLevel::Warn);
-        d.set_aside(
-            "/spool/a\n\x1b[2Jspanguard: error: forged\u{9b}.sgspool",
-            "bad header",
-        );
+        let path = std::path::Path::new("/spool/a\n\x1b[2Jspanguard: error: forged\u{9b}.sgspool");
+        for message in set_aside_messages([(path, "bad header")]) {
+            d.set_aside(&message);
+        }
         assert_eq!(
             d.lines(),
             [
                 "spanguard: warn: /spool/a\\x0a\\x1b[2Jspanguard: error: forged\\x9b.sgspool set aside, unread: bad header"
             ]
         );
+    }
+
+    /// 1,000 files set aside in one go (a spool directory of torn or
+    /// planted files) are 6 lines: 5 by name, then the rest by directory
+    /// and cause; they were 1,000.
+    #[test]
+    fn many_files_set_aside_are_said_in_a_few_lines() {
+        let paths: Vec<std::path::PathBuf> = (0..1000)
+            .map(|i| std::path::PathBuf::from(format!("/spool/{i:04}.sgspool.unreadable")))
+            .collect();
+        let reasons = ["torn: 12 bytes of 60", "not a spool file (no magic)"];
+        let messages = set_aside_messages(
+            paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.as_path(), reasons[i % 2])),
+        );
+        assert_eq!(messages.len(), SET_ASIDE_SAID_IN_FULL + 1, "{messages:?}");
+        assert_eq!(
+            messages[0],
+            "/spool/0000.sgspool.unreadable set aside, unread: torn: 12 bytes of 60"
+        );
+        assert_eq!(
+            messages[5],
+            "995 more files set aside, unread: 498 in /spool (not a spool file), \
+             497 in /spool (torn)"
+        );
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        for m in &messages {
+            d.set_aside(m);
+        }
+        assert_eq!(d.lines().len(), 6);
+        // A few are each said in full, no summary.
+        let few = set_aside_messages(paths[..3].iter().map(|p| (p.as_path(), reasons[0])));
+        assert_eq!(few.len(), 3);
     }
 }

@@ -25,7 +25,7 @@ use super::batch_sizer::BatchSizer;
 use super::delivery::{
     Delivery, DeliveryHost, Origin, Outcome, Request, SAFE_VALUE_DEPTH, is_recording,
 };
-use super::diagnostics::{Diagnostics, count, spans as n_spans};
+use super::diagnostics::{self, Diagnostics, count, spans as n_spans};
 use super::outcome::{self, Counts, OutcomeFile};
 use super::pacer::Pacer;
 use super::recovery;
@@ -847,19 +847,20 @@ impl Exporter {
     }
 
     /// Counts and reports the files the spool, recovery or the file sink
-    /// set aside.
+    /// set aside (`diagnostics::set_aside_messages`).
     fn report_set_aside(&mut self) {
         let p = Arc::clone(&self.pipeline);
         let mut set_aside = self.delivery.spool().take_set_aside();
         set_aside.extend(self.delivery.take_transport_set_aside());
-        for file in set_aside {
-            Stats::add(&p.stats.files_set_aside, 1);
-            let path = file.path.display().to_string();
-            p.report(
-                ExportEvent::FileSetAside,
-                &format!("{path} set aside, unread: {}", file.reason),
-            );
-            self.host.diagnostics.set_aside(&path, &file.reason);
+        Stats::add(&p.stats.files_set_aside, set_aside.len() as u64);
+        // A few by name, the rest summed up: one line and one callback a
+        // file was 100,000 of each for a directory of torn or planted files.
+        let files = set_aside
+            .iter()
+            .map(|f| (f.path.as_path(), f.reason.as_str()));
+        for message in diagnostics::set_aside_messages(files) {
+            p.report(ExportEvent::FileSetAside, &message);
+            self.host.diagnostics.set_aside(&message);
         }
         for file in self.delivery.spool().take_miscounted() {
             let path = file.path.display().to_string();
