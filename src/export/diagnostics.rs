@@ -205,56 +205,92 @@ fn cause_label(reason: &str) -> &str {
     &reason[..end]
 }
 
-/// Files set aside said one by one in a report (`set_aside_messages`).
-pub const SET_ASIDE_SAID_IN_FULL: usize = 5;
+/// Files set aside said one by one (`SetAsideNews`): the first ones met.
+const SET_ASIDE_SAID_IN_FULL: u64 = 5;
 
-/// How many (directory, cause) groups the summary of a report of files
-/// set aside names; the rest it counts.
+/// How many (directory, cause) groups a summary of files set aside tells
+/// apart; the rest it counts together (a bound on its length and memory).
 const SET_ASIDE_GROUPS_NAMED: usize = 8;
 
-/// What a report of files just set aside says (each message a line on
+/// What the exporter tells of files set aside (each message a line on
 /// stderr and one call of the error callback): the first
-/// `SET_ASIDE_SAID_IN_FULL` by name, with their reason in full, then one
-/// summary of the rest by directory and cause. One line a file was
-/// 100,000 lines (and callbacks) for a spool directory of 100,000 torn or
-/// planted files.
-pub fn set_aside_messages<'a>(
-    files: impl IntoIterator<Item = (&'a std::path::Path, &'a str)>,
-) -> Vec<String> {
-    let mut messages = Vec::new();
-    let mut rest = 0u64;
-    let mut groups: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for (path, reason) in files {
-        if messages.len() < SET_ASIDE_SAID_IN_FULL {
-            messages.push(format!("{} set aside, unread: {reason}", path.display()));
-            continue;
+/// `SET_ASIDE_SAID_IN_FULL` by name with their reason in full, then the
+/// rest summed up by directory and cause, at most once a `REPEAT_EVERY`,
+/// what was held back told at the stop (`untold`). One line and one
+/// callback a file was 100,000 of each for a spool directory of 100,000
+/// torn or planted files; one summary a report would still be one a
+/// replay pass, and a pass under load gives way every few files.
+#[derive(Default)]
+pub struct SetAsideNews {
+    said_in_full: u64,
+    limiter: Limiter,
+    /// Files not said by name and not told yet, by (directory, cause).
+    held: std::collections::BTreeMap<(String, String), u64>,
+    /// Those past `SET_ASIDE_GROUPS_NAMED` groups.
+    held_other: u64,
+}
+
+impl SetAsideNews {
+    /// The messages due now for `files` (path, reason) just set aside.
+    pub fn messages<'a>(
+        &mut self,
+        now: Instant,
+        files: impl IntoIterator<Item = (&'a std::path::Path, &'a str)>,
+    ) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut rest = 0u64;
+        for (path, reason) in files {
+            if self.said_in_full < SET_ASIDE_SAID_IN_FULL {
+                self.said_in_full += 1;
+                messages.push(format!("{} set aside, unread: {reason}", path.display()));
+                continue;
+            }
+            rest += 1;
+            let dir = path
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            let key = (dir, cause_label(reason).to_string());
+            if let Some(n) = self.held.get_mut(&key) {
+                *n += 1;
+            } else if self.held.len() < SET_ASIDE_GROUPS_NAMED {
+                self.held.insert(key, 1);
+            } else {
+                self.held_other += 1;
+            }
         }
-        rest += 1;
-        let dir = path
-            .parent()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default();
-        *groups
-            .entry((dir, cause_label(reason).to_string()))
-            .or_default() += 1;
+        if rest > 0 && self.limiter.due(now, rest).is_some() {
+            messages.extend(self.summary());
+        }
+        messages
     }
-    if rest > 0 {
-        let mut named: Vec<String> = groups
-            .iter()
-            .take(SET_ASIDE_GROUPS_NAMED)
+
+    /// What was held back, told now (at the stop), so not again.
+    pub fn untold(&mut self) -> Option<String> {
+        self.limiter.untold();
+        self.summary()
+    }
+
+    fn summary(&mut self) -> Option<String> {
+        let held = std::mem::take(&mut self.held);
+        let other = std::mem::take(&mut self.held_other);
+        let total = held.values().sum::<u64>() + other;
+        if total == 0 {
+            return None;
+        }
+        let mut named: Vec<String> = held
+            .into_iter()
             .map(|((dir, cause), n)| format!("{n} in {dir} ({cause})"))
             .collect();
-        let unnamed: u64 = groups.values().skip(SET_ASIDE_GROUPS_NAMED).sum();
-        if unnamed > 0 {
-            named.push(format!("{unnamed} for other causes"));
+        if other > 0 {
+            named.push(format!("{other} for other causes"));
         }
-        messages.push(format!(
+        Some(format!(
             "{} set aside, unread: {}",
-            count(rest, "more file", "more files"),
+            count(total, "more file", "more files"),
             named.join(", ")
-        ));
+        ))
     }
-    messages
 }
 
 /// At most one line per `REPEAT_EVERY`, adding up what it held back.
@@ -1095,7 +1131,7 @@ mod tests {
     fn text_from_outside_cannot_forge_a_line_or_drive_the_terminal() {
         let mut d = Diagnostics::in_memory(LogLevel::Warn);
         let path = std::path::Path::new("/spool/a\n\x1b[2Jspanguard: error: forged\u{9b}.sgspool");
-        for message in set_aside_messages([(path, "bad header")]) {
+        for message in SetAsideNews::default().messages(Instant::now(), [(path, "bad header")]) {
             d.set_aside(&message);
         }
         assert_eq!(
@@ -1106,22 +1142,26 @@ mod tests {
         );
     }
 
-    /// 1,000 files set aside in one go (a spool directory of torn or
-    /// planted files) are 6 lines: 5 by name, then the rest by directory
-    /// and cause; they were 1,000.
+    /// 1,000 files set aside (a spool directory of torn or planted files)
+    /// are said in 6 lines: 5 by name, then the rest by directory and
+    /// cause; they were 1,000. Those set aside within the minute after are
+    /// held back, and told at the stop in one line.
     #[test]
     fn many_files_set_aside_are_said_in_a_few_lines() {
         let paths: Vec<std::path::PathBuf> = (0..1000)
             .map(|i| std::path::PathBuf::from(format!("/spool/{i:04}.sgspool.unreadable")))
             .collect();
         let reasons = ["torn: 12 bytes of 60", "not a spool file (no magic)"];
-        let messages = set_aside_messages(
-            paths
+        let files = |range: std::ops::Range<usize>| {
+            paths[range.clone()]
                 .iter()
-                .enumerate()
-                .map(|(i, p)| (p.as_path(), reasons[i % 2])),
-        );
-        assert_eq!(messages.len(), SET_ASIDE_SAID_IN_FULL + 1, "{messages:?}");
+                .zip(range)
+                .map(|(p, i)| (p.as_path(), reasons[i % 2]))
+        };
+        let mut news = SetAsideNews::default();
+        let now = Instant::now();
+        let messages = news.messages(now, files(0..1000));
+        assert_eq!(messages.len(), 6, "{messages:?}");
         assert_eq!(
             messages[0],
             "/spool/0000.sgspool.unreadable set aside, unread: torn: 12 bytes of 60"
@@ -1136,8 +1176,48 @@ mod tests {
             d.set_aside(m);
         }
         assert_eq!(d.lines().len(), 6);
-        // A few are each said in full, no summary.
-        let few = set_aside_messages(paths[..3].iter().map(|p| (p.as_path(), reasons[0])));
-        assert_eq!(few.len(), 3);
+        // Passes that gave way every 10 files, within the minute: held back.
+        for start in (0..1000).step_by(10) {
+            let later = now + Duration::from_secs(1);
+            assert_eq!(
+                news.messages(later, files(start..start + 10)),
+                Vec::<String>::new()
+            );
+        }
+        assert_eq!(
+            news.untold().as_deref(),
+            Some(
+                "1000 more files set aside, unread: 500 in /spool (not a spool file), 500 in /spool (torn)"
+            )
+        );
+        assert_eq!(news.untold(), None, "told once");
+    }
+
+    /// The groups a summary tells apart are bounded; the rest are counted.
+    #[test]
+    fn a_summary_of_files_set_aside_names_a_few_causes() {
+        let paths: Vec<std::path::PathBuf> = (0..20)
+            .map(|i| std::path::PathBuf::from(format!("/spool/{i}.unreadable")))
+            .collect();
+        let reasons: Vec<String> = (0..20).map(|i| format!("cause {i:02}")).collect();
+        let mut news = SetAsideNews::default();
+        let messages = news.messages(
+            Instant::now(),
+            paths
+                .iter()
+                .zip(&reasons)
+                .map(|(p, r)| (p.as_path(), r.as_str())),
+        );
+        assert_eq!(messages.len(), 6, "{messages:?}");
+        assert!(
+            messages[5].starts_with("15 more files set aside, unread: 1 in /spool (cause 05), "),
+            "{}",
+            messages[5]
+        );
+        assert!(
+            messages[5].ends_with(", 1 in /spool (cause 12), 7 for other causes"),
+            "{}",
+            messages[5]
+        );
     }
 }

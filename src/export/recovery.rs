@@ -489,12 +489,7 @@ mod tests {
                 left: 2,
                 got: Arc::clone(&got),
             };
-            let mut delivery = Delivery::new(
-                Box::new(transport),
-                SpoolDir::new(&dir, 1 << 20),
-                Duration::from_secs(30),
-                1 << 20,
-            );
+            let mut delivery = delivery_to(&dir, transport);
             let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 3);
             let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 recover_dir(&dir, &[], 3, &mut delivery, &mut encoder, &mut Quiet)
@@ -532,6 +527,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A delivery to `transport`, spooling in `dir`.
+    fn delivery_to(dir: &Path, transport: DiesAfter) -> Delivery {
+        Delivery::new(
+            Box::new(transport),
+            SpoolDir::new(dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        )
+    }
+
     /// What one recovery of `dir` sends (the way a second program with the
     /// same spool directory recovers at its start, or `spanguard replay`),
     /// into `got`.
@@ -540,12 +545,7 @@ mod tests {
             left: usize::MAX,
             got: Arc::clone(got),
         };
-        let mut delivery = Delivery::new(
-            Box::new(transport),
-            SpoolDir::new(dir, 1 << 20),
-            Duration::from_secs(30),
-            1 << 20,
-        );
+        let mut delivery = delivery_to(dir, transport);
         let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
         recover_dir(dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
     }
@@ -907,12 +907,7 @@ mod tests {
             left: usize::MAX,
             got: Arc::clone(&got),
         };
-        let mut delivery = Delivery::new(
-            Box::new(transport),
-            SpoolDir::new(&dir, 1 << 20),
-            Duration::from_secs(30),
-            1 << 20,
-        );
+        let mut delivery = delivery_to(&dir, transport);
         let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
         let mut host = NeededAfter {
             looks: std::cell::Cell::new(0),
