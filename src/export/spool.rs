@@ -2434,7 +2434,7 @@ pub(crate) mod tests {
         let at = |i: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(i / 2);
         for i in (0..n).rev() {
             aside.insert(at(i), PathBuf::from(format!("{i}.unreadable")), i);
-            if i % 1000 == 0 {
+            if i.is_multiple_of(1000) {
                 assert!(Instant::now() < deadline, "{} inserted", n - i);
             }
         }
@@ -2448,7 +2448,7 @@ pub(crate) mod tests {
                 (PathBuf::from(format!("{expected}.unreadable")), expected)
             );
             taken += 1;
-            if taken % 1000 == 0 {
+            if taken.is_multiple_of(1000) {
                 assert!(Instant::now() < deadline, "{taken} taken out");
             }
         }
