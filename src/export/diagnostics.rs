@@ -205,6 +205,94 @@ fn cause_label(reason: &str) -> &str {
     &reason[..end]
 }
 
+/// Files set aside said one by one (`SetAsideNews`): the first ones met.
+const SET_ASIDE_SAID_IN_FULL: u64 = 5;
+
+/// How many (directory, cause) groups a summary of files set aside tells
+/// apart; the rest it counts together (a bound on its length and memory).
+const SET_ASIDE_GROUPS_NAMED: usize = 8;
+
+/// What the exporter tells of files set aside (each message a line on
+/// stderr and one call of the error callback): the first
+/// `SET_ASIDE_SAID_IN_FULL` by name with their reason in full, then the
+/// rest summed up by directory and cause, at most once a `REPEAT_EVERY`,
+/// what was held back told at the stop (`untold`). One line and one
+/// callback a file was 100,000 of each for a spool directory of 100,000
+/// torn or planted files; one summary a report would still be one a
+/// replay pass, and a pass under load gives way every few files.
+#[derive(Default)]
+pub struct SetAsideNews {
+    said_in_full: u64,
+    limiter: Limiter,
+    /// Files not said by name and not told yet, by (directory, cause).
+    held: std::collections::BTreeMap<(String, String), u64>,
+    /// Those past `SET_ASIDE_GROUPS_NAMED` groups.
+    held_other: u64,
+}
+
+impl SetAsideNews {
+    /// The messages due now for `files` (path, reason) just set aside.
+    pub fn messages<'a>(
+        &mut self,
+        now: Instant,
+        files: impl IntoIterator<Item = (&'a std::path::Path, &'a str)>,
+    ) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut rest = 0u64;
+        for (path, reason) in files {
+            if self.said_in_full < SET_ASIDE_SAID_IN_FULL {
+                self.said_in_full += 1;
+                messages.push(format!("{} set aside, unread: {reason}", path.display()));
+                continue;
+            }
+            rest += 1;
+            let dir = path
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            let key = (dir, cause_label(reason).to_string());
+            if let Some(n) = self.held.get_mut(&key) {
+                *n += 1;
+            } else if self.held.len() < SET_ASIDE_GROUPS_NAMED {
+                self.held.insert(key, 1);
+            } else {
+                self.held_other += 1;
+            }
+        }
+        if rest > 0 && self.limiter.due(now, rest).is_some() {
+            messages.extend(self.summary());
+        }
+        messages
+    }
+
+    /// What was held back, told now (at the stop), so not again.
+    pub fn untold(&mut self) -> Option<String> {
+        self.limiter.untold();
+        self.summary()
+    }
+
+    fn summary(&mut self) -> Option<String> {
+        let held = std::mem::take(&mut self.held);
+        let other = std::mem::take(&mut self.held_other);
+        let total = held.values().sum::<u64>() + other;
+        if total == 0 {
+            return None;
+        }
+        let mut named: Vec<String> = held
+            .into_iter()
+            .map(|((dir, cause), n)| format!("{n} in {dir} ({cause})"))
+            .collect();
+        if other > 0 {
+            named.push(format!("{other} for other causes"));
+        }
+        Some(format!(
+            "{} set aside, unread: {}",
+            count(total, "more file", "more files"),
+            named.join(", ")
+        ))
+    }
+}
+
 /// At most one line per `REPEAT_EVERY`, adding up what it held back.
 #[derive(Default)]
 struct Limiter {
@@ -740,12 +828,10 @@ impl Diagnostics {
         );
     }
 
-    /// A file in the spool directory could not be used: renamed, unread.
-    pub fn set_aside(&mut self, path: &str, reason: &str) {
-        self.emit(
-            LogLevel::Warn,
-            &format!("{path} set aside, unread: {reason}"),
-        );
+    /// Files in the spool directory (or the sink's) could not be used:
+    /// renamed, unread; `message` is one of `set_aside_messages`.
+    pub fn set_aside(&mut self, message: &str) {
+        self.emit(LogLevel::Warn, message);
     }
 
     pub fn warn(&mut self, message: &str) {
@@ -1044,15 +1130,94 @@ mod tests {
     #[test]
     fn text_from_outside_cannot_forge_a_line_or_drive_the_terminal() {
         let mut d = Diagnostics::in_memory(LogLevel::Warn);
-        d.set_aside(
-            "/spool/a\n\x1b[2Jspanguard: error: forged\u{9b}.sgspool",
-            "bad header",
-        );
+        let path = std::path::Path::new("/spool/a\n\x1b[2Jspanguard: error: forged\u{9b}.sgspool");
+        for message in SetAsideNews::default().messages(Instant::now(), [(path, "bad header")]) {
+            d.set_aside(&message);
+        }
         assert_eq!(
             d.lines(),
             [
                 "spanguard: warn: /spool/a\\x0a\\x1b[2Jspanguard: error: forged\\x9b.sgspool set aside, unread: bad header"
             ]
+        );
+    }
+
+    /// 1,000 files set aside (a spool directory of torn or planted files)
+    /// are said in 6 lines: 5 by name, then the rest by directory and
+    /// cause; they were 1,000. Those set aside within the minute after are
+    /// held back, and told at the stop in one line.
+    #[test]
+    fn many_files_set_aside_are_said_in_a_few_lines() {
+        let paths: Vec<std::path::PathBuf> = (0..1000)
+            .map(|i| std::path::PathBuf::from(format!("/spool/{i:04}.sgspool.unreadable")))
+            .collect();
+        let reasons = ["torn: 12 bytes of 60", "not a spool file (no magic)"];
+        let files = |range: std::ops::Range<usize>| {
+            paths[range.clone()]
+                .iter()
+                .zip(range)
+                .map(|(p, i)| (p.as_path(), reasons[i % 2]))
+        };
+        let mut news = SetAsideNews::default();
+        let now = Instant::now();
+        let messages = news.messages(now, files(0..1000));
+        assert_eq!(messages.len(), 6, "{messages:?}");
+        assert_eq!(
+            messages[0],
+            "/spool/0000.sgspool.unreadable set aside, unread: torn: 12 bytes of 60"
+        );
+        assert_eq!(
+            messages[5],
+            "995 more files set aside, unread: 498 in /spool (not a spool file), \
+             497 in /spool (torn)"
+        );
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        for m in &messages {
+            d.set_aside(m);
+        }
+        assert_eq!(d.lines().len(), 6);
+        // Passes that gave way every 10 files, within the minute: held back.
+        for start in (0..1000).step_by(10) {
+            let later = now + Duration::from_secs(1);
+            assert_eq!(
+                news.messages(later, files(start..start + 10)),
+                Vec::<String>::new()
+            );
+        }
+        assert_eq!(
+            news.untold().as_deref(),
+            Some(
+                "1000 more files set aside, unread: 500 in /spool (not a spool file), 500 in /spool (torn)"
+            )
+        );
+        assert_eq!(news.untold(), None, "told once");
+    }
+
+    /// The groups a summary tells apart are bounded; the rest are counted.
+    #[test]
+    fn a_summary_of_files_set_aside_names_a_few_causes() {
+        let paths: Vec<std::path::PathBuf> = (0..20)
+            .map(|i| std::path::PathBuf::from(format!("/spool/{i}.unreadable")))
+            .collect();
+        let reasons: Vec<String> = (0..20).map(|i| format!("cause {i:02}")).collect();
+        let mut news = SetAsideNews::default();
+        let messages = news.messages(
+            Instant::now(),
+            paths
+                .iter()
+                .zip(&reasons)
+                .map(|(p, r)| (p.as_path(), r.as_str())),
+        );
+        assert_eq!(messages.len(), 6, "{messages:?}");
+        assert!(
+            messages[5].starts_with("15 more files set aside, unread: 1 in /spool (cause 05), "),
+            "{}",
+            messages[5]
+        );
+        assert!(
+            messages[5].ends_with(", 1 in /spool (cause 12), 7 for other causes"),
+            "{}",
+            messages[5]
         );
     }
 }

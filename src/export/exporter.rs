@@ -25,7 +25,7 @@ use super::batch_sizer::BatchSizer;
 use super::delivery::{
     Delivery, DeliveryHost, Origin, Outcome, Request, SAFE_VALUE_DEPTH, is_recording,
 };
-use super::diagnostics::{Diagnostics, count, spans as n_spans};
+use super::diagnostics::{Diagnostics, SetAsideNews, count, spans as n_spans};
 use super::outcome::{self, Counts, OutcomeFile};
 use super::pacer::Pacer;
 use super::recovery;
@@ -90,6 +90,8 @@ pub struct Exporter {
     payload_waits_seen: u64,
     /// When to look for dead processes' files again.
     next_leftover_scan: Instant,
+    /// What was told of files set aside, and what is held back.
+    set_aside_news: SetAsideNews,
     /// How long to sleep before a nudge may wake us.
     pacer: Pacer,
     /// Slots given back and not yet on the free stack (`buffer::aging`).
@@ -163,6 +165,7 @@ impl Exporter {
             buffer_full_seen: 0,
             payload_waits_seen: 0,
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
+            set_aside_news: SetAsideNews::default(),
             pacer: Pacer::new(),
             aging: AgingSlots::for_slab(pipeline.slab.capacity(), batch),
             outcome,
@@ -351,6 +354,10 @@ impl Exporter {
         // holding none of the spans just said lost. So the spool is looked
         // at.
         let spool_left = self.host.spool_pending && !self.delivery.spool().list().is_empty();
+        if let Some(message) = self.set_aside_news.untold() {
+            self.pipeline.report(ExportEvent::FileSetAside, &message);
+            self.host.diagnostics.set_aside(&message);
+        }
         let host = &mut self.host;
         host.diagnostics
             .stopped(spool_left.then_some(host.spool_dir.as_str()));
@@ -864,19 +871,20 @@ impl Exporter {
     }
 
     /// Counts and reports the files the spool, recovery or the file sink
-    /// set aside.
+    /// set aside (`SetAsideNews`).
     fn report_set_aside(&mut self) {
         let p = Arc::clone(&self.pipeline);
         let mut set_aside = self.delivery.spool().take_set_aside();
         set_aside.extend(self.delivery.take_transport_set_aside());
-        for file in set_aside {
-            Stats::add(&p.stats.files_set_aside, 1);
-            let path = file.path.display().to_string();
-            p.report(
-                ExportEvent::FileSetAside,
-                &format!("{path} set aside, unread: {}", file.reason),
-            );
-            self.host.diagnostics.set_aside(&path, &file.reason);
+        Stats::add(&p.stats.files_set_aside, set_aside.len() as u64);
+        // A few by name, the rest summed up: one line and one callback a
+        // file was 100,000 of each for a directory of torn or planted files.
+        let files = set_aside
+            .iter()
+            .map(|f| (f.path.as_path(), f.reason.as_str()));
+        for message in self.set_aside_news.messages(Instant::now(), files) {
+            p.report(ExportEvent::FileSetAside, &message);
+            self.host.diagnostics.set_aside(&message);
         }
         for file in self.delivery.spool().take_miscounted() {
             let path = file.path.display().to_string();

@@ -239,6 +239,9 @@ pub struct Recovery {
     pub files: Vec<(PathBuf, u64)>,
     /// An unpublished in-flight batch was moved into the spool: replay it.
     pub spool_batches: bool,
+    /// The look stopped for something else that needed the thread
+    /// (`DeliveryHost::busy`): files are left for the next one.
+    pub gave_way: bool,
 }
 
 /// Sends what dead processes left in `dir` (dumps and flight files, a batch
@@ -246,8 +249,10 @@ pub struct Recovery {
 /// cannot send), moves whole unpublished batches into the spool, deletes
 /// what held nothing and sets aside what cannot be read (noted in the
 /// spool for its owner to report). Files a live process holds are left for
-/// a later look. Lengths are bounded by the spool's read limit. The exporter and
-/// `spanguard replay` both recover through this.
+/// a later look, and so are the files after the one before which `host`
+/// needed the thread (`DeliveryHost::busy`, `Recovery::gave_way`). Lengths
+/// are bounded by the spool's read limit. The exporter and `spanguard
+/// replay` both recover through this.
 ///
 /// Each batch of a file, once sent or spooled, is marked so in the file
 /// (`DumpReader::mark_sent`): a recoverer killed midway leaves the next
@@ -270,6 +275,14 @@ pub fn recover_dir(
     spool.remove_dead_temp_files(&names);
     remove_dead_makers_files(&names, &spool);
     for path in leftover_files(&names, own) {
+        // Asked before each file, not only by a send: files that cannot be
+        // read are set aside without one, and a look through 100,000 of
+        // them held a flush, the shutdown's deadline and the filling queue
+        // until it was done. The rest are found by the next look.
+        if host.busy() {
+            done.gave_way = true;
+            break;
+        }
         let claimed = match claim(&path, spool_max_bytes) {
             Claim::Claimed(c) => c,
             Claim::Busy | Claim::Skip => continue,
@@ -476,12 +489,7 @@ mod tests {
                 left: 2,
                 got: Arc::clone(&got),
             };
-            let mut delivery = Delivery::new(
-                Box::new(transport),
-                SpoolDir::new(&dir, 1 << 20),
-                Duration::from_secs(30),
-                1 << 20,
-            );
+            let mut delivery = delivery_to(&dir, transport);
             let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 3);
             let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 recover_dir(&dir, &[], 3, &mut delivery, &mut encoder, &mut Quiet)
@@ -519,6 +527,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A delivery to `transport`, spooling in `dir`.
+    fn delivery_to(dir: &Path, transport: DiesAfter) -> Delivery {
+        Delivery::new(
+            Box::new(transport),
+            SpoolDir::new(dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        )
+    }
+
     /// What one recovery of `dir` sends (the way a second program with the
     /// same spool directory recovers at its start, or `spanguard replay`),
     /// into `got`.
@@ -527,12 +545,7 @@ mod tests {
             left: usize::MAX,
             got: Arc::clone(got),
         };
-        let mut delivery = Delivery::new(
-            Box::new(transport),
-            SpoolDir::new(dir, 1 << 20),
-            Duration::from_secs(30),
-            1 << 20,
-        );
+        let mut delivery = delivery_to(dir, transport);
         let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
         recover_dir(dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
     }
@@ -854,6 +867,67 @@ mod tests {
         }
         planted.sort();
         assert_eq!(leftover_files(&spool::dir_names(&dir), &[]), planted);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Needed for something else (a flush, a shutdown's deadline) from its
+    /// `free + 1`th look on.
+    struct NeededAfter {
+        looks: std::cell::Cell<u32>,
+        free: u32,
+    }
+    impl DeliveryHost for NeededAfter {
+        fn wait(&mut self, _: Duration) -> bool {
+            false
+        }
+        fn busy(&self) -> bool {
+            self.looks.set(self.looks.get() + 1);
+            self.looks.get() > self.free
+        }
+        fn record(&mut self, _: Outcome<'_>) {}
+    }
+
+    /// Leftovers that cannot be read (dumps torn by a full disk, files
+    /// planted under a dump's name) are set aside without a send, and a
+    /// look through 100,000 of them held the exporter (a flush waiting, a
+    /// shutdown's deadline, the filling queue) until it had set them all
+    /// aside. It gives way between files, as a spool replay does, and the
+    /// next look goes on with the rest.
+    #[test]
+    fn a_look_through_unreadable_leftovers_gives_way_between_them() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-give-way-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let planted = 40;
+        for i in 0..planted {
+            std::fs::write(dir.join(format!("{i:03}.sgdump")), [0x5a; 512]).expect("plant");
+        }
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        let transport = DiesAfter {
+            left: usize::MAX,
+            got: Arc::clone(&got),
+        };
+        let mut delivery = delivery_to(&dir, transport);
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
+        let mut host = NeededAfter {
+            looks: std::cell::Cell::new(0),
+            free: 10,
+        };
+        let first_look = recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut host);
+        let first = delivery.spool().take_set_aside().len();
+        assert!(first <= 10, "{first} set aside by a look needed after 10");
+        assert!(
+            first_look.gave_way,
+            "gave way: files left for the next look"
+        );
+        let mut host = NeededAfter {
+            looks: std::cell::Cell::new(0),
+            free: u32::MAX,
+        };
+        let next_look = recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut host);
+        assert!(!next_look.gave_way);
+        let rest = delivery.spool().take_set_aside().len();
+        assert_eq!(first + rest, planted, "each one set aside once");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
