@@ -244,6 +244,10 @@ pub struct Recovery {
     pub gave_way: bool,
 }
 
+/// Leftover files a look recovers before it asks whether something else
+/// needs the thread (`recover_dir`).
+const RECOVERED_BEFORE_GIVING_WAY: usize = 64;
+
 /// Sends what dead processes left in `dir` (dumps and flight files, a batch
 /// of `batch` spans at a time, through `delivery`, which spools what it
 /// cannot send), moves whole unpublished batches into the spool, deletes
@@ -274,12 +278,16 @@ pub fn recover_dir(
     let names = spool::dir_names(dir);
     spool.remove_dead_temp_files(&names);
     remove_dead_makers_files(&names, &spool);
-    for path in leftover_files(&names, own) {
-        // Asked before each file, not only by a send: files that cannot be
-        // read are set aside without one, and a look through 100,000 of
-        // them held a flush, the shutdown's deadline and the filling queue
-        // until it was done. The rest are found by the next look.
-        if host.busy() {
+    for (handled, path) in leftover_files(&names, own).into_iter().enumerate() {
+        // Asked before each file past the first `RECOVERED_BEFORE_GIVING_WAY`,
+        // not only by a send: files that cannot be read are set aside
+        // without one, and a look through 100,000 of them held a flush,
+        // the shutdown's deadline and the filling queue until it was done.
+        // The rest are found by the next look. The first few are always
+        // recovered: a flush right after start (a short command-line
+        // agent's) still sees the few dumps a dead process left, as it did
+        // before the look gave way (tests/c/test_recovered_resource.c).
+        if handled >= RECOVERED_BEFORE_GIVING_WAY && host.busy() {
             done.gave_way = true;
             break;
         }
@@ -898,7 +906,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sg-recovery-give-way-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         files::ensure_private_dir(&dir).expect("dir");
-        let planted = 40;
+        // Past the files a look always takes, and 40 more.
+        let planted = RECOVERED_BEFORE_GIVING_WAY + 40;
         for i in 0..planted {
             std::fs::write(dir.join(format!("{i:03}.sgdump")), [0x5a; 512]).expect("plant");
         }
@@ -915,7 +924,10 @@ mod tests {
         };
         let first_look = recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut host);
         let first = delivery.spool().take_set_aside().len();
-        assert!(first <= 10, "{first} set aside by a look needed after 10");
+        assert!(
+            first <= RECOVERED_BEFORE_GIVING_WAY + 10,
+            "{first} set aside by a look needed after 10 past the first {RECOVERED_BEFORE_GIVING_WAY}"
+        );
         assert!(
             first_look.gave_way,
             "gave way: files left for the next look"
