@@ -2080,9 +2080,10 @@ struct TryPool<'p> {
 impl ChunkStore for TryPool<'_> {
     #[inline(always)]
     fn take_chunk(&self) -> Option<u32> {
+        let returns = self.p.pool.returns();
         match self.p.pool.take_unnoted() {
             Some(c) => Some(c),
-            None => self.none_without_waiting(),
+            None => self.none_without_waiting(returns),
         }
     }
 
@@ -2095,13 +2096,15 @@ impl ChunkStore for TryPool<'_> {
 impl TryPool<'_> {
     #[cold]
     #[inline(never)]
-    fn none_without_waiting(&self) -> Option<u32> {
+    fn none_without_waiting(&self, returns: u64) -> Option<u32> {
         let p = self.p;
         if p.config.full_policy == FullPolicy::Wait
             && p.pool.may_wait()
             && p.lifecycle() == LIFECYCLE_RUNNING
-            && chunks_may_come_back(p)
+            && (chunks_may_come_back(p) || p.pool.returns() != returns)
         {
+            // Chunks may come back, or came back since the look (WouldWait:
+            // the begin again where it may wait finds them).
             self.would_wait.set(true);
         } else {
             p.pool.note_ran_out();
@@ -2184,7 +2187,12 @@ fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
             break Some(c);
         }
         let running = p.lifecycle() == LIFECYCLE_RUNNING;
-        let in_vain = running && (Instant::now() >= deadline || !chunks_may_come_back(p));
+        // Chunks given back since the look above are on the stack: a look
+        // that then finds no slot that could give more is not in vain
+        // (the exporter gives a slot's chunks back before it says FREE).
+        let in_vain = running
+            && (Instant::now() >= deadline
+                || (!chunks_may_come_back(p) && pool.returns() == returns));
         if !running || in_vain {
             if in_vain {
                 pool.note_wait_in_vain(returns);
@@ -2223,8 +2231,11 @@ fn chunks_may_come_back(p: &Pipeline) -> bool {
     if p.slab.ended_len() > 0 {
         return true;
     }
+    // Acquire: a slot seen FREE had its chunks' return counted before
+    // (`SpanSlab::give_back_then_mark_free`), for the caller's look at
+    // `PayloadPool::returns` after this.
     (0..p.slab.used_slots()).any(|i| {
-        let state = header_state(p.slab.slot(i).header.load(Ordering::Relaxed));
+        let state = header_state(p.slab.slot(i).header.load(Ordering::Acquire));
         state == STATE_ENDED || state == STATE_EXPORTING
     })
 }

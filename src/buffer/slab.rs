@@ -1196,33 +1196,72 @@ impl SpanSlab {
 
     /// Clears slots given back and marks them FREE (`release_all` but the
     /// push onto the free stack).
+    ///
+    /// A slot with chunks says FREE only once its chunks are back on the
+    /// pool's stack: a value waiting for a chunk decides none will come
+    /// back once no slot says EXPORTING (`chunks_may_come_back` in
+    /// tracer.rs), and must then find them there. A slot without chunks
+    /// (nearly all) says FREE at once, in the same pass.
     fn clear_all(&self, indexes: &[u32], pool: &PayloadPool, chunks: &mut Vec<u32>) {
         chunks.clear();
         for &index in indexes {
+            let had = chunks.len();
             // SAFETY: the exporter owns an EXPORTING slot until it is FREE.
-            unsafe { self.clear_for_reuse(index, pool, chunks) };
+            unsafe { self.take_chunks_and_clear(index, pool, chunks) };
+            if chunks.len() == had {
+                self.mark_free_again(index);
+            }
         }
-        pool.give_back(chunks);
+        if !chunks.is_empty() {
+            self.give_back_then_mark_free(chunks, pool, || {
+                indexes.iter().copied().filter(|&index| {
+                    header_state(self.slot(index).header.load(Ordering::Relaxed)) != STATE_FREE
+                })
+            });
+        }
     }
 
-    /// Adds the slot's payload chunks to `chunks`, clears what a next span
-    /// must not inherit, and marks it FREE under its next generation;
-    /// pushing it on the free stack (whose Release publishes these stores)
-    /// is the caller's.
+    /// Gives `chunks` back to `pool`, then marks the slots `held()` names
+    /// FREE, ordered so that a waiter whose Acquire load sees one FREE
+    /// finds the chunks' return counted (`PayloadPool::returns`).
+    fn give_back_then_mark_free<I: Iterator<Item = u32>>(
+        &self,
+        chunks: &[u32],
+        pool: &PayloadPool,
+        held: impl FnOnce() -> I,
+    ) {
+        pool.give_back(chunks);
+        // One fence for the batch rather than a Release store a slot.
+        std::sync::atomic::fence(Ordering::Release);
+        for index in held() {
+            self.mark_free_again(index);
+        }
+    }
+
+    /// Adds the slot's payload chunks to `chunks` and clears what a next
+    /// span must not inherit; `mark_free_again` frees it then.
     ///
     /// # Safety
     /// The caller owns the slot (EXPORTING, or WRITING under its lock).
     #[inline(always)]
-    unsafe fn clear_for_reuse(&self, index: u32, pool: &PayloadPool, chunks: &mut Vec<u32>) {
-        // SAFETY: owned by the caller until the store of FREE below.
+    unsafe fn take_chunks_and_clear(&self, index: u32, pool: &PayloadPool, chunks: &mut Vec<u32>) {
+        // SAFETY: owned by the caller until `mark_free_again`.
         let record = unsafe { self.slot_mut(index) };
         if record.wrote_past_first_lines() {
             record.owned_chunks(pool, |c| chunks.push(c));
             record.reset_rest();
         }
+    }
+
+    /// Marks a slot the caller owns (and has cleared) FREE under its next
+    /// generation; pushing it on the free stack (whose Release publishes
+    /// the clearing) is the caller's.
+    #[inline(always)]
+    fn mark_free_again(&self, index: u32) {
         let header = &self.slot(index).header;
         let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
-        // Relaxed: the free stack's Release publishes these stores.
+        // Relaxed: the free stack's Release publishes these stores (and
+        // `give_back_then_mark_free`'s fence the chunks' return).
         header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
     }
 
@@ -1232,8 +1271,8 @@ impl SpanSlab {
     pub fn take_back(&self, index: u32, pool: &PayloadPool) {
         let mut chunks = Vec::new();
         // SAFETY: the caller holds the slot (WRITING).
-        unsafe { self.clear_for_reuse(index, pool, &mut chunks) };
-        pool.give_back(&chunks);
+        unsafe { self.take_chunks_and_clear(index, pool, &mut chunks) };
+        self.give_back_then_mark_free(&chunks, pool, || std::iter::once(index));
         self.free.give_back_unbegun(index);
     }
 
@@ -2396,6 +2435,65 @@ mod tests {
             );
             assert_eq!(got, Ok(()), "biased {biased}");
             assert_eq!(probe.befores.load(Ordering::SeqCst), 0, "biased {biased}");
+        }
+    }
+
+    /// A value waiting for a chunk decides that none will come back once no
+    /// slot says EXPORTING (`chunks_may_come_back` in tracer.rs): so a
+    /// released slot must say FREE only once its chunks are back on the
+    /// pool's stack. Before, the exporter marked a batch's slots FREE one
+    /// by one and gave all their chunks back after the last: a waiter in
+    /// between saw no slot that could give chunks back, none on the stack,
+    /// and cut a prompt a moment before its chunks came (CI, 1 run in many).
+    #[test]
+    fn a_released_slot_says_free_only_once_its_chunks_are_back() {
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::ValueInput;
+        let slab = SpanSlab::new(512, SlabBacking::Anonymous, 0).expect("map");
+        let pool = PayloadPool::with_mib(4).expect("pool");
+        let value = vec![b'x'; 3 * 4096];
+        for round in 0..20 {
+            let taken: Vec<u32> = (0..200)
+                .map(|_| {
+                    let (i, g) = slab.take_free(|| {}).expect("free slot");
+                    // SAFETY: the slot was just taken (WRITING): this
+                    // thread owns it.
+                    let record = unsafe { slab.slot_mut(i) };
+                    record
+                        .set_attribute(
+                            b"prompt",
+                            &ValueInput::Str(&value),
+                            &SpanLimits::default(),
+                            &pool,
+                        )
+                        .expect("set");
+                    slab.publish_ended(i, g);
+                    slab.take_ended().expect("ended")
+                })
+                .collect();
+            let returns_before = pool.returns();
+            let first = taken[0];
+            let watching = AtomicBool::new(false);
+            let seen = std::thread::scope(|scope| {
+                let watcher = scope.spawn(|| {
+                    watching.store(true, Ordering::Release);
+                    while header_state(slab.slot(first).header.load(Ordering::Acquire))
+                        != STATE_FREE
+                    {
+                        std::hint::spin_loop();
+                    }
+                    pool.returns()
+                });
+                while !watching.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+                slab.release_all(&taken, &pool, &mut Vec::new());
+                watcher.join().expect("watcher")
+            });
+            assert!(
+                seen > returns_before,
+                "round {round}: slot {first} said FREE before its chunks were back"
+            );
         }
     }
 }

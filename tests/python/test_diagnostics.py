@@ -194,9 +194,12 @@ def test_a_burst_beyond_the_payload_pool_waits_and_arrives_whole(emitter, tmp_pa
     # finds the pool used up waits for the chunks of spans already ended,
     # which the exporter gives back; every prompt arrives whole. Nothing
     # is said to be cut; the waits are said (each stalled the caller), with
-    # what to raise, as the stats count them.
+    # what to raise, as the stats count them. A full wait of 30 s, not the
+    # default 200 ms: the test is about chunks coming back, and on a loaded
+    # machine (CI's two lanes) an exporter may be off its core for longer.
     with OtlpReceiverProcess(workdir=tmp_path) as rx:
-        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_PAYLOAD_POOL_MIB": "1"}, count=20,
+        lines, stats = emit(emitter, rx.endpoint, tmp_path,
+                            {"SPANGUARD_PAYLOAD_POOL_MIB": "1", "SPANGUARD_FULL_WAIT_MS": "30000"}, count=20,
                             extra=["--prompt-bytes", "300000"])
     assert stats["values_truncated"] == 0, lines
     assert stats["payload_waits"] > 0 and stats["payload_waits_cut"] == 0, stats
