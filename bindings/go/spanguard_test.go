@@ -458,6 +458,29 @@ func TestFailedStartKeepsTheParentInTheContext(t *testing.T) {
 	}
 }
 
+// A status that is none of StatusUnset, StatusOK and StatusError is the
+// caller's mistake, answered as the Python binding raises ValueError and
+// the Node one throws (INVALID_ARGUMENT): nothing set, and the span is
+// recorded all the same.
+func TestWrongStatusIsAnErrorAndTheSpanIsKept(t *testing.T) {
+	tr, sink := newTracer(t)
+	_, span, err := tr.Start(context.Background(), "odd.status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *spanguard.Error
+	if err := span.SetStatus(7, "seven"); !errors.As(err, &e) || e.Code != 2 {
+		t.Fatalf("SetStatus(7): %v, want INVALID_ARGUMENT", err)
+	}
+	if err := span.End(); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := spansByName(t, tr, sink)["odd.status"]
+	if !ok || got.Status.Code != 0 || got.Status.Message != "" {
+		t.Fatalf("the span arrives, its status unset: %v %+v", ok, got.Status)
+	}
+}
+
 func TestShutdownAndCloseTwice(t *testing.T) {
 	tr, sink := newTracer(t)
 	_, open, _ := tr.Start(context.Background(), "still.open")
