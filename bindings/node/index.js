@@ -255,6 +255,20 @@ function droppedCount(n) {
   return typeof n === 'number' && n > 0 ? Math.min(Math.floor(n), 0xffffffff) : 0;
 }
 
+/**
+ * `attrs` when it is attributes (an object of them, or undefined or null:
+ * none); anything else (a string, a number, an array) is no attributes:
+ * counted in `tracer`'s stats().values_rejected and warned once, never
+ * thrown, as the Python binding takes a set_attributes() of no mapping.
+ * (Object.keys gave a string's characters as keys: 'ab' set 0 and 1.)
+ */
+function attributesOf(attrs, tracer, op) {
+  if (attrs === undefined || attrs === null || (typeof attrs === 'object' && !Array.isArray(attrs))) return attrs;
+  tracer.valuesRejected++;
+  recorded(VALUE_LEFT_OUT, op);
+  return undefined;
+}
+
 /** [keys, values] of an attribute object, for one native call. */
 function split(attrs) {
   if (!attrs) return [null, null];
@@ -492,7 +506,7 @@ class Span {
 
   /** Sets several attributes in one native call (one per 128 attributes). */
   setAttributes(attrs) {
-    const [keys, values] = split(attrs);
+    const [keys, values] = split(attributesOf(attrs, this.tracer, 'setAttributes'));
     if (keys) setAll(this, keys, values, 0);
     return this;
   }
@@ -529,7 +543,7 @@ class Span {
    */
   tryAddEvent(name, attrs = {}, time = undefined, droppedAttributes = 0) {
     if (typeof name !== 'string') name = textOf(name);
-    const [keys, values] = split(attrs);
+    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addEvent'));
     const [s, ns] = hrTime(time, this.tracer, 'addEvent');
     return held(native.addEvent(this.hi, this.lo, name, s, ns, keys, values, droppedCount(droppedAttributes)),
       'addEvent', this.tracer);
@@ -539,8 +553,11 @@ class Span {
   addLink(traceparent, attrs = {}, tracestate = '') {
     if (typeof traceparent !== 'string') traceparent = textOf(traceparent);
     if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : textOf(tracestate);
-    const [keys, values] = split(attrs);
-    recorded(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink', this.tracer);
+    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addLink'));
+    const code = native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate);
+    // Counted as the Python binding counts a traceparent that is no W3C text.
+    if (code === RESULT.INVALID_TRACEPARENT) this.tracer.valuesRejected++;
+    recorded(code, 'addLink', this.tracer);
     return this;
   }
 
@@ -564,7 +581,7 @@ class Span {
   tryAddLinkIds(traceId, spanId, traceFlags = 0, attrs = {}, tracestate = '', isRemote = undefined,
     droppedAttributes = 0) {
     if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : textOf(tracestate);
-    const [keys, values] = split(attrs);
+    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addLinkIds'));
     const linkFlags = isRemote === undefined || isRemote === null ? 0 : isRemote ? LINK_REMOTE : LINK_LOCAL;
     return held(native.addLinkIds(this.hi, this.lo, textOf(traceId), textOf(spanId), (traceFlags || 0) & 0xff, keys,
       values, tracestate, linkFlags, droppedCount(droppedAttributes)), 'addLinkIds', this.tracer);
@@ -946,15 +963,18 @@ class Tracer {
         traceState = p.traceState;
       } else code = N.begin(ptr, name, 0, 0, KIND.INTERNAL);
     } else {
-      const { parent, attributes, traceparent } = options;
+      const { parent, traceparent } = options;
       const kind = kindOf(options.kind);
+      const attributes = attributesOf(options.attributes, this, 'startSpan');
       if (traceparent && !parent) {
         code = N.beginRemote(ptr, name, traceparent, kind);
         if (code === RESULT.INVALID_TRACEPARENT) {
           // A bad header from outside: a new trace, as a propagator that
-          // finds no valid parent would start.
+          // finds no valid parent would start; counted, as the Python
+          // binding counts it.
+          this.valuesRejected++;
           recorded(code, `startSpan(${name})`);
-          return this.beginUnwatched(name, { ...options, traceparent: undefined });
+          return this.beginUnwatched(name, { ...options, attributes, traceparent: undefined });
         }
         if (isOk(code) && attributes) {
           const span = new Span(this, OUT[0], OUT[1], name, '');
@@ -1024,7 +1044,7 @@ class Tracer {
    * limits do not apply to this span (what the SDK kept is kept whole).
    */
   startForeignSpan(name, o) {
-    return this.beginForeign(name, o, split(o.attributes));
+    return this.beginForeign(name, o, split(attributesOf(o.attributes, this, 'startForeignSpan')));
   }
 
   /**
@@ -1178,7 +1198,7 @@ class Tracer {
    * earlier one's.
    */
   setResource(attrs) {
-    const [keys, values] = split(attrs);
+    const [keys, values] = split(attributesOf(attrs, this, 'setResource'));
     recorded(native.setResource(this.live(), keys || [], values || []), 'setResource', this);
   }
 

@@ -636,6 +636,25 @@ test('names, links and exceptions of odd types are taken as their text, never th
   await tracer.close();
 });
 
+
+test('attributes that are no object and a traceparent that is no W3C text are counted, as in Python', async (t) => {
+  // Python's set_attributes(5) and add_link('garbage') count one in
+  // values_rejected and warn once; Object.keys set a string's characters as
+  // attributes ('ab': 0 and 1) and a bad traceparent was not counted.
+  const { rx, tracer } = await receiverAndTracer(t);
+  const span = tracer.startSpan('odd.containers', { attributes: 'ab' });
+  span.setAttributes('cd').setAttributes(5).setAttributes([1, 2]).setAttributes({ kept: 1 });
+  span.addEvent('e', 'ef').addLink('garbage').addLinkIds('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 1, 'gh');
+  span.end();
+  tracer.startSpan('bad.header', { traceparent: 'not-a-traceparent', attributes: 'ij' }).end();
+  const spans = await arrived(rx, 0, tracer, 2);
+  assert.deepStrictEqual(spans['odd.containers'].attributes, { kept: 1 });
+  assert.deepStrictEqual(spans['odd.containers'].events[0].attributes, {});
+  assert.deepStrictEqual(spans['bad.header'].attributes, {});
+  // 'ab', 'cd', 5, [1, 2], 'ef', 'garbage', 'gh'; the header and 'ij'.
+  assert.strictEqual(tracer.stats().values_rejected, 9);
+  await tracer.close();
+});
 test('the bridge and the exporter pass complex values on as the SDK\'s span holds them', async (t) => {
   // The SDK's setAttribute (2.x) drops a map or a mixed array with a
   // warning before a processor sees it; a span whose attributes hold one
