@@ -8,6 +8,7 @@ really writes and runs."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -315,3 +316,28 @@ def test_every_flag_readme_gives_a_spanguard_command_is_in_its_help():
                     f"`spanguard {sub} --help` does not list: {sorted(helps[sub])}")
     assert said >= 10, said
 
+
+def test_make_dist_node_without_npm_says_what_to_do_before_building(tmp_path):
+    """README's setup runs `make dist-python dist-node` for every example.
+    Where npm was missing (a C user's machine; Debian's nodejs comes without
+    npm) it built the library for minutes, then stopped at `npm: not
+    found`, which said neither what to install nor that a C, C++ or Go
+    user can leave the Node package out. This PATH has every program but
+    npm."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            target = bin_dir / entry.name
+            if entry.name not in ("npm", "npx") and not target.exists() and os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    make = shutil.which("make")
+    ran = subprocess.run([make, "-C", str(REPO), "--no-print-directory", "dist-node"],
+                         env={**os.environ, "PATH": str(bin_dir)}, capture_output=True, text=True, timeout=600,
+                         stdin=subprocess.DEVNULL)
+    assert ran.returncode != 0, ran.stdout
+    assert "cargo" not in ran.stdout and "npm pack" not in ran.stdout, ran.stdout   # nothing built first
+    said = " ".join(ran.stderr.split())
+    assert "npm is not installed" in said and "leave out dist-node" in said, ran.stderr
