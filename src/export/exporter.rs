@@ -130,7 +130,7 @@ impl Exporter {
             delivery.send_lone_spans_whole();
         }
         let outcome = OutcomeFile::new(
-            &outcome::dir_in(&crate::config::default_state_dir()),
+            &outcome::dir_in(&config.spool_dir),
             &config.service_name,
             &delivery.target(),
         );
