@@ -1235,10 +1235,6 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// `signal.wait_for_work_paced(wait, quiet, ready)`, waking on the way only to sample
-/// the clock when an anchor is due (`span::clock::anchor_due_in`):
-/// the wait ends when it would have, and nothing is drained early (a batch
-/// stays whole, an idle exporter idle).
 /// Whether a begin waits for a slot (under the wait policy) while spans
 /// it could have are ended and queued: then they are taken now, however
 /// few. Waiting for a batch's worth, the exporter ignored the begin's
@@ -1254,6 +1250,10 @@ fn begin_waits_for_ended(p: &Pipeline) -> bool {
     p.full_waiters.load(Ordering::Relaxed) > 0 && p.slab.ended_len() > 0
 }
 
+/// `signal.wait_for_work_paced(wait, quiet, ready)`, waking on the way only to sample
+/// the clock when an anchor is due (`span::clock::anchor_due_in`):
+/// the wait ends when it would have, and nothing is drained early (a batch
+/// stays whole, an idle exporter idle).
 fn wait_calibrating(
     signal: &ExportSignal,
     wait: Duration,
