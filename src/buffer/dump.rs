@@ -1621,28 +1621,56 @@ pub(crate) mod tests {
     /// keeps the dump from being recovered after this process dies, for as
     /// long as that program lives. `dup2` gave the number a descriptor
     /// without the flag.
+    ///
+    /// Judged by the program's own descriptors (/proc/PID/fd), then by the
+    /// lock: the lock alone is also held, for a moment, by any child
+    /// another test of this process forks meanwhile (between its fork and
+    /// its exec, or a child that runs fork handlers and waits to be
+    /// killed), and under load that moment failed the test once.
     #[test]
     fn a_file_made_again_is_not_inherited_by_a_program_started_later() {
+        use std::os::unix::fs::MetadataExt;
         let dir = temp_dir("made-again-cloexec");
         let pending = dir.join("x-pending");
         let file = PreparedFile::create(&pending, &dir.join("x")).expect("made");
         file.discard();
         file.unpublish();
         assert!(pending.exists(), "not made again");
+        let made = std::fs::metadata(&pending).expect("made again");
+        // Spawn returns once the program runs (its exec done): what it
+        // holds now, it holds for as long as it lives.
         let child = std::process::Command::new("sleep")
-            .arg("30")
+            .arg("3600")
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("start a program");
+        let fds = std::path::PathBuf::from(format!("/proc/{}/fd", child.id()));
         let _child = KilledOnDrop(child);
+        let held: Vec<_> = std::fs::read_dir(&fds)
+            .expect("the program's descriptors")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                std::fs::metadata(e.path())
+                    .is_ok_and(|m| m.dev() == made.dev() && m.ino() == made.ino())
+            })
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            held.is_empty(),
+            "a program started after the thaw holds the dump file as descriptor {held:?}"
+        );
         // This process lets the file go (as a tracer that died would): the
-        // lock is free unless the program holds the file open too.
+        // lock comes free once no other test's fork holds it for a moment.
         drop(file);
         let other = std::fs::File::open(&pending).expect("open");
-        assert!(
-            files::try_lock(&other),
-            "a program started after the thaw holds the dump's lock"
-        );
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !files::try_lock(&other) {
+            assert!(
+                std::time::Instant::now() < until,
+                "the dump's lock stayed held after this process let it go"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 
