@@ -1224,8 +1224,9 @@ fn panic_text(payload: &Box<dyn Any + Send>) -> String {
     }
 }
 
-/// CPU time this thread has used, in nanoseconds.
-fn thread_cpu_ns() -> u64 {
+/// CPU time this thread has used, in nanoseconds (the exporter's share
+/// of a core; tests' bounds on work that a loaded machine does not move).
+pub(crate) fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
