@@ -1105,8 +1105,26 @@ mod tests {
         let signal = Arc::new(ExportSignal::new(1));
         let ready = Arc::new(AtomicBool::new(false));
         let quiet = Duration::from_millis(300);
-        let waiter = paced_waiter(&signal, &ready, Duration::from_secs(60), quiet);
-        std::thread::sleep(Duration::from_millis(20));
+        // The batch comes once the waiter has looked and found none (its
+        // first look at `ready`): a batch there before its wait began is
+        // taken at once, stretch or not, and a sleep of 20 ms for "it has
+        // begun" failed on a loaded machine whose waiter started later.
+        let looked = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (signal, ready, looked) =
+                (Arc::clone(&signal), Arc::clone(&ready), Arc::clone(&looked));
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                signal.wait_for_work_paced(Duration::from_secs(60), quiet, || {
+                    looked.store(true, Ordering::Release);
+                    ready.load(Ordering::Acquire)
+                });
+                start.elapsed()
+            })
+        };
+        while !looked.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         ready.store(true, Ordering::Release);
         for _ in 0..10 {
             signal.nudge_for_batch();
