@@ -13,10 +13,23 @@ use spanguard::tracer::Parent;
 
 #[test]
 fn the_second_shutdown_waits_for_the_first() {
-    // A backend that takes 300 ms a request: the first shutdown is still
-    // exporting when the second is called.
-    let (url, _closed) = support::slow_backend(Duration::from_millis(300), |_| {});
-    let (tracer, dir) = support::tracer_to("two-shutdowns", &url, TracerConfig::default());
+    // A backend that takes 300 ms a request and says when one came: the
+    // first shutdown is exporting when the second is called. (A sleep of
+    // 50 ms stood for "the first has begun"; on a loaded machine its
+    // thread had not, the second call was the first, and it succeeded.)
+    // The schedule delay of a minute leaves the sending to the shutdown.
+    let (came, requests) = std::sync::mpsc::sync_channel(16);
+    let (url, _closed) = support::slow_backend(Duration::from_millis(300), move |_| {
+        let _ = came.try_send(());
+    });
+    let (tracer, dir) = support::tracer_to(
+        "two-shutdowns",
+        &url,
+        TracerConfig {
+            schedule_delay: Duration::from_secs(60),
+            ..TracerConfig::default()
+        },
+    );
     let tracer = Arc::new(tracer);
     let (ended, _) = tracer.begin(b"ended", Parent::None, 1).expect("begin");
     tracer.end(ended, 0).expect("end");
@@ -25,7 +38,9 @@ fn the_second_shutdown_waits_for_the_first() {
         let tracer = Arc::clone(&tracer);
         std::thread::spawn(move || tracer.shutdown(Duration::from_secs(30)))
     };
-    std::thread::sleep(Duration::from_millis(50));
+    requests
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the first shutdown's request");
     assert!(
         tracer.shutdown(Duration::from_secs(30)).is_err(),
         "shut down already"
