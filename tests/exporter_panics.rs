@@ -172,6 +172,17 @@ fn a_spool_file_whose_sending_panics_is_set_aside_once() {
     let transport = PanicsWhen::new(&sink_dir, |_, body| body.windows(6).any(|w| w == b"poison"));
     let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
     let events = record_events(&tracer);
+    // The first replay (and panic) first, however late a loaded machine
+    // runs it; then 600 ms of wakes in which a file not set aside would
+    // be replayed and panic again.
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while tracer.stats().exporter_panics == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the spooled file was never replayed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     std::thread::sleep(Duration::from_millis(600));
     for i in 0..5 {
         let name = format!("fresh-{i}");
