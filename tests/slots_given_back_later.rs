@@ -14,7 +14,10 @@ use spanguard::tracer::{Parent, Tracer};
 const KIND_INTERNAL: u8 = 1;
 
 /// A slab of 16,384 + 1,024 slots: large enough to hold 1,088 (a
-/// sixteenth); batches of 512.
+/// sixteenth); batches of 512. A begin that finds no slot free waits up to
+/// 30 s for the exporter to give the held ones back: with the default
+/// 200 ms, a loaded machine that gave the exporter no core meanwhile
+/// failed the begin, though the slots came back.
 fn large_tracer(name: &str) -> (Tracer, std::path::PathBuf) {
     support::discarding_tracer_with(
         name,
@@ -22,6 +25,7 @@ fn large_tracer(name: &str) -> (Tracer, std::path::PathBuf) {
             max_queue_size: 16384,
             max_open_spans: 1024,
             max_export_batch_size: 512,
+            full_wait: Duration::from_secs(30),
             ..TracerConfig::default()
         },
     )
