@@ -2161,6 +2161,23 @@ pub(crate) mod tests {
         fs::remove_dir_all(&dir).ok();
     }
 
+    /// `path` opened and locked, opened again while the lock says busy:
+    /// as a replay does, since a fork that began between an open and its
+    /// lock (`BeforeOpen`) refuses the lock, and the other tests of this
+    /// process fork (a plain open-then-lock failed that way under load).
+    fn locked_when_free(path: &Path) -> LockedFile {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let opened = BeforeOpen::now();
+            let (file, locked) = LockedFile::lock(File::open(path).expect("open"), opened);
+            if locked {
+                return file;
+            }
+            assert!(Instant::now() < until, "{} stayed busy", path.display());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Another replayer sets a file back (renames it) between this one's
     /// open and its lock: sent under the old name and deleted by it, the
     /// file stayed under the new one to be sent again. Only a file its
@@ -2171,9 +2188,8 @@ pub(crate) mod tests {
         let spool = SpoolDir::new(&dir, 1 << 20);
         spool.write(&batch(1, 10)).expect("write");
         let path = spool.list()[0].clone();
-        let (opened, locked) =
-            LockedFile::lock(File::open(&path).expect("open"), BeforeOpen::now());
-        assert!(locked && still_named(&opened, &path));
+        let opened = locked_when_free(&path);
+        assert!(still_named(&opened, &path));
         fs::rename(&path, dir.join(spool_file_name("000001-setback1"))).expect("rename");
         assert!(!still_named(&opened, &path));
         let (again, _) = LockedFile::lock(
@@ -2382,9 +2398,7 @@ pub(crate) mod tests {
         let spool = SpoolDir::new(&dir, 2 * len);
         spool.write(&batch(1, 100)).expect("write");
         let oldest = spool.list()[0].clone();
-        let (held, locked) =
-            LockedFile::lock(File::open(&oldest).expect("open"), BeforeOpen::now());
-        assert!(locked);
+        let held = locked_when_free(&oldest);
         // The batch another program moves in, over the oldest's name, once
         // eviction has opened it: here, between the open and the delete
         // as the index has it (its lock stands for the open).
