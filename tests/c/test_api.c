@@ -26,6 +26,11 @@ static spanguard_tracer *make_tracer(const char *dir, unsigned max_queue) {
     cfg.sink_dir = dir;
     cfg.schedule_delay_ms = 50;
     cfg.install_signal_handlers = 0;
+    /* A begin that finds every slot in use waits for the exporter up to
+     * 30 s, not the default 200 ms: test_threads_lose_nothing's 80,000
+     * spans from 4 threads dropped one on a loaded machine (1 run in 6)
+     * that left the exporter without a core for longer. */
+    cfg.full_wait_ms = 30000;
     if (max_queue) {
         cfg.max_queue_size = max_queue;
         cfg.max_open_spans = max_queue;
