@@ -294,7 +294,9 @@ bindings/node/node_modules/.installed: bindings/node/package-lock.json
 	touch $@
 
 # The OpenTelemetry bridge's tests send to the loopback receiver, which runs
-# in the test virtualenv.
+# in the test virtualenv. --test-timeout bounds a hang, not a speed: it
+# holds for a whole test file too, and on a loaded machine values.test.js
+# (walks of a million values, on purpose) ran past 120 s.
 test-node: node-addon bindings/node/node_modules/.installed venv
 	cd bindings/node && node_modules/.bin/tsc -p test/types
 	cd bindings/node && SPANGUARD_TEST_PYTHON=$(VENV_PY) SPANGUARD_CLI=$(CURDIR)/target/release/spanguard \

@@ -95,6 +95,11 @@ export interface TracerOptions {
   maxQueueSize?: number | null | undefined;
   maxExportBatchSize?: number | null | undefined;
   maxOpenSpans?: number | null | undefined;
+  /**
+   * How long a begin that finds every span slot taken, or a value that finds the payload pool used up, waits for the
+   * exporter to give some back before the span is dropped (the value cut), counted (default 200; SPANGUARD_FULL_WAIT_MS).
+   */
+  fullWaitMs?: number | null | undefined;
   /** Keep the spans in a file mapped in memory, which outlives a SIGKILL: the next process on the spool directory sends them (default false). */
   flightRecorder?: boolean | null | undefined;
   /** Populate every span slot at start: no span takes a page fault; the slots' whole size is resident from the start. */

@@ -59,7 +59,8 @@ Modes (`--mode` at start, `POST /control` at run time)
     too_large:<n>      read the whole body, then answer 413 when it has more than n
                        bytes (as received, before gunzip); accept smaller requests
 
-`delay_s` delays the answer in any mode that answers (ok, status, partial).
+`delay_s` delays the answer in any mode that answers (ok, status, partial); a
+client that leaves during the delay is recorded client_gone as it leaves.
 `retry_after` is sent verbatim (`"7"`, an HTTP date), or `"date:+N"` for an HTTP
 date N seconds after the answer.
 
@@ -870,7 +871,16 @@ class RequestHandler(BaseHTTPRequestHandler):
         return "hang_max_s"
 
     def _delay_and_check_client(self, delay_s: float) -> bool:
-        self.receiver.stopping.wait(delay_s)
+        """Wait out the delay; False as soon as the client leaves. Looked at
+        through the delay, not only at its end: a test of a client that gives
+        up then needs no race between its timeout and the delay (a delay far
+        longer than the client's patience costs nothing)."""
+        deadline = time.monotonic() + delay_s
+        while (left := deadline - time.monotonic()) > 0:
+            if self.receiver.stopping.wait(min(left, 0.05)):
+                break
+            if self._client_left():
+                return False
         return not self._client_left()
 
     # -- answers -----------------------------------------------------------

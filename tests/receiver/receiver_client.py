@@ -41,7 +41,7 @@ class OtlpReceiverProcess:
     def __init__(self, python: str = sys.executable, *, mode: str = "ok", count: int | None = None,
                  retry_after: str | None = None, delay_s: float | None = None,
                  lenient: bool = False, workdir: str | os.PathLike | None = None,
-                 extra_args: tuple[str, ...] = (), startup_timeout_s: float = 10.0,
+                 extra_args: tuple[str, ...] = (), startup_timeout_s: float = 60.0,
                  tls: tuple[str, str, str | None] | None = None):
         self.python = python
         self._args = ["--mode", mode]
@@ -102,7 +102,7 @@ class OtlpReceiverProcess:
         self.control_port = int(control_file.read_text())
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> int:
+    def stop(self, timeout_s: float = 30.0) -> int:
         """Stop the receiver (graceful, then SIGTERM, then SIGKILL); returns its exit status.
 
         The records stay readable afterwards; a temporary workdir is removed.
@@ -111,7 +111,7 @@ class OtlpReceiverProcess:
             raise ReceiverError("not started")
         if self._proc.poll() is None:
             try:
-                self._control_request("POST", "/shutdown", {}, timeout_s=1.0)
+                self._control_request("POST", "/shutdown", {}, timeout_s=timeout_s)
             except (ReceiverError, OSError):
                 pass
             try:
@@ -200,7 +200,7 @@ class OtlpReceiverProcess:
         return self._control_request("GET", "/stats")
 
     def _control_request(self, method: str, path: str, payload: dict | None = None,
-                         timeout_s: float = 5.0) -> dict:
+                         timeout_s: float = 30.0) -> dict:
         if self.control_port is None:
             raise ReceiverError("not started")
         data = json.dumps(payload).encode() if payload is not None else None
@@ -272,7 +272,7 @@ class OtlpReceiverProcess:
         counts = Counter((s["trace_id"], s["span_id"]) for s in self.raw_spans())
         return {k: n for k, n in counts.items() if n > 1}
 
-    def wait_for_spans(self, n: int, timeout_s: float = 10.0) -> list[dict]:
+    def wait_for_spans(self, n: int, timeout_s: float = 60.0) -> list[dict]:
         """Wait until at least n distinct spans were delivered; returns them (de-duplicated)."""
         spans: list[dict] = []
 
@@ -284,7 +284,7 @@ class OtlpReceiverProcess:
         return spans
 
     def wait_for(self, predicate: Callable[["OtlpReceiverProcess"], object],
-                 timeout_s: float = 10.0, what: str = "condition"):
+                 timeout_s: float = 60.0, what: str = "condition"):
         """Poll predicate(self) until it is truthy; returns its value."""
         deadline = time.monotonic() + timeout_s
         while True:

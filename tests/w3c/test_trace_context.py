@@ -110,7 +110,7 @@ class Harness:
         names = [f"{scope}.{i}" for i in range(count)]
         body = json.dumps([{"url": self.callbacks.url(n), "arguments": []} for n in names]).encode()
         host, port = self.service_url.split("//")[1].split("/")[0].split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
         conn.putrequest("POST", "/test")
         for name, value in headers:
             conn.putheader(name, value)

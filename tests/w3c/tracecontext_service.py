@@ -166,7 +166,7 @@ class TraceContextService:
                 call["url"], data=json.dumps(call.get("arguments", [])).encode(), method="POST",
                 headers={"content-type": "application/json", **self.outgoing_headers(client)})
             try:
-                urllib.request.urlopen(request, timeout=5).read()
+                urllib.request.urlopen(request, timeout=60).read()
             finally:
                 self.lib.c.spanguard_span_end(client)
         self.lib.c.spanguard_span_end(server)

@@ -18,12 +18,13 @@ const STREAMING = '{"streaming":true}\n';
  * sends it `signal` once its stdout holds `at`, SIGKILL after `limitMs`.
  * Resolves with its exit status, signal, stdout and stderr.
  */
-function runNode(program, { signal = null, at = STREAMING, limitMs = 30000 } = {}) {
+function runNode(program, { signal = null, at = STREAMING, limitMs = 120000 } = {}) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
     let stdout = '';
     let stderr = '';
     let sent = false;
+    let signalledAt = null;
     const killer = setTimeout(() => child.kill('SIGKILL'), limitMs);
     child.stdout.on('data', (d) => {
       stdout += d;
@@ -34,13 +35,16 @@ function runNode(program, { signal = null, at = STREAMING, limitMs = 30000 } = {
       // the child had shut down: under load).
       if (signal && !sent && stdout.includes(at)) {
         sent = true;
+        signalledAt = Date.now();
         child.kill(signal);
       }
     });
     child.stderr.on('data', (d) => { stderr += d; });
     child.on('exit', (status, sig) => {
       clearTimeout(killer);
-      resolve({ status, signal: sig, stdout, stderr });
+      // afterSignalMs: from the signal to the exit, the child's start
+      // (seconds of node and SDK loading on a loaded machine) left out.
+      resolve({ status, signal: sig, stdout, stderr, afterSignalMs: signalledAt === null ? null : Date.now() - signalledAt });
     });
   });
 }

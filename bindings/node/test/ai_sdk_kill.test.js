@@ -70,7 +70,7 @@ async function runAgent(options, atFirstChunk, { exporter = false, hooks = false
     generateArgs: 'tools: { weather }, stopWhen: stepCountIs(3),',
     atFirstChunk: signal ? '' : atFirstChunk,
   });
-  const run = await runNode(program, { signal, limitMs: 60000 });
+  const run = await runNode(program, { signal, limitMs: 120000 });
   const sdkSpans = {};
   for (const line of run.stdout.split('\n').filter(Boolean)) {
     const m = JSON.parse(line);

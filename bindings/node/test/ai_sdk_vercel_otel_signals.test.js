@@ -27,7 +27,7 @@ async function runAgent(setup, signal) {
     prompt: PROMPT,
     inputTokens: 30000,
   });
-  const run = await runNode(program, { signal, limitMs: 60000 });
+  const run = await runNode(program, { signal, limitMs: 120000 });
   return { ...run, spans: readSpans(path.join(dir, 'sink')) };
 }
 

@@ -38,14 +38,25 @@ function assertWhole(got) {
   assert.strictEqual(got.events.length + got.dropped_events_count, 200);
 }
 
+// A request (megabytes of JSON for the receiver to decode) may take its
+// time on a loaded machine: with the default 10 s request timeout the
+// exporter gave up on one the receiver then recorded, spooled the span, and
+// the test saw it arrive yet not counted exported. These bound a hang.
+const PATIENT = { requestTimeoutMs: 120000, exportTimeoutMs: 120000 };
+
 for (const [protocol, compression] of [['http/protobuf', 'gzip'], ['http/json', 'none']]) {
   test(`an LLM-sized span from the bridge arrives whole (${protocol}, ${compression})`, async (t) => {
     const rx = await startReceiver();
     t.after(() => rx.stop());
-    const { memory, bridge, provider } = bridgedProvider(rx, 'llm-sized', {}, { protocol, compression });
+    const { memory, bridge, provider } = bridgedProvider(rx, 'llm-sized', {}, { protocol, compression, ...PATIENT });
     record(provider.getTracer('openllmetry').startSpan('llm.chat'));
+    // The tracer's own flush first, with room: the processor's (the
+    // provider's forceFlush) waits 5 s, and a request still in flight at a
+    // flush's deadline is abandoned and spooled; the receiver, decoding
+    // megabytes of JSON on a loaded machine, recorded it anyway, and the
+    // replay brought the span a second time.
+    await bridge.tracer.flush(120000);
     await provider.forceFlush();
-    await bridge.tracer.flush(30000);
     const [sdkSpan] = memory.getFinishedSpans();
     const arrived = await rx.waitFor(1);
     assert.strictEqual(arrived.length, 1);
@@ -61,9 +72,9 @@ for (const [protocol, compression] of [['http/protobuf', 'gzip'], ['http/json', 
     const rx = await startReceiver();
     t.after(() => rx.stop());
     const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: rx.url, scheduleDelayMs: 50, protocol, compression,
-      spoolDir: require('fs').mkdtempSync(require('path').join(require('os').tmpdir(), 'sg-llm-')) });
+      ...PATIENT, spoolDir: require('fs').mkdtempSync(require('path').join(require('os').tmpdir(), 'sg-llm-')) });
     record(tracer.startSpan('llm.chat'));
-    assert.strictEqual(await tracer.shutdown(30000), true);
+    assert.strictEqual(await tracer.shutdownStatus(120000), 'delivered');
     const stats = tracer.stats();
     await tracer.close();
     const arrived = await rx.waitFor(1);

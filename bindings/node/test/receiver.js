@@ -38,8 +38,11 @@ async function startReceiver() {
   const portFile = path.join(dir, 'port');
   const proc = spawn(PYTHON, [path.join(REPO, 'tests', 'receiver', 'otlp_receiver.py'), '--port', '0',
     '--port-file', portFile, '--record', record], { stdio: ['ignore', 'ignore', 'inherit'] });
-  for (let i = 0; !fs.existsSync(portFile) || !fs.readFileSync(portFile, 'utf8').trim(); i++) {
-    if (i > 300 || proc.exitCode !== null) throw new Error(`the receiver did not start (${PYTHON})`);
+  // A bound for a receiver that never starts, not a speed: its imports
+  // (protobuf) took seconds on a loaded machine.
+  const deadline = Date.now() + 60000;
+  while (!fs.existsSync(portFile) || !fs.readFileSync(portFile, 'utf8').trim()) {
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`the receiver did not start (${PYTHON})`);
     await sleep(50);
   }
   const port = Number(fs.readFileSync(portFile, 'utf8').trim());
@@ -49,7 +52,7 @@ async function startReceiver() {
   return {
     url: `http://127.0.0.1:${port}/v1/traces`,
     spans,
-    async waitFor(n, ms = 20000) {
+    async waitFor(n, ms = 60000) {
       const deadline = Date.now() + ms;
       while (spans().length < n && Date.now() < deadline) await sleep(50);
       return spans();

@@ -375,7 +375,11 @@ test('tryAddEvent and tryAddLinkIds answer whether the span holds what they adde
 test('a begin waiting for a slot is counted in slot_waits and slot_wait_ns', async () => {
   // 26 of the 32 slots held open, 20 spans through the 6 left: a begin finds
   // every slot taken, ended spans among them, and waits for the exporter.
-  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:', maxOpenSpans: 16, maxQueueSize: 16 });
+  // A wait of 30 s, not the default 200 ms: the test is about the wait
+  // being counted; on a loaded machine (CI's two lanes) the exporter was
+  // off its core for longer and 8 of the 20 were dropped.
+  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:', maxOpenSpans: 16, maxQueueSize: 16,
+    fullWaitMs: 30000 });
   const held = [];
   for (let i = 0; i < 26; i++) held.push(tracer.startSpan('held'));
   let stats = tracer.stats();

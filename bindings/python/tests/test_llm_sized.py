@@ -109,6 +109,12 @@ def ours(receiver, start: int) -> dict:
 
 APIS = ["native", "bridge"]
 
+# A request of megabytes (JSON, for the receiver to decode) may take its
+# time on a loaded machine: with the default 10 s request timeout the
+# exporter gave up on one the receiver then recorded, and the span was
+# counted spooled, not exported. These bound a hang, not a speed.
+PATIENT = dict(request_timeout_ms=120_000, export_timeout_ms=120_000)
+
 
 def assert_shown_whole(directory):
     """`spanguard show --full` (the binary make test-python-binding names in
@@ -129,9 +135,10 @@ def assert_shown_whole(directory):
                          ids=["protobuf-gzip", "json"])
 def test_an_llm_sized_span_arrives_whole_at_the_receiver(receiver, tmp_path, api, protocol, compression):
     start = len(receiver.spans())
-    tracer = new_tracer(tmp_path, endpoint=receiver.traces_url, protocol=protocol, compression=compression)
+    tracer = new_tracer(tmp_path, endpoint=receiver.traces_url, protocol=protocol, compression=compression,
+                        **PATIENT)
     provider, _ = record(api, tracer)
-    assert tracer.shutdown(30)
+    assert tracer.shutdown(120)
     stats = tracer.stats()
     tracer.close()
     if provider:
@@ -149,23 +156,26 @@ def test_an_llm_sized_span_spooled_while_the_backend_is_down_is_replayed_whole(r
     start = len(receiver.spans())
     receiver.set_mode("refuse")
     try:
-        tracer = new_tracer(tmp_path, endpoint=receiver.traces_url, compression="gzip")
+        # Retries for up to 10 minutes: a flush that cannot wait them out
+        # has the request spooled. 30 s of it, not 3: on a loaded machine
+        # encoding the span took longer than 3 s, and the flush timed out
+        # before the first request.
+        tracer = new_tracer(tmp_path, endpoint=receiver.traces_url, compression="gzip", export_timeout_ms=600_000)
         provider, _ = record(api, tracer)
-        # A flush that cannot wait out the retries has the request spooled.
-        assert tracer.flush_status(3) == "spooled"
+        assert tracer.flush_status(30) == "spooled"
         assert tracer.stats().spooled_spans == 1
         assert_shown_whole(tmp_path / "spool")
     finally:
         receiver.reset_mode()
     # Up again: the tracer's probe, or the next start on the spool
     # directory, replays it.
-    assert tracer.shutdown(30)
+    assert tracer.shutdown(120)
     replayed = tracer.stats().replayed_spans
     tracer.close()
     if provider:
         provider.shutdown()
-    later = new_tracer(tmp_path, endpoint=receiver.traces_url, compression="gzip")
-    assert later.shutdown(30)
+    later = new_tracer(tmp_path, endpoint=receiver.traces_url, compression="gzip", **PATIENT)
+    assert later.shutdown(120)
     replayed += later.stats().replayed_spans
     later.close()
     assert replayed == 1

@@ -451,9 +451,11 @@ def test_a_zero_length_limit_in_the_environment_is_zero_in_the_struct_none(recei
 def test_a_begin_waiting_for_a_slot_is_counted(tmp_path):
     # 26 of the 32 slots held open, 20 spans through the 6 left: a begin
     # finds every slot taken, ended spans among them, and waits for the
-    # exporter to give one back.
+    # exporter to give one back. A wait of 30 s, not the default 200 ms:
+    # the test is about the wait being counted, and on a loaded machine
+    # (CI's two lanes) the exporter is off its core for longer.
     from conftest import tracer_settings
-    tracer = spanguard.Tracer(**tracer_settings(tmp_path, max_queue_size=16, max_open_spans=16))
+    tracer = spanguard.Tracer(**tracer_settings(tmp_path, max_queue_size=16, max_open_spans=16, full_wait_ms=30_000))
     try:
         held = [tracer.start_span("held") for _ in range(26)]
         stats = tracer.stats()
