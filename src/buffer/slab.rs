@@ -1308,9 +1308,20 @@ impl SpanSlab {
     /// Whether every slot holds a span begun and not ended: none is queued
     /// for the exporter or being exported, so none will come back before
     /// a span ends.
+    ///
+    /// Spans ended are counted as each queue's pushes ever (its tail),
+    /// not as the exporter's take plus what the queues hold: the exporter
+    /// counts a run taken a few instructions after it pops it, and a look
+    /// between the two missed the run and said every slot open, so a
+    /// waiting begin gave up at once with spans on their way back. A tail
+    /// counts a span from its push on, and only grows. Begun read first:
+    /// a span begun and ended meanwhile then counts as ended only, so the
+    /// answer errs toward "a slot may come back" (a wait goes on to its
+    /// deadline), never toward giving up early.
     pub fn every_slot_open(&self) -> bool {
-        let ended = self.spans_ended();
-        self.spans_begun().saturating_sub(ended) >= self.capacity as u64
+        let begun = self.spans_begun();
+        let ended: u64 = self.queues().iter().map(|q| q.tail()).sum();
+        begun.saturating_sub(ended) >= self.capacity as u64
     }
 
     /// Spans ended: the exporter's take plus the queue. Read before
@@ -2495,5 +2506,52 @@ mod tests {
                 "round {round}: slot {first} said FREE before its chunks were back"
             );
         }
+    }
+
+    /// A begin waiting for a slot gives up once every slot holds an open
+    /// span (`every_slot_open`): only ends could free one. It must never
+    /// say so while ended spans are on their way through the exporter:
+    /// the exporter pops a run of a queue and counts the run taken a few
+    /// instructions later, and a look between the two counted the run in
+    /// neither, so a begin whose wait had 60 s left said BufferFull at
+    /// once (flakes45a: tests/full_buffer.rs, 1 run in 10 under load).
+    /// Here 62 of 64 slots stay open and two spans cycle through the
+    /// queue: at most 63 are ever open, so every look must say no.
+    #[test]
+    fn every_slot_open_is_never_said_while_ended_spans_are_being_taken() {
+        let slab = SpanSlab::new(64, SlabBacking::Anonymous, 0).expect("map");
+        for _ in 0..62 {
+            slab.take_free(|| {}).expect("free slot");
+        }
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        let stop = AtomicBool::new(false);
+        let said = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                let mut said = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    said += u64::from(slab.every_slot_open());
+                }
+                said
+            });
+            let mut out = Vec::new();
+            for _ in 0..300_000 {
+                for _ in 0..2 {
+                    let (i, g) = slab.take_free(|| {}).expect("free slot");
+                    slab.publish_ended(i, g);
+                }
+                out.clear();
+                assert_eq!(slab.pop_ended_into(&mut out, 2), 2);
+                for &i in &out {
+                    slab.mark_exporting(i);
+                }
+                slab.release_all(&out, &pool, &mut Vec::new());
+            }
+            stop.store(true, Ordering::Relaxed);
+            watcher.join().expect("watcher")
+        });
+        assert_eq!(
+            said, 0,
+            "every slot said open {said} times, with at most 63 of 64 open"
+        );
     }
 }
