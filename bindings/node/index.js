@@ -722,6 +722,13 @@ const SETTINGS = {
   certificate: ['certificate', 'string'], clientCertificate: ['client_certificate', 'string'],
   clientKey: ['client_key', 'string'], maxRequestBytes: ['max_request_bytes', 'number'],
   sinkMaxLineBytes: ['sink_max_line_bytes', 'number'], logLevel: ['log_level', 'string'],
+  fullPolicy: ['full_policy', { wait: 0, drop: 1 }], fullWaitMs: ['full_wait_ms', 'number'],
+  // The names OTEL_TRACES_SAMPLER and the Python binding use.
+  sampler: ['sampler', {
+    parentbased_always_on: 0, always_on: 1, always_off: 2, traceidratio: 3,
+    parentbased_always_off: 4, parentbased_traceidratio: 5,
+  }],
+  samplerRatio: ['sampler_ratio', 'ratio'],
   fromEnv: [null, 'boolean'],
 };
 
@@ -778,6 +785,11 @@ function optionValue(name, kind, v) {
     if (!isUint32(v)) {
       throw badOption(name, 'a whole number from 0 to 4294967295', v);
     }
+    return v;
+  }
+  if (kind === 'ratio') {
+    // Checked by the library too; here, so the message names the option.
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw badOption(name, 'a number from 0 to 1', v);
     return v;
   }
   if (kind === 'boolean') {

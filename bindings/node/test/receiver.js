@@ -31,13 +31,16 @@ function recordedSpans(record) {
   return out;
 }
 
-/** Starts a receiver; resolves to { url, spans(), waitFor(n), stop() }. */
-async function startReceiver() {
+/**
+ * Starts a receiver (with `args`, e.g. ['--mode', 'slow:3']); resolves to
+ * { url, spans(), waitFor(n), stop() }.
+ */
+async function startReceiver(args = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-rx-'));
   const record = path.join(dir, 'record.jsonl');
   const portFile = path.join(dir, 'port');
   const proc = spawn(PYTHON, [path.join(REPO, 'tests', 'receiver', 'otlp_receiver.py'), '--port', '0',
-    '--port-file', portFile, '--record', record], { stdio: ['ignore', 'ignore', 'inherit'] });
+    '--port-file', portFile, '--record', record, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; !fs.existsSync(portFile) || !fs.readFileSync(portFile, 'utf8').trim(); i++) {
     if (i > 300 || proc.exitCode !== null) throw new Error(`the receiver did not start (${PYTHON})`);
     await sleep(50);
