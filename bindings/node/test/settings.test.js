@@ -144,3 +144,20 @@ test('fullWaitMs: a begin waits as long as it says for the exporter to give a sl
     rx.stop();
   }
 });
+
+test('every field of spanguard_config is an option, and the addon reads each', () => {
+  // The addon read neither sampler nor sampler_ratio, and index.js passed
+  // no fullPolicy: a field added to the header was missed in one of the
+  // two places, unseen. env_set_by_host is Python's alone (README).
+  const header = fs.readFileSync(path.resolve(__dirname, '../../../include/spanguard.h'), 'utf8');
+  const body = header.slice(header.indexOf('typedef struct spanguard_config {'), header.indexOf('} spanguard_config;'));
+  const fields = [...body.matchAll(/^\s*(?:const char \*|uint32_t |double )(\w+);/gm)].map((m) => m[1])
+    .filter((f) => f !== 'struct_size' && f !== 'env_set_by_host');
+  assert.ok(fields.length >= 38 && fields.includes('sampler_ratio'), `header read: ${fields}`);
+  const index = fs.readFileSync(path.join(__dirname, '..', 'index.js'), 'utf8');
+  const addon = fs.readFileSync(path.join(__dirname, '..', 'src', 'spanguard_node.c'), 'utf8');
+  for (const f of fields) {
+    assert.ok(index.includes(`['${f}', `), `index.js has no option for ${f}`);
+    assert.ok(addon.includes(`(env, o, "${f}", `), `the addon does not read ${f}`);
+  }
+});
