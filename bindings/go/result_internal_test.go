@@ -86,3 +86,38 @@ func goName(counter string) string {
 	}
 	return b.String()
 }
+
+// newTracer sets every field of spanguard_config in include/spanguard.h
+// (env_set_by_host is Python's alone, README): Config lacked the full
+// policy, the sampler, the TLS files and the log level, unseen, while
+// Python and Node took them.
+func TestNewTracerSetsEveryConfigField(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join("..", "..", "include", "spanguard.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(text)
+	start := strings.Index(s, "typedef struct spanguard_config {")
+	end := strings.Index(s, "} spanguard_config;")
+	if start < 0 || end < start {
+		t.Fatal("include/spanguard.h has no struct spanguard_config")
+	}
+	source, err := os.ReadFile("spanguard.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*(?:const char \*|uint32_t |double )(\w+);`).FindAllStringSubmatch(s[start:end], -1) {
+		if f := m[1]; f != "struct_size" && f != "env_set_by_host" {
+			fields = append(fields, f)
+		}
+	}
+	if len(fields) < 38 {
+		t.Fatalf("header read: %v", fields)
+	}
+	for _, f := range fields {
+		if !strings.Contains(string(source), "c."+f+" ") && !strings.Contains(string(source), "&c."+f+",") {
+			t.Errorf("newTracer does not set spanguard_config.%s", f)
+		}
+	}
+}

@@ -61,6 +61,10 @@ func TestMain(m *testing.M) {
 		drainChild(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
 		return
 	}
+	if level := os.Getenv("SPANGUARD_LOG_LEVEL_CHILD"); level != "" {
+		logLevelChild(level)
+		return
+	}
 	os.Exit(m.Run())
 }
 

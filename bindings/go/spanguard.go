@@ -218,6 +218,80 @@ type Config struct {
 	LinkCountLimit           uint32
 	EventAttributeCountLimit uint32
 	LinkAttributeCountLimit  uint32
+	// FullPolicy is what Start does when every span slot is taken
+	// (SPANGUARD_FULL_POLICY): FullPolicyWait (the zero value) wakes the
+	// exporter and waits up to FullWait for a slot (Stats.SlotWaits);
+	// FullPolicyDrop returns at once, the span recording nothing, with
+	// ErrBufferFull (Stats.DroppedBufferFull).
+	FullPolicy FullPolicy
+	// FullWait is the longest a Start (or a value, for the payload pool)
+	// waits under FullPolicyWait; default 200 ms (SPANGUARD_FULL_WAIT_MS).
+	FullWait time.Duration
+	// Sampler decides which spans are recorded and exported, as
+	// OpenTelemetry's Go SDK names its samplers: AlwaysSample(),
+	// NeverSample(), TraceIDRatioBased(f), ParentBased(root). The zero
+	// value is ParentBased(AlwaysSample()), the default; with
+	// NewTracerFromEnv, OTEL_TRACES_SAMPLER wins over it. A span left out still
+	// has ids and propagates its context; it is counted in
+	// Stats.SpansUnsampled and never exported.
+	Sampler Sampler
+	// Certificate is the PEM file of the CA certificates that verify the
+	// backend (OTEL_EXPORTER_OTLP_CERTIFICATE); empty: the system's trust
+	// store. ClientCertificate and ClientKey are the PEM files of a client
+	// certificate and its key, for mutual TLS (both or neither). A file
+	// that is not there is an error of NewTracer (ErrInvalidConfig).
+	Certificate       string
+	ClientCertificate string
+	ClientKey         string
+	// LogLevel is what spanguard writes to stderr (OTEL_LOG_LEVEL):
+	// "none", "error", "warn" (the default), "info" or "debug"; another
+	// word is an error of NewTracer (ErrInvalidConfig).
+	LogLevel string
+}
+
+// FullPolicy is Config.FullPolicy.
+type FullPolicy uint32
+
+const (
+	// FullPolicyWait: wait up to Config.FullWait for a slot (the default).
+	FullPolicyWait FullPolicy = C.SPANGUARD_FULL_POLICY_WAIT
+	// FullPolicyDrop: never wait; the span is dropped and counted.
+	FullPolicyDrop FullPolicy = C.SPANGUARD_FULL_POLICY_DROP
+)
+
+// Sampler is Config.Sampler; make one with AlwaysSample, NeverSample,
+// TraceIDRatioBased or ParentBased. Its zero value is
+// ParentBased(AlwaysSample()).
+type Sampler struct {
+	kind  uint32 // SPANGUARD_SAMPLER_*
+	ratio float64
+}
+
+// AlwaysSample records and exports every span.
+func AlwaysSample() Sampler { return Sampler{kind: C.SPANGUARD_SAMPLER_ALWAYS_ON} }
+
+// NeverSample records no span.
+func NeverSample() Sampler { return Sampler{kind: C.SPANGUARD_SAMPLER_ALWAYS_OFF} }
+
+// TraceIDRatioBased keeps the share fraction (0 to 1) of traces, decided
+// by the trace id. A fraction outside 0..1 makes NewTracer fail
+// (ErrInvalidConfig), where OpenTelemetry's Go SDK clamps it.
+func TraceIDRatioBased(fraction float64) Sampler {
+	return Sampler{kind: C.SPANGUARD_SAMPLER_TRACEIDRATIO, ratio: fraction}
+}
+
+// ParentBased follows the parent's sampled flag (a local parent's or a
+// remote one's, from a traceparent) and asks root only for root spans.
+func ParentBased(root Sampler) Sampler {
+	switch root.kind {
+	case C.SPANGUARD_SAMPLER_ALWAYS_ON:
+		root.kind = C.SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON
+	case C.SPANGUARD_SAMPLER_ALWAYS_OFF:
+		root.kind = C.SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_OFF
+	case C.SPANGUARD_SAMPLER_TRACEIDRATIO:
+		root.kind = C.SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO
+	}
+	return root // already parent-based
 }
 
 // millis converts d to whole milliseconds for a uint32 field or argument:
@@ -312,6 +386,15 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	set(&c.resource_attributes, strings.TrimSuffix(runtimeAttributes()+","+cfg.ResourceAttributes, ","))
 	set(&c.sink_dir, cfg.SinkDir)
 	set(&c.spool_dir, cfg.SpoolDir)
+	set(&c.certificate, cfg.Certificate)
+	set(&c.client_certificate, cfg.ClientCertificate)
+	set(&c.client_key, cfg.ClientKey)
+	set(&c.log_level, cfg.LogLevel)
+	c.full_policy = C.uint32_t(cfg.FullPolicy)
+	c.sampler = C.uint32_t(cfg.Sampler.kind)
+	if cfg.Sampler.kind == C.SPANGUARD_SAMPLER_TRACEIDRATIO || cfg.Sampler.kind == C.SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO {
+		c.sampler_ratio = C.double(cfg.Sampler.ratio)
+	}
 	if cfg.ProtocolJSON {
 		c.protocol = C.SPANGUARD_PROTOCOL_HTTP_JSON
 	}
@@ -327,6 +410,7 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		{&c.request_timeout_ms, millis(cfg.RequestTimeout)},
 		{&c.export_timeout_ms, millis(cfg.ExportTimeout)},
 		{&c.signal_flush_timeout_ms, millis(cfg.SignalFlushTimeout)},
+		{&c.full_wait_ms, millis(cfg.FullWait)},
 		{&c.max_queue_size, C.uint32_t(cfg.MaxQueueSize)},
 		{&c.max_export_batch_size, C.uint32_t(cfg.MaxExportBatchSize)},
 		{&c.max_open_spans, C.uint32_t(cfg.MaxOpenSpans)},

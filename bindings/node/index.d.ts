@@ -96,10 +96,22 @@ export interface TracerOptions {
   maxExportBatchSize?: number | null | undefined;
   maxOpenSpans?: number | null | undefined;
   /**
-   * How long a begin that finds every span slot taken, or a value that finds the payload pool used up, waits for the
-   * exporter to give some back before the span is dropped (the value cut), counted (default 200; SPANGUARD_FULL_WAIT_MS).
+   * What a begin does when every span slot is taken (SPANGUARD_FULL_POLICY): 'wait' (default) wakes the exporter
+   * and waits up to `fullWaitMs` for it to give a slot back (counted in stats().slot_waits); 'drop' returns at
+   * once with a span that records nothing, counted in stats().dropped_buffer_full. On Node the waiting thread is
+   * the event loop.
    */
+  fullPolicy?: 'wait' | 'drop' | null | undefined;
+  /** With fullPolicy 'wait', the longest a begin (or a value, for the payload pool) waits, in ms (default 200). */
   fullWaitMs?: number | null | undefined;
+  /**
+   * Which spans are recorded and exported, by OTEL_TRACES_SAMPLER's names (default 'parentbased_always_on').
+   * A span left out has ids and propagates its context but records nothing; counted in stats().spans_unsampled.
+   */
+  sampler?: 'parentbased_always_on' | 'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_off'
+    | 'parentbased_traceidratio' | null | undefined;
+  /** The share of traces the '*traceidratio' samplers keep, 0 to 1 (default 1; OTEL_TRACES_SAMPLER_ARG). */
+  samplerRatio?: number | null | undefined;
   /** Keep the spans in a file mapped in memory, which outlives a SIGKILL: the next process on the spool directory sends them (default false). */
   flightRecorder?: boolean | null | undefined;
   /** Populate every span slot at start: no span takes a page fault; the slots' whole size is resident from the start. */

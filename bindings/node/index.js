@@ -710,7 +710,7 @@ const SETTINGS = {
   compression: ['compression', { none: 0, gzip: 1 }], requestTimeoutMs: ['request_timeout_ms', 'number'],
   scheduleDelayMs: ['schedule_delay_ms', 'number'], maxQueueSize: ['max_queue_size', 'number'],
   maxExportBatchSize: ['max_export_batch_size', 'number'], exportTimeoutMs: ['export_timeout_ms', 'number'],
-  maxOpenSpans: ['max_open_spans', 'number'], fullWaitMs: ['full_wait_ms', 'number'],
+  maxOpenSpans: ['max_open_spans', 'number'],
   flightRecorder: ['flight_recorder', 'boolean'],
   prefaultSlots: ['prefault_slots', 'boolean'], installSignalHandlers: ['install_signal_handlers', 'boolean'],
   spoolMaxMib: ['spool_max_mib', 'number'], signalFlushTimeoutMs: ['signal_flush_timeout_ms', 'number'],
@@ -723,6 +723,13 @@ const SETTINGS = {
   certificate: ['certificate', 'string'], clientCertificate: ['client_certificate', 'string'],
   clientKey: ['client_key', 'string'], maxRequestBytes: ['max_request_bytes', 'number'],
   sinkMaxLineBytes: ['sink_max_line_bytes', 'number'], logLevel: ['log_level', 'string'],
+  fullPolicy: ['full_policy', { wait: 0, drop: 1 }], fullWaitMs: ['full_wait_ms', 'number'],
+  // The names OTEL_TRACES_SAMPLER and the Python binding use.
+  sampler: ['sampler', {
+    parentbased_always_on: 0, always_on: 1, always_off: 2, traceidratio: 3,
+    parentbased_always_off: 4, parentbased_traceidratio: 5,
+  }],
+  samplerRatio: ['sampler_ratio', 'ratio'],
   fromEnv: [null, 'boolean'],
 };
 
@@ -779,6 +786,11 @@ function optionValue(name, kind, v) {
     if (!isUint32(v)) {
       throw badOption(name, 'a whole number from 0 to 4294967295', v);
     }
+    return v;
+  }
+  if (kind === 'ratio') {
+    // Checked by the library too; here, so the message names the option.
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw badOption(name, 'a number from 0 to 1', v);
     return v;
   }
   if (kind === 'boolean') {

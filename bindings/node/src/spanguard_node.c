@@ -1373,6 +1373,14 @@ static bool cfg_u32(napi_env env, napi_value obj, const char *name, uint32_t *fi
     return napi_get_value_uint32(env, v, field) == napi_ok;
 }
 
+static bool cfg_double(napi_env env, napi_value obj, const char *name, double *field) {
+    napi_value v;
+    napi_valuetype t;
+    if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+    if (t == napi_undefined || t == napi_null) return true;
+    return napi_get_value_double(env, v, field) == napi_ok;
+}
+
 /* tracerNew(config, fromEnv) -> [code, tracer?, message?]. `config` uses
  * the C field names; index.js maps its options onto them. On failure the
  * message names the variable or field and the value that were wrong. */
@@ -1420,7 +1428,9 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
               cfg_string(env, o, "client_key", &text, &cfg.client_key) &&
               cfg_u32(env, o, "max_request_bytes", &cfg.max_request_bytes) &&
               cfg_u32(env, o, "sink_max_line_bytes", &cfg.sink_max_line_bytes) &&
-              cfg_string(env, o, "log_level", &text, &cfg.log_level);
+              cfg_string(env, o, "log_level", &text, &cfg.log_level) &&
+              cfg_u32(env, o, "sampler", &cfg.sampler) &&
+              cfg_double(env, o, "sampler_ratio", &cfg.sampler_ratio);
     if (!ok) {
         text_free(&text);
         return throw_last(env, "tracerNew: config");

@@ -31,13 +31,16 @@ function recordedSpans(record) {
   return out;
 }
 
-/** Starts a receiver; resolves to { url, spans(), waitFor(n), stop() }. */
-async function startReceiver() {
+/**
+ * Starts a receiver (with `args`, e.g. ['--mode', 'slow:3']); resolves to
+ * { url, spans(), waitFor(n), stop() }.
+ */
+async function startReceiver(args = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-rx-'));
   const record = path.join(dir, 'record.jsonl');
   const portFile = path.join(dir, 'port');
   const proc = spawn(PYTHON, [path.join(REPO, 'tests', 'receiver', 'otlp_receiver.py'), '--port', '0',
-    '--port-file', portFile, '--record', record], { stdio: ['ignore', 'ignore', 'inherit'] });
+    '--port-file', portFile, '--record', record, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   // A bound for a receiver that never starts, not a speed: its imports
   // (protobuf) took seconds on a loaded machine.
   const deadline = Date.now() + 60000;

@@ -5,6 +5,11 @@ import bridge = require('spanguard/otel');
 
 const tracer = new spanguard.Tracer({ serviceName: 'typed', endpoint: undefined });
 void new bridge.SpanguardSpanProcessor(tracer);
+void new spanguard.Tracer({ fullPolicy: 'drop', fullWaitMs: 50, sampler: 'parentbased_traceidratio', samplerRatio: 0.1 });
+// @ts-expect-error a policy that is none
+void new spanguard.Tracer({ fullPolicy: 'block' });
+// @ts-expect-error a sampler that is none
+void new spanguard.Tracer({ sampler: 'sometimes' });
 // @ts-expect-error undefined at run time
 void new spanguard.default.Tracer();
 // @ts-expect-error undefined at run time
