@@ -84,7 +84,7 @@ const TEMP_FILE_MAX_AGE: Duration = Duration::from_secs(600);
 /// Files a cleanup of what dead writers left looks at before it asks
 /// whether something else needs the thread: each look gets through some
 /// however busy the exporter is.
-pub const CLEANED_BEFORE_GIVING_WAY: usize = 64;
+pub(crate) const CLEANED_BEFORE_GIVING_WAY: usize = 64;
 /// The largest body read whatever the cap says (a `spanguard replay` has
 /// no cap): a header may claim anything.
 const MAX_BODY_BYTES: u64 = 1 << 32;
