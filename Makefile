@@ -34,7 +34,7 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-prepare test-lane-a test-lane-b test-rust check-fresh-build test-c test-c-asan test-python \
         test-install test-python-binding test-python-versions test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
-        test-readme dist dist-node dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
+        test-readme dist dist-node npm-present dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -268,7 +268,17 @@ define fetch_node_api_headers
   npm install --no-audit --no-fund --prefix build/node-api-headers node-api-headers@$(NODE_API_HEADERS_VERSION); fi
 endef
 CFLAGS_NODE := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -shared -fPIC -fvisibility=hidden
-node-addon: build
+# npm packs the package (and fetches the N-API headers where node brings
+# none). Without it, README's setup (make dist-python dist-node) built for
+# minutes, then stopped at `npm: not found` (Debian's nodejs comes without
+# npm): said first now, with what to do and what a C, C++ or Go user skips.
+npm-present:
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "npm is not installed: the Node.js package is made with npm (Node.js 18 or later with npm;"; \
+	  echo "on Debian and Ubuntu the npm package beside nodejs). For C, C++ and Go make install is all"; \
+	  echo "that is needed: leave out dist-node (and its .tgz); make dist-python builds the Python wheel."; \
+	  exit 1; } >&2
+node-addon: $(if $(NODE_HEADERS),,npm-present) build
 	$(fetch_node_api_headers)
 	mkdir -p $(NODE_PREBUILD)
 	strip --strip-unneeded -o $(NODE_PREBUILD)/libspanguard.so.$(SOMAJOR) $(LIBDIR)/libspanguard.so.$(VERSION)
@@ -551,7 +561,7 @@ dist: dist-python dist-arm64
 # dist-arm64 goes in too. Where a platform's addon is missing, the package
 # says so to whoever loads it there (index.js).
 NODE_PLATFORMS := linux-x64 linux-arm64
-dist-node: node-addon
+dist-node: npm-present node-addon
 	mkdir -p build/dist
 	rm -f build/dist/spanguard-*.tgz
 	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/build/dist

@@ -1088,7 +1088,9 @@ impl Tracer {
                 // Counted a waiter before the wake: the exporter looks at
                 // `full_waiters` under the signal's mutex, which the wake
                 // takes, so a resting exporter (its CPU cap) sees this
-                // begin waiting and ends its rest (`Exporter::throttle`).
+                // begin waiting and ends its rest (`Exporter::throttle`),
+                // and a sleeping one takes the spans ended, however few
+                // (`begin_waits_for_ended` in export/exporter.rs).
                 p.full_waiters.fetch_add(1, Ordering::Relaxed);
                 p.signal.wake();
                 // The begin holds no span: the hooks' `after` at once.

@@ -270,6 +270,49 @@ fn a_begin_waiting_for_a_slot_sleeps_until_the_exporter_gives_slots_back() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A begin waiting for a slot gets one of the spans ended, however few:
+/// the exporter waited for a batch's worth of them (`batch_target`, 32 at
+/// least here: a sixteenth of the 512-span batch), which could never come
+/// with only 6 slots not held by open spans, and ignored the begin's wake
+/// until its schedule delay. The begin waited out its `full_wait` and
+/// dropped its span (the Go binding's slot-wait test, 32 slots and a
+/// target risen to 16, 1 run in 15). Here the schedule delay is a minute
+/// and `full_wait` 30 s: before the fix the begin said BufferFull after
+/// its 30 s, every run; now the exporter takes the 6 at the begin's wake.
+#[test]
+fn a_begin_waiting_for_a_slot_gets_one_when_fewer_spans_than_a_batch_are_ended() {
+    let (t, dir) = support::discarding_tracer_with(
+        "full-few-ended",
+        TracerConfig {
+            max_queue_size: 512,
+            max_open_spans: 16,
+            schedule_delay: Duration::from_secs(60),
+            full_wait: Duration::from_secs(30),
+            ..TracerConfig::default()
+        },
+    );
+    let (mut open, refused) = fill(&t);
+    assert_eq!(refused, SpanError::WouldWait);
+    assert_eq!(open.len(), 528, "every slot open");
+    for s in open.drain(..6) {
+        t.end(s, 0).expect("end");
+    }
+    let (s, _) = t
+        .begin(b"waits", Parent::None, KIND_INTERNAL)
+        .expect("a slot of the 6 ended spans");
+    t.end(s, 0).expect("end");
+    let stats = t.stats();
+    assert_eq!(stats.dropped_buffer_full, 0, "{stats:?}");
+    assert_eq!(stats.slot_waits, 1, "{stats:?}");
+    for s in open {
+        t.end(s, 0).expect("end");
+    }
+    t.shutdown(Duration::from_secs(60)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.spans_ended, stats.spans_exported, "{stats:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The exporter's CPU cap makes it rest after work, and a thread recording
 /// faster than it waited out the rest for the slots it held back (the
 /// default settings' bench row), unless the queue was half full. Now a

@@ -64,7 +64,7 @@ export interface ForeignSpanOptions {
   attributes?: Attributes;
 }
 export interface SpanOptions {
-  /** One of KIND (OTLP's numbers), or its name ('client'); default INTERNAL. */
+  /** One of KIND (OTLP's numbers), or its name ('client'); default INTERNAL. Anything else throws a SpanguardError (INVALID_ARGUMENT). */
   kind?: number | 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER' | undefined;
   /** The parent; by default the span of the innermost withSpan, else none (a new trace). */
   parent?: Span | undefined;
@@ -190,7 +190,8 @@ export declare class Span {
   /**
    * Sets the status: a code of STATUS (UNSET, OK, ERROR, OpenTelemetry's
    * SpanStatusCode numbers too) or its name, or OpenTelemetry's SpanStatus
-   * object ({ code, message }). Anything else sets nothing (warned once).
+   * object ({ code, message }). Anything else throws a SpanguardError (INVALID_ARGUMENT), nothing set: a
+   * programming error, as in the Python binding (ValueError) and the Go one (an error).
    */
   setStatus(code: number | 'UNSET' | 'OK' | 'ERROR' | { code: number; message?: string }, message?: string): this;
   /** An `exception` event (type, message, stacktrace) at `time`, and status ERROR. */

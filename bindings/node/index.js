@@ -115,21 +115,34 @@ function check(code, op) {
 // left out values OpenTelemetry does not take, as its setAttribute does
 // (how many: native.leftOut(), counted in stats().values_rejected).
 const VALUE_LEFT_OUT = 100;
-// This file's own: a recording call got an argument of no use to it (a
-// status that is no status) and did nothing, warned once, never thrown.
-const ARGUMENT_LEFT_OUT = 101;
+// This file's own: a time that is no time (NaN, negative, a string, an
+// invalid Date) was taken as now, counted in stats().values_rejected and
+// warned once, never thrown, as the Python binding does: an end() or a
+// recordException() in an error handler must not fail over a timestamp.
+const TIME_LEFT_OUT = 102;
 
 /**
- * A span kind: one of KIND, or its name ('client', 'SERVER'); anything
- * else is INTERNAL, as OpenTelemetry's default. (OpenTelemetry's own
- * SpanKind numbers differ from OTLP's: KIND's are OTLP's.)
+ * A wrong argument of one of spanguard's own calls (a kind, a status, a
+ * count): a programming error, thrown at the call as the Python binding
+ * raises TypeError or ValueError and the Go one returns an error
+ * (INVALID_ARGUMENT). Values from the program's data (attribute values
+ * and keys, times, names, headers) never throw: see SOFT.
+ */
+function badArgument(op, name, expected, v) {
+  return new SpanguardError(RESULT.INVALID_ARGUMENT, op, `${name}: expected ${expected}, got ${described(v)}`);
+}
+
+/**
+ * A span kind: one of KIND, or its name ('client', 'SERVER'); undefined is
+ * INTERNAL, as OpenTelemetry's default; anything else throws (badArgument).
+ * (OpenTelemetry's own SpanKind numbers differ from OTLP's: KIND's are
+ * OTLP's.)
  */
 function kindOf(kind) {
   if (kind === undefined) return KIND.INTERNAL;
-  if (typeof kind === 'string') kind = KIND[kind.toUpperCase()];
-  if (Number.isInteger(kind) && kind >= KIND.UNSPECIFIED && kind <= KIND.CONSUMER) return kind;
-  recorded(ARGUMENT_LEFT_OUT, 'startSpan (kind)');
-  return KIND.INTERNAL;
+  const k = typeof kind === 'string' && hasOwn(KIND, kind.toUpperCase()) ? KIND[kind.toUpperCase()] : kind;
+  if (Number.isInteger(k) && k >= KIND.UNSPECIFIED && k <= KIND.CONSUMER) return k;
+  throw badArgument('startSpan', 'kind', 'one of KIND (0 to 5) or its name', kind);
 }
 
 // What a recording call may answer when the library did less than asked
@@ -157,8 +170,8 @@ const SOFT = new Map([
     + '(64), or holding itself, arrives cut there, the empty value in place of what is deeper (counted in '
     + 'stats().values_truncated)'],
   [RESULT.INVALID_ANY_VALUE, 'a complex attribute value was refused by the library; the call set nothing'],
-  [ARGUMENT_LEFT_OUT, 'a call got an argument it does not take (a status that is not UNSET, OK or ERROR, '
-    + 'a kind that is not one of KIND); the status was not set, or the span is INTERNAL'],
+  [TIME_LEFT_OUT, 'a time was not one spanguard takes (an HrTime [seconds, nanoseconds], a Date or epoch '
+    + 'milliseconds, not negative); now was used (counted in stats().values_rejected)'],
 ]);
 const warned = new Set();
 
@@ -174,6 +187,17 @@ function recorded(code, op, tracer) {
   if (warned.has(why)) return;
   warned.add(why);
   process.emitWarning(`spanguard: ${why}`, { code: 'SPANGUARD_NOT_RECORDED', detail: `${op}: code ${code}` });
+}
+
+/**
+ * `recorded` for a call that set attributes on `span`: what it left out is
+ * counted in the span's dropped attributes too, as the Python binding
+ * counts it and the library counts an empty key. Counted in
+ * values_rejected alone, the span arrived saying it had lost nothing.
+ */
+function recordedOnSpan(code, op, span) {
+  if (code === VALUE_LEFT_OUT) native.addDroppedCounts(span.hi, span.lo, native.leftOut(), 0, 0);
+  recorded(code, op, span.tracer);
 }
 
 /**
@@ -196,18 +220,24 @@ const storage = new AsyncLocalStorage();
 /**
  * A time as (seconds, nanoseconds) since the epoch: an OpenTelemetry HrTime
  * ([s, ns]), a Date, or milliseconds (a number); absent: [0, 0], "now".
+ * Anything else (NaN, negative, a string, an invalid Date) is now too,
+ * rather than a time in the year 2262, counted in `tracer`'s
+ * stats().values_rejected and warned once (TIME_LEFT_OUT), never thrown.
  */
-function hrTime(t) {
+function hrTime(t, tracer, op) {
   if (t === undefined || t === null) return [0, 0];
   if (Array.isArray(t)) {
-    // Not a time (NaN, negative, a string inside): "now", as for any
-    // input that is no time, rather than a time in the year 2262.
-    return t.length === 2 && t[0] >= 0 && t[1] >= 0 && Number.isFinite(t[0]) && Number.isFinite(t[1]) ? t : [0, 0];
+    if (t.length === 2 && t[0] >= 0 && t[1] >= 0 && Number.isFinite(t[0]) && Number.isFinite(t[1])) return t;
+  } else {
+    const ms = t instanceof Date ? t.getTime() : typeof t === 'number' ? t : NaN;
+    if (ms >= 0 && Number.isFinite(ms)) {
+      const s = Math.floor(ms / 1000);
+      return [s, Math.round((ms - s * 1000) * 1e6)];
+    }
   }
-  const ms = t instanceof Date ? t.getTime() : typeof t === 'number' ? t : NaN;
-  if (!(ms >= 0) || !Number.isFinite(ms)) return [0, 0];
-  const s = Math.floor(ms / 1000);
-  return [s, Math.round((ms - s * 1000) * 1e6)];
+  tracer.valuesRejected++;
+  recorded(TIME_LEFT_OUT, op);
+  return [0, 0];
 }
 
 // int64's bounds, for numbers and BigInts that are integers beyond them:
@@ -223,6 +253,20 @@ const INT64_MAX_BIG = 2n ** 63n - 1n;
  */
 function droppedCount(n) {
   return typeof n === 'number' && n > 0 ? Math.min(Math.floor(n), 0xffffffff) : 0;
+}
+
+/**
+ * `attrs` when it is attributes (an object of them, or undefined or null:
+ * none); anything else (a string, a number, an array) is no attributes:
+ * counted in `tracer`'s stats().values_rejected and warned once, never
+ * thrown, as the Python binding takes a set_attributes() of no mapping.
+ * (Object.keys gave a string's characters as keys: 'ab' set 0 and 1.)
+ */
+function attributesOf(attrs, tracer, op) {
+  if (attrs === undefined || attrs === null || (typeof attrs === 'object' && !Array.isArray(attrs))) return attrs;
+  tracer.valuesRejected++;
+  recorded(VALUE_LEFT_OUT, op);
+  return undefined;
 }
 
 /** [keys, values] of an attribute object, for one native call. */
@@ -244,7 +288,7 @@ function setAll(span, keys, values, from) {
     const end = i + MAX_ATTRIBUTES_PER_CALL;
     const whole = i === 0 && end >= keys.length;
     const code = native.setAttributes(hi, lo, whole ? keys : keys.slice(i, end), whole ? values : values.slice(i, end));
-    recorded(code, 'setAttributes', span.tracer);
+    recordedOnSpan(code, 'setAttributes', span);
   }
 }
 
@@ -430,6 +474,7 @@ class Span {
 
   setAttribute(key, value) {
     const N = native;
+    if (typeof key !== 'string') key = textOf(key);
     let code;
     switch (typeof value) {
       case 'string': code = N.setString(this.hi, this.lo, key, value); break;
@@ -438,6 +483,7 @@ class Span {
         if (value >= INT64_MIN_BIG && value <= INT64_MAX_BIG) code = N.setInt(this.hi, this.lo, key, value);
         else {
           this.tracer.valuesRejected++; // beyond int64: never wrapped
+          native.addDroppedCounts(this.hi, this.lo, 1, 0, 0);
           recorded(VALUE_LEFT_OUT, `setAttribute(${key})`);
         }
         break;
@@ -454,13 +500,13 @@ class Span {
         if (value === null) return this;
         code = N.setAttributes(this.hi, this.lo, [key], [value]);
     }
-    if (code !== undefined) recorded(code, `setAttribute(${key})`, this.tracer);
+    if (code !== undefined) recordedOnSpan(code, `setAttribute(${key})`, this);
     return this;
   }
 
   /** Sets several attributes in one native call (one per 128 attributes). */
   setAttributes(attrs) {
-    const [keys, values] = split(attrs);
+    const [keys, values] = split(attributesOf(attrs, this.tracer, 'setAttributes'));
     if (keys) setAll(this, keys, values, 0);
     return this;
   }
@@ -475,7 +521,7 @@ class Span {
   updateName(name) {
     // A name that is not a string is its text, as for any recording call:
     // the addon would throw on it.
-    if (typeof name !== 'string') name = String(name);
+    if (typeof name !== 'string') name = textOf(name);
     recorded(native.updateName(this.hi, this.lo, name), 'updateName');
     this.name = name;
     return this;
@@ -496,19 +542,22 @@ class Span {
    * span holds.
    */
   tryAddEvent(name, attrs = {}, time = undefined, droppedAttributes = 0) {
-    if (typeof name !== 'string') name = String(name);
-    const [keys, values] = split(attrs);
-    const [s, ns] = hrTime(time);
+    if (typeof name !== 'string') name = textOf(name);
+    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addEvent'));
+    const [s, ns] = hrTime(time, this.tracer, 'addEvent');
     return held(native.addEvent(this.hi, this.lo, name, s, ns, keys, values, droppedCount(droppedAttributes)),
       'addEvent', this.tracer);
   }
 
   /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
   addLink(traceparent, attrs = {}, tracestate = '') {
-    if (typeof traceparent !== 'string') traceparent = String(traceparent);
-    if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : String(tracestate);
-    const [keys, values] = split(attrs);
-    recorded(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink', this.tracer);
+    if (typeof traceparent !== 'string') traceparent = textOf(traceparent);
+    if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : textOf(tracestate);
+    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addLink'));
+    const code = native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate);
+    // Counted as the Python binding counts a traceparent that is no W3C text.
+    if (code === RESULT.INVALID_TRACEPARENT) this.tracer.valuesRejected++;
+    recorded(code, 'addLink', this.tracer);
     return this;
   }
 
@@ -531,10 +580,10 @@ class Span {
    */
   tryAddLinkIds(traceId, spanId, traceFlags = 0, attrs = {}, tracestate = '', isRemote = undefined,
     droppedAttributes = 0) {
-    if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : String(tracestate);
-    const [keys, values] = split(attrs);
+    if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : textOf(tracestate);
+    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addLinkIds'));
     const linkFlags = isRemote === undefined || isRemote === null ? 0 : isRemote ? LINK_REMOTE : LINK_LOCAL;
-    return held(native.addLinkIds(this.hi, this.lo, String(traceId), String(spanId), (traceFlags || 0) & 0xff, keys,
+    return held(native.addLinkIds(this.hi, this.lo, textOf(traceId), textOf(spanId), (traceFlags || 0) & 0xff, keys,
       values, tracestate, linkFlags, droppedCount(droppedAttributes)), 'addLinkIds', this.tracer);
   }
 
@@ -562,17 +611,21 @@ class Span {
     return this;
   }
 
-  setStatus(code, message = '') {
-    if (code !== null && typeof code === 'object') {
+  /**
+   * Sets the status: one of STATUS, its name, or OpenTelemetry's SpanStatus
+   * ({ code, message }); anything else throws (badArgument), nothing set.
+   */
+  setStatus(status, message = '') {
+    let code = status;
+    if (status !== null && typeof status === 'object') {
       // OpenTelemetry's SpanStatus, { code, message }: its codes are ours.
-      message = code.message;
-      code = code.code;
-    } else if (typeof code === 'string') code = STATUS[code.toUpperCase()];
+      message = status.message;
+      code = status.code;
+    } else if (typeof status === 'string' && hasOwn(STATUS, status.toUpperCase())) code = STATUS[status.toUpperCase()];
     if (code !== STATUS.UNSET && code !== STATUS.OK && code !== STATUS.ERROR) {
-      recorded(ARGUMENT_LEFT_OUT, 'setStatus');
-      return this;
+      throw badArgument('setStatus', 'status', 'one of STATUS (0 to 2), its name or a SpanStatus', status);
     }
-    message = message === undefined || message === null ? '' : String(message);
+    message = message === undefined || message === null ? '' : textOf(message);
     recorded(native.setStatus(this.hi, this.lo, code, message), 'setStatus');
     return this;
   }
@@ -586,15 +639,15 @@ class Span {
   recordException(err, time = undefined) {
     const attrs = {};
     if (typeof err === 'string' || err === null || typeof err !== 'object') {
-      attrs['exception.message'] = String(err);
+      attrs['exception.message'] = textOf(err);
     } else {
       // As the JS SDK: a code that is a string or a number names the type.
       if ((typeof err.code === 'string' && err.code !== '') || typeof err.code === 'number') {
-        attrs['exception.type'] = String(err.code);
+        attrs['exception.type'] = textOf(err.code);
       }
-      else if (err.name) attrs['exception.type'] = String(err.name);
-      if (err.message) attrs['exception.message'] = String(err.message);
-      if (err.stack) attrs['exception.stacktrace'] = String(err.stack);
+      else if (err.name) attrs['exception.type'] = textOf(err.name);
+      if (err.message) attrs['exception.message'] = textOf(err.message);
+      if (err.stack) attrs['exception.stacktrace'] = textOf(err.stack);
     }
     this.addEvent('exception', attrs, time);
     return this.setStatus(STATUS.ERROR, attrs['exception.message'] || attrs['exception.type'] || 'error');
@@ -630,7 +683,7 @@ class Span {
     let code;
     if (endTime === undefined || endTime === null) code = native.end(this.hi, this.lo);
     else {
-      const [s, ns] = hrTime(endTime);
+      const [s, ns] = hrTime(endTime, this.tracer, `end(${this.name})`);
       code = native.endAt(this.hi, this.lo, s, ns);
     }
     const kept = OUT[10];
@@ -688,6 +741,20 @@ function count(v, name, op) {
 /** Whether `v` is a number C takes as a uint32_t whole: N-API's conversion would wrap any other. */
 function isUint32(v) {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+/**
+ * The text of a name, key, header or message that is not a string, as the
+ * Python binding takes str() of one: never a throw from a recording call
+ * (a Symbol, or an object whose toString throws, made the addon's
+ * coercion throw a TypeError into the program).
+ */
+function textOf(v) {
+  try {
+    return String(v);
+  } catch (_) {
+    return '<unprintable>';
+  }
 }
 
 /** A value as an error message names it. */
@@ -882,6 +949,7 @@ class Tracer {
 
   /** startSpan, without the watch. */
   beginUnwatched(name, options) {
+    if (typeof name !== 'string') name = textOf(name);
     if (this.closed) return this.afterClose(name, 'startSpan');
     const ptr = this.ptr;
     const N = native;
@@ -895,15 +963,18 @@ class Tracer {
         traceState = p.traceState;
       } else code = N.begin(ptr, name, 0, 0, KIND.INTERNAL);
     } else {
-      const { parent, attributes, traceparent } = options;
+      const { parent, traceparent } = options;
       const kind = kindOf(options.kind);
+      const attributes = attributesOf(options.attributes, this, 'startSpan');
       if (traceparent && !parent) {
         code = N.beginRemote(ptr, name, traceparent, kind);
         if (code === RESULT.INVALID_TRACEPARENT) {
           // A bad header from outside: a new trace, as a propagator that
-          // finds no valid parent would start.
+          // finds no valid parent would start; counted, as the Python
+          // binding counts it.
+          this.valuesRejected++;
           recorded(code, `startSpan(${name})`);
-          return this.beginUnwatched(name, { ...options, traceparent: undefined });
+          return this.beginUnwatched(name, { ...options, attributes, traceparent: undefined });
         }
         if (isOk(code) && attributes) {
           const span = new Span(this, OUT[0], OUT[1], name, '');
@@ -926,8 +997,8 @@ class Tracer {
             const [keys, values] = split(attributes);
             code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
               values.slice(0, MAX_ATTRIBUTES_PER_CALL));
-            recorded(code, `startSpan(${name})`, this);
             const span = new Span(this, OUT[0], OUT[1], name, traceState);
+            recordedOnSpan(code, `startSpan(${name})`, span);
             setAll(span, keys, values, MAX_ATTRIBUTES_PER_CALL);
             return span;
           }
@@ -936,8 +1007,9 @@ class Tracer {
     }
     // A span not begun (every slot taken, say) is a non-recording one: its
     // calls succeed and do nothing.
-    if (code !== undefined) recorded(code, `startSpan(${name})`, this);
-    return new Span(this, OUT[0], OUT[1], name, traceState);
+    const span = new Span(this, OUT[0], OUT[1], name, traceState);
+    if (code !== undefined) recordedOnSpan(code, `startSpan(${name})`, span);
+    return span;
   }
 
   /**
@@ -972,7 +1044,7 @@ class Tracer {
    * limits do not apply to this span (what the SDK kept is kept whole).
    */
   startForeignSpan(name, o) {
-    return this.beginForeign(name, o, split(o.attributes));
+    return this.beginForeign(name, o, split(attributesOf(o.attributes, this, 'startForeignSpan')));
   }
 
   /**
@@ -981,18 +1053,19 @@ class Tracer {
    * not read.
    */
   beginForeign(name, o, [keys, values]) {
+    if (typeof name !== 'string') name = textOf(name);
     if (this.closed) return this.afterClose(name, 'startForeignSpan');
     if (keys && keys.length === 0) keys = values = null;
     const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
-    const [s, ns] = hrTime(o.startTime);
+    const [s, ns] = hrTime(o.startTime, this, 'startForeignSpan');
     const code = native.beginEx(this.ptr, name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
       o.parentSpanId || '', o.traceFlags || 0,
       (o.parentIsRemote ? SPAN_OPTION.PARENT_IS_REMOTE : 0) | (o.limitedByCaller ? SPAN_OPTION.LIMITED_BY_CALLER : 0),
       o.traceState || '', s, ns,
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values, o.scopeSchemaUrl || '');
-    if (code !== undefined) recorded(code, `startForeignSpan(${name})`, this);
     const span = new Span(this, OUT[0], OUT[1], name, o.traceState || '');
+    if (code !== undefined) recordedOnSpan(code, `startForeignSpan(${name})`, span);
     if (more) setAll(span, keys, values, MAX_ATTRIBUTES_PER_CALL);
     return span;
   }
@@ -1125,7 +1198,7 @@ class Tracer {
    * earlier one's.
    */
   setResource(attrs) {
-    const [keys, values] = split(attrs);
+    const [keys, values] = split(attributesOf(attrs, this, 'setResource'));
     recorded(native.setResource(this.live(), keys || [], values || []), 'setResource', this);
   }
 

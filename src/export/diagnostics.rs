@@ -206,7 +206,7 @@ fn cause_label(reason: &str) -> &str {
 }
 
 /// Files set aside said one by one (`SetAsideNews`): the first ones met.
-const SET_ASIDE_SAID_IN_FULL: u64 = 5;
+pub const SET_ASIDE_SAID_IN_FULL: u64 = 5;
 
 /// How many (directory, cause) groups a summary of files set aside tells
 /// apart; the rest it counts together (a bound on its length and memory).

@@ -153,10 +153,12 @@ impl Response {
             }));
         }
         judge(
-            code,
-            &self.read_body(),
-            self.retry_after.as_deref(),
-            self.location.as_deref(),
+            &Answer {
+                code,
+                body: &self.read_body(),
+                retry_after: self.retry_after.as_deref(),
+                location: self.location.as_deref(),
+            },
             format,
             now_unix_s,
         )
@@ -963,14 +965,36 @@ fn inflate(body: &[u8]) -> Option<Vec<u8>> {
 /// other than 4xx and 5xx to HTTP): its spans are kept, as for a backend
 /// that does not answer, until the endpoint is set to where it leads.
 pub fn classify(
-    code: u32,
-    body: &[u8],
-    retry_after: Option<&str>,
-    location: Option<&str>,
+    answer: &Answer,
     format: BodyFormat,
     now_unix_s: u64,
 ) -> Result<Accepted, SendError> {
-    judge(code, body, retry_after, location, format, now_unix_s).map_err(|h| h.error)
+    judge(answer, format, now_unix_s).map_err(|h| h.error)
+}
+
+/// What a server answered a request: its status, its body and the two
+/// headers that change what is done with the spans (`classify`). One
+/// value where the answer's parts went as four arguments in a row, two of
+/// them `Option<&str>` that a call could swap unnoticed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Answer<'a> {
+    pub code: u32,
+    pub body: &'a [u8],
+    /// Its Retry-After header, as it came.
+    pub retry_after: Option<&'a str>,
+    /// Its Location header (a redirect's).
+    pub location: Option<&'a str>,
+}
+
+impl<'a> Answer<'a> {
+    /// Status `code` with `body`, and neither header.
+    pub fn of(code: u32, body: &'a [u8]) -> Answer<'a> {
+        Answer {
+            code,
+            body,
+            ..Answer::default()
+        }
+    }
 }
 
 /// A failure, and what to change that its reason ends with (in
@@ -997,14 +1021,13 @@ fn with_hint(what: String, hint: Option<&str>) -> String {
 }
 
 /// `classify`, with the hint apart.
-fn judge(
-    code: u32,
-    body: &[u8],
-    retry_after: Option<&str>,
-    location: Option<&str>,
-    format: BodyFormat,
-    now_unix_s: u64,
-) -> Result<Accepted, Hinted> {
+fn judge(answer: &Answer, format: BodyFormat, now_unix_s: u64) -> Result<Accepted, Hinted> {
+    let &Answer {
+        code,
+        body,
+        retry_after,
+        location,
+    } = answer;
     // Each failure with its hint: the reason and the part kept apart
     // made from the same words.
     let hinted = |make: fn(String) -> SendError, what: String, hint: Option<String>| Hinted {
@@ -1227,21 +1250,37 @@ mod tests {
     #[test]
     fn a_failures_hint_is_kept_apart_from_its_reason() {
         let p = BodyFormat::Protobuf;
-        let h = judge(404, b"not found", None, None, p, 0).expect_err("404");
+        let h = judge(&Answer::of(404, b"not found"), p, 0).expect_err("404");
         let hint = h.hint.expect("a 404's hint");
         assert_eq!(h.error.reason(), format!("HTTP 404: not found ({hint})"));
-        let h = judge(503, b"", Some("3"), None, p, 0).expect_err("503");
+        let h = judge(
+            &Answer {
+                retry_after: Some("3"),
+                ..Answer::of(503, b"")
+            },
+            p,
+            0,
+        )
+        .expect_err("503");
         assert_eq!(
             h.error.reason(),
             "HTTP 503 (the server asks to wait 3 s: Retry-After)"
         );
         assert_eq!(h.hint, None);
-        let h = judge(400, b"bad span (id 7)", None, None, p, 0).expect_err("400");
+        let h = judge(&Answer::of(400, b"bad span (id 7)"), p, 0).expect_err("400");
         assert_eq!(
             (h.error.reason(), h.hint),
             ("HTTP 400: bad span (id 7)", None)
         );
-        let h = judge(302, b"", None, Some("https://x/v1/traces"), p, 0).expect_err("302");
+        let h = judge(
+            &Answer {
+                location: Some("https://x/v1/traces"),
+                ..Answer::of(302, b"")
+            },
+            p,
+            0,
+        )
+        .expect_err("302");
         assert_eq!(
             h.hint.as_deref(),
             Some("set the endpoint to where it leads")
@@ -1339,9 +1378,16 @@ mod tests {
     #[test]
     fn answers_are_classified_as_the_otlp_spec_says() {
         let p = BodyFormat::Protobuf;
-        assert!(classify(200, b"", None, None, p, 0).is_ok());
+        assert!(classify(&Answer::of(200, b""), p, 0).is_ok());
         assert_eq!(
-            classify(503, b"", Some("3"), None, p, 0),
+            classify(
+                &Answer {
+                    retry_after: Some("3"),
+                    ..Answer::of(503, b"")
+                },
+                p,
+                0
+            ),
             Err(SendError::Transient {
                 reason: "HTTP 503 (the server asks to wait 3 s: Retry-After)".to_string(),
                 retry_after: Some(Duration::from_secs(3))
@@ -1351,10 +1397,10 @@ mod tests {
         let nov_6_1994 = 784_111_777;
         assert_eq!(
             classify(
-                429,
-                b"",
-                Some("Sun, 06 Nov 1994 08:49:37 GMT"),
-                None,
+                &Answer {
+                    retry_after: Some("Sun, 06 Nov 1994 08:49:37 GMT"),
+                    ..Answer::of(429, b"")
+                },
                 p,
                 nov_6_1994 - 7
             ),
@@ -1366,7 +1412,14 @@ mod tests {
         // Without Retry-After (or one that does not parse), the code alone.
         for header in [None, Some("soon")] {
             assert_eq!(
-                classify(429, b"", header, None, p, 0),
+                classify(
+                    &Answer {
+                        retry_after: header,
+                        ..Answer::of(429, b"")
+                    },
+                    p,
+                    0
+                ),
                 Err(SendError::Transient {
                     reason: "HTTP 429".to_string(),
                     retry_after: None
@@ -1374,32 +1427,32 @@ mod tests {
             );
         }
         assert!(matches!(
-            classify(413, b"too big", None, None, p, 0),
+            classify(&Answer::of(413, b"too big"), p, 0),
             Err(SendError::TooLarge { .. })
         ));
         assert!(matches!(
-            classify(400, b"bad\r\nthing", None, None, p, 0),
+            classify(&Answer::of(400, b"bad\r\nthing"), p, 0),
             Err(SendError::Permanent { reason }) if reason == "HTTP 400: bad  thing"
         ));
         // The refusals a setting causes name the setting, and are told
         // apart from refusals of the data (`SendError::Misdirected`).
         for code in [401, 403] {
             assert!(matches!(
-                classify(code, b"no key", None, None, p, 0),
+                classify(&Answer::of(code, b"no key"), p, 0),
                 Err(SendError::Misdirected { reason })
                     if reason.starts_with(&format!("HTTP {code}: no key (the backend refused the credentials"))
                         && reason.contains("OTEL_EXPORTER_OTLP_HEADERS")
             ));
         }
         assert!(matches!(
-            classify(404, b"", None, None, p, 0),
+            classify(&Answer::of(404, b""), p, 0),
             Err(SendError::Misdirected { reason })
                 if reason.starts_with("HTTP 404:  (nothing takes traces at this URL")
                     && reason.contains("/v1/traces is added to")
         ));
         for code in [405, 407] {
             assert!(matches!(
-                classify(code, b"", None, None, p, 0),
+                classify(&Answer::of(code, b""), p, 0),
                 Err(SendError::Misdirected { .. })
             ));
         }
@@ -1409,7 +1462,7 @@ mod tests {
         // files kept for a sender set up right, where a final refusal
         // had `spanguard replay` delete them all), and the setting named.
         assert!(matches!(
-            classify(431, b"Request Header Fields Too Large", None, None, p, 0),
+            classify(&Answer::of(431, b"Request Header Fields Too Large"), p, 0),
             Err(SendError::Misdirected { reason })
                 if reason.starts_with("HTTP 431: Request Header Fields Too Large (")
                     && reason.contains("OTEL_EXPORTER_OTLP_HEADERS")
@@ -1429,7 +1482,7 @@ mod tests {
             ),
         ] {
             assert!(matches!(
-                classify(415, b"unsupported", None, None, format, 0),
+                classify(&Answer::of(415, b"unsupported"), format, 0),
                 Err(SendError::Permanent { reason })
                     if reason.starts_with(&format!("HTTP 415: unsupported (the server does not take {refused}"))
                         && reason.contains(other)
@@ -1444,7 +1497,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    classify(200, body, None, None, p, 0),
+                    classify(&Answer::of(200, body), p, 0),
                     Err(SendError::Misdirected { reason })
                         if reason.starts_with("HTTP 200 with a web page, not an OTLP answer: ")
                             && reason.contains("OTLP/HTTP receiver")
@@ -1456,11 +1509,11 @@ mod tests {
         }
         // OTLP's own answers, and an empty one, are taken.
         for body in [&b""[..], b"{}", b"{\"partialSuccess\":{}}", b" \n{}"] {
-            assert!(classify(200, body, None, None, BodyFormat::Json, 0).is_ok());
+            assert!(classify(&Answer::of(200, body), BodyFormat::Json, 0).is_ok());
         }
         for code in [400, 409, 410, 415, 422, 500, 501] {
             assert!(matches!(
-                classify(code, b"", None, None, p, 0),
+                classify(&Answer::of(code, b""), p, 0),
                 Err(SendError::Permanent { .. })
             ));
         }
@@ -1471,18 +1524,25 @@ mod tests {
         crate::span::proto_reader::write_varint(&mut status, 13);
         crate::span::proto_reader::write_len_field(&mut status, 2, "A".repeat(65).as_bytes());
         assert!(matches!(
-            classify(500, &status, None, None, p, 0),
+            classify(&Answer::of(500, &status), p, 0),
             Err(SendError::Permanent { reason }) if reason == format!("HTTP 500: {}", "A".repeat(65))
         ));
         // Text that is no Status is shown as it came.
         assert!(matches!(
-            classify(500, b"upstream connect error", None, None, p, 0),
+            classify(&Answer::of(500, b"upstream connect error"), p, 0),
             Err(SendError::Permanent { reason }) if reason == "HTTP 500: upstream connect error"
         ));
         // A redirect keeps its spans (they would be lost for good as a
         // refusal) and says where it leads.
         assert_eq!(
-            classify(308, b"", None, Some("https://collector/v1/traces"), p, 0),
+            classify(
+                &Answer {
+                    location: Some("https://collector/v1/traces"),
+                    ..Answer::of(308, b"")
+                },
+                p,
+                0
+            ),
             Err(SendError::Transient {
                 reason: "HTTP 308: a redirect to https://collector/v1/traces, not followed \
                          (set the endpoint to where it leads)"

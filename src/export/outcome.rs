@@ -1,6 +1,6 @@
 //! What a process's tracer did with its spans, kept on disk for after the
 //! fact: a small text file a process (`<pid>-<n>.sgoutcome`, n the
-//! process's tracer) in the state directory's `outcomes/`, its counts and
+//! process's tracer) in its spool directory's `outcomes/`, its counts and
 //! the first message of each cause of loss. A process that ended, or was
 //! killed, left only its stderr lines, often lost with its container: the
 //! spool holds the spans waiting, crash dumps and flight files those of a
@@ -51,9 +51,16 @@ pub const EVERY: Duration = Duration::from_secs(5);
 /// bindings, a tracer made again) keeps a file for each.
 static TRACERS: AtomicU32 = AtomicU32::new(0);
 
-/// The outcomes directory under the state directory `state`.
-pub fn dir_in(state: &Path) -> PathBuf {
-    state.join("outcomes")
+/// The outcomes directory of the spool directory `spool`: where the user
+/// chose to keep this service's files, which may be the one writable
+/// volume of a container, a directory per service on a shared machine.
+/// Under the default state directory, the records of a tracer told to
+/// use another spool were written where its container could not keep
+/// them, or mixed with another service's, and `spanguard why --dir` of
+/// that spool found none. The spool directory is checked to be the user's
+/// own at the tracer's start; this one is made private as it is.
+pub fn dir_in(spool: &Path) -> PathBuf {
+    spool.join("outcomes")
 }
 
 /// Whether the process was still running at the write, or had stopped its

@@ -467,3 +467,35 @@ def test_files_set_aside_are_said_against_the_cap_and_go_first(cli, tmp_path):
     assert run.returncode == 0, run.stderr
     assert not (spool / "old.corrupt").exists()
     assert waiting(spool_report(cli, spool)) >= 2
+
+
+def test_many_files_set_aside_are_said_in_a_few_lines_by_cause(cli, tmp_path):
+    """A spool directory of torn or planted files (a full disk, a copy
+    gone wrong, another local user): `spanguard replay` said one line a
+    file, 100,000 lines for 100,000 files. It says the first 5 by name,
+    then the rest counted by cause, as the library's exporter does; the
+    counts add up, the spans beside them are delivered, the exit status is
+    what it was."""
+    spool = spool_while_down(tmp_path, 3)
+    junk, fifos = 700, 300
+    for i in range(junk):
+        (spool / f"{i + 1:020}-0000000001-junk.sgspool").write_bytes(b"not a spool file")
+    for i in range(fifos):
+        os.mkfifo(spool / f"{i + 1:020}-0000000002-fifo.sgspool")
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                                capture_output=True, text=True, timeout=300)
+        assert len(rx.spans()) == 3, replay.stderr
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    told = [line for line in replay.stderr.splitlines() if "set aside" in line]
+    assert len(told) == 6, replay.stderr[:3000]
+    for line in told[:5]:
+        assert re.match(rf"^spanguard replay: {re.escape(str(spool))}/\d{{20}}-\d{{10}}-(junk|fifo)\.sgspool"
+                        r"\.unreadable set aside, unread: ", line), line
+    summary = re.match(rf"^spanguard replay: (\d+) more files set aside, unread: (.*)$", told[5])
+    assert summary and int(summary.group(1)) == junk + fifos - 5, told[5]
+    groups = re.findall(rf"(\d+) in {re.escape(str(spool))} \(([^)]*)\)", summary.group(2))
+    assert len(groups) == 2 and sum(int(n) for n, _ in groups) == junk + fifos - 5, told[5]
+    # Every one of them is still there, set aside, for a person to look at.
+    assert len(list(spool.glob("*.unreadable"))) == junk + fifos
+    assert f"; {junk + fifos} unreadable (never sent)" in spool_report(cli, spool)

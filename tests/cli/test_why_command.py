@@ -1,8 +1,8 @@
 """`spanguard why`: what the last processes' tracers did with their spans,
 after the fact. A process that ended (or was killed) left only its stderr
 lines, often lost with its container: a backend short of spans had nothing
-else to say why. Each tracer keeps a small record in the state directory
-(src/export/outcome.rs); `why` reads it."""
+else to say why. Each tracer keeps a small record in the outcomes/
+directory of its spool directory (src/export/outcome.rs); `why` reads it."""
 
 import os
 import signal
@@ -25,18 +25,25 @@ def why(cli, env, *args):
     return subprocess.run([str(cli), "why", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
+def emit_404(tmp_path, env, rx, spool, count):
+    """`count` spans sent to a URL the receiver answers 404, spooled in `spool`."""
+    emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", f"{rx.endpoint}/wrong",
+                           "--manifest", str(tmp_path / "m.json"), "--count", str(count), "--run-id", "why404",
+                           "--spool-dir", str(spool), "--allow-loss"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert emit.returncode == 0, emit.stderr
+    return emit
+
+
 def test_a_process_that_hit_a_404_is_said_with_its_cause_and_what_to_do(cli, tmp_path):
     env = env_with_state(tmp_path)
     with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
-        emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", f"{rx.endpoint}/wrong",
-                               "--manifest", str(tmp_path / "m.json"), "--count", "40", "--run-id", "why404",
-                               "--spool-dir", str(tmp_path / "spool"), "--allow-loss"],
-                              capture_output=True, text=True, timeout=120, env=env)
-        assert emit.returncode == 0, emit.stderr
-    records = list((tmp_path / "state" / "spanguard" / "outcomes").iterdir())
+        emit = emit_404(tmp_path, env, rx, tmp_path / "spool", 40)
+    records = list((tmp_path / "spool" / "outcomes").iterdir())
     assert len(records) == 1, records
     assert records[0].stat().st_mode & 0o777 == 0o600
-    run = why(cli, env)
+    assert (tmp_path / "spool" / "outcomes").stat().st_mode & 0o777 == 0o700
+    run = why(cli, env, "--dir", str(tmp_path / "spool"))
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith("spanguard why: what the last process traced here did with its spans"), run.stdout
@@ -50,6 +57,42 @@ def test_a_process_that_hit_a_404_is_said_with_its_cause_and_what_to_do(cli, tmp
     assert lost[0][len("  40 spans lost: "):] in emit.stderr, (run.stdout, emit.stderr)
 
 
+def test_records_live_in_the_spool_directory_the_user_chose_and_why_finds_them_there(cli, tmp_path):
+    """A container whose one writable volume is the spool directory, two
+    services on one machine with a spool directory each: the records went
+    to the default state directory whatever the spool directory (lost with
+    the container, or mixed), and `why` looked only there. Each tracer's
+    record is in its own spool directory's outcomes/ now; `why --dir`, or
+    `why` with the same SPANGUARD_SPOOL_DIR, finds it, and `why` finding
+    none says where it looked."""
+    env = env_with_state(tmp_path)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        emit_404(tmp_path, env, rx, tmp_path / "a-spool", 40)
+        emit_404(tmp_path, env, rx, tmp_path / "b-spool", 7)
+    # Nothing in the default state directory: it is not the user's choice.
+    assert not (tmp_path / "state" / "spanguard" / "outcomes").exists()
+    for spool, n in (("a-spool", 40), ("b-spool", 7)):
+        for run in (why(cli, env, "--dir", str(tmp_path / spool)),
+                    why(cli, dict(env, SPANGUARD_SPOOL_DIR=str(tmp_path / spool))),
+                    why(cli, env, str(tmp_path / spool / "outcomes"))):
+            assert run.returncode == 0, run.stdout + run.stderr
+            # Its own process alone, not the other service's.
+            ended = [l for l in run.stdout.splitlines() if l.endswith(" lost") and " spans ended: " in l]
+            assert ended == [f"  {n} spans ended: 0 delivered, 0 to the spool, {n} lost"], run.stdout
+    # None where it looked: said, with where that was and why there.
+    run = why(cli, env)
+    assert run.returncode == 1, run.stdout + run.stderr
+    default = tmp_path / "state" / "spanguard" / "spool"
+    assert run.stdout.startswith(
+        f"spanguard why: no process has left a record in {default}/outcomes, the outcomes/ directory of "
+        f"the default spool directory (SPANGUARD_SPOOL_DIR is not set), {default}: "), run.stdout
+    assert "spanguard why --dir DIR" in run.stdout, run.stdout
+    run = why(cli, dict(env, SPANGUARD_SPOOL_DIR=str(tmp_path / "c-spool")))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"record in {tmp_path}/c-spool/outcomes, the outcomes/ directory of the spool directory " \
+           f"SPANGUARD_SPOOL_DIR names, {tmp_path}/c-spool: " in run.stdout, run.stdout
+
+
 def test_a_killed_process_is_said_to_have_ended_without_stopping(cli, tmp_path):
     env = env_with_state(tmp_path)
     spool = tmp_path / "spool"
@@ -58,17 +101,17 @@ def test_a_killed_process_is_said_to_have_ended_without_stopping(cli, tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         assert len(child.stdout.read(4)) == 4, child.stderr.read()
-        outcomes = tmp_path / "state" / "spanguard" / "outcomes"
+        outcomes = spool / "outcomes"
         deadline = time.monotonic() + 30
         while not any(outcomes.glob(f"{child.pid}-*.sgoutcome")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        run = why(cli, env)
+        run = why(cli, env, "--dir", str(spool))
         head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
         assert ": running since " in head, run.stdout
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    run = why(cli, env)
+    run = why(cli, env, "--dir", str(spool))
     assert run.returncode == 0, run.stdout + run.stderr
     head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
     assert "ended without stopping its tracer (killed, or it crashed): its last record is from" in head, run.stdout
@@ -80,7 +123,8 @@ def test_what_is_no_record_of_ours_is_skipped_not_read(cli, tmp_path):
     record elsewhere, or any file) is not followed, a FIFO not waited on,
     text that is no record not shown, a huge file not read whole."""
     env = env_with_state(tmp_path)
-    outcomes = tmp_path / "state" / "spanguard" / "outcomes"
+    # The default spool directory's: `why` without --dir looks there.
+    outcomes = tmp_path / "state" / "spanguard" / "spool" / "outcomes"
     outcomes.mkdir(parents=True)
     elsewhere = tmp_path / "elsewhere.sgoutcome"
     elsewhere.write_text("spanguard-outcome 1\npid 4242\nservice forged\nstate stopped\nended 9\n")

@@ -6,6 +6,7 @@ equal exactly what is missing."""
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -137,6 +138,31 @@ def test_partial_success_counts_the_rejected_spans(emitter, tmp_path):
     assert run.stats["dropped_rejected"] == len(rejected)
     assert run.stats["spans_exported"] == len(run.keys) - len(rejected)
     assert EVENT_REJECTED in [e["event"] for e in run.events]
+
+
+def test_rejections_are_said_once_on_stderr_with_the_servers_message(emitter, tmp_path):
+    """Every request answered 200 with its last span rejected (an OTLP
+    partial success): each rejected span is counted in dropped_rejected,
+    the counter every binding's stats read, and the server's message is
+    said on stderr once, the later rejections summed under it (as said
+    above) with numbers that add up: not a line a request, and not only in
+    the record `spanguard why` reads."""
+    with OtlpReceiverProcess(workdir=tmp_path, mode="partial:1") as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "partial-every")
+        time.sleep(0.5)
+        rejected = sum(len(r.get("partial_rejected", [])) for r in rx.accepted_records())
+    assert rejected >= 2, "the test needs two requests or more"
+    assert run.stats["dropped_rejected"] == rejected, run.stats
+    message = "test receiver mode partial:1: the last 1 spans were rejected"
+    said = [l for l in run.log_lines if message in l]
+    assert len(said) == 1, run.log_lines
+    first = re.fullmatch(rf"spanguard: error: (\d+) spans? lost: the backend rejected them: {re.escape(message)}",
+                         said[0])
+    assert first, said[0]
+    more = [re.fullmatch(r"spanguard: error: (\d+) more spans? lost: the backend rejected them \(as said above\)", l)
+            for l in run.log_lines if "rejected" in l and l not in said]
+    assert all(more), run.log_lines
+    assert int(first.group(1)) + sum(int(m.group(1)) for m in more) == rejected, run.log_lines
 
 
 def test_spans_spooled_while_the_backend_is_down_are_replayed_by_the_next_start(emitter, tmp_path):

@@ -8,9 +8,12 @@ really writes and runs."""
 
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -239,3 +242,102 @@ def test_the_setup_puts_the_installed_spanguard_command_on_path():
     assert prefix_set < on_path[0], setup
     install = Path(REPO / "Makefile").read_text()
     assert "install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/" in install
+
+
+SUBCOMMANDS = ("show", "tail", "spool", "replay", "check", "why")
+
+
+def cli_block():
+    """README's block of `spanguard` commands ("Looking at your spans"):
+    the ```sh block whose every line is one."""
+    found = [b for b in readme_blocks() if b.source == REPO / "README.md" and b.info == "sh"
+             and b.text.strip() and all(l.startswith("spanguard ") for l in b.text.strip().splitlines())]
+    assert len(found) == 1, [b.line for b in found]
+    return found[0]
+
+
+def test_every_spanguard_command_readme_shows_is_one_the_command_takes(tmp_path):
+    """No test ran README's block of `spanguard` commands as written (the
+    examples' run blocks call `spanguard show --last 1` alone): a flag
+    renamed or a subcommand's arguments changed would leave a newcomer a
+    usage error on the page the command is introduced. Each line runs here,
+    pasted as a newcomer does after `make demo` and one program of theirs
+    (from a directory holding the demo's spans, a fresh state directory):
+    none may be a usage error (exit status 2), and `tail` follows until
+    Ctrl-C. The placeholder URL is an endpoint nothing listens on."""
+    command = REPO / demo_paths()[1]
+    env = alone(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    sink, _, _ = demo_paths()
+    for variables in ({"SPANGUARD_SINK_DIR": str(work / sink)}, {}):   # the demo's, then the default sink
+        ran = subprocess.run([str(demo_program())], env={**env, **variables}, capture_output=True, text=True,
+                             timeout=60)
+        assert ran.returncode == 0, ran.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+        lines = [l.split("#")[0].split() for l in cli_block().text.splitlines()]
+        assert {words[1] for words in lines} == set(SUBCOMMANDS), lines
+        for words in lines:
+            args = [closed if w == "URL" else w for w in words[1:]]
+            if args[0] == "tail":
+                proc = subprocess.Popen([str(command), *args], cwd=work, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+                time.sleep(1)
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=30)
+                assert proc.returncode == 0, (words, out, err)
+                continue
+            ran = subprocess.run([str(command), *args], cwd=work, env=env, capture_output=True, text=True,
+                                 timeout=60)
+            assert ran.returncode in (0, 1), (words, ran.returncode, ran.stdout, ran.stderr)
+            assert "unknown option" not in ran.stderr and "usage" not in ran.stderr, (words, ran.stderr)
+
+
+def test_every_flag_readme_gives_a_spanguard_command_is_in_its_help():
+    """The flags the READMEs' prose and blocks give `spanguard SUB` are
+    those `spanguard SUB --help` lists: a flag renamed in the command and
+    left in a README sends a newcomer to a usage error."""
+    command = REPO / demo_paths()[1]
+    helps = {}
+    for sub in SUBCOMMANDS:
+        shown = subprocess.run([str(command), sub, "--help"], capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, (sub, shown.stderr)
+        helps[sub] = set(re.findall(r"--[a-z][a-z-]*", shown.stdout + shown.stderr))
+    said = 0
+    for readme in (REPO / "README.md", REPO / "bindings" / "node" / "README.md",
+                   REPO / "bindings" / "go" / "README.md"):
+        for sub, rest in re.findall(rf"\bspanguard ({'|'.join(SUBCOMMANDS)})\b([^`\n]*)", readme.read_text()):
+            for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest.split("#")[0]):
+                said += 1
+                assert flag in helps[sub], (
+                    f"{readme.relative_to(REPO)}: `spanguard {sub}{rest}` gives {flag}, which "
+                    f"`spanguard {sub} --help` does not list: {sorted(helps[sub])}")
+    assert said >= 10, said
+
+
+def test_make_dist_node_without_npm_says_what_to_do_before_building(tmp_path):
+    """README's setup runs `make dist-python dist-node` for every example.
+    Where npm was missing (a C user's machine; Debian's nodejs comes without
+    npm) it built the library for minutes, then stopped at `npm: not
+    found`, which said neither what to install nor that a C, C++ or Go
+    user can leave the Node package out. This PATH has every program but
+    npm."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            target = bin_dir / entry.name
+            if entry.name not in ("npm", "npx") and not target.exists() and os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    make = shutil.which("make")
+    ran = subprocess.run([make, "-C", str(REPO), "--no-print-directory", "dist-node"],
+                         env={**os.environ, "PATH": str(bin_dir)}, capture_output=True, text=True, timeout=600,
+                         stdin=subprocess.DEVNULL)
+    assert ran.returncode != 0, ran.stdout
+    assert "cargo" not in ran.stdout and "npm pack" not in ran.stdout, ran.stdout   # nothing built first
+    said = " ".join(ran.stderr.split())
+    assert "npm is not installed" in said and "leave out dist-node" in said, ran.stderr

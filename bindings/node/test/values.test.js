@@ -128,6 +128,11 @@ test('values OpenTelemetry does not take are left out, counted, warned about onc
     spanId: '00f067aa0ba902b7', traceFlags: 1, attributes: { 'foreign.kept': 'x', 'foreign.bad': { d: new Date(0) } } }).end();
   const spans = await arrived(rx, 0, tracer, 4);
   assert.deepStrictEqual(spans.refused.attributes, { 'start.kept': 1, kept: ['fine'], 'also.kept': 2 });
+  // Each left out of the span counted in its dropped attributes, as the
+  // Python binding counts them: start.bad, BAD, bad and fn.
+  assert.strictEqual(spans.refused.dropped_attributes_count, 1 + BAD.length + 2);
+  assert.strictEqual(spans.many.dropped_attributes_count, 1);
+  assert.strictEqual(spans.foreign.dropped_attributes_count, 1);
   assert.deepStrictEqual(spans.refused.events[0].attributes, { 'event.kept': 'yes' });
   assert.deepStrictEqual(spans.refused.links[0].attributes, { 'link.kept': true });
   assert.deepStrictEqual(spans.many.attributes, many);
@@ -361,16 +366,29 @@ test('integers beyond int64 are doubles or (BigInts) left out, never wrapped', a
   for (const gone of ['huge', 'tiny', 'huge.array']) assert.ok(!text.includes(`"key":"${gone}"`), gone);
 });
 
-test('a time that is no time is now, not the year 2262', async (t) => {
+test('a time that is no time is now, not the year 2262: counted, warned about once, never thrown', async (t) => {
+  // As the Python binding takes one (values_rejected, one warning): an
+  // end() in an error handler must not fail over a timestamp.
   const { rx, tracer } = await receiverAndTracer(t);
+  const warnings = [];
+  const onWarning = (w) => { if (w.code === 'SPANGUARD_NOT_RECORDED') warnings.push(w.message); };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
   const before = BigInt(Date.now()) * 1000000n;
-  for (const [name, time] of [['bad.date', new Date('bad')], ['text', '2024-01-01'], ['nan', NaN],
-    ['nan.hrtime', [NaN, 0]], ['null', null]]) {
+  const BAD = [['bad.date', new Date('bad')], ['text', '2024-01-01'], ['nan', NaN], ['nan.hrtime', [NaN, 0]],
+    ['negative', -5], ['infinite.ns', [1, Infinity]]];
+  for (const [name, time] of [...BAD, ['null', null]]) {
     const span = tracer.startSpan(name, { startTime: time });
     span.addEvent('e', {}, time);
     span.end(time);
   }
-  const spans = await arrived(rx, 0, tracer, 5);
+  tracer.startForeignSpan('foreign', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7',
+    traceFlags: 1, startTime: 'soon' }).addEvent('e').end();
+  // Each bad time of an event and an end, and the foreign span's start.
+  assert.strictEqual(tracer.stats().values_rejected, 2 * BAD.length + 1);
+  await new Promise((r) => setImmediate(r));
+  assert.strictEqual(warnings.filter((w) => w.includes('a time was not one')).length, 1, warnings.join('\n'));
+  const spans = await arrived(rx, 0, tracer, BAD.length + 2);
   const after = BigInt(Date.now()) * 1000000n;
   for (const s of Object.values(spans)) {
     for (const at of [s.start, s.end, s.events[0].time]) {
@@ -566,19 +584,32 @@ test('an empty key is left out and counted, never thrown', async (t) => {
   await tracer.close();
 });
 
-test('setStatus takes OpenTelemetry\'s SpanStatus and names; a wrong status or kind never throws', async (t) => {
-  const { rx, tracer } = await receiverAndTracer(t);
-  tracer.startSpan('otel.shape').setStatus({ code: spanguard.STATUS.ERROR, message: 'rate limited' }).end();
-  tracer.startSpan('by.name', { kind: 'client' }).setStatus('ok').end();
-  const odd = tracer.startSpan('odd', { kind: 'sideways' });
-  odd.setStatus({ code: 7 }).setStatus('broken').setStatus(undefined);
-  odd.end();
-  const spans = await arrived(rx, 0, tracer, 3);
-  assert.deepStrictEqual([spans['otel.shape'].status_code, spans['otel.shape'].status_message], [2, 'rate limited']);
-  assert.deepStrictEqual([spans['by.name'].status_code, spans['by.name'].kind], [1, spanguard.KIND.CLIENT]);
-  assert.deepStrictEqual([spans.odd.status_code, spans.odd.kind], [0, spanguard.KIND.INTERNAL]);
-  await tracer.close();
-});
+test('setStatus takes OpenTelemetry\'s SpanStatus and names; a kind or status that is neither throws, the span kept',
+  async (t) => {
+    // A wrong kind or status is a programming error, thrown at the call as
+    // the Python binding raises (ValueError, TypeError) and the Go one
+    // returns an error: INVALID_ARGUMENT, naming what was wrong. A span
+    // whose status was refused is recorded all the same.
+    const { rx, tracer } = await receiverAndTracer(t);
+    tracer.startSpan('otel.shape').setStatus({ code: spanguard.STATUS.ERROR, message: 'rate limited' }).end();
+    tracer.startSpan('by.name', { kind: 'client' }).setStatus('ok').end();
+    const refused = (code) => (err) => err instanceof spanguard.SpanguardError
+      && err.code === spanguard.RESULT.INVALID_ARGUMENT && err.message.includes(code);
+    for (const kind of [99, -1, 1.5, NaN, 'sideways', 'toString', null, {}, [2], 3n, true]) {
+      assert.throws(() => tracer.startSpan('never', { kind }), refused('kind'), String(kind));
+    }
+    assert.strictEqual(tracer.stats().spans_begun, 2, 'a start that threw began nothing');
+    const odd = tracer.startSpan('odd');
+    for (const status of [{ code: 7 }, 'broken', 'hasOwnProperty', undefined, null, 1.5, 3, -1, [1]]) {
+      assert.throws(() => odd.setStatus(status), refused('status'), String(status));
+    }
+    odd.end();
+    const spans = await arrived(rx, 0, tracer, 3);
+    assert.deepStrictEqual([spans['otel.shape'].status_code, spans['otel.shape'].status_message], [2, 'rate limited']);
+    assert.deepStrictEqual([spans['by.name'].status_code, spans['by.name'].kind], [1, spanguard.KIND.CLIENT]);
+    assert.deepStrictEqual([spans.odd.status_code, spans.odd.kind], [0, spanguard.KIND.INTERNAL]);
+    await tracer.close();
+  });
 
 test('names, links and exceptions of odd types are taken as their text, never thrown', async (t) => {
   const { rx, tracer } = await receiverAndTracer(t);
@@ -587,15 +618,43 @@ test('names, links and exceptions of odd types are taken as their text, never th
   const err = new Error('boom');
   err.code = { nested: true };
   span.recordException(err);
+  // Keys too, as the Python binding takes str() of a key (and
+  // '<unprintable>' when that fails): a Symbol, or an object whose
+  // toString throws, threw a TypeError out of the addon's coercion.
+  const unprintable = { toString() { throw new Error('no text'); } };
+  span.setAttribute(5, 'five').setAttribute(Symbol('sym'), 'symbol').setAttribute(unprintable, 'unprintable');
   span.end();
-  const spans = await arrived(rx, 0, tracer, 1);
+  tracer.startSpan(Symbol('span')).updateName(unprintable).addEvent(Symbol('event')).end();
+  const spans = await arrived(rx, 0, tracer, 2);
   const got = spans['42'];
   assert.ok(got, Object.keys(spans).join());
   assert.strictEqual(got.events[0].name, '7');
   assert.strictEqual(got.events[1].attributes['exception.type'], 'Error');
+  assert.deepStrictEqual([got.attributes['5'], got.attributes['Symbol(sym)'], got.attributes['<unprintable>']],
+    ['five', 'symbol', 'unprintable']);
+  assert.deepStrictEqual(spans['<unprintable>'].events.map((e) => e.name), ['Symbol(event)']);
   await tracer.close();
 });
 
+
+test('attributes that are no object and a traceparent that is no W3C text are counted, as in Python', async (t) => {
+  // Python's set_attributes(5) and add_link('garbage') count one in
+  // values_rejected and warn once; Object.keys set a string's characters as
+  // attributes ('ab': 0 and 1) and a bad traceparent was not counted.
+  const { rx, tracer } = await receiverAndTracer(t);
+  const span = tracer.startSpan('odd.containers', { attributes: 'ab' });
+  span.setAttributes('cd').setAttributes(5).setAttributes([1, 2]).setAttributes({ kept: 1 });
+  span.addEvent('e', 'ef').addLink('garbage').addLinkIds('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 1, 'gh');
+  span.end();
+  tracer.startSpan('bad.header', { traceparent: 'not-a-traceparent', attributes: 'ij' }).end();
+  const spans = await arrived(rx, 0, tracer, 2);
+  assert.deepStrictEqual(spans['odd.containers'].attributes, { kept: 1 });
+  assert.deepStrictEqual(spans['odd.containers'].events[0].attributes, {});
+  assert.deepStrictEqual(spans['bad.header'].attributes, {});
+  // 'ab', 'cd', 5, [1, 2], 'ef', 'garbage', 'gh'; the header and 'ij'.
+  assert.strictEqual(tracer.stats().values_rejected, 9);
+  await tracer.close();
+});
 test('the bridge and the exporter pass complex values on as the SDK\'s span holds them', async (t) => {
   // The SDK's setAttribute (2.x) drops a map or a mixed array with a
   // warning before a processor sees it; a span whose attributes hold one

@@ -245,7 +245,9 @@ class Worker:
 
     def spool_left(self) -> list[str]:
         spool = self.tmp / "spool"
-        return sorted(p.name for p in spool.rglob("*") if p.is_file()) if spool.exists() else []
+        # Every file but the tracers' records (outcomes/, for `spanguard why`).
+        return sorted(p.name for p in spool.rglob("*")
+                      if p.is_file() and p.suffix != ".sgoutcome") if spool.exists() else []
 
     def log_text(self) -> str:
         return (self.tmp / "worker.log").read_text()

@@ -467,3 +467,30 @@ def test_a_begin_waiting_for_a_slot_is_counted(tmp_path):
             s.end()
     finally:
         tracer.close()
+
+
+def test_a_key_or_name_of_any_type_is_its_text_never_raises(receiver, tmp_path):
+    """As the Node binding takes one: a key, name or event name that is not
+    a str is its str(), and '<unprintable>' when str() raises; the span and
+    its other attributes arrive."""
+
+    class Unprintable:
+        def __str__(self):
+            raise RuntimeError("no text")
+
+    tracer = tracer_to(receiver, tmp_path)
+    before = len(receiver.spans())
+    span = tracer.start_span(42)
+    span.set_attribute(5, "five")
+    span.set_attribute(Unprintable(), "unprintable")
+    span.set_attributes({7: "seven", "kept": 1})
+    span.add_event(Unprintable())
+    span.end()
+    renamed = tracer.start_span("renamed")
+    renamed.update_name(Unprintable())
+    renamed.end()
+    spans = arrived(receiver, before, tracer)
+    assert spans["42"]["attributes"] == {"5": "five", "<unprintable>": "unprintable", "7": "seven", "kept": 1}
+    assert [e["name"] for e in spans["42"]["events"]] == ["<unprintable>"]
+    assert "<unprintable>" in spans
+    tracer.close()

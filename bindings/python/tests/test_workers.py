@@ -75,7 +75,9 @@ def run_pool(tmp_path_factory, method, how, agent=AGENT):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         wait_for_session_end(proc.pid)  # the forkserver outlives the agent a moment
-        left = sorted(p.name for p in spool.rglob("*") if p.is_file()) if spool.exists() else []
+        # Every file but the tracers' records (outcomes/, for `spanguard why`).
+        left = sorted(p.name for p in spool.rglob("*")
+                      if p.is_file() and p.suffix != ".sgoutcome") if spool.exists() else []
         RUNS[(method, how)] = (read_sink(sink), left)
     return RUNS[(method, how)]
 
@@ -402,7 +404,7 @@ tracer.close()  # the parent's tracer sends what the dead workers' flight files 
     got = Counter((s["attributes"]["w"], s["attributes"]["i"]) for s in read_sink(tmp_path / "sink"))
     assert len(got) == 4000, f"{len(got)} of 4000 worker spans arrived ({way})"
     assert set(got.values()) == {1}, "a span arrived twice"
-    left = sorted(p.name for p in (tmp_path / "spool").rglob("*") if p.is_file())
+    left = sorted(p.name for p in (tmp_path / "spool").rglob("*") if p.is_file() and p.suffix != ".sgoutcome")
     assert left == [], f"left in the spool directory: {left}"
 
 

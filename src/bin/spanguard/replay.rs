@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spanguard::buffer::files::SetAside;
 use spanguard::config::{Compression, LogLevel, Protocol, TracerConfig};
 use spanguard::export::delivery::{Delivery, DeliveryHost, Outcome, ProbeCount};
-use spanguard::export::diagnostics::{self, Diagnostics, count};
+use spanguard::export::diagnostics::{self, Diagnostics, SetAsideNews, count};
 use spanguard::export::http::HttpTransport;
 use spanguard::export::recovery;
 use spanguard::export::request_encoder::RequestEncoder;
@@ -49,6 +49,10 @@ over it goes whole in a request of its own, up to 64 MiB or half
 SPANGUARD_SPOOL_MAX_BYTES. Spans over that, or refused with 413, are sent with
 their largest string and bytes values cut to fit; how many values were cut is
 printed, and said on stderr.
+
+A file that cannot be read (torn, not a spool file, a link or FIFO in its
+place, too large) is set aside, renamed *.unreadable and never sent: the
+first 5 are named on stderr, the rest counted by directory and cause.
 
 The summary line counts the probes sent too: after a file failed for now (502,
 503, 504, no answer) an empty request asks whether the backend is up; taken,
@@ -350,22 +354,41 @@ pub fn run(args: &[String]) -> ExitCode {
     }
     // Losses held back by the rate limit: stderr's numbers add up.
     tally.diagnostics.stopped(None);
-    // Files that could not be read were renamed, never sent: say which.
-    for file in delivery.spool().take_set_aside() {
-        // The name is whoever made the file's: no line or escape of its own.
-        eprintln!(
-            "spanguard replay: {} set aside, unread: {}",
-            super::terminal::clean(&file.path.display().to_string()),
-            file.reason
-        );
+    // Files that could not be read were renamed, never sent: the first few
+    // by name, the rest counted by directory and cause, as the exporter
+    // says them (`SetAsideNews`). A line a file was 100,000 lines for a
+    // spool directory of 100,000 torn or planted files.
+    let set_aside = delivery.spool().take_set_aside();
+    let mut news = SetAsideNews::default();
+    let files = set_aside
+        .iter()
+        .map(|f| (f.path.as_path(), f.reason.as_str()));
+    let told = news.messages(Instant::now(), files);
+    for message in told.into_iter().chain(news.untold()) {
+        // The names are whoever made the files': no line or escape of theirs.
+        eprintln!("spanguard replay: {}", super::terminal::clean(&message));
     }
-    // Counted as their bodies hold them: say which headers said otherwise.
-    for file in delivery.spool().take_miscounted() {
+    // Counted as their bodies hold them: say which headers said otherwise,
+    // the first few by name and the rest in one line, for the same reason.
+    let miscounted = delivery.spool().take_miscounted();
+    const SAID_BY_NAME: usize = diagnostics::SET_ASIDE_SAID_IN_FULL as usize;
+    for file in miscounted.iter().take(SAID_BY_NAME) {
         eprintln!(
             "spanguard replay: {} said {} and holds {}: counted as it holds them",
             super::terminal::clean(&file.path.display().to_string()),
             diagnostics::spans(u64::from(file.claimed)),
             file.counted
+        );
+    }
+    if let Some(more) = miscounted
+        .len()
+        .checked_sub(SAID_BY_NAME)
+        .filter(|n| *n > 0)
+    {
+        eprintln!(
+            "spanguard replay: {} said other counts of spans than they hold: counted as \
+             they hold them",
+            count(more as u64, "more file", "more files")
         );
     }
     // Spans delivered with values cut are delivered (the exit status is

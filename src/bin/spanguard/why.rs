@@ -3,7 +3,8 @@
 //! first message of each cause of loss (`spanguard::export::outcome`):
 //! a process that ended or was killed left only its stderr lines, often
 //! lost with its container, and a backend short of spans had nothing
-//! else to say why.
+//! else to say why. The records are in the outcomes/ directory of the
+//! tracer's spool directory (`outcome::dir_in`).
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -17,7 +18,7 @@ use super::clock_text;
 use super::terminal::clean;
 
 pub const HELP: &str = "\
-usage: spanguard why [DIR]
+usage: spanguard why [--dir DIR] [--last N]
 
 Says what the last processes traced with spanguard here did with their spans,
 newest first: each tracer keeps a small record of its counts and the first
@@ -27,8 +28,14 @@ at its stop. A process killed (SIGKILL, out of memory) leaves its last record:
 it is said to have ended without stopping its tracer, with what was not
 accounted for then.
 
-  DIR        the records' directory (default: $XDG_STATE_HOME/spanguard/outcomes,
-             XDG_STATE_HOME defaulting to ~/.local/state)
+The records are kept beside the spans a tracer spools: in the outcomes/
+directory of its spool directory.
+
+  --dir DIR  the spool directory the tracers used (SPANGUARD_SPOOL_DIR, or the
+             spool_dir of their config), or its outcomes/ directory; default
+             SPANGUARD_SPOOL_DIR, else $XDG_STATE_HOME/spanguard/spool
+             (XDG_STATE_HOME defaulting to ~/.local/state). DIR alone, without
+             --dir, is the same.
   --last N   the N newest processes (default 20)
 
 Exit status: 0 records shown, 1 none found, 2 a usage error.
@@ -38,7 +45,7 @@ Exit status: 0 records shown, 1 none found, 2 a usage error.
 const DEFAULT_LAST: usize = 20;
 
 pub fn run(args: &[String]) -> ExitCode {
-    let a = match Args::parse(args, &["--help", "-h"], &["--last"]) {
+    let a = match Args::parse(args, &["--help", "-h"], &["--last", "--dir"]) {
         Ok(a) => a,
         Err(e) => return usage(&e),
     };
@@ -51,24 +58,55 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(Ok(n)) if n > 0 => n,
         Some(_) => return usage("--last takes a number of processes, 1 or more"),
     };
-    let dir = match a.positional.as_slice() {
-        [] => outcome::dir_in(&spanguard::config::default_state_dir()),
-        [d] => PathBuf::from(d),
+    let (spool, whence) = match (a.value("--dir"), a.positional.as_slice()) {
+        (Some(d), []) => (PathBuf::from(d), "the spool directory given"),
+        (None, [d]) => (PathBuf::from(d), "the spool directory given"),
+        (None, []) => match super::settings::from_env() {
+            Ok(config) if std::env::var_os("SPANGUARD_SPOOL_DIR").is_some() => (
+                config.spool_dir,
+                "the spool directory SPANGUARD_SPOOL_DIR names",
+            ),
+            Ok(config) => (
+                config.spool_dir,
+                "the default spool directory (SPANGUARD_SPOOL_DIR is not set)",
+            ),
+            Err(exit) => return exit,
+        },
         _ => return usage("one directory at most"),
     };
-    let shown_dir = clean(&dir.display().to_string());
-    let found = match read_newest(&dir, last) {
-        Ok(found) => found,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::default(),
-        Err(e) => {
-            eprintln!("spanguard why: {shown_dir}: {}", clean(&e.to_string()));
-            return ExitCode::from(1);
+    // The spool directory's outcomes/, or that directory itself given.
+    let records = outcome::dir_in(&spool);
+    let mut found = Found::default();
+    let mut shown_dir = clean(&records.display().to_string());
+    for (dir, is_records) in [(&records, true), (&spool, false)] {
+        match read_newest(dir, last) {
+            Ok(these) => {
+                if !is_records && these.total > 0 && found.total == 0 {
+                    shown_dir = clean(&dir.display().to_string());
+                }
+                found.join(these, last);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                eprintln!(
+                    "spanguard why: {}: {}",
+                    clean(&dir.display().to_string()),
+                    clean(&e.to_string())
+                );
+                return ExitCode::from(1);
+            }
         }
-    };
+    }
     if found.total == 0 {
+        // Where it looked, and where else records may be: a tracer keeps
+        // them in the spool directory it was given, which this command
+        // learns only from its own environment or --dir.
         println!(
-            "spanguard why: no process has left a record in {shown_dir} (a tracer writes one \
-             there when it starts)"
+            "spanguard why: no process has left a record in {shown_dir}, the outcomes/ \
+             directory of {whence}, {}: a tracer writes one there when it starts. One given \
+             another spool directory (SPANGUARD_SPOOL_DIR, or spool_dir in its config) \
+             keeps its records in that one's: spanguard why --dir DIR",
+            clean(&spool.display().to_string())
         );
         return ExitCode::from(1);
     }
@@ -115,6 +153,17 @@ struct Found {
     newest: Vec<Outcome>,
     /// The records found in all.
     total: usize,
+}
+
+impl Found {
+    /// Adds what another directory's read found, keeping the `last`
+    /// newest.
+    fn join(&mut self, other: Found, last: usize) {
+        self.total += other.total;
+        self.newest.extend(other.newest);
+        self.newest.sort_by_key(newest_first);
+        self.newest.truncate(last);
+    }
 }
 
 /// The order records are shown in: newest first.

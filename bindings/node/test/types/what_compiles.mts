@@ -20,7 +20,7 @@ void new Tracer({ serviceNmae: 'typo' });
 // Span options: undefined is the default of each.
 const spanOptions: SpanOptions = { kind: undefined, parent: undefined, attributes: undefined, traceparent: fromEnv };
 tracer.startSpan('typed', spanOptions).end();
-// @ts-expect-error a null kind is no kind: left out with a warning
+// @ts-expect-error a null kind is no kind: it throws (INVALID_ARGUMENT)
 tracer.startSpan('typed', { kind: null });
 tracer.installProcessHooks({ timeoutMs: undefined, signals: undefined });
 // @ts-expect-error null options throw (they are destructured)
