@@ -406,13 +406,15 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 # counters' identity), and any sequence of raw server answers driven
 # through the transport's reading of them into the delivery (server_answers:
 # every span delivered, rejected, lost or spooled), and what `spanguard
-# show` draws of a body's chats and GenAI log events (show_chat), with
+# show` draws of a body's chats and GenAI log events (show_chat), and
+# `spanguard why` reading a records' directory others can fill
+# (outcome_file: the record parser, links, FIFOs, huge and foreign files), with
 # cargo-fuzz
 # (libFuzzer) in its `--sanitizer none` mode, which runs on stable Rust.
 # `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
 # FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
 # crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
-FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value server_answers show_chat
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value server_answers show_chat outcome_file
 FUZZ_QUICK_SECONDS ?= 8
 FUZZ_SECONDS ?= 600
 

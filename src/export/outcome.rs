@@ -404,7 +404,14 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "spool_overflow" => o.counts.spool_overflow = number()?,
             "cause" => {
                 let (spans, reason) = value.split_once(' ')?;
-                o.causes.push((spans.parse().ok()?, reason.to_string()));
+                let spans = spans.parse().ok()?;
+                // The file is anyone's text: 8 KiB of short cause lines
+                // were 900 causes, each a line of `why`'s. No more are
+                // kept than a writer writes; the spans of the rest are
+                // said as lost for a reason not recorded.
+                if o.causes.len() < MOST_CAUSES {
+                    o.causes.push((spans, reason.to_string()));
+                }
             }
             // A later version's line: left alone.
             _ => {}
@@ -545,5 +552,19 @@ mod tests {
         assert_eq!(parse(&format!("{MAGIC}\npid x\nstate running\n")), None);
         assert_eq!(parse(&format!("{MAGIC}\npid 7\n")), None);
         assert!(parse(&format!("{MAGIC}\npid 7\nstate running\nlater 1\n")).is_some());
+    }
+
+    /// A file of the record's size filled with short cause lines (planted
+    /// in the shared state directory) keeps no more causes than a writer
+    /// writes: it was 900 of them, each a line of `spanguard why`.
+    #[test]
+    fn a_record_keeps_no_more_causes_than_a_writer_writes() {
+        let mut text = format!("{MAGIC}\npid 7\nstate stopped\n");
+        while text.len() < MOST_BYTES - 10 {
+            text.push_str("cause 1 x\n");
+        }
+        let o = parse(&text).expect("a record");
+        assert_eq!(o.causes.len(), MOST_CAUSES);
+        assert_eq!(o.causes[0], (1, "x".to_string()));
     }
 }

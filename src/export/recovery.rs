@@ -52,7 +52,17 @@ const MAKING_FILE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(
 /// name. One that holds bytes all the same is not ours to read or
 /// delete: set aside. Links, FIFOs and other users' files are left as
 /// they are, unopened.
-pub fn remove_dead_makers_files(names: &[PathBuf], spool: &spool::SpoolDir) {
+///
+/// Gives way (returns true, the rest left for the next look) when
+/// `give_way` says something else needs the thread, asked before each
+/// such file past the first `spool::CLEANED_BEFORE_GIVING_WAY`, as
+/// `SpoolDir::remove_dead_temp_files` does: 100,000 planted ones held a
+/// flush until they were all looked at.
+pub fn remove_dead_makers_files(
+    names: &[PathBuf],
+    spool: &spool::SpoolDir,
+    give_way: impl Fn() -> bool,
+) -> bool {
     use std::os::unix::fs::MetadataExt;
     let dead = |pid: u32, meta: &std::fs::Metadata| {
         let age = meta
@@ -62,6 +72,7 @@ pub fn remove_dead_makers_files(names: &[PathBuf], spool: &spool::SpoolDir) {
             .unwrap_or_default();
         !spool::process_exists(pid as i32) || age > MAKING_FILE_MAX_AGE
     };
+    let mut looked = 0;
     for path in names {
         let Some((made_for, pid)) = path
             .file_name()
@@ -76,6 +87,10 @@ pub fn remove_dead_makers_files(names: &[PathBuf], spool: &spool::SpoolDir) {
         {
             continue;
         }
+        if looked >= spool::CLEANED_BEFORE_GIVING_WAY && give_way() {
+            return true;
+        }
+        looked += 1;
         // Looked at before it is opened and locked: a live maker's file
         // is not touched (a lock of ours would make it make another).
         match std::fs::symlink_metadata(path) {
@@ -109,6 +124,7 @@ pub fn remove_dead_makers_files(names: &[PathBuf], spool: &spool::SpoolDir) {
         }
         let _ = std::fs::remove_file(path);
     }
+    false
 }
 
 /// What a claimed leftover holds.
@@ -276,8 +292,11 @@ pub fn recover_dir(
     // One read of the directory for all three (it was read once for each,
     // every 3 s: the same names moments apart, a second and a third time).
     let names = spool::dir_names(dir);
-    spool.remove_dead_temp_files(&names);
-    remove_dead_makers_files(&names, &spool);
+    // Each cleanup gives way on its own, and the leftovers after them
+    // still get their first few recovered: a flush right after start sees
+    // a dead process's dumps however many files were planted beside them.
+    done.gave_way |= spool.remove_dead_temp_files(&names, || host.busy());
+    done.gave_way |= remove_dead_makers_files(&names, &spool, || host.busy());
     for (handled, path) in leftover_files(&names, own).into_iter().enumerate() {
         // Asked before each file past the first `RECOVERED_BEFORE_GIVING_WAY`,
         // not only by a send: files that cannot be read are set aside
@@ -895,6 +914,49 @@ mod tests {
         fn record(&mut self, _: Outcome<'_>) {}
     }
 
+    /// Looks at a directory made anew, through a delivery that takes every
+    /// request.
+    struct Looks {
+        dir: PathBuf,
+        delivery: Delivery,
+        encoder: RequestEncoder,
+    }
+
+    impl Looks {
+        fn in_new_dir(name: &str) -> Looks {
+            let dir =
+                std::env::temp_dir().join(format!("sg-recovery-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            files::ensure_private_dir(&dir).expect("dir");
+            let transport = DiesAfter {
+                left: usize::MAX,
+                got: Arc::new(Mutex::new(Vec::new())),
+            };
+            Looks {
+                delivery: delivery_to(&dir, transport),
+                encoder: RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16),
+                dir,
+            }
+        }
+
+        /// A look by an exporter needed for something else from its
+        /// `free + 1`th question on.
+        fn look(&mut self, free: u32) -> Recovery {
+            let mut host = NeededAfter {
+                looks: std::cell::Cell::new(0),
+                free,
+            };
+            let (delivery, encoder) = (&mut self.delivery, &mut self.encoder);
+            recover_dir(&self.dir, &[], 16, delivery, encoder, &mut host)
+        }
+    }
+
+    impl Drop for Looks {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
     /// Leftovers that cannot be read (dumps torn by a full disk, files
     /// planted under a dump's name) are set aside without a send, and a
     /// look through 100,000 of them held the exporter (a flush waiting, a
@@ -903,27 +965,14 @@ mod tests {
     /// next look goes on with the rest.
     #[test]
     fn a_look_through_unreadable_leftovers_gives_way_between_them() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-give-way-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
+        let mut looks = Looks::in_new_dir("give-way");
         // Past the files a look always takes, and 40 more.
         let planted = RECOVERED_BEFORE_GIVING_WAY + 40;
         for i in 0..planted {
-            std::fs::write(dir.join(format!("{i:03}.sgdump")), [0x5a; 512]).expect("plant");
+            std::fs::write(looks.dir.join(format!("{i:03}.sgdump")), [0x5a; 512]).expect("plant");
         }
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        let transport = DiesAfter {
-            left: usize::MAX,
-            got: Arc::clone(&got),
-        };
-        let mut delivery = delivery_to(&dir, transport);
-        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
-        let mut host = NeededAfter {
-            looks: std::cell::Cell::new(0),
-            free: 10,
-        };
-        let first_look = recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut host);
-        let first = delivery.spool().take_set_aside().len();
+        let first_look = looks.look(10);
+        let first = looks.delivery.spool().take_set_aside().len();
         assert!(
             first <= RECOVERED_BEFORE_GIVING_WAY + 10,
             "{first} set aside by a look needed after 10 past the first {RECOVERED_BEFORE_GIVING_WAY}"
@@ -932,14 +981,59 @@ mod tests {
             first_look.gave_way,
             "gave way: files left for the next look"
         );
-        let mut host = NeededAfter {
-            looks: std::cell::Cell::new(0),
-            free: u32::MAX,
-        };
-        let next_look = recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut host);
+        let next_look = looks.look(u32::MAX);
         assert!(!next_look.gave_way);
-        let rest = delivery.spool().take_set_aside().len();
+        let rest = looks.delivery.spool().take_set_aside().len();
         assert_eq!(first + rest, planted, "each one set aside once");
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Temporary files dead writers left (the spool writer's `.tmp-…`, a
+    /// dump or flight maker's `.NAME.PID-N.tmp`), 100,000 planted in the
+    /// directory, were each opened, locked and removed before a look
+    /// asked whether a flush or the shutdown's deadline needed the thread:
+    /// it gave way only in the leftovers after them. Each cleanup now
+    /// gives way past its first few, and the next look goes on.
+    #[test]
+    fn a_look_through_dead_writers_temporary_files_gives_way_between_them() {
+        let mut looks = Looks::in_new_dir("temp-give-way");
+        // No process has this pid: each writer is dead.
+        let dead = i32::MAX - 1;
+        let planted = 1_000;
+        for i in 0..planted {
+            let spool_writers = format!(".tmp-{i:020}-{dead}-t{}", spool::SUFFIX);
+            let makers = format!(".{i:04}{DUMP}.{dead}-0.tmp");
+            for name in [spool_writers, makers] {
+                std::fs::write(looks.dir.join(name), b"").expect("plant");
+            }
+        }
+        let left = |dir: &Path, prefix: &str| {
+            std::fs::read_dir(dir)
+                .expect("ls")
+                .filter(|e| {
+                    let name = e.as_ref().expect("entry").file_name();
+                    name.to_string_lossy().starts_with(prefix)
+                })
+                .count()
+        };
+        let first = looks.look(10);
+        // Each cleanup takes its first few, then at most the 10 looks
+        // before the thread was needed.
+        let most = spool::CLEANED_BEFORE_GIVING_WAY + 10;
+        let temp_removed = planted - left(&looks.dir, ".tmp-");
+        let makers_removed = planted - left(&looks.dir, ".0");
+        assert!(
+            temp_removed <= most,
+            "{temp_removed} temporary files removed by a look needed after 10"
+        );
+        assert!(
+            makers_removed <= most,
+            "{makers_removed} makers' files removed by a look needed after 10"
+        );
+        assert!(first.gave_way, "files left for the next look");
+        let next = looks.look(u32::MAX);
+        assert!(!next.gave_way);
+        let all_left = (left(&looks.dir, ".tmp-"), left(&looks.dir, ".0"));
+        assert_eq!(all_left, (0, 0), "all removed in the end");
+        assert!(looks.delivery.spool().take_set_aside().is_empty());
     }
 }

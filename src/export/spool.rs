@@ -81,6 +81,10 @@ const SETBACK_MARK: &str = "-setback";
 /// even when its pid names a live process (a reused pid, another pid
 /// namespace sharing the directory).
 const TEMP_FILE_MAX_AGE: Duration = Duration::from_secs(600);
+/// Files a cleanup of what dead writers left looks at before it asks
+/// whether something else needs the thread: each look gets through some
+/// however busy the exporter is.
+pub(crate) const CLEANED_BEFORE_GIVING_WAY: usize = 64;
 /// The largest body read whatever the cap says (a `spanguard replay` has
 /// no cap): a header may claim anything.
 const MAX_BODY_BYTES: u64 = 1 << 32;
@@ -715,8 +719,19 @@ impl SpoolDir {
     /// rename (a SIGKILL mid-write): unlocked, and either their process is
     /// gone or they are older than any write takes. A live writer's file is
     /// locked and left alone. `names`: the directory's (`dir_names`).
-    pub fn remove_dead_temp_files(&self, names: &[PathBuf]) {
-        for path in names_where(names, |n| n.starts_with(TEMP_PREFIX) && n.ends_with(SUFFIX)) {
+    ///
+    /// Gives way (returns true, the rest left for the next look) when
+    /// `give_way` says something else needs the thread, asked before each
+    /// file past the first `CLEANED_BEFORE_GIVING_WAY`: 100,000 planted
+    /// temporary files, each opened, locked and looked at, held a flush,
+    /// the shutdown's deadline and the filling queue until they were all
+    /// done, at every look.
+    pub fn remove_dead_temp_files(&self, names: &[PathBuf], give_way: impl Fn() -> bool) -> bool {
+        let temporary = names_where(names, |n| n.starts_with(TEMP_PREFIX) && n.ends_with(SUFFIX));
+        for (looked, path) in temporary.into_iter().enumerate() {
+            if looked >= CLEANED_BEFORE_GIVING_WAY && give_way() {
+                return true;
+            }
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
@@ -734,6 +749,7 @@ impl SpoolDir {
             }
             drop(file);
         }
+        false
     }
 
     /// Writes one batch, then deletes the oldest files while the spool is over
@@ -1020,11 +1036,16 @@ impl SpoolDir {
                 listed = true;
                 // One read of the directory for both.
                 let names = dir_names(&self.dir);
-                self.remove_dead_temp_files(&names);
+                let cleanup_gave_way = self.remove_dead_temp_files(&names, || give_way(host));
                 files = names_where(&names, is_batch_name).into();
                 self.replay_queue().listed += files.len() as u64;
                 files.retain(|f| !set_back.contains(f));
                 last = files.back().cloned();
+                if cleanup_gave_way {
+                    // The files listed wait in the queue for the next pass.
+                    gave_way = true;
+                    break;
+                }
                 if files.is_empty() {
                     break;
                 }
@@ -2580,6 +2601,56 @@ pub(crate) mod tests {
             .map(|e| e.expect("entry").metadata().expect("stat").len())
             .sum();
         assert!(on_disk <= spool.max_bytes(), "{on_disk} on disk");
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// 100,000 temporary files of dead writers planted in the spool were
+    /// each opened, locked and removed at a replay's listing before it
+    /// asked whether a flush or the shutdown's deadline needed the thread.
+    /// The cleanup gives way past its first few; the files listed wait in
+    /// the queue, and later passes go on with both.
+    #[test]
+    fn a_replays_cleanup_of_dead_writers_files_gives_way() {
+        let dir = temp_dir("temp-give-way");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool.write(&batch(2, 200)).expect("write");
+        let dead = i32::MAX - 1;
+        let planted = 1_000;
+        for i in 0..planted {
+            fs::write(
+                dir.join(format!("{TEMP_PREFIX}{i:020}-{dead}-t{SUFFIX}")),
+                b"",
+            )
+            .expect("plant");
+        }
+        let temporary = || {
+            fs::read_dir(&dir)
+                .expect("ls")
+                .filter(|e| {
+                    let name = e.as_ref().expect("entry").file_name();
+                    name.to_string_lossy().starts_with(TEMP_PREFIX)
+                })
+                .count()
+        };
+        let asked = std::cell::Cell::new(0);
+        let needed_after_10 = |_: &()| {
+            asked.set(asked.get() + 1);
+            asked.get() > 10
+        };
+        let pass = spool
+            .replay_counting_setbacks(&mut (), needed_after_10, |_, _, _| ReplayVerdict::Delivered);
+        let removed = planted - temporary();
+        assert!(
+            removed <= CLEANED_BEFORE_GIVING_WAY + 10,
+            "{removed} removed by a pass needed after 10"
+        );
+        assert!(pass.gave_way);
+        let pass =
+            spool.replay_counting_setbacks(&mut (), |_| false, |_, _, _| ReplayVerdict::Delivered);
+        // The batch the first listed sent, then a listing again, which
+        // cleans the rest.
+        assert_eq!((pass.batches, pass.spans), (1, 2));
+        assert_eq!(temporary(), 0);
         fs::remove_dir_all(&dir).ok();
     }
 

@@ -7,6 +7,7 @@ directory of its spool directory (src/export/outcome.rs); `why` reads it."""
 import os
 import signal
 import subprocess
+import sys
 import time
 
 from receiver_client import OtlpReceiverProcess
@@ -131,6 +132,7 @@ def test_what_is_no_record_of_ours_is_skipped_not_read(cli, tmp_path):
     os.mkfifo(outcomes / "4243-0.sgoutcome")
     (outcomes / "4244-0.sgoutcome").write_text("pid 4244\nstate stopped\n")
     (outcomes / "4245-0.sgoutcome").write_bytes(b"spanguard-outcome 1\n" + b"x" * (1 << 20))
+    (outcomes / "4247-0.sgoutcome").mkdir()
     (outcomes / "4246-0.sgoutcome").write_text("spanguard-outcome 1\npid 4246\nservice real\x1b[2J\nstate stopped\n"
                                               "ended 3\nexported 3\n")
     run = why(cli, env)
@@ -140,7 +142,48 @@ def test_what_is_no_record_of_ours_is_skipped_not_read(cli, tmp_path):
     assert "  nothing lost" in run.stdout, run.stdout
     for pid in (4242, 4243, 4244, 4245):
         assert f"{pid}-0.sgoutcome: " in run.stderr and "skipped" in run.stderr, run.stderr
+    # A directory under a record's name is said as what it is.
+    assert "4247-0.sgoutcome: not a regular file, skipped" in run.stderr, run.stderr
     # Nothing there: said, exit 1.
     run = why(cli, env, str(tmp_path / "none"))
     assert run.returncode == 1, run.stdout + run.stderr
     assert "no process has left a record" in run.stdout, run.stdout
+
+
+def test_a_directory_filled_by_someone_else_is_said_in_a_few_lines_and_read_in_bounded_memory(cli, tmp_path):
+    """Another local user can fill the shared records' directory: 100,000
+    files that are no records were 100,000 lines on stderr, and 20,000
+    records of 4 KiB were all held (80 MB) to show the newest 20. The first
+    few skipped are said by name, the rest in one line by reason; only the
+    newest records are kept while reading."""
+    env = env_with_state(tmp_path)
+    outcomes = tmp_path / "outcomes"
+    outcomes.mkdir()
+    for i in range(100_000):
+        (outcomes / f"{i}-9.sgoutcome").write_bytes(b"planted")
+    cause = "cause 1 " + "r" * 4000 + "\n"
+    for i in range(20_000):
+        (outcomes / f"{i}-0.sgoutcome").write_text(
+            f"spanguard-outcome 1\npid {i + 1}\nservice s{i}\nstarted {1_000_000 + i}\n"
+            f"updated {1_000_000 + i}\nstate stopped\nended 1\nlost 1\n{cause}")
+    # The command's own peak memory: a fresh parent with it alone as child.
+    measure = ("import resource, subprocess, sys\n"
+               "run = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+               "sys.stdout.write(run.stdout)\n"
+               "sys.stderr.write(run.stderr)\n"
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+               "sys.exit(run.returncode)\n")
+    run = subprocess.run([sys.executable, "-c", measure, str(cli), "why", str(outcomes)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    *out, peak_kib = run.stdout.splitlines()
+    # The newest 20, newest first.
+    heads = [l for l in out if l.startswith("pid ")]
+    assert [h.split()[1] for h in heads] == [str(20_000 - i) for i in range(20)], heads
+    assert "(19980 older records not shown: spanguard why --last 20000)" in out, out[-3:]
+    errs = run.stderr.splitlines()
+    assert len(errs) == 6, errs[:10]
+    assert all(e.endswith(".sgoutcome: not a record of spanguard's, skipped") for e in errs[:5]), errs
+    assert errs[5] == f"spanguard why: 99995 more files skipped in {outcomes}: 99995 not a record of spanguard's", errs
+    # 20,000 records of 4 KiB held were 80 MB and more; a generous bound.
+    assert int(peak_kib) < 30_000, f"{peak_kib} KiB at its peak"

@@ -76,15 +76,15 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     // The spool directory's outcomes/, or that directory itself given.
     let records = outcome::dir_in(&spool);
-    let mut found = Vec::new();
+    let mut found = Found::default();
     let mut shown_dir = clean(&records.display().to_string());
     for (dir, is_records) in [(&records, true), (&spool, false)] {
-        match read_all(dir) {
-            Ok(mut these) => {
-                if !is_records && !these.is_empty() && found.is_empty() {
+        match read_newest(dir, last) {
+            Ok(these) => {
+                if !is_records && these.total > 0 && found.total == 0 {
                     shown_dir = clean(&dir.display().to_string());
                 }
-                found.append(&mut these);
+                found.join(these, last);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -97,7 +97,7 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         }
     }
-    if found.is_empty() {
+    if found.total == 0 {
         // Where it looked, and where else records may be: a tracer keeps
         // them in the spool directory it was given, which this command
         // learns only from its own environment or --dir.
@@ -110,15 +110,14 @@ pub fn run(args: &[String]) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    found.sort_by_key(|o| std::cmp::Reverse((o.updated_unix_s, o.started_unix_s, o.pid)));
-    let total = found.len();
+    let total = found.total;
     let whose = match total.min(last) {
         1 => "process traced here did with its spans".to_string(),
         n => format!("{n} processes traced here did with their spans"),
     };
     println!("spanguard why: what the last {whose}, newest first ({shown_dir})");
     let now_s = now_unix_s();
-    for o in found.iter().take(last) {
+    for o in &found.newest {
         println!();
         print!("{}", describe(o, now_s, alive(o)));
     }
@@ -142,61 +141,138 @@ fn now_unix_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The records in `dir`: each regular file of the reader's named
-/// `*.sgoutcome`, opened as a listing's file is (no link followed, no
-/// FIFO waited on), read up to `outcome::MOST_BYTES`. A file that is no
-/// record is said and skipped.
-fn read_all(dir: &Path) -> std::io::Result<Vec<Outcome>> {
-    let mut found = Vec::new();
+/// Files skipped that are said by name; the rest are counted by reason
+/// in one line. The directory is shared: 100,000 files planted there
+/// were 100,000 lines.
+const SKIPPED_BY_NAME: usize = 5;
+
+/// What a read of the records' directory kept.
+#[derive(Default)]
+struct Found {
+    /// The newest records, newest first: at most the `last` asked for.
+    newest: Vec<Outcome>,
+    /// The records found in all.
+    total: usize,
+}
+
+impl Found {
+    /// Adds what another directory's read found, keeping the `last`
+    /// newest.
+    fn join(&mut self, other: Found, last: usize) {
+        self.total += other.total;
+        self.newest.extend(other.newest);
+        self.newest.sort_by_key(newest_first);
+        self.newest.truncate(last);
+    }
+}
+
+/// The order records are shown in: newest first.
+fn newest_first(o: &Outcome) -> std::cmp::Reverse<(u64, u64, u32)> {
+    std::cmp::Reverse((o.updated_unix_s, o.started_unix_s, o.pid))
+}
+
+/// Files skipped: the first `SKIPPED_BY_NAME` said by name (on stderr),
+/// the rest counted by reason and summed up by `said_all`.
+#[derive(Default)]
+struct Skipped {
+    named: usize,
+    unnamed: std::collections::BTreeMap<String, usize>,
+}
+
+impl Skipped {
+    fn skip(&mut self, path: &Path, why: &str) {
+        if self.named < SKIPPED_BY_NAME {
+            self.named += 1;
+            eprintln!(
+                "spanguard why: {}: {why}, skipped",
+                clean(&path.display().to_string())
+            );
+        } else {
+            *self.unnamed.entry(why.to_string()).or_default() += 1;
+        }
+    }
+
+    /// One line for the files not said by name, if any.
+    fn said_all(self, dir: &Path) {
+        let n: usize = self.unnamed.values().sum();
+        if n == 0 {
+            return;
+        }
+        let reasons: Vec<String> = self
+            .unnamed
+            .iter()
+            .map(|(why, k)| format!("{k} {why}"))
+            .collect();
+        eprintln!(
+            "spanguard why: {n} more files skipped in {}: {}",
+            clean(&dir.display().to_string()),
+            reasons.join(", ")
+        );
+    }
+}
+
+/// The newest `last` records in `dir`, and how many there are: each
+/// regular file of the reader's named `*.sgoutcome`, opened as a
+/// listing's file is (no link followed, no FIFO waited on), read up to
+/// `outcome::MOST_BYTES`. A file that is no record is said and skipped.
+/// Only the newest are kept while reading: a directory of 100,000
+/// records held them all, up to 8 KiB each.
+fn read_newest(dir: &Path, last: usize) -> std::io::Result<Found> {
+    let mut found = Found::default();
+    let mut skipped = Skipped::default();
+    let keep = |newest: &mut Vec<Outcome>| {
+        newest.sort_by_key(newest_first);
+        newest.truncate(last);
+    };
     for e in std::fs::read_dir(dir)?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') || !name.ends_with(outcome::SUFFIX) {
             continue;
         }
-        let path = e.path();
-        let say = |why: &str| {
-            eprintln!(
-                "spanguard why: {}: {why}, skipped",
-                clean(&path.display().to_string())
-            )
-        };
-        let file = match super::sources::open_listed(&path) {
-            Ok(f) => f,
-            Err(err) => {
-                say(&clean(&err.to_string()));
-                continue;
+        match read_record(&e.path()) {
+            Ok(o) => {
+                found.total += 1;
+                found.newest.push(o);
+                if found.newest.len() >= last.saturating_mul(2).max(64) {
+                    keep(&mut found.newest);
+                }
             }
-        };
-        // Another user's file in a directory they could write: not read
-        // as this user's processes'.
-        // SAFETY: geteuid cannot fail and has no preconditions.
-        if file.metadata().map(|m| m.uid()).ok() != Some(unsafe { libc::geteuid() }) {
-            say("another user's file");
-            continue;
-        }
-        let mut text = Vec::new();
-        if file
-            .take(outcome::MOST_BYTES as u64 + 1)
-            .read_to_end(&mut text)
-            .is_err()
-            || text.len() > outcome::MOST_BYTES
-        {
-            say("not a record of spanguard's (too long)");
-            continue;
-        }
-        match outcome::parse(&String::from_utf8_lossy(&text)) {
-            Some(o) => found.push(o),
-            None => say("not a record of spanguard's"),
+            Err(why) => skipped.skip(&e.path(), &why),
         }
     }
+    keep(&mut found.newest);
+    skipped.said_all(dir);
     Ok(found)
+}
+
+/// The record in the file at `path`, or why it is none of ours.
+fn read_record(path: &Path) -> Result<Outcome, String> {
+    let file = super::sources::open_listed(path).map_err(|e| clean(&e.to_string()))?;
+    let meta = file.metadata().map_err(|e| clean(&e.to_string()))?;
+    // Another user's file in a directory they could write: not read as
+    // this user's processes'.
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    if meta.uid() != unsafe { libc::geteuid() } {
+        return Err("another user's file".to_string());
+    }
+    let mut text = Vec::new();
+    if file
+        .take(outcome::MOST_BYTES as u64 + 1)
+        .read_to_end(&mut text)
+        .is_err()
+        || text.len() > outcome::MOST_BYTES
+    {
+        return Err("not a record of spanguard's (too long)".to_string());
+    }
+    outcome::parse(&String::from_utf8_lossy(&text))
+        .ok_or_else(|| "not a record of spanguard's".to_string())
 }
 
 /// Whether the process of `o` runs still: its pid is there and started
 /// no later than the record's tracer (not a later process that got its
 /// pid).
 fn alive(o: &Outcome) -> bool {
-    process_start_unix_s(o.pid).is_some_and(|start| start <= o.started_unix_s + 2)
+    process_start_unix_s(o.pid).is_some_and(|start| start <= o.started_unix_s.saturating_add(2))
 }
 
 /// When process `pid` started, in seconds since the epoch: its start
@@ -226,8 +302,10 @@ fn spans(n: u64) -> String {
 
 /// What one record says, as lines.
 fn describe(o: &Outcome, now_s: u64, alive: bool) -> String {
-    let at = |s: u64| clock_text::utc(s * 1_000_000_000);
-    let ago = |s: u64| clock_text::age(now_s.saturating_sub(s) * 1_000_000_000);
+    // A record's numbers are a file's text: whatever they are, they are
+    // said, never overflowed.
+    let at = |s: u64| clock_text::utc(s.saturating_mul(1_000_000_000));
+    let ago = |s: u64| clock_text::age(now_s.saturating_sub(s).saturating_mul(1_000_000_000));
     let mut out = String::new();
     let who = if o.service.is_empty() {
         format!("pid {}", o.pid)
@@ -263,23 +341,25 @@ fn describe(o: &Outcome, now_s: u64, alive: bool) -> String {
     if !o.target.is_empty() {
         out.push_str(&format!("  spans went to {}\n", clean(&o.target)));
     }
-    let settled = c.exported + c.spooled + c.lost + c.rejected + c.unsampled;
+    let settled = [c.exported, c.spooled, c.lost, c.rejected, c.unsampled]
+        .into_iter()
+        .fold(0u64, u64::saturating_add);
     out.push_str(&format!(
         "  {} ended: {} delivered, {} to the spool, {} lost{}\n",
         spans(c.ended),
         c.exported,
         c.spooled,
-        c.lost + c.rejected,
+        c.lost.saturating_add(c.rejected),
         if c.unsampled > 0 {
             format!(", {} left out by the sampler", c.unsampled)
         } else {
             String::new()
         }
     ));
-    let mut told = 0;
+    let mut told = 0u64;
     for (n, reason) in &o.causes {
         out.push_str(&format!("  {} lost: {}\n", spans(*n), clean(reason)));
-        told += n;
+        told = told.saturating_add(*n);
     }
     if c.lost > told {
         out.push_str(&format!(
@@ -322,7 +402,10 @@ fn describe(o: &Outcome, now_s: u64, alive: bool) -> String {
              or have it call shutdown, so that its tracer sends what it holds\n",
             spans(unsettled)
         ));
-    } else if c.lost + c.rejected + c.buffer_full + c.spool_overflow == 0 {
+    } else if [c.lost, c.rejected, c.buffer_full, c.spool_overflow]
+        .iter()
+        .all(|&n| n == 0)
+    {
         out.push_str("  nothing lost\n");
     }
     out
@@ -389,5 +472,38 @@ mod tests {
         let text = describe(&killed, 1_010, true);
         assert!(text.contains("running since"), "{text}");
         assert!(text.ends_with("  nothing lost\n"), "{text}");
+    }
+
+    /// A record's numbers are anyone's text (the directory is shared):
+    /// counts and causes that sum past 2^64 and times past year 2554 are
+    /// said, where they overflowed (a panic in a debug build, wrapped
+    /// sums in a release one).
+    #[test]
+    fn numbers_at_their_largest_are_said_not_overflowed() {
+        let most = u64::MAX;
+        let o = Outcome {
+            pid: u32::MAX,
+            started_unix_s: most,
+            updated_unix_s: most,
+            stopped: false,
+            counts: Counts {
+                ended: most,
+                exported: most,
+                lost: most,
+                rejected: most,
+                ..Counts::default()
+            },
+            causes: vec![(most, "a".to_string()), (most, "b".to_string())],
+            ..Outcome::default()
+        };
+        let text = describe(&o, 0, alive(&o));
+        assert!(
+            text.contains(&format!(
+                "  {most} spans ended: {most} delivered, 0 to the spool, {most} lost\n"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("for a reason not recorded"), "{text}");
+        assert!(text.contains("ended without stopping its tracer"), "{text}");
     }
 }

@@ -9,21 +9,15 @@
 
 use libfuzzer_sys::fuzz_target;
 use spanguard::export::otlp_decode::decode_body;
-use spanguard::export::transport::BodyFormat;
+
+mod body;
 
 fuzz_target!(|data: &[u8]| {
-    // The first byte picks the reading: bit 0 JSON, bit 1 gzipped.
-    let Some((&how, body)) = data.split_first() else {
+    let Some(r) = body::reading(data) else {
         return;
     };
-    let format = if how & 1 == 0 {
-        BodyFormat::Protobuf
-    } else {
-        BodyFormat::Json
-    };
-    let gzipped = how & 2 != 0;
-    if let Ok(spans) = decode_body(body, format, gzipped) {
-        let again = decode_body(body, format, gzipped).expect("decoded once");
+    if let Ok(spans) = decode_body(r.body, r.format, r.gzipped) {
+        let again = decode_body(r.body, r.format, r.gzipped).expect("decoded once");
         assert_eq!(format!("{spans:?}"), format!("{again:?}"));
     }
 });

@@ -11,7 +11,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use spanguard::export::otlp_decode::decode_body;
-use spanguard::export::transport::BodyFormat;
+
+mod body;
 
 #[allow(dead_code)]
 #[path = "../../../src/bin/spanguard/chat.rs"]
@@ -20,16 +21,10 @@ mod chat;
 use chat::{CallNames, event_chats, gather, split, texts, value_chat};
 
 fuzz_target!(|data: &[u8]| {
-    // The first byte picks the reading: bit 0 JSON, bit 1 gzipped.
-    let Some((&how, body)) = data.split_first() else {
+    let Some(r) = body::reading(data) else {
         return;
     };
-    let format = if how & 1 == 0 {
-        BodyFormat::Protobuf
-    } else {
-        BodyFormat::Json
-    };
-    let Ok(spans) = decode_body(body, format, how & 2 != 0) else {
+    let Ok(spans) = decode_body(r.body, r.format, r.gzipped) else {
         return;
     };
     let calls = CallNames::of_spans(&spans);
