@@ -16,7 +16,12 @@
  * sample). Last, it prints what the counters say of the samples: spans
  * exported while they ran, the exporter's CPU-cap rest, and batches.
  *
- * regime_loop (a|b) [seconds] [scope] [defaults] [thread]
+ * One setting at a time can be changed from either set (to find which of
+ * them makes two sets differ): queue=N (max_queue_size), open=N
+ * (max_open_spans; the slab has queue + open slots), batch=N
+ * (max_export_batch_size), cap=N (exporter_max_cpu_percent).
+ *
+ * regime_loop (a|b) [seconds] [scope] [defaults] [thread] [queue=N] [open=N] [batch=N] [cap=N]
  *
  * Built by hand (no make target; -g for perf annotate):
  * cc -std=c11 -O2 -g -pthread -Iinclude bench/c/regime_loop.c -Lbuild/lib -lspanguard
@@ -74,14 +79,21 @@ static void span_with_scope(spanguard_tracer *t, long i) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || (strcmp(argv[1], "a") != 0 && strcmp(argv[1], "b") != 0)) {
-        fprintf(stderr, "usage: regime_loop (a|b) [seconds] [scope] [defaults]\n");
+        fprintf(stderr, "usage: regime_loop (a|b) [seconds] [scope] [defaults] [thread] [queue=N] [open=N] "
+                        "[batch=N] [cap=N]\n");
         return 2;
     }
     int idle = strcmp(argv[1], "a") == 0;
     double seconds = argc > 2 ? atof(argv[2]) : 10;
     void (*span)(spanguard_tracer *, long) = bench_span_attrs3;
     int defaults = 0, own_thread = 0;
+    /* Settings changed one at a time (0: as the set has it). */
+    long queue = 0, open = 0, batch = 0, cap = 0;
     for (int i = 3; i < argc; i++) {
+        if (sscanf(argv[i], "queue=%ld", &queue) == 1 || sscanf(argv[i], "open=%ld", &open) == 1 ||
+            sscanf(argv[i], "batch=%ld", &batch) == 1 || sscanf(argv[i], "cap=%ld", &cap) == 1) {
+            continue;
+        }
         if (strcmp(argv[i], "scope") == 0) {
             span = span_with_scope;
         } else if (strcmp(argv[i], "defaults") == 0) {
@@ -90,7 +102,32 @@ int main(int argc, char **argv) {
             own_thread = 1;
         }
     }
-    spanguard_tracer *t = defaults ? bench_default_tracer(idle) : bench_tracer(idle);
+    spanguard_config cfg;
+    spanguard_config_init(&cfg, sizeof cfg);
+    if (defaults) {
+        bench_default_settings(&cfg, idle);
+    } else {
+        bench_settings(&cfg, idle, 1 << 16);
+    }
+    if (queue > 0) {
+        cfg.max_queue_size = (uint32_t)queue;
+    }
+    if (open > 0) {
+        cfg.max_open_spans = (uint32_t)open;
+    }
+    if (batch > 0) {
+        cfg.max_export_batch_size = (uint32_t)batch;
+    }
+    if (cap > 0) {
+        cfg.exporter_max_cpu_percent = (uint32_t)cap;
+    }
+    spanguard_tracer *t;
+    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "spanguard_tracer_new failed\n");
+        return 1;
+    }
+    printf("settings: queue %u, open %u, batch %u, cap %u%%\n", cfg.max_queue_size, cfg.max_open_spans,
+           cfg.max_export_batch_size, cfg.exporter_max_cpu_percent);
     long n = defaults && idle ? N_DEFAULT_IDLE : N;
     for (long i = 0; i < 4 * N; i++) {
         span(t, i);
@@ -98,7 +135,7 @@ int main(int argc, char **argv) {
     spanguard_flush(t, 30000);
     double start = bench_now_ns(), spent = 0;
     long spans = 0, samples = 0;
-    uint64_t exported_during = 0, rested_ns = 0, batches = 0, dropped = 0;
+    uint64_t exported_during = 0, rested_ns = 0, batches = 0, dropped = 0, waits = 0, waited_ns = 0;
     struct sample work = {t, span, n};
     while (bench_now_ns() - start < seconds * 1e9) {
         spanguard_counters c0 = counters(t);
@@ -119,6 +156,8 @@ int main(int argc, char **argv) {
         rested_ns += c1.exporter_throttled_ns - c0.exporter_throttled_ns;
         batches += c1.batches_sent - c0.batches_sent;
         dropped += c1.dropped_buffer_full - c0.dropped_buffer_full;
+        waits += c1.slot_waits - c0.slot_waits;
+        waited_ns += c1.slot_wait_ns - c0.slot_wait_ns;
         spans += n;
         samples++;
         spanguard_flush(t, 30000);
@@ -129,6 +168,8 @@ int main(int argc, char **argv) {
            "%.0f us a sample (CPU cap), %lu dropped\n",
            samples, 100.0 * exported_during / spans, (double)batches / samples, rested_ns / 1e3 / samples,
            (unsigned long)dropped);
+    printf("begins that waited for a free slot: %.1f a sample, %.1f ns a span of waiting\n", (double)waits / samples,
+           (double)waited_ns / spans);
     spanguard_tracer_free(t);
     return 0;
 }
