@@ -96,6 +96,15 @@ pub enum Outcome<'a> {
         spans: u64,
         message: &'a str,
     },
+    /// The backend accepted all `spans` spans of a request (counted in
+    /// `Delivered`) with a warning: an OTLP partial success that rejects
+    /// none and carries `message` ("spans older than 1h sampled"). Says
+    /// something, counts nothing: those spans end delivered.
+    Warned {
+        origin: Origin,
+        spans: u64,
+        message: &'a str,
+    },
     /// Lost for good: refused, too large, or could not be kept.
     Lost {
         origin: Origin,
@@ -1217,6 +1226,14 @@ impl Delivery {
                             spans: rejected,
                             message: &accepted.message,
                         });
+                    } else if !accepted.message.is_empty() {
+                        // The spec's warning: the server wants it seen
+                        // (OTel's SDKs log it); it was dropped in silence.
+                        host.record(Outcome::Warned {
+                            origin: request.origin,
+                            spans: request.spans,
+                            message: &accepted.message,
+                        });
                     }
                     return Fate::Done;
                 }
@@ -2099,6 +2116,9 @@ mod tests {
         evicted: u64,
         /// Why spans were lost, as the host was told.
         lost_reasons: Vec<String>,
+        /// Spans accepted with a warning, and the warnings.
+        warned: u64,
+        warnings: Vec<String>,
     }
 
     impl DeliveryHost for Host {
@@ -2118,6 +2138,10 @@ mod tests {
                     self.lost_reasons.push(reason.to_string());
                 }
                 Outcome::Rejected { spans, .. } => self.lost += spans,
+                Outcome::Warned { spans, message, .. } => {
+                    self.warned += spans;
+                    self.warnings.push(message.to_string());
+                }
                 Outcome::Cut { values, .. } => self.cut += values,
                 Outcome::Emptied { values, shared, .. } => {
                     self.cut += values + shared;
@@ -2173,6 +2197,33 @@ mod tests {
     /// A protobuf request of `n` empty spans: what a replay counts.
     fn proto_spans(n: u32) -> Vec<u8> {
         crate::export::spool::tests::proto_body(n, 0)
+    }
+
+    /// A 2xx whose partial success rejects no span but carries a message
+    /// (the spec's warning): every span delivered, none lost, and the
+    /// host told of the warning with the request's spans, to say it. It
+    /// was dropped here, so never said. A rejection's message is told as
+    /// the rejection (not twice), and an answer without one tells nothing.
+    #[test]
+    fn a_warning_with_nothing_rejected_is_told_and_every_span_delivered() {
+        let warned = |rejected_spans: u64, message: &str| {
+            Ok(Accepted {
+                rejected_spans,
+                message: message.to_string(),
+            })
+        };
+        let answers = vec![warned(0, "sampled"), warned(2, "too old"), warned(0, "")];
+        let (mut d, _, dir) = delivery("warned", answers);
+        let mut host = Host::default();
+        for _ in 0..3 {
+            assert!(d.deliver(&fresh(5), &mut host));
+        }
+        assert_eq!((host.delivered, host.lost), (13, 2));
+        assert_eq!(
+            (host.warned, host.warnings),
+            (5, vec!["sampled".to_string()])
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// Spool files left by someone else whose headers say 0 spans, or 4

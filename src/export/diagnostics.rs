@@ -134,6 +134,14 @@ pub struct Diagnostics {
     /// counted and told by number alone (a 404 said once with its fix,
     /// not once a batch).
     loss_causes: Vec<LossCause>,
+    /// Each warning a backend gave with spans it accepted, said in full
+    /// once, its later spans told by number alone, as `loss_causes` are.
+    warnings: Vec<LossCause>,
+    /// Spans accepted with warnings past `MAX_LOSS_CAUSES` different ones
+    /// (a server whose message names each request), one rate limit for
+    /// all, and the last of those messages held back.
+    other_warnings: Limiter,
+    last_other_warning: String,
     /// Losses past `MAX_LOSS_CAUSES` causes (reasons that vary with every
     /// batch would otherwise each be new), told the old way: one line a
     /// minute with the last reason.
@@ -177,11 +185,13 @@ struct Streak {
     target: String,
 }
 
-/// How many causes of loss are told apart; what comes after shares one
-/// rate limit (a bound on lines and memory).
+/// How many causes of loss (and how many backend warnings) are told
+/// apart; what comes after shares one rate limit (a bound on lines and
+/// memory).
 const MAX_LOSS_CAUSES: usize = 8;
 
-/// One reason spans were lost for, said in full when first met.
+/// One reason spans were lost for, or one warning a backend accepted them
+/// with, said in full when first met.
 struct LossCause {
     reason: String,
     limiter: Limiter,
@@ -327,6 +337,9 @@ impl Diagnostics {
             sink: Sink::Stderr,
             streak: None,
             loss_causes: Vec::new(),
+            warnings: Vec::new(),
+            other_warnings: Limiter::default(),
+            last_other_warning: String::new(),
             other_losses: Limiter::default(),
             last_other_loss: String::new(),
             other_lost: 0,
@@ -515,6 +528,80 @@ impl Diagnostics {
                     self.last_other_loss.push_str(reason);
                 }
             }
+        }
+    }
+
+    /// The backend accepted `n` spans, all of them, with a warning
+    /// `message` (an OTLP partial success rejecting none: the spec's way
+    /// for a server to say "accepted, but sampled"). Said at warn level in
+    /// full the first time, later spans with the same warning by number
+    /// alone, at most once a `REPEAT_EVERY`, the rest at the stop. It was
+    /// dropped in silence: nothing lost, and nothing said either.
+    pub fn accepted_with_warning(&mut self, n: u64, message: &str) {
+        let now = Instant::now();
+        if let Some(i) = self.warnings.iter().position(|c| c.reason == message) {
+            self.warnings[i].spans += n;
+            if let Some(total) = self.warnings[i].limiter.due(now, n) {
+                self.tell_more_warned(i, total);
+            }
+        } else if self.warnings.len() < MAX_LOSS_CAUSES {
+            let mut limiter = Limiter::default();
+            let total = limiter.due(now, n).unwrap_or(n);
+            self.warnings.push(LossCause {
+                reason: message.to_string(),
+                limiter,
+                spans: n,
+            });
+            self.tell_warned(total, message);
+        } else {
+            match self.other_warnings.due(now, n) {
+                Some(total) => self.tell_warned(total, message),
+                None => {
+                    self.last_other_warning.clear();
+                    self.last_other_warning.push_str(message);
+                }
+            }
+        }
+    }
+
+    fn tell_warned(&mut self, n: u64, message: &str) {
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "the backend accepted {} with a warning: {message}",
+                spans(n)
+            ),
+        );
+    }
+
+    fn tell_more_warned(&mut self, warning: usize, n: u64) {
+        let label = cause_label(&self.warnings[warning].reason).to_string();
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "the backend accepted {} with a warning: {label} (as said above)",
+                count(n, "more span", "more spans")
+            ),
+        );
+    }
+
+    fn tell_untold_warnings(&mut self) {
+        for i in 0..self.warnings.len() {
+            let untold = self.warnings[i].limiter.untold();
+            if untold > 0 {
+                self.tell_more_warned(i, untold);
+            }
+        }
+        let untold = self.other_warnings.untold();
+        if untold > 0 {
+            let message = std::mem::take(&mut self.last_other_warning);
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "the backend accepted {} with other warnings; the last: {message}",
+                    count(untold, "more span", "more spans")
+                ),
+            );
         }
     }
 
@@ -774,6 +861,7 @@ impl Diagnostics {
     /// wait: `spool_left`, the spool directory when it holds some.
     pub fn stopped(&mut self, spool_left: Option<&str>) {
         self.tell_untold_losses();
+        self.tell_untold_warnings();
         let full = self.buffer_full.untold();
         if full > 0 {
             self.tell_buffer_full(full);
@@ -961,6 +1049,61 @@ mod tests {
                 "spanguard: error: 14 more spans lost: HTTP 404 (as said above)".to_string(),
             ]
         );
+    }
+
+    /// A backend that accepts every span with a warning (an OTLP partial
+    /// success rejecting none) has it said once, at warn level, the later
+    /// spans summed under it; a second warning is said in full too; past
+    /// the limit, the held-back rest is told at the stop with the last
+    /// message. Nothing is said lost. It was all dropped in silence.
+    #[test]
+    fn a_backend_warning_is_said_once_then_counted() {
+        let sampled = "spans older than 1h: accepted but sampled";
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        d.accepted_with_warning(10, sampled);
+        d.accepted_with_warning(10, sampled);
+        d.accepted_with_warning(3, "quota nearly used");
+        d.accepted_with_warning(1, sampled);
+        for n in 0..MAX_LOSS_CAUSES as u64 {
+            d.accepted_with_warning(1, &format!("request {n} warned"));
+        }
+        d.accepted_with_warning(2, "request 99 warned");
+        d.stopped(None);
+        let mut expected = vec![
+            format!("spanguard: warn: the backend accepted 10 spans with a warning: {sampled}"),
+            "spanguard: warn: the backend accepted 3 spans with a warning: quota nearly used"
+                .to_string(),
+        ];
+        for n in 0..MAX_LOSS_CAUSES as u64 - 2 {
+            expected.push(format!(
+                "spanguard: warn: the backend accepted 1 span with a warning: request {n} warned"
+            ));
+        }
+        expected.extend([
+            // The first past the limit is said (its own rate limit), the
+            // next held back and told at the stop.
+            format!(
+                "spanguard: warn: the backend accepted 1 span with a warning: request {} warned",
+                MAX_LOSS_CAUSES - 2
+            ),
+            "spanguard: warn: the backend accepted 11 more spans with a warning: spans older than \
+             1h (as said above)"
+                .to_string(),
+            "spanguard: warn: the backend accepted 3 more spans with other warnings; the last: \
+             request 99 warned"
+                .to_string(),
+        ]);
+        assert_eq!(d.lines(), expected);
+        assert_eq!(d.loss_causes().count(), 0, "a warning is no loss");
+    }
+
+    /// Nothing is said of warnings below warn level.
+    #[test]
+    fn a_backend_warning_is_not_said_at_error_level() {
+        let mut d = Diagnostics::in_memory(LogLevel::Error);
+        d.accepted_with_warning(10, "sampled");
+        d.stopped(None);
+        assert!(d.lines().is_empty(), "{:?}", d.lines());
     }
 
     /// Each cause is said in full the first time, whatever came before it.

@@ -1122,6 +1122,9 @@ impl DeliveryHost for ExporterHost {
                 self.diagnostics
                     .lost(spans, &format!("the backend rejected them: {message}"));
             }
+            Outcome::Warned { spans, message, .. } => {
+                self.diagnostics.accepted_with_warning(spans, message)
+            }
             Outcome::Lost {
                 origin,
                 spans,

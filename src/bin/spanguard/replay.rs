@@ -203,6 +203,9 @@ impl DeliveryHost for Tally {
                 self.diagnostics
                     .lost(spans, &format!("the backend rejected them: {message}"));
             }
+            Outcome::Warned { spans, message, .. } => {
+                self.diagnostics.accepted_with_warning(spans, message)
+            }
             Outcome::Lost { spans, reason, .. } => {
                 self.refused += spans;
                 self.diagnostics.lost(spans, reason);
