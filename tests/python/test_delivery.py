@@ -140,6 +140,34 @@ def test_partial_success_counts_the_rejected_spans(emitter, tmp_path):
     assert EVENT_REJECTED in [e["event"] for e in run.events]
 
 
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_a_warning_with_nothing_rejected_is_said_once_and_nothing_is_lost(emitter, tmp_path, protocol):
+    """Every request answered 200 with a partial success that rejects no
+    span but carries a message (OTLP lets a server warn so: "spans older
+    than 1h accepted but sampled"): every span counted exported, none lost;
+    the server's message said once on stderr, the later requests' spans
+    summed under it. It was ignored in silence; OTel's SDKs log it."""
+    with OtlpReceiverProcess(workdir=tmp_path, mode="partial:0") as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "warned", extra=("--protocol", protocol))
+        rx.wait_for_spans(len(run.keys))
+        assert delivered(rx) == run.keys
+        requests = len(rx.accepted_records())
+    assert requests >= 2, "the test needs two requests or more"
+    assert run.stats["spans_exported"] == len(run.keys), run.stats
+    assert run.stats["dropped_rejected"] == 0 and run.stats["dropped_export_failed"] == 0, run.stats
+    assert EVENT_REJECTED not in [e["event"] for e in run.events]
+    message = "test receiver mode partial:0: the last 0 spans were rejected"
+    said = [l for l in run.log_lines if "with a warning" in l]
+    first = re.fullmatch(rf"spanguard: warn: the backend accepted (\d+) spans? with a warning: {re.escape(message)}",
+                         said[0] if said else "")
+    assert first, run.log_lines
+    more = [re.fullmatch(r"spanguard: warn: the backend accepted (\d+) more spans? with a warning: "
+                         r"test receiver mode partial:0 \(as said above\)", l) for l in said[1:]]
+    assert all(more), run.log_lines
+    assert int(first.group(1)) + sum(int(m.group(1)) for m in more) == len(run.keys), run.log_lines
+    assert not [l for l in run.log_lines if "lost" in l], run.log_lines
+
+
 def test_rejections_are_said_once_on_stderr_with_the_servers_message(emitter, tmp_path):
     """Every request answered 200 with its last span rejected (an OTLP
     partial success): each rejected span is counted in dropped_rejected,
