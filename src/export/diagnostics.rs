@@ -133,26 +133,10 @@ pub struct Diagnostics {
     /// Each cause of loss said so far, in full once: its later losses are
     /// counted and told by number alone (a 404 said once with its fix,
     /// not once a batch).
-    loss_causes: Vec<LossCause>,
-    /// Each warning a backend gave with spans it accepted, said in full
-    /// once, its later spans told by number alone, as `loss_causes` are.
-    warnings: Vec<LossCause>,
-    /// Spans accepted with warnings past `MAX_LOSS_CAUSES` different ones
-    /// (a server whose message names each request), one rate limit for
-    /// all, and the last of those messages held back.
-    other_warnings: Limiter,
-    last_other_warning: String,
-    /// Losses past `MAX_LOSS_CAUSES` causes (reasons that vary with every
-    /// batch would otherwise each be new), told the old way: one line a
-    /// minute with the last reason.
-    other_losses: Limiter,
-    /// The reason of the last of `other_losses` held back: told with
-    /// their number when the streak ends or the exporter stops.
-    last_other_loss: String,
-    /// Every span of `other_losses`, and the last of their reasons (kept
-    /// past the telling, for `loss_causes`).
-    other_lost: u64,
-    other_reason: String,
+    losses: SaidOnce,
+    /// Each warning a backend gave with spans it accepted (an OTLP partial
+    /// success rejecting none), said so, as losses are.
+    warnings: SaidOnce,
     buffer_full: Limiter,
     pool_used_up: Limiter,
     pool_waits: Limiter,
@@ -197,6 +181,95 @@ struct LossCause {
     limiter: Limiter,
     /// Every span lost for it so far.
     spans: u64,
+}
+
+/// Texts (causes of loss, backend warnings) each said in full when first
+/// met, their later spans counted under them and told by number alone,
+/// at most once a `REPEAT_EVERY`; past `MAX_LOSS_CAUSES` texts (ones that
+/// vary with every batch would otherwise each be new) the rest share one
+/// rate limit, told the old way with the last text.
+#[derive(Default)]
+struct SaidOnce {
+    causes: Vec<LossCause>,
+    /// Spans past `MAX_LOSS_CAUSES` texts, one rate limit for all.
+    other: Limiter,
+    /// The text of the last of `other` held back: told with their number
+    /// when a streak ends or the exporter stops.
+    last_held: String,
+    /// Every span of `other`, and the last of their texts (kept past the
+    /// telling, for `Diagnostics::loss_causes`).
+    other_spans: u64,
+    other_text: String,
+}
+
+/// Which `SaidOnce` of `Diagnostics` a line tells of.
+#[derive(Clone, Copy)]
+enum Said {
+    Losses,
+    Warnings,
+}
+
+/// What `SaidOnce::note` found due to be said.
+enum Due {
+    /// The text in full, with this many spans.
+    InFull(u64),
+    /// This many more spans of the cause at this index, said above.
+    More(usize, u64),
+    /// Nothing now: held back by the rate limit.
+    Held,
+}
+
+impl SaidOnce {
+    fn note(&mut self, now: Instant, n: u64, text: &str) -> Due {
+        if let Some(i) = self.causes.iter().position(|c| c.reason == text) {
+            self.causes[i].spans += n;
+            return match self.causes[i].limiter.due(now, n) {
+                Some(total) => Due::More(i, total),
+                None => Due::Held,
+            };
+        }
+        if self.causes.len() < MAX_LOSS_CAUSES {
+            let mut limiter = Limiter::default();
+            let total = limiter.due(now, n).unwrap_or(n);
+            self.causes.push(LossCause {
+                reason: text.to_string(),
+                limiter,
+                spans: n,
+            });
+            return Due::InFull(total);
+        }
+        self.other_spans += n;
+        self.other_text.clear();
+        self.other_text.push_str(text);
+        match self.other.due(now, n) {
+            Some(total) => Due::InFull(total),
+            None => {
+                self.last_held.clear();
+                self.last_held.push_str(text);
+                Due::Held
+            }
+        }
+    }
+
+    /// What a repeat line calls the cause at `i`.
+    fn label(&self, i: usize) -> String {
+        cause_label(&self.causes[i].reason).to_string()
+    }
+
+    /// What the rate limits held back, told now (so not again): each
+    /// cause's label and spans, then the rest's spans with the last text.
+    fn untold(&mut self) -> (Vec<(String, u64)>, Option<(u64, String)>) {
+        let mut each = Vec::new();
+        for i in 0..self.causes.len() {
+            let untold = self.causes[i].limiter.untold();
+            if untold > 0 {
+                each.push((self.label(i), untold));
+            }
+        }
+        let untold = self.other.untold();
+        let rest = (untold > 0).then(|| (untold, std::mem::take(&mut self.last_held)));
+        (each, rest)
+    }
 }
 
 /// What a repeat line calls a cause said above: its reason up to the first
@@ -336,14 +409,8 @@ impl Diagnostics {
             level,
             sink: Sink::Stderr,
             streak: None,
-            loss_causes: Vec::new(),
-            warnings: Vec::new(),
-            other_warnings: Limiter::default(),
-            last_other_warning: String::new(),
-            other_losses: Limiter::default(),
-            last_other_loss: String::new(),
-            other_lost: 0,
-            other_reason: String::new(),
+            losses: SaidOnce::default(),
+            warnings: SaidOnce::default(),
             buffer_full: Limiter::default(),
             pool_used_up: Limiter::default(),
             pool_waits: Limiter::default(),
@@ -444,7 +511,7 @@ impl Diagnostics {
             // The streak's first loss was told with its number; the rest
             // were held back, and "7 spans lost" for a streak that lost 40
             // would mislead.
-            self.tell_untold_losses();
+            self.tell_untold(Said::Losses);
             self.emit(
                 LogLevel::Warn,
                 &format!(
@@ -500,34 +567,12 @@ impl Diagnostics {
     /// same cause by number alone, at most once a `REPEAT_EVERY`, the rest
     /// when a failure streak ends and at the stop.
     pub fn lost(&mut self, n: u64, reason: &str) {
-        let now = Instant::now();
-        if let Some(i) = self.loss_causes.iter().position(|c| c.reason == reason) {
-            self.loss_causes[i].spans += n;
-            if let Some(total) = self.loss_causes[i].limiter.due(now, n) {
-                self.tell_more_lost(i, total);
+        match self.losses.note(Instant::now(), n, reason) {
+            Due::InFull(total) => {
+                self.emit(LogLevel::Error, &format!("{} lost: {reason}", spans(total)))
             }
-        } else if self.loss_causes.len() < MAX_LOSS_CAUSES {
-            let mut limiter = Limiter::default();
-            let total = limiter.due(now, n).unwrap_or(n);
-            self.loss_causes.push(LossCause {
-                reason: reason.to_string(),
-                limiter,
-                spans: n,
-            });
-            self.emit(LogLevel::Error, &format!("{} lost: {reason}", spans(total)));
-        } else {
-            self.other_lost += n;
-            self.other_reason.clear();
-            self.other_reason.push_str(reason);
-            match self.other_losses.due(now, n) {
-                Some(total) => {
-                    self.emit(LogLevel::Error, &format!("{} lost: {reason}", spans(total)))
-                }
-                None => {
-                    self.last_other_loss.clear();
-                    self.last_other_loss.push_str(reason);
-                }
-            }
+            Due::More(i, total) => self.tell_more(Said::Losses, &self.losses.label(i), total),
+            Due::Held => {}
         }
     }
 
@@ -538,70 +583,16 @@ impl Diagnostics {
     /// alone, at most once a `REPEAT_EVERY`, the rest at the stop. It was
     /// dropped in silence: nothing lost, and nothing said either.
     pub fn accepted_with_warning(&mut self, n: u64, message: &str) {
-        let now = Instant::now();
-        if let Some(i) = self.warnings.iter().position(|c| c.reason == message) {
-            self.warnings[i].spans += n;
-            if let Some(total) = self.warnings[i].limiter.due(now, n) {
-                self.tell_more_warned(i, total);
-            }
-        } else if self.warnings.len() < MAX_LOSS_CAUSES {
-            let mut limiter = Limiter::default();
-            let total = limiter.due(now, n).unwrap_or(n);
-            self.warnings.push(LossCause {
-                reason: message.to_string(),
-                limiter,
-                spans: n,
-            });
-            self.tell_warned(total, message);
-        } else {
-            match self.other_warnings.due(now, n) {
-                Some(total) => self.tell_warned(total, message),
-                None => {
-                    self.last_other_warning.clear();
-                    self.last_other_warning.push_str(message);
-                }
-            }
-        }
-    }
-
-    fn tell_warned(&mut self, n: u64, message: &str) {
-        self.emit(
-            LogLevel::Warn,
-            &format!(
-                "the backend accepted {} with a warning: {message}",
-                spans(n)
-            ),
-        );
-    }
-
-    fn tell_more_warned(&mut self, warning: usize, n: u64) {
-        let label = cause_label(&self.warnings[warning].reason).to_string();
-        self.emit(
-            LogLevel::Warn,
-            &format!(
-                "the backend accepted {} with a warning: {label} (as said above)",
-                count(n, "more span", "more spans")
-            ),
-        );
-    }
-
-    fn tell_untold_warnings(&mut self) {
-        for i in 0..self.warnings.len() {
-            let untold = self.warnings[i].limiter.untold();
-            if untold > 0 {
-                self.tell_more_warned(i, untold);
-            }
-        }
-        let untold = self.other_warnings.untold();
-        if untold > 0 {
-            let message = std::mem::take(&mut self.last_other_warning);
-            self.emit(
+        match self.warnings.note(Instant::now(), n, message) {
+            Due::InFull(total) => self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "the backend accepted {} with other warnings; the last: {message}",
-                    count(untold, "more span", "more spans")
+                    "the backend accepted {} with a warning: {message}",
+                    spans(total)
                 ),
-            );
+            ),
+            Due::More(i, total) => self.tell_more(Said::Warnings, &self.warnings.label(i), total),
+            Due::Held => {}
         }
     }
 
@@ -610,40 +601,45 @@ impl Diagnostics {
     /// past `MAX_LOSS_CAUSES` causes, the rest's total with the last of
     /// their reasons. For the record a process leaves (`export::outcome`).
     pub fn loss_causes(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.loss_causes
+        let l = &self.losses;
+        l.causes
             .iter()
             .map(|c| (c.reason.as_str(), c.spans))
-            .chain((self.other_lost > 0).then_some((self.other_reason.as_str(), self.other_lost)))
+            .chain((l.other_spans > 0).then_some((l.other_text.as_str(), l.other_spans)))
     }
 
-    fn tell_more_lost(&mut self, cause: usize, n: u64) {
-        let label = cause_label(&self.loss_causes[cause].reason).to_string();
-        self.emit(
-            LogLevel::Error,
-            &format!(
-                "{} lost: {label} (as said above)",
-                count(n, "more span", "more spans")
-            ),
-        );
-    }
-
-    fn tell_untold_losses(&mut self) {
-        for i in 0..self.loss_causes.len() {
-            let untold = self.loss_causes[i].limiter.untold();
-            if untold > 0 {
-                self.tell_more_lost(i, untold);
-            }
-        }
-        let untold = self.other_losses.untold();
-        if untold > 0 {
-            let reason = std::mem::take(&mut self.last_other_loss);
-            self.emit(
+    /// A `SaidOnce`'s `n` more spans for the text said above as `label`.
+    fn tell_more(&mut self, said: Said, label: &str, n: u64) {
+        let more = count(n, "more span", "more spans");
+        match said {
+            Said::Losses => self.emit(
                 LogLevel::Error,
-                &format!(
-                    "{} lost; the last: {reason}",
-                    count(untold, "more span", "more spans")
-                ),
-            );
+                &format!("{more} lost: {label} (as said above)"),
+            ),
+            Said::Warnings => self.emit(
+                LogLevel::Warn,
+                &format!("the backend accepted {more} with a warning: {label} (as said above)"),
+            ),
+        }
+    }
+
+    /// What a `SaidOnce`'s rate limits held back, told now.
+    fn tell_untold(&mut self, said: Said) {
+        let (each, rest) = match said {
+            Said::Losses => self.losses.untold(),
+            Said::Warnings => self.warnings.untold(),
+        };
+        for (label, n) in each {
+            self.tell_more(said, &label, n);
+        }
+        let Some((n, last)) = rest else { return };
+        let more = count(n, "more span", "more spans");
+        match said {
+            Said::Losses => self.emit(LogLevel::Error, &format!("{more} lost; the last: {last}")),
+            Said::Warnings => self.emit(
+                LogLevel::Warn,
+                &format!("the backend accepted {more} with other warnings; the last: {last}"),
+            ),
         }
     }
 
@@ -860,8 +856,8 @@ impl Diagnostics {
     /// while the backend still fails, where the spans it could not send
     /// wait: `spool_left`, the spool directory when it holds some.
     pub fn stopped(&mut self, spool_left: Option<&str>) {
-        self.tell_untold_losses();
-        self.tell_untold_warnings();
+        self.tell_untold(Said::Losses);
+        self.tell_untold(Said::Warnings);
         let full = self.buffer_full.untold();
         if full > 0 {
             self.tell_buffer_full(full);
