@@ -202,6 +202,13 @@ struct SaidOnce {
     other_text: String,
 }
 
+/// What a `SaidOnce` held back: each cause's label and spans, then the
+/// spans past `MAX_LOSS_CAUSES` texts with the last of their texts.
+struct Untold {
+    each: Vec<(String, u64)>,
+    rest: Option<(u64, String)>,
+}
+
 /// Which `SaidOnce` of `Diagnostics` a line tells of.
 #[derive(Clone, Copy)]
 enum Said {
@@ -258,7 +265,7 @@ impl SaidOnce {
 
     /// What the rate limits held back, told now (so not again): each
     /// cause's label and spans, then the rest's spans with the last text.
-    fn untold(&mut self) -> (Vec<(String, u64)>, Option<(u64, String)>) {
+    fn untold(&mut self) -> Untold {
         let mut each = Vec::new();
         for i in 0..self.causes.len() {
             let untold = self.causes[i].limiter.untold();
@@ -268,7 +275,7 @@ impl SaidOnce {
         }
         let untold = self.other.untold();
         let rest = (untold > 0).then(|| (untold, std::mem::take(&mut self.last_held)));
-        (each, rest)
+        Untold { each, rest }
     }
 }
 
@@ -625,7 +632,7 @@ impl Diagnostics {
 
     /// What a `SaidOnce`'s rate limits held back, told now.
     fn tell_untold(&mut self, said: Said) {
-        let (each, rest) = match said {
+        let Untold { each, rest } = match said {
             Said::Losses => self.losses.untold(),
             Said::Warnings => self.warnings.untold(),
         };
