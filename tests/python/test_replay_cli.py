@@ -331,6 +331,29 @@ def killed_with_a_big_span(tmp_path, prompt_bytes):
     return spool
 
 
+def test_replay_says_a_backend_warning_once_and_loses_nothing(emitter, tmp_path):
+    """`spanguard replay` to a backend that answers every request 200 with
+    a partial success rejecting no span but carrying a message: every span
+    arrives, none is said lost, and the server's message is said once on
+    stderr, the rest of the spans summed under it. It was dropped unsaid."""
+    spool, _, keys = spool_while_down(emitter, tmp_path)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="partial:0") as rx:
+        out = replay(spool, "--endpoint", rx.endpoint, env={"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "5"})
+        rx.wait_for_spans(len(keys))
+        assert arrived(rx) == keys
+    assert out.returncode == 0, out.stdout + out.stderr
+    said = [l for l in out.stderr.splitlines() if "with a warning" in l]
+    message = "test receiver mode partial:0: the last 0 spans were rejected"
+    first = re.fullmatch(rf"spanguard: warn: the backend accepted (\d+) spans? with a warning: {re.escape(message)}",
+                         said[0] if said else "")
+    assert first, out.stderr
+    more = [re.fullmatch(r"spanguard: warn: the backend accepted (\d+) more spans? with a warning: "
+                         r"test receiver mode partial:0 \(as said above\)", l) for l in said[1:]]
+    assert all(more), out.stderr
+    assert int(first.group(1)) + sum(int(m.group(1)) for m in more) == len(keys), out.stderr
+    assert "lost" not in out.stderr, out.stderr
+
+
 def test_replay_says_how_many_values_it_cut_to_fit(tmp_path):
     """A process dies with a span of a 3 MB prompt in its flight file;
     `spanguard replay` sends it whole, alone, to a receiver that answers 413
