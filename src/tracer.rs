@@ -1092,11 +1092,13 @@ impl Tracer {
                 // and a sleeping one takes the spans ended, however few
                 // (`begin_waits_for_ended` in export/exporter.rs).
                 p.full_waiters.fetch_add(1, Ordering::Relaxed);
+                // Read before the wake: an end after it is then seen as news.
+                let queued = p.slab.spans_queued_ever();
                 p.signal.wake();
                 // The begin holds no span: the hooks' `after` at once.
                 let hooks = wait_hooks_before();
                 let started = Instant::now();
-                let got = self.wait_for_slot(started + p.config.full_wait);
+                let got = self.wait_for_slot(started + p.config.full_wait, queued);
                 // Said to the user (`slot_waits`, `slot_wait_ns`): a
                 // thread recording faster than the exporter spends this
                 // time here, not recording. A begin that found only open
@@ -1128,17 +1130,37 @@ impl Tracer {
 
     /// `take_slot_when_full`'s wait: a slot, or ShutDown once a shutdown
     /// has begun, or None by `deadline` or once every slot holds an open
-    /// span (only ends can free one).
+    /// span (only ends can free one). `queued`: the spans ever queued for
+    /// the exporter when the begin last woke it.
+    ///
+    /// Each look (at least one a `SLOT_WAIT_LONGEST_SLEEP`) wakes the
+    /// exporter again when spans were queued since and are still there: an
+    /// end queues its span without waking the exporter below its batch
+    /// target, so a begin that woke it with nothing ended yet (the free
+    /// slots in other threads' caches, or an end halfway) waited out its
+    /// `full_wait` and dropped its span beside one ended after its wake
+    /// (the exporter's next look, at its schedule delay or its search
+    /// for leftovers, came after). One wake a look at most, on the
+    /// waiter's side: the recording path does nothing new.
     fn wait_for_slot(
         &self,
         deadline: Instant,
+        queued: u64,
     ) -> Option<Result<(u32, u32, IdSource<'_>), SpanError>> {
         let p = &self.pipeline;
+        let queued_at_wake = std::cell::Cell::new(queued);
+        let look = || {
+            let queued = p.slab.spans_queued_ever();
+            if queued != queued_at_wake.get() && p.slab.ended_len() > 0 {
+                queued_at_wake.set(queued);
+                p.signal.wake();
+            }
+            self.is_shut_down() || p.slab.every_slot_open()
+        };
         while Instant::now() < deadline && !p.slab.every_slot_open() {
             // Until the exporter gives slots back (it wakes us), the
             // deadline, a shutdown, or only open spans left.
-            p.slab
-                .wait_for_free_slot(|| self.is_shut_down() || p.slab.every_slot_open(), deadline);
+            p.slab.wait_for_free_slot(look, deadline);
             if let Some(s) = p.slab.take_free_with_ids(|| self.prepare_thread()) {
                 return Some(Ok(s));
             }

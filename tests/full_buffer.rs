@@ -44,6 +44,22 @@ fn fill(t: &Tracer) -> (Vec<spanguard::tracer::SpanRef>, SpanError) {
     }
 }
 
+/// Whether this process's thread named `name` (its first 15 bytes, as the
+/// kernel keeps it) sleeps now (`S` in its stat); false if there is none.
+fn asleep(name: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        comm.trim_end() == &name[..name.len().min(15)]
+            && stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('S'))
+    })
+}
+
 #[test]
 fn a_begin_that_may_not_wait_is_refused_uncounted_where_the_policy_waits() {
     let (t, dir) = small_tracer("full-wait", FullPolicy::Wait);
@@ -314,6 +330,90 @@ fn a_begin_waiting_for_a_slot_gets_one_when_fewer_spans_than_a_batch_are_ended()
     for s in open {
         t.end(s, 0).expect("end");
     }
+    t.shutdown(Duration::from_secs(60)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.spans_ended, stats.spans_exported, "{stats:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A begin that starts waiting for a slot while no span is ended yet gets
+/// one as soon as a span is ended elsewhere. Not every slot is open (free
+/// ones sit in another thread's cache), so the begin waits; the end that
+/// follows queues one span, below the exporter's batch target (32 at
+/// least), so it wakes no one, and the begin's own wake came before it,
+/// with nothing ended. The exporter slept on to its next look for
+/// leftovers (3 s after it started) and the begin, waiting 1 s, said
+/// BufferFull (seen). Now the waiter, each time its sleep ends without a
+/// slot, wakes the exporter again if spans were ended since its last wake.
+/// (A machine so loaded that the wait reaches that look only lets the
+/// test pass without the fix; with it, it passes either way.)
+#[test]
+fn a_begin_waiting_for_a_slot_gets_one_when_a_span_is_ended_after_it_began_waiting() {
+    let (t, dir) = support::discarding_tracer_with(
+        "full-ended-later",
+        TracerConfig {
+            max_queue_size: 512,
+            max_open_spans: 16,
+            schedule_delay: Duration::from_secs(60),
+            full_wait: Duration::from_secs(1),
+            ..TracerConfig::default()
+        },
+    );
+    // The exporter wakes on its own, and looks at what is ready, until the
+    // clock's first full anchor (`span::clock::anchor_due_in`): from then
+    // on only at its look for leftovers, 3 s after it started.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while spanguard::span::clock::anchor_due_in().is_some() && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A thread whose first span claims a cache of 32 slots: one for the
+    // span, 31 free in its cache, out of other threads' reach while it lives.
+    std::thread::scope(|scope| {
+        // Dropped at the end, or by a failed assertion's unwinding: the
+        // thread then ends its span and leaves, and the scope can end.
+        let (cached, cached_rx) = std::sync::mpsc::channel();
+        let (leave, leave_rx) = std::sync::mpsc::channel::<()>();
+        let t = &t;
+        scope.spawn(move || {
+            let s = try_begin(t).expect("a slot");
+            cached.send(()).expect("the test waits");
+            let _ = leave_rx.recv();
+            t.end(s, 0).expect("end");
+        });
+        cached_rx.recv().expect("the cache's thread");
+        let (mut open, refused) = fill(t);
+        assert_eq!(refused, SpanError::WouldWait);
+        assert_eq!(open.len(), 528 - 32, "31 slots free, in the other cache");
+        let waiter = std::thread::Builder::new()
+            .name("slot-waiter".to_string())
+            .spawn_scoped(scope, || {
+                t.begin(b"waits", Parent::None, KIND_INTERNAL)
+                    .map(|(s, _)| t.end(s, 0).expect("end"))
+            })
+            .expect("spawn");
+        while t.begins_waiting_for_slot_for_test() == 0 {
+            std::thread::yield_now();
+        }
+        // The end comes once the begin's wake is made (the waiter sleeps
+        // for a slot) and the exporter has looked and gone back to sleep:
+        // an end before that look is seen by it, and the test would pass
+        // without the fix. Read off the threads' states, not a time.
+        while !(waiter.is_finished() || asleep("slot-waiter") && asleep("spanguard-export")) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(t.stats().spans_ended, 0, "nothing ended as the begin waits");
+        t.end(open.pop().expect("a span"), 0).expect("end");
+        let got = waiter.join().expect("the waiter");
+        assert_eq!(got, Ok(()), "a slot of the span ended: {:?}", t.stats());
+        let stats = t.stats();
+        assert_eq!(stats.dropped_buffer_full, 0, "{stats:?}");
+        assert_eq!(stats.slot_waits, 1, "{stats:?}");
+        for s in open {
+            t.end(s, 0).expect("end");
+        }
+        drop(leave);
+    });
     t.shutdown(Duration::from_secs(60)).expect("shutdown");
     let stats = t.stats();
     assert_eq!(stats.spans_ended, stats.spans_exported, "{stats:?}");

@@ -1320,8 +1320,13 @@ impl SpanSlab {
     /// deadline), never toward giving up early.
     pub fn every_slot_open(&self) -> bool {
         let begun = self.spans_begun();
-        let ended: u64 = self.queues().iter().map(|q| q.tail()).sum();
-        begun.saturating_sub(ended) >= self.capacity as u64
+        begun.saturating_sub(self.spans_queued_ever()) >= self.capacity as u64
+    }
+
+    /// Spans ever pushed to the queues for the exporter: each queue's
+    /// tail, summed. Only grows; a change says a span was ended since.
+    pub fn spans_queued_ever(&self) -> u64 {
+        self.queues().iter().map(|q| q.tail()).sum()
     }
 
     /// Spans ended: the exporter's take plus the queue. Read before
