@@ -55,7 +55,7 @@ const MAKING_FILE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(
 ///
 /// Gives way (returns true, the rest left for the next look) when
 /// `give_way` says something else needs the thread, asked before each
-/// such file past the first `spool::CLEANED_BEFORE_GIVING_WAY`, as
+/// such file past the first `spool::HANDLED_BEFORE_GIVING_WAY`, as
 /// `SpoolDir::remove_dead_temp_files` does: 100,000 planted ones held a
 /// flush until they were all looked at.
 pub fn remove_dead_makers_files(
@@ -87,7 +87,7 @@ pub fn remove_dead_makers_files(
         {
             continue;
         }
-        if looked >= spool::CLEANED_BEFORE_GIVING_WAY && give_way() {
+        if looked >= spool::HANDLED_BEFORE_GIVING_WAY && give_way() {
             return true;
         }
         looked += 1;
@@ -260,10 +260,6 @@ pub struct Recovery {
     pub gave_way: bool,
 }
 
-/// Leftover files a look recovers before it asks whether something else
-/// needs the thread (`recover_dir`).
-const RECOVERED_BEFORE_GIVING_WAY: usize = 64;
-
 /// Sends what dead processes left in `dir` (dumps and flight files, a batch
 /// of `batch` spans at a time, through `delivery`, which spools what it
 /// cannot send), moves whole unpublished batches into the spool, deletes
@@ -298,7 +294,7 @@ pub fn recover_dir(
     done.gave_way |= spool.remove_dead_temp_files(&names, || host.busy());
     done.gave_way |= remove_dead_makers_files(&names, &spool, || host.busy());
     for (handled, path) in leftover_files(&names, own).into_iter().enumerate() {
-        // Asked before each file past the first `RECOVERED_BEFORE_GIVING_WAY`,
+        // Asked before each file past the first `spool::HANDLED_BEFORE_GIVING_WAY`,
         // not only by a send: files that cannot be read are set aside
         // without one, and a look through 100,000 of them held a flush,
         // the shutdown's deadline and the filling queue until it was done.
@@ -306,7 +302,7 @@ pub fn recover_dir(
         // recovered: a flush right after start (a short command-line
         // agent's) still sees the few dumps a dead process left, as it did
         // before the look gave way (tests/c/test_recovered_resource.c).
-        if handled >= RECOVERED_BEFORE_GIVING_WAY && host.busy() {
+        if handled >= spool::HANDLED_BEFORE_GIVING_WAY && host.busy() {
             done.gave_way = true;
             break;
         }
@@ -967,15 +963,16 @@ mod tests {
     fn a_look_through_unreadable_leftovers_gives_way_between_them() {
         let mut looks = Looks::in_new_dir("give-way");
         // Past the files a look always takes, and 40 more.
-        let planted = RECOVERED_BEFORE_GIVING_WAY + 40;
+        let planted = spool::HANDLED_BEFORE_GIVING_WAY + 40;
         for i in 0..planted {
             std::fs::write(looks.dir.join(format!("{i:03}.sgdump")), [0x5a; 512]).expect("plant");
         }
         let first_look = looks.look(10);
         let first = looks.delivery.spool().take_set_aside().len();
         assert!(
-            first <= RECOVERED_BEFORE_GIVING_WAY + 10,
-            "{first} set aside by a look needed after 10 past the first {RECOVERED_BEFORE_GIVING_WAY}"
+            first <= spool::HANDLED_BEFORE_GIVING_WAY + 10,
+            "{first} set aside by a look needed after 10 past the first {}",
+            spool::HANDLED_BEFORE_GIVING_WAY
         );
         assert!(
             first_look.gave_way,
@@ -1018,7 +1015,7 @@ mod tests {
         let first = looks.look(10);
         // Each cleanup takes its first few, then at most the 10 looks
         // before the thread was needed.
-        let most = spool::CLEANED_BEFORE_GIVING_WAY + 10;
+        let most = spool::HANDLED_BEFORE_GIVING_WAY + 10;
         let temp_removed = planted - left(&looks.dir, ".tmp-");
         let makers_removed = planted - left(&looks.dir, ".0");
         assert!(

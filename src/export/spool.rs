@@ -81,10 +81,12 @@ const SETBACK_MARK: &str = "-setback";
 /// even when its pid names a live process (a reused pid, another pid
 /// namespace sharing the directory).
 const TEMP_FILE_MAX_AGE: Duration = Duration::from_secs(600);
-/// Files a cleanup of what dead writers left looks at before it asks
-/// whether something else needs the thread: each look gets through some
-/// however busy the exporter is.
-pub(crate) const CLEANED_BEFORE_GIVING_WAY: usize = 64;
+/// Files a look at the directory handles (dead writers' files cleaned up,
+/// dead processes' leftovers recovered) before it asks whether something
+/// else needs the thread: each look gets through some however busy the
+/// exporter is, and a flush right after start sees a dead process's few
+/// dumps (`recovery::recover_dir`).
+pub(crate) const HANDLED_BEFORE_GIVING_WAY: usize = 64;
 /// The largest body read whatever the cap says (a `spanguard replay` has
 /// no cap): a header may claim anything.
 const MAX_BODY_BYTES: u64 = 1 << 32;
@@ -722,14 +724,14 @@ impl SpoolDir {
     ///
     /// Gives way (returns true, the rest left for the next look) when
     /// `give_way` says something else needs the thread, asked before each
-    /// file past the first `CLEANED_BEFORE_GIVING_WAY`: 100,000 planted
+    /// file past the first `HANDLED_BEFORE_GIVING_WAY`: 100,000 planted
     /// temporary files, each opened, locked and looked at, held a flush,
     /// the shutdown's deadline and the filling queue until they were all
     /// done, at every look.
     pub fn remove_dead_temp_files(&self, names: &[PathBuf], give_way: impl Fn() -> bool) -> bool {
         let temporary = names_where(names, |n| n.starts_with(TEMP_PREFIX) && n.ends_with(SUFFIX));
         for (looked, path) in temporary.into_iter().enumerate() {
-            if looked >= CLEANED_BEFORE_GIVING_WAY && give_way() {
+            if looked >= HANDLED_BEFORE_GIVING_WAY && give_way() {
                 return true;
             }
             let Some(file) = self.open_and_lock(&path) else {
@@ -2641,7 +2643,7 @@ pub(crate) mod tests {
             .replay_counting_setbacks(&mut (), needed_after_10, |_, _, _| ReplayVerdict::Delivered);
         let removed = planted - temporary();
         assert!(
-            removed <= CLEANED_BEFORE_GIVING_WAY + 10,
+            removed <= HANDLED_BEFORE_GIVING_WAY + 10,
             "{removed} removed by a pass needed after 10"
         );
         assert!(pass.gave_way);
