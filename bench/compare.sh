@@ -157,6 +157,10 @@ if [ "$quick" = --interleaved ]; then
             split($1, x, "ratio B/A "); split($2, y, "ratio B/A ");
             printf "%s over %s, both orders, thread CPU: %.3f (%.3f with the base loaded first, %.3f with it second)\n", head, base,
                 sqrt((x[2] + 0) / (y[2] + 0)), x[2] + 0, 1 / (y[2] + 0) }'
+        # Each library's recording thread CPU a span and slot waits a
+        # sample (counts to set beside make bench's default row).
+        echo "$ab_all" | grep '^recording thread CPU' | sed "s/^/A=${first%%=*} B=${second%%=*}: /"
+        echo "$ba_all" | grep '^recording thread CPU' | sed "s/^/A=${second%%=*} B=${first%%=*}: /"
         # The same in each host state (bench/c/probe.h): a change may pay
         # in one and cost in the other; "none" where an order met no pair
         # in that state.

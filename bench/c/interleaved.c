@@ -24,7 +24,11 @@
  * Prints each pair's ratio (B over A), then the pair ratios' median in each
  * host state, then (last line) the medians of A, of B and of the pair
  * ratios, and in how many pairs B was faster; before it, the median of the
- * pair ratios of the recording thread's CPU time (CLOCK_THREAD_CPUTIME_ID). */
+ * pair ratios of the recording thread's CPU time (CLOCK_THREAD_CPUTIME_ID),
+ * and for each library the medians of its samples' recording thread CPU time
+ * a span and of the begins that waited for a slot (`slot_waits`): counts to
+ * set beside make bench's default settings' row, which prints the same
+ * (bench/rust/src/main.rs, `BusyCounts`). */
 #define _GNU_SOURCE
 #include "common.h"
 #include "probe.h"
@@ -41,6 +45,7 @@ typedef spanguard_result (*set_bool_fn)(spanguard_span, const char *, size_t, bo
 typedef spanguard_result (*end_fn)(spanguard_span);
 typedef spanguard_result (*flush_fn)(const spanguard_tracer *, uint32_t);
 typedef void (*tracer_free_fn)(spanguard_tracer *);
+typedef spanguard_result (*stats_fn)(const spanguard_tracer *, spanguard_counters *);
 
 /* One library's calls, and the tracer made through them. */
 struct lib {
@@ -53,6 +58,7 @@ struct lib {
     end_fn end;
     flush_fn flush;
     tracer_free_fn tracer_free;
+    stats_fn stats;
     spanguard_tracer *tracer;
 };
 
@@ -80,6 +86,7 @@ static void load(struct lib *l, const char *path, int idle, int defaults) {
     l->end = (end_fn)symbol(h, path, "spanguard_span_end");
     l->flush = (flush_fn)symbol(h, path, "spanguard_flush");
     l->tracer_free = (tracer_free_fn)symbol(h, path, "spanguard_tracer_free");
+    l->stats = (stats_fn)symbol(h, path, "spanguard_stats");
     /* bench_tracer's settings, through this library's calls. */
     spanguard_config cfg;
     if (l->config_init(&cfg, sizeof cfg) != SPANGUARD_RESULT_OK) {
@@ -110,6 +117,15 @@ static double thread_cpu_ns(void) {
 
 /* The thread's CPU time of the last `sample`, ns a span. */
 static double last_cpu_ns;
+
+/* Begins that have waited for a free slot in `l`'s tracer so far. */
+static double slot_waits(const struct lib *l) {
+    spanguard_counters c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = sizeof c;
+    l->stats(l->tracer, &c);
+    return (double)c.slot_waits;
+}
 
 /* bench_span_attrs3 through `l`, n times; ns a span (wall clock). */
 static double sample(const struct lib *l, long n) {
@@ -158,6 +174,8 @@ int main(int argc, char **argv) {
         libs[k].flush(libs[k].tracer, 30000);
     }
     static double a[MAX_PAIRS], b[MAX_PAIRS], ratio[MAX_PAIRS], width[MAX_PAIRS], cpu_ratio[MAX_PAIRS];
+    /* Each library's samples: recording thread CPU ns a span, slot waits. */
+    static double cpu_of[2][MAX_PAIRS], waits_of[2][MAX_PAIRS];
     int b_faster = 0;
     for (int p = 0; p < pairs; p++) {
         double ns[2], cpu[2];
@@ -168,8 +186,11 @@ int main(int argc, char **argv) {
              * beside this sample. */
             libs[0].flush(libs[0].tracer, 30000);
             libs[1].flush(libs[1].tracer, 30000);
+            double w0 = slot_waits(&libs[k]);
             ns[k] = sample(&libs[k], n);
             cpu[k] = last_cpu_ns;
+            waits_of[k][p] = slot_waits(&libs[k]) - w0;
+            cpu_of[k][p] = cpu[k];
         }
         cpu_ratio[p] = cpu[1] / cpu[0];
         a[p] = ns[0];
@@ -198,6 +219,10 @@ int main(int argc, char **argv) {
     /* The recording thread's CPU time instead of the wall clock: the same
      * samples, without the time spent waiting for a CPU. */
     printf("thread CPU: pair ratio B/A %.3f (median)\n", bench_median(cpu_ratio, pairs));
+    printf("recording thread CPU, ns a span: A %.1f, B %.1f; begins that waited for a slot, a sample: A %.1f, B %.1f "
+           "(medians)\n",
+           bench_median(cpu_of[0], pairs), bench_median(cpu_of[1], pairs), bench_median(waits_of[0], pairs),
+           bench_median(waits_of[1], pairs));
     printf("begin+3 attrs+end, regime %s%s, %d pairs of %ld-span samples: A %.1f ns/span, B %.1f, "
            "pair ratio B/A %.3f (median), B faster in %d of %d\n",
            idle ? "(a)" : "(b)", defaults ? ", default settings" : "", pairs, n, bench_median(a, pairs), bench_median(b, pairs),

@@ -158,6 +158,38 @@ struct Figures {
     minflt: f64,
 }
 
+/// One-thread samples run on the calling thread, not on a thread started
+/// for each (`--default-one same-thread`): whether a sample's fresh thread
+/// is what makes a row slower than bench/c/interleaved.c's, which records
+/// on one thread throughout.
+static SAME_THREAD: AtomicBool = AtomicBool::new(false);
+
+/// CPU time of the calling thread so far, ns.
+fn thread_cpu_ns() -> f64 {
+    // SAFETY: clock_gettime fills the timespec it is given.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
+}
+
+/// CPU time (user + system) of the whole process so far, ns.
+fn process_cpu_ns() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    (u.ru_utime.tv_sec + u.ru_stime.tv_sec) as f64 * 1e9
+        + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) as f64 * 1e3
+}
+
+/// Times the calling thread has left its CPU to sleep so far (voluntary
+/// context switches, getrusage(RUSAGE_THREAD)).
+fn sleeps_so_far() -> i64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    u.ru_nvcsw
+}
+
 /// Minor page faults of the whole process so far (getrusage).
 fn minor_faults() -> u64 {
     // SAFETY: getrusage fills the struct it is given.
@@ -269,6 +301,9 @@ fn measure_with<R: SampleTime + Send>(
     // backlog reaches, and the two-thread rows faulted all of them in
     // inside their measured samples.
     let run_sample = || {
+        if threads == 1 && SAME_THREAD.load(Ordering::Relaxed) {
+            return body(n).own_ns();
+        }
         std::thread::scope(|s| {
             let each: Vec<_> = (0..threads).map(|_| s.spawn(|| body(n))).collect();
             each.into_iter()
@@ -555,16 +590,28 @@ fn c_counters(t: *mut spanguard_tracer) -> spanguard_counters {
     st
 }
 
-/// What the default settings' row (b) spends waiting for slots, from the
-/// tracer's own counters (`slot_waits`, `slot_wait_ns`), medians over the
-/// measured samples: so the row says what it measures (a thread that
-/// outruns the exporter of the 4,096-slot slab waits for it).
+/// What the default settings' row (b) is made of, medians over the
+/// measured samples, so that the row says what it measures: the time the
+/// recording thread waited for slots, from the tracer's own counters
+/// (`slot_waits`, `slot_wait_ns`: a thread that outruns the exporter of
+/// the 4,096-slot slab waits for it), and the CPU time each side spent. A
+/// sample's time is the recording thread's CPU, its waits, and whatever
+/// kept it off a CPU besides; which of them grows says whether a slower
+/// row did more work, waited for the exporter, or was not run.
 #[derive(Clone, Copy, Default)]
-struct SlotWaits {
+struct BusyCounts {
     /// Begins that waited for a free slot, a sample.
     begins_a_sample: f64,
     /// Time they waited, over the sample's spans (ns a span).
     ns_a_span: f64,
+    /// The recording thread's CPU time, ns a span.
+    recording_cpu_ns: f64,
+    /// The rest of the process's CPU time over the sample, ns a span:
+    /// nearly all the exporter's.
+    exporter_cpu_ns: f64,
+    /// Times the recording thread left its CPU to sleep (a slot wait past
+    /// its yields), a sample.
+    sleeps_a_sample: f64,
 }
 
 fn bench_spanguard_c(case: Case, regime: Regime, samples: usize, n: u64) -> Figures {
@@ -678,7 +725,7 @@ const DEFAULT_SETTINGS_CHANGES: &str = "spanguard_config_init's settings (Tracer
 /// in `regime`. In (b) as the other rows are sampled; in (a) each sample's
 /// `n` spans are made in runs of `DEFAULT_IDLE_RUN` with a flush after
 /// each, timed run by run: the default slab cannot hold a whole sample.
-fn bench_spanguard_c_default(regime: Regime, samples: usize, n: u64) -> (Figures, SlotWaits) {
+fn bench_spanguard_c_default(regime: Regime, samples: usize, n: u64) -> (Figures, BusyCounts) {
     let p = new_c_tracer_default(regime);
     // The slot-wait counters where each measured sample begins and ends:
     // `measure_with` reads `exported` exactly there, and nowhere else.
@@ -716,10 +763,20 @@ fn bench_spanguard_c_default(regime: Regime, samples: usize, n: u64) -> (Figures
             }
         }
     };
+    // In (b), each sample's CPU times and sleeps (`BusyCounts`), warm-up
+    // samples first.
+    let cpu = std::sync::Mutex::new(Vec::new());
     let r = measure_with(samples, n, 1, 1, &flush, &exported, &|n| {
         let p = &p;
         if regime == Regime::Busy {
+            let (t0, p0, s0) = (thread_cpu_ns(), process_cpu_ns(), sleeps_so_far());
             run(0, n);
+            let (t1, p1, s1) = (thread_cpu_ns(), process_cpu_ns(), sleeps_so_far());
+            cpu.lock().expect("cpu").push((
+                (t1 - t0) / n as f64,
+                ((p1 - p0) - (t1 - t0)) / n as f64,
+                (s1 - s0) as f64,
+            ));
             return None;
         }
         let mut spent = 0.0;
@@ -744,9 +801,21 @@ fn bench_spanguard_c_default(regime: Regime, samples: usize, n: u64) -> (Figures
             ((w1 - w0) as f64, (ns1 - ns0) as f64 / n as f64)
         })
         .unzip();
-    let waits = SlotWaits {
+    let cpu = cpu.into_inner().expect("cpu");
+    let measured = &cpu[cpu.len().saturating_sub(samples)..];
+    let of = |f: fn(&(f64, f64, f64)) -> f64| {
+        if measured.is_empty() {
+            f64::NAN
+        } else {
+            median(measured.iter().map(f).collect())
+        }
+    };
+    let waits = BusyCounts {
         begins_a_sample: median(begins),
         ns_a_span: median(ns),
+        recording_cpu_ns: of(|c| c.0),
+        exporter_cpu_ns: of(|c| c.1),
+        sleeps_a_sample: of(|c| c.2),
     };
     (r, waits)
 }
@@ -1154,6 +1223,31 @@ fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--default-one") {
+        // Only the default settings' (b) row, round by round, with what
+        // can be counted beside its time (`BusyCounts`): to find what makes
+        // it slower than bench/c/interleaved.c's default row. With
+        // `same-thread`, the samples run on the main thread, as
+        // interleaved.c's do, not on a thread started for each.
+        SAME_THREAD.store(args.iter().any(|a| a == "same-thread"), Ordering::Relaxed);
+        let rounds = if quick { 2 } else { 7 };
+        for r in 0..rounds {
+            let (f, c) = bench_spanguard_c_default(Regime::Busy, 5, 50_000);
+            println!(
+                "round {}: {:.1} ns/span; {:.1} begins waited a sample, {:.1} ns a span of waiting; recording thread CPU {:.1} ns a span, {:.0} sleeps a sample; the rest of the process's CPU {:.1} ns a span; exporter took {:.0}% during the sample; {:.4} minor faults a span",
+                r + 1,
+                f.ns,
+                c.begins_a_sample,
+                c.ns_a_span,
+                c.recording_cpu_ns,
+                c.sleeps_a_sample,
+                c.exporter_cpu_ns,
+                100.0 * f.exported_share,
+                f.minflt
+            );
+        }
+        return;
+    }
     if args.iter().any(|a| a == "--llm") {
         // Only the LLM-sized rows.
         let (rounds, samples) = if quick { (3, 3) } else { (5, 5) };
@@ -1290,7 +1384,7 @@ fn main() {
     // users meet it, whose slab is too small for the slot hold
     // (src/buffer/aging.rs).
     let (mut default_busy, mut default_idle) = (Vec::new(), Vec::new());
-    let mut default_busy_waits: Vec<SlotWaits> = Vec::new();
+    let mut default_busy_waits: Vec<BusyCounts> = Vec::new();
     let mut attrs3_otel = Vec::new();
     let mut attrs3_otel_allocs = f64::NAN;
     for case in [
@@ -1487,8 +1581,26 @@ fn main() {
             .collect(),
     );
     let waits_ns = median(default_busy_waits.iter().map(|w| w.ns_a_span).collect());
+    let recording_cpu = median(
+        default_busy_waits
+            .iter()
+            .map(|w| w.recording_cpu_ns)
+            .collect(),
+    );
+    let exporter_cpu = median(
+        default_busy_waits
+            .iter()
+            .map(|w| w.exporter_cpu_ns)
+            .collect(),
+    );
+    let sleeps = median(
+        default_busy_waits
+            .iter()
+            .map(|w| w.sleeps_a_sample)
+            .collect(),
+    );
     println!(
-        "- default settings ({DEFAULT_SETTINGS_CHANGES}): C ABI begin+3 attrs+end (b) {:.1} ns/span, {:.2}x the SDK (median of each round's ratio; each round: {}), the exporter took {:.0}% of a sample's spans during it, {waits_begins:.0} of a sample's {n} begins waited for a free slot (the thread outruns the exporter of the 4,096-slot slab), {waits_ns:.1} ns a span of waiting (slot_waits, slot_wait_ns; medians); (a) {:.1} ns/span, {:.2}x (each round: {}), the exporter took {:.0}% of the spans during the runs; (b) {:.2}x the bench settings' C ABI row (b) ({:.1} ns/span), (a) {:.2}x its (a); resident memory the measured samples added {:.0} KiB (b), {:.0} KiB (a)",
+        "- default settings ({DEFAULT_SETTINGS_CHANGES}): C ABI begin+3 attrs+end (b) {:.1} ns/span, {:.2}x the SDK (median of each round's ratio; each round: {}), the exporter took {:.0}% of a sample's spans during it, {waits_begins:.0} of a sample's {n} begins waited for a free slot (the thread outruns the exporter of the 4,096-slot slab), {waits_ns:.1} ns a span of waiting (slot_waits, slot_wait_ns; medians); of that (b) row the recording thread ran {recording_cpu:.1} ns a span on a CPU (its CPU time) and slept {sleeps:.0} times a sample (voluntary switches: waits past their yields), the rest of the process (the exporter) used {exporter_cpu:.1} ns a span of CPU (medians); (a) {:.1} ns/span, {:.2}x (each round: {}), the exporter took {:.0}% of the spans during the runs; (b) {:.2}x the bench settings' C ABI row (b) ({:.1} ns/span), (a) {:.2}x its (a); resident memory the measured samples added {:.0} KiB (b), {:.0} KiB (a)",
         db.ns,
         median(sdk_busy.clone()),
         listed(&sdk_busy),
