@@ -27,58 +27,59 @@ const (
 	notAKind = math.MaxUint32
 )
 
-var kindNames = [...]string{
-	KindInternal: "internal", KindServer: "server", KindClient: "client",
-	KindProducer: "producer", KindConsumer: "consumer",
+// argumentRule is what one kind of argument may be.
+type argumentRule struct {
+	max   uint32   // the highest constant
+	names []string // by constant ("" for one without a name)
+	otel  string   // OpenTelemetry's type, as "package path.Name"
+	// fromOtel maps the OpenTelemetry type's values to OTLP's; nil when
+	// they are OTLP's.
+	fromOtel []uint32
 }
 
-var statusNames = [...]string{StatusUnset: "unset", StatusOK: "ok", StatusError: "error"}
-
-// otelCodeToStatus maps otel-go's codes.Code (Unset 0, Error 1, Ok 2) to OTLP's.
-var otelCodeToStatus = [...]uint32{0: StatusUnset, 1: StatusError, 2: StatusOK}
+var (
+	kindRule = argumentRule{
+		max: KindConsumer,
+		names: []string{KindInternal: "internal", KindServer: "server", KindClient: "client",
+			KindProducer: "producer", KindConsumer: "consumer"},
+		// trace.SpanKind is numbered as OTLP is (Unspecified 0 ... Consumer 5).
+		otel: otelSpanKindPackage + ".SpanKind",
+	}
+	statusRule = argumentRule{
+		max:   StatusError,
+		names: []string{StatusUnset: "unset", StatusOK: "ok", StatusError: "error"},
+		otel:  otelCodePackage + ".Code",
+		// codes.Code: Unset 0, Error 1, Ok 2.
+		fromOtel: []uint32{0: StatusUnset, 1: StatusError, 2: StatusOK},
+	}
+)
 
 // kindOf is the OTLP kind that kind names, and false when it names none.
-func kindOf(kind any) (uint32, bool) {
-	// The common cases first, without reflection: a constant (an untyped
-	// one is an int), a uint32 as WithKind took before.
-	switch k := kind.(type) {
-	case int:
-		return upTo(int64(k), KindConsumer)
-	case uint32:
-		return upTo(int64(k), KindConsumer)
-	case string:
-		return named(k, kindNames[:])
-	}
-	n, pkg, ok := integer(kind)
-	switch {
-	case !ok:
-		return 0, false
-	case pkg == "", pkg == otelSpanKindPackage+".SpanKind":
-		// trace.SpanKind is numbered as OTLP is (Unspecified 0 ... Consumer 5).
-		return upTo(n, KindConsumer)
-	}
-	return 0, false
-}
+func kindOf(kind any) (uint32, bool) { return kindRule.of(kind) }
 
 // statusOf is the OTLP status code that code names, and false when it names none.
-func statusOf(code any) (uint32, bool) {
-	switch c := code.(type) {
+func statusOf(code any) (uint32, bool) { return statusRule.of(code) }
+
+func (r *argumentRule) of(v any) (uint32, bool) {
+	// The common cases first, without reflection: a constant (an untyped
+	// one is an int), a uint32 as WithKind and SetStatus took before.
+	switch x := v.(type) {
 	case int:
-		return upTo(int64(c), StatusError)
+		return upTo(int64(x), r.max)
 	case uint32:
-		return upTo(int64(c), StatusError)
+		return upTo(int64(x), r.max)
 	case string:
-		return named(c, statusNames[:])
+		return named(x, r.names)
 	}
-	n, pkg, ok := integer(code)
+	n, typ, ok := integer(v)
 	switch {
 	case !ok:
 		return 0, false
-	case pkg == "":
-		return upTo(n, StatusError)
-	case pkg == otelCodePackage+".Code":
-		if n, ok := upTo(n, uint32(len(otelCodeToStatus)-1)); ok {
-			return otelCodeToStatus[n], true
+	case typ == "", typ == r.otel && r.fromOtel == nil:
+		return upTo(n, r.max)
+	case typ == r.otel:
+		if i, ok := upTo(n, uint32(len(r.fromOtel)-1)); ok {
+			return r.fromOtel[i], true
 		}
 	}
 	return 0, false
