@@ -163,8 +163,17 @@ const (
 	optRoot
 )
 
-// WithKind sets the span kind (KindInternal by default).
-func WithKind(kind uint32) StartOption { return StartOption{apply: optKind, kind: kind} }
+// WithKind sets the span kind (KindInternal by default): KindServer and the
+// other Kind constants, a name in any case ("server"), or OpenTelemetry's
+// trace.SpanKind (trace.SpanKindServer). Anything else makes Start return
+// an *Error with Code INVALID_ARGUMENT (see kinds.go).
+func WithKind(kind any) StartOption {
+	k, ok := kindOf(kind)
+	if !ok {
+		k = notAKind
+	}
+	return StartOption{apply: optKind, kind: k}
+}
 
 // WithAttributes sets attributes at start.
 func WithAttributes(a ...Attribute) StartOption { return StartOption{apply: optAttributes, attrs: a} }
@@ -554,10 +563,17 @@ func (s Span) DropOldest(events, links uint32) error {
 	return check(rc, "drop_oldest")
 }
 
-// SetStatus sets StatusOK, StatusError (with a message) or StatusUnset.
-func (s Span) SetStatus(code uint32, message string) error {
+// SetStatus sets StatusOK, StatusError (with a message) or StatusUnset, a
+// name of one in any case ("error"), or OpenTelemetry's codes.Code
+// (codes.Error). Anything else returns an *Error with Code
+// INVALID_ARGUMENT, nothing set (see kinds.go).
+func (s Span) SetStatus(code any, message string) error {
+	c, ok := statusOf(code)
+	if !ok {
+		return check(C.SPANGUARD_RESULT_INVALID_ARGUMENT, "set_status")
+	}
 	m, ml := cstr(message)
-	rc := C.spanguard_span_set_status(s.handle, C.uint32_t(code), m, ml)
+	rc := C.spanguard_span_set_status(s.handle, C.uint32_t(c), m, ml)
 	runtime.KeepAlive(s.t)
 	runtime.KeepAlive(message)
 	return check(rc, "set_status")

@@ -51,7 +51,9 @@ import (
 	"unsafe"
 )
 
-// Span kinds and status codes, as in OTLP.
+// Span kinds and status codes, as in OTLP. WithKind and SetStatus take
+// these, their names ("server", "error") or OpenTelemetry's trace.SpanKind
+// and codes.Code (see kinds.go).
 const (
 	KindUnspecified = C.SPANGUARD_KIND_UNSPECIFIED
 	KindInternal    = C.SPANGUARD_KIND_INTERNAL

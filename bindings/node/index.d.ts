@@ -1,5 +1,21 @@
-export declare const KIND: { UNSPECIFIED: 0; INTERNAL: 1; SERVER: 2; CLIENT: 3; PRODUCER: 4; CONSUMER: 5 };
+/** Span kinds: @opentelemetry/api's SpanKind numbers, so its SpanKind.SERVER is KIND.SERVER. */
+export declare const KIND: { INTERNAL: 0; SERVER: 1; CLIENT: 2; PRODUCER: 3; CONSUMER: 4 };
+/** Status codes: OTLP's and @opentelemetry/api's SpanStatusCode numbers. */
 export declare const STATUS: { UNSET: 0; OK: 1; ERROR: 2 };
+/**
+ * A span kind: one of KIND (a SpanKind of @opentelemetry/api is one), or its name in any case; undefined is
+ * INTERNAL. Anything else throws a SpanguardError (INVALID_ARGUMENT).
+ */
+export type SpanKindInput =
+  | 0 | 1 | 2 | 3 | 4
+  | 'internal' | 'server' | 'client' | 'producer' | 'consumer'
+  | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
+/**
+ * A status: one of STATUS (a SpanStatusCode of @opentelemetry/api is one), its name in any case, or
+ * OpenTelemetry's SpanStatus ({ code, message }). Anything else throws a SpanguardError (INVALID_ARGUMENT).
+ */
+export type SpanStatusInput =
+  | 0 | 1 | 2 | 'unset' | 'ok' | 'error' | 'UNSET' | 'OK' | 'ERROR' | { code: number; message?: string };
 export declare const RESULT: {
   OK: 0; NULL_ARGUMENT: 1; INVALID_ARGUMENT: 2; STALE_SPAN: 3; ALREADY_ENDED: 4; SHUT_DOWN: 5;
   BUFFER_FULL: 6; LIMIT_REACHED: 7; TIMEOUT: 8; BUFFER_TOO_SMALL: 9; INVALID_TRACEPARENT: 10;
@@ -56,7 +72,8 @@ export interface ForeignSpanOptions {
   traceFlags?: number;
   traceState?: string;
   startTime?: TimeInput;
-  kind?: number;
+  /** As SpanOptions.kind. */
+  kind?: SpanKindInput | undefined;
   scopeName?: string;
   scopeVersion?: string;
   /** The scope's schema URL (an OpenTelemetry tracer's schemaUrl). */
@@ -64,8 +81,11 @@ export interface ForeignSpanOptions {
   attributes?: Attributes;
 }
 export interface SpanOptions {
-  /** One of KIND (OTLP's numbers), or its name ('client'); default INTERNAL. Anything else throws a SpanguardError (INVALID_ARGUMENT). */
-  kind?: number | 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER' | undefined;
+  /**
+   * One of KIND (@opentelemetry/api's SpanKind numbers: SpanKind.CLIENT is KIND.CLIENT), or its name ('client');
+   * default INTERNAL. Anything else throws a SpanguardError (INVALID_ARGUMENT).
+   */
+  kind?: SpanKindInput | undefined;
   /** The parent; by default the span of the innermost withSpan, else none (a new trace). */
   parent?: Span | undefined;
   /** Attributes the span has from its start (one native call). */
@@ -206,11 +226,11 @@ export declare class Span {
   dropOldest(events?: number, links?: number, counted?: boolean): this;
   /**
    * Sets the status: a code of STATUS (UNSET, OK, ERROR, OpenTelemetry's
-   * SpanStatusCode numbers too) or its name, or OpenTelemetry's SpanStatus
+   * SpanStatusCode numbers too) or its name in any case, or OpenTelemetry's SpanStatus
    * object ({ code, message }). Anything else throws a SpanguardError (INVALID_ARGUMENT), nothing set: a
    * programming error, as in the Python binding (ValueError) and the Go one (an error).
    */
-  setStatus(code: number | 'UNSET' | 'OK' | 'ERROR' | { code: number; message?: string }, message?: string): this;
+  setStatus(code: SpanStatusInput, message?: string): this;
   /** An `exception` event (type, message, stacktrace) at `time`, and status ERROR. */
   recordException(err: unknown, time?: TimeInput): this;
   /** The W3C traceparent; '' for a span that records nothing. The same after its end: an ended span keeps its context and still parents spans. */

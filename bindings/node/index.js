@@ -14,7 +14,12 @@ const fs = require('fs');
 const path = require('path');
 const { AsyncLocalStorage } = require('async_hooks');
 
-const KIND = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
+// @opentelemetry/api's SpanKind numbers, so that its SpanKind.SERVER means
+// what KIND.SERVER does (a bare number cannot say which it is); OTLP's
+// count one more, from UNSPECIFIED = 0 (see kindOf). STATUS's are both
+// OTLP's and @opentelemetry/api's SpanStatusCode.
+const KIND = { INTERNAL: 0, SERVER: 1, CLIENT: 2, PRODUCER: 3, CONSUMER: 4 };
+const OTLP_KIND_INTERNAL = 1;
 const STATUS = { UNSET: 0, OK: 1, ERROR: 2 };
 // spanguard_span_add_link_ids' link_flags (SPANGUARD_LINK_REMOTE, _LOCAL).
 const LINK_REMOTE = 1;
@@ -133,16 +138,16 @@ function badArgument(op, name, expected, v) {
 }
 
 /**
- * A span kind: one of KIND, or its name ('client', 'SERVER'); undefined is
- * INTERNAL, as OpenTelemetry's default; anything else throws (badArgument).
- * (OpenTelemetry's own SpanKind numbers differ from OTLP's: KIND's are
- * OTLP's.)
+ * The OTLP number of a span kind, the one rule of every binding: one of
+ * KIND (@opentelemetry/api's SpanKind, passed as it is), or its name in
+ * any case ('client', 'SERVER'); undefined is INTERNAL, as OpenTelemetry's
+ * default; anything else throws (badArgument).
  */
-function kindOf(kind) {
-  if (kind === undefined) return KIND.INTERNAL;
+function kindOf(kind, op) {
+  if (kind === undefined) return OTLP_KIND_INTERNAL;
   const k = typeof kind === 'string' && hasOwn(KIND, kind.toUpperCase()) ? KIND[kind.toUpperCase()] : kind;
-  if (Number.isInteger(k) && k >= KIND.UNSPECIFIED && k <= KIND.CONSUMER) return k;
-  throw badArgument('startSpan', 'kind', 'one of KIND (0 to 5) or its name', kind);
+  if (Number.isInteger(k) && k >= KIND.INTERNAL && k <= KIND.CONSUMER) return k + 1;
+  throw badArgument(op, 'kind', "one of KIND (@opentelemetry/api's SpanKind, 0 to 4) or its name", kind);
 }
 
 // What a recording call may answer when the library did less than asked
@@ -612,7 +617,7 @@ class Span {
   }
 
   /**
-   * Sets the status: one of STATUS, its name, or OpenTelemetry's SpanStatus
+   * Sets the status: one of STATUS, its name (any case), or OpenTelemetry's SpanStatus
    * ({ code, message }); anything else throws (badArgument), nothing set.
    */
   setStatus(status, message = '') {
@@ -971,13 +976,13 @@ class Tracer {
     if (options === undefined) {
       const p = storage.getStore();
       if (p && p.tracer === this) {
-        if (p.kept !== 0) return this.beginUnderEnded(name, KIND.INTERNAL, p, undefined);
-        code = N.begin(ptr, name, p.hi, p.lo, KIND.INTERNAL);
+        if (p.kept !== 0) return this.beginUnderEnded(name, OTLP_KIND_INTERNAL, p, undefined);
+        code = N.begin(ptr, name, p.hi, p.lo, OTLP_KIND_INTERNAL);
         traceState = p.traceState;
-      } else code = N.begin(ptr, name, 0, 0, KIND.INTERNAL);
+      } else code = N.begin(ptr, name, 0, 0, OTLP_KIND_INTERNAL);
     } else {
       const { parent, traceparent } = options;
-      const kind = kindOf(options.kind);
+      const kind = kindOf(options.kind, 'startSpan');
       const attributes = attributesOf(options.attributes, this, 'startSpan');
       if (traceparent && !parent) {
         code = N.beginRemote(ptr, name, traceparent, kind);
@@ -1051,19 +1056,21 @@ class Tracer {
    * Starts a span whose ids another SDK chose (the OpenTelemetry bridge):
    * `traceId` and `spanId` (hex), `parentSpanId` (hex, absent for a root),
    * `traceFlags`, `parentIsRemote`, `traceState` (W3C text), `startTime`,
-   * `kind` (KIND.*), `scopeName`, `scopeVersion`, `scopeSchemaUrl` (the
+   * `kind` (as startSpan takes it), `scopeName`, `scopeVersion`, `scopeSchemaUrl` (the
    * scope's schema URL), `attributes`; `limitedByCaller`: the SDK applied
    * its span limits already, so the tracer's count and value length
    * limits do not apply to this span (what the SDK kept is kept whole).
    */
   startForeignSpan(name, o) {
-    return this.beginForeign(name, o, split(attributesOf(o.attributes, this, 'startForeignSpan')));
+    const kind = kindOf(o.kind, 'startForeignSpan');
+    return this.beginForeign(name, { ...o, kind }, split(attributesOf(o.attributes, this, 'startForeignSpan')));
   }
 
   /**
    * startForeignSpan with the attributes as [keys, values] (the bridge
    * builds those in one pass over the SDK's attributes); `o.attributes` is
-   * not read.
+   * not read, and `o.kind` is OTLP's number (the library refuses one out
+   * of range).
    */
   beginForeign(name, o, [keys, values]) {
     if (typeof name !== 'string') name = textOf(name);
@@ -1071,7 +1078,7 @@ class Tracer {
     if (keys && keys.length === 0) keys = values = null;
     const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
     const [s, ns] = hrTime(o.startTime, this, 'startForeignSpan');
-    const code = native.beginEx(this.ptr, name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
+    const code = native.beginEx(this.ptr, name, o.kind === undefined ? OTLP_KIND_INTERNAL : o.kind, o.traceId, o.spanId,
       o.parentSpanId || '', o.traceFlags || 0,
       (o.parentIsRemote ? SPAN_OPTION.PARENT_IS_REMOTE : 0) | (o.limitedByCaller ? SPAN_OPTION.LIMITED_BY_CALLER : 0),
       o.traceState || '', s, ns,

@@ -595,7 +595,7 @@ test('setStatus takes OpenTelemetry\'s SpanStatus and names; a kind or status th
     tracer.startSpan('by.name', { kind: 'client' }).setStatus('ok').end();
     const refused = (code) => (err) => err instanceof spanguard.SpanguardError
       && err.code === spanguard.RESULT.INVALID_ARGUMENT && err.message.includes(code);
-    for (const kind of [99, -1, 1.5, NaN, 'sideways', 'toString', null, {}, [2], 3n, true]) {
+    for (const kind of [99, 5, -1, 1.5, NaN, 'sideways', 'unspecified', 'toString', null, {}, [2], 3n, true]) {
       assert.throws(() => tracer.startSpan('never', { kind }), refused('kind'), String(kind));
     }
     assert.strictEqual(tracer.stats().spans_begun, 2, 'a start that threw began nothing');
@@ -606,10 +606,45 @@ test('setStatus takes OpenTelemetry\'s SpanStatus and names; a kind or status th
     odd.end();
     const spans = await arrived(rx, 0, tracer, 3);
     assert.deepStrictEqual([spans['otel.shape'].status_code, spans['otel.shape'].status_message], [2, 'rate limited']);
-    assert.deepStrictEqual([spans['by.name'].status_code, spans['by.name'].kind], [1, spanguard.KIND.CLIENT]);
-    assert.deepStrictEqual([spans.odd.status_code, spans.odd.kind], [0, spanguard.KIND.INTERNAL]);
+    assert.deepStrictEqual([spans['by.name'].status_code, spans['by.name'].kind], [1, 3], 'OTLP\'s CLIENT');
+    assert.deepStrictEqual([spans.odd.status_code, spans.odd.kind], [0, 1], 'OTLP\'s INTERNAL');
     await tracer.close();
   });
+
+test('a kind is one of KIND, its name or @opentelemetry/api\'s SpanKind, and means the same in each', async (t) => {
+  // KIND was OTLP's numbers, one more than SpanKind's: SpanKind.SERVER (1)
+  // began an INTERNAL span, SpanKind.INTERNAL (0) an UNSPECIFIED one, and
+  // nothing said so. KIND and STATUS are now @opentelemetry/api's own.
+  const api = require('@opentelemetry/api');
+  const { rx, tracer } = await receiverAndTracer(t);
+  tracer.startSpan('otel.internal', { kind: api.SpanKind.INTERNAL }).setStatus(api.SpanStatusCode.OK).end();
+  tracer.startSpan('otel.server', { kind: api.SpanKind.SERVER })
+    .setStatus({ code: api.SpanStatusCode.ERROR, message: 'as SpanStatus' }).end();
+  tracer.startSpan('otel.consumer', { kind: api.SpanKind.CONSUMER }).end();
+  tracer.startSpan('const.client', { kind: spanguard.KIND.CLIENT }).setStatus('error', 'by name').end();
+  tracer.startSpan('name.producer', { kind: 'producer' }).setStatus('OK').end();
+  await tracer.withSpan('with.server', () => {}, { kind: 'Server' });
+  tracer.startForeignSpan('foreign.client', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902b9', traceFlags: 1, kind: api.SpanKind.CLIENT }).end();
+  tracer.startForeignSpan('foreign.default', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902ba', traceFlags: 1 }).end();
+  const spans = await arrived(rx, 0, tracer, 8);
+  const got = Object.fromEntries(Object.entries(spans).map(([name, s]) => [name, [s.kind, s.status_code]]));
+  const [internal, server, client, producer, consumer] = [1, 2, 3, 4, 5]; // OTLP's
+  assert.deepStrictEqual(got, {
+    'otel.internal': [internal, 1], 'otel.server': [server, 2], 'otel.consumer': [consumer, 0],
+    'const.client': [client, 2], 'name.producer': [producer, 1], 'with.server': [server, 0],
+    'foreign.client': [client, 0], 'foreign.default': [internal, 0],
+  });
+  assert.strictEqual(spans['otel.server'].status_message, 'as SpanStatus');
+  assert.strictEqual(spans['const.client'].status_message, 'by name');
+  assert.throws(() => tracer.startForeignSpan('never', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902bb', kind: 5 }), (err) => err.code === spanguard.RESULT.INVALID_ARGUMENT);
+  const members = (e) => Object.fromEntries(Object.entries(e).filter(([name]) => Number.isNaN(Number(name))));
+  assert.deepStrictEqual({ ...spanguard.KIND }, members(api.SpanKind));
+  assert.deepStrictEqual({ ...spanguard.STATUS }, members(api.SpanStatusCode));
+  await tracer.close();
+});
 
 test('names, links and exceptions of odd types are taken as their text, never thrown', async (t) => {
   const { rx, tracer } = await receiverAndTracer(t);

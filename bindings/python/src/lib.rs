@@ -19,6 +19,7 @@ use pyo3::types::PyList;
 // core modules cannot reach them.
 #[path = "../../../src/bin/spanguard/cli.rs"]
 mod cli;
+mod kinds;
 mod report;
 mod span;
 mod text;
@@ -105,6 +106,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         spanguard::config::DISTRO_SET_VARIABLE,
     )?;
     m.add_function(wrap_pyfunction!(strerror, m)?)?;
+    m.add_function(wrap_pyfunction!(span_kind, m)?)?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;
     before_signal_flush_slot(py)?;
@@ -338,6 +340,15 @@ fn library_version() -> String {
 #[pyfunction]
 fn strerror(code: u32) -> String {
     report::describe(code)
+}
+
+/// The OTLP kind a `kind` argument names (`kinds::kind_of`): what
+/// `@tracer.traced(kind=...)` checks once, where it is written, rather
+/// than at every call of the function it wraps.
+#[pyfunction]
+#[pyo3(signature = (kind=None))]
+fn span_kind(kind: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
+    kinds::kind_of(kind)
 }
 
 /// Runs the `spanguard` command line `args` (without the program name) and

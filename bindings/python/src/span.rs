@@ -601,16 +601,24 @@ impl Span {
         report::held(py, code)
     }
 
-    /// Sets the status: `STATUS_UNSET`, `STATUS_OK` or `STATUS_ERROR` with
-    /// a description (kept for ERROR only). An unknown code raises
-    /// ValueError (a programming error).
+    /// Sets the status: `STATUS_UNSET`, `STATUS_OK` or `STATUS_ERROR`, its
+    /// name, OpenTelemetry's `StatusCode`, with a description (kept for
+    /// ERROR only), or OpenTelemetry's `Status` (its description in place
+    /// of `description`, as OpenTelemetry's `set_status` takes it).
+    /// Anything else raises TypeError or ValueError (a programming error;
+    /// see `kinds`).
     #[pyo3(signature = (code, description=None))]
     fn set_status(
         &self,
         py: Python<'_>,
-        code: u32,
+        code: &Bound<'_, PyAny>,
         description: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        let (code, carried) = crate::kinds::status_of(code)?;
+        let description = match &carried {
+            Some(d) => Some(d),
+            None => description,
+        };
         match description {
             Some(d) if !d.is_none() => self.status(py, code, utf8(d).as_bytes()),
             _ => self.status(py, code, b""),

@@ -533,15 +533,15 @@ impl Tracer {
     /// Begins a span. Its parent is `parent` (a Span), else the remote
     /// parent in `traceparent` (with `tracestate`), else the current span
     /// of this context, else none (a new trace). `start_time` in Unix
-    /// nanoseconds (default now). Never raises for what it records; a span
-    /// that cannot be recorded (tracer shut down, no slot free) records
-    /// nothing.
-    #[pyo3(signature = (name, kind=SPANGUARD_KIND_INTERNAL, parent=None, attributes=None, traceparent=None, tracestate=None, start_time=None))]
+    /// nanoseconds (default now). `kind`: see `kinds` (default INTERNAL).
+    /// Never raises for what it records; a span that cannot be recorded
+    /// (tracer shut down, no slot free) records nothing.
+    #[pyo3(signature = (name, kind=None, parent=None, attributes=None, traceparent=None, tracestate=None, start_time=None))]
     #[allow(clippy::too_many_arguments)]
     fn start_span(
         slf: &Bound<'_, Self>,
         name: &Bound<'_, PyAny>,
-        kind: u32,
+        kind: Option<&Bound<'_, PyAny>>,
         parent: Option<&Bound<'_, PyAny>>,
         attributes: Option<&Bound<'_, PyAny>>,
         traceparent: Option<&Bound<'_, PyAny>>,
@@ -549,6 +549,7 @@ impl Tracer {
         start_time: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Span>> {
         let py = slf.py();
+        let kind = crate::kinds::kind_of(kind)?;
         let this = slf.get();
         let raw = this.raw(py)?;
         let parent_span = match parent {

@@ -245,7 +245,7 @@ def test_programming_errors_raise_where_they_are_made(tmp_path):
     assert "exporter_max_cpu_percent (SPANGUARD_EXPORTER_MAX_CPU_PERCENT)=101" in str(bad_cap.value)
     t = spanguard.Tracer(**tracer_settings(tmp_path))
     with pytest.raises(TypeError):
-        t.start_span("s", kind="server")
+        t.start_span("s", kind=b"server")
     with pytest.raises(ValueError):
         t.start_span("s", kind=9)
     with t.span("s") as s, pytest.raises(ValueError):
@@ -257,6 +257,71 @@ def test_programming_errors_raise_where_they_are_made(tmp_path):
     with pytest.raises(spanguard.SpanguardError) as closed:
         t.start_span("late")
     assert closed.value.code == 5  # SPANGUARD_RESULT_SHUT_DOWN
+
+
+def test_a_kind_and_a_status_are_taken_as_constants_names_or_opentelemetrys_own(tracer, sink):
+    """One rule in every binding: spanguard's constants, their names (any
+    case), or OpenTelemetry's own SpanKind / StatusCode / Status, so code
+    written against OpenTelemetry's API, or moved from Node (which took
+    names), passes what it has. A name or an OpenTelemetry member raised
+    TypeError here before."""
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    @tracer.traced("traced.consumer", kind=SpanKind.CONSUMER)
+    def consume():
+        pass
+
+    consume()
+    tracer.start_span("const", kind=spanguard.KIND_SERVER).end()
+    tracer.start_span("default").end()
+    tracer.start_span("none", kind=None).end()
+    with tracer.span("name", kind="client") as s:
+        s.set_status("error", "by name")
+    with tracer.span("upper", kind="PRODUCER") as s:
+        s.set_status("OK")
+    with tracer.span("otel.internal", kind=SpanKind.INTERNAL) as s:
+        s.set_status(StatusCode.ERROR, "by StatusCode")
+    with tracer.span("otel.server", kind=SpanKind.SERVER) as s:
+        # OpenTelemetry's Status carries its description; one passed beside
+        # it is left, as OpenTelemetry's set_status leaves it.
+        s.set_status(Status(StatusCode.ERROR, "by Status"), "ignored")
+    with tracer.span("otel.ok") as s:
+        s.set_status(Status(StatusCode.OK))
+    with tracer.span("const.status") as s:
+        s.set_status(spanguard.STATUS_ERROR, "by constant")
+    assert tracer.flush(10)
+    got = {name: (s["kind"], s["status_code"], s["status_message"]) for name, s in by_name(read_sink(sink)).items()}
+    server, client, producer, consumer, internal = 2, 3, 4, 5, 1  # OTLP's numbers
+    assert got == {
+        "traced.consumer": (consumer, 0, ""), "const": (server, 0, ""), "default": (internal, 0, ""),
+        "none": (internal, 0, ""), "name": (client, 2, "by name"), "upper": (producer, 1, ""),
+        "otel.internal": (internal, 2, "by StatusCode"), "otel.server": (server, 2, "by Status"),
+        "otel.ok": (internal, 1, ""), "const.status": (internal, 2, "by constant"),
+    }
+
+
+def test_a_kind_or_status_in_no_form_of_the_rule_raises_at_the_call(tracer):
+    """Anything else is a programming error: TypeError for another type,
+    ValueError for a number out of range or an unknown name, nothing
+    begun; a decorator's kind raises where it is written."""
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    for kind in (6, -1, 2 ** 70, "sideways", "unspecified", ""):
+        with pytest.raises(ValueError, match="a span kind is"):
+            tracer.start_span("never", kind=kind)
+    for kind in (1.5, b"server", True, object(), StatusCode.OK, [2]):
+        with pytest.raises(TypeError, match="a span kind is"):
+            tracer.start_span("never", kind=kind)
+    with pytest.raises(ValueError, match="a span kind is"):
+        tracer.traced("never", kind="bogus")
+    assert tracer.stats().spans_begun == 0
+    with tracer.span("odd") as s:
+        for status in (3, -1, "broken", "ERRORS"):
+            with pytest.raises(ValueError, match="a status is"):
+                s.set_status(status)
+        for status in (1.5, None, False, SpanKind.SERVER, {"code": 2}):
+            with pytest.raises(TypeError, match="a status is"):
+                s.set_status(status)
 
 
 def test_flush_after_shutdown_or_close_says_false_not_raises(tmp_path):

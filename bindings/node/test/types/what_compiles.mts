@@ -5,6 +5,7 @@
 import spanguard, { Tracer, type SpanOptions, type TracerOptions } from 'spanguard';
 import * as namespace from 'spanguard';
 import bridge, { SpanguardLogRecordProcessor, SpanguardSpanProcessor } from 'spanguard/otel';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 
 // Settings read from the environment or a config file: undefined or null
 // leaves an option unset (index.js skips both).
@@ -22,6 +23,17 @@ const spanOptions: SpanOptions = { kind: undefined, parent: undefined, attribute
 tracer.startSpan('typed', spanOptions).end();
 // @ts-expect-error a null kind is no kind: it throws (INVALID_ARGUMENT)
 tracer.startSpan('typed', { kind: null });
+// A kind and a status as @opentelemetry/api gives them, as KIND and STATUS,
+// or by name; OTLP's CONSUMER (5) is no KIND and throws.
+declare const someKind: SpanKind;
+tracer.startSpan('typed', { kind: SpanKind.SERVER }).setStatus(SpanStatusCode.ERROR).end();
+tracer.startSpan('typed', { kind: someKind }).setStatus({ code: SpanStatusCode.OK }).end();
+tracer.startSpan('typed', { kind: spanguard.KIND.CLIENT }).setStatus(spanguard.STATUS.OK).end();
+tracer.startSpan('typed', { kind: 'consumer' }).setStatus('error', 'by name').end();
+// @ts-expect-error 5 is no kind: it throws (INVALID_ARGUMENT)
+tracer.startSpan('typed', { kind: 5 });
+// @ts-expect-error an unknown name throws (INVALID_ARGUMENT)
+tracer.startSpan('typed').setStatus('failed');
 tracer.installProcessHooks({ timeoutMs: undefined, signals: undefined });
 // @ts-expect-error null options throw (they are destructured)
 tracer.installProcessHooks(null);

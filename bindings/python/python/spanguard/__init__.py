@@ -449,16 +449,19 @@ class Tracer(_native.Tracer):
     # sets status ERROR with an `exception` event, and propagates.
     span = _native.Tracer.start_span
 
-    def traced(self, name=None, *, kind: int = KIND_INTERNAL, attributes: dict | None = None):
+    def traced(self, name=None, *, kind: _native.SpanKindArg = KIND_INTERNAL, attributes: dict | None = None):
         """Decorator: each call runs in a span (named after the function
         unless `name` is given). Works on functions, `async def` functions,
         generators and async generators; the span covers the whole call or
         iteration and is current inside it. An exception sets status ERROR,
         is recorded as an `exception` event, and propagates.
 
-        `@tracer.traced` and `@tracer.traced("name", kind=...)` both work."""
+        `@tracer.traced` and `@tracer.traced("name", kind=...)` both work;
+        `kind` is what start_span takes, and a wrong one raises here, where
+        the decorator is written, not at every call."""
         if callable(name):
             return self.traced()(name)
+        kind = _native.span_kind(kind)
 
         def decorate(fn):
             return _traced(self, name or fn.__qualname__, kind, attributes, fn)

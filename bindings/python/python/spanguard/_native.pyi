@@ -1,9 +1,10 @@
 """Type stubs of the compiled extension (bindings/python/src)."""
 
+import enum
 from contextvars import ContextVar
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping, Protocol
 
 KIND_UNSPECIFIED: int
 KIND_INTERNAL: int
@@ -27,7 +28,31 @@ Attributes = Mapping[str, AttributeValue]
 # anything else is now, counted in values_rejected (never raised).
 Time = int | float | datetime
 
+# A span kind: KIND_* (OTLP's numbers, 0 to 5), its name (any case), or
+# OpenTelemetry's opentelemetry.trace.SpanKind (an enum.Enum). Anything else
+# raises TypeError (another type) or ValueError (out of range, unknown name).
+SpanKindArg = (
+    int
+    | Literal["internal", "server", "client", "producer", "consumer"]
+    | Literal["INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"]
+    | enum.Enum
+)
+
+class _OtelStatus(Protocol):
+    """OpenTelemetry's opentelemetry.trace.Status."""
+    @property
+    def status_code(self) -> enum.Enum: ...
+    @property
+    def description(self) -> str | None: ...
+
+# A status: STATUS_* (0 to 2), its name (any case), OpenTelemetry's
+# opentelemetry.trace.StatusCode (an enum.Enum) or Status.
+StatusArg = (
+    int | Literal["unset", "ok", "error"] | Literal["UNSET", "OK", "ERROR"] | enum.Enum | _OtelStatus
+)
+
 def strerror(code: int) -> str: ...
+def span_kind(kind: SpanKindArg | None = None) -> int: ...
 def run_command(args: list[bytes]) -> int: ...
 def set_before_signal_flush(hook: Callable[[float], object] | None) -> None: ...
 def reclaim_signal_from_default(signum: int) -> bool: ...
@@ -56,7 +81,7 @@ class Span:
                      is_remote: bool | None = None, dropped_attributes: int = 0) -> bool | None: ...
     def add_dropped_counts(self, attributes: int = 0, events: int = 0, links: int = 0) -> None: ...
     def drop_oldest(self, events: int = 0, links: int = 0, counted: bool = True) -> None: ...
-    def set_status(self, code: int, description: str | None = None) -> None: ...
+    def set_status(self, code: StatusArg, description: str | None = None) -> None: ...
     def record_exception(
         self,
         exception: BaseException,
@@ -83,7 +108,7 @@ class Tracer:
     def start_span(
         self,
         name: str,
-        kind: int = ...,
+        kind: SpanKindArg | None = None,
         parent: Span | None = None,
         attributes: Attributes | None = None,
         traceparent: str | None = None,
