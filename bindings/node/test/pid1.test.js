@@ -81,6 +81,15 @@ async function inSink(sink, name, withinMs = 10000) {
   return false;
 }
 
+/** The agent says 'ready', gets SIGTERM, and once `settled` resolves ends 'after': it lived on. */
+async function livesThroughSigterm(agent, settled) {
+  assert.strictEqual(await agent.line(), 'ready');
+  process.kill(agent.pid, 'SIGTERM');
+  await settled();
+  agent.say('span after');
+  assert.strictEqual(await agent.line(), 'ok', 'the agent lived on');
+}
+
 const names = (sink) => (fs.existsSync(sink) ? readSpans(sink).map((s) => s.name).sort() : []);
 
 // A tracer whose spans leave only on a flush (or the signal's).
@@ -110,12 +119,10 @@ test('PID 1 with installProcessHooks under NodeSDK: each SIGTERM flushes, the ag
   `);
   const sink = path.join(dir, 'sink');
   try {
-    assert.strictEqual(await agent.line(), 'ready');
-    process.kill(agent.pid, 'SIGTERM');
-    assert.ok(await inSink(sink, 'before'), 'the first SIGTERM flushed the SDK and spanguard');
-    await sleep(300);
-    agent.say('span after');
-    assert.strictEqual(await agent.line(), 'ok', 'the agent lived on');
+    await livesThroughSigterm(agent, async () => {
+      assert.ok(await inSink(sink, 'before'), 'the first SIGTERM flushed the SDK and spanguard');
+      await sleep(300);
+    });
     process.kill(agent.pid, 'SIGTERM');
     assert.ok(await inSink(sink, 'after'), 'the second SIGTERM flushed again');
     process.kill(agent.pid, 'SIGKILL');
@@ -138,11 +145,7 @@ test('PID 1 with no hooks: SIGTERM leaves it alive and recording, as Node alone 
   `);
   const sink = path.join(dir, 'sink');
   try {
-    assert.strictEqual(await agent.line(), 'ready');
-    process.kill(agent.pid, 'SIGTERM');
-    await sleep(500);
-    agent.say('span after');
-    assert.strictEqual(await agent.line(), 'ok', 'the agent lived on');
+    await livesThroughSigterm(agent, () => sleep(500));
     process.kill(agent.pid, 'SIGKILL');
     await agent.exited;
   } finally {
