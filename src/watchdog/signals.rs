@@ -6,7 +6,10 @@
 //! re-raises, so the process ends (or the host's own handler runs) exactly as
 //! it would have without us. A host handler may end the process itself
 //! (`_exit`): the dump is already on disk. If it returns and the process
-//! lives on, the dump is taken back and the tracers go on. Handlers are installed with SA_ONSTACK so that Go
+//! lives on, the dump is taken back and the tracers go on. A container's
+//! PID 1 whose disposition is the default cannot die of the signal
+//! (`signal_can_end_process`): the watchdog only flushes, the tracers
+//! recording throughout. Handlers are installed with SA_ONSTACK so that Go
 //! hosts, which run signal handlers on alternate stacks, keep working.
 //!
 //! Crash signals are in `crash.rs`.
