@@ -61,6 +61,10 @@ func TestMain(m *testing.M) {
 		drainChild(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
 		return
 	}
+	if mode := os.Getenv("SPANGUARD_PID1_CHILD"); mode != "" {
+		pid1Child(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
+		return
+	}
 	if level := os.Getenv("SPANGUARD_LOG_LEVEL_CHILD"); level != "" {
 		logLevelChild(level)
 		return

@@ -347,7 +347,8 @@ export declare class Tracer {
    * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own).
    * With a SpanguardSpanExporter in the process, the global OpenTelemetry provider is flushed first (for up to
    * half of timeoutMs), so the spans its BatchSpanProcessor holds reach spanguard before it shuts down in what
-   * is left of timeoutMs.
+   * is left of timeoutMs. In a container's PID 1 with no listener of the program's own, which the signal does
+   * not end, it flushes (the provider first, as above) and stays hooked, the tracer recording.
    */
   installProcessHooks(options?: { timeoutMs?: number | undefined; signals?: string[] | undefined }): this;
 }

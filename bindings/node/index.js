@@ -839,6 +839,21 @@ function untilDeadline(promise, deadline) {
 // down for it: the last to finish raises it again.
 const hooksShuttingDown = new Map();
 
+// The installProcessHooks listeners, to tell them from a program's own.
+const hookListeners = new WeakSet();
+
+/**
+ * Whether `sig`, raised again at Node's default once the hooks are done,
+ * ends the process. Not in a PID namespace's init (a container's PID 1)
+ * with no listener of the program's own: the kernel drops a signal init
+ * has no handler for (pid_namespaces(7)), and Node alone lives on there.
+ * The hooks shut spanguard down and the agent went on with its spans
+ * refused, and no hook for the next signal.
+ */
+function signalEndsProcess(sig) {
+  return process.pid !== 1 || process.listeners(sig).some((l) => !hookListeners.has(l));
+}
+
 // What the process hooks run before they shut spanguard down: functions
 // that hand spanguard the spans something else still holds for it (the
 // OpenTelemetry SDK's BatchSpanProcessor queue in front of
@@ -1262,12 +1277,23 @@ class Tracer {
    * have without spanguard. Signals reach the main thread only: a worker
    * thread's tracer with its hooks installed is shut down by the main
    * thread's hook (which the main thread must install, for a tracer of
-   * its own), with every other such tracer of the process.
+   * its own), with every other such tracer of the process. In a
+   * container's PID 1 with no listener of the program's own, where the
+   * signal does not end the process, they flush instead and stay.
    */
   installProcessHooks({ timeoutMs = 3000, signals = ['SIGTERM', 'SIGINT'] } = {}) {
     native.hookAdd(this.live());
     for (const sig of signals) {
       const handler = async () => {
+        if (!signalEndsProcess(sig)) {
+          // Flushed, and on recording, hooked for the next one.
+          try {
+            await this.flush(await feedWithinHalf(timeoutMs));
+          } catch (_) {
+            // Closed already: nothing to flush.
+          }
+          return;
+        }
         process.removeListener(sig, handler);
         hooksShuttingDown.set(sig, (hooksShuttingDown.get(sig) || 0) + 1);
         try {
@@ -1289,6 +1315,7 @@ class Tracer {
           if (left === 0 && process.listenerCount(sig) === 0) process.kill(process.pid, sig);
         }
       };
+      hookListeners.add(handler);
       process.on(sig, handler);
     }
     // Out of work with the SDK's queue still full (its timer does not

@@ -6,7 +6,10 @@
 //! re-raises, so the process ends (or the host's own handler runs) exactly as
 //! it would have without us. A host handler may end the process itself
 //! (`_exit`): the dump is already on disk. If it returns and the process
-//! lives on, the dump is taken back and the tracers go on. Handlers are installed with SA_ONSTACK so that Go
+//! lives on, the dump is taken back and the tracers go on. A container's
+//! PID 1 whose disposition is the default cannot die of the signal
+//! (`signal_can_end_process`): the watchdog only flushes, the tracers
+//! recording throughout. Handlers are installed with SA_ONSTACK so that Go
 //! hosts, which run signal handlers on alternate stacks, keep working.
 //!
 //! Crash signals are in `crash.rs`.
@@ -577,6 +580,11 @@ fn watch(read_end: OwnedFd) {
         // flush held up by another, slow exporter leaves them half of it.
         let timeout = flush_deadline();
         let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
+        if !signal_can_end_process(signal) {
+            run_before_signal_flush(timeout / 2);
+            super::all_at_once::for_each_at_once(|p| flush_only(p, deadline));
+            continue;
+        }
         freeze_ends_within(timeout);
         run_before_signal_flush(timeout / 2);
         // SAFETY: gettid has no preconditions.
@@ -589,6 +597,41 @@ fn watch(read_end: OwnedFd) {
         let _ = std::panic::catch_unwind(|| crate::registry::for_each(|p| p.thaw()));
         thawed_after_delivery();
     }
+}
+
+/// Whether `signal`, handed back to the host, can end this process. Not
+/// for a PID namespace's init (a container's PID 1) whose disposition
+/// for it is the default: the kernel drops a signal that init does not
+/// handle, from outside the namespace (`docker stop`) or from itself
+/// (pid_namespaces(7)), so the re-raise does nothing and the process
+/// lives on, as it would have without us. Frozen and dumped for a death
+/// that never came, its tracers refused every span begun or ended from
+/// the freeze to the thaw (a busy agent's, lost uncounted) and wrote a
+/// dump only to take it back.
+fn signal_can_end_process(signal: Signal) -> bool {
+    // SAFETY: getpid has no preconditions.
+    if unsafe { libc::getpid() } != 1 {
+        return true;
+    }
+    let previous = lock_previous();
+    !previous
+        .actions
+        .get(signal as usize)
+        .copied()
+        .flatten()
+        .is_some_and(|old| matches!(old.handler(), SigHandler::SigDfl))
+}
+
+/// The watchdog's flush for a signal that cannot end the process
+/// (`signal_can_end_process`): what has ended is delivered by
+/// `deadline`, and the tracer records on throughout.
+fn flush_only(p: &crate::pipeline::Pipeline, deadline: Instant) {
+    if p.lifecycle() == crate::pipeline::LIFECYCLE_SHUT_DOWN {
+        return;
+    }
+    let _ = p
+        .signal
+        .request_flush_and_wait(deadline.saturating_duration_since(Instant::now()));
 }
 
 /// In a child the host's handler forked on this thread (the watchdog's:

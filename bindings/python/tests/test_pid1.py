@@ -1,0 +1,142 @@
+"""A Python agent that is a container's PID 1 (`unshare --pid --fork`),
+stopped as `docker stop` stops it: SIGTERM from outside its namespace,
+then SIGKILL. Python leaves SIGTERM at its default, and a namespace's
+init does not die of a signal it does not handle (pid_namespaces(7)): the
+agent lives on without spanguard, and must with it. Each SIGTERM flushes
+what has ended (the SDK's queue too, under SpanguardSpanExporter), the
+agent records on (a thread recording all along has none of its spans
+refused), and at the SIGKILL the flight recorder covers what ended since;
+no span arrives twice, none is left in the spool."""
+
+import signal
+import sys
+import textwrap
+import time
+
+import pytest
+from conftest import read_sink
+from pid1 import Pid1, why_not
+
+import spanguard
+
+pytestmark = pytest.mark.skipif(why_not() is not None, reason=f"no PID namespace: {why_not()}")
+
+# After "ready", reads a command a line: "span NAME" ends a span of that
+# name through `record`; each answered "ok".
+COMMANDS = textwrap.dedent("""
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command, _, name = line.strip().partition(" ")
+        if command == "span":
+            record(name).end()
+        if command == "busy":
+            busy["stop"] = True
+            time.sleep(0.1)
+            print(busy["ended"], flush=True)
+            continue
+        print("ok", flush=True)
+""")
+
+PLAIN = textwrap.dedent("""
+    import os, sys, threading, time
+    import spanguard
+
+    state = sys.argv[1]
+    assert os.getpid() == 1, os.getpid()
+    tracer = spanguard.Tracer(from_env=False, service_name="pid1-py", sink_dir=state + "/sink",
+                              spool_dir=state + "/spool", schedule_delay_ms=60000, flight_recorder=True)
+    tracer.start_span("before").end()
+    record = tracer.start_span
+
+    # A thread recording all along, as a busy agent does while it is
+    # told to stop; "busy" stops it and says how many it ended.
+    busy = {"stop": False, "ended": 0}
+
+    def record_all_along():
+        while not busy["stop"]:
+            tracer.start_span("busy").end()
+            busy["ended"] += 1
+            time.sleep(0.002)
+
+    threading.Thread(target=record_all_along, daemon=True).start()
+""") + COMMANDS
+
+# The same agent's spans through the OpenTelemetry SDK, queued for 30 s
+# by its BatchSpanProcessor ahead of SpanguardSpanExporter.
+BRIDGE = textwrap.dedent("""
+    import os, sys
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    import spanguard
+    from spanguard.otel import SpanguardSpanExporter
+
+    state = sys.argv[1]
+    assert os.getpid() == 1, os.getpid()
+    tracer = spanguard.Tracer(from_env=False, service_name="pid1-otel", sink_dir=state + "/sink",
+                              spool_dir=state + "/spool", schedule_delay_ms=60000, flight_recorder=True)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(SpanguardSpanExporter(tracer), schedule_delay_millis=30000))
+    trace.set_tracer_provider(provider)
+    agent = trace.get_tracer("agent")
+    agent.start_span("before").end()
+    record = agent.start_span
+""") + COMMANDS
+
+
+def names_in(sink) -> list[str]:
+    return sorted(s["name"] for s in read_sink(sink)) if sink.exists() else []
+
+
+def await_in_sink(sink, name: str, within_s: float = 10) -> bool:
+    until = time.monotonic() + within_s
+    needle = f'"name":"{name}"'
+    while time.monotonic() < until:
+        # The text first: decoding the busy thread's spans at every look
+        # took seconds.
+        if any(needle in f.read_text() for f in sink.glob("*.jsonl")) and name in names_in(sink):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("program", ["plain", "bridge"])
+def test_a_pid1_agent_lives_through_sigterm_flushed_each_time(tmp_path, program):
+    body = PLAIN if program == "plain" else BRIDGE
+    agent = Pid1([sys.executable, "-c", body, str(tmp_path)])
+    sink = tmp_path / "sink"
+    try:
+        assert agent.line() == "ready"
+        agent.signal(signal.SIGTERM)
+        assert await_in_sink(sink, "before"), "the first SIGTERM flushed nothing"
+        busy = 0
+        if program == "plain":
+            time.sleep(1)  # the busy thread records through the watchdog's work
+            agent.say("busy")
+            busy = int(agent.line())
+        agent.say("span after")
+        assert agent.line() == "ok", "the agent did not live on after SIGTERM"
+        agent.signal(signal.SIGTERM)
+        assert await_in_sink(sink, "after"), "the second SIGTERM flushed nothing"
+        if program == "plain":
+            agent.say("span unflushed")
+            assert agent.line() == "ok"
+        assert agent.alive()
+        agent.signal(signal.SIGKILL)
+        agent.wait()  # unshare's own status then says nothing: it cannot die of SIGKILL in turn
+    finally:
+        agent.unshare.kill()
+        agent.unshare.wait()
+    spool = tmp_path / "spool"
+    assert not list(spool.glob("*.sgdump")), "a dump was left for a death that never came"
+    # The next start: what the flight recorder kept, once.
+    nxt = spanguard.Tracer(from_env=False, service_name="next", sink_dir=str(sink), spool_dir=str(spool))
+    nxt.flush()
+    nxt.shutdown()
+    got = names_in(sink)
+    # Every span the busy thread ended: none refused while the agent,
+    # which the signal cannot end, went on.
+    assert got.count("busy") == busy
+    want = ["after", "before"] + (["unflushed"] if program == "plain" else [])
+    assert [n for n in got if n != "busy"] == sorted(want)
+    assert not [f for f in spool.iterdir() if f.name != "outcomes"]
