@@ -12,6 +12,12 @@
 //! (more often on a loaded machine, where the moments between a fork and
 //! the child's handlers are long).
 //!
+//! A program spawned from there shares those descriptors too, from its
+//! start until its exec closes them: a moment, but one that a loaded
+//! machine can stretch enough for a test's replay to find its own file
+//! busy. So programs are started from a thread whose descriptors are its
+//! own and hold none of the tests' files (`with_no_test_files`).
+//!
 //! So a test that forks starts with `run_alone`, which runs its body in a
 //! copy of the test binary that runs that test and no other; `fork`
 //! refuses to fork anywhere else, and so does the fork handlers' prepare
@@ -50,11 +56,13 @@ pub(crate) fn run_alone(module: &str, test: &str) -> bool {
     }
     // Spawned, not forked (no `pre_exec`): std uses posix_spawn, which
     // runs no fork handler and copies no thread.
-    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["--exact", &name, "--test-threads=1"])
-        .env(ALONE_VAR, &name)
-        .output()
-        .expect("run the test alone");
+    let out = with_no_test_files(|| {
+        std::process::Command::new(std::env::current_exe().expect("this test binary"))
+            .args(["--exact", &name, "--test-threads=1"])
+            .env(ALONE_VAR, &name)
+            .output()
+    })
+    .expect("run the test alone");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("test result: ok. 1 passed"),
@@ -63,6 +71,34 @@ pub(crate) fn run_alone(module: &str, test: &str) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     false
+}
+
+/// Runs `start` (which starts a program) on a thread of its own whose
+/// descriptor table is its own, with nothing past stdin, stdout and
+/// stderr: a program it starts holds none of the other tests' files, not
+/// even between its start and its exec. close_range's UNSHARE copies only
+/// the descriptors below the range, so no moment of the copy holds them
+/// either. Where the call is refused (a kernel before 5.9) the program
+/// shares them until its exec, as any spawn does.
+pub(crate) fn with_no_test_files<T: Send>(start: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: closes descriptors of this thread's own copy of the
+            // table only (CLOSE_RANGE_UNSHARE); the other threads' are
+            // left as they are.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_UNSHARE,
+                )
+            };
+            start()
+        })
+        .join()
+        .expect("the thread that starts the program")
+    })
 }
 
 /// fork(2), from a test that `run_alone` runs alone; refused (a panic)
@@ -123,6 +159,40 @@ mod tests {
             .and_then(|n| n.trim().parse().ok())
             .expect("Threads:");
         assert!(threads <= 2, "{threads} threads");
+    }
+
+    /// A program started through `with_no_test_files` holds none of the
+    /// descriptors this process has open. One spawned plainly holds them
+    /// until its exec, too short to look at: a descriptor of ours kept
+    /// open across exec (no FD_CLOEXEC) shows what it got.
+    #[test]
+    fn a_program_started_with_no_test_files_holds_none_of_ours() {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::env::temp_dir().join(format!("sg-no-test-files-{}", std::process::id()));
+        let ours = std::fs::File::create(&path).expect("a file of ours");
+        let made = ours.metadata().expect("meta");
+        // SAFETY: a descriptor we own, its flags only.
+        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&ours), libc::F_SETFD, 0) };
+        let mut child = with_no_test_files(|| {
+            std::process::Command::new("sleep")
+                .arg("3600")
+                .stdin(std::process::Stdio::null())
+                .spawn()
+        })
+        .expect("start a program");
+        let held = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .expect("its descriptors")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                std::fs::metadata(e.path())
+                    .is_ok_and(|m| m.dev() == made.dev() && m.ino() == made.ino())
+            })
+            .count();
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(ours);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(held, 0);
     }
 
     /// A name that is not the test's own runs no test: a failure, not a

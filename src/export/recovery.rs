@@ -792,7 +792,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         files::ensure_private_dir(&dir).expect("dir");
         let dead = {
-            let mut child = std::process::Command::new("true").spawn().expect("true");
+            let mut child = crate::forking_tests::with_no_test_files(|| {
+                std::process::Command::new("true").spawn()
+            })
+            .expect("true");
             let pid = child.id();
             child.wait().expect("wait");
             pid
