@@ -12,12 +12,6 @@
 //! (more often on a loaded machine, where the moments between a fork and
 //! the child's handlers are long).
 //!
-//! A program spawned from there shares those descriptors too, from its
-//! start until its exec closes them: a moment, but one that a loaded
-//! machine can stretch enough for a test's replay to find its own file
-//! busy. So programs are started from a thread whose descriptors are its
-//! own and hold none of the tests' files (`with_no_test_files`).
-//!
 //! So a test that forks starts with `run_alone`, which runs its body in a
 //! copy of the test binary that runs that test and no other; `fork`
 //! refuses to fork anywhere else, and so does the fork handlers' prepare
@@ -25,6 +19,13 @@
 //! added later that forks beside the others fails at its first run, where
 //! a gate that every other test had to remember to take would let it pass
 //! until a run where the timing went wrong.
+//!
+//! A program spawned from that process shares those descriptors too, from
+//! its start until its exec closes them: a moment, but one that a loaded
+//! machine stretched enough for a test's replay to find its own file busy.
+//! Programs are started from a thread whose descriptor table is its own
+//! and holds none of the tests' files (`with_no_test_files`): the copies
+//! `run_alone` starts, and any other a test starts beside the others.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
