@@ -5,6 +5,8 @@ pub mod buffer;
 pub mod config;
 pub mod export;
 pub mod ffi;
+#[cfg(test)]
+mod forking_tests;
 pub mod pipeline;
 pub mod registry;
 pub mod span;

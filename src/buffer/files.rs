@@ -642,8 +642,8 @@ pub(crate) fn set_before_registering(hook: BeforeRegistering) {
 #[cfg(test)]
 pub(crate) fn fork_a_waiting_child() -> libc::pid_t {
     crate::ffi::tracer::register_fork_handlers();
-    // SAFETY: the child runs the fork handlers, then only pauses.
-    let pid = unsafe { libc::fork() };
+    // The child runs the fork handlers, then only pauses.
+    let pid = crate::forking_tests::fork();
     if pid == 0 {
         loop {
             // SAFETY: waits for a signal (the parent's SIGKILL).
@@ -1515,6 +1515,12 @@ mod tests {
     /// Now the file at the name is ours alone, and nothing else is left.
     #[test]
     fn a_fork_between_a_made_file_and_its_lock_leaves_the_child_no_lock() {
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_fork_between_a_made_file_and_its_lock_leaves_the_child_no_lock",
+        ) {
+            return;
+        }
         let dir = temp_dir("fork-between");
         ensure_private_dir(&dir).expect("dir");
         let child = std::rc::Rc::new(std::cell::Cell::new(0));

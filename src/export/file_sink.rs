@@ -204,56 +204,27 @@ mod tests {
 
     /// A write the disk cuts short (here the file size limit, as a full
     /// disk would) leaves no half line: it is taken back, so the next line
-    /// (the retry) is whole and every line parses. Run again in a child
-    /// process whose files may not grow past 4 KiB.
+    /// (the retry) is whole and every line parses. Run alone in a process
+    /// of its own, whose files may not grow past 4 KiB.
     #[test]
     fn a_write_cut_short_leaves_no_half_line() {
-        const CHILD: &str = "SG_SINK_SHORT_WRITE_DIR";
-        let body = |c: u8, n: usize| [b"\"".as_slice(), &vec![c; n - 2], b"\""].concat();
-        let Some(dir) = std::env::var_os(CHILD) else {
-            use std::os::unix::process::CommandExt;
-            let dir = std::env::temp_dir().join(format!("sg-sink-short-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let mut child = std::process::Command::new(std::env::current_exe().expect("exe"));
-            child
-                .args([
-                    "--exact",
-                    "export::file_sink::tests::a_write_cut_short_leaves_no_half_line",
-                ])
-                .env(CHILD, &dir);
-            // SAFETY: only async-signal-safe calls between fork and exec.
-            unsafe {
-                child.pre_exec(|| {
-                    let limit = libc::rlimit {
-                        rlim_cur: 4096,
-                        rlim_max: 4096,
-                    };
-                    libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
-                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                    Ok(())
-                });
-            }
-            let out = child.output().expect("run the child");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-            // The child's file (named after its process).
-            let file = std::fs::read_dir(&dir)
-                .expect("the sink directory")
-                .next()
-                .expect("one file")
-                .expect("entry")
-                .path();
-            let text = std::fs::read_to_string(file).expect("read");
-            let lines: Vec<&str> = text.lines().collect();
-            assert_eq!(lines.len(), 4, "{text:.200}");
-            assert!(lines.iter().all(|l| l.starts_with('"') && l.ends_with('"')));
-            std::fs::remove_dir_all(&dir).ok();
+        if !crate::forking_tests::run_alone(module_path!(), "a_write_cut_short_leaves_no_half_line")
+        {
             return;
+        }
+        let limit = libc::rlimit {
+            rlim_cur: 4096,
+            rlim_max: 4096,
         };
-        let mut sink = FileSink::new(std::path::Path::new(&dir), "svc");
+        // SAFETY: plain calls on this process, which runs this test alone.
+        unsafe {
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
+        let body = |c: u8, n: usize| [b"\"".as_slice(), &vec![c; n - 2], b"\""].concat();
+        let dir = std::env::temp_dir().join(format!("sg-sink-short-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut sink = FileSink::new(&dir, "svc");
         for c in [b'a', b'b', b'c'] {
             sink.send(&body(c, 1000), BodyFormat::Json, false)
                 .expect("fits");
@@ -266,6 +237,11 @@ mod tests {
         assert_eq!(std::fs::metadata(sink.path()).expect("stat").len(), 3003);
         sink.send(&body(b'e', 500), BodyFormat::Json, false)
             .expect("the retry fits");
+        let text = std::fs::read_to_string(sink.path()).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text:.200}");
+        assert!(lines.iter().all(|l| l.starts_with('"') && l.ends_with('"')));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// A file left with a half line (by a run that could not take it back)

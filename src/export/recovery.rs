@@ -463,6 +463,12 @@ mod tests {
     /// child lived. The next claim takes it.
     #[test]
     fn a_file_claimed_across_a_fork_is_claimed_again_while_the_child_lives() {
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_file_claimed_across_a_fork_is_claimed_again_while_the_child_lives",
+        ) {
+            return;
+        }
         let dir = std::env::temp_dir().join(format!("sg-recovery-fork-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         files::ensure_private_dir(&dir).expect("dir");
@@ -786,7 +792,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         files::ensure_private_dir(&dir).expect("dir");
         let dead = {
-            let mut child = std::process::Command::new("true").spawn().expect("true");
+            let mut child = crate::forking_tests::with_no_test_files(|| {
+                std::process::Command::new("true").spawn()
+            })
+            .expect("true");
             let pid = child.id();
             child.wait().expect("wait");
             pid

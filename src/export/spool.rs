@@ -2138,6 +2138,12 @@ pub(crate) mod tests {
     /// server's worker, for hours). The replay sends it.
     #[test]
     fn a_batch_spooled_across_a_fork_is_replayed_while_the_child_lives() {
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_batch_spooled_across_a_fork_is_replayed_while_the_child_lives",
+        ) {
+            return;
+        }
         let dir = temp_dir("fork-write");
         let spool = SpoolDir::new(&dir, 1 << 20);
         let child = std::rc::Rc::new(std::cell::Cell::new(0));
@@ -2166,6 +2172,12 @@ pub(crate) mod tests {
     /// replay sends it.
     #[test]
     fn a_file_opened_for_a_replay_across_a_fork_is_sent_by_the_next() {
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_file_opened_for_a_replay_across_a_fork_is_sent_by_the_next",
+        ) {
+            return;
+        }
         let dir = temp_dir("fork-replay");
         let spool = SpoolDir::new(&dir, 1 << 20);
         spool.write(&batch(2, 0)).expect("write");

@@ -216,6 +216,10 @@ pub fn ensure_fork_hook(child: unsafe extern "C" fn()) {
 }
 
 unsafe extern "C" fn prepare() {
+    // A unit test's fork beside other tests is a test's mistake: said, and
+    // the tests ended, before it can make another one fail.
+    #[cfg(test)]
+    crate::forking_tests::refuse_fork_beside_other_tests();
     // First, whatever else: a file another thread is opening to lock is
     // then not locked on a descriptor the child may share.
     crate::buffer::files::fork_coming();
@@ -293,6 +297,12 @@ mod tests {
     /// install itself. It took it for its own, running, and waited forever.
     #[test]
     fn a_child_with_the_installers_pid_installs_itself() {
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_child_with_the_installers_pid_installs_itself",
+        ) {
+            return;
+        }
         static ONCE: ForkSafeOnce = ForkSafeOnce::new();
         let (started, installing) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
@@ -303,8 +313,8 @@ mod tests {
             })
         });
         installing.recv().unwrap();
-        // SAFETY: the child touches atomics and sleeps, then _exits.
-        let pid = unsafe { libc::fork() };
+        // The child touches atomics and sleeps, then _exits.
+        let pid = crate::forking_tests::fork();
         if pid == 0 {
             // SAFETY: getpid has no preconditions; _exit ends the child.
             unsafe {
