@@ -118,7 +118,10 @@ fn an_ignored_setting_is_told_to_a_callback_set_after_the_tracer_started() {
     std::thread::sleep(Duration::from_millis(200));
     let told = listen(&tracer);
     one_span(&tracer);
-    assert_eq!(of(&told, ExportEvent::SettingIgnored), std::slice::from_ref(&said));
+    assert_eq!(
+        of(&told, ExportEvent::SettingIgnored),
+        std::slice::from_ref(&said)
+    );
     tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
     // Once, not again at the stop.
     assert_eq!(of(&told, ExportEvent::SettingIgnored), [said]);
