@@ -463,7 +463,9 @@ typedef uint32_t spanguard_result;
 #endif // __cplusplus
 
 /*
- What the error callback reports (`spanguard_set_error_callback`).
+ What the error callback reports (`spanguard_set_error_callback`). New
+ values are added as the library learns to tell more: a callback passes
+ one it does not know on (logs it with its message), never fails on it.
  */
 enum spanguard_event
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -500,6 +502,38 @@ enum spanguard_event
    `<name>.unreadable`, unread (the message says which and why).
    */
   SPANGUARD_EVENT_FILE_SET_ASIDE = 7,
+  /*
+   The backend accepted every span of a request, with a warning (an
+   OTLP partial success that rejects none and carries a message, such
+   as "attributes over limit were truncated"): nothing is lost, and
+   the message holds the backend's words. A warning is told in full
+   the first time; later requests with the same one by their number of
+   spans, at most once a minute, the rest at the stop.
+   */
+  SPANGUARD_EVENT_BACKEND_WARNING = 8,
+  /*
+   A setting was ignored: an OTEL_* or SPANGUARD_* variable whose value
+   spanguard cannot use, or one of a name it does not read (a
+   misspelling); the message names it and what applies instead. Told
+   once a tracer, to the first callback set (the variables are read
+   before one can be), at the exporter's next pass or its stop.
+   */
+  SPANGUARD_EVENT_SETTING_IGNORED = 9,
+  /*
+   Spans were not recorded: every span slot was taken (counted in
+   `dropped_buffer_full`). At most once a minute, with how many since
+   it was last told; the rest at the stop.
+   */
+  SPANGUARD_EVENT_BUFFER_FULL = 10,
+  /*
+   What was sent holds less than what was recorded, cut to fit a
+   limit: attribute values shortened or emptied (counted in
+   `values_truncated`: a request's or line's size, a server's nesting
+   depth, the payload pool's room) or resource attributes left out
+   (counted in `attributes_dropped`). The message names the limit and
+   what raises it. At most once a minute of each kind.
+   */
+  SPANGUARD_EVENT_VALUES_CUT = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1871,7 +1905,8 @@ spanguard_result spanguard_tracer_sink_path(const struct spanguard_tracer *trace
 
 /*
  Sets (or, with NULL, removes) the callback told of export failures,
- spooling, spool overflow and replay. See `spanguard_error_callback` for
+ spooling, spool overflow and replay, and the other news of
+ `spanguard_event`. See `spanguard_error_callback` for
  where it runs. Thread-safe, and may be called from inside the callback
  (a one-shot callback that removes itself): it then returns at once. From
  any other thread it returns after a call of the previous callback in

@@ -42,6 +42,17 @@ pub enum ExportEvent {
     /// A file in the spool directory could not be used and was renamed
     /// `*.unreadable`, unread.
     FileSetAside = 7,
+    /// The backend accepted every span of a request with a warning (an
+    /// OTLP partial success rejecting none, with a message).
+    BackendWarning = 8,
+    /// A variable was ignored: a value spanguard cannot use, or a name it
+    /// does not read.
+    SettingIgnored = 9,
+    /// Spans were not recorded: every span slot was taken.
+    BufferFull = 10,
+    /// Values or resource attributes were cut to fit a limit before
+    /// sending.
+    ValuesCut = 11,
 }
 
 /// How long past its deadline a shutdown waits for the exporter to stop
@@ -156,6 +167,15 @@ impl CallbackSlot {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         drop(old);
+    }
+
+    /// Whether a callback is set now: news kept for the first callback
+    /// (`Diagnostics::setting_ignored`) waits until one is.
+    pub fn is_set(&self) -> bool {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Calls the callback, if any, on this thread.

@@ -33,16 +33,20 @@ package spanguard
 #cgo nocallback spanguard_span_begin_remote
 #include <stdlib.h>
 #include "spanguard.h"
+// events.c: the error callback, handing events to spanguardGoEvent.
+spanguard_result spanguard_go_set_event_logger(spanguard_tracer *tracer, uintptr_t handle);
 */
 import "C"
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/cgo"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,6 +253,16 @@ type Config struct {
 	// "none", "error", "warn" (the default), "info" or "debug"; another
 	// word is an error of NewTracer (ErrInvalidConfig).
 	LogLevel string
+	// EventLogger, when set, is told the tracer's news (the library's
+	// error callback, README "The error callback"): a batch lost or
+	// spooled, a backend's warning, a setting ignored, spans not recorded,
+	// values cut. Each is a record with the library's message and the
+	// attributes spanguard.event (its Event name) and
+	// spanguard.event_code, at LevelError for spans lost, LevelInfo for a
+	// spooled batch delivered, LevelWarn for the rest (and for an event of
+	// a newer library). Logged on the library's exporter thread, whatever
+	// LogLevel says: a handler that blocks holds the export up.
+	EventLogger *slog.Logger
 }
 
 // FullPolicy is Config.FullPolicy.
@@ -321,6 +335,9 @@ func millis(d time.Duration) C.uint32_t {
 type Tracer struct {
 	ptr    *C.spanguard_tracer // valid for as long as the Tracer is reachable
 	closed atomic.Bool
+	// Config.EventLogger, as the error callback's user_data (0: none);
+	// deleted once the tracer is freed.
+	events cgo.Handle
 	// What runs before the tracer stops (OnStop).
 	stopMu    sync.Mutex
 	stopHooks []func()
@@ -360,6 +377,9 @@ var closedNotFreed atomic.Int64
 // on it can be running.
 func (t *Tracer) free() {
 	C.spanguard_tracer_free(t.ptr)
+	if t.events != 0 {
+		t.events.Delete()
+	}
 	if t.closed.Load() {
 		closedNotFreed.Add(-1)
 	}
@@ -467,6 +487,11 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		return nil, &Error{Code: uint32(rc), Op: "tracer_new", Message: C.GoString(message)}
 	}
 	t := &Tracer{ptr: ptr}
+	if cfg.EventLogger != nil {
+		t.events = cgo.NewHandle(cfg.EventLogger)
+		// No callback can run on a tracer just made: this does not wait.
+		C.spanguard_go_set_event_logger(ptr, C.uintptr_t(t.events))
+	}
 	// Frees the C tracer (shutting it down first if Close was not called:
 	// a backstop only).
 	runtime.SetFinalizer(t, (*Tracer).free)

@@ -6,7 +6,7 @@
 import spanguard from './index.js';
 
 export {
-  Tracer, Span, SpanguardError, KIND, STATUS, RESULT, currentSpan, load, isOk, version,
+  Tracer, Span, SpanguardError, KIND, STATUS, RESULT, EVENT, events, currentSpan, load, isOk, version,
 } from './index.js';
 export type * from './index.js';
 export default spanguard;

@@ -352,6 +352,31 @@ export declare class Tracer {
    */
   installProcessHooks(options?: { timeoutMs?: number | undefined; signals?: string[] | undefined }): this;
 }
+/** What the library tells of its spans (spanguard_event); new ones are added after the last. */
+export declare const EVENT: {
+  BATCH_FAILED: 1; BATCH_SPOOLED: 2; SPOOL_OVERFLOW: 3; BATCH_REPLAYED: 4; SPANS_REJECTED: 5;
+  EXPORTER_PANICKED: 6; FILE_SET_ASIDE: 7; BACKEND_WARNING: 8; SETTING_IGNORED: 9; BUFFER_FULL: 10;
+  VALUES_CUT: 11;
+};
+/** One piece of a tracer's news: `code` is one of EVENT, or a newer library's number (`name` 'UNKNOWN'). */
+export interface SpanguardEvent {
+  code: number;
+  name: keyof typeof EVENT | 'UNKNOWN';
+  message: string;
+}
+/**
+ * Every tracer's news, as 'event' (a SpanguardEvent): a batch lost or
+ * spooled, a backend's warning, a setting ignored (the error callback).
+ * Emitted on the main thread; it keeps no event loop alive.
+ */
+export declare const events: SpanguardEvents;
+/** The EventEmitter `events` is, as far as its one event goes (no dependency on @types/node). */
+export interface SpanguardEvents {
+  on(event: 'event', listener: (e: SpanguardEvent) => void): this;
+  once(event: 'event', listener: (e: SpanguardEvent) => void): this;
+  off(event: 'event', listener: (e: SpanguardEvent) => void): this;
+  removeListener(event: 'event', listener: (e: SpanguardEvent) => void): this;
+}
 export declare function currentSpan(): Span | undefined;
 export declare function version(): string;
 /** Loads the native addon (done by the first Tracer); throws a clear Error on a platform without a build. */

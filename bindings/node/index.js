@@ -13,6 +13,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const { AsyncLocalStorage } = require('async_hooks');
+const { EventEmitter } = require('events');
 
 // @opentelemetry/api's SpanKind numbers, so that its SpanKind.SERVER means
 // what KIND.SERVER does (a bare number cannot say which it is); OTLP's
@@ -32,6 +33,31 @@ const RESULT = {
   INVALID_CONFIG: 11, IO: 12, TOO_MANY_TRACERS: 13, PANIC: 14, TRUNCATED: 15, UTF8_REPLACED: 16,
   PARENT_STALE: 17, NON_RECORDING: 18, SPOOLED: 19, WOULD_WAIT: 20, EMPTY_KEY: 21, INVALID_ANY_VALUE: 22,
 };
+// What the library tells of its spans (spanguard_event): the error
+// callback's events, each with a message. New ones are added after the
+// last; one this table does not know is emitted as 'UNKNOWN' with its number.
+const EVENT = {
+  BATCH_FAILED: 1, BATCH_SPOOLED: 2, SPOOL_OVERFLOW: 3, BATCH_REPLAYED: 4, SPANS_REJECTED: 5,
+  EXPORTER_PANICKED: 6, FILE_SET_ASIDE: 7, BACKEND_WARNING: 8, SETTING_IGNORED: 9, BUFFER_FULL: 10,
+  VALUES_CUT: 11,
+};
+const EVENT_NAMES = new Map(Object.entries(EVENT).map(([name, code]) => [code, name]));
+
+/**
+ * Every tracer's news, as 'event' ({ code, name, message }): a batch lost
+ * or spooled, a backend's warning, a setting ignored... (the error callback:
+ * README, "The error callback"). Emitted on the main thread, a tick or so
+ * after the exporter told it; it keeps no event loop alive. With no
+ * listener, the library's stderr lines are all that is said.
+ */
+const events = new EventEmitter();
+
+/** The name of event `code` (one of EVENT), 'UNKNOWN' for a newer library's. */
+const eventName = (code) => EVENT_NAMES.get(code) ?? 'UNKNOWN';
+
+function emitEvent(code, message) {
+  events.emit('event', { code, name: eventName(code), message });
+}
 
 // The platforms this package carries a native build for, and where.
 const PREBUILDS = { 'linux-x64': 'linux-x64', 'linux-arm64': 'linux-arm64' };
@@ -81,6 +107,7 @@ function load() {
     throw new Error(`spanguard: cannot load its native addon ${file}: ${e.message}`);
   }
   addon.init(OUT);
+  addon.setEventSink(emitEvent);
   native = addon;
   return native;
 }
@@ -1331,7 +1358,11 @@ class Tracer {
 const currentSpan = () => storage.getStore();
 
 module.exports = {
-  Tracer, Span, SpanguardError, KIND, STATUS, RESULT, currentSpan, load, isOk, version: () => load().version(),
+  Tracer, Span, SpanguardError, KIND, STATUS, RESULT, EVENT, events, currentSpan, load, isOk,
+  version: () => load().version(),
 };
+// For the tests, not part of the API: what the addon's listener does with
+// an event (a newer library's number included).
+Object.defineProperty(module.exports, 'emitEventForTest', { value: emitEvent });
 // For otel.js, not part of the API (index.d.ts leaves it out).
 Object.defineProperty(module.exports, 'beforeHookedShutdown', { value: beforeHookedShutdown });

@@ -3,6 +3,6 @@
 import spanguard from './index.js';
 
 export const {
-  Tracer, Span, SpanguardError, KIND, STATUS, RESULT, currentSpan, load, isOk, version,
+  Tracer, Span, SpanguardError, KIND, STATUS, RESULT, EVENT, events, currentSpan, load, isOk, version,
 } = spanguard;
 export default spanguard;

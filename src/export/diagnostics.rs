@@ -5,11 +5,16 @@
 //! writes here, never a signal handler or a recording call; repeated news
 //! is rate-limited (what was held back is told when the streak ends and at
 //! the stop, so the numbers add up), and no line holds a credential
-//! (messages come from the transport's redacted text).
+//! (messages come from the transport's redacted text). News a program
+//! needs and has no other event for (a backend's warning, a setting
+//! ignored, spans not recorded, values cut) goes to the error callback
+//! too, with the line's message, whatever OTEL_LOG_LEVEL says (`Teller`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::LogLevel;
+use crate::pipeline::{ExportEvent, Pipeline};
 
 /// `write_to_stderr` when fd 2 takes a line without waiting (a poll with
 /// no timeout says it is writable), else nothing: for a line written by a
@@ -105,6 +110,19 @@ enum Sink {
     Memory(Vec<String>),
 }
 
+/// Who is told, besides stderr, of the news a program needs (the error
+/// callback): whatever OTEL_LOG_LEVEL says, as the other events are, so
+/// that a program that logs them itself, or a container whose stderr is
+/// thrown away, still has them; rate-limited as the stderr lines are.
+enum Teller {
+    /// The command line: it has no callback.
+    Nobody,
+    /// An exporter's pipeline and its error callback.
+    Callback(Arc<Pipeline>),
+    /// A test's list.
+    Memory(Vec<(ExportEvent, String)>),
+}
+
 /// The `spanguard replay` command that sends `dir` to `target`, a traces
 /// URL: given with --endpoint where it ends in /v1/traces (which replay
 /// takes as it is); any other path would have /v1/traces added there, so
@@ -154,6 +172,11 @@ pub struct Diagnostics {
     /// Whether this exporter sends what it spools once the target takes
     /// spans again: not when the target is the local sink.
     spool_read_back: bool,
+    teller: Teller,
+    /// Ignored settings, said on stderr as the exporter starts but kept
+    /// for the callback, which the program sets only after the tracer
+    /// (and this thread) exists: told it once it is set.
+    held_for_callback: Vec<String>,
 }
 
 /// A run of failed attempts, from the first failure to the next success.
@@ -429,7 +452,16 @@ impl Diagnostics {
             miscounted: Limiter::default(),
             last_miscounted: String::new(),
             spool_read_back: true,
+            teller: Teller::Nobody,
+            held_for_callback: Vec::new(),
         }
+    }
+
+    /// Tells `pipeline`'s error callback, besides stderr, of the news a
+    /// program needs (`ExportEvent::BackendWarning` and after).
+    pub fn telling(mut self, pipeline: Arc<Pipeline>) -> Diagnostics {
+        self.teller = Teller::Callback(pipeline);
+        self
     }
 
     /// The target is the local sink, whose exporter never reads the spool
@@ -439,11 +471,21 @@ impl Diagnostics {
         self
     }
 
-    /// Keeps lines in memory instead (tests).
+    /// Keeps lines, and what the callback would be told, in memory
+    /// instead (tests).
     pub fn in_memory(level: LogLevel) -> Diagnostics {
         Diagnostics {
             sink: Sink::Memory(Vec::new()),
+            teller: Teller::Memory(Vec::new()),
             ..Diagnostics::new(level)
+        }
+    }
+
+    /// What an `in_memory` one told the callback.
+    pub fn events(&self) -> &[(ExportEvent, String)] {
+        match &self.teller {
+            Teller::Memory(events) => events,
+            _ => &[],
         }
     }
 
@@ -472,6 +514,53 @@ impl Diagnostics {
             // stderr do not interleave mid-line.
             Sink::Stderr => write_to_stderr(format!("{line}\n").as_bytes()),
             Sink::Memory(lines) => lines.push(line),
+        }
+    }
+
+    /// A line at `level` on stderr, and `event` with the same message to
+    /// the callback (whatever the level).
+    fn emit_and_tell(&mut self, event: ExportEvent, level: LogLevel, message: &str) {
+        self.emit(level, message);
+        self.tell(event, message);
+    }
+
+    fn tell(&mut self, event: ExportEvent, message: &str) {
+        self.tell_held();
+        match &mut self.teller {
+            Teller::Nobody => {}
+            Teller::Callback(p) => p.report(event, message),
+            Teller::Memory(events) => events.push((event, message.to_string())),
+        }
+    }
+
+    /// A setting ignored (a variable's value or name): said on stderr now,
+    /// and to the callback once one is set (`tell_held`).
+    pub fn setting_ignored(&mut self, message: &str) {
+        self.emit(LogLevel::Warn, message);
+        self.held_for_callback.push(message.to_string());
+        self.tell_held();
+    }
+
+    /// Tells the callback, once one is set, what was kept for it. The
+    /// exporter asks at each pass and at its stop.
+    pub fn tell_held(&mut self) {
+        if self.held_for_callback.is_empty() {
+            return;
+        }
+        match &mut self.teller {
+            Teller::Nobody => self.held_for_callback.clear(),
+            Teller::Callback(p) => {
+                if p.callback.is_set() {
+                    for message in std::mem::take(&mut self.held_for_callback) {
+                        p.report(ExportEvent::SettingIgnored, &message);
+                    }
+                }
+            }
+            Teller::Memory(events) => events.extend(
+                self.held_for_callback
+                    .drain(..)
+                    .map(|m| (ExportEvent::SettingIgnored, m)),
+            ),
         }
     }
 
@@ -591,7 +680,8 @@ impl Diagnostics {
     /// dropped in silence: nothing lost, and nothing said either.
     pub fn accepted_with_warning(&mut self, n: u64, message: &str) {
         match self.warnings.note(Instant::now(), n, message) {
-            Due::InFull(total) => self.emit(
+            Due::InFull(total) => self.emit_and_tell(
+                ExportEvent::BackendWarning,
                 LogLevel::Warn,
                 &format!(
                     "the backend accepted {} with a warning: {message}",
@@ -623,7 +713,8 @@ impl Diagnostics {
                 LogLevel::Error,
                 &format!("{more} lost: {label} (as said above)"),
             ),
-            Said::Warnings => self.emit(
+            Said::Warnings => self.emit_and_tell(
+                ExportEvent::BackendWarning,
                 LogLevel::Warn,
                 &format!("the backend accepted {more} with a warning: {label} (as said above)"),
             ),
@@ -643,7 +734,8 @@ impl Diagnostics {
         let more = count(n, "more span", "more spans");
         match said {
             Said::Losses => self.emit(LogLevel::Error, &format!("{more} lost; the last: {last}")),
-            Said::Warnings => self.emit(
+            Said::Warnings => self.emit_and_tell(
+                ExportEvent::BackendWarning,
                 LogLevel::Warn,
                 &format!("the backend accepted {more} with other warnings; the last: {last}"),
             ),
@@ -658,7 +750,8 @@ impl Diagnostics {
     }
 
     fn tell_buffer_full(&mut self, total: u64) {
-        self.emit(
+        self.emit_and_tell(
+            ExportEvent::BufferFull,
             LogLevel::Warn,
             &format!(
                 "{} dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
@@ -692,7 +785,8 @@ impl Diagnostics {
     /// A value found the payload pool (`mib` MiB) used up and was cut.
     pub fn pool_used_up(&mut self, mib: u32) {
         if self.pool_used_up.due(Instant::now(), 1).is_some() {
-            self.emit(
+            self.emit_and_tell(
+                ExportEvent::ValuesCut,
                 LogLevel::Warn,
                 &format!(
                     "the payload pool ({mib} MiB) was used up: long values were cut (values_truncated counts them); it must hold the text of every open and queued span (raise payload_pool_mib or SPANGUARD_PAYLOAD_POOL_MIB)"
@@ -719,7 +813,8 @@ impl Diagnostics {
     }
 
     fn tell_values_cut(&mut self, total: u64, limit: &str) {
-        self.emit(
+        self.emit_and_tell(
+            ExportEvent::ValuesCut,
             LogLevel::Warn,
             &format!(
                 "{} cut to fit {} into {limit} (values_truncated counts {})",
@@ -762,7 +857,7 @@ impl Diagnostics {
              {them}; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT={depth} empties them before sending)",
             count(total, "value", "values"),
         );
-        self.emit(LogLevel::Warn, &text);
+        self.emit_and_tell(ExportEvent::ValuesCut, LogLevel::Warn, &text);
     }
 
     /// `values` attribute values of the resource or an instrumentation
@@ -774,7 +869,8 @@ impl Diagnostics {
         if values == 0 {
             return;
         }
-        self.emit(
+        self.emit_and_tell(
+            ExportEvent::ValuesCut,
             LogLevel::Warn,
             &format!(
                 "the resource's or an instrumentation scope's attributes hold {} nested deeper \
@@ -805,7 +901,8 @@ impl Diagnostics {
         } else {
             ("them", "they are")
         };
-        self.emit(
+        self.emit_and_tell(
+            ExportEvent::ValuesCut,
             LogLevel::Warn,
             &format!(
                 "the resource's or an instrumentation scope's attributes, set anew, hold {} \
@@ -822,7 +919,8 @@ impl Diagnostics {
     /// without `attributes` of its attributes. Said each time, which is
     /// once a resource: the encoder fits a resource once.
     pub fn resource_cut(&mut self, attributes: u64, limit: &str) {
-        self.emit(
+        self.emit_and_tell(
+            ExportEvent::ValuesCut,
             LogLevel::Warn,
             &format!(
                 "the resource (service.name and resource attributes) took over half of {limit}: its spans are sent with service.name and the resource attributes that fit, {attributes} left out (dropped_attributes_count in each request; counted in attributes_dropped)"
@@ -861,8 +959,10 @@ impl Diagnostics {
     /// process that stops within a minute of its first loss would
     /// otherwise leave only the first batch's number on stderr), and,
     /// while the backend still fails, where the spans it could not send
-    /// wait: `spool_left`, the spool directory when it holds some.
+    /// wait: `spool_left`, the spool directory when it holds some. The
+    /// callback, set by now or never, is told what was kept for it.
     pub fn stopped(&mut self, spool_left: Option<&str>) {
+        self.tell_held();
         self.tell_untold(Said::Losses);
         self.tell_untold(Said::Warnings);
         let full = self.buffer_full.untold();
@@ -1098,6 +1198,99 @@ mod tests {
         ]);
         assert_eq!(d.lines(), expected);
         assert_eq!(d.loss_causes().count(), 0, "a warning is no loss");
+    }
+
+    /// The lines of `d` that say something, without their "spanguard:
+    /// warn: " prefix: what the callback is to be told.
+    fn messages(d: &Diagnostics) -> Vec<String> {
+        d.lines()
+            .iter()
+            .map(|l| l.trim_start_matches("spanguard: warn: ").to_string())
+            .collect()
+    }
+
+    /// A backend's warning reaches the callback as it reaches stderr: the
+    /// same messages, said in full once, then counted at most once a
+    /// minute and at the stop. It was said on stderr alone, and a program
+    /// that logs the callback's news never had it.
+    #[test]
+    fn a_backend_warning_is_told_to_the_callback_as_it_is_said() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        d.accepted_with_warning(10, "attributes over limit were truncated");
+        d.accepted_with_warning(4, "attributes over limit were truncated");
+        for n in 0..=MAX_LOSS_CAUSES as u64 {
+            d.accepted_with_warning(1, &format!("request {n} warned"));
+        }
+        d.stopped(None);
+        let told: Vec<String> = d
+            .events()
+            .iter()
+            .map(|(e, m)| {
+                assert_eq!(*e, ExportEvent::BackendWarning, "{m}");
+                m.clone()
+            })
+            .collect();
+        assert_eq!(told, messages(&d));
+        assert_eq!(told.len(), MAX_LOSS_CAUSES + 3, "{told:?}");
+    }
+
+    /// What a program needs is told to the callback whatever the level
+    /// (as the other events are): with OTEL_LOG_LEVEL=none, nothing on
+    /// stderr, and every one of them to the callback.
+    #[test]
+    fn news_for_the_program_is_told_at_any_level() {
+        let mut d = Diagnostics::in_memory(LogLevel::None);
+        d.setting_ignored("OTEL_BSP_MAX_QUEUE_SIZE=lots: not a number; ignored");
+        d.accepted_with_warning(2, "sampled");
+        d.buffer_full(5);
+        d.buffer_full(6);
+        d.values_cut(3, "max_request_bytes (SPANGUARD_MAX_REQUEST_BYTES)");
+        d.values_emptied(1, 4);
+        d.shared_values_emptied(2, 4);
+        d.shared_values_cut_up_front(1, 4);
+        d.pool_used_up(8);
+        d.resource_cut(7, "max_request_bytes");
+        d.stopped(None);
+        assert!(d.lines().is_empty(), "{:?}", d.lines());
+        let kinds: Vec<ExportEvent> = d.events().iter().map(|(e, _)| *e).collect();
+        use ExportEvent::*;
+        assert_eq!(
+            kinds,
+            [
+                SettingIgnored,
+                BackendWarning,
+                BufferFull,
+                ValuesCut,
+                ValuesCut,
+                ValuesCut,
+                ValuesCut,
+                ValuesCut,
+                ValuesCut,
+                // The second buffer_full, held back by the minute's limit
+                // and told at the stop.
+                BufferFull,
+            ],
+            "{:?}",
+            d.events()
+        );
+        assert!(
+            d.events()[9].1.starts_with("6 spans dropped"),
+            "{:?}",
+            d.events()[9]
+        );
+    }
+
+    /// The stderr line and the callback's message are one text.
+    #[test]
+    fn the_callback_is_told_what_the_line_says() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        d.setting_ignored("OTEL_BSP_MAX_QUEUE_SIZE=lots: not a number; ignored");
+        d.buffer_full(5);
+        d.values_cut(3, "max_request_bytes (SPANGUARD_MAX_REQUEST_BYTES)");
+        d.pool_used_up(8);
+        d.resource_cut(7, "max_request_bytes");
+        let told: Vec<String> = d.events().iter().map(|(_, m)| m.clone()).collect();
+        assert_eq!(told, messages(&d));
     }
 
     /// Nothing is said of warnings below warn level.

@@ -140,7 +140,8 @@ impl Exporter {
                 Diagnostics::new(config.log_level).spool_not_read_back()
             } else {
                 Diagnostics::new(config.log_level)
-            },
+            }
+            .telling(Arc::clone(&pipeline)),
             target: delivery.target(),
             spool_dir: config.spool_dir.display().to_string(),
             unsettled: 0,
@@ -203,10 +204,10 @@ impl Exporter {
         // Said once, here rather than where the tracer was made: this
         // thread is the one that writes to stderr (export::diagnostics).
         for ignored in &p.config.ignored_env {
-            self.host.diagnostics.warn(&ignored.as_ignored());
+            self.host.diagnostics.setting_ignored(&ignored.as_ignored());
         }
         for (set, meant) in &p.config.misspelt_env {
-            self.host.diagnostics.warn(&format!(
+            self.host.diagnostics.setting_ignored(&format!(
                 "{set} is set, but spanguard reads no variable of that name: {meant} was meant? \
                  (ignored)"
             ));
@@ -312,6 +313,8 @@ impl Exporter {
             let taken = self.drain();
             self.pacer.took(taken);
             self.guarded(|e| {
+                // Ignored settings, for a callback set since the start.
+                e.host.diagnostics.tell_held();
                 e.notice_buffer_full();
                 e.notice_pool_used_up();
                 e.replay_if_due();

@@ -1344,7 +1344,8 @@ impl UserData {
 }
 
 /// Sets (or, with NULL, removes) the callback told of export failures,
-/// spooling, spool overflow and replay. See `spanguard_error_callback` for
+/// spooling, spool overflow and replay, and the other news of
+/// `spanguard_event`. See `spanguard_error_callback` for
 /// where it runs. Thread-safe, and may be called from inside the callback
 /// (a one-shot callback that removes itself): it then returns at once. From
 /// any other thread it returns after a call of the previous callback in
@@ -1376,6 +1377,10 @@ pub extern "C" fn spanguard_set_error_callback(
                         ExportEvent::SpansRejected => spanguard_event::SpansRejected,
                         ExportEvent::ExporterPanicked => spanguard_event::ExporterPanicked,
                         ExportEvent::FileSetAside => spanguard_event::FileSetAside,
+                        ExportEvent::BackendWarning => spanguard_event::BackendWarning,
+                        ExportEvent::SettingIgnored => spanguard_event::SettingIgnored,
+                        ExportEvent::BufferFull => spanguard_event::BufferFull,
+                        ExportEvent::ValuesCut => spanguard_event::ValuesCut,
                     };
                     let mut text = message.replace('\0', " ").into_bytes();
                     let len = text.len();

@@ -525,7 +525,9 @@ pub struct spanguard_counters {
     pub slot_wait_ns: u64,
 }
 
-/// What the error callback reports (`spanguard_set_error_callback`).
+/// What the error callback reports (`spanguard_set_error_callback`). New
+/// values are added as the library learns to tell more: a callback passes
+/// one it does not know on (logs it with its message), never fails on it.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum spanguard_event {
@@ -545,6 +547,30 @@ pub enum spanguard_event {
     /// A file in the spool directory could not be used and was renamed to
     /// `<name>.unreadable`, unread (the message says which and why).
     FileSetAside = 7,
+    /// The backend accepted every span of a request, with a warning (an
+    /// OTLP partial success that rejects none and carries a message, such
+    /// as "attributes over limit were truncated"): nothing is lost, and
+    /// the message holds the backend's words. A warning is told in full
+    /// the first time; later requests with the same one by their number of
+    /// spans, at most once a minute, the rest at the stop.
+    BackendWarning = 8,
+    /// A setting was ignored: an OTEL_* or SPANGUARD_* variable whose value
+    /// spanguard cannot use, or one of a name it does not read (a
+    /// misspelling); the message names it and what applies instead. Told
+    /// once a tracer, to the first callback set (the variables are read
+    /// before one can be), at the exporter's next pass or its stop.
+    SettingIgnored = 9,
+    /// Spans were not recorded: every span slot was taken (counted in
+    /// `dropped_buffer_full`). At most once a minute, with how many since
+    /// it was last told; the rest at the stop.
+    BufferFull = 10,
+    /// What was sent holds less than what was recorded, cut to fit a
+    /// limit: attribute values shortened or emptied (counted in
+    /// `values_truncated`: a request's or line's size, a server's nesting
+    /// depth, the payload pool's room) or resource attributes left out
+    /// (counted in `attributes_dropped`). The message names the limit and
+    /// what raises it. At most once a minute of each kind.
+    ValuesCut = 11,
 }
 
 /// Called on the exporter thread (never on a thread recording spans, never

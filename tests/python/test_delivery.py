@@ -18,6 +18,7 @@ from said_warnings import spans_said_warned
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT_FAILED, EVENT_SPOOLED, EVENT_OVERFLOW, EVENT_REPLAYED, EVENT_REJECTED = 1, 2, 3, 4, 5
+EVENT_BACKEND_WARNING = 8
 
 
 class Run:
@@ -160,6 +161,25 @@ def test_a_warning_with_nothing_rejected_is_said_once_and_nothing_is_lost(emitte
     message = "test receiver mode partial:0: the last 0 spans were rejected"
     assert spans_said_warned(run.log_lines, message) == len(run.keys), run.log_lines
     assert not [l for l in run.log_lines if "lost" in l], run.log_lines
+    # The error callback is told the same, line for line: a program that
+    # logs its callback's news (or whose stderr is thrown away) had none.
+    said = [l.removeprefix("spanguard: warn: ") for l in run.log_lines if "with a warning" in l]
+    told = [e["message"] for e in run.events if e["event"] == EVENT_BACKEND_WARNING]
+    assert told == said, (told, run.log_lines)
+
+
+def test_a_backends_warning_reaches_the_callback_with_stderr_silenced(emitter, tmp_path):
+    """OTEL_LOG_LEVEL=none: nothing on stderr, and the callback is told of
+    the backend's warning all the same (as of every other event), the
+    first time in full with the backend's words, the rest counted."""
+    with OtlpReceiverProcess(workdir=tmp_path, mode="partial:0") as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "warned-quiet", env={"OTEL_LOG_LEVEL": "none"},
+                   extra=("--from-env",))
+        rx.wait_for_spans(len(run.keys))
+    assert run.log_lines == []
+    told = [e["message"] for e in run.events if e["event"] == EVENT_BACKEND_WARNING]
+    message = "test receiver mode partial:0: the last 0 spans were rejected"
+    assert spans_said_warned(["spanguard: warn: " + t for t in told], message) == len(run.keys), told
 
 
 def test_rejections_are_said_once_on_stderr_with_the_servers_message(emitter, tmp_path):

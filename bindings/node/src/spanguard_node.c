@@ -28,12 +28,24 @@
 
 #include "spanguard.h"
 
+/* Where an environment's tracers send the error callback's news: a
+ * threadsafe function that calls the JS listener setEventSink gave. Never
+ * freed: a tracer never freed keeps its address as user_data past the
+ * environment. `fn` is NULL before setEventSink and once the environment
+ * is torn down (its finalizer, under `lock`, which the callback holds
+ * around its call: so the function is never called once freed). */
+typedef struct {
+    pthread_mutex_t lock;
+    napi_threadsafe_function fn;
+} event_sink;
+
 /* Per environment (each worker thread loads the addon anew). */
 typedef struct {
     /* [hi, lo] of the last span begun; after an end, OUT_IDS words of the
      * ended span's ids (end_keeping_ids). */
     uint32_t *out;
     napi_ref out_ref;
+    event_sink *events;
 } addon_state;
 
 /* The words init's Uint32Array holds: the handle, then the kept ids. */
@@ -1381,6 +1393,75 @@ static bool cfg_double(napi_env env, napi_value obj, const char *name, double *f
     return napi_get_value_double(env, v, field) == napi_ok;
 }
 
+/* ---- the error callback's news, to JS ----------------------------------- */
+
+/* One event on its way from the exporter thread to JS. */
+typedef struct {
+    uint32_t event;
+    size_t len;
+    char message[];
+} event_news;
+
+/* The error callback of every tracer the addon makes (exporter thread):
+ * queues the event for the JS thread without waiting. A queue full of
+ * news JS has not taken yet (its thread busy) drops this one. */
+static void on_event(spanguard_event event, const char *message, size_t len, void *user_data) {
+    event_sink *sink = user_data;
+    event_news *n = malloc(sizeof *n + len + 1);
+    if (!n) return;
+    n->event = (uint32_t)event;
+    n->len = len;
+    memcpy(n->message, message, len);
+    n->message[len] = 0;
+    pthread_mutex_lock(&sink->lock);
+    napi_status st = sink->fn ? napi_call_threadsafe_function(sink->fn, n, napi_tsfn_nonblocking) : napi_closing;
+    pthread_mutex_unlock(&sink->lock);
+    if (st != napi_ok) free(n);
+}
+
+/* On the JS thread: listener(eventNumber, message). env is NULL when the
+ * environment is torn down with news still queued: only freed then. */
+static void event_to_js(napi_env env, napi_value listener, void *context, void *data) {
+    (void)context;
+    event_news *n = data;
+    napi_value argv[2], undefined;
+    if (env && listener && napi_create_uint32(env, n->event, &argv[0]) == napi_ok &&
+        napi_create_string_utf8(env, n->message, n->len, &argv[1]) == napi_ok &&
+        napi_get_undefined(env, &undefined) == napi_ok) {
+        /* A listener that throws: an uncaught exception, as from any emitter. */
+        napi_call_function(env, undefined, listener, 2, argv, NULL);
+    }
+    free(n);
+}
+
+static void event_sink_gone(napi_env env, void *data, void *hint) {
+    (void)env;
+    (void)hint;
+    event_sink *sink = data;
+    pthread_mutex_lock(&sink->lock);
+    sink->fn = NULL;
+    pthread_mutex_unlock(&sink->lock);
+}
+
+/* setEventSink(listener): called once, at load; the tracers made from then
+ * on tell it their news. It keeps no event loop alive. */
+static napi_value js_set_event_sink(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    event_sink *sink = a.state->events;
+    if (sink->fn) return NULL;
+    napi_value name;
+    napi_threadsafe_function fn;
+    CALL(env, napi_create_string_utf8(env, "spanguard.events", NAPI_AUTO_LENGTH, &name));
+    CALL(env, napi_create_threadsafe_function(env, a.argv[0], NULL, name, 1024, 1, sink, event_sink_gone, NULL,
+                                              event_to_js, &fn));
+    CALL(env, napi_unref_threadsafe_function(env, fn));
+    pthread_mutex_lock(&sink->lock);
+    sink->fn = fn;
+    pthread_mutex_unlock(&sink->lock);
+    return NULL;
+}
+
 /* tracerNew(config, fromEnv) -> [code, tracer?, message?]. `config` uses
  * the C field names; index.js maps its options onto them. On failure the
  * message names the variable or field and the value that were wrong. */
@@ -1452,6 +1533,8 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
          * is close()'s job; a tracer never closed is shut down at exit. */
         CALL(env, napi_create_external(env, t, NULL, NULL, &ext));
         CALL(env, napi_set_element(env, out, 1, ext));
+        /* No callback can run on a tracer just made: this does not wait. */
+        spanguard_set_error_callback(t, on_event, a.state->events);
     }
     return out;
 }
@@ -1773,6 +1856,12 @@ static void state_finalize(napi_env env, void *data, void *hint) {
 NAPI_MODULE_INIT() {
     addon_state *state = calloc(1, sizeof *state);
     if (!state) return NULL;
+    state->events = calloc(1, sizeof *state->events);
+    if (!state->events) {
+        free(state);
+        return NULL;
+    }
+    pthread_mutex_init(&state->events->lock, NULL);
     static uint32_t no_out[OUT_WORDS];
     state->out = no_out;
     if (napi_set_instance_data(env, state, state_finalize, NULL) != napi_ok) {
@@ -1788,6 +1877,7 @@ NAPI_MODULE_INIT() {
         FN("isOk", js_is_ok),
         FN("tracerNew", js_tracer_new),
         FN("tracerFree", js_tracer_free),
+        FN("setEventSink", js_set_event_sink),
         FN("flush", js_flush),
         FN("shutdown", js_shutdown),
         FN("hookAdd", js_hook_add),

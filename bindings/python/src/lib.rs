@@ -19,6 +19,7 @@ use pyo3::types::PyList;
 // core modules cannot reach them.
 #[path = "../../../src/bin/spanguard/cli.rs"]
 mod cli;
+mod events;
 mod kinds;
 mod report;
 mod span;
@@ -107,6 +108,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_function(wrap_pyfunction!(strerror, m)?)?;
     m.add_function(wrap_pyfunction!(span_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_log_event_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;
     before_signal_flush_slot(py)?;
@@ -251,8 +253,9 @@ static HOOKS_IN_PYTHON: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// Python did not start, entering or caught inside then, is ended taking
 /// the interpreter's lock and the process aborts). Counted first, then
 /// checked, as the exit shuts out first, then counts (both sequentially
-/// consistent): either the hook sees the exit, or the exit sees it.
-fn enter_python(deadline: std::time::Duration) -> bool {
+/// consistent): either the hook sees the exit, or the exit sees it. The
+/// error callback (`events`) comes in this way too.
+pub(crate) fn enter_python(deadline: std::time::Duration) -> bool {
     use std::sync::atomic::Ordering::SeqCst;
     let pid = std::process::id();
     HOOK_DEADLINE_MS.fetch_max(
@@ -274,7 +277,7 @@ fn enter_python(deadline: std::time::Duration) -> bool {
 }
 
 /// Counts the hook out, once it has let go of the interpreter.
-fn left_python() {
+pub(crate) fn left_python() {
     use std::sync::atomic::Ordering::SeqCst;
     let pid = std::process::id();
     let _ = HOOKS_IN_PYTHON.fetch_update(SeqCst, SeqCst, |v| {

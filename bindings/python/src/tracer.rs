@@ -523,6 +523,13 @@ impl Tracer {
                 &format!("tracer_new: {why}"),
             ));
         }
+        // Its news to `logging` (`events`). No callback can be running on
+        // a tracer just made, so the call does not wait.
+        let _ = ct::spanguard_set_error_callback(
+            raw,
+            Some(crate::events::log_event),
+            std::ptr::null_mut(),
+        );
         Ok(Tracer {
             raw: AtomicPtr::new(raw),
             closed: AtomicBool::new(false),

@@ -14,3 +14,11 @@ void new spanguard.Tracer({ sampler: 'sometimes' });
 void new spanguard.default.Tracer();
 // @ts-expect-error undefined at run time
 void new bridge.default.SpanguardSpanExporter();
+// The library's news: an event's code, name and message, typed.
+spanguard.events.on('event', (e) => {
+  const code: number = e.code;
+  const name: string = e.name;
+  void [code, name, e.message.length, spanguard.EVENT.BACKEND_WARNING];
+});
+// @ts-expect-error the only event is 'event'
+spanguard.events.on('warning', () => {});

@@ -2,7 +2,7 @@
 // compile, each line after `// @ts-expect-error` must not (tsc fails on such
 // a line that compiles). Under strict and exactOptionalPropertyTypes, as
 // `tsc --init` sets them for a new project. Never run.
-import spanguard, { Tracer, type SpanOptions, type TracerOptions } from 'spanguard';
+import spanguard, { EVENT, Tracer, events, type SpanOptions, type TracerOptions } from 'spanguard';
 import * as namespace from 'spanguard';
 import bridge, { SpanguardLogRecordProcessor, SpanguardSpanProcessor } from 'spanguard/otel';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
@@ -50,3 +50,5 @@ void new spanguard.default.Tracer();
 void new bridge.SpanguardSpanProcessor(tracer);
 // @ts-expect-error undefined at run time
 void new bridge.default.SpanguardSpanProcessor(tracer);
+// The library's news, from the named exports.
+events.on('event', (e) => void [e.code === EVENT.BACKEND_WARNING, e.name, e.message.length]);

@@ -21,6 +21,14 @@ in `Tracer.stats()` and warned once through `logging` (logger
 or an unknown kind/status code (TypeError, ValueError), a tracer used
 after `close()` (SpanguardError), an invalid setting (SpanguardError,
 TypeError, ValueError).
+
+News of the spans (the library's error callback: a batch lost or spooled,
+a backend's warning, a setting ignored, spans not recorded, values cut) is
+logged to the same logger once the program has configured logging, with
+the library's message and `extra` attributes `spanguard_event` (its
+number) and `spanguard_event_name`: at ERROR for spans lost, INFO for a
+spooled batch delivered, WARNING for the rest (and for an event of a newer
+library). Unconfigured, stderr has the library's own lines.
 """
 
 from __future__ import annotations
