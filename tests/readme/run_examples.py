@@ -129,9 +129,10 @@ ONE_SPANS = re.compile(r"(?<![\d.])1 spans (written|sent) to")
 # there is none, and it says so and exits 1, as it should.
 READS_SINK = re.compile(r"^\s*(\S*/)?(npx\s+)?spanguard\s+(show|tail)\b")
 # A command that sets the example up (a virtualenv, a package installed, a
-# Go module made): the first run does it in a fresh directory; the runs
-# with an endpoint, in that same directory, only run the program.
-SETS_UP = re.compile(r"^\s*(python3? -m venv\b|(\S*/)?pip3? install\b|npm (install|ci)\b|go mod\b)")
+# Go module made, its requirements fetched): the first run does it in a
+# fresh directory; the runs with an endpoint, in that same directory, only
+# run the program.
+SETS_UP = re.compile(r"^\s*(python3? -m venv\b|(\S*/)?pip3? install\b|npm (install|ci)\b|go (mod|get)\b)")
 INSTALLS = re.compile(r"\b(pip|npm) install\b")
 MAKE_TARGET = re.compile(r"\bmake\s+([A-Za-z0-9_.-]+)")
 TIMEOUT_S = 300

@@ -13,7 +13,7 @@ import run_examples  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 READMES = [REPO / "README.md", REPO / "bindings" / "node" / "README.md", REPO / "bindings" / "go" / "README.md"]
-SETUP = re.compile(r"pip3? install|npm (install|ci)|-m venv|go mod ")
+SETUP = re.compile(r"pip3? install|npm (install|ci)|-m venv|go (mod|get) ")
 
 
 def run_blocks():
@@ -44,6 +44,13 @@ def test_a_go_mod_edit_continued_over_lines_goes_whole():
     # `go mod edit ... \` and its continuation lines are one command: a
     # continuation line left behind would run as a command of its own.
     assert run_examples.endpoint_commands(run_blocks()["otel_http.go"]) == (
+        "export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig\ngo run .\n")
+
+
+def test_a_go_get_of_the_setups_modules_is_setup():
+    # llm_agent.go's run block pins the modules of the setup a user already
+    # had (go get): the first run fetched them into the module it made.
+    assert run_examples.endpoint_commands(run_blocks()["llm_agent.go"]) == (
         "export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig\ngo run .\n")
 
 
