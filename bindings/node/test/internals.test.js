@@ -154,8 +154,11 @@ test('a frozen, sealed or non-extensible span still ends, records and parents', 
 
 // The ways a program gets an object that is not the span but looks like
 // it: a spread, Object.assign onto Span's prototype, structuredClone, a
-// JSON round trip, a plain object of the same properties as `this`.
+// JSON round trip, a Proxy (a #field is the span's own: a Proxy of it has
+// none, as a Proxy of a Map has no map), a plain object of the same
+// properties as `this`.
 const LOOKALIKES = {
+  Proxy: (a) => new Proxy(a, {}),
   spread: (a) => ({ ...a }),
   'assign onto the prototype': (a) => Object.assign(Object.create(spanguard.Span.prototype), a),
   'spread with the prototype': (a) => ({ __proto__: spanguard.Span.prototype, ...a }),
