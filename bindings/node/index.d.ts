@@ -178,7 +178,13 @@ export interface TracerOptions {
 export declare class SpanguardError extends Error {
   code: number;
 }
+/**
+ * A started span, begun by a Tracer (startSpan, withSpan): constructing one throws a TypeError. Its internals are
+ * private: its methods called on anything but the Span (a copy, a Proxy, `this` bound to another object) throw a
+ * TypeError and leave it untouched.
+ */
 export declare class Span {
+  private constructor();
   readonly name: string;
   setAttribute(key: string, value: AttributeValue | null | undefined): this;
   /** Sets several attributes in one native call (one per 128 attributes). */
@@ -379,6 +385,6 @@ export interface SpanguardEvents {
 }
 export declare function currentSpan(): Span | undefined;
 export declare function version(): string;
-/** Loads the native addon (done by the first Tracer); throws a clear Error on a platform without a build. */
+/** Loads the native addon (done by the first Tracer); throws a clear Error on a platform without a build. Gives nothing back. */
 export declare function load(): unknown;
 export declare function isOk(code: number): boolean;

@@ -96,27 +96,36 @@ let native = null;
 // ended span's ids ([2..10], as the addon's end_keeping_ids says).
 const OUT = new Uint32Array(11);
 
-/** Loads the addon (and with it libspanguard) once. */
-function load() {
+/**
+ * Loads the addon (and with it libspanguard) once; the addon, for this
+ * module alone: its calls take raw handles and pointers, and its init()
+ * swaps the buffer handles are written to.
+ */
+function addon() {
   if (native) return native;
   const file = path.join(prebuildDir(), 'spanguard.node');
-  let addon;
+  let loaded;
   try {
-    addon = require(file);
+    loaded = require(file);
   } catch (e) {
     throw new Error(`spanguard: cannot load its native addon ${file}: ${e.message}`);
   }
-  addon.init(OUT);
-  addon.setEventSink(emitEvent);
-  native = addon;
+  loaded.init(OUT);
+  loaded.setEventSink(emitEvent);
+  native = loaded;
   return native;
+}
+
+/** The API's load(): loads the addon, so that a platform without a build fails early; gives nothing back. */
+function load() {
+  addon();
 }
 
 /** A failed spanguard call; `code` is the spanguard_result. */
 class SpanguardError extends Error {
   /** `detail`: the library's own sentence, e.g. which variable was wrong. */
   constructor(code, op, detail) {
-    super(`spanguard: ${op}: ${load().strerror(code)} (code ${code})${detail ? `: ${detail}` : ''}`);
+    super(`spanguard: ${op}: ${addon().strerror(code)} (code ${code})${detail ? `: ${detail}` : ''}`);
     this.name = 'SpanguardError';
     this.code = code;
   }
@@ -207,13 +216,31 @@ const SOFT = new Map([
 ]);
 const warned = new Set();
 
+// A span's and a tracer's internals (the span's native handle, ended flag,
+// kept ids and watch; the tracer's native pointer, closed flag, flushes in
+// flight, counts) are #private fields: a program, or an instrumentation
+// that spreads, copies or serialises what it is given, could read and
+// overwrite them as properties, and then ended another span, lost one, or
+// freed a tracer still in use. What this module needs of them beyond
+// their own class goes through these functions, set in the classes'
+// static blocks (the only code that can read a #field), and otel.js's
+// through `internal` (read-only, but for its log record counts).
+// A Span's: whether `p` is a span of `tracer`; its handle's two words; the
+// trace flags kept at its end (0 while open: `kept`); its tracestate; the
+// traceparent of the ids it kept; whether it ended; watch (`young`).
+let isSpanOf, spanHi, spanLo, spanKept, spanTraceState, keptTraceparentOf, spanEnded, watch;
+// A Tracer's: whether it is closed; counts values it left out in
+// stats().values_rejected; adds a log record processor's counts to its
+// stats() (otel.js).
+let tracerClosed, countRejected, addLogRecordCounts;
+
 /**
  * Throws for a failure of the program's own making; warns once for the rest
  * (SOFT). Values left out are counted in `tracer`'s stats().values_rejected.
  */
 function recorded(code, op, tracer) {
   if (isOk(code)) return;
-  if (code === VALUE_LEFT_OUT && tracer) tracer.valuesRejected += native.leftOut();
+  if (code === VALUE_LEFT_OUT && tracer) countRejected(tracer, native.leftOut());
   const why = SOFT.get(code);
   if (why === undefined) throw new SpanguardError(code, op);
   if (warned.has(why)) return;
@@ -222,14 +249,15 @@ function recorded(code, op, tracer) {
 }
 
 /**
- * `recorded` for a call that set attributes on `span`: what it left out is
- * counted in the span's dropped attributes too, as the Python binding
- * counts it and the library counts an empty key. Counted in
- * values_rejected alone, the span arrived saying it had lost nothing.
+ * `recorded` for a call that set attributes on the span of handle (hi,
+ * lo), of `tracer`: what it left out is counted in the span's dropped
+ * attributes too, as the Python binding counts it and the library counts
+ * an empty key. Counted in values_rejected alone, the span arrived saying
+ * it had lost nothing.
  */
-function recordedOnSpan(code, op, span) {
-  if (code === VALUE_LEFT_OUT) native.addDroppedCounts(span.hi, span.lo, native.leftOut(), 0, 0);
-  recorded(code, op, span.tracer);
+function recordedOnSpan(code, op, hi, lo, tracer) {
+  if (code === VALUE_LEFT_OUT) native.addDroppedCounts(hi, lo, native.leftOut(), 0, 0);
+  recorded(code, op, tracer);
 }
 
 /**
@@ -267,7 +295,7 @@ function hrTime(t, tracer, op) {
       return [s, Math.round((ms - s * 1000) * 1e6)];
     }
   }
-  tracer.valuesRejected++;
+  countRejected(tracer, 1);
   recorded(TIME_LEFT_OUT, op);
   return [0, 0];
 }
@@ -296,7 +324,7 @@ function droppedCount(n) {
  */
 function attributesOf(attrs, tracer, op) {
   if (attrs === undefined || attrs === null || (typeof attrs === 'object' && !Array.isArray(attrs))) return attrs;
-  tracer.valuesRejected++;
+  countRejected(tracer, 1);
   recorded(VALUE_LEFT_OUT, op);
   return undefined;
 }
@@ -313,14 +341,13 @@ function split(attrs) {
 // span holds as many as its limit allows, set in as many calls as needed.
 const MAX_ATTRIBUTES_PER_CALL = 128;
 
-/** Sets keys[from..] and values[from..] on a span, MAX_ATTRIBUTES_PER_CALL a call. */
-function setAll(span, keys, values, from) {
-  const { hi, lo } = span;
+/** Sets keys[from..] and values[from..] on the span of handle (hi, lo), MAX_ATTRIBUTES_PER_CALL a call. */
+function setAll(hi, lo, tracer, keys, values, from) {
   for (let i = from; i < keys.length; i += MAX_ATTRIBUTES_PER_CALL) {
     const end = i + MAX_ATTRIBUTES_PER_CALL;
     const whole = i === 0 && end >= keys.length;
     const code = native.setAttributes(hi, lo, whole ? keys : keys.slice(i, end), whole ? values : values.slice(i, end));
-    recordedOnSpan(code, 'setAttributes', span);
+    recordedOnSpan(code, 'setAttributes', hi, lo, tracer);
   }
 }
 
@@ -381,7 +408,7 @@ function newSpanId() {
 
 const hex24 = (n) => n.toString(16).padStart(6, '0');
 
-// Span.kept: 0, or the ended span's trace flags with 0x100 set (by the
+// A span's kept: 0, or the ended span's trace flags with 0x100 set (by the
 // addon), and PASSES_THROUGH for a disabled tracer's span (which records
 // nothing and passes its parent's context on).
 const PASSES_THROUGH = 0x200;
@@ -404,7 +431,7 @@ const PASSES_THROUGH = 0x200;
 // tick. A span begun and let go of in one tick is still open at the check
 // (`young` holds it until then), so it is registered too.
 
-// Span.watchedAt: the span's index in `young`, or one of these.
+// A span's watchedAt: its index in `young`, or one of these.
 const UNWATCHED = -1;
 const REGISTERED = -2;
 let young = [];
@@ -421,7 +448,7 @@ let checkScheduled = false;
  * exception in the program.
  */
 const COLLECTED_OPEN = new FinalizationRegistry((held) => {
-  if (held.tracer.closed) return;
+  if (tracerClosed(held.tracer)) return;
   try {
     native.setBool(held.hi, held.lo, 'spanguard.unended', true);
     native.end(held.hi, held.lo);
@@ -429,16 +456,6 @@ const COLLECTED_OPEN = new FinalizationRegistry((held) => {
     // Nothing to tell: the span is gone, and no caller is waiting.
   }
 });
-
-/** Watches `span` (just begun) until its tick is over: see `young`. */
-function watch(span) {
-  span.watchedAt = young.length;
-  young.push(span);
-  if (!checkScheduled) {
-    checkScheduled = true;
-    setImmediate(registerStillOpen);
-  }
-}
 
 /**
  * Takes an ended span (at `w`) off `young`. Spans mostly end in the reverse
@@ -456,52 +473,90 @@ function unwatchYoung(w) {
   while (young.length > 0 && young[young.length - 1] === undefined) young.pop();
 }
 
-/** The check once a tick: registers the spans of `young` still open (their ended ones are cleared). */
-function registerStillOpen() {
-  checkScheduled = false;
-  const spans = young;
-  young = [];
-  for (let i = 0; i < spans.length; i++) {
-    const span = spans[i];
-    if (span === undefined) continue;
-    if (span.tracer.closed) {
-      span.watchedAt = UNWATCHED;
-      continue;
-    }
-    span.watchedAt = REGISTERED;
-    // The span is its own unregister token (held weakly).
-    COLLECTED_OPEN.register(span, { tracer: span.tracer, hi: span.hi, lo: span.lo }, span);
-  }
-}
-
-/** A started span. End it once (`end()`), or use `tracer.withSpan`. */
+/**
+ * A started span. End it once (`end()`), or use `tracer.withSpan`. Begun
+ * by a Tracer only (the package exports ExportedSpan, whose constructor
+ * throws); its methods called on anything but a Span (a copy, a Proxy,
+ * `this` bound to another object) throw a TypeError, the span untouched.
+ */
 class Span {
-  /** `traceState`: the W3C tracestate the span began with or inherited, as far as JavaScript knows it ('' for none). */
+  // The span's tracer and native handle (its tracer and slot, its
+  // generation), as the addon takes it.
+  #tracer;
+  #hi;
+  #lo;
+  #name;
+  #ended = false;
+  // The W3C tracestate the span began with or inherited, as far as
+  // JavaScript knows it ('' for none).
+  #traceState;
+  // From its end on: the span's ids, three bytes a number (small integers,
+  // stored unboxed), read by its end. Once exported, its handle names
+  // another span, and OpenTelemetry's API wants an ended span's context
+  // to stay the same and to parent spans still (Tracer's beginUnderEnded).
+  #kept = 0;
+  #i0 = 0; #i1 = 0; #i2 = 0; #i3 = 0;
+  #i4 = 0; #i5 = 0; #i6 = 0; #i7 = 0;
+  // Where it is watched until its end (`watch`): its index in `young`,
+  // UNWATCHED or REGISTERED.
+  #watchedAt = UNWATCHED;
+
   constructor(tracer, hi, lo, name, traceState) {
-    this.tracer = tracer;
-    this.hi = hi;
-    this.lo = lo;
-    this.name = name;
-    this.ended = false;
-    this.traceState = traceState;
-    // From its end on: the span's ids, three bytes a number (small
-    // integers, stored unboxed), read by its end. Once exported, its handle
-    // names another span, and OpenTelemetry's API wants an ended span's
-    // context to stay the same and to parent spans still
-    // (Tracer.beginUnderEnded).
-    this.kept = 0;
-    this.i0 = 0; this.i1 = 0; this.i2 = 0; this.i3 = 0;
-    this.i4 = 0; this.i5 = 0; this.i6 = 0; this.i7 = 0;
-    // Where it is watched until its end (`watch`): its index in `young`,
-    // UNWATCHED or REGISTERED.
-    this.watchedAt = UNWATCHED;
+    this.#tracer = tracer;
+    this.#hi = hi;
+    this.#lo = lo;
+    this.#name = name;
+    this.#traceState = traceState;
+  }
+
+  static {
+    isSpanOf = (p, tracer) => typeof p === 'object' && p !== null && #tracer in p && p.#tracer === tracer;
+    spanHi = (span) => span.#hi;
+    spanLo = (span) => span.#lo;
+    spanKept = (span) => span.#kept;
+    spanTraceState = (span) => span.#traceState;
+    keptTraceparentOf = (span) => span.#keptTraceparent();
+    spanEnded = (span) => span.#ended;
+
+    /** The check once a tick: registers the spans of `young` still open (their ended ones are cleared). */
+    const registerStillOpen = () => {
+      checkScheduled = false;
+      const spans = young;
+      young = [];
+      for (let i = 0; i < spans.length; i++) {
+        const span = spans[i];
+        if (span === undefined) continue;
+        if (tracerClosed(span.#tracer)) {
+          span.#watchedAt = UNWATCHED;
+          continue;
+        }
+        span.#watchedAt = REGISTERED;
+        // The span is its own unregister token (held weakly).
+        COLLECTED_OPEN.register(span, { tracer: span.#tracer, hi: span.#hi, lo: span.#lo }, span);
+      }
+    };
+
+    /** Watches `span` (just begun) until its tick is over: see `young`. */
+    watch = (span) => {
+      span.#watchedAt = young.length;
+      young.push(span);
+      if (!checkScheduled) {
+        checkScheduled = true;
+        setImmediate(registerStillOpen);
+      }
+    };
+  }
+
+  /** The name it has now (updateName renames it). */
+  get name() {
+    return this.#name;
   }
 
   /** The traceparent of the ids the span kept at its end. */
-  keptTraceparent() {
-    const ids = hex24(this.i0) + hex24(this.i1) + hex24(this.i2) + hex24(this.i3)
-      + hex24(this.i4) + hex24(this.i5) + hex24(this.i6) + hex24(this.i7);
-    return `00-${ids.slice(0, 32)}-${ids.slice(32, 48)}-${(this.kept & 0xff).toString(16).padStart(2, '0')}`;
+  #keptTraceparent() {
+    const ids = hex24(this.#i0) + hex24(this.#i1) + hex24(this.#i2) + hex24(this.#i3)
+      + hex24(this.#i4) + hex24(this.#i5) + hex24(this.#i6) + hex24(this.#i7);
+    return `00-${ids.slice(0, 32)}-${ids.slice(32, 48)}-${(this.#kept & 0xff).toString(16).padStart(2, '0')}`;
   }
 
   setAttribute(key, value) {
@@ -509,19 +564,19 @@ class Span {
     if (typeof key !== 'string') key = textOf(key);
     let code;
     switch (typeof value) {
-      case 'string': code = N.setString(this.hi, this.lo, key, value); break;
-      case 'boolean': code = N.setBool(this.hi, this.lo, key, value); break;
+      case 'string': code = N.setString(this.#hi, this.#lo, key, value); break;
+      case 'boolean': code = N.setBool(this.#hi, this.#lo, key, value); break;
       case 'bigint':
-        if (value >= INT64_MIN_BIG && value <= INT64_MAX_BIG) code = N.setInt(this.hi, this.lo, key, value);
+        if (value >= INT64_MIN_BIG && value <= INT64_MAX_BIG) code = N.setInt(this.#hi, this.#lo, key, value);
         else {
-          this.tracer.valuesRejected++; // beyond int64: never wrapped
-          native.addDroppedCounts(this.hi, this.lo, 1, 0, 0);
+          countRejected(this.#tracer, 1); // beyond int64: never wrapped
+          native.addDroppedCounts(this.#hi, this.#lo, 1, 0, 0);
           recorded(VALUE_LEFT_OUT, `setAttribute(${key})`);
         }
         break;
       case 'number':
         code = Number.isInteger(value) && value >= -INT64_BOUND && value < INT64_BOUND
-          ? N.setInt(this.hi, this.lo, key, value) : N.setDouble(this.hi, this.lo, key, value);
+          ? N.setInt(this.#hi, this.#lo, key, value) : N.setDouble(this.#hi, this.#lo, key, value);
         break;
       case 'undefined': return this; // ignored, as OpenTelemetry's setAttribute ignores it
       default:
@@ -530,22 +585,22 @@ class Span {
         // are taken; other objects, functions and symbols are not attribute
         // values: left out, counted, warned about once, never thrown.
         if (value === null) return this;
-        code = N.setAttributes(this.hi, this.lo, [key], [value]);
+        code = N.setAttributes(this.#hi, this.#lo, [key], [value]);
     }
-    if (code !== undefined) recordedOnSpan(code, `setAttribute(${key})`, this);
+    if (code !== undefined) recordedOnSpan(code, `setAttribute(${key})`, this.#hi, this.#lo, this.#tracer);
     return this;
   }
 
   /** Sets several attributes in one native call (one per 128 attributes). */
   setAttributes(attrs) {
-    const [keys, values] = split(attributesOf(attrs, this.tracer, 'setAttributes'));
-    if (keys) setAll(this, keys, values, 0);
+    const [keys, values] = split(attributesOf(attrs, this.#tracer, 'setAttributes'));
+    if (keys) setAll(this.#hi, this.#lo, this.#tracer, keys, values, 0);
     return this;
   }
 
   /** setAttributes with the attributes as two lists, keys and values (the bridge's form). */
   setAttributeLists(keys, values) {
-    setAll(this, keys, values, 0);
+    setAll(this.#hi, this.#lo, this.#tracer, keys, values, 0);
     return this;
   }
 
@@ -554,8 +609,8 @@ class Span {
     // A name that is not a string is its text, as for any recording call:
     // the addon would throw on it.
     if (typeof name !== 'string') name = textOf(name);
-    recorded(native.updateName(this.hi, this.lo, name), 'updateName');
-    this.name = name;
+    recorded(native.updateName(this.#hi, this.#lo, name), 'updateName');
+    this.#name = name;
     return this;
   }
 
@@ -575,21 +630,21 @@ class Span {
    */
   tryAddEvent(name, attrs = {}, time = undefined, droppedAttributes = 0) {
     if (typeof name !== 'string') name = textOf(name);
-    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addEvent'));
-    const [s, ns] = hrTime(time, this.tracer, 'addEvent');
-    return held(native.addEvent(this.hi, this.lo, name, s, ns, keys, values, droppedCount(droppedAttributes)),
-      'addEvent', this.tracer);
+    const [keys, values] = split(attributesOf(attrs, this.#tracer, 'addEvent'));
+    const [s, ns] = hrTime(time, this.#tracer, 'addEvent');
+    return held(native.addEvent(this.#hi, this.#lo, name, s, ns, keys, values, droppedCount(droppedAttributes)),
+      'addEvent', this.#tracer);
   }
 
   /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
   addLink(traceparent, attrs = {}, tracestate = '') {
     if (typeof traceparent !== 'string') traceparent = textOf(traceparent);
     if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : textOf(tracestate);
-    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addLink'));
-    const code = native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate);
+    const [keys, values] = split(attributesOf(attrs, this.#tracer, 'addLink'));
+    const code = native.addLink(this.#hi, this.#lo, traceparent, keys, values, tracestate);
     // Counted as the Python binding counts a traceparent that is no W3C text.
-    if (code === RESULT.INVALID_TRACEPARENT) this.tracer.valuesRejected++;
-    recorded(code, 'addLink', this.tracer);
+    if (code === RESULT.INVALID_TRACEPARENT) countRejected(this.#tracer, 1);
+    recorded(code, 'addLink', this.#tracer);
     return this;
   }
 
@@ -613,10 +668,10 @@ class Span {
   tryAddLinkIds(traceId, spanId, traceFlags = 0, attrs = {}, tracestate = '', isRemote = undefined,
     droppedAttributes = 0) {
     if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : textOf(tracestate);
-    const [keys, values] = split(attributesOf(attrs, this.tracer, 'addLinkIds'));
+    const [keys, values] = split(attributesOf(attrs, this.#tracer, 'addLinkIds'));
     const linkFlags = isRemote === undefined || isRemote === null ? 0 : isRemote ? LINK_REMOTE : LINK_LOCAL;
-    return held(native.addLinkIds(this.hi, this.lo, textOf(traceId), textOf(spanId), (traceFlags || 0) & 0xff, keys,
-      values, tracestate, linkFlags, droppedCount(droppedAttributes)), 'addLinkIds', this.tracer);
+    return held(native.addLinkIds(this.#hi, this.#lo, textOf(traceId), textOf(spanId), (traceFlags || 0) & 0xff, keys,
+      values, tracestate, linkFlags, droppedCount(droppedAttributes)), 'addLinkIds', this.#tracer);
   }
 
   /**
@@ -625,7 +680,7 @@ class Span {
    */
   addDroppedCounts(attributes = 0, events = 0, links = 0) {
     const op = 'addDroppedCounts';
-    recorded(native.addDroppedCounts(this.hi, this.lo, count(attributes, 'attributes', op), count(events, 'events', op),
+    recorded(native.addDroppedCounts(this.#hi, this.#lo, count(attributes, 'attributes', op), count(events, 'events', op),
       count(links, 'links', op)), op);
     return this;
   }
@@ -639,7 +694,7 @@ class Span {
   dropOldest(events = 0, links = 0, counted = true) {
     const op = 'dropOldest';
     const drop = counted ? native.dropOldest : native.dropOldestUncounted;
-    recorded(drop(this.hi, this.lo, count(events, 'events', op), count(links, 'links', op)), op);
+    recorded(drop(this.#hi, this.#lo, count(events, 'events', op), count(links, 'links', op)), op);
     return this;
   }
 
@@ -658,7 +713,7 @@ class Span {
       throw badArgument('setStatus', 'status', 'one of STATUS (0 to 2), its name or a SpanStatus', status);
     }
     message = message === undefined || message === null ? '' : textOf(message);
-    recorded(native.setStatus(this.hi, this.lo, code, message), 'setStatus');
+    recorded(native.setStatus(this.#hi, this.#lo, code, message), 'setStatus');
     return this;
   }
 
@@ -690,8 +745,8 @@ class Span {
    * records nothing. The same after the span's end (kept by it).
    */
   traceparent() {
-    if (this.kept !== 0) return this.keptTraceparent();
-    const out = native.traceparent(this.hi, this.lo);
+    if (this.#kept !== 0) return this.#keptTraceparent();
+    const out = native.traceparent(this.#hi, this.#lo);
     if (typeof out !== 'number') return out;
     // A span whose slot went to a newer span (ended long ago): '' as for a
     // span that records nothing, and a warning, not a throw.
@@ -701,33 +756,33 @@ class Span {
 
   /** Ends the span, now or at `endTime` (HrTime, Date or epoch milliseconds). Once. */
   end(endTime = undefined) {
-    if (this.ended) return;
-    this.ended = true;
-    const w = this.watchedAt;
+    if (this.#ended) return;
+    this.#ended = true;
+    const w = this.#watchedAt;
     if (w >= 0) {
       // Its tick is not over: no longer kept alive by `young`, nor registered at the check.
       unwatchYoung(w);
-      this.watchedAt = UNWATCHED;
+      this.#watchedAt = UNWATCHED;
     } else if (w === REGISTERED) {
       COLLECTED_OPEN.unregister(this);
-      this.watchedAt = UNWATCHED;
+      this.#watchedAt = UNWATCHED;
     }
     let code;
-    if (endTime === undefined || endTime === null) code = native.end(this.hi, this.lo);
+    if (endTime === undefined || endTime === null) code = native.end(this.#hi, this.#lo);
     else {
-      const [s, ns] = hrTime(endTime, this.tracer, `end(${this.name})`);
-      code = native.endAt(this.hi, this.lo, s, ns);
+      const [s, ns] = hrTime(endTime, this.#tracer, `end(${this.#name})`);
+      code = native.endAt(this.#hi, this.#lo, s, ns);
     }
     const kept = OUT[10];
     if (kept !== 0) {
-      this.i0 = OUT[2]; this.i1 = OUT[3]; this.i2 = OUT[4]; this.i3 = OUT[5];
-      this.i4 = OUT[6]; this.i5 = OUT[7]; this.i6 = OUT[8]; this.i7 = OUT[9];
+      this.#i0 = OUT[2]; this.#i1 = OUT[3]; this.#i2 = OUT[4]; this.#i3 = OUT[5];
+      this.#i4 = OUT[6]; this.#i5 = OUT[7]; this.#i6 = OUT[8]; this.#i7 = OUT[9];
       // End answers NON_RECORDING only for a disabled tracer's span (an
       // unsampled one ends OK).
-      this.kept = code === RESULT.NON_RECORDING ? kept | PASSES_THROUGH : kept;
+      this.#kept = code === RESULT.NON_RECORDING ? kept | PASSES_THROUGH : kept;
     }
     // SHUT_DOWN: the shutdown already exported it, marked unended.
-    if (code !== undefined && code !== RESULT.SHUT_DOWN) recorded(code, `end(${this.name})`);
+    if (code !== undefined && code !== RESULT.SHUT_DOWN) recorded(code, `end(${this.#name})`);
   }
 }
 
@@ -931,13 +986,37 @@ async function feedWithinHalf(timeoutMs) {
 
 /** A spanguard tracer. */
 class Tracer {
+  // The library's tracer (an N-API External). Flushes and shutdowns run on
+  // libuv's pool with it: close() frees only once they have settled
+  // (`inflight`).
+  #ptr;
+  #closed = false;
+  #inflight = new Set();
+  // The flush running on the pool, and the one the calls made meanwhile share (sharedFlush).
+  #flushRunning = null;
+  #flushNext = null;
+  // After close(): { stats, sinkPath } as they were as it freed the tracer.
+  #final = null;
+  // Attribute values left out (not OpenTelemetry's types), as the
+  // Python binding counts them: the binding's own count, in stats().
+  #valuesRejected = 0;
+  // What the OpenTelemetry bridge's log record processors feeding this
+  // tracer counted ({ attached, notAttached, held() }, otel.js), for stats().
+  #logRecordCounts = [];
+
+  static {
+    tracerClosed = (tracer) => tracer.#closed;
+    countRejected = (tracer, n) => { tracer.#valuesRejected += n; };
+    addLogRecordCounts = (tracer, counts) => { tracer.#logRecordCounts.push(counts); };
+  }
+
   /**
    * @param {object} [options] see index.d.ts (TracerOptions); `fromEnv` (default true) applies the
    *   OTEL_* and SPANGUARD_* variables on top; the library's signal handlers are off unless
    *   `installSignalHandlers` is true.
    */
   constructor(options = {}) {
-    const N = load();
+    const N = addon();
     if (options === null) options = {};
     if (typeof options !== 'object' || Array.isArray(options)) throw badOption('options', 'an object', options);
     const cfg = { install_signal_handlers: 0 };
@@ -957,39 +1036,24 @@ class Tracer {
     cfg.resource_attributes = cfg.resource_attributes ? `${runtime},${cfg.resource_attributes}` : runtime;
     const [code, ptr, message] = N.tracerNew(cfg, options.fromEnv !== false);
     if (code !== RESULT.OK) throw new SpanguardError(code, 'tracer_new', message);
-    this.ptr = ptr;
-    this.closed = false;
-    // Flushes and shutdowns run on libuv's pool with the tracer's pointer:
-    // close() frees only once they have settled.
-    this.inflight = new Set();
-    // The flush running on the pool, and the one the calls made meanwhile share (sharedFlush).
-    this.flushRunning = null;
-    this.flushNext = null;
-    // After close(): { stats, sinkPath } as they were as it freed the tracer.
-    this.final = null;
-    // Attribute values left out (not OpenTelemetry's types), as the
-    // Python binding counts them: the binding's own count, in stats().
-    this.valuesRejected = 0;
-    // What the OpenTelemetry bridge's log record processors feeding this
-    // tracer counted ({ attached, notAttached, held() }, otel.js), for stats().
-    this.logRecordCounts = [];
+    this.#ptr = ptr;
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */
-  blocking(promise) {
-    this.inflight.add(promise);
-    const settled = () => this.inflight.delete(promise);
+  #blocking(promise) {
+    this.#inflight.add(promise);
+    const settled = () => this.#inflight.delete(promise);
     promise.then(settled, settled);
     return promise;
   }
 
-  live() {
-    if (this.closed) throw new SpanguardError(RESULT.SHUT_DOWN, 'tracer closed');
-    return this.ptr;
+  #live() {
+    if (this.#closed) throw new SpanguardError(RESULT.SHUT_DOWN, 'tracer closed');
+    return this.#ptr;
   }
 
   /** What `op` gives on a closed tracer: a span that records nothing, warned about once, not thrown. */
-  afterClose(name, op) {
+  #afterClose(name, op) {
     recorded(RESULT.SHUT_DOWN, `${op}(${name})`);
     return new Span(this, 0, 0, name, '');
   }
@@ -1001,26 +1065,26 @@ class Tracer {
    * spanguard.unended (see `young`).
    */
   startSpan(name, options) {
-    const span = this.beginUnwatched(name, options);
+    const span = this.#beginUnwatched(name, options);
     // A span that records nothing (handle 0: every slot taken, a closed tracer) holds no slot.
-    if (span.hi !== 0 || span.lo !== 0) watch(span);
+    if (spanHi(span) !== 0 || spanLo(span) !== 0) watch(span);
     return span;
   }
 
   /** startSpan, without the watch. */
-  beginUnwatched(name, options) {
+  #beginUnwatched(name, options) {
     if (typeof name !== 'string') name = textOf(name);
-    if (this.closed) return this.afterClose(name, 'startSpan');
-    const ptr = this.ptr;
+    if (this.#closed) return this.#afterClose(name, 'startSpan');
+    const ptr = this.#ptr;
     const N = native;
     let code;
     let traceState = '';
     if (options === undefined) {
       const p = storage.getStore();
-      if (p && p.tracer === this) {
-        if (p.kept !== 0) return this.beginUnderEnded(name, OTLP_KIND_INTERNAL, p, undefined);
-        code = N.begin(ptr, name, p.hi, p.lo, OTLP_KIND_INTERNAL);
-        traceState = p.traceState;
+      if (isSpanOf(p, this)) {
+        if (spanKept(p) !== 0) return this.#beginUnderEnded(name, OTLP_KIND_INTERNAL, p, undefined);
+        code = N.begin(ptr, name, spanHi(p), spanLo(p), OTLP_KIND_INTERNAL);
+        traceState = spanTraceState(p);
       } else code = N.begin(ptr, name, 0, 0, OTLP_KIND_INTERNAL);
     } else {
       const { parent, traceparent } = options;
@@ -1032,23 +1096,25 @@ class Tracer {
           // A bad header from outside: a new trace, as a propagator that
           // finds no valid parent would start; counted, as the Python
           // binding counts it.
-          this.valuesRejected++;
+          this.#valuesRejected++;
           recorded(code, `startSpan(${name})`);
-          return this.beginUnwatched(name, { ...options, attributes, traceparent: undefined });
+          return this.#beginUnwatched(name, { ...options, attributes, traceparent: undefined });
         }
         if (isOk(code) && attributes) {
-          const span = new Span(this, OUT[0], OUT[1], name, '');
+          const hi = OUT[0], lo = OUT[1];
           const [keys, values] = split(attributes);
-          if (keys) setAll(span, keys, values, 0);
-          return span;
+          if (keys) setAll(hi, lo, this, keys, values, 0);
+          return new Span(this, hi, lo, name, '');
         }
       } else {
         const p = parent || storage.getStore();
         let hi = 0, lo = 0;
-        if (p && p.tracer === this) {
-          if (p.kept !== 0) return this.beginUnderEnded(name, kind, p, attributes);
-          hi = p.hi; lo = p.lo;
-          traceState = p.traceState;
+        // A parent that is no span of this tracer (another tracer's, an
+        // object of the program's) is none: a new trace.
+        if (isSpanOf(p, this)) {
+          if (spanKept(p) !== 0) return this.#beginUnderEnded(name, kind, p, attributes);
+          hi = spanHi(p); lo = spanLo(p);
+          traceState = spanTraceState(p);
         }
         if (!attributes) code = N.begin(ptr, name, hi, lo, kind);
         else {
@@ -1057,10 +1123,10 @@ class Tracer {
             const [keys, values] = split(attributes);
             code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
               values.slice(0, MAX_ATTRIBUTES_PER_CALL));
-            const span = new Span(this, OUT[0], OUT[1], name, traceState);
-            recordedOnSpan(code, `startSpan(${name})`, span);
-            setAll(span, keys, values, MAX_ATTRIBUTES_PER_CALL);
-            return span;
+            const newHi = OUT[0], newLo = OUT[1];
+            recordedOnSpan(code, `startSpan(${name})`, newHi, newLo, this);
+            setAll(newHi, newLo, this, keys, values, MAX_ATTRIBUTES_PER_CALL);
+            return new Span(this, newHi, newLo, name, traceState);
           }
         }
       }
@@ -1068,7 +1134,7 @@ class Tracer {
     // A span not begun (every slot taken, say) is a non-recording one: its
     // calls succeed and do nothing.
     const span = new Span(this, OUT[0], OUT[1], name, traceState);
-    if (code !== undefined) recordedOnSpan(code, `startSpan(${name})`, span);
+    if (code !== undefined) recordedOnSpan(code, `startSpan(${name})`, OUT[0], OUT[1], this);
     return span;
   }
 
@@ -1079,18 +1145,19 @@ class Tracer {
    * (not remote), as a child of an open span has; the span id is made
    * here. A child of an open span begins from the parent's handle.
    */
-  beginUnderEnded(name, kind, parent, attributes) {
-    const tp = parent.keptTraceparent();
-    if ((parent.kept & PASSES_THROUGH) !== 0) {
+  #beginUnderEnded(name, kind, parent, attributes) {
+    const tp = keptTraceparentOf(parent);
+    const kept = spanKept(parent);
+    if ((kept & PASSES_THROUGH) !== 0) {
       // A disabled tracer passes a remote parent's context on unchanged,
       // which is what its ended span's children must carry; it records
       // nothing, so nothing is marked remote.
-      recorded(native.beginRemote(this.ptr, name, tp, kind), `startSpan(${name})`);
-      return new Span(this, OUT[0], OUT[1], name, parent.traceState);
+      recorded(native.beginRemote(this.#ptr, name, tp, kind), `startSpan(${name})`);
+      return new Span(this, OUT[0], OUT[1], name, spanTraceState(parent));
     }
     return this.beginForeign(name, {
       kind, traceId: tp.slice(3, 35), spanId: newSpanId(), parentSpanId: tp.slice(36, 52),
-      traceFlags: parent.kept & 0xff, traceState: parent.traceState,
+      traceFlags: kept & 0xff, traceState: spanTraceState(parent),
     }, split(attributes));
   }
 
@@ -1116,20 +1183,20 @@ class Tracer {
    */
   beginForeign(name, o, [keys, values]) {
     if (typeof name !== 'string') name = textOf(name);
-    if (this.closed) return this.afterClose(name, 'startForeignSpan');
+    if (this.#closed) return this.#afterClose(name, 'startForeignSpan');
     if (keys && keys.length === 0) keys = values = null;
     const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
     const [s, ns] = hrTime(o.startTime, this, 'startForeignSpan');
-    const code = native.beginEx(this.ptr, name, o.kind === undefined ? OTLP_KIND_INTERNAL : o.kind, o.traceId, o.spanId,
+    const code = native.beginEx(this.#ptr, name, o.kind === undefined ? OTLP_KIND_INTERNAL : o.kind, o.traceId, o.spanId,
       o.parentSpanId || '', o.traceFlags || 0,
       (o.parentIsRemote ? SPAN_OPTION.PARENT_IS_REMOTE : 0) | (o.limitedByCaller ? SPAN_OPTION.LIMITED_BY_CALLER : 0),
       o.traceState || '', s, ns,
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values, o.scopeSchemaUrl || '');
-    const span = new Span(this, OUT[0], OUT[1], name, o.traceState || '');
-    if (code !== undefined) recordedOnSpan(code, `startForeignSpan(${name})`, span);
-    if (more) setAll(span, keys, values, MAX_ATTRIBUTES_PER_CALL);
-    return span;
+    const hi = OUT[0], lo = OUT[1];
+    if (code !== undefined) recordedOnSpan(code, `startForeignSpan(${name})`, hi, lo, this);
+    if (more) setAll(hi, lo, this, keys, values, MAX_ATTRIBUTES_PER_CALL);
+    return new Span(this, hi, lo, name, o.traceState || '');
   }
 
   /** Runs `fn(span)` (sync or async) inside a span that is current for everything it awaits. */
@@ -1153,15 +1220,15 @@ class Tracer {
    * resolves after its shutdown, as the specification asks.
    */
   async flush(timeoutMs = 5000) {
-    if (this.closed) return false;
-    const code = await this.sharedFlush(this.ptr, timeoutMs);
+    if (this.#closed) return false;
+    const code = await this.#sharedFlush(this.#ptr, timeoutMs);
     if (code === RESULT.SHUT_DOWN) return false;
     return flushStatus(code, 'flush') !== 'timeout';
   }
 
   /** Like flush, resolving 'delivered', 'spooled' or 'timeout'; rejects with SHUT_DOWN after shutdown or close. */
   async flushStatus(timeoutMs = 5000) {
-    return flushStatus(await this.sharedFlush(this.live(), timeoutMs), 'flush');
+    return flushStatus(await this.#sharedFlush(this.#live(), timeoutMs), 'flush');
   }
 
   /**
@@ -1175,30 +1242,30 @@ class Tracer {
    * share the next, given the latest of their deadlines, and each still
    * answers TIMEOUT at its own.
    */
-  sharedFlush(ptr, timeoutMs) {
-    if (!this.flushRunning) return this.runFlush(ptr, timeoutMs);
+  #sharedFlush(ptr, timeoutMs) {
+    if (!this.#flushRunning) return this.#runFlush(ptr, timeoutMs);
     const deadline = Date.now() + timeoutMs;
-    let next = this.flushNext;
+    let next = this.#flushNext;
     if (next) next.deadline = Math.max(next.deadline, deadline);
     else {
       next = { deadline };
-      this.flushNext = next;
+      this.#flushNext = next;
       const start = () => {
-        this.flushNext = null;
+        this.#flushNext = null;
         // Closed meanwhile: the memory may be gone; a flush now would find it shut down.
-        return this.closed ? RESULT.SHUT_DOWN : this.runFlush(ptr, Math.max(0, next.deadline - Date.now()));
+        return this.#closed ? RESULT.SHUT_DOWN : this.#runFlush(ptr, Math.max(0, next.deadline - Date.now()));
       };
-      next.promise = this.flushRunning.then(start, start);
+      next.promise = this.#flushRunning.then(start, start);
     }
     return untilDeadline(next.promise, deadline);
   }
 
   /** Starts a flush on the pool: the one running (sharedFlush) until it settles. */
-  runFlush(ptr, timeoutMs) {
-    const running = this.blocking(native.flush(ptr, timeoutMs));
-    this.flushRunning = running;
+  #runFlush(ptr, timeoutMs) {
+    const running = this.#blocking(native.flush(ptr, timeoutMs));
+    this.#flushRunning = running;
     const settled = () => {
-      if (this.flushRunning === running) this.flushRunning = null;
+      if (this.#flushRunning === running) this.#flushRunning = null;
     };
     running.then(settled, settled);
     return running;
@@ -1211,8 +1278,8 @@ class Tracer {
 
   /** Like shutdown, resolving 'delivered', 'spooled' or 'timeout'. */
   async shutdownStatus(timeoutMs = 5000) {
-    if (this.closed) return 'delivered';
-    const code = await this.blocking(native.shutdown(this.ptr, timeoutMs));
+    if (this.#closed) return 'delivered';
+    const code = await this.#blocking(native.shutdown(this.#ptr, timeoutMs));
     if (code === RESULT.SHUT_DOWN) return 'delivered';
     return flushStatus(code, 'shutdown');
   }
@@ -1224,29 +1291,29 @@ class Tracer {
    * answer after it, with what they said as it freed the tracer.
    */
   async close() {
-    if (this.closed) return;
+    if (this.#closed) return;
     await this.shutdown();
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     // A flush started before close() may still run on the pool: freeing
     // under it ran it on freed memory.
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
     // The counters of a shut-down tracer are final (spans_unended_at_shutdown
     // is only known then): kept for a program that reads them after.
-    this.final = { stats: this.readStats(), sinkPath: this.readSinkPath() };
+    this.#final = { stats: this.#readStats(), sinkPath: this.#readSinkPath() };
     // Off the process hooks' list first (waiting for a shutdown of its
     // tracers under way): a signal must not reach freed memory.
-    native.hookRemove(this.ptr);
-    native.tracerFree(this.ptr);
+    native.hookRemove(this.#ptr);
+    native.tracerFree(this.#ptr);
   }
 
   /** The file the local sink appends to, where spans go with no endpoint; '' with an endpoint. */
   sinkPath() {
-    return this.final ? this.final.sinkPath : this.readSinkPath();
+    return this.#final ? this.#final.sinkPath : this.#readSinkPath();
   }
 
-  readSinkPath() {
-    const out = native.sinkPath(this.ptr);
+  #readSinkPath() {
+    const out = native.sinkPath(this.#ptr);
     if (typeof out === 'number') throw new SpanguardError(out, 'sinkPath');
     return out;
   }
@@ -1261,7 +1328,7 @@ class Tracer {
    */
   setResource(attrs) {
     const [keys, values] = split(attributesOf(attrs, this, 'setResource'));
-    recorded(native.setResource(this.live(), keys || [], values || []), 'setResource', this);
+    recorded(native.setResource(this.#live(), keys || [], values || []), 'setResource', this);
   }
 
   /**
@@ -1271,11 +1338,11 @@ class Tracer {
    * this tracer's bridge; JavaScript's own, the native hot path keeps none).
    */
   stats() {
-    const stats = this.final ? { ...this.final.stats } : this.readStats();
+    const stats = this.#final ? { ...this.#final.stats } : this.#readStats();
     stats.log_records_attached = 0;
     stats.log_records_not_attached = 0;
     stats.log_records_held = 0;
-    for (const counts of this.logRecordCounts) {
+    for (const counts of this.#logRecordCounts) {
       stats.log_records_attached += counts.attached;
       stats.log_records_not_attached += counts.notAttached;
       stats.log_records_held += counts.held();
@@ -1283,10 +1350,10 @@ class Tracer {
     return stats;
   }
 
-  readStats() {
-    const [code, counters] = native.stats(this.ptr);
+  #readStats() {
+    const [code, counters] = native.stats(this.#ptr);
     check(code, 'stats');
-    counters.values_rejected = this.valuesRejected;
+    counters.values_rejected = this.#valuesRejected;
     return counters;
   }
 
@@ -1309,7 +1376,7 @@ class Tracer {
    * signal does not end the process, they flush instead and stay.
    */
   installProcessHooks({ timeoutMs = 3000, signals = ['SIGTERM', 'SIGINT'] } = {}) {
-    native.hookAdd(this.live());
+    native.hookAdd(this.#live());
     for (const sig of signals) {
       const handler = async () => {
         if (!signalEndsProcess(sig)) {
@@ -1354,15 +1421,48 @@ class Tracer {
   }
 }
 
+/**
+ * The Span the package exports: its prototype is the class's (instanceof,
+ * the methods), and constructing it throws. A span is begun by its tracer,
+ * whose handle it holds: one a program made (new Span(tracer, hi, lo))
+ * named whichever span it liked. Not a check in Span's constructor: that
+ * cost 25 to 40 instructions a span (callgrind, Node 20).
+ */
+const ExportedSpan = function Span() {
+  throw new TypeError('spanguard: a Span is begun by a Tracer (startSpan, withSpan), not constructed');
+};
+ExportedSpan.prototype = Span.prototype;
+// span.constructor, too, is the one that throws: the class itself stays this module's.
+Object.defineProperty(Span.prototype, 'constructor', { value: ExportedSpan, writable: true, configurable: true });
+
 /** The span of the innermost withSpan around the caller, or undefined. */
 const currentSpan = () => storage.getStore();
 
 module.exports = {
-  Tracer, Span, SpanguardError, KIND, STATUS, RESULT, EVENT, events, currentSpan, load, isOk,
-  version: () => load().version(),
+  Tracer, Span: ExportedSpan, SpanguardError, KIND, STATUS, RESULT, EVENT, events, currentSpan, load, isOk,
+  version: () => addon().version(),
 };
 // For the tests, not part of the API: what the addon's listener does with
 // an event (a newer library's number included).
 Object.defineProperty(module.exports, 'emitEventForTest', { value: emitEvent });
-// For otel.js, not part of the API (index.d.ts leaves it out).
-Object.defineProperty(module.exports, 'beforeHookedShutdown', { value: beforeHookedShutdown });
+// For otel.js and the tests, not part of the API (index.d.ts leaves it
+// out; not enumerable, so no spread or serialisation meets it). Nothing
+// here writes a span's or a tracer's internals, nor hands out a handle a
+// call could take: the addon stays this module's.
+Object.defineProperty(module.exports, 'internal', {
+  value: Object.freeze({
+    beforeHookedShutdown,
+    /** Whether `span` (a Span) ended. */
+    spanEnded: (span) => spanEnded(span),
+    /** Whether `span` (a Span) records nothing: no slot was free, or its tracer was closed. */
+    recordsNothing: (span) => spanHi(span) === 0 && spanLo(span) === 0,
+    /** Whether `tracer` (a Tracer) was closed. */
+    tracerClosed: (tracer) => tracerClosed(tracer),
+    /** Adds a log record processor's counts ({ attached, notAttached, held() }) to `tracer`'s stats(). */
+    addLogRecordCounts: (tracer, counts) => addLogRecordCounts(tracer, counts),
+    /** The slot `span` (a Span) had (its tracer's number and slot), for tests that wait for its reuse. */
+    spanSlot: (span) => spanHi(span),
+    /** spanguard_result_is_ok, the library's own, for the test that compares isOk with it. */
+    libraryIsOk: (code) => addon().isOk(code),
+  }),
+});

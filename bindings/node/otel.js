@@ -25,7 +25,9 @@
  * For what takes only an exporter, SpanguardSpanExporter (below) records
  * each span once it has ended, through the same code.
  */
-const { Tracer, SpanguardError, RESULT, beforeHookedShutdown } = require('./index.js');
+const { Tracer, SpanguardError, RESULT, internal } = require('./index.js');
+// What otel.js reads of spanguard's spans and tracers, whose internals are private.
+const { beforeHookedShutdown, spanEnded, recordsNothing, tracerClosed, addLogRecordCounts } = internal;
 
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 const NONE = Object.freeze([]);
@@ -203,7 +205,7 @@ function sameAttributes(a, b) {
 
 const COLLECTED_OPEN = new FinalizationRegistry(({ span, processor, key }) => {
   if (key !== undefined && processor.byContext !== null) processor.byContext.delete(key);
-  if (span.ended || processor.stopped()) return;
+  if (spanEnded(span) || processor.stopped()) return;
   try {
     span.setAttribute('spanguard.unended', true);
     span.end();
@@ -255,7 +257,7 @@ class SpanguardSpanProcessor {
    * span's handle names nothing.
    */
   stopped() {
-    return this.shutDown || this.tracer.closed;
+    return this.shutDown || tracerClosed(this.tracer);
   }
 
   onStart(otelSpan) {
@@ -962,7 +964,7 @@ class SpanguardLogRecordProcessor {
     // weakly, so that the tracer's list does not keep what it holds.
     const self = new WeakRef(this);
     this.counts = { attached: 0, notAttached: 0, held: () => (self.deref() ? self.deref().waiting.size : 0) };
-    this.spans.tracer.logRecordCounts.push(this.counts);
+    addLogRecordCounts(this.spans.tracer, this.counts);
     // The records held for the exporter (Map keeps them oldest first), by
     // a number of their own; the numbers of each span's (trace + span id).
     this.waiting = new Map();
@@ -1363,7 +1365,7 @@ class SpanguardSpanExporter {
       }
       // A span with no handle records nothing: every span slot was taken
       // (counted by the tracer), or the tracer was closed meanwhile.
-      if (entry.span.hi === 0 && entry.span.lo === 0) refused++;
+      if (recordsNothing(entry.span)) refused++;
       else {
         if (this.logProcessors.length > 0) {
           const ctx = otelSpan.spanContext();

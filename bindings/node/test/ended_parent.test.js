@@ -9,6 +9,7 @@ const assert = require('node:assert');
 const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
+const { internal } = require('..');
 const { readSpans, byName, newTracer } = require('./sink');
 
 // OTLP span flags: bit 8 says whether the parent is known to be remote,
@@ -22,13 +23,13 @@ const IS_REMOTE = 0x200;
  * << 24 | slot).
  */
 async function reuseSlots(tracer, ended) {
-  const slots = new Set(ended.map((s) => s.hi));
+  const slots = new Set(ended.map((s) => internal.spanSlot(s)));
   const reused = new Set();
   for (let round = 0; round < 20 && [...slots].some((s) => !reused.has(s)); round++) {
     assert.strictEqual(await tracer.flush(10000), true);
     for (let i = 0; i < 300; i++) {
       const other = tracer.startSpan(`other-${round}-${i}`);
-      reused.add(other.hi);
+      reused.add(internal.spanSlot(other));
       other.end();
     }
   }

@@ -305,9 +305,8 @@ test('flush tells delivered from spooled', async () => {
 });
 
 test('the JavaScript success check agrees with the library for every code', () => {
-  const L = spanguard.load();
   for (let code = 0; code < 256; code++) {
-    assert.strictEqual(spanguard.isOk(code), L.isOk(code), `code ${code}`);
+    assert.strictEqual(spanguard.isOk(code), spanguard.internal.libraryIsOk(code), `code ${code}`);
   }
 });
 
