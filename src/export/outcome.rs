@@ -377,10 +377,10 @@ fn prune(dir: &Path, keep: usize, own: &Path, mut give_way: impl FnMut() -> bool
             continue;
         }
         newest.push(Reverse((meta.mtime(), e.path())));
-        if newest.len() > keep {
-            if let Some(Reverse((_, oldest))) = newest.pop() {
-                let _ = std::fs::remove_file(oldest);
-            }
+        if newest.len() > keep
+            && let Some(Reverse((_, oldest))) = newest.pop()
+        {
+            let _ = std::fs::remove_file(oldest);
         }
     }
     true
