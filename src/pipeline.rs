@@ -676,39 +676,9 @@ impl Pipeline {
 
     /// Tells the application, from the exporter thread only.
     pub fn report(&self, event: ExportEvent, message: &str) {
-        self.callback.call(event, &printable(message));
+        self.callback
+            .call(event, &crate::span::printable::printable(message));
     }
-}
-
-/// A message as spanguard shows it (on stderr, to the error callback):
-/// control characters written as `\xNN`. Messages carry text from outside
-/// (names of files found in the spool directory, a server's words) and a
-/// line break or an escape sequence there would forge a line of ours or
-/// drive the terminal that shows it.
-pub fn printable(message: &str) -> std::borrow::Cow<'_, str> {
-    if !message.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(message);
-    }
-    let mut out = String::with_capacity(message.len() + 8);
-    for c in message.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// `printable`, of the first `max_chars` characters of `text` and "..."
-/// after them when there were more: a server's words in a message (its
-/// malformed status line, its partial success's message).
-pub fn printable_cut(text: &str, max_chars: usize) -> String {
-    let mut shown: String = text.chars().take(max_chars).collect();
-    if shown.len() < text.len() {
-        shown.push_str("...");
-    }
-    printable(&shown).into_owned()
 }
 
 /// Wakes the exporter and lets flushers wait for it.

@@ -614,6 +614,111 @@ fn hostile_token_counts_and_bidi_controls_are_not_shown_as_they_are() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// Whether `c` may only reach a terminal or a page escaped: a control
+/// other than the line break (and the tab, on the page), a bidi control,
+/// a line or paragraph separator. Written out here, not taken from the
+/// library, so that the test judges its rule.
+fn left_as_it_is(c: char, page: bool) -> bool {
+    let kept = c == '\n' || page && c == '\t';
+    (c.is_control() && !kept)
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+#[test]
+fn every_control_in_any_part_of_a_span_is_shown_escaped_in_every_view() {
+    // Text from outside in each part of a span (its name, status message,
+    // attribute keys and values, an event's name and attributes, the
+    // resource and scope): an erase, an OSC 52 clipboard write, a title, a
+    // CR, a line break forging a line, bidi controls, C1 controls, NUL,
+    // DEL, and the line and paragraph separators. A line separator went
+    // to the terminal as it was (a log reader's line break), and the HTML
+    // page held every control raw: `cat page.html` ran the sequences, and
+    // an override turned the page's rows around.
+    let h = r"A\u001b[2J\u001b]52;c;SGVsbG8=\u0007\u001b]0;t\u0007\rOVER\nspanguard: error: forged\u202e\u2066\u009b\u0085\u0000\u007f\u2028\u2029Z\t";
+    let kv = |k: &str, v: &str| format!(r#"{{"key":"{k}","value":{{"stringValue":"{v}"}}}}"#);
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{},{}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"{}","version":"{}"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"{}","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""attributes":[{},{},{}],"status":{{"code":2,"message":"{}"}},"#,
+            r#""events":[{{"timeUnixNano":"{}","name":"{}","attributes":[{},{}]}}]}}]}}]}}]}}"#
+        ),
+        kv("service.name", h),
+        kv(h, h),
+        h,
+        h,
+        h,
+        T0,
+        T0 + 5 * MS,
+        kv(h, h),
+        kv("gen_ai.prompt.0.content", h),
+        kv("exception.message", h),
+        h,
+        T0 + MS,
+        h,
+        kv(h, h),
+        kv("exception.type", h),
+    );
+    let root = sink_of("controls", line);
+    for args in [
+        &["svc-1.jsonl"][..],
+        &["--attributes", "svc-1.jsonl"],
+        &["--full", "--attributes", "svc-1.jsonl"],
+        &["--span", "b7ad", "svc-1.jsonl"],
+    ] {
+        let printed = shown(&root, args);
+        let raw: Vec<char> = printed
+            .chars()
+            .filter(|&c| left_as_it_is(c, false))
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "{args:?} printed {raw:?} as they are:\n{printed}"
+        );
+        assert!(
+            printed.contains(
+                r"spanguard: error: forged\u{202e}\u{2066}\x9b\x85\x00\x7f\u{2028}\u{2029}Z"
+            ),
+            "{args:?}:\n{printed}"
+        );
+        assert!(
+            !printed.lines().any(|l| l.starts_with("spanguard:")),
+            "{args:?}:\n{printed}"
+        );
+    }
+    // Coloured, the only escape sequences are the colours' own.
+    let out = show(&root, &["--attributes", "svc-1.jsonl"], &[]);
+    let coloured = text(&out.stdout);
+    let mut rest = coloured.as_str();
+    while let Some(at) = rest.find('\x1b') {
+        let sgr = rest[at + 1..]
+            .strip_prefix('[')
+            .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';'));
+        assert!(
+            sgr.is_some_and(|r| r.starts_with('m')),
+            "a sequence that is no colour: {:?}",
+            &rest[at..]
+        );
+        rest = &rest[at + 1..];
+    }
+    let page = page_of(&root, "svc-1.jsonl");
+    let raw: Vec<char> = page.chars().filter(|&c| left_as_it_is(c, true)).collect();
+    assert!(
+        raw.is_empty(),
+        "the page holds {} characters as they are: {:?}",
+        raw.len(),
+        &raw[..raw.len().min(12)]
+    );
+    assert!(
+        page.contains(r"spanguard: error: forged\u{202e}\u{2066}\x9b\x85\x00\x7f\u{2028}\u{2029}Z")
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn a_count_no_call_said_is_unknown_in_the_traces_sum_not_0() {
     // With only input tokens recorded (every README example does), the

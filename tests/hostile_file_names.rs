@@ -105,7 +105,7 @@ fn a_hostile_file_name_reaches_the_callback_as_plain_text() {
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(!told[0].chars().any(char::is_control), "{:?}", told[0]);
     assert!(
-        told[0].contains("-a\\x0a\\x1b[2Jspanguard: error: forged\\x9b.sgspool"),
+        told[0].contains("-a\\n\\x1b[2Jspanguard: error: forged\\x9b.sgspool"),
         "{:?}",
         told[0]
     );

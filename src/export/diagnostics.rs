@@ -507,7 +507,7 @@ impl Diagnostics {
         let line = format!(
             "spanguard: {}: {}",
             level.name(),
-            crate::pipeline::printable(message)
+            crate::span::printable::printable(message)
         );
         match &mut self.sink {
             // One write per line, so lines of threads and processes sharing
@@ -1464,19 +1464,22 @@ mod tests {
     }
 
     /// A file name found in the spool directory is text from outside: a
-    /// line break in it must not start a line of ours, nor an escape
-    /// sequence reach the terminal.
+    /// line break in it (or a line separator, for a log reader) must not
+    /// start a line of ours, nor an escape sequence reach the terminal,
+    /// nor a bidi override turn the rest of the line around.
     #[test]
     fn text_from_outside_cannot_forge_a_line_or_drive_the_terminal() {
         let mut d = Diagnostics::in_memory(LogLevel::Warn);
-        let path = std::path::Path::new("/spool/a\n\x1b[2Jspanguard: error: forged\u{9b}.sgspool");
+        let path = std::path::Path::new(
+            "/spool/a\n\x1b[2Jspanguard: error: forged\u{9b}\u{2028}\u{202e}.sgspool",
+        );
         for message in SetAsideNews::default().messages(Instant::now(), [(path, "bad header")]) {
             d.set_aside(&message);
         }
         assert_eq!(
             d.lines(),
             [
-                "spanguard: warn: /spool/a\\x0a\\x1b[2Jspanguard: error: forged\\x9b.sgspool set aside, unread: bad header"
+                "spanguard: warn: /spool/a\\n\\x1b[2Jspanguard: error: forged\\x9b\\u{2028}\\u{202e}.sgspool set aside, unread: bad header"
             ]
         );
     }

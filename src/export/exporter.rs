@@ -370,12 +370,16 @@ impl Exporter {
 
     /// Writes the outcome file (`export::outcome`) now: the counts and
     /// each cause of loss as the diagnostics first said it. A file that
-    /// cannot be written costs nothing else.
+    /// cannot be written costs nothing else, nor does pruning old ones:
+    /// it gives way to a flush, a filling queue and a shutdown.
     fn record_outcome(&mut self, state: outcome::State) {
         let counts = Counts::of(&self.pipeline.stats.snapshot(&self.pipeline.slab));
+        let host = &self.host;
         let _ = self
             .outcome
-            .write(state, &counts, self.host.diagnostics.loss_causes());
+            .write(state, &counts, host.diagnostics.loss_causes(), || {
+                host.busy() || host.stopping()
+            });
     }
 
     /// `record_outcome` while running, when something changed and the

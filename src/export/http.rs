@@ -1059,7 +1059,7 @@ fn judge(answer: &Answer, format: BodyFormat, now_unix_s: u64) -> Result<Accepte
             misdirected,
             format!(
                 "HTTP {code} with a web page, not an OTLP answer: {}",
-                body_start(&body[..body.len().min(100)])
+                crate::span::printable::printable_cut(body, 100)
             ),
             Some(
                 "nothing takes traces at this URL: point the endpoint at the backend's OTLP/HTTP \
@@ -1199,13 +1199,13 @@ fn status_code_is_three_digits(line: &[u8]) -> bool {
 }
 
 /// A server's line as messages show it: at most 100 characters, its line
-/// end dropped, control characters written as `\xNN` by the escaping
-/// every message of spanguard's gets (`pipeline::printable`), so that it
-/// cannot forge a line of ours or drive a terminal.
+/// end dropped, escaped as every message of spanguard's is
+/// (`span::printable`), so that it cannot forge a line of ours or drive a
+/// terminal.
 fn escaped_line(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    crate::pipeline::printable_cut(&String::from_utf8_lossy(line), 100)
+    crate::span::printable::printable_cut(line, 100)
 }
 
 /// The words of a server's error answer: the message of the
@@ -1232,12 +1232,17 @@ fn answer_text(body: &[u8]) -> String {
     }
 }
 
-/// The first 200 bytes of an error body, printable.
+/// The most characters of a server's words (an error body, a Location)
+/// a message shows.
+const SHOWN_ANSWER_CHARS: usize = 200;
+
+/// The start of a server's words as messages show them: its first
+/// `SHOWN_ANSWER_CHARS` characters escaped (`span::printable`: an escape
+/// sequence there was written as a space, hiding what the server sent,
+/// and a bidi control was left to turn the line around), and how many
+/// bytes more it sent.
 fn body_start(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(200)])
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    crate::span::printable::printable_cut(body, SHOWN_ANSWER_CHARS)
 }
 
 #[cfg(test)]
@@ -1430,10 +1435,31 @@ mod tests {
             classify(&Answer::of(413, b"too big"), p, 0),
             Err(SendError::TooLarge { .. })
         ));
+        // A server's words are shown escaped (an escape sequence was a
+        // space, a bidi override or a line separator went through as it
+        // was) and cut with how much was left out.
         assert!(matches!(
             classify(&Answer::of(400, b"bad\r\nthing"), p, 0),
-            Err(SendError::Permanent { reason }) if reason == "HTTP 400: bad  thing"
+            Err(SendError::Permanent { reason }) if reason == r"HTTP 400: bad\r\nthing"
         ));
+        let hostile = [
+            "x\x1b]52;c;SGVsbG8=\x07\u{202e}\u{2028}".as_bytes(),
+            &[b'y'; 1000],
+        ]
+        .concat();
+        let shown = format!(
+            r"HTTP 500: x\x1b]52;c;SGVsbG8=\x07\u{{202e}}\u{{2028}}{}",
+            "y".repeat(181)
+        );
+        assert!(
+            matches!(
+                classify(&Answer::of(500, &hostile), p, 0),
+                Err(SendError::Permanent { reason })
+                    if reason == format!("{shown}... (819 more bytes)")
+            ),
+            "{:?}",
+            classify(&Answer::of(500, &hostile), p, 0)
+        );
         // The refusals a setting causes name the setting, and are told
         // apart from refusals of the data (`SendError::Misdirected`).
         for code in [401, 403] {

@@ -16,8 +16,12 @@
 //! written under a temporary name opened with O_EXCL and O_NOFOLLOW (0600)
 //! and renamed over the last one (a link planted there is replaced, never
 //! followed), and it is a few KiB at most. Old processes' files are pruned
-//! at the first write: `MOST_KEPT` stay.
+//! at the first write: `MOST_KEPT` stay. Pruning gives way to a flush or a
+//! shutdown (the next write goes on with it): the record is a diagnostic,
+//! and 100,000 files planted there held a short process's spans past its
+//! shutdown's deadline.
 
+use std::collections::BinaryHeap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
@@ -28,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::spool::HANDLED_BEFORE_GIVING_WAY;
 use crate::buffer::files;
 use crate::stats::StatsSnapshot;
 
@@ -132,8 +137,11 @@ pub struct OutcomeFile {
     service: String,
     target: String,
     started_unix_s: u64,
-    /// The directory was made and old files pruned (at the first write).
+    /// The directory was made (at the first write).
     ready: bool,
+    /// Old processes' files were pruned (at the first write, or the next
+    /// ones when it gave way).
+    pruned: bool,
     /// A write failed in a way that would fail again (no directory, not
     /// ours): no more tries, nor their cost.
     given_up: bool,
@@ -157,6 +165,7 @@ impl OutcomeFile {
             target: one_line(target, MOST_REASON_BYTES),
             started_unix_s: crate::span::clock::now_unix_ns() / 1_000_000_000,
             ready: false,
+            pruned: false,
             given_up: false,
             written_at: None,
             written: Counts::default(),
@@ -187,12 +196,15 @@ impl OutcomeFile {
     /// Writes the file anew: `state`, `counts`, and each cause of loss
     /// as (its first message, its spans). Errors are the caller's to
     /// ignore (nothing else may be lost for a record that could not be
-    /// kept).
+    /// kept). Old files are pruned first until `give_way` says something
+    /// else needs the thread (asked past the first
+    /// `spool::HANDLED_BEFORE_GIVING_WAY` files).
     pub fn write<'a>(
         &mut self,
         state: State,
         counts: &Counts,
         causes: impl Iterator<Item = (&'a str, u64)>,
+        give_way: impl FnMut() -> bool,
     ) -> io::Result<()> {
         if self.given_up {
             return Ok(());
@@ -202,8 +214,10 @@ impl OutcomeFile {
                 self.given_up = true;
                 return Err(e);
             }
-            prune(&self.dir, MOST_KEPT - 1);
             self.ready = true;
+        }
+        if !self.pruned {
+            self.pruned = prune(&self.dir, MOST_KEPT - 1, self.path(), give_way);
         }
         self.written_at = Some(Instant::now());
         self.written = *counts;
@@ -322,24 +336,38 @@ fn render<'a>(
 }
 
 /// Removes the oldest outcome files of `dir` (and temporary ones a kill
-/// left) until `keep` remain. Only regular files are looked at; unlink
-/// removes a link itself, never what it points to.
-fn prune(dir: &Path, keep: usize) {
+/// left) until the newest `keep` remain beside `own` (this tracer's,
+/// left alone); false when it gave way first.
+/// Directories are left alone; unlink removes a link itself, never what
+/// it points to. One pass that holds the newest `keep` seen so far: a
+/// file older than all of them is removed as it is met, so that giving
+/// way (asked before each file past the first
+/// `spool::HANDLED_BEFORE_GIVING_WAY`) leaves no file removed that the
+/// whole pass would keep, and 100,000 files cost no list of them all.
+fn prune(dir: &Path, keep: usize, own: &Path, mut give_way: impl FnMut() -> bool) -> bool {
+    use std::cmp::Reverse;
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return true;
     };
-    let mut found: Vec<(i64, PathBuf)> = Vec::new();
-    for e in entries.flatten() {
+    // The newest kept so far, the oldest of them on top.
+    let mut newest: BinaryHeap<Reverse<(i64, PathBuf)>> = BinaryHeap::with_capacity(keep + 1);
+    for (looked, e) in entries.flatten().enumerate() {
+        if looked >= HANDLED_BEFORE_GIVING_WAY && give_way() {
+            return false;
+        }
         let name = e.file_name();
         let Some(name) = name.to_str() else {
             continue;
         };
-        if !name.ends_with(SUFFIX) {
+        if !name.ends_with(SUFFIX) || own.file_name() == Some(e.file_name().as_os_str()) {
             continue;
         }
         let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
             continue;
         };
+        if meta.is_dir() {
+            continue;
+        }
         if name.starts_with('.') {
             // A temporary file an hour old: its writer was killed midway.
             let age = crate::span::clock::now_unix_ns() as i64 / 1_000_000_000 - meta.mtime();
@@ -348,16 +376,14 @@ fn prune(dir: &Path, keep: usize) {
             }
             continue;
         }
-        found.push((meta.mtime(), e.path()));
+        newest.push(Reverse((meta.mtime(), e.path())));
+        if newest.len() > keep
+            && let Some(Reverse((_, oldest))) = newest.pop()
+        {
+            let _ = std::fs::remove_file(oldest);
+        }
     }
-    if found.len() <= keep {
-        return;
-    }
-    found.sort();
-    let extra = found.len() - keep;
-    for (_, path) in found.into_iter().take(extra) {
-        let _ = std::fs::remove_file(path);
-    }
+    true
 }
 
 /// An outcome file as read back (`spanguard why`).
@@ -446,8 +472,10 @@ mod tests {
         };
         let refused = "HTTP 404: 404 page not found (nothing takes traces at this URL: \
                        OTEL_EXPORTER_OTLP_ENDPOINT is a base URL) (http://h:4318/v1/traces)";
-        f.write(State::Stopped, &counts, [(refused, 13)].into_iter())
-            .expect("write");
+        f.write(State::Stopped, &counts, [(refused, 13)].into_iter(), || {
+            false
+        })
+        .expect("write");
         let text = std::fs::read_to_string(f.path()).expect("read");
         let o = parse(&text).expect("parse");
         assert_eq!(o.pid, std::process::id());
@@ -471,8 +499,13 @@ mod tests {
         let mut f = OutcomeFile::new(&dir, &"s".repeat(10_000), &"t".repeat(10_000));
         let long = "x".repeat(100_000);
         let causes: Vec<(&str, u64)> = (0..100).map(|i| (long.as_str(), i)).collect();
-        f.write(State::Running, &Counts::default(), causes.into_iter())
-            .expect("write");
+        f.write(
+            State::Running,
+            &Counts::default(),
+            causes.into_iter(),
+            || false,
+        )
+        .expect("write");
         let len = std::fs::metadata(f.path()).expect("stat").len() as usize;
         assert!(len <= MOST_BYTES, "{len} bytes");
         let o = parse(&std::fs::read_to_string(f.path()).expect("read")).expect("parse");
@@ -488,8 +521,13 @@ mod tests {
     fn a_link_in_the_files_place_is_replaced_not_followed() {
         let dir = temp_dir("link");
         let mut f = OutcomeFile::new(&dir, "svc", "t");
-        f.write(State::Running, &Counts::default(), std::iter::empty())
-            .expect("first write");
+        f.write(
+            State::Running,
+            &Counts::default(),
+            std::iter::empty(),
+            || false,
+        )
+        .expect("first write");
         let victim = dir.with_extension("victim");
         std::fs::write(&victim, "untouched").expect("victim");
         std::fs::remove_file(f.path()).expect("rm");
@@ -500,7 +538,7 @@ mod tests {
             ended: 1,
             ..Counts::default()
         };
-        f.write(State::Stopped, &counts, std::iter::empty())
+        f.write(State::Stopped, &counts, std::iter::empty(), || false)
             .expect("write");
         assert_eq!(
             std::fs::read_to_string(&victim).expect("victim"),
@@ -513,35 +551,106 @@ mod tests {
         std::fs::remove_file(&victim).ok();
     }
 
+    /// Plants `n` records of old processes in `dir`, the i-th modified at
+    /// 1,000,000 + i s, and returns their names, oldest first.
+    fn plant_old_records(dir: &Path, n: usize) -> Vec<String> {
+        std::fs::create_dir_all(dir).expect("dir");
+        (0..n)
+            .map(|i| {
+                let name = format!("{}-0{SUFFIX}", 100_000 + i);
+                let path = dir.join(&name);
+                std::fs::write(&path, MAGIC).expect("write");
+                let t = std::fs::FileTimes::new().set_modified(
+                    std::time::UNIX_EPOCH + Duration::from_secs(1_000_000 + i as u64),
+                );
+                File::options()
+                    .write(true)
+                    .open(&path)
+                    .expect("open")
+                    .set_times(t)
+                    .expect("times");
+                name
+            })
+            .collect()
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Old processes' files are pruned at a tracer's first write: the
     /// newest `MOST_KEPT` stay, this one's among them.
     #[test]
     fn old_files_are_pruned_at_the_first_write() {
         let dir = temp_dir("prune");
-        std::fs::create_dir_all(&dir).expect("dir");
-        for i in 0..MOST_KEPT + 10 {
-            let path = dir.join(format!("{}-0{SUFFIX}", 100_000 + i));
-            std::fs::write(&path, MAGIC).expect("write");
-            let t = std::fs::FileTimes::new()
-                .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000 + i as u64));
-            File::options()
-                .write(true)
-                .open(&path)
-                .expect("open")
-                .set_times(t)
-                .expect("times");
-        }
+        let planted = plant_old_records(&dir, MOST_KEPT + 10);
         let mut f = OutcomeFile::new(&dir, "svc", "t");
-        f.write(State::Running, &Counts::default(), std::iter::empty())
-            .expect("write");
-        let left: Vec<String> = std::fs::read_dir(&dir)
-            .expect("list")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
+        f.write(
+            State::Running,
+            &Counts::default(),
+            std::iter::empty(),
+            || false,
+        )
+        .expect("write");
+        let left = names_in(&dir);
         assert_eq!(left.len(), MOST_KEPT, "{left:?}");
         assert!(f.path().exists());
-        // The oldest went.
-        assert!(!left.contains(&format!("{}-0{SUFFIX}", 100_000)));
+        // The oldest went, the newest stayed.
+        assert!(planted[..11].iter().all(|n| !left.contains(n)), "{left:?}");
+        assert!(planted[11..].iter().all(|n| left.contains(n)), "{left:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Pruning gives way to a flush or a shutdown waiting: the write looks
+    /// at `HANDLED_BEFORE_GIVING_WAY` files, asks once, and writes its
+    /// record without looking at the rest, having removed no file a whole
+    /// pass keeps; the next write, with nothing waiting, finishes. With
+    /// 100,000 files there a short process's spans missed its shutdown's
+    /// deadline while all were listed and removed.
+    #[test]
+    fn pruning_gives_way_and_a_later_write_finishes_it() {
+        let dir = temp_dir("prune-gives-way");
+        let planted = plant_old_records(&dir, MOST_KEPT + 500);
+        let mut f = OutcomeFile::new(&dir, "svc", "t");
+        let mut asked = 0;
+        let waiting = || {
+            asked += 1;
+            true
+        };
+        f.write(
+            State::Running,
+            &Counts::default(),
+            std::iter::empty(),
+            waiting,
+        )
+        .expect("write");
+        assert_eq!(asked, 1, "asked whether to give way");
+        assert!(f.path().exists(), "the record is written all the same");
+        let left = names_in(&dir);
+        let removed = planted.len() + 1 - left.len();
+        assert!(
+            removed <= HANDLED_BEFORE_GIVING_WAY - (MOST_KEPT - 1),
+            "{removed} files removed while a flush waited"
+        );
+        // Whatever was removed is among the files a whole pass removes.
+        let kept_by_a_whole_pass = &planted[planted.len() - (MOST_KEPT - 1)..];
+        assert!(kept_by_a_whole_pass.iter().all(|n| left.contains(n)));
+        f.write(
+            State::Running,
+            &Counts::default(),
+            std::iter::empty(),
+            || false,
+        )
+        .expect("second write");
+        let left = names_in(&dir);
+        assert_eq!(left.len(), MOST_KEPT, "{left:?}");
+        assert!(kept_by_a_whole_pass.iter().all(|n| left.contains(n)));
+        assert!(f.path().exists());
         std::fs::remove_dir_all(&dir).ok();
     }
 

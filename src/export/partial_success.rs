@@ -34,12 +34,12 @@ const MESSAGE_MAX_CHARS: usize = 200;
 
 /// A server's message as it may be shown: it goes to stderr and to the
 /// error callback, so it gets the escaping every message of spanguard's
-/// gets (`pipeline::printable`: a control character, a line break that
+/// gets (`span::printable`: a control character, a line break that
 /// would forge a `spanguard: error:` line of its own or an escape sequence
-/// that rewrites the terminal, is written `\xNN`), and a long one is cut,
-/// with "..." after it, as a malformed status line is.
+/// that rewrites the terminal, is written visibly), and a long one is cut,
+/// with how much was left out, as a malformed status line is.
 fn printable(message: &str) -> String {
-    crate::pipeline::printable_cut(message, MESSAGE_MAX_CHARS)
+    crate::span::printable::printable_cut(message.as_bytes(), MESSAGE_MAX_CHARS)
 }
 
 fn parse_proto(body: &[u8]) -> Option<Accepted> {
@@ -344,23 +344,30 @@ mod tests {
 
     #[test]
     fn a_servers_message_cannot_forge_a_line_or_drive_the_terminal() {
-        let hostile = "quota\x1b[2J\nspanguard: error: forged\r\x07\u{9b}";
+        let hostile = "quota\x1b[2J\nspanguard: error: forged\r\x07\u{9b}\u{202e}";
         let mut inner = vec![0x08, 0x02, 0x12, hostile.len() as u8];
         inner.extend_from_slice(hostile.as_bytes());
         let mut body = vec![0x0a, inner.len() as u8];
         body.extend_from_slice(&inner);
-        let shown = r"quota\x1b[2J\x0aspanguard: error: forged\x0d\x07\x9b";
+        let shown = r"quota\x1b[2J\nspanguard: error: forged\r\x07\x9b\u{202e}";
         assert_eq!(parse(&body, BodyFormat::Protobuf).message, shown);
         let json =
             format!(r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{hostile}"}}}}"#);
         assert_eq!(parse(json.as_bytes(), BodyFormat::Json).message, shown);
-        // A long message is cut, and says so.
+        // A long message is cut, and says by how much.
         let long = format!(
             r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{}"}}}}"#,
             "x".repeat(60_000)
         );
         let message = parse(long.as_bytes(), BodyFormat::Json).message;
-        assert_eq!(message, format!("{}...", "x".repeat(MESSAGE_MAX_CHARS)));
+        assert_eq!(
+            message,
+            format!(
+                "{}... ({} more bytes)",
+                "x".repeat(MESSAGE_MAX_CHARS),
+                60_000 - MESSAGE_MAX_CHARS
+            )
+        );
         // One just as long as the most kept is whole.
         let whole = format!(
             r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{}"}}}}"#,

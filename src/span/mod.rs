@@ -6,6 +6,7 @@ pub mod clock;
 pub mod ids;
 pub mod limits;
 pub mod passthrough;
+pub mod printable;
 pub mod proto_reader;
 pub mod record;
 pub mod sampler;

@@ -305,6 +305,56 @@ def test_another_users_directory_is_refused(emitter, receiver, tmp_path, legit_s
     assert receiver.spans() == []
 
 
+def plant_many_records(outcomes):
+    outcomes.mkdir(mode=0o700)
+    for i in range(100_000):
+        (outcomes / f"{1_000_000 + i}-0.sgoutcome").touch()
+
+
+# What may stand where a tracer keeps its outcome records (`spanguard why`),
+# <spool>/outcomes/, and what must be left of it: records are diagnostics,
+# so none of these may cost a span, hold the shutdown past its deadline,
+# block, or lead a write outside the spool.
+OUTCOMES_IN_PLACE = {
+    # open() of a FIFO waits for a writer.
+    "fifo": (lambda p, outside: os.mkfifo(p), lambda p, outside: stat.S_ISFIFO(os.lstat(p).st_mode)),
+    "regular file": (lambda p, outside: p.write_text("not a directory"),
+                     lambda p, outside: p.read_text() == "not a directory"),
+    # Another user's link (to a directory of theirs, made 0777 for us to
+    # fill): not followed, nothing written there.
+    "another user's link": (
+        lambda p, outside: (os.chmod(outside, 0o777), os.chown(outside, 65534, 65534),
+                            os.symlink(outside, p), os.lchown(p, 65534, 65534)),
+        lambda p, outside: os.path.islink(p) and os.listdir(outside) == []),
+    # A directory another user made, open to all.
+    "another user's directory": (
+        lambda p, outside: (p.mkdir(), os.chmod(p, 0o777), os.chown(p, 65534, 65534)),
+        lambda p, outside: os.listdir(p) == [] and stat.S_IMODE(os.stat(p).st_mode) == 0o777),
+    # 100,000 files: pruning them held the spans of this short process past
+    # its shutdown's deadline (exported 0 of 10, spooled instead).
+    "100,000 files": (lambda p, outside: plant_many_records(p),
+                      lambda p, outside: len(os.listdir(p)) > 0),
+}
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="giving files to another user needs root")
+@pytest.mark.parametrize("what", OUTCOMES_IN_PLACE)
+def test_whatever_stands_in_place_of_the_outcomes_directory_costs_no_span(
+        emitter, receiver, tmp_path, legit_spool, what):
+    case = Case(tmp_path, legit_spool)
+    outcomes = case.spool / "outcomes"
+    shutil.rmtree(outcomes, ignore_errors=True)
+    plant, still_there = OUTCOMES_IN_PLACE[what]
+    plant(outcomes, case.outside)
+    # Run as Case.run does, which also requires a shutdown within its
+    # timeout, bounded memory and exit status 0.
+    stats, err, own = case.run(emitter, receiver, count=10)
+    case.expect_delivered(receiver, own, case.legit_keys)
+    assert stats["spans_exported"] == 10, stats
+    assert stats["files_set_aside"] == 0, err
+    assert still_there(outcomes, case.outside), what
+
+
 def test_wrong_and_other_versions_magic_and_torn_files_are_set_aside(emitter, receiver, tmp_path, legit_spool):
     case = Case(tmp_path, legit_spool)
     planted = {

@@ -463,8 +463,13 @@ fn probe(url: &str, given: Option<&str>, config: &TracerConfig, from: HeadersFro
             let flag_words = given
                 .zip(transport.last_refusal())
                 .and_then(|(given, r)| for_the_flag(r, given, &config.headers, from));
+            // The library's words, with a server's and curl's in them:
+            // escaped there, and here as every line of the command is.
             let reason = flag_words.unwrap_or_else(|| e.reason().to_string());
-            println!("FAILED: {target} after {took} ms: {reason}");
+            println!(
+                "FAILED: {target} after {took} ms: {}",
+                super::terminal::clean(&reason)
+            );
             if let Some(hint) = what_to_do(&e, transport.last_hint(), config) {
                 println!("  what to do: {hint}");
             }
@@ -840,7 +845,11 @@ pub fn run(args: &[String]) -> ExitCode {
              tracer takes them as unset):"
         );
         for (name, value) in &config.env_set_by_distro {
-            println!("  {name}={value}");
+            println!(
+                "  {}={}",
+                super::terminal::clean(name),
+                super::terminal::clean(value)
+            );
         }
     }
     if !config.ignored_env.is_empty() {

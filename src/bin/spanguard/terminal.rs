@@ -89,27 +89,11 @@ const MAGENTA: &str = "35";
 
 /// Text from a span made safe for a terminal: control characters (an
 /// escape sequence in a hostile value could clear the screen or rewrite
-/// what is shown) are written as escapes, `\n`, `\x1b`.
+/// what is shown), bidi controls and line separators are written as
+/// escapes, `\n`, `\x1b`, `\u{202e}`: the rule the library's messages
+/// follow (`span::printable`).
 pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            // Bidirectional controls reorder what follows them on the line
-            // (a name could hide its span's ERROR or turn text around, as
-            // "Trojan Source" does in code); shown as their code points.
-            '\u{061c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}' => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    spanguard::span::printable::printable(s).into_owned()
 }
 
 /// The number of characters `s` shows.
