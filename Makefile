@@ -237,10 +237,15 @@ dev-install:
 # is a requirement a user of the bridge inherits),
 # the sample agent. The binding's tests run twice: as users build it (hot
 # calls on the thread's C stack, bindings/go/hotcall.c) and with plain cgo
-# calls (-tags spanguard_cgocall, what other architectures get).
+# calls (-tags spanguard_cgocall, what other architectures get), and a
+# third time with libspanguard.a linked in (-tags spanguard_static, the
+# one binary a user ships): the library's signal, exit and thread-local
+# state must work the same there.
 test-go: dev-install venv
 	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) vet -tags spanguard_cgocall ./... && \
-	  $(GO_ENV) $(GO) test -race -count=1 ./... && $(GO_ENV) $(GO) test -tags spanguard_cgocall -count=1 ./...
+	  $(GO_ENV) $(GO) vet -tags spanguard_static ./... && \
+	  $(GO_ENV) $(GO) test -race -count=1 ./... && $(GO_ENV) $(GO) test -tags spanguard_cgocall -count=1 ./... && \
+	  $(GO_ENV) $(GO) test -tags spanguard_static -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
 	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet -modfile=go.newest-otel.mod ./... && \
@@ -349,7 +354,8 @@ test-python-versions: venv dist-python cli
 # library).
 INSTALL_TEST := $(CURDIR)/build/install-test
 INSTALLED := lib/libspanguard.so lib/libspanguard.so.$(SOMAJOR) lib/libspanguard.so.$(VERSION) lib/libspanguard.a \
-             include/spanguard.h include/spanguard.hpp lib/pkgconfig/spanguard.pc bin/spanguard
+             include/spanguard.h include/spanguard.hpp lib/pkgconfig/spanguard.pc \
+             lib/pkgconfig/spanguard-static.pc bin/spanguard
 test-install:
 	rm -rf $(INSTALL_TEST) $(INSTALL_TEST)-first
 	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST)-first
@@ -790,7 +796,9 @@ test-arm64: dist build/arm64/tests/test_api build/arm64/tests/emit_spans build/a
 # PREFIX/lib: the shared library (SONAME libspanguard.so.0) and the static
 # one; PREFIX/include: spanguard.h and the C++ wrapper spanguard.hpp;
 # PREFIX/lib/pkgconfig/spanguard.pc (relocatable, with an rpath so that
-# programs run without LD_LIBRARY_PATH); PREFIX/bin/spanguard, the command.
+# programs run without LD_LIBRARY_PATH) and spanguard-static.pc (links
+# libspanguard.a into the program: the Go binding's spanguard_static tag);
+# PREFIX/bin/spanguard, the command.
 install: build cli
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIBDIR)/libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
@@ -800,6 +808,7 @@ install: build cli
 	install -m 0644 include/spanguard.h include/spanguard.hpp $(DESTDIR)$(PREFIX)/include/
 	install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@VERSION@|$(VERSION)|' spanguard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard.pc
+	sed -e 's|@VERSION@|$(VERSION)|' spanguard-static.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard-static.pc
 
 clean:
 	$(CARGO) clean
