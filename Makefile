@@ -171,11 +171,21 @@ build/tests/%: tests/c/%.c $(C_TEST_HEADERS) include/spanguard.h build
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
 C_PROCESS_TESTS := test_fork test_context test_fork_recovery test_workers test_stale_handles test_callback_reentry test_config_errors test_distro_marker test_full_disk test_recovered_resource test_kill_set_again test_fork_no_tracer test_fork_resource test_fork_stderr_held test_fork_flight_kill test_fork_exec_lazy test_fork_shut_down test_shutdown_stuck_exporter test_stuck_exporter_no_dump test_fork_host_handler test_signal_mask_threads test_crash_after_stuck test_exit_many_stuck test_fork_during_first_use test_fork_during_install test_host_handler_thread test_host_handler_reraise test_host_handler_handoff test_host_handler_stop_after_thaw test_fork_error_callback test_exit_in_callback test_fork_ids test_host_handler_receiver_exits test_host_handler_exit test_host_handler_longjmp test_host_handler_fork test_host_handler_thread_exit test_host_handler_two_signals test_fork_during_hooks test_fork_during_passthrough test_host_handler_fork_in_lock test_termination_handlers_only test_host_handler_fork_handoff test_signals_off_library_threads test_host_handler_slow_backend test_main_thread_exit test_sigterm_nothing_open test_host_handler_spawn_then_die test_sigterm_during_shutdown test_fork_during_export test_pid1
-test-c: build/tests/test_api $(addprefix build/tests/,$(C_PROCESS_TESTS))
+test-c: build/tests/test_api $(addprefix build/tests/,$(C_PROCESS_TESTS)) build/tests/test_fork_static
 	rm -rf build/c-test-spans build/c-test-spans-llm
 	build/tests/test_api build/c-test-spans
 	for t in $(C_PROCESS_TESTS); do rm -rf build/$$t-spans build/$$t-spans-spool; \
 	  build/tests/$$t build/$$t-spans; done
+	rm -rf build/test_fork_static-spans build/test_fork_static-spans-spool
+	build/tests/test_fork_static build/test_fork_static-spans
+
+# test_fork again with libspanguard.a linked in, as a Go program built with
+# -tags spanguard_static links it: the library's fork handlers must work
+# there too (Go's own os/exec never runs them: it forks without libc).
+build/tests/test_fork_static: tests/c/test_fork.c $(C_TEST_HEADERS) include/spanguard.h build
+	mkdir -p build/tests
+	$(CC) $(CFLAGS_TEST) $< $(LIBDIR)/libspanguard.a $(STATIC_DEPS) -o $@
+	! readelf -d $@ | grep -q libspanguard
 
 # The same C test once more with AddressSanitizer over the test program and a
 # static link of the library, checked with nm that ASan really is in.
@@ -237,10 +247,15 @@ dev-install:
 # is a requirement a user of the bridge inherits),
 # the sample agent. The binding's tests run twice: as users build it (hot
 # calls on the thread's C stack, bindings/go/hotcall.c) and with plain cgo
-# calls (-tags spanguard_cgocall, what other architectures get).
+# calls (-tags spanguard_cgocall, what other architectures get), and a
+# third time with libspanguard.a linked in (-tags spanguard_static, the
+# one binary a user ships): the library's signal, exit and thread-local
+# state must work the same there.
 test-go: dev-install venv
 	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) vet -tags spanguard_cgocall ./... && \
-	  $(GO_ENV) $(GO) test -race -count=1 ./... && $(GO_ENV) $(GO) test -tags spanguard_cgocall -count=1 ./...
+	  $(GO_ENV) $(GO) vet -tags spanguard_static ./... && \
+	  $(GO_ENV) $(GO) test -race -count=1 ./... && $(GO_ENV) $(GO) test -tags spanguard_cgocall -count=1 ./... && \
+	  $(GO_ENV) $(GO) test -tags spanguard_static -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
 	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet -modfile=go.newest-otel.mod ./... && \
@@ -349,7 +364,8 @@ test-python-versions: venv dist-python cli
 # library).
 INSTALL_TEST := $(CURDIR)/build/install-test
 INSTALLED := lib/libspanguard.so lib/libspanguard.so.$(SOMAJOR) lib/libspanguard.so.$(VERSION) lib/libspanguard.a \
-             include/spanguard.h include/spanguard.hpp lib/pkgconfig/spanguard.pc bin/spanguard
+             include/spanguard.h include/spanguard.hpp lib/pkgconfig/spanguard.pc \
+             lib/pkgconfig/spanguard-static.pc bin/spanguard
 test-install:
 	rm -rf $(INSTALL_TEST) $(INSTALL_TEST)-first
 	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST)-first
@@ -790,7 +806,9 @@ test-arm64: dist build/arm64/tests/test_api build/arm64/tests/emit_spans build/a
 # PREFIX/lib: the shared library (SONAME libspanguard.so.0) and the static
 # one; PREFIX/include: spanguard.h and the C++ wrapper spanguard.hpp;
 # PREFIX/lib/pkgconfig/spanguard.pc (relocatable, with an rpath so that
-# programs run without LD_LIBRARY_PATH); PREFIX/bin/spanguard, the command.
+# programs run without LD_LIBRARY_PATH) and spanguard-static.pc (links
+# libspanguard.a into the program: the Go binding's spanguard_static tag);
+# PREFIX/bin/spanguard, the command.
 install: build cli
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIBDIR)/libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
@@ -800,6 +818,7 @@ install: build cli
 	install -m 0644 include/spanguard.h include/spanguard.hpp $(DESTDIR)$(PREFIX)/include/
 	install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@VERSION@|$(VERSION)|' spanguard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard.pc
+	sed -e 's|@VERSION@|$(VERSION)|' spanguard-static.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard-static.pc
 
 clean:
 	$(CARGO) clean

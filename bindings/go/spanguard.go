@@ -9,7 +9,9 @@
 //	go build ./...
 //
 // spanguard.pc carries an rpath, so the program runs without
-// LD_LIBRARY_PATH. The module is not on the Go proxy: point a replace
+// LD_LIBRARY_PATH where it was built. Built with -tags spanguard_static
+// (link_static.go) the library is linked into the program instead: one
+// binary to copy into a container image or onto another host. The module is not on the Go proxy: point a replace
 // directive at a checkout's bindings/go
 // (`go mod edit -replace github.com/spanguard/spanguard/bindings/go=../spanguard/bindings/go`).
 //
@@ -25,7 +27,8 @@
 package spanguard
 
 /*
-#cgo pkg-config: spanguard
+// Which library to link, and its header's directory: link_shared.go
+// (libspanguard.so, the default), link_static.go (-tags spanguard_static).
 // begin_remote keeps no pointer past the call and never calls back into
 // Go: saying so lets a pointer to a stack variable stay on the stack and
 // makes the call cheaper. (The hottest calls skip cgo: hotcall.c.)
