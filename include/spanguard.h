@@ -320,7 +320,7 @@ enum spanguard_result
   SPANGUARD_RESULT_NULL_ARGUMENT = 1,
   /*
    An argument was out of range (a span kind, a status code, a value
-   type, a config struct_size). Nothing was done.
+   type, a config struct_size, a signal number). Nothing was done.
    */
   SPANGUARD_RESULT_INVALID_ARGUMENT = 2,
   /*
@@ -1800,6 +1800,25 @@ spanguard_result spanguard_flush(const struct spanguard_tracer *tracer, uint32_t
  ends.
  */
 spanguard_result spanguard_shutdown(const struct spanguard_tracer *tracer, uint32_t timeout_ms);
+
+/*
+ `spanguard_shutdown` for a process that termination signal `signo`
+ (SIGTERM, SIGINT...) is stopping, for a binding or program whose own
+ handler caught it (Node's `process.on('SIGTERM')`, Go's
+ `signal.Notify`): every span still open is exported marked
+ `spanguard.interrupted=true` and `spanguard.signal=<signo>`, the very
+ marks the library's own signal handler gives the spans it finds open,
+ so the same stop reads the same whichever handler saw it. Such spans
+ count in `spans_ended` and not in `spans_unended_at_shutdown`: the
+ program did not forget them. Returns what `spanguard_shutdown` does,
+ `SPANGUARD_RESULT_SHUT_DOWN` once shut down (by either call),
+ `SPANGUARD_RESULT_NULL_ARGUMENT` for a NULL tracer and
+ `SPANGUARD_RESULT_INVALID_ARGUMENT` for a `signo` outside 1 to
+ SIGRTMAX, nothing done. Thread-safe; blocks as `spanguard_shutdown`.
+ */
+spanguard_result spanguard_shutdown_for_signal(const struct spanguard_tracer *tracer,
+                                               int32_t signo,
+                                               uint32_t timeout_ms);
 
 /*
  Shuts the tracer down as `spanguard_tracer_free` does (flush, open spans

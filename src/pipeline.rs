@@ -12,7 +12,7 @@ use crate::buffer::dump::CrashFile;
 use crate::buffer::payload_pool::PayloadPool;
 use crate::buffer::slab::{STATE_OPEN, STATE_WRITING, SpanSlab, header_generation, header_state};
 use crate::config::TracerConfig;
-use crate::span::record::MARK_UNENDED;
+use crate::span::record::{MARK_INTERRUPTED, MARK_UNENDED};
 use crate::stats::Stats;
 
 pub(crate) const LIFECYCLE_RUNNING: u32 = 0;
@@ -21,6 +21,24 @@ pub(crate) const LIFECYCLE_SHUT_DOWN: u32 = 2;
 /// The process is dying (a fatal signal): recording calls fail so that no
 /// span is reported ended after its tracer's last dump.
 pub(crate) const LIFECYCLE_FROZEN: u32 = 3;
+
+/// Why a shutdown ends the spans still open, which says how they are
+/// marked: the same event must read the same way whichever part of the
+/// process saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenSpansEnd {
+    /// The program shut down with spans it never ended:
+    /// `spanguard.unended`, counted in `spans_unended_at_shutdown`.
+    Unended,
+    /// A termination signal (this number) that a binding's own handler
+    /// caught is stopping the process: `spanguard.interrupted` and
+    /// `spanguard.signal`, as the watchdog's dump marks the spans it finds
+    /// open. Not counted as unended: the program forgot nothing. Marked
+    /// unended, a Node agent's span open at `docker stop` read as a bug in
+    /// the agent's code, where a Python agent's read "interrupted by
+    /// SIGTERM".
+    Interrupted(i16),
+}
 
 /// What the exporter tells the application about (the error callback).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -377,11 +395,15 @@ impl Pipeline {
         )
     }
 
-    /// Flush, then end and export the spans still open (marked
-    /// `spanguard.unended`), then stop the exporter, in that order, so no
-    /// span is lost to ordering. None when another call shut it down
-    /// already.
-    pub fn shutdown(&self, timeout: Duration, stuck: LeftStuck) -> Option<FlushOutcome> {
+    /// Flush, then end and export the spans still open (marked as `open`
+    /// says), then stop the exporter, in that order, so no span is lost to
+    /// ordering. None when another call shut it down already.
+    pub fn shutdown(
+        &self,
+        timeout: Duration,
+        stuck: LeftStuck,
+        open: OpenSpansEnd,
+    ) -> Option<FlushOutcome> {
         let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
         self.await_thaw(deadline);
         if self
@@ -418,8 +440,10 @@ impl Pipeline {
         if !on_exporter {
             outcome = self.signal.request_flush_and_wait(left());
         }
-        let unended = self.end_open_spans(deadline);
-        Stats::add(&self.stats.spans_unended_at_shutdown, unended);
+        let ended = self.end_open_spans(deadline, open);
+        if open == OpenSpansEnd::Unended {
+            Stats::add(&self.stats.spans_unended_at_shutdown, ended);
+        }
         if !on_exporter {
             outcome = outcome.and(self.signal.request_flush_and_wait(left()));
         }
@@ -522,8 +546,9 @@ impl Pipeline {
         left
     }
 
-    /// Ends every open span as of now, marked unended. Returns how many.
-    fn end_open_spans(&self, deadline: Instant) -> u64 {
+    /// Ends every open span as of now, marked as `open` says. Returns how
+    /// many.
+    fn end_open_spans(&self, deadline: Instant, open: OpenSpansEnd) -> u64 {
         // Calls that passed their lifecycle check before it moved finish
         // what they write first (as `freeze_recording` lets them): a begin
         // then shows its slot to the scan below, or sees the lifecycle
@@ -548,7 +573,13 @@ impl Pipeline {
             }
             // SAFETY: lock_open moved the slot to WRITING for us.
             let r = unsafe { self.slab.slot_mut(slot) };
-            r.marks |= MARK_UNENDED;
+            match open {
+                OpenSpansEnd::Unended => r.marks |= MARK_UNENDED,
+                OpenSpansEnd::Interrupted(signal) => {
+                    r.marks |= MARK_INTERRUPTED;
+                    r.signal = signal;
+                }
+            }
             r.end_unix_ns = now.max(r.start_unix_ns);
             self.slab.publish_ended(slot, generation);
             ended += 1;

@@ -27,7 +27,7 @@ use crate::export::resource::ResourceInfo;
 use crate::export::transport::Transport;
 use crate::pipeline::{
     ExportSignal, FlightFile, FlushOutcome, LIFECYCLE_FROZEN, LIFECYCLE_RUNNING,
-    LIFECYCLE_SHUT_DOWN, LIFECYCLE_SHUTTING_DOWN, Pipeline,
+    LIFECYCLE_SHUT_DOWN, LIFECYCLE_SHUTTING_DOWN, OpenSpansEnd, Pipeline,
 };
 use crate::span::clock::now_unix_ns;
 use crate::span::ids::IdSource;
@@ -412,6 +412,14 @@ impl Notice {
             ..self
         }
     }
+}
+
+/// `signal` as a span records it, if it is a signal's number (1 to
+/// SIGRTMAX): what `Tracer::shutdown_for_signal` accepts.
+pub fn signal_number(signal: i32) -> Option<i16> {
+    i16::try_from(signal)
+        .ok()
+        .filter(|&s| s >= 1 && i32::from(s) <= libc::SIGRTMAX())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1878,8 +1886,32 @@ impl Tracer {
 
     /// See `Pipeline::shutdown`. A second call returns Err(ShutDown).
     pub fn shutdown(&self, timeout: Duration) -> Result<FlushOutcome, SpanError> {
+        self.shut_down_ending_open(timeout, OpenSpansEnd::Unended)
+    }
+
+    /// `shutdown` for a process that termination signal `signal` is
+    /// stopping, caught by the host's own handler rather than the
+    /// watchdog (Node's `process.on('SIGTERM')`, Go's `signal.Notify`):
+    /// the spans still open are marked interrupted by it, as the
+    /// watchdog's dump marks them (`OpenSpansEnd::Interrupted`).
+    /// Err(InvalidArgument), nothing done, for a number no signal has
+    /// (1 to SIGRTMAX are).
+    pub fn shutdown_for_signal(
+        &self,
+        timeout: Duration,
+        signal: i32,
+    ) -> Result<FlushOutcome, SpanError> {
+        let signal = signal_number(signal).ok_or(SpanError::InvalidArgument)?;
+        self.shut_down_ending_open(timeout, OpenSpansEnd::Interrupted(signal))
+    }
+
+    fn shut_down_ending_open(
+        &self,
+        timeout: Duration,
+        open: OpenSpansEnd,
+    ) -> Result<FlushOutcome, SpanError> {
         self.pipeline
-            .shutdown(timeout, crate::watchdog::crash::leave_stuck_exporter)
+            .shutdown(timeout, crate::watchdog::crash::leave_stuck_exporter, open)
             .ok_or(SpanError::ShutDown)
     }
 

@@ -588,13 +588,26 @@ func (t *Tracer) Shutdown(timeout time.Duration) (bool, error) {
 // ShutdownStatus is Shutdown, saying whether the spans were delivered or
 // only spooled.
 func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
+	return t.shutdownFor(timeout, 0)
+}
+
+// shutdownFor is ShutdownStatus for a process that signal signo stops
+// (FlushOnSignals), 0 for none: the spans still open are marked
+// interrupted by it, as the library's watchdog marks them, rather than
+// unended (which reads as spans the program forgot to end).
+func (t *Tracer) shutdownFor(timeout time.Duration, signo syscall.Signal) (FlushResult, error) {
 	p, err := t.live()
 	if err != nil {
 		return Delivered, nil
 	}
 	t.runStopHooks()
 	defer runtime.KeepAlive(t)
-	rc := C.spanguard_shutdown(p, millis(timeout))
+	var rc C.spanguard_result
+	if signo != 0 {
+		rc = C.spanguard_shutdown_for_signal(p, C.int32_t(signo), millis(timeout))
+	} else {
+		rc = C.spanguard_shutdown(p, millis(timeout))
+	}
 	if rc == C.SPANGUARD_RESULT_SHUT_DOWN {
 		return Delivered, nil
 	}
@@ -870,7 +883,8 @@ func runBeforeSignal(timeout time.Duration) {
 
 // FlushOnSignals flushes and shuts the tracer down when one of sigs (by
 // default SIGTERM and SIGINT) arrives (spans still open are exported,
-// marked unended), then stops listening and sends the signal to this
+// marked spanguard.interrupted by that signal, as the watchdog marks
+// them), then stops listening and sends the signal to this
 // process again: a program that does not handle it dies the way it would
 // have; one that does (signal.NotifyContext for a graceful shutdown) gets
 // it on its own channel and goes on, but this tracer's shutdown races its
@@ -915,7 +929,8 @@ func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs
 			// own shutdown half of it at least.
 			started := time.Now()
 			runBeforeSignal(timeout / 2)
-			_, _ = t.Shutdown(max(0, timeout-time.Since(started)))
+			sys, _ := s.(syscall.Signal)
+			_, _ = t.shutdownFor(max(0, timeout-time.Since(started)), sys)
 			// Only this channel: signal.Reset undid the program's own
 			// Notify too, so the signal sent again killed a program in the
 			// middle of its graceful shutdown. With no channel left for

@@ -349,7 +349,9 @@ export declare class Tracer {
   stats(): Stats;
   /**
    * Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut down, and
-   * only when the program has no listener of its own for it), and on beforeExit. In a worker thread, which
+   * only when the program has no listener of its own for it), and on beforeExit. At a signal the spans still
+   * open are exported marked `spanguard.interrupted` with `spanguard.signal` (its number), as the library's own
+   * signal handler marks them; at beforeExit, `spanguard.unended`. In a worker thread, which
    * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own).
    * With a SpanguardSpanExporter in the process, the global OpenTelemetry provider is flushed first (for up to
    * half of timeoutMs), so the spans its BatchSpanProcessor holds reach spanguard before it shuts down in what

@@ -1395,7 +1395,10 @@ class Tracer {
           // hooked tracer of the process, workers' too; this one's
           // answer (delivered, spooled) is its own shutdown's.
           const left = await feedWithinHalf(timeoutMs);
-          await native.shutdownHooked(left);
+          // For the signal: the spans still open arrive interrupted by
+          // it, as the library's own handler marks them (Python's), not
+          // "unended", which reads as spans the program forgot to end.
+          await native.shutdownHooked(left, require('os').constants.signals[sig] || 0);
           await this.shutdown(left);
         } catch (_) {
           // Closed already, say: the signal is raised all the same.

@@ -19,7 +19,7 @@ pub enum spanguard_result {
     /// A required pointer argument was NULL. Nothing was done.
     NullArgument = 1,
     /// An argument was out of range (a span kind, a status code, a value
-    /// type, a config struct_size). Nothing was done.
+    /// type, a config struct_size, a signal number). Nothing was done.
     InvalidArgument = 2,
     /// The span handle names no live span: it was exported already, or it
     /// never was a handle. Nothing was done.

@@ -864,13 +864,14 @@ fn with_tracer(
     }
 }
 
-/// `spanguard_shutdown` and `spanguard_tracer_close`. A forked child's
+/// `spanguard_shutdown`, `spanguard_shutdown_for_signal` and
+/// `spanguard_tracer_close`, `shut` being the shutdown. A forked child's
 /// tracer not made yet has recorded nothing: it is not made only to be
 /// shut down (a worker that shuts down before `_exit` without a span
 /// leaves no files), and answers SHUT_DOWN from then on.
 fn shut_down_wrapper(
     t: *const spanguard_tracer,
-    timeout: impl FnOnce(&Tracer) -> Duration,
+    shut: impl FnOnce(&Tracer) -> Result<FlushOutcome, SpanError>,
 ) -> spanguard_result {
     let w = wrapper(t);
     if w.unmade_in_child() {
@@ -878,21 +879,21 @@ fn shut_down_wrapper(
         // A first use racing this one made the tracer first (it is shut
         // down as any), or finds none from now on.
         return match w.tracer.get_or_init(|| None) {
-            Some(tracer) => shut_down(tracer, timeout(tracer)),
+            Some(tracer) => shut_down_result(shut(tracer)),
             None if first => spanguard_result::Ok,
             None => spanguard_result::ShutDown,
         };
     }
-    with_tracer(t, |tracer| shut_down(tracer, timeout(tracer)))
+    with_tracer(t, |tracer| shut_down_result(shut(tracer)))
 }
 
 fn timeout(ms: u32) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
-/// The result of `spanguard_shutdown` and `spanguard_tracer_close`.
-fn shut_down(t: &Tracer, timeout: Duration) -> spanguard_result {
-    match t.shutdown(timeout) {
+/// The result of `spanguard_shutdown` and its kin.
+fn shut_down_result(shutdown: Result<FlushOutcome, SpanError>) -> spanguard_result {
+    match shutdown {
         Ok(outcome) => flush_result(outcome),
         Err(SpanError::ShutDown) => spanguard_result::ShutDown,
         Err(e) => e.into(),
@@ -967,7 +968,37 @@ pub extern "C" fn spanguard_shutdown(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
-        shut_down_wrapper(tracer, |_| timeout(timeout_ms))
+        shut_down_wrapper(tracer, |t| t.shutdown(timeout(timeout_ms)))
+    })
+}
+
+/// `spanguard_shutdown` for a process that termination signal `signo`
+/// (SIGTERM, SIGINT...) is stopping, for a binding or program whose own
+/// handler caught it (Node's `process.on('SIGTERM')`, Go's
+/// `signal.Notify`): every span still open is exported marked
+/// `spanguard.interrupted=true` and `spanguard.signal=<signo>`, the very
+/// marks the library's own signal handler gives the spans it finds open,
+/// so the same stop reads the same whichever handler saw it. Such spans
+/// count in `spans_ended` and not in `spans_unended_at_shutdown`: the
+/// program did not forget them. Returns what `spanguard_shutdown` does,
+/// `SPANGUARD_RESULT_SHUT_DOWN` once shut down (by either call),
+/// `SPANGUARD_RESULT_NULL_ARGUMENT` for a NULL tracer and
+/// `SPANGUARD_RESULT_INVALID_ARGUMENT` for a `signo` outside 1 to
+/// SIGRTMAX, nothing done. Thread-safe; blocks as `spanguard_shutdown`.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_shutdown_for_signal(
+    tracer: *const spanguard_tracer,
+    signo: i32,
+    timeout_ms: u32,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer);
+        if crate::tracer::signal_number(signo).is_none() {
+            return spanguard_result::InvalidArgument;
+        }
+        shut_down_wrapper(tracer, |t| {
+            t.shutdown_for_signal(timeout(timeout_ms), signo)
+        })
     })
 }
 
@@ -984,7 +1015,7 @@ pub extern "C" fn spanguard_shutdown(
 pub extern "C" fn spanguard_tracer_close(tracer: *const spanguard_tracer) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
-        shut_down_wrapper(tracer, |t| t.config().export_timeout)
+        shut_down_wrapper(tracer, |t| t.shutdown(t.config().export_timeout))
     })
 }
 

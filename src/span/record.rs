@@ -402,7 +402,8 @@ pub const MARK_PARENT_REMOTE: u8 = 1;
 /// The span was still open at shutdown and was ended by spanguard.
 pub const MARK_UNENDED: u8 = 2;
 /// The span was still open when the process died; recovered from a crash
-/// dump or the flight recorder.
+/// dump or the flight recorder, or ended by a shutdown for a termination
+/// signal a binding's handler caught.
 pub const MARK_INTERRUPTED: u8 = 4;
 /// The sampler left the span out: it has ids and a tracestate, so it
 /// propagates its context (flag 00), but records nothing and is never
@@ -530,7 +531,8 @@ pub struct SpanRecord {
     pub event_count: u16,
     pub link_count: u16,
     /// The signal that interrupted the span, when `MARK_INTERRUPTED` (set
-    /// only on records read back from disk).
+    /// on records read back from disk, and by a shutdown for a signal,
+    /// `OpenSpansEnd::Interrupted`; `reset_rest` clears it).
     pub signal: i16,
     /// Which of the slab's ended queues the span goes to when it ends:
     /// the number of the cache of free slots its slot came from (see

@@ -46,7 +46,11 @@ extern "C" fn flush_at_exit() {
                 return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let _ = p.shutdown(left, super::crash::leave_stuck_exporter);
+            let _ = p.shutdown(
+                left,
+                super::crash::leave_stuck_exporter,
+                crate::pipeline::OpenSpansEnd::Unended,
+            );
         });
     });
 }

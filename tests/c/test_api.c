@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -1269,6 +1270,37 @@ static void test_shutdown_exports_open_spans(spanguard_tracer *t, const char *di
     CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
 }
 
+/* A shutdown for a signal a binding's own handler caught marks the spans
+ * still open interrupted by it, as the library's own handler does, and
+ * counts them ended, not unended; bad arguments change nothing. */
+static void test_shutdown_for_signal(const char *dir) {
+    char own[512];
+    snprintf(own, sizeof own, "%s/for-signal", dir);
+    spanguard_tracer *t = make_tracer(own, 0);
+    spanguard_span open;
+    CHECK_RC(spanguard_span_begin(t, S("open.at.sigterm"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_shutdown_for_signal(NULL, SIGTERM, 1000), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_shutdown_for_signal(t, 0, 1000), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_shutdown_for_signal(t, -SIGTERM, 1000), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_shutdown_for_signal(t, SIGRTMAX + 1, 1000), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_shutdown_for_signal(t, 1 << 20, 1000), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    /* Still running after those: the span is open and may be changed. */
+    CHECK_RC(spanguard_span_set_int(open, S("n"), 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_shutdown_for_signal(t, SIGTERM, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(own, "\"name\":\"open.at.sigterm\"") == 1);
+    CHECK(count_in_dir(own, "{\"key\":\"spanguard.interrupted\",\"value\":{\"boolValue\":true}}") == 1);
+    CHECK(count_in_dir(own, "{\"key\":\"spanguard.signal\",\"value\":{\"intValue\":\"15\"}}") == 1);
+    CHECK(count_in_dir(own, "spanguard.unended") == 0);
+    spanguard_counters s = stats_of(t);
+    CHECK(s.spans_ended == 1);
+    CHECK(s.spans_unended_at_shutdown == 0);
+    CHECK(s.spans_exported == 1);
+    CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_shutdown_for_signal(t, SIGTERM, 10), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
+    spanguard_tracer_free(t);
+}
+
 /* spanguard_tracer_close shuts down as spanguard_tracer_free would and
  * keeps the memory: every later call on the tracer or its spans gets
  * SHUT_DOWN, not freed memory, until the free. */
@@ -1422,6 +1454,7 @@ int main(int argc, char **argv) {
     test_shutdown_exports_open_spans(t, dir);
     spanguard_tracer_free(t);
     test_close_keeps_the_tracer_until_free(dir);
+    test_shutdown_for_signal(dir);
     test_flush_tells_delivered_from_spooled(dir);
     char llm_dir[512];
     snprintf(llm_dir, sizeof llm_dir, "%s-llm", dir);

@@ -739,7 +739,9 @@ func TestAnEndedSpanArrivesWhenTheProcessIsStoppedWithoutFlushOnSignals(t *testi
 }
 
 // An open span arrives with what was set on it after its start (passed on
-// at the tracer's stop, OnStop), and its new name.
+// at the tracer's stop, OnStop), and its new name, marked interrupted by
+// the SIGTERM that stopped the process (FlushOnSignals), as the watchdog
+// marks the spans it dumps.
 func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
 	rx := otlpreceiver.Start(t)
 	out := outputOfAChildItsSIGTERMEnds(t, "SPANGUARD_BRIDGE_CHILD_ENDPOINT="+rx.URL,
@@ -751,7 +753,8 @@ func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
 	}
 	s := got[0]
 	if s.TraceID != ids[0] || s.SpanID != ids[1] || s.Name != "llm.chat" || s.Scope != "killed-scope" ||
-		s.Attributes["gen_ai.request.model"] != "gpt-4o" || s.Attributes["spanguard.unended"] != true ||
+		s.Attributes["gen_ai.request.model"] != "gpt-4o" || s.Attributes["spanguard.interrupted"] != true ||
+		s.Attributes["spanguard.signal"] != json.Number("15") || s.Attributes["spanguard.unended"] != nil ||
 		s.Attributes["gen_ai.prompt"] != "what is the weather?" {
 		t.Fatalf("arrived %+v, the child had %v", s, ids)
 	}

@@ -1660,6 +1660,10 @@ typedef struct {
     napi_async_work work;
     napi_deferred deferred;
     uint32_t timeout_ms;
+    /* The signal the process is stopping for (0: none): the spans still
+     * open are marked interrupted by it, as the library's own handler
+     * marks them, not unended (the program forgot none of them). */
+    int32_t signo;
 } hooked_shutdown;
 
 static uint64_t now_ms(void) {
@@ -1676,7 +1680,11 @@ static void hooked_shutdown_execute(napi_env env, void *data) {
     pthread_mutex_lock(&hooked_lock);
     for (size_t i = 0; i < hooked_count; i++) {
         uint64_t now = now_ms();
-        spanguard_shutdown(hooked[i], now < deadline ? (uint32_t)(deadline - now) : 0);
+        uint32_t left = now < deadline ? (uint32_t)(deadline - now) : 0;
+        if (c->signo)
+            spanguard_shutdown_for_signal(hooked[i], c->signo, left);
+        else
+            spanguard_shutdown(hooked[i], left);
     }
     pthread_mutex_unlock(&hooked_lock);
 }
@@ -1691,8 +1699,9 @@ static void hooked_shutdown_complete(napi_env env, napi_status status, void *dat
     free(c);
 }
 
-/* shutdownHooked(timeoutMs) -> Promise, settled once every hooked tracer
- * (of every thread) has shut down; on libuv's pool. */
+/* shutdownHooked(timeoutMs, signo?) -> Promise, settled once every hooked
+ * tracer (of every thread) has shut down; on libuv's pool. With a signal
+ * number, the shutdown is for that signal (spanguard_shutdown_for_signal). */
 static napi_value js_shutdown_hooked(napi_env env, napi_callback_info info) {
     args a;
     if (!get_args(env, info, &a, 1)) return NULL;
@@ -1702,13 +1711,16 @@ static napi_value js_shutdown_hooked(napi_env env, napi_callback_info info) {
         return NULL;
     }
     napi_value promise, name;
-    if (!u32_arg(env, a.argv[0], &c->timeout_ms) || napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
+    uint32_t signo = 0;
+    if (!u32_arg(env, a.argv[0], &c->timeout_ms) || (a.argc > 1 && !u32_arg(env, a.argv[1], &signo)) ||
+        signo > INT32_MAX || napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
         napi_create_string_utf8(env, "spanguard.shutdownHooked", NAPI_AUTO_LENGTH, &name) != napi_ok ||
         napi_create_async_work(env, NULL, name, hooked_shutdown_execute, hooked_shutdown_complete, c, &c->work) !=
             napi_ok) {
         free(c);
         return throw_last(env, "shutdownHooked");
     }
+    c->signo = (int32_t)signo;
     if (napi_queue_async_work(env, c->work) != napi_ok) {
         napi_delete_async_work(env, c->work);
         free(c);

@@ -2,9 +2,11 @@
 // A Vercel AI SDK agent under NodeSDK stopped by SIGTERM in the middle of
 // a streamed completion (a container stopped, a deploy): the spans it
 // ended, and those still open (the stream, its model call, the agent's
-// turn, marked unended), reach the sink, each once, whoever handles the
-// signal: spanguard's process hooks, the program's own handler calling
-// NodeSDK's shutdown (NodeSDK installs none of its own), or both.
+// turn), reach the sink, each once, whoever handles the signal:
+// spanguard's process hooks (the open ones marked interrupted by SIGTERM),
+// the program's own handler calling NodeSDK's shutdown (NodeSDK installs
+// none of its own; marked unended: spanguard is not told of the signal),
+// or both (whichever shuts down first marks them).
 const { test } = require('node:test');
 const assert = require('node:assert');
 const fs = require('fs');
@@ -35,15 +37,38 @@ async function runAgent(setup) {
   return { ...run, spans: readSpans(path.join(dir, 'sink')) };
 }
 
-/** Every span once: those ended, then those open at the signal marked unended; the prompt whole on the open stream. */
-function assertAllArrived(run, { open = true } = {}) {
+/** How a span open at the signal is marked: `interrupted` (by SIGTERM), `unended`, or none. */
+function markOf(s) {
+  const interrupted = s.attrs['spanguard.interrupted'];
+  const unended = s.attrs['spanguard.unended'];
+  if (interrupted && interrupted.boolValue && !unended) {
+    assert.deepStrictEqual(s.attrs['spanguard.signal'], { intValue: '15' }, `${s.name}: interrupted by SIGTERM`);
+    return 'interrupted';
+  }
+  if (unended && unended.boolValue && !interrupted) return 'unended';
+  assert.ok(!interrupted && !unended, `${s.name}: one mark at most`);
+  return 'none';
+}
+
+/**
+ * Every span once: those ended, then those open at the signal marked
+ * `open` says (the hooks' shutdown: interrupted by SIGTERM; the program's
+ * own sdk.shutdown(): unended; 'either' when both race, one mark for all);
+ * the prompt whole on the open stream.
+ */
+function assertAllArrived(run, { open = true, mark = 'interrupted' } = {}) {
   const names = run.spans.map((s) => s.name).sort();
   const ended = ['ai.generateText', 'ai.generateText.doGenerate'];
   const opened = ['agent.turn', 'ai.streamText', 'ai.streamText.doStream'];
   assert.deepStrictEqual(names, (open ? [...ended, ...opened] : ended).sort(), `the spans, each once: ${run.stderr}`);
+  const marks = new Set(run.spans.filter((s) => opened.includes(s.name)).map(markOf));
   for (const s of run.spans) {
-    const unended = s.attrs['spanguard.unended'];
-    assert.strictEqual(Boolean(unended && unended.boolValue), opened.includes(s.name), `${s.name}: marked unended iff open`);
+    if (!opened.includes(s.name)) assert.strictEqual(markOf(s), 'none', `${s.name}: ended by the program`);
+  }
+  if (open) {
+    assert.strictEqual(marks.size, 1, `the open spans marked alike: ${[...marks]}`);
+    const [got] = marks;
+    assert.ok(mark === 'either' ? got !== 'none' : got === mark, `the open spans marked ${got}, not ${mark}`);
   }
   if (open) {
     const stream = run.spans.find((s) => s.name === 'ai.streamText');
@@ -59,7 +84,7 @@ function assertAllArrived(run, { open = true } = {}) {
   }
 }
 
-test('SIGTERM mid-stream, spanguard\'s process hooks installed: every span arrives, the open ones unended', async () => {
+test('SIGTERM mid-stream, spanguard\'s process hooks installed: every span arrives, the open ones interrupted', async () => {
   const run = await runAgent(`
     const bridge = new SpanguardSpanProcessor(options);
     bridge.tracer.installProcessHooks();
@@ -75,7 +100,7 @@ test('SIGTERM mid-stream, the program\'s own handler shuts NodeSDK down and exit
       instrumentations: [] });
     process.on('SIGTERM', () => { sdk.shutdown().finally(() => process.exit(0)); });`);
   assert.strictEqual(run.status, 0, `the program ended itself: ${run.signal} ${run.stderr}`);
-  assertAllArrived(run);
+  assertAllArrived(run, { mark: 'unended' });
 });
 
 test('SIGTERM mid-stream, both the hooks and the program\'s handler shutting NodeSDK down: every span arrives once', async () => {
@@ -86,7 +111,7 @@ test('SIGTERM mid-stream, both the hooks and the program\'s handler shutting Nod
     process.on('SIGTERM', () => { sdk.shutdown().finally(() => process.exit(0)); });`);
   assert.strictEqual(run.status, 0, `the program ended itself: ${run.signal} ${run.stderr}`);
   assert.ok(!/SPANGUARD_/.test(run.stderr), `no warning: ${run.stderr}`);
-  assertAllArrived(run);
+  assertAllArrived(run, { mark: 'either' });
 });
 
 test('SIGTERM mid-stream with NodeSDK\'s traceExporter and the hooks: the spans NodeSDK\'s batch queue held arrive', async () => {

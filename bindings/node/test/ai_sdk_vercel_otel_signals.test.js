@@ -4,7 +4,8 @@
 // middle of a streamed completion. registerOTel installs no signal
 // handling of its own and gives back no handle to shut down: spanguard's
 // process hooks do it. With the processor, the spans ended and those still
-// open (marked unended, the 60 KB prompt whole) arrive, each once; with
+// open (marked interrupted by the signal, the 60 KB prompt whole) arrive,
+// each once; with
 // the exporter, the ended spans registerOTel's BatchSpanProcessor queued.
 const { test } = require('node:test');
 const assert = require('node:assert');
@@ -44,7 +45,7 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
   for (const [what, setup] of Object.entries(SETUPS)) {
     const open = what.startsWith('spanProcessors');
     test(`${signal} mid-stream under registerOTel({ ${what} }) with the hooks: ${
-      open ? 'every span once, the open ones unended' : 'the ended spans its queue held'}`, async () => {
+      open ? 'every span once, the open ones interrupted by it' : 'the ended spans its queue held'}`, async () => {
       const run = await runAgent(setup, signal);
       assert.strictEqual(run.signal, signal, `the process ended by its signal: ${run.status} ${run.stderr}`);
       assert.ok(!/SPANGUARD_/.test(run.stderr), `no warning: ${run.stderr}`);
@@ -53,9 +54,14 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
       assert.deepStrictEqual(run.spans.map((s) => s.name).sort(), [...ended, ...opened].sort(),
         `the spans, each once: ${run.stderr}`);
       for (const s of run.spans) {
-        const unended = s.attrs['spanguard.unended'];
-        assert.strictEqual(Boolean(unended && unended.boolValue), opened.includes(s.name), `${s.name}: unended iff open`);
-        assert.ok(!('spanguard.interrupted' in s.attrs), s.name);
+        const interrupted = s.attrs['spanguard.interrupted'];
+        assert.strictEqual(Boolean(interrupted && interrupted.boolValue), opened.includes(s.name),
+          `${s.name}: interrupted iff open`);
+        if (opened.includes(s.name)) {
+          assert.deepStrictEqual(s.attrs['spanguard.signal'], { intValue: String(os.constants.signals[signal]) },
+            `${s.name}: by ${signal}`);
+        }
+        assert.ok(!('spanguard.unended' in s.attrs), s.name);
       }
       const generate = run.spans.find((s) => s.name === 'ai.generateText');
       assert.strictEqual(JSON.parse(generate.attrs['ai.prompt'].stringValue).prompt, PROMPT);

@@ -61,7 +61,9 @@ setInterval(() => {}, 1000);
     `both spans arrived in the sink: ${stderr}`);
   assert.strictEqual(spans['llm.chat'].attrs['gen_ai.request.model'].stringValue, 'gpt-4o');
   assert.strictEqual(spans['llm.stream'].attrs['gen_ai.prompt'].stringValue.length, 100000);
-  assert.strictEqual(spans['llm.stream'].attrs['spanguard.unended'].boolValue, true);
+  assert.strictEqual(spans['llm.stream'].attrs['spanguard.interrupted'].boolValue, true);
+  assert.deepStrictEqual(spans['llm.stream'].attrs['spanguard.signal'], { intValue: '15' });
+  assert.strictEqual(spans['llm.stream'].attrs['spanguard.unended'], undefined);
 });
 
 test('the README exporter example, stopped by SIGTERM, hands the SDK\'s queued spans to spanguard', () => {

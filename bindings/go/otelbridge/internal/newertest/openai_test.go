@@ -287,11 +287,11 @@ func TestMain(m *testing.M) {
 // An agent stopped by SIGTERM in the middle of a streamed completion, as a
 // container is: the span ended before is delivered, and the session and the
 // streamed call, open, arrive once each, with the 60 KB prompt byte for
-// byte, under the right parent: marked spanguard.unended with what they
-// held at the signal where the program lets the signal end it
-// (FlushOnSignals; the library's watchdog alone spools them as they were
-// at their start, delivered by the next start on that spool, marked
-// spanguard.interrupted), ended by the program itself where it handles the
+// byte, under the right parent: marked spanguard.interrupted (by SIGTERM)
+// with what they held at the signal where the program lets the signal end
+// it (FlushOnSignals; the library's watchdog alone spools them as they
+// were at their start, delivered by the next start on that spool, marked
+// the same), ended by the program itself where it handles the
 // signal (signal.NotifyContext: the stream fails with the context, the
 // spans end with the error, tp.Shutdown sends them). And one that leaves
 // mid-stream through os.Exit (log.Fatal), skipping every shutdown: Go runs
@@ -321,10 +321,15 @@ func TestAnOpenAIGoAgentStoppedMidStream(t *testing.T) {
 			if died != (mode == "flush-on-signals" || mode == "watchdog") || exited != (mode == "os-exit-flight") {
 				t.Fatalf("the child ended with %v", err)
 			}
-			open := "spanguard.unended"
+			// Stopped by SIGTERM whoever handled it: FlushOnSignals' shutdown
+			// marks the open spans interrupted by it, as the watchdog's dump
+			// does (the next start sends that).
+			open := "spanguard.interrupted"
+			if mode == "notify" {
+				open = "spanguard.unended" // ended by the program: neither mark
+			}
 			if mode == "watchdog" || mode == "os-exit-flight" {
 				// The next start on the spool sends what the watchdog spooled.
-				open = "spanguard.interrupted"
 				tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: rx.URL, SpoolDir: spool})
 				if err != nil {
 					t.Fatal(err)
@@ -361,6 +366,11 @@ func TestAnOpenAIGoAgentStoppedMidStream(t *testing.T) {
 			case "flush-on-signals": // what was set by the signal: the chunks' events
 				if n := len(got[chat].Events); n != 3 {
 					t.Errorf("the call arrived with %d chunk events, 3 were added before the signal", n)
+				}
+				for _, id := range []string{session, chat} {
+					if a := got[id].Attributes; a["spanguard.signal"] != json.Number("15") || a["spanguard.unended"] != nil {
+						t.Errorf("%s: not interrupted by SIGTERM alone: %v", got[id].Name, a)
+					}
 				}
 			case "notify": // ended by the program: the completion so far, the error
 				if c := got[chat].Attributes["gen_ai.completion"]; c != strings.Join(chunks[:3], "") ||
