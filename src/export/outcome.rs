@@ -1,6 +1,7 @@
 //! What a process's tracer did with its spans, kept on disk for after the
-//! fact: a small text file a process (`<pid>-<n>.sgoutcome`, n the
-//! process's tracer) in its spool directory's `outcomes/`, its counts and
+//! fact: a small text file a process (`<pid>-<n>-<instance>.sgoutcome`, n
+//! the process's tracer, instance a random number of that tracer's) in its
+//! spool directory's `outcomes/`, its counts and
 //! the first message of each cause of loss. A process that ended, or was
 //! killed, left only its stderr lines, often lost with its container: the
 //! spool holds the spans waiting, crash dumps and flight files those of a
@@ -20,6 +21,17 @@
 //! shutdown (the next write goes on with it): the record is a diagnostic,
 //! and 100,000 files planted there held a short process's spans past its
 //! shutdown's deadline.
+//!
+//! A pid alone names no process: a container restarted on the same volume
+//! runs its new process as the dead one's pid (1, or a small one again).
+//! Named `<pid>-<n>` as before, the new process's first record replaced
+//! the dead one's, and `spanguard why` lost what the run that was killed
+//! did, in the crash loop where it is wanted most; reading a record's pid
+//! as a live process, it said a run killed moments before was running.
+//! So the name carries a random instance, and the file the process's
+//! start (`start_ticks`, `boot_id`: `ProcessStart`), by which a reader
+//! knows the very process that wrote it. Older files (`<pid>-<n>`, no
+//! start) are read as before.
 
 use std::collections::BinaryHeap;
 use std::ffi::CString;
@@ -136,6 +148,8 @@ pub struct OutcomeFile {
     text: Vec<u8>,
     service: String,
     target: String,
+    /// This process's start, None if /proc could not say.
+    start: Option<ProcessStart>,
     started_unix_s: u64,
     /// The directory was made (at the first write).
     ready: bool,
@@ -154,7 +168,13 @@ impl OutcomeFile {
     /// `service` sent to `target` (said as the diagnostics say it).
     pub fn new(dir: &Path, service: &str, target: &str) -> OutcomeFile {
         let n = TRACERS.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{n}{SUFFIX}", std::process::id());
+        // The instance keeps this process's file apart from a dead one's
+        // of the same pid (see the module's summary).
+        let name = format!(
+            "{}-{n}-{:016x}{SUFFIX}",
+            std::process::id(),
+            crate::span::ids::new_span_id_u64()
+        );
         let c = |p: PathBuf| CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
         OutcomeFile {
             dir: dir.to_path_buf(),
@@ -163,6 +183,7 @@ impl OutcomeFile {
             text: Vec::with_capacity(MOST_BYTES),
             service: one_line(service, MOST_REASON_BYTES),
             target: one_line(target, MOST_REASON_BYTES),
+            start: ProcessStart::of_this_process(),
             started_unix_s: crate::span::clock::now_unix_ns() / 1_000_000_000,
             ready: false,
             pruned: false,
@@ -228,6 +249,7 @@ impl OutcomeFile {
             &Header {
                 service: &self.service,
                 target: &self.target,
+                start: self.start.as_ref(),
                 started_unix_s: self.started_unix_s,
                 updated_unix_s: updated,
                 state,
@@ -279,9 +301,60 @@ impl OutcomeFile {
 struct Header<'a> {
     service: &'a str,
     target: &'a str,
+    start: Option<&'a ProcessStart>,
     started_unix_s: u64,
     updated_unix_s: u64,
     state: State,
+}
+
+/// Which process this is beyond its pid: its start in clock ticks after
+/// the machine's boot (/proc/PID/stat's 22nd field, the same seen from
+/// any pid namespace) and that boot (/proc/sys/kernel/random/boot_id). A
+/// later process given the same pid (a restarted container's PID 1)
+/// started later; one after a reboot, in another boot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessStart {
+    pub ticks: u64,
+    /// Empty when the kernel does not say.
+    pub boot_id: String,
+}
+
+impl ProcessStart {
+    /// This process's, None when /proc cannot say.
+    pub fn of_this_process() -> Option<ProcessStart> {
+        Some(ProcessStart {
+            ticks: start_ticks_of("self")?,
+            boot_id: boot_id(),
+        })
+    }
+
+    /// The process with this pid here, None when there is none (or /proc
+    /// cannot say).
+    pub fn of_pid(pid: u32) -> Option<ProcessStart> {
+        Some(ProcessStart {
+            ticks: start_ticks_of(&pid.to_string())?,
+            boot_id: boot_id(),
+        })
+    }
+}
+
+/// When process `pid` ("self" for this one) started, in clock ticks after
+/// boot (/proc/PID/stat's 22nd field); None when there is no such process.
+pub fn start_ticks_of(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's name, in parentheses, which may hold anything.
+    let fields = &stat[stat.rfind(')')? + 1..];
+    fields.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This boot's id, empty when the kernel does not say. One word: it is
+/// a line's value in the file.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_string())
+        .ok()
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_default()
 }
 
 /// `text` as one line of at most `most` bytes: control characters (a
@@ -323,6 +396,12 @@ fn render<'a>(
     out.extend_from_slice(b"\ntarget ");
     push_line(out, h.target, MOST_REASON_BYTES);
     let _ = writeln!(out, "\nstarted {}", h.started_unix_s);
+    if let Some(start) = h.start {
+        let _ = writeln!(out, "start_ticks {}", start.ticks);
+        if !start.boot_id.is_empty() {
+            let _ = writeln!(out, "boot_id {}", start.boot_id);
+        }
+    }
     let _ = writeln!(out, "updated {}", h.updated_unix_s);
     let _ = writeln!(out, "state {}", h.state.word());
     for (name, n) in counts.named() {
@@ -393,6 +472,9 @@ pub struct Outcome {
     pub service: String,
     pub target: String,
     pub started_unix_s: u64,
+    /// Which process wrote it, beyond its pid; None in a file of a
+    /// version before it was written (or when /proc could not say).
+    pub start: Option<ProcessStart>,
     pub updated_unix_s: u64,
     /// Whether the tracer had stopped at the last write.
     pub stopped: bool,
@@ -410,6 +492,7 @@ pub fn parse(text: &str) -> Option<Outcome> {
     }
     let mut o = Outcome::default();
     let mut state = None;
+    let (mut ticks, mut boot_id) = (None, String::new());
     for line in lines {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
         let number = || value.parse::<u64>().ok();
@@ -418,6 +501,8 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "service" => o.service = value.to_string(),
             "target" => o.target = value.to_string(),
             "started" => o.started_unix_s = number()?,
+            "start_ticks" => ticks = Some(number()?),
+            "boot_id" => boot_id = value.to_string(),
             "updated" => o.updated_unix_s = number()?,
             "state" => state = Some(value == "stopped"),
             "ended" => o.counts.ended = number()?,
@@ -444,6 +529,8 @@ pub fn parse(text: &str) -> Option<Outcome> {
         }
     }
     o.stopped = state?;
+    // A boot id alone says no start.
+    o.start = ticks.map(|ticks| ProcessStart { ticks, boot_id });
     (o.pid != 0).then_some(o)
 }
 
@@ -675,5 +762,36 @@ mod tests {
         let o = parse(&text).expect("a record");
         assert_eq!(o.causes.len(), MOST_CAUSES);
         assert_eq!(o.causes[0], (1, "x".to_string()));
+    }
+
+    /// A record says which process wrote it beyond its pid (its start and
+    /// boot), and its name is its own: a later process given the same pid
+    /// (a restarted container's PID 1) writes beside it, never over it.
+    /// A record from before (no start) reads as before.
+    #[test]
+    fn a_record_says_which_process_wrote_it_and_is_named_apart() {
+        let dir = temp_dir("start");
+        let mut f = OutcomeFile::new(&dir, "svc", "t");
+        f.write(
+            State::Running,
+            &Counts::default(),
+            std::iter::empty(),
+            || false,
+        )
+        .expect("write");
+        let o = parse(&std::fs::read_to_string(f.path()).expect("read")).expect("parse");
+        let mine = ProcessStart::of_this_process().expect("/proc/self/stat");
+        assert_eq!(o.start, Some(mine.clone()));
+        assert!(!mine.boot_id.is_empty());
+        assert_eq!(ProcessStart::of_pid(std::process::id()), Some(mine));
+        let name = f.path().file_name().unwrap().to_string_lossy().into_owned();
+        let fields: Vec<&str> = name.trim_end_matches(SUFFIX).split('-').collect();
+        assert_eq!(fields.len(), 3, "{name}");
+        assert_eq!(fields[0], std::process::id().to_string());
+        let older = parse(&format!("{MAGIC}\npid 7\nstarted 5\nstate stopped\n")).expect("older");
+        assert_eq!(older.start, None);
+        let no_ticks = parse(&format!("{MAGIC}\npid 7\nboot_id x\nstate stopped\n"));
+        assert_eq!(no_ticks.expect("a record").start, None);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -268,21 +268,30 @@ fn read_record(path: &Path) -> Result<Outcome, String> {
         .ok_or_else(|| "not a record of spanguard's".to_string())
 }
 
-/// Whether the process of `o` runs still: its pid is there and started
-/// no later than the record's tracer (not a later process that got its
-/// pid).
+/// Whether the process of `o` runs still. A record that says which
+/// process wrote it (`outcome::ProcessStart`): that very process is
+/// there, not a later one given its pid (a restarted container's PID 1,
+/// started moments after the one killed, was taken for it). An older
+/// record: its pid is there and started no later than the record's
+/// tracer.
 fn alive(o: &Outcome) -> bool {
-    process_start_unix_s(o.pid).is_some_and(|start| start <= o.started_unix_s.saturating_add(2))
+    match &o.start {
+        Some(start) => outcome::ProcessStart::of_pid(o.pid).is_some_and(|now| {
+            now.ticks == start.ticks
+                && (start.boot_id.is_empty()
+                    || now.boot_id.is_empty()
+                    || now.boot_id == start.boot_id)
+        }),
+        None => process_start_unix_s(o.pid)
+            .is_some_and(|start| start <= o.started_unix_s.saturating_add(2)),
+    }
 }
 
 /// When process `pid` started, in seconds since the epoch: its start
-/// in clock ticks after boot (/proc/PID/stat's 22nd field) and the boot
+/// in clock ticks after boot (`outcome::start_ticks_of`) and the boot
 /// time (/proc/stat's btime). None when there is no such process.
 fn process_start_unix_s(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command's name, in parentheses, which may hold anything.
-    let fields = &stat[stat.rfind(')')? + 1..];
-    let ticks: u64 = fields.split_whitespace().nth(19)?.parse().ok()?;
+    let ticks = outcome::start_ticks_of(&pid.to_string())?;
     let boot: u64 = std::fs::read_to_string("/proc/stat")
         .ok()?
         .lines()
@@ -428,6 +437,7 @@ mod tests {
             service: "checkout".to_string(),
             target: "http://h/v1/traces".to_string(),
             started_unix_s: 1_000,
+            start: None,
             updated_unix_s: 1_006,
             stopped: true,
             counts: Counts {
@@ -505,5 +515,36 @@ mod tests {
         );
         assert!(!text.contains("for a reason not recorded"), "{text}");
         assert!(text.contains("ended without stopping its tracer"), "{text}");
+    }
+
+    /// A restarted container's new process runs as the dead one's pid,
+    /// moments later: a record that says which process wrote it is alive
+    /// only while that very process is there, not one given its pid
+    /// since. (Judged by pid and start second, the new process was taken
+    /// for the killed one, said "running".) One from before the records
+    /// said so is judged as before.
+    #[test]
+    fn a_record_of_a_process_whose_pid_runs_another_is_not_alive() {
+        let mine = outcome::ProcessStart::of_this_process().expect("/proc/self/stat");
+        let now = now_unix_s();
+        let record = |start| Outcome {
+            pid: std::process::id(),
+            started_unix_s: now,
+            updated_unix_s: now,
+            start,
+            ..Outcome::default()
+        };
+        assert!(alive(&record(Some(mine.clone()))));
+        let earlier = outcome::ProcessStart {
+            ticks: mine.ticks.saturating_sub(1),
+            ..mine.clone()
+        };
+        assert!(!alive(&record(Some(earlier))));
+        let another_boot = outcome::ProcessStart {
+            boot_id: "another-boot".to_string(),
+            ..mine
+        };
+        assert!(!alive(&record(Some(another_boot))));
+        assert!(alive(&record(None)));
     }
 }
