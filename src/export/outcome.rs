@@ -608,13 +608,7 @@ mod tests {
     fn a_link_in_the_files_place_is_replaced_not_followed() {
         let dir = temp_dir("link");
         let mut f = OutcomeFile::new(&dir, "svc", "t");
-        f.write(
-            State::Running,
-            &Counts::default(),
-            std::iter::empty(),
-            || false,
-        )
-        .expect("first write");
+        write_running(&mut f);
         let victim = dir.with_extension("victim");
         std::fs::write(&victim, "untouched").expect("victim");
         std::fs::remove_file(f.path()).expect("rm");
@@ -670,13 +664,9 @@ mod tests {
         names
     }
 
-    /// Old processes' files are pruned at a tracer's first write: the
-    /// newest `MOST_KEPT` stay, this one's among them.
-    #[test]
-    fn old_files_are_pruned_at_the_first_write() {
-        let dir = temp_dir("prune");
-        let planted = plant_old_records(&dir, MOST_KEPT + 10);
-        let mut f = OutcomeFile::new(&dir, "svc", "t");
+    /// A record of a running tracer with nothing counted yet, written
+    /// with nothing waiting (pruning never gives way).
+    fn write_running(f: &mut OutcomeFile) {
         f.write(
             State::Running,
             &Counts::default(),
@@ -684,6 +674,16 @@ mod tests {
             || false,
         )
         .expect("write");
+    }
+
+    /// Old processes' files are pruned at a tracer's first write: the
+    /// newest `MOST_KEPT` stay, this one's among them.
+    #[test]
+    fn old_files_are_pruned_at_the_first_write() {
+        let dir = temp_dir("prune");
+        let planted = plant_old_records(&dir, MOST_KEPT + 10);
+        let mut f = OutcomeFile::new(&dir, "svc", "t");
+        write_running(&mut f);
         let left = names_in(&dir);
         assert_eq!(left.len(), MOST_KEPT, "{left:?}");
         assert!(f.path().exists());
@@ -727,13 +727,7 @@ mod tests {
         // Whatever was removed is among the files a whole pass removes.
         let kept_by_a_whole_pass = &planted[planted.len() - (MOST_KEPT - 1)..];
         assert!(kept_by_a_whole_pass.iter().all(|n| left.contains(n)));
-        f.write(
-            State::Running,
-            &Counts::default(),
-            std::iter::empty(),
-            || false,
-        )
-        .expect("second write");
+        write_running(&mut f);
         let left = names_in(&dir);
         assert_eq!(left.len(), MOST_KEPT, "{left:?}");
         assert!(kept_by_a_whole_pass.iter().all(|n| left.contains(n)));
@@ -772,13 +766,7 @@ mod tests {
     fn a_record_says_which_process_wrote_it_and_is_named_apart() {
         let dir = temp_dir("start");
         let mut f = OutcomeFile::new(&dir, "svc", "t");
-        f.write(
-            State::Running,
-            &Counts::default(),
-            std::iter::empty(),
-            || false,
-        )
-        .expect("write");
+        write_running(&mut f);
         let o = parse(&std::fs::read_to_string(f.path()).expect("read")).expect("parse");
         let mine = ProcessStart::of_this_process().expect("/proc/self/stat");
         assert_eq!(o.start, Some(mine.clone()));
