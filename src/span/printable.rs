@@ -253,7 +253,7 @@ mod tests {
             if drives_a_terminal_or_a_reader(c) {
                 assert!(is_escaped(c), "{c:?} is not escaped");
             }
-            if (c as u32) < 0x3000 || (c as u32) % 4099 == 0 {
+            if (c as u32) < 0x3000 || (c as u32).is_multiple_of(4099) {
                 let mut buf = [0; 4];
                 check_one(c.encode_utf8(&mut buf).as_bytes(), 0);
             }
