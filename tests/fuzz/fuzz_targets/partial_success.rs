@@ -2,12 +2,30 @@
 //! bytes, never a panic. And a count of rejected spans written in any of
 //! the forms OTLP/JSON allows (a number, a decimal string, a fraction, an
 //! exponent, a sign) is read as the count it is, as its protobuf varint
-//! is: the input's bytes, as decimal digits, are the count.
+//! is: the input's bytes, as decimal digits, are the count. The server's
+//! message, whatever bytes it holds, comes out as it may be shown (stderr,
+//! the error callback): nothing in it drives a terminal or breaks the
+//! line, and it is bounded.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use spanguard::export::partial_success::parse;
 use spanguard::export::transport::BodyFormat;
+use spanguard::span::printable::is_escaped;
+
+/// The most a message shows: 200 characters (the parser's
+/// `MESSAGE_MAX_CHARS`), each written as at most 8 (`\u{202e}`), and the
+/// count of the bytes left out.
+const MOST_MESSAGE_CHARS: usize = 200 * 8 + "... (18446744073709551615 more bytes)".len();
+
+/// A varint, as protobuf writes it.
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
 
 /// The JSON answer with `count` as its rejectedSpans, read.
 fn rejected_in_json(count: &str) -> u64 {
@@ -16,8 +34,31 @@ fn rejected_in_json(count: &str) -> u64 {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = parse(data, BodyFormat::Protobuf);
-    let _ = parse(data, BodyFormat::Json);
+    for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+        let message = parse(data, format).message;
+        assert!(!message.chars().any(is_escaped), "{message:?}");
+        assert!(
+            message.chars().count() <= MOST_MESSAGE_CHARS,
+            "{} characters",
+            message.chars().count()
+        );
+    }
+    // A message of the input's bytes, in a protobuf partial success.
+    let mut partial = vec![0x08, 0x01, 0x12];
+    varint(&mut partial, data.len() as u64);
+    partial.extend_from_slice(data);
+    let mut body = vec![0x0a];
+    varint(&mut body, partial.len() as u64);
+    body.extend_from_slice(&partial);
+    let read = parse(&body, BodyFormat::Protobuf);
+    assert_eq!(read.rejected_spans, 1);
+    assert!(!read.message.chars().any(is_escaped), "{:?}", read.message);
+    assert!(read.message.chars().count() <= MOST_MESSAGE_CHARS);
+    // Plain text short enough is shown whole, as it is.
+    let text = String::from_utf8_lossy(data);
+    if text.chars().count() <= 200 && !text.chars().any(is_escaped) {
+        assert_eq!(read.message, text);
+    }
 
     if data.is_empty() || data.len() > 48 {
         return;
@@ -35,12 +76,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // ExportTracePartialSuccess { rejected_spans: n } in field 1.
     let mut partial = vec![0x08];
-    let mut v = n;
-    while v >= 0x80 {
-        partial.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    partial.push(v as u8);
+    varint(&mut partial, n);
     let mut body = vec![0x0a, partial.len() as u8];
     body.extend_from_slice(&partial);
     assert_eq!(parse(&body, BodyFormat::Protobuf).rejected_spans, n);

@@ -15,7 +15,11 @@
 //! spool): that batch is kept too. After each step:
 //! delivered + rejected + lost + kept == the spans of the request, the
 //! spool on disk holds exactly the kept spans, nothing was delivered but on
-//! a 2xx, no wait past the export budget, no endless loop of sends.
+//! a 2xx, no wait past the export budget, no endless loop of sends. What
+//! the answer makes a message of (a partial success's words, a refusal's
+//! reason with the server's status line, body or Location in it) has
+//! nothing that drives a terminal or breaks the line, and is bounded
+//! whatever the server sent (a body of 64 KB is not a reason of 64 KB).
 #![no_main]
 
 use std::cell::Cell;
@@ -30,6 +34,7 @@ use spanguard::export::gzip::GzipWriter;
 use spanguard::export::http::outcome_of_answer;
 use spanguard::export::spool::{SpoolDir, SpooledBatch, count_spool_file, encode_header};
 use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
+use spanguard::span::printable::is_escaped;
 use spanguard::span::proto_reader::write_len_field;
 
 mod input;
@@ -40,6 +45,10 @@ const BUDGET: Duration = Duration::from_secs(30);
 /// More sends than any request of at most 8 spans can need (splits, cuts,
 /// retries within the budget): past it the delivery loops.
 const MAX_SENDS: usize = 2_000;
+/// More characters than any message an answer makes: a server's words are
+/// cut to 200 characters (each shown as at most 8), and our own words and
+/// hint are a few hundred more.
+const MOST_MESSAGE_CHARS: usize = 4_096;
 
 /// One answer as curl hands it to the transport, and what it should mean.
 struct Answer {
@@ -365,6 +374,16 @@ impl Transport for Answers {
             answer.code,
             format,
             1_700_000_000,
+        );
+        let message = match &outcome {
+            Ok(accepted) => &accepted.message,
+            Err(e) => e.reason(),
+        };
+        assert!(!message.chars().any(is_escaped), "{message:?}");
+        assert!(
+            message.chars().count() <= MOST_MESSAGE_CHARS,
+            "{} characters",
+            message.chars().count()
         );
         if outcome.is_ok() {
             assert!(
