@@ -217,10 +217,13 @@ def assert_shown(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     # A text's later lines are drawn under a gutter ("│      ┊ "), a tab as
-    # `\t`: undone, each text must be there whole.
+    # `\t`, a line separator (U+2028, which some viewers break a line at:
+    # text from outside never forges a line) as `\u{2028}`: undone, each
+    # text must be there whole.
     drawn = re.sub(r"\n[^\n┊]*┊ ", "\n", shown.stdout)
     for text in (PROMPT, ANSWER, STREAM_PROMPT, STREAM_ANSWER):
-        assert text.replace("\t", "\\t") in drawn, (text[:80], shown.stdout[:3000])
+        shown_as = text.replace("\t", "\\t").replace("\u2028", "\\u{2028}")
+        assert shown_as in drawn, (text[:80], shown.stdout[:3000])
 
 
 def openinference():
