@@ -1,7 +1,7 @@
 //! Slots the exporter has given back but not yet put on the free stack:
-//! it holds the last few thousand, so that a recording thread takes slots
-//! the exporter last touched a few thousand spans ago rather than a few
-//! microseconds ago.
+//! it holds the last thousand or few thousand, so that a recording thread
+//! takes slots the exporter last touched that many spans ago rather than a
+//! few microseconds ago.
 //!
 //! Why: the free stack is last in, first out, so with the exporter
 //! encoding beside a recording thread (regime (b)) every refill took the
@@ -18,14 +18,23 @@
 //! figures.
 //!
 //! What it must not break:
-//! - **Room.** Held slots are free, yet no begin can take them. So only a
-//!   large slab holds any (`HOLD_FROM_SLOTS`), at most a sixteenth of it,
-//!   and none while fewer than a quarter of its slots look free; and the
-//!   exporter gives them all back when it finds nothing to take (a thread
-//!   out of slots wakes it: under the default full policy it then waits
-//!   for them), before it answers a flush, and when it stops. Under the
-//!   drop policy a burst of open spans can meet the stack empty while
-//!   these slots are held: at most a sixteenth of the slab.
+//! - **Room.** Held slots are free, yet no begin can take them. So a slab
+//!   smaller than the default one holds none (`HOLD_FROM_SLOTS`), the
+//!   default one (4,096 slots) a quarter, a larger one a sixteenth but at
+//!   least `HOLD_LEAST`, and none while fewer than a quarter of its slots
+//!   look free; and the exporter gives them all back when it finds nothing
+//!   to take (a thread out of slots wakes it: under the default full
+//!   policy it then waits for them), before it answers a flush, and when
+//!   it stops. Under the drop policy a burst of open spans can meet the
+//!   stack empty while these slots are held: at most 1,024 of the default
+//!   slab, a sixteenth of a slab of 16,384 or more.
+//! - **Memory.** A slot is resident once first used. Without a hold a
+//!   steady trickle of spans reuses the few slots of its last batches;
+//!   with one it cycles through the hold's slots too: 1,024 more slots
+//!   resident, about 3 MiB of records and more once past the slab's first
+//!   2 MiB (huge pages: 1 span a millisecond for 3 s kept 4.3 MiB more),
+//!   for a tracer that records steadily; none for an idle one. A thread
+//!   recording flat out uses the whole default slab either way.
 //! - **Counting.** A held slot was cleared and marked FREE with its next
 //!   generation as before (`SpanSlab::clear_all`): stale handles, crash
 //!   dumps and the flight recorder see it free; nothing counts it.
@@ -37,10 +46,20 @@ use std::collections::VecDeque;
 /// Slots held at most.
 const HOLD_MAX: usize = 4096;
 
-/// The smallest slab that holds any: at a sixteenth of a smaller slab
-/// (the default one has 4,096 slots) the exporter would hold too few for
-/// their lines to leave its caches, and cost the room for nothing.
-const HOLD_FROM_SLOTS: u32 = 16384;
+/// The smallest slab that holds any: the default one (4,096 slots). Its
+/// recording thread meets the exporter's latest slots the most: a thread
+/// recording flat out refills the slab 12 times in 50,000 spans, and
+/// without a hold took a third of its slots from the exporter's last 1,024
+/// given back, a fifth from the last 512 (against 1.4% and 0.7% with the bench's
+/// 69,632-slot slab and its hold; BENCHMARKS.md, "The default settings'
+/// (b) row: slots the exporter had just freed").
+const HOLD_FROM_SLOTS: u32 = 4096;
+
+/// Slots held at least, when any: a sixteenth of the default slab (256)
+/// is half a batch, whose lines are likely still in the exporter's caches
+/// when a thread takes them; 1,024 is two default batches, a quarter of
+/// that slab. Not timed on a quiet host (BENCHMARKS.md).
+const HOLD_LEAST: usize = 1024;
 
 /// The exporter's slots given back and not yet on the free stack, oldest
 /// first.
@@ -54,7 +73,7 @@ impl AgingSlots {
     /// `batch` at once.
     pub fn for_slab(capacity: u32, batch: usize) -> AgingSlots {
         let limit = if capacity >= HOLD_FROM_SLOTS {
-            (capacity as usize / 16).min(HOLD_MAX)
+            (capacity as usize / 16).clamp(HOLD_LEAST, HOLD_MAX)
         } else {
             0
         };
@@ -111,9 +130,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_small_slab_holds_none_and_a_large_one_a_sixteenth_up_to_the_most() {
-        assert_eq!(AgingSlots::for_slab(4096, 512).limit(), 0);
+    fn under_the_default_slab_none_is_held_in_it_a_quarter_past_it_a_sixteenth_up_to_the_most() {
+        assert_eq!(AgingSlots::for_slab(4095, 512).limit(), 0);
+        // The default slab: a quarter (the least held).
+        assert_eq!(AgingSlots::for_slab(4096, 512).limit(), 1024);
+        assert_eq!(AgingSlots::for_slab(8192, 512).limit(), 1024);
         assert_eq!(AgingSlots::for_slab(16384, 512).limit(), 1024);
+        assert_eq!(AgingSlots::for_slab(32768, 512).limit(), 2048);
         assert_eq!(AgingSlots::for_slab(69632, 512).limit(), 4096);
         assert_eq!(AgingSlots::for_slab(1 << 20, 512).limit(), 4096);
     }

@@ -2190,6 +2190,77 @@ mod tests {
         assert_eq!(slab.used_slots(), used_after_first_lap);
     }
 
+    /// The default slab (4,096 slots) with its thread recording flat out:
+    /// once its first fill has used every slot (such a thread outruns the
+    /// exporter, fills the slab and waits: BENCHMARKS.md, "The default
+    /// settings' (b) row"), the exporter a batch of 512 behind gives the
+    /// batch back and the thread begins and ends a batch. Counts the takes
+    /// of a slot the exporter had given back fewer than 1,024 spans before
+    /// (its lines likely still in the exporter's caches): without a hold
+    /// for this slab, every take was one (the free stack is last in, first
+    /// out: each refill took the batch just given back). From defrow45's
+    /// test of the same name, with the first fill added: a slot hold drawn
+    /// only from slots used before holds in full once all are.
+    #[test]
+    fn the_default_slab_s_thread_takes_no_slot_the_exporter_gave_back_lately() {
+        let capacity = crate::config::TracerConfig::default().slot_count();
+        let batch = crate::config::TracerConfig::default().max_export_batch_size as usize;
+        assert_eq!((capacity, batch), (4096, 512), "the default slab and batch");
+        let slab = SpanSlab::new(capacity, SlabBacking::Anonymous, 0).expect("map");
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        let mut aging = AgingSlots::for_slab(capacity, batch);
+        let mut chunks = Vec::new();
+        // The first fill: every slot begun and ended, then exported.
+        for _ in 0..capacity {
+            let (i, g) = slab.take_free(|| {}).expect("free slot");
+            slab.publish_ended(i, g);
+        }
+        assert_eq!(slab.used_slots(), capacity);
+        for _ in 0..capacity as usize / batch {
+            let taken: Vec<u32> = (0..batch)
+                .map(|_| slab.take_ended().expect("ended"))
+                .collect();
+            slab.release_aging(&taken, &pool, &mut chunks, &mut aging);
+        }
+        slab.give_back_aging(&mut aging);
+        // Per slot: how many slots had been given back when it was (0:
+        // never given back since the first fill).
+        let mut given_back_at = vec![0u64; capacity as usize];
+        let mut given_back = 0u64;
+        let (mut takes, mut lately) = (0u64, 0u64);
+        let mut begin_ended = |n: usize, given_back: u64, given_back_at: &[u64], count: bool| {
+            for _ in 0..n {
+                let (i, g) = slab.take_free(|| {}).expect("free slot");
+                let at = given_back_at[i as usize];
+                if count && at > 0 {
+                    takes += 1;
+                    if given_back - at < 1024 {
+                        lately += 1;
+                    }
+                }
+                slab.publish_ended(i, g);
+            }
+        };
+        begin_ended(batch, given_back, &given_back_at, false);
+        for round in 0..240 {
+            let taken: Vec<u32> = (0..batch)
+                .map(|_| slab.take_ended().expect("ended"))
+                .collect();
+            for &i in &taken {
+                given_back += 1;
+                given_back_at[i as usize] = given_back;
+            }
+            slab.release_aging(&taken, &pool, &mut chunks, &mut aging);
+            // Counted once the slab has been through twice (16 rounds).
+            begin_ended(batch, given_back, &given_back_at, round >= 16);
+        }
+        assert!(takes > 100_000, "{takes} takes of reused slots counted");
+        assert_eq!(
+            lately, 0,
+            "{lately} of {takes} takes were of a slot given back fewer than 1,024 spans before"
+        );
+    }
+
     #[test]
     fn populate_all_makes_every_slot_resident_and_takes_none() {
         let capacity = 16 * POPULATE_SLOTS;
