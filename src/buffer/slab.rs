@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::aging::AgingSlots;
+use super::aging::{AgingSlots, SlabNow};
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
 use super::let_go::{self, LetGo};
@@ -1130,7 +1130,8 @@ impl SpanSlab {
     /// `release_all`, through `aging`: the slots are cleared and marked
     /// FREE now, then held there, and the oldest held past its limit go on
     /// the free stack (all of them while under a quarter of the slab looks
-    /// free). See `buffer::aging`.
+    /// free, or, for the default slab, while some of its slots have never
+    /// been used). See `buffer::aging`.
     pub fn release_aging(
         &self,
         indexes: &[u32],
@@ -1142,20 +1143,12 @@ impl SpanSlab {
             return self.release_all(indexes, pool, chunks);
         }
         self.clear_all(indexes, pool, chunks);
-        aging.add(indexes);
-        // Slots neither open, nor ended and not yet given back, nor held:
-        // those the stack and the threads' caches hold, give or take the
-        // batch being exported.
-        let busy = self.spans_begun().saturating_sub(self.exporter_taken());
-        let free = (self.capacity as u64)
-            .saturating_sub(busy)
-            .saturating_sub(aging.len() as u64);
-        let keep = if free >= self.capacity as u64 / 4 {
-            aging.limit()
-        } else {
-            0
+        let now = SlabNow {
+            capacity: self.capacity,
+            used: self.used_slots(),
+            busy: self.spans_begun().saturating_sub(self.exporter_taken()),
         };
-        let n = aging.len().saturating_sub(keep);
+        let n = aging.receive(indexes, &now);
         if n > 0 {
             aging.take_oldest(n, |run| self.free.stack.push_all(run));
             self.slot_waiters.wake();
@@ -2259,6 +2252,105 @@ mod tests {
             lately, 0,
             "{lately} of {takes} takes were of a slot given back fewer than 1,024 spans before"
         );
+    }
+
+    /// A tracer with the default settings recording steadily but slowly
+    /// (a session span open throughout, `per_wake` spans begun and ended
+    /// between two wakes of the exporter, which takes them all): the slots
+    /// it ever uses, and the slab's pages resident (mincore), are the same
+    /// with the slot hold as without it. defrow45's hold of 1,024 drawn
+    /// from any free slot made such a trickle cycle through the held slots
+    /// too, 1,024 slots never used before (1 span a millisecond for 3 s:
+    /// about 4.3 MiB more resident; BENCHMARKS.md).
+    #[test]
+    fn a_slow_steady_tracer_uses_no_slot_more_for_the_slot_hold() {
+        let capacity = crate::config::TracerConfig::default().slot_count();
+        let batch = crate::config::TracerConfig::default().max_export_batch_size as usize;
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        // Slots used and pages resident after 200 wakes of an exporter
+        // giving back through the hold (`hold`) or straight to the stack.
+        let trickle = |per_wake: usize, hold: bool| {
+            let slab = SpanSlab::new(capacity, SlabBacking::Anonymous, 0).expect("map");
+            let mut aging = AgingSlots::for_slab(capacity, batch);
+            let mut chunks = Vec::new();
+            let _session = slab.take_free(|| {}).expect("free slot");
+            for _ in 0..200 {
+                for _ in 0..per_wake {
+                    let (i, g) = slab.take_free(|| {}).expect("free slot");
+                    slab.publish_ended(i, g);
+                }
+                // A batch at a time, as the exporter takes them.
+                loop {
+                    let taken: Vec<u32> = (0..batch).map_while(|_| slab.take_ended()).collect();
+                    if taken.is_empty() {
+                        break;
+                    }
+                    if hold {
+                        slab.release_aging(&taken, &pool, &mut chunks, &mut aging);
+                    } else {
+                        slab.release_all(&taken, &pool, &mut chunks);
+                    }
+                }
+            }
+            (slab.used_slots(), resident_pages(&slab, 0..capacity))
+        };
+        for per_wake in [1, 20, 100, 300, batch] {
+            let without = trickle(per_wake, false);
+            let with = trickle(per_wake, true);
+            assert_eq!(
+                with, without,
+                "{per_wake} spans a wake: (slots used, pages resident) with the hold against without"
+            );
+        }
+    }
+
+    /// Slots used after each wake of an exporter taking a batch at a time,
+    /// through the hold or straight to the stack, the threads having begun
+    /// and ended `per_wake[k]` spans before wake `k`.
+    fn slots_used_by_wake(per_wake: &[usize], hold: bool) -> Vec<u32> {
+        let capacity = crate::config::TracerConfig::default().slot_count();
+        let batch = crate::config::TracerConfig::default().max_export_batch_size as usize;
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        let slab = SpanSlab::new(capacity, SlabBacking::Anonymous, 0).expect("map");
+        let mut aging = AgingSlots::for_slab(capacity, batch);
+        let mut chunks = Vec::new();
+        let mut used = Vec::new();
+        for &n in per_wake {
+            for _ in 0..n {
+                let (i, g) = slab.take_free(|| {}).expect("free slot");
+                slab.publish_ended(i, g);
+            }
+            loop {
+                let taken: Vec<u32> = (0..batch).map_while(|_| slab.take_ended()).collect();
+                if taken.is_empty() {
+                    break;
+                }
+                if hold {
+                    slab.release_aging(&taken, &pool, &mut chunks, &mut aging);
+                } else {
+                    slab.release_all(&taken, &pool, &mut chunks);
+                }
+            }
+            used.push(slab.used_slots());
+        }
+        used
+    }
+
+    /// Bursts of spans faster than the exporter, and a tracer whose queue
+    /// once backed up (3,000 spans) recording steadily after: they reach
+    /// no slot more with the slot hold than without it, after each wake.
+    #[test]
+    fn bursts_and_a_backlog_gone_use_no_slot_more_for_the_slot_hold() {
+        let bursts = [1000; 40];
+        assert_eq!(
+            slots_used_by_wake(&bursts, true),
+            slots_used_by_wake(&bursts, false)
+        );
+        let mut backlog_gone = vec![3000];
+        backlog_gone.extend([400; 40]);
+        let with = slots_used_by_wake(&backlog_gone, true);
+        assert_eq!(with, slots_used_by_wake(&backlog_gone, false));
+        assert_eq!(with.last(), Some(&3008));
     }
 
     #[test]
