@@ -33,7 +33,8 @@
 # regime: on a host whose state moves within minutes, two processes in
 # turn meet different minutes; `--interleaved --defaults` the same with the
 # settings users get (bench/c/common.h's bench_default_settings: a
-# 4,096-slot slab, too small for the slot hold of src/buffer/aging.rs). --llm times LLM-sized spans instead (an
+# 4,096-slot slab, whose slot hold of src/buffer/aging.rs is 1,024 slots
+# once all its slots have been used). --llm times LLM-sized spans instead (an
 # 8 KB prompt and a 2 KB completion, bench/c/llm_spans.c; ASCII text, then
 # text with a non-ASCII character every 40 bytes or so), the two programs
 # in turn, PAIRS pairs, alternating which goes first.

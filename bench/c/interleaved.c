@@ -11,8 +11,9 @@
  * thread-locals and exporter thread) and called through dlsym, so the two
  * need only agree on the calls below; each gets its own tracer from the
  * same settings (bench/c/common.h's, regime (b) unless --idle; with
- * --defaults, the settings users get, bench_default_settings, whose slab is
- * too small for the slot hold, and in (a) samples of 2,000 spans).
+ * --defaults, the settings users get, bench_default_settings, whose slab
+ * holds 1,024 slots back once all its slots have been used
+ * (src/buffer/aging.rs), and in (a) samples of 2,000 spans).
  *
  * After each pair, a probe of how much of its core the thread had
  * (probe.h): a change made for one host state (the recording thread's

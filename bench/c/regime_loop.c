@@ -6,9 +6,9 @@
  * OpenTelemetry bridges begin theirs: such a span writes its record's rest
  * line (`SpanRest`), which the exporter clears as it frees the slot.
  * With `defaults`, the tracer has the settings users get
- * (bench_default_tracer: a 4,096-slot slab, too small for the slot hold of
- * src/buffer/aging.rs), and in (a) a sample is 2,000 spans (the default
- * queue holds 2,048).
+ * (bench_default_tracer: a 4,096-slot slab, whose slot hold of
+ * src/buffer/aging.rs is 1,024 slots once all its slots have been used),
+ * and in (a) a sample is 2,000 spans (the default queue holds 2,048).
  *
  * With `thread`, each sample runs on a thread of its own, started for it
  * and joined after it, as bench/rust/src/main.rs's measure_with runs its

@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::aging::AgingSlots;
+use super::aging::{AgingSlots, SlabNow};
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
 use super::let_go::{self, LetGo};
@@ -1130,7 +1130,8 @@ impl SpanSlab {
     /// `release_all`, through `aging`: the slots are cleared and marked
     /// FREE now, then held there, and the oldest held past its limit go on
     /// the free stack (all of them while under a quarter of the slab looks
-    /// free). See `buffer::aging`.
+    /// free, or, for the default slab, while some of its slots have never
+    /// been used). See `buffer::aging`.
     pub fn release_aging(
         &self,
         indexes: &[u32],
@@ -1142,20 +1143,12 @@ impl SpanSlab {
             return self.release_all(indexes, pool, chunks);
         }
         self.clear_all(indexes, pool, chunks);
-        aging.add(indexes);
-        // Slots neither open, nor ended and not yet given back, nor held:
-        // those the stack and the threads' caches hold, give or take the
-        // batch being exported.
-        let busy = self.spans_begun().saturating_sub(self.exporter_taken());
-        let free = (self.capacity as u64)
-            .saturating_sub(busy)
-            .saturating_sub(aging.len() as u64);
-        let keep = if free >= self.capacity as u64 / 4 {
-            aging.limit()
-        } else {
-            0
+        let now = SlabNow {
+            capacity: self.capacity,
+            used: self.used_slots(),
+            busy: self.spans_begun().saturating_sub(self.exporter_taken()),
         };
-        let n = aging.len().saturating_sub(keep);
+        let n = aging.receive(indexes, &now);
         if n > 0 {
             aging.take_oldest(n, |run| self.free.stack.push_all(run));
             self.slot_waiters.wake();
@@ -2188,6 +2181,150 @@ mod tests {
         );
         // Laps after the first reached no new slot.
         assert_eq!(slab.used_slots(), used_after_first_lap);
+    }
+
+    /// The default slab (4,096 slots) with its thread recording flat out:
+    /// once its first fill has used every slot (such a thread outruns the
+    /// exporter, fills the slab and waits: BENCHMARKS.md, "The default
+    /// settings' (b) row"), the exporter a batch of 512 behind gives the
+    /// batch back and the thread begins and ends a batch. Counts the takes
+    /// of a slot the exporter had given back fewer than 1,024 spans before
+    /// (its lines likely still in the exporter's caches): without a hold
+    /// for this slab, every take was one (the free stack is last in, first
+    /// out: each refill took the batch just given back). From defrow45's
+    /// test of the same name, with the first fill added: a slot hold drawn
+    /// only from slots used before holds in full once all are.
+    #[test]
+    fn the_default_slab_s_thread_takes_no_slot_the_exporter_gave_back_lately() {
+        let capacity = crate::config::TracerConfig::default().slot_count();
+        let batch = crate::config::TracerConfig::default().max_export_batch_size as usize;
+        assert_eq!((capacity, batch), (4096, 512), "the default slab and batch");
+        let slab = SpanSlab::new(capacity, SlabBacking::Anonymous, 0).expect("map");
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        let mut aging = AgingSlots::for_slab(capacity, batch);
+        let mut chunks = Vec::new();
+        // The first fill: every slot begun and ended, then exported.
+        for _ in 0..capacity {
+            let (i, g) = slab.take_free(|| {}).expect("free slot");
+            slab.publish_ended(i, g);
+        }
+        assert_eq!(slab.used_slots(), capacity);
+        for _ in 0..capacity as usize / batch {
+            let taken: Vec<u32> = (0..batch)
+                .map(|_| slab.take_ended().expect("ended"))
+                .collect();
+            slab.release_aging(&taken, &pool, &mut chunks, &mut aging);
+        }
+        slab.give_back_aging(&mut aging);
+        // Per slot: how many slots had been given back when it was (0:
+        // never given back since the first fill).
+        let mut given_back_at = vec![0u64; capacity as usize];
+        let mut given_back = 0u64;
+        let (mut takes, mut lately) = (0u64, 0u64);
+        let mut begin_ended = |n: usize, given_back: u64, given_back_at: &[u64], count: bool| {
+            for _ in 0..n {
+                let (i, g) = slab.take_free(|| {}).expect("free slot");
+                let at = given_back_at[i as usize];
+                if count && at > 0 {
+                    takes += 1;
+                    if given_back - at < 1024 {
+                        lately += 1;
+                    }
+                }
+                slab.publish_ended(i, g);
+            }
+        };
+        begin_ended(batch, given_back, &given_back_at, false);
+        for round in 0..240 {
+            let taken: Vec<u32> = (0..batch)
+                .map(|_| slab.take_ended().expect("ended"))
+                .collect();
+            for &i in &taken {
+                given_back += 1;
+                given_back_at[i as usize] = given_back;
+            }
+            slab.release_aging(&taken, &pool, &mut chunks, &mut aging);
+            // Counted once the slab has been through twice (16 rounds).
+            begin_ended(batch, given_back, &given_back_at, round >= 16);
+        }
+        assert!(takes > 100_000, "{takes} takes of reused slots counted");
+        assert_eq!(
+            lately, 0,
+            "{lately} of {takes} takes were of a slot given back fewer than 1,024 spans before"
+        );
+    }
+
+    /// A default slab, a span open throughout (a session), and the
+    /// threads beginning and ending `per_wake[k]` spans before wake `k` of
+    /// an exporter that takes them a batch at a time and gives them back
+    /// through the hold (`hold`) or straight to the stack: the slots used
+    /// after each wake, and the slab's pages resident (mincore) at the end.
+    fn slots_used_by_wake(per_wake: &[usize], hold: bool) -> (Vec<u32>, usize) {
+        let capacity = crate::config::TracerConfig::default().slot_count();
+        let batch = crate::config::TracerConfig::default().max_export_batch_size as usize;
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        let slab = SpanSlab::new(capacity, SlabBacking::Anonymous, 0).expect("map");
+        let mut aging = AgingSlots::for_slab(capacity, batch);
+        let mut chunks = Vec::new();
+        let _session = slab.take_free(|| {}).expect("free slot");
+        let mut used = Vec::new();
+        for &n in per_wake {
+            for _ in 0..n {
+                let (i, g) = slab.take_free(|| {}).expect("free slot");
+                slab.publish_ended(i, g);
+            }
+            loop {
+                let taken: Vec<u32> = (0..batch).map_while(|_| slab.take_ended()).collect();
+                if taken.is_empty() {
+                    break;
+                }
+                if hold {
+                    slab.release_aging(&taken, &pool, &mut chunks, &mut aging);
+                } else {
+                    slab.release_all(&taken, &pool, &mut chunks);
+                }
+            }
+            used.push(slab.used_slots());
+        }
+        (used, resident_pages(&slab, 0..capacity))
+    }
+
+    /// A tracer with the default settings recording steadily but slowly,
+    /// `per_wake` spans between two wakes of the exporter: the slots it
+    /// uses, and the slab's pages resident, are the same with the slot
+    /// hold as without it. defrow45's hold of 1,024 drawn from any free
+    /// slot made such a trickle cycle through the held slots too, slots
+    /// never used before (1 span a millisecond for 3 s: about 4.3 MiB
+    /// more resident; BENCHMARKS.md).
+    #[test]
+    fn a_slow_steady_tracer_uses_no_slot_more_for_the_slot_hold() {
+        let batch = crate::config::TracerConfig::default().max_export_batch_size as usize;
+        for per_wake in [1, 20, 100, 300, batch] {
+            let (with, with_pages) = slots_used_by_wake(&[per_wake; 200], true);
+            let (without, without_pages) = slots_used_by_wake(&[per_wake; 200], false);
+            assert_eq!(
+                (with.last(), with_pages),
+                (without.last(), without_pages),
+                "{per_wake} spans a wake: (slots used, pages resident) with the hold against without"
+            );
+        }
+    }
+
+    /// Bursts of spans faster than the exporter, and a tracer whose queue
+    /// once backed up (3,000 spans) recording steadily after: they reach
+    /// no slot more with the slot hold than without it, after each wake.
+    #[test]
+    fn bursts_and_a_backlog_gone_use_no_slot_more_for_the_slot_hold() {
+        let bursts = [1000; 40];
+        assert_eq!(
+            slots_used_by_wake(&bursts, true),
+            slots_used_by_wake(&bursts, false)
+        );
+        let mut backlog_gone = vec![3000];
+        backlog_gone.extend([400; 40]);
+        let with = slots_used_by_wake(&backlog_gone, true);
+        assert_eq!(with, slots_used_by_wake(&backlog_gone, false));
+        assert_eq!(with.0.last(), Some(&3008));
     }
 
     #[test]

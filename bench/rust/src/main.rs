@@ -1381,8 +1381,9 @@ fn main() {
     let mut floor_c = Vec::new();
     // The same row with the settings users get (`new_c_tracer_default`),
     // in the same rounds, and the SDK's figure of each round: the goal as
-    // users meet it, whose slab is too small for the slot hold
-    // (src/buffer/aging.rs).
+    // users meet it, whose 4,096-slot slab holds 1,024 slots once all
+    // its slots have been used (src/buffer/aging.rs; the bench's own
+    // holds 4,096).
     let (mut default_busy, mut default_idle) = (Vec::new(), Vec::new());
     let mut default_busy_waits: Vec<BusyCounts> = Vec::new();
     let mut attrs3_otel = Vec::new();
