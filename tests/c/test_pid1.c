@@ -273,6 +273,22 @@ static int wait_status(pid_t pid) {
     return status;
 }
 
+/* The plain and the returning agents' run: each SIGTERM flushed while
+ * the agent lives on (its next step comes after it), twice, then the
+ * SIGKILL a container's stop ends with; the agent is gone. */
+static void two_sigterms_then_sigkill(pid_t pid, pid_t unshare_pid, int events, int go) {
+    CHECK(next_step(events) == '1');
+    kill(pid, SIGTERM);
+    CHECK(next_step(events) == '2');
+    kill(pid, SIGTERM);
+    CHECK(next_step(events) == '3');
+    kill(pid, SIGKILL);
+    wait_status(unshare_pid);
+    CHECK(kill(pid, 0) == -1); /* gone (unshare cannot die of SIGKILL as it does of others) */
+    close(events);
+    close(go);
+}
+
 int main(int argc, char **argv) {
     self_path = argv[0];
     if (argc == 6 && strcmp(argv[1], "--agent") == 0) {
@@ -296,16 +312,7 @@ int main(int argc, char **argv) {
     pid_t pid = start_pid1("plain", &events, &go, &unshare_pid);
     CHECK(pid > 0);
     /* plain: lives through two SIGTERMs, each flushed; SIGKILL. */
-    CHECK(next_step(events) == '1');
-    kill(pid, SIGTERM);
-    CHECK(next_step(events) == '2');
-    kill(pid, SIGTERM);
-    CHECK(next_step(events) == '3');
-    kill(pid, SIGKILL);
-    int status = wait_status(unshare_pid);
-    CHECK(kill(pid, 0) == -1); /* gone (unshare cannot die of SIGKILL as it does of others) */
-    close(events);
-    close(go);
+    two_sigterms_then_sigkill(pid, unshare_pid, events, go);
     CHECK(files_ending(spool, ".sgdump") == 0);
     CHECK(files_ending(spool, ".sgspool") == 0);
     next_start();
@@ -320,7 +327,7 @@ int main(int argc, char **argv) {
     CHECK(pid > 0);
     CHECK(next_step(events) == '1');
     kill(pid, SIGTERM);
-    status = wait_status(unshare_pid);
+    int status = wait_status(unshare_pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 143);
     close(events);
     close(go);
@@ -333,16 +340,7 @@ int main(int argc, char **argv) {
     /* returns: the handler at each SIGTERM, each flushed; SIGKILL. */
     pid = start_pid1("returns", &events, &go, &unshare_pid);
     CHECK(pid > 0);
-    CHECK(next_step(events) == '1');
-    kill(pid, SIGTERM);
-    CHECK(next_step(events) == '2');
-    kill(pid, SIGTERM);
-    CHECK(next_step(events) == '3');
-    kill(pid, SIGKILL);
-    status = wait_status(unshare_pid);
-    CHECK(kill(pid, 0) == -1);
-    close(events);
-    close(go);
+    two_sigterms_then_sigkill(pid, unshare_pid, events, go);
     CHECK(files_ending(spool, ".sgdump") == 0);
     next_start();
     CHECK(count_in_dir(sink, "\"name\":\"returns-before\"") == 1);
