@@ -140,7 +140,12 @@ pub type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync
 /// very call (a one-shot callback removing itself), which would otherwise
 /// wait for itself. So after a replacement returns (on another thread) the
 /// old callback neither runs nor starts, and from inside a call it returns
-/// at once.
+/// at once. A callback set where there was none waits for nothing: a call
+/// in progress then is one of the new callback (the exporter tells held
+/// news, an ignored setting, the moment one is set), and waiting for it
+/// deadlocked a setter holding a lock that callback takes: Python's
+/// binding sets its callback holding the GIL, and its callback takes the
+/// GIL (CI, a zero-code agent with an ignored setting: hung 120 s).
 #[derive(Default)]
 pub struct CallbackSlot {
     /// Read by a forked child's tracer too (`Tracer::given_at_run_time`).
@@ -169,7 +174,7 @@ impl CallbackSlot {
         };
         // Relaxed: only equality with this thread's own id matters, and
         // this thread wrote it if it is equal.
-        if self.calling_thread.load(Ordering::Relaxed) != this_thread() {
+        if old.is_some() && self.calling_thread.load(Ordering::Relaxed) != this_thread() {
             drop(self.calling.lock().unwrap_or_else(|p| p.into_inner()));
         }
         drop(old);
@@ -1061,6 +1066,55 @@ impl ExportSignal {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// A callback set where there was none, while a call is in progress
+    /// (the exporter telling held news with the new callback, blocked in
+    /// it on a lock the setter holds, as Python's GIL): the set returns.
+    /// It waited for that call, which waited for the setter: a deadlock.
+    #[test]
+    fn a_first_callback_does_not_wait_for_a_call_in_progress() {
+        let slot = Arc::new(CallbackSlot::default());
+        let in_progress = slot.calling.lock().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let setter = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || {
+                slot.set(Some(Box::new(|_, _| {})));
+                done_tx.send(()).unwrap();
+            })
+        };
+        let returned = done_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_ok();
+        drop(in_progress);
+        setter.join().unwrap();
+        assert!(returned, "the first set waited for a call in progress");
+        assert!(slot.is_set());
+    }
+
+    /// A replacement still waits for a call in progress, which may be of
+    /// the old callback (its user_data may be freed once the set returns).
+    #[test]
+    fn a_replacement_waits_for_a_call_in_progress() {
+        let slot = Arc::new(CallbackSlot::default());
+        slot.set(Some(Box::new(|_, _| {})));
+        let in_progress = slot.calling.lock().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let setter = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || {
+                slot.set(None);
+                done_tx.send(()).unwrap();
+            })
+        };
+        let early = done_rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_ok();
+        drop(in_progress);
+        setter.join().unwrap();
+        assert!(!early, "the replacement returned during a call in progress");
+        assert!(!slot.is_set());
+    }
 
     #[test]
     fn one_end_in_a_power_of_two_up_to_16_looks_at_the_queue() {

@@ -523,13 +523,20 @@ impl Tracer {
                 &format!("tracer_new: {why}"),
             ));
         }
-        // Its news to `logging` (`events`). No callback can be running on
-        // a tracer just made, so the call does not wait.
-        let _ = ct::spanguard_set_error_callback(
-            raw,
-            Some(crate::events::log_event),
-            std::ptr::null_mut(),
-        );
+        // Its news to `logging` (`events`), set without the GIL: the
+        // callback takes it, and the exporter calls it the moment it is set
+        // when a setting was ignored (held news). A set that waited for
+        // that call while holding the GIL hung the process (the library no
+        // longer waits for a first callback; this stays safe if it did).
+        let raw_for_set = RawTracer(raw);
+        py.detach(move || {
+            let raw_for_set = raw_for_set;
+            ct::spanguard_set_error_callback(
+                raw_for_set.0,
+                Some(crate::events::log_event),
+                std::ptr::null_mut(),
+            )
+        });
         Ok(Tracer {
             raw: AtomicPtr::new(raw),
             closed: AtomicBool::new(false),
