@@ -1380,7 +1380,10 @@ impl UserData {
 /// where it runs. Thread-safe, and may be called from inside the callback
 /// (a one-shot callback that removes itself): it then returns at once. From
 /// any other thread it returns after a call of the previous callback in
-/// progress has finished, so the previous `user_data` may be freed then.
+/// progress has finished, so the previous `user_data` may be freed then;
+/// where there was none it returns at once, even while the new callback
+/// already runs (news held for a callback, e.g. an ignored setting, is told
+/// the moment one is set), so a first set may hold a lock the callback takes.
 /// A forked child's tracer calls the callback (with the `user_data`) its
 /// parent's had at the fork, in the child's copy of the memory.
 #[unsafe(no_mangle)]
