@@ -3,14 +3,7 @@
 package spanguard_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"debug/elf"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -18,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 )
@@ -70,40 +62,6 @@ func buildAgent(t *testing.T, prefix, out, ldflags string) (needed []string, int
 		}
 	}
 	return needed, interp
-}
-
-// collectorCert writes a self-signed certificate for the name "collector"
-// and its key as PEM files, in dir.
-func collectorCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "collector"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"collector"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "collector.pem"), filepath.Join(dir, "collector.key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
 
 // scratchRoot makes a root directory holding the agent binary and files
@@ -199,7 +157,7 @@ func TestAVendoredStaticAgentRunsFromScratch(t *testing.T) {
 	}
 	assertAgentSpans(t, "http://localhost", plain)
 
-	certFile, keyFile := collectorCert(t, dir)
+	_, certFile, keyFile := tlsFiles(t, "collector")
 	ca, err := os.ReadFile(certFile)
 	if err != nil {
 		t.Fatal(err)
