@@ -31,9 +31,11 @@ endif
 endif
 # What the static library needs besides itself (cargo --print native-static-libs).
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
+# ... and built with the `vendored` feature (make go-static): glibc's alone.
+VENDORED_STATIC_DEPS := -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-prepare test-lane-a test-lane-b test-rust check-fresh-build test-c test-c-asan test-python \
-        test-install test-python-binding test-python-versions test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
+        test-install test-python-binding test-python-versions test-cpp test-go go-static bench-go dev-install node-addon test-node test-propagation \
         test-readme dist dist-node npm-present dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
@@ -251,11 +253,12 @@ dev-install:
 # third time with libspanguard.a linked in (-tags spanguard_static, the
 # one binary a user ships): the library's signal, exit and thread-local
 # state must work the same there.
-test-go: dev-install venv
+test-go: dev-install venv $(if $(wildcard $(GO_STATIC_PREFIX)/lib/libspanguard.a),go-static)
 	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) vet -tags spanguard_cgocall ./... && \
 	  $(GO_ENV) $(GO) vet -tags spanguard_static ./... && \
 	  $(GO_ENV) $(GO) test -race -count=1 ./... && $(GO_ENV) $(GO) test -tags spanguard_cgocall -count=1 ./... && \
-	  $(GO_ENV) $(GO) test -tags spanguard_static -count=1 ./...
+	  $(GO_ENV) SPANGUARD_GO_STATIC_PREFIX=$(GO_STATIC_PREFIX) SPANGUARD_TEST_PYTHON=$(VENV_PY) \
+	  $(GO) test -tags spanguard_static -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
 	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet -modfile=go.newest-otel.mod ./... && \
@@ -265,6 +268,29 @@ test-go: dev-install venv
 	rm -rf build/go-demo
 	cd bindings/go && $(GO_ENV) SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
 	  $(GO) run ./examples/agent
+
+# A libspanguard.a with libcurl, OpenSSL and zlib built from source inside
+# it (the crate's `vendored` feature), with the header and a
+# spanguard-static.pc that names only glibc's libraries beside it, in
+# GO_STATIC_PREFIX: a Go program built against it with -tags
+# spanguard_static needs glibc alone where it runs, and nothing with
+# -ldflags='-linkmode=external -extldflags=-static' (a FROM scratch image).
+# Neither make build nor a clean clone's make test builds it: openssl-src
+# compiles OpenSSL, minutes on two cores. Its own target directory keeps the
+# default build's cache; make test-go brings it up to date and runs its test
+# (scratch_test.go) once it exists.
+GO_STATIC_PREFIX ?= $(CURDIR)/build/go-static
+go-static:
+	CARGO_TARGET_DIR=$(CURDIR)/build/static-target $(CARGO) rustc --release --lib --features vendored --crate-type staticlib
+	install -d $(GO_STATIC_PREFIX)/lib/pkgconfig $(GO_STATIC_PREFIX)/include
+	install -m 0644 build/static-target/release/libspanguard.a $(GO_STATIC_PREFIX)/lib/
+	install -m 0644 include/spanguard.h $(GO_STATIC_PREFIX)/include/
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_DEPS@|$(VENDORED_STATIC_DEPS)|' spanguard-static.pc.in \
+	  > $(GO_STATIC_PREFIX)/lib/pkgconfig/spanguard-static.pc
+	# OpenSSL, zlib and libcurl are in the archive, not left to the system.
+	syms=$$(nm --defined-only $(GO_STATIC_PREFIX)/lib/libspanguard.a 2>/dev/null); \
+	for s in SSL_new EVP_DigestInit_ex deflate curl_easy_perform; do \
+	  grep -q " T $$s$$" <<<"$$syms" || { echo "$$s is not in the vendored libspanguard.a"; exit 1; }; done
 
 bench-go: dev-install
 	cd bindings/go && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchmem ./...
@@ -818,7 +844,8 @@ install: build cli
 	install -m 0644 include/spanguard.h include/spanguard.hpp $(DESTDIR)$(PREFIX)/include/
 	install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@VERSION@|$(VERSION)|' spanguard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard.pc
-	sed -e 's|@VERSION@|$(VERSION)|' spanguard-static.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard-static.pc
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_DEPS@|$(STATIC_DEPS)|' spanguard-static.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard-static.pc
 
 clean:
 	$(CARGO) clean

@@ -254,8 +254,9 @@ func TestFullWaitIsHowLongABeginWaits(t *testing.T) {
 	}
 }
 
-// tlsFiles writes a self-signed certificate for 127.0.0.1 (its own CA) and
-// its key as PEM files; returns the certificate for a server or client.
+// tlsFiles writes a self-signed certificate for 127.0.0.1 and the host name
+// name (its own CA) and its key as PEM files; returns the certificate for a
+// server or client.
 func tlsFiles(t *testing.T, name string) (cert tls.Certificate, certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -268,7 +269,7 @@ func tlsFiles(t *testing.T, name string) (cert tls.Certificate, certFile, keyFil
 		IsCA: true, BasicConstraintsValid: true,
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{name},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -73,6 +73,18 @@ func repo() string {
 // of SPANGUARD_TEST_PYTHON, else the repository's .venv.
 func Start(t testing.TB) *Receiver {
 	t.Helper()
+	return start(t, "http")
+}
+
+// StartTLS runs a receiver whose trace port speaks HTTPS with the
+// certificate and key of these PEM files.
+func StartTLS(t testing.TB, certFile, keyFile string) *Receiver {
+	t.Helper()
+	return start(t, "https", "--tls-cert", certFile, "--tls-key", keyFile)
+}
+
+func start(t testing.TB, scheme string, args ...string) *Receiver {
+	t.Helper()
 	python := os.Getenv("SPANGUARD_TEST_PYTHON")
 	if python == "" {
 		python = filepath.Join(repo(), ".venv", "bin", "python")
@@ -80,8 +92,9 @@ func Start(t testing.TB) *Receiver {
 	dir := t.TempDir()
 	r := &Receiver{record: filepath.Join(dir, "record.jsonl")}
 	portFile := filepath.Join(dir, "port")
-	cmd := exec.Command(python, filepath.Join(repo(), "tests", "receiver", "otlp_receiver.py"), "--port", "0",
-		"--port-file", portFile, "--record", r.record)
+	args = append([]string{filepath.Join(repo(), "tests", "receiver", "otlp_receiver.py"), "--port", "0",
+		"--port-file", portFile, "--record", r.record}, args...)
+	cmd := exec.Command(python, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("the receiver (%s): %v", python, err)
@@ -89,7 +102,7 @@ func Start(t testing.TB) *Receiver {
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
 	for i := 0; ; i++ {
 		if b, err := os.ReadFile(portFile); err == nil && len(bytes.TrimSpace(b)) > 0 {
-			r.URL = "http://127.0.0.1:" + strings.TrimSpace(string(b)) + "/v1/traces"
+			r.URL = scheme + "://127.0.0.1:" + strings.TrimSpace(string(b)) + "/v1/traces"
 			return r
 		}
 		if i > 300 {
