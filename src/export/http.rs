@@ -1411,11 +1411,7 @@ mod tests {
         // title: as before.
         for (code, body, reason) in [
             (502, &b"upstream connect error"[..], "HTTP 502"),
-            (
-                503,
-                &page("503 Service Unavailable").as_bytes()[..],
-                "HTTP 503",
-            ),
+            (503, page("503 Service Unavailable").as_bytes(), "HTTP 503"),
             (
                 400,
                 b"<html><body>bad</body></html>",
