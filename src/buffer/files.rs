@@ -141,10 +141,70 @@ pub fn not_writable(dir: &Path) -> Option<io::Error> {
             libc::AT_EACCESS,
         )
     };
-    (rc != 0).then(|| {
+    if rc != 0 {
         let e = io::Error::last_os_error();
-        io::Error::new(e.kind(), format!("{}: {e}", at.display()))
+        return Some(io::Error::new(e.kind(), format!("{}: {e}", at.display())));
+    }
+    // A full filesystem passes access(2), and a sink file is even made
+    // there (empty): then every write fails. `check` said the sink of a
+    // 1 MB tmpfs filled up was fine.
+    let mut fs = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a NUL-terminated path; statvfs writes the struct it is
+    // given, and it is read only when the call succeeded.
+    let fs = (unsafe { libc::statvfs(c.as_ptr(), fs.as_mut_ptr()) } == 0)
+        .then(|| unsafe { fs.assume_init() })?;
+    let blocks = Room {
+        total: fs.f_blocks,
+        available: fs.f_bavail,
+        free: fs.f_bfree,
+    };
+    let files = Room {
+        total: fs.f_files,
+        available: fs.f_favail,
+        free: fs.f_ffree,
+    };
+    no_room_left(effective_uid() == 0, blocks, files).map(|what| {
+        io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("{}: its filesystem {what}", at.display()),
+        )
     })
+}
+
+/// A filesystem's blocks or files as statvfs counts them: in all, free
+/// to any user, free to root.
+#[derive(Clone, Copy)]
+struct Room {
+    total: u64,
+    available: u64,
+    free: u64,
+}
+
+impl Room {
+    /// None left for this user (root may use what is reserved for it, as
+    /// ext4's 5%); a filesystem that counts none at all (procfs, btrfs's
+    /// files, some FUSE ones) is not said to be full.
+    fn used_up(self, root: bool) -> bool {
+        self.total > 0
+            && if root {
+                self.free == 0
+            } else {
+                self.available == 0
+            }
+    }
+}
+
+/// What is used up on a filesystem with these blocks and files, for a
+/// user that is root or not; None when a file of spans can be written
+/// there.
+fn no_room_left(root: bool, blocks: Room, files: Room) -> Option<&'static str> {
+    if blocks.used_up(root) {
+        Some("is full (no space left)")
+    } else if files.used_up(root) {
+        Some("has no file left to make (no inode free)")
+    } else {
+        None
+    }
 }
 
 /// Refuses a directory (its metadata, links followed) that belongs to
@@ -1142,6 +1202,37 @@ impl Drop for LockedFile {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A full filesystem passes access(2): `spanguard check` said a sink on
+    /// a 1 MB tmpfs filled up was fine, and every span written there failed.
+    /// Root may use the blocks reserved for it (ext4's 5%), others may not.
+    #[test]
+    fn a_full_filesystem_has_no_room_left() {
+        let room = |total, available, free| Room {
+            total,
+            available,
+            free,
+        };
+        let plenty = room(100, 10, 10);
+        let full = Some("is full (no space left)");
+        assert_eq!(no_room_left(false, room(100, 0, 0), plenty), full);
+        assert_eq!(no_room_left(false, room(100, 0, 50), plenty), full);
+        assert_eq!(no_room_left(true, room(100, 0, 50), plenty), None);
+        assert_eq!(no_room_left(true, room(100, 0, 0), plenty), full);
+        assert_eq!(
+            no_room_left(false, room(100, 5, 5), room(100, 0, 0)),
+            Some("has no file left to make (no inode free)")
+        );
+        assert_eq!(no_room_left(false, room(100, 5, 5), plenty), None);
+        // A filesystem that counts no blocks or files (btrfs counts no
+        // files): not full for it.
+        assert_eq!(no_room_left(false, room(0, 0, 0), room(0, 0, 0)), None);
+        // A filesystem whose free space this test can read: not judged full.
+        let dir = temp_dir("room");
+        std::fs::create_dir_all(&dir).expect("a directory");
+        assert!(not_writable(&dir).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("sg-files-{name}-{}", std::process::id()));

@@ -1080,19 +1080,32 @@ fn judge(answer: &Answer, format: BodyFormat, now_unix_s: u64) -> Result<Accepte
         429 | 502 | 503 | 504 => {
             let retry_after =
                 retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s));
-            // The server's wait is why nothing is sent for a while (spans
-            // are kept meanwhile): said, or the quiet looks like a hang.
-            let reason = match retry_after {
-                Some(wait) => format!(
-                    "HTTP {code} (the server asks to wait {} s: Retry-After)",
-                    wait.as_secs()
-                ),
+            // A web page with a 502 or 504 is a reverse proxy's or a load
+            // balancer's own ("502 Bad Gateway"): the backend behind it
+            // did not answer it. "HTTP 502" alone sent the user to the
+            // backend's logs, which had nothing.
+            let page = page_title(body).filter(|_| matches!(code, 502 | 504));
+            let what = match &page {
+                Some(title) => format!("HTTP {code}: a web page titled \"{title}\""),
                 None => format!("HTTP {code}"),
             };
-            Err(Hinted::bare(SendError::Transient {
-                reason,
-                retry_after,
-            }))
+            // The server's wait is why nothing is sent for a while (spans
+            // are kept meanwhile): said, or the quiet looks like a hang.
+            let what = match retry_after {
+                Some(wait) => format!(
+                    "{what} (the server asks to wait {} s: Retry-After)",
+                    wait.as_secs()
+                ),
+                None => what,
+            };
+            let hint = page.map(|_| PROXY_PAGE_HINT.to_string());
+            Err(Hinted {
+                error: SendError::Transient {
+                    reason: with_hint(what, hint.as_deref()),
+                    retry_after,
+                },
+                hint,
+            })
         }
         413 => Err(Hinted::bare(SendError::TooLarge {
             reason: format!("HTTP 413: {}", answer_text(body)),
@@ -1135,6 +1148,36 @@ fn judge(answer: &Answer, format: BodyFormat, now_unix_s: u64) -> Result<Accepte
             refusal_hint(code).map(str::to_string),
         )),
     }
+}
+
+/// What a proxy's own error page (a 502 or 504 with a web page) is told.
+const PROXY_PAGE_HINT: &str = "a proxy or load balancer before the backend answered: the backend \
+                               behind it is down, or not where the proxy sends requests";
+
+/// The title of an answer that is a web page ("404 Not Found", "502 Bad
+/// Gateway"), its white space runs made one space and its characters
+/// escaped: a reverse proxy's error page shown as its first 200
+/// characters was markup and escaped line breaks, and said less than its
+/// title. None when the body is no markup or has no title.
+fn page_title(body: &[u8]) -> Option<String> {
+    if !starts_with_markup(body) {
+        return None;
+    }
+    let lower = body.to_ascii_lowercase();
+    let find = |from: usize, needle: &[u8]| {
+        lower[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|at| from + at)
+    };
+    let open = find(0, b"<title")?;
+    let start = open + lower[open..].iter().position(|&b| b == b'>')? + 1;
+    let end = find(start, b"</title")?;
+    let words: Vec<&[u8]> = body[start..end]
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+        .collect();
+    (!words.is_empty()).then(|| crate::span::printable::printable_cut(&words.join(&b' '), 100))
 }
 
 /// Whether an answer's body is markup (HTML or XML): its first character
@@ -1226,6 +1269,9 @@ fn answer_text(body: &[u8]) -> String {
         }
         message
     });
+    if let Some(title) = page_title(body) {
+        return format!("a web page titled \"{title}\"");
+    }
     match message {
         Some(m) if !m.trim().is_empty() => body_start(m.as_bytes()),
         _ => body_start(body),
@@ -1290,6 +1336,91 @@ mod tests {
             h.hint.as_deref(),
             Some("set the endpoint to where it leads")
         );
+    }
+
+    /// A reverse proxy's error page (nginx's, here) was shown as its first
+    /// 200 characters of markup and escaped line breaks, or with a 502 not
+    /// at all ("HTTP 502"), leaving the user to guess that a proxy, not the
+    /// backend, answered. Its title says it, and a 502 or 504 page says
+    /// the backend behind the proxy did not answer; the 502 is still a
+    /// failure for now (its spans kept) and a body that is no page is
+    /// shown as before.
+    #[test]
+    fn a_proxys_error_page_is_said_by_its_title() {
+        let p = BodyFormat::Protobuf;
+        let page = |title: &str| {
+            format!(
+                "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}\
+                 </h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n"
+            )
+        };
+        let h = judge(&Answer::of(404, page("404 Not Found").as_bytes()), p, 0).expect_err("404");
+        assert_eq!(
+            h.error.reason(),
+            format!(
+                "HTTP 404: a web page titled \"404 Not Found\" ({})",
+                h.hint.as_deref().expect("a 404's hint")
+            )
+        );
+        let body = page("502 Bad Gateway");
+        let h = judge(
+            &Answer {
+                retry_after: Some("3"),
+                ..Answer::of(502, body.as_bytes())
+            },
+            p,
+            0,
+        )
+        .expect_err("502");
+        assert_eq!(
+            h.error.reason(),
+            "HTTP 502: a web page titled \"502 Bad Gateway\" (the server asks to wait 3 s: \
+             Retry-After) (a proxy or load balancer before the backend answered: the backend \
+             behind it is down, or not where the proxy sends requests)"
+        );
+        assert!(matches!(
+            h.error,
+            SendError::Transient {
+                retry_after: Some(_),
+                ..
+            }
+        ));
+        assert!(
+            h.hint
+                .is_some_and(|hint| hint.starts_with("a proxy or load balancer"))
+        );
+        // A title over lines, in capitals, with an escape sequence: one
+        // line, escaped.
+        let h = judge(
+            &Answer::of(
+                504,
+                b"<!DOCTYPE html><HTML><TITLE>\n 504\x1b[2J   Gateway\n Time-out</TITLE>",
+            ),
+            p,
+            0,
+        )
+        .expect_err("504");
+        assert!(
+            h.error
+                .reason()
+                .starts_with("HTTP 504: a web page titled \"504\\x1b[2J Gateway Time-out\" ("),
+            "{}",
+            h.error.reason()
+        );
+        // No page, a 503's (the backend's own "busy"), or a page with no
+        // title: as before.
+        for (code, body, reason) in [
+            (502, &b"upstream connect error"[..], "HTTP 502"),
+            (503, page("503 Service Unavailable").as_bytes(), "HTTP 503"),
+            (
+                400,
+                b"<html><body>bad</body></html>",
+                "HTTP 400: <html><body>bad</body></html>",
+            ),
+        ] {
+            let h = judge(&Answer::of(code, body), p, 0).expect_err("a failure");
+            assert_eq!((h.error.reason(), h.hint), (reason, None));
+        }
     }
 
     /// An answer curl cannot read as HTTP is the server's doing, not the

@@ -340,6 +340,44 @@ def test_directories_this_user_cannot_write_are_said(cli):
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem takes root")
+def test_a_full_filesystem_is_said(cli, tmp_path):
+    # A sink directory on a filesystem filled up (a 1 MB tmpfs here) passes
+    # access(2), and a tracer there even makes its sink file, then every
+    # write fails (the spans wait in the spool): the check said all was well
+    # and exited 0. The spool there loses each batch the backend refuses.
+    full = tmp_path / "full"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no tmpfs could be mounted here: {mounted.stderr.strip()}")
+    try:
+        fd = os.open(full / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            with pytest.raises(OSError):
+                while True:
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+        run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(full / "spans")))
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert (f"FAILED: this user cannot make files in the local sink directory ({full}: its filesystem "
+                "is full (no space left)): no span is written there") in run.stdout, run.stdout
+        with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+            run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
+                                       SPANGUARD_SPOOL_DIR=str(full / "spool")))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert (f"warning: this user cannot make files in the spool directory ({full}: its filesystem is "
+                "full (no space left)): a batch the backend does not take is lost") in run.stdout, run.stdout
+        # Room again: nothing said.
+        (full / "filler").unlink()
+        run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(full / "spans")))
+        assert run.returncode == 0 and "FAILED" not in run.stdout, run.stdout + run.stderr
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+
+
 def test_without_an_endpoint_headers_and_request_timeout_are_said_unused(cli, tmp_path):
     """Headers, TLS files and the request timeout are an HTTP request's:
     with spans going to the local sink, check said "headers none" and
