@@ -1151,8 +1151,8 @@ fn judge(answer: &Answer, format: BodyFormat, now_unix_s: u64) -> Result<Accepte
 }
 
 /// What a proxy's own error page (a 502 or 504 with a web page) is told.
-const PROXY_PAGE_HINT: &str = "a proxy or load balancer before the backend answered: the backend \
-                               behind it is down, or not where the proxy sends requests";
+const PROXY_PAGE_HINT: &str = "a proxy or load balancer in front of the backend answered, not the \
+                               backend: it is down, or not where the proxy sends requests";
 
 /// The title of an answer that is a web page ("404 Not Found", "502 Bad
 /// Gateway"), its white space runs made one space and its characters
@@ -1375,8 +1375,8 @@ mod tests {
         assert_eq!(
             h.error.reason(),
             "HTTP 502: a web page titled \"502 Bad Gateway\" (the server asks to wait 3 s: \
-             Retry-After) (a proxy or load balancer before the backend answered: the backend \
-             behind it is down, or not where the proxy sends requests)"
+             Retry-After) (a proxy or load balancer in front of the backend answered, not the \
+             backend: it is down, or not where the proxy sends requests)"
         );
         assert!(matches!(
             h.error,
@@ -1387,7 +1387,7 @@ mod tests {
         ));
         assert!(
             h.hint
-                .is_some_and(|hint| hint.starts_with("a proxy or load balancer"))
+                .is_some_and(|hint| hint.starts_with("a proxy or load balancer in front"))
         );
         // A title over lines, in capitals, with an escape sequence: one
         // line, escaped.
