@@ -438,7 +438,8 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 	SPANGUARD_SHUTDOWN_ROUNDS=600 $(CARGO) test --release --quiet --test begin_during_shutdown
 
 # Fuzzing every decoder of outside input (tests/fuzz: traceparent, tracestate,
-# the OTEL_* variables, Retry-After, partial-success bodies, encoded requests
+# the OTEL_* variables, Retry-After, partial-success bodies, the escaping
+# rule every message and the CLI use (printable), encoded requests
 # split on a 413, spool files, crash dumps and flight files, request bodies
 # as `spanguard show` reads them from spool and sink files), the
 # encoders' round trip through the independent decoder, complex attribute
@@ -456,7 +457,7 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 # `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
 # FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
 # crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
-FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value server_answers show_chat outcome_file
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success printable split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value server_answers show_chat outcome_file
 FUZZ_QUICK_SECONDS ?= 8
 FUZZ_SECONDS ?= 600
 

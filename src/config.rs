@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::span::printable::{left_out, printable_head};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
     HttpProtobuf,
@@ -367,8 +369,10 @@ impl std::fmt::Display for ConfigError {
 }
 
 /// How a bad value appears in a message: header values never (they hold API
-/// keys), a URL without its user:password, control characters escaped, and
-/// at most 200 characters.
+/// keys), a URL without its user:password, escaped as every message of
+/// spanguard's is (`span::printable`: a control character, a bidi control,
+/// an invisible character), and at most 200 characters, then how many
+/// bytes were left out.
 fn shown_value(variable: &str, value: &str) -> String {
     const MOST: usize = 200;
     if variable.to_ascii_lowercase().contains("headers") {
@@ -392,15 +396,16 @@ fn shown_value(variable: &str, value: &str) -> String {
             v = format!("{}***@{}", &v[..start], &rest[at + 1..]);
         }
     }
-    let mut shown: String = v.chars().flat_map(char::escape_debug).take(MOST).collect();
-    if v.chars().flat_map(char::escape_debug).nth(MOST).is_some() {
-        shown.push_str("...");
-    }
-    if shown.is_empty() || shown.contains(' ') {
+    let (shown, left) = printable_head(v.as_bytes(), MOST);
+    let mut shown = if shown.is_empty() || shown.contains(' ') {
         format!("\"{shown}\"")
     } else {
         shown
+    };
+    if left > 0 {
+        shown.push_str(&left_out(left));
     }
+    shown
 }
 
 /// The environment variable that sets a config field, for messages about a
@@ -1494,21 +1499,11 @@ fn parse_entries(text: &str, escapes: Escapes) -> Result<Vec<(String, String)>, 
 /// cuts the whole value (an entry of a megabyte was quoted whole).
 fn shown_entry(entry: &str) -> String {
     const MOST: usize = 60;
-    let entry = entry.trim();
-    let mut shown: String = entry
-        .chars()
-        .flat_map(char::escape_debug)
-        .take(MOST)
-        .collect();
-    if entry
-        .chars()
-        .flat_map(char::escape_debug)
-        .nth(MOST)
-        .is_some()
-    {
-        shown.push_str("...");
+    let (shown, left) = printable_head(entry.trim().as_bytes(), MOST);
+    match left {
+        0 => format!("\"{shown}\""),
+        left => format!("\"{shown}\"{}", left_out(left)),
     }
-    format!("\"{shown}\"")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -2176,6 +2171,50 @@ mod tests {
             e.to_string()
                 .starts_with("OTEL_SDK_DISABLED=yes\\nplease: not true or false"),
             "{e}"
+        );
+    }
+
+    /// An ignored value is shown by the rule every message follows
+    /// (`span::printable`), not by `char::escape_debug` beside it: that
+    /// doubled a path's backslashes (`C:\\tmp`) and escaped quotes, so the
+    /// value a user reads was not the one they set; it escaped the joiner
+    /// of an emoji in a service name; and a cut value ended in `...` with
+    /// no word of how much was left out. Invisible characters (a tag
+    /// spelling text, a zero-width space) are shown, as everywhere.
+    #[test]
+    fn an_ignored_value_is_shown_as_every_message_shows_text() {
+        let long = format!("{}{}", "\u{e9}".repeat(150), "x".repeat(100));
+        let long_shown = format!(
+            "{}{}... (50 more bytes)",
+            "\u{e9}".repeat(150),
+            "x".repeat(50)
+        );
+        for (value, shown) in [
+            (r"C:\tmp\'x'", r"C:\tmp\'x'"),
+            (r#"say "hi" now"#, r#""say "hi" now""#),
+            ("\u{1f469}\u{200d}\u{1f4bb}", "\u{1f469}\u{200d}\u{1f4bb}"),
+            ("5\u{200b}0\u{e0041}", r"5\u{200b}0\u{e0041}"),
+            ("1\u{202e}0\x1b[2J", r"1\u{202e}0\x1b[2J"),
+            (&long, &long_shown),
+        ] {
+            let e = &ignored(&[("OTEL_BSP_SCHEDULE_DELAY", value)])[0];
+            assert_eq!(e.value.as_deref(), Some(shown), "{value:?}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("OTEL_BSP_SCHEDULE_DELAY={shown}: ")),
+                "{e}"
+            );
+        }
+        // An entry of a key=value list, the same way.
+        let e = parse_resource_attributes("a=1,b\u{200b}\\x").expect_err("no '='");
+        assert_eq!(e, r#"entry 2 ("b\u{200b}\x") is not key=value"#);
+        let e = parse_resource_attributes(&"y".repeat(70)).expect_err("no '='");
+        assert_eq!(
+            e,
+            format!(
+                r#"entry 1 ("{}"... (10 more bytes)) is not key=value"#,
+                "y".repeat(60)
+            )
         );
     }
 

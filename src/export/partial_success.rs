@@ -88,22 +88,89 @@ fn parse_json(body: &[u8]) -> Option<Accepted> {
     if let Some(at) = section.find("\"errorMessage\"") {
         let rest = section[at + "\"errorMessage\"".len()..].trim_start();
         let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
-        let mut msg = String::new();
-        let mut chars = rest.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '"' => break,
-                '\\' => {
-                    if let Some(n) = chars.next() {
-                        msg.push(n);
-                    }
-                }
-                c => msg.push(c),
-            }
-        }
-        out.message = msg;
+        out.message = json_string(rest);
     }
     Some(out)
+}
+
+/// The JSON string whose text `text` starts with (after its opening
+/// quote), up to its closing quote, decoded: each escape as the character
+/// it stands for (`\n` a line break, `\"`, `\u00e9`, a surrogate pair
+/// `\ud83d\ude00` one character), which `printable` then shows. A
+/// backslash was dropped and the character after it kept, so the server's
+/// `a\nb` read `anb` and `caf\u00e9` read `cafu00e9`. A surrogate with no
+/// partner is U+FFFD, as a lossy UTF-16 reading makes it; an escape JSON
+/// has not (`\q`, `\u12`) is kept as written, backslash and all: the
+/// server's words, never fewer.
+fn json_string(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(['"', '\\']) {
+        out.push_str(&rest[..at]);
+        if rest.as_bytes()[at] == b'"' {
+            return out;
+        }
+        let after = &rest[at + 1..];
+        let (decoded, len) = match after.as_bytes().first() {
+            Some(b'"') => (Some('"'), 1),
+            Some(b'\\') => (Some('\\'), 1),
+            Some(b'/') => (Some('/'), 1),
+            Some(b'b') => (Some('\u{8}'), 1),
+            Some(b'f') => (Some('\u{c}'), 1),
+            Some(b'n') => (Some('\n'), 1),
+            Some(b'r') => (Some('\r'), 1),
+            Some(b't') => (Some('\t'), 1),
+            Some(b'u') => match utf16_unit(&after[1..]) {
+                Some(unit) => {
+                    let (c, more) = utf16_char(unit, &after[5..]);
+                    (Some(c), 5 + more)
+                }
+                None => (None, 0),
+            },
+            _ => (None, 0),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &after[len..];
+            }
+            // No escape: the backslash as written, and what follows it
+            // read on as text.
+            None => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    // No closing quote: what there is.
+    out.push_str(rest);
+    out
+}
+
+/// The four hex digits `text` starts with, as a UTF-16 code unit.
+fn utf16_unit(text: &str) -> Option<u16> {
+    let hex = text.get(..4)?;
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u16::from_str_radix(hex, 16).ok()
+}
+
+/// The character a `\u` escape's `unit` starts, with how much of `after`
+/// (the text after the escape) its low surrogate took: 6 for a pair
+/// (`\udc00`), 0 otherwise; a surrogate with no partner, U+FFFD.
+fn utf16_char(unit: u16, after: &str) -> (char, usize) {
+    if (0xd800..0xdc00).contains(&unit) {
+        let low = after.strip_prefix("\\u").and_then(utf16_unit);
+        if let Some(low @ 0xdc00..0xe000) = low {
+            let c = 0x10000 + ((u32::from(unit) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+            return (char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER), 6);
+        }
+    }
+    (
+        char::from_u32(u32::from(unit)).unwrap_or(char::REPLACEMENT_CHARACTER),
+        0,
+    )
 }
 
 /// The JSON number `text` starts with (no sign), read whole: digits, a
@@ -340,6 +407,52 @@ mod tests {
         ];
         let a = parse(&proto, BodyFormat::Json);
         assert_eq!((a.rejected_spans, a.message.as_str()), (3, "quota"));
+    }
+
+    /// A JSON message's escapes read as the characters they stand for,
+    /// then shown as every message is: the backslash was dropped and the
+    /// letter after it kept (`a\nb` read `anb`, `caf\u00e9` read
+    /// `cafu00e9`), so the server's words reached the user changed. An
+    /// escape JSON has not is kept as written; a lone surrogate is U+FFFD.
+    #[test]
+    fn a_json_messages_escapes_are_read_exactly() {
+        for (written, shown) in [
+            (r"a\nb", r"a\nb"),
+            (r#"say \"no\""#, r#"say "no""#),
+            (r"caf\u00e9 \u00E9", "caf\u{e9} \u{e9}"),
+            (r"\ud83d\ude00!", "\u{1f600}!"),
+            (r"\uD83D\uDE00", "\u{1f600}"),
+            (r"C:\\Users\/x", r"C:\Users/x"),
+            (r"tab\there\r\b\f", r"tab\there\r\x08\x0c"),
+            (r"\u001b[2J\u0000", r"\x1b[2J\x00"),
+            (r"\u202e\u200b", r"\u{202e}\u{200b}"),
+            // "ok" then "hi" in tag characters, as surrogate pairs.
+            (r"ok\udb40\udc68\udb40\udc69", r"ok\u{e0068}\u{e0069}"),
+            // Surrogates with no partner.
+            (r"a\ud83db", "a\u{fffd}b"),
+            (r"a\ude00b", "a\u{fffd}b"),
+            (r"\ud83d\u0041", "\u{fffd}A"),
+            (r"\ud83d\ud83d\ude00", "\u{fffd}\u{1f600}"),
+            (r"\ud83d", "\u{fffd}"),
+            // No escape JSON has: as written.
+            (r"\q\u12x\uZZZZ\u", r"\q\u12x\uZZZZ\u"),
+            (r"\\\\", r"\\"),
+        ] {
+            let body =
+                format!(r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{written}"}}}}"#);
+            assert_eq!(
+                parse(body.as_bytes(), BodyFormat::Json).message,
+                shown,
+                "{written}"
+            );
+        }
+        // A backslash that ends the body is kept.
+        let body = br#"{"partialSuccess":{"rejectedSpans":1,"errorMessage":"end\"#;
+        assert_eq!(parse(body, BodyFormat::Json).message, r"end\");
+        // The string ends at its closing quote, not an escaped one.
+        let body = br#"{"partialSuccess":{"errorMessage":"a\"b","rejectedSpans":2}}"#;
+        let a = parse(body, BodyFormat::Json);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (2, r#"a"b"#));
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod ids;
 pub mod limits;
 pub mod passthrough;
 pub mod printable;
+#[cfg(test)]
+mod printable_check;
 pub mod proto_reader;
 pub mod record;
 pub mod sampler;

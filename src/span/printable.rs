@@ -4,11 +4,38 @@
 //! escape sequence (clear the screen, set the clipboard with OSC 52, a
 //! hidden OSC 8 link, the window's title), a carriage return that
 //! overwrites the line, a line break that forges a `spanguard: error:`
-//! line of its own, or a bidirectional control that turns what follows
-//! around (and hides an ERROR after it, as "Trojan Source" hides code).
-//! Each of those is written visibly instead (`\x1b`, `\n`, `\u{202e}`):
-//! the library's stderr lines and error callback, every command of the
-//! CLI and its HTML page use this one rule.
+//! line of its own, a bidirectional control that turns what follows
+//! around (and hides an ERROR after it, as "Trojan Source" hides code),
+//! or characters no one sees: a zero-width space splitting a word a
+//! reader searches for, or Unicode's tag characters, which spell out
+//! ASCII invisibly ("ASCII smuggling": an instruction hidden in an LLM's
+//! text that a model reads and a reader of the span does not). Each of
+//! those is written visibly instead (`\x1b`, `\n`, `\u{202e}`,
+//! `\u{200b}`, `\u{e0041}`): the library's stderr lines and error
+//! callback, every command of the CLI and its HTML page use this one rule.
+//!
+//! What is invisible is Unicode's own list, Default_Ignorable_Code_Point
+//! (characters a renderer shows as nothing), and the interlinear
+//! annotation marks U+FFF9..U+FFFB, whose annotation a renderer may hide.
+//! A few of them real text needs, and those are left as they are where,
+//! and only where, that text has them (so that each hides at most one
+//! character between two visible ones, never a message):
+//! - the zero-width non-joiner and joiner (U+200C, U+200D) between two
+//!   visible non-ASCII characters: Persian and Indic words (`می‌خواهم`,
+//!   after a virama), emoji sequences (`👩‍💻`, `❤️‍🔥`);
+//! - one variation selector directly after a visible non-ASCII character
+//!   (`❤️`, a Japanese name's ideographic variant `葛󠄀`, Mongolian's free
+//!   variation selectors), and U+FE0E/U+FE0F after a digit, `#` or `*`
+//!   (the keycap `1️⃣`);
+//! - the Mongolian vowel separator between a Mongolian letter and the
+//!   final a or e it separates;
+//! - the tags of the three subdivision flags Unicode recommends
+//!   (England, Scotland, Wales) after U+1F3F4.
+//!
+//! Anywhere else (between ASCII letters, at either end, two in a row)
+//! each is escaped. The GitHub and VS Code warnings about hidden text
+//! and clippy's `invisible_characters` flag the same characters; `less`
+//! shows a format character as `<U+200B>` only with `-U`.
 //!
 //! A backslash is left as it is (Windows paths and JSON read as written),
 //! so a value holding the four characters `\x1b` looks like one holding
@@ -17,22 +44,153 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-/// Whether `c` is written as an escape rather than as itself: the C0 and
-/// C1 controls and DEL, the bidirectional controls (embeddings,
-/// overrides, isolates, marks), and the line and paragraph separators a
-/// log reader (JavaScript, Python's `splitlines`) takes for a line break.
-pub fn is_escaped(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-        )
+const ZWNJ: char = '\u{200c}';
+const ZWJ: char = '\u{200d}';
+const MONGOLIAN_VOWEL_SEPARATOR: char = '\u{180e}';
+const WAVING_BLACK_FLAG: char = '\u{1f3f4}';
+/// The tags after U+1F3F4 of the subdivision flags Unicode recommends
+/// (emoji-sequences.txt, RGI_Emoji_Tag_Sequence): gbeng, gbsct, gbwls,
+/// each closed by CANCEL TAG.
+const FLAG_TAGS: [&str; 3] = [
+    "\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}",
+    "\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}",
+    "\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f}",
+];
+
+/// Characters a renderer shows as nothing: Unicode's
+/// Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1
+/// and 16.0 alike) and the interlinear annotation marks U+FFF9..U+FFFB.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00ad
+            | 0x034f
+            | 0x061c
+            | 0x115f..=0x1160
+            | 0x17b4..=0x17b5
+            | 0x180b..=0x180f
+            | 0x200b..=0x200f
+            | 0x202a..=0x202e
+            | 0x2060..=0x206f
+            | 0x3164
+            | 0xfe00..=0xfe0f
+            | 0xfeff
+            | 0xffa0
+            | 0xfff0..=0xfffb
+            | 0x1bca0..=0x1bca3
+            | 0x1d173..=0x1d17a
+            | 0xe0000..=0xe0fff
+    )
 }
 
-/// Appends `c` as it is shown: `\n`, `\r`, `\t`, another control as
-/// `\xNN`, the others `is_escaped` names as `\u{NNNN}`, anything else as
-/// itself.
-pub fn push_shown(out: &mut String, c: char) {
+/// The variation selectors: standardized and emoji (U+FE00..U+FE0F),
+/// ideographic (U+E0100..U+E01EF) and Mongolian free ones.
+fn is_variation_selector(c: char) -> bool {
+    matches!(c as u32, 0xfe00..=0xfe0f | 0xe0100..=0xe01ef | 0x180b..=0x180d | 0x180f)
+}
+
+/// The invisible characters real text needs, left as they are in the
+/// places `walk` allows them.
+fn is_needed_in_place(c: char) -> bool {
+    matches!(c, ZWNJ | ZWJ | MONGOLIAN_VOWEL_SEPARATOR)
+        || is_variation_selector(c)
+        || matches!(c as u32, 0xe0020..=0xe007f)
+}
+
+/// Whether `c` is written as an escape wherever it stands: the C0 and C1
+/// controls and DEL, the line and paragraph separators a log reader
+/// (JavaScript, Python's `splitlines`) takes for a line break, and every
+/// invisible character (the bidirectional controls among them) but the
+/// few real text needs, which `printable` escapes by where they stand.
+pub fn is_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}')
+        || (is_invisible(c) && !is_needed_in_place(c))
+}
+
+/// A character shown as itself that a joiner or a variation selector may
+/// stand beside: not ASCII, not a space, not invisible, not escaped.
+fn is_visible_non_ascii(c: char) -> bool {
+    !c.is_ascii() && !c.is_whitespace() && !is_invisible(c) && !is_escaped(c)
+}
+
+/// What was shown just before, for the invisible characters allowed only
+/// after some characters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Before {
+    /// The start, a space, an ASCII character that is no keycap's, an
+    /// escape, or an invisible character (no base for another).
+    Nothing,
+    /// A digit, `#` or `*`: a keycap's base.
+    Keycap,
+    /// A visible non-ASCII character.
+    Letter(char),
+    /// A visible non-ASCII character with its variation selector: a
+    /// joiner may follow, a second selector not.
+    Selected,
+}
+
+/// Tells `each` every character of `text` in order, with whether it is
+/// written as an escape; `kept` are left as they are all the same (the
+/// HTML page's line breaks and tabs).
+fn walk(text: &str, kept: &[char], mut each: impl FnMut(char, bool)) {
+    let mut before = Before::Nothing;
+    // Tags of a recommended subdivision flag still to come.
+    let mut flag_tags = 0usize;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if flag_tags > 0 {
+            flag_tags -= 1;
+            each(c, false);
+            // No sequence Unicode recommends goes on after a flag's tags.
+            before = Before::Nothing;
+            continue;
+        }
+        let next = chars.peek().map(|&(_, n)| n);
+        let escaped = if kept.contains(&c) {
+            false
+        } else {
+            match c {
+                ZWNJ | ZWJ => {
+                    !(matches!(before, Before::Letter(_) | Before::Selected)
+                        && next.is_some_and(is_visible_non_ascii))
+                }
+                MONGOLIAN_VOWEL_SEPARATOR => {
+                    !(matches!(before, Before::Letter(p) if ('\u{1820}'..='\u{18aa}').contains(&p))
+                        && matches!(next, Some('\u{1820}' | '\u{1821}')))
+                }
+                '\u{fe0e}' | '\u{fe0f}' => !matches!(before, Before::Letter(_) | Before::Keycap),
+                c if is_variation_selector(c) => !matches!(before, Before::Letter(_)),
+                c => is_invisible(c) || is_escaped(c),
+            }
+        };
+        if c == WAVING_BLACK_FLAG {
+            let after = &text[at + c.len_utf8()..];
+            if let Some(tags) = FLAG_TAGS.iter().find(|t| after.starts_with(*t)) {
+                flag_tags = tags.chars().count();
+            }
+        }
+        each(c, escaped);
+        before = if escaped || (is_invisible(c) && !is_variation_selector(c)) {
+            Before::Nothing
+        } else if is_variation_selector(c) {
+            match before {
+                Before::Letter(_) => Before::Selected,
+                _ => Before::Nothing,
+            }
+        } else if matches!(c, '0'..='9' | '#' | '*') {
+            Before::Keycap
+        } else if is_visible_non_ascii(c) {
+            Before::Letter(c)
+        } else {
+            Before::Nothing
+        };
+    }
+}
+
+/// Appends `c` as an escape: `\n`, `\r`, `\t`, another control as `\xNN`,
+/// anything else as `\u{NNNN}`.
+fn push_escape(out: &mut String, c: char) {
     // Writes to a String cannot fail.
     match c {
         '\n' => out.push_str("\\n"),
@@ -41,34 +199,71 @@ pub fn push_shown(out: &mut String, c: char) {
         c if c.is_control() => {
             let _ = write!(out, "\\x{:02x}", c as u32);
         }
-        c if is_escaped(c) => {
+        c => {
             let _ = write!(out, "\\u{{{:04x}}}", c as u32);
         }
-        c => out.push(c),
     }
 }
 
-/// `text` with every character `is_escaped` names written as an escape
-/// (`push_shown`): one line that drives nothing. Borrowed when there is
-/// none.
-pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_escaped) {
+/// `text` as shown, `kept` left as they are: borrowed when nothing is
+/// escaped.
+fn shown<'a>(text: &'a str, kept: &[char]) -> Cow<'a, str> {
+    let mut any = false;
+    walk(text, kept, |_, escaped| any |= escaped);
+    if !any {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        push_shown(&mut out, c);
-    }
+    walk(text, kept, |c, escaped| {
+        if escaped {
+            push_escape(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    });
     Cow::Owned(out)
+}
+
+/// `text` with every control, line separator and invisible character
+/// written as an escape, but the invisible characters real text needs
+/// where it needs them (see the module's words): one line that drives
+/// nothing and hides nothing. Borrowed when there is none.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    shown(text, &[])
+}
+
+/// `printable`, but line breaks and tabs left as they are: for a page
+/// (the HTML one) that shows a prompt's paragraphs as written.
+pub fn printable_with_line_breaks(text: &str) -> Cow<'_, str> {
+    shown(text, &['\n', '\t'])
+}
+
+/// Whether `text` is shown as it is (`printable` changes nothing): what
+/// a check of text already shown asks.
+pub fn is_shown_as_is(text: &str) -> bool {
+    matches!(printable(text), Cow::Borrowed(_))
 }
 
 /// `printable`, of the first `max_chars` characters of `bytes` (each
 /// sequence that is no UTF-8 one character, U+FFFD), then, when there
-/// were more, how many bytes were left out: a server's 200 MB message is
-/// one line of a known length, and the reader knows it was cut and by
-/// how much. Only what is shown is decoded.
+/// were more, how many bytes were left out (`left_out`): a server's
+/// 200 MB message is one line of a known length, and the reader knows it
+/// was cut and by how much.
 pub fn printable_cut(bytes: &[u8], max_chars: usize) -> String {
-    let mut out = String::new();
+    let (mut out, left) = printable_head(bytes, max_chars);
+    if left > 0 {
+        out.push_str(&left_out(left));
+    }
+    out
+}
+
+/// `printable`, of the first `max_chars` characters of `bytes`, and how
+/// many bytes were left out after them: for a message that writes the
+/// count apart (after the quotes around a value). Only what is shown is
+/// decoded; a joiner just before the cut joins nothing shown, so it is
+/// escaped.
+pub fn printable_head(bytes: &[u8], max_chars: usize) -> (String, usize) {
+    let mut kept = String::new();
     let mut chars = 0;
     let mut used = 0;
     'pieces: for piece in bytes.utf8_chunks() {
@@ -76,7 +271,7 @@ pub fn printable_cut(bytes: &[u8], max_chars: usize) -> String {
             if chars == max_chars {
                 break 'pieces;
             }
-            push_shown(&mut out, c);
+            kept.push(c);
             chars += 1;
             used += c.len_utf8();
         }
@@ -84,20 +279,23 @@ pub fn printable_cut(bytes: &[u8], max_chars: usize) -> String {
             if chars == max_chars {
                 break;
             }
-            out.push(char::REPLACEMENT_CHARACTER);
+            kept.push(char::REPLACEMENT_CHARACTER);
             chars += 1;
             used += piece.invalid().len();
         }
     }
-    if used < bytes.len() {
-        let _ = write!(out, "... ({} more bytes)", bytes.len() - used);
-    }
-    out
+    (printable(&kept).into_owned(), bytes.len() - used)
+}
+
+/// How a cut text says what it left out: `... (N more bytes)`.
+pub fn left_out(bytes: usize) -> String {
+    format!("... ({bytes} more bytes)")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::span::printable_check::{check_one, drives_a_terminal_or_a_reader, is_hidden};
 
     /// Escape sequences (erase the screen, OSC 52 clipboard, OSC 8 link,
     /// the title), a CR, a line break forging a line of ours, C1 controls,
@@ -114,6 +312,104 @@ mod tests {
              spanguard: error: forged\\u{202e}RTL\\u{2066}\\x9b31m\\x85\\x00\\x7f\\u{2028}\\u{2029}\\u{200f}z\\t"
         );
         assert!(!shown.chars().any(is_escaped));
+    }
+
+    /// Text a reader cannot see is shown: an instruction spelled in tag
+    /// characters after a harmless word ("ASCII smuggling", which an LLM
+    /// reads and a terminal shows as nothing), a zero-width space or
+    /// joiner or a soft hyphen splitting a word a reader searches for, a
+    /// word joiner, a byte order mark, the invisible operators, a Hangul
+    /// filler, a run of variation selectors after an emoji (bytes hidden
+    /// one per selector) and a selector after a letter.
+    #[test]
+    fn invisible_text_is_shown() {
+        let smuggled: String = "ignore previous"
+            .chars()
+            .map(|c| char::from_u32(0xe0000 + c as u32).unwrap())
+            .collect();
+        assert_eq!(
+            printable(&format!("ok{smuggled}")),
+            "ok\\u{e0069}\\u{e0067}\\u{e006e}\\u{e006f}\\u{e0072}\\u{e0065}\\u{e0020}\
+             \\u{e0070}\\u{e0072}\\u{e0065}\\u{e0076}\\u{e0069}\\u{e006f}\\u{e0075}\\u{e0073}"
+        );
+        for (text, shown) in [
+            ("ERR\u{200b}OR", "ERR\\u{200b}OR"),
+            ("pass\u{ad}word", "pass\\u{00ad}word"),
+            ("ab\u{200c}cd\u{200d}e", "ab\\u{200c}cd\\u{200d}e"),
+            ("\u{200d}\u{1f600}", "\\u{200d}\u{1f600}"),
+            ("\u{1f600}\u{200d}", "\u{1f600}\\u{200d}"),
+            (
+                "\u{1f469}\u{200d}\u{200d}\u{1f4bb}",
+                "\u{1f469}\\u{200d}\\u{200d}\u{1f4bb}",
+            ),
+            (
+                "a\u{2060}b\u{feff}c\u{2062}d\u{2064}",
+                "a\\u{2060}b\\u{feff}c\\u{2062}d\\u{2064}",
+            ),
+            (
+                "\u{3164}\u{ffa0}\u{115f}\u{34f}\u{17b4}",
+                "\\u{3164}\\u{ffa0}\\u{115f}\\u{034f}\\u{17b4}",
+            ),
+            ("\u{180e}x", "\\u{180e}x"),
+            (
+                "\u{fff9}seen\u{fffa}hidden\u{fffb}",
+                "\\u{fff9}seen\\u{fffa}hidden\\u{fffb}",
+            ),
+            (
+                "\u{1f600}\u{fe0f}\u{fe01}\u{e0100}\u{e01ef}",
+                "\u{1f600}\u{fe0f}\\u{fe01}\\u{e0100}\\u{e01ef}",
+            ),
+            ("a\u{fe0f}b\u{e0100}", "a\\u{fe0f}b\\u{e0100}"),
+            (
+                "\u{1f3f4}\u{e0067}\u{e0062}",
+                "\u{1f3f4}\\u{e0067}\\u{e0062}",
+            ),
+            (
+                "\u{e0001}\u{e0065}\u{e006e}",
+                "\\u{e0001}\\u{e0065}\\u{e006e}",
+            ),
+        ] {
+            assert_eq!(printable(text), shown, "{text:?}");
+        }
+    }
+
+    /// What real text needs stays as written where it has it: ZWNJ in a
+    /// Persian word and after a Devanagari virama, ZWJ in emoji (a
+    /// profession, a flame heart after its selector, a family), an emoji
+    /// selector and a keycap, an ideographic variant, a Mongolian vowel
+    /// separator and free variation selector, the flags of England,
+    /// Scotland and Wales.
+    #[test]
+    fn joiners_and_selectors_real_text_has_are_kept() {
+        for text in [
+            "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}",
+            "\u{915}\u{94d}\u{200c}\u{937} \u{915}\u{94d}\u{200d}\u{937}",
+            "\u{1f469}\u{200d}\u{1f4bb} \u{2764}\u{fe0f}\u{200d}\u{1f525}",
+            "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}\u{200d}\u{1f466}",
+            "\u{1f469}\u{1f3fd}\u{200d}\u{1f52c}",
+            "\u{2764}\u{fe0f} \u{263a}\u{fe0e} 1\u{fe0f}\u{20e3} #\u{fe0f}\u{20e3}",
+            "\u{845b}\u{e0100}\u{57ce}",
+            "\u{1828}\u{1822}\u{1837}\u{180e}\u{1820} \u{1820}\u{180b}",
+            "\u{1f3f4}\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}",
+            "\u{1f3f4}\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}",
+            "\u{1f3f4}\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f}",
+        ] {
+            assert!(
+                matches!(printable(text), Cow::Borrowed(_)),
+                "{text:?}: {}",
+                printable(text)
+            );
+        }
+        // The HTML page's reading keeps line breaks and tabs, escapes the rest.
+        assert_eq!(
+            printable_with_line_breaks("a\n\tb\r\u{200b}\u{1f469}\u{200d}\u{1f4bb}\n\u{200d}"),
+            "a\n\tb\\r\\u{200b}\u{1f469}\u{200d}\u{1f4bb}\n\\u{200d}"
+        );
+        // A joiner just before a cut joins nothing shown.
+        assert_eq!(
+            printable_cut("\u{1f469}\u{200d}\u{1f4bb}".as_bytes(), 2),
+            "\u{1f469}\\u{200d}... (4 more bytes)"
+        );
     }
 
     #[test]
@@ -140,105 +436,15 @@ mod tests {
         );
     }
 
-    /// What may not reach a terminal or a log line, written out from the
-    /// standards rather than through `is_escaped`, so that a character
-    /// missing there is caught here: C0, DEL and C1 (Unicode's Cc), the
-    /// bidirectional controls (UAX #9: ALM, LRM, RLM, LRE..RLO, LRI..PDI)
-    /// and the line and paragraph separators.
-    fn drives_a_terminal_or_a_reader(c: char) -> bool {
-        matches!(
-            c as u32,
-            0x00..=0x1f
-                | 0x7f..=0x9f
-                | 0x061c
-                | 0x200e
-                | 0x200f
-                | 0x202a..=0x202e
-                | 0x2066..=0x2069
-                | 0x2028
-                | 0x2029
-        )
-    }
-
-    /// The longest one character is shown as: `\u{NNNN}` (every character
-    /// `is_escaped` names past C1 is in the BMP).
-    const MOST_CHARS_SHOWN_PER_CHAR: usize = 8;
-
-    /// Checks `printable` and `printable_cut` on one input: nothing left
-    /// that drives a terminal, the length bounded as documented, the cut
-    /// on a character with the count of exactly the bytes left out, and
-    /// the same answer twice.
-    fn check_one(bytes: &[u8], max_chars: usize) {
-        let text = String::from_utf8_lossy(bytes);
-        let shown = printable(&text);
-        assert!(
-            !shown.chars().any(drives_a_terminal_or_a_reader),
-            "{bytes:?} shown as {shown:?}"
-        );
-        assert_eq!(shown, printable(&text), "{bytes:?}: not deterministic");
-        if !text.chars().any(drives_a_terminal_or_a_reader) && !text.chars().any(is_escaped) {
-            assert_eq!(shown, text, "{bytes:?}: plain text changed");
-        }
-
-        let cut = printable_cut(bytes, max_chars);
-        assert_eq!(
-            cut,
-            printable_cut(bytes, max_chars),
-            "{bytes:?}: not deterministic"
-        );
-        assert!(
-            !cut.chars().any(drives_a_terminal_or_a_reader),
-            "{bytes:?} cut to {max_chars} shown as {cut:?}"
-        );
-        let chars = text.chars().count();
-        if chars <= max_chars {
-            // Nothing left out: the whole, as `printable` shows it.
-            assert_eq!(cut, shown, "{bytes:?} cut to {max_chars}");
-            return;
-        }
-        // The first `max_chars` characters, then the count of the bytes
-        // after them, which decode to exactly the characters not shown.
-        let kept: String = text.chars().take(max_chars).collect();
-        let head = printable(&kept);
-        let rest = cut.strip_prefix(&*head).unwrap_or_else(|| {
-            panic!("{bytes:?} cut to {max_chars}: {cut:?} does not start with {head:?}")
-        });
-        let left_out: usize = rest
-            .strip_prefix("... (")
-            .and_then(|r| r.strip_suffix(" more bytes)"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{bytes:?} cut to {max_chars}: no count in {rest:?}"));
-        assert!(
-            left_out > 0 && left_out <= bytes.len(),
-            "{bytes:?}: {left_out}"
-        );
-        let (shown_bytes, left_bytes) = bytes.split_at(bytes.len() - left_out);
-        assert_eq!(
-            String::from_utf8_lossy(shown_bytes),
-            kept,
-            "{bytes:?} cut to {max_chars}"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(left_bytes),
-            text.chars().skip(max_chars).collect::<String>(),
-            "{bytes:?} cut to {max_chars}"
-        );
-        // Bounded whatever the input: the documented length.
-        assert!(
-            cut.chars().count()
-                <= max_chars * MOST_CHARS_SHOWN_PER_CHAR
-                    + format!("... ({} more bytes)", bytes.len()).len(),
-            "{bytes:?} cut to {max_chars}: {} characters",
-            cut.chars().count()
-        );
-    }
-
     /// Every byte alone, every code point up to U+FFFF and past it (each
-    /// bidi control, separator and control among them), and 10,000
-    /// strings from a fixed-seed generator (bytes that are no UTF-8 or
-    /// cut characters, controls, bidi marks, wide characters), cut
-    /// anywhere: nothing that drives a terminal comes out, the length is
-    /// bounded, and the same input is shown the same way.
+    /// control, bidi control, separator and invisible character among
+    /// them), and 20,000 strings from a fixed-seed generator (bytes that
+    /// are no UTF-8 or cut characters, controls, bidi marks, joiners and
+    /// selectors where text has them and where it does not, tags, wide
+    /// characters), cut anywhere: nothing that drives a terminal comes
+    /// out, nothing hidden but where real text has it, every character is
+    /// there as itself or its escape, the length is bounded, and the same
+    /// input is shown the same way.
     #[test]
     fn no_input_leaves_a_control_and_every_cut_is_bounded() {
         for b in 0..=255u8 {
@@ -246,27 +452,34 @@ mod tests {
                 check_one(&[b], max);
                 check_one(&[b, b'x', b], max);
             }
-            let c = char::from(b);
-            assert_eq!(is_escaped(c), drives_a_terminal_or_a_reader(c), "{c:?}");
         }
         for c in (0..=0x10ffffu32).filter_map(char::from_u32) {
-            if drives_a_terminal_or_a_reader(c) {
-                assert!(is_escaped(c), "{c:?} is not escaped");
+            let standards = drives_a_terminal_or_a_reader(c) || is_hidden(c);
+            // Escaped wherever it stands: only what the standards name.
+            if is_escaped(c) {
+                assert!(standards, "{c:?} is escaped");
             }
-            if (c as u32) < 0x3000 || (c as u32).is_multiple_of(4099) {
+            // Alone, everything they name is escaped.
+            if standards {
+                assert!(
+                    !is_shown_as_is(c.encode_utf8(&mut [0; 4])),
+                    "{c:?} is not escaped"
+                );
+            }
+            if (c as u32) < 0x3000 || (c as u32).is_multiple_of(4099) || standards {
                 let mut buf = [0; 4];
                 check_one(c.encode_utf8(&mut buf).as_bytes(), 0);
             }
         }
         // xorshift64, so that a failure repeats.
-        let mut seed = 0x5eed_0047_u64;
+        let mut seed = 0x5eed_0048_u64;
         let mut next = move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed
         };
-        const PIECES: [&str; 12] = [
+        const PIECES: [&str; 32] = [
             "\x1b[2J",
             "\r",
             "\n",
@@ -279,17 +492,37 @@ mod tests {
             "é",
             "日本",
             "\u{1f600}",
+            "\u{200b}",
+            "\u{200c}",
+            "\u{200d}",
+            "\u{fe0f}",
+            "\u{fe0e}",
+            "\u{fe01}",
+            "\u{e0100}",
+            "\u{e0041}",
+            "\u{e007f}",
+            "\u{1f3f4}\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}",
+            "\u{1f3f4}",
+            "\u{94d}",
+            "\u{645}",
+            "\u{1820}",
+            "\u{1837}",
+            "\u{180e}",
+            "\u{180b}",
+            "\u{ad}",
+            "1",
+            "#",
         ];
-        for _ in 0..10_000 {
+        for _ in 0..20_000 {
             let mut bytes = Vec::new();
             for _ in 0..next() % 24 {
                 let r = next();
                 match r % 4 {
                     0 => bytes.push((r >> 8) as u8),
-                    1 => {
+                    1 | 2 if r % 16 < 12 => {
                         bytes.extend_from_slice(PIECES[(r >> 8) as usize % PIECES.len()].as_bytes())
                     }
-                    2 => {
+                    1 | 2 => {
                         // A character cut short: its first bytes only.
                         let piece = PIECES[(r >> 8) as usize % PIECES.len()].as_bytes();
                         bytes.extend_from_slice(&piece[..1 + (r >> 16) as usize % piece.len()][..]);

@@ -4,6 +4,7 @@ does not write), and files that are not what they claim, each reported by
 name without a crash."""
 
 import gzip
+import json
 import os
 import shutil
 import struct
@@ -202,3 +203,33 @@ def test_a_spool_file_in_a_directory_the_reader_may_pass_but_not_list_is_shown(c
         assert "passed.through" in run.stdout, run.stdout
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_invisible_text_in_a_span_is_shown_and_real_text_kept(cli, tmp_path):
+    """A span's text may hide words a reader cannot see: Unicode tag
+    characters spelling an instruction ("ASCII smuggling", which an LLM
+    reads), a zero-width space inside a word. `show` and the HTML page
+    write each as an escape; an emoji's joiner and a Persian word's
+    non-joiner, which real text needs, are shown as written."""
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "obey")
+    name = f"summarize{hidden}"
+    kept = "\U0001F469\u200D\U0001F4BB \u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645"
+    span = {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": name,
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+            "attributes": [{"key": "gen_ai.prompt", "value": {"stringValue": f"ERR\u200bOR {kept}"}}]}
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    escaped = "summarize\\u{e006f}\\u{e0062}\\u{e0065}\\u{e0079}"
+    run = show(cli, path, "--full")
+    assert run.returncode == 0, run.stderr
+    # The name column is cut to its width: its first escape is there.
+    assert escaped[:18] in run.stdout and "ERR\\u{200b}OR" in run.stdout, run.stdout
+    assert kept in run.stdout, run.stdout
+    assert not any(0xE0000 <= ord(c) <= 0xE007F or c == "\u200b" for c in run.stdout), repr(run.stdout)
+    page = tmp_path / "page.html"
+    run = show(cli, "--html", page, path)
+    assert run.returncode == 0, run.stderr
+    html = page.read_text(encoding="utf-8")
+    assert escaped in html and kept in html, html[-3000:]
+    assert not any(0xE0000 <= ord(c) <= 0xE007F or c == "\u200b" for c in html)

@@ -17,23 +17,21 @@ use super::traces::{DRAWN_LEVELS, Ending, Node, Trace, hex, service_of};
 
 /// Text made safe for HTML content and attribute values, and for a
 /// terminal that shows the page's source (`cat`, `less -r`, a diff):
-/// controls, bidi controls and line separators written as `show` writes
-/// them (`span::printable`: an escape sequence from a span reached the
-/// file as it was, and a right-to-left override turned the page's rows
-/// around), line breaks and tabs kept (a prompt's paragraphs are shown as
-/// written).
+/// controls, bidi controls, line separators and invisible characters
+/// written as `show` writes them (`span::printable`: an escape sequence
+/// from a span reached the file as it was, and a right-to-left override
+/// turned the page's rows around), line breaks and tabs kept (a prompt's
+/// paragraphs are shown as written).
 fn esc(s: &str) -> String {
-    use spanguard::span::printable::{is_escaped, push_shown};
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    let shown = spanguard::span::printable::printable_with_line_breaks(s);
+    let mut out = String::with_capacity(shown.len());
+    for c in shown.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            '\n' | '\t' => out.push(c),
-            c if is_escaped(c) => push_shown(&mut out, c),
             _ => out.push(c),
         }
     }

@@ -4,19 +4,27 @@
 //! exponent, a sign) is read as the count it is, as its protobuf varint
 //! is: the input's bytes, as decimal digits, are the count. The server's
 //! message, whatever bytes it holds, comes out as it may be shown (stderr,
-//! the error callback): nothing in it drives a terminal or breaks the
-//! line, and it is bounded.
+//! the error callback): nothing in it drives a terminal, breaks the line
+//! or hides, and it is bounded. And any text written as a JSON string,
+//! each character in the form an input byte chooses (as itself, a short
+//! escape, `\uXXXX` in either case, a surrogate pair), is read back as
+//! exactly that text, shown.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use spanguard::export::partial_success::parse;
 use spanguard::export::transport::BodyFormat;
-use spanguard::span::printable::is_escaped;
+use spanguard::span::printable::{is_shown_as_is, printable_cut};
+use std::fmt::Write as _;
 
-/// The most a message shows: 200 characters (the parser's
-/// `MESSAGE_MAX_CHARS`), each written as at most 8 (`\u{202e}`), and the
-/// count of the bytes left out.
-const MOST_MESSAGE_CHARS: usize = 200 * 8 + "... (18446744073709551615 more bytes)".len();
+/// The most of a server's message kept, in characters (the parser's
+/// `MESSAGE_MAX_CHARS`).
+const MESSAGE_MAX_CHARS: usize = 200;
+
+/// The most a message shows: 200 characters, each written as at most 9
+/// (`\u{e0041}`), and the count of the bytes left out.
+const MOST_MESSAGE_CHARS: usize =
+    MESSAGE_MAX_CHARS * 9 + "... (18446744073709551615 more bytes)".len();
 
 /// A varint, as protobuf writes it.
 fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -25,6 +33,44 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// `text` as a JSON string's contents, each character written in the
+/// form `how` chooses for it: as itself (a quote and a backslash
+/// escaped), its short escape where it has one, or `\u` escapes (a
+/// surrogate pair past the BMP), in lower or upper case hex.
+fn json_escaped(text: &str, how: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        let form = how.get(i).copied().unwrap_or(0);
+        let short = match c {
+            '"' => Some('"'),
+            '\\' => Some('\\'),
+            '/' => Some('/'),
+            '\u{8}' => Some('b'),
+            '\u{c}' => Some('f'),
+            '\n' => Some('n'),
+            '\r' => Some('r'),
+            '\t' => Some('t'),
+            _ => None,
+        };
+        match (form % 3, short) {
+            (0, None) => out.push(c),
+            (0 | 1, Some(s)) => {
+                out.push('\\');
+                out.push(s);
+            }
+            _ => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    let _ = match form & 4 {
+                        0 => write!(out, "\\u{unit:04x}"),
+                        _ => write!(out, "\\u{unit:04X}"),
+                    };
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The JSON answer with `count` as its rejectedSpans, read.
@@ -36,7 +82,7 @@ fn rejected_in_json(count: &str) -> u64 {
 fuzz_target!(|data: &[u8]| {
     for format in [BodyFormat::Protobuf, BodyFormat::Json] {
         let message = parse(data, format).message;
-        assert!(!message.chars().any(is_escaped), "{message:?}");
+        assert!(is_shown_as_is(&message), "{message:?}");
         assert!(
             message.chars().count() <= MOST_MESSAGE_CHARS,
             "{} characters",
@@ -52,13 +98,26 @@ fuzz_target!(|data: &[u8]| {
     body.extend_from_slice(&partial);
     let read = parse(&body, BodyFormat::Protobuf);
     assert_eq!(read.rejected_spans, 1);
-    assert!(!read.message.chars().any(is_escaped), "{:?}", read.message);
+    assert!(is_shown_as_is(&read.message), "{:?}", read.message);
     assert!(read.message.chars().count() <= MOST_MESSAGE_CHARS);
     // Plain text short enough is shown whole, as it is.
     let text = String::from_utf8_lossy(data);
-    if text.chars().count() <= 200 && !text.chars().any(is_escaped) {
+    if text.chars().count() <= MESSAGE_MAX_CHARS && is_shown_as_is(&text) {
         assert_eq!(read.message, text);
     }
+
+    // The input's text as a JSON message, each character in a form the
+    // input's bytes choose: read back as that text exactly, shown as a
+    // protobuf message of the same text is.
+    let written = json_escaped(&text, data);
+    let body = format!(r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{written}"}}}}"#);
+    let read = parse(body.as_bytes(), BodyFormat::Json);
+    assert_eq!(read.rejected_spans, 1);
+    assert_eq!(
+        read.message,
+        printable_cut(text.as_bytes(), MESSAGE_MAX_CHARS),
+        "{written}"
+    );
 
     if data.is_empty() || data.len() > 48 {
         return;

@@ -34,7 +34,7 @@ use spanguard::export::gzip::GzipWriter;
 use spanguard::export::http::outcome_of_answer;
 use spanguard::export::spool::{SpoolDir, SpooledBatch, count_spool_file, encode_header};
 use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
-use spanguard::span::printable::is_escaped;
+use spanguard::span::printable::is_shown_as_is;
 use spanguard::span::proto_reader::write_len_field;
 
 mod input;
@@ -46,7 +46,7 @@ const BUDGET: Duration = Duration::from_secs(30);
 /// retries within the budget): past it the delivery loops.
 const MAX_SENDS: usize = 2_000;
 /// More characters than any message an answer makes: a server's words are
-/// cut to 200 characters (each shown as at most 8), and our own words and
+/// cut to 200 characters (each shown as at most 9), and our own words and
 /// hint are a few hundred more.
 const MOST_MESSAGE_CHARS: usize = 4_096;
 
@@ -379,7 +379,7 @@ impl Transport for Answers {
             Ok(accepted) => &accepted.message,
             Err(e) => e.reason(),
         };
-        assert!(!message.chars().any(is_escaped), "{message:?}");
+        assert!(is_shown_as_is(message), "{message:?}");
         assert!(
             message.chars().count() <= MOST_MESSAGE_CHARS,
             "{} characters",
