@@ -209,6 +209,18 @@ pub fn _events_fd() -> i32 {
     queue().map_or(-1, |q| q.wake_read)
 }
 
+/// Names the calling thread (Python's reader of the queue) as one of
+/// spanguard's ("spanguard-log", its `comm`): a process whose own threads
+/// have all ended exits (`export::last_thread`) with it still waiting on
+/// the pipe. Unnamed, it was the process's thread: a child forked from a
+/// thread that then ended stayed alive for good, its parent waiting.
+#[pyfunction]
+pub fn _name_events_reader() {
+    // SAFETY: names this thread; the name is NUL-terminated and within
+    // the kernel's 16 bytes.
+    unsafe { libc::pthread_setname_np(libc::pthread_self(), c"spanguard-log".as_ptr()) };
+}
+
 /// Queues an event as the callback does, then logs what is queued
 /// (`spanguard._events.deliver`): a test's way to hand the logger an
 /// event number no library has yet (one of a newer library than this

@@ -16,7 +16,8 @@ The reader is an OS thread started with the interpreter's own
 `_thread.start_new_thread` (gevent's or eventlet's original when they
 patched it: a green thread blocked on the pipe would block the hub), and
 reads with `posix.read` (never patched). It waits in the interpreter's C
-code, so a daemon-like end at finalization ends only CPython frames.
+code, so a daemon-like end at finalization ends only CPython frames, and
+its OS name is spanguard's, so that it keeps no process alive.
 Logged only once the program has configured logging (a handler on the
 logger or above it): unconfigured, logging's last resort would print to
 stderr beside the library's own line.
@@ -124,6 +125,9 @@ def _start_os_thread():
 
 
 def _read(fd: int) -> None:
+    # Named as spanguard's thread: a process whose own threads have all
+    # ended exits around it (a child forked from a thread that then ends).
+    _native._name_events_reader()
     while True:
         try:
             posix.read(fd, 512)
