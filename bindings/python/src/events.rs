@@ -209,6 +209,25 @@ pub fn _events_fd() -> i32 {
     queue().map_or(-1, |q| q.wake_read)
 }
 
+/// Starts Python's reader of the queue: `start(function, args)` (the
+/// interpreter's `_thread.start_new_thread`) with every asynchronous
+/// signal blocked here, which the thread inherits, as the library's own
+/// threads are started (`watchdog::shield`). Taking them, it was where the
+/// kernel sent a SIGTERM the main thread sleeping in `time.sleep` was to
+/// act on: CPython acts on a signal promptly only on the main thread, and
+/// the signal watchdog hands the host's handler to the thread the signal
+/// came to; the main thread slept on.
+#[pyfunction]
+pub fn _start_events_reader(
+    start: &Bound<'_, PyAny>,
+    function: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    spanguard::watchdog::shield::with_async_signals_blocked(|| {
+        start.call1((function, args)).map(drop)
+    })
+}
+
 /// Names the calling thread (Python's reader of the queue) as one of
 /// spanguard's ("spanguard-log", its `comm`): a process whose own threads
 /// have all ended exits (`export::last_thread`) with it still waiting on

@@ -113,6 +113,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(events::_take_events, m)?)?;
     m.add_function(wrap_pyfunction!(events::_events_fd, m)?)?;
     m.add_function(wrap_pyfunction!(events::_name_events_reader, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_start_events_reader, m)?)?;
     m.add("_EVENTS_QUEUE_CAPACITY", events::QUEUE_CAPACITY)?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;

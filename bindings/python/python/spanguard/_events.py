@@ -17,7 +17,8 @@ The reader is an OS thread started with the interpreter's own
 patched it: a green thread blocked on the pipe would block the hub), and
 reads with `posix.read` (never patched). It waits in the interpreter's C
 code, so a daemon-like end at finalization ends only CPython frames, and
-its OS name is spanguard's, so that it keeps no process alive.
+its OS name is spanguard's, so that it keeps no process alive; it takes
+no asynchronous signal (SIGTERM, SIGINT: the main thread's to act on).
 Logged only once the program has configured logging (a handler on the
 logger or above it): unconfigured, logging's last resort would print to
 stderr beside the library's own line.
@@ -107,7 +108,9 @@ def start_reader() -> None:
     if fd < 0:
         return  # no pipe: flushes, shutdowns and the exit still log
     _reader_pid = pid
-    _start_os_thread()(_read, (fd,))
+    # Started with the asynchronous signals blocked (it inherits them), as
+    # the library's threads are: the application's threads take them.
+    _native._start_events_reader(_start_os_thread(), _read, (fd,))
 
 
 def _start_os_thread():
