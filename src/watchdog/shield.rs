@@ -78,8 +78,10 @@ where
 /// Runs `spawn` with this thread's mask set to every asynchronous signal,
 /// so that the thread it starts inherits that mask; the mask is put back.
 /// Set, not added to: the synchronous signals stay open on our threads
-/// whatever this thread blocks (a crash there gets its dump).
-fn with_async_signals_blocked<R>(spawn: impl FnOnce() -> R) -> R {
+/// whatever this thread blocks (a crash there gets its dump). Public for
+/// a binding's thread that belongs with ours (Python's reader of the
+/// error callback's news, started by the interpreter).
+pub fn with_async_signals_blocked<R>(spawn: impl FnOnce() -> R) -> R {
     use nix::sys::signal::SigmaskHow;
     let before = asynchronous_signals()
         .thread_swap_mask(SigmaskHow::SIG_SETMASK)

@@ -109,6 +109,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(strerror, m)?)?;
     m.add_function(wrap_pyfunction!(span_kind, m)?)?;
     m.add_function(wrap_pyfunction!(events::_log_event_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_queue_event_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_take_events, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_events_fd, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_name_events_reader, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_start_events_reader, m)?)?;
+    m.add("_EVENTS_QUEUE_CAPACITY", events::QUEUE_CAPACITY)?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;
     before_signal_flush_slot(py)?;
@@ -253,8 +259,8 @@ static HOOKS_IN_PYTHON: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// Python did not start, entering or caught inside then, is ended taking
 /// the interpreter's lock and the process aborts). Counted first, then
 /// checked, as the exit shuts out first, then counts (both sequentially
-/// consistent): either the hook sees the exit, or the exit sees it. The
-/// error callback (`events`) comes in this way too.
+/// consistent): either the hook sees the exit, or the exit sees it. (The
+/// error callback never enters Python: `events` queues its news.)
 pub(crate) fn enter_python(deadline: std::time::Duration) -> bool {
     use std::sync::atomic::Ordering::SeqCst;
     let pid = std::process::id();

@@ -523,11 +523,12 @@ impl Tracer {
                 &format!("tracer_new: {why}"),
             ));
         }
-        // Its news to `logging` (`events`), set without the GIL: the
-        // callback takes it, and the exporter calls it the moment it is set
+        // Its news to `logging` (`events`: queued, logged by Python code),
+        // set without the GIL: the exporter calls it the moment it is set
         // when a setting was ignored (held news). A set that waited for
-        // that call while holding the GIL hung the process (the library no
-        // longer waits for a first callback; this stays safe if it did).
+        // that call while holding the GIL hung the process when the
+        // callback took the GIL (it no longer does, and the library no
+        // longer waits for a first callback; this stays safe if either did).
         let raw_for_set = RawTracer(raw);
         py.detach(move || {
             let raw_for_set = raw_for_set;

@@ -28,7 +28,10 @@ logged to the same logger once the program has configured logging, with
 the library's message and `extra` attributes `spanguard_event` (its
 number) and `spanguard_event_name`: at ERROR for spans lost, INFO for a
 spooled batch delivered, WARNING for the rest (and for an event of a newer
-library). Unconfigured, stderr has the library's own lines.
+library). Unconfigured, stderr has the library's own lines. The library's
+threads never log themselves (`spanguard._events`): a thread of this
+package logs the news as it comes, and a flush, shutdown or close logs,
+before it returns, what the library told before it did.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass, fields
 
-from . import _native
+from . import _events, _native
 from ._native import (
     KIND_CLIENT,
     KIND_CONSUMER,
@@ -189,6 +192,13 @@ def _shutdown_all(timeout_s: float = 5.0) -> None:
             tracer.shutdown(timeout_s)
         except Exception:  # noqa: BLE001 - an exit hook must not raise
             pass
+    # The news the tracers told on their way out, logged while logging
+    # and the interpreter are still whole (shutdown logged it unless a
+    # handler held the reader up: waited for that, a little).
+    try:
+        _events.deliver(_events.WAIT_AT_FLUSH_S)
+    except Exception:  # noqa: BLE001 - an exit hook must not raise
+        pass
     # The interpreter is finalized next (at exit): not under the watchdog's
     # hook, a thread the library started that enters Python (it aborted the
     # process). Shuts it out, and waits for one inside Python.
@@ -285,11 +295,14 @@ def _after_fork_in_child() -> None:
     # taken for good, and the exit hook that takes it hung the worker at
     # its exit with its last spans unsent.
     _LIVE_LOCK = threading.Lock()
+    _events.after_fork_in_child()
     # The library has given each tracer a fresh pipeline in the child (the
     # parent's spans stay the parent's); what the child ends must be sent
-    # before a worker's os._exit.
+    # before a worker's os._exit. Its news is its own, read by a thread of
+    # its own.
     if _LIVE:
         _arm_worker_exit()
+        _events.start_reader()
 
 
 atexit.register(_shutdown_all)
@@ -451,6 +464,7 @@ class Tracer(_native.Tracer):
         with _LIVE_LOCK:
             _LIVE.add(self)
         _arm_worker_exit()
+        _events.start_reader()
 
     # `with tracer.span(...) as span:` begins a span as start_span does; the
     # Span's `with` block makes it current and ends it, and an exception
@@ -475,15 +489,42 @@ class Tracer(_native.Tracer):
             return _traced(self, name or fn.__qualname__, kind, attributes, fn)
         return decorate
 
+    # Each of flush, shutdown and close logs, before it returns, the news
+    # the library told until then (`_events`): a program that flushes and
+    # then looks at its logs finds it there.
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Waits until every span ended before the call is delivered or
+        spooled, at most `timeout_s`. True when it was; False on timeout,
+        and after shutdown or close."""
+        try:
+            return super().flush(timeout_s)
+        finally:
+            _events.deliver(min(timeout_s, _events.WAIT_AT_FLUSH_S))
+
     def flush_status(self, timeout_s: float = 5.0) -> FlushStatus:
         """Like flush, saying whether the spans were delivered or only
         spooled (safe on disk while the backend is down)."""
-        return FlushStatus(super().flush_status(timeout_s))
+        try:
+            return FlushStatus(super().flush_status(timeout_s))
+        finally:
+            _events.deliver(min(timeout_s, _events.WAIT_AT_FLUSH_S))
+
+    def shutdown(self, timeout_s: float = 5.0) -> bool:
+        """Flushes, exports the spans still open (marked
+        `spanguard.unended`), stops. True when done in time; safe to call
+        twice."""
+        try:
+            return super().shutdown(timeout_s)
+        finally:
+            _events.deliver(min(timeout_s, _events.WAIT_AT_FLUSH_S))
 
     def shutdown_status(self, timeout_s: float = 5.0) -> FlushStatus:
         """Like shutdown, saying whether the spans were delivered or only
         spooled. A second call says DELIVERED (nothing was left)."""
-        return FlushStatus(super().shutdown_status(timeout_s))
+        try:
+            return FlushStatus(super().shutdown_status(timeout_s))
+        finally:
+            _events.deliver(min(timeout_s, _events.WAIT_AT_FLUSH_S))
 
     def stats(self) -> Stats:
         counters = self._counters()
@@ -503,7 +544,10 @@ class Tracer(_native.Tracer):
         every other call on the tracer and its spans has returned."""
         with _LIVE_LOCK:
             _LIVE.discard(self)
-        super().close()
+        try:
+            super().close()
+        finally:
+            _events.deliver(_events.WAIT_AT_FLUSH_S)
 
     def __enter__(self) -> Tracer:
         return self
