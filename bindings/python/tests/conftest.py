@@ -4,6 +4,7 @@ what the sink or the loopback receiver got, decoded with PyPI's
 opentelemetry-proto (tests/receiver/otlp_receiver.py), never by the
 library's counters alone."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,29 @@ import spanguard  # noqa: E402
 
 if Path(spanguard.__file__).resolve().is_relative_to(REPO / "bindings"):
     raise RuntimeError("these tests run against the installed wheel, not the source tree: `make test-python-binding`")
+
+
+# The user's own state directory (spool, default sink, outcomes), where the
+# library looks when nothing names another, before the suite moves it.
+USERS_STATE = (Path(os.environ["XDG_STATE_HOME"]) if os.environ.get("XDG_STATE_HOME", "").startswith("/")
+               else Path.home() / ".local" / "state")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_of_the_suite(tmp_path_factory):
+    """A state directory of the suite's (each xdist worker's) own, for every
+    tracer a test makes without naming a spool or sink, and for the programs
+    the tests start (they inherit it). In the user's, a test tracer's start
+    sent the user's waiting crash dumps to the test's temporary sink, and a
+    dump of anything killed on the machine meanwhile arrived in a test's
+    sink as spans it never made (test_suite_isolation.py)."""
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if before is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = before
 
 
 def sigint_as_at_a_terminal() -> None:
