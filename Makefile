@@ -341,7 +341,7 @@ bindings/node/node_modules/.installed: bindings/node/package-lock.json
 test-node: node-addon bindings/node/node_modules/.installed venv
 	cd bindings/node && node_modules/.bin/tsc -p test/types
 	cd bindings/node && SPANGUARD_TEST_PYTHON=$(VENV_PY) SPANGUARD_CLI=$(CURDIR)/target/release/spanguard \
-	  node --test --test-timeout=120000 test/
+	  node --test --test-timeout=120000 --require ./test-support/own_state.js test/
 	rm -rf build/node-demo
 	cd bindings/node && SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
 	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js
