@@ -86,13 +86,7 @@ fn leftovers(dir: &Path) -> Vec<PathBuf> {
         .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            // A dump is read under the name it was written to as well.
-            name.ends_with(".sgdump")
-                || name.ends_with(".sgdump-pending")
-                || name.ends_with(".sgflight")
-        })
+        .filter(|p| p.to_string_lossy().ends_with(".sgflight"))
         .collect()
 }
 
