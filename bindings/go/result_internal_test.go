@@ -1,10 +1,12 @@
 package spanguard
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -49,6 +51,40 @@ func TestStatsHasEveryCounter(t *testing.T) {
 		if got := f.Uint(); got != uint64(i+1) {
 			t.Errorf("Stats.%s = counter #%d, want #%d (%s)", field, got, i+1, name)
 		}
+	}
+}
+
+// Every event of enum spanguard_event in include/spanguard.h has its name
+// here, and news a program is glad of is logged at info: an event the
+// table lacked reached Config.EventLogger as "EVENT_14", at warn.
+func TestEventNamesEveryEventOfTheHeader(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join("..", "..", "include", "spanguard.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(text)
+	start := strings.Index(s, "enum spanguard_event")
+	end := strings.Index(s, "typedef enum spanguard_event")
+	if start < 0 || end < start {
+		t.Fatal("include/spanguard.h has no enum spanguard_event")
+	}
+	found := regexp.MustCompile(`SPANGUARD_EVENT_(\w+) = (\d+)`).FindAllStringSubmatch(s[start:end], -1)
+	if len(found) < 14 {
+		t.Fatalf("header read: %v", found)
+	}
+	for _, m := range found {
+		code, _ := strconv.Atoi(m[2])
+		if got := Event(code).String(); got != m[1] {
+			t.Errorf("Event(%d) is %q, the header's %q", code, got, m[1])
+		}
+	}
+	if len(eventNames) != len(found) {
+		t.Errorf("eventNames has %d events, the header %d", len(eventNames), len(found))
+	}
+	if EventSpansRecovered.level() != slog.LevelInfo || EventValuesWaited.level() != slog.LevelWarn ||
+		EventFileMiscounted.level() != slog.LevelWarn {
+		t.Errorf("levels: recovered %v, waited %v, miscounted %v", EventSpansRecovered.level(),
+			EventValuesWaited.level(), EventFileMiscounted.level())
 	}
 }
 
