@@ -534,6 +534,35 @@ enum spanguard_event
    what raises it. At most once a minute of each kind.
    */
   SPANGUARD_EVENT_VALUES_CUT = 11,
+  /*
+   Values (of a begin, an attribute, event, link or status message)
+   found the payload pool used up and waited for chunks to come back
+   (`SPANGUARD_FULL_POLICY=wait`, the default): each stalled its
+   recording call up to `full_wait_ms` (counted in `payload_waits`;
+   those cut all the same in `payload_waits_cut`, and told as
+   `SPANGUARD_EVENT_VALUES_CUT`). Nothing is lost by the wait itself;
+   the message says how many and what raises the pool. At most once a
+   minute, with how many since it was last told; the rest at the stop.
+   */
+  SPANGUARD_EVENT_VALUES_WAITED = 12,
+  /*
+   A spool file's header said a number of spans its body does not
+   hold (an older spanguard, a disk error, another writer): the file
+   is used all the same, its spans counted as the body holds them.
+   The message names the file and both numbers. At most once a minute,
+   with how many files since; the rest at the stop.
+   */
+  SPANGUARD_EVENT_FILE_MISCOUNTED = 13,
+  /*
+   Spans a dead process left in its crash dump or flight file were
+   recovered and sent (or spooled) by this tracer (counted in
+   `recovered_spans`). The message says how many, of which process,
+   how it ended and the file: "3 spans of process 4242 (ended by signal
+   15, SIGTERM) recovered from /var/tmp/spanguard/x.sgdump". Once a
+   file. What the tracer's first look finds, as it starts, is told to
+   the first callback set (it cannot be set before the tracer exists).
+   */
+  SPANGUARD_EVENT_SPANS_RECOVERED = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1075,6 +1104,15 @@ typedef struct spanguard_counters {
    Nanoseconds those begins waited, in all.
    */
   uint64_t slot_wait_ns;
+  /*
+   Spans still open when `spanguard_shutdown_for_signal` stopped the
+   tracer, ended by it and exported marked `spanguard.interrupted`
+   (with `spanguard.signal`): counted where their first trip took them
+   (`spans_exported`...) too, and not in `spans_unended_at_shutdown`.
+   Spans a fatal signal leaves open go to the crash dump instead, and
+   count in the `recovered_spans` of the process that sends them.
+   */
+  uint64_t spans_interrupted_at_shutdown;
 } spanguard_counters;
 
 /*
@@ -1809,9 +1847,10 @@ spanguard_result spanguard_shutdown(const struct spanguard_tracer *tracer, uint3
  `spanguard.interrupted=true` and `spanguard.signal=<signo>`, the very
  marks the library's own signal handler gives the spans it finds open,
  so the same stop reads the same whichever handler saw it. Such spans
- count in `spans_ended` and not in `spans_unended_at_shutdown`: the
- program did not forget them. Returns what `spanguard_shutdown` does,
- `SPANGUARD_RESULT_SHUT_DOWN` once shut down (by either call),
+ count in `spans_ended` and `spans_interrupted_at_shutdown`, not in
+ `spans_unended_at_shutdown`: the program did not forget them. Returns
+ what `spanguard_shutdown` does, `SPANGUARD_RESULT_SHUT_DOWN` once shut
+ down (by either call),
  `SPANGUARD_RESULT_NULL_ARGUMENT` for a NULL tracer and
  `SPANGUARD_RESULT_INVALID_ARGUMENT` for a `signo` outside 1 to
  SIGRTMAX, nothing done. Thread-safe; blocks as `spanguard_shutdown`.

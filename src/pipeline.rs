@@ -33,7 +33,8 @@ pub enum OpenSpansEnd {
     /// A termination signal (this number) that a binding's own handler
     /// caught is stopping the process: `spanguard.interrupted` and
     /// `spanguard.signal`, as the watchdog's dump marks the spans it finds
-    /// open. Not counted as unended: the program forgot nothing. Marked
+    /// open, counted in `spans_interrupted_at_shutdown`. Not counted as
+    /// unended: the program forgot nothing. Marked
     /// unended, a Node agent's span open at `docker stop` read as a bug in
     /// the agent's code, where a Python agent's read "interrupted by
     /// SIGTERM".
@@ -71,6 +72,15 @@ pub enum ExportEvent {
     /// Values or resource attributes were cut to fit a limit before
     /// sending.
     ValuesCut = 11,
+    /// Values waited for the payload pool's chunks: their recording calls
+    /// stalled (counted in `payload_waits`).
+    ValuesWaited = 12,
+    /// A spool file's header miscounted its spans: counted as its body
+    /// holds them.
+    FileMiscounted = 13,
+    /// Spans of a dead process were recovered from its crash dump or
+    /// flight file (counted in `recovered_spans`).
+    SpansRecovered = 14,
 }
 
 /// How long past its deadline a shutdown waits for the exporter to stop
@@ -446,8 +456,11 @@ impl Pipeline {
             outcome = self.signal.request_flush_and_wait(left());
         }
         let ended = self.end_open_spans(deadline, open);
-        if open == OpenSpansEnd::Unended {
-            Stats::add(&self.stats.spans_unended_at_shutdown, ended);
+        match open {
+            OpenSpansEnd::Unended => Stats::add(&self.stats.spans_unended_at_shutdown, ended),
+            OpenSpansEnd::Interrupted(_) => {
+                Stats::add(&self.stats.spans_interrupted_at_shutdown, ended)
+            }
         }
         if !on_exporter {
             outcome = outcome.and(self.signal.request_flush_and_wait(left()));

@@ -139,6 +139,11 @@ counters! {
     slot_waits,
     /// Time those begins waited, in all (nanoseconds).
     slot_wait_ns,
+    /// Spans still open when a termination signal stopped the process
+    /// (`Tracer::shutdown_for_signal`), ended by spanguard and marked
+    /// spanguard.interrupted: counted in `spans_exported` (or where their
+    /// first trip took them) too, and not in `spans_unended_at_shutdown`.
+    spans_interrupted_at_shutdown,
 }
 
 impl Stats {

@@ -33,6 +33,7 @@ fn spans_open_across_many_populated_ranges_are_all_ended_at_shutdown() {
     let _ = tracer.shutdown(Duration::from_secs(30));
     let stats = tracer.stats();
     assert_eq!(stats.spans_unended_at_shutdown, open, "{stats:?}");
+    assert_eq!(stats.spans_interrupted_at_shutdown, 0, "{stats:?}");
     assert_eq!(stats.spans_exported, 1_100, "{stats:?}");
 }
 
@@ -63,6 +64,9 @@ fn a_shutdown_for_a_signal_marks_open_spans_interrupted_by_it() {
         .expect("shutdown");
     let stats = tracer.stats();
     assert_eq!(stats.spans_unended_at_shutdown, 0, "{stats:?}");
+    // Counted apart: a program that reads its counters after a SIGTERM
+    // saw them in spans_exported alone, like spans it had ended itself.
+    assert_eq!(stats.spans_interrupted_at_shutdown, 1, "{stats:?}");
     assert_eq!(stats.spans_ended, 2, "{stats:?}");
     assert_eq!(stats.spans_exported, 2, "{stats:?}");
     let sink = tracer.sink_path().expect("a file sink");

@@ -31,6 +31,9 @@ const (
 	EventSettingIgnored   Event = 9  // a variable's value or name was ignored
 	EventBufferFull       Event = 10 // spans were not recorded: every span slot was taken
 	EventValuesCut        Event = 11 // values or resource attributes were cut to fit a limit
+	EventValuesWaited     Event = 12 // values waited for the payload pool: recording calls stalled
+	EventFileMiscounted   Event = 13 // a spool file's header miscounted its spans
+	EventSpansRecovered   Event = 14 // spans of a dead process were recovered from its file
 )
 
 var eventNames = map[Event]string{
@@ -39,7 +42,8 @@ var eventNames = map[Event]string{
 	EventSpansRejected: "SPANS_REJECTED", EventExporterPanicked: "EXPORTER_PANICKED",
 	EventFileSetAside: "FILE_SET_ASIDE", EventBackendWarning: "BACKEND_WARNING",
 	EventSettingIgnored: "SETTING_IGNORED", EventBufferFull: "BUFFER_FULL",
-	EventValuesCut: "VALUES_CUT",
+	EventValuesCut: "VALUES_CUT", EventValuesWaited: "VALUES_WAITED",
+	EventFileMiscounted: "FILE_MISCOUNTED", EventSpansRecovered: "SPANS_RECOVERED",
 }
 
 // String is the event's name in spanguard.h without SPANGUARD_EVENT_
@@ -52,13 +56,13 @@ func (e Event) String() string {
 }
 
 // level is the slog level an event is logged at: spans lost at error (as
-// the library's stderr says them), a spooled batch delivered at info (good
-// news), the rest at warn.
+// the library's stderr says them), a spooled batch delivered and spans
+// recovered from a dead process at info (good news), the rest at warn.
 func (e Event) level() slog.Level {
 	switch e {
 	case EventBatchFailed, EventSpoolOverflow, EventSpansRejected, EventExporterPanicked:
 		return slog.LevelError
-	case EventBatchReplayed:
+	case EventBatchReplayed, EventSpansRecovered:
 		return slog.LevelInfo
 	}
 	return slog.LevelWarn

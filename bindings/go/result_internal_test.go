@@ -1,10 +1,12 @@
 package spanguard
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -52,22 +54,54 @@ func TestStatsHasEveryCounter(t *testing.T) {
 	}
 }
 
-// headerCounters are the uint64 fields of spanguard_counters in the C
-// header, in order: every one but its size and reserved word.
-func headerCounters(t *testing.T) []string {
+// Every event of enum spanguard_event in include/spanguard.h has its name
+// here, and news a program is glad of is logged at info: an event the
+// table lacked reached Config.EventLogger as "EVENT_14", at warn.
+func TestEventNamesEveryEventOfTheHeader(t *testing.T) {
+	enum := headerSection(t, "enum spanguard_event", "typedef enum spanguard_event")
+	found := regexp.MustCompile(`SPANGUARD_EVENT_(\w+) = (\d+)`).FindAllStringSubmatch(enum, -1)
+	if len(found) < 14 {
+		t.Fatalf("header read: %v", found)
+	}
+	for _, m := range found {
+		code, _ := strconv.Atoi(m[2])
+		if got := Event(code).String(); got != m[1] {
+			t.Errorf("Event(%d) is %q, the header's %q", code, got, m[1])
+		}
+	}
+	if len(eventNames) != len(found) {
+		t.Errorf("eventNames has %d events, the header %d", len(eventNames), len(found))
+	}
+	if EventSpansRecovered.level() != slog.LevelInfo || EventValuesWaited.level() != slog.LevelWarn ||
+		EventFileMiscounted.level() != slog.LevelWarn {
+		t.Errorf("levels: recovered %v, waited %v, miscounted %v", EventSpansRecovered.level(),
+			EventValuesWaited.level(), EventFileMiscounted.level())
+	}
+}
+
+// headerSection is the text of include/spanguard.h from `from` to `to`.
+func headerSection(t *testing.T, from, to string) string {
 	t.Helper()
 	text, err := os.ReadFile(filepath.Join("..", "..", "include", "spanguard.h"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(text)
-	start := strings.Index(s, "typedef struct spanguard_counters {")
-	end := strings.Index(s, "} spanguard_counters;")
+	start := strings.Index(s, from)
+	end := strings.Index(s, to)
 	if start < 0 || end < start {
-		t.Fatal("include/spanguard.h has no struct spanguard_counters")
+		t.Fatalf("include/spanguard.h has no %q ... %q", from, to)
 	}
+	return s[start:end]
+}
+
+// headerCounters are the uint64 fields of spanguard_counters in the C
+// header, in order: every one but its size and reserved word.
+func headerCounters(t *testing.T) []string {
+	t.Helper()
+	counters := headerSection(t, "typedef struct spanguard_counters {", "} spanguard_counters;")
 	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^\s*uint64_t (\w+);`).FindAllStringSubmatch(s[start:end], -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\s*uint64_t (\w+);`).FindAllStringSubmatch(counters, -1) {
 		names = append(names, m[1])
 	}
 	return names

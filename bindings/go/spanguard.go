@@ -689,6 +689,10 @@ type Stats struct {
 	// to give one back (the wait full policy), and the nanoseconds they
 	// waited in all: the program records faster than the exporter exports.
 	SlotWaits, SlotWaitNs uint64
+	// Spans still open when a shutdown for a termination signal ended them
+	// (FlushOnSignals), exported marked spanguard.interrupted: counted in
+	// SpansExported too, not in SpansUnendedAtShutdown.
+	SpansInterruptedAtShutdown uint64
 }
 
 // Stats reads the counters.
@@ -728,6 +732,7 @@ func statsOf(c *C.spanguard_counters) Stats {
 		FilesSetAside: uint64(c.files_set_aside),
 		PayloadWaits:  uint64(c.payload_waits), PayloadWaitsCut: uint64(c.payload_waits_cut),
 		SlotWaits: uint64(c.slot_waits), SlotWaitNs: uint64(c.slot_wait_ns),
+		SpansInterruptedAtShutdown: uint64(c.spans_interrupted_at_shutdown),
 	}
 }
 

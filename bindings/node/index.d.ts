@@ -308,6 +308,12 @@ export interface Stats {
    */
   slot_waits: number;
   slot_wait_ns: number;
+  /**
+   * Spans still open when a shutdown for a termination signal ended them
+   * (`installProcessHooks`' SIGTERM, SIGINT...), exported marked
+   * spanguard.interrupted: counted in `spans_exported` too, not as unended.
+   */
+  spans_interrupted_at_shutdown: number;
   /** Attribute values of no attribute type, left out by the binding. */
   values_rejected: number;
   /**
@@ -364,7 +370,7 @@ export declare class Tracer {
 export declare const EVENT: {
   BATCH_FAILED: 1; BATCH_SPOOLED: 2; SPOOL_OVERFLOW: 3; BATCH_REPLAYED: 4; SPANS_REJECTED: 5;
   EXPORTER_PANICKED: 6; FILE_SET_ASIDE: 7; BACKEND_WARNING: 8; SETTING_IGNORED: 9; BUFFER_FULL: 10;
-  VALUES_CUT: 11;
+  VALUES_CUT: 11; VALUES_WAITED: 12; FILE_MISCOUNTED: 13; SPANS_RECOVERED: 14;
 };
 /** One piece of a tracer's news: `code` is one of EVENT, or a newer library's number (`name` 'UNKNOWN'). */
 export interface SpanguardEvent {

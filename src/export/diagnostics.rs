@@ -7,7 +7,9 @@
 //! the stop, so the numbers add up), and no line holds a credential
 //! (messages come from the transport's redacted text). News a program
 //! needs and has no other event for (a backend's warning, a setting
-//! ignored, spans not recorded, values cut) goes to the error callback
+//! ignored, spans not recorded, values cut or waiting for the payload
+//! pool, a spool file's miscounted header, spans recovered from a dead
+//! process) goes to the error callback
 //! too, with the line's message, whatever OTEL_LOG_LEVEL says (`Teller`).
 
 use std::sync::Arc;
@@ -73,6 +75,25 @@ impl std::fmt::Display for Count<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let noun = if self.n == 1 { self.one } else { self.many };
         write!(f, "{} {noun}", self.n)
+    }
+}
+
+/// The name of signal `signal` as a person knows it ("SIGTERM"), or "a
+/// signal" for one without a common name: for the lines that say how a
+/// process or a span ended.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
     }
 }
 
@@ -173,11 +194,18 @@ pub struct Diagnostics {
     /// spans again: not when the target is the local sink.
     spool_read_back: bool,
     teller: Teller,
-    /// Ignored settings, said on stderr as the exporter starts but kept
-    /// for the callback, which the program sets only after the tracer
-    /// (and this thread) exists: told it once it is set.
-    held_for_callback: Vec<String>,
+    /// News of the exporter's start (ignored settings, spans recovered
+    /// from dead processes), said on stderr at once but kept for the
+    /// callback, which the program sets only after the tracer (and this
+    /// thread) exists: told it once it is set. At most
+    /// `HELD_FOR_CALLBACK_MAX`.
+    held_for_callback: Vec<(ExportEvent, String)>,
 }
+
+/// The most messages kept for a callback not set yet: a program that
+/// never sets one, in a directory where dead workers' files keep coming,
+/// holds no more than this (each is said on stderr all the same).
+const HELD_FOR_CALLBACK_MAX: usize = 64;
 
 /// A run of failed attempts, from the first failure to the next success.
 struct Streak {
@@ -537,7 +565,15 @@ impl Diagnostics {
     /// and to the callback once one is set (`tell_held`).
     pub fn setting_ignored(&mut self, message: &str) {
         self.emit(LogLevel::Warn, message);
-        self.held_for_callback.push(message.to_string());
+        self.tell_when_set(ExportEvent::SettingIgnored, message);
+    }
+
+    /// `event` for the callback now when one is set, else kept for the
+    /// first one set (`tell_held`): news of the exporter's start.
+    fn tell_when_set(&mut self, event: ExportEvent, message: &str) {
+        if self.held_for_callback.len() < HELD_FOR_CALLBACK_MAX {
+            self.held_for_callback.push((event, message.to_string()));
+        }
         self.tell_held();
     }
 
@@ -551,16 +587,12 @@ impl Diagnostics {
             Teller::Nobody => self.held_for_callback.clear(),
             Teller::Callback(p) => {
                 if p.callback.is_set() {
-                    for message in std::mem::take(&mut self.held_for_callback) {
-                        p.report(ExportEvent::SettingIgnored, &message);
+                    for (event, message) in std::mem::take(&mut self.held_for_callback) {
+                        p.report(event, &message);
                     }
                 }
             }
-            Teller::Memory(events) => events.extend(
-                self.held_for_callback
-                    .drain(..)
-                    .map(|m| (ExportEvent::SettingIgnored, m)),
-            ),
+            Teller::Memory(events) => events.append(&mut self.held_for_callback),
         }
     }
 
@@ -773,7 +805,8 @@ impl Diagnostics {
 
     fn tell_pool_waited(&mut self, total: u64) {
         let mib = self.pool_waits_mib;
-        self.emit(
+        self.emit_and_tell(
+            ExportEvent::ValuesWaited,
             LogLevel::Warn,
             &format!(
                 "values waited for the payload pool ({mib} MiB) {total} time{}: each stalled its caller up to full_wait_ms for chunks to come back (payload_waits counts the waits, payload_waits_cut the values cut all the same); raise payload_pool_mib or SPANGUARD_PAYLOAD_POOL_MIB",
@@ -946,7 +979,8 @@ impl Diagnostics {
         } else {
             format!("{files} spool files' headers miscounted their spans")
         };
-        self.emit(
+        self.emit_and_tell(
+            ExportEvent::FileMiscounted,
             LogLevel::Warn,
             &format!(
                 "{what} (the last: {last}; an older spanguard, a disk error, or someone else \
@@ -1009,14 +1043,27 @@ impl Diagnostics {
         }
     }
 
-    pub fn recovered(&mut self, n: u64, from: &str) {
-        self.emit(
-            LogLevel::Info,
-            &format!(
-                "recovered {} that a process which died left in {from}",
-                spans(n)
-            ),
+    /// `n` spans that process `pid` left in `from` (a crash dump or flight
+    /// file) when it died were recovered: sent, or kept in the spool.
+    /// `signal` is the one that ended it as its file says, 0 when none is
+    /// known. Said at info on stderr (good news), and to the callback,
+    /// which the program had no other word of them from.
+    pub fn recovered(&mut self, n: u64, pid: u32, signal: i32, from: &str) {
+        let ended = match signal {
+            s if s > 0 => format!("ended by signal {s}, {}", signal_name(s)),
+            _ => "ended with no signal recorded: killed by SIGKILL or the OOM killer, or its \
+                  shutdown left the exporter stuck"
+                .to_string(),
+        };
+        let message = format!(
+            "{} of process {pid} ({ended}) recovered from {from}",
+            spans(n)
         );
+        self.emit(LogLevel::Info, &message);
+        // The first look is at the exporter's start, before the program
+        // can have set a callback (the tracer must exist first): kept for
+        // it, or a restarted worker was never told of its predecessor's.
+        self.tell_when_set(ExportEvent::SpansRecovered, &message);
     }
 
     /// Files in the spool directory (or the sink's) could not be used:
@@ -1250,6 +1297,12 @@ mod tests {
         d.shared_values_cut_up_front(1, 4);
         d.pool_used_up(8);
         d.resource_cut(7, "max_request_bytes");
+        d.pool_waited(4, 8);
+        d.pool_waited(2, 8);
+        d.spool_miscounted("/s/a.sgspool", 0, 5);
+        d.spool_miscounted("/s/b.sgspool", 9, 5);
+        d.recovered(3, 4242, libc::SIGTERM, "/s/x.sgdump");
+        d.recovered(2, 4243, libc::SIGSEGV, "/s/y.sgdump");
         d.stopped(None);
         assert!(d.lines().is_empty(), "{:?}", d.lines());
         let kinds: Vec<ExportEvent> = d.events().iter().map(|(e, _)| *e).collect();
@@ -1266,17 +1319,40 @@ mod tests {
                 ValuesCut,
                 ValuesCut,
                 ValuesCut,
-                // The second buffer_full, held back by the minute's limit
-                // and told at the stop.
+                ValuesWaited,
+                FileMiscounted,
+                // Each file, once: no rate limit (a dead process each).
+                SpansRecovered,
+                SpansRecovered,
+                // The second buffer_full, pool wait and miscounted file,
+                // held back by the minute's limit and told at the stop.
                 BufferFull,
+                ValuesWaited,
+                FileMiscounted,
             ],
             "{:?}",
             d.events()
         );
+        let told = |i: usize| d.events()[i].1.as_str();
+        assert!(told(13).starts_with("6 spans dropped"), "{:?}", d.events());
         assert!(
-            d.events()[9].1.starts_with("6 spans dropped"),
+            told(9).starts_with("values waited for the payload pool (8 MiB) 4 times"),
             "{:?}",
-            d.events()[9]
+            d.events()
+        );
+        assert!(told(14).contains("(8 MiB) 2 times"), "{:?}", d.events());
+        assert!(
+            told(15).starts_with("a spool file's header miscounted its spans (the last: /s/b.sgspool said 9 spans and holds 5;"),
+            "{:?}",
+            d.events()
+        );
+        assert_eq!(
+            told(11),
+            "3 spans of process 4242 (ended by signal 15, SIGTERM) recovered from /s/x.sgdump"
+        );
+        assert_eq!(
+            told(12),
+            "2 spans of process 4243 (ended by signal 11, SIGSEGV) recovered from /s/y.sgdump"
         );
     }
 
@@ -1289,8 +1365,21 @@ mod tests {
         d.values_cut(3, "max_request_bytes (SPANGUARD_MAX_REQUEST_BYTES)");
         d.pool_used_up(8);
         d.resource_cut(7, "max_request_bytes");
+        d.pool_waited(4, 8);
+        d.spool_miscounted("/s/a.sgspool", 0, 5);
         let told: Vec<String> = d.events().iter().map(|(_, m)| m.clone()).collect();
         assert_eq!(told, messages(&d));
+        // Spans recovered are good news: said at info, told all the same.
+        let mut d = Diagnostics::in_memory(LogLevel::Info);
+        d.recovered(3, 4242, 0, "/s/x.sgflight");
+        let told: Vec<String> = d.events().iter().map(|(_, m)| m.clone()).collect();
+        assert_eq!(
+            told,
+            [
+                "3 spans of process 4242 (ended with no signal recorded: killed by SIGKILL or the OOM killer, or its shutdown left the exporter stuck) recovered from /s/x.sgflight"
+            ]
+        );
+        assert_eq!(d.lines(), [format!("spanguard: info: {}", told[0])]);
     }
 
     /// Nothing is said of warnings below warn level.
@@ -1398,7 +1487,7 @@ mod tests {
         d.lost(3, "HTTP 400");
         d.lost(4, "HTTP 400");
         d.buffer_full(9);
-        d.recovered(5, "/spool");
+        d.recovered(5, 4242, libc::SIGTERM, "/spool");
         assert_eq!(d.lines(), ["spanguard: error: 3 spans lost: HTTP 400"]);
         let mut quiet = Diagnostics::in_memory(LogLevel::None);
         quiet.lost(1, "x");
@@ -1440,7 +1529,7 @@ mod tests {
         d.buffer_full(1);
         d.values_cut(1, "max_request_bytes");
         d.spool_miscounted("/s/a.sgspool", 1, 2);
-        d.recovered(1, "/flight");
+        d.recovered(1, 4242, 0, "/flight");
         d.delivered("http://h/v1/traces");
         assert_eq!(
             d.lines(),
@@ -1452,7 +1541,7 @@ mod tests {
                 "spanguard: warn: 1 span dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
                 "spanguard: warn: 1 long value was cut to fit its span into max_request_bytes (values_truncated counts it)",
                 "spanguard: warn: a spool file's header miscounted its spans (the last: /s/a.sgspool said 1 span and holds 2; an older spanguard, a disk error, or someone else wrote it): counted as its body holds them",
-                "spanguard: info: recovered 1 span that a process which died left in /flight",
+                "spanguard: info: 1 span of process 4242 (ended with no signal recorded: killed by SIGKILL or the OOM killer, or its shutdown left the exporter stuck) recovered from /flight",
                 "spanguard: error: 1 more span lost: HTTP 400 (as said above)",
                 "spanguard: warn: export to http://h/v1/traces: delivering again after 1 failed attempt over 0 s",
             ]

@@ -313,7 +313,8 @@ impl Exporter {
             let taken = self.drain();
             self.pacer.took(taken);
             self.guarded(|e| {
-                // Ignored settings, for a callback set since the start.
+                // News of the start (ignored settings, spans recovered),
+                // for a callback set since.
                 e.host.diagnostics.tell_held();
                 e.notice_buffer_full();
                 e.notice_pool_used_up();
@@ -866,11 +867,14 @@ impl Exporter {
             &mut self.encoder,
             &mut self.host,
         );
-        for (path, spans) in &done.files {
-            Stats::add(&p.stats.recovered_spans, *spans);
+        // A file of nothing to send (a flight file whose process ended
+        // with every span delivered) is no news.
+        for file in done.files.iter().filter(|f| f.spans > 0) {
+            Stats::add(&p.stats.recovered_spans, file.spans);
+            let path = file.path.display().to_string();
             self.host
                 .diagnostics
-                .recovered(*spans, &path.display().to_string());
+                .recovered(file.spans, file.pid, file.signal, &path);
         }
         if done.spool_batches {
             self.host.spool_pending = true;

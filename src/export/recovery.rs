@@ -247,12 +247,23 @@ fn is_spool_pending(path: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().ends_with(SPOOL_PENDING))
 }
 
+/// One dump or flight file read: what a program is told of it.
+#[derive(Debug)]
+pub struct RecoveredFile {
+    pub path: PathBuf,
+    /// Spans sent (or kept in the spool) from it.
+    pub spans: u64,
+    /// The process that left it, as its header says.
+    pub pid: u32,
+    /// The signal that ended that process, 0 when its file names none.
+    pub signal: i32,
+}
+
 /// What one look at the spool directory recovered.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// Each dump or flight file read, with the spans sent (or kept in the
-    /// spool) from it.
-    pub files: Vec<(PathBuf, u64)>,
+    /// Each dump or flight file read.
+    pub files: Vec<RecoveredFile>,
     /// An unpublished in-flight batch was moved into the spool: replay it.
     pub spool_batches: bool,
     /// The look stopped for something else that needed the thread
@@ -356,7 +367,12 @@ pub fn recover_dir(
                         }
                     }
                 };
-                done.files.push((path.clone(), spans));
+                done.files.push(RecoveredFile {
+                    path: path.clone(),
+                    spans,
+                    pid: header.pid,
+                    signal: header.signal,
+                });
                 // Deleted while still locked, so no one else sends it.
                 if read_whole {
                     let _ = std::fs::remove_file(&claimed.path);

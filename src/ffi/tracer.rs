@@ -979,9 +979,10 @@ pub extern "C" fn spanguard_shutdown(
 /// `spanguard.interrupted=true` and `spanguard.signal=<signo>`, the very
 /// marks the library's own signal handler gives the spans it finds open,
 /// so the same stop reads the same whichever handler saw it. Such spans
-/// count in `spans_ended` and not in `spans_unended_at_shutdown`: the
-/// program did not forget them. Returns what `spanguard_shutdown` does,
-/// `SPANGUARD_RESULT_SHUT_DOWN` once shut down (by either call),
+/// count in `spans_ended` and `spans_interrupted_at_shutdown`, not in
+/// `spans_unended_at_shutdown`: the program did not forget them. Returns
+/// what `spanguard_shutdown` does, `SPANGUARD_RESULT_SHUT_DOWN` once shut
+/// down (by either call),
 /// `SPANGUARD_RESULT_NULL_ARGUMENT` for a NULL tracer and
 /// `SPANGUARD_RESULT_INVALID_ARGUMENT` for a `signo` outside 1 to
 /// SIGRTMAX, nothing done. Thread-safe; blocks as `spanguard_shutdown`.
@@ -1303,6 +1304,7 @@ pub unsafe extern "C" fn spanguard_stats(
             s.payload_waits_cut = x.payload_waits_cut;
             s.slot_waits = x.slot_waits;
             s.slot_wait_ns = x.slot_wait_ns;
+            s.spans_interrupted_at_shutdown = x.spans_interrupted_at_shutdown;
         }
         let n = s.struct_size as usize;
         // SAFETY: the caller's struct is at least struct_size bytes.
@@ -1415,6 +1417,9 @@ pub extern "C" fn spanguard_set_error_callback(
                         ExportEvent::SettingIgnored => spanguard_event::SettingIgnored,
                         ExportEvent::BufferFull => spanguard_event::BufferFull,
                         ExportEvent::ValuesCut => spanguard_event::ValuesCut,
+                        ExportEvent::ValuesWaited => spanguard_event::ValuesWaited,
+                        ExportEvent::FileMiscounted => spanguard_event::FileMiscounted,
+                        ExportEvent::SpansRecovered => spanguard_event::SpansRecovered,
                     };
                     let mut text = message.replace('\0', " ").into_bytes();
                     let len = text.len();

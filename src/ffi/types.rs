@@ -523,6 +523,13 @@ pub struct spanguard_counters {
     pub slot_waits: u64,
     /// Nanoseconds those begins waited, in all.
     pub slot_wait_ns: u64,
+    /// Spans still open when `spanguard_shutdown_for_signal` stopped the
+    /// tracer, ended by it and exported marked `spanguard.interrupted`
+    /// (with `spanguard.signal`): counted where their first trip took them
+    /// (`spans_exported`...) too, and not in `spans_unended_at_shutdown`.
+    /// Spans a fatal signal leaves open go to the crash dump instead, and
+    /// count in the `recovered_spans` of the process that sends them.
+    pub spans_interrupted_at_shutdown: u64,
 }
 
 /// What the error callback reports (`spanguard_set_error_callback`). New
@@ -571,6 +578,29 @@ pub enum spanguard_event {
     /// (counted in `attributes_dropped`). The message names the limit and
     /// what raises it. At most once a minute of each kind.
     ValuesCut = 11,
+    /// Values (of a begin, an attribute, event, link or status message)
+    /// found the payload pool used up and waited for chunks to come back
+    /// (`SPANGUARD_FULL_POLICY=wait`, the default): each stalled its
+    /// recording call up to `full_wait_ms` (counted in `payload_waits`;
+    /// those cut all the same in `payload_waits_cut`, and told as
+    /// `SPANGUARD_EVENT_VALUES_CUT`). Nothing is lost by the wait itself;
+    /// the message says how many and what raises the pool. At most once a
+    /// minute, with how many since it was last told; the rest at the stop.
+    ValuesWaited = 12,
+    /// A spool file's header said a number of spans its body does not
+    /// hold (an older spanguard, a disk error, another writer): the file
+    /// is used all the same, its spans counted as the body holds them.
+    /// The message names the file and both numbers. At most once a minute,
+    /// with how many files since; the rest at the stop.
+    FileMiscounted = 13,
+    /// Spans a dead process left in its crash dump or flight file were
+    /// recovered and sent (or spooled) by this tracer (counted in
+    /// `recovered_spans`). The message says how many, of which process,
+    /// how it ended and the file: "3 spans of process 4242 (ended by signal
+    /// 15, SIGTERM) recovered from /var/tmp/spanguard/x.sgdump". Once a
+    /// file. What the tracer's first look finds, as it starts, is told to
+    /// the first callback set (it cannot be set before the tracer exists).
+    SpansRecovered = 14,
 }
 
 /// Called on the exporter thread (never on a thread recording spans, never

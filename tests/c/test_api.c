@@ -1294,7 +1294,17 @@ static void test_shutdown_for_signal(const char *dir) {
     spanguard_counters s = stats_of(t);
     CHECK(s.spans_ended == 1);
     CHECK(s.spans_unended_at_shutdown == 0);
+    CHECK(s.spans_interrupted_at_shutdown == 1);
     CHECK(s.spans_exported == 1);
+    /* A caller built against the header before that counter: its smaller
+     * struct is filled up to its size, nothing written past it. */
+    spanguard_counters old;
+    memset(&old, 0xAB, sizeof old);
+    old.struct_size = (uint32_t)offsetof(spanguard_counters, spans_interrupted_at_shutdown);
+    CHECK_RC(spanguard_stats(t, &old), SPANGUARD_RESULT_OK);
+    CHECK(old.struct_size == offsetof(spanguard_counters, spans_interrupted_at_shutdown));
+    CHECK(old.spans_ended == 1 && old.spans_exported == 1 && old.slot_wait_ns == s.slot_wait_ns);
+    CHECK(old.spans_interrupted_at_shutdown == 0xABABABABABABABABull);
     CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_shutdown_for_signal(t, SIGTERM, 10), SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);

@@ -34,6 +34,21 @@ static char sink[512], spool[512];
 /* The provider's service name, set in main(). */
 static char service[4096];
 
+/* The error callback's SPANS_RECOVERED events, and whether each said
+ * which process, how it ended and the file. */
+static int recovered_events, recovered_said_well;
+
+static void on_event(spanguard_event event, const char *message, size_t len, void *user_data) {
+    (void)user_data;
+    if (event != SPANGUARD_EVENT_SPANS_RECOVERED) return;
+    recovered_events++;
+    char text[4096];
+    snprintf(text, sizeof text, "%.*s", (int)len, message);
+    if (strstr(text, " of process ") && strstr(text, "(ended ") && strstr(text, ") recovered from ") &&
+        strstr(text, spool))
+        recovered_said_well++;
+}
+
 static spanguard_tracer *start_tracer(int flight, int handlers) {
     spanguard_config cfg;
     (void)spanguard_config_init(&cfg, sizeof cfg);
@@ -171,6 +186,9 @@ int main(int argc, char **argv) {
     service[3000] = 0;
     record_and_die("huge", 1);
     spanguard_tracer *t = start_tracer(0, 0);
+    /* Set after the tracer started, as every program sets it: what its
+     * first look recovered (the last child's file at least) is told. */
+    CHECK(spanguard_set_error_callback(t, on_event, NULL) == SPANGUARD_RESULT_OK);
     CHECK(spanguard_flush(t, 10000) == SPANGUARD_RESULT_OK);
     spanguard_counters c;
     memset(&c, 0, sizeof c);
@@ -179,6 +197,8 @@ int main(int argc, char **argv) {
     CHECK(c.values_truncated == 1); /* the huge name, once for its file */
     CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
     spanguard_tracer_free(t);
+    CHECK(recovered_events >= 1 && recovered_said_well == recovered_events);
+    CHECK(c.recovered_spans > 0);
     check_recovered("flight", "checkout-agent");
     check_recovered("crash", "checkout-agent");
     check_recovered("longflight", long_name);

@@ -1778,6 +1778,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     COUNTER(payload_waits_cut);
     COUNTER(slot_waits);
     COUNTER(slot_wait_ns);
+    COUNTER(spans_interrupted_at_shutdown);
 #undef COUNTER
     CALL(env, napi_set_element(env, out, 0, code_value(env, rc)));
     CALL(env, napi_set_element(env, out, 1, obj));

@@ -47,6 +47,29 @@ test("a program's own SIGTERM listener runs once, and the spans are exported", (
   assert.deepStrictEqual(readSpans(path.join(dir, 'sink')).map((s) => s.name), ['ended']);
 });
 
+test('spans open at SIGTERM are counted in spans_interrupted_at_shutdown, not as unended', () => {
+  // They counted in spans_exported alone, as spans the program had ended.
+  const { run, dir } = runChild(`
+    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'hooks', sinkDir: dir + '/sink',
+      spoolDir: dir + '/spool' }).installProcessHooks();
+    process.on('SIGTERM', () => {
+      setTimeout(() => {
+        const s = tracer.stats();
+        console.log(JSON.stringify([s.spans_interrupted_at_shutdown, s.spans_unended_at_shutdown, s.spans_exported]));
+        process.exit(0);
+      }, 1000);
+    });
+    tracer.startSpan('ended').end();
+    tracer.startSpan('open.one');
+    tracer.startSpan('open.two');
+    setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
+    setInterval(() => {}, 1000);
+  `);
+  assert.strictEqual(run.status, 0, `the program ended itself: ${run.signal} ${run.stderr}`);
+  assert.deepStrictEqual(JSON.parse(run.stdout.trim()), [2, 0, 3]);
+  assert.deepStrictEqual(readSpans(path.join(dir, 'sink')).map((s) => s.name).sort(), ['ended', 'open.one', 'open.two']);
+});
+
 test('with two tracers hooked, the signal ends the process only once both have shut down', () => {
   // One tracer's backend never answers: its shutdown ends by spooling the
   // span once the request times out. The other's, quick, re-raised the

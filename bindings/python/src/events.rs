@@ -40,8 +40,9 @@ pub const QUEUE_CAPACITY: usize = 1024;
 
 /// An event's name (as in the header, without `SPANGUARD_EVENT_`) and the
 /// level it is logged at: spans lost at ERROR, as the library's stderr says
-/// them; a spooled batch delivered at INFO (good news); the rest, and an
-/// event of a newer library than this table, at WARNING.
+/// them; a spooled batch delivered and spans recovered from a dead process
+/// at INFO (good news); the rest, and an event of a newer library than
+/// this table, at WARNING.
 pub fn name_and_level(event: u32) -> (&'static str, u32) {
     match event {
         1 => ("BATCH_FAILED", ERROR),
@@ -55,6 +56,9 @@ pub fn name_and_level(event: u32) -> (&'static str, u32) {
         9 => ("SETTING_IGNORED", WARNING),
         10 => ("BUFFER_FULL", WARNING),
         11 => ("VALUES_CUT", WARNING),
+        12 => ("VALUES_WAITED", WARNING),
+        13 => ("FILE_MISCOUNTED", WARNING),
+        14 => ("SPANS_RECOVERED", INFO),
         _ => ("UNKNOWN", WARNING),
     }
 }

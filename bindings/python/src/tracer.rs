@@ -964,6 +964,7 @@ impl Tracer {
             payload_waits_cut,
             slot_waits,
             slot_wait_ns,
+            spans_interrupted_at_shutdown,
         );
         d.set_item(
             "values_rejected",

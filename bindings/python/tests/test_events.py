@@ -98,6 +98,39 @@ def test_an_event_this_binding_does_not_know_is_logged_not_dropped():
     assert json.loads(result.stdout) == [["WARNING", "spanguard: news from the future", 4242, "UNKNOWN"]]
 
 
+HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "include", "spanguard.h")
+
+
+def test_every_event_of_the_header_is_logged_by_its_name():
+    """An event the binding's table lacked was logged as UNKNOWN, at
+    WARNING: spans recovered from a dead process (good news, INFO), values
+    that waited for the payload pool, a spool file's miscounted header."""
+    import re
+    text = open(HEADER).read()
+    body = text[text.index("enum spanguard_event"):text.index("typedef enum spanguard_event")]
+    events = {int(n): name for name, n in re.findall(r"SPANGUARD_EVENT_(\w+) = (\d+)", body)}
+    assert len(events) >= 14 and events[14] == "SPANS_RECOVERED", events
+    result = run_python(f"""
+        import json, logging
+        records = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append([record.spanguard_event, record.spanguard_event_name, record.levelname])
+
+        logging.basicConfig(level=logging.INFO, handlers=[Keep()])
+        from spanguard import _native
+        for n in {sorted(events)!r}:
+            _native._log_event_for_test(n, "news")
+        print(json.dumps(records))
+    """)
+    assert result.returncode == 0, result.stderr
+    logged = {n: (name, level) for n, name, level in json.loads(result.stdout)}
+    assert {n: name for n, (name, _) in logged.items()} == events
+    assert logged[14][1] == "INFO" and logged[4][1] == "INFO"
+    assert logged[12][1] == "WARNING" and logged[13][1] == "WARNING"
+
+
 def test_nothing_is_logged_where_logging_is_not_configured(receiver, tmp_path):
     """Unconfigured, logging's last resort would print each event on stderr
     beside the library's own line: the library's line alone is said."""

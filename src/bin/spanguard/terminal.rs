@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use spanguard::export::diagnostics::signal_name;
 use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
 use super::chat::{BODY_KEY, CallNames, event_chats, gather, split, value_chat};
@@ -195,22 +196,6 @@ fn continuation(n: &Node, levels: usize, has_children: bool) -> String {
     p
 }
 
-fn signal_name(signal: i64) -> &'static str {
-    match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        15 => "SIGTERM",
-        _ => "a signal",
-    }
-}
-
 /// The status words after a span's bar, and their colour.
 /// The most characters of a status message a span's line shows.
 pub const STATUS_CHARS: usize = 160;
@@ -233,7 +218,10 @@ pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'sta
         Ending::Interrupted => {
             let signal = span.attribute("spanguard.signal").and_then(|v| v.as_i64());
             words.push(match signal {
-                Some(s) => format!("INTERRUPTED by {} ({s})", signal_name(s)),
+                Some(s) => format!(
+                    "INTERRUPTED by {} ({s})",
+                    signal_name(i32::try_from(s).unwrap_or(0))
+                ),
                 None => "INTERRUPTED (process killed)".to_string(),
             });
             color = color.or(Some(YELLOW));

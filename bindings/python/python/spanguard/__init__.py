@@ -132,6 +132,12 @@ class Stats:
     #: waited in all: the program records faster than the exporter exports.
     slot_waits: int = 0
     slot_wait_ns: int = 0
+    #: Spans still open when a shutdown for a termination signal ended them
+    #: (`spanguard_shutdown_for_signal`), exported marked
+    #: spanguard.interrupted: counted in spans_exported too, not as unended.
+    #: Those the signal watchdog finds open at a death go to the crash dump
+    #: and count in recovered_spans of the process that sends them.
+    spans_interrupted_at_shutdown: int = 0
     #: Event records sent through OpenTelemetry's Logs API (the prompts and
     #: completions of some GenAI instrumentations) that the
     #: `spanguard.otel.SpanguardLogRecordProcessor`s given this tracer's
