@@ -263,6 +263,28 @@ def test_a_span_with_zero_ids_is_refused_saying_so(tmp_path, caplog):
     tracer.close()
 
 
+def test_a_span_without_a_scope_warns_of_no_deprecation(tmp_path):
+    """A span with no instrumentation scope (instrumentation_scope None, as
+    a ReadableSpan made by hand has it) is exported without a warning: the
+    exporter fell back to the deprecated instrumentation_info, which said
+    DeprecationWarning into the program's output. SDKs that have only
+    instrumentation_info (before 1.11.1) still give their scope."""
+    import warnings
+
+    from opentelemetry.sdk.trace import ReadableSpan
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    exporter = SpanguardSpanExporter(tracer)
+    unscoped = ReadableSpan(name="unscoped", context=trace.SpanContext(1, 2, False, trace.TraceFlags(1)),
+                            start_time=1, end_time=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert exporter.export([unscoped]) is SpanExportResult.SUCCESS
+    assert tracer.shutdown(10)
+    assert [s["name"] for s in read_sink(tmp_path / "sink")] == ["unscoped"]
+    tracer.close()
+
+
 def test_it_takes_only_a_spanguard_tracer():
     with pytest.raises(TypeError):
         SpanguardSpanExporter("http://localhost:4318")

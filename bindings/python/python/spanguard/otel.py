@@ -90,6 +90,9 @@ from . import _BEFORE_SHUTDOWN_ALL, SpanguardError, Tracer, _native
 __all__ = ["SpanguardSpanProcessor", "SpanguardLogRecordProcessor", "SpanguardSpanExporter",
            "flush_before_shutdown"]
 
+
+# What getattr gives for a span of an SDK without instrumentation_scope.
+_NO_SCOPE_ATTRIBUTE = object()
 _logger = logging.getLogger("spanguard")
 
 # OpenTelemetry's SpanKind counts from INTERNAL = 0; OTLP (and spanguard)
@@ -579,7 +582,12 @@ class SpanguardSpanProcessor(SpanProcessor):
 
     def _begin(self, span, ctx: SpanContext) -> _Open:
         parent = span.parent
-        scope = getattr(span, "instrumentation_scope", None) or getattr(span, "instrumentation_info", None)
+        # SDKs before 1.11.1 have only instrumentation_info, which later ones
+        # deprecate: read only where the scope's own attribute is missing (a
+        # span with no scope, None, read it and warned DeprecationWarning).
+        scope = getattr(span, "instrumentation_scope", _NO_SCOPE_ATTRIBUTE)
+        if scope is _NO_SCOPE_ATTRIBUTE:
+            scope = getattr(span, "instrumentation_info", None)
         cached = self._scope
         if cached[0] is not scope:
             # An InstrumentationScope is immutable: its fields are read once,
