@@ -253,6 +253,10 @@ dev-install:
 # third time with libspanguard.a linked in (-tags spanguard_static, the
 # one binary a user ships): the library's signal, exit and thread-local
 # state must work the same there.
+# Its test processes keep out of the user's ~/.local/state/spanguard (a
+# tracer a test makes without naming a spool took it: the user's waiting
+# crash dumps went to the test's sink; suite_isolation_test.go).
+test-go: export XDG_STATE_HOME := $(CURDIR)/build/go-test-state
 test-go: dev-install venv $(if $(wildcard $(GO_STATIC_PREFIX)/lib/libspanguard.a),go-static)
 	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) vet -tags spanguard_cgocall ./... && \
 	  $(GO_ENV) $(GO) vet -tags spanguard_static ./... && \
