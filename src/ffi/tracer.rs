@@ -1016,7 +1016,7 @@ pub extern "C" fn spanguard_shutdown_for_signal(
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_raised_signal_can_end_process(program_handles_it: bool) -> bool {
     ffi_boundary!(true, {
-        crate::watchdog::signals::raised_signal_can_end_process(|| program_handles_it)
+        crate::watchdog::namespace_init::raised_signal_can_end_process(|| program_handles_it)
     })
 }
 

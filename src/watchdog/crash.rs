@@ -236,7 +236,7 @@ fn v8_handled_wasm_trap(
 /// --signal=SIGABRT`: no fault, no abort() of ours) can end this process;
 /// true for a fault, or a raise of the process's own. Not for a
 /// container's PID 1 with no handler of the program's own for it
-/// (`signals::raised_signal_can_end_process`): the kernel drops such a
+/// (`namespace_init::raised_signal_can_end_process`): the kernel drops such a
 /// signal, and would drop the re-raise. Dumped and frozen for a death
 /// that never came, every tracer refused every span from then on. Left
 /// alone, the process goes on as it would have without us. A fault
@@ -255,7 +255,7 @@ fn sent_signal_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) 
     if code > 0 || sender == unsafe { libc::getpid() } {
         return true;
     }
-    super::signals::raised_signal_can_end_process(|| {
+    super::namespace_init::raised_signal_can_end_process(|| {
         // SAFETY: PREVIOUS was written before this handler was installed
         // and is never written again.
         let previous = unsafe { (*std::ptr::addr_of!(PREVIOUS))[signal as usize] };

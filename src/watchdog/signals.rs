@@ -600,13 +600,13 @@ fn watch(read_end: OwnedFd) {
 }
 
 /// Whether `signal`, handed back to the host, can end this process
-/// (`raised_signal_can_end_process`, the host's disposition being the one
+/// (`namespace_init::raised_signal_can_end_process`, the host's disposition being the one
 /// the watchdog replaced). Frozen and dumped for a death that never
 /// came, a PID 1's tracers refused every span begun or ended from the
 /// freeze to the thaw (a busy agent's, lost uncounted) and wrote a dump
 /// only to take it back.
 fn signal_can_end_process(signal: Signal) -> bool {
-    raised_signal_can_end_process(|| {
+    super::namespace_init::raised_signal_can_end_process(|| {
         let previous = lock_previous();
         !previous
             .actions
@@ -615,23 +615,6 @@ fn signal_can_end_process(signal: Signal) -> bool {
             .flatten()
             .is_some_and(|old| matches!(old.handler(), SigHandler::SigDfl))
     })
-}
-
-/// Whether a termination signal this process raises again can end it,
-/// `program_handles_it` saying whether the program has a handler of its
-/// own for it (asked only of a PID 1) or leaves it at the default action.
-/// Not for a PID namespace's init (a container's PID 1) at the default:
-/// the kernel drops a signal that init does not handle, from outside the
-/// namespace (`docker stop`) or from itself (pid_namespaces(7)), so a
-/// re-raise does nothing and the process lives on, as it would have
-/// without us. The one statement of that rule: the watchdog asks it, and
-/// bindings that re-raise a signal themselves (Node's process hooks,
-/// whose "program's own" is a JS listener) ask it through
-/// `spanguard_raised_signal_can_end_process`. Async-signal-safe.
-pub fn raised_signal_can_end_process(program_handles_it: impl FnOnce() -> bool) -> bool {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    pid != 1 || program_handles_it()
 }
 
 /// The watchdog's flush for a signal that cannot end the process
