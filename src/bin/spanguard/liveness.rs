@@ -243,8 +243,7 @@ mod tests {
         } else {
             assert_eq!(unseen, Liveness::CannotTell);
         }
-        // Our own namespace, named as another's would be, a process of
-        // it gone: ended, whoever reads.
+        // A record of this namespace whose process is gone: ended.
         let gone = ProcessStart {
             ticks: mine.ticks.saturating_sub(1),
             ..mine
