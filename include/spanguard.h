@@ -1860,6 +1860,21 @@ spanguard_result spanguard_shutdown_for_signal(const struct spanguard_tracer *tr
                                                uint32_t timeout_ms);
 
 /*
+ Whether a termination signal (SIGTERM, SIGINT...) this process raises
+ again can end it: `program_handles_it` says whether the program has a
+ handler of its own for it, or leaves it at the default action. False
+ only for a PID namespace's init (a container's PID 1) at the default,
+ whose own signal the kernel drops (pid_namespaces(7)): raised again
+ once a binding's signal hook has shut its tracers down, it does
+ nothing, and the process lives on with them shut down. For a binding
+ whose own handler catches the signal (Node's process hooks) to decide,
+ before it does, whether to shut down and raise it again or only flush
+ and go on; the library's watchdog decides by the same rule. Thread-safe
+ and async-signal-safe.
+ */
+bool spanguard_raised_signal_can_end_process(bool program_handles_it);
+
+/*
  Shuts the tracer down as `spanguard_tracer_free` does (flush, open spans
  exported marked unended, exporter stopped, within the tracer's export
  timeout) but keeps its memory: calls on it and on its spans, made

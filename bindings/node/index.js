@@ -926,14 +926,15 @@ const hookListeners = new WeakSet();
 
 /**
  * Whether `sig`, raised again at Node's default once the hooks are done,
- * ends the process. Not in a PID namespace's init (a container's PID 1)
- * with no listener of the program's own: the kernel drops a signal init
+ * ends the process: the library's rule (its watchdog's), given whether
+ * the program has a listener of its own for it. Not in a PID namespace's
+ * init (a container's PID 1) with none: the kernel drops a signal init
  * has no handler for (pid_namespaces(7)), and Node alone lives on there.
  * The hooks shut spanguard down and the agent went on with its spans
  * refused, and no hook for the next signal.
  */
 function signalEndsProcess(sig) {
-  return process.pid !== 1 || process.listeners(sig).some((l) => !hookListeners.has(l));
+  return native.raisedSignalCanEndProcess(process.listeners(sig).some((l) => !hookListeners.has(l)));
 }
 
 // What the process hooks run before they shut spanguard down: functions

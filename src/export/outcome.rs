@@ -30,8 +30,10 @@
 //! as a live process, it said a run killed moments before was running.
 //! So the name carries a random instance, and the file the process's
 //! start (`start_ticks`, `boot_id`: `ProcessStart`), by which a reader
-//! knows the very process that wrote it. Older files (`<pid>-<n>`, no
-//! start) are read as before.
+//! knows the very process that wrote it, and its PID namespace
+//! (`pid_ns`): a reader on the host, where the container's pid 1 is
+//! another pid, looks for it by its start (`spanguard why`). Older files
+//! (`<pid>-<n>`, no start; no pid_ns) are read as before.
 
 use std::collections::BinaryHeap;
 use std::ffi::CString;
@@ -311,12 +313,18 @@ struct Header<'a> {
 /// the machine's boot (/proc/PID/stat's 22nd field, the same seen from
 /// any pid namespace) and that boot (/proc/sys/kernel/random/boot_id). A
 /// later process given the same pid (a restarted container's PID 1)
-/// started later; one after a reboot, in another boot.
+/// started later; one after a reboot, in another boot. And the PID
+/// namespace its pid is counted in: a container's PID 1 is some other
+/// pid on the host, where pid 1 is the host's init (a reader outside
+/// took that for the record's process).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessStart {
     pub ticks: u64,
     /// Empty when the kernel does not say.
     pub boot_id: String,
+    /// The PID namespace's inode (/proc/PID/ns/pid), None when the kernel
+    /// does not say (or a record from before it was written).
+    pub pid_ns: Option<u64>,
 }
 
 impl ProcessStart {
@@ -325,17 +333,33 @@ impl ProcessStart {
         Some(ProcessStart {
             ticks: start_ticks_of("self")?,
             boot_id: boot_id(),
+            pid_ns: pid_namespace_of("self"),
         })
     }
 
     /// The process with this pid here, None when there is none (or /proc
     /// cannot say).
     pub fn of_pid(pid: u32) -> Option<ProcessStart> {
+        let pid = pid.to_string();
         Some(ProcessStart {
-            ticks: start_ticks_of(&pid.to_string())?,
+            ticks: start_ticks_of(&pid)?,
             boot_id: boot_id(),
+            pid_ns: pid_namespace_of(&pid),
         })
     }
+}
+
+/// The inode of the PID namespace process `pid` ("self" for this one) is
+/// in: the number in /proc/PID/ns/pid's `pid:[N]`, the same from any
+/// namespace. None when there is no such process, or reading it is not
+/// allowed (another user's process).
+pub fn pid_namespace_of(pid: &str) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+    link.to_str()?
+        .strip_prefix("pid:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// When process `pid` ("self" for this one) started, in clock ticks after
@@ -400,6 +424,9 @@ fn render<'a>(
         let _ = writeln!(out, "start_ticks {}", start.ticks);
         if !start.boot_id.is_empty() {
             let _ = writeln!(out, "boot_id {}", start.boot_id);
+        }
+        if let Some(ns) = start.pid_ns {
+            let _ = writeln!(out, "pid_ns {ns}");
         }
     }
     let _ = writeln!(out, "updated {}", h.updated_unix_s);
@@ -492,7 +519,7 @@ pub fn parse(text: &str) -> Option<Outcome> {
     }
     let mut o = Outcome::default();
     let mut state = None;
-    let (mut ticks, mut boot_id) = (None, String::new());
+    let (mut ticks, mut boot_id, mut pid_ns) = (None, String::new(), None);
     for line in lines {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
         let number = || value.parse::<u64>().ok();
@@ -503,6 +530,7 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "started" => o.started_unix_s = number()?,
             "start_ticks" => ticks = Some(number()?),
             "boot_id" => boot_id = value.to_string(),
+            "pid_ns" => pid_ns = Some(number()?),
             "updated" => o.updated_unix_s = number()?,
             "state" => state = Some(value == "stopped"),
             "ended" => o.counts.ended = number()?,
@@ -530,7 +558,11 @@ pub fn parse(text: &str) -> Option<Outcome> {
     }
     o.stopped = state?;
     // A boot id alone says no start.
-    o.start = ticks.map(|ticks| ProcessStart { ticks, boot_id });
+    o.start = ticks.map(|ticks| ProcessStart {
+        ticks,
+        boot_id,
+        pid_ns,
+    });
     (o.pid != 0).then_some(o)
 }
 
@@ -655,6 +687,10 @@ mod tests {
             .collect()
     }
 
+    fn text_of(f: &OutcomeFile) -> String {
+        std::fs::read_to_string(f.path()).expect("read")
+    }
+
     fn names_in(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .expect("list")
@@ -771,6 +807,10 @@ mod tests {
         let mine = ProcessStart::of_this_process().expect("/proc/self/stat");
         assert_eq!(o.start, Some(mine.clone()));
         assert!(!mine.boot_id.is_empty());
+        // Its PID namespace too: a container's pid 1 is another pid on
+        // the host, whose reader tells them apart by it.
+        assert!(mine.pid_ns.is_some());
+        assert!(text_of(&f).contains(&format!("\npid_ns {}\n", mine.pid_ns.unwrap())));
         assert_eq!(ProcessStart::of_pid(std::process::id()), Some(mine));
         let name = f.path().file_name().unwrap().to_string_lossy().into_owned();
         let fields: Vec<&str> = name.trim_end_matches(SUFFIX).split('-').collect();
@@ -778,7 +818,16 @@ mod tests {
         assert_eq!(fields[0], std::process::id().to_string());
         let older = parse(&format!("{MAGIC}\npid 7\nstarted 5\nstate stopped\n")).expect("older");
         assert_eq!(older.start, None);
-        let no_ticks = parse(&format!("{MAGIC}\npid 7\nboot_id x\nstate stopped\n"));
+        let without_namespace = parse(&format!(
+            "{MAGIC}\npid 7\nstart_ticks 9\nboot_id x\nstate stopped\n"
+        ));
+        assert_eq!(
+            without_namespace.expect("a record").start.unwrap().pid_ns,
+            None
+        );
+        let no_ticks = parse(&format!(
+            "{MAGIC}\npid 7\nboot_id x\npid_ns 3\nstate stopped\n"
+        ));
         assert_eq!(no_ticks.expect("a record").start, None);
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -1003,6 +1003,24 @@ pub extern "C" fn spanguard_shutdown_for_signal(
     })
 }
 
+/// Whether a termination signal (SIGTERM, SIGINT...) this process raises
+/// again can end it: `program_handles_it` says whether the program has a
+/// handler of its own for it, or leaves it at the default action. False
+/// only for a PID namespace's init (a container's PID 1) at the default,
+/// whose own signal the kernel drops (pid_namespaces(7)): raised again
+/// once a binding's signal hook has shut its tracers down, it does
+/// nothing, and the process lives on with them shut down. For a binding
+/// whose own handler catches the signal (Node's process hooks) to decide,
+/// before it does, whether to shut down and raise it again or only flush
+/// and go on; the library's watchdog decides by the same rule. Thread-safe
+/// and async-signal-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_raised_signal_can_end_process(program_handles_it: bool) -> bool {
+    ffi_boundary!(true, {
+        crate::watchdog::namespace_init::raised_signal_can_end_process(|| program_handles_it)
+    })
+}
+
 /// Shuts the tracer down as `spanguard_tracer_free` does (flush, open spans
 /// exported marked unended, exporter stopped, within the tracer's export
 /// timeout) but keeps its memory: calls on it and on its spans, made

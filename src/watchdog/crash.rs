@@ -232,12 +232,46 @@ fn v8_handled_wasm_trap(
     }
 }
 
+/// Whether a crash signal another process sent (`kill`, `docker kill
+/// --signal=SIGABRT`: no fault, no abort() of ours) can end this process;
+/// true for a fault, or a raise of the process's own. Not for a
+/// container's PID 1 with no handler of the program's own for it
+/// (`namespace_init::raised_signal_can_end_process`): the kernel drops such a
+/// signal, and would drop the re-raise. Dumped and frozen for a death
+/// that never came, every tracer refused every span from then on. Left
+/// alone, the process goes on as it would have without us. A fault
+/// (si_code above 0, the kernel's) always ends it: forced, the kernel's
+/// own signal ends even init once the disposition is the default. So
+/// does abort() (its raise has the process's own pid): it falls back to
+/// a fault or _exit when the signal does nothing. Async-signal-safe.
+fn sent_signal_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return true;
+    }
+    // SAFETY: the kernel's siginfo for this signal; si_pid is meaningful
+    // for the codes below 1 (kill, sigqueue, tgkill), the only ones read.
+    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
+    // SAFETY: getpid has no preconditions and is async-signal-safe.
+    if code > 0 || sender == unsafe { libc::getpid() } {
+        return true;
+    }
+    super::namespace_init::raised_signal_can_end_process(|| {
+        // SAFETY: PREVIOUS was written before this handler was installed
+        // and is never written again.
+        let previous = unsafe { (*std::ptr::addr_of!(PREVIOUS))[signal as usize] };
+        previous.is_some_and(|old| old.sa_sigaction != libc::SIG_DFL)
+    })
+}
+
 extern "C" fn on_crash(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
     context: *mut libc::c_void,
 ) {
     if v8_handled_wasm_trap(signal, info, context) {
+        return;
+    }
+    if !sent_signal_can_end_process(signal, info) {
         return;
     }
     // A crash inside the dump itself must not recurse into another dump.

@@ -5,6 +5,7 @@ pub mod all_at_once;
 pub mod crash;
 pub mod exit;
 pub mod fork;
+pub mod namespace_init;
 pub mod shield;
 pub mod signals;
 

@@ -599,27 +599,22 @@ fn watch(read_end: OwnedFd) {
     }
 }
 
-/// Whether `signal`, handed back to the host, can end this process. Not
-/// for a PID namespace's init (a container's PID 1) whose disposition
-/// for it is the default: the kernel drops a signal that init does not
-/// handle, from outside the namespace (`docker stop`) or from itself
-/// (pid_namespaces(7)), so the re-raise does nothing and the process
-/// lives on, as it would have without us. Frozen and dumped for a death
-/// that never came, its tracers refused every span begun or ended from
-/// the freeze to the thaw (a busy agent's, lost uncounted) and wrote a
-/// dump only to take it back.
+/// Whether `signal`, handed back to the host, can end this process
+/// (`namespace_init::raised_signal_can_end_process`, the host's disposition being the one
+/// the watchdog replaced). Frozen and dumped for a death that never
+/// came, a PID 1's tracers refused every span begun or ended from the
+/// freeze to the thaw (a busy agent's, lost uncounted) and wrote a dump
+/// only to take it back.
 fn signal_can_end_process(signal: Signal) -> bool {
-    // SAFETY: getpid has no preconditions.
-    if unsafe { libc::getpid() } != 1 {
-        return true;
-    }
-    let previous = lock_previous();
-    !previous
-        .actions
-        .get(signal as usize)
-        .copied()
-        .flatten()
-        .is_some_and(|old| matches!(old.handler(), SigHandler::SigDfl))
+    super::namespace_init::raised_signal_can_end_process(|| {
+        let previous = lock_previous();
+        !previous
+            .actions
+            .get(signal as usize)
+            .copied()
+            .flatten()
+            .is_some_and(|old| matches!(old.handler(), SigHandler::SigDfl))
+    })
 }
 
 /// The watchdog's flush for a signal that cannot end the process

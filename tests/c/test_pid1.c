@@ -23,6 +23,21 @@
  *   the span it had open is dumped and sent once by the next start.
  * - "returns": a handler that returns: it runs at each SIGTERM, each
  *   flushes, the agent lives on until the SIGKILL, no span twice.
+ * - "segv", "bus", "abort": a crash. A real fault (a write to a
+ *   PROT_NONE page, a read past a mapped file's end) and abort(). The
+ *   crash handler dumps and re-raises at SIG_DFL, a raise the kernel
+ *   drops for init; a fault recurs on return and the kernel's own
+ *   signal, forced, ends even init. abort() raises SIGABRT twice (both
+ *   dropped), then executes glibc's ABORT_INSTRUCTION (hlt: SIGSEGV on
+ *   x86-64, so the agent dies of SIGSEGV, as it does without spanguard)
+ *   or _exit(127). Each ends within seconds, its dump written, and the
+ *   next start, PID 1 again on the same spool (the container
+ *   restarted), sends the dump's spans once.
+ * - "sent": SIGABRT and SIGSEGV sent to it (`docker kill --signal`), no
+ *   handler of its own: dropped for init, as without spanguard. The
+ *   agent lives on recording, nothing dumped. The crash handler dumped,
+ *   froze every tracer and re-raised in vain: the agent went on with
+ *   every span refused.
  *
  * Skipped (exit 0, said on stdout) where new PID namespaces cannot be
  * made (no privilege, a sandbox that forbids it). */
@@ -33,6 +48,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,7 +77,11 @@ static void step(char c) {
 
 static void await_parent(void) {
     char c;
-    if (read(from_parent, &c, 1) != 1) _exit(6);
+    ssize_t n;
+    /* A signal the agent lives through may interrupt the read. */
+    while ((n = read(from_parent, &c, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1) _exit(6);
 }
 
 /* In the agent: waits (10 s at most) for `needle` to be in the sink. */
@@ -120,6 +141,10 @@ static void *record_all_along(void *arg) {
 static void plain_agent(void) {
     spanguard_tracer *t = agent_tracer("pid1-plain", 1);
     if (!t || getpid() != 1) _exit(2);
+    /* The rule bindings ask (Node's hooks): a raise at the default
+     * cannot end init, one the program handles can. */
+    CHECK(!spanguard_raised_signal_can_end_process(false));
+    CHECK(spanguard_raised_signal_can_end_process(true));
     record_span(t, "plain-before");
     spanguard_span open;
     CHECK_RC(spanguard_span_begin(t, S("plain-open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
@@ -197,6 +222,63 @@ static void returns_agent(void) {
     _exit(4);
 }
 
+static void next_start(void);
+
+/* A crash of kind `how` ("segv", "bus", "abort") once the parent says
+ * so, with a span ended and unflushed (in the slab) and one open. */
+static void crash_agent(const char *how) {
+    char service[64], before[64], open_name[64];
+    snprintf(service, sizeof service, "pid1-%s", how);
+    snprintf(before, sizeof before, "%s-before", how);
+    snprintf(open_name, sizeof open_name, "%s-open", how);
+    spanguard_tracer *t = agent_tracer(service, 0);
+    if (!t || getpid() != 1) _exit(2);
+    record_span(t, before);
+    spanguard_span open;
+    CHECK_RC(spanguard_span_begin(t, S(open_name), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
+    /* The fault's page, made before the go-ahead. */
+    long page = sysconf(_SC_PAGESIZE);
+    volatile char *fault = MAP_FAILED;
+    if (strcmp(how, "segv") == 0) {
+        fault = mmap(NULL, (size_t)page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    } else if (strcmp(how, "bus") == 0) {
+        FILE *empty = tmpfile(); /* a mapping past its end: SIGBUS */
+        if (empty) fault = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fileno(empty), 0);
+    }
+    if (strcmp(how, "abort") != 0 && fault == MAP_FAILED) _exit(2);
+    step(failures ? 'F' : '1');
+    await_parent();
+    if (strcmp(how, "segv") == 0) fault[0] = 1;
+    if (strcmp(how, "bus") == 0) (void)fault[0];
+    if (strcmp(how, "abort") == 0) abort();
+    _exit(4); /* lived through it */
+}
+
+static void sent_agent(void) {
+    spanguard_tracer *t = agent_tracer("pid1-sent", 0);
+    if (!t || getpid() != 1) _exit(2);
+    record_span(t, "sent-before");
+    step(failures ? 'F' : '1');
+    await_parent(); /* SIGABRT and SIGSEGV came and went */
+    record_span(t, "sent-after");
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(sink, "\"name\":\"sent-after\"") == 1);
+    CHECK(files_ending(spool, ".sgdump") == 0);
+    step(failures ? 'F' : '2');
+    await_parent();
+    _exit(0);
+}
+
+/* The next start as PID 1 again (the container restarted on the same
+ * spool): it recovers, flushes and shuts down, then waits to be told. */
+static void next_agent(void) {
+    if (getpid() != 1) _exit(2);
+    next_start();
+    step(failures ? 'F' : '1');
+    await_parent();
+    _exit(failures ? 3 : 0);
+}
+
 static const char *self_path;
 
 /* Runs this program again as `agent` (see main), PID 1 of a new PID
@@ -214,6 +296,10 @@ static pid_t start_pid1(const char *agent, int *events, int *go, pid_t *unshare_
         char up_fd[16], down_fd[16];
         snprintf(up_fd, sizeof up_fd, "%d", up[1]);
         snprintf(down_fd, sizeof down_fd, "%d", down[0]);
+        /* No core file for the crash cases: a core of the agent takes
+         * time and disk, and says nothing here. */
+        struct rlimit no_core = {0, 0};
+        (void)setrlimit(RLIMIT_CORE, &no_core);
         execlp("unshare", "unshare", "--pid", "--fork", "--kill-child", self_path, "--agent", agent, sink, up_fd,
                down_fd, (char *)NULL);
         _exit(127);
@@ -289,6 +375,77 @@ static void two_sigterms_then_sigkill(pid_t pid, pid_t unshare_pid, int events, 
     close(go);
 }
 
+/* unshare's wait status once it ended, within `seconds`; else the agent
+ * and unshare are killed and -1 returned (a hang, or a spin). */
+static int status_within(pid_t agent, pid_t unshare_pid, int seconds) {
+    for (int i = 0; i < seconds * 100; i++) {
+        int status = 0;
+        pid_t got = waitpid(unshare_pid, &status, WNOHANG);
+        if (got == unshare_pid) return status;
+        if (got < 0) return -1;
+        sleep_ms(10);
+    }
+    kill(agent, SIGKILL);
+    kill(unshare_pid, SIGKILL);
+    int status;
+    waitpid(unshare_pid, &status, 0);
+    return -1;
+}
+
+/* The next start, PID 1 again on the same spool: ends 0, its checks passed. */
+static void next_start_as_pid1(void) {
+    int events, go;
+    pid_t unshare_pid;
+    pid_t pid = start_pid1("next", &events, &go, &unshare_pid);
+    CHECK(pid > 0);
+    CHECK(next_step(events) == '1');
+    CHECK(write(go, "g", 1) == 1);
+    int status = status_within(pid, unshare_pid, 30);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(events);
+    close(go);
+}
+
+/* A crash of kind `how` as PID 1: the agent ends within seconds (as
+ * `ended` says of its wait status), its dump on disk, and the next start
+ * as PID 1 sends the span ended before and the one open, once each. */
+static void crash_as_pid1(const char *how, int (*ended)(int status)) {
+    int events, go;
+    pid_t unshare_pid;
+    pid_t pid = start_pid1(how, &events, &go, &unshare_pid);
+    CHECK(pid > 0);
+    CHECK(next_step(events) == '1');
+    CHECK(write(go, "g", 1) == 1);
+    /* 20 s: the dump takes milliseconds; a loaded machine's margin. */
+    int status = status_within(pid, unshare_pid, 20);
+    printf("%s as PID 1: %s %d\n", how,
+           status == -1 ? "still running after 20 s, killed:"
+           : WIFSIGNALED(status) ? "ended by signal"
+                                 : "exited with",
+           status == -1 ? 0 : WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    CHECK(status != -1 && ended(status));
+    close(events);
+    close(go);
+    CHECK(files_ending(spool, ".sgdump") == 1);
+    next_start_as_pid1();
+    char before[64], open_name[64];
+    snprintf(before, sizeof before, "\"name\":\"%s-before\"", how);
+    snprintf(open_name, sizeof open_name, "\"name\":\"%s-open\"", how);
+    CHECK(count_in_dir(sink, before) == 1);
+    CHECK(count_in_dir(sink, open_name) == 1);
+    CHECK(files_in_dir(spool, ".sg") == 0);
+}
+
+static int died_of_sigsegv(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV; }
+static int died_of_sigbus(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS; }
+/* abort() as PID 1: by the signal its abort instruction raises, or glibc's
+ * _exit(127) where it has none (or SIGABRT, should a kernel deliver it). */
+static int aborted(int status) {
+    return WIFSIGNALED(status) ? WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGILL ||
+                                     WTERMSIG(status) == SIGTRAP || WTERMSIG(status) == SIGABRT
+                               : WEXITSTATUS(status) == 127;
+}
+
 int main(int argc, char **argv) {
     self_path = argv[0];
     if (argc == 6 && strcmp(argv[1], "--agent") == 0) {
@@ -300,11 +457,18 @@ int main(int argc, char **argv) {
         if (strcmp(argv[2], "plain") == 0) plain_agent();
         if (strcmp(argv[2], "exits") == 0) exits_agent();
         if (strcmp(argv[2], "returns") == 0) returns_agent();
+        if (strcmp(argv[2], "segv") == 0 || strcmp(argv[2], "bus") == 0 || strcmp(argv[2], "abort") == 0)
+            crash_agent(argv[2]);
+        if (strcmp(argv[2], "next") == 0) next_agent();
+        if (strcmp(argv[2], "sent") == 0) sent_agent();
         return 4;
     }
     const char *dir = argc > 1 ? argv[1] : "build/test_pid1-spans";
     snprintf(sink, sizeof sink, "%s", dir);
     snprintf(spool, sizeof spool, "%s-spool", dir);
+    /* Outside a namespace's init, any raise can end the process. */
+    CHECK(spanguard_raised_signal_can_end_process(false));
+    CHECK(spanguard_raised_signal_can_end_process(true));
     if (!pid_namespaces_work()) return 0;
 
     int events, go;
@@ -345,6 +509,30 @@ int main(int argc, char **argv) {
     next_start();
     CHECK(count_in_dir(sink, "\"name\":\"returns-before\"") == 1);
     CHECK(count_in_dir(sink, "\"name\":\"returns-after\"") == 1);
+    CHECK(files_in_dir(spool, ".sg") == 0);
+
+    /* Crashes as PID 1: each ends, dumped; the next PID 1 sends it once. */
+    crash_as_pid1("segv", died_of_sigsegv);
+    crash_as_pid1("bus", died_of_sigbus);
+    crash_as_pid1("abort", aborted);
+
+    /* sent: crash signals from outside, dropped; it records on. */
+    pid = start_pid1("sent", &events, &go, &unshare_pid);
+    CHECK(pid > 0);
+    CHECK(next_step(events) == '1');
+    kill(pid, SIGABRT);
+    kill(pid, SIGSEGV);
+    sleep_ms(300); /* handled, if they are, by now */
+    CHECK(write(go, "g", 1) == 1);
+    CHECK(next_step(events) == '2');
+    CHECK(write(go, "g", 1) == 1);
+    status = status_within(pid, unshare_pid, 20);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(events);
+    close(go);
+    CHECK(count_in_dir(sink, "\"name\":\"sent-before\"") == 1);
+    next_start();
+    CHECK(count_in_dir(sink, "\"name\":\"sent-before\"") == 1);
     CHECK(files_in_dir(spool, ".sg") == 0);
     return check_summary();
 }

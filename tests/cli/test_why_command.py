@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from receiver_client import OtlpReceiverProcess
 
 from conftest import REPO
@@ -187,3 +189,65 @@ def test_a_directory_filled_by_someone_else_is_said_in_a_few_lines_and_read_in_b
     assert errs[5] == f"spanguard why: 99995 more files skipped in {outcomes}: 99995 not a record of spanguard's", errs
     # 20,000 records of 4 KiB held were 80 MB and more; a generous bound.
     assert int(peak_kib) < 30_000, f"{peak_kib} KiB at its peak"
+
+
+def pid_namespaces_work() -> bool:
+    probe = subprocess.run(["unshare", "--pid", "--fork", "sh", "-c", "test $$ = 1"], capture_output=True)
+    return probe.returncode == 0
+
+
+def child_of(parent: int) -> int:
+    children = f"/proc/{parent}/task/{parent}/children"
+    for _ in range(1000):
+        with open(children) as f:
+            found = f.read().split()
+        if found:
+            return int(found[0])
+        time.sleep(0.01)
+    raise RuntimeError(f"unshare {parent} started no program")
+
+
+@pytest.mark.skipif(not pid_namespaces_work(), reason="no PID namespace here (`unshare --pid --fork` fails)")
+def test_a_containers_process_is_told_from_outside_its_pid_namespace(cli, tmp_path):
+    """A host operator reads a container's spool volume: the record says
+    pid 1, which on the host is its init (always alive, never the
+    record's process). The process is found by its start and its pid in
+    its own namespace: running while it runs (with its pid here), ended
+    once killed. Read from another container, which sees none of its
+    processes: said that it cannot be told from there. From the host it
+    was called dead while it ran (host pid 1 started at another tick),
+    and from a sibling container too."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    unshare = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child",
+                                str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
+                                str(spool), "1", "0", "none", "0", "why-pid1", "20000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        agent = child_of(unshare.pid)
+        assert len(unshare.stdout.read(4)) == 4, unshare.stderr.read()
+        outcomes = spool / "outcomes"
+        deadline = time.monotonic() + 30
+        while not any(outcomes.glob("1-*.sgoutcome")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run = why(cli, env, "--dir", str(spool))
+        head = next(l for l in run.stdout.splitlines() if l.startswith("pid 1 "))
+        assert head.startswith(f"pid 1 (pid {agent} here) kill-child: running since "), run.stdout
+        # From a sibling namespace (another container sharing the volume).
+        sibling = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", str(cli), "why", "--dir", str(spool)],
+                                 capture_output=True, text=True, env=env, timeout=60)
+        head = next(l for l in sibling.stdout.splitlines() if l.startswith("pid 1 "))
+        assert "whether it runs still cannot be told from here: it ran in another PID namespace" in head, \
+            sibling.stdout + sibling.stderr
+        assert "ended without stopping" not in sibling.stdout, sibling.stdout
+    finally:
+        unshare.kill()  # --kill-child: the agent dies with it
+        unshare.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{agent}") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    head = next(l for l in run.stdout.splitlines() if l.startswith("pid 1 "))
+    assert head.startswith("pid 1 kill-child: started "), run.stdout
+    assert "ended without stopping its tracer (killed, or it crashed)" in head, run.stdout

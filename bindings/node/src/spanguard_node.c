@@ -1826,6 +1826,18 @@ static napi_value js_is_ok(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* raisedSignalCanEndProcess(programHandlesIt) -> bool: the library's rule
+ * (spanguard_raised_signal_can_end_process), for the process hooks. */
+static napi_value js_raised_signal_can_end_process(napi_env env, napi_callback_info info) {
+    args a;
+    bool handled;
+    if (!get_args(env, info, &a, 1) || napi_get_value_bool(env, a.argv[0], &handled) != napi_ok)
+        return throw_last(env, "raisedSignalCanEndProcess");
+    napi_value out;
+    CALL(env, napi_get_boolean(env, spanguard_raised_signal_can_end_process(handled), &out));
+    return out;
+}
+
 /* leftOut(): how many values the last call on this thread that answered
  * ADDON_VALUE_LEFT_OUT left out (index.js counts them). */
 static napi_value js_left_out(napi_env env, napi_callback_info info) {
@@ -1888,6 +1900,7 @@ NAPI_MODULE_INIT() {
         FN("leftOut", js_left_out),
         FN("strerror", js_strerror),
         FN("isOk", js_is_ok),
+        FN("raisedSignalCanEndProcess", js_raised_signal_can_end_process),
         FN("tracerNew", js_tracer_new),
         FN("tracerFree", js_tracer_free),
         FN("setEventSink", js_set_event_sink),

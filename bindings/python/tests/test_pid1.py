@@ -140,3 +140,76 @@ def test_a_pid1_agent_lives_through_sigterm_flushed_each_time(tmp_path, program)
     want = ["after", "before"] + (["unflushed"] if program == "plain" else [])
     assert [n for n in got if n != "busy"] == sorted(want)
     assert not [f for f in spool.iterdir() if f.name != "outcomes"]
+
+
+# A Python agent as PID 1 that crashes: a span ended and unflushed, one
+# open, then a real fault (SIGSEGV) or os.abort(). The crash handler
+# dumps and re-raises at the default, a raise the kernel drops for init;
+# the fault recurs and ends it, abort() falls back to its own fault (or
+# _exit). It must end, not hang, with its dump on disk for the next start.
+CRASH = textwrap.dedent("""
+    import ctypes, os, sys
+    import spanguard
+
+    state, how = sys.argv[1], sys.argv[2]
+    assert os.getpid() == 1, os.getpid()
+    tracer = spanguard.Tracer(from_env=False, service_name="pid1-crash", sink_dir=state + "/sink",
+                              spool_dir=state + "/spool", schedule_delay_ms=60000)
+    tracer.start_span(how + "-before").end()
+    still_open = tracer.start_span(how + "-open")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    if how == "abort":
+        os.abort()
+    ctypes.string_at(0)
+""")
+
+# The next start, PID 1 again on the same spool (the container restarted).
+NEXT = textwrap.dedent("""
+    import os, sys
+    import spanguard
+
+    state = sys.argv[1]
+    assert os.getpid() == 1, os.getpid()
+    tracer = spanguard.Tracer(from_env=False, service_name="next", sink_dir=state + "/sink",
+                              spool_dir=state + "/spool")
+    tracer.flush()
+    tracer.shutdown()
+    print("done", flush=True)
+    sys.stdin.readline()  # found by its pid before it ends
+""")
+
+
+def no_core_file():
+    import resource
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@pytest.mark.parametrize("how", ["segv", "abort"])
+def test_a_pid1_agent_that_crashes_ends_and_the_next_pid1_sends_its_dump_once(tmp_path, how):
+    agent = Pid1([sys.executable, "-c", CRASH, str(tmp_path), how], preexec_fn=no_core_file)
+    try:
+        assert agent.line() == "ready"
+        agent.say("crash")
+        # 20 s: the dump takes milliseconds; a hang or a spin ends here.
+        status = agent.wait(timeout=20)
+    finally:
+        agent.unshare.kill()
+        agent.unshare.wait()
+    # abort() as PID 1 ends by glibc's fallback (hlt, SIGSEGV on x86-64),
+    # or _exit(127) where there is none.
+    ends = {-signal.SIGSEGV} if how == "segv" else {-signal.SIGSEGV, -signal.SIGILL, -signal.SIGTRAP,
+                                                    -signal.SIGABRT, 127}
+    assert status in ends, status
+    spool = tmp_path / "spool"
+    assert len(list(spool.glob("*.sgdump"))) == 1, sorted(f.name for f in spool.iterdir())
+    nxt = Pid1([sys.executable, "-c", NEXT, str(tmp_path)])
+    try:
+        assert nxt.line() == "done"
+        nxt.say("bye")
+        assert nxt.wait() == 0
+    finally:
+        nxt.unshare.kill()
+        nxt.unshare.wait()
+    assert names_in(tmp_path / "sink") == sorted([f"{how}-before", f"{how}-open"])
+    assert not [f for f in spool.iterdir() if f.name != "outcomes"]

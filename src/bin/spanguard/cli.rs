@@ -12,6 +12,7 @@ mod chat;
 mod check;
 mod clock_text;
 mod html;
+mod liveness;
 mod locks;
 mod page_file;
 mod replay;

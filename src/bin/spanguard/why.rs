@@ -15,6 +15,7 @@ use spanguard::export::outcome::{self, Outcome};
 
 use super::args::Args;
 use super::clock_text;
+use super::liveness::{Liveness, ProcessTable};
 use super::terminal::clean;
 
 pub const HELP: &str = "\
@@ -29,7 +30,10 @@ it is said to have ended without stopping its tracer, with what was not
 accounted for then.
 
 The records are kept beside the spans a tracer spools: in the outcomes/
-directory of its spool directory.
+directory of its spool directory. A container's process, its spool a volume
+read on the host, is found by its start whatever its pid here (its record says
+pid 1); read from another container, which cannot see it, whether it runs is
+said to be unknown there.
 
   --dir DIR  the spool directory the tracers used (SPANGUARD_SPOOL_DIR, or the
              spool_dir of their config), or its outcomes/ directory; default
@@ -117,9 +121,10 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     println!("spanguard why: what the last {whose}, newest first ({shown_dir})");
     let now_s = now_unix_s();
+    let mut processes = ProcessTable::default();
     for o in &found.newest {
         println!();
-        print!("{}", describe(o, now_s, alive(o)));
+        print!("{}", describe(o, now_s, &processes.liveness(o)));
     }
     if total > last {
         println!(
@@ -268,61 +273,33 @@ fn read_record(path: &Path) -> Result<Outcome, String> {
         .ok_or_else(|| "not a record of spanguard's".to_string())
 }
 
-/// Whether the process of `o` runs still. A record that says which
-/// process wrote it (`outcome::ProcessStart`): that very process is
-/// there, not a later one given its pid (a restarted container's PID 1,
-/// started moments after the one killed, was taken for it). An older
-/// record: its pid is there and started no later than the record's
-/// tracer.
-fn alive(o: &Outcome) -> bool {
-    match &o.start {
-        Some(start) => outcome::ProcessStart::of_pid(o.pid).is_some_and(|now| {
-            now.ticks == start.ticks
-                && (start.boot_id.is_empty()
-                    || now.boot_id.is_empty()
-                    || now.boot_id == start.boot_id)
-        }),
-        None => process_start_unix_s(o.pid)
-            .is_some_and(|start| start <= o.started_unix_s.saturating_add(2)),
-    }
-}
-
-/// When process `pid` started, in seconds since the epoch: its start
-/// in clock ticks after boot (`outcome::start_ticks_of`) and the boot
-/// time (/proc/stat's btime). None when there is no such process.
-fn process_start_unix_s(pid: u32) -> Option<u64> {
-    let ticks = outcome::start_ticks_of(&pid.to_string())?;
-    let boot: u64 = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(boot + ticks / per_second)
-}
-
 /// `n` spans, "1 span".
 fn spans(n: u64) -> String {
     spanguard::export::diagnostics::spans(n).to_string()
 }
 
 /// What one record says, as lines.
-fn describe(o: &Outcome, now_s: u64, alive: bool) -> String {
+fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
     // A record's numbers are a file's text: whatever they are, they are
     // said, never overflowed.
     let at = |s: u64| clock_text::utc(s.saturating_mul(1_000_000_000));
     let ago = |s: u64| clock_text::age(now_s.saturating_sub(s).saturating_mul(1_000_000_000));
     let mut out = String::new();
+    // A pid of another PID namespace (a container's, read on the host)
+    // is said with the one it has here.
+    let pid = match liveness {
+        Liveness::Running {
+            pid_here: Some(here),
+        } => format!("pid {} (pid {here} here)", o.pid),
+        _ => format!("pid {}", o.pid),
+    };
     let who = if o.service.is_empty() {
-        format!("pid {}", o.pid)
+        pid
     } else {
-        format!("pid {} {}", o.pid, clean(&o.service))
+        format!("{pid} {}", clean(&o.service))
     };
     let c = &o.counts;
-    let killed = !o.stopped && !alive;
+    let killed = !o.stopped && *liveness == Liveness::Ended;
     let how = if o.stopped {
         format!(
             "ran {} to {} ({} ago), stopped its tracer",
@@ -330,9 +307,19 @@ fn describe(o: &Outcome, now_s: u64, alive: bool) -> String {
             at(o.updated_unix_s),
             ago(o.updated_unix_s)
         )
-    } else if alive {
+    } else if let Liveness::Running { .. } = liveness {
         format!(
             "running since {}, as of {} ({} ago)",
+            at(o.started_unix_s),
+            at(o.updated_unix_s),
+            ago(o.updated_unix_s)
+        )
+    } else if *liveness == Liveness::CannotTell {
+        format!(
+            "started {}, its last record is from {} ({} ago); whether it runs still cannot be \
+             told from here: it ran in another PID namespace (a container's) none of whose \
+             processes is visible here (spanguard why on the host, or inside its container, \
+             can tell)",
             at(o.started_unix_s),
             at(o.updated_unix_s),
             ago(o.updated_unix_s)
@@ -448,7 +435,7 @@ mod tests {
             causes: vec![(40, refused.to_string())],
         };
         assert_eq!(
-            describe(&o, 1_066, false),
+            describe(&o, 1_066, &Liveness::Ended),
             format!(
                 "pid 42 checkout: ran 1970-01-01 00:16:40.000Z to 1970-01-01 00:16:46.000Z (1m 00s ago), stopped its tracer\n\
                  \x20 spans went to http://h/v1/traces\n\
@@ -466,7 +453,7 @@ mod tests {
             causes: Vec::new(),
             ..o
         };
-        let text = describe(&killed, 1_010, false);
+        let text = describe(&killed, 1_010, &Liveness::Ended);
         assert!(
             text.starts_with("pid 42 checkout: started 1970-01-01 00:16:40.000Z, ended without stopping its tracer (killed, or it crashed): its last record is from 1970-01-01 00:16:46.000Z (4s ago)\n"),
             "{text}"
@@ -479,7 +466,7 @@ mod tests {
         );
         assert!(!text.contains("nothing lost"), "{text}");
         // The same record of a process that runs still.
-        let text = describe(&killed, 1_010, true);
+        let text = describe(&killed, 1_010, &Liveness::Running { pid_here: None });
         assert!(text.contains("running since"), "{text}");
         assert!(text.ends_with("  nothing lost\n"), "{text}");
     }
@@ -506,7 +493,7 @@ mod tests {
             causes: vec![(most, "a".to_string()), (most, "b".to_string())],
             ..Outcome::default()
         };
-        let text = describe(&o, 0, alive(&o));
+        let text = describe(&o, 0, &ProcessTable::default().liveness(&o));
         assert!(
             text.contains(&format!(
                 "  {most} spans ended: {most} delivered, 0 to the spool, {most} lost\n"
@@ -515,36 +502,5 @@ mod tests {
         );
         assert!(!text.contains("for a reason not recorded"), "{text}");
         assert!(text.contains("ended without stopping its tracer"), "{text}");
-    }
-
-    /// A restarted container's new process runs as the dead one's pid,
-    /// moments later: a record that says which process wrote it is alive
-    /// only while that very process is there, not one given its pid
-    /// since. (Judged by pid and start second, the new process was taken
-    /// for the killed one, said "running".) One from before the records
-    /// said so is judged as before.
-    #[test]
-    fn a_record_of_a_process_whose_pid_runs_another_is_not_alive() {
-        let mine = outcome::ProcessStart::of_this_process().expect("/proc/self/stat");
-        let now = now_unix_s();
-        let record = |start| Outcome {
-            pid: std::process::id(),
-            started_unix_s: now,
-            updated_unix_s: now,
-            start,
-            ..Outcome::default()
-        };
-        assert!(alive(&record(Some(mine.clone()))));
-        let earlier = outcome::ProcessStart {
-            ticks: mine.ticks.saturating_sub(1),
-            ..mine.clone()
-        };
-        assert!(!alive(&record(Some(earlier))));
-        let another_boot = outcome::ProcessStart {
-            boot_id: "another-boot".to_string(),
-            ..mine
-        };
-        assert!(!alive(&record(Some(another_boot))));
-        assert!(alive(&record(None)));
     }
 }
