@@ -24,6 +24,17 @@ const path = require('path');
 
 const WARM = 20000;
 
+/** `n` spans of `tracer` (spanguard's or OpenTelemetry's), each with three attributes set one by one. */
+function threeAttributes(tracer, n) {
+  for (let i = 0; i < n; i++) {
+    const s = tracer.startSpan('op');
+    s.setAttribute('gen_ai.usage.input_tokens', i);
+    s.setAttribute('gen_ai.request.model', 'gpt-4o');
+    s.setAttribute('stream', true);
+    s.end();
+  }
+}
+
 // Each case: what it does `n` times with `sg` (a Tracer) or `otel` (an
 // OpenTelemetry tracer whose provider's only processor is
 // SpanguardSpanProcessor).
@@ -31,15 +42,7 @@ const CASES = {
   'begin+end': (sg, otel, n) => {
     for (let i = 0; i < n; i++) sg.startSpan('op').end();
   },
-  'begin+3 attrs+end': (sg, otel, n) => {
-    for (let i = 0; i < n; i++) {
-      const s = sg.startSpan('op');
-      s.setAttribute('gen_ai.usage.input_tokens', i);
-      s.setAttribute('gen_ai.request.model', 'gpt-4o');
-      s.setAttribute('stream', true);
-      s.end();
-    }
-  },
+  'begin+3 attrs+end': (sg, otel, n) => threeAttributes(sg, n),
   'parent+child (per span)': (sg, otel, n) => {
     for (let i = 0; i < n; i += 2) {
       const p = sg.startSpan('op');
@@ -47,15 +50,7 @@ const CASES = {
       p.end();
     }
   },
-  'bridge: begin+3 attrs+end': (sg, otel, n) => {
-    for (let i = 0; i < n; i++) {
-      const s = otel.startSpan('op');
-      s.setAttribute('gen_ai.usage.input_tokens', i);
-      s.setAttribute('gen_ai.request.model', 'gpt-4o');
-      s.setAttribute('stream', true);
-      s.end();
-    }
-  },
+  'bridge: begin+3 attrs+end': (sg, otel, n) => threeAttributes(otel, n),
 };
 
 /** The child: WARM spans of the case, then `extra` more, in one tick. */
