@@ -80,26 +80,25 @@ const FORWARDED = [['addEvent', 'events'], ['addLink', 'links'], ['addLinks', 'l
 /**
  * A prototype over the SDK span's own (`base`) whose setters do its work
  * and then pass on what it kept to `processor` (`forward`), for a span
- * that holds its entry (under `processor.entryKey`), as long as it holds
- * it (onEnd takes it off). One a prototype and processor, made at its
+ * that has an entry in `open` (the processor's open spans), as long as it
+ * has one (onEnd takes it out). One a prototype and processor, made at its
  * first span: a span then costs one prototype change, not a closure a
  * setter.
  */
-function followingPrototype(base, processor) {
-  const ENTRY = processor.entryKey;
+function followingPrototype(base, processor, open) {
   const proto = Object.create(base);
   const define = (name, fn) => Object.defineProperty(proto, name, {
     value: fn, writable: true, configurable: true, enumerable: false,
   });
   define('setAttribute', function setAttribute(key, value) {
     const result = base.setAttribute.call(this, key, value);
-    const entry = this[ENTRY];
+    const entry = open.get(this);
     // Within setAttributes (the SDK's sets through setAttribute) its keys go on in one call.
     if (entry !== undefined && !entry.inSetAttributes) processor.forwardAttribute(this, entry, key);
     return result;
   });
   define('setAttributes', function setAttributes(attributes) {
-    const entry = this[ENTRY];
+    const entry = open.get(this);
     if (entry === undefined) return base.setAttributes.call(this, attributes);
     entry.inSetAttributes = true;
     let result;
@@ -115,7 +114,7 @@ function followingPrototype(base, processor) {
     if (typeof base[name] !== 'function') continue; // addLink, addLinks: SDKs since 1.24
     define(name, function followed(...args) {
       const result = base[name].apply(this, args);
-      const entry = this[ENTRY];
+      const entry = open.get(this);
       if (entry !== undefined) processor.forward(this, entry, what);
       return result;
     });
@@ -215,6 +214,15 @@ const COLLECTED_OPEN = new FinalizationRegistry(({ span, processor, key }) => {
 });
 
 class SpanguardSpanProcessor {
+  // Each open SDK span's entry ({ span: spanguard Span, name, attributes
+  // and links at start, ... }), by the SDK span: private, and not a
+  // property of the SDK span (it was one, under a Symbol), which any code
+  // holding the span reaches: a spread or Object.assign copied it (and a
+  // copy's end() ended the original's spanguard span), and a program
+  // could delete it (the span was lost) or put another span's there (that
+  // one was ended in its stead).
+  #open = new WeakMap();
+
   /**
    * @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one.
    *   The provider's span limits apply to its spans, not the tracer's (see onStart).
@@ -223,12 +231,6 @@ class SpanguardSpanProcessor {
     // A tracer made here is this processor's alone: shutdown frees it.
     this.ownsTracer = !(tracer instanceof Tracer);
     this.tracer = this.ownsTracer ? new Tracer(tracer) : tracer;
-    // An SDK span's entry ({ span: spanguard Span, name, attributes and
-    // links at start, ... }) is its property of this key while it is open:
-    // a property read costs a setter less than a WeakMap's lookup. A span
-    // that cannot take a property has its entry in `open`.
-    this.entryKey = Symbol('spanguard');
-    this.open = new WeakMap();
     // The SDK span's prototype -> its following prototype (`follow`), or null for one that cannot be followed.
     this.following = new Map();
     this.failures = 0;
@@ -263,8 +265,7 @@ class SpanguardSpanProcessor {
   onStart(otelSpan) {
     try {
       const entry = this.begin(otelSpan);
-      if (Object.isExtensible(otelSpan)) otelSpan[this.entryKey] = entry;
-      else this.open.set(otelSpan, entry);
+      this.#open.set(otelSpan, entry);
       let key;
       if (this.byContext !== null) {
         const ctx = otelSpan.spanContext();
@@ -357,7 +358,7 @@ class SpanguardSpanProcessor {
     let proto = this.following.get(base);
     if (proto === undefined) {
       const ok = base !== null && FOLLOWED.every((name) => typeof base[name] === 'function');
-      proto = ok ? followingPrototype(base, this) : null;
+      proto = ok ? followingPrototype(base, this, this.#open) : null;
       this.following.set(base, proto);
     }
     if (proto !== null) Reflect.setPrototypeOf(otelSpan, proto); // false for a span that cannot take it: left as it is
@@ -539,16 +540,11 @@ class SpanguardSpanProcessor {
   }
 
   onEnd(otelSpan) {
-    let entry = otelSpan[this.entryKey];
-    if (entry) {
-      // Off the span: the setters pass nothing more on (undefined, not
-      // deleted, which would make the span's properties a dictionary).
-      otelSpan[this.entryKey] = undefined;
-    } else {
-      entry = this.open.get(otelSpan);
-      if (!entry) return;
-      this.open.delete(otelSpan);
-    }
+    const entry = this.#open.get(otelSpan);
+    // A span this processor did not begin (a copy of one, say) is none of its own.
+    if (entry === undefined) return;
+    // Out: the setters pass nothing more on.
+    this.#open.delete(otelSpan);
     COLLECTED_OPEN.unregister(entry);
     if (entry.key !== undefined && this.byContext !== null) this.byContext.delete(entry.key);
     if (this.stopped()) return;
