@@ -337,9 +337,31 @@ struct AltStack {
     size: usize,
 }
 
+/// The smallest alternate stack of the host's that the crash handler is
+/// left to run on. The handler and the kernel's signal frame (3376 bytes
+/// with AVX-512's state) took more than 6 KiB of it in a release build,
+/// more in a debug one: Rust's standard library gives each of its threads
+/// an 8 KiB one (for its stack overflow message), and a dump on it
+/// overflowed into its guard page with SIGSEGV blocked, so the kernel
+/// killed the process with nothing dumped (a Rust host's SIGSEGV, or a
+/// smaller stack's, lost every unexported span). Go's (32 KiB) and
+/// CPython faulthandler's (16 KiB and more) are left alone. The kernel's
+/// frame is larger on some machines (AMX's state: over 10 KiB), so what the
+/// handler needs beside it is added to the frame's size the kernel gives.
+fn host_alt_stack_kept() -> usize {
+    const HANDLER: usize = 12 * 1024;
+    // SAFETY: getauxval has no preconditions (0 when the kernel says none).
+    let frame = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
+    (frame + HANDLER).max(16 * 1024)
+}
+
 impl AltStack {
-    /// Maps and installs one, unless the thread already has one (Go and
-    /// other runtimes set their own; those are left alone).
+    /// Maps and installs one, unless the thread already has one large
+    /// enough for the crash handler (`host_alt_stack_kept`: Go and other
+    /// runtimes set their own; those are left alone). A smaller one is
+    /// replaced while the thread is not on it; its owner's memory stays
+    /// its own (the standard library unmaps its own at the thread's end,
+    /// after disabling whatever stack is in place then).
     fn install() -> Option<AltStack> {
         // SAFETY: queries, then maps fresh memory and points this thread's
         // alternate stack at it.
@@ -347,6 +369,8 @@ impl AltStack {
             let mut current: libc::stack_t = std::mem::zeroed();
             if libc::sigaltstack(std::ptr::null(), &mut current) == 0
                 && current.ss_flags & libc::SS_DISABLE == 0
+                && (current.ss_size >= host_alt_stack_kept()
+                    || current.ss_flags & libc::SS_ONSTACK != 0)
             {
                 return None;
             }
