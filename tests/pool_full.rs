@@ -178,10 +178,14 @@ fn a_burst_of_prompts_given_at_begin_waits_for_chunks_and_cuts_nothing() {
 /// would wait for chunks begins nothing: WouldWait, its slot and chunks
 /// given back, nothing counted; the same begin where it may wait then
 /// waits, and its prompt arrives whole. Cut at once instead, the fast path
-/// would lose what the slow path keeps.
+/// would lose what the slow path keeps. The backend holds its requests
+/// until that begin waits (`burst_held_until_a_wait`): one that took
+/// 500 ms a request answered, on a loaded machine (make test's two lanes),
+/// between the refusal and the begin, whose chunks were then back ("the
+/// begin did not wait", nothing wrong).
 #[test]
 fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
-    let (t, dir, closed) = one_mib_pool_tracer("pool-try-begin", 500);
+    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-try-begin", one_mib_pool_config());
     // Spans begun where they may not wait, ended, until the pool is held
     // by ended spans the slow exporter has not taken yet: the next hears
     // WouldWait (none is cut on the way).
@@ -215,9 +219,14 @@ fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
     assert!(n > 10, "refused after {n} prompts");
     assert_eq!(pool_waits(&t), 0, "a begin that may not wait waited");
     let attrs: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&texts[n]))];
-    let (s, notice) = t
-        .begin_with_attributes(b"chat", Parent::None, KIND_CLIENT, &attrs)
-        .expect("begin");
+    let mut begun = None;
+    burst_held_until_a_wait(&t, &gate, || {
+        begun = Some(
+            t.begin_with_attributes(b"chat", Parent::None, KIND_CLIENT, &attrs)
+                .expect("begin"),
+        );
+    });
+    let (s, notice) = begun.expect("begun");
     assert!(!notice.truncated, "the prompt was cut");
     assert!(pool_waits(&t) > 0, "the begin did not wait");
     t.end(s, 0).expect("end");
