@@ -28,14 +28,8 @@ func TestAFlushResultPrintsItsName(t *testing.T) {
 // Delivered, its spans in the spool with the backend down (the first had
 // said Spooled): it now says what the first found.
 func TestASecondShutdownSaysWhatTheFirstFound(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close() // nothing listens there now: connections are refused
 	tr, err := spanguard.NewTracer(spanguard.Config{
-		ServiceName: "go-second-shutdown", Endpoint: "http://" + closed + "/v1/traces", SpoolDir: t.TempDir(),
+		ServiceName: "go-second-shutdown", Endpoint: refusingEndpoint(t), SpoolDir: t.TempDir(),
 		ExportTimeout: 200 * time.Millisecond, NoSignalWatchdog: true, LogLevel: "none",
 	})
 	if err != nil {
@@ -53,4 +47,17 @@ func TestASecondShutdownSaysWhatTheFirstFound(t *testing.T) {
 	if done, err := tr.Shutdown(10 * time.Second); !done || err != nil {
 		t.Fatalf("third shutdown: %v %v", done, err)
 	}
+}
+
+// refusingEndpoint is a traces URL on loopback where nothing listens:
+// every connection is refused.
+func refusingEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	return "http://" + closed + "/v1/traces"
 }
