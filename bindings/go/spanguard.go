@@ -344,6 +344,10 @@ type Tracer struct {
 	// What runs before the tracer stops (OnStop).
 	stopMu    sync.Mutex
 	stopHooks []func()
+	// What the first shutdown through this Tracer found, plus one (0:
+	// none yet): a later call says it again. The library answers those
+	// SHUT_DOWN, which said Delivered for spans left in the spool.
+	shutdownFound atomic.Int32
 }
 
 // OnStop registers f to run once, before the tracer first stops
@@ -557,6 +561,19 @@ const (
 	TimedOut
 )
 
+// String is the result's name ("Spooled"), as fmt prints it.
+func (r FlushResult) String() string {
+	switch r {
+	case Delivered:
+		return "Delivered"
+	case Spooled:
+		return "Spooled"
+	case TimedOut:
+		return "TimedOut"
+	}
+	return fmt.Sprintf("FlushResult(%d)", int(r))
+}
+
 func flushResult(rc C.spanguard_result, op string) (FlushResult, error) {
 	switch rc {
 	case C.SPANGUARD_RESULT_TIMEOUT:
@@ -579,14 +596,16 @@ func (t *Tracer) FlushStatus(timeout time.Duration) (FlushResult, error) {
 }
 
 // Shutdown flushes, exports spans still open (marked unended) and stops the
-// exporter. A second call is a no-op.
+// exporter. A second call (otelbridge's Shutdown made the first) does
+// nothing and returns what the first found.
 func (t *Tracer) Shutdown(timeout time.Duration) (bool, error) {
 	status, err := t.ShutdownStatus(timeout)
 	return status != TimedOut, err
 }
 
 // ShutdownStatus is Shutdown, saying whether the spans were delivered or
-// only spooled.
+// only spooled. A second call returns what the first found (Delivered
+// when the tracer was stopped otherwise: Close, FlushOnSignals' signal).
 func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 	return t.shutdownFor(timeout, 0)
 }
@@ -598,7 +617,7 @@ func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 func (t *Tracer) shutdownFor(timeout time.Duration, signo syscall.Signal) (FlushResult, error) {
 	p, err := t.live()
 	if err != nil {
-		return Delivered, nil
+		return t.foundByFirstShutdown(), nil
 	}
 	t.runStopHooks()
 	defer runtime.KeepAlive(t)
@@ -609,9 +628,22 @@ func (t *Tracer) shutdownFor(timeout time.Duration, signo syscall.Signal) (Flush
 		rc = C.spanguard_shutdown(p, millis(timeout))
 	}
 	if rc == C.SPANGUARD_RESULT_SHUT_DOWN {
-		return Delivered, nil
+		return t.foundByFirstShutdown(), nil
 	}
-	return flushResult(rc, "shutdown")
+	found, err := flushResult(rc, "shutdown")
+	if err == nil {
+		t.shutdownFound.CompareAndSwap(0, int32(found)+1)
+	}
+	return found, err
+}
+
+// foundByFirstShutdown is what the first shutdown through t found;
+// Delivered when none went through t.
+func (t *Tracer) foundByFirstShutdown() FlushResult {
+	if found := t.shutdownFound.Load(); found != 0 {
+		return FlushResult(found - 1)
+	}
+	return Delivered
 }
 
 // Close shuts the tracer down (if needed; with its export timeout) and

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -376,15 +375,9 @@ func TestPrefaultSlotsMakesTheSlotsResidentAtStart(t *testing.T) {
 }
 
 func TestFlushTellsDeliveredFromSpooled(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close() // nothing listens there now: connections are refused
 	spool := t.TempDir()
 	tr, err := spanguard.NewTracer(spanguard.Config{
-		ServiceName: "go-spool", Endpoint: "http://" + closed + "/v1/traces", SpoolDir: spool,
+		ServiceName: "go-spool", Endpoint: refusingEndpoint(t), SpoolDir: spool,
 		ExportTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {

@@ -218,6 +218,10 @@ struct Streak {
     /// Where the failing attempts went (as said, without a password):
     /// named in the replay command said at the stop.
     target: String,
+    /// The first failure's reason, the one the streak's line gave: the
+    /// cause (a gRPC port, a refused connection) where a later attempt's
+    /// says only how it ended (the deadline of a flush).
+    first_reason: String,
 }
 
 /// How many causes of loss (and how many backend warnings) are told
@@ -608,6 +612,7 @@ impl Diagnostics {
                     told_at: now,
                     spooling_told: false,
                     target: target.to_string(),
+                    first_reason: reason.to_string(),
                 });
                 self.emit(
                     LogLevel::Warn,
@@ -658,8 +663,28 @@ impl Diagnostics {
         }
     }
 
-    /// Spans went to the spool instead of the backend.
-    pub fn spooled(&mut self, n: u64, dir: &str, reason: &str) {
+    /// Spans went to the spool instead of the backend (`recovered`: spans
+    /// recovered from a dead process, not this one's): a line at the
+    /// first of a streak, and `ExportEvent::BatchSpooled` to the callback
+    /// each time.
+    pub fn spooled(&mut self, n: u64, recovered: bool, dir: &str, reason: &str) {
+        let what = match recovered {
+            false => count(n, "span", "spans"),
+            true => count(n, "recovered span", "recovered spans"),
+        };
+        // The last attempt's reason alone ("abandoned at the deadline of
+        // the flush") hid the cause the stderr line gave from a program
+        // that logs only events: said with it, unless it says it already.
+        let cause = match &self.streak {
+            Some(s) if !reason.starts_with(s.first_reason.as_str()) => {
+                format!(", after export to {} failed: {}", s.target, s.first_reason)
+            }
+            _ => String::new(),
+        };
+        self.tell(
+            ExportEvent::BatchSpooled,
+            &format!("{what} spooled to {dir} ({reason}){cause}"),
+        );
         let first_of_streak = match &mut self.streak {
             Some(s) if !s.spooling_told => {
                 s.spooling_told = true;
@@ -1094,7 +1119,7 @@ mod tests {
         let mut d = Diagnostics::in_memory(LogLevel::Warn);
         for _ in 0..50 {
             d.attempt_failed("http://h/v1/traces", "connection refused");
-            d.spooled(10, "/spool", "down");
+            d.spooled(10, false, "/spool", "down");
         }
         d.delivered("http://h/v1/traces");
         d.delivered("http://h/v1/traces");
@@ -1129,7 +1154,7 @@ mod tests {
         ] {
             let mut d = Diagnostics::in_memory(LogLevel::Warn);
             d.attempt_failed(target, "connection refused");
-            d.spooled(3, "/spool", "connection refused");
+            d.spooled(3, false, "/spool", "connection refused");
             d.stopped(Some("/spool"));
             let lines = d.lines();
             assert_eq!(
@@ -1155,7 +1180,7 @@ mod tests {
         }
         d.delivered("http://h/v1/traces");
         d.attempt_failed("http://h/v1/traces", "connection refused");
-        d.spooled(7, "/spool", "connection refused");
+        d.spooled(7, false, "/spool", "connection refused");
         d.lost(5, "spool over its cap");
         d.lost(4, "spool over its cap");
         d.buffer_full(2);
@@ -1442,7 +1467,7 @@ mod tests {
     fn what_the_local_sink_spooled_is_said_to_wait_for_replay() {
         let mut d = Diagnostics::in_memory(LogLevel::Warn).spool_not_read_back();
         d.attempt_failed("file:/s/a.jsonl", "Not a directory");
-        d.spooled(7, "/spool", "Not a directory");
+        d.spooled(7, false, "/spool", "Not a directory");
         d.delivered("file:/s/a.jsonl");
         d.stopped(Some("/spool"));
         assert_eq!(
@@ -1452,6 +1477,49 @@ mod tests {
                 "spanguard: warn: keeping spans in the spool (/spool), which a process writing to the local sink does not read back: `spanguard replay --endpoint URL /spool` sends them to the OTLP/HTTP endpoint at URL",
                 "spanguard: warn: export to file:/s/a.jsonl: delivering again after 1 failed attempt over 0 s",
                 "spanguard: warn: stopping with spans the local sink could not take in the spool (/spool): `spanguard replay --endpoint URL /spool` sends them to the OTLP/HTTP endpoint at URL",
+            ]
+        );
+    }
+
+    /// A batch spooled after its last attempt failed for another reason
+    /// than the first (a gRPC port's answer, then the flush's deadline)
+    /// tells the callback the cause the stderr line gave: the event said
+    /// the deadline alone, and a program that logs only events never
+    /// learnt it was sending to the wrong port.
+    #[test]
+    fn a_spooled_batch_tells_the_callback_the_cause_the_line_gave() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        let cause = "the server's answer is not HTTP (an OTLP/gRPC port answers so)";
+        d.attempt_failed("http://h:4317/v1/traces", cause);
+        d.attempt_failed("http://h:4317/v1/traces", "abandoned at the deadline");
+        d.spooled(2, false, "/spool", "abandoned at the deadline; stopping");
+        assert_eq!(
+            d.lines()[0],
+            format!("spanguard: warn: export to http://h:4317/v1/traces failed: {cause}")
+        );
+        let [(event, message)] = d.events() else {
+            panic!("{:?}", d.events())
+        };
+        assert_eq!(*event, ExportEvent::BatchSpooled);
+        assert_eq!(
+            message,
+            &format!(
+                "2 spans spooled to /spool (abandoned at the deadline; stopping), after export to \
+                 http://h:4317/v1/traces failed: {cause}"
+            )
+        );
+        // The same cause is not said twice, nor a streak's once it ended.
+        d.attempt_failed("http://h:4317/v1/traces", cause);
+        d.spooled(1, true, "/spool", &format!("{cause}; stopping"));
+        d.delivered("http://h:4317/v1/traces");
+        d.attempt_failed("http://h:4317/v1/traces", "HTTP 503");
+        d.spooled(3, false, "/spool", "HTTP 503");
+        let told: Vec<&str> = d.events()[1..].iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(
+            told,
+            [
+                format!("1 recovered span spooled to /spool ({cause}; stopping)").as_str(),
+                "3 spans spooled to /spool (HTTP 503)",
             ]
         );
     }
@@ -1523,8 +1591,8 @@ mod tests {
         let mut d = Diagnostics::in_memory(LogLevel::Debug);
         d.attempt_failed("http://h/v1/traces", "connection refused");
         d.lost(1, "HTTP 400");
-        d.spooled(1, "/spool", "down");
-        d.spooled(1, "/spool", "down");
+        d.spooled(1, false, "/spool", "down");
+        d.spooled(1, false, "/spool", "down");
         d.lost(1, "HTTP 400");
         d.buffer_full(1);
         d.values_cut(1, "max_request_bytes");

@@ -1175,20 +1175,8 @@ impl DeliveryHost for ExporterHost {
                     p.signal.spooled_not_replayed.store(true, Ordering::Relaxed);
                     Stats::add(&s.spooled_spans, spans);
                 }
-                let what = if origin.is_fresh() {
-                    ("span", "spans")
-                } else {
-                    ("recovered span", "recovered spans")
-                };
-                p.report(
-                    ExportEvent::BatchSpooled,
-                    &format!(
-                        "{} spooled to {} ({reason})",
-                        count(spans, what.0, what.1),
-                        self.spool_dir
-                    ),
-                );
-                self.diagnostics.spooled(spans, &self.spool_dir, reason);
+                self.diagnostics
+                    .spooled(spans, !origin.is_fresh(), &self.spool_dir, reason);
             }
             Outcome::Cut { values, limit, .. } => {
                 Stats::add(&s.values_truncated, values);
