@@ -228,19 +228,32 @@ def _scope_fields(scope) -> tuple:
     return scope.name, scope.version or None, getattr(scope, "schema_url", None) or None
 
 
-def _exporters_beside(span):
+def _exporter_of(processor):
+    """A span processor's exporter: a SimpleSpanProcessor's `span_exporter`,
+    a BatchSpanProcessor's (`_batch_processor._exporter` since SDK 1.28,
+    `span_exporter` before); None for another processor."""
+    exporter = getattr(processor, "span_exporter", None)
+    if exporter is None:
+        exporter = getattr(getattr(processor, "_batch_processor", None), "_exporter", None)
+    return exporter
+
+
+def _exporters_beside(span, exporter=None):
     """The exporters of the span processors on the provider an SDK span
-    came from (its `_span_processor`, the provider's active multi span
-    processor): a SimpleSpanProcessor's `span_exporter`, a
-    BatchSpanProcessor's (`_batch_processor._exporter` since SDK 1.28,
-    `span_exporter` before)."""
+    came from: its `_span_processor`, the provider's active multi span
+    processor. The span an exporter is given is a snapshot that names no
+    provider: for `exporter`'s spans, the global provider's, when one of
+    its processors holds `exporter` (zero-code instrumentation,
+    Traceloop.init(exporter=...) set it up so)."""
     active = getattr(span, "_span_processor", None)
+    if active is None and exporter is not None:
+        candidate = getattr(_otel_trace.get_tracer_provider(), "_active_span_processor", None)
+        if any(_exporter_of(p) is exporter for p in tuple(getattr(candidate, "_span_processors", ()))):
+            active = candidate
     for processor in tuple(getattr(active, "_span_processors", ())):
-        exporter = getattr(processor, "span_exporter", None)
-        if exporter is None:
-            exporter = getattr(getattr(processor, "_batch_processor", None), "_exporter", None)
-        if exporter is not None:
-            yield exporter
+        found = _exporter_of(processor)
+        if found is not None:
+            yield found
 
 
 # What loopback is called: one backend under any of these names.
@@ -493,6 +506,8 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._shut_down = False  # `shutdown` ran: later calls are ignored, not counted
         self._warned_resources = False  # `_warn_if_resources_differ`
         self._warned_sent_twice = False  # `_warn_if_sent_twice`
+        # The SpanguardSpanExporter this processor records for, if any (`_exporters_beside`).
+        self._exporter = None
         # The SpanguardLogRecordProcessors given this processor: what they
         # could not attach is said at its shutdown (`_say_not_attached`).
         self._log_processors: list[SpanguardLogRecordProcessor] = []
@@ -610,7 +625,7 @@ class SpanguardSpanProcessor(SpanProcessor):
             ours = _backend(self._tracer.endpoint())
             if ours is None:
                 return
-            for exporter in _exporters_beside(span):
+            for exporter in _exporters_beside(span, self._exporter):
                 kind = type(exporter)
                 if kind.__name__ != "OTLPSpanExporter" or not kind.__module__.startswith("opentelemetry.exporter.otlp"):
                     continue
@@ -1553,6 +1568,7 @@ class SpanguardSpanExporter(SpanExporter):
         # then `_complete`), with its resource and scope passing; `_open`
         # and the setters' following are never used (`on_start` is not).
         self._bridge = SpanguardSpanProcessor(self._tracer)
+        self._bridge._exporter = self
         self._shut_down = False
         # The SpanguardLogRecordProcessors given this exporter: the event
         # records they hold for a span are added to it in `export`.
