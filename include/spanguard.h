@@ -1977,6 +1977,26 @@ spanguard_result spanguard_tracer_sink_path(const struct spanguard_tracer *trace
                                             size_t *path_len);
 
 /*
+ Writes the OTLP/HTTP URL the tracer sends its spans to (its config's
+ endpoint, or the one OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
+ OTEL_EXPORTER_OTLP_ENDPOINT gave it, with `/v1/traces` appended to the
+ latter), NUL-terminated, into `buf` (`len` bytes), and its length without
+ the NUL to `*url_len`: so a binding can tell when an OpenTelemetry SDK's
+ own exporter beside spanguard sends every span to the same backend a
+ second time. Empty when the tracer writes to the local sink
+ (`spanguard_tracer_sink_path`), discards (`discard:`) or is disabled.
+ When `len` is too small, nothing is written to `buf`, `*url_len` is the
+ length needed (add one for the NUL) and the result is
+ `SPANGUARD_RESULT_BUFFER_TOO_SMALL`; `buf` may be NULL when `len` is 0,
+ to ask for the length. The URL is as configured, credentials in it
+ included. Thread-safe.
+ */
+spanguard_result spanguard_tracer_endpoint(const struct spanguard_tracer *tracer,
+                                           char *buf,
+                                           size_t len,
+                                           size_t *url_len);
+
+/*
  Sets (or, with NULL, removes) the callback told of export failures,
  spooling, spool overflow and replay, and the other news of
  `spanguard_event`. See `spanguard_error_callback` for

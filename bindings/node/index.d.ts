@@ -349,6 +349,8 @@ export declare class Tracer {
   close(): Promise<void>;
   /** The file the local sink appends to (where spans go with no endpoint); '' with an endpoint. */
   sinkPath(): string;
+  /** The OTLP/HTTP URL the tracer sends its spans to; '' when it writes to the local sink or discards. */
+  endpoint(): string;
   /** The OpenTelemetry provider's resource over the tracer's own, for batches exported from now on (the bridge calls it). */
   setResource(attrs: Attributes): void;
   /** The library's counters, and the binding's values_rejected (attribute values left out); after close(), those it had then. */

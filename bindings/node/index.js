@@ -1301,7 +1301,7 @@ class Tracer {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
     // The counters of a shut-down tracer are final (spans_unended_at_shutdown
     // is only known then): kept for a program that reads them after.
-    this.#final = { stats: this.#readStats(), sinkPath: this.#readSinkPath() };
+    this.#final = { stats: this.#readStats(), sinkPath: this.#readSinkPath(), endpoint: this.#readEndpoint() };
     // Off the process hooks' list first (waiting for a shutdown of its
     // tracers under way): a signal must not reach freed memory.
     native.hookRemove(this.#ptr);
@@ -1316,6 +1316,23 @@ class Tracer {
   #readSinkPath() {
     const out = native.sinkPath(this.#ptr);
     if (typeof out === 'number') throw new SpanguardError(out, 'sinkPath');
+    return out;
+  }
+
+  /**
+   * The OTLP/HTTP URL the tracer sends its spans to (given, or from
+   * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT); ''
+   * when it writes to the local sink or discards. The OpenTelemetry bridge
+   * compares it with the SDK's own exporter's, to say when every span
+   * reaches one backend twice. After close(), what it was.
+   */
+  endpoint() {
+    return this.#final ? this.#final.endpoint : this.#readEndpoint();
+  }
+
+  #readEndpoint() {
+    const out = native.endpoint(this.#ptr);
+    if (typeof out === 'number') throw new SpanguardError(out, 'endpoint');
     return out;
   }
 

@@ -187,6 +187,65 @@ function stillToSend(kept, dropped, from, to, refused) {
  */
 const RESOURCE_OF = new WeakMap();
 
+/**
+ * The exporters of the span processors on the provider an SDK span came
+ * from (its `_spanProcessor`, the provider's MultiSpanProcessor): a
+ * Batch- or SimpleSpanProcessor's `_exporter`.
+ */
+function exportersBeside(otelSpan) {
+  const active = otelSpan && otelSpan._spanProcessor;
+  const processors = active && Array.isArray(active._spanProcessors) ? active._spanProcessors : [];
+  return processors.map((p) => p && p._exporter).filter(Boolean);
+}
+
+/**
+ * An OTLPTraceExporter's endpoint: the http and proto exporters' URL
+ * (behind their retrying transport), the grpc one's host:port; null when
+ * its shape is not one of those (another SDK version).
+ */
+function otlpExporterEndpoint(exporter) {
+  const transport = exporter._delegate && exporter._delegate._transport;
+  if (!transport) return null;
+  const http = transport._transport && transport._transport._parameters;
+  if (http && typeof http.url === 'string') return http.url;
+  const grpc = transport._parameters;
+  if (grpc && typeof grpc.address === 'string') return grpc.address;
+  return null;
+}
+
+// What loopback is called: one backend under any of these names.
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** An endpoint's { scheme, host, port } (a URL, or a grpc host:port); null for none or not a URL. */
+function backendOf(endpoint) {
+  if (typeof endpoint !== 'string' || endpoint === '') return null;
+  let url;
+  try {
+    url = new URL(endpoint.includes('://') ? endpoint : `http://${endpoint}`);
+  } catch (_) {
+    return null;
+  }
+  if (!url.hostname) return null;
+  const scheme = url.protocol.replace(/:$/, '');
+  const port = url.port ? Number(url.port) : (scheme === 'https' ? 443 : 80);
+  return { scheme, host: url.hostname.toLowerCase(), port };
+}
+
+/**
+ * Whether two endpoints are one backend: one host (loopback by any name)
+ * on one port, or a Collector's two OTLP ports (the SDK's grpc exporter
+ * on 4317 beside spanguard's OTLP/HTTP on 4318).
+ */
+function sameBackend(a, b) {
+  if (a.host !== b.host && !(LOOPBACK.has(a.host) && LOOPBACK.has(b.host))) return false;
+  return a.port === b.port || (Math.min(a.port, b.port) === 4317 && Math.max(a.port, b.port) === 4318);
+}
+
+/** An endpoint as a warning says it: scheme, host and port (no path, no credentials). */
+function shownBackend(b) {
+  return `${b.scheme}://${b.host}:${b.port}`;
+}
+
 /** Whether two resources' attributes (as `passResource` passes them) are the same. */
 function sameAttributes(a, b) {
   const keys = Object.keys(a);
@@ -239,6 +298,7 @@ class SpanguardSpanProcessor {
     // not attach is said at its shutdown (sayNotAttached).
     this.logProcessors = [];
     this.warnedResources = false; // noteResource
+    this.warnedSentTwice = false; // warnIfSentTwice
     // The open spans' entries by trace and span id, for
     // SpanguardLogRecordProcessor (which finds a record's span by the span
     // context it carries): null, and no cost a span, until one is made.
@@ -290,7 +350,10 @@ class SpanguardSpanProcessor {
     // arrive under its service.name and attributes, as with the SDK's
     // own exporter.
     const resource = otelSpan.resource;
-    if (resource && resource !== this.resource) this.passResource(resource);
+    if (resource && resource !== this.resource) {
+      this.passResource(resource);
+      this.warnIfSentTwice(otelSpan);
+    }
     const ctx = otelSpan.spanContext();
     // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
     const parent = otelSpan.parentSpanContext;
@@ -675,6 +738,39 @@ class SpanguardSpanProcessor {
     });
     this.resourceSettling = settling;
     resourcesSettling.add(settling);
+  }
+
+  /**
+   * Says, once a processor (or exporter), when the provider of the span
+   * (the first of each provider's, as its resource is passed on) also has
+   * the SDK's own OTLPTraceExporter (http, proto or grpc, in a Batch- or
+   * SimpleSpanProcessor) sending to the backend spanguard sends to: every
+   * span then arrives there twice. Both read OTEL_EXPORTER_OTLP_ENDPOINT,
+   * so keeping the exporter of a setup made before spanguard does it; the
+   * README warns, but a newcomer who missed that got duplicates with no
+   * word said. An exporter sending elsewhere, or a spanguard tracer
+   * writing to its local sink, is left unsaid.
+   */
+  warnIfSentTwice(otelSpan) {
+    if (this.warnedSentTwice) return;
+    try {
+      const ours = backendOf(this.tracer.endpoint());
+      if (ours === null) return;
+      for (const exporter of exportersBeside(otelSpan)) {
+        if (!exporter || !exporter.constructor || exporter.constructor.name !== 'OTLPTraceExporter') continue;
+        const theirs = backendOf(otlpExporterEndpoint(exporter));
+        if (theirs === null || !sameBackend(ours, theirs)) continue;
+        this.warnedSentTwice = true;
+        process.emitWarning(`spanguard: the TracerProvider also has the OpenTelemetry SDK's own exporter `
+          + `(OTLPTraceExporter), which sends to ${shownBackend(theirs)}, the backend spanguard sends to `
+          + `(${shownBackend(ours)}): every span arrives there twice. Remove the SDK's exporter (spanguard delivers `
+          + 'every span; with NodeSDK, its traceExporter), or point one of them at another backend',
+        { code: 'SPANGUARD_SENT_TWICE' });
+        return;
+      }
+    } catch (_) {
+      this.failures++;
+    }
   }
 
   /**

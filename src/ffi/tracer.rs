@@ -1365,18 +1365,72 @@ pub unsafe extern "C" fn spanguard_tracer_sink_path(
             .and_then(|t| t.sink_path())
             .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
             .unwrap_or(&[]);
-        // SAFETY: path_len is non-null.
-        unsafe { path_len.write(path.len()) };
-        if len < path.len() + 1 {
-            return spanguard_result::BufferTooSmall;
-        }
-        // SAFETY: buf holds len > path.len() bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(path.as_ptr(), buf.cast::<u8>(), path.len());
-            *buf.add(path.len()) = 0;
-        }
-        spanguard_result::Ok
+        // SAFETY: buf holds len bytes (or is NULL with len 0); path_len is non-null.
+        unsafe { write_text(path, buf, len, path_len) }
     })
+}
+
+/// Writes the OTLP/HTTP URL the tracer sends its spans to (its config's
+/// endpoint, or the one OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
+/// OTEL_EXPORTER_OTLP_ENDPOINT gave it, with `/v1/traces` appended to the
+/// latter), NUL-terminated, into `buf` (`len` bytes), and its length without
+/// the NUL to `*url_len`: so a binding can tell when an OpenTelemetry SDK's
+/// own exporter beside spanguard sends every span to the same backend a
+/// second time. Empty when the tracer writes to the local sink
+/// (`spanguard_tracer_sink_path`), discards (`discard:`) or is disabled.
+/// When `len` is too small, nothing is written to `buf`, `*url_len` is the
+/// length needed (add one for the NUL) and the result is
+/// `SPANGUARD_RESULT_BUFFER_TOO_SMALL`; `buf` may be NULL when `len` is 0,
+/// to ask for the length. The URL is as configured, credentials in it
+/// included. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_tracer_endpoint(
+    tracer: *const spanguard_tracer,
+    buf: *mut c_char,
+    len: usize,
+    url_len: *mut usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer, url_len);
+        if buf.is_null() && len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: tracer is non-null and came from tracer_new.
+        let url = unsafe { &*tracer }
+            .made()
+            .ok()
+            .and_then(|t| t.config().endpoint.as_deref())
+            .filter(|url| *url != crate::tracer::DISCARD_ENDPOINT)
+            .map(str::as_bytes)
+            .unwrap_or(&[]);
+        // SAFETY: buf holds len bytes (or is NULL with len 0); url_len is non-null.
+        unsafe { write_text(url, buf, len, url_len) }
+    })
+}
+
+/// Writes `text` and a NUL into `buf` when its `len` bytes hold both, and
+/// the text's length to `*text_len` always (the size to ask for).
+///
+/// # Safety
+/// `buf` is valid for `len` bytes (or NULL with `len` 0); `text_len` is
+/// valid for a write.
+unsafe fn write_text(
+    text: &[u8],
+    buf: *mut c_char,
+    len: usize,
+    text_len: *mut usize,
+) -> spanguard_result {
+    // SAFETY: text_len is valid for a write (the caller's promise).
+    unsafe { text_len.write(text.len()) };
+    if len < text.len() + 1 {
+        return spanguard_result::BufferTooSmall;
+    }
+    // SAFETY: buf holds len > text.len() bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        *buf.add(text.len()) = 0;
+    }
+    spanguard_result::Ok
 }
 
 /// The application's pointer, handed back to its callback untouched.
@@ -1511,6 +1565,48 @@ mod tests {
     /// Before, it was skipped (OK, the attribute not sent, counted
     /// nowhere). Judged by the JSON sink: the resource and scope set
     /// before stay whole.
+    /// What `spanguard_tracer_endpoint` answers: the URL the config named,
+    /// asked for its length first; nothing for `discard:` (no backend).
+    /// The bindings compare it with an OpenTelemetry SDK exporter's to say
+    /// when every span is sent twice to one backend.
+    #[test]
+    fn the_endpoint_is_the_configured_url_and_none_for_discard() {
+        let endpoint_of = |url: &std::ffi::CStr| {
+            let mut c = config_for_test();
+            c.endpoint = url.as_ptr();
+            c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
+            let mut t = std::ptr::null_mut();
+            // SAFETY: a config filled by init; t is an out pointer.
+            assert_eq!(
+                unsafe { spanguard_tracer_new(&c, &mut t) },
+                spanguard_result::Ok
+            );
+            let mut n = usize::MAX;
+            // SAFETY: t is live; NULL with len 0 asks for the length.
+            let asked = unsafe { spanguard_tracer_endpoint(t, std::ptr::null_mut(), 0, &mut n) };
+            let mut buf = vec![0 as c_char; n + 1];
+            let mut m = 0;
+            // SAFETY: buf holds n + 1 bytes.
+            let got = unsafe { spanguard_tracer_endpoint(t, buf.as_mut_ptr(), buf.len(), &mut m) };
+            // SAFETY: t came from tracer_new, freed once.
+            unsafe { spanguard_tracer_free(t) };
+            assert_eq!(
+                (asked, got, m),
+                (spanguard_result::BufferTooSmall, spanguard_result::Ok, n)
+            );
+            // SAFETY: the call wrote a NUL-terminated string into buf.
+            unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+                .to_str()
+                .expect("utf-8")
+                .to_string()
+        };
+        assert_eq!(
+            endpoint_of(c"http://127.0.0.1:9/v1/traces"),
+            "http://127.0.0.1:9/v1/traces"
+        );
+        assert_eq!(endpoint_of(c"discard:"), "");
+    }
+
     #[test]
     fn resource_and_scope_values_of_no_known_type_are_refused() {
         let dir = std::env::temp_dir().join(format!("spanguard-badtype-{}", std::process::id()));

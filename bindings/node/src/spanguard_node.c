@@ -1785,25 +1785,38 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     return out;
 }
 
-/* sinkPath(tracer) -> string ("" with an endpoint), or a result code */
-static napi_value js_sink_path(napi_env env, napi_callback_info info) {
+typedef spanguard_result (*tracer_text_fn)(const spanguard_tracer *, char *, size_t, size_t *);
+
+/* The text `call` writes for the tracer in argv[0] (its length asked
+ * first), or a result code. */
+static napi_value tracer_text(napi_env env, napi_callback_info info, tracer_text_fn call, const char *what) {
     args a;
     if (!get_args(env, info, &a, 1)) return NULL;
     spanguard_tracer *t;
-    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "sinkPath");
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, what);
     size_t n = 0;
-    spanguard_result rc = spanguard_tracer_sink_path(t, NULL, 0, &n);
+    spanguard_result rc = call(t, NULL, 0, &n);
     if (rc != SPANGUARD_RESULT_BUFFER_TOO_SMALL) return code_value(env, rc);
     char *buf = malloc(n + 1);
     if (!buf) {
         napi_throw_error(env, NULL, "spanguard: out of memory");
         return NULL;
     }
-    rc = spanguard_tracer_sink_path(t, buf, n + 1, &n);
+    rc = call(t, buf, n + 1, &n);
     napi_value out = NULL;
     if (rc == SPANGUARD_RESULT_OK) napi_create_string_utf8(env, buf, n, &out);
     free(buf);
     return out ? out : code_value(env, rc);
+}
+
+/* sinkPath(tracer) -> string ("" with an endpoint), or a result code */
+static napi_value js_sink_path(napi_env env, napi_callback_info info) {
+    return tracer_text(env, info, spanguard_tracer_sink_path, "sinkPath");
+}
+
+/* endpoint(tracer) -> the URL it sends to ("" for the local sink), or a result code */
+static napi_value js_endpoint(napi_env env, napi_callback_info info) {
+    return tracer_text(env, info, spanguard_tracer_endpoint, "endpoint");
 }
 
 /* ---- codes and version ------------------------------------------------ */
@@ -1911,6 +1924,7 @@ NAPI_MODULE_INIT() {
         FN("shutdownHooked", js_shutdown_hooked),
         FN("stats", js_stats),
         FN("sinkPath", js_sink_path),
+        FN("endpoint", js_endpoint),
         FN("begin", js_begin),
         FN("beginWithAttributes", js_begin_with_attributes),
         FN("beginKV", js_begin_kv),

@@ -316,7 +316,35 @@ fn id_bytes<const N: usize>(v: &Bound<'_, PyAny>) -> PyResult<[u8; N]> {
     Ok(out)
 }
 
+/// A C call that writes a tracer's text into a buffer (the length first).
+type TextCall = unsafe extern "C" fn(
+    *const spanguard_tracer,
+    *mut c_char,
+    usize,
+    *mut usize,
+) -> spanguard_result;
+
 impl Tracer {
+    /// The text `call` writes (sink_path, endpoint): its length asked
+    /// first, then read.
+    fn text(&self, py: Python<'_>, call: TextCall, what: &str) -> PyResult<String> {
+        let raw = self.raw(py)?;
+        let mut len = 0usize;
+        // SAFETY: raw is live; a NULL buffer of length 0 asks for the length.
+        let code = unsafe { call(raw, std::ptr::null_mut(), 0, &mut len) };
+        if code != spanguard_result::BufferTooSmall && !code.is_ok() {
+            return Err(report::error(py, code as u32, what));
+        }
+        let mut buf = vec![0u8; len + 1];
+        // SAFETY: buf is valid for its length.
+        let code = unsafe { call(raw, buf.as_mut_ptr().cast(), buf.len(), &mut len) };
+        if !code.is_ok() {
+            return Err(report::error(py, code as u32, what));
+        }
+        buf.truncate(len);
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
     fn raw(&self, py: Python<'_>) -> PyResult<*mut spanguard_tracer> {
         // A closed tracer is refused here; a call already past this check
         // still has live memory, and the library answers SHUT_DOWN.
@@ -882,24 +910,16 @@ impl Tracer {
     /// is set), so a program can say where its spans went; "" with an
     /// endpoint.
     fn sink_path(&self, py: Python<'_>) -> PyResult<String> {
-        let raw = self.raw(py)?;
-        let mut len = 0usize;
-        // SAFETY: raw is live; a NULL buffer of length 0 asks for the length.
-        let code =
-            unsafe { ct::spanguard_tracer_sink_path(raw, std::ptr::null_mut(), 0, &mut len) };
-        if code != spanguard_result::BufferTooSmall && !code.is_ok() {
-            return Err(report::error(py, code as u32, "sink_path"));
-        }
-        let mut buf = vec![0u8; len + 1];
-        // SAFETY: buf is valid for its length.
-        let code = unsafe {
-            ct::spanguard_tracer_sink_path(raw, buf.as_mut_ptr().cast(), buf.len(), &mut len)
-        };
-        if !code.is_ok() {
-            return Err(report::error(py, code as u32, "sink_path"));
-        }
-        buf.truncate(len);
-        Ok(String::from_utf8_lossy(&buf).into_owned())
+        self.text(py, ct::spanguard_tracer_sink_path, "sink_path")
+    }
+
+    /// The OTLP/HTTP URL the tracer sends its spans to (given, or from
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT);
+    /// "" when it writes to the local sink or discards. The OpenTelemetry
+    /// bridge compares it with the SDK's own exporter's, to say when every
+    /// span goes to one backend twice.
+    fn endpoint(&self, py: Python<'_>) -> PyResult<String> {
+        self.text(py, ct::spanguard_tracer_endpoint, "endpoint")
     }
 
     /// Whether close() has been called.

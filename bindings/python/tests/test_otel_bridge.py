@@ -760,3 +760,60 @@ def test_a_span_ended_after_the_tracer_shut_down_is_warned_once():
     warned = [line for line in run.stderr.splitlines() if "ended after the spanguard tracer shut down" in line]
     assert len(warned) == 1, run.stderr
     assert "Traceback" not in run.stderr
+
+
+def sent_twice_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "arrives there twice" in r.getMessage()]
+
+
+@pytest.mark.parametrize("sdk_endpoint, warned", [
+    ("same", 1),                                       # both send to the receiver
+    ("http://localhost:{port}/v1/traces", 1),          # the receiver by another name
+    ("http://collector-b.internal:4318/v1/traces", 0),  # another backend, on purpose
+    ("http://127.0.0.1:{other}/v1/traces", 0),         # another port of the same host
+    (None, 0),                                         # no SDK exporter beside the bridge
+], ids=["same-url", "same-backend-localhost", "other-host", "other-port", "no-sdk-exporter"])
+def test_the_sdks_own_otlp_exporter_to_spanguards_backend_is_warned_once(receiver, tmp_path, caplog,
+                                                                        sdk_endpoint, warned):
+    """Keeping the SDK's own OTLP exporter beside the bridge (both read
+    OTEL_EXPORTER_OTLP_ENDPOINT) sends every span to the backend twice: a
+    newcomer's receiver got 4 spans for 2, with no word said. The first
+    span of the provider has the bridge say it once, naming the backend;
+    an SDK exporter sending to another backend is not warned of, nor a
+    provider without one. (The spans are started, not ended: nothing is
+    sent to the hosts named.)"""
+    from urllib.parse import urlsplit
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    port = urlsplit(receiver.traces_url).port
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    if sdk_endpoint is not None:
+        url = receiver.traces_url if sdk_endpoint == "same" else sdk_endpoint.format(port=port, other=port + 1)
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=url)))
+    with caplog.at_level("WARNING", logger="spanguard"):
+        for name in ("a", "b", "c"):
+            provider.get_tracer("t").start_span(name)
+    got = sent_twice_warnings(caplog)
+    assert len(got) == warned, got
+    if warned:
+        assert f":{port}" in got[0] and "OTLPSpanExporter" in got[0], got
+    provider.shutdown()
+
+
+def test_a_local_sink_beside_the_sdks_otlp_exporter_is_not_warned_of(tmp_path, caplog):
+    """spanguard writing to its local sink sends nothing to a backend: the
+    SDK's exporter is then the only one sending, not a second."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    assert tracer.endpoint() == ""
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint="http://localhost:4318/v1/traces")))
+    with caplog.at_level("WARNING", logger="spanguard"):
+        provider.get_tracer("t").start_span("a")
+    assert sent_twice_warnings(caplog) == []
+    tracer.close()

@@ -650,3 +650,23 @@ def test_a_megabyte_prompt_in_messages_nested_40_deep_arrives_cut_counted_once(r
     assert stats.values_truncated == 1
     provider.shutdown()
     tracer.close()
+
+
+def test_zero_code_with_the_sdks_otlp_exporter_beside_spanguards_is_warned_once(tmp_path, receiver):
+    """`OTEL_TRACES_EXPORTER=otlp,spanguard` with OTEL_EXPORTER_OTLP_ENDPOINT
+    set: both exporters send to that backend, which receives every span
+    twice (4 for the agent's 2). Said once on stderr, naming the backend;
+    before, nothing was said."""
+    (tmp_path / "agent.py").write_text(ZERO_CODE_AGENT)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    start = len(receiver.raw_spans())
+    env = zero_code_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+    env["OTEL_TRACES_EXPORTER"] = "otlp,spanguard"
+    proc = subprocess.run([str(instrument), sys.executable, str(tmp_path / "agent.py"), "tokens "],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("arrives there twice") == 1, proc.stderr
+    # Both delivered before the process ended (at its exit hooks).
+    names = sorted(s["name"] for s in receiver.raw_spans()[start:])
+    assert names == ["agent.session", "agent.session", "llm.chat", "llm.chat"], names

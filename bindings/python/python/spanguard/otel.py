@@ -231,6 +231,75 @@ def _scope_fields(scope) -> tuple:
     return scope.name, scope.version or None, getattr(scope, "schema_url", None) or None
 
 
+def _exporter_of(processor):
+    """A span processor's exporter: a SimpleSpanProcessor's `span_exporter`,
+    a BatchSpanProcessor's (`_batch_processor._exporter` since SDK 1.28,
+    `span_exporter` before); None for another processor."""
+    exporter = getattr(processor, "span_exporter", None)
+    if exporter is None:
+        exporter = getattr(getattr(processor, "_batch_processor", None), "_exporter", None)
+    return exporter
+
+
+def _exporters_beside(span, exporter=None):
+    """The exporters of the span processors on the provider an SDK span
+    came from: its `_span_processor`, the provider's active multi span
+    processor. The span an exporter is given is a snapshot that names no
+    provider: for `exporter`'s spans, the global provider's, when one of
+    its processors holds `exporter` (zero-code instrumentation,
+    Traceloop.init(exporter=...) set it up so)."""
+    active = getattr(span, "_span_processor", None)
+    if active is None and exporter is not None:
+        candidate = getattr(_otel_trace.get_tracer_provider(), "_active_span_processor", None)
+        if any(_exporter_of(p) is exporter for p in tuple(getattr(candidate, "_span_processors", ()))):
+            active = candidate
+    for processor in tuple(getattr(active, "_span_processors", ())):
+        found = _exporter_of(processor)
+        if found is not None:
+            yield found
+
+
+# What loopback is called: one backend under any of these names.
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+# The OTLP ports of one Collector: gRPC (4317) and HTTP (4318).
+_OTLP_PORTS = {4317, 4318}
+
+
+def _backend(endpoint) -> tuple | None:
+    """An endpoint's (scheme, host, port): a URL, or a gRPC exporter's
+    host:port; None for none (a local sink, a `discard:`)."""
+    if not endpoint or not isinstance(endpoint, str):
+        return None
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint if "://" in endpoint else "//" + endpoint)
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:  # a port that is not a number
+        return None
+    if not host:
+        return None
+    scheme = url.scheme or "http"
+    return scheme, host.lower(), port or (443 if scheme == "https" else 80)
+
+
+def _same_backend(a: tuple, b: tuple) -> bool:
+    """Whether two endpoints are one backend: one host (loopback by any
+    name) on one port, or a Collector's two OTLP ports (the SDK's gRPC
+    exporter on 4317 beside spanguard's OTLP/HTTP on 4318)."""
+    host_a, host_b = a[1], b[1]
+    if host_a != host_b and not (host_a in _LOOPBACK and host_b in _LOOPBACK):
+        return False
+    return a[2] == b[2] or {a[2], b[2]} == _OTLP_PORTS
+
+
+def _shown(backend: tuple) -> str:
+    """An endpoint as said in a warning: scheme, host and port only (its
+    path and any credentials in it left out)."""
+    scheme, host, port = backend
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
 class _Watch(weakref.ref):
     """A weak reference to an open SDK span (`_Open.watch`) that knows the
     key of its `_Open` (a slot: cheaper, a span, than a callback made for
@@ -439,6 +508,9 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._failures = 0  # `failures`
         self._shut_down = False  # `shutdown` ran: later calls are ignored, not counted
         self._warned_resources = False  # `_warn_if_resources_differ`
+        self._warned_sent_twice = False  # `_warn_if_sent_twice`
+        # The SpanguardSpanExporter this processor records for, if any (`_exporters_beside`).
+        self._exporter = None
         # The SpanguardLogRecordProcessors given this processor: what they
         # could not attach is said at its shutdown (`_say_not_attached`).
         self._log_processors: list[SpanguardLogRecordProcessor] = []
@@ -537,6 +609,42 @@ class SpanguardSpanProcessor(SpanProcessor):
             self._tracer.set_resource(attributes)
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed(where, e)
+        self._warn_if_sent_twice(span)
+
+    def _warn_if_sent_twice(self, span) -> None:
+        """Says, once per processor, when the provider of the span (the
+        first of each provider's, as its resource is passed on) also has
+        the SDK's own OTLP exporter (http or grpc, in a Batch- or
+        SimpleSpanProcessor) sending to the backend spanguard sends to:
+        every span then arrives there twice. Both read
+        OTEL_EXPORTER_OTLP_ENDPOINT, so keeping the exporter a setup had
+        before spanguard does it; the READMEs warn, but a newcomer who
+        missed that got duplicates with no word said. An exporter sending
+        elsewhere (spanguard to one Collector, the SDK to another) is
+        left unsaid, as is a spanguard tracer writing to its local sink."""
+        if self._warned_sent_twice:
+            return
+        try:
+            ours = _backend(self._tracer.endpoint())
+            if ours is None:
+                return
+            for exporter in _exporters_beside(span, self._exporter):
+                kind = type(exporter)
+                if kind.__name__ != "OTLPSpanExporter" or not kind.__module__.startswith("opentelemetry.exporter.otlp"):
+                    continue
+                theirs = _backend(getattr(exporter, "_endpoint", None))
+                if theirs is None or not _same_backend(ours, theirs):
+                    continue
+                self._warned_sent_twice = True
+                _logger.warning("spanguard: the TracerProvider also has the OpenTelemetry SDK's own exporter "
+                                "(%s.OTLPSpanExporter), which sends to %s, the backend spanguard sends to (%s): "
+                                "every span arrives there twice. Remove the SDK's exporter (spanguard delivers "
+                                "every span; with opentelemetry-instrument, OTEL_TRACES_EXPORTER=spanguard alone), "
+                                "or point one of them at another backend", kind.__module__, _shown(theirs),
+                                _shown(ours))
+                return
+        except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed("a check of the provider's exporters", e)
 
     def _pass_scope(self, scope) -> None:
         """Passes on the attributes of an SDK tracer's instrumentation scope
@@ -1468,6 +1576,7 @@ class SpanguardSpanExporter(SpanExporter):
         # then `_complete`), with its resource and scope passing; `_open`
         # and the setters' following are never used (`on_start` is not).
         self._bridge = SpanguardSpanProcessor(self._tracer)
+        self._bridge._exporter = self
         self._shut_down = False
         # The SpanguardLogRecordProcessors given this exporter: the event
         # records they hold for a span are added to it in `export`.
