@@ -118,6 +118,10 @@ pub enum Outcome<'a> {
         spans: u64,
         reason: &'a str,
         written: bool,
+        /// Refused to this sender for who sent it or where (401, 403,
+        /// 404...): kept for a sender set up otherwise, which this one
+        /// never is (`Fate::KeepForOtherSender`).
+        for_other_sender: bool,
     },
     /// `values` string and bytes values were cut to make their spans fit
     /// `limit` (`limit` says which and what raises it), counted as
@@ -1290,9 +1294,7 @@ impl Delivery {
                     // refuses any part alike: never split.
                     self.down_until = None;
                     return Fate::KeepForOtherSender(format!(
-                        "{reason}; kept for a corrected setting, never sent again to this \
-                         endpoint with these headers: fix the key or the URL and run again, or \
-                         send them with `spanguard replay --endpoint <url> --headers <k=v>`"
+                        "{reason}; kept for a sender set up otherwise"
                     ));
                 }
                 Err(SendError::Misdirected { reason }) => {
@@ -1482,6 +1484,7 @@ impl Delivery {
                 spans: request.spans,
                 reason,
                 written: false,
+                for_other_sender: false,
             });
             return false;
         }
@@ -1614,6 +1617,7 @@ impl Delivery {
                     spans: request.spans,
                     reason,
                     written: true,
+                    for_other_sender: self.refused_by.is_some(),
                 });
                 if eviction.files > 0 {
                     host.record(Outcome::Evicted {

@@ -1158,6 +1158,7 @@ impl DeliveryHost for ExporterHost {
                 spans,
                 reason,
                 written,
+                for_other_sender,
             } => {
                 if !written {
                     return; // a spool file left in place: nothing new
@@ -1184,7 +1185,12 @@ impl DeliveryHost for ExporterHost {
                         self.spool_dir
                     ),
                 );
-                self.diagnostics.spooled(spans, &self.spool_dir, reason);
+                if for_other_sender {
+                    self.diagnostics
+                        .kept_for_other_sender(spans, &self.spool_dir, reason);
+                } else {
+                    self.diagnostics.spooled(spans, &self.spool_dir, reason);
+                }
             }
             Outcome::Cut { values, limit, .. } => {
                 Stats::add(&s.values_truncated, values);
