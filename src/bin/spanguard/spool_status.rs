@@ -553,6 +553,19 @@ pub fn spans_waiting(dir: &Path) -> Option<u64> {
     )
 }
 
+/// The spans in `dir` its senders were refused (401, 403, 404...) and
+/// kept for a corrected setting (`spool::refused_by`): 0 when none, or
+/// when it cannot be read.
+pub fn spans_refused(dir: &Path) -> u64 {
+    let Ok(Some((rows, _))) = survey(dir) else {
+        return 0;
+    };
+    rows.iter()
+        .filter(|r| r.note.ends_with(REFUSED_NOTE))
+        .filter_map(|r| r.spans)
+        .sum()
+}
+
 pub fn run(args: &[String]) -> ExitCode {
     let a = match Args::parse(args, &["--help", "-h"], &[]) {
         Ok(a) => a,
