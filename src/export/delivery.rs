@@ -118,6 +118,10 @@ pub enum Outcome<'a> {
         spans: u64,
         reason: &'a str,
         written: bool,
+        /// Refused to this sender for who sent it or where (401, 403,
+        /// 404...): kept for a sender set up otherwise, which this one
+        /// never is (`Fate::KeepForOtherSender`).
+        for_other_sender: bool,
     },
     /// `values` string and bytes values were cut to make their spans fit
     /// `limit` (`limit` says which and what raises it), counted as
@@ -223,6 +227,10 @@ enum Fate {
     RefusedData(String),
     /// Nothing was delivered; keep the request for later.
     Keep(String),
+    /// Spans on their first trip refused for who sent them or where
+    /// (`SendError::Misdirected`): kept for a sender set up otherwise, in
+    /// spool files this sender does not send (`Delivery::refused_by`).
+    KeepForOtherSender(String),
     /// The request must go as two smaller ones.
     Split(Part, Part),
     /// The server refused the request for its size and it holds one span:
@@ -343,6 +351,12 @@ pub struct Delivery {
     asked_to_wait: bool,
     /// Why the last request kept was kept (`attempt`), for the replay.
     kept_for: Option<KeptFor>,
+    /// While a request refused for who sent it or where is kept
+    /// (`Fate::KeepForOtherSender`): this sender's fingerprint, which the
+    /// names of the spool files it is written to carry, so that this
+    /// sender (in this process or a next one with the same settings)
+    /// never sends them again, and one set up otherwise does.
+    refused_by: Option<u64>,
     /// Send one attempt, no retries (a spool file set back already, or
     /// one sent right after another failed).
     one_attempt: bool,
@@ -463,6 +477,8 @@ impl Delivery {
         export_timeout: Duration,
         max_request_bytes: usize,
     ) -> Delivery {
+        let mut spool = spool;
+        spool.set_sender(transport.sender_fingerprint());
         Delivery {
             transport,
             spool,
@@ -480,6 +496,7 @@ impl Delivery {
             accepted_requests: 0,
             asked_to_wait: false,
             kept_for: None,
+            refused_by: None,
             one_attempt: false,
             silent: false,
             fresh_hung: false,
@@ -688,6 +705,12 @@ impl Delivery {
                 true
             }
             Fate::Keep(reason) => self.keep(request, &reason, host, whole),
+            Fate::KeepForOtherSender(reason) => {
+                self.refused_by = self.transport.sender_fingerprint();
+                let done = self.keep(request, &reason, host, whole);
+                self.refused_by = None;
+                done
+            }
         }
     }
 
@@ -1252,15 +1275,37 @@ impl Delivery {
                         "{reason}; spans from the spool kept for a sender set up right"
                     ));
                 }
+                Err(SendError::Misdirected { reason })
+                    if self.transport.sender_fingerprint().is_some() =>
+                {
+                    // A real answer: the backend is up, and this sender
+                    // sending this data again would be refused again (and
+                    // OTLP forbids it). But the refusal is of the sender,
+                    // not of the spans: a first run with the API key
+                    // missing, or a URL without /v1/traces, lost all its
+                    // spans. They are kept in spool files that name this
+                    // sender's fingerprint: it never sends them, in this
+                    // process or a next one set up alike; one set up
+                    // otherwise (the key or the URL fixed, `spanguard
+                    // replay --endpoint ... --headers ...`) does. Recorded
+                    // as kept alone, not also as a failed attempt (the
+                    // one cause said twice), and the answer starts no
+                    // outage streak. Refused for who sends or where, it
+                    // refuses any part alike: never split.
+                    self.down_until = None;
+                    return Fate::KeepForOtherSender(format!(
+                        "{reason}; kept for a sender set up otherwise"
+                    ));
+                }
                 Err(SendError::Misdirected { reason }) => {
-                    // A real answer: the backend is up, and resending this
-                    // data, now or from the spool, would be refused again.
-                    // Recorded as the loss alone, not also as a failed
-                    // attempt: stderr said the one cause twice ("export
-                    // failed: HTTP 404", then "13 spans lost: HTTP 404"),
-                    // and the answer starts no outage streak. Refused for
-                    // who sends or where, it refuses any part alike: never
-                    // split.
+                    // A sender with nothing to tell it from a corrected
+                    // one (no fingerprint): kept, this sender would send
+                    // them again. Recorded as the loss alone, not also as
+                    // a failed attempt: stderr said the one cause twice
+                    // ("export failed: HTTP 404", then "13 spans lost:
+                    // HTTP 404"), and the answer starts no outage streak.
+                    // Refused for who sends or where, it refuses any part
+                    // alike: never split.
                     self.down_until = None;
                     host.record(Outcome::Lost {
                         origin: request.origin,
@@ -1439,13 +1484,17 @@ impl Delivery {
                 spans: request.spans,
                 reason,
                 written: false,
+                for_other_sender: false,
             });
             return false;
         }
         let written = match self.journal.take() {
             // The flight recorder journaled this request already: its file
             // becomes the spool file (its lock goes when `journal` drops).
-            Some(journal) if whole => Ok(self.spool.keep(&journal.path)),
+            Some(journal) if whole => match self.refused_by {
+                Some(sender) => self.spool.keep_refused(journal, sender),
+                None => Ok(self.spool.keep(&journal.path)),
+            },
             journal => {
                 self.journal = journal;
                 // Larger than the spool's cap (max_request_bytes above it):
@@ -1474,14 +1523,17 @@ impl Delivery {
                     self.keep_cut(request, reason, host);
                     return true;
                 }
-                self.spool.write(&SpooledBatch {
-                    format: request.format,
-                    gzipped: request.gzipped,
-                    spans: request.spans.min(u32::MAX as u64) as u32,
-                    cut_counted: request.cut_counted,
-                    cut_at: request.cut_at.to_vec(),
-                    body: request.body.to_vec(),
-                })
+                self.spool.write_refused(
+                    &SpooledBatch {
+                        format: request.format,
+                        gzipped: request.gzipped,
+                        spans: request.spans.min(u32::MAX as u64) as u32,
+                        cut_counted: request.cut_counted,
+                        cut_at: request.cut_at.to_vec(),
+                        body: request.body.to_vec(),
+                    },
+                    self.refused_by,
+                )
             }
         };
         self.record_written(request, reason, written, host);
@@ -1526,7 +1578,7 @@ impl Delivery {
             cut_at: places_and(request.cut_at, &cut.at),
             body,
         };
-        let written = self.spool.write(&batch);
+        let written = self.spool.write_refused(&batch, self.refused_by);
         if written.is_ok() {
             // A lost span's values are not counted as cut.
             host.record(Outcome::Cut {
@@ -1565,6 +1617,7 @@ impl Delivery {
                     spans: request.spans,
                     reason,
                     written: true,
+                    for_other_sender: self.refused_by.is_some(),
                 });
                 if eviction.files > 0 {
                     host.record(Outcome::Evicted {

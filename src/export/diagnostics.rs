@@ -176,6 +176,9 @@ pub struct Diagnostics {
     /// Each warning a backend gave with spans it accepted (an OTLP partial
     /// success rejecting none), said so, as losses are.
     warnings: SaidOnce,
+    /// Each refusal of the sender (401, 403, 404...) whose spans were
+    /// kept for a sender set up otherwise, said so, as losses are.
+    refusals: SaidOnce,
     buffer_full: Limiter,
     pool_used_up: Limiter,
     pool_waits: Limiter,
@@ -269,6 +272,7 @@ struct Untold {
 enum Said {
     Losses,
     Warnings,
+    Refusals,
 }
 
 /// What `SaidOnce::note` found due to be said.
@@ -473,6 +477,7 @@ impl Diagnostics {
             streak: None,
             losses: SaidOnce::default(),
             warnings: SaidOnce::default(),
+            refusals: SaidOnce::default(),
             buffer_full: Limiter::default(),
             pool_used_up: Limiter::default(),
             pool_waits: Limiter::default(),
@@ -750,6 +755,37 @@ impl Diagnostics {
         }
     }
 
+    /// `n` spans the backend refused for who sent them or where (401, 403,
+    /// 404...: `reason`) were kept in the spool `dir` for a sender set up
+    /// otherwise. Said at warn level in full the first time, with how to
+    /// send them, later ones by number alone, as losses are: nothing is
+    /// lost, but nothing arrives either until the setting is fixed.
+    pub fn kept_for_other_sender(&mut self, n: u64, recovered: bool, dir: &str, reason: &str) {
+        let what = match recovered {
+            false => count(n, "span", "spans"),
+            true => count(n, "recovered span", "recovered spans"),
+        };
+        self.tell(
+            ExportEvent::BatchSpooled,
+            &format!("{what} spooled to {dir} ({reason})"),
+        );
+        match self.refusals.note(Instant::now(), n, reason) {
+            Due::InFull(total) => self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "{} refused and kept in the spool ({dir}) for a corrected setting: {reason}; \
+                     this endpoint with these headers never sends them again: fix the key or \
+                     the URL (OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_ENDPOINT) and run \
+                     again, or send them with `{} --headers KEY=VALUE`",
+                    spans(total),
+                    replay_to_be_pointed(dir)
+                ),
+            ),
+            Due::More(i, total) => self.tell_more(Said::Refusals, &self.refusals.label(i), total),
+            Due::Held => {}
+        }
+    }
+
     /// Each cause of loss met so far, its first message (the reason in
     /// full, with the fix hint it carries) and every span lost for it;
     /// past `MAX_LOSS_CAUSES` causes, the rest's total with the last of
@@ -775,6 +811,12 @@ impl Diagnostics {
                 LogLevel::Warn,
                 &format!("the backend accepted {more} with a warning: {label} (as said above)"),
             ),
+            Said::Refusals => self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "{more} refused and kept for a corrected setting: {label} (as said above)"
+                ),
+            ),
         }
     }
 
@@ -783,6 +825,7 @@ impl Diagnostics {
         let Untold { each, rest } = match said {
             Said::Losses => self.losses.untold(),
             Said::Warnings => self.warnings.untold(),
+            Said::Refusals => self.refusals.untold(),
         };
         for (label, n) in each {
             self.tell_more(said, &label, n);
@@ -795,6 +838,10 @@ impl Diagnostics {
                 ExportEvent::BackendWarning,
                 LogLevel::Warn,
                 &format!("the backend accepted {more} with other warnings; the last: {last}"),
+            ),
+            Said::Refusals => self.emit(
+                LogLevel::Warn,
+                &format!("{more} refused and kept for a corrected setting; the last: {last}"),
             ),
         }
     }
@@ -1024,6 +1071,7 @@ impl Diagnostics {
         self.tell_held();
         self.tell_untold(Said::Losses);
         self.tell_untold(Said::Warnings);
+        self.tell_untold(Said::Refusals);
         let full = self.buffer_full.untold();
         if full > 0 {
             self.tell_buffer_full(full);

@@ -1162,6 +1162,7 @@ impl DeliveryHost for ExporterHost {
                 spans,
                 reason,
                 written,
+                for_other_sender,
             } => {
                 if !written {
                     return; // a spool file left in place: nothing new
@@ -1175,8 +1176,17 @@ impl DeliveryHost for ExporterHost {
                     p.signal.spooled_not_replayed.store(true, Ordering::Relaxed);
                     Stats::add(&s.spooled_spans, spans);
                 }
-                self.diagnostics
-                    .spooled(spans, !origin.is_fresh(), &self.spool_dir, reason);
+                if for_other_sender {
+                    self.diagnostics.kept_for_other_sender(
+                        spans,
+                        !origin.is_fresh(),
+                        &self.spool_dir,
+                        reason,
+                    );
+                } else {
+                    self.diagnostics
+                        .spooled(spans, !origin.is_fresh(), &self.spool_dir, reason);
+                }
             }
             Outcome::Cut { values, limit, .. } => {
                 Stats::add(&s.values_truncated, values);

@@ -930,6 +930,37 @@ impl Transport for HttpTransport {
         self.shown_url.clone()
     }
 
+    /// The URL, the headers (names and values, in any order) and the TLS
+    /// files' paths: what a user changes to fix a 401, 403 or 404.
+    fn sender_fingerprint(&self) -> Option<u64> {
+        let mut headers: Vec<(String, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+            .collect();
+        headers.sort();
+        let tls = [
+            &self.tls.certificate,
+            &self.tls.client_certificate,
+            &self.tls.client_key,
+        ];
+        let tls: Vec<Vec<u8>> = tls
+            .iter()
+            .map(|p| {
+                p.as_ref()
+                    .map_or(Vec::new(), |p| p.as_os_str().as_encoded_bytes().to_vec())
+            })
+            .collect();
+        let parts = std::iter::once(self.url.as_bytes())
+            .chain(
+                headers
+                    .iter()
+                    .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]),
+            )
+            .chain(tls.iter().map(Vec::as_slice));
+        Some(super::transport::stable_fingerprint(parts))
+    }
+
     fn silence(&self) -> Silence {
         self.silence
     }

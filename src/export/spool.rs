@@ -77,6 +77,14 @@ pub(crate) const SUFFIX: &str = ".sgspool";
 const TEMP_PREFIX: &str = ".tmp-";
 /// What a set-back file's name says before its count of set-backs.
 const SETBACK_MARK: &str = "-setback";
+/// What the name of a file kept after its sender was refused (401, 403,
+/// 404, ...: `SendError::Misdirected`) says before that sender's
+/// fingerprint (`Transport::sender_fingerprint`, 16 hex digits): a
+/// sender with that fingerprint does not send it again (OTLP forbids
+/// retrying a refused request), one set up otherwise (the key or the URL
+/// fixed) does. Before any set-back mark; older spanguards read such a
+/// file like any other.
+const REFUSED_MARK: &str = "-refusedby";
 /// A temporary file older than this, and unlocked, belongs to no writer
 /// even when its pid names a live process (a reused pid, another pid
 /// namespace sharing the directory).
@@ -126,6 +134,21 @@ pub fn setbacks(path: &Path) -> u32 {
         .and_then(|n| n.rsplit_once(SETBACK_MARK))
         .and_then(|(_, count)| count.parse().ok())
         .unwrap_or(0)
+}
+
+/// The fingerprint of the sender that was refused the batch in the spool
+/// file at `path` (`REFUSED_MARK`), as its name says; None for a file
+/// that no sender was refused.
+pub fn refused_by(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_string_lossy();
+    let (_, after) = name.strip_suffix(SUFFIX)?.split_once(REFUSED_MARK)?;
+    u64::from_str_radix(after.get(..16)?, 16).ok()
+}
+
+/// The part of a spool file's name that says which sender was refused
+/// its batch (`refused_by`), or nothing.
+fn refused_tag(refused_by: Option<u64>) -> String {
+    refused_by.map_or(String::new(), |f| format!("{REFUSED_MARK}{f:016x}"))
 }
 
 /// Whether a file that starts with these bytes is a spool file (of this
@@ -248,6 +271,10 @@ pub struct SpoolDir {
     /// Where replay left off, shared by the clones of one spool
     /// (`ReplayQueue`).
     queue: Arc<Mutex<ReplayQueue>>,
+    /// The fingerprint of the sender replaying this spool
+    /// (`Transport::sender_fingerprint`): files it was refused
+    /// (`refused_by`) are not sent again by it.
+    sender: Option<u64>,
 }
 
 /// The files of the directory's last listing that replay has not reached
@@ -427,7 +454,15 @@ impl SpoolDir {
             lost: Notes::new(),
             index: Arc::new(Mutex::new(None)),
             queue: Arc::new(Mutex::new(ReplayQueue::default())),
+            sender: None,
         }
+    }
+
+    /// Says which sender replays this spool (`Transport::sender_fingerprint`):
+    /// a replay leaves the files that sender was refused where they are,
+    /// unsent, for one set up otherwise.
+    pub fn set_sender(&mut self, sender: Option<u64>) {
+        self.sender = sender;
     }
 
     /// The index, after looking at the whole directory when it is not yet
@@ -641,9 +676,11 @@ impl SpoolDir {
     /// Failing (a full directory, another process's rename), it stays
     /// where it is.
     fn set_back(&self, path: &Path, setbacks: u32) -> Option<PathBuf> {
+        // The sender it was refused keeps away from it set back too.
         let tag = format!(
-            "{:06}{SETBACK_MARK}{setbacks}",
-            SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
+            "{:06}{}{SETBACK_MARK}{setbacks}",
+            SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000,
+            refused_tag(refused_by(path))
         );
         let to = self.dir.join(spool_file_name(&tag));
         if fs::rename(path, &to).is_err() {
@@ -688,7 +725,8 @@ impl SpoolDir {
             batch.body.len(),
         );
         // Its lock held until it is set back (`set_back`'s rename).
-        let (kept, _lock) = match self.write_file(&header, &batch.body, true) {
+        let mark = refused_tag(refused_by(path));
+        let (kept, _lock) = match self.write_file_named(&header, &batch.body, true, &mark) {
             Ok(written) => written,
             Err(e) => {
                 self.lost.push(LostBatch {
@@ -758,13 +796,25 @@ impl SpoolDir {
     /// its cap (never the file just written unless it alone is over the cap,
     /// in which case it is not kept). Returns what eviction cost.
     pub fn write(&self, batch: &SpooledBatch) -> io::Result<Eviction> {
+        self.write_refused(batch, None)
+    }
+
+    /// `write`, for a batch the sender with fingerprint `refused_by` was
+    /// refused (its name says so, `refused_by`): that sender does not
+    /// replay it.
+    pub fn write_refused(
+        &self,
+        batch: &SpooledBatch,
+        refused_by: Option<u64>,
+    ) -> io::Result<Eviction> {
         let header = self.header_within_cap(
             batch.format,
             batch.gzipped,
             (batch.spans, batch.cut_counted, &batch.cut_at),
             batch.body.len(),
         );
-        let (path, _unlocked) = self.write_file(&header, &batch.body, true)?;
+        let (path, _unlocked) =
+            self.write_file_named(&header, &batch.body, true, &refused_tag(refused_by))?;
         let len = (header.len() + batch.body.len()) as u64;
         Ok(self.evict_over_cap(&path, Some(len)))
     }
@@ -822,12 +872,45 @@ impl SpoolDir {
         self.evict_over_cap(path, len)
     }
 
+    /// `keep`, for a journal file whose batch the sender with fingerprint
+    /// `refused_by` was refused: renamed to say so first (its lock, on the
+    /// file, goes with it). Err when the rename failed: the file is then
+    /// deleted, not left for that sender to send again.
+    pub fn keep_refused(&self, journal: Journal, refused_by: u64) -> io::Result<Eviction> {
+        let name = journal.path.file_name().map(|n| n.to_string_lossy());
+        let stem = name.as_deref().and_then(|n| n.strip_suffix(SUFFIX));
+        let Some(stem) = stem else {
+            self.forget(journal);
+            return Err(io::Error::other("a journal file not named as a spool file"));
+        };
+        let to = self
+            .dir
+            .join(format!("{stem}{}{SUFFIX}", refused_tag(Some(refused_by))));
+        if let Err(e) = fs::rename(&journal.path, &to) {
+            self.forget(journal);
+            return Err(e);
+        }
+        self.forget_file(&journal.path);
+        Ok(self.keep(&to))
+    }
+
     /// Writes a spool file; the returned handle holds an exclusive lock on it.
     fn write_file(
         &self,
         header: &[u8],
         body: &[u8],
         sync: bool,
+    ) -> io::Result<(PathBuf, LockedFile)> {
+        self.write_file_named(header, body, sync, "")
+    }
+
+    /// `write_file`, with `mark` (`refused_tag`) in the file's name.
+    fn write_file_named(
+        &self,
+        header: &[u8],
+        body: &[u8],
+        sync: bool,
+        mark: &str,
     ) -> io::Result<(PathBuf, LockedFile)> {
         if !self.fits(body.len()) {
             return Err(io::Error::new(
@@ -837,7 +920,7 @@ impl SpoolDir {
         }
         files::ensure_private_dir(&self.dir)?;
         let name = spool_file_name(&format!(
-            "{:06}",
+            "{:06}{mark}",
             SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
         ));
         let tmp = self.dir.join(format!("{TEMP_PREFIX}{name}"));
@@ -1039,7 +1122,13 @@ impl SpoolDir {
                 // One read of the directory for both.
                 let names = dir_names(&self.dir);
                 let cleanup_gave_way = self.remove_dead_temp_files(&names, || give_way(host));
-                files = names_where(&names, is_batch_name).into();
+                // Not the files this sender was refused: sent again, they
+                // would be refused again (and OTLP forbids it).
+                let sender = self.sender;
+                files = names_where(&names, is_batch_name)
+                    .into_iter()
+                    .filter(|f| sender.is_none() || refused_by(f) != sender)
+                    .collect();
                 self.replay_queue().listed += files.len() as u64;
                 files.retain(|f| !set_back.contains(f));
                 last = files.back().cloned();

@@ -129,4 +129,31 @@ pub trait Transport: Send {
     /// answer, so that one that accepts and never answers costs a probe
     /// and not a whole request timeout again.
     fn limit_next(&mut self, _limit: Duration) {}
+
+    /// What tells this sender from one set up otherwise (another URL,
+    /// other headers, other TLS files), the same in every process set up
+    /// alike: spans it was refused for who sent them or where
+    /// (`SendError::Misdirected`) are kept in spool files naming it, which
+    /// it never sends again and a corrected sender does
+    /// (`Delivery::attempt`). A hash: no credential is written to disk.
+    /// None for a sink no backend refuses (spans so refused are lost).
+    fn sender_fingerprint(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A hash of `parts` that stays the same across processes, builds and
+/// Rust versions (FNV-1a, 64 bits; std's `DefaultHasher` promises none of
+/// that), each part ended so that ("ab", "c") and ("a", "bc") differ.
+pub fn stable_fingerprint<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    for part in parts {
+        for &b in part.iter().chain((part.len() as u64).to_le_bytes().iter()) {
+            h ^= b as u64;
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h
 }

@@ -51,12 +51,22 @@ def test_a_process_that_hit_a_404_is_said_with_its_cause_and_what_to_do(cli, tmp
     assert lines[0].startswith("spanguard why: what the last process traced here did with its spans"), run.stdout
     assert "stopped its tracer" in lines[2], run.stdout
     assert f"  spans went to {rx.endpoint}/wrong/v1/traces" in lines, run.stdout
-    assert "  40 spans ended: 0 delivered, 0 to the spool, 40 lost" in lines, run.stdout
-    # The first message of the cause, as stderr said it: with its fix.
-    lost = [l for l in lines if l.startswith("  40 spans lost: HTTP 404: ")]
-    assert len(lost) == 1, run.stdout
-    assert "(nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL" in lost[0], run.stdout
-    assert lost[0][len("  40 spans lost: "):] in emit.stderr, (run.stdout, emit.stderr)
+    # Refused for where they went, not lost: kept for a corrected URL, and
+    # said so, with how to send them.
+    assert "  40 spans ended: 0 delivered, 40 to the spool, 0 lost" in lines, run.stdout
+    kept = [l for l in lines if l.startswith(f"40 spans in {tmp_path}/spool were refused to their sender")]
+    assert len(kept) == 1, run.stdout
+    assert "kept for a corrected setting" in kept[0] and "spanguard replay --endpoint URL" in kept[0], run.stdout
+    assert "nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL" in emit.stderr, emit.stderr
+    # `spool` lists them as kept for a corrected sender, each file and in all.
+    listing = subprocess.run([str(cli), "spool", str(tmp_path / "spool")], capture_output=True, text=True,
+                             env=env, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    head, *rows = listing.stdout.splitlines()
+    assert "; 40 spans refused to their sender (401, 403, 404...: " in head, listing.stdout
+    batches = [r for r in rows if r.startswith("batch ")]
+    assert batches and all(r.endswith("; refused to its sender, kept for a corrected endpoint or headers)")
+                           for r in batches), listing.stdout
 
 
 def test_records_live_in_the_spool_directory_the_user_chose_and_why_finds_them_there(cli, tmp_path):
@@ -80,7 +90,7 @@ def test_records_live_in_the_spool_directory_the_user_chose_and_why_finds_them_t
             assert run.returncode == 0, run.stdout + run.stderr
             # Its own process alone, not the other service's.
             ended = [l for l in run.stdout.splitlines() if l.endswith(" lost") and " spans ended: " in l]
-            assert ended == [f"  {n} spans ended: 0 delivered, 0 to the spool, {n} lost"], run.stdout
+            assert ended == [f"  {n} spans ended: 0 delivered, {n} to the spool, 0 lost"], run.stdout
     # None where it looked: said, with where that was and why there.
     run = why(cli, env)
     assert run.returncode == 1, run.stdout + run.stderr

@@ -44,30 +44,33 @@ def test_an_unreachable_backend_is_told_once_with_its_reason(emitter, tmp_path):
     assert len(lines) <= 3, lines
 
 
-def test_every_lost_span_is_told_not_only_the_first_batch(emitter, tmp_path):
+def test_every_refused_span_is_told_kept_not_only_the_first_batch(emitter, tmp_path):
     # A backend that refuses every request (401: no API key) for a run
     # shorter than the rate limit's minute: stderr said "7 spans lost" for
-    # 40 lost, the rest held back and never told.
+    # 40 lost, the rest held back and never told. Now none is lost: each
+    # is kept for a sender with its key set, and said so.
     with OtlpReceiverProcess(workdir=tmp_path, mode="status:401") as rx:
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=40)
-    assert stats["dropped_export_failed"] == 40
-    told = [leading_number(line) for line in lines if re.search(r" spans? lost", line)]
+    assert stats["dropped_export_failed"] == 0 and stats["spooled_spans"] == 40, stats
+    told = [leading_number(line) for line in lines if re.search(r" spans? refused and kept", line)]
     assert len(told) == 2 and sum(told) == 40, lines
 
 
-def test_a_final_refusal_is_said_once_with_its_hint(emitter, tmp_path):
+def test_a_refusal_of_the_sender_is_said_once_with_its_hint_and_how_to_send(emitter, tmp_path):
     # A URL where nothing takes traces answers 404 to every batch: stderr
     # said the one cause three times, each with its fix hint ("export to
     # ... failed: HTTP 404", "13 spans lost: HTTP 404", "1 more spans
-    # lost; the last: HTTP 404" at the stop). Once with the hint and the
-    # count, then counts alone.
+    # lost; the last: HTTP 404" at the stop). Once with the hint, the
+    # count and how to send them once the URL is fixed, then counts alone.
     with OtlpReceiverProcess(workdir=tmp_path, mode="status:404") as rx:
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=40)
-    assert stats["dropped_export_failed"] == 40
-    assert sum("HTTP 404" in line for line in lines) == len(lines) == 2, lines
+    assert stats["dropped_export_failed"] == 0 and stats["spooled_spans"] == 40, stats
+    assert sum("HTTP 404" in line for line in lines) == 2, lines
     assert sum("nothing takes traces at this URL" in line for line in lines) == 1, lines
-    assert lines[1].endswith(" more spans lost: HTTP 404 (as said above)"), lines
-    assert sum(leading_number(line) for line in lines) == 40, lines
+    assert "for a corrected setting" in lines[0] and "spanguard replay --endpoint URL" in lines[0], lines
+    assert any(line.endswith(" more spans refused and kept for a corrected setting: HTTP 404 (as said above)")
+               for line in lines), lines
+    assert sum(leading_number(line) for line in lines if "HTTP 404" in line) == 40, lines
 
 
 def test_stopping_says_where_the_unsent_spans_wait(emitter, tmp_path):

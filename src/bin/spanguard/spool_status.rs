@@ -39,6 +39,10 @@ Exit status: 0 when the directory could be read (or does not exist: nothing
 waits), 1 when it could not, 2 on a usage or configuration error.
 ";
 
+/// What a batch's note ends with when the sender it was refused to
+/// (`spool::refused_by`) keeps away from it.
+const REFUSED_NOTE: &str = "; refused to its sender, kept for a corrected endpoint or headers";
+
 /// What a file in the spool is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Entry {
@@ -204,6 +208,9 @@ fn inspect(
                         format!(", its header says {}", diagnostics::spans(u64::from(n)))
                     })
                 );
+                if spanguard::export::spool::refused_by(path).is_some() {
+                    note.push_str(REFUSED_NOTE);
+                }
                 Some(b.spans as u64)
             }
             Err(why) => {
@@ -437,6 +444,21 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     if unreadable > 0 {
         summary.push_str(&format!("; {unreadable} unreadable (never sent)"));
     }
+    let refused: u64 = rows
+        .iter()
+        .filter(|r| r.note.ends_with(REFUSED_NOTE))
+        .filter_map(|r| r.spans)
+        .sum();
+    if refused > 0 {
+        summary.push_str(&format!(
+            "; {} refused to {} sender (401, 403, 404...: a key missing or wrong, a URL without \
+             /v1/traces), kept for a corrected setting: that sender never sends {}, one with the \
+             key or the URL fixed does (or spanguard replay --endpoint <url> --headers <k=v>)",
+            diagnostics::spans(refused),
+            if refused == 1 { "its" } else { "their" },
+            if refused == 1 { "it" } else { "them" },
+        ));
+    }
     // What a tracer does when it spools next: it deletes files set aside
     // first, oldest first, then the oldest batches, until the spool is
     // within SPANGUARD_SPOOL_MAX_BYTES (`spool::evict_over_cap`).
@@ -529,6 +551,19 @@ pub fn spans_waiting(dir: &Path) -> Option<u64> {
             .filter_map(|r| r.spans)
             .sum(),
     )
+}
+
+/// The spans in `dir` its senders were refused (401, 403, 404...) and
+/// kept for a corrected setting (`spool::refused_by`): 0 when none, or
+/// when it cannot be read.
+pub fn spans_refused(dir: &Path) -> u64 {
+    let Ok(Some((rows, _))) = survey(dir) else {
+        return 0;
+    };
+    rows.iter()
+        .filter(|r| r.note.ends_with(REFUSED_NOTE))
+        .filter_map(|r| r.spans)
+        .sum()
 }
 
 pub fn run(args: &[String]) -> ExitCode {
