@@ -128,15 +128,7 @@ fn run(
     let _ = tracer.flush(Duration::from_secs(20));
     let _ = tracer.shutdown(Duration::from_secs(20));
     let stats = tracer.stats();
-    assert_eq!(
-        stats.spans_ended,
-        stats.spans_exported
-            + stats.spooled_spans
-            + stats.dropped_export_failed
-            + stats.dropped_rejected
-            + stats.spans_unsampled,
-        "every span ended is counted where its first trip took it: {stats:?}"
-    );
+    support::assert_first_trips_counted(&stats, prefix);
     stats
 }
 

@@ -139,15 +139,7 @@ fn every_span_is_counted_whatever_the_server_answers() {
     ] {
         assert!(count <= ended, "{name} is {count}, of {ended} spans ended");
     }
-    assert_eq!(
-        stats.spans_ended,
-        stats.spans_exported
-            + stats.spooled_spans
-            + stats.dropped_export_failed
-            + stats.dropped_rejected
-            + stats.spans_unsampled,
-        "every span ended is counted where its first trip took it: {stats:?}"
-    );
+    support::assert_first_trips_counted(&stats, "server answers");
     assert_eq!(stats.queue_depth, 0);
     assert!(
         served.load(Ordering::Relaxed) >= count,

@@ -223,3 +223,19 @@ pub fn spool_files(dir: &Path) -> Vec<std::ffi::OsString> {
         .map(|e| e.file_name())
         .collect()
 }
+
+/// The counters' identity for spans on their first trip: every span ended
+/// is exported, spooled, lost to a failed export, rejected or left out
+/// by the sampler, and nowhere else. `context` names the case.
+#[allow(dead_code)]
+pub fn assert_first_trips_counted(stats: &spanguard::stats::StatsSnapshot, context: &str) {
+    assert_eq!(
+        stats.spans_ended,
+        stats.spans_exported
+            + stats.spooled_spans
+            + stats.dropped_export_failed
+            + stats.dropped_rejected
+            + stats.spans_unsampled,
+        "{context}: every span ended is counted where its first trip took it: {stats:?}"
+    );
+}
