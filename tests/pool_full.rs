@@ -606,7 +606,13 @@ fn a_call_that_may_not_wait_hears_it_would_while_a_setter_holds_the_span() {
         );
         assert!(t.try_set_attributes(s, &short, 27).is_ok(), "{name}");
         assert_eq!(t.try_end(s), Ok(()), "{name}");
-        assert_eq!(t.try_end(s), Err(SpanError::Ended), "{name}");
+        // The header's double end: Ended, or Stale once the exporter has
+        // sent the span and its slot went back (CI's load did that first).
+        let again = t.try_end(s);
+        assert!(
+            matches!(again, Err(SpanError::Ended) | Err(SpanError::Stale)),
+            "{name}: a second end: {again:?}"
+        );
         t.shutdown(Duration::from_secs(60)).expect("shutdown");
         let stats = t.stats();
         assert_eq!(stats.spans_exported, 12, "{name}: {stats:?}");
