@@ -51,20 +51,13 @@ func sentTwiceWarnings(t *testing.T, run func()) []string {
 }
 
 // tracerTo is a tracer sending to endpoint, or writing to a local sink
-// for "".
+// for "". A short export timeout: some send to ports nobody serves.
 func tracerTo(t *testing.T, endpoint string) *spanguard.Tracer {
-	dir := t.TempDir()
-	cfg := spanguard.Config{ServiceName: "twice", Endpoint: endpoint, SpoolDir: filepath.Join(dir, "spool"),
-		ScheduleDelay: 50 * time.Millisecond, ExportTimeout: 2 * time.Second}
+	cfg := spanguard.Config{ExportTimeout: 2 * time.Second}
 	if endpoint == "" {
-		cfg.SinkDir = filepath.Join(dir, "sink")
+		cfg.SinkDir = filepath.Join(t.TempDir(), "sink")
 	}
-	tr, err := spanguard.NewTracer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
+	return newTracerWith(t, endpoint, cfg)
 }
 
 // otlpHTTP is the SDK's OTLP/HTTP exporter to endpoint (a URL).
