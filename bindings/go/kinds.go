@@ -3,6 +3,7 @@
 package spanguard
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -18,6 +19,27 @@ import (
 // recognised by their package path, without importing OpenTelemetry.
 // Anything else is the caller's mistake: Start or SetStatus returns an
 // *Error with Code INVALID_ARGUMENT, as for a number out of range.
+
+// Kind is a span kind, numbered as in OTLP: the Kind constants. WithSpanKind
+// takes one, so that the compiler checks what WithKind checks when the
+// span starts. The constants stay untyped (they were before Kind was), so
+// that code that keeps one in a uint32 (ForeignSpan.Kind) goes on
+// compiling.
+type Kind uint32
+
+// StatusCode is a span status code, numbered as in OTLP: StatusUnset,
+// StatusOK, StatusError. Span.SetStatusCode takes one: OpenTelemetry's
+// codes.Code (numbered otherwise: codes.Error is 1, OTLP's OK) does not
+// compile there, where SetStatus maps it when the program runs.
+type StatusCode uint32
+
+// String is the kind's name ("server"), as fmt prints it; Kind(n) for a
+// number that names none.
+func (k Kind) String() string { return kindRule.name(uint32(k), "Kind") }
+
+// String is the status code's name ("error"), as fmt prints it;
+// StatusCode(n) for a number that names none.
+func (c StatusCode) String() string { return statusRule.name(uint32(c), "StatusCode") }
 
 const (
 	otelSpanKindPackage = "go.opentelemetry.io/otel/trace"
@@ -35,6 +57,9 @@ type argumentRule struct {
 	// fromOtel maps the OpenTelemetry type's values to OTLP's; nil when
 	// they are OTLP's.
 	fromOtel []uint32
+	// own is this package's type for it (Kind, StatusCode), as
+	// "package path.Name": numbered as OTLP, like a constant.
+	own string
 }
 
 var (
@@ -44,6 +69,7 @@ var (
 			KindProducer: "producer", KindConsumer: "consumer"},
 		// trace.SpanKind is numbered as OTLP is (Unspecified 0 ... Consumer 5).
 		otel: otelSpanKindPackage + ".SpanKind",
+		own:  typeName(reflect.TypeFor[Kind]()),
 	}
 	statusRule = argumentRule{
 		max:   StatusError,
@@ -51,6 +77,7 @@ var (
 		otel:  otelCodePackage + ".Code",
 		// codes.Code: Unset 0, Error 1, Ok 2.
 		fromOtel: []uint32{0: StatusUnset, 1: StatusError, 2: StatusOK},
+		own:      typeName(reflect.TypeFor[StatusCode]()),
 	}
 )
 
@@ -75,7 +102,7 @@ func (r *argumentRule) of(v any) (uint32, bool) {
 	switch {
 	case !ok:
 		return 0, false
-	case typ == "", typ == r.otel && r.fromOtel == nil:
+	case typ == "", typ == r.own, typ == r.otel && r.fromOtel == nil:
 		return upTo(n, r.max)
 	case typ == r.otel:
 		if i, ok := upTo(n, uint32(len(r.fromOtel)-1)); ok {
@@ -102,11 +129,23 @@ func integer(v any) (int64, string, bool) {
 	default:
 		return 0, "", false
 	}
-	t := rv.Type()
+	return n, typeName(rv.Type()), true
+}
+
+// typeName is t as "package path.Name", "" for a built-in type.
+func typeName(t reflect.Type) string {
 	if t.PkgPath() == "" {
-		return n, "", true
+		return ""
 	}
-	return n, t.PkgPath() + "." + t.Name(), true
+	return t.PkgPath() + "." + t.Name()
+}
+
+// name is the constant n's name, or typ(n) when it has none.
+func (r *argumentRule) name(n uint32, typ string) string {
+	if n < uint32(len(r.names)) && r.names[n] != "" {
+		return r.names[n]
+	}
+	return fmt.Sprintf("%s(%d)", typ, n)
 }
 
 func upTo(n int64, max uint32) (uint32, bool) {

@@ -75,3 +75,61 @@ func TestAKindOrStatusInNoFormOfTheRuleIsAnError(t *testing.T) {
 		t.Fatalf("%d spans begun, want 1 (odd)", st.SpansBegun)
 	}
 }
+
+// The typed forms: WithSpanKind takes a Kind and SetStatusCode a
+// StatusCode, as a constant converts to them, so that a string or
+// OpenTelemetry's codes.Code (numbered otherwise) is a compile error
+// there rather than an error when the span starts; a Kind or StatusCode
+// given to WithKind or SetStatus is taken too, and one given for the
+// other is refused. The untyped constants still go where a uint32 goes.
+func TestAKindAndAStatusCodeCanBeTyped(t *testing.T) {
+	tr, sink := newTracer(t)
+	ctx := context.Background()
+	var kind spanguard.Kind = spanguard.KindProducer
+	var code spanguard.StatusCode = spanguard.StatusError
+	var asUint32 uint32 = spanguard.KindClient // untyped still
+	_ = asUint32
+	_, typed, err := tr.Start(ctx, "typed", spanguard.WithSpanKind(spanguard.KindServer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := typed.SetStatusCode(code, "why"); err != nil {
+		t.Fatal(err)
+	}
+	typed.End()
+	_, viaAny, err := tr.Start(ctx, "via any", spanguard.WithKind(kind))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := viaAny.SetStatus(spanguard.StatusCode(spanguard.StatusOK), ""); err != nil {
+		t.Fatal(err)
+	}
+	invalid := func(err error) bool {
+		var e *spanguard.Error
+		return errors.As(err, &e) && e.Code == 2 // SPANGUARD_RESULT_INVALID_ARGUMENT
+	}
+	if err := viaAny.SetStatus(spanguard.Kind(1), ""); !invalid(err) {
+		t.Errorf("SetStatus(a Kind): %v, want INVALID_ARGUMENT", err)
+	}
+	if err := viaAny.SetStatusCode(3, ""); !invalid(err) {
+		t.Errorf("SetStatusCode(3): %v, want INVALID_ARGUMENT", err)
+	}
+	viaAny.End()
+	if _, _, err := tr.Start(ctx, "never", spanguard.WithKind(spanguard.StatusCode(1))); !invalid(err) {
+		t.Errorf("WithKind(a StatusCode): %v, want INVALID_ARGUMENT", err)
+	}
+	if _, _, err := tr.Start(ctx, "never", spanguard.WithSpanKind(6)); !invalid(err) {
+		t.Errorf("WithSpanKind(6): %v, want INVALID_ARGUMENT", err)
+	}
+	got := map[string][2]int{}
+	for name, s := range spansByName(t, tr, sink) {
+		got[name] = [2]int{s.Kind, s.Status.Code}
+	}
+	want := map[string][2]int{"typed": {2, 2}, "via any": {4, 1}} // OTLP's numbers
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("kind and status code by span: %v, want %v", got, want)
+	}
+	if s := fmt.Sprint(kind, spanguard.Kind(9), code, spanguard.StatusCode(7)); s != "producer Kind(9) error StatusCode(7)" {
+		t.Fatalf("printed as %q", s)
+	}
+}

@@ -175,6 +175,18 @@ func WithKind(kind any) StartOption {
 	return StartOption{apply: optKind, kind: k}
 }
 
+// WithSpanKind is WithKind for a Kind (KindServer, ...): typed, so that a
+// value of another type (a string, OpenTelemetry's trace.SpanKind: give
+// those to WithKind) does not compile. A number past KindConsumer makes
+// Start return an *Error with Code INVALID_ARGUMENT.
+func WithSpanKind(kind Kind) StartOption {
+	k, ok := upTo(int64(kind), KindConsumer)
+	if !ok {
+		k = notAKind
+	}
+	return StartOption{apply: optKind, kind: k}
+}
+
 // WithAttributes sets attributes at start.
 func WithAttributes(a ...Attribute) StartOption { return StartOption{apply: optAttributes, attrs: a} }
 
@@ -572,6 +584,23 @@ func (s Span) SetStatus(code any, message string) error {
 	if !ok {
 		return check(C.SPANGUARD_RESULT_INVALID_ARGUMENT, "set_status")
 	}
+	return s.setStatus(c, message)
+}
+
+// SetStatusCode is SetStatus for a StatusCode (StatusOK, StatusError with
+// a message, StatusUnset): typed, so that OpenTelemetry's codes.Code,
+// numbered otherwise (give it to SetStatus, which maps it), does not
+// compile. A number past StatusError returns an *Error with Code
+// INVALID_ARGUMENT, nothing set.
+func (s Span) SetStatusCode(code StatusCode, message string) error {
+	c, ok := upTo(int64(code), StatusError)
+	if !ok {
+		return check(C.SPANGUARD_RESULT_INVALID_ARGUMENT, "set_status")
+	}
+	return s.setStatus(c, message)
+}
+
+func (s Span) setStatus(c uint32, message string) error {
 	m, ml := cstr(message)
 	rc := C.spanguard_span_set_status(s.handle, C.uint32_t(c), m, ml)
 	runtime.KeepAlive(s.t)

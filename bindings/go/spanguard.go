@@ -668,19 +668,41 @@ func (t *Tracer) Close() error {
 // SinkPath is the file the local sink appends to, where the spans go when
 // no endpoint is configured; "" with an endpoint.
 func (t *Tracer) SinkPath() (string, error) {
+	return t.text("sink_path", func(p *C.spanguard_tracer, buf *C.char, n C.size_t, out *C.size_t) C.spanguard_result {
+		return C.spanguard_tracer_sink_path(p, buf, n, out)
+	})
+}
+
+// Endpoint is the OTLP/HTTP URL the tracer sends its spans to: Config's
+// Endpoint, or with NewTracerFromEnv the one OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+// gave, or OTEL_EXPORTER_OTLP_ENDPOINT's with /v1/traces appended. It is
+// "" when the tracer sends to no backend: it writes to the local sink
+// (SinkPath), discards (discard:) or is disabled. As configured,
+// credentials in it included: print it to a user, not to a shared log.
+// After Close, an error matching ErrShutDown. Safe for concurrent use.
+func (t *Tracer) Endpoint() (string, error) {
+	return t.text("endpoint", func(p *C.spanguard_tracer, buf *C.char, n C.size_t, out *C.size_t) C.spanguard_result {
+		return C.spanguard_tracer_endpoint(p, buf, n, out)
+	})
+}
+
+// text reads a string the library writes with read (a call of the
+// (tracer, buf, len, &len) form): its length first, then the string.
+func (t *Tracer) text(op string,
+	read func(*C.spanguard_tracer, *C.char, C.size_t, *C.size_t) C.spanguard_result) (string, error) {
 	p, err := t.live()
 	if err != nil {
 		return "", err
 	}
 	defer runtime.KeepAlive(t)
 	var n C.size_t
-	// The first call asks the length (a path always needs at least the NUL).
-	if rc := C.spanguard_tracer_sink_path(p, nil, 0, &n); rc != C.SPANGUARD_RESULT_BUFFER_TOO_SMALL {
-		return "", check(rc, "sink_path")
+	// The first call asks the length (a string always needs at least the NUL).
+	if rc := read(p, nil, 0, &n); rc != C.SPANGUARD_RESULT_BUFFER_TOO_SMALL {
+		return "", check(rc, op)
 	}
 	// Go memory holding no Go pointers may be passed to C for the call.
 	buf := make([]byte, n+1)
-	if err := check(C.spanguard_tracer_sink_path(p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n), "sink_path"); err != nil {
+	if err := check(read(p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n), op); err != nil {
 		return "", err
 	}
 	return string(buf[:n]), nil

@@ -64,6 +64,7 @@ func NewExporter(tracer *spanguard.Tracer) *SpanExporter {
 	liveExporters.Add(1)
 	flushAtSignal.Do(func() { spanguard.BeforeSignalShutdown(flushGlobalProvider) })
 	e := &SpanExporter{bridge: &SpanProcessor{tracer: tracer}}
+	e.bridge.exporter = e
 	tracer.OnStop(e.flushBeforeStop)
 	return e
 }

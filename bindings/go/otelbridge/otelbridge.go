@@ -75,6 +75,11 @@ type SpanProcessor struct {
 	resource atomic.Pointer[resource.Resource]
 	// Whether noteResource reported resources that differ.
 	warnedResources atomic.Bool
+	// Whether warnIfSentTwice reported the SDK's own OTLP exporter.
+	warnedSentTwice atomic.Bool
+	// The SpanExporter this processor records for (NewExporter), nil for
+	// a processor: warnIfSentTwice finds its provider by it.
+	exporter sdktrace.SpanExporter
 	// Scopes whose attributes were passed on (SetScopeAttributes), by
 	// name, version, schema URL and attribute set: what the SDK's
 	// tracers are told apart by.
@@ -468,6 +473,7 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 		p.resource.Store(r)
 		p.noteResource(r)
 		p.failed(p.tracer.SetResource(p.attributes(r.Attributes())...))
+		p.warnIfSentTwice(s)
 	}
 	scope := s.InstrumentationScope()
 	if scope.Attributes.Len() > 0 {

@@ -73,6 +73,32 @@ for (const [name, sdkExporter, warned] of [
   });
 }
 
+// A Collector takes OTLP/gRPC on 4317 and OTLP/HTTP on 4318: the SDK's
+// exporter on one beside spanguard on the other of one host sends every
+// span there twice (sameBackend); 4317 beside any other port is two
+// backends. Nothing listens there: the spans are started, not ended, and
+// spanguard's close spools them.
+for (const [name, ours, sdkExporter, warned] of [
+  ['grpc on 4317 beside spanguard on 4318', 'http://127.0.0.1:4318/v1/traces',
+    () => new OTLPTraceExporterGrpc({ url: 'http://localhost:4317' }), 1],
+  ['http on 4318 beside spanguard on 4317', 'http://localhost:4317/v1/traces',
+    () => new OTLPTraceExporter({ url: 'http://127.0.0.1:4318/v1/traces' }), 1],
+  ['grpc on 4317 beside spanguard on 9999', 'http://127.0.0.1:9999/v1/traces',
+    () => new OTLPTraceExporterGrpc({ url: 'http://127.0.0.1:4317' }), 0],
+]) {
+  test(`a Collector's two OTLP ports are one backend: ${name} is warned of ${warned} time(s)`, async () => {
+    const tracer = tracerTo(ours);
+    const provider = new BasicTracerProvider({ spanProcessors: [new SpanguardSpanProcessor(tracer),
+      new BatchSpanProcessor(sdkExporter())] });
+    const warnings = await sentTwiceWarnings(() => {
+      for (const span of ['a', 'b']) provider.getTracer('t').startSpan(span);
+    });
+    assert.strictEqual(warnings.length, warned, warnings.join('\n'));
+    if (warned) assert.ok(warnings[0].includes(new URL(ours).host), warnings[0]);
+    await tracer.close();
+  });
+}
+
 test('a local sink beside the SDK\'s OTLP exporter is not warned of: spanguard sends to no backend', async () => {
   const tracer = tracerTo(null);
   assert.strictEqual(tracer.endpoint(), '');

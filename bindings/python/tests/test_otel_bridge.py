@@ -803,6 +803,33 @@ def test_the_sdks_own_otlp_exporter_to_spanguards_backend_is_warned_once(receive
     provider.shutdown()
 
 
+@pytest.mark.parametrize("spanguard_endpoint, sdk_endpoint, warned", [
+    ("http://127.0.0.1:4318/v1/traces", "http://localhost:4317/v1/traces", 1),  # one Collector's two OTLP ports
+    ("http://localhost:4317/v1/traces", "http://127.0.0.1:4318/v1/traces", 1),  # either way round
+    ("http://127.0.0.1:9999/v1/traces", "http://127.0.0.1:4317/v1/traces", 0),  # 4317 beside another port
+], ids=["4318-beside-4317", "4317-beside-4318", "9999-beside-4317"])
+def test_a_collectors_other_otlp_port_is_one_backend(tmp_path, caplog, spanguard_endpoint, sdk_endpoint, warned):
+    """A Collector takes OTLP/gRPC on 4317 and OTLP/HTTP on 4318: the
+    SDK's exporter on one beside spanguard on the other of one host sends
+    every span there twice (`_OTLP_PORTS`); 4317 beside any other port is
+    two backends. (Nothing listens there: the spans are started, not
+    ended, and spanguard's close spools them.)"""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    tracer = spanguard.Tracer(from_env=False, endpoint=spanguard_endpoint, spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=sdk_endpoint)))
+    with caplog.at_level("WARNING", logger="spanguard"):
+        for name in ("a", "b"):
+            provider.get_tracer("t").start_span(name)
+    got = sent_twice_warnings(caplog)
+    assert len(got) == warned, got
+    if warned:
+        assert spanguard_endpoint.rsplit("/v1/", 1)[0].split("//")[1] in got[0], got
+    tracer.close()
+
+
 def test_a_local_sink_beside_the_sdks_otlp_exporter_is_not_warned_of(tmp_path, caplog):
     """spanguard writing to its local sink sends nothing to a backend: the
     SDK's exporter is then the only one sending, not a second."""
