@@ -674,6 +674,7 @@ impl Pipeline {
             c.unpublish();
         }
         self.mark_flight_signal(0);
+        self.signal.flushing_for_signal.store(0, Ordering::Relaxed);
         // SeqCst pairs with the exporter's busy/frozen handshake.
         self.signal.frozen.store(false, Ordering::SeqCst);
         // Back to what it was: running, or shutting down (that shutdown, on
@@ -784,6 +785,12 @@ pub struct ExportSignal {
     /// Set when the process is about to die: the exporter takes no more
     /// spans, so what is left can be dumped without being sent twice.
     pub frozen: AtomicBool,
+    /// The termination signal the watchdog flushes for (0: none), set
+    /// before its flush request and cleared at a thaw: the exporter
+    /// answering that flush leaves a record that says the process is
+    /// ending of it (`export::outcome`). Relaxed: published by the flush
+    /// request's Release, read after its Acquire.
+    pub flushing_for_signal: AtomicI32,
     /// The exporter holds spans it took (encoding or sending them).
     pub busy: AtomicBool,
     /// Ended spans that make a batch worth waking the exporter for, set by

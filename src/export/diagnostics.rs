@@ -203,6 +203,10 @@ pub struct Diagnostics {
     /// thread) exists: told it once it is set. At most
     /// `HELD_FOR_CALLBACK_MAX`.
     held_for_callback: Vec<(ExportEvent, String)>,
+    /// Why this exporter's own spans first went to the spool (the failed
+    /// export's first reason), for the record a process leaves
+    /// (`export::outcome`); empty while none did.
+    spooled_because: String,
 }
 
 /// The most messages kept for a callback not set yet: a program that
@@ -491,6 +495,7 @@ impl Diagnostics {
             spool_read_back: true,
             teller: Teller::Nobody,
             held_for_callback: Vec::new(),
+            spooled_because: String::new(),
         }
     }
 
@@ -690,6 +695,12 @@ impl Diagnostics {
             ExportEvent::BatchSpooled,
             &format!("{what} spooled to {dir} ({reason}){cause}"),
         );
+        if !recovered && self.spooled_because.is_empty() {
+            self.spooled_because = match &self.streak {
+                Some(s) => format!("export to {} failed: {}", s.target, s.first_reason),
+                None => reason.to_string(),
+            };
+        }
         let first_of_streak = match &mut self.streak {
             Some(s) if !s.spooling_told => {
                 s.spooling_told = true;
@@ -784,6 +795,12 @@ impl Diagnostics {
             Due::More(i, total) => self.tell_more(Said::Refusals, &self.refusals.label(i), total),
             Due::Held => {}
         }
+    }
+
+    /// Why this exporter's own spans first went to the spool, if any did:
+    /// the failed export's first reason, with the fix hint it carries.
+    pub fn spooled_because(&self) -> Option<&str> {
+        (!self.spooled_because.is_empty()).then_some(self.spooled_because.as_str())
     }
 
     /// Each cause of loss met so far, its first message (the reason in

@@ -376,6 +376,9 @@ impl Exporter {
     fn record_outcome(&mut self, state: outcome::State) {
         let counts = Counts::of(&self.pipeline.stats.snapshot(&self.pipeline.slab));
         let host = &self.host;
+        if let Some(reason) = host.diagnostics.spooled_because() {
+            self.outcome.note_spooled_because(reason);
+        }
         let _ = self
             .outcome
             .write(state, &counts, host.diagnostics.loss_causes(), || {
@@ -535,6 +538,16 @@ impl Exporter {
                     let spooled = signal.spooled_not_replayed.load(Ordering::Relaxed);
                     // The whole slab free again for what follows a flush.
                     p.slab.give_back_aging(&mut self.aging);
+                    // The watchdog's flush before the process dies of a
+                    // signal: the last record says so, with the counts as
+                    // they are now. Left at its last periodic write, `why`
+                    // told a process stopped with SIGTERM (docker stop,
+                    // Ctrl-C) that it was killed and to stop it with
+                    // SIGTERM.
+                    let dying_of = signal.flushing_for_signal.load(Ordering::Relaxed);
+                    if dying_of != 0 {
+                        self.guarded(|e| e.record_outcome(outcome::State::EndingOf(dying_of)));
+                    }
                     signal.complete_flush(epoch, spooled);
                     answering = None;
                 }

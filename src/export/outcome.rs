@@ -88,6 +88,10 @@ pub fn dir_in(spool: &Path) -> PathBuf {
 pub enum State {
     Running,
     Stopped,
+    /// The watchdog flushed the tracer for this termination signal, which
+    /// the process is about to die of (a process that lives on, a host's
+    /// handler having returned, writes `Running` again).
+    EndingOf(i32),
 }
 
 impl State {
@@ -95,6 +99,7 @@ impl State {
         match self {
             State::Running => "running",
             State::Stopped => "stopped",
+            State::EndingOf(_) => "ending",
         }
     }
 }
@@ -163,6 +168,10 @@ pub struct OutcomeFile {
     given_up: bool,
     written_at: Option<Instant>,
     written: Counts,
+    /// Why this tracer's own spans first went to the spool (one line,
+    /// `MOST_REASON_BYTES`), empty while none did: "14 spans went to the
+    /// spool" alone left the user of `spanguard why` asking why.
+    spooled_because: String,
 }
 
 impl OutcomeFile {
@@ -192,6 +201,16 @@ impl OutcomeFile {
             given_up: false,
             written_at: None,
             written: Counts::default(),
+            spooled_because: String::new(),
+        }
+    }
+
+    /// Keeps `reason` as why the spans first went to the spool, written
+    /// with the next record; the first reason given stays (later ones
+    /// are the same streak's, or say less), so this allocates once.
+    pub fn note_spooled_because(&mut self, reason: &str) {
+        if self.spooled_because.is_empty() {
+            self.spooled_because = one_line(reason, MOST_REASON_BYTES);
         }
     }
 
@@ -255,6 +274,7 @@ impl OutcomeFile {
                 started_unix_s: self.started_unix_s,
                 updated_unix_s: updated,
                 state,
+                spooled_because: &self.spooled_because,
             },
             counts,
             causes,
@@ -307,6 +327,7 @@ struct Header<'a> {
     started_unix_s: u64,
     updated_unix_s: u64,
     state: State,
+    spooled_because: &'a str,
 }
 
 /// Which process this is beyond its pid: its start in clock ticks after
@@ -431,8 +452,16 @@ fn render<'a>(
     }
     let _ = writeln!(out, "updated {}", h.updated_unix_s);
     let _ = writeln!(out, "state {}", h.state.word());
+    if let State::EndingOf(signal) = h.state {
+        let _ = writeln!(out, "signal {signal}");
+    }
     for (name, n) in counts.named() {
         let _ = writeln!(out, "{name} {n}");
+    }
+    if !h.spooled_because.is_empty() {
+        out.extend_from_slice(b"spooled_because ");
+        push_line(out, h.spooled_because, MOST_REASON_BYTES);
+        out.push(b'\n');
     }
     for (reason, spans) in causes.take(MOST_CAUSES) {
         let _ = write!(out, "cause {spans} ");
@@ -508,6 +537,12 @@ pub struct Outcome {
     pub counts: Counts,
     /// (spans, the cause's first message).
     pub causes: Vec<(u64, String)>,
+    /// Why its spans first went to the spool; empty when none did, or in
+    /// a file of a version before it was written.
+    pub spooled_because: String,
+    /// The termination signal its tracer was last flushed for, the process
+    /// about to die of it (`State::EndingOf`); 0 when none.
+    pub ending_of_signal: i32,
 }
 
 /// Reads an outcome file's text; None when it is not one (another
@@ -541,6 +576,8 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "buffer_full" => o.counts.buffer_full = number()?,
             "unsampled" => o.counts.unsampled = number()?,
             "spool_overflow" => o.counts.spool_overflow = number()?,
+            "spooled_because" => o.spooled_because = value.to_string(),
+            "signal" => o.ending_of_signal = value.parse().ok()?,
             "cause" => {
                 let (spans, reason) = value.split_once(' ')?;
                 let spans = spans.parse().ok()?;
@@ -607,6 +644,36 @@ mod tests {
         let meta = std::fs::metadata(f.path()).expect("stat");
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(&dir).expect("dir").mode() & 0o777, 0o700);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Why the spans went to the spool (the first reason given, one line)
+    /// and the signal a dying process was flushed for read back as
+    /// written; a record of neither says neither.
+    #[test]
+    fn the_file_says_why_spans_were_spooled_and_the_signal_it_ends_of() {
+        let dir = temp_dir("spooled-because");
+        let mut f = OutcomeFile::new(&dir, "checkout", "http://h:4318/v1/traces");
+        let counts = Counts {
+            ended: 3,
+            spooled: 3,
+            ..Counts::default()
+        };
+        f.write(State::Running, &counts, std::iter::empty(), || false)
+            .expect("write");
+        let o = parse(&std::fs::read_to_string(f.path()).expect("read")).expect("parse");
+        assert_eq!((o.spooled_because.as_str(), o.ending_of_signal), ("", 0));
+        f.note_spooled_because("export to http://h:4318/v1/traces failed: refused\nsecond line");
+        f.note_spooled_because("a later reason, not kept");
+        f.write(State::EndingOf(15), &counts, std::iter::empty(), || false)
+            .expect("write");
+        let o = parse(&std::fs::read_to_string(f.path()).expect("read")).expect("parse");
+        assert_eq!(
+            o.spooled_because,
+            "export to http://h:4318/v1/traces failed: refused?second line"
+        );
+        assert_eq!(o.ending_of_signal, 15);
+        assert!(!o.stopped);
         std::fs::remove_dir_all(&dir).ok();
     }
 

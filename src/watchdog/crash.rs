@@ -169,6 +169,9 @@ pub fn freeze_and_dump(p: &Pipeline, signal: i32, deadline: Instant, thawer: i32
         return;
     }
     let timeout = deadline.saturating_duration_since(Instant::now());
+    p.signal
+        .flushing_for_signal
+        .store(signal, Ordering::Relaxed);
     // A quarter of the time is kept for the batch the exporter holds when
     // the flush gives up (a slow backend): dumping that batch while it is
     // still being sent is what would make it arrive twice. (So it is not

@@ -69,6 +69,33 @@ def test_a_process_that_hit_a_404_is_said_with_its_cause_and_what_to_do(cli, tmp
                            for r in batches), listing.stdout
 
 
+def test_spans_spooled_for_a_backend_that_is_down_are_said_with_why(cli, tmp_path):
+    """A newcomer's first run against a collector not started yet (or an
+    https:// endpoint on a plain-HTTP port): every span went to the spool,
+    and `why` said "14 spans went to the spool" and "nothing lost" without
+    the one thing its name promises, why; the stderr line that said it was
+    gone with the terminal. The record keeps the failed export's first
+    reason, and `why` says it under the spooled count."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    # Port 9 (discard) on loopback: nothing listens there, so the
+    # connection is refused at once.
+    emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", "http://127.0.0.1:9",
+                           "--manifest", str(tmp_path / "m.json"), "--count", "12", "--run-id", "whydown",
+                           "--spool-dir", str(spool), "--allow-loss"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert emit.returncode == 0, emit.stderr
+    assert "connection refused" in emit.stderr, emit.stderr
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert "  12 spans ended: 0 delivered, 12 to the spool, 0 lost" in lines, run.stdout
+    because = [l for l in lines if l.startswith("  why they went to the spool: ")]
+    assert len(because) == 1, run.stdout
+    assert because[0].startswith("  why they went to the spool: export to http://127.0.0.1:9/v1/traces failed: "
+                                 "connection refused or unreachable: "), run.stdout
+
+
 def test_records_live_in_the_spool_directory_the_user_chose_and_why_finds_them_there(cli, tmp_path):
     """A container whose one writable volume is the spool directory, two
     services on one machine with a spool directory each: the records went
@@ -128,6 +155,37 @@ def test_a_killed_process_is_said_to_have_ended_without_stopping(cli, tmp_path):
     head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
     assert "ended without stopping its tracer (killed, or it crashed): its last record is from" in head, run.stdout
     assert "were lost with the process unless a crash dump or flight file holds them" in run.stdout, run.stdout
+
+
+def test_a_process_stopped_with_sigterm_is_said_so_not_told_to_use_sigterm(cli, tmp_path):
+    """docker stop, a Kubernetes rollout, Ctrl-C: the watchdog flushes the
+    tracer and the process dies of the signal. Its last record was the
+    periodic one, so `why` said it was "killed, or it crashed" and told the
+    user to "stop it with SIGTERM", which is what they had done. The
+    watchdog's flush now leaves a record that names the signal."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
+                              str(spool), "1", "0", "none", "0", "why-term", "20000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert len(child.stdout.read(4)) == 4, child.stderr.read()
+        outcomes = spool / "outcomes"
+        deadline = time.monotonic() + 30
+        while not any(outcomes.glob(f"{child.pid}-*.sgoutcome")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == -signal.SIGTERM, child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
+    assert ", ended by SIGTERM (15): its tracer dealt with what had ended first" in head, run.stdout
+    assert "killed, or it crashed" not in run.stdout, run.stdout
+    assert "stop it with SIGTERM" not in run.stdout, run.stdout
 
 
 def test_what_is_no_record_of_ours_is_skipped_not_read(cli, tmp_path):

@@ -312,7 +312,10 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
         format!("{pid} {}", clean(&o.service))
     };
     let c = &o.counts;
-    let killed = !o.stopped && *liveness == Liveness::Ended;
+    // Ended of the termination signal its tracer was flushed for (docker
+    // stop's SIGTERM, Ctrl-C): not killed, and nothing to do differently.
+    let ended_of_signal = !o.stopped && o.ending_of_signal != 0 && *liveness == Liveness::Ended;
+    let killed = !o.stopped && !ended_of_signal && *liveness == Liveness::Ended;
     let how = if o.stopped {
         format!(
             "ran {} to {} ({} ago), stopped its tracer",
@@ -326,6 +329,17 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
             at(o.started_unix_s),
             at(o.updated_unix_s),
             ago(o.updated_unix_s)
+        )
+    } else if ended_of_signal {
+        format!(
+            "ran {} to {} ({} ago), ended by {} ({}): its tracer dealt with what had ended \
+             first, and spans still open then, if any, went to a crash dump in the spool (the \
+             next process that uses it sends them, or spanguard replay)",
+            at(o.started_unix_s),
+            at(o.updated_unix_s),
+            ago(o.updated_unix_s),
+            spanguard::export::diagnostics::signal_name(o.ending_of_signal),
+            o.ending_of_signal
         )
     } else if *liveness == Liveness::CannotTell {
         format!(
@@ -402,13 +416,22 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
             out.push_str(&format!("  {} {words}\n", spans(n)));
         }
     }
+    if c.spooled > 0 && !o.spooled_because.is_empty() {
+        out.push_str(&format!(
+            "  why they went to the spool: {}\n",
+            clean(&o.spooled_because)
+        ));
+    }
     if killed {
         let unsettled = c.ended.saturating_sub(settled);
         out.push_str(&format!(
             "  what to do: spans ended after that record, and the {} ended and not yet sent \
              then, were lost with the process unless a crash dump or flight file holds them \
-             (spanguard spool lists them, spanguard replay sends them); stop it with SIGTERM, \
-             or have it call shutdown, so that its tracer sends what it holds\n",
+             (spanguard spool lists them, spanguard replay sends them); stop it with SIGTERM \
+             where spanguard's watchdog takes it (SPANGUARD_SIGNAL_HANDLERS not false; in \
+             Node.js only after tracer.installProcessHooks(), as Node owns its signals: a \
+             SIGTERM without them ends the process as a kill does), or have it call \
+             shutdown, so that its tracer sends what it holds\n",
             spans(unsettled)
         ));
     } else if [c.lost, c.rejected, c.buffer_full, c.spool_overflow]
@@ -446,6 +469,8 @@ mod tests {
                 ..Counts::default()
             },
             causes: vec![(40, refused.to_string())],
+            spooled_because: String::new(),
+            ending_of_signal: 0,
         };
         assert_eq!(
             describe(&o, 1_066, &Liveness::Ended),
@@ -478,6 +503,26 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("nothing lost"), "{text}");
+        // A Node.js program SIGTERMed without its process hooks is said so
+        // too (spanguard's watchdog never saw the signal): the advice says
+        // what makes SIGTERM flush there, not only "stop it with SIGTERM",
+        // which is what its user had done.
+        assert!(
+            text.contains("in Node.js only after tracer.installProcessHooks()"),
+            "{text}"
+        );
+        // The same record, its tracer flushed for SIGTERM by the watchdog
+        // as the process died of it: not killed, nothing to change.
+        let termed = Outcome {
+            ending_of_signal: libc::SIGTERM,
+            ..killed.clone()
+        };
+        let text = describe(&termed, 1_010, &Liveness::Ended);
+        assert!(
+            text.starts_with("pid 42 checkout: ran 1970-01-01 00:16:40.000Z to 1970-01-01 00:16:46.000Z (4s ago), ended by SIGTERM (15): its tracer dealt with what had ended first"),
+            "{text}"
+        );
+        assert!(!text.contains("what to do"), "{text}");
         // The same record of a process that runs still.
         let text = describe(&killed, 1_010, &Liveness::Running { pid_here: None });
         assert!(text.contains("running since"), "{text}");
