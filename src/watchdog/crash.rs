@@ -232,27 +232,31 @@ fn v8_handled_wasm_trap(
     }
 }
 
-/// Whether a crash signal another process sent (`kill`, `docker kill
-/// --signal=SIGABRT`: no fault, no abort() of ours) can end this process;
-/// true for a fault, or a raise of the process's own. Not for a
-/// container's PID 1 with no handler of the program's own for it
-/// (`namespace_init::raised_signal_can_end_process`): the kernel drops such a
-/// signal, and would drop the re-raise. Dumped and frozen for a death
-/// that never came, every tracer refused every span from then on. Left
-/// alone, the process goes on as it would have without us. A fault
-/// (si_code above 0, the kernel's) always ends it: forced, the kernel's
-/// own signal ends even init once the disposition is the default. So
-/// does abort() (its raise has the process's own pid): it falls back to
-/// a fault or _exit when the signal does nothing. Async-signal-safe.
-fn sent_signal_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
+/// Whether a crash signal that is no fault can end this process: one
+/// another process sent (`kill`, `docker kill --signal=SIGABRT`) or one
+/// the process raised on itself (`raise`, `kill(getpid(), ...)`,
+/// `sigqueue`; Python's `os.kill(os.getpid(), ...)`, Node's
+/// `process.kill(process.pid, ...)`); true for a fault (si_code above 0,
+/// the kernel's). Not for a container's PID 1 with no handler of the
+/// program's own for it (`namespace_init::raised_signal_can_end_process`):
+/// the kernel drops a signal init does not handle whoever sent it, the
+/// process itself included, and would drop the re-raise. Dumped and
+/// frozen for a death that never came, every tracer refused every span
+/// from then on; a raise of the process's own was taken for abort()'s,
+/// and froze it so. Left alone, the process goes on as it would have
+/// without us. A fault always ends it: forced, the kernel's own signal
+/// ends even init once the disposition is the default. So does abort():
+/// its raise, left alone here, is dropped; it then puts the default back,
+/// raises again (dropped too) and falls back to a fault of its own (glibc's
+/// `hlt` on x86-64, a SIGSEGV from the kernel; musl's `a_crash`), dumped
+/// here as any fault is. Async-signal-safe.
+fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
     if info.is_null() {
         return true;
     }
-    // SAFETY: the kernel's siginfo for this signal; si_pid is meaningful
-    // for the codes below 1 (kill, sigqueue, tgkill), the only ones read.
-    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
-    // SAFETY: getpid has no preconditions and is async-signal-safe.
-    if code > 0 || sender == unsafe { libc::getpid() } {
+    // SAFETY: the kernel's siginfo for this signal; si_code is set for
+    // every signal.
+    if unsafe { (*info).si_code } > 0 {
         return true;
     }
     super::namespace_init::raised_signal_can_end_process(|| {
@@ -271,7 +275,7 @@ extern "C" fn on_crash(
     if v8_handled_wasm_trap(signal, info, context) {
         return;
     }
-    if !sent_signal_can_end_process(signal, info) {
+    if !signal_not_a_fault_can_end_process(signal, info) {
         return;
     }
     // A crash inside the dump itself must not recurse into another dump.
