@@ -8,7 +8,7 @@
 //! what the file holds.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{CrashFile, DumpHeader, PreparedFile};
@@ -267,6 +267,149 @@ fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::sigi
     })
 }
 
+/// The crash handler's dump of every tracer for `signal`, which arrived on
+/// thread `crashed` (this one, or the one whose handler handed the dump
+/// to the watchdog: `dumped_by_watchdog`). Async-signal-safe.
+fn dump_for_crash(signal: libc::c_int, crashed: libc::pid_t) {
+    crate::registry::for_each(|p| {
+        if dumped(p) {
+            return; // nothing new since (`dump_now`); nothing to wait for
+        }
+        // Stop the exporter taking more spans and let the batch it holds
+        // finish, within the signal budget, so that dumped spans are not
+        // also sent: a batch still unanswered at the end of it is dumped
+        // too (at-least-once, as documented). No wait when the crashing
+        // thread is the exporter: it will not finish anything.
+        p.freeze_recording();
+        p.signal.frozen.store(true, Ordering::SeqCst);
+        if p.exporter_tid.load(Ordering::Relaxed) != crashed {
+            let budget = p.config.signal_flush_timeout.as_nanos() as u64;
+            let until = crate::span::clock::monotonic_ns().saturating_add(budget);
+            while p.signal.busy.load(Ordering::SeqCst) && crate::span::clock::monotonic_ns() < until {
+                pause_100us();
+            }
+        }
+        dump_now(p, signal);
+        p.mark_flight_signal(signal);
+    });
+}
+
+/// Async-signal-safe: nanosleep.
+fn pause_100us() {
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000,
+    };
+    // SAFETY: nanosleep is async-signal-safe.
+    unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+}
+
+/// What the crash handler needs of the stack it runs on, beside the
+/// kernel's signal frame (see `host_alt_stack_kept`).
+const HANDLER_STACK: usize = 12 * 1024;
+
+/// Whether the crash handler runs on an alternate stack with less than
+/// `HANDLER_STACK` left below it. A thread's is checked at its first span
+/// (`ensure_alt_stack`), but a runtime may swap in a smaller one later
+/// (Go's or a JIT's per-thread stacks, sigaltstack called again): the
+/// dump overflowed it, the kernel killed the process at its end with
+/// SIGSEGV blocked, nothing dumped. Checked here, at the signal, the one
+/// time the answer matters: a stack in use cannot be swapped (EPERM),
+/// so the dump goes to a thread with room (`dumped_by_watchdog`).
+/// Async-signal-safe: one sigaltstack(2) that changes nothing.
+#[inline(never)]
+fn short_of_stack() -> bool {
+    // SAFETY: sigaltstack with no new stack only reads this thread's.
+    let mut now: libc::stack_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sigaltstack(std::ptr::null(), &mut now) } != 0
+        || now.ss_flags & libc::SS_ONSTACK == 0
+    {
+        return false; // on the thread's own stack, as large as the thread's
+    }
+    let here = 0u8;
+    let left = (std::ptr::addr_of!(here) as usize).saturating_sub(now.ss_sp as usize);
+    left < HANDLER_STACK
+}
+
+/// The watchdog thread that takes a crash handler's dump
+/// (`dumped_by_watchdog`): the write end of its pipe, its thread id and
+/// the process it runs in (a forked child has none until its first
+/// tracer starts its own), set by that thread as it starts.
+static WATCHDOG_PIPE: AtomicI32 = AtomicI32::new(-1);
+static WATCHDOG_TID: AtomicI32 = AtomicI32::new(0);
+static WATCHDOG_HOME: AtomicI32 = AtomicI32::new(0);
+/// The dump asked of it: the signal (0: none) and the thread it arrived
+/// on; `HANDED_DUMP_DONE` once it is written.
+static HANDED_SIGNAL: AtomicI32 = AtomicI32::new(0);
+static HANDED_THREAD: AtomicI32 = AtomicI32::new(0);
+static HANDED_DUMP_DONE: AtomicBool = AtomicBool::new(false);
+
+/// The byte on the watchdog's pipe that asks for a crash dump (a signal's
+/// is its number, never 0).
+pub(super) const DUMP_REQUEST: u8 = 0;
+
+/// Called by the watchdog thread as it starts: it takes the dumps of
+/// crash handlers short of stack from now on, `pipe` being the write end
+/// its signals come through.
+pub(super) fn watchdog_takes_dumps(pipe: libc::c_int) {
+    // SAFETY: getpid and gettid have no preconditions.
+    let (home, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+    WATCHDOG_PIPE.store(pipe, Ordering::Relaxed);
+    WATCHDOG_TID.store(tid, Ordering::Relaxed);
+    // Release pairs with the Acquire in `dumped_by_watchdog`.
+    WATCHDOG_HOME.store(home, Ordering::Release);
+}
+
+/// On the watchdog thread, for a `DUMP_REQUEST`: the dump a crash
+/// handler asked for, then the word that it is on disk.
+pub(super) fn take_handed_dump() {
+    let signal = HANDED_SIGNAL.load(Ordering::Acquire);
+    if signal == 0 {
+        return;
+    }
+    dump_for_crash(signal, HANDED_THREAD.load(Ordering::Relaxed));
+    // Release pairs with the crash handler's Acquire.
+    HANDED_DUMP_DONE.store(true, Ordering::Release);
+}
+
+/// From a crash handler short of stack: has the watchdog thread, on its
+/// own stack, write the dump, and waits for it (the longest signal budget
+/// and a second more, at most; the watchdog may be flushing for a
+/// termination signal first). False when there is no watchdog to ask in
+/// this process, or it is this very thread, or it did not finish: the
+/// handler then dumps on the stack it has, as it did before.
+/// Async-signal-safe: atomics, write(2), nanosleep.
+fn dumped_by_watchdog(signal: libc::c_int, this_thread: libc::pid_t) -> bool {
+    // SAFETY: getpid has no preconditions.
+    let here = unsafe { libc::getpid() };
+    let watchdog = WATCHDOG_TID.load(Ordering::Relaxed);
+    let pipe = WATCHDOG_PIPE.load(Ordering::Relaxed);
+    if WATCHDOG_HOME.load(Ordering::Acquire) != here || watchdog == this_thread || pipe < 0 {
+        return false;
+    }
+    HANDED_THREAD.store(this_thread, Ordering::Relaxed);
+    HANDED_SIGNAL.store(signal, Ordering::Release);
+    let byte = DUMP_REQUEST;
+    // SAFETY: write of one byte from a local to the watchdog's pipe.
+    if unsafe { libc::write(pipe, std::ptr::addr_of!(byte).cast(), 1) } != 1 {
+        return false;
+    }
+    let mut budget = 0u64;
+    crate::registry::for_each(|p| {
+        budget = budget.max(p.config.signal_flush_timeout.as_nanos() as u64);
+    });
+    let until = crate::span::clock::monotonic_ns()
+        .saturating_add(budget)
+        .saturating_add(1_000_000_000);
+    while !HANDED_DUMP_DONE.load(Ordering::Acquire) {
+        if crate::span::clock::monotonic_ns() >= until {
+            return false;
+        }
+        pause_100us();
+    }
+    true
+}
+
 extern "C" fn on_crash(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -280,36 +423,11 @@ extern "C" fn on_crash(
     }
     // A crash inside the dump itself must not recurse into another dump.
     if !IN_CRASH.swap(true, Ordering::AcqRel) {
-        crate::registry::for_each(|p| {
-            if dumped(p) {
-                return; // nothing new since (`dump_now`); nothing to wait for
-            }
-            // Stop the exporter taking more spans and let the batch it holds
-            // finish, within the signal budget, so that dumped spans are not
-            // also sent: a batch still unanswered at the end of it is dumped
-            // too (at-least-once, as documented). No wait when the crashing
-            // thread is the exporter: it will not finish anything.
-            p.freeze_recording();
-            p.signal.frozen.store(true, Ordering::SeqCst);
-            // SAFETY: gettid has no preconditions and is async-signal-safe.
-            let this_thread = unsafe { libc::gettid() };
-            if p.exporter_tid.load(Ordering::Relaxed) != this_thread {
-                let budget = p.config.signal_flush_timeout.as_nanos() as u64;
-                let until = crate::span::clock::monotonic_ns().saturating_add(budget);
-                while p.signal.busy.load(Ordering::SeqCst)
-                    && crate::span::clock::monotonic_ns() < until
-                {
-                    let pause = libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 100_000,
-                    };
-                    // SAFETY: nanosleep is async-signal-safe.
-                    unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
-                }
-            }
-            dump_now(p, signal);
-            p.mark_flight_signal(signal);
-        });
+        // SAFETY: gettid has no preconditions and is async-signal-safe.
+        let this_thread = unsafe { libc::gettid() };
+        if !(short_of_stack() && dumped_by_watchdog(signal, this_thread)) {
+            dump_for_crash(signal, this_thread);
+        }
     }
     // SAFETY: PREVIOUS was written before this handler was installed and is
     // never written again; sigaction and raise are async-signal-safe.
@@ -353,10 +471,9 @@ struct AltStack {
 /// frame is larger on some machines (AMX's state: over 10 KiB), so what the
 /// handler needs beside it is added to the frame's size the kernel gives.
 fn host_alt_stack_kept() -> usize {
-    const HANDLER: usize = 12 * 1024;
     // SAFETY: getauxval has no preconditions (0 when the kernel says none).
     let frame = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
-    (frame + HANDLER).max(16 * 1024)
+    (frame + HANDLER_STACK).max(16 * 1024)
 }
 
 impl AltStack {
@@ -426,7 +543,8 @@ thread_local! {
 
 /// Gives the calling thread an alternate signal stack, so a stack overflow
 /// can still run the crash handler. Called on each thread's first span (its
-/// warm-up); afterwards one thread-local check.
+/// warm-up); afterwards one thread-local check. A smaller one a runtime
+/// swaps in later is found at the signal (`short_of_stack`).
 #[inline]
 pub fn ensure_alt_stack() {
     let _ = ALT_STACK.try_with(|cell| {
