@@ -253,3 +253,70 @@ def test_a_pid1_agent_that_raises_crash_signals_on_itself_records_on(tmp_path):
     assert names_in(tmp_path / "sink") == ["raised-after", "raised-before"]
     spool = tmp_path / "spool"
     assert not list(spool.glob("*.sgdump")), "a dump was left for a death that never came"
+
+
+# A Python agent as PID 1 with handlers of its own: signal.signal for
+# SIGTERM (a graceful stop's), Python's own for SIGINT (KeyboardInterrupt),
+# none for SIGHUP. Each signal flushes what has ended, each handler runs
+# and the agent goes on; every span it records, in the handlers and
+# after them, arrives once; nothing is dumped. (A handler set after the
+# tracer is the program's alone: the watchdog does not see that signal.)
+HANDLED = textwrap.dedent("""
+    import os, signal, sys
+    import spanguard
+
+    state = sys.argv[1]
+    assert os.getpid() == 1, os.getpid()
+
+    def on_term(signum, frame):
+        tracer.start_span("in-term-handler").end()
+        print("term", flush=True)
+
+    # Before the tracer, as Python's own SIGINT handler is: the watchdog
+    # goes over both, flushes, and hands each signal back to them.
+    signal.signal(signal.SIGTERM, on_term)
+    tracer = spanguard.Tracer(from_env=False, service_name="pid1-handled", sink_dir=state + "/sink",
+                              spool_dir=state + "/spool", schedule_delay_ms=60000)
+    tracer.start_span("before").end()
+    print("ready", flush=True)
+    while True:
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            tracer.start_span("after-interrupt").end()
+            print("interrupted", flush=True)
+            continue
+        if not line:
+            break
+        command, _, name = line.strip().partition(" ")
+        if command == "span":
+            tracer.start_span(name).end()
+            print("ok", flush=True)
+        if command == "stop":
+            tracer.shutdown()
+            sys.exit(0)
+""")
+
+
+def test_a_pid1_agent_with_handlers_runs_them_and_records_on(tmp_path):
+    agent = Pid1([sys.executable, "-c", HANDLED, str(tmp_path)])
+    sink = tmp_path / "sink"
+    try:
+        assert agent.line() == "ready"
+        agent.signal(signal.SIGTERM)
+        assert agent.line() == "term", "the program's SIGTERM handler did not run"
+        assert await_in_sink(sink, "before"), "SIGTERM flushed nothing"
+        agent.signal(signal.SIGINT)
+        assert agent.line() == "interrupted", "Python's SIGINT handler did not run"
+        agent.signal(signal.SIGHUP)  # no handler: dropped for init, flushed
+        assert await_in_sink(sink, "after-interrupt"), "SIGHUP flushed nothing"
+        agent.say("span after")
+        assert agent.line() == "ok", "the agent did not live on after SIGHUP"
+        agent.say("stop")
+        assert agent.wait(timeout=20) == 0
+    finally:
+        agent.unshare.kill()
+        agent.unshare.wait()
+    assert names_in(sink) == ["after", "after-interrupt", "before", "in-term-handler"]
+    spool = tmp_path / "spool"
+    assert not list(spool.glob("*.sgdump")), "a dump was left for a death that never came"
