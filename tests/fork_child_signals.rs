@@ -219,7 +219,11 @@ fn a_forked_childs_spans_survive_the_signal_that_ends_it() {
         run_case(&case.to_string_lossy());
         return;
     }
-    let cases = [libc::SIGTERM.to_string(), libc::SIGSEGV.to_string(), "small stack".to_string()];
+    let cases = [
+        libc::SIGTERM.to_string(),
+        libc::SIGSEGV.to_string(),
+        "small stack".to_string(),
+    ];
     for case in cases {
         let out = std::process::Command::new(std::env::current_exe().expect("this binary"))
             .args([

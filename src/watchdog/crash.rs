@@ -283,9 +283,9 @@ fn dump_for_crash(signal: libc::c_int, crashed: libc::pid_t) {
         p.freeze_recording();
         p.signal.frozen.store(true, Ordering::SeqCst);
         if p.exporter_tid.load(Ordering::Relaxed) != crashed {
-            let budget = p.config.signal_flush_timeout.as_nanos() as u64;
-            let until = crate::span::clock::monotonic_ns().saturating_add(budget);
-            while p.signal.busy.load(Ordering::SeqCst) && crate::span::clock::monotonic_ns() < until {
+            let now = crate::span::clock::monotonic_ns;
+            let until = now().saturating_add(p.config.signal_flush_timeout.as_nanos() as u64);
+            while p.signal.busy.load(Ordering::SeqCst) && now() < until {
                 pause_100us();
             }
         }
