@@ -202,16 +202,27 @@ static void exit_143(int sig) {
     _exit(143);
 }
 
+/* An agent, pid `want_pid` in its namespace, with a span `NAME-before`
+ * ended (unflushed) and `NAME-open` open, until the signal the parent
+ * sends ends it. */
+static void ended_and_open_until_ended(const char *name, pid_t want_pid) {
+    char service[64], before[64], open_name[64];
+    snprintf(service, sizeof service, "pid%d-%s", (int)want_pid, name);
+    snprintf(before, sizeof before, "%s-before", name);
+    snprintf(open_name, sizeof open_name, "%s-open", name);
+    spanguard_tracer *t = agent_tracer(service, 0);
+    if (!t || getpid() != want_pid) _exit(2);
+    record_span(t, before);
+    spanguard_span open;
+    CHECK_RC(spanguard_span_begin(t, S(open_name), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
+    step(failures ? 'F' : '1');
+    await_parent(); /* the signal ends it */
+    _exit(4);
+}
+
 static void exits_agent(void) {
     signal(SIGTERM, exit_143);
-    spanguard_tracer *t = agent_tracer("pid1-exits", 0);
-    if (!t || getpid() != 1) _exit(2);
-    record_span(t, "exits-before");
-    spanguard_span open;
-    CHECK_RC(spanguard_span_begin(t, S("exits-open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
-    step(failures ? 'F' : '1');
-    await_parent(); /* the handler ends it */
-    _exit(4);
+    ended_and_open_until_ended("exits", 1); /* the handler ends it */
 }
 
 static void count_term(int sig) {
@@ -308,14 +319,7 @@ static void raised_agent(void) {
 }
 
 static void initee_agent(void) {
-    spanguard_tracer *t = agent_tracer("pid2-initee", 0);
-    if (!t || getpid() != 2) _exit(2);
-    record_span(t, "initee-before");
-    spanguard_span open;
-    CHECK_RC(spanguard_span_begin(t, S("initee-open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
-    step(failures ? 'F' : '1');
-    await_parent(); /* SIGTERM, from init, ends it */
-    _exit(4);
+    ended_and_open_until_ended("initee", 2); /* SIGTERM, from init, ends it */
 }
 
 /* A minimal tini: PID 1 that starts `agent_argv` and passes SIGTERM,
