@@ -2,10 +2,14 @@
 //! on an alternate stack and writes every unexported span of every tracer —
 //! open ones included — as raw records to that tracer's pre-opened crash
 //! file, using only write(2), rename(2) and sigaction(2): no allocation, no
-//! lock, no curl, no formatting. Then it chains to the handler that was
-//! there before, or restores the default and re-raises, so the process dies
-//! as it would have. The next tracer start (or `spanguard recover`) sends
-//! what the file holds.
+//! lock, no curl, no formatting (on an alternate stack too small for that,
+//! one a runtime swapped in since the thread's first span, the watchdog
+//! thread writes them: `short_of_stack`). Then it chains to the handler
+//! that was there before, or restores the default and re-raises, so the
+//! process dies as it would have. A signal that is no fault and cannot
+//! end the process (a container's PID 1 at the default) is left alone.
+//! The next tracer start (or `spanguard recover`) sends what the file
+//! holds.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
