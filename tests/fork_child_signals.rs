@@ -18,6 +18,14 @@
 //! or without spanguard. Such a child that then waited hung; this one
 //! leaves by `_exit` once the raise returns, its dump on disk.
 //!
+//! The "small stack" case is SIGSEGV once the child, having recorded, swaps
+//! in a smaller alternate stack of its own (8 KiB, as a runtime's
+//! per-thread stacks may be: Go's, a JIT's), over the one the crash
+//! handler gave the thread at its first span. The handler dumped on it,
+//! overflowed it and the kernel killed the child with nothing dumped; it
+//! now finds itself short of stack at the signal and has the watchdog
+//! thread write the dump.
+//!
 //! Each case runs in a copy of this binary (its only test), which forks.
 
 use std::ffi::CString;
@@ -75,9 +83,42 @@ fn spans_in(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Forks a child that records with `t` and raises `signal`, and waits for
-/// it (30 s at most: then it hung, and is killed). What ended it.
-fn child_raises(t: *const spanguard_tracer, signal: i32) -> String {
+/// What a runtime may do on a thread that recorded already: an alternate
+/// stack of its own, 8 KiB, with a guard page below it so that an
+/// overflow faults rather than writes past it. In the child: `_exit(4)`
+/// if it cannot.
+fn swap_in_small_alt_stack() {
+    // SAFETY: fresh memory of our own becomes this thread's alternate
+    // stack, and stays mapped until the child ends.
+    unsafe {
+        let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+        let size = 8 * 1024;
+        let mem = libc::mmap(
+            std::ptr::null_mut(),
+            page + size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if mem == libc::MAP_FAILED || libc::mprotect(mem, page, libc::PROT_NONE) != 0 {
+            libc::_exit(4);
+        }
+        let stack = libc::stack_t {
+            ss_sp: mem.cast::<u8>().add(page).cast(),
+            ss_flags: 0,
+            ss_size: size,
+        };
+        if libc::sigaltstack(&stack, std::ptr::null_mut()) != 0 {
+            libc::_exit(4);
+        }
+    }
+}
+
+/// Forks a child that records with `t` and raises `signal` (after a
+/// smaller alternate stack is swapped in, with `small_stack`), and waits
+/// for it (30 s at most: then it hung, and is killed). What ended it.
+fn child_raises(t: *const spanguard_tracer, signal: i32, small_stack: bool) -> String {
     // SAFETY: this test is its binary's only one, run alone in a copy; the
     // child records, raises and leaves by `_exit` or the signal.
     let pid = unsafe { libc::fork() };
@@ -95,6 +136,9 @@ fn child_raises(t: *const spanguard_tracer, signal: i32) -> String {
                 {
                     libc::_exit(3);
                 }
+            }
+            if small_stack {
+                swap_in_small_alt_stack();
             }
             libc::raise(signal);
             // SIGTERM's watchdog flushes meanwhile, then ends it.
@@ -127,13 +171,24 @@ fn child_raises(t: *const spanguard_tracer, signal: i32) -> String {
     }
 }
 
-/// One case, in this process (a copy of the binary): what ended the
-/// child, the spans it delivered, and those recovered after it.
-fn run_case(signal: i32) {
-    let base = std::env::temp_dir().join(format!("sg-fork-child-{signal}-{}", std::process::id()));
+/// One case ("15", "11", "small stack"), in this process (a copy of the
+/// binary): what ended the child, the spans it delivered, and those
+/// recovered after it.
+fn run_case(case: &str) {
+    let small_stack = case == "small stack";
+    let signal = if small_stack {
+        libc::SIGSEGV
+    } else {
+        case.parse().expect("a signal")
+    };
+    let base = std::env::temp_dir().join(format!(
+        "sg-fork-child-{}-{}",
+        case.replace(' ', "-"),
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&base);
     let parent = tracer(&base, "sink", 1);
-    let ended = child_raises(parent, signal);
+    let ended = child_raises(parent, signal, small_stack);
     let delivered = spans_in(&base.join("sink"));
     spanguard_shutdown(parent, 10_000);
     // SAFETY: made above, freed once.
@@ -160,24 +215,29 @@ fn run_case(signal: i32) {
 
 #[test]
 fn a_forked_childs_spans_survive_the_signal_that_ends_it() {
-    if let Some(signal) = std::env::var_os(CASE) {
-        run_case(signal.to_string_lossy().parse().expect("a signal"));
+    if let Some(case) = std::env::var_os(CASE) {
+        run_case(&case.to_string_lossy());
         return;
     }
-    for signal in [libc::SIGTERM, libc::SIGSEGV] {
+    let cases = [
+        libc::SIGTERM.to_string(),
+        libc::SIGSEGV.to_string(),
+        "small stack".to_string(),
+    ];
+    for case in cases {
         let out = std::process::Command::new(std::env::current_exe().expect("this binary"))
             .args([
                 "--exact",
                 "a_forked_childs_spans_survive_the_signal_that_ends_it",
                 "--nocapture",
             ])
-            .env(CASE, signal.to_string())
+            .env(CASE, &case)
             .output()
             .expect("run the case");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && stdout.contains("1 passed"),
-            "signal {signal}: {}\n{stdout}\n{}",
+            "case {case}: {}\n{stdout}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );

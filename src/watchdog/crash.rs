@@ -2,13 +2,17 @@
 //! on an alternate stack and writes every unexported span of every tracer —
 //! open ones included — as raw records to that tracer's pre-opened crash
 //! file, using only write(2), rename(2) and sigaction(2): no allocation, no
-//! lock, no curl, no formatting. Then it chains to the handler that was
-//! there before, or restores the default and re-raises, so the process dies
-//! as it would have. The next tracer start (or `spanguard recover`) sends
-//! what the file holds.
+//! lock, no curl, no formatting (on an alternate stack too small for that,
+//! one a runtime swapped in since the thread's first span, the watchdog
+//! thread writes them: `short_of_stack`). Then it chains to the handler
+//! that was there before, or restores the default and re-raises, so the
+//! process dies as it would have. A signal that is no fault and cannot
+//! end the process (a container's PID 1 at the default) is left alone.
+//! The next tracer start (or `spanguard recover`) sends what the file
+//! holds.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{CrashFile, DumpHeader, PreparedFile};
@@ -235,27 +239,31 @@ fn v8_handled_wasm_trap(
     }
 }
 
-/// Whether a crash signal another process sent (`kill`, `docker kill
-/// --signal=SIGABRT`: no fault, no abort() of ours) can end this process;
-/// true for a fault, or a raise of the process's own. Not for a
-/// container's PID 1 with no handler of the program's own for it
-/// (`namespace_init::raised_signal_can_end_process`): the kernel drops such a
-/// signal, and would drop the re-raise. Dumped and frozen for a death
-/// that never came, every tracer refused every span from then on. Left
-/// alone, the process goes on as it would have without us. A fault
-/// (si_code above 0, the kernel's) always ends it: forced, the kernel's
-/// own signal ends even init once the disposition is the default. So
-/// does abort() (its raise has the process's own pid): it falls back to
-/// a fault or _exit when the signal does nothing. Async-signal-safe.
-fn sent_signal_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
+/// Whether a crash signal that is no fault can end this process: one
+/// another process sent (`kill`, `docker kill --signal=SIGABRT`) or one
+/// the process raised on itself (`raise`, `kill(getpid(), ...)`,
+/// `sigqueue`; Python's `os.kill(os.getpid(), ...)`, Node's
+/// `process.kill(process.pid, ...)`); true for a fault (si_code above 0,
+/// the kernel's). Not for a container's PID 1 with no handler of the
+/// program's own for it (`namespace_init::raised_signal_can_end_process`):
+/// the kernel drops a signal init does not handle whoever sent it, the
+/// process itself included, and would drop the re-raise. Dumped and
+/// frozen for a death that never came, every tracer refused every span
+/// from then on; a raise of the process's own was taken for abort()'s,
+/// and froze it so. Left alone, the process goes on as it would have
+/// without us. A fault always ends it: forced, the kernel's own signal
+/// ends even init once the disposition is the default. So does abort():
+/// its raise, left alone here, is dropped; it then puts the default back,
+/// raises again (dropped too) and falls back to a fault of its own (glibc's
+/// `hlt` on x86-64, a SIGSEGV from the kernel; musl's `a_crash`), dumped
+/// here as any fault is. Async-signal-safe.
+fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
     if info.is_null() {
         return true;
     }
-    // SAFETY: the kernel's siginfo for this signal; si_pid is meaningful
-    // for the codes below 1 (kill, sigqueue, tgkill), the only ones read.
-    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
-    // SAFETY: getpid has no preconditions and is async-signal-safe.
-    if code > 0 || sender == unsafe { libc::getpid() } {
+    // SAFETY: the kernel's siginfo for this signal; si_code is set for
+    // every signal.
+    if unsafe { (*info).si_code } > 0 {
         return true;
     }
     super::namespace_init::raised_signal_can_end_process(|| {
@@ -266,6 +274,149 @@ fn sent_signal_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) 
     })
 }
 
+/// The crash handler's dump of every tracer for `signal`, which arrived on
+/// thread `crashed` (this one, or the one whose handler handed the dump
+/// to the watchdog: `dumped_by_watchdog`). Async-signal-safe.
+fn dump_for_crash(signal: libc::c_int, crashed: libc::pid_t) {
+    crate::registry::for_each(|p| {
+        if dumped(p) {
+            return; // nothing new since (`dump_now`); nothing to wait for
+        }
+        // Stop the exporter taking more spans and let the batch it holds
+        // finish, within the signal budget, so that dumped spans are not
+        // also sent: a batch still unanswered at the end of it is dumped
+        // too (at-least-once, as documented). No wait when the crashing
+        // thread is the exporter: it will not finish anything.
+        p.freeze_recording();
+        p.signal.frozen.store(true, Ordering::SeqCst);
+        if p.exporter_tid.load(Ordering::Relaxed) != crashed {
+            let now = crate::span::clock::monotonic_ns;
+            let until = now().saturating_add(p.config.signal_flush_timeout.as_nanos() as u64);
+            while p.signal.busy.load(Ordering::SeqCst) && now() < until {
+                pause_100us();
+            }
+        }
+        dump_now(p, signal);
+        p.mark_flight_signal(signal);
+    });
+}
+
+/// Async-signal-safe: nanosleep.
+fn pause_100us() {
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000,
+    };
+    // SAFETY: nanosleep is async-signal-safe.
+    unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+}
+
+/// What the crash handler needs of the stack it runs on, beside the
+/// kernel's signal frame (see `host_alt_stack_kept`).
+const HANDLER_STACK: usize = 12 * 1024;
+
+/// Whether the crash handler runs on an alternate stack with less than
+/// `HANDLER_STACK` left below it. A thread's is checked at its first span
+/// (`ensure_alt_stack`), but a runtime may swap in a smaller one later
+/// (Go's or a JIT's per-thread stacks, sigaltstack called again): the
+/// dump overflowed it, the kernel killed the process at its end with
+/// SIGSEGV blocked, nothing dumped. Checked here, at the signal, the one
+/// time the answer matters: a stack in use cannot be swapped (EPERM),
+/// so the dump goes to a thread with room (`dumped_by_watchdog`).
+/// Async-signal-safe: one sigaltstack(2) that changes nothing.
+#[inline(never)]
+fn short_of_stack() -> bool {
+    // SAFETY: sigaltstack with no new stack only reads this thread's.
+    let mut now: libc::stack_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sigaltstack(std::ptr::null(), &mut now) } != 0
+        || now.ss_flags & libc::SS_ONSTACK == 0
+    {
+        return false; // on the thread's own stack, as large as the thread's
+    }
+    let here = 0u8;
+    let left = (std::ptr::addr_of!(here) as usize).saturating_sub(now.ss_sp as usize);
+    left < HANDLER_STACK
+}
+
+/// The watchdog thread that takes a crash handler's dump
+/// (`dumped_by_watchdog`): the write end of its pipe, its thread id and
+/// the process it runs in (a forked child has none until its first
+/// tracer starts its own), set by that thread as it starts.
+static WATCHDOG_PIPE: AtomicI32 = AtomicI32::new(-1);
+static WATCHDOG_TID: AtomicI32 = AtomicI32::new(0);
+static WATCHDOG_HOME: AtomicI32 = AtomicI32::new(0);
+/// The dump asked of it: the signal (0: none) and the thread it arrived
+/// on; `HANDED_DUMP_DONE` once it is written.
+static HANDED_SIGNAL: AtomicI32 = AtomicI32::new(0);
+static HANDED_THREAD: AtomicI32 = AtomicI32::new(0);
+static HANDED_DUMP_DONE: AtomicBool = AtomicBool::new(false);
+
+/// The byte on the watchdog's pipe that asks for a crash dump (a signal's
+/// is its number, never 0).
+pub(super) const DUMP_REQUEST: u8 = 0;
+
+/// Called by the watchdog thread as it starts: it takes the dumps of
+/// crash handlers short of stack from now on, `pipe` being the write end
+/// its signals come through.
+pub(super) fn watchdog_takes_dumps(pipe: libc::c_int) {
+    // SAFETY: getpid and gettid have no preconditions.
+    let (home, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+    WATCHDOG_PIPE.store(pipe, Ordering::Relaxed);
+    WATCHDOG_TID.store(tid, Ordering::Relaxed);
+    // Release pairs with the Acquire in `dumped_by_watchdog`.
+    WATCHDOG_HOME.store(home, Ordering::Release);
+}
+
+/// On the watchdog thread, for a `DUMP_REQUEST`: the dump a crash
+/// handler asked for, then the word that it is on disk.
+pub(super) fn take_handed_dump() {
+    let signal = HANDED_SIGNAL.load(Ordering::Acquire);
+    if signal == 0 {
+        return;
+    }
+    dump_for_crash(signal, HANDED_THREAD.load(Ordering::Relaxed));
+    // Release pairs with the crash handler's Acquire.
+    HANDED_DUMP_DONE.store(true, Ordering::Release);
+}
+
+/// From a crash handler short of stack: has the watchdog thread, on its
+/// own stack, write the dump, and waits for it (the longest signal budget
+/// and a second more, at most; the watchdog may be flushing for a
+/// termination signal first). False when there is no watchdog to ask in
+/// this process, or it is this very thread, or it did not finish: the
+/// handler then dumps on the stack it has, as it did before.
+/// Async-signal-safe: atomics, write(2), nanosleep.
+fn dumped_by_watchdog(signal: libc::c_int, this_thread: libc::pid_t) -> bool {
+    // SAFETY: getpid has no preconditions.
+    let here = unsafe { libc::getpid() };
+    let watchdog = WATCHDOG_TID.load(Ordering::Relaxed);
+    let pipe = WATCHDOG_PIPE.load(Ordering::Relaxed);
+    if WATCHDOG_HOME.load(Ordering::Acquire) != here || watchdog == this_thread || pipe < 0 {
+        return false;
+    }
+    HANDED_THREAD.store(this_thread, Ordering::Relaxed);
+    HANDED_SIGNAL.store(signal, Ordering::Release);
+    let byte = DUMP_REQUEST;
+    // SAFETY: write of one byte from a local to the watchdog's pipe.
+    if unsafe { libc::write(pipe, std::ptr::addr_of!(byte).cast(), 1) } != 1 {
+        return false;
+    }
+    let mut budget = 0u64;
+    crate::registry::for_each(|p| {
+        budget = budget.max(p.config.signal_flush_timeout.as_nanos() as u64);
+    });
+    let until = crate::span::clock::monotonic_ns()
+        .saturating_add(budget)
+        .saturating_add(1_000_000_000);
+    while !HANDED_DUMP_DONE.load(Ordering::Acquire) {
+        if crate::span::clock::monotonic_ns() >= until {
+            return false;
+        }
+        pause_100us();
+    }
+    true
+}
+
 extern "C" fn on_crash(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -274,41 +425,16 @@ extern "C" fn on_crash(
     if v8_handled_wasm_trap(signal, info, context) {
         return;
     }
-    if !sent_signal_can_end_process(signal, info) {
+    if !signal_not_a_fault_can_end_process(signal, info) {
         return;
     }
     // A crash inside the dump itself must not recurse into another dump.
     if !IN_CRASH.swap(true, Ordering::AcqRel) {
-        crate::registry::for_each(|p| {
-            if dumped(p) {
-                return; // nothing new since (`dump_now`); nothing to wait for
-            }
-            // Stop the exporter taking more spans and let the batch it holds
-            // finish, within the signal budget, so that dumped spans are not
-            // also sent: a batch still unanswered at the end of it is dumped
-            // too (at-least-once, as documented). No wait when the crashing
-            // thread is the exporter: it will not finish anything.
-            p.freeze_recording();
-            p.signal.frozen.store(true, Ordering::SeqCst);
-            // SAFETY: gettid has no preconditions and is async-signal-safe.
-            let this_thread = unsafe { libc::gettid() };
-            if p.exporter_tid.load(Ordering::Relaxed) != this_thread {
-                let budget = p.config.signal_flush_timeout.as_nanos() as u64;
-                let until = crate::span::clock::monotonic_ns().saturating_add(budget);
-                while p.signal.busy.load(Ordering::SeqCst)
-                    && crate::span::clock::monotonic_ns() < until
-                {
-                    let pause = libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 100_000,
-                    };
-                    // SAFETY: nanosleep is async-signal-safe.
-                    unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
-                }
-            }
-            dump_now(p, signal);
-            p.mark_flight_signal(signal);
-        });
+        // SAFETY: gettid has no preconditions and is async-signal-safe.
+        let this_thread = unsafe { libc::gettid() };
+        if !(short_of_stack() && dumped_by_watchdog(signal, this_thread)) {
+            dump_for_crash(signal, this_thread);
+        }
     }
     // SAFETY: PREVIOUS was written before this handler was installed and is
     // never written again; sigaction and raise are async-signal-safe.
@@ -352,10 +478,9 @@ struct AltStack {
 /// frame is larger on some machines (AMX's state: over 10 KiB), so what the
 /// handler needs beside it is added to the frame's size the kernel gives.
 fn host_alt_stack_kept() -> usize {
-    const HANDLER: usize = 12 * 1024;
     // SAFETY: getauxval has no preconditions (0 when the kernel says none).
     let frame = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
-    (frame + HANDLER).max(16 * 1024)
+    (frame + HANDLER_STACK).max(16 * 1024)
 }
 
 impl AltStack {
@@ -425,7 +550,8 @@ thread_local! {
 
 /// Gives the calling thread an alternate signal stack, so a stack overflow
 /// can still run the crash handler. Called on each thread's first span (its
-/// warm-up); afterwards one thread-local check.
+/// warm-up); afterwards one thread-local check. A smaller one a runtime
+/// swaps in later is found at the signal (`short_of_stack`).
 #[inline]
 pub fn ensure_alt_stack() {
     let _ = ALT_STACK.try_with(|cell| {

@@ -14,7 +14,8 @@
 /// bindings that re-raise a signal themselves (Node's process hooks,
 /// whose "program's own" is a JS listener) ask it through
 /// `spanguard_raised_signal_can_end_process`; the crash handler asks it
-/// of a crash signal another process sent. Async-signal-safe.
+/// of a crash signal that is no fault (another process's, or one the
+/// program raised on itself). Async-signal-safe.
 pub fn raised_signal_can_end_process(program_handles_it: impl FnOnce() -> bool) -> bool {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };

@@ -551,6 +551,7 @@ fn flush_deadline() -> Duration {
 fn watch(read_end: OwnedFd) {
     // SAFETY: getpid has no preconditions.
     let home = unsafe { libc::getpid() };
+    super::crash::watchdog_takes_dumps(PIPE_WRITE.load(Ordering::Acquire));
     loop {
         let mut byte = [0u8; 1];
         match nix::unistd::read(&read_end, &mut byte) {
@@ -558,6 +559,10 @@ fn watch(read_end: OwnedFd) {
             Ok(_) => return,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
+        }
+        if byte[0] == super::crash::DUMP_REQUEST {
+            super::crash::take_handed_dump();
+            continue;
         }
         let Ok(signal) = Signal::try_from(byte[0] as i32) else {
             continue;

@@ -13,15 +13,16 @@
  * SIGKILL, which it cannot die of in turn: expected.)
  *
  * - "plain": no handler. SIGTERM flushes what has ended and the agent
- *   lives on; a thread recording all along has none of its spans refused
+ *   lives on (SIGHUP after it, as well); a thread recording all along has none of its spans refused
  *   (the tracers are not frozen for a signal that cannot end the
- *   process); a second SIGTERM flushes again; no dump or batch is left
+ *   process); a SIGHUP then flushes again; no dump or batch is left
  *   in the spool; at the SIGKILL the flight recorder covers the span
  *   ended since and the one still open, and the next start sends each
  *   span once.
  * - "exits": a handler that calls _exit(143): the agent ends with 143,
  *   the span it had open is dumped and sent once by the next start.
- * - "returns": a handler that returns: it runs at each SIGTERM, each
+ * - "returns": a handler (of SIGTERM and SIGINT) that returns: it runs
+ *   at a SIGTERM and at a SIGINT (Ctrl-C in `docker run -it`), each
  *   flushes, the agent lives on until the SIGKILL, no span twice.
  * - "segv", "bus", "abort": a crash. A real fault (a write to a
  *   PROT_NONE page, a read past a mapped file's end) and abort(). The
@@ -38,6 +39,21 @@
  *   agent lives on recording, nothing dumped. The crash handler dumped,
  *   froze every tracer and re-raised in vain: the agent went on with
  *   every span refused.
+ * - "raised": SIGABRT, SIGSEGV and SIGBUS the agent raises on itself
+ *   (raise, kill(getpid()), sigqueue), no handler of its own: the kernel
+ *   drops them for init too (the sender is the process, not the
+ *   kernel), and without spanguard the agent goes on. It lives on
+ *   recording, nothing dumped. The crash handler took a signal of the
+ *   process's own for abort()'s, dumped, froze every tracer and
+ *   re-raised in vain: every later span was refused. abort() itself
+ *   ends dumped all the same (the "abort" case): its raise is left
+ *   alone, and the fault it falls back to is the kernel's.
+ *
+ * - "init": the agent as PID 2 under an init that forwards signals (as
+ *   tini and dumb-init do, `docker run --init`): it is no namespace
+ *   init, so the SIGTERM init passes on ends it, flushed first; the span
+ *   it had open is dumped and sent once by the next start; init exits
+ *   with 128 + 15, as tini does.
  *
  * Skipped (exit 0, said on stdout) where new PID namespaces cannot be
  * made (no privilege, a sandbox that forbids it). */
@@ -171,7 +187,7 @@ static void plain_agent(void) {
     CHECK(count_in_dir(busy_sink, "\"name\":\"busy\"") > 0); /* flushed at the signal too */
     record_span(t, "plain-after");
     step('2');
-    /* A second SIGTERM flushes again. */
+    /* SIGHUP flushes again. */
     CHECK(sink_shows("\"name\":\"plain-after\""));
     sleep_ms(200);
     record_span(t, "plain-unflushed");
@@ -186,16 +202,27 @@ static void exit_143(int sig) {
     _exit(143);
 }
 
+/* An agent, pid `want_pid` in its namespace, with a span `NAME-before`
+ * ended (unflushed) and `NAME-open` open, until the signal the parent
+ * sends ends it. */
+static void ended_and_open_until_ended(const char *name, pid_t want_pid) {
+    char service[64], before[64], open_name[64];
+    snprintf(service, sizeof service, "pid%d-%s", (int)want_pid, name);
+    snprintf(before, sizeof before, "%s-before", name);
+    snprintf(open_name, sizeof open_name, "%s-open", name);
+    spanguard_tracer *t = agent_tracer(service, 0);
+    if (!t || getpid() != want_pid) _exit(2);
+    record_span(t, before);
+    spanguard_span open;
+    CHECK_RC(spanguard_span_begin(t, S(open_name), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
+    step(failures ? 'F' : '1');
+    await_parent(); /* the signal ends it */
+    _exit(4);
+}
+
 static void exits_agent(void) {
     signal(SIGTERM, exit_143);
-    spanguard_tracer *t = agent_tracer("pid1-exits", 0);
-    if (!t || getpid() != 1) _exit(2);
-    record_span(t, "exits-before");
-    spanguard_span open;
-    CHECK_RC(spanguard_span_begin(t, S("exits-open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
-    step(failures ? 'F' : '1');
-    await_parent(); /* the handler ends it */
-    _exit(4);
+    ended_and_open_until_ended("exits", 1); /* the handler ends it */
 }
 
 static void count_term(int sig) {
@@ -205,6 +232,7 @@ static void count_term(int sig) {
 
 static void returns_agent(void) {
     signal(SIGTERM, count_term);
+    signal(SIGINT, count_term);
     spanguard_tracer *t = agent_tracer("pid1-returns", 0);
     if (!t || getpid() != 1) _exit(2);
     record_span(t, "returns-before");
@@ -269,6 +297,63 @@ static void sent_agent(void) {
     _exit(0);
 }
 
+static void raised_agent(void) {
+    spanguard_tracer *t = agent_tracer("pid1-raised", 0);
+    if (!t || getpid() != 1) _exit(2);
+    record_span(t, "raised-before");
+    union sigval nothing = {0};
+    CHECK(raise(SIGABRT) == 0);
+    CHECK(kill(getpid(), SIGSEGV) == 0);
+    CHECK(sigqueue(getpid(), SIGBUS, nothing) == 0);
+    /* Each delivered (and dropped) before its call returned. */
+    spanguard_span after;
+    CHECK_RC(spanguard_span_begin(t, S("raised-after"), SPANGUARD_SPAN_NONE, 0, &after), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(after), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(sink, "\"name\":\"raised-before\"") == 1);
+    CHECK(count_in_dir(sink, "\"name\":\"raised-after\"") == 1);
+    CHECK(files_ending(spool, ".sgdump") == 0);
+    step(failures ? 'F' : '1');
+    await_parent();
+    _exit(failures ? 3 : 0);
+}
+
+static void initee_agent(void) {
+    ended_and_open_until_ended("initee", 2); /* SIGTERM, from init, ends it */
+}
+
+/* A minimal tini: PID 1 that starts `agent_argv` and passes SIGTERM,
+ * SIGINT and SIGHUP on to it; its status is the agent's (128 + the
+ * signal that ended it). */
+static volatile pid_t forwarded_to;
+
+static void forward(int sig) {
+    if (forwarded_to > 0) kill(forwarded_to, sig);
+}
+
+static int fake_init(char **agent_argv) {
+    if (getpid() != 1) return 2;
+    struct sigaction pass_on;
+    memset(&pass_on, 0, sizeof pass_on);
+    pass_on.sa_handler = forward;
+    pass_on.sa_flags = SA_RESTART;
+    sigemptyset(&pass_on.sa_mask);
+    sigaction(SIGTERM, &pass_on, NULL);
+    sigaction(SIGINT, &pass_on, NULL);
+    sigaction(SIGHUP, &pass_on, NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        execv(agent_argv[0], agent_argv); /* the handlers go back to SIG_DFL */
+        _exit(127);
+    }
+    if (child < 0) return 2;
+    forwarded_to = child;
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
 /* The next start as PID 1 again (the container restarted on the same
  * spool): it recovers, flushes and shuts down, then waits to be told. */
 static void next_agent(void) {
@@ -300,8 +385,13 @@ static pid_t start_pid1(const char *agent, int *events, int *go, pid_t *unshare_
          * time and disk, and says nothing here. */
         struct rlimit no_core = {0, 0};
         (void)setrlimit(RLIMIT_CORE, &no_core);
-        execlp("unshare", "unshare", "--pid", "--fork", "--kill-child", self_path, "--agent", agent, sink, up_fd,
-               down_fd, (char *)NULL);
+        if (strcmp(agent, "init") == 0) {
+            execlp("unshare", "unshare", "--pid", "--fork", "--kill-child", self_path, "--fake-init", self_path,
+                   "--agent", "initee", sink, up_fd, down_fd, (char *)NULL);
+        } else {
+            execlp("unshare", "unshare", "--pid", "--fork", "--kill-child", self_path, "--agent", agent, sink, up_fd,
+                   down_fd, (char *)NULL);
+        }
         _exit(127);
     }
     close(up[1]);
@@ -359,14 +449,14 @@ static int wait_status(pid_t pid) {
     return status;
 }
 
-/* The plain and the returning agents' run: each SIGTERM flushed while
- * the agent lives on (its next step comes after it), twice, then the
- * SIGKILL a container's stop ends with; the agent is gone. */
-static void two_sigterms_then_sigkill(pid_t pid, pid_t unshare_pid, int events, int go) {
+/* The plain and the returning agents' run: SIGTERM then `second`, each
+ * flushed while the agent lives on (its next step comes after it), then
+ * the SIGKILL a container's stop ends with; the agent is gone. */
+static void two_signals_then_sigkill(pid_t pid, pid_t unshare_pid, int events, int go, int second) {
     CHECK(next_step(events) == '1');
     kill(pid, SIGTERM);
     CHECK(next_step(events) == '2');
-    kill(pid, SIGTERM);
+    kill(pid, second);
     CHECK(next_step(events) == '3');
     kill(pid, SIGKILL);
     wait_status(unshare_pid);
@@ -448,6 +538,8 @@ static int aborted(int status) {
 
 int main(int argc, char **argv) {
     self_path = argv[0];
+    /* PID 1 that starts this program as PID 2: `--fake-init SELF --agent ...`. */
+    if (argc == 8 && strcmp(argv[1], "--fake-init") == 0) return fake_init(argv + 2);
     if (argc == 6 && strcmp(argv[1], "--agent") == 0) {
         /* PID 1: `--agent CASE SINK TO_PARENT_FD FROM_PARENT_FD`. */
         snprintf(sink, sizeof sink, "%s", argv[3]);
@@ -461,6 +553,8 @@ int main(int argc, char **argv) {
             crash_agent(argv[2]);
         if (strcmp(argv[2], "next") == 0) next_agent();
         if (strcmp(argv[2], "sent") == 0) sent_agent();
+        if (strcmp(argv[2], "raised") == 0) raised_agent();
+        if (strcmp(argv[2], "initee") == 0) initee_agent();
         return 4;
     }
     const char *dir = argc > 1 ? argv[1] : "build/test_pid1-spans";
@@ -475,8 +569,8 @@ int main(int argc, char **argv) {
     pid_t unshare_pid;
     pid_t pid = start_pid1("plain", &events, &go, &unshare_pid);
     CHECK(pid > 0);
-    /* plain: lives through two SIGTERMs, each flushed; SIGKILL. */
-    two_sigterms_then_sigkill(pid, unshare_pid, events, go);
+    /* plain: lives through SIGTERM and SIGHUP, each flushed; SIGKILL. */
+    two_signals_then_sigkill(pid, unshare_pid, events, go, SIGHUP);
     CHECK(files_ending(spool, ".sgdump") == 0);
     CHECK(files_ending(spool, ".sgspool") == 0);
     next_start();
@@ -501,10 +595,10 @@ int main(int argc, char **argv) {
     CHECK(count_in_dir(sink, "\"name\":\"exits-open\"") == 1);
     CHECK(files_in_dir(spool, ".sg") == 0);
 
-    /* returns: the handler at each SIGTERM, each flushed; SIGKILL. */
+    /* returns: the handler at SIGTERM and at SIGINT, each flushed; SIGKILL. */
     pid = start_pid1("returns", &events, &go, &unshare_pid);
     CHECK(pid > 0);
-    two_sigterms_then_sigkill(pid, unshare_pid, events, go);
+    two_signals_then_sigkill(pid, unshare_pid, events, go, SIGINT);
     CHECK(files_ending(spool, ".sgdump") == 0);
     next_start();
     CHECK(count_in_dir(sink, "\"name\":\"returns-before\"") == 1);
@@ -533,6 +627,36 @@ int main(int argc, char **argv) {
     CHECK(count_in_dir(sink, "\"name\":\"sent-before\"") == 1);
     next_start();
     CHECK(count_in_dir(sink, "\"name\":\"sent-before\"") == 1);
+    CHECK(files_in_dir(spool, ".sg") == 0);
+
+    /* raised: crash signals it raises on itself, dropped; it records on. */
+    pid = start_pid1("raised", &events, &go, &unshare_pid);
+    CHECK(pid > 0);
+    CHECK(next_step(events) == '1');
+    CHECK(write(go, "g", 1) == 1);
+    status = status_within(pid, unshare_pid, 20);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(events);
+    close(go);
+    next_start();
+    CHECK(count_in_dir(sink, "\"name\":\"raised-before\"") == 1);
+    CHECK(count_in_dir(sink, "\"name\":\"raised-after\"") == 1);
+    CHECK(files_in_dir(spool, ".sg") == 0);
+
+    /* init: PID 2 under a forwarding init; init's SIGTERM ends it flushed. */
+    pid = start_pid1("init", &events, &go, &unshare_pid);
+    CHECK(pid > 0);
+    CHECK(next_step(events) == '1');
+    kill(pid, SIGTERM);
+    status = status_within(pid, unshare_pid, 20);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM);
+    close(events);
+    close(go);
+    CHECK(count_in_dir(sink, "\"name\":\"initee-before\"") == 1); /* flushed at the signal */
+    CHECK(files_ending(spool, ".sgdump") == 1);
+    next_start();
+    CHECK(count_in_dir(sink, "\"name\":\"initee-before\"") == 1);
+    CHECK(count_in_dir(sink, "\"name\":\"initee-open\"") == 1);
     CHECK(files_in_dir(spool, ".sg") == 0);
     return check_summary();
 }

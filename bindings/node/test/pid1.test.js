@@ -176,3 +176,33 @@ test("PID 1 with its own listener that exits 143: it ends so, its spans delivere
   assert.deepStrictEqual(ended, { status: 143, signal: null });
   assert.deepStrictEqual(names(path.join(dir, 'sink')), ['before']);
 });
+
+test('PID 1 that sends itself SIGABRT, no listener: dropped for init as Node alone drops it; it records on', { skip }, async () => {
+  // The crash handler (installSignalHandlers) took the program's own
+  // signal for abort()'s: it dumped, froze the tracer and re-raised in
+  // vain, and the agent went on with every span after it refused (the
+  // flush below timed out, nothing arrived, a dump was left).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-pid1-raised-'));
+  const agent = await startPid1(dir, `${TRACER}
+    const tracer = new spanguard.Tracer({ ...options, installSignalHandlers: true });
+    const record = (name) => tracer.startSpan(name).end();
+    record('before');
+    process.kill(process.pid, 'SIGABRT');
+    setTimeout(() => { record('raised'); tracer.flush(10000); }, 200);
+  `);
+  const sink = path.join(dir, 'sink');
+  try {
+    assert.strictEqual(await agent.line(), 'ready');
+    assert.ok(await inSink(sink, 'raised'), 'the span after the signal arrived');
+    agent.say('span after');
+    assert.strictEqual(await agent.line(), 'ok', 'the agent lived on');
+    process.kill(agent.pid, 'SIGKILL');
+    await agent.exited;
+  } finally {
+    agent.unshare.kill('SIGKILL');
+  }
+  assert.deepStrictEqual(names(sink), ['before', 'raised']);
+  const spool = path.join(dir, 'spool');
+  const left = fs.existsSync(spool) ? fs.readdirSync(spool) : [];
+  assert.deepStrictEqual(left.filter((f) => f.endsWith('.sgdump')), []);
+});

@@ -213,3 +213,110 @@ def test_a_pid1_agent_that_crashes_ends_and_the_next_pid1_sends_its_dump_once(tm
         nxt.unshare.wait()
     assert names_in(tmp_path / "sink") == sorted([f"{how}-before", f"{how}-open"])
     assert not [f for f in spool.iterdir() if f.name != "outcomes"]
+
+
+# A Python agent as PID 1 that sends crash signals to itself, at their
+# default disposition: os.kill(os.getpid(), ...), signal.raise_signal. The
+# kernel drops them for init (the sender is the process, not the kernel),
+# and without spanguard the agent goes on; with it, it must go on
+# recording. The crash handler took them for abort()'s raise: it dumped,
+# froze every tracer and re-raised in vain, and every later span was lost.
+RAISED = textwrap.dedent("""
+    import os, signal, sys
+    import spanguard
+
+    state = sys.argv[1]
+    assert os.getpid() == 1, os.getpid()
+    tracer = spanguard.Tracer(from_env=False, service_name="pid1-raised", sink_dir=state + "/sink",
+                              spool_dir=state + "/spool", schedule_delay_ms=60000)
+    tracer.start_span("raised-before").end()
+    os.kill(os.getpid(), signal.SIGABRT)
+    os.kill(os.getpid(), signal.SIGSEGV)
+    signal.raise_signal(signal.SIGBUS)
+    tracer.start_span("raised-after").end()
+    tracer.flush()
+    tracer.shutdown()
+    print("done", flush=True)
+    sys.stdin.readline()  # found by its pid before it ends
+""")
+
+
+def test_a_pid1_agent_that_raises_crash_signals_on_itself_records_on(tmp_path):
+    agent = Pid1([sys.executable, "-c", RAISED, str(tmp_path)], preexec_fn=no_core_file)
+    try:
+        assert agent.line() == "done"
+        agent.say("bye")
+        assert agent.wait(timeout=20) == 0
+    finally:
+        agent.unshare.kill()
+        agent.unshare.wait()
+    assert names_in(tmp_path / "sink") == ["raised-after", "raised-before"]
+    spool = tmp_path / "spool"
+    assert not list(spool.glob("*.sgdump")), "a dump was left for a death that never came"
+
+
+# A Python agent as PID 1 with handlers of its own: signal.signal for
+# SIGTERM (a graceful stop's), Python's own for SIGINT (KeyboardInterrupt),
+# none for SIGHUP. Each signal flushes what has ended, each handler runs
+# and the agent goes on; every span it records, in the handlers and
+# after them, arrives once; nothing is dumped. (A handler set after the
+# tracer is the program's alone: the watchdog does not see that signal.)
+HANDLED = textwrap.dedent("""
+    import os, signal, sys
+    import spanguard
+
+    state = sys.argv[1]
+    assert os.getpid() == 1, os.getpid()
+
+    def on_term(signum, frame):
+        tracer.start_span("in-term-handler").end()
+        print("term", flush=True)
+
+    # Before the tracer, as Python's own SIGINT handler is: the watchdog
+    # goes over both, flushes, and hands each signal back to them.
+    signal.signal(signal.SIGTERM, on_term)
+    tracer = spanguard.Tracer(from_env=False, service_name="pid1-handled", sink_dir=state + "/sink",
+                              spool_dir=state + "/spool", schedule_delay_ms=60000)
+    tracer.start_span("before").end()
+    print("ready", flush=True)
+    while True:
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            tracer.start_span("after-interrupt").end()
+            print("interrupted", flush=True)
+            continue
+        if not line:
+            break
+        command, _, name = line.strip().partition(" ")
+        if command == "span":
+            tracer.start_span(name).end()
+            print("ok", flush=True)
+        if command == "stop":
+            tracer.shutdown()
+            sys.exit(0)
+""")
+
+
+def test_a_pid1_agent_with_handlers_runs_them_and_records_on(tmp_path):
+    agent = Pid1([sys.executable, "-c", HANDLED, str(tmp_path)])
+    sink = tmp_path / "sink"
+    try:
+        assert agent.line() == "ready"
+        agent.signal(signal.SIGTERM)
+        assert agent.line() == "term", "the program's SIGTERM handler did not run"
+        assert await_in_sink(sink, "before"), "SIGTERM flushed nothing"
+        agent.signal(signal.SIGINT)
+        assert agent.line() == "interrupted", "Python's SIGINT handler did not run"
+        agent.signal(signal.SIGHUP)  # no handler: dropped for init, flushed
+        assert await_in_sink(sink, "after-interrupt"), "SIGHUP flushed nothing"
+        agent.say("span after")
+        assert agent.line() == "ok", "the agent did not live on after SIGHUP"
+        agent.say("stop")
+        assert agent.wait(timeout=20) == 0
+    finally:
+        agent.unshare.kill()
+        agent.unshare.wait()
+    assert names_in(sink) == ["after", "after-interrupt", "before", "in-term-handler"]
+    spool = tmp_path / "spool"
+    assert not list(spool.glob("*.sgdump")), "a dump was left for a death that never came"
