@@ -249,14 +249,14 @@ fn v8_handled_wasm_trap(
 /// the kernel drops a signal init does not handle whoever sent it, the
 /// process itself included, and would drop the re-raise. Dumped and
 /// frozen for a death that never came, every tracer refused every span
-/// from then on; a raise of the process's own was taken for abort()'s,
-/// and froze it so. Left alone, the process goes on as it would have
+/// from then on. Left alone, the process goes on as it would have
 /// without us. A fault always ends it: forced, the kernel's own signal
-/// ends even init once the disposition is the default. So does abort():
-/// its raise, left alone here, is dropped; it then puts the default back,
-/// raises again (dropped too) and falls back to a fault of its own (glibc's
-/// `hlt` on x86-64, a SIGSEGV from the kernel; musl's `a_crash`), dumped
-/// here as any fault is. Async-signal-safe.
+/// ends even init once the disposition is the default. A SIGABRT the
+/// process raised on itself is taken for abort()'s and dumped: abort()
+/// then puts the default back, raises again (dropped) and falls back to
+/// glibc's ABORT_INSTRUCTION (`hlt` on x86-64, a SIGSEGV from the kernel;
+/// musl's `a_crash`) or, on a machine without one, `_exit(127)`, which no
+/// handler sees. Async-signal-safe.
 fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
     if info.is_null() {
         return true;
@@ -266,12 +266,34 @@ fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::sigi
     if unsafe { (*info).si_code } > 0 {
         return true;
     }
+    if signal == libc::SIGABRT && raised_by_this_process(info) {
+        // abort()'s own raise, which cannot be told from a program's
+        // raise(SIGABRT): dumped, as abort() may end the process by
+        // something no handler sees. After its two raises glibc executes
+        // its ABORT_INSTRUCTION (a fault, on x86-64), or where a machine
+        // has none, _exit(127): left alone, that abort() ended a PID 1
+        // with nothing dumped, every span it held lost uncounted. A
+        // PID 1 that raises SIGABRT on itself meant to die; it lives on
+        // frozen, as before.
+        return true;
+    }
     super::namespace_init::raised_signal_can_end_process(|| {
         // SAFETY: PREVIOUS was written before this handler was installed
         // and is never written again.
         let previous = unsafe { (*std::ptr::addr_of!(PREVIOUS))[signal as usize] };
         previous.is_some_and(|old| old.sa_sigaction != libc::SIG_DFL)
     })
+}
+
+/// Whether the process sent `info`'s signal to itself (raise, kill or
+/// sigqueue of its own pid). Async-signal-safe.
+fn raised_by_this_process(info: *mut libc::siginfo_t) -> bool {
+    // SAFETY: the kernel's siginfo; si_pid is set for SI_USER, SI_TKILL
+    // and SI_QUEUE, the only codes at or below 0 a crash signal comes with
+    // from a process (the caller took si_code > 0 already).
+    let sender = unsafe { (*info).si_pid() };
+    // SAFETY: getpid has no preconditions.
+    sender == unsafe { libc::getpid() }
 }
 
 /// The crash handler's dump of every tracer for `signal`, which arrived on
