@@ -278,3 +278,27 @@ def test_gunicorn_gevent_workers_deliver_every_span_at_sigterm(tmp_path, setup):
     log = (tmp_path / "server.log").read_text()
     assert "SIGKILL" not in log, f"a worker was killed, not stopped:\n{log}"
     assert_every_request_span_once(tmp_path)
+
+
+@pytest.mark.parametrize("pool", ["gevent", "eventlet"])
+def test_celery_green_pool_delivers_every_task_span_at_sigterm(tmp_path, pool):
+    """`celery worker -P gevent` / `-P eventlet` (Celery patches before it
+    loads the app, which makes its tracer at import): ten tasks, each in a
+    greenlet, tracing through both APIs with a 20 KB prompt, then the warm
+    shutdown a SIGTERM starts: every task span arrives once and the
+    worker leaves."""
+    from test_celery import Worker, assert_task_spans_once
+
+    class GreenWorker(Worker):
+        def start(self):
+            self.command = [{"--pool=prefork": f"--pool={pool}", "--concurrency=2": "--concurrency=10"}.get(c, c)
+                            for c in self.command]
+            super().start()
+
+    worker = GreenWorker(tmp_path)
+    tasks = range(10)
+    worker.send(*(f"work:{t}" for t in tasks))
+    for t in tasks:
+        worker.mark(f"done-{t}")
+    assert worker.stop(signal.SIGTERM) == 0, worker.log_text()[-3000:]
+    assert_task_spans_once(worker.spans(), tasks, instrumented=False)
