@@ -20,6 +20,8 @@ from collections import Counter
 import pytest
 import spanguard
 from receiver_client import OtlpReceiverProcess
+from test_celery import Worker, assert_task_spans_once
+from test_servers import gunicorn_stopped_by_sigterm_delivers_every_span
 
 PROMPT_BYTES = 30_000
 GREENLETS = 40
@@ -263,21 +265,7 @@ def test_gunicorn_gevent_workers_deliver_every_span_at_sigterm(tmp_path, setup):
     """gunicorn -k gevent, two workers (each patches itself after the
     fork), spanguard set up after the fork or in the master (--preload,
     before any patch): gunicorn's graceful stop gives every span, once."""
-    from test_servers import (FLASK_APP, REQUESTS, assert_every_request_span_once, get, serve, stop,
-                              wait_until_serving)
-    (tmp_path / "ready").mkdir()
-    preload = ["--preload"] if setup == "preload" else []
-    proc, port = serve(tmp_path, FLASK_APP, ["gunicorn", "-k", "gevent", "-w", "2", "-b", "127.0.0.1:{port}",
-                                             "-c", "gunicorn_conf.py", "--graceful-timeout", "30", *preload,
-                                             "app:app"],
-                       SETUP="import" if preload else "post_fork", READY_DIR=str(tmp_path / "ready"))
-    wait_until_serving(proc, port, tmp_path, workers=2)
-    for n in range(REQUESTS):
-        get(port, f"/work/{n}")
-    assert stop(proc, tmp_path, signal.SIGTERM) == 0
-    log = (tmp_path / "server.log").read_text()
-    assert "SIGKILL" not in log, f"a worker was killed, not stopped:\n{log}"
-    assert_every_request_span_once(tmp_path)
+    gunicorn_stopped_by_sigterm_delivers_every_span(tmp_path, setup, "-k", "gevent")
 
 
 @pytest.mark.parametrize("pool", ["gevent", "eventlet"])
@@ -287,8 +275,6 @@ def test_celery_green_pool_delivers_every_task_span_at_sigterm(tmp_path, pool):
     greenlet, tracing through both APIs with a 20 KB prompt, then the warm
     shutdown a SIGTERM starts: every task span arrives once and the
     worker leaves."""
-    from test_celery import Worker, assert_task_spans_once
-
     class GreenWorker(Worker):
         def start(self):
             self.command = [{"--pool=prefork": f"--pool={pool}", "--concurrency=2": "--concurrency=10"}.get(c, c)
