@@ -11,6 +11,7 @@ while a flush waits for a slow backend."""
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -132,6 +133,18 @@ def run(green: str, body: str, rx: OtlpReceiverProcess, tmp_path, api: str = "na
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
 
+def said_next(proc: subprocess.Popen, timeout: float = 120) -> dict:
+    """The program's next line (a JSON object); killed and failed when it
+    says nothing in time."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        raise AssertionError(f"the program said nothing:\n{proc.communicate()[1]}")
+    line = proc.stdout.readline()
+    assert line.startswith("{"), line + proc.communicate()[1]
+    return json.loads(line)
+
+
 def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, list[dict], str]:
     """The program's exit code, what it said (a JSON object a line) and its
     stderr; killed and failed when it hangs."""
@@ -201,7 +214,7 @@ def test_news_reaches_logging_and_every_span_arrives_once_at_exit(tmp_path, gree
             sys.stdin.readline()  # the backend is back
             say(flushed=flush())
         """, rx, tmp_path, stdin=subprocess.PIPE)
-        said = json.loads(proc.stdout.readline() or "{}")
+        said = said_next(proc)
         rx.reset_mode()
         proc.stdin.write("back\n")
         proc.stdin.flush()
@@ -233,7 +246,7 @@ def test_sigterm_delivers_every_span(tmp_path, green):
             while True:
                 sleep(0.05)
         """, rx, tmp_path, SIGNALS="1")
-        assert proc.stdout.readline().startswith("{"), proc.stderr.read()
+        assert said_next(proc) == {"ready": True}
         proc.send_signal(signal.SIGTERM)
         code, _, err = finish(proc, timeout=60)
         assert code == -signal.SIGTERM, err
