@@ -191,10 +191,17 @@ def test_gunicorn_sigterm_delivers_every_worker_span(tmp_path, setup):
     theirs twice): what gunicorn's graceful stop (SIGTERM to the master,
     then to each worker, which leaves through sys.exit) gives is every
     span, once."""
+    gunicorn_stopped_by_sigterm_delivers_every_span(tmp_path, setup)
+
+
+def gunicorn_stopped_by_sigterm_delivers_every_span(tmp_path: Path, setup: str, *worker_args: str) -> None:
+    """Two workers (`worker_args`: their class, sync by default) serve
+    REQUESTS requests; SIGTERM to the master; every span once."""
     (tmp_path / "ready").mkdir()
     preload = ["--preload"] if setup == "preload" else []
-    proc, port = serve(tmp_path, FLASK_APP, ["gunicorn", "-w", "2", "-b", "127.0.0.1:{port}", "-c", "gunicorn_conf.py",
-                                             "--graceful-timeout", "30", *preload, "app:app"],
+    proc, port = serve(tmp_path, FLASK_APP, ["gunicorn", *worker_args, "-w", "2", "-b", "127.0.0.1:{port}",
+                                             "-c", "gunicorn_conf.py", "--graceful-timeout", "30", *preload,
+                                             "app:app"],
                        SETUP="import" if preload else "post_fork", READY_DIR=str(tmp_path / "ready"))
     wait_until_serving(proc, port, tmp_path, workers=2)
     for n in range(REQUESTS):

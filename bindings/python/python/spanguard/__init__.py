@@ -48,7 +48,7 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass, fields
 
-from . import _events, _native
+from . import _events, _green, _native
 from ._native import (
     KIND_CLIENT,
     KIND_CONSUMER,
@@ -503,7 +503,7 @@ class Tracer(_native.Tracer):
         spooled, at most `timeout_s`. True when it was; False on timeout,
         and after shutdown or close."""
         try:
-            return super().flush(timeout_s)
+            return _green.off_the_hub(super().flush, timeout_s)
         finally:
             _events.deliver(min(timeout_s, _events.WAIT_AT_FLUSH_S))
 
@@ -511,7 +511,7 @@ class Tracer(_native.Tracer):
         """Like flush, saying whether the spans were delivered or only
         spooled (safe on disk while the backend is down)."""
         try:
-            return FlushStatus(super().flush_status(timeout_s))
+            return FlushStatus(_green.off_the_hub(super().flush_status, timeout_s))
         finally:
             _events.deliver(min(timeout_s, _events.WAIT_AT_FLUSH_S))
 
@@ -520,7 +520,7 @@ class Tracer(_native.Tracer):
         `spanguard.unended`), stops. True when done in time; safe to call
         twice."""
         try:
-            return super().shutdown(timeout_s)
+            return _green.off_the_hub(super().shutdown, timeout_s)
         finally:
             _events.deliver(min(timeout_s, _events.WAIT_AT_FLUSH_S))
 
@@ -528,7 +528,7 @@ class Tracer(_native.Tracer):
         """Like shutdown, saying whether the spans were delivered or only
         spooled. A second call says DELIVERED (nothing was left)."""
         try:
-            return FlushStatus(super().shutdown_status(timeout_s))
+            return FlushStatus(_green.off_the_hub(super().shutdown_status, timeout_s))
         finally:
             _events.deliver(min(timeout_s, _events.WAIT_AT_FLUSH_S))
 
@@ -551,7 +551,7 @@ class Tracer(_native.Tracer):
         with _LIVE_LOCK:
             _LIVE.discard(self)
         try:
-            super().close()
+            _green.off_the_hub(super().close)
         finally:
             _events.deliver(_events.WAIT_AT_FLUSH_S)
 

@@ -26,7 +26,6 @@ stderr beside the library's own line.
 
 from __future__ import annotations
 
-import _thread
 import logging
 import os
 import posix
@@ -34,7 +33,7 @@ import sys
 import threading
 import traceback
 
-from . import _native
+from . import _green, _native
 
 _LOGGER = logging.getLogger("spanguard")
 
@@ -49,6 +48,9 @@ _said_dropped = False
 WAIT_AT_FLUSH_S = 1.0
 
 _TAKE_AT_ONCE = 64
+
+# The reader's name, in `threading` as for the OS (`_name_events_reader`).
+READER_NAME = "spanguard-log"
 
 
 def deliver(wait_s: float | None = None) -> bool:
@@ -110,27 +112,17 @@ def start_reader() -> None:
     _reader_pid = pid
     # Started with the asynchronous signals blocked (it inherits them), as
     # the library's threads are: the application's threads take them.
-    _native._start_events_reader(_start_os_thread(), _read, (fd,))
-
-
-def _start_os_thread():
-    """The interpreter's own thread start, not a green one."""
-    for module, original in (
-            ("gevent.monkey", lambda m: m.get_original("_thread", "start_new_thread")),
-            ("eventlet.patcher", lambda m: m.original("_thread").start_new_thread)):
-        patcher = sys.modules.get(module)
-        if patcher is not None:
-            try:
-                return original(patcher)
-            except Exception:  # noqa: BLE001 - an older patcher: the module's own then
-                pass
-    return _thread.start_new_thread
+    _native._start_events_reader(_green.start_os_thread(), _read, (fd,))
 
 
 def _read(fd: int) -> None:
     # Named as spanguard's thread: a process whose own threads have all
     # ended exits around it (a child forked from a thread that then ends).
     _native._name_events_reader()
+    # The same name in `threading`: the threadName of the records it logs,
+    # and what threading.enumerate() lists (a daemon), not "Dummy-1", an
+    # unexplained thread that a monkey-patched server's dumps show too.
+    threading.current_thread().name = READER_NAME
     while True:
         try:
             posix.read(fd, 512)

@@ -1,0 +1,305 @@
+"""Monkey-patched agents: gevent's `patch_all()` and eventlet's
+`monkey_patch()` first, as `gunicorn -k gevent`, `celery -P gevent` /
+`-P eventlet` and many agents run. Threads are greenlets there, sharing
+one OS thread and a hub: a call that waits in native code stops every
+greenlet unless it waits elsewhere. Each case runs in a fresh interpreter
+of its own (with a timeout: a hang fails, not stalls the suite) and
+judges what the loopback receiver got (decoded by opentelemetry-proto):
+every span once, with its ~30 KB prompt; the library's news in
+`logging`; and a greenlet ticking all along, which must keep ticking
+while a flush waits for a slow backend."""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import pytest
+import spanguard
+from receiver_client import OtlpReceiverProcess
+from test_celery import Worker, assert_task_spans_once
+from test_servers import gunicorn_stopped_by_sigterm_delivers_every_span
+
+PROMPT_BYTES = 30_000
+GREENLETS = 40
+
+# Patched first, before anything else is imported, as the green libraries ask.
+PATCH = {
+    "gevent": """
+        from gevent import monkey
+        monkey.patch_all()
+        import gevent
+        spawn, sleep = gevent.spawn, gevent.sleep
+        def join_all(greenlets):
+            gevent.joinall(greenlets, raise_error=True)
+    """,
+    "eventlet": """
+        import eventlet
+        eventlet.monkey_patch()
+        spawn, sleep = eventlet.spawn, eventlet.sleep
+        def join_all(greenlets):
+            for g in greenlets:
+                g.wait()
+    """,
+}
+
+# What every program does after the patch: news kept from logging (with
+# the thread that logged it), a greenlet that ticks every 5 ms, and the
+# spans: GREENLETS greenlets each ending one with a 30 KB prompt, through
+# spanguard's own API or the OpenTelemetry SDK with spanguard's bridge.
+AGENT = """
+    import json, logging, os, sys, threading, time
+    import spanguard
+
+    news = []
+
+    class KeepNews(logging.Handler):
+        def emit(self, record):
+            news.append((getattr(record, "spanguard_event_name", None), record.threadName))
+
+    logging.getLogger("spanguard").addHandler(KeepNews())
+    logging.getLogger("spanguard").setLevel(logging.DEBUG)
+
+    ticks = 0
+
+    def ticker():
+        global ticks
+        while True:
+            ticks += 1
+            sleep(0.005)
+
+    spawn(ticker)
+    tracer = spanguard.Tracer(from_env=False, service_name="green-agent", endpoint=os.environ["ENDPOINT"],
+                              spool_dir=os.environ["SPOOL"], schedule_delay_ms=50,
+                              install_signal_handlers=os.environ.get("SIGNALS") == "1")
+    PROMPT = "p" * {prompt_bytes}
+
+    if os.environ["API"] == "otel":
+        from opentelemetry.sdk.trace import TracerProvider
+        from spanguard.otel import SpanguardSpanProcessor
+        provider = TracerProvider()
+        provider.add_span_processor(SpanguardSpanProcessor(tracer))
+        otel_tracer = provider.get_tracer("green")
+
+        def one(name):
+            with otel_tracer.start_as_current_span(name, attributes={{"gen_ai.prompt": PROMPT}}):
+                sleep(0)
+
+        def flush():
+            return provider.force_flush(60_000)
+
+        def shutdown():
+            provider.shutdown()  # the bridge shuts the tracer down
+            return tracer.stats().spans_exported == tracer.stats().spans_ended
+    else:
+        def one(name):
+            with tracer.span(name, attributes={{"gen_ai.prompt": PROMPT}}):
+                sleep(0)
+
+        def flush():
+            return tracer.flush(60)
+
+        def shutdown():
+            return tracer.shutdown(60)
+
+    def record(prefix):
+        join_all([spawn(one, f"{{prefix}}-{{i}}") for i in range({greenlets})])
+
+    def ticking(wait):
+        \"\"\"What `wait` said, and how often the ticker ran while it waited.\"\"\"
+        before = ticks
+        said = wait()
+        return said, ticks - before
+
+    def say(**what):
+        print(json.dumps(what), flush=True)
+"""
+
+
+def program(green: str, body: str) -> str:
+    return "\n".join(textwrap.dedent(part) for part in (
+        PATCH[green], AGENT.format(prompt_bytes=PROMPT_BYTES, greenlets=GREENLETS), body))
+
+
+def run(green: str, body: str, rx: OtlpReceiverProcess, tmp_path, api: str = "native",
+        stdin=subprocess.DEVNULL, **env) -> subprocess.Popen:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))},
+           "ENDPOINT": rx.traces_url, "SPOOL": str(tmp_path / "spool"), "API": api, **env}
+    return subprocess.Popen([sys.executable, "-c", program(green, body)], stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+
+
+def said_next(proc: subprocess.Popen, timeout: float = 120) -> dict:
+    """The program's next line (a JSON object); killed and failed when it
+    says nothing in time."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        raise AssertionError(f"the program said nothing:\n{proc.communicate()[1]}")
+    line = proc.stdout.readline()
+    assert line.startswith("{"), line + proc.communicate()[1]
+    return json.loads(line)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, list[dict], str]:
+    """The program's exit code, what it said (a JSON object a line) and its
+    stderr; killed and failed when it hangs."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"the program hung:\n{out}\n{err}") from None
+    return proc.returncode, [json.loads(line) for line in out.splitlines() if line.startswith("{")], err
+
+
+def assert_every_span_once(rx: OtlpReceiverProcess, prefixes: tuple[str, ...]) -> None:
+    want = {f"{prefix}-{i}" for prefix in prefixes for i in range(GREENLETS)}
+    spans = rx.wait_for_spans(len(want), timeout_s=60)
+    got = Counter(s["name"] for s in spans)
+    assert set(got) == want, f"missing {sorted(want - set(got))[:5]}, unexpected {sorted(set(got) - want)[:5]}"
+    assert set(got.values()) == {1}, f"spans arrived twice: {[k for k, v in got.items() if v > 1][:5]}"
+    assert not rx.duplicate_spans()
+    assert {len(s["attributes"]["gen_ai.prompt"]) for s in spans} == {PROMPT_BYTES}
+
+
+@pytest.mark.parametrize("api", ["native", "otel"])
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_other_greenlets_run_while_a_flush_waits_for_a_slow_backend(tmp_path, green, api):
+    """The backend takes 1 s to answer each request. A flush, then a
+    shutdown, wait for it on an OS thread of the green library's pool: the
+    ticker greenlet ran while they did. (Waiting on the hub's own thread,
+    with the GIL let go, they stopped every greenlet: the ticker, and in a
+    server every request, ticked 0 times in the seconds it took.) 1 s,
+    not more: the bridge's shutdown gives the tracer 5 s, and two slow
+    requests over a loaded machine's time spooled the last spans (seen)."""
+    with OtlpReceiverProcess(sys.executable, delay_s=1.0) as rx:
+        proc = run(green, """
+            record("slow")
+            flushed, ticked = ticking(flush)
+            say(done=flushed, ticked=ticked)
+            record("last")
+            shut_down, ticked = ticking(shutdown)
+            say(done=shut_down, ticked=ticked)
+        """, rx, tmp_path, api=api)
+        code, said, err = finish(proc)
+        assert code == 0, err
+        assert [s["done"] for s in said] == [True, True], err
+        # 1 s at a tick each 5 ms is 200; a loaded machine gives fewer.
+        flush, shutdown = (s["ticked"] for s in said)
+        assert flush >= 10, f"the other greenlets stood still during the flush: {said}"
+        assert shutdown >= 10, f"the other greenlets stood still during the shutdown: {said}"
+        assert_every_span_once(rx, ("slow", "last"))
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_news_reaches_logging_and_every_span_arrives_once_at_exit(tmp_path, green):
+    """The backend answers 503 until the library spools what it could
+    not send, then 200: the news of it reaches `logging` by the reader
+    thread, which is an OS thread named spanguard-log in `threading` too,
+    not an anonymous "Dummy-1"; the program leaves at its end without a
+    hang, and every span arrives once (spooled, then sent by the next start)."""
+    with OtlpReceiverProcess(sys.executable, mode="status:503") as rx:
+        proc = run(green, """
+            record("news")
+            flush()
+            # The reader logs what comes after the flush, in the greenlets' time.
+            deadline = time.monotonic() + 60
+            while not news:
+                assert time.monotonic() < deadline, "no news reached logging"
+                sleep(0.05)
+            say(news=news, threads=[t.name for t in threading.enumerate()])
+            sys.stdin.readline()  # the backend is back
+            say(flushed=flush())
+        """, rx, tmp_path, stdin=subprocess.PIPE)
+        said = said_next(proc)
+        rx.reset_mode()
+        proc.stdin.write("back\n")
+        proc.stdin.flush()
+        code, _, err = finish(proc)
+        assert code == 0, err
+        news = said["news"]
+        assert news, err
+        print("news:", sorted({name for name, _ in news}), sorted({thread for _, thread in news}))
+        assert not [t for _, t in news if t.startswith("Dummy")], news
+        assert not [t for t in said["threads"] if t.startswith("Dummy")], said["threads"]
+        assert "Traceback" not in err, err
+        # What the library spooled is sent by the next tracer to start with
+        # that spool directory (a restarted worker): each span once.
+        with spanguard.Tracer(from_env=False, service_name="green-agent", endpoint=rx.traces_url,
+                              spool_dir=tmp_path / "spool", install_signal_handlers=False) as next_start:
+            next_start.flush(30)
+        assert_every_span_once(rx, ("news",))
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_sigterm_delivers_every_span(tmp_path, green):
+    """A SIGTERM while the greenlets sleep (a server idle between
+    requests): the library's signal watchdog delivers what was ended, and
+    the process dies of the signal, not hangs."""
+    with OtlpReceiverProcess(sys.executable) as rx:
+        proc = run(green, """
+            record("term")
+            say(ready=True)
+            while True:
+                sleep(0.05)
+        """, rx, tmp_path, SIGNALS="1")
+        assert said_next(proc) == {"ready": True}
+        proc.send_signal(signal.SIGTERM)
+        code, _, err = finish(proc, timeout=60)
+        assert code == -signal.SIGTERM, err
+        assert_every_span_once(rx, ("term",))
+
+
+def test_a_fork_under_gevent_sends_the_childs_spans_and_the_parents(tmp_path):
+    """os.fork is gevent's under patch_all: the child (a gunicorn gevent
+    worker's way to start) records in greenlets of its own, leaves through
+    sys.exit, and its spans arrive; the parent's too, each once."""
+    with OtlpReceiverProcess(sys.executable) as rx:
+        proc = run("gevent", """
+            record("parent")
+            pid = os.fork()
+            if pid == 0:
+                record("child")
+                sys.exit(0)
+            _, status = os.waitpid(pid, 0)
+            say(child_exit=os.waitstatus_to_exitcode(status))
+        """, rx, tmp_path)
+        code, said, err = finish(proc)
+        assert code == 0, err
+        assert said == [{"child_exit": 0}], err
+        assert_every_span_once(rx, ("parent", "child"))
+
+
+@pytest.mark.parametrize("setup", ["post_fork", "preload"])
+def test_gunicorn_gevent_workers_deliver_every_span_at_sigterm(tmp_path, setup):
+    """gunicorn -k gevent, two workers (each patches itself after the
+    fork), spanguard set up after the fork or in the master (--preload,
+    before any patch): gunicorn's graceful stop gives every span, once."""
+    gunicorn_stopped_by_sigterm_delivers_every_span(tmp_path, setup, "-k", "gevent")
+
+
+@pytest.mark.parametrize("pool", ["gevent", "eventlet"])
+def test_celery_green_pool_delivers_every_task_span_at_sigterm(tmp_path, pool):
+    """`celery worker -P gevent` / `-P eventlet` (Celery patches before it
+    loads the app, which makes its tracer at import): ten tasks, each in a
+    greenlet, tracing through both APIs with a 20 KB prompt, then the warm
+    shutdown a SIGTERM starts: every task span arrives once and the
+    worker leaves."""
+    class GreenWorker(Worker):
+        def start(self):
+            self.command = [{"--pool=prefork": f"--pool={pool}", "--concurrency=2": "--concurrency=10"}.get(c, c)
+                            for c in self.command]
+            super().start()
+
+    worker = GreenWorker(tmp_path)
+    tasks = range(10)
+    worker.send(*(f"work:{t}" for t in tasks))
+    for t in tasks:
+        worker.mark(f"done-{t}")
+    assert worker.stop(signal.SIGTERM) == 0, worker.log_text()[-3000:]
+    assert_task_spans_once(worker.spans(), tasks, instrumented=False)
