@@ -3,9 +3,9 @@
 //! a gzip bomb of nothing, answers that trickle a byte at a time (headers,
 //! body), a server that never reads the request, HTTP/1.0 without a
 //! length, headers curl refuses (two Content-Lengths, a NUL), a 101,
-//! redirects to another port, a file and another scheme, a chunked 200
-//! whose trailers look like a status line, and a flood of interim answers.
-//! Each ends in the outcome OTLP asks for (a 2xx is the answer, with its
+//! redirects to another port, a file and another scheme, answers cut in
+//! their headers, a chunked 200 whose trailers look like a status line,
+//! and a flood of interim answers. Each ends in the outcome OTLP asks for (a 2xx is the answer, with its
 //! partial success; no answer or a broken one is tried again, never taken
 //! as a final refusal; a redirect is followed nowhere), within the request
 //! timeout, with the transport's memory bounded by what it keeps of a body.
@@ -332,6 +332,45 @@ fn a_redirect_anywhere_is_not_followed_and_keeps_the_spans() {
         }
     }
     assert!(!went.load(Ordering::Acquire), "a redirect was followed");
+}
+
+#[test]
+fn an_answer_cut_in_its_headers_is_no_answer_whatever_its_status() {
+    // The status line whole, then the connection closed before the blank
+    // line that ends the headers: curl 8 reports that status as if the
+    // answer were whole. A 400 so cut lost its spans as a refusal, a 200
+    // counted them delivered. Neither is an answer: kept, tried again.
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Type: appl",
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n",
+        b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nX: y",
+    ] {
+        let url = answering(answer.to_vec());
+        let (outcome, silence) = send(&url, Duration::from_secs(5));
+        assert!(
+            kept(&outcome),
+            "{:?}: {outcome:?}",
+            String::from_utf8_lossy(answer)
+        );
+        assert_eq!(
+            silence,
+            Silence::Answered,
+            "{:?}",
+            String::from_utf8_lossy(answer)
+        );
+    }
+    // Whole, they are the answers they say.
+    let url = answering(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_vec());
+    assert!(matches!(
+        send(&url, Duration::from_secs(5)).0,
+        Err(SendError::Permanent { .. })
+    ));
+    let url = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec());
+    assert_eq!(
+        send(&url, Duration::from_secs(5)).0,
+        Ok(Accepted::default())
+    );
 }
 
 #[test]

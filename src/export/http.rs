@@ -103,6 +103,21 @@ impl Response {
         code: impl FnOnce() -> Result<u32, curl::Error>,
     ) -> Result<u32, curl::Error> {
         match performed {
+            // A status line, then the connection closed before the blank
+            // line that ends the headers: curl 8 ends such a transfer well
+            // and reports the status it read, where the same answer cut a
+            // byte sooner is its error. No whole answer came (RFC 9112: an
+            // incomplete message), so it is none, whatever its status: a
+            // 400 cut so lost its spans for good as a refusal, a 200 so
+            // counted them delivered from a server that died answering.
+            Ok(()) if self.status_seen && !self.final_headers => {
+                let mut e = curl::Error::new(curl_sys::CURLE_RECV_ERROR);
+                e.set_extra(
+                    "the connection closed within the answer's headers, after its status line"
+                        .to_string(),
+                );
+                return Err(e);
+            }
             Ok(()) => {}
             // Stopped by `write` past the body's limit: the status line
             // came, and is the answer.
