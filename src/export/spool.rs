@@ -142,7 +142,13 @@ pub fn setbacks(path: &Path) -> u32 {
 pub fn refused_by(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_string_lossy();
     let (_, after) = name.strip_suffix(SUFFIX)?.split_once(REFUSED_MARK)?;
-    u64::from_str_radix(after.get(..16)?, 16).ok()
+    // As `refused_tag` writes it: 16 hex digits, then the name's end or
+    // its set-back mark. `from_str_radix` alone took "+" and 15 digits,
+    // and the first 16 of 17, as some sender's fingerprint.
+    let (digits, rest) = after.split_at_checked(16)?;
+    let as_written = digits.bytes().all(|b| b.is_ascii_hexdigit())
+        && (rest.is_empty() || rest.starts_with(SETBACK_MARK));
+    as_written.then(|| u64::from_str_radix(digits, 16).ok())?
 }
 
 /// The part of a spool file's name that says which sender was refused
@@ -1788,6 +1794,41 @@ pub(crate) mod tests {
         assert_eq!(replayed, (1, 3));
         assert!(spool.list().is_empty());
         fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The sender a file was refused to is read from its name only as a
+    /// writer writes it (`refused_tag`): 16 hex digits, then the name's
+    /// end or its set-back mark. A name made otherwise (by hand, a tool
+    /// that renames) names no sender: "+" and 15 digits, 17 digits, a
+    /// digit that is not hex, read as the fingerprint of some sender, kept
+    /// the file from that sender for good.
+    #[test]
+    fn a_refusal_mark_is_read_only_as_a_writer_makes_it() {
+        let name = |mark: &str| {
+            PathBuf::from(format!(
+                "/s/00000000000000000001-0000000001-a{mark}.sgspool"
+            ))
+        };
+        let fingerprint = 0x0123_4567_89ab_cdef;
+        for good in [
+            refused_tag(Some(fingerprint)),
+            format!("{}{SETBACK_MARK}4", refused_tag(Some(fingerprint))),
+            format!("{REFUSED_MARK}0123456789ABCDEF"),
+        ] {
+            assert_eq!(refused_by(&name(&good)), Some(fingerprint), "{good}");
+        }
+        for bad in [
+            "-refusedby+123456789abcdef",
+            "-refusedby123456789abcdef",
+            "-refusedby0123456789abcdef0",
+            "-refusedby0123456789abcdeg",
+            "-refusedby0123456789abcdefx",
+            "-refusedby€€€€€€",
+            "-refusedby0123456789abcde€",
+            "-refusedby",
+        ] {
+            assert_eq!(refused_by(&name(bad)), None, "{bad}");
+        }
     }
 
     /// The spool's cap deletes a file whose header says 4 billion spans
