@@ -761,6 +761,31 @@ impl SpoolDir {
         Some(self.set_back(&kept, setbacks).unwrap_or(kept))
     }
 
+    /// Deletes the spool's other names of `file`, found at `path` (hard
+    /// links: `ln`, a restore by `cp -al` or `rsync -H`), and takes them
+    /// out of `queued`, while the replay holds it: the batch was sent
+    /// under one name, that name deleted, then sent again under the next,
+    /// its spans delivered twice. Kept, it stays under `path` alone. Its
+    /// names outside the spool (a backup) are nobody's spool files and
+    /// stay. Looked for only when the file has more than one name.
+    fn drop_other_names(&self, file: &LockedFile, path: &Path, queued: &mut VecDeque<PathBuf>) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(held) = file.file().metadata() else {
+            return;
+        };
+        if held.nlink() < 2 {
+            return;
+        }
+        for other in names_where(&dir_names(&self.dir), is_batch_name) {
+            let same = fs::symlink_metadata(&other)
+                .is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino());
+            if other != path && same && fs::remove_file(&other).is_ok() {
+                self.forget_file(&other);
+                queued.retain(|q| *q != other);
+            }
+        }
+    }
+
     /// Deletes the temporary files of writers that died before their
     /// rename (a SIGKILL mid-write): unlocked, and either their process is
     /// gone or they are older than any write takes. A live writer's file is
@@ -1158,6 +1183,7 @@ impl SpoolDir {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
+            self.drop_other_names(&file, &path, &mut files);
             let mut batch = match read_batch(file.file(), self.read_limit()) {
                 Ok(b) => b,
                 Err(BatchError::Unreadable(why)) => {
@@ -1792,6 +1818,58 @@ pub(crate) mod tests {
         );
         let replayed = spool.replay(|_| ReplayVerdict::Delivered);
         assert_eq!(replayed, (1, 3));
+        assert!(spool.list().is_empty());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A spool file with a second name in the spool (`ln`, a restore with
+    /// `cp -al` or rsync -H): a replay sent it under one name, deleted that
+    /// name, then sent it again under the other, its spans delivered
+    /// twice. It is sent once, and neither name is left.
+    #[test]
+    fn a_batch_under_two_names_is_sent_once() {
+        let dir = temp_dir("two-names");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        plant(&dir, "a", BodyFormat::Protobuf, false, 3, 3);
+        plant(&dir, "b", BodyFormat::Protobuf, false, 2, 2);
+        let first = spool.list()[0].clone();
+        let second_name = dir.join(spool_file_name("z-second-name"));
+        fs::hard_link(&first, &second_name).expect("link");
+        // And one outside the spool, which is nobody's spool file: left.
+        let outside = temp_dir("two-names-outside");
+        fs::create_dir_all(&outside).expect("dir");
+        fs::hard_link(&first, outside.join("copy")).expect("link");
+        let mut seen = Vec::new();
+        let replayed = spool.replay(|b| {
+            seen.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(seen, vec![3, 2], "each batch sent once");
+        assert_eq!(replayed, (2, 5));
+        assert!(spool.list().is_empty(), "{:?}", spool.list());
+        assert!(outside.join("copy").exists());
+        fs::remove_dir_all(&dir).ok();
+        fs::remove_dir_all(&outside).ok();
+    }
+
+    /// A file set back with a second name in the spool keeps one name, and
+    /// its batch is sent once by the next replay.
+    #[test]
+    fn a_batch_under_two_names_set_back_is_kept_under_one() {
+        let dir = temp_dir("two-names-kept");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        plant(&dir, "a", BodyFormat::Protobuf, false, 3, 3);
+        let first = spool.list()[0].clone();
+        fs::hard_link(&first, dir.join(spool_file_name("z-second-name"))).expect("link");
+        let replayed = spool.replay(|_| ReplayVerdict::Stop);
+        assert_eq!(replayed, (0, 0));
+        assert_eq!(spool.list().len(), 1, "{:?}", spool.list());
+        let mut seen = Vec::new();
+        spool.replay(|b| {
+            seen.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(seen, vec![3]);
         assert!(spool.list().is_empty());
         fs::remove_dir_all(&dir).ok();
     }

@@ -165,6 +165,10 @@ struct Row {
     holder: Option<u32>,
     name: String,
     note: String,
+    /// The file's device and inode when it has more names than this one
+    /// (hard links): a replay sends it under its first name in the spool
+    /// and deletes the others (`other_names_of_one_batch`).
+    linked: Option<(u64, u64)>,
 }
 
 /// `spool_cap`: the cap this environment's tracers write with
@@ -297,6 +301,10 @@ fn inspect(
         let ours = meta.uid() == unsafe { libc::geteuid() };
         ours && matches!(entry, Entry::Batch | Entry::SetAside)
     };
+    let linked = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.nlink() > 1).then(|| (meta.dev(), meta.ino()))
+    };
     Row {
         entry,
         capped,
@@ -306,6 +314,35 @@ fn inspect(
         holder,
         name: name.to_string(),
         note,
+        linked,
+    }
+}
+
+/// Marks each batch of `rows` (sorted by name) that is another name of an
+/// earlier one's file (a hard link: `ln`, a restore by `cp -al`): a replay
+/// sends the file once, under its first name, and deletes the others, so
+/// its spans wait once. Counted under each name, they were said to wait
+/// twice.
+fn other_names_of_one_batch(rows: &mut [Row]) {
+    let mut first: std::collections::HashMap<(u64, u64), String> = Default::default();
+    for row in rows.iter_mut() {
+        let Some(id) = row
+            .linked
+            .filter(|_| row.entry == Entry::Batch && row.spans.is_some())
+        else {
+            continue;
+        };
+        match first.get(&id) {
+            Some(name) => {
+                row.spans = None;
+                row.note = format!(
+                    "another name of {name}: a replay sends that batch once and deletes this name"
+                );
+            }
+            None => {
+                first.insert(id, row.name.clone());
+            }
+        }
     }
 }
 
@@ -359,6 +396,7 @@ fn not_a_file_row(
         note,
         // A link or a FIFO set aside is never counted nor deleted.
         capped: false,
+        linked: None,
     })
 }
 
@@ -387,6 +425,7 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
         })
         .collect();
     rows.sort_by(|x, y| x.name.cmp(&y.name));
+    other_names_of_one_batch(&mut rows);
 
     // What a tracer start or a replay would send: readable, and not held
     // by a live process (whose own exporter sends it).
