@@ -2,11 +2,12 @@
 //! real loopback socket through curl: a gzip bomb around a partial success,
 //! a gzip bomb of nothing, answers that trickle a byte at a time (headers,
 //! body), a server that never reads the request, HTTP/1.0 without a
-//! length, headers curl refuses (two Content-Lengths, a NUL), a 101, a 308
-//! to another port, a chunked 200 whose trailers look like a status line,
-//! and a flood of interim answers. Each ends in the outcome OTLP asks for
-//! (a 2xx is the answer, with its partial success; no answer or a broken
-//! one is tried again, never taken as a final refusal), within the request
+//! length, headers curl refuses (two Content-Lengths, a NUL), a 101,
+//! redirects to another port, a file and another scheme, answers cut in
+//! their headers, a chunked 200 whose trailers look like a status line,
+//! and a flood of interim answers. Each ends in the outcome OTLP asks for (a 2xx is the answer, with its
+//! partial success; no answer or a broken one is tried again, never taken
+//! as a final refusal; a redirect is followed nowhere), within the request
 //! timeout, with the transport's memory bounded by what it keeps of a body.
 
 use std::io::{BufReader, Write};
@@ -289,20 +290,87 @@ fn headers_curl_refuses_are_no_final_refusal() {
 }
 
 #[test]
-fn a_308_to_another_port_is_not_followed_and_keeps_the_spans() {
+fn a_redirect_anywhere_is_not_followed_and_keeps_the_spans() {
+    // To another port (another host, as curl would see it), to a file,
+    // to another scheme: no redirect is followed, so nothing there is
+    // sent the request and its API key. A permanent one (301, 308)
+    // refuses the URL, a temporary one is tried again: the spans are
+    // kept either way, never refused as data.
     let (elsewhere, went) = server(true, |conn| {
         let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     });
-    let url = answering(
-        format!(
-            "HTTP/1.1 308 Permanent Redirect\r\nLocation: {elsewhere}\r\nContent-Length: 0\r\n\r\n"
-        )
-        .into_bytes(),
+    for location in [
+        elsewhere.as_str(),
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/x",
+    ] {
+        for code in [301, 302, 303, 307, 308] {
+            let url = answering(
+                format!(
+                    "HTTP/1.1 {code} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+                )
+                .into_bytes(),
+            );
+            let mut t = HttpTransport::new(
+                &url,
+                &[("x-api-key".to_string(), "sk-secret".to_string())],
+                &TlsFiles::default(),
+                Duration::from_secs(5),
+                Arc::new(AtomicU64::new(0)),
+            );
+            let outcome = t.send(br#"{"resourceSpans":[]}"#, BodyFormat::Json, false);
+            let reason = match &outcome {
+                Err(SendError::Misdirected { reason }) if matches!(code, 301 | 308) => reason,
+                Err(SendError::Transient { reason, .. }) if !matches!(code, 301 | 308) => reason,
+                _ => panic!("{code} to {location}: {outcome:?}"),
+            };
+            assert!(
+                reason.contains(&format!("a redirect to {location}, not followed")),
+                "{reason}"
+            );
+            assert_eq!(t.silence(), Silence::Answered);
+        }
+    }
+    assert!(!went.load(Ordering::Acquire), "a redirect was followed");
+}
+
+#[test]
+fn an_answer_cut_in_its_headers_is_no_answer_whatever_its_status() {
+    // The status line whole, then the connection closed before the blank
+    // line that ends the headers: curl 8 reports that status as if the
+    // answer were whole. A 400 so cut lost its spans as a refusal, a 200
+    // counted them delivered. Neither is an answer: kept, tried again.
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Type: appl",
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n",
+        b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nX: y",
+    ] {
+        let url = answering(answer.to_vec());
+        let (outcome, silence) = send(&url, Duration::from_secs(5));
+        assert!(
+            kept(&outcome),
+            "{:?}: {outcome:?}",
+            String::from_utf8_lossy(answer)
+        );
+        assert_eq!(
+            silence,
+            Silence::Answered,
+            "{:?}",
+            String::from_utf8_lossy(answer)
+        );
+    }
+    // Whole, they are the answers they say.
+    let url = answering(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_vec());
+    assert!(matches!(
+        send(&url, Duration::from_secs(5)).0,
+        Err(SendError::Permanent { .. })
+    ));
+    let url = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec());
+    assert_eq!(
+        send(&url, Duration::from_secs(5)).0,
+        Ok(Accepted::default())
     );
-    let (outcome, _) = send(&url, Duration::from_secs(5));
-    assert!(kept(&outcome), "{outcome:?}");
-    assert!(outcome.unwrap_err().reason().contains("not followed"));
-    assert!(!went.load(Ordering::Acquire), "the redirect was followed");
 }
 
 #[test]

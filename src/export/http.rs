@@ -103,6 +103,21 @@ impl Response {
         code: impl FnOnce() -> Result<u32, curl::Error>,
     ) -> Result<u32, curl::Error> {
         match performed {
+            // A status line, then the connection closed before the blank
+            // line that ends the headers: curl 8 ends such a transfer well
+            // and reports the status it read, where the same answer cut a
+            // byte sooner is its error. No whole answer came (RFC 9112: an
+            // incomplete message), so it is none, whatever its status: a
+            // 400 cut so lost its spans for good as a refusal, a 200 so
+            // counted them delivered from a server that died answering.
+            Ok(()) if self.status_seen && !self.final_headers => {
+                let mut e = curl::Error::new(curl_sys::CURLE_RECV_ERROR);
+                e.set_extra(
+                    "the connection closed within the answer's headers, after its status line"
+                        .to_string(),
+                );
+                return Err(e);
+            }
             Ok(()) => {}
             // Stopped by `write` past the body's limit: the status line
             // came, and is the answer.
@@ -993,8 +1008,10 @@ fn inflate(body: &[u8]) -> Option<Vec<u8>> {
 /// that is not HTTP. A redirect (3xx, to `location`) is
 /// not followed, since the headers (an API key) would go wherever it
 /// points, and it is no refusal of the data either (the spec leaves codes
-/// other than 4xx and 5xx to HTTP): its spans are kept, as for a backend
-/// that does not answer, until the endpoint is set to where it leads.
+/// other than 4xx and 5xx to HTTP): its spans are kept until the endpoint
+/// is set to where it leads; a permanent one (301, 308) refuses the URL
+/// as a 404 does (`SendError::Misdirected`), a temporary one is tried
+/// again as for a backend that does not answer.
 pub fn classify(
     answer: &Answer,
     format: BodyFormat,
@@ -1100,8 +1117,24 @@ fn judge(answer: &Answer, format: BodyFormat, now_unix_s: u64) -> Result<Accepte
             ),
         )),
         200..=299 => Ok(super::partial_success::parse(body, format)),
+        // A redirect is never followed: curl would send the headers (an
+        // API key) wherever Location points, another host or port. A
+        // permanent one (301, 308: an http-to-https redirect in front of
+        // a collector, an endpoint moved) says the URL is wrong for good,
+        // as a 404 does: refused for where it was sent, not for what it
+        // holds, its spans are kept for a sender set up with the URL it
+        // leads to, which this sender never is. Taken for an outage, they
+        // went to the redirect again at every retry and every replay, the
+        // exporter waiting out a backoff each time, and the user was told
+        // the backend was down. A temporary one (302, 303, 307:
+        // maintenance, a login page) may end: kept and tried again, as
+        // for a backend that does not answer.
         300..=399 => Err(hinted(
-            transient,
+            if matches!(code, 301 | 308) {
+                misdirected
+            } else {
+                transient
+            },
             format!(
                 "HTTP {code}: a redirect to {}, not followed",
                 body_start(location.unwrap_or("nowhere").as_bytes())
@@ -1720,24 +1753,40 @@ mod tests {
             classify(&Answer::of(500, b"upstream connect error"), p, 0),
             Err(SendError::Permanent { reason }) if reason == "HTTP 500: upstream connect error"
         ));
-        // A redirect keeps its spans (they would be lost for good as a
-        // refusal) and says where it leads.
-        assert_eq!(
+        // A redirect says where it leads. A permanent one refuses the URL
+        // (its spans kept for a sender set up with the new one); a
+        // temporary one is tried again.
+        let redirect = |code| {
             classify(
                 &Answer {
                     location: Some("https://collector/v1/traces"),
-                    ..Answer::of(308, b"")
+                    ..Answer::of(code, b"")
                 },
                 p,
-                0
-            ),
-            Err(SendError::Transient {
-                reason: "HTTP 308: a redirect to https://collector/v1/traces, not followed \
-                         (set the endpoint to where it leads)"
-                    .to_string(),
-                retry_after: None
-            })
-        );
+                0,
+            )
+        };
+        let said = |code| {
+            format!(
+                "HTTP {code}: a redirect to https://collector/v1/traces, not followed \
+                 (set the endpoint to where it leads)"
+            )
+        };
+        for code in [301, 308] {
+            assert_eq!(
+                redirect(code),
+                Err(SendError::Misdirected { reason: said(code) })
+            );
+        }
+        for code in [300, 302, 303, 304, 305, 307, 399] {
+            assert_eq!(
+                redirect(code),
+                Err(SendError::Transient {
+                    reason: said(code),
+                    retry_after: None
+                })
+            );
+        }
     }
 
     /// A loopback server that answers every request with `answer`, then
@@ -1965,7 +2014,7 @@ mod tests {
               HTTP/1.1 308 Permanent Redirect\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
         match send_to(&url) {
-            Err(SendError::Transient { reason, .. }) => {
+            Err(SendError::Misdirected { reason }) => {
                 assert!(!reason.contains("early.example"), "{reason}");
                 assert!(reason.contains("a redirect to nowhere"), "{reason}");
             }

@@ -142,7 +142,13 @@ pub fn setbacks(path: &Path) -> u32 {
 pub fn refused_by(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_string_lossy();
     let (_, after) = name.strip_suffix(SUFFIX)?.split_once(REFUSED_MARK)?;
-    u64::from_str_radix(after.get(..16)?, 16).ok()
+    // As `refused_tag` writes it: 16 hex digits, then the name's end or
+    // its set-back mark. `from_str_radix` alone took "+" and 15 digits,
+    // and the first 16 of 17, as some sender's fingerprint.
+    let (digits, rest) = after.split_at_checked(16)?;
+    let as_written = digits.bytes().all(|b| b.is_ascii_hexdigit())
+        && (rest.is_empty() || rest.starts_with(SETBACK_MARK));
+    as_written.then(|| u64::from_str_radix(digits, 16).ok())?
 }
 
 /// The part of a spool file's name that says which sender was refused
@@ -755,6 +761,31 @@ impl SpoolDir {
         Some(self.set_back(&kept, setbacks).unwrap_or(kept))
     }
 
+    /// Deletes the spool's other names of `file`, found at `path` (hard
+    /// links: `ln`, a restore by `cp -al` or `rsync -H`), and takes them
+    /// out of `queued`, while the replay holds it: the batch was sent
+    /// under one name, that name deleted, then sent again under the next,
+    /// its spans delivered twice. Kept, it stays under `path` alone. Its
+    /// names outside the spool (a backup) are nobody's spool files and
+    /// stay. Looked for only when the file has more than one name.
+    fn drop_other_names(&self, file: &LockedFile, path: &Path, queued: &mut VecDeque<PathBuf>) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(held) = file.file().metadata() else {
+            return;
+        };
+        if held.nlink() < 2 {
+            return;
+        }
+        for other in names_where(&dir_names(&self.dir), is_batch_name) {
+            let same = fs::symlink_metadata(&other)
+                .is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino());
+            if other != path && same && fs::remove_file(&other).is_ok() {
+                self.forget_file(&other);
+                queued.retain(|q| *q != other);
+            }
+        }
+    }
+
     /// Deletes the temporary files of writers that died before their
     /// rename (a SIGKILL mid-write): unlocked, and either their process is
     /// gone or they are older than any write takes. A live writer's file is
@@ -1152,6 +1183,7 @@ impl SpoolDir {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
+            self.drop_other_names(&file, &path, &mut files);
             let mut batch = match read_batch(file.file(), self.read_limit()) {
                 Ok(b) => b,
                 Err(BatchError::Unreadable(why)) => {
@@ -1788,6 +1820,93 @@ pub(crate) mod tests {
         assert_eq!(replayed, (1, 3));
         assert!(spool.list().is_empty());
         fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A spool file with a second name in the spool (`ln`, a restore with
+    /// `cp -al` or rsync -H): a replay sent it under one name, deleted that
+    /// name, then sent it again under the other, its spans delivered
+    /// twice. It is sent once, and neither name is left.
+    #[test]
+    fn a_batch_under_two_names_is_sent_once() {
+        let dir = temp_dir("two-names");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        plant(&dir, "a", BodyFormat::Protobuf, false, 3, 3);
+        plant(&dir, "b", BodyFormat::Protobuf, false, 2, 2);
+        let first = spool.list()[0].clone();
+        let second_name = dir.join(spool_file_name("z-second-name"));
+        fs::hard_link(&first, &second_name).expect("link");
+        // And one outside the spool, which is nobody's spool file: left.
+        let outside = temp_dir("two-names-outside");
+        fs::create_dir_all(&outside).expect("dir");
+        fs::hard_link(&first, outside.join("copy")).expect("link");
+        let mut seen = Vec::new();
+        let replayed = spool.replay(|b| {
+            seen.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(seen, vec![3, 2], "each batch sent once");
+        assert_eq!(replayed, (2, 5));
+        assert!(spool.list().is_empty(), "{:?}", spool.list());
+        assert!(outside.join("copy").exists());
+        fs::remove_dir_all(&dir).ok();
+        fs::remove_dir_all(&outside).ok();
+    }
+
+    /// A file set back with a second name in the spool keeps one name, and
+    /// its batch is sent once by the next replay.
+    #[test]
+    fn a_batch_under_two_names_set_back_is_kept_under_one() {
+        let dir = temp_dir("two-names-kept");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        plant(&dir, "a", BodyFormat::Protobuf, false, 3, 3);
+        let first = spool.list()[0].clone();
+        fs::hard_link(&first, dir.join(spool_file_name("z-second-name"))).expect("link");
+        let replayed = spool.replay(|_| ReplayVerdict::Stop);
+        assert_eq!(replayed, (0, 0));
+        assert_eq!(spool.list().len(), 1, "{:?}", spool.list());
+        let mut seen = Vec::new();
+        spool.replay(|b| {
+            seen.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(seen, vec![3]);
+        assert!(spool.list().is_empty());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The sender a file was refused to is read from its name only as a
+    /// writer writes it (`refused_tag`): 16 hex digits, then the name's
+    /// end or its set-back mark. A name made otherwise (by hand, a tool
+    /// that renames) names no sender: "+" and 15 digits, 17 digits, a
+    /// digit that is not hex, read as the fingerprint of some sender, kept
+    /// the file from that sender for good.
+    #[test]
+    fn a_refusal_mark_is_read_only_as_a_writer_makes_it() {
+        let name = |mark: &str| {
+            PathBuf::from(format!(
+                "/s/00000000000000000001-0000000001-a{mark}.sgspool"
+            ))
+        };
+        let fingerprint = 0x0123_4567_89ab_cdef;
+        for good in [
+            refused_tag(Some(fingerprint)),
+            format!("{}{SETBACK_MARK}4", refused_tag(Some(fingerprint))),
+            format!("{REFUSED_MARK}0123456789ABCDEF"),
+        ] {
+            assert_eq!(refused_by(&name(&good)), Some(fingerprint), "{good}");
+        }
+        for bad in [
+            "-refusedby+123456789abcdef",
+            "-refusedby123456789abcdef",
+            "-refusedby0123456789abcdef0",
+            "-refusedby0123456789abcdeg",
+            "-refusedby0123456789abcdefx",
+            "-refusedby€€€€€€",
+            "-refusedby0123456789abcde€",
+            "-refusedby",
+        ] {
+            assert_eq!(refused_by(&name(bad)), None, "{bad}");
+        }
     }
 
     /// The spool's cap deletes a file whose header says 4 billion spans

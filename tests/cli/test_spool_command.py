@@ -305,6 +305,34 @@ def test_a_hidden_spool_file_is_not_counted_as_waiting_since_no_replay_reads_it(
     assert waiting(spool_report(cli, spool)) == 0
 
 
+def test_a_batch_under_two_names_waits_once_and_is_delivered_once(cli, tmp_path):
+    """A spool file with a second name in the spool (`ln`, a restore with
+    `cp -al` or `rsync -H`): a replay sent it under one name, deleted that
+    name, then sent it again under the other, and `spanguard spool` said
+    its spans waited twice. It is listed once, the other name said as
+    such, and a replay delivers each span once, leaving neither name; a
+    name outside the spool (a backup) stays."""
+    spool = spool_while_down(tmp_path, 5, "--batch", "5")
+    batches = sorted(p for p in spool.iterdir() if p.name.endswith(".sgspool"))
+    assert len(batches) == 1, batches
+    second = spool / "99999999999999999999-0000000001-second.sgspool"
+    os.link(batches[0], second)
+    os.link(batches[0], tmp_path / "backup.sgspool")
+    report = spool_report(cli, spool)
+    assert waiting(report) == 5, report
+    assert re.search(rf"^batch +- .* {second.name}  \(another name of {batches[0].name}: a replay sends "
+                     r"that batch once and deletes this name\)$", report, re.M), report
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stderr
+        assert "(5 spans)" in replay.stdout, replay.stdout
+        assert len(rx.wait_for_spans(5)) == 5
+        assert rx.duplicate_spans() == {}, rx.duplicate_spans()
+    assert not [p for p in spool.iterdir() if p.name.endswith(".sgspool")], list(spool.iterdir())
+    assert (tmp_path / "backup.sgspool").exists()
+
+
 def run_measured(argv, env=None):
     """Runs `argv`, returning its result and its peak resident memory in
     bytes (measured by a wrapper of its own: RUSAGE_CHILDREN of this

@@ -2,16 +2,35 @@
 //! whose body is exactly what its header says, or refused, never a panic
 //! and never an allocation the file's size and the cap do not allow; its
 //! spans are counted in its body, or it is no request.
+//!
+//! Then the same input as a file of any name (the input's last byte says
+//! how many bytes before it are the name) replayed from a spool
+//! directory: sent once at most, with the spans `spanguard spool` counts
+//! in it, and gone once delivered; or, when it is no batch, set aside and
+//! said; never sent by the sender its name says was refused it, and a
+//! name says a sender only as a writer writes it.
 #![no_main]
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use spanguard::export::spool::{
-    MAX_CUT_PLACES, count_in_body, encode_header_with_places, read_batch,
+    MAX_CUT_PLACES, ReplayVerdict, SpoolDir, count_in_body, count_spool_file,
+    encode_header_with_places, read_batch, refused_by, setbacks,
 };
 
 const CAP: u64 = 1 << 16;
 
+/// The sender replaying: the seeds name it in a refusal mark.
+const SENDER: u64 = 0x0123_4567_89ab_cdef;
+
 fuzz_target!(|data: &[u8]| {
+    read_as_a_spool_file(data);
+    replayed_under_any_name(data);
+});
+
+fn read_as_a_spool_file(data: &[u8]) {
     let path = std::env::temp_dir().join(format!("spanguard-fuzz-spool-{}", std::process::id()));
     std::fs::write(&path, data).expect("temp file");
     let file = std::fs::File::open(&path).expect("open");
@@ -57,4 +76,75 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => {}
         }
     }
-});
+}
+
+fn replayed_under_any_name(data: &[u8]) {
+    let Some((&name_len, rest)) = data.split_last() else {
+        return;
+    };
+    let Some(split) = rest.len().checked_sub(name_len as usize) else {
+        return;
+    };
+    let (contents, name) = rest.split_at(split);
+    // A name a directory can hold: no '/' and no NUL, nor "." or "..".
+    let mut name: Vec<u8> = name
+        .iter()
+        .map(|&b| if b == b'/' || b == 0 { b'_' } else { b })
+        .collect();
+    if name.is_empty() || name == b"." || name == b".." {
+        name = b"x".to_vec();
+    }
+    let dir = std::env::temp_dir().join(format!("spanguard-fuzz-spooldir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(std::ffi::OsStr::from_bytes(&name));
+    std::fs::write(&path, contents).expect("temp file");
+
+    // A sender is said by a name only as a writer writes it.
+    let text = String::from_utf8_lossy(&name).to_ascii_lowercase();
+    let named = refused_by(&path);
+    if let Some(f) = named {
+        assert!(text.contains(&format!("-refusedby{f:016x}")), "{text:?}");
+    }
+    let _ = setbacks(&path);
+
+    // What `spanguard spool` counts in it, before the replay.
+    let listed = count_spool_file(&path, CAP).ok().map(|c| c.spans);
+    let mut spool = SpoolDir::new(&dir, CAP);
+    spool.set_sender(Some(SENDER));
+    let mut sent = Vec::new();
+    let (batches, spans) = spool.replay(|batch| {
+        sent.push(batch.spans);
+        ReplayVerdict::Delivered
+    });
+    assert!(sent.len() <= 1, "sent {} times", sent.len());
+    assert_eq!(
+        (batches, spans),
+        (sent.len() as u64, sent.iter().map(|&n| n as u64).sum())
+    );
+    let raw = String::from_utf8_lossy(&name);
+    let batch_name = raw.ends_with(".sgspool") && !raw.starts_with('.');
+    // A writer's temporary file, its writer dead: deleted, never sent.
+    let temporary = raw.starts_with(".tmp-") && raw.ends_with(".sgspool");
+    if let Some(&n) = sent.first() {
+        assert!(batch_name, "{text:?} is no batch's name");
+        assert_ne!(named, Some(SENDER), "sent by the sender it was refused to");
+        assert_eq!(listed, Some(n), "spool counts what replay sends");
+        assert!(!exists(&path), "delivered, and still there");
+    } else if batch_name && named != Some(SENDER) {
+        // No batch: set aside and said, not left to be tried again.
+        assert_eq!(listed, None, "{text:?} counted {listed:?} but not sent");
+        assert_eq!(spool.take_set_aside().len(), 1, "{text:?}");
+        assert!(!exists(&path));
+    } else if !temporary {
+        assert!(
+            exists(&path),
+            "{text:?}: not a batch, or refused: left alone"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
