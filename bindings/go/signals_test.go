@@ -65,6 +65,10 @@ func TestMain(m *testing.M) {
 		pid1Child(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
 		return
 	}
+	if dir := os.Getenv("SPANGUARD_PREFAULT_CHILD"); dir != "" {
+		prefaultChild(dir)
+		return
+	}
 	if level := os.Getenv("SPANGUARD_LOG_LEVEL_CHILD"); level != "" {
 		logLevelChild(level)
 		return
