@@ -117,11 +117,13 @@ fn fit_or_whole(s: String, n: usize, whole: bool, cut: &mut usize) -> String {
 /// lines, each under the span's rail after a `┊` gutter, so that a
 /// traceback or a prompt's paragraphs read as they were written (they
 /// were one line of `\n`s, a 20 KB prompt's hundreds of them). Each line
-/// is cleaned as any text from a span is; only the newline is kept.
+/// is cleaned as any text from a span is, but its blanks that are not
+/// the space (a no-break or an ideographic space) kept: read as text,
+/// they are blanks (`span::printable`); only the newline is kept besides.
 fn write_whole(out: &mut String, style: &Style, under: &str, text: &str, color: Option<&str>) {
     for (i, line) in text.split('\n').enumerate() {
         let gutter = if i == 0 { "" } else { "  ┊ " };
-        let line = clean(line);
+        let line = spanguard::span::printable::printable_text(line).into_owned();
         let _ = writeln!(
             out,
             "{}{}",
