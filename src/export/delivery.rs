@@ -1291,11 +1291,12 @@ impl Delivery {
                     // as kept alone, not also as a failed attempt (the
                     // one cause said twice), and the answer starts no
                     // outage streak. Refused for who sends or where, it
-                    // refuses any part alike: never split.
+                    // refuses any part alike: never split. The reason as
+                    // the server gave it: the line that tells of it says
+                    // where they are kept and for what (with "; kept for a
+                    // sender set up otherwise" here, it said so twice).
                     self.down_until = None;
-                    return Fate::KeepForOtherSender(format!(
-                        "{reason}; kept for a sender set up otherwise"
-                    ));
+                    return Fate::KeepForOtherSender(reason);
                 }
                 Err(SendError::Misdirected { reason }) => {
                     // A sender with nothing to tell it from a corrected

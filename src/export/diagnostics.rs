@@ -771,23 +771,29 @@ impl Diagnostics {
     /// otherwise. Said at warn level in full the first time, with how to
     /// send them, later ones by number alone, as losses are: nothing is
     /// lost, but nothing arrives either until the setting is fixed.
+    /// What to fix is the reason's own hint (a 404's names the endpoint
+    /// variables, a 401's the headers): the line said "fix the key or the
+    /// URL" after it too, the key to a 404 and the URL to a 401.
     pub fn kept_for_other_sender(&mut self, n: u64, recovered: bool, dir: &str, reason: &str) {
         let what = match recovered {
             false => count(n, "span", "spans"),
             true => count(n, "recovered span", "recovered spans"),
         };
+        // The reason alone says nothing of the spool (a 401, a 404): what
+        // became of the spans is said as the line says it.
         self.tell(
             ExportEvent::BatchSpooled,
-            &format!("{what} spooled to {dir} ({reason})"),
+            &format!(
+                "{what} refused and kept in the spool ({dir}) for a corrected setting: {reason}"
+            ),
         );
         match self.refusals.note(Instant::now(), n, reason) {
             Due::InFull(total) => self.emit(
                 LogLevel::Warn,
                 &format!(
                     "{} refused and kept in the spool ({dir}) for a corrected setting: {reason}; \
-                     this endpoint with these headers never sends them again: fix the key or \
-                     the URL (OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_ENDPOINT) and run \
-                     again, or send them with `{} --headers KEY=VALUE`",
+                     a process set up as this one never sends them: once the setting is fixed \
+                     the next run sends them, or `{} --headers KEY=VALUE` does",
                     spans(total),
                     replay_to_be_pointed(dir)
                 ),

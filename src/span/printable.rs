@@ -37,6 +37,19 @@
 //! and clippy's `invisible_characters` flag the same characters; `less`
 //! shows a format character as `<U+200B>` only with `-U`.
 //!
+//! Characters that show as a blank and are not the space (Unicode's
+//! White_Space past ASCII: the no-break, en, em, thin, hair, narrow
+//! no-break, medium mathematical and ideographic spaces, the Ogham space
+//! mark; and U+2800 BRAILLE PATTERN BLANK, an empty cell) are escaped too
+//! (`\u{00a0}`, `\u{3000}`) in what is one line or one name: a span name
+//! with a no-break space looks like another with a space and is not the
+//! same, and one at the end of a name or a column looks like nothing.
+//! A value shown whole (`printable_text`: `spanguard show --full`, the
+//! HTML page's values) keeps them as they are: an LLM's French answer
+//! has a no-break space before each `:` and `?`, a Chinese or Japanese
+//! one an ideographic space in every paragraph, and there they read as
+//! what they are, blanks, where a `\u{00a0}` at every one would not.
+//!
 //! A backslash is left as it is (Windows paths and JSON read as written),
 //! so a value holding the four characters `\x1b` looks like one holding
 //! an escape: shown, never interpreted, either way.
@@ -83,6 +96,17 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// Characters shown as a blank that are not the space: White_Space
+/// (PropList.txt) past ASCII but the controls and line separators (which
+/// are escaped anyway), and U+2800 BRAILLE PATTERN BLANK. Escaped but in
+/// a value shown whole (see the module's words).
+fn looks_blank(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00a0 | 0x1680 | 0x2000..=0x200a | 0x202f | 0x205f | 0x3000 | 0x2800
+    )
+}
+
 /// The variation selectors: standardized and emoji (U+FE00..U+FE0F),
 /// ideographic (U+E0100..U+E01EF) and Mongolian free ones.
 fn is_variation_selector(c: char) -> bool {
@@ -109,9 +133,10 @@ pub fn is_escaped(c: char) -> bool {
 }
 
 /// A character shown as itself that a joiner or a variation selector may
-/// stand beside: not ASCII, not a space, not invisible, not escaped.
+/// stand beside: not ASCII, not a space or a blank, not invisible, not
+/// escaped (the same whether a reading keeps the blanks or not).
 fn is_visible_non_ascii(c: char) -> bool {
-    !c.is_ascii() && !c.is_whitespace() && !is_invisible(c) && !is_escaped(c)
+    !c.is_ascii() && !c.is_whitespace() && !looks_blank(c) && !is_invisible(c) && !is_escaped(c)
 }
 
 /// What was shown just before, for the invisible characters allowed only
@@ -130,10 +155,26 @@ enum Before {
     Selected,
 }
 
+/// What a reading leaves as it is that `printable` escapes.
+#[derive(Clone, Copy)]
+struct Kept<'a> {
+    /// These characters (the HTML page's line breaks and tabs).
+    chars: &'a [char],
+    /// The blanks that are not the space (`looks_blank`): a value shown
+    /// whole.
+    blanks: bool,
+}
+
+/// One line, one name: every control, invisible character and blank
+/// that is not the space escaped.
+const ONE_LINE: Kept<'static> = Kept {
+    chars: &[],
+    blanks: false,
+};
+
 /// Tells `each` every character of `text` in order, with whether it is
-/// written as an escape; `kept` are left as they are all the same (the
-/// HTML page's line breaks and tabs).
-fn walk(text: &str, kept: &[char], mut each: impl FnMut(char, bool)) {
+/// written as an escape; what `kept` says is left as it is all the same.
+fn walk(text: &str, kept: Kept<'_>, mut each: impl FnMut(char, bool)) {
     let mut before = Before::Nothing;
     // Tags of a recommended subdivision flag still to come.
     let mut flag_tags = 0usize;
@@ -147,8 +188,10 @@ fn walk(text: &str, kept: &[char], mut each: impl FnMut(char, bool)) {
             continue;
         }
         let next = chars.peek().map(|&(_, n)| n);
-        let escaped = if kept.contains(&c) {
+        let escaped = if kept.chars.contains(&c) {
             false
+        } else if looks_blank(c) {
+            !kept.blanks
         } else {
             match c {
                 ZWNJ | ZWJ => {
@@ -207,7 +250,7 @@ fn push_escape(out: &mut String, c: char) {
 
 /// `text` as shown, `kept` left as they are: borrowed when nothing is
 /// escaped.
-fn shown<'a>(text: &'a str, kept: &[char]) -> Cow<'a, str> {
+fn shown<'a>(text: &'a str, kept: Kept<'_>) -> Cow<'a, str> {
     let mut any = false;
     walk(text, kept, |_, escaped| any |= escaped);
     if !any {
@@ -224,18 +267,50 @@ fn shown<'a>(text: &'a str, kept: &[char]) -> Cow<'a, str> {
     Cow::Owned(out)
 }
 
-/// `text` with every control, line separator and invisible character
-/// written as an escape, but the invisible characters real text needs
-/// where it needs them (see the module's words): one line that drives
-/// nothing and hides nothing. Borrowed when there is none.
+/// `text` with every control, line separator, invisible character and
+/// blank that is not the space written as an escape, but the invisible
+/// characters real text needs where it needs them (see the module's
+/// words): one line that drives nothing and hides nothing. Borrowed when
+/// there is none.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    shown(text, &[])
+    shown(text, ONE_LINE)
+}
+
+/// `printable`, but the blanks that are not the space left as they are:
+/// for a value shown whole (`spanguard show --full`), read as text, not
+/// told apart from another.
+pub fn printable_text(text: &str) -> Cow<'_, str> {
+    shown(
+        text,
+        Kept {
+            chars: &[],
+            blanks: true,
+        },
+    )
 }
 
 /// `printable`, but line breaks and tabs left as they are: for a page
-/// (the HTML one) that shows a prompt's paragraphs as written.
+/// (the HTML one) that shows a span's name and words.
 pub fn printable_with_line_breaks(text: &str) -> Cow<'_, str> {
-    shown(text, &['\n', '\t'])
+    shown(
+        text,
+        Kept {
+            chars: &['\n', '\t'],
+            blanks: false,
+        },
+    )
+}
+
+/// `printable_text`, with line breaks and tabs left as they are too: for
+/// the page's values, shown whole, a prompt's paragraphs as written.
+pub fn printable_text_with_line_breaks(text: &str) -> Cow<'_, str> {
+    shown(
+        text,
+        Kept {
+            chars: &['\n', '\t'],
+            blanks: true,
+        },
+    )
 }
 
 /// Whether `text` is shown as it is (`printable` changes nothing): what
@@ -409,6 +484,47 @@ mod tests {
         assert_eq!(
             printable_cut("\u{1f469}\u{200d}\u{1f4bb}".as_bytes(), 2),
             "\u{1f469}\\u{200d}... (4 more bytes)"
+        );
+    }
+
+    /// A name or a line with a blank that is not the space (no-break, en,
+    /// em, thin, hair, ideographic, a braille blank) looked like one with
+    /// a space, or at its end like one without: escaped there. A value
+    /// shown whole keeps them (French and CJK text has them everywhere).
+    #[test]
+    fn blanks_that_are_not_the_space_are_shown_in_a_name_and_kept_in_a_value() {
+        for (text, shown) in [
+            ("agent\u{a0}run", "agent\\u{00a0}run"),
+            ("agent run\u{3000}", "agent run\\u{3000}"),
+            ("\u{2800}", "\\u{2800}"),
+            (
+                "a\u{2000}b\u{2007}c\u{200a}d\u{202f}e\u{205f}f\u{1680}",
+                "a\\u{2000}b\\u{2007}c\\u{200a}d\\u{202f}e\\u{205f}f\\u{1680}",
+            ),
+            // No base for a joiner: escaped after a blank, kept or not.
+            ("\u{2800}\u{200d}\u{1f600}", "\\u{2800}\\u{200d}\u{1f600}"),
+        ] {
+            assert_eq!(printable(text), shown, "{text:?}");
+            assert!(!is_shown_as_is(text), "{text:?}");
+        }
+        let answer = "Bonjour\u{a0}! Voici\u{202f}: 第一段\u{3000}内容\n";
+        assert_eq!(
+            printable_text(answer),
+            "Bonjour\u{a0}! Voici\u{202f}: 第一段\u{3000}内容\\n"
+        );
+        assert_eq!(
+            printable_text_with_line_breaks(answer),
+            answer,
+            "the page's values"
+        );
+        assert_eq!(
+            printable_text("\u{2800}\u{200d}\u{1f600}"),
+            "\u{2800}\\u{200d}\u{1f600}"
+        );
+        assert_eq!(
+            printable_with_line_breaks("a\u{a0}b\n"),
+            "a\\u{00a0}b\n",
+            "the page's names"
         );
     }
 

@@ -4,7 +4,7 @@
 //! and generated strings, and by the `printable` fuzz target over any
 //! bytes (which compiles this file in as it is).
 
-use super::printable::{is_shown_as_is, printable, printable_cut};
+use super::printable::{is_shown_as_is, printable, printable_cut, printable_text};
 
 /// What may not reach a terminal or a log line: C0, DEL and C1
 /// (Unicode's Cc), the bidirectional controls (UAX #9: ALM, LRM, RLM,
@@ -21,6 +21,23 @@ pub fn drives_a_terminal_or_a_reader(c: char) -> bool {
             | 0x2066..=0x2069
             | 0x2028
             | 0x2029
+    )
+}
+
+/// What shows as a blank and is not the space: White_Space as PropList.txt
+/// (Unicode 16.0) lists it past ASCII, but the controls and separators
+/// above, and U+2800 BRAILLE PATTERN BLANK (So, drawn as an empty cell).
+pub fn looks_blank(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00a0 // NO-BREAK SPACE
+            | 0x1680 // OGHAM SPACE MARK
+            | 0x2000
+            ..=0x200a // EN QUAD..HAIR SPACE
+            | 0x202f // NARROW NO-BREAK SPACE
+            | 0x205f // MEDIUM MATHEMATICAL SPACE
+            | 0x3000 // IDEOGRAPHIC SPACE
+            | 0x2800 // BRAILLE PATTERN BLANK
     )
 }
 
@@ -166,10 +183,19 @@ pub fn check_one(bytes: &[u8], max_chars: usize) {
     assert_eq!(shown, printable(&text), "{bytes:?}: not deterministic");
     if !text
         .chars()
-        .any(|c| drives_a_terminal_or_a_reader(c) || is_hidden(c))
+        .any(|c| drives_a_terminal_or_a_reader(c) || is_hidden(c) || looks_blank(c))
     {
         assert_eq!(shown, text, "{bytes:?}: plain text changed");
     }
+    // A value shown whole: the same, but its blanks as they are.
+    let mut blanks_escaped = String::new();
+    for c in printable_text(&text).chars() {
+        match c {
+            c if looks_blank(c) => blanks_escaped.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => blanks_escaped.push(c),
+        }
+    }
+    assert_eq!(blanks_escaped, shown, "{bytes:?}: shown whole");
     if !text.contains('\\') {
         assert_eq!(unescaped(&shown), text, "{bytes:?}: words lost");
     }
@@ -237,6 +263,7 @@ pub fn check_shown(shown: &str, what: &str) {
             !is_hidden(c) || stands_where_text_has_it(&chars, i),
             "{what} shown as {shown:?}: {c:?} at {i}"
         );
+        assert!(!looks_blank(c), "{what} shown as {shown:?}: {c:?} at {i}");
     }
     assert!(
         is_shown_as_is(shown),

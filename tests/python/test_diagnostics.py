@@ -68,6 +68,13 @@ def test_a_refusal_of_the_sender_is_said_once_with_its_hint_and_how_to_send(emit
     assert sum("HTTP 404" in line for line in lines) == 2, lines
     assert sum("nothing takes traces at this URL" in line for line in lines) == 1, lines
     assert "for a corrected setting" in lines[0] and "spanguard replay --endpoint URL" in lines[0], lines
+    # Where they are kept and why, once: the reason carried "; kept for a
+    # sender set up otherwise" too, said again inside the same line.
+    assert lines[0].count("kept") == 1 and "set up otherwise" not in lines[0], lines
+    # What to fix, once: the reason's hint names the endpoint variables;
+    # the line went on "fix the key or the URL (OTEL_EXPORTER_OTLP_HEADERS,
+    # OTEL_EXPORTER_OTLP_ENDPOINT)", the key to a 404.
+    assert lines[0].count("OTEL_EXPORTER_OTLP_ENDPOINT") == 1 and "HEADERS" not in lines[0], lines
     assert any(line.endswith(" more spans refused and kept for a corrected setting: HTTP 404 (as said above)")
                for line in lines), lines
     assert sum(leading_number(line) for line in lines if "HTTP 404" in line) == 40, lines

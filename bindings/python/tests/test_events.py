@@ -57,11 +57,11 @@ def test_a_backends_warning_is_logged_at_warning_with_its_words(receiver, tmp_pa
     message = "test receiver mode partial:0: the last 0 spans were rejected"
     assert records, result.stdout + result.stderr
     assert records[0] == {"level": "WARNING", "event": 8, "name": "BACKEND_WARNING",
-                          "message": f"spanguard: the backend accepted 1 span with a warning: {message}"}
-    # The same words as the library's stderr line, which says it first.
+                          "message": f"the backend accepted 1 span with a warning: {message}"}
+    # The same words as the library's stderr line, which says it first
+    # with its own prefix and level word (the record has them apart).
     said = [line for line in result.stderr.splitlines() if "with a warning" in line]
-    assert [r["message"].removeprefix("spanguard: ") for r in records] == \
-        [line.removeprefix("spanguard: warn: ") for line in said]
+    assert [r["message"] for r in records] == [line.removeprefix("spanguard: warn: ") for line in said]
 
 
 def test_an_ignored_variable_is_logged(tmp_path):
@@ -95,7 +95,25 @@ def test_an_event_this_binding_does_not_know_is_logged_not_dropped():
         print(json.dumps(records))
     """)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [["WARNING", "spanguard: news from the future", 4242, "UNKNOWN"]]
+    assert json.loads(result.stdout) == [["WARNING", "news from the future", 4242, "UNKNOWN"]]
+
+
+def test_logging_basic_config_says_spanguard_and_the_level_once():
+    """`logging.basicConfig()`'s format is LEVEL:LOGGER:MESSAGE: the
+    message carried the library's own "spanguard: " too, and a line read
+    `WARNING:spanguard:spanguard: the backend accepted ...`."""
+    result = run_python("""
+        import logging
+        logging.basicConfig()
+        from spanguard import _native
+        _native._log_event_for_test(8, "the backend accepted 1 span with a warning: sampled")
+        _native._log_event_for_test(1, "3 spans lost sending to http://x/v1/traces: HTTP 400")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "WARNING:spanguard:the backend accepted 1 span with a warning: sampled",
+        "ERROR:spanguard:3 spans lost sending to http://x/v1/traces: HTTP 400",
+    ], result.stderr
 
 
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "include", "spanguard.h")
@@ -324,9 +342,9 @@ def test_events_past_the_queue_are_counted_and_said_once():
     """)
     assert result.returncode == 0, result.stderr
     records = json.loads(result.stdout)
-    assert records[0] == "spanguard: 10 events were not logged: 1024 were waiting for logging already " \
+    assert records[0] == "10 events were not logged: 1024 were waiting for logging already " \
         "(a handler slower than the news); the library's stderr has each", records[:2]
-    assert records[1:] == [f"spanguard: news {i}" for i in range(1024)] + ["spanguard: later"]
+    assert records[1:] == [f"news {i}" for i in range(1024)] + ["later"]
 
 
 if __name__ == "__main__":

@@ -23,7 +23,18 @@ use super::traces::{DRAWN_LEVELS, Ending, Node, Trace, hex, service_of};
 /// turned the page's rows around), line breaks and tabs kept (a prompt's
 /// paragraphs are shown as written).
 fn esc(s: &str) -> String {
-    let shown = spanguard::span::printable::printable_with_line_breaks(s);
+    html_text(&spanguard::span::printable::printable_with_line_breaks(s))
+}
+
+/// `esc` for a value shown whole: its blanks that are not the space (a
+/// no-break, an ideographic space) kept, as they read in its text
+/// (`span::printable`), where a name or a status escapes them.
+fn esc_value(s: &str) -> String {
+    html_text(&spanguard::span::printable::printable_text_with_line_breaks(s))
+}
+
+/// `shown` with HTML's special characters as entities.
+fn html_text(shown: &str) -> String {
     let mut out = String::with_capacity(shown.len());
     for c in shown.chars() {
         match c {
@@ -77,7 +88,7 @@ fn table(out: &mut String, title: &str, attrs: &Attributes, span_id: &str) {
 /// printed every span of every trace.
 fn value_row(out: &mut String, key: &str, value: &str, span_id: &str) {
     let (shown, more) = head_chars(value, SHOWN_VALUE_CHARS);
-    let _ = write!(out, "<tr><th>{}</th><td>{}", esc(key), esc(shown));
+    let _ = write!(out, "<tr><th>{}</th><td>{}", esc(key), esc_value(shown));
     if more > 0 {
         // The whole value stays in the file the page was made from,
         // which may be a crash dump or a spool file, not text.

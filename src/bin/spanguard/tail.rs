@@ -17,7 +17,7 @@ use spanguard::export::otlp_decode::{DecodedSpan, decode_json};
 use super::args::Args;
 use super::clock_text::{duration, utc};
 use super::sources::{Kind, Loaded, Origin};
-use super::terminal::{Style, clean, fit, genai_words, render_trace, status_words};
+use super::terminal::{Style, clean, fit_padded, genai_words, render_trace, status_words};
 use super::traces::{assemble, ending, hex, service_of};
 
 pub const HELP: &str = "\
@@ -775,10 +775,10 @@ fn span_line(span: &DecodedSpan, style: &Style) -> String {
     let id = hex(&span.span_id);
     let id = &id[..style.ids.clamp(8, 16)];
     let mut line = format!(
-        "{time}  {:<16}  {}  {:<30} {:>9}  {}",
-        fit(&clean(service_of(span)), 16),
+        "{time}  {}  {}  {} {:>9}  {}",
+        fit_padded(&clean(service_of(span)), 16),
         &hex(&span.trace_id)[..8],
-        fit(&name, 30),
+        fit_padded(&name, 30),
         duration(end - span.start_unix_ns),
         match style.color {
             true => format!("\x1b[2m{id}\x1b[0m"),

@@ -5,6 +5,8 @@
 
 use std::fmt::Write as _;
 
+use unicode_width::UnicodeWidthChar as _;
+
 use spanguard::export::diagnostics::signal_name;
 use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
@@ -97,9 +99,35 @@ pub fn clean(s: &str) -> String {
     spanguard::span::printable::printable(s).into_owned()
 }
 
-/// The number of characters `s` shows.
-fn cells(s: &str) -> usize {
-    s.chars().count()
+/// The columns `s` takes on a terminal: 2 a wide character (CJK, most
+/// emoji), 0 a combining mark or a joiner, 1 the rest. Counted in
+/// characters, a column of Chinese names was twice as wide as the one
+/// beside it said, and the bars after it went out of line.
+pub fn cells(s: &str) -> usize {
+    // A control has no width of its own (None); `clean` has escaped it.
+    s.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// The length in bytes of the escape `clean` wrote at the start of `s`
+/// (`\u{200b}`, `\x1b`, `\n`), None when `s` starts with none: a cut
+/// keeps or drops it whole. (A value holding the same characters, which
+/// `clean` leaves as they are, reads as an escape and is cut as one.)
+fn escape_len(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'\\') {
+        return None;
+    }
+    match b.get(1)? {
+        b'n' | b'r' | b't' => Some(2),
+        b'x' if b.len() >= 4 && b[2].is_ascii_hexdigit() && b[3].is_ascii_hexdigit() => Some(4),
+        b'u' if b.get(2) == Some(&b'{') => {
+            let digits = s[3..].find('}')?;
+            let hex = &s[3..3 + digits];
+            (!hex.is_empty() && hex.len() <= 6 && hex.bytes().all(|h| h.is_ascii_hexdigit()))
+                .then_some(3 + digits + 1)
+        }
+        _ => None,
+    }
 }
 
 /// `s` as a line of at most `n` characters (with an ellipsis when cut),
@@ -117,11 +145,13 @@ fn fit_or_whole(s: String, n: usize, whole: bool, cut: &mut usize) -> String {
 /// lines, each under the span's rail after a `┊` gutter, so that a
 /// traceback or a prompt's paragraphs read as they were written (they
 /// were one line of `\n`s, a 20 KB prompt's hundreds of them). Each line
-/// is cleaned as any text from a span is; only the newline is kept.
+/// is cleaned as any text from a span is, but its blanks that are not
+/// the space (a no-break or an ideographic space) kept: read as text,
+/// they are blanks (`span::printable`); only the newline is kept besides.
 fn write_whole(out: &mut String, style: &Style, under: &str, text: &str, color: Option<&str>) {
     for (i, line) in text.split('\n').enumerate() {
         let gutter = if i == 0 { "" } else { "  ┊ " };
-        let line = clean(line);
+        let line = spanguard::span::printable::printable_text(line).into_owned();
         let _ = writeln!(
             out,
             "{}{}",
@@ -144,15 +174,40 @@ fn event_attributes(e: &DecodedEvent) -> impl Iterator<Item = &(String, Value)> 
     firsts.chain(e.attributes.iter().filter(move |a| !first(a)))
 }
 
-/// `s` cut to `n` characters, with an ellipsis when cut.
+/// `s` cut to `n` columns, with an ellipsis when cut: between two
+/// characters or escapes, never in one. Cut by characters, a name
+/// holding a zero-width space showed `\u{20…`, which says nothing, and
+/// a wide character counted one column of the two it takes.
 pub fn fit(s: &str, n: usize) -> String {
     if cells(s) <= n {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
-        out.push('…');
-        out
+        return s.to_string();
     }
+    let room = n.saturating_sub(1);
+    let mut out = String::new();
+    let mut used = 0;
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        let unit = &rest[..escape_len(rest).unwrap_or(c.len_utf8())];
+        let width = cells(unit);
+        if used + width > room {
+            break;
+        }
+        out.push_str(unit);
+        used += width;
+        rest = &rest[unit.len()..];
+    }
+    out.push('…');
+    out
+}
+
+/// `s` cut to `n` columns (`fit`), then spaces to fill them: a column of
+/// text from spans. `format!("{:<n$}")` pads by characters, one space
+/// short for each wide character.
+pub fn fit_padded(s: &str, n: usize) -> String {
+    let mut out = fit(s, n);
+    let pad = n.saturating_sub(cells(&out));
+    out.extend(std::iter::repeat_n(' ', pad));
+    out
 }
 
 /// The tree's levels above a span, at most `levels` of them: their
@@ -588,4 +643,59 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         }
     }
     Rendered { cut, folded }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name of zero-width spaces, cut at every width: each cut ends
+    /// between two escapes (`\u{20…` said nothing), within its columns.
+    #[test]
+    fn a_cut_never_splits_an_escape() {
+        let name = clean("ab\u{200b}\u{200b}c\x1bd\u{e0041}\ne");
+        assert_eq!(name, "ab\\u{200b}\\u{200b}c\\x1bd\\u{e0041}\\ne");
+        let units = [
+            "a",
+            "b",
+            "\\u{200b}",
+            "\\u{200b}",
+            "c",
+            "\\x1b",
+            "d",
+            "\\u{e0041}",
+            "\\n",
+            "e",
+        ];
+        for n in 1..cells(&name) {
+            let cut = fit(&name, n);
+            assert!(cells(&cut) <= n, "{cut} wider than {n}");
+            let kept = cut.strip_suffix('…').expect("an ellipsis");
+            let whole = units
+                .iter()
+                .scan(String::new(), |s, u| {
+                    s.push_str(u);
+                    Some(s.clone())
+                })
+                .any(|prefix| prefix == kept);
+            assert!(kept.is_empty() || whole, "cut {n}: {cut}");
+        }
+        assert_eq!(fit(&name, 14), "ab\\u{200b}…");
+    }
+
+    /// Wide characters take two columns: a column of Chinese names or
+    /// emoji is cut and padded to the columns it takes, as the bars after
+    /// it are drawn.
+    #[test]
+    fn wide_characters_are_cut_and_padded_by_their_columns() {
+        assert_eq!(cells("检索文档"), 8);
+        assert_eq!(cells("🔍search"), 8);
+        assert_eq!(fit("检索文档并生成", 8), "检索文…");
+        assert_eq!(cells(&fit("检索文档并生成", 8)), 7);
+        assert_eq!(fit("检索文档并生成", 7), "检索文…");
+        assert_eq!(fit_padded("检索", 6), "检索  ");
+        assert_eq!(fit_padded("🔍🔍🔍🔍", 6), "🔍🔍… ");
+        // A combining accent takes no column of its own.
+        assert_eq!(cells("cafe\u{301}"), 4);
+    }
 }

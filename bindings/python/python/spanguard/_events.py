@@ -76,7 +76,10 @@ def _log(event: int, name: str, level: int, message: str) -> None:
     try:
         if not _LOGGER.hasHandlers():
             return
-        _LOGGER.log(level, "spanguard: %s", message,
+        # The message alone: the record's logger name ("spanguard") and
+        # levelname say who and how bad, and `basicConfig()` printed
+        # "WARNING:spanguard:spanguard: ..." with a prefix of its own.
+        _LOGGER.log(level, "%s", message,
                     extra={"spanguard_event": event, "spanguard_event_name": name})
     except Exception:  # noqa: BLE001 - a handler's own errors go through handleError; this is the rest
         traceback.print_exc(file=sys.stderr)
@@ -92,7 +95,7 @@ def _say_dropped(n: int) -> None:
     try:
         if _LOGGER.hasHandlers():
             _LOGGER.warning(
-                "spanguard: %d events were not logged: %d were waiting for logging already "
+                "%d events were not logged: %d were waiting for logging already "
                 "(a handler slower than the news); the library's stderr has each", n,
                 _native._EVENTS_QUEUE_CAPACITY)
     except Exception:  # noqa: BLE001 - as in _log
