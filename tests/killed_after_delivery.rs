@@ -6,8 +6,11 @@
 //! did not live to read may be sent twice (the flight recorder's journal of
 //! it); a span the process saw acknowledged is marked delivered in the
 //! recorder (its slot freed in the flight file, the batch's journal file
-//! deleted) before the exporter goes on. The killed process is a copy of
-//! this test binary; nothing of it runs after the SIGKILL.
+//! deleted) before the exporter goes on: before it even tells anyone of
+//! the answer, so that a kill while the application's callback hears of
+//! a partial success (its code, which may take its time) does not send
+//! the batch again either. The killed process is a copy of this test
+//! binary; nothing of it runs after the SIGKILL.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,14 +20,18 @@ use std::time::{Duration, Instant};
 
 use spanguard::config::TracerConfig;
 use spanguard::export::otlp_decode::decode_proto;
-use spanguard::pipeline::FlushOutcome;
+use spanguard::pipeline::{ExportEvent, FlushOutcome};
 use spanguard::tracer::{AttrInput, Parent, Tracer};
 
 mod support;
 
 const ROLE: &str = "SPANGUARD_TEST_KILLED_AFTER_DELIVERY_DIR";
 const URL: &str = "SPANGUARD_TEST_KILLED_AFTER_DELIVERY_URL";
+/// Which test the copy runs (its name).
+const TEST_OF_ROLE: &str = "SPANGUARD_TEST_KILLED_AFTER_DELIVERY_TEST";
 const TEST: &str = "spans_delivered_before_a_sigkill_are_not_sent_again";
+const TEST_CALLBACK: &str =
+    "a_sigkill_while_the_callback_hears_of_a_partial_success_sends_nothing_again";
 /// Spans delivered before the kill, in `ROUNDS` flushes (a request or more
 /// each), some with a prompt in the payload pool (their slots are freed
 /// another way).
@@ -89,16 +96,130 @@ fn killed_process(dir: &Path, url: &str) {
     }
 }
 
-#[test]
-fn spans_delivered_before_a_sigkill_are_not_sent_again() {
-    if let Some(dir) = std::env::var_os(ROLE) {
-        let url = std::env::var(URL).expect("url");
-        killed_process(&PathBuf::from(dir), &url);
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("sg-killed-after-delivery-{}", std::process::id()));
+/// The process killed by its own callback: spans sent in one request,
+/// which the backend takes but for one (a partial success); the callback
+/// told of the rejected span SIGKILLs the process.
+fn killed_in_callback(dir: &Path, url: &str) {
+    let t = tracer(dir, url);
+    t.set_callback(Some(Box::new(|event, _: &str| {
+        if event == ExportEvent::SpansRejected {
+            // SAFETY: raise has no preconditions.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+    })));
+    end_spans(&t, "answered", 0..ANSWERED);
+    let _ = t.flush(Duration::from_secs(30));
+    std::fs::write(dir.join("lived-on"), "").expect("lived on");
+}
+
+/// Spans of the request answered with a partial success.
+const ANSWERED: usize = 10;
+
+/// Runs the test `test` in a copy of this binary, as the process to kill,
+/// with its files in `dir` and its backend at `url`.
+fn start_copy(test: &str, dir: &Path, url: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, dir)
+        .env(URL, url)
+        .env(TEST_OF_ROLE, test)
+        .spawn()
+        .expect("the process to kill")
+}
+
+/// The directory and backend URL when this process is the copy to kill,
+/// running `test`.
+fn role(test: &str) -> Option<(PathBuf, String)> {
+    let dir = std::env::var_os(ROLE)?;
+    assert_eq!(std::env::var(TEST_OF_ROLE).ok().as_deref(), Some(test));
+    Some((PathBuf::from(dir), std::env::var(URL).expect("url")))
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+#[test]
+fn a_sigkill_while_the_callback_hears_of_a_partial_success_sends_nothing_again() {
+    if let Some((dir, url)) = role(TEST_CALLBACK) {
+        killed_in_callback(&dir, &url);
+        return;
+    }
+    let dir = fresh_dir("killed-in-callback");
+    // The process to kill's request (the first) is taken but for one
+    // span; every later one (the recovery's) whole.
+    let requests: Arc<Mutex<Vec<Vec<String>>>> = Default::default();
+    let url = {
+        let requests = Arc::clone(&requests);
+        support::raw_backend(move |n, body| {
+            let names = decode_proto(body).expect("protobuf");
+            requests
+                .lock()
+                .unwrap()
+                .push(names.into_iter().map(|s| s.name).collect());
+            let answer = if n == 0 {
+                let mut partial = vec![0x08, 0x01]; // rejected_spans: 1
+                partial.extend(support::len_field(0x12, b"one span refused"));
+                support::len_field(0x0a, &partial)
+            } else {
+                Vec::new()
+            };
+            let mut http = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+                answer.len()
+            )
+            .into_bytes();
+            http.extend(answer);
+            http
+        })
+    };
+    let mut child = start_copy(TEST_CALLBACK, &dir, &url);
+    let status = child.wait().expect("wait");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the callback did not kill it: {status:?}"
+    );
+    assert!(!dir.join("lived-on").exists());
+    assert_eq!(
+        requests.lock().unwrap().len(),
+        1,
+        "one request before the kill: {:?}",
+        requests.lock().unwrap()
+    );
+
+    let t = tracer(&dir, &url);
+    let flushed = t.flush(Duration::from_secs(30));
+    let _ = t.shutdown(Duration::from_secs(30));
+    let got = requests.lock().unwrap().clone();
+    let spool_left = support::spool_files(&dir.join("spool"));
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        matches!(flushed, Ok(FlushOutcome::Delivered)),
+        "{flushed:?}"
+    );
+    assert!(spool_left.is_empty(), "spool not drained: {spool_left:?}");
+    let again: Vec<&String> = got[1..].iter().flatten().collect();
+    assert!(
+        again.is_empty(),
+        "the batch the backend answered was sent again after the kill: {} spans, e.g. {:?}",
+        again.len(),
+        &again[..again.len().min(5)]
+    );
+    assert_eq!(got[0].len(), ANSWERED, "{got:?}");
+}
+
+#[test]
+fn spans_delivered_before_a_sigkill_are_not_sent_again() {
+    if let Some((dir, url)) = role(TEST) {
+        killed_process(&dir, &url);
+        return;
+    }
+    let dir = fresh_dir("killed-after-delivery");
     let received: Arc<Mutex<BTreeMap<String, u32>>> = Default::default();
     let (url, _closed) = {
         let received = Arc::clone(&received);
@@ -111,12 +232,7 @@ fn spans_delivered_before_a_sigkill_are_not_sent_again() {
         })
     };
 
-    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-        .env(ROLE, &dir)
-        .env(URL, &url)
-        .spawn()
-        .expect("the process to kill");
+    let mut child = start_copy(TEST, &dir, &url);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !dir.join("ready").exists() {
         assert!(
