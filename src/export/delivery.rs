@@ -334,6 +334,10 @@ pub struct Delivery {
     down_until: Option<Instant>,
     /// The flight recorder's copy of the fresh request being delivered.
     journal: Option<Journal>,
+    /// The attempt under way is of the whole request `journal` copies (not
+    /// of a part of it): its acceptance settles every span the journal
+    /// holds.
+    attempting_journaled: bool,
     /// For gzipping the parts of a split request; made when first needed.
     gzip: Option<GzipWriter>,
     /// A spool file was kept because the server refused who sent it or
@@ -489,6 +493,7 @@ impl Delivery {
             rng: crate::span::clock::monotonic_ns() | 1,
             down_until: None,
             journal: None,
+            attempting_journaled: false,
             gzip: None,
             misdirected: false,
             replay_refusals: 0,
@@ -669,7 +674,9 @@ impl Delivery {
     }
 
     fn settle(&mut self, request: &Request, host: &mut dyn DeliveryHost, whole: bool) -> bool {
+        self.attempting_journaled = whole;
         let fate = self.attempt(request, host);
+        self.attempting_journaled = false;
         self.follow(fate, request, host, whole)
     }
 
@@ -1238,6 +1245,18 @@ impl Delivery {
                     self.replay_refusals = 0;
                     self.replay_held_until = None;
                     let rejected = accepted.rejected_spans.min(request.spans);
+                    if self.attempting_journaled
+                        && let Some(journal) = self.journal.take()
+                    {
+                        // Acknowledged, every span (taken or rejected for
+                        // good): marked delivered in the flight recorder
+                        // before anyone is told, since the telling runs
+                        // the application's callback and writes stderr,
+                        // which may take their time. A SIGKILL meanwhile
+                        // sent the batch again from this journal. (The
+                        // batch's slots were freed when it was encoded.)
+                        self.spool.forget(journal);
+                    }
                     host.record(Outcome::Delivered {
                         origin: request.origin,
                         spans: request.spans - rejected,
