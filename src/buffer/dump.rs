@@ -1622,11 +1622,11 @@ pub(crate) mod tests {
     /// long as that program lives. `dup2` gave the number a descriptor
     /// without the flag.
     ///
-    /// Judged by the program's own descriptors (/proc/PID/fd), then by the
-    /// lock: the lock alone is also held, for a moment, by any child
-    /// another test of this process forks meanwhile (between its fork and
-    /// its exec, or a child that runs fork handlers and waits to be
-    /// killed), and under load that moment failed the test once.
+    /// Judged by the program's own descriptors (/proc/PID/fd), once it
+    /// runs, then by the lock: the lock alone is also held, for a moment,
+    /// by any child another test of this process forks meanwhile (between
+    /// its fork and its exec, or a child that runs fork handlers and waits
+    /// to be killed), and under load that moment failed the test once.
     #[test]
     fn a_file_made_again_is_not_inherited_by_a_program_started_later() {
         use std::os::unix::fs::MetadataExt;
@@ -1637,15 +1637,26 @@ pub(crate) mod tests {
         file.unpublish();
         assert!(pending.exists(), "not made again");
         let made = std::fs::metadata(&pending).expect("made again");
-        // Spawn returns once the program runs (its exec done): what it
-        // holds now, it holds for as long as it lives.
-        let child = std::process::Command::new("sleep")
-            .arg("3600")
+        // Looked at once the program has said a line: then its exec is
+        // done, and what it holds now it holds for as long as it lives.
+        // Spawn's return is too early: the kernel lets the parent of a
+        // vfork (posix_spawn's) go on as the exec drops the old memory,
+        // before it closes the close-on-exec descriptors, so a look right
+        // after it could find ours there for a moment under load. (`exec`:
+        // the shell becomes the sleep, one process to kill.)
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo started && exec sleep 3600"])
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("start a program");
+        let said = child.stdout.take().expect("its stdout");
         let fds = std::path::PathBuf::from(format!("/proc/{}/fd", child.id()));
         let _child = KilledOnDrop(child);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(said), &mut line)
+            .expect("the program's first line");
+        assert_eq!(line, "started\n", "the program did not start");
         let held: Vec<_> = std::fs::read_dir(&fds)
             .expect("the program's descriptors")
             .filter_map(|e| e.ok())

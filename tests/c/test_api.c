@@ -184,15 +184,14 @@ static void test_one_span_of_everything(spanguard_tracer *t, const char *dir) {
              SPANGUARD_RESULT_OK);
     CHECK(kept && memcmp(kept_trace, remote_trace, 16) == 0 && memcmp(kept_span, remote_span, 8) == 0 &&
           kept_flags == remote_flags);
-    CHECK_RC(spanguard_span_end_keeping_ids(remote, 0, kept_trace, kept_span, &kept_flags, &kept),
-             SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_ENDED(spanguard_span_end_keeping_ids(remote, 0, kept_trace, kept_span, &kept_flags, &kept));
     kept = true;
     CHECK_RC(spanguard_span_end_keeping_ids(SPANGUARD_SPAN_NONE, 0, kept_trace, kept_span, &kept_flags, &kept),
              SPANGUARD_RESULT_NON_RECORDING);
     CHECK(!kept);
     CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_ALREADY_ENDED);
-    CHECK_RC(spanguard_span_set_int(child, S("late"), 1), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_ENDED(spanguard_span_end(child));
+    CHECK_ENDED(spanguard_span_set_int(child, S("late"), 1));
     CHECK_RC(spanguard_span_end(root), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
     /* Exported: its handle names no span any more; keep the ids before. */
@@ -299,7 +298,7 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     /* 5 keys are set; of 128 more, 123 fit the default limit of 128, 5 do not. */
     CHECK_RC(spanguard_span_set_attributes(s, many, SPANGUARD_MAX_ATTRIBUTES), SPANGUARD_RESULT_LIMIT_REACHED);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_set_attributes(s, attrs, 0), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_ENDED(spanguard_span_set_attributes(s, attrs, 0));
     CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_set_attributes(s, attrs, 0), SPANGUARD_RESULT_STALE_SPAN);
 
@@ -353,7 +352,7 @@ static void test_set_attributes_packed(spanguard_tracer *t, const char *dir) {
     CHECK_RC(spanguard_span_set_attributes_packed(s, bad, m), SPANGUARD_RESULT_INVALID_ARGUMENT);
     CHECK_RC(spanguard_span_set_attributes_packed(SPANGUARD_SPAN_NONE, buf, n), SPANGUARD_RESULT_NON_RECORDING);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_set_attributes_packed(s, buf, n), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_ENDED(spanguard_span_set_attributes_packed(s, buf, n));
     CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
     CHECK(count_in_dir(dir, "{\"key\":\"packed.model\",\"value\":{\"stringValue\":\"gpt-packed\"}}") == 1);
     CHECK(count_in_dir(dir, "{\"key\":\"packed.tokens\",\"value\":{\"intValue\":\"4321\"}}") == 1);
@@ -955,7 +954,7 @@ static void test_update_name(spanguard_tracer *t, const char *dir) {
     CHECK_RC(spanguard_span_update_name(s, NULL, 3), SPANGUARD_RESULT_NULL_ARGUMENT);
     CHECK_RC(spanguard_span_update_name(SPANGUARD_SPAN_NONE, S("x")), SPANGUARD_RESULT_NON_RECORDING);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_update_name(s, S("rename.too.late")), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_ENDED(spanguard_span_update_name(s, S("rename.too.late")));
     static char long_name[SPANGUARD_MAX_NAME_BYTES + 100];
     memset(long_name, 'n', sizeof long_name);
     memcpy(long_name, "rename.long.", 12);
@@ -990,7 +989,7 @@ static void test_link_tracestate_and_dropped_counts(spanguard_tracer *t, const c
     CHECK_RC(spanguard_span_add_dropped_counts(s, 1, 0, 0), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_add_dropped_counts(SPANGUARD_SPAN_NONE, 1, 1, 1), SPANGUARD_RESULT_NON_RECORDING);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_add_dropped_counts(s, 1, 1, 1), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_ENDED(spanguard_span_add_dropped_counts(s, 1, 1, 1));
     CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
     CHECK(count_in_dir(dir, "\"spanId\":\"b7ad6b7169203331\",\"traceState\":\"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7\"") == 1);
     CHECK(count_in_dir(dir, "not a tracestate") == 0);
@@ -1052,8 +1051,7 @@ static void test_link_ids(spanguard_tracer *t, const char *dir) {
     CHECK_RC(spanguard_span_add_link_ids(SPANGUARD_SPAN_NONE, trace_id, remote_id, 1, NULL, 0, 0, NULL, 0),
              SPANGUARD_RESULT_NON_RECORDING);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 0, 0, NULL, 0),
-             SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_ENDED(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 0, 0, NULL, 0));
     CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
     CHECK(count_in_dir(dir, "\"spanId\":\"00f067aa0ba902b7\",\"flags\":769}") == 1);
     CHECK(count_in_dir(dir, "\"spanId\":\"00f067aa0ba902b8\",\"traceState\":\"k=v\",\"flags\":257}") == 1);
@@ -1103,9 +1101,8 @@ static void test_event_and_link_dropped_counts(spanguard_tracer *t, const char *
     CHECK_RC(spanguard_span_add_event_with_dropped(SPANGUARD_SPAN_NONE, S("ev.none"), 0, NULL, 0, 1),
              SPANGUARD_RESULT_NON_RECORDING);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_add_event_with_dropped(s, S("ev.late"), 0, NULL, 0, 1), SPANGUARD_RESULT_ALREADY_ENDED);
-    CHECK_RC(spanguard_span_add_link_ids_with_dropped(s, trace_id, span_id, 1, NULL, 0, 0, NULL, 0, 1),
-             SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_ENDED(spanguard_span_add_event_with_dropped(s, S("ev.late"), 0, NULL, 0, 1));
+    CHECK_ENDED(spanguard_span_add_link_ids_with_dropped(s, trace_id, span_id, 1, NULL, 0, 0, NULL, 0, 1));
     CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
     CHECK(count_in_dir(dir, "\"droppedAttributesCount\":1007}") == 1);
     CHECK(count_in_dir(dir, "\"name\":\"ev.sdk\",\"attributes\":[{\"key\":\"k.0\",\"value\":{\"intValue\":\"0\"}}],"
