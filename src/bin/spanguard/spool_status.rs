@@ -419,7 +419,8 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
         if let Some(theirs) = for_another_sender(&r.name, own)
             && r.spans.is_some()
         {
-            r.note.push_str(&format!("{OTHER_SENDER_NOTE} {theirs:016x}"));
+            r.note
+                .push_str(&format!("{OTHER_SENDER_NOTE} {theirs:016x}"));
         }
     }
 
@@ -508,7 +509,7 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
         senders.sort_unstable();
         senders.dedup();
         summary.push_str(&format!(
-            "; {} for {} than this environment's tracers send to (another endpoint, \
+            "; {} of them for {} than this environment's tracers send to (another endpoint, \
              headers or TLS files, or sink directory): only a tracer set up like the one that \
              wrote {} sends {} (or by hand: spanguard replay --endpoint <url> --headers <k=v>)",
             diagnostics::spans(spans),
