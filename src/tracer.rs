@@ -37,12 +37,53 @@ use crate::span::traceparent::{FLAG_RANDOM, FLAG_SAMPLED, KNOWN_FLAGS, RemotePar
 use crate::span::tracestate::Tracestate;
 use crate::stats::{Stats, StatsSnapshot};
 
+/// The transport `config` names (and the sink's file, for the local
+/// sink). `abort_requests_at` is the transport's (see
+/// `ExportSignal::abort_requests_at`).
+fn transport_of(
+    config: &TracerConfig,
+    abort_requests_at: &Arc<std::sync::atomic::AtomicU64>,
+) -> (Box<dyn Transport>, Option<std::path::PathBuf>) {
+    match &config.endpoint {
+        Some(url) if url == DISCARD_ENDPOINT => (Box::new(DiscardTransport), None),
+        Some(url) => (
+            Box::new(HttpTransport::new(
+                url,
+                &config.headers,
+                &config.tls,
+                config.request_timeout,
+                Arc::clone(abort_requests_at),
+            )),
+            None,
+        ),
+        None => {
+            let sink = FileSink::new(&config.sink_dir, &config.service_name);
+            let path = sink.path().to_path_buf();
+            (Box::new(sink), Some(path))
+        }
+    }
+}
+
+/// The fingerprint of the sender a tracer made with `config` sends
+/// through (`Transport::sender_fingerprint`): the files its process
+/// leaves name it, and it recovers only those (`spool::destination_of`).
+/// For `spanguard spool` and `why`, to say which files wait for another.
+pub fn sender_fingerprint_of(config: &TracerConfig) -> Option<u64> {
+    transport_of(config, &Default::default())
+        .0
+        .sender_fingerprint()
+}
+
 /// The slab and the payload pool, in a flight-recorder file when
 /// configured (falling back to memory, with the reason on stderr, if the
 /// file cannot be made): the header, the slots, then the pool from the
 /// next page, sparse until chunks are written.
+/// The flight file's name says whose spans it holds (`destination`:
+/// `spool::destination_tag`), so that only a sender set up alike
+/// recovers it.
 fn make_slab(
     config: &TracerConfig,
+    destination: Option<u64>,
 ) -> std::io::Result<(SpanSlab, PayloadPool, Option<FlightFile>)> {
     let slots = config.slot_count();
     let chunks = chunks_for_mib(config.payload_pool_mib);
@@ -50,10 +91,11 @@ fn make_slab(
         let made = (|| {
             files::ensure_private_dir(&config.spool_dir)?;
             let path = config.spool_dir.join(format!(
-                "{:020}-{:010}-{:x}.sgflight",
+                "{:020}-{:010}-{:x}{}.sgflight",
                 now_unix_ns(),
                 std::process::id(),
-                crate::span::ids::new_span_id_u64()
+                crate::span::ids::new_span_id_u64(),
+                crate::export::spool::destination_tag(destination)
             ));
             // Locked while the process lives: recovery knows it from a dead
             // owner's. Locked before its name shows it: a recovery beside
@@ -475,24 +517,7 @@ impl Tracer {
     pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
         let abort_requests_at = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (transport, sink_path): (Box<dyn Transport>, _) = match &config.endpoint {
-            Some(url) if url == DISCARD_ENDPOINT => (Box::new(DiscardTransport), None),
-            Some(url) => (
-                Box::new(HttpTransport::new(
-                    url,
-                    &config.headers,
-                    &config.tls,
-                    config.request_timeout,
-                    std::sync::Arc::clone(&abort_requests_at),
-                )),
-                None,
-            ),
-            None => {
-                let sink = FileSink::new(&config.sink_dir, &config.service_name);
-                let path = sink.path().to_path_buf();
-                (Box::new(sink), Some(path))
-            }
-        };
+        let (transport, sink_path) = transport_of(&config, &abort_requests_at);
         Tracer::start(config, transport, sink_path, abort_requests_at)
     }
 
@@ -518,7 +543,10 @@ impl Tracer {
         config.detected_resource = crate::export::resource::detect();
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
-        let (slab, pool, flight) = make_slab(&config).map_err(TracerError::Io)?;
+        // Whose spans the files a dead process leaves hold: only a sender
+        // set up like this one recovers them (`SpoolDir::takes`).
+        let destination = transport.sender_fingerprint();
+        let (slab, pool, flight) = make_slab(&config, destination).map_err(TracerError::Io)?;
         if config.prefault_slots {
             slab.populate_all();
         }
@@ -537,6 +565,7 @@ impl Tracer {
             crate::watchdog::crash::create_crash_file(
                 &config.spool_dir,
                 crate::span::ids::new_span_id_u64(),
+                destination,
                 header,
             )
             .ok()

@@ -2,6 +2,7 @@
 //! however many cuts it took: the counter counts values cut, not cuts.
 //! Judged by what a loopback backend took.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,26 @@ fn prompt(n: usize) -> String {
 fn size_limited_backend(limit: usize) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
     let (url, taken, _) = counting_size_limited_backend(limit);
     (url, taken)
+}
+
+/// `size_limited_backend`, answering 503 (taking nothing) while the flag
+/// returned is set, as it is at first: the backend down, then up at the
+/// same URL, where the spool's files wait for a sender set up alike.
+fn size_limited_backend_down_at_first(limit: usize) -> (String, Taken, Arc<AtomicBool>) {
+    let taken: Taken = Arc::default();
+    let down = Arc::new(AtomicBool::new(true));
+    let (keep, is_down) = (Arc::clone(&taken), Arc::clone(&down));
+    let (url, _) = support::backend(move |body| {
+        if is_down.load(Ordering::Acquire) {
+            return 503;
+        }
+        if body.len() > limit {
+            return 413;
+        }
+        keep.lock().unwrap().push(body.to_vec());
+        200
+    });
+    (url, taken, down)
 }
 
 /// The request bodies a backend took.
@@ -200,9 +221,7 @@ fn a_value_cut_then_spooled_and_cut_again_on_replay_is_counted_once() {
     for flight_recorder in [false, true] {
         let what = format!("flight_recorder={flight_recorder}");
         let name = format!("cut-spooled-replayed-{flight_recorder}");
-        let down = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let dead = format!("http://{}/v1/traces", down.local_addr().unwrap());
-        drop(down);
+        let (url, taken, down) = size_limited_backend_down_at_first(40_000);
         let config = TracerConfig {
             compression: Compression::None,
             max_request_bytes: 100_000,
@@ -212,7 +231,7 @@ fn a_value_cut_then_spooled_and_cut_again_on_replay_is_counted_once() {
             export_timeout: Duration::from_millis(200),
             ..TracerConfig::default()
         };
-        let (tracer, dir) = support::tracer_to(&name, &dead, config.clone());
+        let (tracer, dir) = support::tracer_to(&name, &url, config.clone());
         let text = prompt(300_000);
         end_span_with(&tracer, &text);
         tracer.shutdown(Duration::from_secs(5)).ok();
@@ -221,7 +240,7 @@ fn a_value_cut_then_spooled_and_cut_again_on_replay_is_counted_once() {
         assert_eq!(stats.values_truncated, 1, "{what}: cut to fit the request");
         drop(tracer);
 
-        let (url, taken) = size_limited_backend(40_000);
+        down.store(false, Ordering::Release);
         let (tracer, _) = support::tracer_to(&name, &url, config);
         tracer.shutdown(Duration::from_secs(10)).ok();
         let stats = tracer.stats();
@@ -257,9 +276,7 @@ fn a_span_alone_over_the_spool_cap_is_spooled_with_its_values_cut() {
     // the span was lost ("batch larger than the spool cap"). Its values are
     // cut to fit, as after a 413, counted once, and it is spooled; a tracer
     // that finds the backend up replays it.
-    let down = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead = format!("http://{}/v1/traces", down.local_addr().unwrap());
-    drop(down);
+    let (url, taken, down) = size_limited_backend_down_at_first(usize::MAX);
     let config = TracerConfig {
         compression: Compression::None,
         spool_max_bytes: 64 << 10,
@@ -267,7 +284,7 @@ fn a_span_alone_over_the_spool_cap_is_spooled_with_its_values_cut() {
         export_timeout: Duration::from_millis(200),
         ..TracerConfig::default()
     };
-    let (tracer, dir) = support::tracer_to("spool-cap-cut", &dead, config.clone());
+    let (tracer, dir) = support::tracer_to("spool-cap-cut", &url, config.clone());
     let text = prompt(300_000);
     end_span_with(&tracer, &text);
     tracer.shutdown(Duration::from_secs(5)).ok();
@@ -280,7 +297,7 @@ fn a_span_alone_over_the_spool_cap_is_spooled_with_its_values_cut() {
     assert_eq!(stats.values_truncated, 1, "the prompt, cut once");
     drop(tracer);
 
-    let (url, taken) = size_limited_backend(usize::MAX);
+    down.store(false, Ordering::Release);
     let (tracer, _) = support::tracer_to("spool-cap-cut", &url, config);
     tracer.shutdown(Duration::from_secs(10)).ok();
     assert_eq!(tracer.stats().replayed_spans, 1);

@@ -357,8 +357,10 @@ impl Exporter {
         // and the spool unusable (a read-only disk, a file in its path),
         // nothing was written, and the stop sent the user to a spool
         // holding none of the spans just said lost. So the spool is looked
-        // at.
-        let spool_left = self.host.spool_pending && !self.delivery.spool().list().is_empty();
+        // at, for the files this sender takes (`SpoolDir::takes`): those
+        // waiting for another sender are not this run's to send.
+        let spool = self.delivery.spool();
+        let spool_left = self.host.spool_pending && spool.list().iter().any(|f| spool.takes(f));
         if let Some(message) = self.set_aside_news.untold() {
             self.pipeline.report(ExportEvent::FileSetAside, &message);
             self.host.diagnostics.set_aside(&message);

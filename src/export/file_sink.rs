@@ -147,6 +147,17 @@ impl Transport for FileSink {
         format!("file:{}", self.path.display())
     }
 
+    /// The sink's directory (made absolute, links not followed), with
+    /// what kind of sender it is: a dead process's spans meant for this
+    /// directory are recovered by a sink writing there, never by another
+    /// sink or an endpoint (`spool::destination_of`); no backend refuses
+    /// a sink, so none is ever kept for another sender.
+    fn sender_fingerprint(&self) -> Option<u64> {
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let parts = [&b"file sink"[..], dir.as_os_str().as_encoded_bytes()];
+        Some(super::transport::stable_fingerprint(parts))
+    }
+
     fn take_set_aside(&mut self) -> Vec<SetAside> {
         std::mem::take(&mut self.set_aside)
     }

@@ -13,20 +13,12 @@ use crate::buffer::files::{self, LockedFile, Refusal};
 
 use super::spool::{self, SUFFIX};
 
-const DUMP: &str = ".sgdump";
-const DUMP_PENDING: &str = ".sgdump-pending";
 const SPOOL_PENDING: &str = ".sgspool-pending";
-const FLIGHT: &str = ".sgflight";
 
 /// Files among a directory's `names` (`spool::dir_names`) that a dead
 /// process may have left, oldest first.
 pub fn leftover_files(names: &[PathBuf], own: &[&Path]) -> Vec<PathBuf> {
-    let mut files = spool::names_where(names, |name| {
-        !name.starts_with('.')
-            && [DUMP, DUMP_PENDING, SPOOL_PENDING, FLIGHT]
-                .iter()
-                .any(|s| name.ends_with(s))
-    });
+    let mut files = spool::names_where(names, spool::is_leftover_name);
     files.retain(|p| !own.contains(&p.as_path()));
     files
 }
@@ -81,7 +73,7 @@ pub fn remove_dead_makers_files(
         else {
             continue;
         };
-        if ![DUMP, DUMP_PENDING, SPOOL_PENDING, FLIGHT]
+        if !spool::LEFTOVER_SUFFIXES
             .iter()
             .any(|s| made_for.ends_with(s))
         {
@@ -273,7 +265,8 @@ pub struct Recovery {
 
 /// Sends what dead processes left in `dir` (dumps and flight files, a batch
 /// of `batch` spans at a time, through `delivery`, which spools what it
-/// cannot send), moves whole unpublished batches into the spool, deletes
+/// cannot send), of those its sender takes (`SpoolDir::takes`: their
+/// names say they were written for it, or for no sender in particular), moves whole unpublished batches into the spool, deletes
 /// what held nothing and sets aside what cannot be read (noted in the
 /// spool for its owner to report). Files a live process holds are left for
 /// a later look, and so are the files after the one before which `host`
@@ -304,7 +297,13 @@ pub fn recover_dir(
     // a dead process's dumps however many files were planted beside them.
     done.gave_way |= spool.remove_dead_temp_files(&names, || host.busy());
     done.gave_way |= remove_dead_makers_files(&names, &spool, || host.busy());
-    for (handled, path) in leftover_files(&names, own).into_iter().enumerate() {
+    // Not the leftovers of a process that sent elsewhere (another
+    // endpoint or key, a local sink): they wait, unopened, for a sender
+    // set up like it (`SpoolDir::takes`), as its spool files do.
+    let leftovers = leftover_files(&names, own)
+        .into_iter()
+        .filter(|p| spool.takes(p));
+    for (handled, path) in leftovers.enumerate() {
         // Asked before each file past the first `spool::HANDLED_BEFORE_GIVING_WAY`,
         // not only by a send: files that cannot be read are set aside
         // without one, and a look through 100,000 of them held a flush,
@@ -878,6 +877,63 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A crash dump or flight file a dead process left for another sender
+    /// (`spool::destination_of`) is never recovered here, and counts
+    /// against the spool's cap as a batch does: the spool that needs room
+    /// deletes it, oldest first, and counts the spans it held; one a live
+    /// process holds counts for nothing and stays. (A test suite's killed
+    /// workers, each with a loopback port of its own, filled the state
+    /// directory with files no process would ever take.)
+    #[test]
+    fn a_dead_processs_file_left_for_another_sender_counts_against_the_cap() {
+        let dir = std::env::temp_dir().join(format!("sg-left-for-another-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let theirs = spool::destination_tag(Some(0xa));
+        let [dump, flight] = plant(&dir, SystemTime::now());
+        let named = |from: &Path, n: u8, ext: &str| {
+            let to = dir.join(format!("{n:020}-{:010}-{n}{theirs}.{ext}", 4_000_000));
+            std::fs::rename(from, &to).expect("name");
+            to
+        };
+        let (dump, flight) = (named(&dump, 1, "sgdump"), named(&flight, 2, "sgflight"));
+        // The flight file's process lives: it holds its lock.
+        let (held, locked) = LockedFile::lock(
+            std::fs::File::open(&flight).expect("open"),
+            files::BeforeOpen::now(),
+        );
+        assert!(locked);
+        let body = crate::export::spool::tests::proto_body(1, 0);
+        let batch = spool::SpooledBatch {
+            format: BodyFormat::Protobuf,
+            gzipped: false,
+            spans: 1,
+            cut_counted: 0,
+            cut_at: Vec::new(),
+            body: body.clone(),
+        };
+        let cap = (spool::HEADER_LEN + body.len()) as u64;
+        let mut ours = SpoolDir::new(&dir, cap);
+        ours.set_sender(Some(0xb));
+        // A sender with no fingerprint (an embedder's own transport)
+        // takes only files that name no sender.
+        let got = Received::default();
+        recover_beside(&dir, &got);
+        assert!(got.lock().unwrap().is_empty(), "another sender's recovered");
+        assert!(dump.exists() && flight.exists());
+        let evicted = ours.write(&batch).expect("write");
+        assert_eq!((evicted.files, evicted.spans), (1, 10), "the dead one's");
+        assert!(!dump.exists() && flight.exists());
+        drop(held);
+        // Its process gone, the next look counts it too.
+        let mut next = SpoolDir::new(&dir, cap);
+        next.set_sender(Some(0xb));
+        let evicted = next.write(&batch).expect("write");
+        assert_eq!((evicted.files, evicted.spans), (2, 11), "{evicted:?}");
+        assert!(!flight.exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// The exporter's look for what dead processes left, every 3 s, reads
     /// the directory once: it read it three times (writers' temporary
     /// files, makers' hidden files, leftovers), moments apart, each read a
@@ -1023,7 +1079,7 @@ mod tests {
         let planted = 1_000;
         for i in 0..planted {
             let spool_writers = format!(".tmp-{i:020}-{dead}-t{}", spool::SUFFIX);
-            let makers = format!(".{i:04}{DUMP}.{dead}-0.tmp");
+            let makers = format!(".{i:04}.sgdump.{dead}-0.tmp");
             for name in [spool_writers, makers] {
                 std::fs::write(looks.dir.join(name), b"").expect("plant");
             }

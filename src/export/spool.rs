@@ -85,6 +85,20 @@ const SETBACK_MARK: &str = "-setback";
 /// fixed) does. Before any set-back mark; older spanguards read such a
 /// file like any other.
 const REFUSED_MARK: &str = "-refusedby";
+/// What the name of a file says before the fingerprint of the sender
+/// whose spans it holds (`Transport::sender_fingerprint`, 16 hex digits:
+/// the endpoint, headers and TLS files, or the sink directory): spool
+/// files, the flight recorder's journal and file, crash dumps and the
+/// batch a crash left in flight. Every tracer of a user shares the
+/// default state directory, and one set up otherwise (another project's
+/// endpoint or key, a test's local sink) took a dead process's spans to
+/// its own destination: now only a sender with this fingerprint takes
+/// such a file (`SpoolDir::takes`), the rest leave it where it is, by
+/// its name alone (never opened). A file without it (an older
+/// spanguard's, or a sender with no fingerprint's) is taken by any, as
+/// before: no better owner is known. Older spanguards read such a file
+/// like any other.
+const DESTINATION_MARK: &str = "-for";
 /// A temporary file older than this, and unlocked, belongs to no writer
 /// even when its pid names a live process (a reused pid, another pid
 /// namespace sharing the directory).
@@ -155,6 +169,33 @@ pub fn refused_by(path: &Path) -> Option<u64> {
 /// its batch (`refused_by`), or nothing.
 fn refused_tag(refused_by: Option<u64>) -> String {
     refused_by.map_or(String::new(), |f| format!("{REFUSED_MARK}{f:016x}"))
+}
+
+/// The fingerprint of the sender whose spans the file at `path` holds
+/// (`DESTINATION_MARK`), as its name says; None for a file that names
+/// none (an older spanguard's, a sender without a fingerprint's).
+pub fn destination_of(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_string_lossy();
+    let (_, after) = name.split_once(DESTINATION_MARK)?;
+    u64::from_str_radix(after.get(..16)?, 16).ok()
+}
+
+/// The part of a file's name that says whose spans it holds
+/// (`destination_of`), or nothing: crash dumps, flight files and the
+/// crash handler's batch in flight are named with it too.
+pub fn destination_tag(destination: Option<u64>) -> String {
+    destination.map_or(String::new(), |f| format!("{DESTINATION_MARK}{f:016x}"))
+}
+
+/// The name's marks of the file at `path`, for a file that holds its
+/// batch anew (`set_back`, `keep_if_renamed_over`): the sender it was
+/// written for, the one it was refused to.
+fn marks_of(path: &Path) -> String {
+    format!(
+        "{}{}",
+        destination_tag(destination_of(path)),
+        refused_tag(refused_by(path))
+    )
 }
 
 /// Whether a file that starts with these bytes is a spool file (of this
@@ -279,8 +320,13 @@ pub struct SpoolDir {
     queue: Arc<Mutex<ReplayQueue>>,
     /// The fingerprint of the sender replaying this spool
     /// (`Transport::sender_fingerprint`): files it was refused
-    /// (`refused_by`) are not sent again by it.
+    /// (`refused_by`) are not sent again by it, files written for
+    /// another sender (`destination_of`) are not sent by it at all, and
+    /// the files it writes name it.
     sender: Option<u64>,
+    /// Takes files written for any sender (`spanguard replay`: a person
+    /// named where they go).
+    every_destination: bool,
 }
 
 /// The files of the directory's last listing that replay has not reached
@@ -461,6 +507,31 @@ impl SpoolDir {
             index: Arc::new(Mutex::new(None)),
             queue: Arc::new(Mutex::new(ReplayQueue::default())),
             sender: None,
+            every_destination: false,
+        }
+    }
+
+    /// Takes the files written for any sender too (`takes`): for
+    /// `spanguard replay`, whose user named the endpoint they go to.
+    pub fn take_every_destination(&mut self) {
+        self.every_destination = true;
+    }
+
+    /// Whether this spool's sender sends (or recovers) the file at
+    /// `path`, by its name alone: not one it was refused (`refused_by`),
+    /// which goes to a sender set up otherwise; not one written for
+    /// another sender (`destination_of`), which waits for its own; any
+    /// file that names neither (an older spanguard's). A file it does not
+    /// take costs a replay or a recovery this look at its name, never an
+    /// open or a read, and stays under the cap (evicted, and counted, as
+    /// any batch: `evict_over_cap`).
+    pub fn takes(&self, path: &Path) -> bool {
+        if let Some(refused) = refused_by(path) {
+            return self.sender != Some(refused);
+        }
+        match destination_of(path) {
+            Some(destination) => self.every_destination || self.sender == Some(destination),
+            None => true,
         }
     }
 
@@ -519,6 +590,21 @@ impl SpoolDir {
         for path in names_where(&names, is_set_aside) {
             index.measured += 1;
             index.insert_set_aside(&path);
+        }
+        // What dead processes left for another sender (`takes`) waits in
+        // the spool as its batches do, under the same cap: a test suite's
+        // killed workers, each with an endpoint of its own (a loopback
+        // port), left a crash dump or flight file here that no process
+        // would ever take. Counted by the disk they use (a flight file's
+        // pool is sparse); a live process's (locked) is its own business.
+        for path in names_where(&names, is_leftover_name) {
+            if self.takes(&path) {
+                continue;
+            }
+            index.measured += 1;
+            if let Some(used) = dead_leftover_bytes(&path) {
+                index.insert(&path, used);
+            }
         }
         index
     }
@@ -686,7 +772,7 @@ impl SpoolDir {
         let tag = format!(
             "{:06}{}{SETBACK_MARK}{setbacks}",
             SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000,
-            refused_tag(refused_by(path))
+            marks_of(path)
         );
         let to = self.dir.join(spool_file_name(&tag));
         if fs::rename(path, &to).is_err() {
@@ -731,8 +817,8 @@ impl SpoolDir {
             batch.body.len(),
         );
         // Its lock held until it is set back (`set_back`'s rename).
-        let mark = refused_tag(refused_by(path));
-        let (kept, _lock) = match self.write_file_named(&header, &batch.body, true, &mark) {
+        let (kept, _lock) = match self.write_file_named(&header, &batch.body, true, &marks_of(path))
+        {
             Ok(written) => written,
             Err(e) => {
                 self.lost.push(LostBatch {
@@ -844,8 +930,12 @@ impl SpoolDir {
             (batch.spans, batch.cut_counted, &batch.cut_at),
             batch.body.len(),
         );
-        let (path, _unlocked) =
-            self.write_file_named(&header, &batch.body, true, &refused_tag(refused_by))?;
+        let mark = format!(
+            "{}{}",
+            destination_tag(self.sender),
+            refused_tag(refused_by)
+        );
+        let (path, _unlocked) = self.write_file_named(&header, &batch.body, true, &mark)?;
         let len = (header.len() + batch.body.len()) as u64;
         Ok(self.evict_over_cap(&path, Some(len)))
     }
@@ -932,10 +1022,11 @@ impl SpoolDir {
         body: &[u8],
         sync: bool,
     ) -> io::Result<(PathBuf, LockedFile)> {
-        self.write_file_named(header, body, sync, "")
+        self.write_file_named(header, body, sync, &destination_tag(self.sender))
     }
 
-    /// `write_file`, with `mark` (`refused_tag`) in the file's name.
+    /// `write_file`, with `mark` (`destination_tag`, `refused_tag`) in the
+    /// file's name.
     fn write_file_named(
         &self,
         header: &[u8],
@@ -1053,8 +1144,16 @@ impl SpoolDir {
                 continue;
             };
             // Counted in the body, not taken from the header: the spans
-            // lost are the ones the file held (`count_in_body`).
-            let spans = match count_file(file.file(), read_limit) {
+            // lost are the ones the file held (`count_in_body`); a dead
+            // process's file left for another sender, as recovery reads it.
+            let counted = if is_batch_name(&path.file_name().unwrap_or_default().to_string_lossy())
+            {
+                count_file(file.file(), read_limit)
+            } else {
+                leftover_spans(&path, file.file(), MAX_BODY_BYTES)
+                    .map(|n| (n.min(u32::MAX as u64) as u32, n.min(u32::MAX as u64) as u32))
+            };
+            let spans = match counted {
                 Ok((claimed, counted)) => {
                     if claimed != counted {
                         self.note_miscounted(&path, claimed, counted);
@@ -1153,12 +1252,12 @@ impl SpoolDir {
                 // One read of the directory for both.
                 let names = dir_names(&self.dir);
                 let cleanup_gave_way = self.remove_dead_temp_files(&names, || give_way(host));
-                // Not the files this sender was refused: sent again, they
-                // would be refused again (and OTLP forbids it).
-                let sender = self.sender;
+                // Not the files this sender was refused (sent again, they
+                // would be refused again, and OTLP forbids it), nor those
+                // written for another sender (`takes`).
                 files = names_where(&names, is_batch_name)
                     .into_iter()
-                    .filter(|f| sender.is_none() || refused_by(f) != sender)
+                    .filter(|f| self.takes(f))
                     .collect();
                 self.replay_queue().listed += files.len() as u64;
                 files.retain(|f| !set_back.contains(f));
@@ -1355,6 +1454,72 @@ pub fn names_where(names: &[PathBuf], keep: impl Fn(&str) -> bool) -> Vec<PathBu
 /// Whether a name is that of a batch (a writer's temporary file is not).
 fn is_batch_name(name: &str) -> bool {
     name.ends_with(SUFFIX) && !name.starts_with('.')
+}
+
+/// How the names of what a dead process may leave end (`recovery`'s
+/// leftovers): a crash dump, prepared or published, the batch a crash
+/// left in flight, a flight file.
+pub(crate) const LEFTOVER_SUFFIXES: [&str; 4] = [
+    ".sgdump",
+    ".sgdump-pending",
+    ".sgspool-pending",
+    ".sgflight",
+];
+
+/// Whether `name` is that of a file a dead process may have left
+/// (`recovery::leftover_files`).
+pub(crate) fn is_leftover_name(name: &str) -> bool {
+    !name.starts_with('.') && LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// The spans the leftover file at `path` holds (open and locked as
+/// `file`), counted as recovery would send them: for the cap, which
+/// deletes a dead process's file left for another sender as it deletes a
+/// batch, and counts what it held (`SpoolDir::evict_over_cap`).
+/// Unreadable: not a file this build reads (it is set aside).
+fn leftover_spans(path: &Path, file: &File, read_limit: u64) -> Result<u64, BatchError> {
+    use crate::buffer::dump::{DumpError, DumpReader};
+    if path.to_string_lossy().ends_with(".sgspool-pending") {
+        if file.metadata().map_err(BatchError::Io)?.len() == 0 {
+            return Ok(0);
+        }
+        return count_file(file, read_limit).map(|(_, counted)| counted as u64);
+    }
+    let mut reader = match DumpReader::open(file, 0) {
+        Ok(r) => r,
+        Err(DumpError::Empty) => return Ok(0),
+        Err(DumpError::Unreadable(why)) => return Err(BatchError::Unreadable(why)),
+        Err(DumpError::Io(e)) => return Err(BatchError::Io(e)),
+    };
+    let mut spans = 0;
+    loop {
+        match reader.next_records(512) {
+            Ok(records) if records.is_empty() => return Ok(spans),
+            // Unsampled spans are never sent (`delivery::is_recording`).
+            Ok(records) => {
+                spans += records
+                    .iter()
+                    .filter(|(r, _)| r.marks & crate::span::record::MARK_NON_RECORDING == 0)
+                    .count() as u64;
+            }
+            Err(e) => return Err(BatchError::Unreadable(format!("{e:?}"))),
+        }
+    }
+}
+
+/// The disk a file a dead process left at `path` uses (`recovery`'s
+/// leftovers): None when it is no regular file, or a live process holds
+/// its lock (its flight file, its prepared crash files).
+fn dead_leftover_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    let opened = BeforeOpen::now();
+    let file = files::open_found(path, false).ok()?;
+    let (_file, locked) = LockedFile::lock(file, opened);
+    locked.then(|| meta.len().min(meta.blocks().saturating_mul(512)))
 }
 
 /// Whether a name is that of a file set aside (`files::set_aside`; older
@@ -2473,6 +2638,60 @@ pub(crate) mod tests {
             listed <= 2 * FILES,
             "{listed} names read from the directory to send {FILES} files"
         );
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A file written for another sender (`destination_of`) is left by a
+    /// replay, unopened and whole, however often it looks; one written for
+    /// this sender, or for none (an older spanguard's), is sent; a file
+    /// set back keeps its mark; and the files left for another still count
+    /// against the cap, evicted oldest first and counted like any.
+    #[test]
+    fn a_file_written_for_another_sender_waits_for_it_under_the_cap() {
+        let dir = temp_dir("for-another");
+        let mut theirs = SpoolDir::new(&dir, 64 << 20);
+        theirs.set_sender(Some(0xa));
+        for _ in 0..3 {
+            theirs.write(&batch(2, 0)).expect("write");
+        }
+        let left = theirs.list();
+        assert!(
+            left.iter().all(|f| destination_of(f) == Some(0xa)),
+            "{left:?}"
+        );
+        plant(&dir, "000009", BodyFormat::Protobuf, false, 1, 1);
+        let mut ours = SpoolDir::new(&dir, 64 << 20);
+        ours.set_sender(Some(0xb));
+        ours.write(&batch(4, 0)).expect("write");
+        let mut sent = Vec::new();
+        for _ in 0..5 {
+            ours.replay(|b| {
+                sent.push(b.spans);
+                ReplayVerdict::Delivered
+            });
+        }
+        sent.sort();
+        assert_eq!(sent, [1, 4], "ours and the unmarked one, once each");
+        assert_eq!(theirs.list(), left, "another sender's files left");
+        assert_eq!(ours.replay_queue().listed, 2, "theirs never taken up");
+        // Set back (their backend up, one file failing): still theirs.
+        theirs.replay(|_| ReplayVerdict::SetBack {
+            counted: true,
+            stop: true,
+        });
+        let now = theirs.list();
+        assert_eq!(now.len(), 3);
+        assert!(
+            now.iter().all(|f| destination_of(f) == Some(0xa)),
+            "{now:?}"
+        );
+        assert!(now.iter().any(|f| setbacks(f) == 1), "{now:?}");
+        // Over the cap: another sender's files go, oldest first, counted.
+        let size = fs::metadata(&now[0]).expect("size").len();
+        let mut small = SpoolDir::new(&dir, 2 * size);
+        small.set_sender(Some(0xb));
+        let evicted = small.write(&batch(2, 0)).expect("write");
+        assert_eq!((evicted.files, evicted.spans), (2, 4), "{evicted:?}");
         fs::remove_dir_all(&dir).ok();
     }
 

@@ -136,7 +136,11 @@ pub trait Transport: Send {
     /// (`SendError::Misdirected`) are kept in spool files naming it, which
     /// it never sends again and a corrected sender does
     /// (`Delivery::attempt`). A hash: no credential is written to disk.
-    /// None for a sink no backend refuses (spans so refused are lost).
+    /// It names too the files a dead process leaves (spool files, its
+    /// journal, flight file and crash dump: `spool::destination_of`),
+    /// which only a sender with the same fingerprint recovers. None for a
+    /// transport that cannot say what it is set up with (an embedder's
+    /// own): its files name no sender, and it takes only those.
     fn sender_fingerprint(&self) -> Option<u64> {
         None
     }

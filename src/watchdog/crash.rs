@@ -30,16 +30,22 @@ pub const CRASH_SIGNALS: [libc::c_int; 5] = [
 /// published as `.sgdump`) now, and names the file for the batch in flight
 /// (`.sgspool-pending`, published as an ordinary spool file), which the
 /// exporter makes (`CrashFile::prepare_batch`).
+///
+/// Their names say whose spans they hold (`destination`: the tracer's
+/// `Transport::sender_fingerprint`, `spool::destination_tag`): only a
+/// sender set up alike recovers them (`SpoolDir::takes`).
 pub fn create_crash_file(
     dir: &Path,
     tracer_tag: u64,
+    destination: Option<u64>,
     header: DumpHeader,
 ) -> std::io::Result<CrashFile> {
     crate::buffer::files::ensure_private_dir(dir)?;
     let stem = format!(
-        "{:020}-{:010}-{tracer_tag:x}",
+        "{:020}-{:010}-{tracer_tag:x}{}",
         crate::span::clock::now_unix_ns(),
-        std::process::id()
+        std::process::id(),
+        crate::export::spool::destination_tag(destination)
     );
     let slots = PreparedFile::create(
         &dir.join(format!("{stem}.sgdump-pending")),

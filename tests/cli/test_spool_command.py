@@ -17,8 +17,8 @@ from receiver_client import OtlpReceiverProcess
 from conftest import REPO
 
 
-def spool_report(cli, spool):
-    run = subprocess.run([str(cli), "spool", str(spool)], capture_output=True, text=True, timeout=60)
+def spool_report(cli, spool, env=None):
+    run = subprocess.run([str(cli), "spool", str(spool)], capture_output=True, text=True, timeout=60, env=env)
     assert run.returncode == 0, run.stderr
     return run.stdout
 
@@ -417,7 +417,11 @@ def test_a_count_of_one_is_said_in_the_singular(cli, tmp_path):
     [path] = spool.glob("*.sgspool")
     size = path.stat().st_size
     assert size < 1024, size
-    [summary] = [l for l in spool_report(cli, spool).splitlines() if l.startswith("spool ")]
+    # Listed where tracers send where the spans' writer did: none waits
+    # for another sender.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = "http://127.0.0.1:9/v1/traces"
+    [summary] = [l for l in spool_report(cli, spool, env).splitlines() if l.startswith("spool ")]
     assert summary == f"spool {spool}: 1 file, {size} B; 1 span waits to be sent (1 batch)", summary
     with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
         replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
@@ -527,3 +531,31 @@ def test_many_files_set_aside_are_said_in_a_few_lines_by_cause(cli, tmp_path):
     # Every one of them is still there, set aside, for a person to look at.
     assert len(list(spool.glob("*.unreadable"))) == junk + fifos
     assert f"; {junk + fifos} unreadable (never sent)" in spool_report(cli, spool)
+
+
+def test_a_batch_written_for_another_sender_is_said_to_wait_for_it(cli, tmp_path):
+    """A tracer sends only the spool files a sender set up like its own
+    wrote (their names say whose: `-for<fingerprint>`); `spool` says which
+    wait for another sender than this environment's settings name, and how
+    to send them by hand. A file that names no sender (an older
+    spanguard's) is anyone's, as before."""
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    body = bytes([0x0A, 0x04, 0x12, 0x02, 0x12, 0x00])  # one span
+    batch = b"SGSPOOL1" + bytes([0, 0]) + struct.pack("<IQ", 1, len(body)) + body
+    theirs = spool / "00000000000000000001-0000000001-000001-for00000000000000aa.sgspool"
+    anyones = spool / "00000000000000000002-0000000001-000002.sgspool"
+    for f in (theirs, anyones):
+        f.write_bytes(batch)
+        f.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = "http://127.0.0.1:9/v1/traces"
+    run = subprocess.run([cli, "spool", spool], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    summary = run.stdout.splitlines()[0]
+    assert "2 spans wait to be sent" in summary, summary
+    assert "1 span of them for another sender than this environment's tracers send to" in summary, summary
+    assert "spanguard replay --endpoint <url> --headers <k=v>" in summary, summary
+    assert re.search(r"-for00000000000000aa\.sgspool  \(protobuf; waits for the sender that wrote it, not this "
+                     r"environment's: 00000000000000aa\)", run.stdout), run.stdout
+    assert re.search(r"000002\.sgspool  \(protobuf\)$", run.stdout, re.M), run.stdout

@@ -191,7 +191,7 @@ KILLED = textwrap.dedent("""
     from test_llm_sized import record
 
     tracer = spanguard.Tracer(from_env=False, spool_dir=sys.argv[3], flight_recorder=True,
-                              endpoint="http://127.0.0.1:9/v1/traces", schedule_delay_ms=600000,
+                              endpoint=sys.argv[4], schedule_delay_ms=600000,
                               install_signal_handlers=False)
     provider, span = record(sys.argv[2], tracer, keep_open=True)
     print("recorded", flush=True)
@@ -203,7 +203,10 @@ KILLED = textwrap.dedent("""
 def test_an_llm_sized_span_open_at_a_sigkill_is_recovered_whole_from_the_flight_recorder(receiver, tmp_path, api):
     start = len(receiver.spans())
     spool = tmp_path / "spool"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, os.path.dirname(__file__), api, str(spool)],
+    # The receiver's URL: a flight file waits for a sender set up like its
+    # own (nothing is sent before the kill: a 10-minute schedule delay).
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, os.path.dirname(__file__), api, str(spool),
+                             receiver.traces_url],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         line = proc.stdout.readline()

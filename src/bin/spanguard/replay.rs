@@ -35,6 +35,11 @@ DNS failure, a busy backend or a refusal of the sender or the URL (401, 403, 404
 405, 407: set --headers or --endpoint and run it again) keeps it. Safe to run
 while tracers use the spool.
 
+A tracer sends only the files a sender set up like its own wrote (the same
+endpoint, headers and TLS files, or the same sink directory: spanguard spool
+names each file's), and leaves the rest for theirs; spanguard replay sends
+every file, whichever sender wrote it, to the endpoint it is given.
+
   --endpoint URL      http:// or https:// base URL (/v1/traces is appended) or full
                       traces URL; default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
                       OTEL_EXPORTER_OTLP_ENDPOINT
@@ -287,7 +292,11 @@ pub fn run(args: &[String]) -> ExitCode {
     // replay would take it again): it reads what any spool reads, 4 GiB at
     // most. `spool` and `show`, which only look, read no more than this
     // environment's tracers write.
-    let spool = SpoolDir::new(&options.dir, u64::MAX);
+    let mut spool = SpoolDir::new(&options.dir, u64::MAX);
+    // Every file, whichever sender wrote it (`SpoolDir::takes`): a
+    // tracer leaves another sender's spans where they are, and this is
+    // how a person sends them, to the endpoint they name.
+    spool.take_every_destination();
     // Another user's spool (root draining it, say) is theirs to replay:
     // read from here, every file of theirs would be set aside for good.
     if let Err(e) = spool.check_ours() {

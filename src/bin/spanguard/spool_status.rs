@@ -45,6 +45,31 @@ waits), 1 when it could not, 2 on a usage or configuration error.
 /// (`spool::refused_by`) keeps away from it.
 const REFUSED_NOTE: &str = "; refused to its sender, kept for a corrected endpoint or headers";
 
+/// What a file's note ends with, before that sender's fingerprint, when
+/// it holds spans for another sender than this environment's tracers
+/// send through (`spool::destination_of`): they leave it for theirs.
+const OTHER_SENDER_NOTE: &str = "; waits for the sender that wrote it, not this environment's:";
+
+/// The fingerprint of the sender this environment's tracers send
+/// through (`tracer::sender_fingerprint_of`), or None when the settings
+/// are bad (said where the directories were read).
+fn own_sender() -> Option<u64> {
+    let mut config = spanguard::config::TracerConfig::default();
+    config.apply_process_env().ok()?;
+    spanguard::tracer::sender_fingerprint_of(&config)
+}
+
+/// The sender the file named `name` waits for when it is not `own` and
+/// not this file's refused sender's (a refused file waits for any other:
+/// `spool::refused_by`).
+fn for_another_sender(name: &str, own: Option<u64>) -> Option<u64> {
+    let path = Path::new(name);
+    if spanguard::export::spool::refused_by(path).is_some() {
+        return None;
+    }
+    spanguard::export::spool::destination_of(path).filter(|&theirs| Some(theirs) != own)
+}
+
 /// What a file in the spool is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Entry {
@@ -427,6 +452,17 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
         .collect();
     rows.sort_by(|x, y| x.name.cmp(&y.name));
     other_names_of_one_batch(&mut rows, &linked);
+    // Files written for another sender than this environment's tracers
+    // send through (`spool::destination_of`): they never send them.
+    let own = own_sender();
+    for r in rows.iter_mut() {
+        if let Some(theirs) = for_another_sender(&r.name, own)
+            && r.spans.is_some()
+        {
+            r.note
+                .push_str(&format!("{OTHER_SENDER_NOTE} {theirs:016x}"));
+        }
+    }
 
     // What a tracer start or a replay would send: readable, and not held
     // by a live process (whose own exporter sends it).
@@ -497,6 +533,32 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             diagnostics::spans(refused),
             if refused == 1 { "its" } else { "their" },
             if refused == 1 { "it" } else { "them" },
+        ));
+    }
+    let others: Vec<&Row> = rows
+        .iter()
+        .filter(waiting)
+        .filter(|r| r.note.contains(OTHER_SENDER_NOTE))
+        .collect();
+    if !others.is_empty() {
+        let spans: u64 = others.iter().filter_map(|r| r.spans).sum();
+        let mut senders: Vec<u64> = others
+            .iter()
+            .filter_map(|r| spanguard::export::spool::destination_of(Path::new(&r.name)))
+            .collect();
+        senders.sort_unstable();
+        senders.dedup();
+        summary.push_str(&format!(
+            "; {} of them for {} than this environment's tracers send to (another endpoint, \
+             headers or TLS files, or sink directory): only a tracer set up like the one that \
+             wrote {} sends {} (or by hand: spanguard replay --endpoint <url> --headers <k=v>)",
+            diagnostics::spans(spans),
+            match senders.len() {
+                1 => "another sender".to_string(),
+                n => format!("{n} other senders"),
+            },
+            if spans == 1 { "it" } else { "them" },
+            if spans == 1 { "it" } else { "them" },
         ));
     }
     // What a tracer does when it spools next: it deletes files set aside
@@ -591,6 +653,27 @@ pub fn spans_waiting(dir: &Path) -> Option<u64> {
             .filter_map(|r| r.spans)
             .sum(),
     )
+}
+
+/// The spans in `dir` that wait for another sender than this
+/// environment's tracers send through, and how many senders those are
+/// (`spool::destination_of`): (0, 0) when none, or when it cannot be
+/// read.
+pub fn spans_for_other_senders(dir: &Path) -> (u64, usize) {
+    let Ok(Some((rows, _))) = survey(dir) else {
+        return (0, 0);
+    };
+    let others: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.holder.is_none() && r.note.contains(OTHER_SENDER_NOTE))
+        .collect();
+    let mut senders: Vec<u64> = others
+        .iter()
+        .filter_map(|r| spanguard::export::spool::destination_of(Path::new(&r.name)))
+        .collect();
+    senders.sort_unstable();
+    senders.dedup();
+    (others.iter().filter_map(|r| r.spans).sum(), senders.len())
 }
 
 /// The spans in `dir` its senders were refused (401, 403, 404...) and

@@ -145,6 +145,25 @@ pub fn run(args: &[String]) -> ExitCode {
             spanguard::export::diagnostics::spans(refused)
         );
     }
+    // Spooled or left by a dead process for another sender (another
+    // endpoint or key, a local sink): no process set up as this
+    // environment is sends them.
+    let (others, senders) = super::spool_status::spans_for_other_senders(&spool);
+    if others > 0 {
+        let dir = clean(&spool.display().to_string());
+        println!(
+            "\n{} in {dir} wait for {} than this environment's tracers send to (another \
+             endpoint, headers or TLS files, or sink directory: spanguard spool {dir} names \
+             each file's): only a process set up like the one that wrote them sends them, or \
+             spanguard replay --endpoint URL --headers KEY=VALUE {dir}",
+            spanguard::export::diagnostics::spans(others),
+            if senders == 1 {
+                "another sender".to_string()
+            } else {
+                format!("{senders} other senders")
+            }
+        );
+    }
     ExitCode::SUCCESS
 }
 
