@@ -255,8 +255,10 @@ def test_a_directory_filled_by_someone_else_is_said_in_a_few_lines_and_read_in_b
     assert len(errs) == 6, errs[:10]
     assert all(e.endswith(".sgoutcome: not a record of spanguard's, skipped") for e in errs[:5]), errs
     assert errs[5] == f"spanguard why: 99995 more files skipped in {outcomes}: 99995 not a record of spanguard's", errs
-    # 20,000 records of 4 KiB held were 80 MB and more; a generous bound.
-    assert int(peak_kib) < 30_000, f"{peak_kib} KiB at its peak"
+    # 20,000 records of 4 KiB held were 80 MB and more; the spool's files
+    # listed whole, twice (for refused spans, for another sender's), were
+    # 32 MB; about 8 MB now. A bound with room for another libc or allocator.
+    assert int(peak_kib) < 16_000, f"{peak_kib} KiB at its peak"
 
 
 def pid_namespaces_work() -> bool:

@@ -655,38 +655,68 @@ pub fn spans_waiting(dir: &Path) -> Option<u64> {
     )
 }
 
-/// The spans in `dir` that wait for another sender than this
-/// environment's tracers send through, and how many senders those are
-/// (`spool::destination_of`): (0, 0) when none, or when it cannot be
-/// read.
-pub fn spans_for_other_senders(dir: &Path) -> (u64, usize) {
-    let Ok(Some((rows, _))) = survey(dir) else {
-        return (0, 0);
-    };
-    let others: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.holder.is_none() && r.note.contains(OTHER_SENDER_NOTE))
-        .collect();
-    let mut senders: Vec<u64> = others
-        .iter()
-        .filter_map(|r| spanguard::export::spool::destination_of(Path::new(&r.name)))
-        .collect();
-    senders.sort_unstable();
-    senders.dedup();
-    (others.iter().filter_map(|r| r.spans).sum(), senders.len())
+/// What `dir` keeps that the next process set up as this environment
+/// does not send, as `spanguard why` says it.
+pub struct KeptForOthers {
+    /// Spans its senders were refused (401, 403, 404, 301, 308...) and
+    /// kept for a corrected setting (`spool::refused_by`).
+    pub refused: u64,
+    /// Spans spooled or left by a dead process for another sender
+    /// (`spool::destination_of`), and how many senders those are.
+    pub for_other_senders: u64,
+    pub other_senders: usize,
 }
 
-/// The spans in `dir` its senders were refused (401, 403, 404...) and
-/// kept for a corrected setting (`spool::refused_by`): 0 when none, or
-/// when it cannot be read.
-pub fn spans_refused(dir: &Path) -> u64 {
-    let Ok(Some((rows, _))) = survey(dir) else {
-        return 0;
+/// `KeptForOthers` of `dir` (all zero when it cannot be read). Only the
+/// files whose names carry a refusal or another sender's mark are
+/// opened, and only those are held: a directory another user filled with
+/// 120,000 files cost `spanguard why` two listings of every one of them
+/// (rows, sorted) and 32 MB. A batch under two names counts once.
+pub fn kept_for_others(dir: &Path) -> KeptForOthers {
+    let mut kept = KeptForOthers {
+        refused: 0,
+        for_other_senders: 0,
+        other_senders: 0,
     };
-    rows.iter()
-        .filter(|r| r.note.ends_with(REFUSED_NOTE))
-        .filter_map(|r| r.spans)
-        .sum()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return kept;
+    };
+    let own = own_sender();
+    let now = std::time::SystemTime::now();
+    let spool_cap = super::settings::spool_cap();
+    let locks = Locks::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut senders = Vec::new();
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let refused = spanguard::export::spool::refused_by(Path::new(&name)).is_some();
+        let theirs = for_another_sender(&name, own);
+        if !refused && theirs.is_none() {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if not_a_file(&meta).is_some() || !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        let row = inspect(&e.path(), &name, &meta, now, spool_cap, &locks);
+        let Some(spans) = row.spans else {
+            continue;
+        };
+        if refused && row.note.ends_with(REFUSED_NOTE) {
+            kept.refused += spans;
+        } else if let Some(theirs) = theirs
+            && row.holder.is_none()
+        {
+            kept.for_other_senders += spans;
+            senders.push(theirs);
+        }
+    }
+    senders.sort_unstable();
+    senders.dedup();
+    kept.other_senders = senders.len();
+    kept
 }
 
 pub fn run(args: &[String]) -> ExitCode {

@@ -134,7 +134,8 @@ pub fn run(args: &[String]) -> ExitCode {
     }
     // Spooled, but not for the next process set up alike: it was refused
     // them (a key missing, a URL without its path) and never sends them.
-    let refused = super::spool_status::spans_refused(&spool);
+    let kept = super::spool_status::kept_for_others(&spool);
+    let refused = kept.refused;
     if refused > 0 {
         let dir = clean(&spool.display().to_string());
         println!(
@@ -148,7 +149,7 @@ pub fn run(args: &[String]) -> ExitCode {
     // Spooled or left by a dead process for another sender (another
     // endpoint or key, a local sink): no process set up as this
     // environment is sends them.
-    let (others, senders) = super::spool_status::spans_for_other_senders(&spool);
+    let (others, senders) = (kept.for_other_senders, kept.other_senders);
     if others > 0 {
         let dir = clean(&spool.display().to_string());
         println!(
