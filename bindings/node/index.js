@@ -941,8 +941,33 @@ const hookListeners = new WeakSet();
 // were interrupted by it.
 let signalTakenByProgram = null;
 
-/** Whether the program itself listens for `sig`: then its listener, not spanguard, decides what the signal does. */
-const programListens = (sig) => process.listeners(sig).some((l) => !hookListeners.has(l));
+/**
+ * How many listeners signal-exit has on each signal it watches (SIGTERM
+ * and SIGINT among them): one a loaded copy, counted in its global
+ * emitter (v4's under Symbol.for('signal-exit emitter'), v3's at
+ * process.__signal_exit_emitter__). execa (while a child runs),
+ * write-file-atomic (while it writes) and nyc load it; its listener ends
+ * the process by raising the signal again when it finds itself alone, and
+ * does nothing otherwise, leaving the signal to the program's listeners.
+ */
+function signalExitListeners() {
+  let n = 0;
+  for (const emitter of [globalThis[Symbol.for('signal-exit emitter')], process.__signal_exit_emitter__]) {
+    if (emitter && typeof emitter.count === 'number' && emitter.count > 0) n += emitter.count;
+  }
+  return n;
+}
+
+/**
+ * Whether the program itself listens for `sig`: then its listener, not
+ * spanguard, decides what the signal does. signal-exit's listeners are
+ * not the program's: they end the process once they are alone, and
+ * counted as the program's (with spanguard's there, neither raised the
+ * signal), a SIGTERM while an execa child ran left the process up until
+ * the SIGKILL.
+ */
+const programListens = (sig) => process.listeners(sig).filter((l) => !hookListeners.has(l)).length
+  > signalExitListeners();
 
 /** The longest of the hooked tracers' timeouts (those hooked for `sig`, when given). */
 function hooksTimeout(sig) {
@@ -986,8 +1011,10 @@ async function onHookedSignal(sig) {
     await Promise.allSettled(tracers.map((t) => t.shutdown(left)));
   } finally {
     // A listener of the program's added meanwhile ends it; raised with
-    // that listener there, the signal ran it a second time.
-    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    // that listener there, the signal ran it a second time. signal-exit's,
+    // alone now, end the process when it comes again (after its exit
+    // handlers: execa's kill of its children).
+    if (!programListens(sig)) process.kill(process.pid, sig);
   }
 }
 

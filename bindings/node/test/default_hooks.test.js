@@ -17,7 +17,8 @@ const PACKAGE = path.resolve(__dirname, '..');
 
 /**
  * Starts a child node running `body` with `spanguard` and `dir` defined;
- * once it prints 'ready', sends it `signal`. Resolves to its exit
+ * once it prints 'ready', sends it `signal` (and SIGKILL 30 s later, should
+ * it still be up). Resolves to its exit
  * ({ code, signal }), stdout, stderr and `dir`.
  */
 async function signalled(body, signal, env = {}) {
@@ -43,7 +44,11 @@ async function signalled(body, signal, env = {}) {
     exited.then((e) => reject(new Error(`the child ended before it was ready: ${JSON.stringify(e)} ${stderr}`)));
   });
   child.kill(signal);
+  // A child the signal left up (as a container runtime would after its
+  // grace): SIGKILL, which the assertions on its exit then show.
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
   const exit = await exited;
+  clearTimeout(killer);
   return { exit, stdout, stderr, dir };
 }
 
@@ -180,4 +185,28 @@ test("the hooks are one listener a signal for every tracer, gone once the last i
   await new Promise((resolve) => setImmediate(resolve));
   process.removeListener('warning', onWarning);
   assert.deepStrictEqual(warnings, []);
+});
+
+// signal-exit, as npm bundles it with Node (execa, write-file-atomic and
+// nyc load it): its listener ends the process by raising the signal again
+// once it finds itself alone, and leaves the signal to the others while
+// another listener is there.
+const SIGNAL_EXIT = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules',
+  'signal-exit');
+
+test("signal-exit's listener (an execa child running) is not the program's: SIGTERM still delivers the spans and "
+  + 'ends the process, its exit handlers run', { skip: !fs.existsSync(SIGNAL_EXIT) && `no ${SIGNAL_EXIT}` },
+async () => {
+  // Counted as the program's listener, it left the signal to spanguard,
+  // and spanguard to it: the process stayed up, flushed, until the SIGKILL.
+  for (const options of ['', ', processHooks: false']) {
+    const { exit, stdout, stderr, dir } = await signalled(`
+      const { onExit } = require(${JSON.stringify(SIGNAL_EXIT)});
+      onExit((code, signal) => { require('fs').writeSync(1, 'signal-exit saw ' + signal + '\\n'); });
+      ${AGENT(options)}`, 'SIGTERM');
+    assert.deepStrictEqual(exit, { code: null, signal: 'SIGTERM' }, `${options}: ${stderr}`);
+    assert.match(stdout, /signal-exit saw SIGTERM/, options);
+    const spans = readSpans(path.join(dir, 'sink'));
+    assert.strictEqual(spans.length, options ? 0 : 51, `${options}: the spans, with the hooks on only`);
+  }
 });
