@@ -137,7 +137,7 @@ export interface TracerOptions {
   /** Populate every span slot at start: no span takes a page fault; the slots' whole size is resident from the start. */
   prefaultSlots?: boolean | null | undefined;
   /**
-   * The library's own signal handlers (default false; Node owns signals, see installProcessHooks): the crash handlers
+   * The library's own signal handlers (default false; Node owns signals, see processHooks): the crash handlers
    * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) dump the spans for the next start, leaving V8's WebAssembly traps to V8.
    */
   installSignalHandlers?: boolean | null | undefined;
@@ -173,6 +173,12 @@ export interface TracerOptions {
   /** What spanguard writes to stderr: 'none' | 'error' | 'warn' (default) | 'info' | 'debug'. */
   logLevel?: string | null | undefined;
   fromEnv?: boolean | null | undefined;
+  /**
+   * The process hooks (installProcessHooks), on by default: SIGTERM and SIGINT deliver or spool every span, the
+   * open ones marked interrupted, then end the process as Node would have. false leaves the signals to Node alone
+   * (spans not yet exported are lost at them); so does SPANGUARD_PROCESS_HOOKS=false, unless fromEnv is false.
+   */
+  processHooks?: boolean | null | undefined;
 }
 /** A call the program got wrong (a bad config or argument); `code` is one of RESULT. A span's calls do not throw for what the library did not record (counted in stats(), warned about once). */
 export declare class SpanguardError extends Error {
@@ -356,8 +362,12 @@ export declare class Tracer {
   /** The library's counters, and the binding's values_rejected (attribute values left out); after close(), those it had then. */
   stats(): Stats;
   /**
-   * Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut down, and
-   * only when the program has no listener of its own for it), and on beforeExit. At a signal the spans still
+   * The process hooks, on by default for every tracer (`processHooks: false` turns them off): a call sets this
+   * tracer's timeout and signals, adding no listener (one a signal serves every tracer, gone once the last has
+   * shut down). Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut
+   * down), and on beforeExit. A program with a listener of its own for the signal decides: the hooks flush and
+   * the tracer records on; if that listener ends the process, the spans open then are exported interrupted by
+   * the signal. At a signal the spans still
    * open are exported marked `spanguard.interrupted` with `spanguard.signal` (its number), as the library's own
    * signal handler marks them; at beforeExit, `spanguard.unended`. In a worker thread, which
    * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own).

@@ -7,7 +7,8 @@
  * library.
  *
  * The library's own signal handlers are OFF by default here (Node owns
- * signals); call installProcessHooks() to flush on SIGTERM/SIGINT/beforeExit.
+ * signals); the process hooks, JavaScript listeners, flush on
+ * SIGTERM/SIGINT/beforeExit instead, on by default (installProcessHooks).
  */
 const crypto = require('crypto');
 const fs = require('fs');
@@ -818,6 +819,7 @@ const SETTINGS = {
   }],
   samplerRatio: ['sampler_ratio', 'ratio'],
   fromEnv: [null, 'boolean'],
+  processHooks: [null, 'boolean'],
 };
 
 /**
@@ -917,24 +919,175 @@ function untilDeadline(promise, deadline) {
   });
 }
 
-// Signal -> how many tracers' installProcessHooks handlers are shutting
-// down for it: the last to finish raises it again.
-const hooksShuttingDown = new Map();
+// This thread's tracers with their process hooks on -> the hooks' options
+// ({ timeoutMs, signals }). Held only while they are on: a tracer shut
+// down or closed leaves it, and with the last one the listeners go.
+const hookedTracers = new Map();
 
-// The installProcessHooks listeners, to tell them from a program's own.
+// Event -> the one listener the hooks keep on it for every tracer of the
+// thread ('SIGTERM', 'SIGINT', 'beforeExit', 'exit'). A listener a tracer,
+// never removed, warned of a leak past ten tracers
+// (MaxListenersExceededWarning), held each closed tracer for good, and
+// kept Node's own signal handling away after the program had shut
+// spanguard down.
+const hookListenerOf = new Map();
+
+// The listeners above, to tell them from a program's own.
 const hookListeners = new WeakSet();
 
+// The signal the program took with a listener of its own while the hooks
+// were on (its number), and the hooks' timeout then: should the process
+// exit after it (that listener's process.exit()), the spans still open
+// were interrupted by it.
+let signalTakenByProgram = null;
+
 /**
- * Whether `sig`, raised again at Node's default once the hooks are done,
- * ends the process: the library's rule (its watchdog's), given whether
- * the program has a listener of its own for it. Not in a PID namespace's
- * init (a container's PID 1) with none: the kernel drops a signal init
- * has no handler for (pid_namespaces(7)), and Node alone lives on there.
- * The hooks shut spanguard down and the agent went on with its spans
- * refused, and no hook for the next signal.
+ * How many listeners signal-exit has on each signal it watches (SIGTERM
+ * and SIGINT among them): one a loaded copy, counted in its global
+ * emitter (v4's under Symbol.for('signal-exit emitter'), v3's at
+ * process.__signal_exit_emitter__). execa (while a child runs),
+ * write-file-atomic (while it writes) and nyc load it; its listener ends
+ * the process by raising the signal again when it finds itself alone, and
+ * does nothing otherwise, leaving the signal to the program's listeners.
  */
-function signalEndsProcess(sig) {
-  return native.raisedSignalCanEndProcess(process.listeners(sig).some((l) => !hookListeners.has(l)));
+function signalExitListeners() {
+  let n = 0;
+  for (const emitter of [globalThis[Symbol.for('signal-exit emitter')], process.__signal_exit_emitter__]) {
+    if (emitter && typeof emitter.count === 'number' && emitter.count > 0) n += emitter.count;
+  }
+  return n;
+}
+
+/**
+ * Whether the program itself listens for `sig`: then its listener, not
+ * spanguard, decides what the signal does. signal-exit's listeners are
+ * not the program's: they end the process once they are alone, and
+ * counted as the program's (with spanguard's there, neither raised the
+ * signal), a SIGTERM while an execa child ran left the process up until
+ * the SIGKILL.
+ */
+const programListens = (sig) => process.listeners(sig).filter((l) => !hookListeners.has(l)).length
+  > signalExitListeners();
+
+/** The longest of the hooked tracers' timeouts (those hooked for `sig`, when given). */
+function hooksTimeout(sig) {
+  let timeoutMs = 0;
+  for (const { timeoutMs: t, signals } of hookedTracers.values()) {
+    if (!sig || signals.includes(sig)) timeoutMs = Math.max(timeoutMs, t);
+  }
+  return timeoutMs;
+}
+
+/** The process hooks' work at `sig` (SIGTERM, SIGINT...), for every tracer of the thread. */
+async function onHookedSignal(sig) {
+  const timeoutMs = hooksTimeout(sig);
+  const signo = require('os').constants.signals[sig] || 0;
+  const tracers = [...hookedTracers.keys()];
+  // A program listening for the signal decides what it does: a graceful
+  // drain (whose requests still end their spans), or a cancel of the
+  // current step and on. Shutting spanguard down there refused every
+  // span after it. Not in a PID namespace's init (a container's PID 1)
+  // with no listener either: the kernel drops a signal init has no
+  // handler for (pid_namespaces(7)), and Node alone lives on there (the
+  // library's rule, its watchdog's). Both: what has ended is flushed,
+  // and the tracers record on.
+  const listens = programListens(sig);
+  if (listens || !native.raisedSignalCanEndProcess(false)) {
+    if (listens) signalTakenByProgram = { signo, timeoutMs };
+    const left = await feedWithinHalf(timeoutMs);
+    await Promise.all(tracers.map((t) => t.flush(left)));
+    return;
+  }
+  // Off first: a second signal meanwhile (a second Ctrl-C: "force quit")
+  // meets Node's own handling and ends the process at once.
+  stopListening(sig);
+  try {
+    // What the SDK still holds for spanguard first; then every hooked
+    // tracer of the process, workers' too. The spans still open arrive
+    // interrupted by the signal, as the library's own handler marks them
+    // (Python's), not "unended", which reads as spans the program forgot.
+    const left = await feedWithinHalf(timeoutMs);
+    await native.shutdownHooked(left, signo);
+    await Promise.allSettled(tracers.map((t) => t.shutdown(left)));
+  } finally {
+    // A listener of the program's added meanwhile ends it; raised with
+    // that listener there, the signal ran it a second time. signal-exit's,
+    // alone now, end the process when it comes again (after its exit
+    // handlers: execa's kill of its children).
+    if (!programListens(sig)) process.kill(process.pid, sig);
+  }
+}
+
+/**
+ * The process is exiting (process.exit(), or the end of its work): after a
+ * signal the program's own listener took, the spans still open were
+ * interrupted by it, and are shut down so, here, where no promise settles
+ * any more; the SDK's queues first (their forceFlush hands them over at
+ * once). Otherwise the library's own exit flush does the work.
+ */
+function onHookedExit() {
+  if (!signalTakenByProgram || hookedTracers.size === 0) return;
+  try {
+    for (const fn of beforeHookedShutdown) {
+      const out = fn();
+      if (out && typeof out.catch === 'function') out.catch(() => {});
+    }
+    native.shutdownHookedNow(signalTakenByProgram.timeoutMs, signalTakenByProgram.signo);
+  } catch (_) {
+    // An exit listener must not throw: the process is leaving anyway.
+  }
+}
+
+/** Puts the one listener for `event` on the process, unless it is there. */
+function listen(event, listener) {
+  if (hookListenerOf.has(event)) return;
+  hookListeners.add(listener);
+  hookListenerOf.set(event, listener);
+  process.on(event, listener);
+}
+
+function stopListening(event) {
+  const listener = hookListenerOf.get(event);
+  if (!listener) return;
+  hookListenerOf.delete(event);
+  process.removeListener(event, listener);
+}
+
+/** The listeners the hooked tracers want, and no others. */
+function syncHookListeners() {
+  const wanted = new Set();
+  for (const { signals } of hookedTracers.values()) for (const sig of signals) wanted.add(sig);
+  for (const event of [...hookListenerOf.keys()]) {
+    if (event !== 'beforeExit' && event !== 'exit' && !wanted.has(event)) stopListening(event);
+  }
+  for (const sig of wanted) listen(sig, () => { onHookedSignal(sig).catch(() => {}); });
+  if (hookedTracers.size === 0) {
+    stopListening('beforeExit');
+    stopListening('exit');
+    return;
+  }
+  // Out of work with the SDK's queue still full (its timer does not keep
+  // the process up): that queue too, then the tracers. Once: the
+  // shutdown's own work ending empties the loop again.
+  listen('beforeExit', () => {
+    stopListening('beforeExit');
+    const tracers = [...hookedTracers.keys()];
+    feedWithinHalf(hooksTimeout()).then((left) => Promise.allSettled(tracers.map((t) => t.shutdown(left))))
+      .catch(() => {});
+  });
+  listen('exit', onHookedExit);
+}
+
+/**
+ * Whether the process hooks go on by default for a new tracer: yes,
+ * unless `processHooks: false`, or (read with the other variables, unless
+ * `fromEnv: false`) SPANGUARD_PROCESS_HOOKS=false.
+ */
+function hooksByDefault(options) {
+  if (options.processHooks !== undefined && options.processHooks !== null) return options.processHooks;
+  if (options.fromEnv === false) return true;
+  const v = (process.env.SPANGUARD_PROCESS_HOOKS || '').trim().toLowerCase();
+  return !['false', '0', 'no', 'off'].includes(v);
 }
 
 // What the process hooks run before they shut spanguard down: functions
@@ -1038,6 +1191,10 @@ class Tracer {
     const [code, ptr, message] = N.tracerNew(cfg, options.fromEnv !== false);
     if (code !== RESULT.OK) throw new SpanguardError(code, 'tracer_new', message);
     this.#ptr = ptr;
+    // On by default: a Node agent stopped with SIGTERM or Ctrl-C lost
+    // every span not yet exported, and its open ones, uncounted, unless
+    // the program knew to call installProcessHooks().
+    if (hooksByDefault(options)) this.installProcessHooks();
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */
@@ -1280,6 +1437,8 @@ class Tracer {
   /** Like shutdown, resolving 'delivered', 'spooled' or 'timeout'. */
   async shutdownStatus(timeoutMs = 5000) {
     if (this.#closed) return 'delivered';
+    // Nothing left for the hooks to do: the signal is Node's again.
+    this.#unhook();
     const code = await this.#blocking(native.shutdown(this.#ptr, timeoutMs));
     if (code === RESULT.SHUT_DOWN) return 'delivered';
     return flushStatus(code, 'shutdown');
@@ -1376,69 +1535,40 @@ class Tracer {
   }
 
   /**
-   * Shuts down on SIGTERM/SIGINT (then re-raises with Node's default
-   * handling, so the process ends as it would have) and on beforeExit.
-   * First, with a SpanguardSpanExporter in the process, the global
-   * OpenTelemetry provider is flushed (for up to half of `timeoutMs`), so
-   * the spans its BatchSpanProcessor queue holds reach spanguard before it
-   * shuts down in what is left of `timeoutMs`: the whole stays within
-   * `timeoutMs` (a container's stop grace is counted from the signal).
-   * The signal is raised again only by the last of these hooks to finish
-   * (each tracer's), and only when the program has no listener of its own
-   * for it: a program that handles the signal ends itself, as it would
-   * have without spanguard. Signals reach the main thread only: a worker
-   * thread's tracer with its hooks installed is shut down by the main
-   * thread's hook (which the main thread must install, for a tracer of
-   * its own), with every other such tracer of the process. In a
-   * container's PID 1 with no listener of the program's own, where the
-   * signal does not end the process, they flush instead and stay.
+   * The process hooks, on by default (every new tracer has them with
+   * these defaults, unless `processHooks: false` or
+   * SPANGUARD_PROCESS_HOOKS=false): a call sets this tracer's `timeoutMs`
+   * and `signals`, and adds no second listener. On SIGTERM/SIGINT every
+   * hooked tracer of the process shuts down, its open spans marked
+   * interrupted by the signal, and the signal is raised again with Node's
+   * own handling, so the process ends as it would have; on beforeExit they
+   * shut down too. First, with a SpanguardSpanExporter in the process, the
+   * global OpenTelemetry provider is flushed (for up to half of
+   * `timeoutMs`), so the spans its BatchSpanProcessor queue holds reach
+   * spanguard before it shuts down in what is left of `timeoutMs`: the
+   * whole stays within `timeoutMs` (a container's stop grace is counted
+   * from the signal). A program with a listener of its own for the signal
+   * (added before or after the tracer) decides: the hooks flush what has
+   * ended and spanguard records on; should that listener then end the
+   * process (process.exit()), the spans still open are exported
+   * interrupted by the signal. Signals reach the main thread only: a
+   * worker thread's tracer is shut down by the main thread's hook (the
+   * main thread must load spanguard and make a tracer of its own), with
+   * every other hooked tracer of the process. In a container's PID 1 with
+   * no listener of the program's own, where the signal does not end the
+   * process, they flush instead and stay. One listener a signal serves
+   * every tracer; it goes once the last hooked tracer has shut down.
    */
   installProcessHooks({ timeoutMs = 3000, signals = ['SIGTERM', 'SIGINT'] } = {}) {
     native.hookAdd(this.#live());
-    for (const sig of signals) {
-      const handler = async () => {
-        if (!signalEndsProcess(sig)) {
-          // Flushed, and on recording, hooked for the next one.
-          try {
-            await this.flush(await feedWithinHalf(timeoutMs));
-          } catch (_) {
-            // Closed already: nothing to flush.
-          }
-          return;
-        }
-        process.removeListener(sig, handler);
-        hooksShuttingDown.set(sig, (hooksShuttingDown.get(sig) || 0) + 1);
-        try {
-          // What the SDK still holds for spanguard first; then every
-          // hooked tracer of the process, workers' too; this one's
-          // answer (delivered, spooled) is its own shutdown's.
-          const left = await feedWithinHalf(timeoutMs);
-          // For the signal: the spans still open arrive interrupted by
-          // it, as the library's own handler marks them (Python's), not
-          // "unended", which reads as spans the program forgot to end.
-          await native.shutdownHooked(left, require('os').constants.signals[sig] || 0);
-          await this.shutdown(left);
-        } catch (_) {
-          // Closed already, say: the signal is raised all the same.
-        } finally {
-          const left = hooksShuttingDown.get(sig) - 1;
-          hooksShuttingDown.set(sig, left);
-          // Raised while another tracer's shutdown ran, it ended the
-          // process before that one's spans were sent or spooled; raised
-          // with the program's own listener there, it ran that listener a
-          // second time (a second SIGTERM: "force quit", to many).
-          if (left === 0 && process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-        }
-      };
-      hookListeners.add(handler);
-      process.on(sig, handler);
-    }
-    // Out of work with the SDK's queue still full (its timer does not
-    // keep the process up): that queue too, then the tracer.
-    process.once('beforeExit', () => {
-      feedWithinHalf(timeoutMs).then((left) => this.shutdown(left)).catch(() => {});
-    });
+    hookedTracers.set(this, { timeoutMs, signals: [...signals] });
+    syncHookListeners();
     return this;
+  }
+
+  /** Takes this tracer's process hooks off (shut down, closed): with the last, Node's own signal handling is back. */
+  #unhook() {
+    if (hookedTracers.delete(this)) syncHookListeners();
   }
 }
 

@@ -3,7 +3,7 @@
 // `make node-addon`: SPANGUARD_SINK_DIR=/tmp/node-demo node examples/agent.js
 const { Tracer, KIND } = require('..');
 
-const tracer = new Tracer({ serviceName: 'node-demo-agent' }).installProcessHooks();
+const tracer = new Tracer({ serviceName: 'node-demo-agent' });   // SIGTERM, Ctrl-C: flushed (the process hooks are on by default)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function llm(model, tokensIn, tokensOut) {

@@ -1729,6 +1729,23 @@ static napi_value js_shutdown_hooked(napi_env env, napi_callback_info info) {
     return promise;
 }
 
+/* shutdownHookedNow(timeoutMs, signo): shutdownHooked on this thread, for
+ * the process's 'exit', where no promise settles any more: a program that
+ * took the signal with a listener of its own and then called
+ * process.exit(). Blocks up to timeoutMs, as the library's own exit flush
+ * would have. */
+static napi_value js_shutdown_hooked_now(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 2)) return NULL;
+    hooked_shutdown c = {0};
+    uint32_t signo = 0;
+    if (!u32_arg(env, a.argv[0], &c.timeout_ms) || !u32_arg(env, a.argv[1], &signo) || signo > INT32_MAX)
+        return throw_last(env, "shutdownHookedNow");
+    c.signo = (int32_t)signo;
+    hooked_shutdown_execute(env, &c);
+    return NULL;
+}
+
 /* stats(tracer) -> [code, {counter: number}] */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
     args a;
@@ -1922,6 +1939,7 @@ NAPI_MODULE_INIT() {
         FN("hookAdd", js_hook_add),
         FN("hookRemove", js_hook_remove),
         FN("shutdownHooked", js_shutdown_hooked),
+        FN("shutdownHookedNow", js_shutdown_hooked_now),
         FN("stats", js_stats),
         FN("sinkPath", js_sink_path),
         FN("endpoint", js_endpoint),

@@ -94,7 +94,9 @@ test('SIGTERM mid-stream, spanguard\'s process hooks installed: every span arriv
 });
 
 test('SIGTERM mid-stream, the program\'s own handler shuts NodeSDK down and exits: every span arrives', async () => {
-  // NodeSDK's documented pattern; no spanguard hooks.
+  // NodeSDK's documented pattern, with no installProcessHooks() call: the
+  // default hooks leave the signal to the program's listener (they flush),
+  // and its sdk.shutdown() ends the open spans, marked unended.
   const run = await runAgent(`
     const sdk = new NodeSDK({ serviceName: 'ai-signal', spanProcessors: [new SpanguardSpanProcessor(options)],
       instrumentations: [] });

@@ -99,7 +99,7 @@ const TRACER = `
     scheduleDelayMs: 60000 };
 `;
 
-test('PID 1 with installProcessHooks under NodeSDK: each SIGTERM flushes, the agent lives on recording', { skip }, async () => {
+test('PID 1 with the default hooks under NodeSDK: each SIGTERM flushes, the agent lives on recording', { skip }, async () => {
   // The hooks shut spanguard down and raised the signal again to end the
   // process, which as PID 1 it did not: the agent went on with its
   // tracer shut down, its spans from then on refused, and a second
@@ -110,7 +110,6 @@ test('PID 1 with installProcessHooks under NodeSDK: each SIGTERM flushes, the ag
     const { trace } = require('@opentelemetry/api');
     const { SpanguardSpanExporter } = require(${JSON.stringify(OTEL)});
     const exporter = new SpanguardSpanExporter(options);
-    exporter.tracer.installProcessHooks();
     const sdk = new NodeSDK({ serviceName: 'pid1', traceExporter: exporter });
     sdk.start();
     const otel = trace.getTracer('agent');
@@ -136,10 +135,10 @@ test('PID 1 with installProcessHooks under NodeSDK: each SIGTERM flushes, the ag
   assert.deepStrictEqual(left.filter((f) => f.endsWith('.sgdump') || f.endsWith('.sgspool')), []);
 });
 
-test('PID 1 with no hooks: SIGTERM leaves it alive and recording, as Node alone does', { skip }, async () => {
+test('PID 1 with the hooks off: SIGTERM leaves it alive and recording, as Node alone does', { skip }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-pid1-plain-'));
   const agent = await startPid1(dir, `${TRACER}
-    const tracer = new spanguard.Tracer(options);
+    const tracer = new spanguard.Tracer({ ...options, processHooks: false });
     const record = (name) => tracer.startSpan(name).end();
     record('before');
   `);
@@ -151,8 +150,8 @@ test('PID 1 with no hooks: SIGTERM leaves it alive and recording, as Node alone 
   } finally {
     agent.unshare.kill('SIGKILL');
   }
-  // Nothing flushes at the signal without hooks or the library's
-  // handlers (installSignalHandlers): both spans waited for the schedule
+  // Nothing flushes at the signal with the hooks off and without the
+  // library's handlers (installSignalHandlers): both spans waited for the schedule
   // and died with the SIGKILL, as README says of SIGKILL.
   assert.deepStrictEqual(names(sink), []);
 });

@@ -49,15 +49,15 @@ test("a program's own SIGTERM listener runs once, and the spans are exported", (
 
 test('spans open at SIGTERM are counted in spans_interrupted_at_shutdown, not as unended', () => {
   // They counted in spans_exported alone, as spans the program had ended.
+  // The program's own listener decides, and ends the process a second
+  // later: the spans open then were interrupted by the signal.
   const { run, dir } = runChild(`
     const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'hooks', sinkDir: dir + '/sink',
       spoolDir: dir + '/spool' }).installProcessHooks();
-    process.on('SIGTERM', () => {
-      setTimeout(() => {
-        const s = tracer.stats();
-        console.log(JSON.stringify([s.spans_interrupted_at_shutdown, s.spans_unended_at_shutdown, s.spans_exported]));
-        process.exit(0);
-      }, 1000);
+    process.on('SIGTERM', () => setTimeout(() => process.exit(0), 1000));
+    process.on('exit', () => {
+      const s = tracer.stats();
+      console.log(JSON.stringify([s.spans_interrupted_at_shutdown, s.spans_unended_at_shutdown, s.spans_exported]));
     });
     tracer.startSpan('ended').end();
     tracer.startSpan('open.one');
@@ -67,7 +67,11 @@ test('spans open at SIGTERM are counted in spans_interrupted_at_shutdown, not as
   `);
   assert.strictEqual(run.status, 0, `the program ended itself: ${run.signal} ${run.stderr}`);
   assert.deepStrictEqual(JSON.parse(run.stdout.trim()), [2, 0, 3]);
-  assert.deepStrictEqual(readSpans(path.join(dir, 'sink')).map((s) => s.name).sort(), ['ended', 'open.one', 'open.two']);
+  const spans = readSpans(path.join(dir, 'sink'));
+  assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['ended', 'open.one', 'open.two']);
+  for (const open of spans.filter((s) => s.name.startsWith('open.'))) {
+    assert.deepStrictEqual(open.attrs['spanguard.signal'], { intValue: '15' });
+  }
 });
 
 test('with two tracers hooked, the signal ends the process only once both have shut down', () => {

@@ -3,10 +3,11 @@
 // the README's promises about a process stopped by SIGTERM. The bridge's:
 // a process stopped in the middle of a call still exports the open span.
 // Node owns its signals (the library's handlers are off), so that holds
-// only when the example installs the tracer's process hooks: without them
-// a SIGTERM ended the process with nothing in the sink, not even the spans
-// that had ended. The exporter's: the spans the SDK still queues reach
-// spanguard, the example's process hooks flushing the SDK at the signal.
+// through the tracer's process hooks, on by default: the examples no
+// longer call installProcessHooks(), and before the default a SIGTERM
+// ended such a program with nothing in the sink, not even the spans that
+// had ended. The exporter's: the spans the SDK still queues reach
+// spanguard, the process hooks flushing the SDK at the signal.
 const { test } = require('node:test');
 const assert = require('node:assert');
 const { spawnSync } = require('child_process');
@@ -69,7 +70,7 @@ setInterval(() => {}, 1000);
 test('the README exporter example, stopped by SIGTERM, hands the SDK\'s queued spans to spanguard', () => {
   // The BatchSpanProcessor NodeSDK builds around the exporter holds ended
   // spans for 5 s; a SIGTERM before then lost them unless something
-  // flushes the SDK first, as the example's process hooks do.
+  // flushes the SDK first, as the default process hooks do.
   const example = readmeExample('exporter.cjs');
   const cut = example.indexOf('sdk.shutdown().then(');
   assert.ok(cut >= 0, 'the example shuts the SDK down at its end');

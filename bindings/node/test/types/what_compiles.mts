@@ -12,7 +12,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 declare const fromEnv: string | undefined;
 declare const fromConfig: number | null;
 const tracer = new Tracer({ serviceName: 'typed', endpoint: fromEnv, maxQueueSize: fromConfig });
-const options: TracerOptions = { sinkDir: undefined, spoolDir: null, fromEnv: undefined, headers: null };
+const options: TracerOptions = { sinkDir: undefined, spoolDir: null, fromEnv: undefined, headers: null, processHooks: false };
 // @ts-expect-error a string for a number throws SpanguardError (INVALID_CONFIG)
 void new Tracer({ maxQueueSize: '10' });
 // @ts-expect-error an unknown option throws TypeError
