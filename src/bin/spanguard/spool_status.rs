@@ -45,6 +45,12 @@ waits), 1 when it could not, 2 on a usage or configuration error.
 /// (`spool::refused_by`) keeps away from it.
 const REFUSED_NOTE: &str = "; refused to its sender, kept for a corrected endpoint or headers";
 
+/// What refuses a sender its spans, as `spool` and `why` say it: a
+/// permanent redirect (301, 308) refuses the URL as a 404 does
+/// (`http::classify`).
+pub const REFUSALS: &str = "401, 403, 404, a permanent redirect (301, 308)...: a key missing or \
+                            wrong, a URL without /v1/traces or moved for good";
+
 /// What a file in the spool is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Entry {
@@ -491,9 +497,9 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
         .sum();
     if refused > 0 {
         summary.push_str(&format!(
-            "; {} refused to {} sender (401, 403, 404...: a key missing or wrong, a URL without \
-             /v1/traces), kept for a corrected setting: that sender never sends {}, one with the \
-             key or the URL fixed does (or spanguard replay --endpoint <url> --headers <k=v>)",
+            "; {} refused to {} sender ({REFUSALS}), kept for a corrected setting: that sender \
+             never sends {}, one with the key or the URL fixed does (or spanguard replay \
+             --endpoint <url> --headers <k=v>)",
             diagnostics::spans(refused),
             if refused == 1 { "its" } else { "their" },
             if refused == 1 { "it" } else { "them" },
@@ -593,7 +599,7 @@ pub fn spans_waiting(dir: &Path) -> Option<u64> {
     )
 }
 
-/// The spans in `dir` its senders were refused (401, 403, 404...) and
+/// The spans in `dir` its senders were refused (`REFUSALS`) and
 /// kept for a corrected setting (`spool::refused_by`): 0 when none, or
 /// when it cannot be read.
 pub fn spans_refused(dir: &Path) -> u64 {
