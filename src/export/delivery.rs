@@ -1189,8 +1189,10 @@ impl Delivery {
         self.kept_for = Some(KeptFor::Other);
         if let Some(until) = self.down_until() {
             let left = until.saturating_duration_since(Instant::now());
+            let why = self.transport.not_taking();
             return Fate::Keep(format!(
-                "the backend is down; next try in {} ms",
+                "{}; next try in {} ms",
+                why.as_deref().unwrap_or("the backend is down"),
                 left.as_millis()
             ));
         }
@@ -2192,6 +2194,11 @@ mod tests {
         /// Spans accepted with a warning, and the warnings.
         warned: u64,
         warnings: Vec<String>,
+        /// Why spans were kept, as the host was told, and whether for a
+        /// sender set up otherwise.
+        kept_reasons: Vec<(String, bool)>,
+        /// Failed attempts' reasons, as the host was told.
+        failed: Vec<String>,
     }
 
     impl DeliveryHost for Host {
@@ -2205,7 +2212,17 @@ mod tests {
         fn record(&mut self, outcome: Outcome<'_>) {
             match outcome {
                 Outcome::Delivered { spans, .. } => self.delivered += spans,
-                Outcome::Kept { spans, .. } => self.kept += spans,
+                Outcome::Kept {
+                    spans,
+                    reason,
+                    for_other_sender,
+                    ..
+                } => {
+                    self.kept += spans;
+                    self.kept_reasons
+                        .push((reason.to_string(), for_other_sender));
+                }
+                Outcome::AttemptFailed { reason } => self.failed.push(reason.to_string()),
                 Outcome::Lost { spans, reason, .. } => {
                     self.lost += spans;
                     self.lost_reasons.push(reason.to_string());
@@ -2353,6 +2370,86 @@ mod tests {
             cut_counted,
             cut_at: &[],
         }
+    }
+
+    /// A local sink on a full disk (a tmpfs of 64 KiB filled, in a mount
+    /// namespace of this test's own: root only; elsewhere said, and
+    /// passed): the requests kept while the next try was waited for said
+    /// "the backend is down; next try in N ms" of a local file. They say
+    /// the disk is full, and where.
+    #[test]
+    fn a_local_sink_on_a_full_disk_is_said_full_not_down() {
+        use std::os::unix::ffi::OsStrExt;
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_local_sink_on_a_full_disk_is_said_full_not_down",
+        ) {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sg-delivery-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sink_dir = dir.join("sink");
+        std::fs::create_dir_all(&sink_dir).expect("dir");
+        let target = std::ffi::CString::new(sink_dir.as_os_str().as_bytes()).expect("path");
+        // SAFETY: plain calls on this process, which runs this test alone;
+        // its mounts are made private first, so none shows outside it.
+        let mounted = unsafe {
+            libc::unshare(libc::CLONE_NEWNS) == 0
+                && libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) == 0
+                && libc::mount(
+                    c"tmpfs".as_ptr(),
+                    target.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    c"size=64k,mode=0700".as_ptr().cast(),
+                ) == 0
+        };
+        if !mounted {
+            eprintln!("no mount namespace of its own here (root only): not tested");
+            std::fs::remove_dir_all(&dir).ok();
+            return;
+        }
+        // The disk filled by something else.
+        let mut filler = std::fs::File::create(sink_dir.join("filler")).expect("filler");
+        while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+        let mut d = Delivery::new(
+            Box::new(super::super::file_sink::FileSink::new(&sink_dir, "svc")),
+            SpoolDir::new(&dir.join("spool"), 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut host = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        let body = named_spans(BodyFormat::Json, false, &["llm.chat"; 8]);
+        for _ in 0..2 {
+            d.deliver(
+                &fresh_body(&body, (BodyFormat::Json, false), 8, 0),
+                &mut host,
+            );
+        }
+        assert_eq!((host.delivered, host.kept, host.lost), (0, 16, 0));
+        let waiting = &host.kept_reasons[1].0;
+        let full = format!(
+            "the disk is full where the local sink writes: writing {}/svc-",
+            sink_dir.display()
+        );
+        assert!(
+            waiting.starts_with(&full) && waiting.contains("; next try in "),
+            "{waiting}"
+        );
+        assert!(!waiting.contains("backend"), "{waiting}");
+        drop(d);
+        // SAFETY: the tmpfs mounted above, in this process's namespace.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
