@@ -1281,23 +1281,9 @@ impl Delivery {
                     }
                     return Fate::Done;
                 }
-                Err(SendError::Misdirected { reason }) if !request.origin.is_fresh() => {
-                    // Spans from the spool directory (kept through an
-                    // outage, recovered after a crash) refused for who sent
-                    // them or where, not for what they are: a token missing
-                    // or expired, `spanguard replay` run without its
-                    // --headers or with a base URL. They stay for a sender
-                    // set up right; deleted, every spooled span was lost to
-                    // a forgotten flag.
-                    self.down_until = None;
-                    self.misdirected = true;
-                    host.record(Outcome::AttemptFailed { reason: &reason });
-                    return Fate::Keep(format!(
-                        "{reason}; spans from the spool kept for a sender set up right"
-                    ));
-                }
                 Err(SendError::Misdirected { reason })
-                    if self.transport.sender_fingerprint().is_some() =>
+                    if request.origin != Origin::SpoolFile
+                        && self.transport.sender_fingerprint().is_some() =>
                 {
                     // A real answer: the backend is up, and this sender
                     // sending this data again would be refused again (and
@@ -1316,8 +1302,27 @@ impl Delivery {
                     // the server gave it: the line that tells of it says
                     // where they are kept and for what (with "; kept for a
                     // sender set up otherwise" here, it said so twice).
+                    // Spans recovered from a crash dump, or parts of a
+                    // spool file, are kept so too: written to the spool
+                    // as a plain batch, they were said "kept until the
+                    // backend answers" (it had: it refused), and this
+                    // sender sent them again to be refused again.
                     self.down_until = None;
                     return Fate::KeepForOtherSender(reason);
+                }
+                Err(SendError::Misdirected { reason }) if !request.origin.is_fresh() => {
+                    // A spool file refused for who sent it or where, not
+                    // for what it holds: a token missing or expired,
+                    // `spanguard replay` run without its --headers or with
+                    // a base URL. It stays where it is for a sender set up
+                    // right; deleted, every spooled span was lost to a
+                    // forgotten flag.
+                    self.down_until = None;
+                    self.misdirected = true;
+                    host.record(Outcome::AttemptFailed { reason: &reason });
+                    return Fate::Keep(format!(
+                        "{reason}; spans from the spool kept for a sender set up right"
+                    ));
                 }
                 Err(SendError::Misdirected { reason }) => {
                     // A sender with nothing to tell it from a corrected
@@ -2449,6 +2454,68 @@ mod tests {
         drop(d);
         // SAFETY: the tmpfs mounted above, in this process's namespace.
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Spans recovered from a crash dump (or parts of a spool file)
+    /// refused for who sent them (401, 403, 404): their kept line said
+    /// "spooled (HTTP 401...; spans from the spool kept for a sender set
+    /// up right)", the stderr line "keeping spans in the spool until the
+    /// backend answers" (the backend did answer: it refused), and a failed
+    /// attempt besides. Kept for a corrected setting as first-trip spans
+    /// so refused are, and said once, in the same words.
+    #[test]
+    fn recovered_spans_refused_for_the_sender_are_said_kept_for_a_corrected_setting() {
+        /// A sender that can be told from one set up otherwise, as HTTP's.
+        struct Fingerprinted(Scripted);
+        impl Transport for Fingerprinted {
+            fn send(
+                &mut self,
+                body: &[u8],
+                f: BodyFormat,
+                gz: bool,
+            ) -> Result<Accepted, SendError> {
+                self.0.send(body, f, gz)
+            }
+            fn describe(&self) -> String {
+                self.0.describe()
+            }
+            fn sender_fingerprint(&self) -> Option<u64> {
+                Some(7)
+            }
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "sg-delivery-recovered-refused-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut d = Delivery::new(
+            Box::new(Fingerprinted(Scripted {
+                answers: Arc::new(Mutex::new(vec![Err(SendError::Misdirected {
+                    reason: "HTTP 401: no token".to_string(),
+                })])),
+                sent: Arc::default(),
+            })),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let body = named_spans(BodyFormat::Protobuf, false, &["llm.chat"; 3]);
+        let mut host = Host::default();
+        let request = Request {
+            origin: Origin::Recovered,
+            ..fresh_body(&body, (BodyFormat::Protobuf, false), 3, 0)
+        };
+        assert!(d.deliver(&request, &mut host));
+        assert_eq!(
+            host.kept_reasons,
+            [("HTTP 401: no token".to_string(), true)]
+        );
+        assert_eq!(host.failed, Vec::<String>::new(), "said once");
+        // Kept for a sender set up otherwise: this one never sends them.
+        let kept = d.spool().list();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(super::super::spool::refused_by(&kept[0]), Some(7));
         std::fs::remove_dir_all(&dir).ok();
     }
 
