@@ -173,6 +173,9 @@ struct Row {
     holder: Option<u32>,
     name: String,
     note: String,
+    /// Another name of an earlier row's file (a hard link): its bytes are
+    /// that row's, on the disk and against the cap once.
+    another_name: bool,
 }
 
 /// `spool_cap`: the cap this environment's tracers write with
@@ -314,6 +317,7 @@ fn inspect(
         holder,
         name: name.to_string(),
         note,
+        another_name: false,
     }
 }
 
@@ -339,6 +343,8 @@ fn other_names_of_one_batch(rows: &mut [Row], linked: &HashMap<String, (u64, u64
         match first.get(&id) {
             Some(name) => {
                 row.spans = None;
+                row.capped = false;
+                row.another_name = true;
                 row.note = format!(
                     "another name of {name}: a replay sends that batch once and deletes this name"
                 );
@@ -398,6 +404,7 @@ fn not_a_file_row(
         holder: None,
         name: name.to_string(),
         note,
+        another_name: false,
         // A link or a FIFO set aside is never counted nor deleted.
         capped: false,
     })
@@ -459,7 +466,11 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             });
         }
     }
-    let bytes: u64 = rows.iter().map(|r| r.size).sum();
+    let bytes: u64 = rows
+        .iter()
+        .filter(|r| !r.another_name)
+        .map(|r| r.size)
+        .sum();
     let unreadable = rows
         .iter()
         .filter(|r| {
