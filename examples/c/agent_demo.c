@@ -87,10 +87,18 @@ int main(void) {
     spanguard_counters stats = {0};
     stats.struct_size = sizeof stats;
     (void)spanguard_stats(tracer, &stats);
-    printf("demo-agent: shutdown %s; spans begun %llu, exported %llu, dropped %llu, unended at shutdown %llu\n",
-           spanguard_strerror(rc), (unsigned long long)stats.spans_begun,
-           (unsigned long long)stats.spans_exported,
-           (unsigned long long)(stats.dropped_buffer_full + stats.dropped_export_failed),
+    /* Every span lost, whatever lost it: "shutdown ok" alone, beside spans
+     * dropped (a full disk under the sink and the spool), read as all well. */
+    unsigned long long dropped = stats.dropped_buffer_full + stats.dropped_export_failed +
+                                 stats.dropped_rejected + stats.dropped_spool_overflow;
+    char lost[64] = "";
+    if (dropped > 0) {
+        snprintf(lost, sizeof lost, ", %llu span%s dropped", dropped, dropped == 1 ? "" : "s");
+    }
+    printf("demo-agent: shutdown %s%s; spans begun %llu, exported %llu, to the spool %llu, dropped %llu, "
+           "unended at shutdown %llu\n",
+           spanguard_strerror(rc), lost, (unsigned long long)stats.spans_begun,
+           (unsigned long long)stats.spans_exported, (unsigned long long)stats.spooled_spans, dropped,
            (unsigned long long)stats.spans_unended_at_shutdown);
     spanguard_tracer_free(tracer);
     return rc == SPANGUARD_RESULT_OK ? 0 : 1;

@@ -1189,8 +1189,10 @@ impl Delivery {
         self.kept_for = Some(KeptFor::Other);
         if let Some(until) = self.down_until() {
             let left = until.saturating_duration_since(Instant::now());
+            let why = self.transport.not_taking();
             return Fate::Keep(format!(
-                "the backend is down; next try in {} ms",
+                "{}; next try in {} ms",
+                why.as_deref().unwrap_or("the backend is down"),
                 left.as_millis()
             ));
         }
@@ -1279,23 +1281,9 @@ impl Delivery {
                     }
                     return Fate::Done;
                 }
-                Err(SendError::Misdirected { reason }) if !request.origin.is_fresh() => {
-                    // Spans from the spool directory (kept through an
-                    // outage, recovered after a crash) refused for who sent
-                    // them or where, not for what they are: a token missing
-                    // or expired, `spanguard replay` run without its
-                    // --headers or with a base URL. They stay for a sender
-                    // set up right; deleted, every spooled span was lost to
-                    // a forgotten flag.
-                    self.down_until = None;
-                    self.misdirected = true;
-                    host.record(Outcome::AttemptFailed { reason: &reason });
-                    return Fate::Keep(format!(
-                        "{reason}; spans from the spool kept for a sender set up right"
-                    ));
-                }
                 Err(SendError::Misdirected { reason })
-                    if self.transport.sender_fingerprint().is_some() =>
+                    if request.origin != Origin::SpoolFile
+                        && self.transport.sender_fingerprint().is_some() =>
                 {
                     // A real answer: the backend is up, and this sender
                     // sending this data again would be refused again (and
@@ -1314,8 +1302,27 @@ impl Delivery {
                     // the server gave it: the line that tells of it says
                     // where they are kept and for what (with "; kept for a
                     // sender set up otherwise" here, it said so twice).
+                    // Spans recovered from a crash dump, or parts of a
+                    // spool file, are kept so too: written to the spool
+                    // as a plain batch, they were said "kept until the
+                    // backend answers" (it had: it refused), and this
+                    // sender sent them again to be refused again.
                     self.down_until = None;
                     return Fate::KeepForOtherSender(reason);
+                }
+                Err(SendError::Misdirected { reason }) if !request.origin.is_fresh() => {
+                    // A spool file refused for who sent it or where, not
+                    // for what it holds: a token missing or expired,
+                    // `spanguard replay` run without its --headers or with
+                    // a base URL. It stays where it is for a sender set up
+                    // right; deleted, every spooled span was lost to a
+                    // forgotten flag.
+                    self.down_until = None;
+                    self.misdirected = true;
+                    host.record(Outcome::AttemptFailed { reason: &reason });
+                    return Fate::Keep(format!(
+                        "{reason}; spans from the spool kept for a sender set up right"
+                    ));
                 }
                 Err(SendError::Misdirected { reason }) => {
                     // A sender with nothing to tell it from a corrected
@@ -2192,6 +2199,11 @@ mod tests {
         /// Spans accepted with a warning, and the warnings.
         warned: u64,
         warnings: Vec<String>,
+        /// Why spans were kept, as the host was told, and whether for a
+        /// sender set up otherwise.
+        kept_reasons: Vec<(String, bool)>,
+        /// Failed attempts' reasons, as the host was told.
+        failed: Vec<String>,
     }
 
     impl DeliveryHost for Host {
@@ -2205,7 +2217,17 @@ mod tests {
         fn record(&mut self, outcome: Outcome<'_>) {
             match outcome {
                 Outcome::Delivered { spans, .. } => self.delivered += spans,
-                Outcome::Kept { spans, .. } => self.kept += spans,
+                Outcome::Kept {
+                    spans,
+                    reason,
+                    for_other_sender,
+                    ..
+                } => {
+                    self.kept += spans;
+                    self.kept_reasons
+                        .push((reason.to_string(), for_other_sender));
+                }
+                Outcome::AttemptFailed { reason } => self.failed.push(reason.to_string()),
                 Outcome::Lost { spans, reason, .. } => {
                     self.lost += spans;
                     self.lost_reasons.push(reason.to_string());
@@ -2353,6 +2375,148 @@ mod tests {
             cut_counted,
             cut_at: &[],
         }
+    }
+
+    /// A local sink on a full disk (a tmpfs of 64 KiB filled, in a mount
+    /// namespace of this test's own: root only; elsewhere said, and
+    /// passed): the requests kept while the next try was waited for said
+    /// "the backend is down; next try in N ms" of a local file. They say
+    /// the disk is full, and where.
+    #[test]
+    fn a_local_sink_on_a_full_disk_is_said_full_not_down() {
+        use std::os::unix::ffi::OsStrExt;
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_local_sink_on_a_full_disk_is_said_full_not_down",
+        ) {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sg-delivery-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sink_dir = dir.join("sink");
+        std::fs::create_dir_all(&sink_dir).expect("dir");
+        let target = std::ffi::CString::new(sink_dir.as_os_str().as_bytes()).expect("path");
+        // SAFETY: plain calls on this process, which runs this test alone;
+        // its mounts are made private first, so none shows outside it.
+        let mounted = unsafe {
+            libc::unshare(libc::CLONE_NEWNS) == 0
+                && libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) == 0
+                && libc::mount(
+                    c"tmpfs".as_ptr(),
+                    target.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    c"size=64k,mode=0700".as_ptr().cast(),
+                ) == 0
+        };
+        if !mounted {
+            eprintln!("no mount namespace of its own here (root only): not tested");
+            std::fs::remove_dir_all(&dir).ok();
+            return;
+        }
+        // The disk filled by something else.
+        let mut filler = std::fs::File::create(sink_dir.join("filler")).expect("filler");
+        while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+        let mut d = Delivery::new(
+            Box::new(super::super::file_sink::FileSink::new(&sink_dir, "svc")),
+            SpoolDir::new(&dir.join("spool"), 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut host = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        let body = named_spans(BodyFormat::Json, false, &["llm.chat"; 8]);
+        for _ in 0..2 {
+            d.deliver(
+                &fresh_body(&body, (BodyFormat::Json, false), 8, 0),
+                &mut host,
+            );
+        }
+        assert_eq!((host.delivered, host.kept, host.lost), (0, 16, 0));
+        let waiting = &host.kept_reasons[1].0;
+        let full = format!(
+            "the disk is full where the local sink writes: writing {}/svc-",
+            sink_dir.display()
+        );
+        assert!(
+            waiting.starts_with(&full) && waiting.contains("; next try in "),
+            "{waiting}"
+        );
+        assert!(!waiting.contains("backend"), "{waiting}");
+        drop(d);
+        // SAFETY: the tmpfs mounted above, in this process's namespace.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Spans recovered from a crash dump (or parts of a spool file)
+    /// refused for who sent them (401, 403, 404): their kept line said
+    /// "spooled (HTTP 401...; spans from the spool kept for a sender set
+    /// up right)", the stderr line "keeping spans in the spool until the
+    /// backend answers" (the backend did answer: it refused), and a failed
+    /// attempt besides. Kept for a corrected setting as first-trip spans
+    /// so refused are, and said once, in the same words.
+    #[test]
+    fn recovered_spans_refused_for_the_sender_are_said_kept_for_a_corrected_setting() {
+        /// A sender that can be told from one set up otherwise, as HTTP's.
+        struct Fingerprinted(Scripted);
+        impl Transport for Fingerprinted {
+            fn send(
+                &mut self,
+                body: &[u8],
+                f: BodyFormat,
+                gz: bool,
+            ) -> Result<Accepted, SendError> {
+                self.0.send(body, f, gz)
+            }
+            fn describe(&self) -> String {
+                self.0.describe()
+            }
+            fn sender_fingerprint(&self) -> Option<u64> {
+                Some(7)
+            }
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "sg-delivery-recovered-refused-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut d = Delivery::new(
+            Box::new(Fingerprinted(Scripted {
+                answers: Arc::new(Mutex::new(vec![Err(SendError::Misdirected {
+                    reason: "HTTP 401: no token".to_string(),
+                })])),
+                sent: Arc::default(),
+            })),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let body = named_spans(BodyFormat::Protobuf, false, &["llm.chat"; 3]);
+        let mut host = Host::default();
+        let request = Request {
+            origin: Origin::Recovered,
+            ..fresh_body(&body, (BodyFormat::Protobuf, false), 3, 0)
+        };
+        assert!(d.deliver(&request, &mut host));
+        assert_eq!(
+            host.kept_reasons,
+            [("HTTP 401: no token".to_string(), true)]
+        );
+        assert_eq!(host.failed, Vec::<String>::new(), "said once");
+        // Kept for a sender set up otherwise: this one never sends them.
+        let kept = d.spool().list();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(super::super::spool::refused_by(&kept[0]), Some(7));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct FileSink {
     torn: bool,
     /// What was moved out of the sink file's way, not yet told.
     set_aside: Vec<SetAside>,
+    /// Why the last write failed (None once one succeeds), for the lines
+    /// said while the next try is waited for (`Transport::not_taking`).
+    failed: Option<String>,
 }
 
 impl FileSink {
@@ -50,6 +53,7 @@ impl FileSink {
             dir: dir.to_path_buf(),
             path,
             file: None,
+            failed: None,
             torn: false,
             set_aside: Vec::new(),
         }
@@ -131,16 +135,34 @@ impl Transport for FileSink {
                 retry_after: None,
             });
         }
-        let result = self.append(body);
-        result.map(|_| Accepted::default()).map_err(|e| {
-            // The file may have been removed or the disk filled: reopen next
-            // time, and let the retry logic decide.
-            self.file = None;
-            SendError::Transient {
-                reason: format!("writing {}: {e}", self.path.display()),
-                retry_after: None,
+        let e = match self.append(body) {
+            Ok(()) => {
+                self.failed = None;
+                return Ok(Accepted::default());
             }
+            Err(e) => e,
+        };
+        // The file may have been removed or the disk filled: reopen next
+        // time, and let the retry logic decide.
+        self.file = None;
+        let path = self.path.display();
+        let reason = match e.raw_os_error() {
+            // Said plainly, and where: a local file on a full disk was
+            // said to be "the backend is down".
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                format!("the disk is full where the local sink writes: writing {path}: {e}")
+            }
+            _ => format!("writing {path}: {e}"),
+        };
+        self.failed = Some(reason.clone());
+        Err(SendError::Transient {
+            reason,
+            retry_after: None,
         })
+    }
+
+    fn not_taking(&self) -> Option<String> {
+        self.failed.clone()
     }
 
     fn describe(&self) -> String {

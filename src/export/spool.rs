@@ -574,12 +574,21 @@ impl SpoolDir {
         };
         // One read of the directory for both kinds of file.
         let names = dir_names(&self.dir);
+        // Files with more than one name in the spool (hard links: `ln`, a
+        // restore by `cp -al`): their bytes are on the disk once, and
+        // counted so, at the first name met; the others hold nothing more.
+        let mut linked: HashSet<(u64, u64)> = HashSet::new();
         for path in names_where(&names, is_batch_name) {
+            use std::os::unix::fs::MetadataExt;
             index.measured += 1;
             let Ok(meta) = fs::symlink_metadata(&path) else {
                 continue;
             };
             if !meta.file_type().is_file() {
+                continue;
+            }
+            if meta.nlink() > 1 && !linked.insert((meta.dev(), meta.ino())) {
+                index.insert(&path, 0);
                 continue;
             }
             if meta.len() > read_limit {
@@ -855,21 +864,33 @@ impl SpoolDir {
     /// names outside the spool (a backup) are nobody's spool files and
     /// stay. Looked for only when the file has more than one name.
     fn drop_other_names(&self, file: &LockedFile, path: &Path, queued: &mut VecDeque<PathBuf>) {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(held) = file.file().metadata() else {
-            return;
-        };
-        if held.nlink() < 2 {
-            return;
-        }
-        for other in names_where(&dir_names(&self.dir), is_batch_name) {
-            let same = fs::symlink_metadata(&other)
-                .is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino());
-            if other != path && same && fs::remove_file(&other).is_ok() {
+        for other in self.other_names(file, path) {
+            if fs::remove_file(&other).is_ok() {
                 self.forget_file(&other);
                 queued.retain(|q| *q != other);
             }
         }
+    }
+
+    /// The spool's names of `file` other than `path`, where it was opened
+    /// (hard links), for a replay or an eviction to delete with it. Looked
+    /// for only when the file has more than one name.
+    fn other_names(&self, file: &LockedFile, path: &Path) -> Vec<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(held) = file.file().metadata() else {
+            return Vec::new();
+        };
+        if held.nlink() < 2 {
+            return Vec::new();
+        }
+        names_where(&dir_names(&self.dir), is_batch_name)
+            .into_iter()
+            .filter(|other| {
+                other != path
+                    && fs::symlink_metadata(other)
+                        .is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino())
+            })
+            .collect()
     }
 
     /// Deletes the temporary files of writers that died before their
@@ -1173,8 +1194,16 @@ impl SpoolDir {
                 }
                 Err(BatchError::Io(_)) => continue, // left for the next write
             };
+            // Its other names go with it (hard links): evicted under one
+            // and then the next, its spans were counted lost twice.
+            let others = self.other_names(&file, &path);
             if remove_if_still_named(&file, &path) {
                 index.remove(&path);
+                for other in others {
+                    if fs::remove_file(&other).is_ok() {
+                        index.remove(&other);
+                    }
+                }
                 eviction.files += 1;
                 eviction.spans += spans as u64;
             }
@@ -2898,6 +2927,42 @@ pub(crate) mod tests {
         });
         assert_eq!(left, vec![3, 4, 5]);
         assert!(spool.write(&batch(9, 1000)).is_err());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A batch with a second name in the spool (`ln`, a restore by `cp
+    /// -al` or `rsync -H`) was counted by the cap at each name: its bytes
+    /// twice (a batch evicted while the disk held less than the cap) and,
+    /// evicted under one name and then the other, its spans twice in
+    /// dropped_spool_overflow, more than were lost. Its bytes count once,
+    /// and it is evicted once, both names with it.
+    #[test]
+    fn the_cap_counts_a_batch_under_two_names_once() {
+        let dir = temp_dir("cap-two-names");
+        let cap = 3 * (HEADER_LEN as u64 + 100);
+        SpoolDir::new(&dir, cap)
+            .write(&batch(1, 100))
+            .expect("write");
+        let first = SpoolDir::new(&dir, cap).list()[0].clone();
+        let one = fs::metadata(&first).expect("stat").len();
+        fs::hard_link(&first, dir.join(spool_file_name("z-second-name"))).expect("link");
+        // A process starting on this spool looks at it whole.
+        let spool = SpoolDir::new(&dir, cap);
+        assert_eq!(spool.total_bytes(), one, "one file on disk");
+        let mut lost = Eviction::default();
+        for i in 2..=4 {
+            let e = spool.write(&batch(i, 100)).expect("write");
+            lost.files += e.files;
+            lost.spans += e.spans;
+        }
+        assert_eq!(lost, Eviction { files: 1, spans: 1 });
+        assert_eq!(spool.total_bytes(), 3 * one);
+        let mut left = Vec::new();
+        spool.replay(|b| {
+            left.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(left, vec![2, 3, 4]);
         fs::remove_dir_all(&dir).ok();
     }
 

@@ -144,6 +144,14 @@ pub trait Transport: Send {
     fn sender_fingerprint(&self) -> Option<u64> {
         None
     }
+
+    /// What keeps requests from going while a failure is waited out (the
+    /// next try later), when it is no backend being down: a local sink
+    /// on a full disk, which was said to be "the backend is down". None
+    /// when the last `send` succeeded, and for a backend.
+    fn not_taking(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A hash of `parts` that stays the same across processes, builds and

@@ -320,6 +320,10 @@ def test_a_batch_under_two_names_waits_once_and_is_delivered_once(cli, tmp_path)
     os.link(batches[0], tmp_path / "backup.sgspool")
     report = spool_report(cli, spool)
     assert waiting(report) == 5, report
+    # Its bytes are on the disk once, and count against the cap once.
+    size = batches[0].stat().st_size
+    shown = f"{size} B" if size < 1024 else f"{size / 1024:.1f} KiB"
+    assert f": 2 files, {shown};" in report.splitlines()[0], (size, report)
     assert re.search(rf"^batch +- .* {second.name}  \(another name of {batches[0].name}: a replay sends "
                      r"that batch once and deletes this name\)$", report, re.M), report
     with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:

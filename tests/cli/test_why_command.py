@@ -27,6 +27,12 @@ def why(cli, env, *args):
     return subprocess.run([str(cli), "why", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
+# What refuses a sender its spans, as `spool` and `why` say it: a
+# permanent redirect refuses the URL as a 404 does.
+REFUSALS = ("401, 403, 404, a permanent redirect (301, 308)...: a key missing or wrong, "
+            "a URL without /v1/traces or moved for good")
+
+
 def emit_404(tmp_path, env, rx, spool, count):
     """`count` spans sent to a URL the receiver answers 404, spooled in `spool`."""
     emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", f"{rx.endpoint}/wrong",
@@ -57,13 +63,15 @@ def test_a_process_that_hit_a_404_is_said_with_its_cause_and_what_to_do(cli, tmp
     kept = [l for l in lines if l.startswith(f"40 spans in {tmp_path}/spool were refused to their sender")]
     assert len(kept) == 1, run.stdout
     assert "kept for a corrected setting" in kept[0] and "spanguard replay --endpoint URL" in kept[0], run.stdout
+    # What refuses a sender, a permanent redirect among it (as a 404).
+    assert f" were refused to their sender ({REFUSALS}) and are kept" in kept[0], run.stdout
     assert "nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL" in emit.stderr, emit.stderr
     # `spool` lists them as kept for a corrected sender, each file and in all.
     listing = subprocess.run([str(cli), "spool", str(tmp_path / "spool")], capture_output=True, text=True,
                              env=env, timeout=60)
     assert listing.returncode == 0, listing.stderr
     head, *rows = listing.stdout.splitlines()
-    assert "; 40 spans refused to their sender (401, 403, 404...: " in head, listing.stdout
+    assert f"; 40 spans refused to their sender ({REFUSALS}), kept" in head, listing.stdout
     batches = [r for r in rows if r.startswith("batch ")]
     assert batches and all(r.endswith("; refused to its sender, kept for a corrected endpoint or headers)")
                            for r in batches), listing.stdout

@@ -7,8 +7,11 @@ writes at `info`. Lines start with `spanguard: ` and the level."""
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from receiver_client import OtlpReceiverProcess
 
@@ -182,6 +185,31 @@ def test_what_the_local_sink_could_not_take_is_said_to_wait_for_replay(emitter, 
     assert not any("until the backend answers" in line for line in lines), lines
     assert lines[-1].startswith(f"spanguard: warn: stopping with spans the local sink could not take in the "
                                 f"spool ({spool})"), lines
+
+
+def test_a_full_disk_under_the_local_sink_is_said_full_and_the_demo_says_what_it_dropped(tmp_path):
+    # The sample agent writing to the local sink, its sink and its spool on
+    # a full disk (a small tmpfs filled, in a mount namespace of its own:
+    # root only). stderr said "the backend is down; next try in N ms" of
+    # a local file, and the demo "shutdown ok" beside the spans it dropped.
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("mounting a small tmpfs takes root and unshare(1)")
+    demo = os.environ.get("SPANGUARD_DEMO", str(REPO / "build" / "examples" / "agent_demo"))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    fill = f"mount -t tmpfs -o size=64k,mode=0700 tmpfs {disk} && (cat /dev/zero > {disk}/filler 2>/dev/null; exec \"$0\")"
+    out = subprocess.run(["unshare", "-m", "sh", "-c", fill, demo], capture_output=True, text=True, timeout=60,
+                         env={**clean, "SPANGUARD_SINK_DIR": str(disk / "sink"),
+                              "SPANGUARD_SPOOL_DIR": str(disk / "spool")})
+    said = out.stdout.strip().splitlines()[-1]
+    begun = int(re.search(r"spans begun (\d+)", said).group(1))
+    assert said.startswith(f"demo-agent: shutdown ok, {begun} spans dropped; spans begun {begun}, exported 0, "
+                           f"to the spool 0, dropped {begun}, "), (said, out.stderr)
+    lines = [line for line in out.stderr.splitlines() if line.startswith("spanguard:")]
+    assert not [line for line in lines if "backend" in line], lines
+    assert [line for line in lines
+            if f"the disk is full where the local sink writes: writing {disk}/sink/demo-agent-" in line], lines
 
 
 def test_a_used_up_payload_pool_is_told_once(emitter, tmp_path):

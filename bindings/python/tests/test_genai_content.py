@@ -717,7 +717,7 @@ def test_the_tracers_stats_count_the_log_records_with_its_other_figures(tmp_path
         provider.shutdown()  # the exporter's: the record nobody's span holds is counted
     assert log_record_stats(tracer) == (1, 1, 0)
     assert [r.getMessage() for r in caplog.records] == [
-        "spanguard: 1 event record(s) sent through the Logs API (prompts, with some instrumentations) did not "
+        "1 event record(s) sent through the Logs API (prompts, with some instrumentations) did not "
         "reach their spans (counted in the tracer's stats().log_records_not_attached)"]
     caplog.clear()
 
@@ -731,7 +731,7 @@ def test_the_tracers_stats_count_the_log_records_with_its_other_figures(tmp_path
     with caplog.at_level("WARNING", logger="spanguard"):
         provider.shutdown()
     assert log_record_stats(tracer) == (2, 2, 0)
-    assert [r.getMessage().split(" event record(s)")[0] for r in caplog.records] == ["spanguard: 1"]
+    assert [r.getMessage().split(" event record(s)")[0] for r in caplog.records] == ["1"]
     tracer.close()
 
 
@@ -814,10 +814,31 @@ def test_a_wrong_cap_variable_is_ignored_and_named_once_the_default_applies(tmp_
     emit_for_nobody(logger, 5)
     assert (events.not_attached, events.held) == (0, 5)
     assert [r.getMessage() for r in caplog.records] == [
-        f"spanguard: SPANGUARD_LOG_RECORDS_MAX_HELD={raw!r} ignored: not a whole number from 1 to "
+        f"SPANGUARD_LOG_RECORDS_MAX_HELD={raw!r} ignored: not a whole number from 1 to "
         f"{(1 << 53) - 1}; the default, 4096, applies"]
     provider.shutdown()
     tracer.close()
+
+
+def test_a_warning_says_spanguard_once_with_basic_config_and_alone(tmp_path):
+    """The bridge's own warnings went to the logger "spanguard" with
+    "spanguard: " in the message too: with logging.basicConfig() they read
+    `WARNING:spanguard:spanguard: ...`. The logger's name says it there;
+    with no handler set up (logging's last resort prints the message
+    alone) the message says it."""
+    script = (
+        "import logging, sys\n"
+        "if sys.argv[1] == 'basic':\n"
+        "    logging.basicConfig()\n"
+        "from spanguard import otel\n"
+        "otel._cap_from_env('SPANGUARD_LOG_RECORDS_MAX_HELD', 4096)\n")
+    env = {**os.environ, "SPANGUARD_LOG_RECORDS_MAX_HELD": "lots"}
+    said = {how: subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True,
+                                timeout=60, env=env, cwd=tmp_path).stderr.splitlines()
+            for how in ("basic", "alone")}
+    words = f"SPANGUARD_LOG_RECORDS_MAX_HELD='lots' ignored: not a whole number from 1 to {(1 << 53) - 1}; " \
+        "the default, 4096, applies"
+    assert said == {"basic": [f"WARNING:spanguard:{words}"], "alone": [f"spanguard: {words}"]}, said
 
 
 # `opentelemetry-instrument`, as it runs with a configurator that set no

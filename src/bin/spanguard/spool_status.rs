@@ -70,6 +70,12 @@ fn for_another_sender(name: &str, own: Option<u64>) -> Option<u64> {
     spanguard::export::spool::destination_of(path).filter(|&theirs| Some(theirs) != own)
 }
 
+/// What refuses a sender its spans, as `spool` and `why` say it: a
+/// permanent redirect (301, 308) refuses the URL as a 404 does
+/// (`http::classify`).
+pub const REFUSALS: &str = "401, 403, 404, a permanent redirect (301, 308)...: a key missing or \
+                            wrong, a URL without /v1/traces or moved for good";
+
 /// What a file in the spool is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Entry {
@@ -192,6 +198,9 @@ struct Row {
     holder: Option<u32>,
     name: String,
     note: String,
+    /// Another name of an earlier row's file (a hard link): its bytes are
+    /// that row's, on the disk and against the cap once.
+    another_name: bool,
 }
 
 /// `spool_cap`: the cap this environment's tracers write with
@@ -333,6 +342,7 @@ fn inspect(
         holder,
         name: name.to_string(),
         note,
+        another_name: false,
     }
 }
 
@@ -358,6 +368,8 @@ fn other_names_of_one_batch(rows: &mut [Row], linked: &HashMap<String, (u64, u64
         match first.get(&id) {
             Some(name) => {
                 row.spans = None;
+                row.capped = false;
+                row.another_name = true;
                 row.note = format!(
                     "another name of {name}: a replay sends that batch once and deletes this name"
                 );
@@ -417,6 +429,7 @@ fn not_a_file_row(
         holder: None,
         name: name.to_string(),
         note,
+        another_name: false,
         // A link or a FIFO set aside is never counted nor deleted.
         capped: false,
     })
@@ -489,7 +502,11 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             });
         }
     }
-    let bytes: u64 = rows.iter().map(|r| r.size).sum();
+    let bytes: u64 = rows
+        .iter()
+        .filter(|r| !r.another_name)
+        .map(|r| r.size)
+        .sum();
     let unreadable = rows
         .iter()
         .filter(|r| {
@@ -527,9 +544,9 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
         .sum();
     if refused > 0 {
         summary.push_str(&format!(
-            "; {} refused to {} sender (401, 403, 404...: a key missing or wrong, a URL without \
-             /v1/traces), kept for a corrected setting: that sender never sends {}, one with the \
-             key or the URL fixed does (or spanguard replay --endpoint <url> --headers <k=v>)",
+            "; {} refused to {} sender ({REFUSALS}), kept for a corrected setting: that sender \
+             never sends {}, one with the key or the URL fixed does (or spanguard replay \
+             --endpoint <url> --headers <k=v>)",
             diagnostics::spans(refused),
             if refused == 1 { "its" } else { "their" },
             if refused == 1 { "it" } else { "them" },
@@ -658,7 +675,7 @@ pub fn spans_waiting(dir: &Path) -> Option<u64> {
 /// What `dir` keeps that the next process set up as this environment
 /// does not send, as `spanguard why` says it.
 pub struct KeptForOthers {
-    /// Spans its senders were refused (401, 403, 404, 301, 308...) and
+    /// Spans its senders were refused (`REFUSALS`) and
     /// kept for a corrected setting (`spool::refused_by`).
     pub refused: u64,
     /// Spans spooled or left by a dead process for another sender

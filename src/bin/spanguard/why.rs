@@ -139,11 +139,12 @@ pub fn run(args: &[String]) -> ExitCode {
     if refused > 0 {
         let dir = clean(&spool.display().to_string());
         println!(
-            "\n{} in {dir} were refused to their sender (401, 403, 404...: a key missing or \
-             wrong, a URL without /v1/traces) and are kept for a corrected setting: a process \
-             with the same endpoint and headers never sends them; one with the key or the URL \
-             fixed does, or spanguard replay --endpoint URL --headers KEY=VALUE {dir}",
-            spanguard::export::diagnostics::spans(refused)
+            "\n{} in {dir} were refused to their sender ({}) and are kept for a corrected \
+             setting: a process with the same endpoint and headers never sends them; one with \
+             the key or the URL fixed does, or spanguard replay --endpoint URL --headers \
+             KEY=VALUE {dir}",
+            spanguard::export::diagnostics::spans(refused),
+            super::spool_status::REFUSALS
         );
     }
     // Spooled or left by a dead process for another sender (another

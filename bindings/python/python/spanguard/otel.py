@@ -95,6 +95,18 @@ __all__ = ["SpanguardSpanProcessor", "SpanguardLogRecordProcessor", "SpanguardSp
 _NO_SCOPE_ATTRIBUTE = object()
 _logger = logging.getLogger("spanguard")
 
+
+def _warn(message: str, *args, **kwargs) -> None:
+    """Logs `message` at WARNING to the logger "spanguard". A handler's
+    format names the logger (basicConfig's LEVEL:LOGGER:MESSAGE read
+    `WARNING:spanguard:spanguard: ...` with the prefix in the message);
+    with no handler set up, logging's last resort prints the message
+    alone, and the prefix is what says who speaks."""
+    if not _logger.hasHandlers():
+        message = "spanguard: " + message
+    _logger.warning(message, *args, **kwargs)
+
+
 # OpenTelemetry's SpanKind counts from INTERNAL = 0; OTLP (and spanguard)
 # from UNSPECIFIED = 0. Both maps are keyed by the member's id: an Enum
 # member hashes in Python (Enum.__hash__), a cost on every span, and the
@@ -636,12 +648,12 @@ class SpanguardSpanProcessor(SpanProcessor):
                 if theirs is None or not _same_backend(ours, theirs):
                     continue
                 self._warned_sent_twice = True
-                _logger.warning("spanguard: the TracerProvider also has the OpenTelemetry SDK's own exporter "
-                                "(%s.OTLPSpanExporter), which sends to %s, the backend spanguard sends to (%s): "
-                                "every span arrives there twice. Remove the SDK's exporter (spanguard delivers "
-                                "every span; with opentelemetry-instrument, OTEL_TRACES_EXPORTER=spanguard alone), "
-                                "or point one of them at another backend", kind.__module__, _shown(theirs),
-                                _shown(ours))
+                _warn("the TracerProvider also has the OpenTelemetry SDK's own exporter "
+                      "(%s.OTLPSpanExporter), which sends to %s, the backend spanguard sends to (%s): "
+                      "every span arrives there twice. Remove the SDK's exporter (spanguard delivers "
+                      "every span; with opentelemetry-instrument, OTEL_TRACES_EXPORTER=spanguard alone), "
+                      "or point one of them at another backend", kind.__module__, _shown(theirs),
+                      _shown(ours))
                 return
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("a check of the provider's exporters", e)
@@ -683,10 +695,10 @@ class SpanguardSpanProcessor(SpanProcessor):
         if previous is None or previous == attributes or self._warned_resources:
             return
         self._warned_resources = True
-        _logger.warning("spanguard: spans of TracerProviders with different resources (service.name %r, then %r) "
-                        "go to one spanguard tracer, which sends the last resource passed on with every batch: "
-                        "some spans arrive under the other provider's; give each provider its own "
-                        "spanguard.Tracer", previous.get("service.name"), attributes.get("service.name"))
+        _warn("spans of TracerProviders with different resources (service.name %r, then %r) "
+              "go to one spanguard tracer, which sends the last resource passed on with every batch: "
+              "some spans arrive under the other provider's; give each provider its own "
+              "spanguard.Tracer", previous.get("service.name"), attributes.get("service.name"))
 
     def _begin(self, span, ctx: SpanContext) -> _Open:
         parent = span.parent
@@ -951,8 +963,8 @@ class SpanguardSpanProcessor(SpanProcessor):
             if self._failed_once:
                 return
             self._failed_once = True
-        _logger.warning("spanguard: the OpenTelemetry bridge failed in %s; that span is incomplete", where,
-                        exc_info=True)
+        _warn("the OpenTelemetry bridge failed in %s; that span is incomplete", where,
+              exc_info=True)
 
 
 # The span event attribute that holds an event log record's body (a map,
@@ -1007,8 +1019,8 @@ def _cap_from_env(variable: str, default: int) -> int:
     except (TypeError, ValueError):
         if variable not in _warned_variables:
             _warned_variables.add(variable)
-            _logger.warning("spanguard: %s=%.40r ignored: not a whole number from 1 to %d; the default, %d, "
-                            "applies", variable, raw, _MOST_HELD, default)
+            _warn("%s=%.40r ignored: not a whole number from 1 to %d; the default, %d, "
+                  "applies", variable, raw, _MOST_HELD, default)
         return default
 
 
@@ -1396,9 +1408,9 @@ def _say_not_attached(processors: list) -> None:
     spanguard itself names as it stops. Nothing when none."""
     lost = sum(p.not_attached for p in processors)
     if lost:
-        _logger.warning("spanguard: %d event record(s) sent through the Logs API (prompts, with some "
-                        "instrumentations) did not reach their spans (counted in the tracer's "
-                        "stats().log_records_not_attached)", lost)
+        _warn("%d event record(s) sent through the Logs API (prompts, with some "
+              "instrumentations) did not reach their spans (counted in the tracer's "
+              "stats().log_records_not_attached)", lost)
 
 
 # The exporters not shut down, for the flush below (weakly: one let go of
@@ -1490,8 +1502,8 @@ def _flush_providers(timeout_s: float) -> bool:
                 flushed = force_flush(max(1, int(left * 1000))) is not False and flushed
         except Exception:  # noqa: BLE001 - the shutdown goes on without the SDK's
             flushed = False
-            _logger.warning("spanguard: flushing an OpenTelemetry provider before shutting down failed",
-                            exc_info=True)
+            _warn("flushing an OpenTelemetry provider before shutting down failed",
+                  exc_info=True)
     return flushed
 
 
@@ -1651,7 +1663,7 @@ class SpanguardSpanExporter(SpanExporter):
         except SpanguardError:
             pass  # closed already: its shutdown delivered what it held
         except Exception:  # noqa: BLE001 - an exporter must not throw into the SDK
-            _logger.warning("spanguard: the exporter's tracer failed to shut down or flush", exc_info=True)
+            _warn("the exporter's tracer failed to shut down or flush", exc_info=True)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Flushes the spanguard tracer: True once the spans exported so far
@@ -1666,7 +1678,7 @@ class SpanguardSpanExporter(SpanExporter):
         except SpanguardError:
             return False
         except Exception:  # noqa: BLE001 - an exporter must not throw into the SDK
-            _logger.warning("spanguard: the exporter's flush failed", exc_info=True)
+            _warn("the exporter's flush failed", exc_info=True)
             return False
 
 
@@ -1707,21 +1719,21 @@ def _add_log_processor_to_zero_code_exporters() -> None:
             logs = _set_sdk_logger_provider(logs)
             add = getattr(logs, "add_log_record_processor", None)
         if add is None:
-            _logger.warning("spanguard: the global OpenTelemetry LoggerProvider is %s, not the SDK's: events "
-                            "that instrumentations send through the Logs API (prompts and completions: "
-                            "openai-v2 with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=event_only, "
-                            "OpenLLMetry with use_attributes=False) cannot reach spanguard's spans, and are "
-                            "counted nowhere. Set opentelemetry.sdk._logs.LoggerProvider as the global one "
-                            "(set_logger_provider), or have the instrumentation put the content on the span "
-                            "(span_only; use_attributes=True)", type(logs).__name__)
+            _warn("the global OpenTelemetry LoggerProvider is %s, not the SDK's: events "
+                  "that instrumentations send through the Logs API (prompts and completions: "
+                  "openai-v2 with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=event_only, "
+                  "OpenLLMetry with use_attributes=False) cannot reach spanguard's spans, and are "
+                  "counted nowhere. Set opentelemetry.sdk._logs.LoggerProvider as the global one "
+                  "(set_logger_provider), or have the instrumentation put the content on the span "
+                  "(span_only; use_attributes=True)", type(logs).__name__)
             return
         for exporter in exporters:
             processor = SpanguardLogRecordProcessor(exporter)
             processor._zero_code = True
             add(processor)
     except Exception:  # noqa: BLE001 - the instrumentations must still be instrumented
-        _logger.warning("spanguard: could not add the log record processor to the global LoggerProvider",
-                        exc_info=True)
+        _warn("could not add the log record processor to the global LoggerProvider",
+              exc_info=True)
 
 
 def _set_sdk_logger_provider(current):
@@ -1747,6 +1759,6 @@ def _set_sdk_logger_provider(current):
     _logs.set_logger_provider(provider)
     now = _logs.get_logger_provider()
     if now is provider:
-        _logger.debug("spanguard: no LoggerProvider was set; set the SDK's, so that events sent through the "
+        _logger.debug("no LoggerProvider was set; set the SDK's, so that events sent through the "
                       "Logs API reach the spans")
     return now
