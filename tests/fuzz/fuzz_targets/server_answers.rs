@@ -73,6 +73,18 @@ struct Answer {
     means: Means,
 }
 
+impl Answer {
+    /// Its header lines and how its transfer ended, for a failure's message.
+    fn shown(&self) -> String {
+        let lines: Vec<_> = self
+            .header_lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l))
+            .collect();
+        format!("{lines:?} {:?}", self.failure)
+    }
+}
+
 /// What an answer must be taken for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Means {
@@ -455,26 +467,13 @@ impl Transport for Answers {
             | (Means::Redirect { permanent: true }, Err(SendError::Misdirected { .. }))
             | (Means::Redirect { permanent: false }, Err(SendError::Transient { .. }))
             | (Means::NoAnswer, Err(SendError::Transient { .. })) => {}
-            (means, outcome) => panic!(
-                "{means:?} taken for {outcome:?}: {:?} {:?}",
-                answer
-                    .header_lines
-                    .iter()
-                    .map(|l| String::from_utf8_lossy(l))
-                    .collect::<Vec<_>>(),
-                answer.failure
-            ),
+            (means, outcome) => panic!("{means:?} taken for {outcome:?}: {}", answer.shown()),
         }
         if outcome.is_ok() {
             assert!(
                 answer.may_deliver,
-                "accepted without a final 2xx: {:?} {:?}",
-                answer
-                    .header_lines
-                    .iter()
-                    .map(|l| String::from_utf8_lossy(l))
-                    .collect::<Vec<_>>(),
-                answer.failure
+                "accepted without a final 2xx: {}",
+                answer.shown()
             );
         }
         outcome
