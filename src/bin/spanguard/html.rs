@@ -12,7 +12,7 @@ use spanguard::export::otlp_decode::{Attributes, DecodedSpan};
 use super::chat::CallNames;
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
-use super::terminal::{STATUS_CHARS, genai_words, status_words};
+use super::terminal::{genai_words, status_is_cut, status_words};
 use super::traces::{DRAWN_LEVELS, Ending, Node, Trace, hex, service_of};
 
 /// Text made safe for HTML content and attribute values, and for a
@@ -166,7 +166,7 @@ fn details(out: &mut String, n: &Node, origin: &Origin, calls: &CallNames) {
         "from",
         format!("{} {}", origin.kind.describe(), origin.path.display()),
     );
-    if s.status_code == 2 && s.status_message.chars().count() > STATUS_CHARS {
+    if s.status_code == 2 && status_is_cut(&s.status_message) {
         // Cut in the status line above: an exception's whole traceback.
         value_row(out, "status message", &s.status_message, &id);
     }

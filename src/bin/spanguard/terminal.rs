@@ -182,6 +182,10 @@ pub fn fit(s: &str, n: usize) -> String {
     if cells(s) <= n {
         return s.to_string();
     }
+    if n == 0 {
+        // No room for the ellipsis either.
+        return String::new();
+    }
     let room = n.saturating_sub(1);
     let mut out = String::new();
     let mut used = 0;
@@ -255,6 +259,13 @@ fn continuation(n: &Node, levels: usize, has_children: bool) -> String {
 /// The most characters of a status message a span's line shows.
 pub const STATUS_CHARS: usize = 160;
 
+/// Whether a span's status message is cut on its line (`status_words`):
+/// by the columns it takes shown, escaped. Then it is printed whole under
+/// the line (`--full`, `--span`, the HTML page's row) or counted as cut.
+pub fn status_is_cut(message: &str) -> bool {
+    cells(&clean(message)) > STATUS_CHARS
+}
+
 pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'static str>) {
     let mut words = Vec::new();
     let mut color = None;
@@ -264,8 +275,9 @@ pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'sta
             "ERROR".to_string()
         } else {
             // Cut: a status message can be megabytes (an exception's
-            // whole text), printed on the span's one line.
-            format!("ERROR {}", clean(&fit(message, STATUS_CHARS)))
+            // whole text), printed on the span's one line. Cut as shown,
+            // escaped: its control characters take no column before.
+            format!("ERROR {}", fit(&clean(message), STATUS_CHARS))
         });
         color = Some(RED_BOLD);
     }
@@ -511,7 +523,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         let picked = style.span.is_some_and(|p| p.picks(&n.span.span_id));
         let whole = style.whole || picked;
         let cut_before = cut;
-        if n.span.status_code == 2 && cells(&n.span.status_message) > STATUS_CHARS {
+        if n.span.status_code == 2 && status_is_cut(&n.span.status_message) {
             // Cut on the span's line by `status_words`.
             if whole {
                 let text = format!("status message = {}", n.span.status_message);
@@ -697,5 +709,50 @@ mod tests {
         assert_eq!(fit_padded("🔍🔍🔍🔍", 6), "🔍🔍… ");
         // A combining accent takes no column of its own.
         assert_eq!(cells("cafe\u{301}"), 4);
+    }
+
+    /// No column at all holds nothing, not even the ellipsis: "…" took
+    /// the one column it was not given (the fuzz target terminal_fit
+    /// found it).
+    #[test]
+    fn a_cut_to_no_column_is_empty() {
+        assert_eq!(fit("abc", 0), "");
+        assert_eq!(fit_padded("abc", 0), "");
+        assert_eq!(fit("", 0), "");
+        assert_eq!(fit("abc", 1), "…");
+    }
+
+    /// A status message of control characters is cut as it is shown,
+    /// escaped: cut first, its 2,000 line breaks took no column each
+    /// and were all kept, then shown as `\n`, 4,000 columns on the
+    /// span's line (the fuzz target terminal_fit found it).
+    #[test]
+    fn a_status_message_of_escapes_keeps_to_its_columns() {
+        let span = DecodedSpan {
+            status_code: 2,
+            status_message: "\n".repeat(2_000),
+            ..DecodedSpan::default()
+        };
+        let (words, _) = status_words(&span, Ending::Normal);
+        assert!(cells(&words) <= "ERROR ".len() + STATUS_CHARS, "{words}");
+        assert!(words.starts_with("ERROR \\n\\n"), "{words}");
+        assert!(words.ends_with('…'), "{words}");
+        // And said to be cut, so that `--full` prints it whole under the
+        // line (its 2,000 breaks took no column, and it was not): as cut
+        // as a message of wide characters, never as one that fits.
+        for (message, cut) in [
+            ("\n".repeat(100), true),
+            ("检".repeat(100), true),
+            ("a".repeat(STATUS_CHARS), false),
+            ("\u{200b}".repeat(20), false),
+        ] {
+            assert_eq!(status_is_cut(&message), cut, "{message:?}");
+            let span = DecodedSpan {
+                status_message: message.clone(),
+                ..span.clone()
+            };
+            let (words, _) = status_words(&span, Ending::Normal);
+            assert_eq!(words.ends_with('…'), cut, "{words}");
+        }
     }
 }

@@ -20,6 +20,12 @@
 //! reason with the server's status line, body or Location in it) has
 //! nothing that drives a terminal or breaks the line, and is bounded
 //! whatever the server sent (a body of 64 KB is not a reason of 64 KB).
+//! A final redirect refuses the URL when permanent (301, 308:
+//! `Misdirected`, its spans kept) and is tried again otherwise, wherever
+//! its Location leads (escapes, bytes that are no UTF-8, past what is
+//! kept); an answer whose connection closed within its headers, after
+//! its status line, is none whether curl called that an error or ended
+//! the transfer well (curl 8 does): kept, never delivered nor refused.
 #![no_main]
 
 use std::cell::Cell;
@@ -62,6 +68,32 @@ struct Answer {
     /// While it is sent, a batch is put at the name of the spool file
     /// being sent (if one is).
     plant: bool,
+    /// What it must be taken for, when the answer alone says: a final
+    /// redirect (permanent or not), or no answer (its headers cut).
+    means: Means,
+}
+
+impl Answer {
+    /// Its header lines and how its transfer ended, for a failure's message.
+    fn shown(&self) -> String {
+        let lines: Vec<_> = self
+            .header_lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l))
+            .collect();
+        format!("{lines:?} {:?}", self.failure)
+    }
+}
+
+/// What an answer must be taken for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Means {
+    /// What the other checks allow.
+    Any,
+    /// A final 3xx with its headers whole: refused when 301 or 308.
+    Redirect { permanent: bool },
+    /// Cut within its final headers: no answer, tried again.
+    NoAnswer,
 }
 
 /// The spans of a batch put at a spool file's name while it is sent.
@@ -149,9 +181,10 @@ impl Input<'_> {
 
     /// A raw answer, as curl would read it.
     fn answer(&mut self, gzip: &mut GzipWriter) -> Answer {
-        const CODES: [u32; 34] = [
+        const CODES: [u32; 38] = [
             200, 200, 202, 204, 206, 299, 100, 103, 199, 301, 302, 307, 400, 401, 403, 404, 405,
-            407, 408, 413, 413, 415, 429, 431, 500, 502, 503, 504, 599, 600, 999, 0, 2000, 20,
+            407, 408, 413, 413, 415, 429, 431, 500, 502, 503, 504, 599, 600, 999, 0, 2000, 20, 308,
+            303, 300, 399,
         ];
         let mut header_lines = Vec::new();
         let mut failure = None;
@@ -169,7 +202,8 @@ impl Input<'_> {
         } else {
             u16::from_le_bytes([self.byte(), self.byte()]) as u32
         };
-        let status_line = match self.byte() % 8 {
+        let status_kind = self.byte() % 8;
+        let status_line = match status_kind {
             0 => format!("HTTP/1.1 {code}\r\n").into_bytes(),
             1 => format!("HTTP/2 {code} \r\n").into_bytes(),
             2 => {
@@ -211,11 +245,15 @@ impl Input<'_> {
                 code: 0,
                 may_deliver: false,
                 plant: false,
+                means: Means::Any,
             };
         }
         let three_digits = digits.len() == 3;
         header_lines.push(status_line);
         let (body, said_gzip) = self.body(gzip);
+        // A line of any bytes that is another status line: the answer is
+        // that one's.
+        let mut status_again = false;
         for _ in 0..self.byte() % 4 {
             let line = match self.byte() % 8 {
                 0 => format!(
@@ -230,7 +268,23 @@ impl Input<'_> {
                     }
                 )
                 .into_bytes(),
-                1 => b"Location: file:///etc/passwd\r\n".to_vec(),
+                1 => {
+                    let mut line = b"Location: ".to_vec();
+                    match self.byte() % 4 {
+                        0 => line.extend_from_slice(b"file:///etc/passwd"),
+                        1 => line.extend_from_slice(b"https://collector:4318/v1/traces"),
+                        // Past the 200 characters kept.
+                        2 => line.extend_from_slice(&b"https://x/\xe2\x80\xae".repeat(40)),
+                        // Any bytes on the line: escapes, no UTF-8.
+                        _ => line.extend(
+                            self.text()
+                                .into_iter()
+                                .filter(|&b| b != b'\r' && b != b'\n'),
+                        ),
+                    }
+                    line.extend_from_slice(b"\r\n");
+                    line
+                }
                 2 => b"Content-Type: application/x-protobuf\r\n".to_vec(),
                 3 => b"Content-Type: application/json\r\n".to_vec(),
                 4 => format!("Content-Length: {}\r\n", self.u64()).into_bytes(),
@@ -243,6 +297,7 @@ impl Input<'_> {
                     if line.is_empty() {
                         line.push(b'X');
                     }
+                    status_again |= line.starts_with(b"HTTP/");
                     line.extend_from_slice(b"\r\n");
                     line
                 }
@@ -267,6 +322,7 @@ impl Input<'_> {
                 code: curl_code,
                 may_deliver: false,
                 plant: false,
+                means: Means::Any,
             };
         }
         // The body in up to three chunks.
@@ -284,8 +340,14 @@ impl Input<'_> {
         }
         // How the transfer ended: well, or a Content-Length that lies (18),
         // a timeout (28), a reset (56), headers cut (52: nothing usable).
+        // Or well, the headers cut after the status line: curl 8 ends a
+        // transfer so with no error, and reports the status it read.
         if !headers_whole {
-            failure = Some(if self.byte() % 2 == 0 { 52 } else { 28 });
+            failure = match self.byte() % 3 {
+                0 => Some(52),
+                1 => Some(28),
+                _ => None,
+            };
         } else {
             failure = match self.byte() % 6 {
                 0 => Some(18),
@@ -304,6 +366,21 @@ impl Input<'_> {
                 && (200..=299).contains(&curl_code)
                 && !interim,
             plant: self.byte() % 4 == 0,
+            // Of the status lines made here, not the garbage one (which
+            // may be any line curl reads as a status).
+            means: if !headers_whole {
+                Means::NoAnswer
+            } else if status_kind != 2
+                && !status_again
+                && three_digits
+                && (300..=399).contains(&curl_code)
+            {
+                Means::Redirect {
+                    permanent: matches!(curl_code, 301 | 308),
+                }
+            } else {
+                Means::Any
+            },
         }
     }
 }
@@ -385,16 +462,18 @@ impl Transport for Answers {
             "{} characters",
             message.chars().count()
         );
+        match (answer.means, &outcome) {
+            (Means::Any, _)
+            | (Means::Redirect { permanent: true }, Err(SendError::Misdirected { .. }))
+            | (Means::Redirect { permanent: false }, Err(SendError::Transient { .. }))
+            | (Means::NoAnswer, Err(SendError::Transient { .. })) => {}
+            (means, outcome) => panic!("{means:?} taken for {outcome:?}: {}", answer.shown()),
+        }
         if outcome.is_ok() {
             assert!(
                 answer.may_deliver,
-                "accepted without a final 2xx: {:?} {:?}",
-                answer
-                    .header_lines
-                    .iter()
-                    .map(|l| String::from_utf8_lossy(l))
-                    .collect::<Vec<_>>(),
-                answer.failure
+                "accepted without a final 2xx: {}",
+                answer.shown()
             );
         }
         outcome
