@@ -334,7 +334,7 @@ FULL = """
     ticked = waiter.get() if hasattr(waiter, "get") else waiter.wait()
     small.flush(60)
     s = small.stats()
-    say(ticked=ticked, dropped=s.dropped_buffer_full, exported=s.spans_exported)
+    say(ticked=ticked, dropped=s.dropped_buffer_full, exported=s.spans_exported, native_waits=s.slot_waits)
 """
 
 
@@ -379,6 +379,9 @@ def test_a_begin_whose_wait_runs_out_in_a_greenlet_drops_and_counts_its_span(tmp
         # 300 ms at a tick each 5 ms is 60; a loaded machine gives fewer.
         assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
         assert said["dropped"] == 1, said
+        # Nor did it wait in native code at the deadline (slot_waits counts
+        # those: the binding's waits at the hub are not counted there).
+        assert said["native_waits"] == 0, said
         assert said["exported"] == 17, said
         got = names_once(rx, 17)
         assert set(got) == {f"fill-{i}" for i in range(16)}, got
