@@ -338,6 +338,18 @@ FULL = """
 """
 
 
+def begin_when_full(green: str, rx: OtlpReceiverProcess, tmp_path, wait_ms: int) -> dict:
+    """What FULL said: how often the ticker ran while the waiter's begin
+    ran, and the small tracer's counts; the greenlet let the hub run while
+    it waited (at a tick each 5 ms, a loaded machine gives fewer)."""
+    proc = run(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms))
+    code, said, err = finish(proc)
+    assert code == 0, err
+    [said] = said
+    assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
+    return said
+
+
 def names_once(rx: OtlpReceiverProcess, n: int) -> Counter:
     spans = rx.wait_for_spans(n, timeout_s=60)
     got = Counter(s["name"] for s in spans if s["name"] != "first")
@@ -353,11 +365,7 @@ def test_other_greenlets_run_while_a_begin_waits_for_a_slot(tmp_path, green):
     backend answers, the exporter gives slots back and the begin gets one:
     every span arrives once, none dropped."""
     with OtlpReceiverProcess(sys.executable, delay_s=2.0) as rx:
-        proc = run(green, FULL, rx, tmp_path, WAIT_MS="30000")
-        code, said, err = finish(proc)
-        assert code == 0, err
-        [said] = said
-        assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
+        said = begin_when_full(green, rx, tmp_path, 30_000)
         assert said["dropped"] == 0, said
         assert said["exported"] == 18, said
         got = names_once(rx, 18)
@@ -372,12 +380,7 @@ def test_a_begin_whose_wait_runs_out_in_a_greenlet_drops_and_counts_its_span(tmp
     in dropped_buffer_full, no other lost. (A last begin that may wait,
     there, stopped the hub for another full_wait_ms.)"""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
-        proc = run(green, FULL, rx, tmp_path, WAIT_MS="300")
-        code, said, err = finish(proc)
-        assert code == 0, err
-        [said] = said
-        # 300 ms at a tick each 5 ms is 60; a loaded machine gives fewer.
-        assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
+        said = begin_when_full(green, rx, tmp_path, 300)
         assert said["dropped"] == 1, said
         # Nor did it wait in native code at the deadline (slot_waits counts
         # those: the binding's waits at the hub are not counted there).
