@@ -157,6 +157,26 @@
 #define SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER 2
 
 /*
+ `spanguard_span_options.flags`: the begin must not block (a green
+ thread's, whose OS thread runs its hub): where every slot is taken and
+ the full policy is to wait, or its attributes would wait for payload
+ chunks, it returns `SPANGUARD_RESULT_WOULD_WAIT` at once, begins nothing
+ and counts nothing, as `spanguard_span_try_begin_packed` does.
+ */
+#define SPANGUARD_SPAN_OPTION_NO_WAIT 4
+
+/*
+ `spanguard_span_options.flags`: the caller has waited for a slot
+ already, for the tracer's `spanguard_tracer_full_wait_ms`, trying with
+ `SPANGUARD_SPAN_OPTION_NO_WAIT` and letting its other green threads run
+ between tries. Where every slot is still taken, the span is dropped and
+ counted (`dropped_buffer_full`, `SPANGUARD_RESULT_BUFFER_FULL`) as after
+ a wait that ran out, at once, and attribute values that find the
+ payload pool used up are cut, not waited for.
+ */
+#define SPANGUARD_SPAN_OPTION_WAITED 8
+
+/*
  `spanguard_span_add_link_ids` `link_flags`: the linked span context
  came from another process (OpenTelemetry's `SpanContext.isRemote`).
  Neither this nor `SPANGUARD_LINK_LOCAL`: not known.
@@ -1995,6 +2015,20 @@ spanguard_result spanguard_tracer_endpoint(const struct spanguard_tracer *tracer
                                            char *buf,
                                            size_t len,
                                            size_t *url_len);
+
+/*
+ The longest a begin waits for a span slot (`full_wait_ms`, as the
+ tracer was made with it, SPANGUARD_FULL_WAIT_MS over it), in
+ milliseconds; 0 where a begin never waits: the full policy is to drop,
+ the tracer records nothing (OTEL_SDK_DISABLED), or `tracer` is NULL. A
+ binding whose begins must not block the thread they run on (Python's
+ under gevent or eventlet, where that thread runs every greenlet) begins
+ with `SPANGUARD_SPAN_OPTION_NO_WAIT`, lets its other green threads run
+ between tries for this long, then begins with
+ `SPANGUARD_SPAN_OPTION_WAITED`, as the native wait would have ended.
+ Thread-safe.
+ */
+uint32_t spanguard_tracer_full_wait_ms(const struct spanguard_tracer *tracer);
 
 /*
  Sets (or, with NULL, removes) the callback told of export failures,

@@ -335,6 +335,14 @@ pub struct BeginOptions<'a, A: AttributeSource + ?Sized> {
     /// fail with `SpanError::WouldWait` (nothing counted) instead, for a
     /// caller that must not block (see `spanguard_span_try_begin_packed`).
     pub may_wait: bool,
+    /// The caller has waited for a slot already, elsewhere, as long as the
+    /// tracer's `full_wait` (a green thread trying with `may_wait` false
+    /// and yielding to its hub between tries, `SPANGUARD_SPAN_OPTION_WAITED`):
+    /// where every slot is still taken, the span is dropped and counted as
+    /// after a wait that ran out, at once, and values that find the payload
+    /// pool used up are cut, not waited for. Without it, a last begin that
+    /// may wait stalled the hub's every greenlet for a second `full_wait`.
+    pub waited_elsewhere: bool,
 }
 
 impl<'a, A: AttributeSource + ?Sized> BeginOptions<'a, A> {
@@ -355,6 +363,7 @@ impl<'a, A: AttributeSource + ?Sized> BeginOptions<'a, A> {
             scope_schema_url: self.scope_schema_url,
             attributes,
             may_wait: self.may_wait,
+            waited_elsewhere: self.waited_elsewhere,
         }
     }
 }
@@ -373,6 +382,7 @@ impl<'a> BeginOptions<'a, AttributeSlice<'a>> {
             scope_schema_url: &[],
             attributes: &[],
             may_wait: true,
+            waited_elsewhere: false,
         }
     }
 }
@@ -890,7 +900,7 @@ impl Tracer {
         } else {
             now_unix_ns()
         };
-        let (slot, generation, ids) = self.take_slot(opts.may_wait)?;
+        let (slot, generation, ids) = self.take_slot(opts.may_wait, opts.waited_elsewhere)?;
         // The new ids after the slot: from the generator of the cache the
         // slot came from, in hand now (a thread-local's was a call to
         // `__tls_get_addr` a span). Then the sampler, which decides by the
@@ -977,7 +987,12 @@ impl Tracer {
         r.name = name_ref;
         let mut notice = notice.merge(outcome);
         if !opts.attributes.is_empty() {
-            if opts.may_wait {
+            if opts.waited_elsewhere {
+                // The pool as it is: never waits, counts running out.
+                let (n, lost) = set_attributes(p, r, opts.attributes, &p.pool);
+                notice = merge(notice, n);
+                notice.truncated |= lost.is_some();
+            } else if opts.may_wait {
                 notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
             } else {
                 let store = TryPool {
@@ -1046,14 +1061,18 @@ impl Tracer {
     /// A free slot, now WRITING: the lock-free pop inline, the full
     /// policy out of line.
     #[inline(always)]
-    fn take_slot(&self, may_wait: bool) -> Result<(u32, u32, IdSource<'_>), SpanError> {
+    fn take_slot(
+        &self,
+        may_wait: bool,
+        waited_elsewhere: bool,
+    ) -> Result<(u32, u32, IdSource<'_>), SpanError> {
         match self
             .pipeline
             .slab
             .take_free_with_ids(|| self.prepare_thread())
         {
             Some(s) => Ok(s),
-            None => self.take_slot_when_full(may_wait),
+            None => self.take_slot_when_full(may_wait, waited_elsewhere),
         }
     }
 
@@ -1075,7 +1094,11 @@ impl Tracer {
 
     #[cold]
     #[inline(never)]
-    fn take_slot_when_full(&self, may_wait: bool) -> Result<(u32, u32, IdSource<'_>), SpanError> {
+    fn take_slot_when_full(
+        &self,
+        may_wait: bool,
+        waited_elsewhere: bool,
+    ) -> Result<(u32, u32, IdSource<'_>), SpanError> {
         let p = &self.pipeline;
         if let Some(s) = p.slab.take_free_with_ids(|| self.prepare_thread()) {
             return Ok(s);
@@ -1088,10 +1111,19 @@ impl Tracer {
         }
         // Full: the exporter frees slots as it encodes, so wake it (a
         // begin about to wait counts itself a waiter first, below).
-        if p.config.full_policy != FullPolicy::Wait || !may_wait {
+        if p.config.full_policy != FullPolicy::Wait || !may_wait || waited_elsewhere {
             p.signal.wake();
         }
         if p.config.full_policy == FullPolicy::Wait {
+            if waited_elsewhere {
+                // The caller's own wait ran out: as this one's would have
+                // (the next begins do not wait until the exporter has
+                // taken spans again), dropped and counted below.
+                p.full_wait_in_vain_at
+                    .store(p.slab.exporter_taken() + 1, Ordering::Relaxed);
+                Stats::add(&p.stats.dropped_buffer_full, 1);
+                return Err(SpanError::BufferFull);
+            }
             if !may_wait {
                 // The caller begins again where it may wait: not a drop.
                 return Err(SpanError::WouldWait);

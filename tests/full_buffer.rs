@@ -464,3 +464,58 @@ fn a_begin_waiting_for_a_slot_ends_the_exporters_rest() {
     );
     end_all_and_shut_down(&t, held, dir);
 }
+
+/// A begin whose caller waited for a slot elsewhere (a greenlet that tried
+/// with `may_wait` false and let its hub run, `SPANGUARD_SPAN_OPTION_WAITED`)
+/// ends as a wait run out ends, without waiting: dropped and counted, and
+/// the begins after it do not wait either until the exporter moves. A
+/// last begin that may wait, there, stopped the hub for another full_wait.
+/// (Counted: a begin that waits counts a slot wait, here none; the 60 s
+/// wait is the time bound's only job.)
+#[test]
+fn a_begin_that_waited_elsewhere_drops_and_counts_without_waiting() {
+    let (t, dir, closed) = held_exporter_every_slot_ended(
+        "full-waited-elsewhere",
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    );
+    let waited = BeginOptions {
+        waited_elsewhere: true,
+        ..BeginOptions::new(b"waited", KIND_INTERNAL, Parent::None)
+    };
+    let started = std::time::Instant::now();
+    assert_eq!(t.begin_ex(&waited).map(|_| ()), Err(SpanError::BufferFull));
+    assert_eq!(t.stats().dropped_buffer_full, 1);
+    // The next begin that may wait does not wait: the wait was in vain.
+    assert_eq!(
+        t.begin(b"does not wait", Parent::None, KIND_INTERNAL)
+            .map(|_| ()),
+        Err(SpanError::BufferFull)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a begin waited"
+    );
+    let stats = t.stats();
+    assert_eq!(
+        (stats.dropped_buffer_full, stats.slot_waits),
+        (2, 0),
+        "{stats:?}"
+    );
+    closed.store(true, std::sync::atomic::Ordering::Release);
+    let _ = t.shutdown(Duration::from_millis(500));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// With a slot free, a begin that waited elsewhere simply takes it.
+#[test]
+fn a_begin_that_waited_elsewhere_takes_a_free_slot() {
+    let (t, dir) = small_tracer("full-waited-free", FullPolicy::Wait);
+    let waited = BeginOptions {
+        waited_elsewhere: true,
+        ..BeginOptions::new(b"waited", KIND_INTERNAL, Parent::None)
+    };
+    let (s, _) = t.begin_ex(&waited).expect("a free slot");
+    end_all_and_shut_down(&t, vec![s], dir);
+    assert_eq!(t.stats().dropped_buffer_full, 0);
+}

@@ -708,7 +708,8 @@ pub unsafe extern "C" fn spanguard_span_begin_ex(
             scope_version,
             scope_schema_url,
             attributes: &attrs,
-            may_wait: true,
+            may_wait: o.flags & SPANGUARD_SPAN_OPTION_NO_WAIT == 0,
+            waited_elsewhere: o.flags & SPANGUARD_SPAN_OPTION_WAITED != 0,
         };
         begin_opts(tracer, &opts, out)
     })

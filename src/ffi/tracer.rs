@@ -1408,6 +1408,32 @@ pub unsafe extern "C" fn spanguard_tracer_endpoint(
     })
 }
 
+/// The longest a begin waits for a span slot (`full_wait_ms`, as the
+/// tracer was made with it, SPANGUARD_FULL_WAIT_MS over it), in
+/// milliseconds; 0 where a begin never waits: the full policy is to drop,
+/// the tracer records nothing (OTEL_SDK_DISABLED), or `tracer` is NULL. A
+/// binding whose begins must not block the thread they run on (Python's
+/// under gevent or eventlet, where that thread runs every greenlet) begins
+/// with `SPANGUARD_SPAN_OPTION_NO_WAIT`, lets its other green threads run
+/// between tries for this long, then begins with
+/// `SPANGUARD_SPAN_OPTION_WAITED`, as the native wait would have ended.
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_tracer_full_wait_ms(tracer: *const spanguard_tracer) -> u32 {
+    ffi_boundary!(0, {
+        if tracer.is_null() {
+            return 0;
+        }
+        // SAFETY: tracer is non-null and came from tracer_new.
+        match unsafe { &*tracer }.made() {
+            Ok(t) if t.config().full_policy == FullPolicy::Wait => {
+                u32::try_from(t.config().full_wait.as_millis()).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        }
+    })
+}
+
 /// Writes `text` and a NUL into `buf` when its `len` bytes hold both, and
 /// the text's length to `*text_len` always (the size to ask for).
 ///

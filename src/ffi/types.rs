@@ -80,6 +80,20 @@ pub const SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE: u32 = 1;
 /// whole, up to `SPANGUARD_MAX_COUNT_LIMIT` of each and the payload pool.
 /// Pass what the SDK dropped with `spanguard_span_add_dropped_counts`.
 pub const SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER: u32 = 2;
+/// `spanguard_span_options.flags`: the begin must not block (a green
+/// thread's, whose OS thread runs its hub): where every slot is taken and
+/// the full policy is to wait, or its attributes would wait for payload
+/// chunks, it returns `SPANGUARD_RESULT_WOULD_WAIT` at once, begins nothing
+/// and counts nothing, as `spanguard_span_try_begin_packed` does.
+pub const SPANGUARD_SPAN_OPTION_NO_WAIT: u32 = 4;
+/// `spanguard_span_options.flags`: the caller has waited for a slot
+/// already, for the tracer's `spanguard_tracer_full_wait_ms`, trying with
+/// `SPANGUARD_SPAN_OPTION_NO_WAIT` and letting its other green threads run
+/// between tries. Where every slot is still taken, the span is dropped and
+/// counted (`dropped_buffer_full`, `SPANGUARD_RESULT_BUFFER_FULL`) as after
+/// a wait that ran out, at once, and attribute values that find the
+/// payload pool used up are cut, not waited for.
+pub const SPANGUARD_SPAN_OPTION_WAITED: u32 = 8;
 
 /// `spanguard_span_add_link_ids` `link_flags`: the linked span context
 /// came from another process (OpenTelemetry's `SpanContext.isRemote`).

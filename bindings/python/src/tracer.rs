@@ -428,8 +428,7 @@ impl Tracer {
         opts.attributes = attrs.as_ptr();
         opts.attribute_count = first;
         let mut out: spanguard_span = SPANGUARD_SPAN_NONE;
-        // SAFETY: opts and everything it points to are valid for the call.
-        let mut code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
+        let mut code = begin_with_options(py, raw, opts, &mut out)?;
         if code == spanguard_result::InvalidTraceparent {
             slf.get().values_rejected.fetch_add(1, Ordering::Relaxed);
             Problem::BadTraceparent.warn_once(py);
@@ -437,15 +436,13 @@ impl Tracer {
             opts.traceparent_len = 0;
             opts.tracestate = std::ptr::null();
             opts.tracestate_len = 0;
-            // SAFETY: as above.
-            code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
+            code = begin_with_options(py, raw, opts, &mut out)?;
         }
         if code == spanguard_result::StaleSpan && opts.parent != SPANGUARD_SPAN_NONE {
             // The parent is another tracer's span: a new trace, as for a
             // parent exported already (PARENT_STALE).
             opts.parent = SPANGUARD_SPAN_NONE;
-            // SAFETY: as above.
-            code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
+            code = begin_with_options(py, raw, opts, &mut out)?;
         }
         let handle = slf.get().began(py, code, out)?;
         let span = Tracer::span_of(slf, handle, may_have_tracestate, code)?;
@@ -625,31 +622,11 @@ impl Tracer {
             && start_time.is_none_or(|t| t.is_none());
         if simple {
             let mut out = SPANGUARD_SPAN_NONE;
-            // SAFETY: raw is a live tracer; name is valid for its length.
-            let mut code = unsafe {
-                c::spanguard_span_begin(
-                    raw,
-                    n.as_ptr().cast(),
-                    n.len(),
-                    parent_handle,
-                    kind,
-                    &mut out,
-                )
-            };
+            let mut code = begin_plain(py, raw, n, parent_handle, kind, &mut out)?;
             if code == spanguard_result::StaleSpan && parent_handle != SPANGUARD_SPAN_NONE {
                 // The parent is another tracer's span: a new trace, as for
                 // a parent exported already (PARENT_STALE).
-                // SAFETY: as above.
-                code = unsafe {
-                    c::spanguard_span_begin(
-                        raw,
-                        n.as_ptr().cast(),
-                        n.len(),
-                        SPANGUARD_SPAN_NONE,
-                        kind,
-                        &mut out,
-                    )
-                };
+                code = begin_plain(py, raw, n, SPANGUARD_SPAN_NONE, kind, &mut out)?;
             }
             let handle = this.began(py, code, out)?;
             return Tracer::span_of(slf, handle, inherits_tracestate, code);
@@ -992,6 +969,118 @@ impl Tracer {
         )?;
         Ok(d)
     }
+}
+
+/// `spanguard_span_begin` for a span with a name alone, by the call that
+/// never waits; where every slot is taken, `begin_when_full` decides how
+/// to wait. The same instructions as the call that may wait while a slot
+/// is free (`spanguard_span_try_begin_packed` with no attributes is its
+/// path, `may_wait` false).
+fn begin_plain(
+    py: Python<'_>,
+    raw: *mut spanguard_tracer,
+    name: &[u8],
+    parent: spanguard_span,
+    kind: u32,
+    out: &mut spanguard_span,
+) -> PyResult<spanguard_result> {
+    // SAFETY: raw is a live tracer; name is valid for its length; no
+    // attributes (NULL, 0).
+    let code = unsafe {
+        spanguard::ffi::packed::spanguard_span_try_begin_packed(
+            raw,
+            name.as_ptr().cast(),
+            name.len(),
+            parent,
+            kind,
+            std::ptr::null(),
+            0,
+            out,
+        )
+    };
+    if code != spanguard_result::WouldWait {
+        return Ok(code);
+    }
+    let mut opts = Tracer::options();
+    opts.name = name.as_ptr().cast();
+    opts.name_len = name.len();
+    opts.parent = parent;
+    opts.kind = kind;
+    begin_when_full(py, raw, &mut opts, out)
+}
+
+/// `spanguard_span_begin_ex` as `opts` says, by the call that never
+/// waits (`SPANGUARD_SPAN_OPTION_NO_WAIT`); where it would have,
+/// `begin_when_full` decides how to wait.
+fn begin_with_options(
+    py: Python<'_>,
+    raw: *mut spanguard_tracer,
+    opts: &mut spanguard_span_options,
+    out: &mut spanguard_span,
+) -> PyResult<spanguard_result> {
+    let flags = opts.flags;
+    opts.flags = flags | SPANGUARD_SPAN_OPTION_NO_WAIT;
+    // SAFETY: opts and everything it points to are valid for the call.
+    let code = unsafe { c::spanguard_span_begin_ex(raw, opts, out) };
+    opts.flags = flags;
+    if code != spanguard_result::WouldWait {
+        return Ok(code);
+    }
+    begin_when_full(py, raw, opts, out)
+}
+
+/// A begin that found every slot taken (or its values' payload chunks)
+/// under the full policy `wait`. On a thread of its own: the native wait,
+/// the GIL let go of (the wait hooks). In a greenlet of a gevent or
+/// eventlet hub, whose OS thread runs every greenlet of the worker, that
+/// wait stopped them all (every request of a server at its limit stalled
+/// up to `full_wait_ms` a begin): here the greenlet lets the hub run
+/// between tries that never wait, until the deadline the native wait would
+/// have had, then begins as that wait's end would (`WAITED`: dropped and
+/// counted when the slots are still taken). What a try points to stays
+/// valid meanwhile: `str` objects and copies the caller holds. An
+/// exception raised in the greenlet while it yields (a kill, a
+/// gevent.Timeout) is raised here, nothing begun.
+#[cold]
+#[inline(never)]
+fn begin_when_full(
+    py: Python<'_>,
+    raw: *mut spanguard_tracer,
+    opts: &mut spanguard_span_options,
+    out: &mut spanguard_span,
+) -> PyResult<spanguard_result> {
+    let yield_to_hub = py
+        .import("spanguard._green")
+        .and_then(|green| green.call_method0("yield_to_hub"))
+        .ok()
+        .filter(|y| !y.is_none());
+    let flags = opts.flags;
+    let Some(yield_to_hub) = yield_to_hub else {
+        // SAFETY: as in `begin_with_options`.
+        return Ok(unsafe { c::spanguard_span_begin_ex(raw, opts, out) });
+    };
+    // SAFETY: raw is a live tracer.
+    let wait_ms = unsafe { ct::spanguard_tracer_full_wait_ms(raw) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(wait_ms.into());
+    opts.flags = flags | SPANGUARD_SPAN_OPTION_NO_WAIT;
+    let code = loop {
+        if let Err(e) = yield_to_hub.call0() {
+            opts.flags = flags;
+            return Err(e);
+        }
+        // SAFETY: as in `begin_with_options`.
+        let code = unsafe { c::spanguard_span_begin_ex(raw, opts, out) };
+        if code != spanguard_result::WouldWait {
+            break code;
+        }
+        if std::time::Instant::now() >= deadline {
+            opts.flags = flags | SPANGUARD_SPAN_OPTION_WAITED;
+            // SAFETY: as in `begin_with_options`.
+            break unsafe { c::spanguard_span_begin_ex(raw, opts, out) };
+        }
+    };
+    opts.flags = flags;
+    Ok(code)
 }
 
 const DELIVERED: &str = "delivered";

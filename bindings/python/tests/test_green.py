@@ -303,3 +303,88 @@ def test_celery_green_pool_delivers_every_task_span_at_sigterm(tmp_path, pool):
         worker.mark(f"done-{t}")
     assert worker.stop(signal.SIGTERM) == 0, worker.log_text()[-3000:]
     assert_task_spans_once(worker.spans(), tasks, instrumented=False)
+
+
+# A tracer of 16 slots (8 queued, 8 open) whose exporter a slow backend
+# holds: its first span is in the request the backend sits on, and 16 more
+# spans, ended, fill every slot behind it. A third greenlet's begin then
+# finds every slot taken, under the default full policy `wait`.
+FULL = """
+    small = spanguard.Tracer(from_env=False, service_name="green-full", endpoint=os.environ["ENDPOINT"],
+                             spool_dir=os.environ["SPOOL"], schedule_delay_ms=20, max_queue_size=8,
+                             max_open_spans=8, max_export_batch_size=4, full_wait_ms=int(os.environ["WAIT_MS"]),
+                             install_signal_handlers=False)
+
+    def hold_every_slot():
+        small.start_span("first").end()
+        sleep(0.3)  # the exporter sends it; the backend holds the request
+        for i in range(16):
+            small.start_span(f"fill-{i}").end()
+
+    def begin_when_full():
+        before = ticks
+        span = small.start_span("waiter")
+        ticked = ticks - before
+        span.end()
+        return ticked
+
+    join_all([spawn(hold_every_slot)])
+    waiter = spawn(begin_when_full)
+    join_all([waiter])
+    ticked = waiter.get() if hasattr(waiter, "get") else waiter.wait()
+    small.flush(60)
+    s = small.stats()
+    say(ticked=ticked, dropped=s.dropped_buffer_full, exported=s.spans_exported, native_waits=s.slot_waits)
+"""
+
+
+def begin_when_full(green: str, rx: OtlpReceiverProcess, tmp_path, wait_ms: int) -> dict:
+    """What FULL said: how often the ticker ran while the waiter's begin
+    ran, and the small tracer's counts; the greenlet let the hub run while
+    it waited (at a tick each 5 ms, a loaded machine gives fewer)."""
+    proc = run(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms))
+    code, said, err = finish(proc)
+    assert code == 0, err
+    [said] = said
+    assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
+    return said
+
+
+def names_once(rx: OtlpReceiverProcess, n: int) -> Counter:
+    spans = rx.wait_for_spans(n, timeout_s=60)
+    got = Counter(s["name"] for s in spans if s["name"] != "first")
+    assert set(got.values()) <= {1}, got
+    return got
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_other_greenlets_run_while_a_begin_waits_for_a_slot(tmp_path, green):
+    """Every slot taken, the backend answers after 2 s: the waiting
+    begin lets the hub run (the ticker ticked while it waited; in native
+    code it stopped every greenlet of the worker, 0 ticks), and once the
+    backend answers, the exporter gives slots back and the begin gets one:
+    every span arrives once, none dropped."""
+    with OtlpReceiverProcess(sys.executable, delay_s=2.0) as rx:
+        said = begin_when_full(green, rx, tmp_path, 30_000)
+        assert said["dropped"] == 0, said
+        assert said["exported"] == 18, said
+        got = names_once(rx, 18)
+        assert set(got) == {f"fill-{i}" for i in range(16)} | {"waiter"}, got
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_a_begin_whose_wait_runs_out_in_a_greenlet_drops_and_counts_its_span(tmp_path, green):
+    """Every slot taken, the backend answers after 3 s, full_wait_ms 300:
+    the begin lets the hub run for its 300 ms, then does what the policy
+    does when the wait runs out, at once: the span is dropped and counted
+    in dropped_buffer_full, no other lost. (A last begin that may wait,
+    there, stopped the hub for another full_wait_ms.)"""
+    with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
+        said = begin_when_full(green, rx, tmp_path, 300)
+        assert said["dropped"] == 1, said
+        # Nor did it wait in native code at the deadline (slot_waits counts
+        # those: the binding's waits at the hub are not counted there).
+        assert said["native_waits"] == 0, said
+        assert said["exported"] == 17, said
+        got = names_once(rx, 17)
+        assert set(got) == {f"fill-{i}" for i in range(16)}, got

@@ -67,3 +67,33 @@ def _gevent_pool():
     if hub is None or gevent.getcurrent() is hub:
         return None
     return hub.threadpool
+
+
+# Between a green begin's tries for a span slot: long enough that a hub
+# with nothing else to run does not spin, short beside full_wait_ms.
+_TRY_AGAIN_AFTER_S = 0.001
+
+
+def yield_to_hub():
+    """A callable that lets the hub run the other greenlets for a moment,
+    when the caller is a greenlet of a hub that others share (as
+    `off_the_hub` decides); None otherwise (not patched, an OS thread of
+    its own, the hub itself), where a native wait stops no greenlet. A
+    begin that finds every span slot taken tries again after each call,
+    rather than wait in native code, which stopped the whole worker."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+        if _gevent_pool() is not None:
+            import gevent
+            return lambda: gevent.sleep(_TRY_AGAIN_AFTER_S)
+        return None
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    if eventlet_patcher is not None and eventlet_patcher.is_monkey_patched("thread"):
+        import eventlet
+        from eventlet import hubs
+        greenlet = sys.modules.get("greenlet")
+        hub = hubs.get_hub()
+        if greenlet is None or greenlet.getcurrent() is hub.greenlet:
+            return None
+        return lambda: eventlet.sleep(_TRY_AGAIN_AFTER_S)
+    return None
