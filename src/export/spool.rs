@@ -340,9 +340,13 @@ pub struct SpoolDir {
     /// another sender (`destination_of`) are not sent by it at all, and
     /// the files it writes name it.
     sender: Option<u64>,
-    /// Takes files written for any sender (`spanguard replay`: a person
-    /// named where they go).
+    /// Takes every file, whichever sender it was written for or refused
+    /// to (`spanguard replay`: a person named where they go).
     every_destination: bool,
+    /// Takes only the files written for its sender: not one refused to
+    /// another, nor one that names none (a sender that delivers nothing,
+    /// `Transport::delivers`).
+    only_own: bool,
 }
 
 /// The files of the directory's last listing that replay has not reached
@@ -524,6 +528,7 @@ impl SpoolDir {
             queue: Arc::new(Mutex::new(ReplayQueue::default())),
             sender: None,
             every_destination: false,
+            only_own: false,
         }
     }
 
@@ -533,21 +538,33 @@ impl SpoolDir {
         self.every_destination = true;
     }
 
+    /// Takes only the files written for its sender (`takes`): for a
+    /// sender that delivers nothing (`Transport::delivers`), whose taking
+    /// another's file, or one an older spanguard left, would lose it.
+    pub fn take_only_own(&mut self) {
+        self.only_own = true;
+    }
+
     /// Whether this spool's sender sends (or recovers) the file at
     /// `path`, by its name alone: not one it was refused (`refused_by`),
     /// which goes to a sender set up otherwise; not one written for
     /// another sender (`destination_of`), which waits for its own; any
-    /// file that names neither (an older spanguard's). A file it does not
+    /// file that names neither (an older spanguard's), unless it takes
+    /// only its own (`take_only_own`); every file for `spanguard replay`
+    /// (`take_every_destination`). A file it does not
     /// take costs a replay or a recovery this look at its name, never an
     /// open or a read, and stays under the cap (evicted, and counted, as
     /// any batch: `evict_over_cap`).
     pub fn takes(&self, path: &Path) -> bool {
+        if self.every_destination {
+            return true;
+        }
         if let Some(refused) = refused_by(path) {
-            return self.sender != Some(refused);
+            return !self.only_own && self.sender != Some(refused);
         }
         match destination_of(path) {
-            Some(destination) => self.every_destination || self.sender == Some(destination),
-            None => true,
+            Some(destination) => self.sender == Some(destination),
+            None => !self.only_own,
         }
     }
 
