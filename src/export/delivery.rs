@@ -483,6 +483,9 @@ impl Delivery {
     ) -> Delivery {
         let mut spool = spool;
         spool.set_sender(transport.sender_fingerprint());
+        if !transport.delivers() {
+            spool.take_only_own();
+        }
         Delivery {
             transport,
             spool,

@@ -1130,10 +1130,13 @@ impl Diagnostics {
             // endpoint variable the program had, exited 2 "no endpoint":
             // the command names the endpoint the tracer was sending to.
             let replay = replay_command(&streak.target, dir);
+            // Not "the next process that uses it": only one set up as
+            // this one takes them (`SpoolDir::takes`); another project's
+            // agent, a test's sink or a benchmark leaves them there.
             self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "stopping with spans waiting in the spool ({dir}): the next process that uses it sends them, or `{replay}`"
+                    "stopping with spans waiting in the spool ({dir}): a process set up as this one (the same endpoint, headers and TLS files) sends them at its next run, or `{replay}` does"
                 ),
             );
         }
@@ -1232,7 +1235,7 @@ mod tests {
                 lines.last().map(String::as_str),
                 Some(
                     format!(
-                        "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or {replay}"
+                        "spanguard: warn: stopping with spans waiting in the spool (/spool): a process set up as this one (the same endpoint, headers and TLS files) sends them at its next run, or {replay} does"
                     )
                     .as_str()
                 ),
@@ -1270,7 +1273,7 @@ mod tests {
                 "spanguard: warn: 2 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
                 "spanguard: error: 4 more spans lost: spool over its cap (as said above)",
                 "spanguard: warn: 3 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
-                "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or `spanguard replay --endpoint http://h/v1/traces /spool`",
+                "spanguard: warn: stopping with spans waiting in the spool (/spool): a process set up as this one (the same endpoint, headers and TLS files) sends them at its next run, or `spanguard replay --endpoint http://h/v1/traces /spool` does",
             ]
         );
     }

@@ -156,12 +156,20 @@ pub fn setbacks(path: &Path) -> u32 {
 pub fn refused_by(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_string_lossy();
     let (_, after) = name.strip_suffix(SUFFIX)?.split_once(REFUSED_MARK)?;
-    // As `refused_tag` writes it: 16 hex digits, then the name's end or
-    // its set-back mark. `from_str_radix` alone took "+" and 15 digits,
-    // and the first 16 of 17, as some sender's fingerprint.
+    // As `refused_tag` writes it: then the name's end or its set-back mark.
+    fingerprint_as_written(after, |rest| {
+        rest.is_empty() || rest.starts_with(SETBACK_MARK)
+    })
+}
+
+/// The fingerprint a name's mark starts `after` with, read only as
+/// `{:016x}` writes it (`refused_tag`, `destination_tag`): 16 hex digits,
+/// and what follows them as a writer puts there (`follows`).
+/// `from_str_radix` alone took "+" and 15 digits, and the first 16 of 17,
+/// as some sender's fingerprint.
+fn fingerprint_as_written(after: &str, follows: impl Fn(&str) -> bool) -> Option<u64> {
     let (digits, rest) = after.split_at_checked(16)?;
-    let as_written = digits.bytes().all(|b| b.is_ascii_hexdigit())
-        && (rest.is_empty() || rest.starts_with(SETBACK_MARK));
+    let as_written = digits.bytes().all(|b| b.is_ascii_hexdigit()) && follows(rest);
     as_written.then(|| u64::from_str_radix(digits, 16).ok())?
 }
 
@@ -177,7 +185,15 @@ fn refused_tag(refused_by: Option<u64>) -> String {
 pub fn destination_of(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_string_lossy();
     let (_, after) = name.split_once(DESTINATION_MARK)?;
-    u64::from_str_radix(after.get(..16)?, 16).ok()
+    // As `destination_tag` writes it: then the name's end (a spool
+    // file's, a crash dump's, a flight file's suffix), its refusal mark or
+    // its set-back mark. Read loosely, a name made otherwise (by hand, a
+    // tool that renames) named some sender, the only one that took it.
+    fingerprint_as_written(after, |rest| {
+        [".", REFUSED_MARK, SETBACK_MARK]
+            .iter()
+            .any(|next| rest.starts_with(next))
+    })
 }
 
 /// The part of a file's name that says whose spans it holds
@@ -324,9 +340,13 @@ pub struct SpoolDir {
     /// another sender (`destination_of`) are not sent by it at all, and
     /// the files it writes name it.
     sender: Option<u64>,
-    /// Takes files written for any sender (`spanguard replay`: a person
-    /// named where they go).
+    /// Takes every file, whichever sender it was written for or refused
+    /// to (`spanguard replay`: a person named where they go).
     every_destination: bool,
+    /// Takes only the files written for its sender: not one refused to
+    /// another, nor one that names none (a sender that delivers nothing,
+    /// `Transport::delivers`).
+    only_own: bool,
 }
 
 /// The files of the directory's last listing that replay has not reached
@@ -508,6 +528,7 @@ impl SpoolDir {
             queue: Arc::new(Mutex::new(ReplayQueue::default())),
             sender: None,
             every_destination: false,
+            only_own: false,
         }
     }
 
@@ -517,21 +538,33 @@ impl SpoolDir {
         self.every_destination = true;
     }
 
+    /// Takes only the files written for its sender (`takes`): for a
+    /// sender that delivers nothing (`Transport::delivers`), whose taking
+    /// another's file, or one an older spanguard left, would lose it.
+    pub fn take_only_own(&mut self) {
+        self.only_own = true;
+    }
+
     /// Whether this spool's sender sends (or recovers) the file at
     /// `path`, by its name alone: not one it was refused (`refused_by`),
     /// which goes to a sender set up otherwise; not one written for
     /// another sender (`destination_of`), which waits for its own; any
-    /// file that names neither (an older spanguard's). A file it does not
+    /// file that names neither (an older spanguard's), unless it takes
+    /// only its own (`take_only_own`); every file for `spanguard replay`
+    /// (`take_every_destination`). A file it does not
     /// take costs a replay or a recovery this look at its name, never an
     /// open or a read, and stays under the cap (evicted, and counted, as
     /// any batch: `evict_over_cap`).
     pub fn takes(&self, path: &Path) -> bool {
+        if self.every_destination {
+            return true;
+        }
         if let Some(refused) = refused_by(path) {
-            return self.sender != Some(refused);
+            return !self.only_own && self.sender != Some(refused);
         }
         match destination_of(path) {
-            Some(destination) => self.every_destination || self.sender == Some(destination),
-            None => true,
+            Some(destination) => self.sender == Some(destination),
+            None => !self.only_own,
         }
     }
 
@@ -2100,6 +2133,51 @@ pub(crate) mod tests {
             "-refusedby",
         ] {
             assert_eq!(refused_by(&name(bad)), None, "{bad}");
+        }
+    }
+
+    /// The sender a file is written for is read from its name only as a
+    /// writer writes it (`destination_tag`), as the refused sender is
+    /// (`a_refusal_mark_is_read_only_as_a_writer_makes_it`): 16 hex
+    /// digits, then the name's end (a spool file's, a crash dump's, a
+    /// flight file's suffix), its refusal mark or its set-back mark. Read
+    /// as loosely as `from_str_radix` reads, "+" and 15 digits, or the
+    /// first 16 of 17, named some sender, and only a sender with that
+    /// fingerprint would have taken the file.
+    #[test]
+    fn a_destination_mark_is_read_only_as_a_writer_makes_it() {
+        let fingerprint = 0x0123_4567_89ab_cdef;
+        let stem = "00000000000000000001-0000000001-a";
+        let tag = destination_tag(Some(fingerprint));
+        for good in [
+            format!("{stem}{tag}{SUFFIX}"),
+            format!("{stem}{tag}{}{SUFFIX}", refused_tag(Some(fingerprint))),
+            format!("{stem}{tag}{SETBACK_MARK}4{SUFFIX}"),
+            format!("{stem}{DESTINATION_MARK}0123456789ABCDEF{SUFFIX}"),
+            format!("{stem}{tag}.sgdump"),
+            format!("{stem}{tag}.sgdump-pending"),
+            format!("{stem}{tag}.sgspool-pending"),
+            format!("{stem}{tag}.sgflight"),
+        ] {
+            assert_eq!(
+                destination_of(&Path::new("/s").join(&good)),
+                Some(fingerprint),
+                "{good}"
+            );
+        }
+        for bad in [
+            "-for+123456789abcdef",
+            "-for123456789abcdef",
+            "-for0123456789abcdef0",
+            "-for0123456789abcdeg",
+            "-for0123456789abcdefx",
+            "-for0123456789abcdef-",
+            "-for€€€€€€",
+            "-for0123456789abcde€",
+            "-for",
+        ] {
+            let name = format!("{stem}{bad}{SUFFIX}");
+            assert_eq!(destination_of(&Path::new("/s").join(&name)), None, "{name}");
         }
     }
 

@@ -152,6 +152,16 @@ pub trait Transport: Send {
     fn not_taking(&self) -> Option<String> {
         None
     }
+
+    /// Whether what it is given reaches a backend. One that drops it (the
+    /// `discard:` null sink of benchmarks and tests) takes from the spool
+    /// only the files named for it (`SpoolDir::take_only_own`): another
+    /// sender's refused spans, kept for its corrected setting, and a file
+    /// that names no sender (an older spanguard's, which a sender that
+    /// delivers may yet send) were dropped by it, counted delivered.
+    fn delivers(&self) -> bool {
+        true
+    }
 }
 
 /// A hash of `parts` that stays the same across processes, builds and

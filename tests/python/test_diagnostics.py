@@ -90,9 +90,11 @@ def test_stopping_says_where_the_unsent_spans_wait(emitter, tmp_path):
     spool = tmp_path / "spool"
     # The replay command names the endpoint: `spanguard replay DIR` alone,
     # in a shell without the program's endpoint variable, exits 2.
-    assert lines[-1] == (f"spanguard: warn: stopping with spans waiting in the spool ({spool}): the next "
-                         f"process that uses it sends them, or "
-                         f"`spanguard replay --endpoint {rx.endpoint}/v1/traces {spool}`"), lines
+    # Only a process set up as this one sends them (`SpoolDir::takes`):
+    # "the next process that uses it" promised it of any.
+    assert lines[-1] == (f"spanguard: warn: stopping with spans waiting in the spool ({spool}): a process "
+                         f"set up as this one (the same endpoint, headers and TLS files) sends them at its "
+                         f"next run, or `spanguard replay --endpoint {rx.endpoint}/v1/traces {spool}` does"), lines
 
 
 def test_a_spool_that_cannot_be_written_is_named(emitter, tmp_path):

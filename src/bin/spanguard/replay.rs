@@ -38,7 +38,9 @@ while tracers use the spool.
 A tracer sends only the files a sender set up like its own wrote (the same
 endpoint, headers and TLS files, or the same sink directory: spanguard spool
 names each file's), and leaves the rest for theirs; spanguard replay sends
-every file, whichever sender wrote it, to the endpoint it is given.
+every file, whichever sender wrote it, to the endpoint it is given. What it
+writes to DIR again (spans from a crash dump that failed for now) is named
+for that endpoint and headers: a tracer set up so sends it, or the next replay.
 
   --endpoint URL      http:// or https:// base URL (/v1/traces is appended) or full
                       traces URL; default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
@@ -146,6 +148,19 @@ impl<T: Transport> Transport for Heard<T> {
 
     fn limit_next(&mut self, limit: Duration) {
         self.inner.limit_next(limit)
+    }
+
+    /// The endpoint's and headers' own: what the replay writes to the
+    /// spool again (a dead process's spans that failed for now, part of a
+    /// split file) names it, for a tracer set up as this replay (or the
+    /// next replay) to send. Not passed on, those files named no sender
+    /// and any tracer took them, wherever it sends.
+    fn sender_fingerprint(&self) -> Option<u64> {
+        self.inner.sender_fingerprint()
+    }
+
+    fn delivers(&self) -> bool {
+        self.inner.delivers()
     }
 }
 
@@ -501,6 +516,10 @@ mod tests {
         fn silence(&self) -> Silence {
             self.last
         }
+
+        fn sender_fingerprint(&self) -> Option<u64> {
+            Some(0xc)
+        }
     }
 
     fn tally(last_timed_out: Arc<AtomicBool>) -> Tally {
@@ -547,5 +566,63 @@ mod tests {
         assert_eq!(heard("timed out on the way", Silence::NoServer), 0);
         assert_eq!(heard("timed out at the deadline", Silence::Deadline), 0);
         assert_eq!(heard("connection refused", Silence::NoServer), 0);
+    }
+
+    /// What a replay writes to the spool again (a recovered crash dump's
+    /// spans, a part of a split file, that failed for now) names the
+    /// sender the replay used (`Transport::sender_fingerprint` through
+    /// `Heard`): unmarked, any tracer took it, whatever its endpoint, as
+    /// a file of an older spanguard's.
+    #[test]
+    fn what_a_replay_spools_again_names_the_sender_it_used() {
+        let dir = std::env::temp_dir().join(format!("sg-replay-marks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut spool = SpoolDir::new(&dir, u64::MAX);
+        spool.take_every_destination();
+        let delivery = Delivery::new(
+            Box::new(Heard {
+                inner: Failing {
+                    reason: "connection refused",
+                    then: Silence::NoServer,
+                    last: Silence::Answered,
+                },
+                timed_out: Arc::new(AtomicBool::new(false)),
+            }),
+            spool,
+            Duration::from_secs(1),
+            1 << 20,
+        );
+        let body = b"spans".to_vec();
+        let batch = spanguard::export::spool::SpooledBatch {
+            format: BodyFormat::Protobuf,
+            gzipped: false,
+            spans: 1,
+            cut_counted: 0,
+            cut_at: Vec::new(),
+            body,
+        };
+        delivery.spool().write(&batch).expect("write");
+        let written = delivery.spool().list();
+        assert_eq!(written.len(), 1, "{written:?}");
+        assert_eq!(
+            spanguard::export::spool::destination_of(&written[0]),
+            Some(0xc),
+            "{written:?}"
+        );
+        // And it still sends every file, those refused to that sender
+        // too: its user named where they go (the server's side may have
+        // been fixed since), as before it had a fingerprint.
+        let mut refused_here = SpoolDir::new(&dir, u64::MAX);
+        refused_here.set_sender(Some(0xc));
+        refused_here
+            .write_refused(&batch, Some(0xc))
+            .expect("write");
+        let listed = delivery.spool().list();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(
+            listed.iter().all(|f| delivery.spool().takes(f)),
+            "{listed:?}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -354,8 +354,8 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
     } else if ended_of_signal {
         format!(
             "ran {} to {} ({} ago), ended by {} ({}): its tracer dealt with what had ended \
-             first, and spans still open then, if any, went to a crash dump in the spool (the \
-             next process that uses it sends them, or spanguard replay)",
+             first, and spans still open then, if any, went to a crash dump in the spool (a \
+             process set up as this one sends them at its next run, or spanguard replay does)",
             at(o.started_unix_s),
             at(o.updated_unix_s),
             ago(o.updated_unix_s),
@@ -429,8 +429,8 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
         ),
         (
             c.spooled,
-            "went to the spool: the next process that uses it sends them, or spanguard \
-             replay (spanguard spool lists what waits)",
+            "went to the spool: a process set up as this one sends them at its next run, or \
+             spanguard replay does (spanguard spool lists what waits)",
         ),
     ] {
         if n > 0 {
