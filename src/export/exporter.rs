@@ -1053,6 +1053,14 @@ impl DeliveryHost for ExporterHost {
         self.pipeline.signal.stop.load(Ordering::Acquire)
     }
 
+    fn hold_told(&mut self) {
+        self.pipeline.callback.hold();
+    }
+
+    fn let_told_out(&mut self) {
+        self.pipeline.callback.let_out();
+    }
+
     /// A flush call waits, or a shutdown has begun (its flushes come
     /// before the stop).
     fn awaited(&self) -> bool {

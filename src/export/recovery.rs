@@ -352,11 +352,17 @@ pub fn recover_dir(
                                 .iter()
                                 .filter(|(r, _)| super::delivery::is_recording(r))
                                 .count() as u64;
+                            // What the callback is told of the batch waits
+                            // for its marks: a callback that blocked (the
+                            // recoverer then killed in it) left the batch
+                            // spooled and unmarked, sent twice.
+                            host.hold_told();
                             delivery.deliver_recovered(&part, encoder, host);
                             // Sent or spooled: marked so, so that a
                             // recoverer killed from here on does not leave
                             // them for the next one to send again.
                             marking = marking && reader.mark_sent().is_ok();
+                            host.let_told_out();
                         }
                         Err(e) => {
                             // What was read is sent; the rest stays on disk
@@ -568,6 +574,80 @@ mod tests {
         assert_eq!(runs, 4);
         // After 6, 10 (the dump done and gone) and 16 of the 20 sent.
         assert_eq!(waiting, vec![14, 10, 4]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A host whose application callback never returns: the recoverer is
+    /// killed in it (a panic here), at the first outcome it tells of
+    /// unless told ones are held (`hold_told`), else as they are let out.
+    #[derive(Default)]
+    struct KilledTelling {
+        holding: bool,
+        held: usize,
+    }
+
+    impl DeliveryHost for KilledTelling {
+        fn wait(&mut self, _: Duration) -> bool {
+            false
+        }
+        fn record(&mut self, _: Outcome<'_>) {
+            if !self.holding {
+                panic!("the recoverer is killed in its callback");
+            }
+            self.held += 1;
+        }
+        fn hold_told(&mut self) {
+            self.holding = true;
+        }
+        fn let_told_out(&mut self) {
+            if self.held > 0 {
+                panic!("the recoverer is killed in its callback");
+            }
+            self.holding = false;
+        }
+    }
+
+    /// A recoverer whose callback blocked as it told of a dead process's
+    /// batch (test_exit_many_stuck.c: a tracer stuck in its callback,
+    /// then killed, had recovered another's dump at its start) told of it
+    /// before marking it sent in the file: the next recoverer sent the
+    /// batch again (or, spooled, it was in the spool and in the file).
+    /// Told once marked, each span is sent once.
+    #[test]
+    fn a_recoverer_killed_in_its_callback_leaves_the_batch_marked_sent() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-told-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let [dump, flight] = plant(&dir, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        let transport = DiesAfter {
+            left: usize::MAX,
+            got: Arc::clone(&got),
+        };
+        let mut delivery = delivery_to(&dir, transport);
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 3);
+        let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            recover_dir(
+                &dir,
+                &[],
+                3,
+                &mut delivery,
+                &mut encoder,
+                &mut KilledTelling::default(),
+            )
+        }))
+        .is_err();
+        assert!(killed, "killed in the callback");
+        assert_eq!(got.lock().unwrap().len(), 3, "one batch sent before");
+        drop(delivery);
+        recover_beside(&dir, &got);
+        let mut got = got.lock().unwrap().clone();
+        let sent = got.len();
+        got.sort();
+        got.dedup_by_key(|(trace, span, _)| (*trace, *span));
+        assert_eq!(sent, got.len(), "spans sent twice");
+        assert_eq!(sent, 20);
+        assert!(!dump.exists() && !flight.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
