@@ -430,6 +430,9 @@ impl Exporter {
             .body
             .store(std::ptr::null_mut(), Ordering::Release);
         self.delivery.set_journal(None);
+        // A panic inside a recovery's held calls (`DeliveryHost::hold_told`)
+        // must not leave every later call held.
+        p.callback.let_out();
         let held = &self.indexes[self.released.min(self.indexes.len())..];
         if !held.is_empty() {
             p.slab.release_all(held, &p.pool, &mut self.chunks);
