@@ -163,7 +163,14 @@ pub struct CallbackSlot {
     calling: Mutex<()>,
     /// The thread running a call (its kernel id), 0 when none.
     calling_thread: AtomicI32,
+    /// Calls held back (`hold`) until `let_out`: the exporter's, while
+    /// what they tell of is not yet on disk everywhere it must be.
+    held: Mutex<Option<Vec<(ExportEvent, String)>>>,
 }
+
+/// At most this many calls are held at once (a recovered batch makes a
+/// few); past it, one is dropped rather than memory grown without bound.
+const HELD_CALLS_MAX: usize = 64;
 
 fn this_thread() -> i32 {
     // SAFETY: gettid has no preconditions.
@@ -211,8 +218,41 @@ impl CallbackSlot {
             .is_some()
     }
 
-    /// Calls the callback, if any, on this thread.
+    /// Holds every call from now until `let_out`. For recovery, which
+    /// tells of a dead process's batch (spooled, delivered) before it marks
+    /// the batch sent in that process's file: a callback that blocked
+    /// there (or a kill while it ran) left the batch both in the spool and
+    /// unmarked in the file, and the next recoverer sent it twice
+    /// (tests/c/test_exit_many_stuck.c). Held, the marks are on disk first.
+    pub fn hold(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.get_or_insert_with(Vec::new);
+    }
+
+    /// Makes the calls held since `hold`, in order, and stops holding.
+    pub fn let_out(&self) {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for (event, message) in held.into_iter().flatten() {
+            self.call_now(event, &message);
+        }
+    }
+
+    /// Calls the callback, if any, on this thread (or holds the call:
+    /// `hold`).
     pub fn call(&self, event: ExportEvent, message: &str) {
+        {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(held) = held.as_mut() {
+                if held.len() < HELD_CALLS_MAX {
+                    held.push((event, message.to_string()));
+                }
+                return;
+            }
+        }
+        self.call_now(event, message);
+    }
+
+    fn call_now(&self, event: ExportEvent, message: &str) {
         let _calling = self.calling.lock().unwrap_or_else(|p| p.into_inner());
         let cb = self
             .current

@@ -212,6 +212,12 @@ pub trait DeliveryHost {
     }
     /// Counts, reports and logs what happened.
     fn record(&mut self, outcome: Outcome<'_>);
+    /// Holds what `record` would tell the application (its callback)
+    /// until `let_told_out`: recovery tells of a dead process's batch only
+    /// once that process's file marks it sent (`recovery::recover_dir`).
+    fn hold_told(&mut self) {}
+    /// Tells what was held since `hold_told`.
+    fn let_told_out(&mut self) {}
 }
 
 /// How one attempt at a request ended, inside this module.

@@ -77,6 +77,10 @@ pub struct Exporter {
     /// How many of `indexes` were given back to the slab (the rest are
     /// still held: a panic gives them back and counts them lost).
     released: usize,
+    /// Slots of the request being sent that are still held, past
+    /// `released` (its journal could not be written): a panic counts
+    /// their spans lost once, as unsettled, not again as held.
+    held_through_send: usize,
     /// The local file sink does not replay the spool (its batches are for
     /// the network); it still recovers crash leftovers.
     replays_spool: bool,
@@ -160,6 +164,7 @@ impl Exporter {
             taken: 0,
             flush_marks: Vec::new(),
             released: 0,
+            held_through_send: 0,
             replays_spool: !file_sink,
             stop_probed: false,
             file_sink,
@@ -430,11 +435,16 @@ impl Exporter {
             .body
             .store(std::ptr::null_mut(), Ordering::Release);
         self.delivery.set_journal(None);
+        // A panic inside a recovery's held calls (`DeliveryHost::hold_told`)
+        // must not leave every later call held.
+        p.callback.let_out();
         let held = &self.indexes[self.released.min(self.indexes.len())..];
         if !held.is_empty() {
             p.slab.release_all(held, &p.pool, &mut self.chunks);
         }
-        let lost = held.len() as u64 + std::mem::take(&mut self.host.unsettled);
+        let counted_as_unsettled = std::mem::take(&mut self.held_through_send).min(held.len());
+        let lost =
+            (held.len() - counted_as_unsettled) as u64 + std::mem::take(&mut self.host.unsettled);
         self.released = self.indexes.len();
         let what = panic_text(&payload);
         Stats::add(&p.stats.exporter_panics, 1);
@@ -729,8 +739,16 @@ impl Exporter {
             let end = start + n;
             // The flight recorder's journal must hold the bytes before the
             // slots stop holding the spans, or a SIGKILL in between would
-            // lose them.
-            self.journal_encoded(n as u64, cut);
+            // lose them. Without one (a full disk, a request over the
+            // spool's cap), the slots hold them until the answer: given
+            // back before it, a SIGKILL during the send lost the batch
+            // uncounted.
+            let journaled = self.journal_encoded(n as u64, cut);
+            if !journaled {
+                self.held_through_send = n;
+                self.send_encoded(n as u64, cut);
+                self.held_through_send = 0;
+            }
             // The bytes hold the spans now: the slots can take new spans
             // while this part is sent and retried, however long a hanging
             // backend takes. A crash from here on spools the bytes (crash
@@ -754,7 +772,9 @@ impl Exporter {
                 &mut self.aging,
             );
             self.released = end;
-            self.send_encoded(n as u64, cut);
+            if journaled {
+                self.send_encoded(n as u64, cut);
+            }
             // A resource or scope value nested too deep for the server,
             // which took its request cut (counted then): cut so from this
             // request on, not found again by refusals in every batch; and
@@ -815,9 +835,11 @@ impl Exporter {
     /// so that a replay that cuts them again does not count them again,
     /// and where they are (`RequestEncoder::cut_at`), so that a replay
     /// whose depth rescue empties one does not count it again either.
-    fn journal_encoded(&mut self, spans: u64, cut_counted: u64) {
+    /// Returns whether the slots may be given back before the answer: no
+    /// flight recorder, or the journal written.
+    fn journal_encoded(&mut self, spans: u64, cut_counted: u64) -> bool {
         if self.pipeline.flight.is_none() {
-            return;
+            return true;
         }
         let journal = self
             .delivery
@@ -829,7 +851,9 @@ impl Exporter {
                 self.encoder.body(),
             )
             .ok();
+        let written = journal.is_some();
         self.delivery.set_journal(journal);
+        written
     }
 
     /// Delivers the encoded request, publishing it for the crash handler
@@ -1051,6 +1075,14 @@ impl DeliveryHost for ExporterHost {
 
     fn stopping(&self) -> bool {
         self.pipeline.signal.stop.load(Ordering::Acquire)
+    }
+
+    fn hold_told(&mut self) {
+        self.pipeline.callback.hold();
+    }
+
+    fn let_told_out(&mut self) {
+        self.pipeline.callback.let_out();
     }
 
     /// A flush call waits, or a shutdown has begun (its flushes come

@@ -119,6 +119,58 @@ pub fn remove_dead_makers_files(
     false
 }
 
+/// A span by its ids.
+type SpanIds = ([u8; 16], [u8; 8]);
+
+fn is_flight_file(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".sgflight"))
+}
+
+/// The spans of the newest spool file that process `pid` wrote among
+/// `names` (`spool::spool_file_name`: time, then pid). The flight
+/// recorder publishes a request's journal (a spool file) before it frees
+/// the request's slots (`Exporter::export_taken`), and a request whose
+/// journal could not be written is spooled, if at all, before its slots
+/// are freed: a SIGKILL between the two leaves the batch in both the
+/// newest spool file of that process and its flight file as EXPORTING
+/// slots. Only that file can: every earlier one's slots were freed before
+/// the next request was taken. Empty when there is none or it cannot be
+/// read (the flight file's copy is then sent: at least once).
+///
+/// Limits: a process of the same pid since (a container restarted with
+/// it) whose spool file is newer hides the journal; a journal replayed
+/// by another recoverer before this flight file is recovered is no longer
+/// there to say so. Both then send the batch twice, as before.
+fn journaled_spans(names: &[PathBuf], pid: u32, cap: u64) -> std::collections::HashSet<SpanIds> {
+    let of_pid = format!("-{pid:010}-");
+    let newest = names.iter().rev().find(|p| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.ends_with(SUFFIX) && !n.starts_with('.') && n.get(20..32) == Some(of_pid.as_str())
+        })
+    });
+    let Some(newest) = newest else {
+        return Default::default();
+    };
+    let Ok(batch) = spool::read_spool_file(newest, cap) else {
+        return Default::default();
+    };
+    super::otlp_decode::decode_body(&batch.body, batch.format, batch.gzipped)
+        .map(|spans| spans.iter().map(|s| (s.trace_id, s.span_id)).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a flight file's record is a span in export that `journaled`
+/// (`journaled_spans`) holds.
+fn in_journal(
+    r: &crate::span::record::SpanRecord,
+    journaled: &std::collections::HashSet<SpanIds>,
+) -> bool {
+    let state =
+        crate::buffer::slab::header_state(r.header.load(std::sync::atomic::Ordering::Relaxed));
+    state == crate::buffer::slab::STATE_EXPORTING && journaled.contains(&(r.trace_id, r.span_id))
+}
+
 /// What a claimed leftover holds.
 pub enum Leftover {
     /// Spans to send, read a batch at a time.
@@ -327,6 +379,13 @@ pub fn recover_dir(
         match claimed.content {
             Leftover::Spans(mut reader) => {
                 let header = *reader.header();
+                // A flight file's batch whose journal was published moments
+                // before a SIGKILL is in both: sent from the journal only.
+                let journaled = if is_flight_file(&path) {
+                    journaled_spans(&names, header.pid, spool_max_bytes)
+                } else {
+                    std::collections::HashSet::new()
+                };
                 if !header.service_name_whole().1 {
                     // The header had no room for the whole name: its spans
                     // arrive with it cut, counted and said as a value cut
@@ -345,18 +404,27 @@ pub fn recover_dir(
                 let read_whole = loop {
                     match reader.next_records(batch) {
                         Ok(records) if records.is_empty() => break true,
-                        Ok(records) => {
+                        Ok(mut records) => {
+                            if !journaled.is_empty() {
+                                records.retain(|(r, _)| !in_journal(r, &journaled));
+                            }
                             let part = crate::buffer::dump::Recovered { header, records };
                             spans += part
                                 .records
                                 .iter()
                                 .filter(|(r, _)| super::delivery::is_recording(r))
                                 .count() as u64;
+                            // What the callback is told of the batch waits
+                            // for its marks: a callback that blocked (the
+                            // recoverer then killed in it) left the batch
+                            // spooled and unmarked, sent twice.
+                            host.hold_told();
                             delivery.deliver_recovered(&part, encoder, host);
                             // Sent or spooled: marked so, so that a
                             // recoverer killed from here on does not leave
                             // them for the next one to send again.
                             marking = marking && reader.mark_sent().is_ok();
+                            host.let_told_out();
                         }
                         Err(e) => {
                             // What was read is sent; the rest stays on disk
@@ -568,6 +636,160 @@ mod tests {
         assert_eq!(runs, 4);
         // After 6, 10 (the dump done and gone) and 16 of the 20 sent.
         assert_eq!(waiting, vec![14, 10, 4]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A host whose application callback never returns: the recoverer is
+    /// killed in it (a panic here), at the first outcome it tells of
+    /// unless told ones are held (`hold_told`), else as they are let out.
+    #[derive(Default)]
+    struct KilledTelling {
+        holding: bool,
+        held: usize,
+    }
+
+    impl DeliveryHost for KilledTelling {
+        fn wait(&mut self, _: Duration) -> bool {
+            false
+        }
+        fn record(&mut self, _: Outcome<'_>) {
+            if !self.holding {
+                panic!("the recoverer is killed in its callback");
+            }
+            self.held += 1;
+        }
+        fn hold_told(&mut self) {
+            self.holding = true;
+        }
+        fn let_told_out(&mut self) {
+            if self.held > 0 {
+                panic!("the recoverer is killed in its callback");
+            }
+            self.holding = false;
+        }
+    }
+
+    /// A recoverer whose callback blocked as it told of a dead process's
+    /// batch (test_exit_many_stuck.c: a tracer stuck in its callback,
+    /// then killed, had recovered another's dump at its start) told of it
+    /// before marking it sent in the file: the next recoverer sent the
+    /// batch again (or, spooled, it was in the spool and in the file).
+    /// Told once marked, each span is sent once.
+    #[test]
+    fn a_recoverer_killed_in_its_callback_leaves_the_batch_marked_sent() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-told-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let [dump, flight] = plant(&dir, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        let transport = DiesAfter {
+            left: usize::MAX,
+            got: Arc::clone(&got),
+        };
+        let mut delivery = delivery_to(&dir, transport);
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 3);
+        let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            recover_dir(
+                &dir,
+                &[],
+                3,
+                &mut delivery,
+                &mut encoder,
+                &mut KilledTelling::default(),
+            )
+        }))
+        .is_err();
+        assert!(killed, "killed in the callback");
+        assert_eq!(got.lock().unwrap().len(), 3, "one batch sent before");
+        drop(delivery);
+        recover_beside(&dir, &got);
+        let mut got = got.lock().unwrap().clone();
+        let sent = got.len();
+        got.sort();
+        got.dedup_by_key(|(trace, span, _)| (*trace, *span));
+        assert_eq!(sent, got.len(), "spans sent twice");
+        assert_eq!(sent, 20);
+        assert!(!dump.exists() && !flight.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Keeps each request's body as it was sent.
+    struct KeepsBodies(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Transport for KeepsBodies {
+        fn send(&mut self, body: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+            self.0.lock().unwrap().push(body.to_vec());
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "keeps-bodies:".to_string()
+        }
+    }
+
+    /// A flight file of spans 1..=10 of trace 2, each in `state(n)`.
+    fn plant_flight(path: &Path, state: impl Fn(u8) -> u32) {
+        let mut flight = DumpHeader::new(magic_of(true), 10, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        flight.resize(flight.len().next_multiple_of(64), 0);
+        for n in 1..=10 {
+            flight.extend(record_bytes(2, n, state(n)));
+        }
+        std::fs::write(path, flight).expect("plant");
+    }
+
+    /// SIGKILLed between publishing a request's journal and freeing its
+    /// slots, the flight recorder left that batch twice: in the journal (a
+    /// spool file, replayed) and as EXPORTING slots of its flight file
+    /// (recovered). Both were sent. Now recovery sends only the flight
+    /// file's spans that the process's newest spool file does not hold.
+    #[test]
+    fn a_batch_both_journaled_and_in_export_is_recovered_from_the_journal_only() {
+        use crate::buffer::slab::STATE_EXPORTING;
+        let dir =
+            std::env::temp_dir().join(format!("sg-recovery-journaled-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        // The request the journal holds: spans 1..=3, as the exporter
+        // encoded them (here, as a recovery of them alone does).
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let journal_of = dir.join("of.sgflight");
+        plant_flight(
+            &journal_of,
+            |n| if n <= 3 { STATE_ENDED } else { STATE_FREE },
+        );
+        let mut delivery = Delivery::new(
+            Box::new(KeepsBodies(Arc::clone(&bodies))),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
+        recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
+        let body = bodies.lock().unwrap().pop().expect("one request");
+        assert!(!journal_of.exists());
+        let journal = SpoolDir::new(&dir, 1 << 20)
+            .write_journal(BodyFormat::Protobuf, false, (3, 0, &[]), &body)
+            .expect("journal");
+        let journal_path = journal.path.clone();
+        drop(journal); // killed: its lock goes, its file stays
+        // Its flight file: those three in export, seven more ended.
+        plant_flight(&dir.join("killed.sgflight"), |n| {
+            if n <= 3 { STATE_EXPORTING } else { STATE_ENDED }
+        });
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(&dir, &got);
+        let mut sent: Vec<u8> = got.lock().unwrap().iter().map(|s| s.1[0]).collect();
+        sent.sort();
+        assert_eq!(
+            sent,
+            (4..=10).collect::<Vec<u8>>(),
+            "the journal's spans sent from it alone"
+        );
+        assert!(
+            journal_path.exists(),
+            "the journal is left to the spool's replay"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
