@@ -4,6 +4,7 @@ then SIGKILL). For the Python binding's tests; Node's and Go's have the
 same few lines of their own."""
 
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -49,9 +50,25 @@ class Pid1:
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
 
-    def line(self) -> str:
-        """The program's next line of output ("" once it has ended)."""
-        return self.unshare.stdout.readline().strip()
+    def line(self, timeout: float = 60) -> str:
+        """The program's next line of output ("" once it has ended). A
+        line that never comes fails the test after `timeout` seconds: a
+        clean clone's run waited for one 11 minutes (a SIGINT whose
+        KeyboardInterrupt never reached the agent's readline). Read from
+        the descriptor itself, a byte at a time, so that select sees
+        everything not yet taken."""
+        fd = self.unshare.stdout.fileno()
+        got = bytearray()
+        deadline = time.monotonic() + timeout
+        while not got.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError(f"no line from the program in {timeout} s (so far {bytes(got)!r})")
+            byte = os.read(fd, 1)
+            if not byte:
+                break
+            got += byte
+        return got.decode(errors="replace").strip()
 
     def say(self, text: str) -> None:
         self.unshare.stdin.write(text + "\n")
