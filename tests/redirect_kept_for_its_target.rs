@@ -114,16 +114,6 @@ fn run(name: &str, endpoint: &str, prefix: &str, spans: usize) -> spanguard::sta
     stats
 }
 
-/// `names`, sorted, checking that none came twice.
-fn once_each(names: &[String]) -> Vec<String> {
-    let mut sorted = names.to_vec();
-    sorted.sort();
-    let mut unique = sorted.clone();
-    unique.dedup();
-    assert_eq!(sorted, unique, "a span was sent twice");
-    sorted
-}
-
 #[test]
 fn spans_redirected_for_good_are_sent_once_and_kept_for_the_url_it_leads_to() {
     let name = "redirect-308";
@@ -147,9 +137,9 @@ fn spans_redirected_for_good_are_sent_once_and_kept_for_the_url_it_leads_to() {
     assert_eq!(first.spooled_spans, 20, "{first:?}");
     assert_eq!(first.dropped_export_failed, 0, "{first:?}");
     let expected: Vec<String> =
-        once_each(&(0..20).map(|i| format!("first-{i}")).collect::<Vec<_>>());
+        support::sorted_once_each(&(0..20).map(|i| format!("first-{i}")).collect::<Vec<_>>());
     assert_eq!(
-        once_each(&redirect_seen.lock().unwrap().spans),
+        support::sorted_once_each(&redirect_seen.lock().unwrap().spans),
         expected,
         "the redirected sender sent a span again"
     );
@@ -175,7 +165,10 @@ fn spans_redirected_for_good_are_sent_once_and_kept_for_the_url_it_leads_to() {
     let mut all = expected;
     all.extend((0..3).map(|i| format!("fixed-{i}")));
     all.sort();
-    assert_eq!(once_each(&backend_seen.lock().unwrap().spans), all);
+    assert_eq!(
+        support::sorted_once_each(&backend_seen.lock().unwrap().spans),
+        all
+    );
     assert!(support::spool_files(&dir.join("spool")).is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -132,16 +132,6 @@ fn run(
     stats
 }
 
-/// Each name, sorted, of `taken`, checking none came twice.
-fn once_each(taken: &[String]) -> Vec<String> {
-    let mut sorted = taken.to_vec();
-    sorted.sort();
-    let mut unique = sorted.clone();
-    unique.dedup();
-    assert_eq!(sorted, unique, "a span arrived twice");
-    sorted
-}
-
 fn named(prefix: &str, n: usize) -> Vec<String> {
     let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
     v.sort();
@@ -168,7 +158,10 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     let first = run(name, &url, &[], "first", 20);
     assert_eq!(first.spooled_spans, 20, "{first:?}");
     assert_eq!(first.dropped_export_failed, 0, "{first:?}");
-    assert_eq!(once_each(&seen.lock().unwrap().refused), named("first", 20));
+    assert_eq!(
+        support::sorted_once_each(&seen.lock().unwrap().refused),
+        named("first", 20)
+    );
     assert!(refused_files(&dir) > 0, "kept in files naming the sender");
 
     // A second run set up alike: it sends its own spans (refused, kept
@@ -181,7 +174,7 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     both.extend(named("again", 5));
     both.sort();
     assert_eq!(
-        once_each(&refused),
+        support::sorted_once_each(&refused),
         both,
         "the refused sender sent a span again"
     );
@@ -195,7 +188,7 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     let mut all = both;
     all.extend(named("fixed", 3));
     all.sort();
-    assert_eq!(once_each(&seen.lock().unwrap().taken), all);
+    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().taken), all);
     assert!(support::spool_files(&dir.join("spool")).is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -218,7 +211,10 @@ fn spans_sent_to_a_url_without_its_path_arrive_once_the_url_is_fixed() {
     // The same URL again: nothing of the first run sent again.
     let again = run(name, &format!("{base}/"), &key, "again", 0);
     assert_eq!(again.replayed_spans, 0, "{again:?}");
-    assert_eq!(once_each(&seen.lock().unwrap().refused), named("first", 10));
+    assert_eq!(
+        support::sorted_once_each(&seen.lock().unwrap().refused),
+        named("first", 10)
+    );
 
     // The URL fixed: every kept span arrives, once.
     let fixed = run(name, &format!("{base}/v1/traces"), &key, "fixed", 1);
@@ -226,7 +222,7 @@ fn spans_sent_to_a_url_without_its_path_arrive_once_the_url_is_fixed() {
     let mut all = named("first", 10);
     all.extend(named("fixed", 1));
     all.sort();
-    assert_eq!(once_each(&seen.lock().unwrap().taken), all);
+    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().taken), all);
     assert!(support::spool_files(&dir.join("spool")).is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }

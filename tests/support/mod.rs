@@ -239,3 +239,15 @@ pub fn assert_first_trips_counted(stats: &spanguard::stats::StatsSnapshot, conte
         "{context}: every span ended is counted where its first trip took it: {stats:?}"
     );
 }
+
+/// `names`, sorted, checking that none came twice (a span a backend got
+/// twice: a resend the test says must not happen).
+#[allow(dead_code)]
+pub fn sorted_once_each(names: &[String]) -> Vec<String> {
+    let mut sorted = names.to_vec();
+    sorted.sort();
+    let mut unique = sorted.clone();
+    unique.dedup();
+    assert_eq!(sorted, unique, "a span came twice");
+    sorted
+}
