@@ -546,6 +546,12 @@ static int aborted(int status) {
 
 int main(int argc, char **argv) {
     self_path = argv[0];
+    /* A container's PID 1 starts with the default dispositions; a test run
+     * from a background shell (SIGINT, SIGQUIT) or under nohup (SIGHUP)
+     * inherits them ignored, and the plain agent's SIGHUP then did nothing. */
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
     /* PID 1 that starts this program as PID 2: `--fake-init SELF --agent ...`. */
     if (argc == 8 && strcmp(argv[1], "--fake-init") == 0) return fake_init(argv + 2);
     if (argc == 6 && strcmp(argv[1], "--agent") == 0) {

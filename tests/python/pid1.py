@@ -6,6 +6,7 @@ same few lines of their own."""
 import os
 import select
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -27,12 +28,25 @@ class Pid1:
     here, outside, where the signals come from."""
 
     def __init__(self, argv: list[str], **popen):
+        given = popen.pop("preexec_fn", None)
+
+        def as_a_container_starts():
+            # A container's PID 1 starts with the default dispositions; a
+            # test run from a background shell (SIGINT, SIGQUIT) or under
+            # nohup (SIGHUP) inherits them ignored, and Python then installs
+            # no KeyboardInterrupt handler: the SIGINT step waited forever.
+            for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+                signal.signal(signum, signal.SIG_DFL)
+            if given is not None:
+                given()
+
         # --kill-child: the program dies with unshare, should a test fail.
         self.unshare = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--kill-child", *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=as_a_container_starts,
             **popen,
         )
         self.pid = self._child_of(self.unshare.pid)
