@@ -106,7 +106,9 @@ test('an LLM-sized bridged span killed open arrives from the flight recorder wit
       const spanguard = require(${JSON.stringify(path.resolve(__dirname, '..'))});
       const { SpanguardSpanProcessor } = require(${JSON.stringify(path.resolve(__dirname, '..', 'otel.js'))});
       const { BasicTracerProvider } = require('@opentelemetry/sdk-trace-base');
-      const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: 'http://127.0.0.1:9/v1/traces',
+      // Sent to the receiver that later gets its flight file: a dead
+      // process's spans go only to a sender set up like it.
+      const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: ${JSON.stringify(rx.url)},
         spoolDir: ${JSON.stringify(spool)}, flightRecorder: true, scheduleDelayMs: 600000 });
       const provider = new BasicTracerProvider({ spanProcessors: [new SpanguardSpanProcessor(tracer)] });
       const span = provider.getTracer('openllmetry').startSpan('llm.chat');
