@@ -212,7 +212,7 @@ pub fn destination_of(path: &Path) -> Option<u64> {
 pub fn flight_id_of(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_string_lossy();
     let stem = name.strip_suffix(".sgflight")?;
-    let id = stem.splitn(4, '-').nth(2)?;
+    let id = stem.split('-').nth(2)?;
     let id = id.split_once('.').map_or(id, |(id, _)| id);
     (!id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| u64::from_str_radix(id, 16).ok())?
@@ -1246,7 +1246,7 @@ impl SpoolDir {
         let mut tmp = OsString::from(TEMP_PREFIX);
         tmp.push(name);
         let tmp = self.dir.join(tmp);
-        let path = self.dir.join(&name);
+        let path = self.dir.join(name);
         let result = (|| {
             // Locked from its first moment: a temporary file that is not
             // locked belongs to a writer that died.
