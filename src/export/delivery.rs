@@ -655,6 +655,14 @@ impl Delivery {
         self.journal = journal;
     }
 
+    /// Lets go of the journal of a request whose delivery ended midway (a
+    /// panic caught): left for a replay, as an ordinary spool file.
+    pub fn let_go_of_journal(&mut self) {
+        if let Some(journal) = self.journal.take() {
+            self.spool.let_go_of_journal(journal);
+        }
+    }
+
     /// Delivers one request, or keeps or splits it, and records the fate of
     /// every span. For a spool file, true means the file is done with (it
     /// may be deleted); false that it stays.
@@ -686,7 +694,54 @@ impl Delivery {
         self.attempting_journaled = whole;
         let fate = self.attempt(request, host);
         self.attempting_journaled = false;
-        self.follow(fate, request, host, whole)
+        // A part settled whole (not split further): the first spans of
+        // what the journal still holds, parts going in their order.
+        let settled_part = !whole && !matches!(fate, Fate::Split(..));
+        let done = self.follow(fate, request, host, whole);
+        if settled_part {
+            self.journal_settled(request.spans);
+        }
+        done
+    }
+
+    /// Takes the first `spans` spans, settled (delivered, kept in a spool
+    /// file of their own, or lost and counted), out of the journal of the
+    /// request being delivered in parts (a 413 splits it): the journal
+    /// held the whole request until every part was settled, and a SIGKILL
+    /// after the first part was acknowledged sent that part again from
+    /// it. Replaced in one rename (`SpoolDir::replace_journal`), or
+    /// deleted once nothing is left. When it cannot be rewritten (the
+    /// disk full), it keeps what it held: spans sent twice after a kill,
+    /// never lost.
+    fn journal_settled(&mut self, spans: u64) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        let gzip = self.gzip.get_or_insert_with(GzipWriter::new);
+        let Some(rest) = super::spool::read_journal(&journal, self.spool.read_limit())
+            .and_then(|batch| rest_after(&batch, spans, gzip).map(|rest| (batch, rest)))
+        else {
+            self.journal = Some(journal);
+            return;
+        };
+        let (batch, rest) = match rest {
+            (_, None) => {
+                self.spool.forget(journal);
+                return;
+            }
+            (batch, Some(rest)) => (batch, rest),
+        };
+        let counted = rest.1;
+        self.journal = match self.spool.replace_journal(
+            journal,
+            batch.format,
+            batch.gzipped,
+            (rest.0.spans.min(u32::MAX as u64) as u32, counted),
+            &rest.0.body,
+        ) {
+            Ok(replaced) => Some(replaced),
+            Err((kept, _)) => Some(kept),
+        };
     }
 
     /// Does what an attempt's fate asks of the request.
@@ -1529,7 +1584,7 @@ impl Delivery {
             // becomes the spool file (its lock goes when `journal` drops).
             Some(journal) if whole => match self.refused_by {
                 Some(sender) => self.spool.keep_refused(journal, sender),
-                None => Ok(self.spool.keep(&journal.path)),
+                None => Ok(self.spool.keep_journal(journal)),
             },
             journal => {
                 self.journal = journal;
@@ -2159,6 +2214,32 @@ fn counted_in_parts(request: &Request, first: &Part, second: &Part) -> [u64; 2] 
     }
 }
 
+/// What is left of `batch` (a journal) without its first `settled`
+/// spans, with the count of its values cut (as `counted_in_parts` shares
+/// it); Some(None) when nothing is left, None when it cannot be read.
+fn rest_after(
+    batch: &SpooledBatch,
+    settled: u64,
+    gzip: &mut GzipWriter,
+) -> Option<Option<(Part, u64)>> {
+    let (head, rest) =
+        super::split::split_at(&batch.body, batch.format, batch.gzipped, settled, gzip)?;
+    let Some(rest) = rest else {
+        return Some(None);
+    };
+    let request = Request {
+        body: &batch.body,
+        format: batch.format,
+        gzipped: batch.gzipped,
+        spans: batch.spans as u64,
+        origin: Origin::Fresh,
+        cut_counted: batch.cut_counted,
+        cut_at: &[],
+    };
+    let [_, counted] = counted_in_parts(&request, &head, &rest);
+    Some(Some((rest, counted)))
+}
+
 /// Whether a record is exported: the sampler did not leave it out.
 pub fn is_recording(r: &SpanRecord) -> bool {
     r.marks & MARK_NON_RECORDING == 0
@@ -2275,6 +2356,110 @@ mod tests {
             1 << 20,
         );
         (d, sent, dir)
+    }
+
+    /// A request of spans 1..=`n` (span id `[i; 8]`, trace 5).
+    fn request_of_ids(n: u8) -> Vec<u8> {
+        use crate::span::proto_reader::write_len_field;
+        let mut scope = Vec::new();
+        for i in 1..=n {
+            let mut span = Vec::new();
+            write_len_field(&mut span, 1, &[5; 16]);
+            write_len_field(&mut span, 2, &[i; 8]);
+            write_len_field(&mut scope, 2, &span);
+        }
+        let mut resource = Vec::new();
+        write_len_field(&mut resource, 2, &scope);
+        let mut body = Vec::new();
+        write_len_field(&mut body, 1, &resource);
+        body
+    }
+
+    /// Refuses the whole request for its size (413), takes what is sent
+    /// after (its span ids kept in `got`), and dies (panics) at the
+    /// `dies_at`th request: a tracer SIGKILLed while its request went in
+    /// parts.
+    struct TakesPartsThenDies {
+        requests: usize,
+        dies_at: usize,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Transport for TakesPartsThenDies {
+        fn send(&mut self, body: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+            self.requests += 1;
+            if self.requests == self.dies_at {
+                panic!("the tracer is killed here");
+            }
+            if self.requests == 1 {
+                return Err(SendError::TooLarge {
+                    reason: "HTTP 413".to_string(),
+                });
+            }
+            let spans = crate::export::otlp_decode::decode_proto(body).expect("protobuf");
+            self.got
+                .lock()
+                .unwrap()
+                .extend(spans.iter().map(|s| s.span_id[0]));
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "parts:".to_string()
+        }
+    }
+
+    /// A fresh request refused for its size goes in two parts; the flight
+    /// recorder's journal held the whole request until both were settled,
+    /// so a SIGKILL after the first part was acknowledged left it whole,
+    /// and its replay sent the first part again. The journal now holds
+    /// only what is not settled: killed before the second part, or while
+    /// it went, each span arrives once; both taken, nothing is left.
+    #[test]
+    fn a_request_killed_after_its_first_part_was_acknowledged_sends_it_once() {
+        for dies_at in [3, usize::MAX] {
+            let dir = std::env::temp_dir().join(format!(
+                "sg-delivery-parts-{dies_at}-{}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let transport = TakesPartsThenDies {
+                requests: 0,
+                dies_at,
+                got: Arc::clone(&got),
+            };
+            let mut d = Delivery::new(
+                Box::new(transport),
+                SpoolDir::new(&dir, 1 << 20),
+                Duration::from_secs(30),
+                1 << 20,
+            );
+            let body = request_of_ids(6);
+            let journal = d
+                .spool()
+                .write_journal(BodyFormat::Protobuf, false, (6, 0, &[]), &body, Some(7))
+                .expect("journal");
+            d.set_journal(Some(journal));
+            let request = fresh_body(&body, (BodyFormat::Protobuf, false), 6, 0);
+            let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                d.deliver(&request, &mut Host::default())
+            }))
+            .is_err();
+            assert_eq!(killed, dies_at != usize::MAX);
+            // Killed: the journal's lock goes with the process.
+            drop(d);
+            SpoolDir::new(&dir, 1 << 20).replay(|batch| {
+                let spans = crate::export::otlp_decode::decode_proto(&batch.body).expect("pb");
+                got.lock()
+                    .unwrap()
+                    .extend(spans.iter().map(|s| s.span_id[0]));
+                ReplayVerdict::Delivered
+            });
+            let mut got = got.lock().unwrap().clone();
+            got.sort();
+            assert_eq!(got, (1..=6).collect::<Vec<u8>>(), "killed at {dies_at}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     fn busy(retry_after: Option<u64>) -> Result<Accepted, SendError> {

@@ -434,7 +434,7 @@ impl Exporter {
         p.in_flight
             .body
             .store(std::ptr::null_mut(), Ordering::Release);
-        self.delivery.set_journal(None);
+        self.delivery.let_go_of_journal();
         // A panic inside a recovery's held calls (`DeliveryHost::hold_told`)
         // must not leave every later call held.
         p.callback.let_out();
@@ -838,9 +838,11 @@ impl Exporter {
     /// Returns whether the slots may be given back before the answer: no
     /// flight recorder, or the journal written.
     fn journal_encoded(&mut self, spans: u64, cut_counted: u64) -> bool {
-        if self.pipeline.flight.is_none() {
+        let Some(flight) = self.pipeline.flight.as_ref() else {
             return true;
-        }
+        };
+        // Named in the journal's name, for recovery to pair them.
+        let flight_id = crate::export::spool::flight_id_of(&flight.path);
         let journal = self
             .delivery
             .spool()
@@ -849,6 +851,7 @@ impl Exporter {
                 self.encoder.gzip,
                 (spans as u32, cut_counted, self.encoder.cut_at()),
                 self.encoder.body(),
+                flight_id,
             )
             .ok();
         let written = journal.is_some();

@@ -127,37 +127,43 @@ fn is_flight_file(path: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().ends_with(".sgflight"))
 }
 
-/// The spans of the newest spool file that process `pid` wrote among
-/// `names` (`spool::spool_file_name`: time, then pid). The flight
-/// recorder publishes a request's journal (a spool file) before it frees
-/// the request's slots (`Exporter::export_taken`), and a request whose
-/// journal could not be written is spooled, if at all, before its slots
-/// are freed: a SIGKILL between the two leaves the batch in both the
-/// newest spool file of that process and its flight file as EXPORTING
-/// slots. Only that file can: every earlier one's slots were freed before
-/// the next request was taken. Empty when there is none or it cannot be
-/// read (the flight file's copy is then sent: at least once).
-///
-/// Limits: a process of the same pid since (a container restarted with
-/// it) whose spool file is newer hides the journal; a journal replayed
-/// by another recoverer before this flight file is recovered is no longer
-/// there to say so. Both then send the batch twice, as before.
-fn journaled_spans(names: &[PathBuf], pid: u32, cap: u64) -> std::collections::HashSet<SpanIds> {
-    let of_pid = format!("-{pid:010}-");
-    let newest = names.iter().rev().find(|p| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            n.ends_with(SUFFIX) && !n.starts_with('.') && n.get(20..32) == Some(of_pid.as_str())
-        })
+/// The spans of the journals (`spool::journal_of`) among `names` written
+/// for the flight file at `flight`. The flight recorder publishes a
+/// request's journal before it frees the request's slots
+/// (`Exporter::export_taken`): a SIGKILL between the two leaves the batch
+/// in both, the slots EXPORTING. The journal names its flight file by the
+/// id in that file's name, not by the pid alone: a process of the same pid
+/// since (pids wrap; a container restarts with the same small pid) wrote
+/// spool files too, and its newer one was taken for the journal. A
+/// replay does not send the journal while its flight file is there
+/// (`SpoolDir::waits_for_its_flight_file`), so it is still here to say so
+/// however many recoverers start at once. Empty when there is none or it
+/// cannot be read (the flight file's copy is then sent: at least once).
+fn journaled_spans(
+    names: &[PathBuf],
+    flight: &Path,
+    cap: u64,
+) -> std::collections::HashSet<SpanIds> {
+    let Some(id) = spool::flight_id_of(flight) else {
+        return Default::default();
+    };
+    let journals = names.iter().filter(|p| {
+        spool::journal_of(p) == Some(id)
+            && p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
     });
-    let Some(newest) = newest else {
-        return Default::default();
-    };
-    let Ok(batch) = spool::read_spool_file(newest, cap) else {
-        return Default::default();
-    };
-    super::otlp_decode::decode_body(&batch.body, batch.format, batch.gzipped)
-        .map(|spans| spans.iter().map(|s| (s.trace_id, s.span_id)).collect())
-        .unwrap_or_default()
+    let mut spans = std::collections::HashSet::new();
+    for journal in journals {
+        let Ok(batch) = spool::read_spool_file(journal, cap) else {
+            continue;
+        };
+        if let Ok(decoded) =
+            super::otlp_decode::decode_body(&batch.body, batch.format, batch.gzipped)
+        {
+            spans.extend(decoded.iter().map(|s| (s.trace_id, s.span_id)));
+        }
+    }
+    spans
 }
 
 /// Whether a flight file's record is a span in export that `journaled`
@@ -382,7 +388,7 @@ pub fn recover_dir(
                 // A flight file's batch whose journal was published moments
                 // before a SIGKILL is in both: sent from the journal only.
                 let journaled = if is_flight_file(&path) {
-                    journaled_spans(&names, header.pid, spool_max_bytes)
+                    journaled_spans(&names, &path, spool_max_bytes)
                 } else {
                     std::collections::HashSet::new()
                 };
@@ -464,7 +470,7 @@ mod tests {
     use crate::export::delivery::{Delivery, DeliveryHost, Outcome};
     use crate::export::otlp_decode::decode_proto;
     use crate::export::request_encoder::RequestEncoder;
-    use crate::export::spool::SpoolDir;
+    use crate::export::spool::{ReplayVerdict, SpoolDir};
     use crate::export::transport::{Accepted, BodyFormat, SendError, Transport};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -742,7 +748,7 @@ mod tests {
     /// slots, the flight recorder left that batch twice: in the journal (a
     /// spool file, replayed) and as EXPORTING slots of its flight file
     /// (recovered). Both were sent. Now recovery sends only the flight
-    /// file's spans that the process's newest spool file does not hold.
+    /// file's spans that its journal (named for it) does not hold.
     #[test]
     fn a_batch_both_journaled_and_in_export_is_recovered_from_the_journal_only() {
         use crate::buffer::slab::STATE_EXPORTING;
@@ -769,12 +775,23 @@ mod tests {
         let body = bodies.lock().unwrap().pop().expect("one request");
         assert!(!journal_of.exists());
         let journal = SpoolDir::new(&dir, 1 << 20)
-            .write_journal(BodyFormat::Protobuf, false, (3, 0, &[]), &body)
+            .write_journal(
+                BodyFormat::Protobuf,
+                false,
+                (3, 0, &[]),
+                &body,
+                Some(FLIGHT_ID),
+            )
             .expect("journal");
         let journal_path = journal.path.clone();
         drop(journal); // killed: its lock goes, its file stays
         // Its flight file: those three in export, seven more ended.
-        plant_flight(&dir.join("killed.sgflight"), |n| {
+        let killed = format!(
+            "{:020}-{:010}-{FLIGHT_ID:x}.sgflight",
+            1_700_000_000_000_000_000u64,
+            std::process::id()
+        );
+        plant_flight(&dir.join(killed), |n| {
             if n <= 3 { STATE_EXPORTING } else { STATE_ENDED }
         });
         let got: Received = Arc::new(Mutex::new(Vec::new()));
@@ -790,6 +807,151 @@ mod tests {
             journal_path.exists(),
             "the journal is left to the spool's replay"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The dead process's flight file id, pid and journal name of the
+    /// journal tests: a flight file `<time>-<pid>-<id>.sgflight` whose
+    /// spans 1..=3 of trace 2 are in export and 4..=10 ended, and the
+    /// journal of those three, named for that flight file as the exporter
+    /// names it (`spool::journal_tag`).
+    const FLIGHT_ID: u64 = 0x00c0_ffee_1234_5678;
+
+    fn plant_journaled_flight(dir: &Path) -> (PathBuf, PathBuf) {
+        use crate::buffer::slab::STATE_EXPORTING;
+        let pid = std::process::id();
+        // The request the journal holds, as a recovery of spans 1..=3
+        // encodes it.
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let of = dir.join("of.sgflight");
+        plant_flight(&of, |n| if n <= 3 { STATE_ENDED } else { STATE_FREE });
+        let mut delivery = Delivery::new(
+            Box::new(KeepsBodies(Arc::clone(&bodies))),
+            SpoolDir::new(dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
+        recover_dir(dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
+        let body = bodies.lock().unwrap().pop().expect("one request");
+        assert!(!of.exists());
+        let flight = dir.join(format!(
+            "{:020}-{pid:010}-{FLIGHT_ID:x}.sgflight",
+            1_700_000_000_000_000_000u64
+        ));
+        plant_flight(
+            &flight,
+            |n| {
+                if n <= 3 { STATE_EXPORTING } else { STATE_ENDED }
+            },
+        );
+        let journal = dir.join(format!(
+            "{:020}-{pid:010}-000001-journalof{FLIGHT_ID:016x}.sgspool",
+            1_700_000_000_100_000_000u64
+        ));
+        write_spool_file(&journal, &body, 3);
+        (flight, journal)
+    }
+
+    /// A spool file at `path` holding `body`, a request of `spans` spans.
+    fn write_spool_file(path: &Path, body: &[u8], spans: u32) {
+        let mut bytes = spool::encode_header(BodyFormat::Protobuf, false, spans, 0, body.len())
+            .as_bytes()
+            .to_vec();
+        bytes.extend_from_slice(body);
+        std::fs::write(path, bytes).expect("spool file");
+    }
+
+    /// What a spool replay of `dir` (`spanguard replay`, a tracer starting
+    /// beside) sends, into `got`.
+    fn replay_beside(dir: &Path, got: &Received) {
+        SpoolDir::new(dir, 1 << 20).replay(|batch| {
+            let spans = decode_proto(&batch.body).expect("protobuf");
+            let mut got = got.lock().unwrap();
+            got.extend(spans.iter().map(|s| (s.trace_id, s.span_id, s.end_unix_ns)));
+            ReplayVerdict::Delivered
+        });
+    }
+
+    /// Each of trace 2's ten spans, sent once, whatever the order.
+    fn each_sent_once(got: &Received, also: usize) {
+        let got = got.lock().unwrap().clone();
+        let mut ids: Vec<_> = got.iter().map(|s| (s.0, s.1)).collect();
+        ids.sort();
+        let sent = ids.len();
+        ids.dedup();
+        assert_eq!(sent, ids.len(), "spans sent twice: {got:?}");
+        let trace2: Vec<u8> = ids
+            .iter()
+            .filter(|s| s.0 == [2; 16])
+            .map(|s| s.1[0])
+            .collect();
+        assert_eq!(trace2, (1..=10).collect::<Vec<u8>>());
+        assert_eq!(sent, 10 + also);
+    }
+
+    /// Pids wrap, and a container restarts with the same small pid: a
+    /// process of the dead one's pid wrote a spool file since. Recovery
+    /// took the newest spool file of that pid for the dead process's
+    /// journal, found none of the flight file's spans in export there,
+    /// and sent them, while the real journal was replayed too: spans 1..=3
+    /// twice. The journal is found by the flight file it was written for.
+    #[test]
+    fn a_journal_hidden_by_a_newer_spool_file_of_a_reused_pid_is_still_found() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-reused-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        // The new process's batch: one span of trace 3.
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let theirs = dir.join("theirs.sgdump");
+        let mut dump = DumpHeader::new(magic_of(false), 1, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        dump.extend(record_bytes(3, 1, STATE_ENDED));
+        std::fs::write(&theirs, dump).expect("plant");
+        let mut delivery = Delivery::new(
+            Box::new(KeepsBodies(Arc::clone(&bodies))),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
+        recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
+        let body = bodies.lock().unwrap().pop().expect("their request");
+        let (flight, _journal) = plant_journaled_flight(&dir);
+        let newer = dir.join(format!(
+            "{:020}-{:010}-000002.sgspool",
+            1_700_000_000_200_000_000u64,
+            std::process::id()
+        ));
+        write_spool_file(&newer, &body, 1);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(&dir, &got);
+        assert!(!flight.exists());
+        replay_beside(&dir, &got);
+        each_sent_once(&got, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Two tracers starting at once on one spool directory, or `spanguard
+    /// replay` while an agent starts: one replayed the dead process's
+    /// journal (and deleted it) before the other recovered its flight
+    /// file, which then found no journal to say that spans 1..=3 were
+    /// sent from it, and sent them again. A journal whose flight file is
+    /// still there waits for its recovery, then goes.
+    #[test]
+    fn a_journal_replayed_before_its_flight_file_is_recovered_is_sent_once() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-first-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let (flight, journal) = plant_journaled_flight(&dir);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        replay_beside(&dir, &got);
+        recover_beside(&dir, &got);
+        assert!(!flight.exists());
+        replay_beside(&dir, &got);
+        assert!(!journal.exists());
+        each_sent_once(&got, 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

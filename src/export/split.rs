@@ -56,6 +56,36 @@ pub fn split_in_two(
     Some((first, second))
 }
 
+/// The request's first `n` spans and the rest, in two requests (the rest
+/// None when nothing is left), gzipped as it was; None when it cannot be
+/// read.
+pub fn split_at(
+    body: &[u8],
+    format: BodyFormat,
+    gzipped: bool,
+    n: u64,
+    gzip: &mut GzipWriter,
+) -> Option<(Part, Option<Part>)> {
+    let plain = plain_body(body, gzipped)?;
+    let total = count_spans(&plain, format)?;
+    let n = n.min(total);
+    let mut part = |range: Range<u64>| {
+        let spans = range.end - range.start;
+        let mut body = select(&plain, format, range)?;
+        if gzipped {
+            let mut packed = Vec::new();
+            gzip.compress(&body, &mut packed);
+            body = packed;
+        }
+        Some(Part { body, spans })
+    };
+    let head = part(0..n)?;
+    if n == total {
+        return Some((head, None));
+    }
+    Some((head, Some(part(n..total)?)))
+}
+
 /// The request body uncompressed; None when it does not gunzip, or to
 /// more than `MAX_DECODED_BYTES`.
 pub fn plain_body(body: &[u8], gzipped: bool) -> Option<Vec<u8>> {

@@ -99,6 +99,16 @@ const REFUSED_MARK: &str = "-refusedby";
 /// before: no better owner is known. Older spanguards read such a file
 /// like any other.
 const DESTINATION_MARK: &str = "-for";
+/// What the name of the flight recorder's journal (`SpoolDir::write_journal`)
+/// says before the id of the flight file whose slots its batch was taken
+/// from (`flight_id_of`, 16 hex digits), before any destination mark: a
+/// process SIGKILLed between publishing the journal and freeing those
+/// slots left the batch in both, and recovery pairs the two by this id
+/// (a pid, which the journal's name carries too, is reused: pids wrap,
+/// and a container restarts with the same small pid). A journal kept as
+/// a spool file (its batch kept for later) loses it, its slots freed
+/// long since. Older spanguards read such a file like any other.
+const JOURNAL_MARK: &str = "-journalof";
 /// A temporary file older than this, and unlocked, belongs to no writer
 /// even when its pid names a live process (a reused pid, another pid
 /// namespace sharing the directory).
@@ -194,6 +204,35 @@ pub fn destination_of(path: &Path) -> Option<u64> {
             .iter()
             .any(|next| rest.starts_with(next))
     })
+}
+
+/// The id of the flight file at `path`, as its name says
+/// (`<time>-<pid>-<id, hex>[<destination mark>].sgflight`, as the tracer
+/// names it); None for a name made otherwise.
+pub fn flight_id_of(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_string_lossy();
+    let stem = name.strip_suffix(".sgflight")?;
+    let id = stem.split('-').nth(2)?;
+    let id = id.split_once('.').map_or(id, |(id, _)| id);
+    (!id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u64::from_str_radix(id, 16).ok())?
+}
+
+/// The id of the flight file whose journal the spool file at `path` is
+/// (`JOURNAL_MARK`), as its name says; None for any other spool file.
+pub fn journal_of(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_string_lossy();
+    let (_, after) = name.strip_suffix(SUFFIX)?.split_once(JOURNAL_MARK)?;
+    // As `journal_tag` writes it: then the name's end or its destination.
+    fingerprint_as_written(after, |rest| {
+        rest.is_empty() || rest.starts_with(DESTINATION_MARK)
+    })
+}
+
+/// The part of a journal's name that names its flight file
+/// (`journal_of`), or nothing.
+fn journal_tag(flight: Option<u64>) -> String {
+    flight.map_or(String::new(), |id| format!("{JOURNAL_MARK}{id:016x}"))
 }
 
 /// The part of a file's name that says whose spans it holds
@@ -1021,17 +1060,49 @@ impl SpoolDir {
     /// the machine, and deleted by `forget` once the backend accepted it.
     /// The file is locked while the returned handle lives, so no replayer
     /// (in this process or another) sends it while it is in flight.
+    ///
+    /// `flight`: the id of the flight file the batch's slots are in
+    /// (`flight_id_of`), named in the journal's (`journal_of`), so that
+    /// recovery of that file, its process killed before the slots were
+    /// freed, sends from it only what the journal does not hold.
     pub fn write_journal(
         &self,
         format: BodyFormat,
         gzipped: bool,
         (spans, cut_counted, cut_at): (u32, u64, &[u64]),
         body: &[u8],
+        flight: Option<u64>,
     ) -> io::Result<Journal> {
         let header =
             self.header_within_cap(format, gzipped, (spans, cut_counted, cut_at), body.len());
-        let (path, lock) = self.write_file(&header, body, false)?;
+        let mark = format!("{}{}", journal_tag(flight), destination_tag(self.sender));
+        let (path, lock) = self.write_file_named(&header, body, false, &mark)?;
         Ok(Journal { path, _lock: lock })
+    }
+
+    /// Puts the batch `body` (of `spans`, `cut_counted` of its values cut
+    /// and counted) in place of `journal`'s, at its name, in one rename:
+    /// what is left of a split request once a part of it was settled.
+    /// The file never holds both nor neither. Err (nothing changed: the
+    /// journal still holds what it held) when it could not be written.
+    pub fn replace_journal(
+        &self,
+        journal: Journal,
+        format: BodyFormat,
+        gzipped: bool,
+        (spans, cut_counted): (u32, u64),
+        body: &[u8],
+    ) -> Result<Journal, (Journal, io::Error)> {
+        let header = self.header_within_cap(format, gzipped, (spans, cut_counted, &[]), body.len());
+        let Some(name) = journal.path.file_name().map(OsString::from) else {
+            let e = io::Error::other("a journal without a name");
+            return Err((journal, e));
+        };
+        match self.write_file_at(&header, body, false, &name) {
+            // The old file's lock goes with it: it is no name's now.
+            Ok((path, lock)) => Ok(Journal { path, _lock: lock }),
+            Err(e) => Err((journal, e)),
+        }
     }
 
     /// Deletes a journal file whose batch was delivered.
@@ -1047,13 +1118,84 @@ impl SpoolDir {
         self.evict_over_cap(path, len)
     }
 
+    /// `keep`, for a journal file whose batch failed: renamed without its
+    /// flight file's id first (`JOURNAL_MARK`), while its lock is held,
+    /// since its slots are freed and a replay need not wait for that
+    /// file's recovery (`waits_for_its_flight_file`). Left as it is when
+    /// the rename fails: replayed once that file is gone.
+    pub fn keep_journal(&self, journal: Journal) -> Eviction {
+        let path = self.unmark_journal(&journal);
+        self.keep(&path)
+    }
+
+    /// Renames `journal`'s file without its flight file's id, and returns
+    /// its name now (the old one if the rename failed, or it had none).
+    fn unmark_journal(&self, journal: &Journal) -> PathBuf {
+        let name = journal.path.file_name().map(|n| n.to_string_lossy());
+        let Some(id) = journal_of(&journal.path) else {
+            return journal.path.clone();
+        };
+        let Some(name) = name else {
+            return journal.path.clone();
+        };
+        let to = self.dir.join(name.replacen(&journal_tag(Some(id)), "", 1));
+        if fs::rename(&journal.path, &to).is_err() {
+            return journal.path.clone();
+        }
+        self.forget_file(&journal.path);
+        to
+    }
+
+    /// The journal `journal` no longer in flight while its process lives
+    /// on (its exporter caught a panic): renamed as a kept one is
+    /// (`keep_journal`), and its lock let go, for a replay to send it as
+    /// before, not to wait for this process's flight file.
+    pub fn let_go_of_journal(&self, journal: Journal) {
+        self.unmark_journal(&journal);
+    }
+
+    /// Whether the spool file at `path` is the journal of a flight file
+    /// still in the directory (`JOURNAL_MARK`), left by a process that
+    /// died with the journal's batch in flight: not replayed until that
+    /// file's recovery sent what the journal does not hold (its slots in
+    /// export, killed before they were freed, are left to the journal).
+    /// Replayed first, the journal went, and the recovery after it found
+    /// nothing to say those spans were sent, and sent them again. The
+    /// caller holds the journal's lock: no live writer has it in flight.
+    fn waits_for_its_flight_file(&self, path: &Path) -> bool {
+        let Some(id) = journal_of(path) else {
+            return false;
+        };
+        let pid = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(writer_pid);
+        let Some(pid) = pid else {
+            return false;
+        };
+        // The flight file is named with the journal's pid and its id; read
+        // anew, not from a listing that may be older than its recovery.
+        let of_pid = format!("-{pid:010}-{id:x}");
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return false;
+        };
+        entries.filter_map(|e| e.ok()).any(|e| {
+            let path = e.path();
+            flight_id_of(&path) == Some(id)
+                && e.file_name().to_string_lossy().contains(&of_pid)
+                && !e.file_name().to_string_lossy().starts_with('.')
+        })
+    }
+
     /// `keep`, for a journal file whose batch the sender with fingerprint
     /// `refused_by` was refused: renamed to say so first (its lock, on the
     /// file, goes with it). Err when the rename failed: the file is then
     /// deleted, not left for that sender to send again.
     pub fn keep_refused(&self, journal: Journal, refused_by: u64) -> io::Result<Eviction> {
         let name = journal.path.file_name().map(|n| n.to_string_lossy());
-        let stem = name.as_deref().and_then(|n| n.strip_suffix(SUFFIX));
+        // Its slots are freed: no flight file's recovery to wait for.
+        let unmarked = name.map(|n| n.replacen(&journal_tag(journal_of(&journal.path)), "", 1));
+        let stem = unmarked.as_deref().and_then(|n| n.strip_suffix(SUFFIX));
         let Some(stem) = stem else {
             self.forget(journal);
             return Err(io::Error::other("a journal file not named as a spool file"));
@@ -1069,24 +1211,30 @@ impl SpoolDir {
         Ok(self.keep(&to))
     }
 
-    /// Writes a spool file; the returned handle holds an exclusive lock on it.
-    fn write_file(
-        &self,
-        header: &[u8],
-        body: &[u8],
-        sync: bool,
-    ) -> io::Result<(PathBuf, LockedFile)> {
-        self.write_file_named(header, body, sync, &destination_tag(self.sender))
-    }
-
-    /// `write_file`, with `mark` (`destination_tag`, `refused_tag`) in the
-    /// file's name.
+    /// Writes a spool file, with `mark` (`destination_tag`, `refused_tag`,
+    /// `journal_tag`) in its name; the returned handle holds an exclusive
+    /// lock on it.
     fn write_file_named(
         &self,
         header: &[u8],
         body: &[u8],
         sync: bool,
         mark: &str,
+    ) -> io::Result<(PathBuf, LockedFile)> {
+        let name = spool_file_name(&format!(
+            "{:06}{mark}",
+            SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
+        ));
+        self.write_file_at(header, body, sync, std::ffi::OsStr::new(&name))
+    }
+
+    /// `write_file_named`, at `name` (replacing what is there in one rename).
+    fn write_file_at(
+        &self,
+        header: &[u8],
+        body: &[u8],
+        sync: bool,
+        name: &std::ffi::OsStr,
     ) -> io::Result<(PathBuf, LockedFile)> {
         if !self.fits(body.len()) {
             return Err(io::Error::new(
@@ -1095,12 +1243,10 @@ impl SpoolDir {
             ));
         }
         files::ensure_private_dir(&self.dir)?;
-        let name = spool_file_name(&format!(
-            "{:06}{mark}",
-            SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
-        ));
-        let tmp = self.dir.join(format!("{TEMP_PREFIX}{name}"));
-        let path = self.dir.join(&name);
+        let mut tmp = OsString::from(TEMP_PREFIX);
+        tmp.push(name);
+        let tmp = self.dir.join(tmp);
+        let path = self.dir.join(name);
         let result = (|| {
             // Locked from its first moment: a temporary file that is not
             // locked belongs to a writer that died.
@@ -1344,6 +1490,9 @@ impl SpoolDir {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
+            if self.waits_for_its_flight_file(&path) {
+                continue; // listed again by a later pass
+            }
             self.drop_other_names(&file, &path, &mut files);
             let mut batch = match read_batch(file.file(), self.read_limit()) {
                 Ok(b) => b,
@@ -1459,6 +1608,20 @@ pub struct ReplayedFile {
 pub struct Journal {
     pub path: PathBuf,
     _lock: LockedFile,
+}
+
+/// What `journal`'s file holds (its locked descriptor was opened to write
+/// alone: read at its name, while the name still leads to it); None when
+/// it cannot be read.
+pub fn read_journal(journal: &Journal, read_limit: u64) -> Option<SpooledBatch> {
+    let file = files::open_found(&journal.path, false).ok()?;
+    still_named(&journal._lock, &journal.path).then_some(())?;
+    let same = |m: &fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    };
+    (same(&file.metadata().ok()?) == same(&journal._lock.file().metadata().ok()?)).then_some(())?;
+    read_batch(&file, read_limit).ok()
 }
 
 /// What one replay pass did.
@@ -2352,7 +2515,7 @@ pub(crate) mod tests {
         };
         spool.write(&cut).expect("write");
         let journal = spool
-            .write_journal(BodyFormat::Json, false, (1, 5, &[]), b"{}")
+            .write_journal(BodyFormat::Json, false, (1, 5, &[]), b"{}", None)
             .expect("journal");
         let read = |path: &Path| read_batch(&File::open(path).expect("open"), 1 << 20);
         let files = spool.list();
@@ -2391,7 +2554,7 @@ pub(crate) mod tests {
         };
         spool.write(&cut).expect("write");
         let journal = spool
-            .write_journal(BodyFormat::Json, false, (1, 1, &[4]), b"{}")
+            .write_journal(BodyFormat::Json, false, (1, 1, &[4]), b"{}", None)
             .expect("journal");
         let files = spool.list();
         assert_eq!(files.len(), 2);
