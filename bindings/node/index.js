@@ -1066,16 +1066,48 @@ function syncHookListeners() {
     stopListening('exit');
     return;
   }
-  // Out of work with the SDK's queue still full (its timer does not keep
-  // the process up): that queue too, then the tracers. Once: the
-  // shutdown's own work ending empties the loop again.
-  listen('beforeExit', () => {
-    stopListening('beforeExit');
-    const tracers = [...hookedTracers.keys()];
-    feedWithinHalf(hooksTimeout()).then((left) => Promise.allSettled(tracers.map((t) => t.shutdown(left))))
-      .catch(() => {});
-  });
+  listen('beforeExit', onHookedBeforeExit);
   listen('exit', onHookedExit);
+}
+
+// What the hooked tracers had begun and ended (activityOf) when the last
+// beforeExit flush settled; null before the first.
+let activityAtLastFlush = null;
+
+/** Spans begun and ended so far by `tracers`: what changes when the program records. */
+function activityOf(tracers) {
+  let n = 0;
+  for (const t of tracers) {
+    try {
+      const s = t.stats();
+      n += s.spans_begun + s.spans_ended;
+    } catch (_) {
+      // Closed meanwhile: it has left hookedTracers.
+    }
+  }
+  return n;
+}
+
+/**
+ * Out of work: the SDK's queue (its timer does not keep the process up)
+ * and the tracers are flushed, not shut down. beforeExit comes again each
+ * time the loop empties, and a program's own listener may schedule more
+ * work there (drain a queue, close a pool, close-with-grace's close
+ * function): shut down at the first, the tracers refused every span that
+ * work recorded. Only when something was recorded since the last flush
+ * settled: the flush's own work ending empties the loop again, and
+ * flushing each time kept the process up for good. What comes after the
+ * last flush is delivered at exit: the SDK's queue by otel.js's 'exit'
+ * listener, the tracers by the library's exit flush (open spans marked
+ * spanguard.unended).
+ */
+function onHookedBeforeExit() {
+  const tracers = [...hookedTracers.keys()];
+  if (activityAtLastFlush !== null && activityOf(tracers) === activityAtLastFlush) return;
+  feedWithinHalf(hooksTimeout())
+    .then((left) => Promise.allSettled(tracers.map((t) => t.flush(left))))
+    .catch(() => {})
+    .then(() => { activityAtLastFlush = activityOf(tracers); });
 }
 
 /**
@@ -1541,8 +1573,9 @@ class Tracer {
    * and `signals`, and adds no second listener. On SIGTERM/SIGINT every
    * hooked tracer of the process shuts down, its open spans marked
    * interrupted by the signal, and the signal is raised again with Node's
-   * own handling, so the process ends as it would have; on beforeExit they
-   * shut down too. First, with a SpanguardSpanExporter in the process, the
+   * own handling, so the process ends as it would have; on beforeExit
+   * they flush, and record on (a program's own beforeExit work keeps its
+   * spans; the library's exit flush delivers the rest). First, with a SpanguardSpanExporter in the process, the
    * global OpenTelemetry provider is flushed (for up to half of
    * `timeoutMs`), so the spans its BatchSpanProcessor queue holds reach
    * spanguard before it shuts down in what is left of `timeoutMs`: the
