@@ -15,6 +15,7 @@ const fs = require('fs');
 const path = require('path');
 const { AsyncLocalStorage } = require('async_hooks');
 const { EventEmitter } = require('events');
+const { isMainThread } = require('worker_threads');
 
 // @opentelemetry/api's SpanKind numbers, so that its SpanKind.SERVER means
 // what KIND.SERVER does (a bare number cannot say which it is); OTLP's
@@ -26,6 +27,9 @@ const STATUS = { UNSET: 0, OK: 1, ERROR: 2 };
 // spanguard_span_add_link_ids' link_flags (SPANGUARD_LINK_REMOTE, _LOCAL).
 const LINK_REMOTE = 1;
 const LINK_LOCAL = 2;
+// spanguard_config.install_signal_handlers: SPANGUARD_SIGNAL_HANDLERS_TERMINATION,
+// the termination watchdog without the crash handlers.
+const SIGNAL_HANDLERS_TERMINATION = 2;
 // spanguard_span_options.flags (SPANGUARD_SPAN_OPTION_*).
 const SPAN_OPTION = { PARENT_IS_REMOTE: 1, LIMITED_BY_CALLER: 2 };
 const RESULT = {
@@ -1220,13 +1224,26 @@ class Tracer {
     const runtime = `process.runtime.name=nodejs,process.runtime.version=${process.versions.node},`
       + 'process.runtime.description=Node.js';
     cfg.resource_attributes = cfg.resource_attributes ? `${runtime},${cfg.resource_attributes}` : runtime;
+    const hooks = hooksByDefault(options);
+    // A worker thread's process hooks never hear a signal (they reach the
+    // main thread's listeners only), and a main thread with none of its
+    // own, spanguard not loaded there, ends by Node's default at once: the
+    // worker's spans were lost, uncounted. There the library's termination
+    // watchdog (no crash handlers) does the hooks' work, under any handler
+    // the main thread has: it delivers what has ended, dumps the open
+    // spans for the next start, and hands the signal on as it came. Not
+    // when the program chose (installSignalHandlers, or
+    // SPANGUARD_SIGNAL_HANDLERS, which the library reads over this).
+    if (hooks && !isMainThread && (options.installSignalHandlers === undefined || options.installSignalHandlers === null)) {
+      cfg.install_signal_handlers = SIGNAL_HANDLERS_TERMINATION;
+    }
     const [code, ptr, message] = N.tracerNew(cfg, options.fromEnv !== false);
     if (code !== RESULT.OK) throw new SpanguardError(code, 'tracer_new', message);
     this.#ptr = ptr;
     // On by default: a Node agent stopped with SIGTERM or Ctrl-C lost
     // every span not yet exported, and its open ones, uncounted, unless
     // the program knew to call installProcessHooks().
-    if (hooksByDefault(options)) this.installProcessHooks();
+    if (hooks) this.installProcessHooks();
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */
@@ -1585,9 +1602,10 @@ class Tracer {
    * ended and spanguard records on; should that listener then end the
    * process (process.exit()), the spans still open are exported
    * interrupted by the signal. Signals reach the main thread only: a
-   * worker thread's tracer is shut down by the main thread's hook (the
-   * main thread must load spanguard and make a tracer of its own), with
-   * every other hooked tracer of the process. In a container's PID 1 with
+   * worker thread's tracer is shut down by the main thread's hook, with
+   * every other hooked tracer of the process; made with its hooks on, it
+   * also has the library's termination watchdog (see the constructor),
+   * which does that work when the main thread has no hook. In a container's PID 1 with
    * no listener of the program's own, where the signal does not end the
    * process, they flush instead and stay. One listener a signal serves
    * every tracer; it goes once the last hooked tracer has shut down.
