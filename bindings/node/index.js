@@ -997,14 +997,28 @@ async function onHookedSignal(sig) {
   // and the tracers record on.
   const listens = programListens(sig);
   if (listens || !native.raisedSignalCanEndProcess(false)) {
-    if (listens) signalTakenByProgram = { signo, timeoutMs };
+    if (listens) {
+      signalTakenByProgram = { signo, timeoutMs };
+      // Once the signal's listeners have all run: if the program's were
+      // `once` listeners, now gone, step aside, so that the process is
+      // left as it would be without spanguard. A listener that ends the
+      // process only when it is alone (@prisma/client 2 to 4's: `if
+      // (process.listenerCount('SIGTERM') === 0) process.exit()`) counted
+      // ours, never exited, and the process waited for the SIGKILL with
+      // its spans. At its exit the open spans are still marked
+      // interrupted (onHookedExit); a second signal ends the process at
+      // once, as without spanguard (a second Ctrl-C: "force quit").
+      process.nextTick(() => { if (!programListens(sig)) stopListening(sig); });
+    }
     const left = await feedWithinHalf(timeoutMs);
     await Promise.all(tracers.map((t) => t.flush(left)));
     return;
   }
   // Off first: a second signal meanwhile (a second Ctrl-C: "force quit")
-  // meets Node's own handling and ends the process at once.
-  stopListening(sig);
+  // meets Node's own handling and ends the process at once. Once the
+  // signal's other listeners have run: ours runs first, and signal-exit's
+  // after it, finding itself alone, ended the process before the shutdown.
+  process.nextTick(() => stopListening(sig));
   try {
     // What the SDK still holds for spanguard first; then every hooked
     // tracer of the process, workers' too. The spans still open arrive
@@ -1042,12 +1056,21 @@ function onHookedExit() {
   }
 }
 
-/** Puts the one listener for `event` on the process, unless it is there. */
+/**
+ * Puts the one listener for `event` on the process, unless it is there:
+ * a signal's first, so that it sees every listener the program had when
+ * the signal came. After a program's `once` listener, it found that one
+ * gone, took the signal for its own, shut down and raised it again,
+ * ending the process under the program's graceful shutdown; and a
+ * program's listener calling process.exit() at once left it unrun, the
+ * open spans marked unended rather than interrupted.
+ */
 function listen(event, listener) {
   if (hookListenerOf.has(event)) return;
   hookListeners.add(listener);
   hookListenerOf.set(event, listener);
-  process.on(event, listener);
+  if (event.startsWith('SIG')) process.prependListener(event, listener);
+  else process.on(event, listener);
 }
 
 function stopListening(event) {

@@ -271,3 +271,35 @@ test('a plain script that runs out of work: every span arrives, and the beforeEx
     assert.strictEqual(run.stdout.trim(), 'flushes 1');
     assert.strictEqual(readSpans(path.join(dir, 'sink')).length, 10, run.stderr);
   });
+
+for (const order of ['before', 'after']) {
+  test(`a program's once SIGTERM listener (added ${order} the tracer) that exits only when it is alone: `
+    + 'it exits, its cleanup\'s spans delivered, the open one interrupted', async () => {
+    // @prisma/client 2 to 4 ended the process so: `if
+    // (process.listenerCount('SIGTERM') === 0) process.exit()`. Counting
+    // the hooks' listener, it never exited, and the process waited for the
+    // SIGKILL with its spans (after); or the hooks, running after it, found
+    // it gone, took the signal and ended the process under its cleanup (before).
+    const listener = `process.once('SIGTERM', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      tracer.startSpan('cleanup').end();
+      if (process.listenerCount('SIGTERM') === 0) process.exit(0);
+    });`;
+    const { exit, stderr, dir } = await signalled(`
+      ${order === 'before' ? listener : ''}
+      const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'agent', sinkDir: dir + '/sink',
+        spoolDir: dir + '/spool', scheduleDelayMs: 60000 });
+      ${order === 'after' ? listener : ''}
+      const session = tracer.startSpan('agent.session');
+      tracer.startSpan('before.signal').end();
+      console.log('ready');
+      setInterval(() => {}, 1000);
+    `, 'SIGTERM');
+    assert.deepStrictEqual(exit, { code: 0, signal: null }, `the program's listener ended it: ${stderr}`);
+    const spans = readSpans(path.join(dir, 'sink'));
+    assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['agent.session', 'before.signal', 'cleanup']);
+    const session = spans.find((s) => s.name === 'agent.session').attrs;
+    assert.deepStrictEqual(session['spanguard.interrupted'], { boolValue: true });
+    assert.deepStrictEqual(session['spanguard.signal'], { intValue: '15' });
+  });
+}
