@@ -90,6 +90,21 @@ test('processHooks: false and SPANGUARD_PROCESS_HOOKS=false leave the signal to 
   }
 });
 
+/**
+ * An agent with `listener` (source) added `order` ('before' or 'after')
+ * its tracer: 'before.signal' ended, 'agent.session' open (`session`).
+ */
+const listenedAgent = (order, listener) => `
+  ${order === 'before' ? listener : ''}
+  const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'agent', sinkDir: dir + '/sink',
+    spoolDir: dir + '/spool', scheduleDelayMs: 60000 });
+  ${order === 'after' ? listener : ''}
+  const session = tracer.startSpan('agent.session');
+  tracer.startSpan('before.signal').end();
+  console.log('ready');
+  setInterval(() => {}, 1000);
+`;
+
 for (const order of ['before', 'after']) {
   test(`a program's own SIGTERM listener, added ${order} the tracer, decides: one that does not exit `
     + 'keeps running with its tracing working', async () => {
@@ -105,18 +120,8 @@ for (const order of ['before', 'after']) {
         process.exit(0);
       }, 500);
     });`;
-    const body = `
-      let signalled = false;
-      ${order === 'before' ? listener : ''}
-      const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'agent', sinkDir: dir + '/sink',
-        spoolDir: dir + '/spool', scheduleDelayMs: 60000 });
-      ${order === 'after' ? listener : ''}
-      const session = tracer.startSpan('agent.session');
-      tracer.startSpan('before.signal').end();
-      console.log('ready');
-      setInterval(() => {}, 1000);
-    `;
-    const { exit, stdout, stderr, dir } = await signalled(body, 'SIGTERM');
+    const { exit, stdout, stderr, dir } = await signalled(
+      `let signalled = false; ${listenedAgent(order, listener)}`, 'SIGTERM');
     assert.deepStrictEqual(exit, { code: 0, signal: null }, `the program ended itself: ${stderr}`);
     assert.match(stdout, /flushed true/);
     const spans = readSpans(path.join(dir, 'sink'));
@@ -285,16 +290,7 @@ for (const order of ['before', 'after']) {
       tracer.startSpan('cleanup').end();
       if (process.listenerCount('SIGTERM') === 0) process.exit(0);
     });`;
-    const { exit, stderr, dir } = await signalled(`
-      ${order === 'before' ? listener : ''}
-      const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'agent', sinkDir: dir + '/sink',
-        spoolDir: dir + '/spool', scheduleDelayMs: 60000 });
-      ${order === 'after' ? listener : ''}
-      const session = tracer.startSpan('agent.session');
-      tracer.startSpan('before.signal').end();
-      console.log('ready');
-      setInterval(() => {}, 1000);
-    `, 'SIGTERM');
+    const { exit, stderr, dir } = await signalled(listenedAgent(order, listener), 'SIGTERM');
     assert.deepStrictEqual(exit, { code: 0, signal: null }, `the program's listener ended it: ${stderr}`);
     const spans = readSpans(path.join(dir, 'sink'));
     assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['agent.session', 'before.signal', 'cleanup']);
