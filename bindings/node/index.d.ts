@@ -365,12 +365,16 @@ export declare class Tracer {
    * The process hooks, on by default for every tracer (`processHooks: false` turns them off): a call sets this
    * tracer's timeout and signals, adding no listener (one a signal serves every tracer, gone once the last has
    * shut down). Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut
-   * down), and on beforeExit. A program with a listener of its own for the signal decides: the hooks flush and
+   * down). On beforeExit (each time the loop empties with something recorded since the last) it flushes, and
+   * records on: work a program's own beforeExit listener schedules keeps its spans, and what is left at exit
+   * is delivered by the library's exit flush. A program with a listener of its own for the signal decides: the hooks flush and
    * the tracer records on; if that listener ends the process, the spans open then are exported interrupted by
    * the signal. At a signal the spans still
    * open are exported marked `spanguard.interrupted` with `spanguard.signal` (its number), as the library's own
-   * signal handler marks them; at beforeExit, `spanguard.unended`. In a worker thread, which
-   * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own).
+   * signal handler marks them; at a normal exit, `spanguard.unended`. In a worker thread, which
+   * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own);
+   * a worker's tracer made with its hooks on (and installSignalHandlers not given) also installs the library's
+   * termination watchdog, which delivers what has ended and dumps the open spans when the main thread has no hook.
    * With a SpanguardSpanExporter in the process, the global OpenTelemetry provider is flushed first (for up to
    * half of timeoutMs), so the spans its BatchSpanProcessor holds reach spanguard before it shuts down in what
    * is left of timeoutMs. In a container's PID 1 with no listener of the program's own, which the signal does

@@ -15,6 +15,7 @@ const fs = require('fs');
 const path = require('path');
 const { AsyncLocalStorage } = require('async_hooks');
 const { EventEmitter } = require('events');
+const { isMainThread } = require('worker_threads');
 
 // @opentelemetry/api's SpanKind numbers, so that its SpanKind.SERVER means
 // what KIND.SERVER does (a bare number cannot say which it is); OTLP's
@@ -26,6 +27,9 @@ const STATUS = { UNSET: 0, OK: 1, ERROR: 2 };
 // spanguard_span_add_link_ids' link_flags (SPANGUARD_LINK_REMOTE, _LOCAL).
 const LINK_REMOTE = 1;
 const LINK_LOCAL = 2;
+// spanguard_config.install_signal_handlers: SPANGUARD_SIGNAL_HANDLERS_TERMINATION,
+// the termination watchdog without the crash handlers.
+const SIGNAL_HANDLERS_TERMINATION = 2;
 // spanguard_span_options.flags (SPANGUARD_SPAN_OPTION_*).
 const SPAN_OPTION = { PARENT_IS_REMOTE: 1, LIMITED_BY_CALLER: 2 };
 const RESULT = {
@@ -993,14 +997,28 @@ async function onHookedSignal(sig) {
   // and the tracers record on.
   const listens = programListens(sig);
   if (listens || !native.raisedSignalCanEndProcess(false)) {
-    if (listens) signalTakenByProgram = { signo, timeoutMs };
+    if (listens) {
+      signalTakenByProgram = { signo, timeoutMs };
+      // Once the signal's listeners have all run: if the program's were
+      // `once` listeners, now gone, step aside, so that the process is
+      // left as it would be without spanguard. A listener that ends the
+      // process only when it is alone (@prisma/client 2 to 4's: `if
+      // (process.listenerCount('SIGTERM') === 0) process.exit()`) counted
+      // ours, never exited, and the process waited for the SIGKILL with
+      // its spans. At its exit the open spans are still marked
+      // interrupted (onHookedExit); a second signal ends the process at
+      // once, as without spanguard (a second Ctrl-C: "force quit").
+      process.nextTick(() => { if (!programListens(sig)) stopListening(sig); });
+    }
     const left = await feedWithinHalf(timeoutMs);
     await Promise.all(tracers.map((t) => t.flush(left)));
     return;
   }
   // Off first: a second signal meanwhile (a second Ctrl-C: "force quit")
-  // meets Node's own handling and ends the process at once.
-  stopListening(sig);
+  // meets Node's own handling and ends the process at once. Once the
+  // signal's other listeners have run: ours runs first, and signal-exit's
+  // after it, finding itself alone, ended the process before the shutdown.
+  process.nextTick(() => stopListening(sig));
   try {
     // What the SDK still holds for spanguard first; then every hooked
     // tracer of the process, workers' too. The spans still open arrive
@@ -1038,12 +1056,21 @@ function onHookedExit() {
   }
 }
 
-/** Puts the one listener for `event` on the process, unless it is there. */
+/**
+ * Puts the one listener for `event` on the process, unless it is there:
+ * a signal's first, so that it sees every listener the program had when
+ * the signal came. After a program's `once` listener, it found that one
+ * gone, took the signal for its own, shut down and raised it again,
+ * ending the process under the program's graceful shutdown; and a
+ * program's listener calling process.exit() at once left it unrun, the
+ * open spans marked unended rather than interrupted.
+ */
 function listen(event, listener) {
   if (hookListenerOf.has(event)) return;
   hookListeners.add(listener);
   hookListenerOf.set(event, listener);
-  process.on(event, listener);
+  if (event.startsWith('SIG')) process.prependListener(event, listener);
+  else process.on(event, listener);
 }
 
 function stopListening(event) {
@@ -1066,16 +1093,48 @@ function syncHookListeners() {
     stopListening('exit');
     return;
   }
-  // Out of work with the SDK's queue still full (its timer does not keep
-  // the process up): that queue too, then the tracers. Once: the
-  // shutdown's own work ending empties the loop again.
-  listen('beforeExit', () => {
-    stopListening('beforeExit');
-    const tracers = [...hookedTracers.keys()];
-    feedWithinHalf(hooksTimeout()).then((left) => Promise.allSettled(tracers.map((t) => t.shutdown(left))))
-      .catch(() => {});
-  });
+  listen('beforeExit', onHookedBeforeExit);
   listen('exit', onHookedExit);
+}
+
+// What the hooked tracers had begun and ended (activityOf) when the last
+// beforeExit flush settled; null before the first.
+let activityAtLastFlush = null;
+
+/** Spans begun and ended so far by `tracers`: what changes when the program records. */
+function activityOf(tracers) {
+  let n = 0;
+  for (const t of tracers) {
+    try {
+      const s = t.stats();
+      n += s.spans_begun + s.spans_ended;
+    } catch (_) {
+      // Closed meanwhile: it has left hookedTracers.
+    }
+  }
+  return n;
+}
+
+/**
+ * Out of work: the SDK's queue (its timer does not keep the process up)
+ * and the tracers are flushed, not shut down. beforeExit comes again each
+ * time the loop empties, and a program's own listener may schedule more
+ * work there (drain a queue, close a pool, close-with-grace's close
+ * function): shut down at the first, the tracers refused every span that
+ * work recorded. Only when something was recorded since the last flush
+ * settled: the flush's own work ending empties the loop again, and
+ * flushing each time kept the process up for good. What comes after the
+ * last flush is delivered at exit: the SDK's queue by otel.js's 'exit'
+ * listener, the tracers by the library's exit flush (open spans marked
+ * spanguard.unended).
+ */
+function onHookedBeforeExit() {
+  const tracers = [...hookedTracers.keys()];
+  if (activityAtLastFlush !== null && activityOf(tracers) === activityAtLastFlush) return;
+  feedWithinHalf(hooksTimeout())
+    .then((left) => Promise.allSettled(tracers.map((t) => t.flush(left))))
+    .catch(() => {})
+    .then(() => { activityAtLastFlush = activityOf(tracers); });
 }
 
 /**
@@ -1188,13 +1247,26 @@ class Tracer {
     const runtime = `process.runtime.name=nodejs,process.runtime.version=${process.versions.node},`
       + 'process.runtime.description=Node.js';
     cfg.resource_attributes = cfg.resource_attributes ? `${runtime},${cfg.resource_attributes}` : runtime;
+    const hooks = hooksByDefault(options);
+    // A worker thread's process hooks never hear a signal (they reach the
+    // main thread's listeners only), and a main thread with none of its
+    // own, spanguard not loaded there, ends by Node's default at once: the
+    // worker's spans were lost, uncounted. There the library's termination
+    // watchdog (no crash handlers) does the hooks' work, under any handler
+    // the main thread has: it delivers what has ended, dumps the open
+    // spans for the next start, and hands the signal on as it came. Not
+    // when the program chose (installSignalHandlers, or
+    // SPANGUARD_SIGNAL_HANDLERS, which the library reads over this).
+    if (hooks && !isMainThread && (options.installSignalHandlers === undefined || options.installSignalHandlers === null)) {
+      cfg.install_signal_handlers = SIGNAL_HANDLERS_TERMINATION;
+    }
     const [code, ptr, message] = N.tracerNew(cfg, options.fromEnv !== false);
     if (code !== RESULT.OK) throw new SpanguardError(code, 'tracer_new', message);
     this.#ptr = ptr;
     // On by default: a Node agent stopped with SIGTERM or Ctrl-C lost
     // every span not yet exported, and its open ones, uncounted, unless
     // the program knew to call installProcessHooks().
-    if (hooksByDefault(options)) this.installProcessHooks();
+    if (hooks) this.installProcessHooks();
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */
@@ -1541,8 +1613,9 @@ class Tracer {
    * and `signals`, and adds no second listener. On SIGTERM/SIGINT every
    * hooked tracer of the process shuts down, its open spans marked
    * interrupted by the signal, and the signal is raised again with Node's
-   * own handling, so the process ends as it would have; on beforeExit they
-   * shut down too. First, with a SpanguardSpanExporter in the process, the
+   * own handling, so the process ends as it would have; on beforeExit
+   * they flush, and record on (a program's own beforeExit work keeps its
+   * spans; the library's exit flush delivers the rest). First, with a SpanguardSpanExporter in the process, the
    * global OpenTelemetry provider is flushed (for up to half of
    * `timeoutMs`), so the spans its BatchSpanProcessor queue holds reach
    * spanguard before it shuts down in what is left of `timeoutMs`: the
@@ -1552,9 +1625,10 @@ class Tracer {
    * ended and spanguard records on; should that listener then end the
    * process (process.exit()), the spans still open are exported
    * interrupted by the signal. Signals reach the main thread only: a
-   * worker thread's tracer is shut down by the main thread's hook (the
-   * main thread must load spanguard and make a tracer of its own), with
-   * every other hooked tracer of the process. In a container's PID 1 with
+   * worker thread's tracer is shut down by the main thread's hook, with
+   * every other hooked tracer of the process; made with its hooks on, it
+   * also has the library's termination watchdog (see the constructor),
+   * which does that work when the main thread has no hook. In a container's PID 1 with
    * no listener of the program's own, where the signal does not end the
    * process, they flush instead and stay. One listener a signal serves
    * every tracer; it goes once the last hooked tracer has shut down.

@@ -1251,7 +1251,7 @@ const providersToFlush = new Set();
  * Flushes `provider` (a TracerProvider that is not the global one, whose
  * BatchSpanProcessor feeds a SpanguardSpanExporter) with the global one,
  * wherever that is flushed: by the process hooks (installProcessHooks) at
- * SIGTERM/SIGINT and beforeExit before spanguard shuts down, and at the
+ * SIGTERM/SIGINT before spanguard shuts down and at beforeExit, and at the
  * process's 'exit' (process.exit() included), while an exporter is live.
  * The SDK never tells an exporter which provider holds it, so a provider
  * used directly (never register()ed) must be named; its queue was lost

@@ -90,6 +90,21 @@ test('processHooks: false and SPANGUARD_PROCESS_HOOKS=false leave the signal to 
   }
 });
 
+/**
+ * An agent with `listener` (source) added `order` ('before' or 'after')
+ * its tracer: 'before.signal' ended, 'agent.session' open (`session`).
+ */
+const listenedAgent = (order, listener) => `
+  ${order === 'before' ? listener : ''}
+  const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'agent', sinkDir: dir + '/sink',
+    spoolDir: dir + '/spool', scheduleDelayMs: 60000 });
+  ${order === 'after' ? listener : ''}
+  const session = tracer.startSpan('agent.session');
+  tracer.startSpan('before.signal').end();
+  console.log('ready');
+  setInterval(() => {}, 1000);
+`;
+
 for (const order of ['before', 'after']) {
   test(`a program's own SIGTERM listener, added ${order} the tracer, decides: one that does not exit `
     + 'keeps running with its tracing working', async () => {
@@ -105,18 +120,8 @@ for (const order of ['before', 'after']) {
         process.exit(0);
       }, 500);
     });`;
-    const body = `
-      let signalled = false;
-      ${order === 'before' ? listener : ''}
-      const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'agent', sinkDir: dir + '/sink',
-        spoolDir: dir + '/spool', scheduleDelayMs: 60000 });
-      ${order === 'after' ? listener : ''}
-      const session = tracer.startSpan('agent.session');
-      tracer.startSpan('before.signal').end();
-      console.log('ready');
-      setInterval(() => {}, 1000);
-    `;
-    const { exit, stdout, stderr, dir } = await signalled(body, 'SIGTERM');
+    const { exit, stdout, stderr, dir } = await signalled(
+      `let signalled = false; ${listenedAgent(order, listener)}`, 'SIGTERM');
     assert.deepStrictEqual(exit, { code: 0, signal: null }, `the program ended itself: ${stderr}`);
     assert.match(stdout, /flushed true/);
     const spans = readSpans(path.join(dir, 'sink'));
@@ -210,3 +215,87 @@ async () => {
     assert.strictEqual(spans.length, options ? 0 : 51, `${options}: the spans, with the hooks on only`);
   }
 });
+
+/** Runs `body` to its natural end in a child node with `spanguard` and `dir` defined; its spawnSync result and `dir`. */
+function ranToEnd(body) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-default-hooks-'));
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('SPANGUARD_')) delete env[k];
+  const run = require('child_process').spawnSync(process.execPath, ['-e', `
+    const spanguard = require(${JSON.stringify(PACKAGE)});
+    const dir = ${JSON.stringify(dir)};
+    ${body}
+  `], { cwd: PACKAGE, env, encoding: 'utf8', timeout: 60000 });
+  return { run, dir };
+}
+
+for (const order of ['before', 'after']) {
+  test(`a program's own beforeExit listener (added ${order} the tracer) that schedules more work: every span `
+    + 'that work records arrives, and the process still ends', () => {
+    // A drain-then-exit pattern (close-with-grace's close function, a
+    // queue emptied at the end): the hooks shut the tracers down at the
+    // first beforeExit, and the spans of the work it scheduled were refused.
+    const listener = `process.on('beforeExit', () => {
+      if (rounds === 3) return;
+      rounds++;
+      setTimeout(() => tracer.startSpan('drained.' + rounds).end(), 20);
+    });`;
+    const { run, dir } = ranToEnd(`
+      let rounds = 0;
+      ${order === 'before' ? listener : ''}
+      const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'drain', sinkDir: dir + '/sink',
+        spoolDir: dir + '/spool', scheduleDelayMs: 60000 });
+      ${order === 'after' ? listener : ''}
+      tracer.startSpan('work').end();
+      tracer.startSpan('left.open');
+    `);
+    assert.strictEqual(run.status, 0, `ended by itself: ${run.signal} ${run.stderr}`);
+    const spans = readSpans(path.join(dir, 'sink'));
+    assert.deepStrictEqual(spans.map((s) => s.name).sort(),
+      ['drained.1', 'drained.2', 'drained.3', 'left.open', 'work'], run.stderr);
+    // Still open at exit: the program never ended it.
+    assert.deepStrictEqual(spans.find((s) => s.name === 'left.open').attrs['spanguard.unended'], { boolValue: true });
+    assert.doesNotMatch(run.stderr, /SPANGUARD_NOT_RECORDED/, 'no span was refused');
+  });
+}
+
+test('a plain script that runs out of work: every span arrives, and the beforeExit flush runs once, not forever',
+  () => {
+    // The flush's own work ending empties the loop again: flushing at each
+    // beforeExit would keep the process up for good.
+    const { run, dir } = ranToEnd(`
+      const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'plain', sinkDir: dir + '/sink',
+        spoolDir: dir + '/spool', scheduleDelayMs: 60000 });
+      const flush = tracer.flush.bind(tracer);
+      let flushes = 0;
+      tracer.flush = (ms) => { flushes++; return flush(ms); };
+      for (let i = 0; i < 10; i++) tracer.startSpan('span.' + i).end();
+      process.on('exit', () => console.log('flushes ' + flushes));
+    `);
+    assert.strictEqual(run.status, 0, `ended by itself: ${run.signal} ${run.stderr}`);
+    assert.strictEqual(run.stdout.trim(), 'flushes 1');
+    assert.strictEqual(readSpans(path.join(dir, 'sink')).length, 10, run.stderr);
+  });
+
+for (const order of ['before', 'after']) {
+  test(`a program's once SIGTERM listener (added ${order} the tracer) that exits only when it is alone: `
+    + 'it exits, its cleanup\'s spans delivered, the open one interrupted', async () => {
+    // @prisma/client 2 to 4 ended the process so: `if
+    // (process.listenerCount('SIGTERM') === 0) process.exit()`. Counting
+    // the hooks' listener, it never exited, and the process waited for the
+    // SIGKILL with its spans (after); or the hooks, running after it, found
+    // it gone, took the signal and ended the process under its cleanup (before).
+    const listener = `process.once('SIGTERM', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      tracer.startSpan('cleanup').end();
+      if (process.listenerCount('SIGTERM') === 0) process.exit(0);
+    });`;
+    const { exit, stderr, dir } = await signalled(listenedAgent(order, listener), 'SIGTERM');
+    assert.deepStrictEqual(exit, { code: 0, signal: null }, `the program's listener ended it: ${stderr}`);
+    const spans = readSpans(path.join(dir, 'sink'));
+    assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['agent.session', 'before.signal', 'cleanup']);
+    const session = spans.find((s) => s.name === 'agent.session').attrs;
+    assert.deepStrictEqual(session['spanguard.interrupted'], { boolValue: true });
+    assert.deepStrictEqual(session['spanguard.signal'], { intValue: '15' });
+  });
+}

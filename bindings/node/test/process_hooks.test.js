@@ -165,3 +165,39 @@ test('a span open at SIGTERM arrives interrupted by it, as the library\'s own ha
     assert.match(shown, /open\.at\.sigterm.*INTERRUPTED by SIGTERM \(15\)/);
     assert.doesNotMatch(shown, /UNENDED/);
   });
+
+test('a tracer made only in a worker thread, the main thread without spanguard: SIGTERM still ends the process, '
+  + 'the ended spans delivered and the open one dumped for the next start', async () => {
+  // Signals reach the main thread's listeners only, and this main thread
+  // has none: Node's default ended the process at once, and every span
+  // the worker's tracer held (queued for a minute here) was lost, uncounted.
+  const worker = `
+    const { workerData, parentPort } = require('worker_threads');
+    const spanguard = require(workerData.pkg);
+    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'worker', sinkDir: workerData.dir + '/sink',
+      spoolDir: workerData.dir + '/spool', scheduleDelayMs: 60000 });
+    tracer.startSpan('worker.span').end();
+    tracer.startSpan('worker.open');
+    parentPort.postMessage('ready');
+    setInterval(() => {}, 1000);
+  `;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-'));
+  const run = spawnSync(process.execPath, ['-e', `
+    const { Worker } = require('worker_threads');
+    new Worker(${JSON.stringify(worker)}, { eval: true, workerData: { dir: ${JSON.stringify(dir)},
+      pkg: ${JSON.stringify(PACKAGE)} } }).on('message', () => process.kill(process.pid, 'SIGTERM'));
+  `], { cwd: PACKAGE, encoding: 'utf8', timeout: 30000 });
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal, as without spanguard: ${run.status} ${run.stderr}`);
+  assert.deepStrictEqual(readSpans(path.join(dir, 'sink')).map((s) => s.name), ['worker.span'], run.stderr);
+  const dumps = fs.readdirSync(path.join(dir, 'spool')).filter((f) => f.endsWith('.sgdump'));
+  assert.strictEqual(dumps.length, 1, `the open span was dumped: ${fs.readdirSync(path.join(dir, 'spool'))}`);
+  const next = new (require('..').Tracer)({ fromEnv: false, serviceName: 'next', sinkDir: path.join(dir, 'sink'),
+    spoolDir: path.join(dir, 'spool'), processHooks: false });
+  await next.shutdown(30000);
+  assert.strictEqual(next.stats().recovered_spans, 1);
+  await next.close();
+  const open = readSpans(path.join(dir, 'sink')).filter((s) => s.name === 'worker.open');
+  assert.strictEqual(open.length, 1);
+  assert.deepStrictEqual(open[0].attrs['spanguard.interrupted'], { boolValue: true });
+  assert.deepStrictEqual(open[0].attrs['spanguard.signal'], { intValue: '15' });
+});
