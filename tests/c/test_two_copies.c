@@ -28,8 +28,8 @@
  * unloaded, its exporter ran on in unmapped code (SIGSEGV, or the spans
  * left in the flight file), so the library is linked -z nodelete and
  * its exit hook sends them at exit; (g) signal handlers off and the
- * tracer shut down: no thread of the library's is left to keep glibc
- * from unloading it, only -z nodelete does.
+ * tracer shut down, no thread of the library's left: unloaded at every
+ * run before, only -z nodelete keeps it.
  *
  * Not linked with -lspanguard: the library comes only from the dlopens. */
 #define _GNU_SOURCE
@@ -236,16 +236,16 @@ static int recover_child(const char *lib, const char *endpoint, const char *spoo
     return 0;
 }
 
-/* (e) and (f): one copy, spans recorded on a thread of their own, the
- * library dlclosed (after the tracer's shutdown, or with it running),
- * then a fork, that thread's exit and (e) SIGTERM. */
+/* (e)-(g): one copy, its tracer made and its spans recorded on the
+ * plugin's thread, which ends; the library dlclosed (after the tracer's
+ * shutdown, or with it running), then a fork, a thread's start and end
+ * and (e, g) SIGTERM. */
 static int dlclose_child(const char *lib, const char *endpoint, const char *spool, const char *how) {
     struct copy c;
     load(&c, lib);
     /* Unhooked: no signal handler and, once shut down, no thread of the
-     * library's left, so nothing of glibc's keeps it loaded (a live
-     * thread's pending thread-local destructors do): only the library's
-     * own -z nodelete. */
+     * library's left: only the library's own -z nodelete keeps it loaded
+     * (unloaded at every run before). */
     int unhooked = strcmp(how, "dlclose-unhooked") == 0;
     static struct plugin_thread plugin;
     plugin.copy = &c;
