@@ -11,7 +11,8 @@
  * tracer on the same spool directory with the flight recorder on (where a
  * name clash would bite: a copy taking the other's live flight file for a
  * dead process's), both sending to one loopback receiver. Then the child
- * ends four ways: (a) both tracers shut down, (b) SIGTERM, (c) SIGSEGV in
+ * ends four ways: (a) both tracers shut down (after a fork, whose child
+ * runs both copies' fork handlers and exit hooks), (b) SIGTERM, (c) SIGSEGV in
  * a thread, (d) SIGKILL, followed in (b)-(d) by a recoverer (a tracer
  * started on the same spool directory and endpoint, in a process of its
  * own). Every span of both copies, the ones left open included, must
@@ -189,6 +190,17 @@ static int two_copies_child(const char *lib_a, const char *lib_b, const char *en
     emit(&a, pa, SPANS);
     emit(&b, pb, SPANS);
     if (strcmp(how, "shutdown") == 0) {
+        /* A fork runs both copies' fork handlers, and the child's exit
+         * both exit hooks: it sends none of the parent's spans (they
+         * would arrive twice), and ends as it would without them. */
+        fflush(NULL);
+        pid_t child = fork();
+        if (child == 0) exit(0);
+        int status = 0;
+        if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "shutdown: the forked child ended with status %#x\n", status);
+            return 7;
+        }
         if (a.shutdown(a.tracer, 10000) != SPANGUARD_RESULT_OK) return 4;
         if (b.shutdown(b.tracer, 10000) != SPANGUARD_RESULT_OK) return 4;
         a.tracer_free(a.tracer);
