@@ -560,7 +560,7 @@ pub fn making_file_of(hidden: &str) -> Option<(&str, u32)> {
 
 /// Renames `from` to `to`, which must not exist (`AlreadyExists`): never
 /// over anything there, nor through it (a link at `to` is a name taken).
-fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
     let (from_c, to_c) = (c_path(from)?, c_path(to)?);
     #[cfg(test)]
     let noreplace = !tests::without_rename_noreplace();

@@ -37,7 +37,7 @@
 //! is deleted.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::ops::Bound;
@@ -335,6 +335,8 @@ pub fn encode_header_with_places(
 }
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+/// How many names `SpoolDir::write_new_file` tries past one taken.
+const NAME_TRIES: u32 = 16;
 
 /// One spooled batch, read back.
 #[derive(Debug, PartialEq, Eq)]
@@ -1098,7 +1100,7 @@ impl SpoolDir {
             let e = io::Error::other("a journal without a name");
             return Err((journal, e));
         };
-        match self.write_file_at(&header, body, false, &name) {
+        match self.write_file_at(&header, body, false, &name, true) {
             // The old file's lock goes with it: it is no name's now.
             Ok((path, lock)) => Ok(Journal { path, _lock: lock }),
             Err(e) => Err((journal, e)),
@@ -1221,20 +1223,50 @@ impl SpoolDir {
         sync: bool,
         mark: &str,
     ) -> io::Result<(PathBuf, LockedFile)> {
-        let name = spool_file_name(&format!(
-            "{:06}{mark}",
-            SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
-        ));
-        self.write_file_at(header, body, sync, std::ffi::OsStr::new(&name))
+        self.write_new_file(header, body, sync, || {
+            spool_file_name(&format!(
+                "{:06}{mark}",
+                SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
+            ))
+        })
     }
 
-    /// `write_file_named`, at `name` (replacing what is there in one rename).
+    /// Writes a spool file at the first of `names` that no file holds.
+    /// A name is the time, the pid and this library's sequence number:
+    /// two copies of the library in one process (a plugin host's, a
+    /// Python wheel's beside a C extension's) count from 0 each, and two
+    /// of their batches written in the same nanosecond took one name, the
+    /// second replacing the first (its spans gone, uncounted). Never over
+    /// another file: the next name instead.
+    fn write_new_file(
+        &self,
+        header: &[u8],
+        body: &[u8],
+        sync: bool,
+        mut names: impl FnMut() -> String,
+    ) -> io::Result<(PathBuf, LockedFile)> {
+        let mut tries = 0;
+        loop {
+            let name = names();
+            match self.write_file_at(header, body, sync, OsStr::new(&name), false) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < NAME_TRIES => {
+                    tries += 1;
+                }
+                written => return written,
+            }
+        }
+    }
+
+    /// A spool file written at `name`: in one rename over what is there
+    /// when `replace` (a journal rewritten), else only where nothing is
+    /// (`AlreadyExists`, nothing written).
     fn write_file_at(
         &self,
         header: &[u8],
         body: &[u8],
         sync: bool,
-        name: &std::ffi::OsStr,
+        name: &OsStr,
+        replace: bool,
     ) -> io::Result<(PathBuf, LockedFile)> {
         if !self.fits(body.len()) {
             return Err(io::Error::new(
@@ -1247,17 +1279,23 @@ impl SpoolDir {
         tmp.push(name);
         let tmp = self.dir.join(tmp);
         let path = self.dir.join(name);
+        // Locked from its first moment: a temporary file that is not
+        // locked belongs to a writer that died. One already there is
+        // another writer's, making the same name: left alone (removed on
+        // the error below, it lost that writer its batch).
+        let f = create_new_locked(&tmp)?;
         let result = (|| {
-            // Locked from its first moment: a temporary file that is not
-            // locked belongs to a writer that died.
-            let f = create_new_locked(&tmp)?;
             let mut w = f.file();
             w.write_all(header)?;
             w.write_all(body)?;
             if sync {
                 w.sync_all()?;
             }
-            fs::rename(&tmp, &path)?;
+            if replace {
+                fs::rename(&tmp, &path)?;
+            } else {
+                files::rename_new(&tmp, &path)?;
+            }
             if sync {
                 File::open(&self.dir)?.sync_all()?;
             }
@@ -2063,6 +2101,42 @@ pub(crate) mod tests {
         let d = std::env::temp_dir().join(format!("sg-spool-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
+    }
+
+    /// Two copies of the library in one process number their spool files
+    /// from 0 each: a name another copy took (its batch there, or still
+    /// being written under the temporary name) is passed over for the
+    /// next, and the other copy's file is left as it was. The second
+    /// batch replaced the first, whose spans were gone uncounted; and a
+    /// write failing on the other's temporary file removed it.
+    #[test]
+    fn a_spool_name_another_copy_of_the_library_took_is_passed_over() {
+        let dir = temp_dir("name-taken");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        files::ensure_private_dir(&dir).expect("dir");
+        let taken = spool_file_name("000000");
+        fs::write(dir.join(&taken), b"the other copy's batch").expect("write");
+        let making = spool_file_name("000001");
+        let making_tmp = dir.join(format!("{TEMP_PREFIX}{making}"));
+        fs::write(&making_tmp, b"the other copy's batch, being written").expect("write");
+        let mut names = vec![taken.clone(), making.clone(), spool_file_name("000002")].into_iter();
+        let (path, _lock) = spool
+            .write_new_file(b"", &proto_body(3, 0), false, || {
+                names.next().expect("a name")
+            })
+            .expect("written");
+        assert_eq!(
+            fs::read(dir.join(&taken)).expect("read"),
+            b"the other copy's batch"
+        );
+        assert_eq!(
+            fs::read(&making_tmp).expect("the other writer's temporary file is left"),
+            b"the other copy's batch, being written"
+        );
+        assert!(!dir.join(&making).exists());
+        assert_ne!(path, dir.join(&taken));
+        assert_eq!(fs::read(&path).expect("read"), proto_body(3, 0));
+        let _ = fs::remove_dir_all(&dir);
     }
 
     /// A protobuf request of `spans` empty spans, `size` bytes long (a
