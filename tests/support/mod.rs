@@ -285,6 +285,15 @@ pub fn end_spans(tracer: &Tracer, names: &[&str]) {
     }
 }
 
+/// Flushes `tracer` (`within` at most) and checks the flush finished:
+/// every span dealt with, delivered or spooled (`FlushOutcome::is_done`).
+#[allow(dead_code)]
+#[track_caller]
+pub fn flush_done(tracer: &Tracer, within: Duration) {
+    let outcome = tracer.flush(within).expect("flush");
+    assert!(outcome.is_done(), "the flush did not finish: {outcome:?}");
+}
+
 /// `prefix-0` to `prefix-{n-1}`, sorted (as `sorted_once_each` gives
 /// what a backend got): the names `end_numbered` gives spans.
 #[allow(dead_code)]
