@@ -353,6 +353,7 @@ pub fn assert_first_trips_counted(stats: &spanguard::stats::StatsSnapshot, conte
 /// `names`, sorted, checking that none came twice (a span a backend got
 /// twice: a resend the test says must not happen).
 #[allow(dead_code)]
+#[track_caller]
 pub fn sorted_once_each(names: &[String]) -> Vec<String> {
     let mut sorted = names.to_vec();
     sorted.sort();
