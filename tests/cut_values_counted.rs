@@ -81,7 +81,7 @@ fn end_span_with(tracer: &Tracer, text: &str) {
 
 /// Flushes, the spans delivered or spooled within 30 s.
 fn flushed(tracer: &Tracer) {
-    support::flush_done(&tracer, Duration::from_secs(30));
+    support::flush_done(tracer, Duration::from_secs(30));
 }
 
 /// The prompts of the spans in these request bodies, and how many spans

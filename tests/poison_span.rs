@@ -82,7 +82,7 @@ fn send(tracer: &Tracer, names: &[&str]) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    support::flush_done(&tracer, Duration::from_secs(30));
+    support::flush_done(tracer, Duration::from_secs(30));
 }
 
 #[test]

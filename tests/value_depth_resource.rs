@@ -278,7 +278,7 @@ fn spans_of(tracer: &spanguard::tracer::Tracer, n: u64, scope: (&str, &str, &str
             .expect("set");
         tracer.end(s, 0).expect("end");
     }
-    support::flush_done(&tracer, Duration::from_secs(30));
+    support::flush_done(tracer, Duration::from_secs(30));
 }
 
 /// How many maps deep each resource and scope value of `body` goes, those
