@@ -50,12 +50,7 @@ fn send_span(tracer: &Tracer) {
         let _ = tracer.add_link_with_dropped(s, to, b"", attrs, *before);
     }
     tracer.end(s, 0).expect("end");
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(tracer, Duration::from_secs(30));
 }
 
 fn check(span: &DecodedSpan, format: &str) {

@@ -81,12 +81,7 @@ fn end_span_with(tracer: &Tracer, text: &str) {
 
 /// Flushes, the spans delivered or spooled within 30 s.
 fn flushed(tracer: &Tracer) {
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(tracer, Duration::from_secs(30));
 }
 
 /// The prompts of the spans in these request bodies, and how many spans

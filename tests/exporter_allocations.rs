@@ -3,7 +3,6 @@
 //! slots back. Counted with a global allocator that counts only on the
 //! exporter's thread (found by its name in /proc), not with a timing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,41 +17,24 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// loaded `make test` with one allocation, and not in 30 runs since.
 static FIRST_SIZE: AtomicU64 = AtomicU64::new(0);
 
-struct CountingAllocator;
-
-impl CountingAllocator {
-    fn count(&self, size: usize) {
-        let watched = WATCHED.load(Ordering::Relaxed);
-        // SAFETY: gettid takes nothing and cannot fail.
-        if watched != 0
-            && unsafe { libc::gettid() } == watched
-            && ALLOCATIONS.fetch_add(1, Ordering::Relaxed) == 0
-        {
-            FIRST_SIZE.store(size as u64, Ordering::Relaxed);
-        }
+/// Counts an allocation of `size` bytes made on the watched thread.
+fn count(size: usize) {
+    let watched = WATCHED.load(Ordering::Relaxed);
+    // SAFETY: gettid takes nothing and cannot fail.
+    if watched != 0
+        && unsafe { libc::gettid() } == watched
+        && ALLOCATIONS.fetch_add(1, Ordering::Relaxed) == 0
+    {
+        FIRST_SIZE.store(size as u64, Ordering::Relaxed);
     }
 }
 
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.count(layout.size());
-        // SAFETY: same layout contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        self.count(new_size);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/noting_allocator.rs"]
+mod noting_allocator;
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+static GLOBAL: noting_allocator::NotingAllocator =
+    noting_allocator::NotingAllocator { note: count };
 
 /// The id of this process's thread named `name` (as the kernel keeps it:
 /// its first 15 bytes).

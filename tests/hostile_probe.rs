@@ -12,7 +12,6 @@
 
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -48,8 +47,8 @@ fn probe_taker(seen: Arc<Seen>) -> String {
 fn serve(conn: TcpStream, seen: &Seen) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut writer = conn;
-    while let Some(body) = support::read_request(&mut reader) {
-        if body.is_empty() || body == b"{}" {
+    while let Some(request) = support::read_request(&mut reader) {
+        if request.body.is_empty() || request.body == b"{}" {
             seen.probes.fetch_add(1, Ordering::Relaxed);
             let ok = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n\
                       Content-Length: 0\r\n\r\n";
@@ -59,20 +58,7 @@ fn serve(conn: TcpStream, seen: &Seen) {
             continue;
         }
         seen.resets.fetch_add(1, Ordering::Relaxed);
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt on our own socket with a valid linger.
-        unsafe {
-            libc::setsockopt(
-                writer.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
+        support::set_linger_zero(&writer);
         return; // dropped: closed with a reset
     }
 }

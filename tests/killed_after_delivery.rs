@@ -142,13 +142,41 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// In the copy to kill (started by `start_copy` for `test`): runs
+/// `killed` with its directory and backend URL, and None. In the test
+/// itself: a fresh directory named after `name`.
+fn as_copy_or_in(test: &str, killed: fn(&Path, &str), name: &str) -> Option<PathBuf> {
+    if let Some((dir, url)) = role(test) {
+        killed(&dir, &url);
+        return None;
+    }
+    Some(fresh_dir(name))
+}
+
+/// The next process, set up as the killed one: its start recovers the
+/// flight file and replays the spool, and its flush must deliver all of
+/// it, leaving the spool empty. Returns what the backend had received by
+/// then (`received`), once `dir` is removed.
+fn next_process_recovers<T: Clone>(dir: &Path, url: &str, received: &Mutex<T>) -> T {
+    let t = tracer(dir, url);
+    let flushed = t.flush(Duration::from_secs(30));
+    let _ = t.shutdown(Duration::from_secs(30));
+    let got = received.lock().unwrap().clone();
+    let spool_left = support::spool_files(&dir.join("spool"));
+    std::fs::remove_dir_all(dir).ok();
+    assert!(
+        matches!(flushed, Ok(FlushOutcome::Delivered)),
+        "{flushed:?}"
+    );
+    assert!(spool_left.is_empty(), "spool not drained: {spool_left:?}");
+    got
+}
+
 #[test]
 fn a_sigkill_while_the_callback_hears_of_a_partial_success_sends_nothing_again() {
-    if let Some((dir, url)) = role(TEST_CALLBACK) {
-        killed_in_callback(&dir, &url);
+    let Some(dir) = as_copy_or_in(TEST_CALLBACK, killed_in_callback, "killed-in-callback") else {
         return;
-    }
-    let dir = fresh_dir("killed-in-callback");
+    };
     // The process to kill's request (the first) is taken but for one
     // span; every later one (the recovery's) whole.
     let requests: Arc<Mutex<Vec<Vec<String>>>> = Default::default();
@@ -192,17 +220,7 @@ fn a_sigkill_while_the_callback_hears_of_a_partial_success_sends_nothing_again()
         requests.lock().unwrap()
     );
 
-    let t = tracer(&dir, &url);
-    let flushed = t.flush(Duration::from_secs(30));
-    let _ = t.shutdown(Duration::from_secs(30));
-    let got = requests.lock().unwrap().clone();
-    let spool_left = support::spool_files(&dir.join("spool"));
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        matches!(flushed, Ok(FlushOutcome::Delivered)),
-        "{flushed:?}"
-    );
-    assert!(spool_left.is_empty(), "spool not drained: {spool_left:?}");
+    let got = next_process_recovers(&dir, &url, &requests);
     let again: Vec<&String> = got[1..].iter().flatten().collect();
     assert!(
         again.is_empty(),
@@ -215,11 +233,9 @@ fn a_sigkill_while_the_callback_hears_of_a_partial_success_sends_nothing_again()
 
 #[test]
 fn spans_delivered_before_a_sigkill_are_not_sent_again() {
-    if let Some((dir, url)) = role(TEST) {
-        killed_process(&dir, &url);
+    let Some(dir) = as_copy_or_in(TEST, killed_process, "killed-after-delivery") else {
         return;
-    }
-    let dir = fresh_dir("killed-after-delivery");
+    };
     let received: Arc<Mutex<BTreeMap<String, u32>>> = Default::default();
     let (url, _closed) = {
         let received = Arc::clone(&received);
@@ -256,19 +272,7 @@ fn spans_delivered_before_a_sigkill_are_not_sent_again() {
         "before the kill: every delivered span once, and nothing else"
     );
 
-    // The next process, set up as the killed one: its start recovers the
-    // flight file and replays the spool.
-    let t = tracer(&dir, &url);
-    let flushed = t.flush(Duration::from_secs(30));
-    let _ = t.shutdown(Duration::from_secs(30));
-    let got = received.lock().unwrap().clone();
-    let spool_left = support::spool_files(&dir.join("spool"));
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        matches!(flushed, Ok(FlushOutcome::Delivered)),
-        "{flushed:?}"
-    );
-    assert!(spool_left.is_empty(), "spool not drained: {spool_left:?}");
+    let got = next_process_recovers(&dir, &url, &received);
 
     let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(

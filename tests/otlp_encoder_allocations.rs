@@ -1,9 +1,6 @@
 //! Once its output buffer has grown, encoding a batch allocates nothing, in
 //! either format: proved with a counting global allocator, not a timing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use spanguard::buffer::payload_pool::PayloadPool;
 use spanguard::export::otlp_json::OtlpJsonEncoder;
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
@@ -14,36 +11,15 @@ use spanguard::span::record::{
     ValueInput,
 };
 
-struct CountingAllocator;
+#[path = "support/noting_allocator.rs"]
+mod noting_allocator;
 
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same layout contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use noting_allocator::{NotingAllocator, allocations_on_this_thread, count_on_this_thread};
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations_on_this_thread() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
+static GLOBAL: NotingAllocator = NotingAllocator {
+    note: count_on_this_thread,
+};
 
 /// A span using every part of the record, so every encoder path runs:
 /// text in the slot and across chunks, every value type, events, links.

@@ -82,12 +82,7 @@ fn send(tracer: &Tracer, names: &[&str]) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(tracer, Duration::from_secs(30));
 }
 
 #[test]
@@ -184,12 +179,7 @@ fn a_span_refused_for_a_deep_value_arrives_with_it_cut_and_the_cut_counted() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(&tracer, Duration::from_secs(30));
     let stats = tracer.stats();
     assert_eq!(
         (

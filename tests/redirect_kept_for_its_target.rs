@@ -7,8 +7,6 @@
 //! retry and replay as for a backend that is down. A run set up with the
 //! new URL delivers each of them once.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -31,59 +29,18 @@ struct Seen {
 /// line and headers, no body) and notes what came in `seen`. Returns its
 /// URL.
 fn server(answer: String, seen: Arc<Mutex<Seen>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    let answer = Arc::new(answer);
-    thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let (seen, answer) = (Arc::clone(&seen), Arc::clone(&answer));
-            thread::spawn(move || serve(conn, &seen, &answer));
-        }
-    });
-    url
-}
-
-fn serve(conn: TcpStream, seen: &Mutex<Seen>, answer: &str) {
-    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-    let mut writer = conn;
-    loop {
-        let mut length = 0usize;
-        let mut keys = Vec::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let Some((k, v)) = line.split_once(':') else {
-                continue;
-            };
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if k.eq_ignore_ascii_case("x-api-key") {
-                keys.push(v.trim().to_string());
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let names = decode_body(&body, BodyFormat::Protobuf, false)
+    let (base, _) = support::http_server(move |request| {
+        let names = decode_body(&request.body, BodyFormat::Protobuf, false)
             .expect("an OTLP request")
             .into_iter()
             .map(|s| s.name);
         let mut s = seen.lock().unwrap();
         s.spans.extend(names);
-        s.keys.extend(keys);
-        drop(s);
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
-    }
+        s.keys
+            .extend(request.header_values("x-api-key").map(str::to_string));
+        answer.clone().into_bytes()
+    });
+    format!("{base}/v1/traces")
 }
 
 /// A run of a process sending to `endpoint` with an API key, sharing the
@@ -100,18 +57,12 @@ fn run(name: &str, endpoint: &str, prefix: &str, spans: usize) -> spanguard::sta
             ..TracerConfig::default()
         },
     );
-    let names: Vec<String> = (0..spans).map(|i| format!("{prefix}-{i}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    support::end_spans(&tracer, &names);
+    support::end_numbered(&tracer, prefix, spans);
     let _ = tracer.flush(Duration::from_secs(20));
     // Time for retries and replays: a redirect taken for an outage sent
     // its batch again within it.
     thread::sleep(Duration::from_secs(3));
-    let _ = tracer.flush(Duration::from_secs(20));
-    let _ = tracer.shutdown(Duration::from_secs(20));
-    let stats = tracer.stats();
-    support::assert_first_trips_counted(&stats, prefix);
-    stats
+    support::flush_and_shut_down(&tracer, prefix)
 }
 
 #[test]
@@ -136,8 +87,7 @@ fn spans_redirected_for_good_are_sent_once_and_kept_for_the_url_it_leads_to() {
     let first = run(name, &redirect, "first", 20);
     assert_eq!(first.spooled_spans, 20, "{first:?}");
     assert_eq!(first.dropped_export_failed, 0, "{first:?}");
-    let expected: Vec<String> =
-        support::sorted_once_each(&(0..20).map(|i| format!("first-{i}")).collect::<Vec<_>>());
+    let expected = support::numbered("first", 20);
     assert_eq!(
         support::sorted_once_each(&redirect_seen.lock().unwrap().spans),
         expected,
@@ -163,7 +113,7 @@ fn spans_redirected_for_good_are_sent_once_and_kept_for_the_url_it_leads_to() {
     assert_eq!(fixed.spans_exported, 3, "{fixed:?}");
     assert_eq!(fixed.replayed_spans, 20, "{fixed:?}");
     let mut all = expected;
-    all.extend((0..3).map(|i| format!("fixed-{i}")));
+    all.extend(support::numbered("fixed", 3));
     all.sort();
     assert_eq!(
         support::sorted_once_each(&backend_seen.lock().unwrap().spans),

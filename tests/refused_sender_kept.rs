@@ -6,10 +6,7 @@
 //! refused request); one with the key set or the URL fixed delivers each
 //! of them once.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 use spanguard::config::{Compression, TracerConfig};
@@ -29,56 +26,14 @@ struct Seen {
 /// carrying `x-api-key: right`, answers 404 to any other path and 401 to
 /// a request without the key. Returns its base URL (no path).
 fn strict_backend(seen: Arc<Mutex<Seen>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let seen = Arc::clone(&seen);
-            thread::spawn(move || serve(conn, &seen));
-        }
-    });
-    base
-}
-
-fn serve(conn: TcpStream, seen: &Mutex<Seen>) {
-    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-    let mut writer = conn;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
-        let (mut length, mut keyed) = (0usize, false);
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let Some((k, v)) = line.split_once(':') else {
-                continue;
-            };
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if k.eq_ignore_ascii_case("x-api-key") && v.trim() == "right" {
-                keyed = true;
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let names: Vec<String> = decode_body(&body, BodyFormat::Protobuf, false)
+    let (base, _) = support::http_server(move |request| {
+        let names: Vec<String> = decode_body(&request.body, BodyFormat::Protobuf, false)
             .expect("an OTLP request")
             .into_iter()
             .map(|s| s.name)
             .collect();
-        let status = match (path.as_str(), keyed) {
+        let keyed = request.header_values("x-api-key").any(|v| v == "right");
+        let status = match (request.path(), keyed) {
             ("/v1/traces", true) => 200,
             ("/v1/traces", false) => 401,
             _ => 404,
@@ -89,14 +44,13 @@ fn serve(conn: TcpStream, seen: &Mutex<Seen>) {
             _ => s.refused.extend(names),
         }
         drop(s);
-        let answer = format!(
+        format!(
             "HTTP/1.1 {status} Status\r\nContent-Type: application/x-protobuf\r\n\
              Content-Length: 0\r\n\r\n"
-        );
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
-    }
+        )
+        .into_bytes()
+    });
+    base
 }
 
 /// One run of a process: a tracer to `endpoint` with `headers`, sharing
@@ -122,20 +76,8 @@ fn run(
             ..TracerConfig::default()
         },
     );
-    let names: Vec<String> = (0..spans).map(|i| format!("{prefix}-{i}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    support::end_spans(&tracer, &names);
-    let _ = tracer.flush(Duration::from_secs(20));
-    let _ = tracer.shutdown(Duration::from_secs(20));
-    let stats = tracer.stats();
-    support::assert_first_trips_counted(&stats, prefix);
-    stats
-}
-
-fn named(prefix: &str, n: usize) -> Vec<String> {
-    let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    v.sort();
-    v
+    support::end_numbered(&tracer, prefix, spans);
+    support::flush_and_shut_down(&tracer, prefix)
 }
 
 /// The spool files of `name`'s directory that name the sender refused.
@@ -160,7 +102,7 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     assert_eq!(first.dropped_export_failed, 0, "{first:?}");
     assert_eq!(
         support::sorted_once_each(&seen.lock().unwrap().refused),
-        named("first", 20)
+        support::numbered("first", 20)
     );
     assert!(refused_files(&dir) > 0, "kept in files naming the sender");
 
@@ -170,8 +112,8 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     assert_eq!(again.spooled_spans, 5, "{again:?}");
     assert_eq!(again.replayed_spans, 0, "{again:?}");
     let refused = seen.lock().unwrap().refused.clone();
-    let mut both = named("first", 20);
-    both.extend(named("again", 5));
+    let mut both = support::numbered("first", 20);
+    both.extend(support::numbered("again", 5));
     both.sort();
     assert_eq!(
         support::sorted_once_each(&refused),
@@ -186,7 +128,7 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     assert_eq!(fixed.spans_exported, 3, "{fixed:?}");
     assert_eq!(fixed.replayed_spans, 25, "{fixed:?}");
     let mut all = both;
-    all.extend(named("fixed", 3));
+    all.extend(support::numbered("fixed", 3));
     all.sort();
     assert_eq!(support::sorted_once_each(&seen.lock().unwrap().taken), all);
     assert!(support::spool_files(&dir.join("spool")).is_empty());
@@ -213,14 +155,14 @@ fn spans_sent_to_a_url_without_its_path_arrive_once_the_url_is_fixed() {
     assert_eq!(again.replayed_spans, 0, "{again:?}");
     assert_eq!(
         support::sorted_once_each(&seen.lock().unwrap().refused),
-        named("first", 10)
+        support::numbered("first", 10)
     );
 
     // The URL fixed: every kept span arrives, once.
     let fixed = run(name, &format!("{base}/v1/traces"), &key, "fixed", 1);
     assert_eq!(fixed.replayed_spans, 10, "{fixed:?}");
-    let mut all = named("first", 10);
-    all.extend(named("fixed", 1));
+    let mut all = support::numbered("first", 10);
+    all.extend(support::numbered("fixed", 1));
     all.sort();
     assert_eq!(support::sorted_once_each(&seen.lock().unwrap().taken), all);
     assert!(support::spool_files(&dir.join("spool")).is_empty());

@@ -227,11 +227,11 @@ fn faulty(faults: u64, fault: Fault) -> (String, Arc<AtomicU64>) {
             for mut conn in listener.incoming().flatten() {
                 let n = accepted.fetch_add(1, Ordering::SeqCst);
                 if n < faults && matches!(fault, Fault::Reset) {
-                    set_linger_zero(&conn);
+                    support::set_linger_zero(&conn);
                     drop(conn);
                     continue;
                 }
-                read_request(&conn);
+                let _ = support::read_request(&mut std::io::BufReader::new(&conn));
                 if n >= faults {
                     let _ = std::io::Write::write_all(
                         &mut conn,
@@ -248,41 +248,6 @@ fn faulty(faults: u64, fault: Fault) -> (String, Arc<AtomicU64>) {
         });
     }
     (url, accepted)
-}
-
-/// Reads a request's head and its body (by Content-Length).
-fn read_request(conn: &TcpStream) {
-    let mut reader = std::io::BufReader::new(conn);
-    let mut line = String::new();
-    let mut length = 0usize;
-    while std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) > 2 {
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-        line.clear();
-    }
-    let mut body = vec![0; length];
-    let _ = std::io::Read::read_exact(&mut reader, &mut body);
-}
-
-fn set_linger_zero(conn: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid option on a socket we own.
-    unsafe {
-        use std::os::fd::AsRawFd;
-        libc::setsockopt(
-            conn.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
 }
 
 /// Polls until `spooled` spans are counted spooled or `bound` passes.
@@ -445,7 +410,7 @@ fn a_refusal_that_ends_within_the_quick_retries_delivers() {
             bound.listen();
             let listener = bound.into_listener();
             let (mut conn, _) = listener.accept().expect("accept");
-            read_request(&conn);
+            let _ = support::read_request(&mut std::io::BufReader::new(&conn));
             let _ = std::io::Write::write_all(
                 &mut conn,
                 b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",

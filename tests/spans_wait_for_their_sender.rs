@@ -53,19 +53,12 @@ impl Backend {
     /// The names taken so far whose name starts with `prefix`, sorted,
     /// checking that none came twice.
     fn taken(&self, prefix: &str) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .taken
-            .lock()
-            .unwrap()
+        let names: Vec<String> = (self.taken.lock().unwrap())
             .iter()
             .filter(|n| n.starts_with(prefix))
             .cloned()
             .collect();
-        names.sort();
-        let mut once = names.clone();
-        once.dedup();
-        assert_eq!(names, once, "a span of {prefix} arrived twice");
-        names
+        support::sorted_once_each(&names)
     }
 }
 
@@ -202,14 +195,8 @@ fn child_records_and_dies(config: TracerConfig, names: &[&str], signal: i32) {
 /// `prefix-0..n`, flushes and shuts down. Returns its stats.
 fn run(config: TracerConfig, prefix: &str, n: usize) -> spanguard::stats::StatsSnapshot {
     let tracer = Tracer::new(config).expect("tracer");
-    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    support::end_spans(&tracer, &names);
-    let _ = tracer.flush(Duration::from_secs(20));
-    let _ = tracer.shutdown(Duration::from_secs(20));
-    let stats = tracer.stats();
-    support::assert_first_trips_counted(&stats, prefix);
-    stats
+    support::end_numbered(&tracer, prefix, n);
+    support::flush_and_shut_down(&tracer, prefix)
 }
 
 /// What a dead process left in the spool directory: its files whose name
@@ -230,12 +217,6 @@ fn sunk(dir: &Path) -> String {
         text.push_str(&std::fs::read_to_string(file.expect("entry").path()).unwrap_or_default());
     }
     text
-}
-
-fn names(prefix: &str, n: usize) -> Vec<String> {
-    let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    v.sort();
-    v
 }
 
 /// One dead process A's leftovers (`kinds`) against three successors:
@@ -265,7 +246,7 @@ fn only_a_sender_like_a_sends(
     assert_eq!(b.replayed_spans + b.recovered_spans, 0, "{context}: {b:?}");
     assert_eq!(
         y.taken(""),
-        names("b-other-backend", 4),
+        support::numbered("b-other-backend", 4),
         "{context}: backend Y got spans of A"
     );
     let b = run(config(dir, Some(&x.url), "b"), "b-other-key", 4);
@@ -295,7 +276,7 @@ fn only_a_sender_like_a_sends(
         a_names,
         "{context}: C did not send A's spans"
     );
-    assert_eq!(x.taken("c-"), names("c", 2), "{context}");
+    assert_eq!(x.taken("c-"), support::numbered("c", 2), "{context}");
     assert!(left(dir, kinds).is_empty(), "{context}: A's files left");
     // Recovered spans are counted replayed too.
     assert_eq!(c.replayed_spans, a_names.len() as u64, "{context}: {c:?}");
@@ -344,7 +325,13 @@ fn spans_a_dead_process_left_go_only_to_a_sender_set_up_like_it() {
     let a = run(config(&dir, Some(&x.url), "a"), "a", 5);
     assert_eq!(a.spooled_spans, 5, "{a:?}");
     x.down.store(false, Ordering::Release);
-    only_a_sender_like_a_sends(&dir, &x, &[".sgspool"], &names("a", 5), "spool files");
+    only_a_sender_like_a_sends(
+        &dir,
+        &x,
+        &[".sgspool"],
+        &support::numbered("a", 5),
+        "spool files",
+    );
 
     std::fs::remove_dir_all(&base).ok();
 }

@@ -70,12 +70,7 @@ fn a_spool_file_a_gateway_holds_until_the_timeout_is_split_under_traffic() {
     let at_split = tracer.stats();
     // What was spooled meanwhile goes at the next replays (a flush does
     // not wait for the spool): a few wake-ups.
-    assert!(
-        tracer
-            .flush(Duration::from_secs(10))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(&tracer, Duration::from_secs(10));
     let waiting = Instant::now();
     while (taken.lock().unwrap().len() as u64) < 2 + ended
         && waiting.elapsed() < Duration::from_secs(30)
@@ -84,12 +79,7 @@ fn a_spool_file_a_gateway_holds_until_the_timeout_is_split_under_traffic() {
         ended += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        tracer
-            .flush(Duration::from_secs(10))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(&tracer, Duration::from_secs(10));
     let stats = tracer.stats();
     eprintln!(
         "split after {took:?}: {held} requests held, {} spans ended meanwhile, \

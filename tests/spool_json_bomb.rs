@@ -6,7 +6,6 @@
 //! at each start, the file never set aside. Measured by the largest
 //! single allocation on the test's thread, not by a timing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
@@ -17,38 +16,20 @@ use spanguard::export::transport::BodyFormat;
 static WATCHED: AtomicI32 = AtomicI32::new(0);
 static LARGEST: AtomicU64 = AtomicU64::new(0);
 
-struct LargestAllocation;
-
-impl LargestAllocation {
-    fn note(&self, size: usize) {
-        let watched = WATCHED.load(Ordering::Relaxed);
-        // SAFETY: gettid takes nothing and cannot fail.
-        if watched != 0 && unsafe { libc::gettid() } == watched {
-            LARGEST.fetch_max(size as u64, Ordering::Relaxed);
-        }
+/// Notes an allocation of `size` bytes made on the watched thread.
+fn note(size: usize) {
+    let watched = WATCHED.load(Ordering::Relaxed);
+    // SAFETY: gettid takes nothing and cannot fail.
+    if watched != 0 && unsafe { libc::gettid() } == watched {
+        LARGEST.fetch_max(size as u64, Ordering::Relaxed);
     }
 }
 
-// SAFETY: forwards to the system allocator; only notes sizes.
-unsafe impl GlobalAlloc for LargestAllocation {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.note(layout.size());
-        // SAFETY: same layout contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: ptr came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        self.note(new_size);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/noting_allocator.rs"]
+mod noting_allocator;
 
 #[global_allocator]
-static GLOBAL: LargestAllocation = LargestAllocation;
+static GLOBAL: noting_allocator::NotingAllocator = noting_allocator::NotingAllocator { note };
 
 /// A gzipped OTLP/JSON request of one span whose white space inflates it
 /// to `mib` MiB.

@@ -55,12 +55,7 @@ fn nested_values_arrive_to_the_default_depth_limit() {
                 .expect("set");
             tracer.end(s, 0).expect("end");
             let before = tracer.stats().values_truncated;
-            assert!(
-                tracer
-                    .flush(Duration::from_secs(30))
-                    .expect("flush")
-                    .is_done()
-            );
+            support::flush_done(&tracer, Duration::from_secs(30));
             let body = taken.lock().unwrap().pop().expect("one request");
             let cut = tracer.stats().values_truncated - before;
             assert_eq!(cut, u64::from(depth > 64), "{kind} {depth}");

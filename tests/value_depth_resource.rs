@@ -186,12 +186,7 @@ fn deep_shared_values(name: &str, in_resource: bool, in_scope: bool) {
             tracer.end(s, 0).expect("end");
         }
         sent += batch;
-        assert!(
-            tracer
-                .flush(Duration::from_secs(30))
-                .expect("flush")
-                .is_done()
-        );
+        support::flush_done(&tracer, Duration::from_secs(30));
         let stats = tracer.stats();
         assert_eq!(
             (stats.spans_exported, stats.dropped_export_failed),
@@ -283,12 +278,7 @@ fn spans_of(tracer: &spanguard::tracer::Tracer, n: u64, scope: (&str, &str, &str
             .expect("set");
         tracer.end(s, 0).expect("end");
     }
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(tracer, Duration::from_secs(30));
 }
 
 /// How many maps deep each resource and scope value of `body` goes, those
@@ -562,12 +552,7 @@ fn a_span_value_the_encoder_cut_and_the_server_refused_for_its_depth_is_counted_
         .set_attribute(s, b"messages", AttrInput::AnyValue(any))
         .expect("set");
     tracer.end(s, 0).expect("end");
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(&tracer, Duration::from_secs(30));
     let stats = tracer.stats();
     assert_eq!(
         (

@@ -53,12 +53,7 @@ fn string_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 /// no value was cut on the way.
 fn end_and_flush(tracer: &Tracer, s: SpanRef) {
     tracer.end(s, 0).expect("end");
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    support::flush_done(tracer, Duration::from_secs(30));
     assert_eq!(tracer.stats().values_truncated, 0);
 }
 

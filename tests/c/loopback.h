@@ -12,15 +12,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The port; the test exits with status 2 when no socket can be had. */
-static inline int closed_port(void) {
+/* A loopback socket bound and not listened on, its port in `*port`:
+ * each connection to it is refused until the test listens on it (then it
+ * is a backend at the same URL that was down); the test exits with
+ * status 2 when no socket can be had. */
+static inline int unlistened_socket(int *port) {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
         getsockname(s, (struct sockaddr *)&a, &len) != 0)
         exit(2);
-    return ntohs(a.sin_port); /* s stays open: it holds the port */
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+/* The port; the test exits with status 2 when no socket can be had. */
+static inline int closed_port(void) {
+    int port;
+    (void)unlistened_socket(&port); /* it stays open: it holds the port */
+    return port;
 }
 
 #endif

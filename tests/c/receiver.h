@@ -5,14 +5,14 @@
 #ifndef SPANGUARD_TEST_RECEIVER_H
 #define SPANGUARD_TEST_RECEIVER_H
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "loopback.h"
 
 /* Reads one request (headers, then Content-Length bytes of body) into
  * `buf`: its whole length, its headers' length in `*head`; -1 when the
@@ -43,13 +43,8 @@ static inline long read_request(int fd, char *buf, size_t cap, size_t *head) {
 /* A socket listening on a free loopback port, the port in `*port`; the
  * test exits with status 2 when none can be had. */
 static inline int loopback_listener(int *port) {
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof a) != 0 || listen(listener, 16) != 0 ||
-        getsockname(listener, (struct sockaddr *)&a, &len) != 0)
-        exit(2);
-    *port = ntohs(a.sin_port);
+    int listener = unlistened_socket(port);
+    if (listen(listener, 16) != 0) exit(2);
     return listener;
 }
 
@@ -78,21 +73,6 @@ static inline int serve_each_connection(int listener, void *(*serve_connection)(
     args.serve_connection = serve_connection;
     pthread_t server;
     return pthread_create(&server, NULL, receiver_accept_loop, &args);
-}
-
-/* A loopback socket bound and not listened on, the port in `*port`: a
- * backend that is down (each connection refused) until
- * `start_recording_receiver` listens on it, at the same URL, where what
- * a dead process left waits for a sender set up like it. */
-static inline int down_backend_socket(int *port) {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) != 0)
-        exit(2);
-    *port = ntohs(a.sin_port);
-    return s;
 }
 
 /* What a recording receiver took: every request, end to end. */
@@ -131,7 +111,8 @@ static inline void *record_each_request(void *arg) {
     return NULL;
 }
 
-/* Listens on `s` (`down_backend_socket`) and records every request. */
+/* Listens on `s` (`unlistened_socket`: a backend down until now, at
+ * the same URL) and records every request. */
 static inline void start_recording_receiver(int s) {
     if (listen(s, 16) != 0 || serve_each_connection(s, record_each_request) != 0) exit(2);
 }

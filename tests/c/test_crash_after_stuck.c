@@ -16,21 +16,17 @@
  * exporter is stuck in the callback told of the first part of a batch
  * over the spool's cap, spooled in parts (the batch is in flight). */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "spanguard.h"
 #include "check.h"
-#include "loopback.h"
+#include "receiver.h"
+#include "successor.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -39,96 +35,6 @@
  * spool's cap of 1 MiB together, so that it is spooled in parts. */
 #define BIG 4
 #define BIG_VALUE (300 * 1024)
-
-/* --- a loopback OTLP receiver: answers 200 to every request, keeps the
- * bodies (uncompressed protobuf: span names appear as they are) --- */
-
-static char *received;
-static size_t received_len;
-static pthread_mutex_t received_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int read_full(int fd, char *buf, size_t len) {
-    while (len > 0) {
-        ssize_t n = read(fd, buf, len);
-        if (n <= 0) return -1;
-        buf += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* One connection's requests, until the client closes it. */
-static void serve(int fd) {
-    for (;;) {
-        char head[8192];
-        size_t len = 0;
-        while (len < sizeof head - 1 && !(len >= 4 && memcmp(head + len - 4, "\r\n\r\n", 4) == 0)) {
-            if (read(fd, head + len, 1) != 1) return;
-            len++;
-        }
-        head[len] = '\0';
-        const char *cl = strcasestr(head, "content-length:");
-        size_t body_len = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        char *body = malloc(body_len + 1);
-        if (!body || read_full(fd, body, body_len) != 0) {
-            free(body);
-            return;
-        }
-        pthread_mutex_lock(&received_lock);
-        char *grown = realloc(received, received_len + body_len + 1);
-        if (grown) {
-            received = grown;
-            memcpy(received + received_len, body, body_len);
-            received_len += body_len;
-        }
-        pthread_mutex_unlock(&received_lock);
-        free(body);
-        const char *ok = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
-        if (write(fd, ok, strlen(ok)) != (ssize_t)strlen(ok)) return;
-    }
-}
-
-static void *receiver(void *arg) {
-    int listener = (int)(intptr_t)arg;
-    for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) return NULL;
-        serve(fd);
-        close(fd);
-    }
-}
-
-/* Starts the receiver; its port. */
-/* A loopback socket bound and not listened on: the backend is down (a
- * connection is refused) until `start_receiver_on` listens on it, at the
- * same URL: what a dead process left waits for a sender set up like it. */
-static int bound_socket(int *port) {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) != 0)
-        exit(2);
-    *port = ntohs(a.sin_port);
-    return s;
-}
-
-static void start_receiver_on(int s) {
-    if (listen(s, 16) != 0) exit(2);
-    pthread_t t;
-    if (pthread_create(&t, NULL, receiver, (void *)(intptr_t)s) != 0) exit(2);
-    pthread_detach(t);
-}
-
-/* How often `name` occurs in what the receiver got. */
-static long received_count(const char *name) {
-    long n = 0;
-    size_t k = strlen(name);
-    pthread_mutex_lock(&received_lock);
-    for (size_t i = 0; i + k <= received_len; i++)
-        if (memcmp(received + i, name, k) == 0) n++;
-    pthread_mutex_unlock(&received_lock);
-    return n;
-}
 
 /* --- the children --- */
 
@@ -216,7 +122,7 @@ int main(int argc, char **argv) {
     const char *scratch = argc > 1 ? argv[1] : "build/test_crash_after_stuck-spans";
     char spool[2][512], down[64];
     int port = 0;
-    int backend = bound_socket(&port);
+    int backend = unlistened_socket(&port);
     snprintf(down, sizeof down, "http://127.0.0.1:%d/v1/traces", port);
     const char *hows[] = {"callback", "parts"};
     for (int h = 0; h < 2; h++) {
@@ -233,22 +139,10 @@ int main(int argc, char **argv) {
 
     /* The backend up at its URL, a tracer started now on each spool sends
      * what it holds: the crash dump and the spool files. */
-    start_receiver_on(backend);
+    start_recording_receiver(backend);
     const char *up = down;
     for (int h = 0; h < 2; h++) {
-        spanguard_config next;
-        (void)spanguard_config_init(&next, sizeof next);
-        next.service_name = "crash-after-stuck";
-        next.endpoint = up;
-        next.compression = SPANGUARD_COMPRESSION_NONE;
-        next.spool_dir = spool[h];
-        next.install_signal_handlers = 0;
-        spanguard_tracer *r = NULL;
-        CHECK_RC(spanguard_tracer_new(&next, &r), SPANGUARD_RESULT_OK);
-        if (r) {
-            CHECK_RC(spanguard_shutdown(r, 20000), SPANGUARD_RESULT_OK);
-            spanguard_tracer_free(r);
-        }
+        CHECK_RC(successor_sends_what_was_left("crash-after-stuck", up, spool[h]), SPANGUARD_RESULT_OK);
         CHECK(files_in_dir(spool[h], ".unreadable") == 0);
         CHECK(files_in_dir(spool[h], "") == 0);
     }
@@ -261,18 +155,18 @@ int main(int argc, char **argv) {
         for (int i = 0; i <= AFTER; i++) {
             if (i == AFTER) snprintf(needle, sizeof needle, "%s-open-at-shutdown", hows[h]);
             else snprintf(needle, sizeof needle, "%s-after-stuck-%d", hows[h], i);
-            long n = received_count(needle);
+            long n = recorded_count(needle);
             if (n != 1) fprintf(stderr, "%s arrived %ld times\n", needle, n);
             CHECK(n == 1);
         }
     }
-    long before = received_count("callback-before-stuck");
+    long before = recorded_count("callback-before-stuck");
     if (before != 1) fprintf(stderr, "callback-before-stuck arrived %ld times\n", before);
     CHECK(before == 1);
     for (int i = 0; i < BIG; i++) {
         char needle[32];
         snprintf(needle, sizeof needle, "parts-big-%d", i);
-        long n = received_count(needle);
+        long n = recorded_count(needle);
         if (n < 1 || n > 2) fprintf(stderr, "%s arrived %ld times\n", needle, n);
         CHECK(n >= 1 && n <= 2);
     }

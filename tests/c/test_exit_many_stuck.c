@@ -28,6 +28,7 @@
 #include "proc.h"
 #include "loopback.h"
 #include "receiver.h"
+#include "successor.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -130,7 +131,7 @@ int main(int argc, char **argv) {
     snprintf(spool, sizeof spool, "%s-spool", scratch);
     /* Down (connections refused) until the dumps are to be sent. */
     int backend_port = 0;
-    int backend = down_backend_socket(&backend_port);
+    int backend = unlistened_socket(&backend_port);
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", backend_port);
     CHECK(pipe(entered) == 0 && pipe(never) == 0);
 
@@ -153,19 +154,7 @@ int main(int argc, char **argv) {
      * dump waits for its own sender) sends what the dumps hold. */
     CHECK(files_ending(spool, ".sgdump") == 2 * TRACERS);
     start_recording_receiver(backend);
-    spanguard_config next;
-    (void)spanguard_config_init(&next, sizeof next);
-    next.service_name = "exit-many-stuck";
-    next.endpoint = endpoint;
-    next.compression = SPANGUARD_COMPRESSION_NONE;
-    next.spool_dir = spool;
-    next.install_signal_handlers = 0;
-    spanguard_tracer *r = NULL;
-    CHECK_RC(spanguard_tracer_new(&next, &r), SPANGUARD_RESULT_OK);
-    if (r) {
-        CHECK(spanguard_result_is_ok(spanguard_shutdown(r, 20000)));
-        spanguard_tracer_free(r);
-    }
+    CHECK(spanguard_result_is_ok(successor_sends_what_was_left("exit-many-stuck", endpoint, spool)));
     const char *hows[] = {"exit", "term"};
     for (int h = 0; h < 2; h++)
         for (int i = 0; i < TRACERS; i++)

@@ -19,26 +19,17 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "idle_tracer.h"
 #include "proc.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
 #define ENDED 5
 
+/* Nothing goes out before the signal. */
 static spanguard_tracer *tracer(const char *sink, const char *spool, int flight) {
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "fork-child-signals";
-    cfg.sink_dir = sink;
-    cfg.spool_dir = spool;
-    cfg.flight_recorder = (uint32_t)flight;
-    cfg.schedule_delay_ms = 60000; /* nothing goes out before the signal */
-    spanguard_tracer *t = NULL;
-    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
-        fprintf(stderr, "tracer_new failed\n");
-        exit(2);
-    }
-    return t;
+    spanguard_config cfg = idle_tracer_config("fork-child-signals", sink, spool, flight);
+    return tracer_or_exit(&cfg);
 }
 
 /* Forks a child that records `tag`-0..ENDED-1 and `tag`-open with `t`,

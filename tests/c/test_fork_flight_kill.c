@@ -21,6 +21,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "idle_tracer.h"
 #include "proc.h"
 #include "sink_count.h"
 
@@ -54,15 +55,8 @@ int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "build/test_fork_flight_kill-spans";
     char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", dir);
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "fork-flight-kill";
-    cfg.sink_dir = dir;
-    cfg.spool_dir = spool;
-    cfg.flight_recorder = 1;
-    cfg.schedule_delay_ms = 60000;
-    spanguard_tracer *t;
-    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) return 2;
+    spanguard_config cfg = idle_tracer_config("fork-flight-kill", dir, spool, 1);
+    spanguard_tracer *t = tracer_or_exit(&cfg);
     emit(t, "parent-before", 30); /* queued at the fork */
     spanguard_span open_in_parent;
     CHECK_RC(spanguard_span_begin(t, S("parent-open"), SPANGUARD_SPAN_NONE, 0, &open_in_parent),

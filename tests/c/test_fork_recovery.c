@@ -25,27 +25,17 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "idle_tracer.h"
 #include "sink_count.h"
 
-#define S(str) (str), strlen(str)
 #define SPANS 20
 
 static char sink[512], spool[512];
 
+/* Nothing is exported before the kill. */
 static spanguard_tracer *start_tracer(int flight) {
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "fork-recovery";
-    cfg.sink_dir = sink;
-    cfg.spool_dir = spool;
-    cfg.flight_recorder = (uint32_t)flight;
-    cfg.schedule_delay_ms = 60000; /* nothing is exported before the kill */
-    spanguard_tracer *t = NULL;
-    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
-        fprintf(stderr, "tracer_new failed\n");
-        exit(2);
-    }
-    return t;
+    spanguard_config cfg = idle_tracer_config("fork-recovery", sink, spool, flight);
+    return tracer_or_exit(&cfg);
 }
 
 /* Runs in a process that is about to be killed: SPANS ended spans named
@@ -53,17 +43,7 @@ static spanguard_tracer *start_tracer(int flight) {
  * forks a child that lives until `hold` reaches end of file. */
 static void record_then_wait(const char *tag, int ready, int hold) {
     spanguard_tracer *t = start_tracer(1);
-    for (int i = 0; i < SPANS; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "%s-%d", tag, i);
-        spanguard_span s;
-        if (spanguard_span_begin(t, S(name), SPANGUARD_SPAN_NONE, 0, &s) == SPANGUARD_RESULT_OK)
-            (void)spanguard_span_end(s);
-    }
-    char open_name[64];
-    snprintf(open_name, sizeof open_name, "%s-open", tag);
-    spanguard_span open_span;
-    (void)spanguard_span_begin(t, S(open_name), SPANGUARD_SPAN_NONE, 0, &open_span);
+    record_ended_and_open(t, tag, SPANS);
     if (hold >= 0 && fork() == 0) {
         /* A worker that does not exec and outlives its parent. It says it
          * runs (its fork handlers are done) before the parent is killed. */

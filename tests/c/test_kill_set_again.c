@@ -27,6 +27,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "idle_tracer.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -38,21 +39,11 @@
 static char sink[512], spool[512];
 static char text[VERSIONS * STEP + 26];
 
+/* Nothing is exported before the kill. */
 static spanguard_tracer *start_tracer(int flight) {
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "kill-set-again";
-    cfg.sink_dir = sink;
-    cfg.spool_dir = spool;
-    cfg.flight_recorder = (uint32_t)flight;
+    spanguard_config cfg = idle_tracer_config("kill-set-again", sink, spool, flight);
     cfg.payload_pool_mib = 2;
-    cfg.schedule_delay_ms = 60000; /* nothing is exported before the kill */
-    spanguard_tracer *t = NULL;
-    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
-        fprintf(stderr, "tracer_new failed\n");
-        exit(2);
-    }
-    return t;
+    return tracer_or_exit(&cfg);
 }
 
 /* The child: never returns; says "r" on `ready` once it sets values

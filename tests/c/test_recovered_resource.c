@@ -25,9 +25,9 @@
 #include "spanguard.h"
 #include "attrs.h"
 #include "check.h"
+#include "idle_tracer.h"
 #include "sink_count.h"
 
-#define S(str) (str), strlen(str)
 #define SPANS 10
 
 static char sink[512], spool[512];
@@ -49,38 +49,18 @@ static void on_event(spanguard_event event, const char *message, size_t len, voi
         recovered_said_well++;
 }
 
+/* Nothing is exported before the death. */
 static spanguard_tracer *start_tracer(int flight, int handlers) {
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "own-service";
-    cfg.sink_dir = sink;
-    cfg.spool_dir = spool;
-    cfg.flight_recorder = (uint32_t)flight;
+    spanguard_config cfg = idle_tracer_config("own-service", sink, spool, flight);
     cfg.install_signal_handlers = (uint32_t)handlers;
-    cfg.schedule_delay_ms = 60000; /* nothing is exported before the death */
-    spanguard_tracer *t = NULL;
-    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
-        fprintf(stderr, "tracer_new failed\n");
-        exit(2);
-    }
-    return t;
+    return tracer_or_exit(&cfg);
 }
 
 /* In the child: records, sets the provider's resource, says so on `ready`
  * and dies as `flight` says. */
 static void record_then_die(const char *tag, int flight, int ready) {
     spanguard_tracer *t = start_tracer(flight, !flight);
-    for (int i = 0; i < SPANS; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "%s-%d", tag, i);
-        spanguard_span s;
-        if (spanguard_span_begin(t, S(name), SPANGUARD_SPAN_NONE, 0, &s) == SPANGUARD_RESULT_OK)
-            (void)spanguard_span_end(s);
-    }
-    char open_name[64];
-    snprintf(open_name, sizeof open_name, "%s-open", tag);
-    spanguard_span open_span;
-    (void)spanguard_span_begin(t, S(open_name), SPANGUARD_SPAN_NONE, 0, &open_span);
+    record_ended_and_open(t, tag, SPANS);
     spanguard_attribute resource[3] = {
         text_attr("service.name", service),
         text_attr("deployment.environment.name", "prod"),

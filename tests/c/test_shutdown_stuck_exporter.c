@@ -28,6 +28,7 @@
 #include "proc.h"
 #include "loopback.h"
 #include "receiver.h"
+#include "successor.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -55,7 +56,7 @@ int main(int argc, char **argv) {
     snprintf(errors, sizeof errors, "%s.stderr", scratch);
     /* Down (connections refused) until the dump is to be sent. */
     int backend_port = 0;
-    int backend = down_backend_socket(&backend_port);
+    int backend = unlistened_socket(&backend_port);
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", backend_port);
     CHECK(pipe(entered) == 0 && pipe(release_cb) == 0);
 
@@ -138,19 +139,7 @@ int main(int argc, char **argv) {
      * dump no longer held; a dump waits for its own sender) sends the
      * spans the stuck exporter had not dealt with. */
     start_recording_receiver(backend);
-    spanguard_config next;
-    (void)spanguard_config_init(&next, sizeof next);
-    next.service_name = "shutdown-stuck-exporter";
-    next.endpoint = endpoint;
-    next.compression = SPANGUARD_COMPRESSION_NONE;
-    next.spool_dir = spool;
-    next.install_signal_handlers = 0;
-    spanguard_tracer *r = NULL;
-    CHECK_RC(spanguard_tracer_new(&next, &r), SPANGUARD_RESULT_OK);
-    if (r) {
-        CHECK(spanguard_result_is_ok(spanguard_shutdown(r, 20000)));
-        spanguard_tracer_free(r);
-    }
+    CHECK(spanguard_result_is_ok(successor_sends_what_was_left("shutdown-stuck-exporter", endpoint, spool)));
     for (int i = 0; i < AFTER; i++) {
         char needle[48];
         snprintf(needle, sizeof needle, "after-stuck-%d", i);

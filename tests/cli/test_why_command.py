@@ -4,6 +4,7 @@ lines, often lost with its container: a backend short of spans had nothing
 else to say why. Each tracer keeps a small record in the outcomes/
 directory of its spool directory (src/export/outcome.rs); `why` reads it."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,20 +28,49 @@ def why(cli, env, *args):
     return subprocess.run([str(cli), "why", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
+@contextlib.contextmanager
+def agent_with_a_record(env, spool, service, under=(), record_pid=None):
+    """kill_child running as `service` (under `under`, a wrapper such as
+    unshare), its spans bound for a backend that is down and its spool in
+    `spool`, once it has written its first record (named by `record_pid`,
+    its own pid by default). Killed (SIGKILL) on the way out if it runs."""
+    child = subprocess.Popen([*under, str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
+                              str(spool), "1", "0", "none", "0", service, "20000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert len(child.stdout.read(4)) == 4, child.stderr.read()
+        outcomes = spool / "outcomes"
+        deadline = time.monotonic() + 30
+        pid = child.pid if record_pid is None else record_pid
+        while not any(outcomes.glob(f"{pid}-*.sgoutcome")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+
+
 # What refuses a sender its spans, as `spool` and `why` say it: a
 # permanent redirect refuses the URL as a 404 does.
 REFUSALS = ("401, 403, 404, a permanent redirect (301, 308)...: a key missing or wrong, "
             "a URL without /v1/traces or moved for good")
 
 
-def emit_404(tmp_path, env, rx, spool, count):
-    """`count` spans sent to a URL the receiver answers 404, spooled in `spool`."""
-    emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", f"{rx.endpoint}/wrong",
-                           "--manifest", str(tmp_path / "m.json"), "--count", str(count), "--run-id", "why404",
+def emit_spans(tmp_path, env, endpoint, spool, count, run_id):
+    """emit_spans's run: `count` spans sent to `endpoint`, their spool in
+    `spool`, losses allowed."""
+    emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", endpoint,
+                           "--manifest", str(tmp_path / "m.json"), "--count", str(count), "--run-id", run_id,
                            "--spool-dir", str(spool), "--allow-loss"],
                           capture_output=True, text=True, timeout=120, env=env)
     assert emit.returncode == 0, emit.stderr
     return emit
+
+
+def emit_404(tmp_path, env, rx, spool, count):
+    """`count` spans sent to a URL the receiver answers 404, spooled in `spool`."""
+    return emit_spans(tmp_path, env, f"{rx.endpoint}/wrong", spool, count, "why404")
 
 
 def test_a_process_that_hit_a_404_is_said_with_its_cause_and_what_to_do(cli, tmp_path):
@@ -88,11 +118,7 @@ def test_spans_spooled_for_a_backend_that_is_down_are_said_with_why(cli, tmp_pat
     spool = tmp_path / "spool"
     # Port 9 (discard) on loopback: nothing listens there, so the
     # connection is refused at once.
-    emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", "http://127.0.0.1:9",
-                           "--manifest", str(tmp_path / "m.json"), "--count", "12", "--run-id", "whydown",
-                           "--spool-dir", str(spool), "--allow-loss"],
-                          capture_output=True, text=True, timeout=120, env=env)
-    assert emit.returncode == 0, emit.stderr
+    emit = emit_spans(tmp_path, env, "http://127.0.0.1:9", spool, 12, "whydown")
     assert "connection refused" in emit.stderr, emit.stderr
     run = why(cli, env, "--dir", str(spool))
     assert run.returncode == 0, run.stdout + run.stderr
@@ -143,21 +169,11 @@ def test_records_live_in_the_spool_directory_the_user_chose_and_why_finds_them_t
 def test_a_killed_process_is_said_to_have_ended_without_stopping(cli, tmp_path):
     env = env_with_state(tmp_path)
     spool = tmp_path / "spool"
-    child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
-                              str(spool), "1", "0", "none", "0", "why-test", "20000"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        assert len(child.stdout.read(4)) == 4, child.stderr.read()
-        outcomes = spool / "outcomes"
-        deadline = time.monotonic() + 30
-        while not any(outcomes.glob(f"{child.pid}-*.sgoutcome")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    # Killed (SIGKILL) as the block ends.
+    with agent_with_a_record(env, spool, "why-test") as child:
         run = why(cli, env, "--dir", str(spool))
         head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
         assert ": running since " in head, run.stdout
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
     run = why(cli, env, "--dir", str(spool))
     assert run.returncode == 0, run.stdout + run.stderr
     head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
@@ -173,21 +189,9 @@ def test_a_process_stopped_with_sigterm_is_said_so_not_told_to_use_sigterm(cli, 
     watchdog's flush now leaves a record that names the signal."""
     env = env_with_state(tmp_path)
     spool = tmp_path / "spool"
-    child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
-                              str(spool), "1", "0", "none", "0", "why-term", "20000"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        assert len(child.stdout.read(4)) == 4, child.stderr.read()
-        outcomes = spool / "outcomes"
-        deadline = time.monotonic() + 30
-        while not any(outcomes.glob(f"{child.pid}-*.sgoutcome")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with agent_with_a_record(env, spool, "why-term") as child:
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=60) == -signal.SIGTERM, child.stderr.read()
-    finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
     run = why(cli, env, "--dir", str(spool))
     assert run.returncode == 0, run.stdout + run.stderr
     head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
@@ -297,17 +301,10 @@ def test_a_containers_process_is_told_from_outside_its_pid_namespace(cli, tmp_pa
     and from a sibling container too."""
     env = env_with_state(tmp_path)
     spool = tmp_path / "spool"
-    unshare = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child",
-                                str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
-                                str(spool), "1", "0", "none", "0", "why-pid1", "20000"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
+    # --kill-child: the agent dies with unshare, killed as the block ends.
+    with agent_with_a_record(env, spool, "why-pid1", under=("unshare", "--pid", "--fork", "--kill-child"),
+                             record_pid=1) as unshare:
         agent = child_of(unshare.pid)
-        assert len(unshare.stdout.read(4)) == 4, unshare.stderr.read()
-        outcomes = spool / "outcomes"
-        deadline = time.monotonic() + 30
-        while not any(outcomes.glob("1-*.sgoutcome")) and time.monotonic() < deadline:
-            time.sleep(0.05)
         run = why(cli, env, "--dir", str(spool))
         head = next(l for l in run.stdout.splitlines() if l.startswith("pid 1 "))
         assert head.startswith(f"pid 1 (pid {agent} here) kill-child: running since "), run.stdout
@@ -318,9 +315,6 @@ def test_a_containers_process_is_told_from_outside_its_pid_namespace(cli, tmp_pa
         assert "whether it runs still cannot be told from here: it ran in another PID namespace" in head, \
             sibling.stdout + sibling.stderr
         assert "ended without stopping" not in sibling.stdout, sibling.stdout
-    finally:
-        unshare.kill()  # --kill-child: the agent dies with it
-        unshare.wait(timeout=30)
     deadline = time.monotonic() + 30
     while os.path.exists(f"/proc/{agent}") and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -1,6 +1,6 @@
 //! What several Rust integration tests share.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,8 +83,32 @@ pub fn slow_backend(
 /// flag that, once set, makes it stop taking connections.
 #[allow(dead_code)]
 pub fn backend(answer: impl Fn(&[u8]) -> u16 + Send + Sync + 'static) -> (String, Arc<AtomicBool>) {
+    let (base, closed) = http_server(move |request| {
+        let status = answer(&request.body);
+        let reason = match status {
+            200 => "OK",
+            413 => "Content Too Large",
+            _ => "Status",
+        };
+        format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    });
+    (format!("{base}/v1/traces"), closed)
+}
+
+/// An HTTP/1.1 server on loopback, each connection served on a thread of
+/// its own, that answers each request with the bytes `answer` gives for
+/// it (a whole response: status line, headers, body). Returns its base
+/// URL (`http://127.0.0.1:PORT`, no path) and a flag that, once set,
+/// makes it stop taking connections.
+#[allow(dead_code)]
+pub fn http_server(
+    answer: impl Fn(&Request) -> Vec<u8> + Send + Sync + 'static,
+) -> (String, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let closed = Arc::new(AtomicBool::new(false));
     let stop = Arc::clone(&closed);
     let answer = Arc::new(answer);
@@ -99,51 +123,99 @@ pub fn backend(answer: impl Fn(&[u8]) -> u16 + Send + Sync + 'static) -> (String
             }
         }
     });
-    (url, closed)
+    (base, closed)
 }
 
-fn serve(conn: TcpStream, answer: &dyn Fn(&[u8]) -> u16) {
+fn serve(conn: TcpStream, answer: &dyn Fn(&Request) -> Vec<u8>) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut writer = conn;
-    while let Some(body) = read_request(&mut reader) {
-        let status = answer(&body);
-        let reason = match status {
-            200 => "OK",
-            413 => "Content Too Large",
-            _ => "Status",
-        };
-        let answer = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
-        );
-        if writer.write_all(answer.as_bytes()).is_err() {
+    while let Some(request) = read_request(&mut reader) {
+        if writer.write_all(&answer(&request)).is_err() {
             return;
         }
     }
 }
 
-/// The body of the next HTTP/1.1 request on a connection (by its
-/// Content-Length); None once the connection ends or fails.
-pub fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
-    let mut length = 0usize;
+/// Makes the close of `conn` a reset (RST) rather than an orderly end:
+/// SO_LINGER on, for no time.
+#[allow(dead_code)]
+pub fn set_linger_zero(conn: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid option on a socket we own.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+/// An HTTP/1.1 request as a loopback server read it.
+pub struct Request {
+    /// The request line (`POST /v1/traces HTTP/1.1`), without its end.
+    pub line: String,
+    /// Each header's name and value (trimmed), in the order they came.
+    pub headers: Vec<(String, String)>,
+    /// The body, as long as its Content-Length said.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The request target of its line (`/v1/traces`).
+    #[allow(dead_code)]
+    pub fn path(&self) -> &str {
+        self.line.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// The values of every header named `name` (in any case), in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The next HTTP/1.1 request on a connection: its line, its headers and
+/// its body (by its last Content-Length); None once the connection ends
+/// or fails.
+pub fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut request = Request {
+        line: line.trim_end().to_string(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
     loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
         }
-        let line = line.trim_end();
-        if line.is_empty() {
+        let header = line.trim_end();
+        if header.is_empty() {
             break;
         }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
+        if let Some((k, v)) = header.split_once(':') {
+            request.headers.push((k.to_string(), v.trim().to_string()));
         }
     }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(body)
+    let length = request
+        .header_values("content-length")
+        .last()
+        .map_or(0, |v| v.parse().unwrap_or(0));
+    request.body = vec![0u8; length];
+    reader.read_exact(&mut request.body).ok()?;
+    Some(request)
 }
 
 /// A server on loopback that reads one request a connection and answers
@@ -159,9 +231,9 @@ pub fn raw_backend(answer: impl Fn(usize, &[u8]) -> Vec<u8> + Send + Sync + 'sta
             let Ok(conn) = conn else { continue };
             let mut reader = BufReader::new(conn.try_clone().expect("clone"));
             let mut writer = conn;
-            if let Some(body) = read_request(&mut reader) {
+            if let Some(request) = read_request(&mut reader) {
                 // The client may hang up mid-answer (10 MB of headers).
-                let _ = writer.write_all(&answer(n, &body));
+                let _ = writer.write_all(&answer(n, &request.body));
             }
             let _ = writer.shutdown(std::net::Shutdown::Both);
         }
@@ -213,6 +285,44 @@ pub fn end_spans(tracer: &Tracer, names: &[&str]) {
     }
 }
 
+/// Flushes `tracer` (`within` at most) and checks the flush finished:
+/// every span dealt with, delivered or spooled (`FlushOutcome::is_done`).
+#[allow(dead_code)]
+#[track_caller]
+pub fn flush_done(tracer: &Tracer, within: Duration) {
+    let outcome = tracer.flush(within).expect("flush");
+    assert!(outcome.is_done(), "the flush did not finish: {outcome:?}");
+}
+
+/// `prefix-0` to `prefix-{n-1}`, sorted (as `sorted_once_each` gives
+/// what a backend got): the names `end_numbered` gives spans.
+#[allow(dead_code)]
+pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    let mut names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    names.sort();
+    names
+}
+
+/// Ends root spans named `prefix-0` to `prefix-{n-1}`, in that order.
+#[allow(dead_code)]
+pub fn end_numbered(tracer: &Tracer, prefix: &str, n: usize) {
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    end_spans(tracer, &names);
+}
+
+/// The end of a process's run: flushes `tracer`, shuts it down (20 s at
+/// most each) and returns its stats, whose first trips must add up
+/// (`assert_first_trips_counted`; `context` names the case).
+#[allow(dead_code)]
+pub fn flush_and_shut_down(tracer: &Tracer, context: &str) -> spanguard::stats::StatsSnapshot {
+    let _ = tracer.flush(Duration::from_secs(20));
+    let _ = tracer.shutdown(Duration::from_secs(20));
+    let stats = tracer.stats();
+    assert_first_trips_counted(&stats, context);
+    stats
+}
+
 /// The names of the spool files (`.sgspool`) in `dir`.
 #[allow(dead_code)]
 pub fn spool_files(dir: &Path) -> Vec<std::ffi::OsString> {
@@ -243,6 +353,7 @@ pub fn assert_first_trips_counted(stats: &spanguard::stats::StatsSnapshot, conte
 /// `names`, sorted, checking that none came twice (a span a backend got
 /// twice: a resend the test says must not happen).
 #[allow(dead_code)]
+#[track_caller]
 pub fn sorted_once_each(names: &[String]) -> Vec<String> {
     let mut sorted = names.to_vec();
     sorted.sort();
