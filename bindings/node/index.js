@@ -69,15 +69,6 @@ function isMusl() {
   return Boolean(report && report.header && !report.header.glibcVersionRuntime);
 }
 
-/** Whether `dir` is the spanguard package itself (its package.json names it), and not a bundle made of it. */
-function isThePackage(dir) {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'spanguard';
-  } catch (_) {
-    return false;
-  }
-}
-
 /** The directory of the native build for this platform; throws a clear error where there is none. */
 function prebuildDir() {
   const platform = `${process.platform}-${process.arch}`;
@@ -96,9 +87,9 @@ function prebuildDir() {
     // the bundle, in another directory, without the addon: the prebuilds
     // are looked for beside the bundle. Saying there that the package "was
     // packed without its build" sent the user to rebuild spanguard.
-    if (!isThePackage(__dirname)) {
+    if (!fs.existsSync(path.join(__dirname, 'prebuilds'))) {
       throw new Error(`spanguard: its native addon cannot be bundled, and this code runs from a bundle (${__dirname} `
-        + 'is not the spanguard package, and has no prebuilds/): mark spanguard external in the bundler '
+        + 'has no prebuilds/, as the spanguard package has): mark spanguard external in the bundler '
         + '(esbuild --external:spanguard, webpack\'s externals) and install the spanguard package where the bundle '
         + 'runs (in a node_modules it finds), for the bundle to require it there.');
     }
