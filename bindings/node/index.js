@@ -86,9 +86,19 @@ function prebuildDir() {
       + '(Alpine?). Use a glibc-based image, or build spanguard from source.');
   }
   const full = path.join(__dirname, 'prebuilds', dir);
-  // A package packed by `make dist-node` alone carries this machine's
-  // build only: say so, rather than a bare "cannot find module".
   if (!fs.existsSync(path.join(full, 'spanguard.node'))) {
+    // A bundler (esbuild --bundle, webpack) copies this file's code into
+    // the bundle, in another directory, without the addon: the prebuilds
+    // are looked for beside the bundle. Saying there that the package "was
+    // packed without its build" sent the user to rebuild spanguard.
+    if (!fs.existsSync(path.join(__dirname, 'prebuilds'))) {
+      throw new Error(`spanguard: its native addon cannot be bundled, and this code runs from a bundle (${__dirname} `
+        + 'has no prebuilds/, as the spanguard package has): mark spanguard external in the bundler '
+        + '(esbuild --external:spanguard, webpack\'s externals) and install the spanguard package where the bundle '
+        + 'runs (in a node_modules it finds), for the bundle to require it there.');
+    }
+    // A package packed by `make dist-node` alone carries this machine's
+    // build only: say so, rather than a bare "cannot find module".
     throw new Error(`spanguard: this copy of the package was packed without its ${platform} build `
       + `(${full} has no spanguard.node): install a release built with \`make dist\`, or build spanguard `
       + 'from source on this platform.');

@@ -25,6 +25,9 @@
  * For what takes only an exporter, SpanguardSpanExporter (below) records
  * each span once it has ended, through the same code.
  */
+const fs = require('fs');
+const path = require('path');
+
 const { Tracer, SpanguardError, RESULT, internal } = require('./index.js');
 // What otel.js reads of spanguard's spans and tracers, whose internals are private.
 const { beforeHookedShutdown, spanEnded, recordsNothing, tracerClosed, addLogRecordCounts } = internal;
@@ -272,6 +275,48 @@ const COLLECTED_OPEN = new FinalizationRegistry(({ span, processor, key }) => {
   }
 });
 
+// The instrumentation that puts a chat's messages only in log records,
+// never on the span (README, "With OpenTelemetry"; its chat spans always
+// come with some: roles and finish reasons without captureMessageContent).
+const LOG_RECORDS_ONLY_INSTRUMENTATION = '@opentelemetry/instrumentation-openai';
+
+/** The package.json of each copy of package `name` loaded with require() (by its directory), for a warning. */
+function loadedCopies(name) {
+  const copies = new Map();
+  const marker = `${path.sep}node_modules${path.sep}${name.split('/').join(path.sep)}${path.sep}`;
+  for (const file of Object.keys(require.cache)) {
+    const at = file.lastIndexOf(marker);
+    if (at < 0) continue;
+    const dir = file.slice(0, at + marker.length - 1);
+    if (copies.has(dir)) continue;
+    let manifest = {};
+    try {
+      manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    } catch (_) {
+      // Counted, without its version.
+    }
+    copies.set(dir, manifest);
+  }
+  return [...copies.values()];
+}
+
+/**
+ * What to say of the copies of @opentelemetry/api-logs loaded: how many, their versions, and the one
+ * install that makes sdk-node and the instrumentation share one (the version a loaded
+ * @opentelemetry/sdk-node depends on).
+ */
+function apiLogsCopies() {
+  const copies = loadedCopies('@opentelemetry/api-logs');
+  const versions = [...new Set(copies.map((m) => m.version).filter(Boolean))].sort();
+  const sdk = loadedCopies('@opentelemetry/sdk-node')[0];
+  const wanted = sdk && sdk.dependencies ? sdk.dependencies['@opentelemetry/api-logs'] : undefined;
+  const loaded = copies.length > 1 ? ` (${copies.length} copies loaded, of ${versions.join(', ')})` : '';
+  return `${loaded}: \`npm ls @opentelemetry/api-logs\` shows them; installing the version `
+    + (wanted ? `@opentelemetry/sdk-node depends on, \`npm install @opentelemetry/api-logs@${wanted}\`,`
+      : '@opentelemetry/sdk-node depends on (npm install @opentelemetry/api-logs@<that version>)')
+    + ' makes the SDK and the instrumentation share one';
+}
+
 class SpanguardSpanProcessor {
   // Each open SDK span's entry ({ span: spanguard Span, name, attributes
   // and links at start, ... }), by the SDK span: private, and not a
@@ -299,6 +344,13 @@ class SpanguardSpanProcessor {
     this.logProcessors = [];
     this.warnedResources = false; // noteResource
     this.warnedSentTwice = false; // warnIfSentTwice
+    // Whether a SpanguardLogRecordProcessor was made for this processor (or
+    // the exporter around it), and how many log records reached it: none
+    // by the end of a chat span that sends its messages as log records
+    // means they go elsewhere (warnIfLogRecordsMissing).
+    this.logProcessorGiven = false;
+    this.logRecordsSeen = 0;
+    this.warnedLogRecordsMissing = false;
     // The open spans' entries by trace and span id, for
     // SpanguardLogRecordProcessor (which finds a record's span by the span
     // context it carries): null, and no cost a span, until one is made.
@@ -622,6 +674,7 @@ class SpanguardSpanProcessor {
    */
   complete(otelSpan, entry) {
     const { span } = entry;
+    if (this.logProcessorGiven && this.logRecordsSeen === 0) this.warnIfLogRecordsMissing(otelSpan);
     try {
       // What was set after the start and not passed on (past the
       // limit, or on a span that could not be followed), in one native
@@ -768,6 +821,36 @@ class SpanguardSpanProcessor {
         { code: 'SPANGUARD_SENT_TWICE' });
         return;
       }
+    } catch (_) {
+      this.failures++;
+    }
+  }
+
+  /**
+   * Says, once, that a chat span of an instrumentation that sends the
+   * messages only as log records ended while no log record at all reached
+   * the SpanguardLogRecordProcessor made for this bridge: the prompt and
+   * the completion went elsewhere. That is so when the log processor is
+   * not among the LoggerProvider's processors, or when the instrumentation
+   * writes to a copy of @opentelemetry/api-logs other than the one NodeSDK
+   * registered its LoggerProvider with (each copy keeps its own global
+   * provider): a plain `npm install` of the latest @opentelemetry/sdk-node
+   * and instrumentation-openai installs two. The spans arrived without
+   * their prompts, and nothing said so.
+   */
+  warnIfLogRecordsMissing(otelSpan) {
+    if (this.warnedLogRecordsMissing) return;
+    try {
+      const scope = otelSpan.instrumentationScope || otelSpan.instrumentationLibrary;
+      if (!scope || scope.name !== LOG_RECORDS_ONLY_INSTRUMENTATION) return;
+      if (!otelSpan.attributes || otelSpan.attributes['gen_ai.operation.name'] !== 'chat') return;
+      this.warnedLogRecordsMissing = true;
+      process.emitWarning(`spanguard: the chat span '${otelSpan.name}' of ${LOG_RECORDS_ONLY_INSTRUMENTATION} ended, and `
+        + 'no log record (its prompt and completion, sent through the Logs API) reached the '
+        + 'SpanguardLogRecordProcessor: it is not among the LoggerProvider\'s processors (NodeSDK\'s '
+        + 'logRecordProcessors), or the instrumentation writes to another copy of @opentelemetry/api-logs than '
+        + `the SDK's${apiLogsCopies()}`,
+      { code: 'SPANGUARD_LOG_RECORDS_MISSING' });
     } catch (_) {
       this.failures++;
     }
@@ -1066,6 +1149,7 @@ class SpanguardLogRecordProcessor {
     this.nextLook = 0; // countGone: when to look again (performance.now())
     if (this.exporter !== null) this.exporter.logProcessors.push(this);
     else this.spans.logProcessors.push(this);
+    this.spans.logProcessorGiven = true;
   }
 
   /** Event records passed on to spanguard as span events (the tracer's stats().log_records_attached). */
@@ -1092,6 +1176,7 @@ class SpanguardLogRecordProcessor {
 
   onEmit(record, context) {
     let held = false;
+    this.spans.logRecordsSeen++;
     try {
       const attributes = record.attributes;
       let name = record.eventName;
