@@ -50,24 +50,34 @@ const REFUSED_NOTE: &str = "; refused to its sender, kept for a corrected endpoi
 /// send through (`spool::destination_of`): they leave it for theirs.
 const OTHER_SENDER_NOTE: &str = "; waits for the sender that wrote it, not this environment's:";
 
-/// The fingerprint of the sender this environment's tracers send
-/// through (`tracer::sender_fingerprint_of`), or None when the settings
-/// are bad (said where the directories were read).
-fn own_sender() -> Option<u64> {
+/// What the names in `dir` say for the sender this environment's tracers
+/// send through (`tracer::sender_fingerprint_of`): its mark under the
+/// directory's key (`sender_key`, read, never made: this command only
+/// looks), and its bare fingerprint, as earlier spanguards named files.
+/// Empty when the settings are bad (said where the directories were read).
+fn own_sender(dir: &Path) -> Vec<u64> {
     let mut config = spanguard::config::TracerConfig::default();
-    config.apply_process_env().ok()?;
-    spanguard::tracer::sender_fingerprint_of(&config)
+    if config.apply_process_env().is_err() {
+        return Vec::new();
+    }
+    let Some(sender) = spanguard::tracer::sender_fingerprint_of(&config) else {
+        return Vec::new();
+    };
+    let key = spanguard::export::sender_key::SenderKey::read_only(dir);
+    std::iter::once(sender)
+        .chain(key.map(|k| k.mark(sender)))
+        .collect()
 }
 
-/// The sender the file named `name` waits for when it is not `own` and
+/// The sender the file named `name` waits for when it is not `own`'s and
 /// not this file's refused sender's (a refused file waits for any other:
 /// `spool::refused_by`).
-fn for_another_sender(name: &str, own: Option<u64>) -> Option<u64> {
+fn for_another_sender(name: &str, own: &[u64]) -> Option<u64> {
     let path = Path::new(name);
     if spanguard::export::spool::refused_by(path).is_some() {
         return None;
     }
-    spanguard::export::spool::destination_of(path).filter(|&theirs| Some(theirs) != own)
+    spanguard::export::spool::destination_of(path).filter(|theirs| !own.contains(theirs))
 }
 
 /// What refuses a sender its spans, as `spool` and `why` say it: a
@@ -467,9 +477,9 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     other_names_of_one_batch(&mut rows, &linked);
     // Files written for another sender than this environment's tracers
     // send through (`spool::destination_of`): they never send them.
-    let own = own_sender();
+    let own = own_sender(dir);
     for r in rows.iter_mut() {
-        if let Some(theirs) = for_another_sender(&r.name, own)
+        if let Some(theirs) = for_another_sender(&r.name, &own)
             && r.spans.is_some()
         {
             r.note
@@ -698,7 +708,7 @@ pub fn kept_for_others(dir: &Path) -> KeptForOthers {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return kept;
     };
-    let own = own_sender();
+    let own = own_sender(dir);
     let now = std::time::SystemTime::now();
     let spool_cap = super::settings::spool_cap();
     let locks = Locks::default();
@@ -707,7 +717,7 @@ pub fn kept_for_others(dir: &Path) -> KeptForOthers {
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
         let refused = spanguard::export::spool::refused_by(Path::new(&name)).is_some();
-        let theirs = for_another_sender(&name, own);
+        let theirs = for_another_sender(&name, &own);
         if !refused && theirs.is_none() {
             continue;
         }
