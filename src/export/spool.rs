@@ -345,6 +345,9 @@ pub struct SpoolDir {
     /// Takes every file, whichever sender it was written for or refused
     /// to (`spanguard replay`: a person named where they go).
     every_destination: bool,
+    /// Takes only the files named for the sender with this mark, written
+    /// for it or refused to it (`take_only_for`).
+    only_for: Option<u64>,
     /// Takes only the files written for its sender: not one refused to
     /// another, nor one that names none (a sender that delivers nothing,
     /// `Transport::delivers`).
@@ -531,6 +534,7 @@ impl SpoolDir {
             sender: None,
             sender_mark: Arc::default(),
             every_destination: false,
+            only_for: None,
             only_own: false,
         }
     }
@@ -539,6 +543,14 @@ impl SpoolDir {
     /// `spanguard replay`, whose user named the endpoint they go to.
     pub fn take_every_destination(&mut self) {
         self.every_destination = true;
+    }
+
+    /// Takes only the files named for the sender whose mark is `mark`
+    /// (`takes`): `spanguard replay --sender`, for the files a tracer set
+    /// up otherwise left (its API key rotated since), sent to the endpoint
+    /// the person names, and no other sender's.
+    pub fn take_only_for(&mut self, mark: u64) {
+        self.only_for = Some(mark);
     }
 
     /// Takes only the files written for its sender (`takes`): for a
@@ -559,6 +571,9 @@ impl SpoolDir {
     /// open or a read, and stays under the cap (evicted, and counted, as
     /// any batch: `evict_over_cap`).
     pub fn takes(&self, path: &Path) -> bool {
+        if let Some(mark) = self.only_for {
+            return destination_of(path) == Some(mark) || refused_by(path) == Some(mark);
+        }
         if self.every_destination {
             return true;
         }

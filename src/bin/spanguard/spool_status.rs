@@ -575,10 +575,29 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             .collect();
         senders.sort_unstable();
         senders.dedup();
+        // The command that sends each sender's, not "replay" alone: that
+        // sends every file, another project's too, to this endpoint. With
+        // this environment's endpoint and headers: the spans of a tracer
+        // whose API key was rotated since (the same URL, a new key) wait
+        // for a sender that never comes again.
+        const COMMANDS_SAID: usize = 3;
+        let dir_text = super::terminal::clean(&dir.display().to_string());
+        let mut commands: Vec<String> = senders
+            .iter()
+            .take(COMMANDS_SAID)
+            .map(|m| format!("spanguard replay {dir_text} --sender {m:016x}"))
+            .collect();
+        if senders.len() > COMMANDS_SAID {
+            commands.push(format!(
+                "{} more (each file's mark is in its note)",
+                senders.len() - COMMANDS_SAID
+            ));
+        }
         summary.push_str(&format!(
             "; {} of them for {} than this environment's tracers send to (another endpoint, \
              headers or TLS files, or sink directory): only a tracer set up like the one that \
-             wrote {} sends {} (or by hand: spanguard replay --endpoint <url> --headers <k=v>)",
+             wrote {} sends {}, or by hand, to this environment's endpoint and headers (an API \
+             key rotated since, say): {}",
             diagnostics::spans(spans),
             match senders.len() {
                 1 => "another sender".to_string(),
@@ -586,6 +605,7 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             },
             if spans == 1 { "it" } else { "them" },
             if spans == 1 { "it" } else { "them" },
+            commands.join(", "),
         ));
     }
     // What a tracer does when it spools next: it deletes files set aside
