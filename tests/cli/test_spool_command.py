@@ -611,3 +611,30 @@ def test_the_command_spool_says_sends_that_senders_files_and_no_others(cli, tmp_
     bad = subprocess.run([cli, "replay", spool, "--sender", "aa"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "16 hex digits" in bad.stderr, bad.stderr
 
+
+
+def test_a_recovered_batch_a_replay_is_refused_is_kept_marked_refused(cli, tmp_path):
+    """`spanguard replay` refused (401: its --headers forgotten) for the
+    spans it recovered from a killed process's flight file writes them
+    back as a batch marked refused to the replay's sender, as a tracer
+    marks what it is refused (`-refusedby`): marked only for the replay's
+    setting, the same replay, or a tracer set up as it, sent them again
+    to be refused again, and `spool` counted them as waiting for it."""
+    spool = tmp_path / "spool"
+    child = recording_child(spool, flight=True)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert list(spool.glob("*.sgflight"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:401") as rx:
+        out = subprocess.run([cli, "replay", spool, "--endpoint", rx.endpoint], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1, out.stdout + out.stderr
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = rx.traces_url
+        kept = sorted(p.name for p in spool.glob("*.sgspool"))
+        assert len(kept) == 1, kept
+        marks = re.search(r"-for([0-9a-f]{16})-refusedby([0-9a-f]{16})\.sgspool$", kept[0])
+        assert marks and marks.group(1) == marks.group(2), kept
+        report = spool_report(cli, spool, env)
+        assert "refused to its sender, kept for a corrected endpoint or headers" in report, report
+        assert rx.spans() == []
