@@ -638,3 +638,14 @@ def test_a_recovered_batch_a_replay_is_refused_is_kept_marked_refused(cli, tmp_p
         report = spool_report(cli, spool, env)
         assert "refused to its sender, kept for a corrected endpoint or headers" in report, report
         assert rx.spans() == []
+
+
+def test_the_sender_key_is_said_to_be_one(cli, tmp_path):
+    """The spool's key of sender marks (`.sender-key`, made by the first
+    tracer) was listed as "other" with no word: something left behind, to
+    delete, and deleted it leaves every file named under it to replay."""
+    spool = spool_while_down(tmp_path, 3)
+    key = spool / ".sender-key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    line = next(l for l in spool_report(cli, spool).splitlines() if l.endswith(")") and ".sender-key" in l)
+    assert "the key of the sender marks in these names, never sent" in line, line

@@ -80,6 +80,11 @@ fn for_another_sender(name: &str, own: &[u64]) -> Option<u64> {
     spanguard::export::spool::destination_of(path).filter(|theirs| !own.contains(theirs))
 }
 
+/// What the spool's key file (`sender_key::KEY_FILE`) is, beside its name:
+/// listed as "other", it read as something left behind to delete.
+const KEY_NOTE: &str = "the key of the sender marks in these names, never sent: deleted, the \
+                        files named under it wait for spanguard replay";
+
 /// What refuses a sender its spans, as `spool` and `why` say it: a
 /// permanent redirect (301, 308) refuses the URL as a 404 does
 /// (`http::classify`).
@@ -479,6 +484,9 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     // send through (`spool::destination_of`): they never send them.
     let own = own_sender(dir);
     for r in rows.iter_mut() {
+        if r.name == spanguard::export::sender_key::KEY_FILE {
+            r.note = KEY_NOTE.to_string();
+        }
         if let Some(theirs) = for_another_sender(&r.name, &own)
             && r.spans.is_some()
         {
