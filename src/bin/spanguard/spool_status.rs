@@ -520,11 +520,15 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             });
         }
     }
+    // The key of the names' sender marks is listed, not counted: no file
+    // that waits, and "2 files" for one batch read as a second one.
+    let is_key = |r: &&Row| r.name == spanguard::export::sender_key::KEY_FILE;
     let bytes: u64 = rows
         .iter()
-        .filter(|r| !r.another_name)
+        .filter(|r| !r.another_name && !is_key(r))
         .map(|r| r.size)
         .sum();
+    let files = rows.iter().filter(|r| !is_key(r)).count();
     let unreadable = rows
         .iter()
         .filter(|r| {
@@ -536,7 +540,7 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     let mut summary = format!(
         "spool {}: {}, {}; {} to be sent",
         dir.display(),
-        count(rows.len() as u64, "file", "files"),
+        count(files as u64, "file", "files"),
         size_text(bytes),
         match spans_waiting {
             1 => "1 span waits".to_string(),
