@@ -80,15 +80,18 @@ const TEMP_PREFIX: &str = ".tmp-";
 const SETBACK_MARK: &str = "-setback";
 /// What the name of a file kept after its sender was refused (401, 403,
 /// 404, ...: `SendError::Misdirected`) says before that sender's
-/// fingerprint (`Transport::sender_fingerprint`, 16 hex digits): a
+/// mark (its `Transport::sender_fingerprint` under the directory's key,
+/// `SpoolDir::sender_mark`, 16 hex digits): a
 /// sender with that fingerprint does not send it again (OTLP forbids
 /// retrying a refused request), one set up otherwise (the key or the URL
 /// fixed) does. Before any set-back mark; older spanguards read such a
 /// file like any other.
 const REFUSED_MARK: &str = "-refusedby";
-/// What the name of a file says before the fingerprint of the sender
-/// whose spans it holds (`Transport::sender_fingerprint`, 16 hex digits:
-/// the endpoint, headers and TLS files, or the sink directory): spool
+/// What the name of a file says before the mark of the sender whose
+/// spans it holds (its `Transport::sender_fingerprint`, of the endpoint,
+/// headers and TLS files or the sink directory, under the directory's
+/// key: `SpoolDir::sender_mark`, `destination_tag_in`; 16 hex digits; an
+/// earlier spanguard wrote the bare fingerprint, still read): spool
 /// files, the flight recorder's journal and file, crash dumps and the
 /// batch a crash left in flight. Every tracer of a user shares the
 /// default state directory, and one set up otherwise (another project's
