@@ -641,9 +641,11 @@ mod tests {
         assert_eq!(written.len(), 1, "{written:?}");
         assert_eq!(
             spanguard::export::spool::destination_of(&written[0]),
-            Some(0xc),
+            delivery.spool().sender_mark(),
             "{written:?}"
         );
+        // Its mark under the directory's key, never the bare fingerprint.
+        assert!(delivery.spool().sender_mark().is_some_and(|m| m != 0xc));
         // And it still sends every file, those refused to that sender
         // too: its user named where they go (the server's side may have
         // been fixed since), as before it had a fingerprint.
