@@ -95,7 +95,7 @@ fn make_slab(
                 now_unix_ns(),
                 std::process::id(),
                 crate::span::ids::new_span_id_u64(),
-                crate::export::spool::destination_tag(destination)
+                crate::export::spool::destination_tag_in(&config.spool_dir, destination)
             ));
             // Locked while the process lives: recovery knows it from a dead
             // owner's. Locked before its name shows it: a recovery beside

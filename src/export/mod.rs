@@ -25,6 +25,7 @@ pub mod redact;
 pub mod request_encoder;
 pub mod resource;
 pub mod retry;
+pub mod sender_key;
 pub mod span_count;
 pub mod split;
 pub mod spool;

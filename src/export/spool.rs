@@ -48,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::diagnostics::spans as n_spans;
+use super::sender_key::SenderKey;
 use super::span_count::count_body_spans;
 use super::transport::BodyFormat;
 use crate::buffer::files::{self, BeforeOpen, LockedFile, Refusal, SetAside};
@@ -79,15 +80,18 @@ const TEMP_PREFIX: &str = ".tmp-";
 const SETBACK_MARK: &str = "-setback";
 /// What the name of a file kept after its sender was refused (401, 403,
 /// 404, ...: `SendError::Misdirected`) says before that sender's
-/// fingerprint (`Transport::sender_fingerprint`, 16 hex digits): a
+/// mark (its `Transport::sender_fingerprint` under the directory's key,
+/// `SpoolDir::sender_mark`, 16 hex digits): a
 /// sender with that fingerprint does not send it again (OTLP forbids
 /// retrying a refused request), one set up otherwise (the key or the URL
 /// fixed) does. Before any set-back mark; older spanguards read such a
 /// file like any other.
 const REFUSED_MARK: &str = "-refusedby";
-/// What the name of a file says before the fingerprint of the sender
-/// whose spans it holds (`Transport::sender_fingerprint`, 16 hex digits:
-/// the endpoint, headers and TLS files, or the sink directory): spool
+/// What the name of a file says before the mark of the sender whose
+/// spans it holds (its `Transport::sender_fingerprint`, of the endpoint,
+/// headers and TLS files or the sink directory, under the directory's
+/// key: `SpoolDir::sender_mark`, `destination_tag_in`; 16 hex digits; an
+/// earlier spanguard wrote the bare fingerprint, still read): spool
 /// files, the flight recorder's journal and file, crash dumps and the
 /// batch a crash left in flight. Every tracer of a user shares the
 /// default state directory, and one set up otherwise (another project's
@@ -242,15 +246,11 @@ pub fn destination_tag(destination: Option<u64>) -> String {
     destination.map_or(String::new(), |f| format!("{DESTINATION_MARK}{f:016x}"))
 }
 
-/// The name's marks of the file at `path`, for a file that holds its
-/// batch anew (`set_back`, `keep_if_renamed_over`): the sender it was
-/// written for, the one it was refused to.
-fn marks_of(path: &Path) -> String {
-    format!(
-        "{}{}",
-        destination_tag(destination_of(path)),
-        refused_tag(refused_by(path))
-    )
+/// `destination_tag` for a file the sender with fingerprint `sender`
+/// makes in `dir` (which exists): its mark under the directory's key
+/// (`sender_key`), never the bare fingerprint.
+pub fn destination_tag_in(dir: &Path, sender: Option<u64>) -> String {
+    destination_tag(sender.map(|f| SenderKey::of_dir_or_unshared(dir).mark(f)))
 }
 
 /// Whether a file that starts with these bytes is a spool file (of this
@@ -381,9 +381,17 @@ pub struct SpoolDir {
     /// another sender (`destination_of`) are not sent by it at all, and
     /// the files it writes name it.
     sender: Option<u64>,
+    /// What the names of the files of `sender` say (`SenderKey::mark`
+    /// with the directory's key), found at first use and shared by the
+    /// clones of one spool: no name holds the bare fingerprint, a hash of
+    /// the sender's API key among the rest.
+    sender_mark: Arc<std::sync::OnceLock<u64>>,
     /// Takes every file, whichever sender it was written for or refused
     /// to (`spanguard replay`: a person named where they go).
     every_destination: bool,
+    /// Takes only the files named for the sender with this mark, written
+    /// for it or refused to it (`take_only_for`).
+    only_for: Option<u64>,
     /// Takes only the files written for its sender: not one refused to
     /// another, nor one that names none (a sender that delivers nothing,
     /// `Transport::delivers`).
@@ -568,7 +576,9 @@ impl SpoolDir {
             index: Arc::new(Mutex::new(None)),
             queue: Arc::new(Mutex::new(ReplayQueue::default())),
             sender: None,
+            sender_mark: Arc::default(),
             every_destination: false,
+            only_for: None,
             only_own: false,
         }
     }
@@ -577,6 +587,14 @@ impl SpoolDir {
     /// `spanguard replay`, whose user named the endpoint they go to.
     pub fn take_every_destination(&mut self) {
         self.every_destination = true;
+    }
+
+    /// Takes only the files named for the sender whose mark is `mark`
+    /// (`takes`): `spanguard replay --sender`, for the files a tracer set
+    /// up otherwise left (its API key rotated since), sent to the endpoint
+    /// the person names, and no other sender's.
+    pub fn take_only_for(&mut self, mark: u64) {
+        self.only_for = Some(mark);
     }
 
     /// Takes only the files written for its sender (`takes`): for a
@@ -597,23 +615,80 @@ impl SpoolDir {
     /// open or a read, and stays under the cap (evicted, and counted, as
     /// any batch: `evict_over_cap`).
     pub fn takes(&self, path: &Path) -> bool {
+        if let Some(mark) = self.only_for {
+            return destination_of(path) == Some(mark) || refused_by(path) == Some(mark);
+        }
         if self.every_destination {
             return true;
         }
         if let Some(refused) = refused_by(path) {
-            return !self.only_own && self.sender != Some(refused);
+            return !self.only_own && !self.is_own_mark(refused);
         }
         match destination_of(path) {
-            Some(destination) => self.sender == Some(destination),
+            Some(destination) => self.is_own_mark(destination),
             None => !self.only_own,
         }
     }
 
+    /// Whether a name's mark says this spool's sender: its keyed mark
+    /// (`sender_mark`), or its bare fingerprint, as spanguards before the
+    /// key named files (their leftovers are still this sender's to send).
+    fn is_own_mark(&self, mark: u64) -> bool {
+        self.sender == Some(mark) || self.sender_mark() == Some(mark)
+    }
+
+    /// What the names of this spool's sender's files say: its fingerprint
+    /// under the directory's key (`sender_key`), read or made at the first
+    /// look at a name or the first write (the directory is made first).
+    /// A key that cannot be read or made is not kept: a later look tries
+    /// again, and meanwhile names carry a key no other process has.
+    pub fn sender_mark(&self) -> Option<u64> {
+        let sender = self.sender?;
+        if let Some(&mark) = self.sender_mark.get() {
+            return Some(mark);
+        }
+        let key = files::ensure_private_dir(&self.dir).and_then(|()| SenderKey::of_dir(&self.dir));
+        Some(match key {
+            Ok(key) => *self.sender_mark.get_or_init(|| key.mark(sender)),
+            Err(_) => SenderKey::unshared().mark(sender),
+        })
+    }
+
+    /// What a name says for `sender` (this spool's sender, whose refusal
+    /// it records): its mark, never the bare fingerprint.
+    fn mark_of(&self, sender: u64) -> u64 {
+        if self.sender == Some(sender)
+            && let Some(mark) = self.sender_mark()
+        {
+            return mark;
+        }
+        let key = files::ensure_private_dir(&self.dir).and_then(|()| SenderKey::of_dir(&self.dir));
+        key.unwrap_or_else(|_| SenderKey::unshared()).mark(sender)
+    }
+
+    /// The name's marks of the file at `path`, for a file that holds its
+    /// batch anew (`set_back`, `keep_if_renamed_over`): the sender it was
+    /// written for, the one it was refused to; this spool's sender's bare
+    /// fingerprint (an earlier spanguard's name) becomes its mark.
+    fn marks_of(&self, path: &Path) -> String {
+        let renamed = |mark: Option<u64>| match mark {
+            Some(m) if self.sender == Some(m) => self.sender_mark(),
+            other => other,
+        };
+        format!(
+            "{}{}",
+            destination_tag(renamed(destination_of(path))),
+            refused_tag(renamed(refused_by(path)))
+        )
+    }
+
     /// Says which sender replays this spool (`Transport::sender_fingerprint`):
     /// a replay leaves the files that sender was refused where they are,
-    /// unsent, for one set up otherwise.
+    /// unsent, for one set up otherwise. The names it writes carry the
+    /// sender's mark (`sender_mark`).
     pub fn set_sender(&mut self, sender: Option<u64>) {
         self.sender = sender;
+        self.sender_mark = Arc::default();
     }
 
     /// The index, after looking at the whole directory when it is not yet
@@ -855,7 +930,7 @@ impl SpoolDir {
         let tag = format!(
             "{:06}{}{SETBACK_MARK}{setbacks}",
             SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000,
-            marks_of(path)
+            self.marks_of(path)
         );
         let to = self.dir.join(spool_file_name(&tag));
         if fs::rename(path, &to).is_err() {
@@ -900,20 +975,20 @@ impl SpoolDir {
             batch.body.len(),
         );
         // Its lock held until it is set back (`set_back`'s rename).
-        let (kept, _lock) = match self.write_file_named(&header, &batch.body, true, &marks_of(path))
-        {
-            Ok(written) => written,
-            Err(e) => {
-                self.lost.push(LostBatch {
-                    spans: batch.spans as u64,
-                    reason: format!(
-                        "a spool file kept for later could not be written again after another \
+        let (kept, _lock) =
+            match self.write_file_named(&header, &batch.body, true, &self.marks_of(path)) {
+                Ok(written) => written,
+                Err(e) => {
+                    self.lost.push(LostBatch {
+                        spans: batch.spans as u64,
+                        reason: format!(
+                            "a spool file kept for later could not be written again after another \
                          batch was put at its name: {e}"
-                    ),
-                });
-                return None;
-            }
-        };
+                        ),
+                    });
+                    return None;
+                }
+            };
         // Not a new batch: the spool held it already, so nothing is
         // evicted for it (`evict_over_cap`).
         if let Some(index) = self
@@ -1027,8 +1102,8 @@ impl SpoolDir {
         );
         let mark = format!(
             "{}{}",
-            destination_tag(self.sender),
-            refused_tag(refused_by)
+            destination_tag(self.sender_mark()),
+            refused_tag(refused_by.map(|f| self.mark_of(f)))
         );
         let (path, _unlocked) = self.write_file_named(&header, &batch.body, true, &mark)?;
         let len = (header.len() + batch.body.len()) as u64;
@@ -1077,7 +1152,7 @@ impl SpoolDir {
     ) -> io::Result<Journal> {
         let header =
             self.header_within_cap(format, gzipped, (spans, cut_counted, cut_at), body.len());
-        let mark = format!("{}{}", journal_tag(flight), destination_tag(self.sender));
+        let mark = format!("{}{}", journal_tag(flight), destination_tag(self.sender_mark()));
         let (path, lock) = self.write_file_named(&header, body, false, &mark)?;
         Ok(Journal { path, _lock: lock })
     }
@@ -1202,9 +1277,10 @@ impl SpoolDir {
             self.forget(journal);
             return Err(io::Error::other("a journal file not named as a spool file"));
         };
-        let to = self
-            .dir
-            .join(format!("{stem}{}{SUFFIX}", refused_tag(Some(refused_by))));
+        let to = self.dir.join(format!(
+            "{stem}{}{SUFFIX}",
+            refused_tag(Some(self.mark_of(refused_by)))
+        ));
         if let Err(e) = fs::rename(&journal.path, &to) {
             self.forget(journal);
             return Err(e);
@@ -2338,6 +2414,138 @@ pub(crate) mod tests {
         fs::remove_dir_all(&dir).ok();
     }
 
+    /// The fingerprint of an HTTP sender to `url` with `api-key: key`.
+    fn sender_with_key(url: &str, key: &str) -> u64 {
+        use crate::export::transport::Transport;
+        let headers = [("api-key".to_string(), key.to_string())];
+        crate::export::http::HttpTransport::new(
+            url,
+            &headers,
+            &Default::default(),
+            Duration::from_secs(1),
+            Arc::default(),
+        )
+        .sender_fingerprint()
+        .expect("an HTTP sender has one")
+    }
+
+    /// The marks in the names of what `sender` writes to `dir`: a spool
+    /// file (fresh and refused) and a crash file's or flight file's tag.
+    fn marks_written(dir: &Path, sender: u64) -> Vec<u64> {
+        let mut spool = SpoolDir::new(dir, 1 << 20);
+        spool.set_sender(Some(sender));
+        spool.write(&batch(1, 64)).expect("write");
+        spool
+            .write_refused(&batch(1, 64), Some(sender))
+            .expect("write");
+        let tagged = dir.join(format!("x{}.sgdump", destination_tag_in(dir, Some(sender))));
+        let mut marks: Vec<u64> = spool
+            .list()
+            .iter()
+            .flat_map(|p| [destination_of(p), refused_by(p)])
+            .chain([destination_of(&tagged)])
+            .flatten()
+            .collect();
+        marks.dedup();
+        for p in spool.list() {
+            fs::remove_file(p).ok();
+        }
+        marks
+    }
+
+    /// A file's name says whose spans it holds without saying anything
+    /// about the sender's secrets: the bare fingerprint (unsalted FNV-1a
+    /// over the URL and the headers with their values) let anyone who saw
+    /// a name (a listing pasted in an issue, a support bundle) try API
+    /// keys offline until one gave it. Names now carry the fingerprint
+    /// under the directory's random key: no hash of the settings alone
+    /// gives them (another directory, another key, names the same sender
+    /// otherwise), and two API keys still get two marks.
+    #[test]
+    fn a_files_name_reveals_nothing_of_the_senders_key() {
+        use std::os::unix::fs::MetadataExt;
+        let url = "https://otlp.example/v1/traces";
+        let weak = sender_with_key(url, "hunter2");
+        let here = temp_dir("keyed-names");
+        let there = temp_dir("keyed-names-elsewhere");
+        let marks = marks_written(&here, weak);
+        assert_eq!(marks.len(), 1, "one mark for one sender: {marks:?}");
+        let mark = marks[0];
+        let keyless = [
+            weak,
+            crate::export::transport::stable_fingerprint([&b"hunter2"[..]]),
+            crate::export::transport::stable_fingerprint([url.as_bytes(), b"api-key", b"hunter2"]),
+        ];
+        assert!(!keyless.contains(&mark), "{mark:016x} is a keyless hash");
+        for name in fs::read_dir(&here).expect("list").flatten() {
+            let name = name.file_name().to_string_lossy().into_owned();
+            assert!(!name.contains(&format!("{weak:016x}")), "{name}");
+        }
+        // The same settings elsewhere: another key, another mark.
+        assert_ne!(
+            marks_written(&there, weak),
+            marks,
+            "the mark is the key's, not the settings'"
+        );
+        // The mark is the key's in the directory, 0600, and stays its own.
+        let key = crate::export::sender_key::SenderKey::read_only(&here).expect("a key");
+        assert_eq!(key.mark(weak), mark);
+        let mode = fs::metadata(here.join(crate::export::sender_key::KEY_FILE))
+            .expect("key")
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A rotated key is another sender, as before.
+        assert_ne!(marks_written(&here, sender_with_key(url, "hunter3")), marks);
+        fs::remove_dir_all(&here).ok();
+        fs::remove_dir_all(&there).ok();
+    }
+
+    /// Files an earlier spanguard named with the bare fingerprint are still
+    /// its sender's (and no other's): the upgrade strands none of the last
+    /// run's leftovers; set back, one is named with the mark. A key file
+    /// deleted or changed since a file was named leaves that file to
+    /// `spanguard replay` (which takes every file), not to another sender.
+    #[test]
+    fn names_of_before_the_key_are_read_and_a_changed_key_leaves_files_to_replay() {
+        let dir = temp_dir("keyed-upgrade");
+        let (ours, theirs) = (0x1111_2222_3333_4444, 0x5555_6666_7777_8888);
+        let stem = "00000000000000000001-0000000001-a";
+        let mut spool = SpoolDir::new(&dir, 1 << 20);
+        spool.set_sender(Some(ours));
+        plant(&dir, "x", BodyFormat::Protobuf, false, 1, 1);
+        let old_ours = dir.join(format!("{stem}{}{SUFFIX}", destination_tag(Some(ours))));
+        let old_theirs = dir.join(format!("{stem}{}{SUFFIX}", destination_tag(Some(theirs))));
+        let old_refused = dir.join(format!("{stem}{}{SUFFIX}", refused_tag(Some(ours))));
+        for p in [&old_ours, &old_theirs, &old_refused] {
+            fs::copy(&spool.list()[0], p).expect("copy");
+        }
+        assert!(spool.takes(&old_ours));
+        assert!(!spool.takes(&old_theirs));
+        assert!(
+            !spool.takes(&old_refused),
+            "refused to it under the old name"
+        );
+        let mark = spool.sender_mark().expect("a mark");
+        assert!(spool.marks_of(&old_ours).contains(&format!("{mark:016x}")));
+        assert!(!spool.marks_of(&old_ours).contains(&format!("{ours:016x}")));
+        // Named under a key since deleted: another sender's, to this one.
+        let keyed = dir.join(format!("{stem}{}{SUFFIX}", destination_tag(Some(mark))));
+        fs::copy(&old_ours, &keyed).expect("copy");
+        assert!(spool.takes(&keyed));
+        fs::remove_file(dir.join(crate::export::sender_key::KEY_FILE)).expect("rm key");
+        let mut after = SpoolDir::new(&dir, 1 << 20);
+        after.set_sender(Some(ours));
+        assert!(!after.takes(&keyed), "a new key, a new mark");
+        assert!(
+            after.takes(&old_ours),
+            "the bare fingerprint is still its own"
+        );
+        let mut replay = SpoolDir::new(&dir, 1 << 20);
+        replay.take_every_destination();
+        assert!(replay.takes(&keyed));
+        fs::remove_dir_all(&dir).ok();
+    }
+
     /// The sender a file was refused to is read from its name only as a
     /// writer writes it (`refused_tag`): 16 hex digits, then the name's
     /// end or its set-back mark. A name made otherwise (by hand, a tool
@@ -3000,7 +3208,8 @@ pub(crate) mod tests {
         }
         let left = theirs.list();
         assert!(
-            left.iter().all(|f| destination_of(f) == Some(0xa)),
+            left.iter()
+                .all(|f| destination_of(f) == theirs.sender_mark()),
             "{left:?}"
         );
         plant(&dir, "000009", BodyFormat::Protobuf, false, 1, 1);
@@ -3026,7 +3235,8 @@ pub(crate) mod tests {
         let now = theirs.list();
         assert_eq!(now.len(), 3);
         assert!(
-            now.iter().all(|f| destination_of(f) == Some(0xa)),
+            now.iter()
+                .all(|f| destination_of(f) == theirs.sender_mark()),
             "{now:?}"
         );
         assert!(now.iter().any(|f| setbacks(f) == 1), "{now:?}");

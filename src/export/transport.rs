@@ -135,10 +135,13 @@ pub trait Transport: Send {
     /// alike: spans it was refused for who sent them or where
     /// (`SendError::Misdirected`) are kept in spool files naming it, which
     /// it never sends again and a corrected sender does
-    /// (`Delivery::attempt`). A hash: no credential is written to disk.
-    /// It names too the files a dead process leaves (spool files, its
-    /// journal, flight file and crash dump: `spool::destination_of`),
-    /// which only a sender with the same fingerprint recovers. None for a
+    /// (`Delivery::attempt`). Never written to disk itself: names carry
+    /// it under the spool directory's random key (`sender_key`,
+    /// `SpoolDir::sender_mark`), since an unkeyed hash of a header's value
+    /// in a file name can be tried against guesses offline. It names too
+    /// the files a dead process leaves (spool files, its journal, flight
+    /// file and crash dump: `spool::destination_of`), which only a sender
+    /// with the same fingerprint recovers. None for a
     /// transport that cannot say what it is set up with (an embedder's
     /// own): its files name no sender, and it takes only those.
     fn sender_fingerprint(&self) -> Option<u64> {

@@ -45,7 +45,7 @@ pub fn create_crash_file(
         "{:020}-{:010}-{tracer_tag:x}{}",
         crate::span::clock::now_unix_ns(),
         std::process::id(),
-        crate::export::spool::destination_tag(destination)
+        crate::export::spool::destination_tag_in(dir, destination)
     );
     let slots = PreparedFile::create(
         &dir.join(format!("{stem}.sgdump-pending")),

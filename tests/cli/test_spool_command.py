@@ -559,7 +559,93 @@ def test_a_batch_written_for_another_sender_is_said_to_wait_for_it(cli, tmp_path
     summary = run.stdout.splitlines()[0]
     assert "2 spans wait to be sent" in summary, summary
     assert "1 span of them for another sender than this environment's tracers send to" in summary, summary
-    assert "spanguard replay --endpoint <url> --headers <k=v>" in summary, summary
+    assert f"spanguard replay {spool} --sender 00000000000000aa" in summary, summary
     assert re.search(r"-for00000000000000aa\.sgspool  \(protobuf; waits for the sender that wrote it, not this "
                      r"environment's: 00000000000000aa\)", run.stdout), run.stdout
     assert re.search(r"000002\.sgspool  \(protobuf\)$", run.stdout, re.M), run.stdout
+
+
+def test_the_command_spool_says_sends_that_senders_files_and_no_others(cli, tmp_path):
+    """A tracer whose API key was rotated between a crash and the restart
+    (the same URL, a new key) is another sender to its own leftovers: they
+    waited for a sender that never comes again, and `spanguard replay`
+    alone sends every file, another project's too, to the endpoint it is
+    given. `spool` says the command that sends one sender's files with this
+    environment's endpoint and headers; that command sends those and
+    leaves the rest."""
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+
+    def one_span(n):
+        """A spool file of one span, its ids its own."""
+        span = (b"\x0a\x10" + bytes([n]) * 16 + b"\x12\x08" + bytes([n]) * 8 + b"\x2a\x01s"
+                + b"\x39" + struct.pack("<Q", 10**18) + b"\x41" + struct.pack("<Q", 10**18 + 1))
+        scope = b"\x12" + bytes([len(span)]) + span
+        resource = b"\x12" + bytes([len(scope)]) + scope
+        body = b"\x0a" + bytes([len(resource)]) + resource
+        return b"SGSPOOL1" + bytes([0, 0]) + struct.pack("<IQ", 1, len(body)) + body
+
+    rotated = spool / "00000000000000000001-0000000001-000001-for00000000000000aa.sgspool"
+    rotated_dump_batch = spool / "00000000000000000002-0000000001-000002-for00000000000000aa-refusedby00000000000000aa.sgspool"
+    another_project = spool / "00000000000000000003-0000000001-000003-for00000000000000bb.sgspool"
+    unmarked = spool / "00000000000000000004-0000000001-000004.sgspool"
+    for n, f in enumerate((rotated, rotated_dump_batch, another_project, unmarked), 1):
+        f.write_bytes(one_span(n))
+        f.chmod(0o600)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = rx.traces_url
+        env["OTEL_EXPORTER_OTLP_HEADERS"] = "api-key=rotated"
+        run = subprocess.run([cli, "spool", spool], env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        summary = run.stdout.splitlines()[0]
+        said = re.findall(rf"spanguard replay {re.escape(str(spool))} --sender [0-9a-f]{{16}}", summary)
+        assert sorted(said) == [f"spanguard replay {spool} --sender 00000000000000aa",
+                                f"spanguard replay {spool} --sender 00000000000000bb"], summary
+        sent = subprocess.run([cli, *said[0].split()[1:]], env=env, capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        rx.wait_for_spans(2)
+        assert len(rx.spans()) == 2, rx.spans()
+    left = sorted(p.name for p in spool.glob("*.sgspool"))
+    assert left == [another_project.name, unmarked.name], left
+    bad = subprocess.run([cli, "replay", spool, "--sender", "aa"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "16 hex digits" in bad.stderr, bad.stderr
+
+
+
+def test_a_recovered_batch_a_replay_is_refused_is_kept_marked_refused(cli, tmp_path):
+    """`spanguard replay` refused (401: its --headers forgotten) for the
+    spans it recovered from a killed process's flight file writes them
+    back as a batch marked refused to the replay's sender, as a tracer
+    marks what it is refused (`-refusedby`): marked only for the replay's
+    setting, the same replay, or a tracer set up as it, sent them again
+    to be refused again, and `spool` counted them as waiting for it."""
+    spool = tmp_path / "spool"
+    child = recording_child(spool, flight=True)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert list(spool.glob("*.sgflight"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:401") as rx:
+        out = subprocess.run([cli, "replay", spool, "--endpoint", rx.endpoint], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1, out.stdout + out.stderr
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = rx.traces_url
+        kept = sorted(p.name for p in spool.glob("*.sgspool"))
+        assert len(kept) == 1, kept
+        marks = re.search(r"-for([0-9a-f]{16})-refusedby([0-9a-f]{16})\.sgspool$", kept[0])
+        assert marks and marks.group(1) == marks.group(2), kept
+        report = spool_report(cli, spool, env)
+        assert "refused to its sender, kept for a corrected endpoint or headers" in report, report
+        assert rx.spans() == []
+
+
+def test_the_sender_key_is_said_to_be_one(cli, tmp_path):
+    """The spool's key of sender marks (`.sender-key`, made by the first
+    tracer) was listed as "other" with no word: something left behind, to
+    delete, and deleted it leaves every file named under it to replay."""
+    spool = spool_while_down(tmp_path, 3)
+    key = spool / ".sender-key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    line = next(l for l in spool_report(cli, spool).splitlines() if l.endswith(")") and ".sender-key" in l)
+    assert "the key of the sender marks in these names, never sent" in line, line

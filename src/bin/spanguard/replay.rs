@@ -26,6 +26,7 @@ use super::settings;
 
 pub const USAGE: &str = "\
 usage: spanguard replay [DIR] [--endpoint URL] [--headers name=value,...] [--timeout-ms N]
+                        [--sender MARK]
 
 Sends every batch waiting in the spool directory DIR (default: SPANGUARD_SPOOL_DIR,
 else $XDG_STATE_HOME/spanguard/spool), oldest first, and the spans that dead
@@ -41,12 +42,16 @@ names each file's), and leaves the rest for theirs; spanguard replay sends
 every file, whichever sender wrote it, to the endpoint it is given. What it
 writes to DIR again (spans from a crash dump that failed for now) is named
 for that endpoint and headers: a tracer set up so sends it, or the next replay.
+With --sender, it sends only the files named for that sender (MARK, the 16 hex
+digits spanguard spool shows for them): a tracer's whose API key was rotated
+since it wrote them, say, to the endpoint and headers of today.
 
   --endpoint URL      http:// or https:// base URL (/v1/traces is appended) or full
                       traces URL; default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
                       OTEL_EXPORTER_OTLP_ENDPOINT
   --headers k=v,...   request headers; default OTEL_EXPORTER_OTLP_(TRACES_)HEADERS
   --timeout-ms N      one request's timeout; default OTEL_EXPORTER_OTLP_TIMEOUT or 10000
+  --sender MARK       only the files named for the sender MARK (spanguard spool says it)
 TLS settings come from OTEL_EXPORTER_OTLP_CERTIFICATE, ..._CLIENT_CERTIFICATE and
 ..._CLIENT_KEY (and their _TRACES_ forms); retries from OTEL_BSP_EXPORT_TIMEOUT;
 messages on stderr from OTEL_LOG_LEVEL.
@@ -76,11 +81,17 @@ struct Options {
     dir: PathBuf,
     url: String,
     config: TracerConfig,
+    /// Only the files named for this sender (`SpoolDir::take_only_for`).
+    sender: Option<u64>,
 }
 
 /// The options over `config` (the library's settings from the environment).
 fn parse(args: &[String], mut config: TracerConfig) -> Result<Options, String> {
-    let args = Args::parse(args, &[], &["--endpoint", "--headers", "--timeout-ms"])?;
+    let args = Args::parse(
+        args,
+        &[],
+        &["--endpoint", "--headers", "--timeout-ms", "--sender"],
+    )?;
     if args.positional.len() > 1 {
         return Err(format!("unexpected argument {}", args.positional[1]));
     }
@@ -100,7 +111,21 @@ fn parse(args: &[String], mut config: TracerConfig) -> Result<Options, String> {
         let ms: u64 = t.parse().map_err(|_| "--timeout-ms takes milliseconds")?;
         config.request_timeout = Duration::from_millis(ms.max(1));
     }
+    // As a name writes it (`spool::destination_tag`): a mark read
+    // otherwise would take no file, and the run would say it sent all.
+    let sender = match args.value("--sender") {
+        Some(m) if m.len() == 16 && m.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(u64::from_str_radix(m, 16).map_err(|e| e.to_string())?)
+        }
+        Some(m) => {
+            return Err(format!(
+                "--sender takes the 16 hex digits spanguard spool shows, not {m}"
+            ));
+        }
+        None => None,
+    };
     Ok(Options {
+        sender,
         dir: args
             .positional
             .first()
@@ -312,6 +337,10 @@ pub fn run(args: &[String]) -> ExitCode {
     // tracer leaves another sender's spans where they are, and this is
     // how a person sends them, to the endpoint they name.
     spool.take_every_destination();
+    // Or only one sender's, when the person named it.
+    if let Some(mark) = options.sender {
+        spool.take_only_for(mark);
+    }
     // Another user's spool (root draining it, say) is theirs to replay:
     // read from here, every file of theirs would be set aside for good.
     if let Err(e) = spool.check_ours() {
@@ -459,7 +488,13 @@ pub fn run(args: &[String]) -> ExitCode {
             config.max_request_bytes
         );
     }
-    let left = delivery.spool().list();
+    // With --sender, only that sender's: the others were never its to send.
+    let left: Vec<PathBuf> = delivery
+        .spool()
+        .list()
+        .into_iter()
+        .filter(|path| delivery.spool().takes(path))
+        .collect();
     // Every span the files left hold, not only those of the request that
     // found the backend away (the pass ends there): "7 spans kept" of 40
     // read as 33 gone.
@@ -606,9 +641,11 @@ mod tests {
         assert_eq!(written.len(), 1, "{written:?}");
         assert_eq!(
             spanguard::export::spool::destination_of(&written[0]),
-            Some(0xc),
+            delivery.spool().sender_mark(),
             "{written:?}"
         );
+        // Its mark under the directory's key, never the bare fingerprint.
+        assert!(delivery.spool().sender_mark().is_some_and(|m| m != 0xc));
         // And it still sends every file, those refused to that sender
         // too: its user named where they go (the server's side may have
         // been fixed since), as before it had a fingerprint.

@@ -50,25 +50,40 @@ const REFUSED_NOTE: &str = "; refused to its sender, kept for a corrected endpoi
 /// send through (`spool::destination_of`): they leave it for theirs.
 const OTHER_SENDER_NOTE: &str = "; waits for the sender that wrote it, not this environment's:";
 
-/// The fingerprint of the sender this environment's tracers send
-/// through (`tracer::sender_fingerprint_of`), or None when the settings
-/// are bad (said where the directories were read).
-fn own_sender() -> Option<u64> {
+/// What the names in `dir` say for the sender this environment's tracers
+/// send through (`tracer::sender_fingerprint_of`): its mark under the
+/// directory's key (`sender_key`, read, never made: this command only
+/// looks), and its bare fingerprint, as earlier spanguards named files.
+/// Empty when the settings are bad (said where the directories were read).
+fn own_sender(dir: &Path) -> Vec<u64> {
     let mut config = spanguard::config::TracerConfig::default();
-    config.apply_process_env().ok()?;
-    spanguard::tracer::sender_fingerprint_of(&config)
+    if config.apply_process_env().is_err() {
+        return Vec::new();
+    }
+    let Some(sender) = spanguard::tracer::sender_fingerprint_of(&config) else {
+        return Vec::new();
+    };
+    let key = spanguard::export::sender_key::SenderKey::read_only(dir);
+    std::iter::once(sender)
+        .chain(key.map(|k| k.mark(sender)))
+        .collect()
 }
 
-/// The sender the file named `name` waits for when it is not `own` and
+/// The sender the file named `name` waits for when it is not `own`'s and
 /// not this file's refused sender's (a refused file waits for any other:
 /// `spool::refused_by`).
-fn for_another_sender(name: &str, own: Option<u64>) -> Option<u64> {
+fn for_another_sender(name: &str, own: &[u64]) -> Option<u64> {
     let path = Path::new(name);
     if spanguard::export::spool::refused_by(path).is_some() {
         return None;
     }
-    spanguard::export::spool::destination_of(path).filter(|&theirs| Some(theirs) != own)
+    spanguard::export::spool::destination_of(path).filter(|theirs| !own.contains(theirs))
 }
+
+/// What the spool's key file (`sender_key::KEY_FILE`) is, beside its name:
+/// listed as "other", it read as something left behind to delete.
+const KEY_NOTE: &str = "the key of the sender marks in these names, never sent: deleted, the \
+                        files named under it wait for spanguard replay";
 
 /// What refuses a sender its spans, as `spool` and `why` say it: a
 /// permanent redirect (301, 308) refuses the URL as a 404 does
@@ -467,9 +482,12 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     other_names_of_one_batch(&mut rows, &linked);
     // Files written for another sender than this environment's tracers
     // send through (`spool::destination_of`): they never send them.
-    let own = own_sender();
+    let own = own_sender(dir);
     for r in rows.iter_mut() {
-        if let Some(theirs) = for_another_sender(&r.name, own)
+        if r.name == spanguard::export::sender_key::KEY_FILE {
+            r.note = KEY_NOTE.to_string();
+        }
+        if let Some(theirs) = for_another_sender(&r.name, &own)
             && r.spans.is_some()
         {
             r.note
@@ -502,11 +520,15 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             });
         }
     }
+    // The key of the names' sender marks is listed, not counted: no file
+    // that waits, and "2 files" for one batch read as a second one.
+    let is_key = |r: &&Row| r.name == spanguard::export::sender_key::KEY_FILE;
     let bytes: u64 = rows
         .iter()
-        .filter(|r| !r.another_name)
+        .filter(|r| !r.another_name && !is_key(r))
         .map(|r| r.size)
         .sum();
+    let files = rows.iter().filter(|r| !is_key(r)).count();
     let unreadable = rows
         .iter()
         .filter(|r| {
@@ -518,7 +540,7 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     let mut summary = format!(
         "spool {}: {}, {}; {} to be sent",
         dir.display(),
-        count(rows.len() as u64, "file", "files"),
+        count(files as u64, "file", "files"),
         size_text(bytes),
         match spans_waiting {
             1 => "1 span waits".to_string(),
@@ -565,10 +587,29 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             .collect();
         senders.sort_unstable();
         senders.dedup();
+        // The command that sends each sender's, not "replay" alone: that
+        // sends every file, another project's too, to this endpoint. With
+        // this environment's endpoint and headers: the spans of a tracer
+        // whose API key was rotated since (the same URL, a new key) wait
+        // for a sender that never comes again.
+        const COMMANDS_SAID: usize = 3;
+        let dir_text = super::terminal::clean(&dir.display().to_string());
+        let mut commands: Vec<String> = senders
+            .iter()
+            .take(COMMANDS_SAID)
+            .map(|m| format!("spanguard replay {dir_text} --sender {m:016x}"))
+            .collect();
+        if senders.len() > COMMANDS_SAID {
+            commands.push(format!(
+                "{} more (each file's mark is in its note)",
+                senders.len() - COMMANDS_SAID
+            ));
+        }
         summary.push_str(&format!(
             "; {} of them for {} than this environment's tracers send to (another endpoint, \
              headers or TLS files, or sink directory): only a tracer set up like the one that \
-             wrote {} sends {} (or by hand: spanguard replay --endpoint <url> --headers <k=v>)",
+             wrote {} sends {}, or by hand, to this environment's endpoint and headers (an API \
+             key rotated since, say): {}",
             diagnostics::spans(spans),
             match senders.len() {
                 1 => "another sender".to_string(),
@@ -576,6 +617,7 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
             },
             if spans == 1 { "it" } else { "them" },
             if spans == 1 { "it" } else { "them" },
+            commands.join(", "),
         ));
     }
     // What a tracer does when it spools next: it deletes files set aside
@@ -698,7 +740,7 @@ pub fn kept_for_others(dir: &Path) -> KeptForOthers {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return kept;
     };
-    let own = own_sender();
+    let own = own_sender(dir);
     let now = std::time::SystemTime::now();
     let spool_cap = super::settings::spool_cap();
     let locks = Locks::default();
@@ -707,7 +749,7 @@ pub fn kept_for_others(dir: &Path) -> KeptForOthers {
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
         let refused = spanguard::export::spool::refused_by(Path::new(&name)).is_some();
-        let theirs = for_another_sender(&name, own);
+        let theirs = for_another_sender(&name, &own);
         if !refused && theirs.is_none() {
             continue;
         }

@@ -156,8 +156,9 @@ pub fn run(args: &[String]) -> ExitCode {
         println!(
             "\n{} in {dir} wait for {} than this environment's tracers send to (another \
              endpoint, headers or TLS files, or sink directory: spanguard spool {dir} names \
-             each file's): only a process set up like the one that wrote them sends them, or \
-             spanguard replay --endpoint URL --headers KEY=VALUE {dir}",
+             each file's, and the command that sends each sender's with this environment's \
+             endpoint and headers, an API key rotated since, say: spanguard replay {dir} \
+             --sender MARK): only a process set up like the one that wrote them sends them",
             spanguard::export::diagnostics::spans(others),
             if senders == 1 {
                 "another sender".to_string()
