@@ -519,3 +519,53 @@ fn a_begin_that_waited_elsewhere_takes_a_free_slot() {
     end_all_and_shut_down(&t, vec![s], dir);
     assert_eq!(t.stats().dropped_buffer_full, 0);
 }
+
+/// After a wait in vain, a begin that may not wait (a green thread's try,
+/// `SPANGUARD_SPAN_OPTION_NO_WAIT`) drops and counts its span at once, as
+/// a begin that may wait does there: it said WouldWait, and the green
+/// thread let its hub run a whole `full_wait` again for each span, the
+/// native begins none. Once the exporter moves, WouldWait again.
+#[test]
+fn after_a_wait_in_vain_a_begin_that_may_not_wait_drops_as_one_that_may() {
+    let (t, dir, closed) = held_exporter_every_slot_ended(
+        "full-try-after-vain",
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    );
+    // Before any wait: the try is told to wait elsewhere, nothing counted.
+    assert_eq!(try_begin(&t).map(|_| ()), Err(SpanError::WouldWait));
+    assert_eq!(t.stats().dropped_buffer_full, 0);
+    let waited = BeginOptions {
+        waited_elsewhere: true,
+        ..BeginOptions::new(b"waited", KIND_INTERNAL, Parent::None)
+    };
+    assert_eq!(t.begin_ex(&waited).map(|_| ()), Err(SpanError::BufferFull));
+    for _ in 0..5 {
+        assert_eq!(try_begin(&t).map(|_| ()), Err(SpanError::BufferFull));
+    }
+    let stats = t.stats();
+    assert_eq!(
+        (stats.dropped_buffer_full, stats.slot_waits),
+        (6, 0),
+        "{stats:?}"
+    );
+    closed.store(true, std::sync::atomic::Ordering::Release);
+    let _ = t.shutdown(Duration::from_millis(500));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A wait a caller waited elsewhere (a green thread at its hub) is counted
+/// as a native one: in slot_waits, and its length in slot_wait_ns.
+#[test]
+fn a_wait_elsewhere_counts_in_slot_waits() {
+    let (t, dir) = small_tracer("full-count-elsewhere", FullPolicy::Wait);
+    t.count_slot_wait_elsewhere(Duration::from_millis(250));
+    t.count_slot_wait_elsewhere(Duration::from_millis(50));
+    let stats = t.stats();
+    assert_eq!(
+        (stats.slot_waits, stats.slot_wait_ns),
+        (2, 300_000_000),
+        "{stats:?}"
+    );
+    end_all_and_shut_down(&t, Vec::new(), dir);
+}
