@@ -117,6 +117,9 @@ AGENT = """
 
     def say(**what):
         print(json.dumps(what), flush=True)
+
+    def result(greenlet):
+        return greenlet.get() if hasattr(greenlet, "get") else greenlet.wait()
 """
 
 
@@ -331,18 +334,23 @@ FULL = """
     join_all([spawn(hold_every_slot)])
     waiter = spawn(begin_when_full)
     join_all([waiter])
-    ticked = waiter.get() if hasattr(waiter, "get") else waiter.wait()
+    ticked = result(waiter)
+    # AGAIN: one more begin, with the slots still taken.
+    again = spawn(begin_when_full) if os.environ.get("AGAIN") == "1" else None
+    if again is not None:
+        join_all([again])
     small.flush(60)
     s = small.stats()
-    say(ticked=ticked, dropped=s.dropped_buffer_full, exported=s.spans_exported, native_waits=s.slot_waits)
+    say(ticked=ticked, ticked_again=again and result(again), dropped=s.dropped_buffer_full,
+        exported=s.spans_exported, slot_waits=s.slot_waits, slot_wait_ns=s.slot_wait_ns)
 """
 
 
-def begin_when_full(green: str, rx: OtlpReceiverProcess, tmp_path, wait_ms: int) -> dict:
+def begin_when_full(green: str, rx: OtlpReceiverProcess, tmp_path, wait_ms: int, **env) -> dict:
     """What FULL said: how often the ticker ran while the waiter's begin
     ran, and the small tracer's counts; the greenlet let the hub run while
     it waited (at a tick each 5 ms, a loaded machine gives fewer)."""
-    proc = run(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms))
+    proc = run(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms), **env)
     code, said, err = finish(proc)
     assert code == 0, err
     [said] = said
@@ -368,6 +376,9 @@ def test_other_greenlets_run_while_a_begin_waits_for_a_slot(tmp_path, green):
         said = begin_when_full(green, rx, tmp_path, 30_000)
         assert said["dropped"] == 0, said
         assert said["exported"] == 18, said
+        # The wait is counted as a native one is (stats and `spanguard
+        # why` said no begin waited: 0 and 0).
+        assert said["slot_waits"] == 1 and said["slot_wait_ns"] > 0, said
         got = names_once(rx, 18)
         assert set(got) == {f"fill-{i}" for i in range(16)} | {"waiter"}, got
 
@@ -378,13 +389,18 @@ def test_a_begin_whose_wait_runs_out_in_a_greenlet_drops_and_counts_its_span(tmp
     the begin lets the hub run for its 300 ms, then does what the policy
     does when the wait runs out, at once: the span is dropped and counted
     in dropped_buffer_full, no other lost. (A last begin that may wait,
-    there, stopped the hub for another full_wait_ms.)"""
+    there, stopped the hub for another full_wait_ms.) The next begin,
+    the slots still taken, drops and counts at once as a native one does
+    after a wait in vain: it never lets the hub run (it let it run for
+    another whole full_wait_ms, each begin, the ticker ticking)."""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
-        said = begin_when_full(green, rx, tmp_path, 300)
-        assert said["dropped"] == 1, said
-        # Nor did it wait in native code at the deadline (slot_waits counts
-        # those: the binding's waits at the hub are not counted there).
-        assert said["native_waits"] == 0, said
+        said = begin_when_full(green, rx, tmp_path, 300, AGAIN="1")
+        assert said["dropped"] == 2, said
+        assert said["ticked_again"] == 0, f"the next begin waited at the hub again: {said}"
+        # One wait, the greenlet's at the hub, counted as a native one; it
+        # did not wait in native code at its deadline too (2).
+        assert said["slot_waits"] == 1 and said["slot_wait_ns"] > 0, said
         assert said["exported"] == 17, said
         got = names_once(rx, 17)
         assert set(got) == {f"fill-{i}" for i in range(16)}, got
+
