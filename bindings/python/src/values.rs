@@ -461,6 +461,15 @@ impl<'py> Attributes<'py> {
         self.items.len()
     }
 
+    /// Bytes of the keys and string (or encoded) values together: what
+    /// may take chunks of the payload pool (`green`).
+    pub fn text_bytes(&self) -> usize {
+        self.items
+            .iter()
+            .map(|a| a.key_len.saturating_add(a.string_len))
+            .fold(0, usize::saturating_add)
+    }
+
     /// How many attributes were left out for their value.
     pub fn left_out(&self) -> u32 {
         self.left_out

@@ -404,3 +404,63 @@ def test_a_begin_whose_wait_runs_out_in_a_greenlet_drops_and_counts_its_span(tmp
         got = names_once(rx, 17)
         assert set(got) == {f"fill-{i}" for i in range(16)}, got
 
+
+# A tracer of a 1 MiB payload pool whose exporter a slow backend holds: its
+# first span is in the request the backend sits on, and a 900 KB filler,
+# ended and queued behind it, holds most of the pool. A greenlet's 300 KB
+# value (HOW: set_attribute, set_attributes or an event's attribute) then
+# waits for the filler's chunks, which come back once the backend answers
+# and the exporter encodes the filler.
+POOL = """
+    pooled = spanguard.Tracer(from_env=False, service_name="green-pool", endpoint=os.environ["ENDPOINT"],
+                              spool_dir=os.environ["SPOOL"], schedule_delay_ms=20, payload_pool_mib=1,
+                              full_wait_ms=30_000, export_timeout_ms=120_000, request_timeout_ms=120_000,
+                              compression="none", install_signal_handlers=False)
+    pooled.start_span("first").end()
+    sleep(0.3)  # the exporter sends it; the backend holds the request
+    filler = pooled.start_span("filler")
+    filler.set_attribute("input.value", "f" * 900_000)
+    filler.end()
+
+    def set_when_the_pool_is_used_up(how):
+        span = pooled.start_span("waiter")
+        before = ticks
+        if how == "set_attribute":
+            span.set_attribute("output.value", "w" * 300_000)
+        elif how == "set_attributes":
+            span.set_attributes({"output.value": "w" * 300_000, "n": 1})
+        else:
+            span.add_event("gen_ai.choice", {"output.value": "w" * 300_000})
+        ticked = ticks - before
+        span.end()
+        return ticked
+
+    setter = spawn(set_when_the_pool_is_used_up, os.environ["HOW"])
+    join_all([setter])
+    pooled.flush(60)
+    s = pooled.stats()
+    say(ticked=result(setter), payload_waits=s.payload_waits, cut=s.payload_waits_cut,
+        truncated=s.values_truncated, exported=s.spans_exported)
+"""
+
+
+@pytest.mark.parametrize("how", ["set_attribute", "set_attributes", "add_event"])
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, green, how):
+    """An LLM-sized value (300 KB) finds the payload pool used up behind a
+    backend that answers after 3 s: it waits for chunks on an OS thread of
+    the green library's pool, and the ticker ticked meanwhile (waiting in
+    native code on the hub's own thread, it stopped every greenlet of the
+    worker until the chunks came back: 0 ticks). The value arrives whole,
+    waited for once, nothing cut."""
+    with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
+        proc = run(green, POOL, rx, tmp_path, HOW=how)
+        code, said, err = finish(proc)
+        assert code == 0, err
+        [said] = said
+        assert said["ticked"] >= 10, f"the other greenlets stood still while the value waited: {said}"
+        assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
+        assert said["exported"] == 3, said
+        [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
+        value = (waiter["events"][0]["attributes"] if how == "add_event" else waiter["attributes"])["output.value"]
+        assert value == "w" * 300_000
