@@ -341,7 +341,7 @@ FULL = """
         join_all([again])
     small.flush(60)
     s = small.stats()
-    say(ticked=ticked, ticked_again=again and result(again), dropped=s.dropped_buffer_full,
+    say(ticked=ticked, ticked_again=None if again is None else result(again), dropped=s.dropped_buffer_full,
         exported=s.spans_exported, slot_waits=s.slot_waits, slot_wait_ns=s.slot_wait_ns)
 """
 
