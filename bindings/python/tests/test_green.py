@@ -408,7 +408,8 @@ def test_a_begin_whose_wait_runs_out_in_a_greenlet_drops_and_counts_its_span(tmp
 # A tracer of a 1 MiB payload pool whose exporter a slow backend holds: its
 # first span is in the request the backend sits on, and a 900 KB filler,
 # ended and queued behind it, holds most of the pool. A greenlet's 300 KB
-# value (HOW: set_attribute, set_attributes or an event's attribute) then
+# value (HOW: set_attribute, a one-string array, set_attributes or an
+# event's attribute) then
 # waits for the filler's chunks, which come back once the backend answers
 # and the exporter encodes the filler.
 POOL = """
@@ -427,6 +428,8 @@ POOL = """
         before = ticks
         if how == "set_attribute":
             span.set_attribute("output.value", "w" * 300_000)
+        elif how == "string_array":
+            span.set_attribute("output.value", ["w" * 300_000])
         elif how == "set_attributes":
             span.set_attributes({"output.value": "w" * 300_000, "n": 1})
         else:
@@ -444,7 +447,7 @@ POOL = """
 """
 
 
-@pytest.mark.parametrize("how", ["set_attribute", "set_attributes", "add_event"])
+@pytest.mark.parametrize("how", ["set_attribute", "string_array", "set_attributes", "add_event"])
 @pytest.mark.parametrize("green", ["gevent", "eventlet"])
 def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, green, how):
     """An LLM-sized value (300 KB) finds the payload pool used up behind a
@@ -463,4 +466,4 @@ def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, 
         assert said["exported"] == 3, said
         [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
         value = (waiter["events"][0]["attributes"] if how == "add_event" else waiter["attributes"])["output.value"]
-        assert value == "w" * 300_000
+        assert value == (["w" * 300_000] if how == "string_array" else "w" * 300_000)
