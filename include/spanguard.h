@@ -161,7 +161,10 @@
  thread's, whose OS thread runs its hub): where every slot is taken and
  the full policy is to wait, or its attributes would wait for payload
  chunks, it returns `SPANGUARD_RESULT_WOULD_WAIT` at once, begins nothing
- and counts nothing, as `spanguard_span_try_begin_packed` does.
+ and counts nothing, as `spanguard_span_try_begin_packed` does. Where a
+ begin that may wait would not wait either (a wait was in vain and the
+ exporter has taken no span since), it drops and counts the span at
+ once as that begin does (`SPANGUARD_RESULT_BUFFER_FULL`).
  */
 #define SPANGUARD_SPAN_OPTION_NO_WAIT 4
 
@@ -1713,7 +1716,10 @@ spanguard_result spanguard_span_begin_packed(const struct spanguard_tracer *trac
  (`SPANGUARD_FULL_POLICY=wait`, the default), it returns
  `SPANGUARD_RESULT_WOULD_WAIT` at once, begins nothing and counts
  nothing, and the caller begins the span again with
- `spanguard_span_begin_packed` where it may wait. Otherwise the same call.
+ `spanguard_span_begin_packed` where it may wait; where that begin would
+ not wait either (a wait was in vain and the exporter has taken no span
+ since), the span is dropped and counted at once, as there
+ (`SPANGUARD_RESULT_BUFFER_FULL`). Otherwise the same call.
  A runtime that runs this without telling its scheduler (Go's binding
  does) needs that promise: no call here waits.
  */
@@ -2025,10 +2031,22 @@ spanguard_result spanguard_tracer_endpoint(const struct spanguard_tracer *tracer
  under gevent or eventlet, where that thread runs every greenlet) begins
  with `SPANGUARD_SPAN_OPTION_NO_WAIT`, lets its other green threads run
  between tries for this long, then begins with
- `SPANGUARD_SPAN_OPTION_WAITED`, as the native wait would have ended.
+ `SPANGUARD_SPAN_OPTION_WAITED`, as the native wait would have ended,
+ and counts its wait with `spanguard_tracer_count_slot_wait`.
  Thread-safe.
  */
 uint32_t spanguard_tracer_full_wait_ms(const struct spanguard_tracer *tracer);
+
+/*
+ Counts a wait for a span slot that the caller waited elsewhere, for
+ `waited_ns` nanoseconds, in `slot_waits` and `slot_wait_ns`, as a begin
+ that waits in native code counts its own. For a binding whose begins
+ wait at its green threads' hub (`spanguard_tracer_full_wait_ms`): once
+ a wait ends, with a slot or not (its last begin with
+ `SPANGUARD_SPAN_OPTION_WAITED`). Nothing else is counted or changed.
+ NULL, or a tracer that records nothing: nothing done. Thread-safe.
+ */
+void spanguard_tracer_count_slot_wait(const struct spanguard_tracer *tracer, uint64_t waited_ns);
 
 /*
  Sets (or, with NULL, removes) the callback told of export failures,

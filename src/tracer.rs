@@ -763,6 +763,20 @@ impl Tracer {
         self.pipeline.lifecycle()
     }
 
+    /// Counts a wait for a slot that a caller waited elsewhere (a green
+    /// thread trying with `may_wait` false and letting its hub run between
+    /// tries) in `slot_waits` and `slot_wait_ns`, as a native wait counts
+    /// itself: those waits are the application's time too, and stats and
+    /// `spanguard why` said none.
+    pub fn count_slot_wait_elsewhere(&self, waited: Duration) {
+        let p = &self.pipeline;
+        Stats::add(&p.stats.slot_waits, 1);
+        Stats::add(
+            &p.stats.slot_wait_ns,
+            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
+        );
+    }
+
     /// Shut down, or being shut down (`shutdown`): a forked child's copy
     /// stays so rather than coming back to life as a new tracer.
     pub fn is_shut_down(&self) -> bool {
@@ -1125,6 +1139,15 @@ impl Tracer {
                 return Err(SpanError::BufferFull);
             }
             if !may_wait {
+                if p.full_wait_in_vain_at.load(Ordering::Relaxed) == p.slab.exporter_taken() + 1 {
+                    // A begin that may wait would drop at once here (a
+                    // wait was in vain and the exporter has taken nothing
+                    // since, below): so does this one. A green thread's
+                    // begin, told WouldWait, let its hub run for another
+                    // whole `full_wait` each time, the native one none.
+                    Stats::add(&p.stats.dropped_buffer_full, 1);
+                    return Err(SpanError::BufferFull);
+                }
                 // The caller begins again where it may wait: not a drop.
                 return Err(SpanError::WouldWait);
             }

@@ -465,6 +465,36 @@ fn a_begin_waiting_for_a_slot_ends_the_exporters_rest() {
     end_all_and_shut_down(&t, held, dir);
 }
 
+/// A begin whose caller waited for a slot elsewhere already
+/// (`SPANGUARD_SPAN_OPTION_WAITED`).
+fn begin_waited_elsewhere(t: &Tracer) -> Result<(), SpanError> {
+    let waited = BeginOptions {
+        waited_elsewhere: true,
+        ..BeginOptions::new(b"waited", KIND_INTERNAL, Parent::None)
+    };
+    t.begin_ex(&waited).map(|_| ())
+}
+
+/// The end of the tests on a held exporter whose begins drop: `dropped`
+/// spans dropped and no wait counted (none waited here); then the
+/// backend let go of, the tracer shut down, its directory removed.
+fn dropped_without_waiting(
+    t: &Tracer,
+    dropped: u64,
+    closed: &std::sync::atomic::AtomicBool,
+    dir: std::path::PathBuf,
+) {
+    let stats = t.stats();
+    assert_eq!(
+        (stats.dropped_buffer_full, stats.slot_waits),
+        (dropped, 0),
+        "{stats:?}"
+    );
+    closed.store(true, std::sync::atomic::Ordering::Release);
+    let _ = t.shutdown(Duration::from_millis(500));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A begin whose caller waited for a slot elsewhere (a greenlet that tried
 /// with `may_wait` false and let its hub run, `SPANGUARD_SPAN_OPTION_WAITED`)
 /// ends as a wait run out ends, without waiting: dropped and counted, and
@@ -479,12 +509,8 @@ fn a_begin_that_waited_elsewhere_drops_and_counts_without_waiting() {
         Duration::from_secs(3600),
         Duration::from_secs(60),
     );
-    let waited = BeginOptions {
-        waited_elsewhere: true,
-        ..BeginOptions::new(b"waited", KIND_INTERNAL, Parent::None)
-    };
     let started = std::time::Instant::now();
-    assert_eq!(t.begin_ex(&waited).map(|_| ()), Err(SpanError::BufferFull));
+    assert_eq!(begin_waited_elsewhere(&t), Err(SpanError::BufferFull));
     assert_eq!(t.stats().dropped_buffer_full, 1);
     // The next begin that may wait does not wait: the wait was in vain.
     assert_eq!(
@@ -496,15 +522,7 @@ fn a_begin_that_waited_elsewhere_drops_and_counts_without_waiting() {
         started.elapsed() < Duration::from_secs(30),
         "a begin waited"
     );
-    let stats = t.stats();
-    assert_eq!(
-        (stats.dropped_buffer_full, stats.slot_waits),
-        (2, 0),
-        "{stats:?}"
-    );
-    closed.store(true, std::sync::atomic::Ordering::Release);
-    let _ = t.shutdown(Duration::from_millis(500));
-    let _ = std::fs::remove_dir_all(dir);
+    dropped_without_waiting(&t, 2, &closed, dir);
 }
 
 /// With a slot free, a begin that waited elsewhere simply takes it.
@@ -518,4 +536,42 @@ fn a_begin_that_waited_elsewhere_takes_a_free_slot() {
     let (s, _) = t.begin_ex(&waited).expect("a free slot");
     end_all_and_shut_down(&t, vec![s], dir);
     assert_eq!(t.stats().dropped_buffer_full, 0);
+}
+
+/// After a wait in vain, a begin that may not wait (a green thread's try,
+/// `SPANGUARD_SPAN_OPTION_NO_WAIT`) drops and counts its span at once, as
+/// a begin that may wait does there: it said WouldWait, and the green
+/// thread let its hub run a whole `full_wait` again for each span, the
+/// native begins none.
+#[test]
+fn after_a_wait_in_vain_a_begin_that_may_not_wait_drops_as_one_that_may() {
+    let (t, dir, closed) = held_exporter_every_slot_ended(
+        "full-try-after-vain",
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    );
+    // Before any wait: the try is told to wait elsewhere, nothing counted.
+    assert_eq!(try_begin(&t).map(|_| ()), Err(SpanError::WouldWait));
+    assert_eq!(t.stats().dropped_buffer_full, 0);
+    assert_eq!(begin_waited_elsewhere(&t), Err(SpanError::BufferFull));
+    for _ in 0..5 {
+        assert_eq!(try_begin(&t).map(|_| ()), Err(SpanError::BufferFull));
+    }
+    dropped_without_waiting(&t, 6, &closed, dir);
+}
+
+/// A wait a caller waited elsewhere (a green thread at its hub) is counted
+/// as a native one: in slot_waits, and its length in slot_wait_ns.
+#[test]
+fn a_wait_elsewhere_counts_in_slot_waits() {
+    let (t, dir) = small_tracer("full-count-elsewhere", FullPolicy::Wait);
+    t.count_slot_wait_elsewhere(Duration::from_millis(250));
+    t.count_slot_wait_elsewhere(Duration::from_millis(50));
+    let stats = t.stats();
+    assert_eq!(
+        (stats.slot_waits, stats.slot_wait_ns),
+        (2, 300_000_000),
+        "{stats:?}"
+    );
+    end_all_and_shut_down(&t, Vec::new(), dir);
 }

@@ -161,7 +161,10 @@ pub unsafe extern "C" fn spanguard_span_begin_packed(
 /// (`SPANGUARD_FULL_POLICY=wait`, the default), it returns
 /// `SPANGUARD_RESULT_WOULD_WAIT` at once, begins nothing and counts
 /// nothing, and the caller begins the span again with
-/// `spanguard_span_begin_packed` where it may wait. Otherwise the same call.
+/// `spanguard_span_begin_packed` where it may wait; where that begin would
+/// not wait either (a wait was in vain and the exporter has taken no span
+/// since), the span is dropped and counted at once, as there
+/// (`SPANGUARD_RESULT_BUFFER_FULL`). Otherwise the same call.
 /// A runtime that runs this without telling its scheduler (Go's binding
 /// does) needs that promise: no call here waits.
 #[unsafe(no_mangle)]

@@ -1416,7 +1416,8 @@ pub unsafe extern "C" fn spanguard_tracer_endpoint(
 /// under gevent or eventlet, where that thread runs every greenlet) begins
 /// with `SPANGUARD_SPAN_OPTION_NO_WAIT`, lets its other green threads run
 /// between tries for this long, then begins with
-/// `SPANGUARD_SPAN_OPTION_WAITED`, as the native wait would have ended.
+/// `SPANGUARD_SPAN_OPTION_WAITED`, as the native wait would have ended,
+/// and counts its wait with `spanguard_tracer_count_slot_wait`.
 /// Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_tracer_full_wait_ms(tracer: *const spanguard_tracer) -> u32 {
@@ -1430,6 +1431,29 @@ pub unsafe extern "C" fn spanguard_tracer_full_wait_ms(tracer: *const spanguard_
                 u32::try_from(t.config().full_wait.as_millis()).unwrap_or(u32::MAX)
             }
             _ => 0,
+        }
+    })
+}
+
+/// Counts a wait for a span slot that the caller waited elsewhere, for
+/// `waited_ns` nanoseconds, in `slot_waits` and `slot_wait_ns`, as a begin
+/// that waits in native code counts its own. For a binding whose begins
+/// wait at its green threads' hub (`spanguard_tracer_full_wait_ms`): once
+/// a wait ends, with a slot or not (its last begin with
+/// `SPANGUARD_SPAN_OPTION_WAITED`). Nothing else is counted or changed.
+/// NULL, or a tracer that records nothing: nothing done. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_tracer_count_slot_wait(
+    tracer: *const spanguard_tracer,
+    waited_ns: u64,
+) {
+    ffi_boundary!((), {
+        if tracer.is_null() {
+            return;
+        }
+        // SAFETY: tracer is non-null and came from tracer_new.
+        if let Ok(t) = unsafe { &*tracer }.made() {
+            t.count_slot_wait_elsewhere(Duration::from_nanos(waited_ns));
         }
     })
 }

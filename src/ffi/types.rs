@@ -84,7 +84,10 @@ pub const SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER: u32 = 2;
 /// thread's, whose OS thread runs its hub): where every slot is taken and
 /// the full policy is to wait, or its attributes would wait for payload
 /// chunks, it returns `SPANGUARD_RESULT_WOULD_WAIT` at once, begins nothing
-/// and counts nothing, as `spanguard_span_try_begin_packed` does.
+/// and counts nothing, as `spanguard_span_try_begin_packed` does. Where a
+/// begin that may wait would not wait either (a wait was in vain and the
+/// exporter has taken no span since), it drops and counts the span at
+/// once as that begin does (`SPANGUARD_RESULT_BUFFER_FULL`).
 pub const SPANGUARD_SPAN_OPTION_NO_WAIT: u32 = 4;
 /// `spanguard_span_options.flags`: the caller has waited for a slot
 /// already, for the tracer's `spanguard_tracer_full_wait_ms`, trying with

@@ -20,6 +20,7 @@ use pyo3::types::PyList;
 #[path = "../../../src/bin/spanguard/cli.rs"]
 mod cli;
 mod events;
+mod green;
 mod kinds;
 mod report;
 mod span;

@@ -14,6 +14,7 @@ use spanguard::ffi::span as c;
 use spanguard::ffi::types::*;
 use spanguard::span::traceparent::TRACEPARENT_LEN;
 
+use crate::green;
 use crate::report::{self, Problem};
 use crate::text::utf8;
 use crate::values::{Attributes, Value, value};
@@ -217,35 +218,39 @@ impl Span {
         )
     }
 
+    /// One attribute; where its text may wait for payload chunks, on an
+    /// OS thread of the green library's pool (`green`).
     fn set_one(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         v: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let Some(value) = value(v, key, &self.rejected) else {
-            return count_left_out(py, self.handle, 1);
-        };
-        let key_text = utf8(key);
-        let k = key_text.as_bytes();
-        let (kp, kn) = (k.as_ptr().cast(), k.len());
-        let h = self.handle;
-        // SAFETY (each call): key and value bytes are valid for their
-        // lengths for the duration of the call.
-        let code = match value {
-            Value::Str(s) => {
-                let s = s.as_bytes();
-                unsafe { c::spanguard_span_set_string(h, kp, kn, s.as_ptr().cast(), s.len()) }
+        // Lengths in code points or bytes: a str's bytes are as many or more.
+        let text_bytes = if let Ok(s) = v.cast::<PyString>() {
+            s.len()?
+        } else if let Ok(b) = v.cast::<pyo3::types::PyBytes>() {
+            b.as_bytes().len()
+        } else if v.is_instance_of::<pyo3::types::PyList>()
+            || v.is_instance_of::<pyo3::types::PyTuple>()
+        {
+            if green::loaded(py) {
+                Attributes::one(key, v, &AtomicU64::new(0)).text_bytes()
+            } else {
+                0
             }
-            Value::Int(i) => unsafe { c::spanguard_span_set_int(h, kp, kn, i) },
-            Value::Double(d) => unsafe { c::spanguard_span_set_double(h, kp, kn, d) },
-            Value::Bool(b) => unsafe { c::spanguard_span_set_bool(h, kp, kn, b) },
-            // Bytes and arrays: one attribute array of one.
-            Value::Compound => {
-                return set_all(py, h, &Attributes::one(key, v, &self.rejected), 0);
-            }
+        } else {
+            0
         };
-        report::recording(py, code)
+        if text_bytes < green::MAY_TAKE_CHUNKS {
+            return set_one_here(py, self.handle, &self.rejected, key, v);
+        }
+        let (h, rejected) = (self.handle, self.rejected.clone());
+        let (key, v) = (key.clone().unbind(), v.clone().unbind());
+        green::where_no_greenlet_waits(py, text_bytes, move |py| {
+            set_one_here(py, h, &rejected, key.bind(py), v.bind(py)).map(|()| None)
+        })
+        .map(|_| ())
     }
 
     /// The `exception` event of `exc` (type, message, stacktrace, then
@@ -319,6 +324,8 @@ impl Span {
         Ok(())
     }
 
+    /// An event; where its attributes' text may wait for payload chunks,
+    /// added on an OS thread of the green library's pool (`green`).
     fn event(
         &self,
         py: Python<'_>,
@@ -328,22 +335,36 @@ impl Span {
         dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
         let attrs = Attributes::from_mapping(attributes, &self.rejected);
-        let name = utf8(name);
-        let n = name.as_bytes();
-        // SAFETY: name and the attributes (kept alive by `attrs`) are valid
-        // for the call.
-        let code = unsafe {
-            c::spanguard_span_add_event_with_dropped(
+        if attrs.text_bytes() < green::MAY_TAKE_CHUNKS || !green::loaded(py) {
+            return add_event_here(
+                py,
                 self.handle,
-                n.as_ptr().cast(),
-                n.len(),
+                name,
+                &attrs,
                 time_unix_ns,
-                attrs.as_ptr(),
-                attrs.len(),
+                dropped_attributes,
+            );
+        }
+        let text_bytes = attrs.text_bytes();
+        drop(attrs);
+        let h = self.handle;
+        let name = name.clone().unbind();
+        let attributes = attributes.map(|a| a.clone().unbind());
+        green::where_no_greenlet_waits(py, text_bytes, move |py| {
+            // Counted once: the values were read here already.
+            let attrs = Attributes::from_mapping(
+                attributes.as_ref().map(|a| a.bind(py)),
+                &AtomicU64::new(0),
+            );
+            add_event_here(
+                py,
+                h,
+                name.bind(py),
+                &attrs,
+                time_unix_ns,
                 dropped_attributes,
             )
-        };
-        report::held(py, code)
+        })
     }
 
     fn status(&self, py: Python<'_>, code: u32, description: &[u8]) -> PyResult<()> {
@@ -442,9 +463,23 @@ impl Span {
 
     /// Sets several attributes with one call into the library (one per
     /// 128 attributes).
+    /// Where their text may wait for payload chunks, they are set on an OS
+    /// thread of the green library's pool (`green`).
     fn set_attributes(&self, py: Python<'_>, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
         let attrs = Attributes::from_mapping(Some(attributes), &self.rejected);
-        set_all(py, self.handle, &attrs, 0)
+        if attrs.text_bytes() < green::MAY_TAKE_CHUNKS || !green::loaded(py) {
+            return set_all(py, self.handle, &attrs, 0);
+        }
+        let text_bytes = attrs.text_bytes();
+        drop(attrs);
+        let h = self.handle;
+        let attributes = attributes.clone().unbind();
+        green::where_no_greenlet_waits(py, text_bytes, move |py| {
+            // Counted once: the values were read here already.
+            let attrs = Attributes::from_mapping(Some(attributes.bind(py)), &AtomicU64::new(0));
+            set_all(py, h, &attrs, 0).map(|()| None)
+        })
+        .map(|_| ())
     }
 
     /// Renames the span (OpenTelemetry's `update_name`): it is exported
@@ -780,6 +815,65 @@ impl Span {
     fn __repr__(&self) -> String {
         format!("<spanguard Span {}>", self.traceparent())
     }
+}
+
+/// `Span::set_one` on the span `h`, in place.
+fn set_one_here(
+    py: Python<'_>,
+    h: spanguard_span,
+    rejected: &AtomicU64,
+    key: &Bound<'_, PyAny>,
+    v: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let Some(value) = value(v, key, rejected) else {
+        return count_left_out(py, h, 1);
+    };
+    let key_text = utf8(key);
+    let k = key_text.as_bytes();
+    let (kp, kn) = (k.as_ptr().cast(), k.len());
+    // SAFETY (each call): key and value bytes are valid for their
+    // lengths for the duration of the call.
+    let code = match value {
+        Value::Str(s) => {
+            let s = s.as_bytes();
+            unsafe { c::spanguard_span_set_string(h, kp, kn, s.as_ptr().cast(), s.len()) }
+        }
+        Value::Int(i) => unsafe { c::spanguard_span_set_int(h, kp, kn, i) },
+        Value::Double(d) => unsafe { c::spanguard_span_set_double(h, kp, kn, d) },
+        Value::Bool(b) => unsafe { c::spanguard_span_set_bool(h, kp, kn, b) },
+        // Bytes and arrays: one attribute array of one.
+        Value::Compound => {
+            return set_all(py, h, &Attributes::one(key, v, rejected), 0);
+        }
+    };
+    report::recording(py, code)
+}
+
+/// `Span::event` on the span `h`, in place.
+fn add_event_here(
+    py: Python<'_>,
+    h: spanguard_span,
+    name: &Bound<'_, PyAny>,
+    attrs: &Attributes<'_>,
+    time_unix_ns: u64,
+    dropped_attributes: u32,
+) -> PyResult<Option<bool>> {
+    let name = utf8(name);
+    let n = name.as_bytes();
+    // SAFETY: name and the attributes (kept alive by `attrs`) are valid
+    // for the call.
+    let code = unsafe {
+        c::spanguard_span_add_event_with_dropped(
+            h,
+            n.as_ptr().cast(),
+            n.len(),
+            time_unix_ns,
+            attrs.as_ptr(),
+            attrs.len(),
+            dropped_attributes,
+        )
+    };
+    report::held(py, code)
 }
 
 /// Sets `attrs` from `start` on, in as few calls as the library takes

@@ -1061,11 +1061,20 @@ fn begin_when_full(
     };
     // SAFETY: raw is a live tracer.
     let wait_ms = unsafe { ct::spanguard_tracer_full_wait_ms(raw) };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(wait_ms.into());
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_millis(wait_ms.into());
+    // Counted as a native wait counts itself (`slot_waits`), however it
+    // ends: stats and `spanguard why` said no begin waited.
+    let count_wait = || {
+        let waited_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // SAFETY: raw is a live tracer.
+        unsafe { ct::spanguard_tracer_count_slot_wait(raw, waited_ns) }
+    };
     opts.flags = flags | SPANGUARD_SPAN_OPTION_NO_WAIT;
     let code = loop {
         if let Err(e) = yield_to_hub.call0() {
             opts.flags = flags;
+            count_wait();
             return Err(e);
         }
         // SAFETY: as in `begin_with_options`.
@@ -1080,6 +1089,7 @@ fn begin_when_full(
         }
     };
     opts.flags = flags;
+    count_wait();
     Ok(code)
 }
 

@@ -461,6 +461,24 @@ impl<'py> Attributes<'py> {
         self.items.len()
     }
 
+    /// Bytes of the keys, strings, bytes and encoded values together
+    /// (string arrays' elements too): what may take chunks of the payload
+    /// pool (`green`).
+    pub fn text_bytes(&self) -> usize {
+        let items = self.items.iter().map(|a| match a.type_ {
+            SPANGUARD_VALUE_STRING | SPANGUARD_VALUE_BYTES | SPANGUARD_VALUE_ANY => {
+                a.key_len.saturating_add(a.string_len)
+            }
+            // An array's string_len is its count of elements.
+            _ => a.key_len,
+        });
+        let elements = self.arrays.iter().map(|array| match array {
+            Elements::Strings(e) => e.iter().map(|s| s.len).fold(0, usize::saturating_add),
+            _ => 0,
+        });
+        items.chain(elements).fold(0, usize::saturating_add)
+    }
+
     /// How many attributes were left out for their value.
     pub fn left_out(&self) -> u32 {
         self.left_out

@@ -117,6 +117,9 @@ AGENT = """
 
     def say(**what):
         print(json.dumps(what), flush=True)
+
+    def result(greenlet):
+        return greenlet.get() if hasattr(greenlet, "get") else greenlet.wait()
 """
 
 
@@ -331,18 +334,23 @@ FULL = """
     join_all([spawn(hold_every_slot)])
     waiter = spawn(begin_when_full)
     join_all([waiter])
-    ticked = waiter.get() if hasattr(waiter, "get") else waiter.wait()
+    ticked = result(waiter)
+    # AGAIN: one more begin, with the slots still taken.
+    again = spawn(begin_when_full) if os.environ.get("AGAIN") == "1" else None
+    if again is not None:
+        join_all([again])
     small.flush(60)
     s = small.stats()
-    say(ticked=ticked, dropped=s.dropped_buffer_full, exported=s.spans_exported, native_waits=s.slot_waits)
+    say(ticked=ticked, ticked_again=None if again is None else result(again), dropped=s.dropped_buffer_full,
+        exported=s.spans_exported, slot_waits=s.slot_waits, slot_wait_ns=s.slot_wait_ns)
 """
 
 
-def begin_when_full(green: str, rx: OtlpReceiverProcess, tmp_path, wait_ms: int) -> dict:
+def begin_when_full(green: str, rx: OtlpReceiverProcess, tmp_path, wait_ms: int, **env) -> dict:
     """What FULL said: how often the ticker ran while the waiter's begin
     ran, and the small tracer's counts; the greenlet let the hub run while
     it waited (at a tick each 5 ms, a loaded machine gives fewer)."""
-    proc = run(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms))
+    proc = run(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms), **env)
     code, said, err = finish(proc)
     assert code == 0, err
     [said] = said
@@ -368,6 +376,9 @@ def test_other_greenlets_run_while_a_begin_waits_for_a_slot(tmp_path, green):
         said = begin_when_full(green, rx, tmp_path, 30_000)
         assert said["dropped"] == 0, said
         assert said["exported"] == 18, said
+        # The wait is counted as a native one is (stats and `spanguard
+        # why` said no begin waited: 0 and 0).
+        assert said["slot_waits"] == 1 and said["slot_wait_ns"] > 0, said
         got = names_once(rx, 18)
         assert set(got) == {f"fill-{i}" for i in range(16)} | {"waiter"}, got
 
@@ -378,13 +389,81 @@ def test_a_begin_whose_wait_runs_out_in_a_greenlet_drops_and_counts_its_span(tmp
     the begin lets the hub run for its 300 ms, then does what the policy
     does when the wait runs out, at once: the span is dropped and counted
     in dropped_buffer_full, no other lost. (A last begin that may wait,
-    there, stopped the hub for another full_wait_ms.)"""
+    there, stopped the hub for another full_wait_ms.) The next begin,
+    the slots still taken, drops and counts at once as a native one does
+    after a wait in vain: it never lets the hub run (it let it run for
+    another whole full_wait_ms, each begin, the ticker ticking)."""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
-        said = begin_when_full(green, rx, tmp_path, 300)
-        assert said["dropped"] == 1, said
-        # Nor did it wait in native code at the deadline (slot_waits counts
-        # those: the binding's waits at the hub are not counted there).
-        assert said["native_waits"] == 0, said
+        said = begin_when_full(green, rx, tmp_path, 300, AGAIN="1")
+        assert said["dropped"] == 2, said
+        assert said["ticked_again"] == 0, f"the next begin waited at the hub again: {said}"
+        # One wait, the greenlet's at the hub, counted as a native one; it
+        # did not wait in native code at its deadline too (2).
+        assert said["slot_waits"] == 1 and said["slot_wait_ns"] > 0, said
         assert said["exported"] == 17, said
         got = names_once(rx, 17)
         assert set(got) == {f"fill-{i}" for i in range(16)}, got
+
+
+# A tracer of a 1 MiB payload pool whose exporter a slow backend holds: its
+# first span is in the request the backend sits on, and a 900 KB filler,
+# ended and queued behind it, holds most of the pool. A greenlet's 300 KB
+# value (HOW: set_attribute, a one-string array, set_attributes or an
+# event's attribute) then
+# waits for the filler's chunks, which come back once the backend answers
+# and the exporter encodes the filler.
+POOL = """
+    pooled = spanguard.Tracer(from_env=False, service_name="green-pool", endpoint=os.environ["ENDPOINT"],
+                              spool_dir=os.environ["SPOOL"], schedule_delay_ms=20, payload_pool_mib=1,
+                              full_wait_ms=30_000, export_timeout_ms=120_000, request_timeout_ms=120_000,
+                              compression="none", install_signal_handlers=False)
+    pooled.start_span("first").end()
+    sleep(0.3)  # the exporter sends it; the backend holds the request
+    filler = pooled.start_span("filler")
+    filler.set_attribute("input.value", "f" * 900_000)
+    filler.end()
+
+    def set_when_the_pool_is_used_up(how):
+        span = pooled.start_span("waiter")
+        before = ticks
+        if how == "set_attribute":
+            span.set_attribute("output.value", "w" * 300_000)
+        elif how == "string_array":
+            span.set_attribute("output.value", ["w" * 300_000])
+        elif how == "set_attributes":
+            span.set_attributes({"output.value": "w" * 300_000, "n": 1})
+        else:
+            span.add_event("gen_ai.choice", {"output.value": "w" * 300_000})
+        ticked = ticks - before
+        span.end()
+        return ticked
+
+    setter = spawn(set_when_the_pool_is_used_up, os.environ["HOW"])
+    join_all([setter])
+    pooled.flush(60)
+    s = pooled.stats()
+    say(ticked=result(setter), payload_waits=s.payload_waits, cut=s.payload_waits_cut,
+        truncated=s.values_truncated, exported=s.spans_exported)
+"""
+
+
+@pytest.mark.parametrize("how", ["set_attribute", "string_array", "set_attributes", "add_event"])
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, green, how):
+    """An LLM-sized value (300 KB) finds the payload pool used up behind a
+    backend that answers after 3 s: it waits for chunks on an OS thread of
+    the green library's pool, and the ticker ticked meanwhile (waiting in
+    native code on the hub's own thread, it stopped every greenlet of the
+    worker until the chunks came back: 0 ticks). The value arrives whole,
+    waited for once, nothing cut."""
+    with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
+        proc = run(green, POOL, rx, tmp_path, HOW=how)
+        code, said, err = finish(proc)
+        assert code == 0, err
+        [said] = said
+        assert said["ticked"] >= 10, f"the other greenlets stood still while the value waited: {said}"
+        assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
+        assert said["exported"] == 3, said
+        [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
+        value = (waiter["events"][0]["attributes"] if how == "add_event" else waiter["attributes"])["output.value"]
+        assert value == (["w" * 300_000] if how == "string_array" else "w" * 300_000)

@@ -1,0 +1,69 @@
+//! Setters under gevent or eventlet: a value that finds the payload pool
+//! used up waits in native code for chunks (up to `full_wait_ms`) with the
+//! GIL let go of, which frees the other OS threads but not the other
+//! greenlets of the caller's: the hub stood still meanwhile, every request
+//! of the worker with it. A setter whose values may take chunks runs on the
+//! green library's pool of OS threads (`spanguard._green.off_the_hub`)
+//! while its greenlet waits at the hub; the others run in place, as
+//! everywhere else.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
+
+/// Keys' and string values' bytes of one call from which its values may
+/// take payload chunks: a span's own arena holds 2 KiB
+/// (`span::limits::ARENA_BYTES`), and a value of a third of the room left
+/// or less goes there. Shorter ones take a chunk only once earlier values
+/// filled the arena.
+pub const MAY_TAKE_CHUNKS: usize = 512;
+
+/// `sys.modules`, looked up once.
+static MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+/// Whether a green library that patches threads is loaded: a dict lookup
+/// or two, so that a process without one pays nothing more.
+pub fn loaded(py: Python<'_>) -> bool {
+    let modules = MODULES.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+        Ok(py
+            .import("sys")?
+            .getattr("modules")?
+            .cast_into::<PyDict>()?
+            .unbind())
+    });
+    let Ok(modules) = modules else {
+        return false;
+    };
+    let modules = modules.bind(py);
+    ["gevent.monkey", "eventlet.patcher"]
+        .iter()
+        .any(|m| modules.contains(m).unwrap_or(false))
+}
+
+/// `call`, where a wait in it stops no other greenlet: on the green
+/// library's pool when the call carries `text_bytes` of keys and strings
+/// that may take payload chunks and the caller is a greenlet of a shared
+/// hub (as `off_the_hub` decides); here otherwise. Its result or exception
+/// is the caller's. `call` holds what it needs (a span handle, owned
+/// Python objects): it may run on another OS thread.
+pub fn where_no_greenlet_waits<F>(
+    py: Python<'_>,
+    text_bytes: usize,
+    call: F,
+) -> PyResult<Option<bool>>
+where
+    F: Fn(Python<'_>) -> PyResult<Option<bool>> + Send + Sync + 'static,
+{
+    if text_bytes < MAY_TAKE_CHUNKS || !loaded(py) {
+        return call(py);
+    }
+    let run = PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| call(args.py()),
+    )?;
+    py.import("spanguard._green")?
+        .call_method1("off_the_hub", (run,))?
+        .extract()
+}
