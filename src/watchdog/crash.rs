@@ -674,6 +674,34 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A crash signal froze a tracer already shut down, and the process
+    /// lived through it (the program's own handler returned: the crash
+    /// handler has the watchdog thaw): it stays shut down. The crash's
+    /// freeze kept nothing to go back to, and the thaw made it running,
+    /// with no exporter to take its spans.
+    #[test]
+    fn a_thaw_after_a_crash_signal_puts_back_what_was() {
+        let dir = std::env::temp_dir().join(format!("sg-crash-thaw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracer = Tracer::new(TracerConfig {
+            endpoint: None,
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            ..TracerConfig::default()
+        })
+        .expect("tracer");
+        let p = std::sync::Arc::clone(tracer.pipeline());
+        p.freeze_recording();
+        p.thaw();
+        assert_eq!(p.lifecycle(), crate::pipeline::LIFECYCLE_RUNNING);
+        tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+        p.freeze_recording();
+        p.thaw();
+        assert_eq!(p.lifecycle(), crate::pipeline::LIFECYCLE_SHUT_DOWN);
+        drop(tracer);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// A termination signal froze the tracer and the process lived on (the
     /// host's handler returned): the thaw wakes the exporter, idle while
     /// frozen, so a flush right after it (a graceful stop's) is answered at
