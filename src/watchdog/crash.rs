@@ -7,7 +7,9 @@
 //! thread writes them: `short_of_stack`). Then it chains to the handler
 //! that was there before, or restores the default and re-raises, so the
 //! process dies as it would have. A signal that is no fault and cannot
-//! end the process (a container's PID 1 at the default) is left alone.
+//! end the process (a container's PID 1 at the default) is left alone;
+//! one the program's own handler returned from is over, and the tracers
+//! are thawed (`take_back_after_return`).
 //! The next tracer start (or `spanguard recover`) sends what the file
 //! holds.
 
@@ -378,10 +380,15 @@ static WATCHDOG_HOME: AtomicI32 = AtomicI32::new(0);
 static HANDED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static HANDED_THREAD: AtomicI32 = AtomicI32::new(0);
 static HANDED_DUMP_DONE: AtomicBool = AtomicBool::new(false);
+/// Set by the watchdog once it thawed the tracers for a `THAW_REQUEST`.
+static THAW_DONE: AtomicBool = AtomicBool::new(false);
 
 /// The byte on the watchdog's pipe that asks for a crash dump (a signal's
 /// is its number, never 0).
 pub(super) const DUMP_REQUEST: u8 = 0;
+/// The byte that asks it to thaw the tracers a crash signal froze, the
+/// process having lived through it (no signal's number).
+pub(super) const THAW_REQUEST: u8 = 0xff;
 
 /// Called by the watchdog thread as it starts: it takes the dumps of
 /// crash handlers short of stack from now on, `pipe` being the write end
@@ -474,6 +481,9 @@ extern "C" fn on_crash(
                 libc::sigaction(signal, &old, std::ptr::null_mut());
                 let siginfo = old.sa_flags & libc::SA_SIGINFO != 0;
                 super::call_handler(handler, siginfo, signal, info, context);
+                if lives_on_after_return(signal, info) {
+                    take_back_after_return(signal, &old);
+                }
                 return;
             }
         }
@@ -486,6 +496,96 @@ extern "C" fn on_crash(
         // not, hence the raise.
         libc::raise(signal);
     }
+}
+
+/// Whether the process lives on once the program's own handler for
+/// `signal` returned: a signal that is no fault (sent by another process,
+/// or raised by this one) is over then. Not a fault, which the faulting
+/// instruction meets again on return (and may end the process at the
+/// default the program's handler put back), nor a SIGABRT the process
+/// raised on itself: it may be abort()'s first raise, and abort() goes on
+/// to end the process by means no handler may see (glibc 2.41 blocks
+/// every signal first; arm64's `brk` is a SIGTRAP; `_exit(127)`).
+/// Async-signal-safe.
+fn lives_on_after_return(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel's siginfo for this signal.
+    if unsafe { (*info).si_code } > 0 {
+        return false;
+    }
+    !(signal == libc::SIGABRT && raised_by_this_process(info))
+}
+
+/// After the program's own handler returned from a signal the process
+/// lives through (`lives_on_after_return`: `docker kill --signal=SIGSEGV`
+/// to a program that logs it, a PID 1's included): our handler goes back
+/// in, unless the program's handler changed the disposition itself, and
+/// the watchdog thread thaws the tracers and takes the dump back
+/// (`thaw_after_returned_handler`; a thaw takes a lock, which a signal
+/// handler must not). The tracers stayed frozen for good, every later
+/// span refused, and the next crash went to the program's handler alone,
+/// nothing dumped. Without a watchdog to ask they stay frozen, dumped.
+/// Async-signal-safe: sigaction(2), write(2).
+fn take_back_after_return(signal: libc::c_int, program_handler: &libc::sigaction) {
+    // SAFETY: queries and sets this signal's disposition.
+    unsafe {
+        let mut now: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(signal, std::ptr::null(), &mut now) == 0
+            && now.sa_sigaction == program_handler.sa_sigaction
+        {
+            libc::sigaction(signal, &our_action(), std::ptr::null_mut());
+        }
+    }
+    // SAFETY: getpid has no preconditions.
+    let here = unsafe { libc::getpid() };
+    let pipe = WATCHDOG_PIPE.load(Ordering::Relaxed);
+    if WATCHDOG_HOME.load(Ordering::Acquire) != here || pipe < 0 {
+        return;
+    }
+    THAW_DONE.store(false, Ordering::Relaxed);
+    let byte = THAW_REQUEST;
+    // SAFETY: write of one byte from a local to the watchdog's pipe.
+    if unsafe { libc::write(pipe, std::ptr::addr_of!(byte).cast(), 1) } != 1 {
+        return;
+    }
+    // SAFETY: gettid has no preconditions.
+    if WATCHDOG_TID.load(Ordering::Relaxed) == unsafe { libc::gettid() } {
+        return; // it thaws once this returns
+    }
+    // Waited for (a second at most: the watchdog may be flushing for a
+    // termination signal), so that the program's next span, once its
+    // raise() returns, is recorded.
+    let until = crate::span::clock::monotonic_ns().saturating_add(1_000_000_000);
+    while !THAW_DONE.load(Ordering::Acquire) && crate::span::clock::monotonic_ns() < until {
+        pause_100us();
+    }
+}
+
+/// On the watchdog thread, for a `THAW_REQUEST`: the crash handler's
+/// freeze undone for a process that lived through the signal. The
+/// handler is armed again first: a crash during the thaw finds the dump
+/// still on disk (`dumped`) and leaves it there.
+pub(super) fn thaw_after_returned_handler() {
+    HANDED_DUMP_DONE.store(false, Ordering::Release);
+    HANDED_SIGNAL.store(0, Ordering::Relaxed);
+    IN_CRASH.store(false, Ordering::Release);
+    crate::registry::for_each(|p| p.thaw());
+    // Release pairs with the crash handler's Acquire.
+    THAW_DONE.store(true, Ordering::Release);
+}
+
+/// The crash handler's disposition: on the alternate stack, with the
+/// siginfo that tells a fault from a sent signal. Async-signal-safe.
+fn our_action() -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is a valid value to fill in.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_crash as *const () as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: sa_mask is ours to initialize.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    action
 }
 
 /// A thread's alternate signal stack, unmapped when the thread exits.
@@ -612,11 +712,7 @@ pub(super) fn ensure_installed() {
                 if previous[signal as usize].is_none() {
                     continue;
                 }
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_crash as *const () as usize;
-                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(signal, &action, std::ptr::null_mut());
+                libc::sigaction(signal, &our_action(), std::ptr::null_mut());
             }
         }
     }

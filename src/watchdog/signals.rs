@@ -564,6 +564,10 @@ fn watch(read_end: OwnedFd) {
             super::crash::take_handed_dump();
             continue;
         }
+        if byte[0] == super::crash::THAW_REQUEST {
+            let _ = std::panic::catch_unwind(super::crash::thaw_after_returned_handler);
+            continue;
+        }
         let Ok(signal) = Signal::try_from(byte[0] as i32) else {
             continue;
         };
