@@ -263,8 +263,12 @@ fn v8_handled_wasm_trap(
 /// process raised on itself is taken for abort()'s and dumped: abort()
 /// then puts the default back, raises again (dropped) and falls back to
 /// glibc's ABORT_INSTRUCTION (`hlt` on x86-64, a SIGSEGV from the kernel;
-/// musl's `a_crash`) or, on a machine without one, `_exit(127)`, which no
-/// handler sees. Async-signal-safe.
+/// `brk #1000` on arm64, a SIGTRAP, none of ours; `__builtin_trap()` on
+/// ports without their own; musl's `a_crash`) or, should that return,
+/// `_exit(127)`, which no handler sees. glibc 2.41 and later block every
+/// signal before the second raise: the trap then ends the process
+/// without asking this handler again. Either way the dump is the first
+/// raise's. Async-signal-safe.
 fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
     if info.is_null() {
         return true;
@@ -278,8 +282,8 @@ fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::sigi
         // abort()'s own raise, which cannot be told from a program's
         // raise(SIGABRT): dumped, as abort() may end the process by
         // something no handler sees. After its two raises glibc executes
-        // its ABORT_INSTRUCTION (a fault, on x86-64), or where a machine
-        // has none, _exit(127): left alone, that abort() ended a PID 1
+        // its ABORT_INSTRUCTION (a SIGSEGV on x86-64, a SIGTRAP on arm64),
+        // then _exit(127): left alone, that abort() ended a PID 1
         // with nothing dumped, every span it held lost uncounted. A
         // PID 1 that raises SIGABRT on itself meant to die; it lives on
         // frozen, as before.

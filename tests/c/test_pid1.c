@@ -266,10 +266,11 @@ static void next_start(void);
 
 /* A crash of kind `how` ("segv", "bus", "abort", "abort127") once the
  * parent says so, with a span ended and unflushed (in the slab) and one
- * open. "abort127" is abort() on a machine without an abort instruction
- * (glibc's generic abort-instr.h): its raise of SIGABRT, dropped for init,
- * then _exit(127), which no handler sees (its second raise, at SIG_DFL,
- * is dropped too and left out). */
+ * open. "abort127" is abort() whose abort instruction returned (every
+ * glibc port has one: `hlt`, arm64's `brk`, else `__builtin_trap()`; the
+ * fallback is glibc's and musl's last resort): its raise of SIGABRT,
+ * dropped for init, then _exit(127), which no handler sees (its second
+ * raise, at SIG_DFL, is dropped too and left out). */
 static void crash_agent(const char *how) {
     char service[64], before[64], open_name[64];
     snprintf(service, sizeof service, "pid1-%s", how);
