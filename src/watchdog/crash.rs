@@ -509,7 +509,10 @@ extern "C" fn on_crash(
 /// default the program's handler put back), nor a SIGABRT the process
 /// raised on itself: it may be abort()'s first raise, and abort() goes on
 /// to end the process by means no handler may see (glibc 2.41 blocks
-/// every signal first; arm64's `brk` is a SIGTRAP; `_exit(127)`).
+/// every signal first; arm64's `brk` is a SIGTRAP; `_exit(127)`), nor
+/// one the program's handler raised again at the default to die of
+/// (`signal(sig, SIG_DFL); raise(sig)`): pending until this handler
+/// returns, it then ends the process, which must leave its dump.
 /// Async-signal-safe.
 fn lives_on_after_return(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
     if info.is_null() {
@@ -519,7 +522,27 @@ fn lives_on_after_return(signal: libc::c_int, info: *mut libc::siginfo_t) -> boo
     if unsafe { (*info).si_code } > 0 {
         return false;
     }
-    !(signal == libc::SIGABRT && raised_by_this_process(info))
+    !(signal == libc::SIGABRT && raised_by_this_process(info)) && !raised_again_to_end(signal)
+}
+
+/// Whether `signal` is pending at its default action, which ends the
+/// process once this handler returns (not a PID 1's: the kernel drops
+/// it). Async-signal-safe: sigpending(2), sigaction(2).
+fn raised_again_to_end(signal: libc::c_int) -> bool {
+    // SAFETY: sigpending and sigaction only fill in what they are given.
+    let (pending, now) = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut now: libc::sigaction = std::mem::zeroed();
+        if libc::sigpending(&mut set) != 0
+            || libc::sigaction(signal, std::ptr::null(), &mut now) != 0
+        {
+            return false;
+        }
+        (libc::sigismember(&set, signal) == 1, now)
+    };
+    pending
+        && now.sa_sigaction == libc::SIG_DFL
+        && super::namespace_init::raised_signal_can_end_process(|| false)
 }
 
 /// After the program's own handler returned from a signal the process
@@ -542,16 +565,8 @@ fn take_back_after_return(signal: libc::c_int, program_handler: &libc::sigaction
             libc::sigaction(signal, &our_action(), std::ptr::null_mut());
         }
     }
-    // SAFETY: getpid has no preconditions.
-    let here = unsafe { libc::getpid() };
-    let pipe = WATCHDOG_PIPE.load(Ordering::Relaxed);
-    if WATCHDOG_HOME.load(Ordering::Acquire) != here || pipe < 0 {
-        return;
-    }
     THAW_DONE.store(false, Ordering::Relaxed);
-    let byte = THAW_REQUEST;
-    // SAFETY: write of one byte from a local to the watchdog's pipe.
-    if unsafe { libc::write(pipe, std::ptr::addr_of!(byte).cast(), 1) } != 1 {
+    if !super::signals::ask_watchdog(THAW_REQUEST) {
         return;
     }
     // SAFETY: gettid has no preconditions.
@@ -559,7 +574,8 @@ fn take_back_after_return(signal: libc::c_int, program_handler: &libc::sigaction
         return; // it thaws once this returns
     }
     // Waited for (a second at most: the watchdog may be flushing for a
-    // termination signal), so that the program's next span, once its
+    // termination signal, or not be running yet, a signal right after the
+    // first tracer started), so that the program's next span, once its
     // raise() returns, is recorded.
     let until = crate::span::clock::monotonic_ns().saturating_add(1_000_000_000);
     while !THAW_DONE.load(Ordering::Acquire) && crate::span::clock::monotonic_ns() < until {

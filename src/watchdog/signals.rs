@@ -180,13 +180,19 @@ extern "C" fn on_termination_signal(signal: libc::c_int) {
         if let Some(receiver) = RECEIVER.get(signal as usize) {
             receiver.store(libc::gettid(), Ordering::Relaxed);
         }
-        let fd = PIPE_WRITE.load(Ordering::Relaxed);
-        if fd >= 0 {
-            let byte = signal as u8;
-            libc::write(fd, (&byte as *const u8).cast(), 1);
-        }
+        ask_watchdog(signal as u8);
         *libc::__errno_location() = saved;
     }
+}
+
+/// Hands the watchdog thread one byte (a signal's number, or a crash
+/// handler's request: `crash::THAW_REQUEST`), read once it runs: the
+/// pipe is made before the thread starts. False when this process has no
+/// watchdog. Async-signal-safe: one write(2), which never blocks.
+pub(super) fn ask_watchdog(byte: u8) -> bool {
+    let fd = PIPE_WRITE.load(Ordering::Acquire);
+    // SAFETY: one byte from a local, written to our own pipe.
+    fd >= 0 && unsafe { libc::write(fd, std::ptr::addr_of!(byte).cast(), 1) } == 1
 }
 
 /// Makes the self-pipe and the thread that reads it. False when the
