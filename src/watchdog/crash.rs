@@ -522,7 +522,10 @@ fn lives_on_after_return(signal: libc::c_int, info: *mut libc::siginfo_t) -> boo
     if unsafe { (*info).si_code } > 0 {
         return false;
     }
-    !(signal == libc::SIGABRT && raised_by_this_process(info)) && !raised_again_to_end(signal)
+    if signal == libc::SIGABRT && raised_by_this_process(info) {
+        return false; // abort()'s, maybe
+    }
+    !raised_again_to_end(signal)
 }
 
 /// Whether `signal` is pending at its default action, which ends the
@@ -566,7 +569,7 @@ fn take_back_after_return(signal: libc::c_int, program_handler: &libc::sigaction
         }
     }
     THAW_DONE.store(false, Ordering::Relaxed);
-    if !super::signals::ask_watchdog(THAW_REQUEST) {
+    if !super::pipe::ask_watchdog(THAW_REQUEST) {
         return;
     }
     // SAFETY: gettid has no preconditions.

@@ -24,10 +24,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 
+use super::pipe::{PIPE_WRITE, ask_watchdog};
 use super::shield::{TERMINATION_SIGNALS, asynchronous_signals, spawn_shielded};
-
-/// The write end of the self-pipe, for the handler.
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 
 /// The dispositions we replaced, indexed by signal number. A fork waits
 /// for this lock (`hold_across_fork`): a fork that landed while another
@@ -183,16 +181,6 @@ extern "C" fn on_termination_signal(signal: libc::c_int) {
         ask_watchdog(signal as u8);
         *libc::__errno_location() = saved;
     }
-}
-
-/// Hands the watchdog thread one byte (a signal's number, or a crash
-/// handler's request: `crash::THAW_REQUEST`), read once it runs: the
-/// pipe is made before the thread starts. False when this process has no
-/// watchdog. Async-signal-safe: one write(2), which never blocks.
-pub(super) fn ask_watchdog(byte: u8) -> bool {
-    let fd = PIPE_WRITE.load(Ordering::Acquire);
-    // SAFETY: one byte from a local, written to our own pipe.
-    fd >= 0 && unsafe { libc::write(fd, std::ptr::addr_of!(byte).cast(), 1) } == 1
 }
 
 /// Makes the self-pipe and the thread that reads it. False when the
