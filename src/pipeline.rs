@@ -650,7 +650,22 @@ impl Pipeline {
     /// (atomics and the vDSO clock).
     pub fn freeze_recording(&self) {
         self.frozen_by.store(0, Ordering::Relaxed);
-        self.lifecycle.store(LIFECYCLE_FROZEN, Ordering::SeqCst);
+        // What it was is kept for `thaw`: the program's own crash handler
+        // may return from a signal that ends nothing (`crash::on_crash`).
+        // Relaxed: read after the lifecycle (SeqCst) says frozen.
+        let mut from = self.lifecycle.load(Ordering::SeqCst);
+        while from != LIFECYCLE_FROZEN {
+            self.frozen_from.store(from, Ordering::Relaxed);
+            match self.lifecycle.compare_exchange(
+                from,
+                LIFECYCLE_FROZEN,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(now) => from = now,
+            }
+        }
         Self::let_recording_calls_finish();
     }
 

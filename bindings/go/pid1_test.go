@@ -22,7 +22,8 @@ import (
 // namespace of its own: a tracer whose spans leave only on a flush, one
 // span ended ("before"), then "ready"; each "span NAME" line on stdin
 // ends a span of that name, answered "ok". "notify" takes SIGTERM with
-// signal.Notify and says "got SIGTERM" each time, as servers do.
+// signal.Notify and says "got SIGTERM" each time, as servers do; "plain",
+// "interrupt" and "hangup" take no signal themselves.
 func pid1Child(mode, dir string) {
 	if os.Getpid() != 1 {
 		panic(fmt.Sprintf("not PID 1: %d", os.Getpid()))
@@ -73,12 +74,14 @@ func unsharePID1() string {
 // signal.Notify dies of it (the runtime's re-raise at the default does
 // nothing in PID 1, and it exits 2 instead), with its ended spans flushed
 // and its open ones dumped for the next start; one with signal.Notify
-// lives on, its handler told at each SIGTERM, each flushed.
+// lives on, its handler told at each SIGTERM, each flushed. "interrupt"
+// is Ctrl-C in `docker run -it`, "hangup" a terminal's hangup: SIGINT and
+// SIGHUP to one without signal.Notify, which end it as SIGTERM does.
 func TestAContainersPID1(t *testing.T) {
 	if why := unsharePID1(); why != "" {
 		t.Skip(why)
 	}
-	for _, mode := range []string{"plain", "notify"} {
+	for _, mode := range []string{"plain", "interrupt", "hangup", "notify"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
 			cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child", os.Args[0], "-test.run=^$")
@@ -86,7 +89,7 @@ func TestAContainersPID1(t *testing.T) {
 			cmd.Stderr = os.Stderr
 			stdin, _ := cmd.StdinPipe()
 			stdout, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
+			if err := startAsContainerInit(cmd); err != nil {
 				t.Fatal(err)
 			}
 			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
@@ -102,17 +105,21 @@ func TestAContainersPID1(t *testing.T) {
 			}
 			pid := childOf(t, cmd.Process.Pid)
 			sink := filepath.Join(dir, "sink")
-			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			stop := map[string]syscall.Signal{"interrupt": syscall.SIGINT, "hangup": syscall.SIGHUP}[mode]
+			if stop == 0 {
+				stop = syscall.SIGTERM
+			}
+			if err := syscall.Kill(pid, stop); err != nil {
 				t.Fatal(err)
 			}
 			if !inSink(t, sink, "before") {
-				t.Fatal("SIGTERM flushed nothing")
+				t.Fatalf("%v flushed nothing", stop)
 			}
-			if mode == "plain" {
+			if mode != "notify" {
 				err := cmd.Wait()
 				status := cmd.ProcessState.ExitCode()
 				if status != 2 {
-					t.Fatalf("Go's runtime ends a PID 1 without signal.Notify with exit 2: %v", err)
+					t.Fatalf("Go's runtime ends a PID 1 without signal.Notify with exit 2 at %v: %v", stop, err)
 				}
 				nextStart(t, dir)
 				if got := spanNames(t, sink); strings.Join(got, " ") != "before open" {
@@ -156,6 +163,20 @@ func TestAContainersPID1(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startAsContainerInit starts cmd with SIGHUP, SIGINT and SIGQUIT at the
+// default action, as a container runtime starts its PID 1. A test run
+// under nohup passed SIGHUP on ignored (the go command resets only SIGINT
+// and SIGQUIT, which it handles), and Go's runtime leaves a SIGHUP or
+// SIGINT ignored at start so: the hangup agent's SIGHUP did nothing. A
+// child's exec resets only the signals this process handles, so they are
+// handled for the moment of the start.
+func startAsContainerInit(cmd *exec.Cmd) error {
+	held := make(chan os.Signal, 1)
+	signal.Notify(held, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
+	defer signal.Stop(held)
+	return cmd.Start()
 }
 
 // nextStart starts a tracer on the agent's spool directory, flushes and

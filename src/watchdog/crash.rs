@@ -7,7 +7,9 @@
 //! thread writes them: `short_of_stack`). Then it chains to the handler
 //! that was there before, or restores the default and re-raises, so the
 //! process dies as it would have. A signal that is no fault and cannot
-//! end the process (a container's PID 1 at the default) is left alone.
+//! end the process (a container's PID 1 at the default) is left alone;
+//! one the program's own handler returned from is over, and the tracers
+//! are thawed (`take_back_after_return`).
 //! The next tracer start (or `spanguard recover`) sends what the file
 //! holds.
 
@@ -261,8 +263,12 @@ fn v8_handled_wasm_trap(
 /// process raised on itself is taken for abort()'s and dumped: abort()
 /// then puts the default back, raises again (dropped) and falls back to
 /// glibc's ABORT_INSTRUCTION (`hlt` on x86-64, a SIGSEGV from the kernel;
-/// musl's `a_crash`) or, on a machine without one, `_exit(127)`, which no
-/// handler sees. Async-signal-safe.
+/// `brk #1000` on arm64, a SIGTRAP, none of ours; `__builtin_trap()` on
+/// ports without their own; musl's `a_crash`) or, should that return,
+/// `_exit(127)`, which no handler sees. glibc 2.41 and later block every
+/// signal before the second raise: the trap then ends the process
+/// without asking this handler again. Either way the dump is the first
+/// raise's. Async-signal-safe.
 fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
     if info.is_null() {
         return true;
@@ -276,8 +282,8 @@ fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::sigi
         // abort()'s own raise, which cannot be told from a program's
         // raise(SIGABRT): dumped, as abort() may end the process by
         // something no handler sees. After its two raises glibc executes
-        // its ABORT_INSTRUCTION (a fault, on x86-64), or where a machine
-        // has none, _exit(127): left alone, that abort() ended a PID 1
+        // its ABORT_INSTRUCTION (a SIGSEGV on x86-64, a SIGTRAP on arm64),
+        // then _exit(127): left alone, that abort() ended a PID 1
         // with nothing dumped, every span it held lost uncounted. A
         // PID 1 that raises SIGABRT on itself meant to die; it lives on
         // frozen, as before.
@@ -378,10 +384,15 @@ static WATCHDOG_HOME: AtomicI32 = AtomicI32::new(0);
 static HANDED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static HANDED_THREAD: AtomicI32 = AtomicI32::new(0);
 static HANDED_DUMP_DONE: AtomicBool = AtomicBool::new(false);
+/// Set by the watchdog once it thawed the tracers for a `THAW_REQUEST`.
+static THAW_DONE: AtomicBool = AtomicBool::new(false);
 
 /// The byte on the watchdog's pipe that asks for a crash dump (a signal's
 /// is its number, never 0).
 pub(super) const DUMP_REQUEST: u8 = 0;
+/// The byte that asks it to thaw the tracers a crash signal froze, the
+/// process having lived through it (no signal's number).
+pub(super) const THAW_REQUEST: u8 = 0xff;
 
 /// Called by the watchdog thread as it starts: it takes the dumps of
 /// crash handlers short of stack from now on, `pipe` being the write end
@@ -474,6 +485,9 @@ extern "C" fn on_crash(
                 libc::sigaction(signal, &old, std::ptr::null_mut());
                 let siginfo = old.sa_flags & libc::SA_SIGINFO != 0;
                 super::call_handler(handler, siginfo, signal, info, context);
+                if lives_on_after_return(signal, info) {
+                    take_back_after_return(signal, &old);
+                }
                 return;
             }
         }
@@ -486,6 +500,115 @@ extern "C" fn on_crash(
         // not, hence the raise.
         libc::raise(signal);
     }
+}
+
+/// Whether the process lives on once the program's own handler for
+/// `signal` returned: a signal that is no fault (sent by another process,
+/// or raised by this one) is over then. Not a fault, which the faulting
+/// instruction meets again on return (and may end the process at the
+/// default the program's handler put back), nor a SIGABRT the process
+/// raised on itself: it may be abort()'s first raise, and abort() goes on
+/// to end the process by means no handler may see (glibc 2.41 blocks
+/// every signal first; arm64's `brk` is a SIGTRAP; `_exit(127)`), nor
+/// one the program's handler raised again at the default to die of
+/// (`signal(sig, SIG_DFL); raise(sig)`): pending until this handler
+/// returns, it then ends the process, which must leave its dump.
+/// Async-signal-safe.
+fn lives_on_after_return(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel's siginfo for this signal.
+    if unsafe { (*info).si_code } > 0 {
+        return false;
+    }
+    if signal == libc::SIGABRT && raised_by_this_process(info) {
+        return false; // abort()'s, maybe
+    }
+    !raised_again_to_end(signal)
+}
+
+/// Whether `signal` is pending at its default action, which ends the
+/// process once this handler returns (not a PID 1's: the kernel drops
+/// it). Async-signal-safe: sigpending(2), sigaction(2).
+fn raised_again_to_end(signal: libc::c_int) -> bool {
+    // SAFETY: sigpending and sigaction only fill in what they are given.
+    let (pending, now) = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut now: libc::sigaction = std::mem::zeroed();
+        if libc::sigpending(&mut set) != 0
+            || libc::sigaction(signal, std::ptr::null(), &mut now) != 0
+        {
+            return false;
+        }
+        (libc::sigismember(&set, signal) == 1, now)
+    };
+    pending
+        && now.sa_sigaction == libc::SIG_DFL
+        && super::namespace_init::raised_signal_can_end_process(|| false)
+}
+
+/// After the program's own handler returned from a signal the process
+/// lives through (`lives_on_after_return`: `docker kill --signal=SIGSEGV`
+/// to a program that logs it, a PID 1's included): our handler goes back
+/// in, unless the program's handler changed the disposition itself, and
+/// the watchdog thread thaws the tracers and takes the dump back
+/// (`thaw_after_returned_handler`; a thaw takes a lock, which a signal
+/// handler must not). The tracers stayed frozen for good, every later
+/// span refused, and the next crash went to the program's handler alone,
+/// nothing dumped. Without a watchdog to ask they stay frozen, dumped.
+/// Async-signal-safe: sigaction(2), write(2).
+fn take_back_after_return(signal: libc::c_int, program_handler: &libc::sigaction) {
+    // SAFETY: queries and sets this signal's disposition.
+    unsafe {
+        let mut now: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(signal, std::ptr::null(), &mut now) == 0
+            && now.sa_sigaction == program_handler.sa_sigaction
+        {
+            libc::sigaction(signal, &our_action(), std::ptr::null_mut());
+        }
+    }
+    THAW_DONE.store(false, Ordering::Relaxed);
+    if !super::pipe::ask_watchdog(THAW_REQUEST) {
+        return;
+    }
+    // SAFETY: gettid has no preconditions.
+    if WATCHDOG_TID.load(Ordering::Relaxed) == unsafe { libc::gettid() } {
+        return; // it thaws once this returns
+    }
+    // Waited for (a second at most: the watchdog may be flushing for a
+    // termination signal, or not be running yet, a signal right after the
+    // first tracer started), so that the program's next span, once its
+    // raise() returns, is recorded.
+    let until = crate::span::clock::monotonic_ns().saturating_add(1_000_000_000);
+    while !THAW_DONE.load(Ordering::Acquire) && crate::span::clock::monotonic_ns() < until {
+        pause_100us();
+    }
+}
+
+/// On the watchdog thread, for a `THAW_REQUEST`: the crash handler's
+/// freeze undone for a process that lived through the signal. The
+/// handler is armed again first: a crash during the thaw finds the dump
+/// still on disk (`dumped`) and leaves it there.
+pub(super) fn thaw_after_returned_handler() {
+    HANDED_DUMP_DONE.store(false, Ordering::Release);
+    HANDED_SIGNAL.store(0, Ordering::Relaxed);
+    IN_CRASH.store(false, Ordering::Release);
+    crate::registry::for_each(|p| p.thaw());
+    // Release pairs with the crash handler's Acquire.
+    THAW_DONE.store(true, Ordering::Release);
+}
+
+/// The crash handler's disposition: on the alternate stack, with the
+/// siginfo that tells a fault from a sent signal. Async-signal-safe.
+fn our_action() -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is a valid value to fill in.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_crash as *const () as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: sa_mask is ours to initialize.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    action
 }
 
 /// A thread's alternate signal stack, unmapped when the thread exits.
@@ -612,11 +735,7 @@ pub(super) fn ensure_installed() {
                 if previous[signal as usize].is_none() {
                     continue;
                 }
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_crash as *const () as usize;
-                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(signal, &action, std::ptr::null_mut());
+                libc::sigaction(signal, &our_action(), std::ptr::null_mut());
             }
         }
     }
@@ -670,6 +789,34 @@ mod tests {
         );
         assert!(crash.is_on_disk());
         crash.unpublish();
+        drop(tracer);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A crash signal froze a tracer already shut down, and the process
+    /// lived through it (the program's own handler returned: the crash
+    /// handler has the watchdog thaw): it stays shut down. The crash's
+    /// freeze kept nothing to go back to, and the thaw made it running,
+    /// with no exporter to take its spans.
+    #[test]
+    fn a_thaw_after_a_crash_signal_puts_back_what_was() {
+        let dir = std::env::temp_dir().join(format!("sg-crash-thaw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracer = Tracer::new(TracerConfig {
+            endpoint: None,
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            ..TracerConfig::default()
+        })
+        .expect("tracer");
+        let p = std::sync::Arc::clone(tracer.pipeline());
+        p.freeze_recording();
+        p.thaw();
+        assert_eq!(p.lifecycle(), crate::pipeline::LIFECYCLE_RUNNING);
+        tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+        p.freeze_recording();
+        p.thaw();
+        assert_eq!(p.lifecycle(), crate::pipeline::LIFECYCLE_SHUT_DOWN);
         drop(tracer);
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -6,6 +6,7 @@ pub mod crash;
 pub mod exit;
 pub mod fork;
 pub mod namespace_init;
+mod pipe;
 pub mod shield;
 pub mod signals;
 

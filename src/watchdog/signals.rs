@@ -24,10 +24,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 
+use super::pipe::{PIPE_WRITE, ask_watchdog};
 use super::shield::{TERMINATION_SIGNALS, asynchronous_signals, spawn_shielded};
-
-/// The write end of the self-pipe, for the handler.
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 
 /// The dispositions we replaced, indexed by signal number. A fork waits
 /// for this lock (`hold_across_fork`): a fork that landed while another
@@ -180,11 +178,7 @@ extern "C" fn on_termination_signal(signal: libc::c_int) {
         if let Some(receiver) = RECEIVER.get(signal as usize) {
             receiver.store(libc::gettid(), Ordering::Relaxed);
         }
-        let fd = PIPE_WRITE.load(Ordering::Relaxed);
-        if fd >= 0 {
-            let byte = signal as u8;
-            libc::write(fd, (&byte as *const u8).cast(), 1);
-        }
+        ask_watchdog(signal as u8);
         *libc::__errno_location() = saved;
     }
 }
@@ -562,6 +556,10 @@ fn watch(read_end: OwnedFd) {
         }
         if byte[0] == super::crash::DUMP_REQUEST {
             super::crash::take_handed_dump();
+            continue;
+        }
+        if byte[0] == super::crash::THAW_REQUEST {
+            let _ = std::panic::catch_unwind(super::crash::thaw_after_returned_handler);
             continue;
         }
         let Ok(signal) = Signal::try_from(byte[0] as i32) else {

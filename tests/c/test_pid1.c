@@ -49,6 +49,18 @@
  *   own is still taken for abort()'s and dumped (they cannot be told
  *   apart, and abort() may end by _exit(127), unseen): the "abort" case.
  *
+ * - "logs": a program with crash handlers of its own that log and
+ *   return (SIGSEGV, SIGFPE), expecting the default action to end it. A
+ *   SIGSEGV sent to it (`docker kill --signal`) and a SIGFPE it raises
+ *   run its handler once each and it lives on recording, as it would
+ *   without spanguard: nothing dumped, no span refused. The crash handler
+ *   dumped, froze every tracer and chained to the program's handler,
+ *   whose return left them frozen for good. Then a real fault: its
+ *   handler (once) puts the default back and returns, the fault recurs
+ *   and ends it, dumped; the next start sends the dump's spans once (our
+ *   handler is back in after the return: left to the program's alone,
+ *   the fault ended it with nothing dumped).
+ *
  * - "init": the agent as PID 2 under an init that forwards signals (as
  *   tini and dumb-init do, `docker run --init`): it is no namespace
  *   init, so the SIGTERM init passes on ends it, flushed first; the span
@@ -254,10 +266,11 @@ static void next_start(void);
 
 /* A crash of kind `how` ("segv", "bus", "abort", "abort127") once the
  * parent says so, with a span ended and unflushed (in the slab) and one
- * open. "abort127" is abort() on a machine without an abort instruction
- * (glibc's generic abort-instr.h): its raise of SIGABRT, dropped for init,
- * then _exit(127), which no handler sees (its second raise, at SIG_DFL,
- * is dropped too and left out). */
+ * open. "abort127" is abort() whose abort instruction returned (every
+ * glibc port has one: `hlt`, arm64's `brk`, else `__builtin_trap()`; the
+ * fallback is glibc's and musl's last resort): its raise of SIGABRT,
+ * dropped for init, then _exit(127), which no handler sees (its second
+ * raise, at SIG_DFL, is dropped too and left out). */
 static void crash_agent(const char *how) {
     char service[64], before[64], open_name[64];
     snprintf(service, sizeof service, "pid1-%s", how);
@@ -287,6 +300,63 @@ static void crash_agent(const char *how) {
         raise(SIGABRT);
         _exit(127);
     }
+    _exit(4); /* lived through it */
+}
+
+/* The "logs" agent's crash handler: says 'h' to the parent (one line of
+ * a log) and returns; for a real fault, the default action first, so
+ * that the fault, met again, ends the program. */
+static volatile sig_atomic_t logged;
+
+static void log_and_return(int sig, siginfo_t *info, void *context) {
+    (void)context;
+    logged++;
+    char c = 'h';
+    if (write(to_parent, &c, 1) != 1) _exit(5);
+    if (info->si_code > 0) signal(sig, SIG_DFL);
+}
+
+static void logs_agent(void) {
+    struct sigaction logs;
+    memset(&logs, 0, sizeof logs);
+    logs.sa_sigaction = log_and_return;
+    logs.sa_flags = SA_SIGINFO;
+    sigemptyset(&logs.sa_mask);
+    sigaction(SIGSEGV, &logs, NULL);
+    sigaction(SIGFPE, &logs, NULL);
+    spanguard_tracer *t = agent_tracer("pid1-logs", 0);
+    if (!t || getpid() != 1) _exit(2);
+    record_span(t, "logs-before");
+    volatile char *fault = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fault == MAP_FAILED) _exit(2);
+    step(failures ? 'F' : '1');
+    for (int i = 0; i < 1000 && logged < 1; i++) sleep_ms(10); /* the SIGSEGV sent */
+    CHECK(logged == 1);
+    /* Taken on this thread, the handler's return thawed the tracers; on
+     * one of the library's, a moment later: up to 10 s for that. */
+    spanguard_span s;
+    spanguard_result rc = SPANGUARD_RESULT_SHUT_DOWN;
+    for (int i = 0; i < 1000 && rc != SPANGUARD_RESULT_OK; i++) {
+        rc = spanguard_span_begin(t, S("logs-after-sent"), SPANGUARD_SPAN_NONE, 0, &s);
+        if (rc != SPANGUARD_RESULT_OK) sleep_ms(10);
+    }
+    CHECK_RC(rc, SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    /* Raised on this thread: recording as raise() returns. */
+    CHECK(raise(SIGFPE) == 0);
+    CHECK(logged == 2);
+    CHECK_RC(spanguard_span_begin(t, S("logs-after-raised"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(sink, "\"name\":\"logs-after-sent\"") == 1);
+    CHECK(count_in_dir(sink, "\"name\":\"logs-after-raised\"") == 1);
+    CHECK(files_ending(spool, ".sgdump") == 0);
+    record_span(t, "logs-ended");
+    spanguard_span open;
+    CHECK_RC(spanguard_span_begin(t, S("logs-open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
+    step(failures ? 'F' : '2');
+    await_parent();
+    fault[0] = 1;
     _exit(4); /* lived through it */
 }
 
@@ -568,6 +638,7 @@ int main(int argc, char **argv) {
             crash_agent(argv[2]);
         if (strcmp(argv[2], "next") == 0) next_agent();
         if (strcmp(argv[2], "sent") == 0) sent_agent();
+        if (strcmp(argv[2], "logs") == 0) logs_agent();
         if (strcmp(argv[2], "raised") == 0) raised_agent();
         if (strcmp(argv[2], "initee") == 0) initee_agent();
         return 4;
@@ -657,6 +728,30 @@ int main(int argc, char **argv) {
     next_start();
     CHECK(count_in_dir(sink, "\"name\":\"raised-before\"") == 1);
     CHECK(count_in_dir(sink, "\"name\":\"raised-after\"") == 1);
+    CHECK(files_in_dir(spool, ".sg") == 0);
+
+    /* logs: its own crash handlers, which return; it lives through a sent
+     * and a raised signal, recording, and a fault ends it dumped. */
+    pid = start_pid1("logs", &events, &go, &unshare_pid);
+    CHECK(pid > 0);
+    CHECK(next_step(events) == '1');
+    kill(pid, SIGSEGV);
+    CHECK(next_step(events) == 'h'); /* the sent SIGSEGV */
+    CHECK(next_step(events) == 'h'); /* its raised SIGFPE */
+    CHECK(next_step(events) == '2');
+    CHECK(write(go, "g", 1) == 1);
+    CHECK(next_step(events) == 'h'); /* the fault, once */
+    status = status_within(pid, unshare_pid, 20);
+    CHECK(status != -1 && died_of_sigsegv(status));
+    CHECK(next_step(events) == 0); /* its handler said no more */
+    close(events);
+    close(go);
+    CHECK(files_ending(spool, ".sgdump") == 1);
+    next_start_as_pid1();
+    CHECK(count_in_dir(sink, "\"name\":\"logs-before\"") == 1);
+    CHECK(count_in_dir(sink, "\"name\":\"logs-after-sent\"") == 1);
+    CHECK(count_in_dir(sink, "\"name\":\"logs-ended\"") == 1);
+    CHECK(count_in_dir(sink, "\"name\":\"logs-open\"") == 1);
     CHECK(files_in_dir(spool, ".sg") == 0);
 
     /* init: PID 2 under a forwarding init; init's SIGTERM ends it flushed. */
