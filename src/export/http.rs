@@ -414,6 +414,14 @@ impl HttpTransport {
                 easy.get_mut().stop_headless = true;
             }
             easy.useragent(concat!("spanguard/", env!("CARGO_PKG_VERSION")))?;
+            // HTTP/1.1 alone, on https:// too, where libcurl (7.62 on)
+            // offers h2 by ALPN: every OTLP/HTTP server takes HTTP/1.1 (the
+            // spec requires it of them), one request at a time on one
+            // connection gains nothing by HTTP/2's streams, and every way an
+            // answer is read here (status lines, headers cut short, interim
+            // answers, answers with no status line) is HTTP/1.1's and
+            // tested so; HTTP/2's own ends (GOAWAY, RST_STREAM) were not.
+            easy.http_version(curl::easy::HttpVersion::V11)?;
             if let Some(ca) = &self.tls.certificate {
                 easy.cainfo(ca)?;
             }
