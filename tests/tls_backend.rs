@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -26,7 +26,7 @@ use openssl::ssl::{AlpnError, SslAcceptor, SslMethod, SslStream, SslVerifyMode};
 use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, SubjectAlternativeName};
 use openssl::x509::{X509, X509NameBuilder};
 
-use spanguard::config::TlsFiles;
+use spanguard::config::{Compression, TlsFiles, TracerConfig};
 use spanguard::export::http::HttpTransport;
 use spanguard::export::otlp_decode::decode_body;
 use spanguard::export::transport::{Accepted, BodyFormat, SendError, Silence, Transport};
@@ -131,6 +131,20 @@ impl Pki {
     /// A server certificate this CA signed for `hosts`, valid `days`.
     fn server(&self, hosts: &[&str], days: (i64, i64)) -> Identity {
         certificate("server", Some(&self.ca), false, hosts, days, false)
+    }
+
+    /// A client certificate this CA signed, written as `client.pem` and
+    /// `client.key`: the TLS files a sender is given for mutual TLS.
+    fn client_files(&self) -> TlsFiles {
+        let client = certificate("client", Some(&self.ca), false, &[], (-1, 30), true);
+        let (cert, key) = (self.dir.join("client.pem"), self.dir.join("client.key"));
+        std::fs::write(&cert, client.cert.to_pem().expect("pem")).expect("write");
+        std::fs::write(&key, client.key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+        TlsFiles {
+            certificate: Some(self.ca_file()),
+            client_certificate: Some(cert),
+            client_key: Some(key),
+        }
     }
 }
 
@@ -340,6 +354,82 @@ fn only_http_1_1_is_offered_by_alpn() {
     );
 }
 
+/// A refusal that waits for a sender set up otherwise (`Misdirected`):
+/// what a certificate the sender's TLS settings do not trust gets, as a
+/// 401 does, with its reason.
+fn misdirected(outcome: &Result<Accepted, SendError>) -> &str {
+    match outcome {
+        Err(SendError::Misdirected { reason }) => reason,
+        other => panic!("not kept for a sender set up otherwise: {other:?}"),
+    }
+}
+
+#[test]
+fn a_self_signed_certificate_is_refused_for_the_sender_and_said_so() {
+    let pki = Pki::new("selfsigned");
+    let (url, seen) = tls_server(
+        ServerSetup {
+            identity: certificate("self", None, false, &["127.0.0.1"], (-1, 30), false),
+            client_ca: None,
+            refuse_alpn: false,
+            abrupt: false,
+        },
+        answering(OK),
+    );
+    let (outcome, silence, hint) = send(&url, &TlsFiles::default(), Duration::from_secs(10));
+    let reason = misdirected(&outcome);
+    assert!(
+        reason.contains("TLS certificate verification failed"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("self-signed") || reason.contains("self signed"),
+        "{reason}"
+    );
+    assert_eq!(silence, Silence::Answered);
+    let hint = hint.expect("a hint");
+    assert!(hint.contains("OTEL_EXPORTER_OTLP_CERTIFICATE"), "{hint}");
+    assert!(seen.lock().unwrap().spans.is_empty());
+    drop(pki);
+}
+
+#[test]
+fn a_certificate_from_an_unknown_ca_is_refused_for_the_sender() {
+    let pki = Pki::new("unknownca");
+    let (url, _) = good_server(&pki);
+    let (outcome, _, hint) = send(&url, &TlsFiles::default(), Duration::from_secs(10));
+    let reason = misdirected(&outcome);
+    assert!(
+        reason.contains("TLS certificate verification failed"),
+        "{reason}"
+    );
+    assert!(hint.is_some_and(|h| h.contains("OTEL_EXPORTER_OTLP_CERTIFICATE")));
+}
+
+#[test]
+fn another_hosts_certificate_is_refused_for_the_sender() {
+    let pki = Pki::new("wronghost");
+    let (url, _) = tls_server(
+        ServerSetup {
+            identity: pki.server(&["collector.example"], (-1, 30)),
+            client_ca: None,
+            refuse_alpn: false,
+            abrupt: false,
+        },
+        answering(OK),
+    );
+    let (outcome, _, _) = send(&url, &with_ca(&pki), Duration::from_secs(10));
+    let reason = misdirected(&outcome);
+    assert!(
+        reason.contains("TLS certificate verification failed"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("127.0.0.1"),
+        "names the host asked for: {reason}"
+    );
+}
+
 #[test]
 fn an_expired_certificate_is_tried_again_for_the_server_may_renew_it() {
     // The sender's settings cannot fix it; the server's renewal does, and
@@ -366,6 +456,65 @@ fn an_expired_certificate_is_tried_again_for_the_server_may_renew_it() {
         other => panic!("{other:?}"),
     }
     assert_eq!(silence, Silence::Answered);
+}
+
+/// A server that requires a client certificate from `pki`'s CA.
+fn mutual_tls_server(pki: &Pki, abrupt: bool) -> (String, Arc<Mutex<Seen>>) {
+    tls_server(
+        ServerSetup {
+            identity: pki.server(&["127.0.0.1"], (-1, 30)),
+            client_ca: Some(pki.ca.cert.clone()),
+            refuse_alpn: false,
+            abrupt,
+        },
+        answering(OK),
+    )
+}
+
+#[test]
+fn mutual_tls_without_a_client_certificate_is_refused_for_the_sender_and_with_one_delivers() {
+    let pki = Pki::new("mtls");
+    let (url, seen) = mutual_tls_server(&pki, false);
+    let (outcome, silence, hint) = send(&url, &with_ca(&pki), Duration::from_secs(10));
+    let reason = misdirected(&outcome);
+    assert!(reason.contains("client certificate"), "{reason}");
+    assert_eq!(silence, Silence::Answered, "a server answered: {reason}");
+    let hint = hint.expect("a hint");
+    assert!(
+        hint.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+        "{hint}"
+    );
+
+    let (outcome, _, _) = send(&url, &pki.client_files(), Duration::from_secs(10));
+    assert_eq!(outcome, Ok(Accepted::default()));
+    assert_eq!(seen.lock().unwrap().handshakes, 1);
+}
+
+#[test]
+fn mutual_tls_refused_by_a_reset_names_the_client_certificate() {
+    // The server's alert lost to the reset of its close: curl says
+    // "Connection reset by peer" alone. The spans are kept either way.
+    let pki = Pki::new("mtls-reset");
+    let (url, _) = mutual_tls_server(&pki, true);
+    let (outcome, _, hint) = send(&url, &with_ca(&pki), Duration::from_secs(10));
+    assert!(
+        matches!(
+            outcome,
+            Err(SendError::Transient { .. } | SendError::Misdirected { .. })
+        ),
+        "{outcome:?}"
+    );
+    let hint = hint.expect("a hint");
+    assert!(
+        hint.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+        "{hint}"
+    );
+    assert!(
+        outcome
+            .unwrap_err()
+            .reason()
+            .contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+    );
 }
 
 #[test]
@@ -483,4 +632,103 @@ fn plain_http_on_the_https_port_is_named() {
     );
     let hint = hint.expect("a hint");
     assert!(hint.contains("use an http:// endpoint"), "{hint}");
+}
+
+#[test]
+fn a_tls_alert_is_said_and_tried_again() {
+    // A server that ends the handshake with a fatal alert (here
+    // no_application_protocol, what a gRPC server sends a client that does
+    // not offer h2): no HTTP answer, kept.
+    let pki = Pki::new("alert");
+    let (url, seen) = tls_server(
+        ServerSetup {
+            identity: pki.server(&["127.0.0.1"], (-1, 30)),
+            client_ca: None,
+            refuse_alpn: true,
+            abrupt: false,
+        },
+        answering(OK),
+    );
+    let (outcome, _, hint) = send(&url, &with_ca(&pki), Duration::from_secs(10));
+    match &outcome {
+        Err(SendError::Transient { reason, .. }) => {
+            assert!(reason.contains("TLS handshake failed"), "{reason}");
+            assert!(
+                reason.contains("alert"),
+                "curl's words name the alert: {reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let hint = hint.expect("a hint");
+    assert!(hint.contains("4318"), "{hint}");
+    assert_eq!(seen.lock().unwrap().handshakes, 0);
+}
+
+/// One run of a process: a tracer to `url` with `tls`, sharing the spool
+/// of `name`'s directory, that ends spans named `prefix-0...`, flushes
+/// and shuts down. Returns its stats.
+fn run(
+    name: &str,
+    url: &str,
+    tls: TlsFiles,
+    prefix: &str,
+    spans: usize,
+) -> spanguard::stats::StatsSnapshot {
+    let (tracer, _) = support::tracer_to(
+        name,
+        url,
+        TracerConfig {
+            tls,
+            compression: Compression::None,
+            schedule_delay: Duration::from_millis(50),
+            ..TracerConfig::default()
+        },
+    );
+    let names: Vec<String> = (0..spans).map(|i| format!("{prefix}-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    support::end_spans(&tracer, &names);
+    let _ = tracer.flush(Duration::from_secs(20));
+    let _ = tracer.shutdown(Duration::from_secs(20));
+    let stats = tracer.stats();
+    support::assert_first_trips_counted(&stats, prefix);
+    stats
+}
+
+fn named(prefix: &str, n: usize) -> Vec<String> {
+    let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    v.sort();
+    v
+}
+
+fn remove(dir: &Path) {
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn spans_kept_for_an_untrusted_certificate_arrive_once_the_ca_is_given() {
+    let name = "tls-untrusted";
+    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
+    remove(&dir);
+    let pki = Pki::new(name);
+    let (url, seen) = good_server(&pki);
+
+    // The first run trusts only the system's CAs: nothing is delivered,
+    // every span is kept.
+    let first = run(name, &url, TlsFiles::default(), "first", 20);
+    assert_eq!(first.spooled_spans, 20, "{first:?}");
+    assert_eq!(first.spans_exported, 0, "{first:?}");
+    assert!(seen.lock().unwrap().spans.is_empty());
+
+    // The CA given: the next run delivers its own spans and the kept
+    // ones, once each.
+    let fixed = run(name, &url, with_ca(&pki), "fixed", 3);
+    assert_eq!(fixed.spans_exported, 3, "{fixed:?}");
+    assert_eq!(fixed.replayed_spans, 20, "{fixed:?}");
+    let mut all = named("first", 20);
+    all.extend(named("fixed", 3));
+    all.sort();
+    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
+    assert!(support::spool_files(&dir.join("spool")).is_empty());
+    remove(&dir);
 }
