@@ -99,9 +99,8 @@ fn serve(conn: TcpStream, seen: &Mutex<Seen>) {
     }
 }
 
-/// One run of a process: a tracer to `endpoint` with `headers`, sharing
-/// the spool of `name`'s directory, that ends spans named `prefix-0...`,
-/// flushes and shuts down. Returns its stats.
+/// One run of a process (`support::run_once`) to `endpoint` with
+/// `headers`.
 fn run(
     name: &str,
     endpoint: &str,
@@ -109,33 +108,16 @@ fn run(
     prefix: &str,
     spans: usize,
 ) -> spanguard::stats::StatsSnapshot {
-    let (tracer, _) = support::tracer_to(
-        name,
-        endpoint,
-        TracerConfig {
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            compression: Compression::None,
-            schedule_delay: Duration::from_millis(50),
-            ..TracerConfig::default()
-        },
-    );
-    let names: Vec<String> = (0..spans).map(|i| format!("{prefix}-{i}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    support::end_spans(&tracer, &names);
-    let _ = tracer.flush(Duration::from_secs(20));
-    let _ = tracer.shutdown(Duration::from_secs(20));
-    let stats = tracer.stats();
-    support::assert_first_trips_counted(&stats, prefix);
-    stats
-}
-
-fn named(prefix: &str, n: usize) -> Vec<String> {
-    let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    v.sort();
-    v
+    let config = TracerConfig {
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        compression: Compression::None,
+        schedule_delay: Duration::from_millis(50),
+        ..TracerConfig::default()
+    };
+    support::run_once(name, endpoint, config, prefix, spans)
 }
 
 /// The spool files of `name`'s directory that name the sender refused.
@@ -160,7 +142,7 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     assert_eq!(first.dropped_export_failed, 0, "{first:?}");
     assert_eq!(
         support::sorted_once_each(&seen.lock().unwrap().refused),
-        named("first", 20)
+        support::named("first", 20)
     );
     assert!(refused_files(&dir) > 0, "kept in files naming the sender");
 
@@ -170,8 +152,8 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     assert_eq!(again.spooled_spans, 5, "{again:?}");
     assert_eq!(again.replayed_spans, 0, "{again:?}");
     let refused = seen.lock().unwrap().refused.clone();
-    let mut both = named("first", 20);
-    both.extend(named("again", 5));
+    let mut both = support::named("first", 20);
+    both.extend(support::named("again", 5));
     both.sort();
     assert_eq!(
         support::sorted_once_each(&refused),
@@ -186,7 +168,7 @@ fn spans_refused_for_a_missing_key_arrive_once_the_key_is_set() {
     assert_eq!(fixed.spans_exported, 3, "{fixed:?}");
     assert_eq!(fixed.replayed_spans, 25, "{fixed:?}");
     let mut all = both;
-    all.extend(named("fixed", 3));
+    all.extend(support::named("fixed", 3));
     all.sort();
     assert_eq!(support::sorted_once_each(&seen.lock().unwrap().taken), all);
     assert!(support::spool_files(&dir.join("spool")).is_empty());
@@ -213,14 +195,14 @@ fn spans_sent_to_a_url_without_its_path_arrive_once_the_url_is_fixed() {
     assert_eq!(again.replayed_spans, 0, "{again:?}");
     assert_eq!(
         support::sorted_once_each(&seen.lock().unwrap().refused),
-        named("first", 10)
+        support::named("first", 10)
     );
 
     // The URL fixed: every kept span arrives, once.
     let fixed = run(name, &format!("{base}/v1/traces"), &key, "fixed", 1);
     assert_eq!(fixed.replayed_spans, 10, "{fixed:?}");
-    let mut all = named("first", 10);
-    all.extend(named("fixed", 1));
+    let mut all = support::named("first", 10);
+    all.extend(support::named("fixed", 1));
     all.sort();
     assert_eq!(support::sorted_once_each(&seen.lock().unwrap().taken), all);
     assert!(support::spool_files(&dir.join("spool")).is_empty());

@@ -184,6 +184,23 @@ struct ServerSetup {
     abrupt: bool,
 }
 
+impl ServerSetup {
+    /// A server showing `identity`, asking nothing of the client.
+    fn showing(identity: Identity) -> ServerSetup {
+        ServerSetup {
+            identity,
+            client_ca: None,
+            refuse_alpn: false,
+            abrupt: false,
+        }
+    }
+}
+
+/// A server showing `identity` that takes every request (200).
+fn taking(identity: Identity) -> (String, Arc<Mutex<Seen>>) {
+    tls_server(ServerSetup::showing(identity), answering(OK))
+}
+
 /// A TLS server on loopback; returns its https URL (for 127.0.0.1) and
 /// what it saw.
 fn tls_server(setup: ServerSetup, serve: Arc<Serve>) -> (String, Arc<Mutex<Seen>>) {
@@ -296,15 +313,7 @@ const OK: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
 
 fn good_server(pki: &Pki) -> (String, Arc<Mutex<Seen>>) {
-    tls_server(
-        ServerSetup {
-            identity: pki.server(&["127.0.0.1", "localhost"], (-1, 30)),
-            client_ca: None,
-            refuse_alpn: false,
-            abrupt: false,
-        },
-        answering(OK),
-    )
+    taking(pki.server(&["127.0.0.1", "localhost"], (-1, 30)))
 }
 
 fn transport(url: &str, tls: &TlsFiles, timeout: Duration) -> HttpTransport {
@@ -367,15 +376,14 @@ fn misdirected(outcome: &Result<Accepted, SendError>) -> &str {
 #[test]
 fn a_self_signed_certificate_is_refused_for_the_sender_and_said_so() {
     let pki = Pki::new("selfsigned");
-    let (url, seen) = tls_server(
-        ServerSetup {
-            identity: certificate("self", None, false, &["127.0.0.1"], (-1, 30), false),
-            client_ca: None,
-            refuse_alpn: false,
-            abrupt: false,
-        },
-        answering(OK),
-    );
+    let (url, seen) = taking(certificate(
+        "self",
+        None,
+        false,
+        &["127.0.0.1"],
+        (-1, 30),
+        false,
+    ));
     let (outcome, silence, hint) = send(&url, &TlsFiles::default(), Duration::from_secs(10));
     let reason = misdirected(&outcome);
     assert!(
@@ -409,15 +417,7 @@ fn a_certificate_from_an_unknown_ca_is_refused_for_the_sender() {
 #[test]
 fn another_hosts_certificate_is_refused_for_the_sender() {
     let pki = Pki::new("wronghost");
-    let (url, _) = tls_server(
-        ServerSetup {
-            identity: pki.server(&["collector.example"], (-1, 30)),
-            client_ca: None,
-            refuse_alpn: false,
-            abrupt: false,
-        },
-        answering(OK),
-    );
+    let (url, _) = taking(pki.server(&["collector.example"], (-1, 30)));
     let (outcome, _, _) = send(&url, &with_ca(&pki), Duration::from_secs(10));
     let reason = misdirected(&outcome);
     assert!(
@@ -435,15 +435,7 @@ fn an_expired_certificate_is_tried_again_for_the_server_may_renew_it() {
     // The sender's settings cannot fix it; the server's renewal does, and
     // then this sender delivers what it kept.
     let pki = Pki::new("expired");
-    let (url, _) = tls_server(
-        ServerSetup {
-            identity: pki.server(&["127.0.0.1"], (-30, -1)),
-            client_ca: None,
-            refuse_alpn: false,
-            abrupt: false,
-        },
-        answering(OK),
-    );
+    let (url, _) = taking(pki.server(&["127.0.0.1"], (-30, -1)));
     let (outcome, silence, _) = send(&url, &with_ca(&pki), Duration::from_secs(10));
     match &outcome {
         Err(SendError::Transient { reason, .. }) => {
@@ -462,10 +454,9 @@ fn an_expired_certificate_is_tried_again_for_the_server_may_renew_it() {
 fn mutual_tls_server(pki: &Pki, abrupt: bool) -> (String, Arc<Mutex<Seen>>) {
     tls_server(
         ServerSetup {
-            identity: pki.server(&["127.0.0.1"], (-1, 30)),
             client_ca: Some(pki.ca.cert.clone()),
-            refuse_alpn: false,
             abrupt,
+            ..ServerSetup::showing(pki.server(&["127.0.0.1"], (-1, 30)))
         },
         answering(OK),
     )
@@ -584,12 +575,7 @@ fn a_200_cut_without_close_notify_is_the_answer_and_a_503_so_cut_is_kept() {
             let _ = tls.get_ref().shutdown(std::net::Shutdown::Both);
         })
     };
-    let setup = || ServerSetup {
-        identity: pki.server(&["127.0.0.1"], (-1, 30)),
-        client_ca: None,
-        refuse_alpn: false,
-        abrupt: false,
-    };
+    let setup = || ServerSetup::showing(pki.server(&["127.0.0.1"], (-1, 30)));
     let (url, _) = tls_server(
         setup(),
         cut(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"),
@@ -642,10 +628,8 @@ fn a_tls_alert_is_said_and_tried_again() {
     let pki = Pki::new("alert");
     let (url, seen) = tls_server(
         ServerSetup {
-            identity: pki.server(&["127.0.0.1"], (-1, 30)),
-            client_ca: None,
             refuse_alpn: true,
-            abrupt: false,
+            ..ServerSetup::showing(pki.server(&["127.0.0.1"], (-1, 30)))
         },
         answering(OK),
     );
@@ -665,9 +649,7 @@ fn a_tls_alert_is_said_and_tried_again() {
     assert_eq!(seen.lock().unwrap().handshakes, 0);
 }
 
-/// One run of a process: a tracer to `url` with `tls`, sharing the spool
-/// of `name`'s directory, that ends spans named `prefix-0...`, flushes
-/// and shuts down. Returns its stats.
+/// One run of a process (`support::run_once`) to `url` with `tls`.
 fn run(
     name: &str,
     url: &str,
@@ -675,30 +657,13 @@ fn run(
     prefix: &str,
     spans: usize,
 ) -> spanguard::stats::StatsSnapshot {
-    let (tracer, _) = support::tracer_to(
-        name,
-        url,
-        TracerConfig {
-            tls,
-            compression: Compression::None,
-            schedule_delay: Duration::from_millis(50),
-            ..TracerConfig::default()
-        },
-    );
-    let names: Vec<String> = (0..spans).map(|i| format!("{prefix}-{i}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    support::end_spans(&tracer, &names);
-    let _ = tracer.flush(Duration::from_secs(20));
-    let _ = tracer.shutdown(Duration::from_secs(20));
-    let stats = tracer.stats();
-    support::assert_first_trips_counted(&stats, prefix);
-    stats
-}
-
-fn named(prefix: &str, n: usize) -> Vec<String> {
-    let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    v.sort();
-    v
+    let config = TracerConfig {
+        tls,
+        compression: Compression::None,
+        schedule_delay: Duration::from_millis(50),
+        ..TracerConfig::default()
+    };
+    support::run_once(name, url, config, prefix, spans)
 }
 
 fn remove(dir: &Path) {
@@ -725,8 +690,8 @@ fn spans_kept_for_an_untrusted_certificate_arrive_once_the_ca_is_given() {
     let fixed = run(name, &url, with_ca(&pki), "fixed", 3);
     assert_eq!(fixed.spans_exported, 3, "{fixed:?}");
     assert_eq!(fixed.replayed_spans, 20, "{fixed:?}");
-    let mut all = named("first", 20);
-    all.extend(named("fixed", 3));
+    let mut all = support::named("first", 20);
+    all.extend(support::named("fixed", 3));
     all.sort();
     assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
     assert!(support::spool_files(&dir.join("spool")).is_empty());

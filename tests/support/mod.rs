@@ -251,3 +251,34 @@ pub fn sorted_once_each(names: &[String]) -> Vec<String> {
     assert_eq!(sorted, unique, "a span came twice");
     sorted
 }
+
+/// One run of a process: a tracer to `endpoint` set up as `config`, its
+/// files (the spool) in `name`'s directory, shared by every run of that
+/// name, that ends spans named `prefix-0...`, flushes and shuts down.
+/// Returns its stats, each span's first trip checked counted.
+#[allow(dead_code)]
+pub fn run_once(
+    name: &str,
+    endpoint: &str,
+    config: TracerConfig,
+    prefix: &str,
+    spans: usize,
+) -> spanguard::stats::StatsSnapshot {
+    let (tracer, _) = tracer_to(name, endpoint, config);
+    let names = named(prefix, spans);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    end_spans(&tracer, &names);
+    let _ = tracer.flush(Duration::from_secs(20));
+    let _ = tracer.shutdown(Duration::from_secs(20));
+    let stats = tracer.stats();
+    assert_first_trips_counted(&stats, prefix);
+    stats
+}
+
+/// The names `run_once` gives `n` spans of `prefix`, sorted.
+#[allow(dead_code)]
+pub fn named(prefix: &str, n: usize) -> Vec<String> {
+    let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    v.sort();
+    v
+}
