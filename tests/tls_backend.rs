@@ -508,6 +508,21 @@ fn mutual_tls_refused_by_a_reset_names_the_client_certificate() {
     );
 }
 
+/// Kept for another try, and given up long before a handshake that never
+/// ends would have let it (the bound is the request's time and a wide
+/// margin for a loaded machine, not a measure).
+fn kept_in_time(outcome: &Result<Accepted, SendError>, started: Instant) {
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(outcome, Err(SendError::Transient { .. })),
+        "{outcome:?}"
+    );
+}
+
 #[test]
 fn a_server_that_stalls_in_the_handshake_costs_no_more_than_the_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -521,15 +536,7 @@ fn a_server_that_stalls_in_the_handshake_costs_no_more_than_the_timeout() {
     });
     let started = Instant::now();
     let (outcome, silence, _) = send(&url, &TlsFiles::default(), Duration::from_secs(1));
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        matches!(outcome, Err(SendError::Transient { .. })),
-        "{outcome:?}"
-    );
+    kept_in_time(&outcome, started);
     assert_eq!(silence, Silence::TimedOut);
 
     // A flush's deadline nearer than the timeout abandons it there.
@@ -544,15 +551,7 @@ fn a_server_that_stalls_in_the_handshake_costs_no_more_than_the_timeout() {
     );
     let started = Instant::now();
     let outcome = t.send(b"{}", BodyFormat::Json, false);
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        matches!(outcome, Err(SendError::Transient { .. })),
-        "{outcome:?}"
-    );
+    kept_in_time(&outcome, started);
     assert_eq!(t.silence(), Silence::Deadline);
 }
 
