@@ -63,21 +63,16 @@ fn run(
     prefix: &str,
     spans: usize,
 ) -> spanguard::stats::StatsSnapshot {
-    let (tracer, _) = support::tracer_to(
-        name,
-        endpoint,
-        TracerConfig {
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            compression: Compression::None,
-            schedule_delay: Duration::from_millis(50),
-            ..TracerConfig::default()
-        },
-    );
-    support::end_numbered(&tracer, prefix, spans);
-    support::flush_and_shut_down(&tracer, prefix)
+    let config = TracerConfig {
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        compression: Compression::None,
+        schedule_delay: Duration::from_millis(50),
+        ..TracerConfig::default()
+    };
+    support::run_once(name, endpoint, config, prefix, spans)
 }
 
 /// The spool files of `name`'s directory that name the sender refused.

@@ -414,6 +414,14 @@ impl HttpTransport {
                 easy.get_mut().stop_headless = true;
             }
             easy.useragent(concat!("spanguard/", env!("CARGO_PKG_VERSION")))?;
+            // HTTP/1.1 alone, on https:// too, where libcurl (7.62 on)
+            // offers h2 by ALPN: every OTLP/HTTP server takes HTTP/1.1 (the
+            // spec requires it of them), one request at a time on one
+            // connection gains nothing by HTTP/2's streams, and every way an
+            // answer is read here (status lines, headers cut short, interim
+            // answers, answers with no status line) is HTTP/1.1's and
+            // tested so; HTTP/2's own ends (GOAWAY, RST_STREAM) were not.
+            easy.http_version(curl::easy::HttpVersion::V11)?;
             if let Some(ca) = &self.tls.certificate {
                 easy.cainfo(ca)?;
             }
@@ -511,6 +519,8 @@ impl HttpTransport {
         } else if e.is_peer_failed_verification() || e.is_ssl_cacert() || e.is_ssl_cacert_badfile()
         {
             "TLS certificate verification failed"
+        } else if client_certificate_asked(e) {
+            "TLS: the server asks for a client certificate"
         } else if e.is_ssl_connect_error() || e.is_ssl_certproblem() {
             "TLS handshake failed"
         } else if e.is_url_malformed() {
@@ -541,6 +551,15 @@ impl HttpTransport {
                     .to_string(),
             );
         }
+        // TLS 1.3 asks for a client certificate within the handshake and
+        // refuses its absence after it, as the request goes: the alert
+        // that says so (`client_certificate_asked`) is lost when the
+        // server's close resets the connection first (the request unread),
+        // and curl then says "Connection reset by peer" alone, a cause
+        // that names no certificate.
+        if self.tls.client_certificate.is_none() && self.cut_after_handshake(e) {
+            hints.push(CLIENT_CERTIFICATE_HINT.to_string());
+        }
         // A Collector's OTLP/gRPC port (4317) speaks HTTP/2 alone: to an
         // HTTP/1.1 request it answers with binary frames (read by
         // `no_status_line`; a libcurl without `http_09_allowed` says
@@ -549,7 +568,13 @@ impl HttpTransport {
         // names the port, the commonest mistake after the path: said on
         // port 4317, where it fits.
         let no_answer = e.is_unsupported_protocol() || e.is_got_nothing() || e.is_recv_error();
-        if no_answer && url_port(&self.url) == Some(4317) {
+        // Over TLS a gRPC server (grpc-go 1.67 on) refuses a client that
+        // does not offer h2 by ALPN with an alert of its own, wherever its
+        // port is: spanguard offers HTTP/1.1 alone.
+        let no_h2 = e
+            .extra_description()
+            .is_some_and(|x| x.contains("no application protocol"));
+        if (no_answer && url_port(&self.url) == Some(4317)) || no_h2 {
             hints.push(GRPC_PORT_HINT.to_string());
         } else if e.is_unsupported_protocol()
             && e.extra_description()
@@ -580,6 +605,79 @@ impl HttpTransport {
 /// What a likely OTLP/gRPC port is told.
 const GRPC_PORT_HINT: &str = "an OTLP/gRPC port answers so, such as a Collector's 4317: spanguard \
                               sends OTLP/HTTP, which a Collector takes on port 4318";
+
+impl HttpTransport {
+    /// What to change when `e` is a TLS failure that this sender's own
+    /// settings cause and a sender set up otherwise does not meet: a
+    /// server certificate it does not trust (self-signed, from a CA it was
+    /// not given, for another host), or a client certificate the server
+    /// asks for and none was set. As a 401 is (`SendError::Misdirected`),
+    /// and as OpenTelemetry's SDKs take it (no retry: the same request
+    /// fails the same way): the spans are kept for the sender with the CA,
+    /// the URL or the client certificate set, which has another
+    /// fingerprint (`sender_fingerprint`) and so takes them; kept as a
+    /// failure to try again, they were named for this sender alone and
+    /// the corrected one never sent them. None for what the server mends
+    /// while this sender waits (a certificate expired or not yet valid:
+    /// renewed at the server, it is taken) and for any other failure.
+    fn tls_refusal(&self, e: &curl::Error) -> Option<&'static str> {
+        let extra = e.extra_description().unwrap_or("");
+        if e.is_peer_failed_verification() {
+            if extra.contains("expired") || extra.contains("not yet valid") {
+                None
+            } else if extra.contains("subject name") || extra.contains("host name") {
+                Some(
+                    "the server's certificate is for another host name: use the name it \
+                     is issued for in the endpoint URL",
+                )
+            } else {
+                Some(
+                    "the server's certificate is not signed by a CA this sender trusts: give \
+                     the CA certificate that signed it (a PEM file) in \
+                     OTEL_EXPORTER_OTLP_CERTIFICATE or the certificate setting",
+                )
+            }
+        } else if client_certificate_asked(e) && self.tls.client_certificate.is_none() {
+            Some(
+                "the server wants a client certificate (mutual TLS): set \
+                 OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY \
+                 (or the client certificate settings) to PEM files",
+            )
+        } else {
+            None
+        }
+    }
+
+    /// Whether the request failed as its connection closed or reset
+    /// after a TLS handshake that completed (curl's app-connect time) and
+    /// before a byte of answer: a server took our TLS and then would not
+    /// hear the request.
+    fn cut_after_handshake(&self, e: &curl::Error) -> bool {
+        let Some(easy) = self.easy.as_ref() else {
+            return false;
+        };
+        let handshake_done = easy.appconnect_time().is_ok_and(|t| !t.is_zero());
+        handshake_done
+            && !easy.get_ref().answered
+            && (e.is_send_error() || e.is_recv_error() || e.is_got_nothing())
+            && !client_certificate_asked(e)
+    }
+}
+
+/// What a connection cut after the TLS handshake is told when no client
+/// certificate is set.
+const CLIENT_CERTIFICATE_HINT: &str = "the server closed the connection right after the TLS \
+     handshake: one that requires a client certificate (mutual TLS) does so to a sender without \
+     one; if it does, set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and \
+     OTEL_EXPORTER_OTLP_CLIENT_KEY (or the client certificate settings) to PEM files";
+
+/// Whether the server ended the TLS session with the alert that says a
+/// client certificate is required (TLS 1.3's certificate_required, which
+/// comes after the handshake, at the first read: curl's "recv failure").
+fn client_certificate_asked(e: &curl::Error) -> bool {
+    e.extra_description()
+        .is_some_and(|x| x.contains("alert certificate required"))
+}
 
 /// Whether `bytes` start as an HTTP/2 server's first frame: SETTINGS
 /// (type 4, a length a multiple of 6) or GOAWAY (type 7), on stream 0.
@@ -896,6 +994,15 @@ impl Transport for HttpTransport {
                 self.hint = hint;
                 // Drop the handle: the connection may be half-dead.
                 self.easy = None;
+                if let Some(fix) = self.tls_refusal(&e) {
+                    // The server did answer, with its certificate or its
+                    // demand for ours.
+                    self.silence = Silence::Answered;
+                    self.hint = Some(fix.to_string());
+                    return Err(SendError::Misdirected {
+                        reason: with_hint(reason, Some(fix)),
+                    });
+                }
                 // No answer from a server is never final: not even a bad URL
                 // may cost a span (it is kept in the spool, and said so).
                 return Err(SendError::Transient {

@@ -362,3 +362,20 @@ pub fn sorted_once_each(names: &[String]) -> Vec<String> {
     assert_eq!(sorted, unique, "a span came twice");
     sorted
 }
+
+/// One run of a process: a tracer to `endpoint` set up as `config`, its
+/// files (the spool) in `name`'s directory, shared by every run of that
+/// name, that ends spans named `prefix-0...`, flushes and shuts down.
+/// Returns its stats, each span's first trip checked counted.
+#[allow(dead_code)]
+pub fn run_once(
+    name: &str,
+    endpoint: &str,
+    config: TracerConfig,
+    prefix: &str,
+    spans: usize,
+) -> spanguard::stats::StatsSnapshot {
+    let (tracer, _) = tracer_to(name, endpoint, config);
+    end_numbered(&tracer, prefix, spans);
+    flush_and_shut_down(&tracer, prefix)
+}
