@@ -121,9 +121,10 @@ const ZWJ: char = '\u{200d}';
 /// writing stacks (Vietnamese 2, Tibetan stacks under 10).
 pub const SEQUENCE_CHARS: usize = 16;
 
-/// The most bytes a sequence a cut view shows holds (`SEQUENCE_CHARS`
-/// of at most 4 bytes; an escape `clean` wrote is at most 10).
-pub const SEQUENCE_BYTES: usize = SEQUENCE_CHARS * 4;
+/// The most bytes a sequence a cut view shows holds: an escape `clean`
+/// wrote (at most 10, `\u{10ffff}`) or a character, and
+/// `SEQUENCE_CHARS - 1` characters of at most 4 bytes after it.
+pub const SEQUENCE_BYTES: usize = 10 + (SEQUENCE_CHARS - 1) * 4;
 
 /// Whether `c` is an emoji modifier (a skin tone), drawn on the emoji
 /// before it.
@@ -148,17 +149,20 @@ fn is_ligature(a: char, b: char) -> bool {
 }
 
 /// The length in bytes of the sequence a terminal draws as one at the
-/// start of `s` (0 for none): a character with the marks, selectors and
-/// joiners after it, the emoji a joiner joins, a skin tone, a flag's
-/// second letter, an alef after its lam. A cut keeps or drops it whole:
-/// cut inside, `❤️` became a 1-column `❤` and a family a man and a
-/// dangling joiner. Linear in its length.
+/// start of `s` (0 for none): a character (or an escape) with the marks,
+/// selectors and joiners after it, the emoji a joiner joins, a skin
+/// tone, a flag's second letter, an alef after its lam. A cut keeps or
+/// drops it whole: cut inside, `❤️` became a 1-column `❤` and a family a
+/// man and a dangling joiner. Linear in its length.
 fn sequence_len(s: &str) -> usize {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
+    // An escape `clean` wrote is one character as a cut goes: the marks
+    // after it draw on its last.
+    let head = escape_len(s).or_else(|| s.chars().next().map(char::len_utf8));
+    let Some(mut len) = head else {
         return 0;
     };
-    let mut len = first.len_utf8();
+    let first = s[..len].chars().next_back().expect("a head of a character");
+    let chars = s[len..].chars();
     // The last character drawn with a column of its own, which a
     // ligature joins; the last of all, which a joiner is.
     let mut drawn = first;
@@ -185,11 +189,12 @@ fn sequence_len(s: &str) -> usize {
     len
 }
 
-/// The sequence `unit` as a cut view shows it: its first
-/// `SEQUENCE_CHARS` characters (`SEQUENCE_CHARS`).
+/// The sequence `unit` as a cut view shows it: its character (or
+/// escape) and the `SEQUENCE_CHARS - 1` characters after it.
 fn thin(unit: &str) -> &str {
-    match unit.char_indices().nth(SEQUENCE_CHARS) {
-        Some((at, _)) => &unit[..at],
+    let head = escape_len(unit).unwrap_or_else(|| unit.chars().next().map_or(0, char::len_utf8));
+    match unit[head..].char_indices().nth(SEQUENCE_CHARS - 1) {
+        Some((at, _)) => &unit[..head + at],
         None => unit,
     }
 }
@@ -294,7 +299,7 @@ fn take(s: &str, room: usize) -> (String, &str) {
     let mut used = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let len = escape_len(rest).unwrap_or_else(|| sequence_len(rest));
+        let len = sequence_len(rest);
         let shown = thin(&rest[..len]);
         let width = cells(shown);
         if used + width > room {
@@ -918,7 +923,7 @@ mod tests {
             format!("{THUMB}{FLAG} ok"),
             "检索文档".to_string(),
             "plain".to_string(),
-            format!("{FAMILY}").repeat(40),
+            FAMILY.repeat(40),
         ];
         for name in &names {
             for n in [1, 6, 7, 12, 30] {
@@ -1010,5 +1015,19 @@ mod tests {
         // A value of marks alone, on no letter, is bounded as well.
         let marks = "\u{301}".repeat(100_000);
         assert!(fit(&marks, 0).len() <= SEQUENCE_BYTES);
+    }
+
+    /// Marks after an escape draw on its last character: they go with
+    /// it, and are thinned as a letter's are, counted after it (counted
+    /// with the escape's own characters, `\x07` kept 3 marks fewer than
+    /// a letter: the fuzz target terminal_fit found it).
+    #[test]
+    fn marks_after_an_escape_go_with_it() {
+        let marks = "\u{301}".repeat(SEQUENCE_CHARS - 1);
+        let text = format!("{}{marks}bc", clean("\x07"));
+        assert_eq!(fit(&text, 80), text);
+        assert_eq!(fit(&text, 5), format!("\\x07{marks}…"));
+        let more = format!("{}{marks}\u{301}bc", clean("\x07"));
+        assert_eq!(fit(&more, 80), text);
     }
 }
