@@ -301,6 +301,7 @@ fn take(s: &str, room: usize) -> (String, &str) {
     while !rest.is_empty() {
         let len = sequence_len(rest);
         let shown = thin(&rest[..len]);
+        debug_assert!(shown.len() <= SEQUENCE_BYTES, "{shown:?}");
         let width = cells(shown);
         if used + width > room {
             break;
