@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use unicode_width::UnicodeWidthChar as _;
+use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 
 use spanguard::export::diagnostics::signal_name;
 use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
@@ -100,12 +100,103 @@ pub fn clean(s: &str) -> String {
 }
 
 /// The columns `s` takes on a terminal: 2 a wide character (CJK, most
-/// emoji), 0 a combining mark or a joiner, 1 the rest. Counted in
-/// characters, a column of Chinese names was twice as wide as the one
-/// beside it said, and the bars after it went out of line.
+/// emoji), 0 a combining mark or a joiner, 1 the rest, and an emoji
+/// sequence as one (`❤️`, a keycap `1️⃣`, a family `👨‍👩‍👧`, `👍🏽`, a flag:
+/// 2), as unicode-width measures a string. Counted in characters, a
+/// column of Chinese names was twice as wide as the one beside it said;
+/// summed a character at a time, a family took 6 columns of the 2 a
+/// terminal draws, and the bars after such names went out of line.
 pub fn cells(s: &str) -> usize {
-    // A control has no width of its own (None); `clean` has escaped it.
-    s.chars().map(|c| c.width().unwrap_or(0)).sum()
+    s.width()
+}
+
+const ZWJ: char = '\u{200d}';
+
+/// The most characters of one sequence (a character and the marks on
+/// it, an emoji sequence) a cut view shows. A sequence takes a column or
+/// two however long it is: "Zalgo" text, thousands of combining marks on
+/// one letter, sent megabytes to the terminal for a one-line view of a
+/// value. 16 keeps every emoji sequence Unicode lists (a kiss with two
+/// skin tones is 10, a subdivision flag 7) and the few marks real
+/// writing stacks (Vietnamese 2, Tibetan stacks under 10).
+pub const SEQUENCE_CHARS: usize = 16;
+
+/// The most bytes a sequence a cut view shows holds: an escape `clean`
+/// wrote (at most 10, `\u{10ffff}`) or a character, and
+/// `SEQUENCE_CHARS - 1` characters of at most 4 bytes after it.
+pub const SEQUENCE_BYTES: usize = 10 + (SEQUENCE_CHARS - 1) * 4;
+
+/// Whether `c` is an emoji modifier (a skin tone), drawn on the emoji
+/// before it.
+fn is_emoji_modifier(c: char) -> bool {
+    matches!(c as u32, 0x1f3fb..=0x1f3ff)
+}
+
+/// Whether `c` is a regional indicator, two of which are a flag.
+fn is_regional_indicator(c: char) -> bool {
+    matches!(c as u32, 0x1f1e6..=0x1f1ff)
+}
+
+/// Whether two characters with columns of their own are drawn as one
+/// ligature (Arabic lam-alef, Lisu tone letters): unicode-width gives
+/// the pair fewer columns than the two apart.
+fn is_ligature(a: char, b: char) -> bool {
+    let mut pair = [0u8; 8];
+    let first = a.encode_utf8(&mut pair).len();
+    let len = first + b.encode_utf8(&mut pair[first..]).len();
+    let pair = std::str::from_utf8(&pair[..len]).expect("two whole characters");
+    cells(pair) != cells(&pair[..first]) + cells(&pair[first..])
+}
+
+/// The length in bytes of the sequence a terminal draws as one at the
+/// start of `s` (0 for none): a character (or an escape) with the marks,
+/// selectors and joiners after it, the emoji a joiner joins, a skin
+/// tone, a flag's second letter, an alef after its lam. A cut keeps or
+/// drops it whole: cut inside, `❤️` became a 1-column `❤` and a family a
+/// man and a dangling joiner. Linear in its length.
+fn sequence_len(s: &str) -> usize {
+    // An escape `clean` wrote is one character as a cut goes: the marks
+    // after it draw on its last.
+    let head = escape_len(s).or_else(|| s.chars().next().map(char::len_utf8));
+    let Some(mut len) = head else {
+        return 0;
+    };
+    let first = s[..len].chars().next_back().expect("a head of a character");
+    let chars = s[len..].chars();
+    // The last character drawn with a column of its own, which a
+    // ligature joins; the last of all, which a joiner is.
+    let mut drawn = first;
+    let mut last = first;
+    let mut flag_letters = usize::from(is_regional_indicator(first));
+    for c in chars {
+        let own = c.width();
+        let joins = own == Some(0)
+            || (last == ZWJ && own.is_some())
+            || is_emoji_modifier(c)
+            || (flag_letters == 1 && is_regional_indicator(c))
+            || (last == '\r' && c == '\n')
+            || (own.is_some() && is_ligature(drawn, c));
+        if !joins {
+            break;
+        }
+        if own != Some(0) {
+            drawn = c;
+        }
+        flag_letters += usize::from(is_regional_indicator(c));
+        last = c;
+        len += c.len_utf8();
+    }
+    len
+}
+
+/// The sequence `unit` as a cut view shows it: its character (or
+/// escape) and the `SEQUENCE_CHARS - 1` characters after it.
+fn thin(unit: &str) -> &str {
+    let head = escape_len(unit).unwrap_or_else(|| unit.chars().next().map_or(0, char::len_utf8));
+    match unit[head..].char_indices().nth(SEQUENCE_CHARS - 1) {
+        Some((at, _)) => &unit[..head + at],
+        None => unit,
+    }
 }
 
 /// The length in bytes of the escape `clean` wrote at the start of `s`
@@ -130,15 +221,17 @@ fn escape_len(s: &str) -> Option<usize> {
     }
 }
 
-/// `s` as a line of at most `n` characters (with an ellipsis when cut),
-/// or whole when `whole`; `cut` counts it when it was cut.
+/// `s` as a line of at most `n` columns (`fit`), or whole when `whole`;
+/// `cut` counts it when it was cut or thinned.
 fn fit_or_whole(s: String, n: usize, whole: bool, cut: &mut usize) -> String {
-    if whole || cells(&s) <= n {
-        s
-    } else {
-        *cut += 1;
-        fit(&s, n)
+    if whole {
+        return s;
     }
+    let shown = fit(&s, n);
+    if shown != s {
+        *cut += 1;
+    }
+    shown
 }
 
 /// A value printed whole (`--full`, `--span`): its own newlines start new
@@ -175,33 +268,49 @@ fn event_attributes(e: &DecodedEvent) -> impl Iterator<Item = &(String, Value)> 
 }
 
 /// `s` cut to `n` columns, with an ellipsis when cut: between two
-/// characters or escapes, never in one. Cut by characters, a name
-/// holding a zero-width space showed `\u{20…`, which says nothing, and
-/// a wide character counted one column of the two it takes.
+/// sequences (`sequence_len`) or escapes, never in one; each sequence
+/// shown with at most `SEQUENCE_CHARS` characters, so that a line's
+/// bytes stay within `SEQUENCE_BYTES` a column. Cut by characters, a
+/// name holding a zero-width space showed `\u{20…`, which says nothing,
+/// and a wide character counted one column of the two it takes. Linear
+/// in the length of `s` (values of 100 KB are cut).
 pub fn fit(s: &str, n: usize) -> String {
     if cells(s) <= n {
-        return s.to_string();
+        let (shown, rest) = take(s, n);
+        if rest.is_empty() {
+            return shown;
+        }
+        // A string unicode-width measures narrower than its sequences
+        // one by one: cut as one that does not fit.
     }
     if n == 0 {
         // No room for the ellipsis either.
         return String::new();
     }
-    let room = n.saturating_sub(1);
+    let (mut shown, _) = take(s, n - 1);
+    shown.push('…');
+    shown
+}
+
+/// The sequences and escapes at the start of `s` that fit in `room`
+/// columns, each thinned (`thin`), and what is left of `s`.
+fn take(s: &str, room: usize) -> (String, &str) {
     let mut out = String::new();
     let mut used = 0;
     let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        let unit = &rest[..escape_len(rest).unwrap_or(c.len_utf8())];
-        let width = cells(unit);
+    while !rest.is_empty() {
+        let len = sequence_len(rest);
+        let shown = thin(&rest[..len]);
+        debug_assert!(shown.len() <= SEQUENCE_BYTES, "{shown:?}");
+        let width = cells(shown);
         if used + width > room {
             break;
         }
-        out.push_str(unit);
+        out.push_str(shown);
         used += width;
-        rest = &rest[unit.len()..];
+        rest = &rest[len..];
     }
-    out.push('…');
-    out
+    (out, rest)
 }
 
 /// `s` cut to `n` columns (`fit`), then spaces to fill them: a column of
@@ -260,10 +369,12 @@ fn continuation(n: &Node, levels: usize, has_children: bool) -> String {
 pub const STATUS_CHARS: usize = 160;
 
 /// Whether a span's status message is cut on its line (`status_words`):
-/// by the columns it takes shown, escaped. Then it is printed whole under
+/// by the columns it takes shown, escaped, or thinned of the marks past
+/// `SEQUENCE_CHARS` on a character. Then it is printed whole under
 /// the line (`--full`, `--span`, the HTML page's row) or counted as cut.
 pub fn status_is_cut(message: &str) -> bool {
-    cells(&clean(message)) > STATUS_CHARS
+    let shown = clean(message);
+    fit(&shown, STATUS_CHARS) != shown
 }
 
 pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'static str>) {
@@ -754,5 +865,170 @@ mod tests {
             let (words, _) = status_words(&span, Ending::Normal);
             assert_eq!(words.ends_with('…'), cut, "{words}");
         }
+    }
+
+    const FAMILY: &str = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+    const HEART: &str = "\u{2764}\u{fe0f}";
+    const KEYCAP: &str = "1\u{fe0f}\u{20e3}";
+    const THUMB: &str = "\u{1f44d}\u{1f3fd}";
+    const FLAG: &str = "\u{1f1fa}\u{1f1f8}";
+
+    /// Emoji sequences take the columns a terminal draws them in (2),
+    /// not the sum of their characters' (a family 6, `❤️` 1), and a cut
+    /// keeps or drops each whole: cut inside, a family was a man and a
+    /// dangling joiner, `❤️` a 1-column `❤`.
+    #[test]
+    fn emoji_sequences_are_measured_and_cut_whole() {
+        for seq in [FAMILY, HEART, KEYCAP, THUMB, FLAG] {
+            assert_eq!(cells(seq), 2, "{seq:?}");
+        }
+        assert_eq!(cells(&format!("{HEART}ok")), 4);
+        assert_eq!(fit(&format!("{FAMILY}{FAMILY}x"), 4), format!("{FAMILY}…"));
+        assert_eq!(
+            fit(&format!("{HEART}{HEART}{HEART}"), 4),
+            format!("{HEART}…")
+        );
+        assert_eq!(fit(&format!("a{THUMB}b"), 3), "a…");
+        let text = [FAMILY, "a", HEART, KEYCAP, "检", THUMB, FLAG, "e\u{301}"].concat();
+        let ends: Vec<usize> = [FAMILY, "a", HEART, KEYCAP, "检", THUMB, FLAG, "e\u{301}"]
+            .iter()
+            .scan(0, |at, seq| {
+                *at += seq.len();
+                Some(*at)
+            })
+            .collect();
+        for n in 0..=cells(&text) {
+            let cut = fit(&text, n);
+            assert!(cells(&cut) <= n, "{cut:?} wider than {n}");
+            let kept = cut.strip_suffix('…').unwrap_or(&cut);
+            assert!(text.starts_with(kept), "{n}: {cut:?}");
+            assert!(
+                kept.is_empty() || ends.contains(&kept.len()),
+                "{n}: {cut:?}"
+            );
+        }
+    }
+
+    /// A column of names holding emoji sequences lines up: each name is
+    /// cut and padded to the same columns, and the bars after them start
+    /// in one column (with the sum of characters, a family's line was 4
+    /// columns short of the others, `❤️`'s one too many).
+    #[test]
+    fn names_with_emoji_sequences_line_up() {
+        // The columns a terminal draws, as unicode-width measures them.
+        let drawn = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+        let names = [
+            format!("{FAMILY} family"),
+            format!("{HEART} like"),
+            format!("key {KEYCAP}"),
+            format!("{THUMB}{FLAG} ok"),
+            "检索文档".to_string(),
+            "plain".to_string(),
+            FAMILY.repeat(40),
+        ];
+        for name in &names {
+            for n in [1, 6, 7, 12, 30] {
+                assert_eq!(drawn(&fit_padded(name, n)), n, "{name:?} in {n}");
+            }
+        }
+        let root = [1u8; 8];
+        let spans = names.iter().enumerate().map(|(i, name)| {
+            let span = DecodedSpan {
+                trace_id: [7; 16],
+                span_id: [i as u8 + 1; 8],
+                parent_span_id: if i == 0 { [0; 8] } else { root },
+                name: name.clone(),
+                start_unix_ns: 1_000 + i as u64,
+                end_unix_ns: 2_000,
+                ..DecodedSpan::default()
+            };
+            (span, 0)
+        });
+        let loaded = super::super::sources::Loaded {
+            origins: vec![Origin {
+                kind: super::super::sources::Kind::Sink,
+                path: "sink.jsonl".into(),
+                live_pid: None,
+            }],
+            spans: spans.collect(),
+            problems: Vec::new(),
+        };
+        let (traces, origins, _) = super::super::traces::assemble(loaded);
+        let style = Style {
+            color: false,
+            width: 100,
+            attributes: false,
+            whole: false,
+            span: None,
+            ids: 0,
+        };
+        let mut out = String::new();
+        render_trace(&traces[0], &origins, &style, &mut out);
+        let bar_opens: Vec<usize> = out
+            .lines()
+            .filter(|line| line.contains('█'))
+            .map(|line| {
+                let at = line.find(" │").expect("a bar");
+                drawn(&line[..at])
+            })
+            .collect();
+        assert_eq!(bar_opens.len(), names.len(), "{out}");
+        assert!(
+            bar_opens.iter().all(|&at| at == bar_opens[0]),
+            "{bar_opens:?}\n{out}"
+        );
+    }
+
+    /// "Zalgo" text, thousands of combining marks on one letter, takes a
+    /// column a letter but sent all its bytes to a one-line view: a cut
+    /// view keeps `SEQUENCE_CHARS` characters a sequence (bytes bounded
+    /// by the columns), says it cut, and `--full` keeps it as written.
+    #[test]
+    fn combining_marks_are_bounded_in_cut_views() {
+        let zalgo: String = "zalgo"
+            .chars()
+            .flat_map(|c| std::iter::once(c).chain(std::iter::repeat_n('\u{301}', 20_000)))
+            .collect();
+        assert_eq!(cells(&zalgo), 5);
+        let shown = fit(&zalgo, 80);
+        assert_eq!(cells(&shown), 5);
+        assert_eq!(shown.chars().count(), 5 * SEQUENCE_CHARS);
+        assert!(shown.len() <= 5 * SEQUENCE_BYTES, "{} bytes", shown.len());
+        let cut = fit(&zalgo, 3);
+        assert_eq!(
+            cut.chars().filter(|c| c.is_ascii()).collect::<String>(),
+            "za"
+        );
+        assert!(cut.ends_with('…') && cut.len() <= 3 * SEQUENCE_BYTES);
+        assert!(fit_padded(&zalgo, 10).len() <= 10 * SEQUENCE_BYTES);
+        // Vietnamese keeps its two marks, and is not cut.
+        let viet = "Vie\u{302}\u{323}t";
+        assert_eq!(fit(viet, 10), viet);
+        let mut cut = 0;
+        assert_eq!(fit_or_whole(viet.to_string(), 10, false, &mut cut), viet);
+        assert_eq!(cut, 0);
+        // Thinned, it is said to be cut (the hint names `--span`); whole,
+        // it is written as it came.
+        assert_ne!(fit_or_whole(zalgo.clone(), 80, false, &mut cut), zalgo);
+        assert_eq!(cut, 1);
+        assert_eq!(fit_or_whole(zalgo.clone(), 80, true, &mut cut), zalgo);
+        assert!(status_is_cut(&zalgo));
+        // A value of marks alone, on no letter, is bounded as well.
+        let marks = "\u{301}".repeat(100_000);
+        assert!(fit(&marks, 0).len() <= SEQUENCE_BYTES);
+    }
+
+    /// Marks after an escape draw on its last character: they go with
+    /// it, and are thinned as a letter's are, counted after it (counted
+    /// with the escape's own characters, `\x07` kept 3 marks fewer than
+    /// a letter: the fuzz target terminal_fit found it).
+    #[test]
+    fn marks_after_an_escape_go_with_it() {
+        let marks = "\u{301}".repeat(SEQUENCE_CHARS - 1);
+        let text = format!("{}{marks}bc", clean("\x07"));
+        assert_eq!(fit(&text, 80), text);
+        assert_eq!(fit(&text, 5), format!("\\x07{marks}…"));
+        let more = format!("{}{marks}\u{301}bc", clean("\x07"));
+        assert_eq!(fit(&more, 80), text);
     }
 }
