@@ -1676,7 +1676,9 @@ class Tracer {
    * worker thread's tracer is shut down by the main thread's hook, with
    * every other hooked tracer of the process; made with its hooks on, it
    * also has the library's termination watchdog (see the constructor),
-   * which does that work when the main thread has no hook. In a container's PID 1 with
+   * which does that work when the main thread has no hook (and is put
+   * back when the main thread's last listener for the signal goes:
+   * reclaimWhenLastListenerGoes). In a container's PID 1 with
    * no listener of the program's own, where the signal does not end the
    * process, they flush instead and stay. One listener a signal serves
    * every tracer; it goes once the last hooked tracer has shut down.
