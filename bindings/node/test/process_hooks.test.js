@@ -226,6 +226,10 @@ const HOOKED_WORKER = `
   setInterval(() => {}, 1000);
 `;
 
+// The main thread's hooked tracer, as \`tracer\`, its batch waiting a minute too.
+const MAIN_TRACER = `const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'main', sinkDir: dir + '/sink',
+  spoolDir: dir + '/spool-main', scheduleDelayMs: 60000 });`;
+
 /** `main` run in a child node after a HOOKED_WORKER has started and said 'ready'; `spanguard` and `dir` defined. */
 function runWithHookedWorker(main) {
   return runChild(`
@@ -246,8 +250,7 @@ test("main and worker thread both hooked: at SIGTERM the worker's termination ha
   // behind (sent again at the next start), would be a duplicate.
   const { run, dir } = runChild(`
     const { Worker } = require('worker_threads');
-    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'main', sinkDir: dir + '/sink',
-      spoolDir: dir + '/spool-main', scheduleDelayMs: 60000 });
+    ${MAIN_TRACER}
     tracer.startSpan('main.ended').end();
     tracer.startSpan('main.open');
     new Worker(${JSON.stringify(HOOKED_WORKER)}, { eval: true, workerData: { dir, pkg: ${JSON.stringify(PACKAGE)} } })
@@ -296,8 +299,7 @@ test("a second SIGTERM after a program's once listener ended the process at once
   // nowhere. (A span the main thread's tracer has open then is not kept:
   // without installSignalHandlers it has no dump file for the handler.)
   const { run, dir } = runWithHookedWorker(`
-    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'main', sinkDir: dir + '/sink',
-      spoolDir: dir + '/spool-main', scheduleDelayMs: 60000 });
+    ${MAIN_TRACER}
     tracer.startSpan('main.before').end();
     process.once('SIGTERM', () => setTimeout(() => {
       console.log('listeners ' + process.listenerCount('SIGTERM'));
