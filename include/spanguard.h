@@ -1901,6 +1901,24 @@ spanguard_result spanguard_shutdown_for_signal(const struct spanguard_tracer *tr
 bool spanguard_raised_signal_can_end_process(bool program_handles_it);
 
 /*
+ Puts the library's termination handler back for `signo` (SIGTERM,
+ SIGINT, SIGHUP or SIGQUIT) where the host has set the default
+ disposition over it, which becomes the disposition the handler raises
+ the signal again with: the signal still ends the process, once the
+ tracers have delivered what has ended and dumped what is open. For a
+ binding whose runtime sets the default when its program stops
+ listening for a signal (Node does as the last listener goes): the
+ handler a worker thread's tracer installed was gone, and the next
+ SIGTERM ended the process with its spans nowhere. True when it did;
+ false (nothing changed) when the process has no such handler (no
+ tracer was made with `SPANGUARD_SIGNAL_HANDLERS_ALL` or `_TERMINATION`,
+ or a forked child has made none yet), the disposition is not the
+ default, or `signo` is none of the four. Thread-safe; not for a
+ signal handler.
+ */
+bool spanguard_reclaim_signal_from_default(int32_t signo);
+
+/*
  Shuts the tracer down as `spanguard_tracer_free` does (flush, open spans
  exported marked unended, exporter stopped, within the tracer's export
  timeout) but keeps its memory: calls on it and on its spans, made

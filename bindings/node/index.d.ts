@@ -374,7 +374,9 @@ export declare class Tracer {
    * signal handler marks them; at a normal exit, `spanguard.unended`. In a worker thread, which
    * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own);
    * a worker's tracer made with its hooks on (and installSignalHandlers not given) also installs the library's
-   * termination watchdog, which delivers what has ended and dumps the open spans when the main thread has no hook.
+   * termination watchdog, which delivers what has ended and dumps the open spans when the main thread has no hook;
+   * when the main thread's last listener for a signal goes, Node sets the signal's default over it, and spanguard,
+   * if loaded in the main thread, puts the watchdog back at once (no listener of its own kept).
    * With a SpanguardSpanExporter in the process, the global OpenTelemetry provider is flushed first (for up to
    * half of timeoutMs), so the spans its BatchSpanProcessor holds reach spanguard before it shuts down in what
    * is left of timeoutMs. In a container's PID 1 with no listener of the program's own, which the signal does

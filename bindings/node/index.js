@@ -1090,6 +1090,44 @@ function stopListening(event) {
   process.removeListener(event, listener);
 }
 
+// The signals the library's termination handler acts on (its
+// TERMINATION_SIGNALS).
+const TERMINATION_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'];
+
+/**
+ * As the main thread's last listener for a termination signal goes
+ * (the program's, or spanguard's own: stepped aside after a program's
+ * `once` listener, or its tracers shut down), Node sets the signal's
+ * default disposition, over the library's termination handler when the
+ * process has one (a worker thread's hooked tracer, installSignalHandlers):
+ * the next signal ended the process at once, the spans ended since the
+ * last flush and the open ones nowhere, uncounted. The handler goes back
+ * over that default, and raises the signal with it in turn: the process
+ * still ends by the signal at once after the flush and dump, as without
+ * spanguard, and no listener is left for a program's listenerCount to see
+ * (@prisma/client's exit when alone). Nothing where the process has no
+ * such handler.
+ */
+function reclaimWhenLastListenerGoes(event) {
+  if (!TERMINATION_SIGNALS.includes(event) || process.listenerCount(event) > 0) return;
+  try {
+    addon().reclaimSignalFromDefault(require('os').constants.signals[event]);
+  } catch (_) {
+    // No addon for this platform: no handler of the library's either.
+  }
+}
+
+// Node's own removeListener listener, which closes the signal's watcher
+// (setting the default), was added at its start-up: it runs before this
+// one. One a process: each copy of this module loaded (a test runner's
+// module registry a test file) added its own, and the eleventh warned of
+// a leak (MaxListenersExceededWarning).
+const RECLAIM_WATCHER = Symbol.for('spanguard.reclaimWhenLastListenerGoes');
+if (isMainThread && !process[RECLAIM_WATCHER]) {
+  process[RECLAIM_WATCHER] = true;
+  process.on('removeListener', reclaimWhenLastListenerGoes);
+}
+
 /** The listeners the hooked tracers want, and no others. */
 function syncHookListeners() {
   const wanted = new Set();
@@ -1638,7 +1676,9 @@ class Tracer {
    * worker thread's tracer is shut down by the main thread's hook, with
    * every other hooked tracer of the process; made with its hooks on, it
    * also has the library's termination watchdog (see the constructor),
-   * which does that work when the main thread has no hook. In a container's PID 1 with
+   * which does that work when the main thread has no hook (and is put
+   * back when the main thread's last listener for the signal goes:
+   * reclaimWhenLastListenerGoes). In a container's PID 1 with
    * no listener of the program's own, where the signal does not end the
    * process, they flush instead and stay. One listener a signal serves
    * every tracer; it goes once the last hooked tracer has shut down.

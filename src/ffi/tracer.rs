@@ -1021,6 +1021,27 @@ pub extern "C" fn spanguard_raised_signal_can_end_process(program_handles_it: bo
     })
 }
 
+/// Puts the library's termination handler back for `signo` (SIGTERM,
+/// SIGINT, SIGHUP or SIGQUIT) where the host has set the default
+/// disposition over it, which becomes the disposition the handler raises
+/// the signal again with: the signal still ends the process, once the
+/// tracers have delivered what has ended and dumped what is open. For a
+/// binding whose runtime sets the default when its program stops
+/// listening for a signal (Node does as the last listener goes): the
+/// handler a worker thread's tracer installed was gone, and the next
+/// SIGTERM ended the process with its spans nowhere. True when it did;
+/// false (nothing changed) when the process has no such handler (no
+/// tracer was made with `SPANGUARD_SIGNAL_HANDLERS_ALL` or `_TERMINATION`,
+/// or a forked child has made none yet), the disposition is not the
+/// default, or `signo` is none of the four. Thread-safe; not for a
+/// signal handler.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_reclaim_signal_from_default(signo: i32) -> bool {
+    ffi_boundary!(false, {
+        crate::watchdog::signals::reclaim_from_default(signo)
+    })
+}
+
 /// Shuts the tracer down as `spanguard_tracer_free` does (flush, open spans
 /// exported marked unended, exporter stopped, within the tracer's export
 /// timeout) but keeps its memory: calls on it and on its spans, made

@@ -1868,6 +1868,19 @@ static napi_value js_raised_signal_can_end_process(napi_env env, napi_callback_i
     return out;
 }
 
+/* reclaimSignalFromDefault(signo) -> bool: the library's termination
+ * handler back over the default disposition Node set as the program's
+ * last listener for the signal went (spanguard_reclaim_signal_from_default). */
+static napi_value js_reclaim_signal_from_default(napi_env env, napi_callback_info info) {
+    args a;
+    uint32_t signo;
+    if (!get_args(env, info, &a, 1) || !u32_arg(env, a.argv[0], &signo) || signo > INT32_MAX)
+        return throw_last(env, "reclaimSignalFromDefault");
+    napi_value out;
+    CALL(env, napi_get_boolean(env, spanguard_reclaim_signal_from_default((int32_t)signo), &out));
+    return out;
+}
+
 /* leftOut(): how many values the last call on this thread that answered
  * ADDON_VALUE_LEFT_OUT left out (index.js counts them). */
 static napi_value js_left_out(napi_env env, napi_callback_info info) {
@@ -1931,6 +1944,7 @@ NAPI_MODULE_INIT() {
         FN("strerror", js_strerror),
         FN("isOk", js_is_ok),
         FN("raisedSignalCanEndProcess", js_raised_signal_can_end_process),
+        FN("reclaimSignalFromDefault", js_reclaim_signal_from_default),
         FN("tracerNew", js_tracer_new),
         FN("tracerFree", js_tracer_free),
         FN("setEventSink", js_set_event_sink),

@@ -14,6 +14,21 @@ const { readSpans } = require('./sink');
 const PACKAGE = path.resolve(__dirname, '..');
 const BINARY = process.env.SPANGUARD_CLI || path.resolve(__dirname, '..', '..', '..', 'target', 'release', 'spanguard');
 
+/** The crash dumps (open spans kept for the next start) in `spool`. */
+function dumpsIn(spool) {
+  return fs.existsSync(spool) ? fs.readdirSync(spool).filter((f) => f.endsWith('.sgdump')) : [];
+}
+
+/** How many spans the next start of a tracer on `spool` recovers from it, sent to `sink`. */
+async function recoverAtNextStart(spool, sink) {
+  const next = new (require('..').Tracer)({ fromEnv: false, serviceName: 'next', sinkDir: sink, spoolDir: spool,
+    processHooks: false });
+  await next.shutdown(30000);
+  const recovered = next.stats().recovered_spans;
+  await next.close();
+  return recovered;
+}
+
 /** Runs `body` in a child node with `spanguard` and `dir` (a fresh directory) defined; its spawnSync result. */
 function runChild(body) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-'));
@@ -189,15 +204,115 @@ test('a tracer made only in a worker thread, the main thread without spanguard: 
   `], { cwd: PACKAGE, encoding: 'utf8', timeout: 30000 });
   assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal, as without spanguard: ${run.status} ${run.stderr}`);
   assert.deepStrictEqual(readSpans(path.join(dir, 'sink')).map((s) => s.name), ['worker.span'], run.stderr);
-  const dumps = fs.readdirSync(path.join(dir, 'spool')).filter((f) => f.endsWith('.sgdump'));
-  assert.strictEqual(dumps.length, 1, `the open span was dumped: ${fs.readdirSync(path.join(dir, 'spool'))}`);
-  const next = new (require('..').Tracer)({ fromEnv: false, serviceName: 'next', sinkDir: path.join(dir, 'sink'),
-    spoolDir: path.join(dir, 'spool'), processHooks: false });
-  await next.shutdown(30000);
-  assert.strictEqual(next.stats().recovered_spans, 1);
-  await next.close();
+  assert.strictEqual(dumpsIn(path.join(dir, 'spool')).length, 1, 'the open span was dumped');
+  assert.strictEqual(await recoverAtNextStart(path.join(dir, 'spool'), path.join(dir, 'sink')), 1);
   const open = readSpans(path.join(dir, 'sink')).filter((s) => s.name === 'worker.open');
   assert.strictEqual(open.length, 1);
   assert.deepStrictEqual(open[0].attrs['spanguard.interrupted'], { boolValue: true });
   assert.deepStrictEqual(open[0].attrs['spanguard.signal'], { intValue: '15' });
+});
+
+// A worker thread's tracer, hooked by default and so with the library's
+// termination handler: an ended span and an open one, then 'ready'. The
+// batch waits a minute: only a flush or a shutdown sends it.
+const HOOKED_WORKER = `
+  const { workerData, parentPort } = require('worker_threads');
+  const spanguard = require(workerData.pkg);
+  const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'worker', sinkDir: workerData.dir + '/sink',
+    spoolDir: workerData.dir + '/spool-worker', scheduleDelayMs: 60000 });
+  tracer.startSpan('worker.ended').end();
+  tracer.startSpan('worker.open');
+  parentPort.postMessage('ready');
+  setInterval(() => {}, 1000);
+`;
+
+// The main thread's hooked tracer, as \`tracer\`, its batch waiting a minute too.
+const MAIN_TRACER = `const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'main', sinkDir: dir + '/sink',
+  spoolDir: dir + '/spool-main', scheduleDelayMs: 60000 });`;
+
+/** `main` run in a child node after a HOOKED_WORKER has started and said 'ready'; `spanguard` and `dir` defined. */
+function runWithHookedWorker(main) {
+  return runChild(`
+    const { Worker } = require('worker_threads');
+    const started = new Worker(${JSON.stringify(HOOKED_WORKER)}, { eval: true,
+      workerData: { dir, pkg: ${JSON.stringify(PACKAGE)} } });
+    started.once('message', () => { ${main} });
+  `);
+}
+
+test("main and worker thread both hooked: at SIGTERM the worker's termination handler and the main thread's hook "
+  + 'both act, and every span of both, open ones included, arrives once', async () => {
+  // The main thread's tracer comes first: its listener puts Node's signal
+  // handler in, and the worker's tracer the library's over it, which at
+  // the signal flushes, dumps, hands the signal to Node's and takes its
+  // dump back; the main thread's hook then shuts every hooked tracer down
+  // and raises the signal again. A span sent by both, or a dump left
+  // behind (sent again at the next start), would be a duplicate.
+  const { run, dir } = runChild(`
+    const { Worker } = require('worker_threads');
+    ${MAIN_TRACER}
+    tracer.startSpan('main.ended').end();
+    tracer.startSpan('main.open');
+    new Worker(${JSON.stringify(HOOKED_WORKER)}, { eval: true, workerData: { dir, pkg: ${JSON.stringify(PACKAGE)} } })
+      .on('message', () => process.kill(process.pid, 'SIGTERM'));
+  `);
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  const sink = path.join(dir, 'sink');
+  const spans = readSpans(sink);
+  assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['main.ended', 'main.open', 'worker.ended', 'worker.open']);
+  for (const open of spans.filter((s) => s.name.endsWith('.open'))) {
+    assert.deepStrictEqual(open.attrs['spanguard.interrupted'], { boolValue: true }, open.name);
+    assert.deepStrictEqual(open.attrs['spanguard.signal'], { intValue: '15' }, open.name);
+  }
+  for (const spool of ['spool-main', 'spool-worker']) {
+    assert.deepStrictEqual(dumpsIn(path.join(dir, spool)), [], `no dump left in ${spool}`);
+    assert.strictEqual(await recoverAtNextStart(path.join(dir, spool), sink), 0, spool);
+  }
+  assert.strictEqual(readSpans(sink).length, 4);
+});
+
+test("the main thread's last SIGTERM listener gone, Node's default disposition set: the worker's termination "
+  + 'handler is put back, and SIGTERM still ends the process with the spans delivered and dumped', async () => {
+  // Node sets SIGTERM's default disposition as its last listener goes,
+  // over the handler the worker's tracer installed: the signal then ended
+  // the process at once, the worker's spans nowhere, uncounted.
+  const { run, dir } = runWithHookedWorker(`
+    const listener = () => {};
+    process.on('SIGTERM', listener);
+    process.removeListener('SIGTERM', listener);
+    process.kill(process.pid, 'SIGTERM');
+  `);
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal, as without spanguard: ${run.status} ${run.stderr}`);
+  const sink = path.join(dir, 'sink');
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name), ['worker.ended'], run.stderr);
+  assert.strictEqual(await recoverAtNextStart(path.join(dir, 'spool-worker'), sink), 1, 'the open span was dumped');
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name).sort(), ['worker.ended', 'worker.open']);
+});
+
+test("a second SIGTERM after a program's once listener ended the process at once, as without spanguard, "
+  + "with no listener of spanguard's left, and the spans since the first one delivered, the worker's open one dumped", async () => {
+  // The first SIGTERM: spanguard's listener flushed and stepped aside
+  // after the program's `once` one (a listener that ends the process only
+  // when alone must count none). Its going set Node's default disposition
+  // over the worker's termination handler: the second SIGTERM (a "force
+  // quit") ended the process with every span recorded since the first
+  // nowhere. (A span the main thread's tracer has open then is not kept:
+  // without installSignalHandlers it has no dump file for the handler.)
+  const { run, dir } = runWithHookedWorker(`
+    ${MAIN_TRACER}
+    tracer.startSpan('main.before').end();
+    process.once('SIGTERM', () => setTimeout(() => {
+      console.log('listeners ' + process.listenerCount('SIGTERM'));
+      tracer.startSpan('main.after').end();
+      process.kill(process.pid, 'SIGTERM');
+    }, 200));
+    process.kill(process.pid, 'SIGTERM');
+  `);
+  assert.strictEqual(run.signal, 'SIGTERM', `the second signal ended the process: ${run.status} ${run.stderr}`);
+  assert.strictEqual(run.stdout.trim(), 'listeners 0');
+  const sink = path.join(dir, 'sink');
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name).sort(), ['main.after', 'main.before', 'worker.ended']);
+  assert.strictEqual(await recoverAtNextStart(path.join(dir, 'spool-worker'), sink), 1, 'the open span was dumped');
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name).sort(),
+    ['main.after', 'main.before', 'worker.ended', 'worker.open']);
 });
