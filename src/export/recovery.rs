@@ -245,12 +245,15 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
     if !locked {
         return Claim::Busy;
     }
+    // Recovered and deleted by another process meanwhile, or moved (set
+    // aside for a person, a pending batch put in the spool): what the
+    // path names now is no longer the file locked.
+    if !spool::still_named(&lock, path) {
+        return Claim::Skip;
+    }
     let Ok(meta) = lock.file().metadata() else {
         return Claim::Skip;
     };
-    if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
-        return Claim::Skip; // recovered and deleted by another process meanwhile
-    }
     // Lossily, as `leftover_files` listed it.
     let name = path
         .file_name()
@@ -579,6 +582,36 @@ mod tests {
             "the child holds the lock of a file we let go of"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Another recoverer set a crash dump aside (a part it could not read,
+    /// kept for a person) between this one's open of it and its lock: the
+    /// file, still linked under its new name, was claimed all the same
+    /// (only a link count of 0 was refused), its spans read and sent from
+    /// a file kept for no recoverer to read again. The claim holds only
+    /// a file its path still names.
+    #[test]
+    fn a_leftover_moved_between_its_open_and_its_lock_is_not_claimed() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-moved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let died = UNIX_EPOCH + Duration::new(1_700_000_000, 0);
+        let [dump, flight] = plant(&dir, died);
+        std::fs::remove_file(&flight).expect("one file");
+        // At the second descriptor made known (the lock's): the other
+        // recoverer's set-aside, its lock let go.
+        let moved = dump.clone();
+        files::set_before_registering(Box::new(move || {
+            files::set_before_registering(Box::new(move || {
+                files::set_aside(&moved).expect("set aside");
+            }));
+        }));
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(&dir, &got);
+        assert!(!dump.exists(), "set aside");
+        let got = got.lock().unwrap().clone();
+        assert!(got.is_empty(), "a file set aside was sent: {got:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A recoverer killed midway (a process recovering at start-up that is
