@@ -646,9 +646,7 @@ mod tests {
     /// a file its path still names.
     #[test]
     fn a_leftover_moved_between_its_open_and_its_lock_is_not_claimed() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-moved-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
+        let dir = fresh_dir("moved");
         let died = UNIX_EPOCH + Duration::new(1_700_000_000, 0);
         let [dump, flight] = plant(&dir, died);
         std::fs::remove_file(&flight).expect("one file");
@@ -666,6 +664,24 @@ mod tests {
         let got = got.lock().unwrap().clone();
         assert!(got.is_empty(), "a file set aside was sent: {got:?}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What a recovery of `dir` (its flight file `flight` taken) and a
+    /// replay after it send.
+    fn recovered_then_replayed(dir: &Path, flight: &Path) -> Received {
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(dir, &got);
+        assert!(!flight.exists());
+        replay_beside(dir, &got);
+        got
+    }
+
+    /// An empty private directory of this test process, named for `test`.
+    fn fresh_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        dir
     }
 
     /// A recoverer killed midway (a process recovering at start-up that is
@@ -985,9 +1001,7 @@ mod tests {
     /// twice. The journal is found by the flight file it was written for.
     #[test]
     fn a_journal_hidden_by_a_newer_spool_file_of_a_reused_pid_is_still_found() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-reused-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
+        let dir = fresh_dir("reused");
         // The new process's batch: one span of trace 3.
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let theirs = dir.join("theirs.sgdump");
@@ -1012,10 +1026,7 @@ mod tests {
             std::process::id()
         ));
         write_spool_file(&newer, &body, 1);
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        recover_beside(&dir, &got);
-        assert!(!flight.exists());
-        replay_beside(&dir, &got);
+        let got = recovered_then_replayed(&dir, &flight);
         each_sent_once(&got, 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1029,9 +1040,7 @@ mod tests {
     /// Such a journal is found among the process's spool files.
     #[test]
     fn a_journal_of_an_older_spanguard_beside_its_flight_file_is_sent_once() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-older-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
+        let dir = fresh_dir("older");
         let (flight, journal) = plant_journaled_flight(&dir);
         let older = dir.join(format!(
             "{:020}-{:010}-000001.sgspool",
@@ -1039,10 +1048,7 @@ mod tests {
             std::process::id()
         ));
         std::fs::rename(&journal, &older).expect("named as before");
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        recover_beside(&dir, &got);
-        assert!(!flight.exists());
-        replay_beside(&dir, &got);
+        let got = recovered_then_replayed(&dir, &flight);
         assert!(!older.exists());
         each_sent_once(&got, 0);
         let _ = std::fs::remove_dir_all(&dir);
@@ -1057,9 +1063,7 @@ mod tests {
     /// in the directory as it is once the flight file is claimed.
     #[test]
     fn a_journal_published_after_the_listing_is_still_found() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-listed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
+        let dir = fresh_dir("listed");
         let (flight, journal) = plant_journaled_flight(&dir);
         let bytes = std::fs::read(&journal).expect("journal");
         std::fs::remove_file(&journal).expect("not yet published");
@@ -1068,11 +1072,8 @@ mod tests {
         files::set_before_registering(Box::new(move || {
             std::fs::write(&published, bytes).expect("published");
         }));
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        recover_beside(&dir, &got);
-        assert!(!flight.exists());
-        assert!(journal.exists(), "published in the claim");
-        replay_beside(&dir, &got);
+        assert!(!journal.exists());
+        let got = recovered_then_replayed(&dir, &flight);
         each_sent_once(&got, 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1085,9 +1086,7 @@ mod tests {
     /// still there waits for its recovery, then goes.
     #[test]
     fn a_journal_replayed_before_its_flight_file_is_recovered_is_sent_once() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-first-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
+        let dir = fresh_dir("first");
         let (flight, journal) = plant_journaled_flight(&dir);
         let got: Received = Arc::new(Mutex::new(Vec::new()));
         replay_beside(&dir, &got);
