@@ -147,11 +147,17 @@ fn journaled_spans(
     let Some(id) = spool::flight_id_of(flight) else {
         return Default::default();
     };
-    let journals = names.iter().filter(|p| {
-        spool::journal_of(p) == Some(id)
-            && p.file_name()
-                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
-    });
+    let mut journals: Vec<&PathBuf> = names
+        .iter()
+        .filter(|p| {
+            spool::journal_of(p) == Some(id)
+                && p.file_name()
+                    .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    if journals.is_empty() {
+        journals = older_journals(names, flight);
+    }
     let mut spans = std::collections::HashSet::new();
     for journal in journals {
         let Ok(batch) = spool::read_spool_file(journal, cap) else {
@@ -166,15 +172,60 @@ fn journaled_spans(
     spans
 }
 
+/// The spool files among `names` that may be the journal of the flight
+/// file at `flight` written by a spanguard before journals named their
+/// flight file (`spool::journal_of`): that one named it as any spool file
+/// of its process, and a flight file it left, its process SIGKILLed
+/// between publishing a request's journal and freeing its slots, was
+/// recovered after an upgrade with those slots sent again beside the
+/// journal. So: the unmarked spool files of the flight file's pid named
+/// since that file was made (`<time>-<pid>-`, as both names begin). Those
+/// of a later process of the same pid are among them, and so are the
+/// process's batches kept for later: harmless, their spans are none of
+/// the slots still in export (a span is in one request at a time, and a
+/// kept batch's slots were freed when its journal was published). Read
+/// only for a flight file with slots in export and no journal named for
+/// it, each within the spool's read limit.
+fn older_journals<'a>(names: &'a [PathBuf], flight: &Path) -> Vec<&'a PathBuf> {
+    let Some(name) = flight.file_name().map(|n| n.to_string_lossy()) else {
+        return Vec::new();
+    };
+    let (Some(made), Some(of_pid)) = (name.get(..20), name.get(20..32)) else {
+        return Vec::new();
+    };
+    if !made.bytes().all(|b| b.is_ascii_digit()) {
+        return Vec::new();
+    }
+    names
+        .iter()
+        .filter(|p| {
+            let Some(n) = p.file_name().and_then(|n| n.to_str()) else {
+                return false;
+            };
+            n.ends_with(SUFFIX)
+                && spool::journal_of(p).is_none()
+                && n.get(20..32) == Some(of_pid)
+                // Names of 20 digits first sort as their times do.
+                && n.get(..20).is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()) && t >= made)
+        })
+        .collect()
+}
+
 /// Whether a flight file's record is a span in export that `journaled`
 /// (`journaled_spans`) holds.
 fn in_journal(
     r: &crate::span::record::SpanRecord,
     journaled: &std::collections::HashSet<SpanIds>,
 ) -> bool {
+    in_export(r) && journaled.contains(&(r.trace_id, r.span_id))
+}
+
+/// Whether a flight file's record was a span in export when its process
+/// died (EXPORTING).
+fn in_export(r: &crate::span::record::SpanRecord) -> bool {
     let state =
         crate::buffer::slab::header_state(r.header.load(std::sync::atomic::Ordering::Relaxed));
-    state == crate::buffer::slab::STATE_EXPORTING && journaled.contains(&(r.trace_id, r.span_id))
+    state == crate::buffer::slab::STATE_EXPORTING
 }
 
 /// What a claimed leftover holds.
@@ -245,12 +296,15 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
     if !locked {
         return Claim::Busy;
     }
+    // Recovered and deleted by another process meanwhile, or moved (set
+    // aside for a person, a pending batch put in the spool): what the
+    // path names now is no longer the file locked.
+    if !spool::still_named(&lock, path) {
+        return Claim::Skip;
+    }
     let Ok(meta) = lock.file().metadata() else {
         return Claim::Skip;
     };
-    if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
-        return Claim::Skip; // recovered and deleted by another process meanwhile
-    }
     // Lossily, as `leftover_files` listed it.
     let name = path
         .file_name()
@@ -387,11 +441,11 @@ pub fn recover_dir(
                 let header = *reader.header();
                 // A flight file's batch whose journal was published moments
                 // before a SIGKILL is in both: sent from the journal only.
-                let journaled = if is_flight_file(&path) {
-                    journaled_spans(&names, &path, spool_max_bytes)
-                } else {
-                    std::collections::HashSet::new()
-                };
+                // Its journals are looked for once a span in export is
+                // read (most flight files have none), in the directory as
+                // it is now: the look's listing may be older than the
+                // journal, published by the process before it died.
+                let mut journaled: Option<std::collections::HashSet<SpanIds>> = None;
                 if !header.service_name_whole().1 {
                     // The header had no room for the whole name: its spans
                     // arrive with it cut, counted and said as a value cut
@@ -411,8 +465,11 @@ pub fn recover_dir(
                     match reader.next_records(batch) {
                         Ok(records) if records.is_empty() => break true,
                         Ok(mut records) => {
-                            if !journaled.is_empty() {
-                                records.retain(|(r, _)| !in_journal(r, &journaled));
+                            if is_flight_file(&path) && records.iter().any(|(r, _)| in_export(r)) {
+                                let journaled = journaled.get_or_insert_with(|| {
+                                    journaled_spans(&spool::dir_names(dir), &path, spool_max_bytes)
+                                });
+                                records.retain(|(r, _)| !in_journal(r, journaled));
                             }
                             let part = crate::buffer::dump::Recovered { header, records };
                             spans += part
@@ -579,6 +636,52 @@ mod tests {
             "the child holds the lock of a file we let go of"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Another recoverer set a crash dump aside (a part it could not read,
+    /// kept for a person) between this one's open of it and its lock: the
+    /// file, still linked under its new name, was claimed all the same
+    /// (only a link count of 0 was refused), its spans read and sent from
+    /// a file kept for no recoverer to read again. The claim holds only
+    /// a file its path still names.
+    #[test]
+    fn a_leftover_moved_between_its_open_and_its_lock_is_not_claimed() {
+        let dir = fresh_dir("moved");
+        let died = UNIX_EPOCH + Duration::new(1_700_000_000, 0);
+        let [dump, flight] = plant(&dir, died);
+        std::fs::remove_file(&flight).expect("one file");
+        // At the second descriptor made known (the lock's): the other
+        // recoverer's set-aside, its lock let go.
+        let moved = dump.clone();
+        files::set_before_registering(Box::new(move || {
+            files::set_before_registering(Box::new(move || {
+                files::set_aside(&moved).expect("set aside");
+            }));
+        }));
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(&dir, &got);
+        assert!(!dump.exists(), "set aside");
+        let got = got.lock().unwrap().clone();
+        assert!(got.is_empty(), "a file set aside was sent: {got:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What a recovery of `dir` (its flight file `flight` taken) and a
+    /// replay after it send.
+    fn recovered_then_replayed(dir: &Path, flight: &Path) -> Received {
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(dir, &got);
+        assert!(!flight.exists());
+        replay_beside(dir, &got);
+        got
+    }
+
+    /// An empty private directory of this test process, named for `test`.
+    fn fresh_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        dir
     }
 
     /// A recoverer killed midway (a process recovering at start-up that is
@@ -898,9 +1001,7 @@ mod tests {
     /// twice. The journal is found by the flight file it was written for.
     #[test]
     fn a_journal_hidden_by_a_newer_spool_file_of_a_reused_pid_is_still_found() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-reused-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
+        let dir = fresh_dir("reused");
         // The new process's batch: one span of trace 3.
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let theirs = dir.join("theirs.sgdump");
@@ -925,11 +1026,55 @@ mod tests {
             std::process::id()
         ));
         write_spool_file(&newer, &body, 1);
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        recover_beside(&dir, &got);
-        assert!(!flight.exists());
-        replay_beside(&dir, &got);
+        let got = recovered_then_replayed(&dir, &flight);
         each_sent_once(&got, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A process of a spanguard before journals named their flight file
+    /// (`-journalof`), SIGKILLed between publishing a request's journal
+    /// and freeing its slots, recovered by this one after an upgrade:
+    /// recovery looked only for a journal named for the flight file, found
+    /// none, and sent the slots in export, while the journal was replayed
+    /// too: spans 1..=3 twice (the older recovery paired them by the pid).
+    /// Such a journal is found among the process's spool files.
+    #[test]
+    fn a_journal_of_an_older_spanguard_beside_its_flight_file_is_sent_once() {
+        let dir = fresh_dir("older");
+        let (flight, journal) = plant_journaled_flight(&dir);
+        let older = dir.join(format!(
+            "{:020}-{:010}-000001.sgspool",
+            1_700_000_000_100_000_000u64,
+            std::process::id()
+        ));
+        std::fs::rename(&journal, &older).expect("named as before");
+        let got = recovered_then_replayed(&dir, &flight);
+        assert!(!older.exists());
+        each_sent_once(&got, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A recovery beside a live process (another agent on the spool, a
+    /// `spanguard replay`) listed the directory, then the process published
+    /// a request's journal and was SIGKILLed before it freed the slots,
+    /// and the recovery claimed its flight file: the journal was not in
+    /// the listing, so the slots in export were sent, and the journal
+    /// replayed after them: spans 1..=3 twice. The journals are looked for
+    /// in the directory as it is once the flight file is claimed.
+    #[test]
+    fn a_journal_published_after_the_listing_is_still_found() {
+        let dir = fresh_dir("listed");
+        let (flight, journal) = plant_journaled_flight(&dir);
+        let bytes = std::fs::read(&journal).expect("journal");
+        std::fs::remove_file(&journal).expect("not yet published");
+        // At the flight file's claim: after the listing.
+        let published = journal.clone();
+        files::set_before_registering(Box::new(move || {
+            std::fs::write(&published, bytes).expect("published");
+        }));
+        assert!(!journal.exists());
+        let got = recovered_then_replayed(&dir, &flight);
+        each_sent_once(&got, 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -941,9 +1086,7 @@ mod tests {
     /// still there waits for its recovery, then goes.
     #[test]
     fn a_journal_replayed_before_its_flight_file_is_recovered_is_sent_once() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-first-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
+        let dir = fresh_dir("first");
         let (flight, journal) = plant_journaled_flight(&dir);
         let got: Received = Arc::new(Mutex::new(Vec::new()));
         replay_beside(&dir, &got);

@@ -9,6 +9,12 @@
 //! in it, and gone once delivered; or, when it is no batch, set aside and
 //! said; never sent by the sender its name says was refused it, and a
 //! name says a sender only as a writer writes it.
+//!
+//! Then the same contents as the flight recorder's journal (named for a
+//! flight file's id, `spool::journal_of`) beside a file of any name: the
+//! journal waits for the flight file it names (`flight_id_of`), named as
+//! the tracer names it, and for no other file; once that file is gone
+//! it is replayed as any batch is.
 #![no_main]
 
 use std::os::unix::ffi::OsStrExt;
@@ -17,7 +23,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use spanguard::export::spool::{
     MAX_CUT_PLACES, ReplayVerdict, SpoolDir, count_in_body, count_spool_file,
-    encode_header_with_places, read_batch, refused_by, setbacks,
+    encode_header_with_places, flight_id_of, journal_of, read_batch, refused_by, setbacks,
 };
 
 const CAP: u64 = 1 << 16;
@@ -94,6 +100,7 @@ fn replayed_under_any_name(data: &[u8]) {
     if name.is_empty() || name == b"." || name == b".." {
         name = b"x".to_vec();
     }
+    beside_a_flight_file(contents, &name);
     let dir = std::env::temp_dir().join(format!("spanguard-fuzz-spooldir-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -147,4 +154,99 @@ fn replayed_under_any_name(data: &[u8]) {
 
 fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
+}
+
+/// `contents` as the journal of the flight file with the id and pid the
+/// first 12 bytes of `name` give, beside a file named by the rest of it
+/// (its first byte odd) or that flight file as the tracer names it.
+fn beside_a_flight_file(contents: &[u8], name: &[u8]) {
+    let Some((head, rest)) = name.split_first_chunk::<12>() else {
+        return;
+    };
+    // A pid a kernel gives (PID_MAX_LIMIT: 2^22 on 64-bit kernels).
+    let pid = u32::from_le_bytes(head[..4].try_into().unwrap()) % (1 << 22);
+    let id = u64::from_le_bytes(head[4..].try_into().unwrap());
+    let dir =
+        std::env::temp_dir().join(format!("spanguard-fuzz-journaldir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let journal = dir.join(format!(
+        "{:020}-{pid:010}-000001-journalof{id:016x}.sgspool",
+        1_700_000_000_100_000_000u64
+    ));
+    assert_eq!(journal_of(&journal), Some(id), "{}", journal.display());
+    let as_the_tracer = format!(
+        "{:020}-{pid:010}-{id:x}.sgflight",
+        1_700_000_000_000_000_000u64
+    );
+    let beside = if head[0] & 1 == 1 && !rest.is_empty() && rest != b"." && rest != b".." {
+        rest.to_vec()
+    } else {
+        as_the_tracer.clone().into_bytes()
+    };
+    let beside = dir.join(std::ffi::OsStr::from_bytes(&beside));
+    if beside == journal {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    std::fs::write(&journal, contents).expect("journal");
+    std::fs::write(&beside, b"").expect("beside");
+    // An id is read from a name only as the tracer writes it, in hex.
+    let text = String::from_utf8_lossy(rest).to_ascii_lowercase();
+    if let Some(other) = flight_id_of(Path::new(std::ffi::OsStr::from_bytes(rest))) {
+        assert!(
+            text.ends_with(".sgflight"),
+            "{text:?} read as flight file {other:x}"
+        );
+        assert!(
+            text.contains(&format!("{other:x}")),
+            "{text:?} read as {other:x}"
+        );
+    }
+    if let Some(other) = journal_of(Path::new(std::ffi::OsStr::from_bytes(rest))) {
+        assert!(
+            text.contains(&format!("-journalof{other:016x}")),
+            "{text:?} read as journal of {other:x}"
+        );
+    }
+    let its_flight_file = beside.file_name() == Some(std::ffi::OsStr::new(&as_the_tracer));
+    let replay = |spool: &mut SpoolDir| {
+        let mut sent = 0;
+        spool.replay(|_| {
+            sent += 1;
+            ReplayVerdict::Delivered
+        });
+        let set_aside = spool.take_set_aside().len();
+        (sent, set_aside)
+    };
+    let mut spool = SpoolDir::new(&dir, CAP);
+    let (sent, set_aside) = replay(&mut spool);
+    if its_flight_file {
+        // Its flight file's recovery must read it first.
+        assert_eq!(
+            (sent, set_aside),
+            (0, 0),
+            "a journal sent before its flight file was recovered"
+        );
+        assert!(
+            exists(&journal),
+            "a journal gone before its flight file was recovered"
+        );
+        std::fs::remove_file(&beside).expect("recovered");
+        let (sent, set_aside) = replay(&mut spool);
+        assert_eq!(
+            sent + set_aside,
+            1,
+            "a journal not replayed once its flight file was gone"
+        );
+    } else if flight_id_of(&beside) != Some(id) {
+        // No file of its flight file's id: it does not wait.
+        assert!(sent + set_aside >= 1, "sent {sent}, set aside {set_aside}");
+        assert!(
+            !exists(&journal),
+            "a journal waiting for {}",
+            beside.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
