@@ -1152,7 +1152,11 @@ impl SpoolDir {
     ) -> io::Result<Journal> {
         let header =
             self.header_within_cap(format, gzipped, (spans, cut_counted, cut_at), body.len());
-        let mark = format!("{}{}", journal_tag(flight), destination_tag(self.sender_mark()));
+        let mark = format!(
+            "{}{}",
+            journal_tag(flight),
+            destination_tag(self.sender_mark())
+        );
         let (path, lock) = self.write_file_named(&header, body, false, &mark)?;
         Ok(Journal { path, _lock: lock })
     }
