@@ -56,7 +56,7 @@ fn a_lone_poison_file_with_no_traffic_is_split(protocol: Protocol, format: BodyF
     );
     // The one batch: refused for its retries, and spooled.
     support::end_spans(&tracer, &["llm.chat", "poison", "llm.chat"]);
-    tracer.flush(Duration::from_secs(5)).expect("flush");
+    support::flush_done(&tracer, Duration::from_secs(60));
     assert_eq!(tracer.stats().spooled_spans, 3, "{:?}", tracer.stats());
     let at_spool = requests.load(Ordering::Relaxed);
     // Then nothing: the replays (one a probe interval, a second) go on
@@ -139,7 +139,7 @@ fn a_lone_poison_file_behind_retry_after_is_split() {
         },
     );
     support::end_spans(&tracer, &["llm.chat", "poison", "llm.chat"]);
-    tracer.flush(Duration::from_secs(5)).expect("flush");
+    support::flush_done(&tracer, Duration::from_secs(60));
     assert_eq!(tracer.stats().spooled_spans, 3, "{:?}", tracer.stats());
     // Five waits of a second and a probe each; a minute for a slow machine.
     let started = Instant::now();
@@ -197,7 +197,7 @@ fn a_stop_after_a_probe_with_no_answer_replays_at_once() {
         },
     );
     support::end_spans(&tracer, &["llm.chat"; 2]);
-    tracer.flush(Duration::from_secs(5)).expect("flush");
+    support::flush_done(&tracer, Duration::from_secs(60));
     assert_eq!(tracer.stats().spooled_spans, 2, "{:?}", tracer.stats());
     // The replay a probe interval later: the file (503), then the probe.
     let started = Instant::now();

@@ -627,7 +627,7 @@ fn a_spooled_value_cut_then_emptied_at_replay(flight_recorder: bool, one_value: 
             .expect("set");
     }
     tracer.end(s, 0).expect("end");
-    tracer.flush(Duration::from_secs(5)).expect("flush");
+    support::flush_done(&tracer, Duration::from_secs(60));
     let files = support::spool_files(&dir.join("spool"));
     assert_eq!(files.len(), 1, "{files:?}");
     let magic = std::fs::read(dir.join("spool").join(&files[0])).expect("read");

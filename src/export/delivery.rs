@@ -2575,7 +2575,15 @@ mod tests {
     /// namespace of this test's own: root only; elsewhere said, and
     /// passed): the requests kept while the next try was waited for said
     /// "the backend is down; next try in N ms" of a local file. They say
-    /// the disk is full, and where.
+    /// the disk is full, and where: the first, tried and kept rather than
+    /// its retry waited for ("kept instead of waiting"), and the second,
+    /// kept untried until that retry's time ("next try in").
+    ///
+    /// The retry waits minutes here, not the default backoff's first 50
+    /// to 100 ms: on a loaded machine the spool write of the first request
+    /// outlasted that wait, the second request was tried in its turn and
+    /// said "kept instead of waiting", and the test failed on words that
+    /// were right. Both paths are asserted, neither left to the clock.
     #[test]
     fn a_local_sink_on_a_full_disk_is_said_full_not_down() {
         use std::os::unix::ffi::OsStrExt;
@@ -2620,9 +2628,15 @@ mod tests {
         let mut d = Delivery::new(
             Box::new(super::super::file_sink::FileSink::new(&sink_dir, "svc")),
             SpoolDir::new(&dir.join("spool"), 1 << 20),
-            Duration::from_secs(30),
+            Duration::from_secs(3600),
             1 << 20,
         );
+        // A first retry 5 to 10 minutes off, within the hour's budget.
+        d.policy.backoff = Backoff {
+            initial: Duration::from_secs(600),
+            max: Duration::from_secs(600),
+            multiplier: 2,
+        };
         let mut host = Host {
             interrupt_waits: true,
             ..Host::default()
@@ -2635,16 +2649,20 @@ mod tests {
             );
         }
         assert_eq!((host.delivered, host.kept, host.lost), (0, 16, 0));
-        let waiting = &host.kept_reasons[1].0;
         let full = format!(
             "the disk is full where the local sink writes: writing {}/svc-",
             sink_dir.display()
         );
-        assert!(
-            waiting.starts_with(&full) && waiting.contains("; next try in "),
-            "{waiting}"
-        );
-        assert!(!waiting.contains("backend"), "{waiting}");
+        assert_eq!(host.kept_reasons.len(), 2, "{:?}", host.kept_reasons);
+        for (said, then) in host
+            .kept_reasons
+            .iter()
+            .zip(["; kept instead of waiting", "; next try in "])
+        {
+            let said = &said.0;
+            assert!(said.starts_with(&full) && said.contains(then), "{said}");
+            assert!(!said.contains("backend"), "{said}");
+        }
         drop(d);
         // SAFETY: the tmpfs mounted above, in this process's namespace.
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };

@@ -30,8 +30,11 @@ COMMANDS = textwrap.dedent("""
         if command == "span":
             record(name).end()
         if command == "busy":
+            # Joined, not slept on: 0.1 s is a guess a loaded machine can
+            # outlast, and a thread still between a span's end and its
+            # count said one span fewer than the sink then held.
             busy["stop"] = True
-            time.sleep(0.1)
+            busy["thread"].join()
             print(busy["ended"], flush=True)
             continue
         print("ok", flush=True)
@@ -58,7 +61,8 @@ PLAIN = textwrap.dedent("""
             busy["ended"] += 1
             time.sleep(0.002)
 
-    threading.Thread(target=record_all_along, daemon=True).start()
+    busy["thread"] = threading.Thread(target=record_all_along, daemon=True)
+    busy["thread"].start()
 """) + COMMANDS
 
 # The same agent's spans through the OpenTelemetry SDK, queued for 30 s
