@@ -543,3 +543,36 @@ def test_other_greenlets_run_while_an_end_waits_for_a_setter_on_the_pool(tmp_pat
         assert shared["end"] >= shared["start"] > 0
         assert not rx.duplicate_spans()
 
+
+# A greenlet begins a span with a 300 KB attribute while the pool is used
+# up (every slot free): its begin waits for chunks, not for a slot.
+BEGIN_POOL = POOL_USED_UP + """
+    def begin_when_the_pool_is_used_up():
+        before = ticks
+        span = pooled.start_span("waiter", attributes={"output.value": "w" * 300_000})
+        ticked = ticks - before
+        span.end()
+        return ticked
+
+    beginner = spawn(begin_when_the_pool_is_used_up)
+    join_all([beginner])
+    say_pool(ticked=result(beginner))
+"""
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_a_green_begin_waiting_for_payload_chunks_is_no_slot_wait(tmp_path, green):
+    """A begin whose 300 KB attribute finds the payload pool used up (a
+    slot free) lets the hub run while it waits, and its wait is not
+    counted as a wait for a slot: slot_waits said 1, and `spanguard why`
+    told the user to raise max_open_spans when the payload pool was short."""
+    with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
+        proc = run(green, BEGIN_POOL, rx, tmp_path)
+        code, said, err = finish(proc)
+        assert code == 0, err
+        [said] = said
+        assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
+        assert said["slot_waits"] == 0, f"a wait for payload chunks counted as a wait for a slot: {said}"
+        assert said["exported"] == 3, said
+        [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
+        assert waiter["attributes"]["output.value"] == "w" * 300_000
