@@ -346,14 +346,20 @@ FULL = """
 """
 
 
+def said_once(green: str, body: str, rx: OtlpReceiverProcess, tmp_path, **env) -> dict:
+    """What the program said, once, having left with 0."""
+    proc = run(green, body, rx, tmp_path, **env)
+    code, said, err = finish(proc)
+    assert code == 0, err
+    [said] = said
+    return said
+
+
 def begin_when_full(green: str, rx: OtlpReceiverProcess, tmp_path, wait_ms: int, **env) -> dict:
     """What FULL said: how often the ticker ran while the waiter's begin
     ran, and the small tracer's counts; the greenlet let the hub run while
     it waited (at a tick each 5 ms, a loaded machine gives fewer)."""
-    proc = run(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms), **env)
-    code, said, err = finish(proc)
-    assert code == 0, err
-    [said] = said
+    said = said_once(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms), **env)
     assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
     return said
 
@@ -483,10 +489,7 @@ def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, 
     worker until the chunks came back: 0 ticks). The value arrives whole,
     waited for once, nothing cut."""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
-        proc = run(green, POOL, rx, tmp_path, HOW=how)
-        code, said, err = finish(proc)
-        assert code == 0, err
-        [said] = said
+        said = said_once(green, POOL, rx, tmp_path, HOW=how)
         assert said["ticked"] >= 10, f"the other greenlets stood still while the value waited: {said}"
         assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
         assert said["exported"] == 3, said
@@ -530,10 +533,7 @@ def test_other_greenlets_run_while_an_end_waits_for_a_setter_on_the_pool(tmp_pat
     greenlet of the worker stood still until B's wait ended: 0 ticks).
     The value and the end both land, once: the span arrives once, whole."""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
-        proc = run(green, END_WHILE_HELD, rx, tmp_path, HOW=how)
-        code, said, err = finish(proc)
-        assert code == 0, err
-        [said] = said
+        said = said_once(green, END_WHILE_HELD, rx, tmp_path, HOW=how)
         assert said["ticked"] >= 10, f"the other greenlets stood still while the end waited: {said}"
         assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
         assert said["exported"] == 3, said
@@ -567,10 +567,7 @@ def test_a_green_begin_waiting_for_payload_chunks_is_no_slot_wait(tmp_path, gree
     counted as a wait for a slot: slot_waits said 1, and `spanguard why`
     told the user to raise max_open_spans when the payload pool was short."""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
-        proc = run(green, BEGIN_POOL, rx, tmp_path)
-        code, said, err = finish(proc)
-        assert code == 0, err
-        [said] = said
+        said = said_once(green, BEGIN_POOL, rx, tmp_path)
         assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
         assert said["slot_waits"] == 0, f"a wait for payload chunks counted as a wait for a slot: {said}"
         assert said["exported"] == 3, said
