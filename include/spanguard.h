@@ -450,10 +450,11 @@ enum spanguard_result
    From `spanguard_span_try_set_attributes_packed`: the values may need
    payload chunks, which a setter may wait for; nothing was set or
    counted. Set them with `spanguard_span_set_attributes_packed`.
-   From `spanguard_span_try_set_attributes_packed` and
-   `spanguard_span_try_end`: another caller is writing the span (a
-   setter waiting for payload chunks holds it), which they do not wait
-   for; nothing was done. Make the call that may wait.
+   From `spanguard_span_try_set_attributes_packed`,
+   `spanguard_span_try_end` and `spanguard_span_try_end_at`: another
+   caller is writing the span (a setter waiting for payload chunks
+   holds it), which they do not wait for; nothing was done. Make the
+   call that may wait.
    */
   SPANGUARD_RESULT_WOULD_WAIT = 20,
   /*
@@ -1647,6 +1648,17 @@ spanguard_result spanguard_span_end(spanguard_span span);
  the same call.
  */
 spanguard_result spanguard_span_try_end(spanguard_span span);
+
+/*
+ `spanguard_span_end_at` for a caller that must not block, as
+ `spanguard_span_try_end` is to `spanguard_span_end`: where another
+ caller is writing the span, `SPANGUARD_RESULT_WOULD_WAIT` at once, the
+ span still open and nothing counted; the caller then ends it with
+ `spanguard_span_end_at`. (Python's binding under gevent or eventlet,
+ whose hub's thread runs every greenlet: an end waiting there for a
+ setter that waits for payload chunks stopped them all.)
+ */
+spanguard_result spanguard_span_try_end_at(spanguard_span span, uint64_t end_unix_ns);
 
 /*
  Ends the span at `end_unix_ns` (not before its start).

@@ -1864,7 +1864,15 @@ impl Tracer {
     /// where it may wait.
     #[inline(always)]
     pub fn try_end(&self, s: SpanRef) -> Result<(), SpanError> {
-        let hold = self.stamp_end_by(s, 0, Self::try_lock_span)?;
+        self.try_end_at(s, 0)
+    }
+
+    /// `try_end` at `end_unix_ns` (0: now), as `end` takes it: for a
+    /// caller that ends at a time it was given (an OpenTelemetry bridge's
+    /// end under gevent, whose hub must not wait for the holder).
+    #[inline(always)]
+    pub fn try_end_at(&self, s: SpanRef, end_unix_ns: u64) -> Result<(), SpanError> {
+        let hold = self.stamp_end_by(s, end_unix_ns, Self::try_lock_span)?;
         self.hand_ended(s, hold);
         Ok(())
     }

@@ -592,6 +592,11 @@ fn a_call_that_may_not_wait_hears_it_would_while_a_setter_holds_the_span() {
         let ended = t.stats().spans_ended;
         assert_eq!(t.try_end(s), Err(SpanError::WouldWait), "{name}");
         assert_eq!(
+            t.try_end_at(s, 1_700_000_000_000_000_000),
+            Err(SpanError::WouldWait),
+            "{name}"
+        );
+        assert_eq!(
             t.try_set_attributes(s, &short, 27),
             Err(SpanError::WouldWait),
             "{name}"

@@ -90,10 +90,11 @@ pub enum spanguard_result {
     /// From `spanguard_span_try_set_attributes_packed`: the values may need
     /// payload chunks, which a setter may wait for; nothing was set or
     /// counted. Set them with `spanguard_span_set_attributes_packed`.
-    /// From `spanguard_span_try_set_attributes_packed` and
-    /// `spanguard_span_try_end`: another caller is writing the span (a
-    /// setter waiting for payload chunks holds it), which they do not wait
-    /// for; nothing was done. Make the call that may wait.
+    /// From `spanguard_span_try_set_attributes_packed`,
+    /// `spanguard_span_try_end` and `spanguard_span_try_end_at`: another
+    /// caller is writing the span (a setter waiting for payload chunks
+    /// holds it), which they do not wait for; nothing was done. Make the
+    /// call that may wait.
     WouldWait = 20,
     /// An attribute's key was empty, which OpenTelemetry forbids ("the
     /// attribute key MUST be a non-null and non-empty string"): that

@@ -1736,6 +1736,26 @@ pub extern "C" fn spanguard_span_try_end(span: spanguard_span) -> spanguard_resu
     })
 }
 
+/// `spanguard_span_end_at` for a caller that must not block, as
+/// `spanguard_span_try_end` is to `spanguard_span_end`: where another
+/// caller is writing the span, `SPANGUARD_RESULT_WOULD_WAIT` at once, the
+/// span still open and nothing counted; the caller then ends it with
+/// `spanguard_span_end_at`. (Python's binding under gevent or eventlet,
+/// whose hub's thread runs every greenlet: an end waiting there for a
+/// setter that waits for payload chunks stopped them all.)
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_try_end_at(
+    span: spanguard_span,
+    end_unix_ns: u64,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| match t.try_end_at(s, end_unix_ns.max(1)) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.into(),
+        })
+    })
+}
+
 /// Ends the span at `end_unix_ns` (not before its start).
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_span_end_at(

@@ -10,6 +10,7 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
+use spanguard::ffi::result::spanguard_result;
 
 /// Keys' and string values' bytes of one call from which its values may
 /// take payload chunks: a span's own arena holds 2 KiB
@@ -63,7 +64,40 @@ where
         None,
         move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| call(args.py()),
     )?;
-    py.import("spanguard._green")?
-        .call_method1("off_the_hub", (run,))?
-        .extract()
+    off_the_hub(run)?.extract()
+}
+
+/// `call` (a call on a span that waits for another caller holding it,
+/// such as an end after its `try_` form answered WOULD_WAIT), where the
+/// wait stops no other greenlet: on the green library's pool when the
+/// caller is a greenlet of a shared hub, here otherwise (no green library
+/// loaded, an OS thread of its own). The other holder may hold the span up
+/// to `full_wait_ms` (a setter waiting for payload chunks on the pool):
+/// on the hub's own thread that wait stopped every greenlet of the
+/// worker. `call` holds only what it needs by value (a span handle).
+pub fn result_where_no_greenlet_waits<F>(py: Python<'_>, call: F) -> PyResult<spanguard_result>
+where
+    F: Fn() -> spanguard_result + Send + Sync + 'static,
+{
+    if !loaded(py) {
+        return Ok(call());
+    }
+    let run = PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        move |_: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| -> PyResult<u32> {
+            Ok(call() as u32)
+        },
+    )?;
+    let code: u32 = off_the_hub(run)?.extract()?;
+    // A number `call` returned: always one of the enum's.
+    Ok(spanguard_result::from_code(code).unwrap_or(spanguard_result::Panic))
+}
+
+/// `run()` through `spanguard._green.off_the_hub`.
+fn off_the_hub<'py>(run: Bound<'py, PyCFunction>) -> PyResult<Bound<'py, PyAny>> {
+    run.py()
+        .import("spanguard._green")?
+        .call_method1("off_the_hub", (run,))
 }

@@ -334,50 +334,33 @@ impl Span {
         time_unix_ns: u64,
         dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
-        let attrs = Attributes::from_mapping(attributes, &self.rejected);
-        if attrs.text_bytes() < green::MAY_TAKE_CHUNKS || !green::loaded(py) {
-            return add_event_here(
-                py,
-                self.handle,
-                name,
-                &attrs,
-                time_unix_ns,
-                dropped_attributes,
-            );
-        }
-        let text_bytes = attrs.text_bytes();
-        drop(attrs);
         let h = self.handle;
         let name = name.clone().unbind();
-        let attributes = attributes.map(|a| a.clone().unbind());
-        green::where_no_greenlet_waits(py, text_bytes, move |py| {
-            // Counted once: the values were read here already.
-            let attrs = Attributes::from_mapping(
-                attributes.as_ref().map(|a| a.bind(py)),
-                &AtomicU64::new(0),
-            );
+        with_attributes_where_no_greenlet_waits(py, attributes, &self.rejected, move |py, attrs| {
             add_event_here(
                 py,
                 h,
                 name.bind(py),
-                &attrs,
+                attrs,
                 time_unix_ns,
                 dropped_attributes,
             )
         })
     }
 
+    /// The status; an ERROR's message long enough to take payload chunks
+    /// (which it may wait for: the pool bounds it, no length limit does)
+    /// set on an OS thread of the green library's pool (`green`).
     fn status(&self, py: Python<'_>, code: u32, description: &[u8]) -> PyResult<()> {
-        // SAFETY: description is valid for its length.
-        let result = unsafe {
-            c::spanguard_span_set_status(
-                self.handle,
-                code,
-                description.as_ptr().cast(),
-                description.len(),
-            )
-        };
-        report::recording(py, result)
+        let h = self.handle;
+        if description.len() < green::MAY_TAKE_CHUNKS || !green::loaded(py) {
+            return status_here(py, h, code, description);
+        }
+        let description = description.to_vec();
+        green::where_no_greenlet_waits(py, description.len(), move |py| {
+            status_here(py, h, code, &description).map(|()| None)
+        })
+        .map(|_| ())
     }
 
     /// Ends the span; true when the tracer had shut down and refused the
@@ -391,13 +374,24 @@ impl Span {
         // Read before the end: once ended, the span may be exported and its
         // slot reused at any moment. No other Python thread runs until
         // this method returns (it holds the GIL throughout), so none sees
-        // the span ended with its context not kept yet.
-        let kept = self.read_context();
-        let code = if end_unix_ns == 0 {
-            c::spanguard_span_end(self.handle)
-        } else {
-            c::spanguard_span_end_at(self.handle, end_unix_ns)
-        };
+        // the span ended with its context not kept yet; except while an
+        // end waits for another holder of the span, which lets others run
+        // (the GIL let go, or the greenlet at its hub): kept first there.
+        let mut kept = self.read_context();
+        let h = self.handle;
+        let mut code = try_end_span_at(h, end_unix_ns);
+        if code == spanguard_result::WouldWait {
+            if let Some(kept) = kept.take() {
+                // Not NON_RECORDING: a span that records nothing has no
+                // holder to wait for.
+                let _ = self.kept.set(kept);
+            }
+            // Where another caller holds the span (a setter waiting for
+            // payload chunks on the green library's pool, up to
+            // `full_wait_ms`), the end waits for it where its wait stops
+            // no greenlet (`green`).
+            code = green::result_where_no_greenlet_waits(py, move || end_span_at(h, end_unix_ns))?;
+        }
         if let Some(mut kept) = kept {
             // End answers NON_RECORDING only for a span of no tracer that
             // records (a disabled one's); an unsampled span ends OK.
@@ -466,24 +460,20 @@ impl Span {
     /// Where their text may wait for payload chunks, they are set on an OS
     /// thread of the green library's pool (`green`).
     fn set_attributes(&self, py: Python<'_>, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
-        let attrs = Attributes::from_mapping(Some(attributes), &self.rejected);
-        if attrs.text_bytes() < green::MAY_TAKE_CHUNKS || !green::loaded(py) {
-            return set_all(py, self.handle, &attrs, 0);
-        }
-        let text_bytes = attrs.text_bytes();
-        drop(attrs);
         let h = self.handle;
-        let attributes = attributes.clone().unbind();
-        green::where_no_greenlet_waits(py, text_bytes, move |py| {
-            // Counted once: the values were read here already.
-            let attrs = Attributes::from_mapping(Some(attributes.bind(py)), &AtomicU64::new(0));
-            set_all(py, h, &attrs, 0).map(|()| None)
-        })
+        with_attributes_where_no_greenlet_waits(
+            py,
+            Some(attributes),
+            &self.rejected,
+            move |py, attrs| set_all(py, h, attrs, 0).map(|()| None),
+        )
         .map(|_| ())
     }
 
     /// Renames the span (OpenTelemetry's `update_name`): it is exported
-    /// with the last name it was given.
+    /// with the last name it was given. Runs in place under gevent too: a
+    /// name is cut at `SPANGUARD_MAX_NAME_BYTES` and never waits for payload
+    /// chunks (the library stores it from the pool as it is).
     fn update_name(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = utf8(name);
         let n = name.as_bytes();
@@ -559,27 +549,33 @@ impl Span {
         attributes: Option<&Bound<'_, PyAny>>,
         tracestate: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<bool>> {
-        let attrs = Attributes::from_mapping(attributes, &self.rejected);
-        let tp = utf8(traceparent);
-        let t = tp.as_bytes();
-        let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
-        let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
-        // SAFETY: traceparent, tracestate and attributes are valid for the call.
-        let code = unsafe {
-            c::spanguard_span_add_link_with_tracestate(
-                self.handle,
-                t.as_ptr().cast(),
-                t.len(),
-                s.as_ptr().cast(),
-                s.len(),
-                attrs.as_ptr(),
-                attrs.len(),
-            )
-        };
-        if code == spanguard_result::InvalidTraceparent {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-        }
-        report::held(py, code)
+        let (h, rejected) = (self.handle, self.rejected.clone());
+        let traceparent = traceparent.clone().unbind();
+        let tracestate = tracestate
+            .filter(|t| !t.is_none())
+            .map(|t| t.clone().unbind());
+        with_attributes_where_no_greenlet_waits(py, attributes, &self.rejected, move |py, attrs| {
+            let tp = utf8(traceparent.bind(py));
+            let t = tp.as_bytes();
+            let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
+            let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+            // SAFETY: traceparent, tracestate and attributes are valid for the call.
+            let code = unsafe {
+                c::spanguard_span_add_link_with_tracestate(
+                    h,
+                    t.as_ptr().cast(),
+                    t.len(),
+                    s.as_ptr().cast(),
+                    s.len(),
+                    attrs.as_ptr(),
+                    attrs.len(),
+                )
+            };
+            if code == spanguard_result::InvalidTraceparent {
+                rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            report::held(py, code)
+        })
     }
 
     /// Links the span to another given by its ids (ints, as an
@@ -604,9 +600,10 @@ impl Span {
         is_remote: Option<bool>,
         dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
-        let attrs = Attributes::from_mapping(attributes, &self.rejected);
-        let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
-        let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+        let (h, rejected) = (self.handle, self.rejected.clone());
+        let tracestate = tracestate
+            .filter(|t| !t.is_none())
+            .map(|t| t.clone().unbind());
         let trace_id = trace_id.to_be_bytes();
         let span_id = span_id.to_be_bytes();
         let link_flags = match is_remote {
@@ -614,26 +611,30 @@ impl Span {
             Some(true) => SPANGUARD_LINK_REMOTE,
             Some(false) => SPANGUARD_LINK_LOCAL,
         };
-        // SAFETY: the ids hold 16 and 8 bytes; tracestate and attributes
-        // are valid for the call.
-        let code = unsafe {
-            c::spanguard_span_add_link_ids_with_dropped(
-                self.handle,
-                trace_id.as_ptr(),
-                span_id.as_ptr(),
-                (trace_flags & 0xff) as u8,
-                s.as_ptr().cast(),
-                s.len(),
-                link_flags,
-                attrs.as_ptr(),
-                attrs.len(),
-                dropped_attributes,
-            )
-        };
-        if code == spanguard_result::InvalidTraceparent {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-        }
-        report::held(py, code)
+        with_attributes_where_no_greenlet_waits(py, attributes, &self.rejected, move |py, attrs| {
+            let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
+            let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+            // SAFETY: the ids hold 16 and 8 bytes; tracestate and attributes
+            // are valid for the call.
+            let code = unsafe {
+                c::spanguard_span_add_link_ids_with_dropped(
+                    h,
+                    trace_id.as_ptr(),
+                    span_id.as_ptr(),
+                    (trace_flags & 0xff) as u8,
+                    s.as_ptr().cast(),
+                    s.len(),
+                    link_flags,
+                    attrs.as_ptr(),
+                    attrs.len(),
+                    dropped_attributes,
+                )
+            };
+            if code == spanguard_result::InvalidTraceparent {
+                rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            report::held(py, code)
+        })
     }
 
     /// Sets the status: `STATUS_UNSET`, `STATUS_OK` or `STATUS_ERROR`, its
@@ -815,6 +816,64 @@ impl Span {
     fn __repr__(&self) -> String {
         format!("<spanguard Span {}>", self.traceparent())
     }
+}
+
+/// `spanguard_span_try_end` for `end_unix_ns` 0 (now), else
+/// `spanguard_span_try_end_at`: the end, or WOULD_WAIT where another
+/// caller holds the span. What `spanguard_span_end` costs otherwise.
+fn try_end_span_at(h: spanguard_span, end_unix_ns: u64) -> spanguard_result {
+    if end_unix_ns == 0 {
+        c::spanguard_span_try_end(h)
+    } else {
+        c::spanguard_span_try_end_at(h, end_unix_ns)
+    }
+}
+
+/// `try_end_span_at` that waits for another holder of the span.
+fn end_span_at(h: spanguard_span, end_unix_ns: u64) -> spanguard_result {
+    if end_unix_ns == 0 {
+        c::spanguard_span_end(h)
+    } else {
+        c::spanguard_span_end_at(h, end_unix_ns)
+    }
+}
+
+/// `call` with the attributes `attributes` holds (values left out counted
+/// in `rejected`): in place, or, where their text may wait for payload
+/// chunks under gevent or eventlet, on an OS thread of the green
+/// library's pool (`green`), read again there and counted once. `call`
+/// holds what else it needs by value: it may run on another OS thread.
+fn with_attributes_where_no_greenlet_waits<F>(
+    py: Python<'_>,
+    attributes: Option<&Bound<'_, PyAny>>,
+    rejected: &AtomicU64,
+    call: F,
+) -> PyResult<Option<bool>>
+where
+    F: Fn(Python<'_>, &Attributes<'_>) -> PyResult<Option<bool>> + Send + Sync + 'static,
+{
+    let attrs = Attributes::from_mapping(attributes, rejected);
+    let text_bytes = attrs.text_bytes();
+    if text_bytes < green::MAY_TAKE_CHUNKS || !green::loaded(py) {
+        return call(py, &attrs);
+    }
+    drop(attrs);
+    let attributes = attributes.map(|a| a.clone().unbind());
+    green::where_no_greenlet_waits(py, text_bytes, move |py| {
+        // Counted once: the values were read here already.
+        let attrs =
+            Attributes::from_mapping(attributes.as_ref().map(|a| a.bind(py)), &AtomicU64::new(0));
+        call(py, &attrs)
+    })
+}
+
+/// `Span::status` on the span `h`, in place.
+fn status_here(py: Python<'_>, h: spanguard_span, code: u32, description: &[u8]) -> PyResult<()> {
+    // SAFETY: description is valid for its length.
+    let result = unsafe {
+        c::spanguard_span_set_status(h, code, description.as_ptr().cast(), description.len())
+    };
+    report::recording(py, result)
 }
 
 /// `Span::set_one` on the span `h`, in place.

@@ -1064,8 +1064,17 @@ fn begin_when_full(
     let started = std::time::Instant::now();
     let deadline = started + std::time::Duration::from_millis(wait_ms.into());
     // Counted as a native wait counts itself (`slot_waits`), however it
-    // ends: stats and `spanguard why` said no begin waited.
+    // ends: stats and `spanguard why` said no begin waited. Only a begin
+    // with no attributes surely waited for a slot: one with attributes is
+    // refused alike when they would wait for payload chunks (a slot free),
+    // which is no slot wait (counted so, `spanguard why` asked for more
+    // slots where the payload pool was short), and WOULD_WAIT does not
+    // say which: such a wait is counted nowhere.
+    let for_a_slot = opts.attribute_count == 0;
     let count_wait = || {
+        if !for_a_slot {
+            return;
+        }
         let waited_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         // SAFETY: raw is a live tracer.
         unsafe { ct::spanguard_tracer_count_slot_wait(raw, waited_ns) }

@@ -346,14 +346,20 @@ FULL = """
 """
 
 
+def said_once(green: str, body: str, rx: OtlpReceiverProcess, tmp_path, **env) -> dict:
+    """What the program said, once, having left with 0."""
+    proc = run(green, body, rx, tmp_path, **env)
+    code, said, err = finish(proc)
+    assert code == 0, err
+    [said] = said
+    return said
+
+
 def begin_when_full(green: str, rx: OtlpReceiverProcess, tmp_path, wait_ms: int, **env) -> dict:
     """What FULL said: how often the ticker ran while the waiter's begin
     ran, and the small tracer's counts; the greenlet let the hub run while
     it waited (at a tick each 5 ms, a loaded machine gives fewer)."""
-    proc = run(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms), **env)
-    code, said, err = finish(proc)
-    assert code == 0, err
-    [said] = said
+    said = said_once(green, FULL, rx, tmp_path, WAIT_MS=str(wait_ms), **env)
     assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
     return said
 
@@ -407,12 +413,10 @@ def test_a_begin_whose_wait_runs_out_in_a_greenlet_drops_and_counts_its_span(tmp
 
 # A tracer of a 1 MiB payload pool whose exporter a slow backend holds: its
 # first span is in the request the backend sits on, and a 900 KB filler,
-# ended and queued behind it, holds most of the pool. A greenlet's 300 KB
-# value (HOW: set_attribute, a one-string array, set_attributes or an
-# event's attribute) then
+# ended and queued behind it, holds most of the pool. A 300 KB value then
 # waits for the filler's chunks, which come back once the backend answers
 # and the exporter encodes the filler.
-POOL = """
+POOL_USED_UP = """
     pooled = spanguard.Tracer(from_env=False, service_name="green-pool", endpoint=os.environ["ENDPOINT"],
                               spool_dir=os.environ["SPOOL"], schedule_delay_ms=20, payload_pool_mib=1,
                               full_wait_ms=30_000, export_timeout_ms=120_000, request_timeout_ms=120_000,
@@ -423,6 +427,17 @@ POOL = """
     filler.set_attribute("input.value", "f" * 900_000)
     filler.end()
 
+    def say_pool(**what):
+        pooled.flush(60)
+        s = pooled.stats()
+        say(payload_waits=s.payload_waits, cut=s.payload_waits_cut, truncated=s.values_truncated,
+            exported=s.spans_exported, slot_waits=s.slot_waits, **what)
+"""
+
+# A greenlet's 300 KB value (HOW: set_attribute, a one-string array,
+# set_attributes, an event's or a link's attribute, an ERROR status's
+# message) finds the pool used up.
+POOL = POOL_USED_UP + """
     def set_when_the_pool_is_used_up(how):
         span = pooled.start_span("waiter")
         before = ticks
@@ -432,22 +447,39 @@ POOL = """
             span.set_attribute("output.value", ["w" * 300_000])
         elif how == "set_attributes":
             span.set_attributes({"output.value": "w" * 300_000, "n": 1})
+        elif how == "add_link":
+            span.add_link(LINKED, {"output.value": "w" * 300_000})
+        elif how == "add_link_ids":
+            span.add_link_ids(0x1111, 0x2222, 1, {"output.value": "w" * 300_000})
+        elif how == "set_status":
+            span.set_status(spanguard.STATUS_ERROR, "w" * 300_000)
         else:
             span.add_event("gen_ai.choice", {"output.value": "w" * 300_000})
         ticked = ticks - before
         span.end()
         return ticked
 
+    LINKED = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
     setter = spawn(set_when_the_pool_is_used_up, os.environ["HOW"])
     join_all([setter])
-    pooled.flush(60)
-    s = pooled.stats()
-    say(ticked=result(setter), payload_waits=s.payload_waits, cut=s.payload_waits_cut,
-        truncated=s.values_truncated, exported=s.spans_exported)
+    say_pool(ticked=result(setter))
 """
 
 
-@pytest.mark.parametrize("how", ["set_attribute", "string_array", "set_attributes", "add_event"])
+def waited_value(span: dict, how: str):
+    """Where HOW put the 300 KB value in the exported span."""
+    if how == "add_event":
+        return span["events"][0]["attributes"]["output.value"]
+    if how.startswith("add_link"):
+        return span["links"][0]["attributes"]["output.value"]
+    if how == "set_status":
+        assert span["status_code"] == 2, span["status_code"]
+        return span["status_message"]
+    return span["attributes"]["output.value"]
+
+
+@pytest.mark.parametrize("how", ["set_attribute", "string_array", "set_attributes", "add_event", "add_link",
+                                 "add_link_ids", "set_status"])
 @pytest.mark.parametrize("green", ["gevent", "eventlet"])
 def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, green, how):
     """An LLM-sized value (300 KB) finds the payload pool used up behind a
@@ -457,13 +489,87 @@ def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, 
     worker until the chunks came back: 0 ticks). The value arrives whole,
     waited for once, nothing cut."""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
-        proc = run(green, POOL, rx, tmp_path, HOW=how)
-        code, said, err = finish(proc)
-        assert code == 0, err
-        [said] = said
+        said = said_once(green, POOL, rx, tmp_path, HOW=how)
         assert said["ticked"] >= 10, f"the other greenlets stood still while the value waited: {said}"
         assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
         assert said["exported"] == 3, said
         [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
-        value = (waiter["events"][0]["attributes"] if how == "add_event" else waiter["attributes"])["output.value"]
-        assert value == (["w" * 300_000] if how == "string_array" else "w" * 300_000)
+        assert waited_value(waiter, how) == (["w" * 300_000] if how == "string_array" else "w" * 300_000)
+
+
+# Two greenlets on one span: the setter's 300 KB value waits for chunks on
+# an OS thread of the green library's pool, holding the span meanwhile;
+# the ender ends the span then, from the hub's own thread (HOW: end, or
+# end at a given time as the OpenTelemetry bridge does).
+END_WHILE_HELD = POOL_USED_UP + """
+    shared = pooled.start_span("shared")
+
+    def long_setter():
+        shared.set_attribute("output.value", "w" * 300_000)
+
+    def ender(how):
+        sleep(0.5)  # the setter holds the span by now, waiting for chunks
+        before = ticks
+        if how == "end_at":
+            shared.end(time.time_ns())
+        else:
+            shared.end()
+        return ticks - before
+
+    setter, ending = spawn(long_setter), spawn(ender, os.environ["HOW"])
+    join_all([setter, ending])
+    say_pool(ticked=result(ending))
+"""
+
+
+@pytest.mark.parametrize("how", ["end", "end_at"])
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_other_greenlets_run_while_an_end_waits_for_a_setter_on_the_pool(tmp_path, green, how):
+    """Greenlet B's 300 KB value waits for payload chunks on an OS thread
+    of the green library's pool, holding the span; greenlet A ends that
+    span meanwhile. The end waits for B's hold (as every write of a span
+    waits for another holder), on an OS thread of the pool too: the ticker
+    ticked meanwhile (the end waited on the hub's own thread, and every
+    greenlet of the worker stood still until B's wait ended: 0 ticks).
+    The value and the end both land, once: the span arrives once, whole."""
+    with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
+        said = said_once(green, END_WHILE_HELD, rx, tmp_path, HOW=how)
+        assert said["ticked"] >= 10, f"the other greenlets stood still while the end waited: {said}"
+        assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
+        assert said["exported"] == 3, said
+        spans = rx.wait_for_spans(3, timeout_s=60)
+        [shared] = [s for s in spans if s["name"] == "shared"]
+        assert shared["attributes"]["output.value"] == "w" * 300_000
+        assert shared["end"] >= shared["start"] > 0
+        assert not rx.duplicate_spans()
+
+
+# A greenlet begins a span with a 300 KB attribute while the pool is used
+# up (every slot free): its begin waits for chunks, not for a slot.
+BEGIN_POOL = POOL_USED_UP + """
+    def begin_when_the_pool_is_used_up():
+        before = ticks
+        span = pooled.start_span("waiter", attributes={"output.value": "w" * 300_000})
+        ticked = ticks - before
+        span.end()
+        return ticked
+
+    beginner = spawn(begin_when_the_pool_is_used_up)
+    join_all([beginner])
+    say_pool(ticked=result(beginner))
+"""
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_a_green_begin_waiting_for_payload_chunks_is_no_slot_wait(tmp_path, green):
+    """A begin whose 300 KB attribute finds the payload pool used up (a
+    slot free) lets the hub run while it waits, and its wait is not
+    counted as a wait for a slot: slot_waits said 1, and `spanguard why`
+    told the user to raise max_open_spans when the payload pool was short."""
+    with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
+        said = said_once(green, BEGIN_POOL, rx, tmp_path)
+        assert said["ticked"] >= 10, f"the other greenlets stood still while the begin waited: {said}"
+        assert said["slot_waits"] == 0, f"a wait for payload chunks counted as a wait for a slot: {said}"
+        assert said["exported"] == 3, said
+        [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
+        assert waiter["attributes"]["output.value"] == "w" * 300_000
