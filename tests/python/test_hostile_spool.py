@@ -149,9 +149,10 @@ class Case:
         return sorted(p.name for p in self.spool.iterdir() if p.name.endswith(".unreadable"))
 
     def left(self):
-        # outcomes/ holds the tracers' records (`spanguard why`), no spans.
+        # outcomes/ holds the tracers' records (`spanguard why`), and
+        # .sender-key the key of the files' sender marks: no spans.
         return sorted(p.name for p in self.spool.iterdir()
-                      if not p.name.endswith(".unreadable") and p.name != "outcomes")
+                      if not p.name.endswith(".unreadable") and p.name not in ("outcomes", ".sender-key"))
 
 
 @pytest.fixture
