@@ -2389,7 +2389,10 @@ mod tests {
             Err(SendError::Misdirected { reason }) => reason,
             other => panic!("{other:?}"),
         };
-        let shown = format!("{}/v1/traces", variable.replace("user:hunter2@", "***:***@"));
+        let shown = format!(
+            "{}/v1/traces",
+            variable.replace("user:hunter2@", "***:***@")
+        );
         assert!(
             reason.contains(&format!("(the URL used, {shown}, has /v1/traces twice: ")),
             "{reason}"
