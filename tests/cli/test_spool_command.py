@@ -629,7 +629,9 @@ def test_a_recovered_batch_a_replay_is_refused_is_kept_marked_refused(cli, tmp_p
     with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:401") as rx:
         out = subprocess.run([cli, "replay", spool, "--endpoint", rx.endpoint], env=env,
                              capture_output=True, text=True, timeout=120)
-        assert out.returncode == 1, out.stdout + out.stderr
+        # 3: refused to this sender (the spans kept for a corrected one).
+        assert out.returncode == 3, out.stdout + out.stderr
+        assert re.search(r"; (\d+) spans? kept \(\1 refused to this sender or URL\);", out.stdout), out.stdout
         env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = rx.traces_url
         kept = sorted(p.name for p in spool.glob("*.sgspool"))
         assert len(kept) == 1, kept
