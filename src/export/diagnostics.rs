@@ -165,6 +165,21 @@ fn replay_to_be_pointed(dir: &str) -> String {
     format!("spanguard replay --endpoint URL {dir}")
 }
 
+/// What became of `what` (spans) a server refused for who sent them or
+/// where (401, 403, 404...: `reason`, the server's status and words with
+/// the fix hint), kept in the spool `dir`: the exporter's words and
+/// `spanguard replay`'s alike, so that a person who met the one knows the
+/// other. Then how to send them: `refused_kept_sent_by`.
+pub fn refused_and_kept(what: impl std::fmt::Display, dir: &str, reason: &str) -> String {
+    format!("{what} refused and kept in the spool ({dir}) for a corrected setting: {reason}")
+}
+
+/// The command that sends spans kept in `dir` for a corrected setting
+/// (`refused_and_kept`), once the setting is fixed.
+pub fn refused_kept_sent_by(dir: &str) -> String {
+    format!("`{} --headers KEY=VALUE`", replay_to_be_pointed(dir))
+}
+
 pub struct Diagnostics {
     level: LogLevel,
     sink: Sink,
@@ -783,19 +798,16 @@ impl Diagnostics {
         // became of the spans is said as the line says it.
         self.tell(
             ExportEvent::BatchSpooled,
-            &format!(
-                "{what} refused and kept in the spool ({dir}) for a corrected setting: {reason}"
-            ),
+            &refused_and_kept(what, dir, reason),
         );
         match self.refusals.note(Instant::now(), n, reason) {
             Due::InFull(total) => self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "{} refused and kept in the spool ({dir}) for a corrected setting: {reason}; \
-                     a process set up as this one never sends them: once the setting is fixed \
-                     the next run sends them, or `{} --headers KEY=VALUE` does",
-                    spans(total),
-                    replay_to_be_pointed(dir)
+                    "{}; a process set up as this one never sends them: once the setting is \
+                     fixed the next run sends them, or {} does",
+                    refused_and_kept(spans(total), dir, reason),
+                    refused_kept_sent_by(dir)
                 ),
             ),
             Due::More(i, total) => self.tell_more(Said::Refusals, &self.refusals.label(i), total),

@@ -887,6 +887,9 @@ impl Exporter {
         };
         self.delivery.deliver(&request, &mut self.host);
         inflight.body.store(std::ptr::null_mut(), Ordering::Release);
+        // A batch spooled is named: the first name may have found the
+        // spool's key unusable.
+        self.report_unusable_key();
         if self.file_sink {
             // The sink opens its file at its first write, and may have
             // moved something planted at its name out of the way.
@@ -945,6 +948,17 @@ impl Exporter {
             self.host
                 .diagnostics
                 .spool_miscounted(&path, file.claimed, file.counted);
+        }
+        self.report_unusable_key();
+    }
+
+    /// Says the spool's sender key that this process could not read or
+    /// make (`sender_key::take_untold`: once a process, whichever tracer's
+    /// exporter comes first). Its files then wait for `spanguard replay`,
+    /// and nothing said so: a restart set up alike left them, unsaid why.
+    fn report_unusable_key(&mut self) {
+        for message in super::sender_key::take_untold() {
+            self.host.diagnostics.warn(&message);
         }
     }
 

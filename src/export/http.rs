@@ -720,7 +720,7 @@ impl HttpTransport {
             return h;
         };
         let specific = match refusal.code {
-            404 => path_hint(&self.url).map(str::to_string),
+            404 => path_hint(&self.url, &self.shown_url),
             401 | 403 => Some(credentials_hint(&self.headers)),
             _ => None,
         };
@@ -785,29 +785,31 @@ fn url_path(url: &str) -> &str {
 }
 
 /// What a 404's URL path says went wrong, when it says: the OTLP/HTTP
-/// traces path is `/v1/traces`.
-fn path_hint(url: &str) -> Option<&'static str> {
+/// traces path is `/v1/traces`. `shown`: the URL as it may be said
+/// (`HttpTransport::shown_url`). A doubled path names the URL used, with
+/// /v1/traces added: the variable's text, all a user sees of it,
+/// has it once.
+fn path_hint(url: &str, shown: &str) -> Option<String> {
     let path = url_path(url).trim_end_matches('/');
     if path.ends_with("/v1/traces/v1/traces") {
-        Some(
-            "/v1/traces is in the URL twice: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
-             /v1/traces is added to, so leave it out there, or set the whole URL as \
-             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, which is used as it is",
-        )
-    } else if path.ends_with("/v1/trace")
-        || path.ends_with("/v1/span")
-        || path.ends_with("/v1/spans")
-    {
-        Some("the OTLP/HTTP traces path is /v1/traces")
-    } else if path.is_empty() {
-        Some(
-            "the URL has no path: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is, so end \
-             it with /v1/traces, or set OTEL_EXPORTER_OTLP_ENDPOINT instead, which /v1/traces \
-             is added to",
-        )
-    } else {
-        None
+        return Some(format!(
+            "the URL used, {shown}, has /v1/traces twice: OTEL_EXPORTER_OTLP_ENDPOINT is a \
+             base URL that /v1/traces is added to, so leave it out there, or set the whole \
+             URL as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, which is used as it is"
+        ));
     }
+    let hint =
+        if path.ends_with("/v1/trace") || path.ends_with("/v1/span") || path.ends_with("/v1/spans")
+        {
+            "the OTLP/HTTP traces path is /v1/traces"
+        } else if path.is_empty() {
+            "the URL has no path: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is, so end \
+         it with /v1/traces, or set OTEL_EXPORTER_OTLP_ENDPOINT instead, which /v1/traces \
+         is added to"
+        } else {
+            return None;
+        };
+    Some(hint.to_string())
 }
 
 /// What a 401 or 403 means for the headers that went with it.
@@ -2456,7 +2458,7 @@ mod tests {
         let base = base.strip_suffix("/v1/traces").expect("a traces URL");
         for (path, hint) in [
             ("/v1/trace", "(the OTLP/HTTP traces path is /v1/traces)"),
-            ("/v1/traces/v1/traces", "(/v1/traces is in the URL twice"),
+            ("/v1/traces/v1/traces", "has /v1/traces twice"),
             (
                 "",
                 "(the URL has no path: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is",
@@ -2473,6 +2475,36 @@ mod tests {
             // One hint, never the generic one beside a specific one.
             assert_eq!(reason.matches(" (").count(), 1, "{reason}");
         }
+    }
+
+    /// OTEL_EXPORTER_OTLP_ENDPOINT set to a traces URL: the URL used has
+    /// /v1/traces twice, and the 404's hint names that URL (credentials in
+    /// it hidden), not the variable's text, where /v1/traces is once. It
+    /// said "/v1/traces is in the URL twice" of a URL the user never saw
+    /// and whose text, all they had, held it once.
+    #[test]
+    fn a_doubled_path_is_said_with_the_url_used() {
+        let answer =
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found";
+        let variable = answering(answer).replace("http://", "http://user:hunter2@");
+        let mut config = crate::config::TracerConfig::default();
+        let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| variable.clone());
+        config.apply_env(&env).expect("valid");
+        let used = config.endpoint.expect("an endpoint");
+        assert_eq!(used, format!("{variable}/v1/traces"));
+        let reason = match send_with(&used, &[]) {
+            Err(SendError::Misdirected { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        let shown = format!(
+            "{}/v1/traces",
+            variable.replace("user:hunter2@", "***:***@")
+        );
+        assert!(
+            reason.contains(&format!("(the URL used, {shown}, has /v1/traces twice: ")),
+            "{reason}"
+        );
+        assert!(!reason.contains("hunter2"), "{reason}");
     }
 
     /// A 401 says whether any header went with the request (a variable

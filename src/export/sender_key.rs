@@ -16,9 +16,10 @@
 //! the link fails if another process made it first, and then that one's
 //! is read), and never replaced. When it cannot be read or made (not a
 //! regular file, the wrong length, no permission), the process marks with
-//! a key of its own, never written: what it leaves waits for `spanguard
-//! replay` (which takes every file), as files named under a key since
-//! deleted or changed do. Files an earlier spanguard named with the bare
+//! a key of its own, never written, the same for the rest of its life
+//! (the key file is not tried again), and says so once (`take_untold`):
+//! what it leaves waits for `spanguard replay` (which takes every file),
+//! as files named under a key since deleted or changed do. Files an earlier spanguard named with the bare
 //! fingerprint are still taken by a sender with that fingerprint
 //! (`SpoolDir::takes`): leftovers of the last run are not stranded by the
 //! upgrade.
@@ -26,7 +27,9 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The key's file in the spool directory: hidden, so that no replay,
 /// recovery or listing takes it for a batch.
@@ -50,9 +53,27 @@ impl SenderKey {
     }
 
     /// `of_dir`'s key, or a key of this process's own, never written,
-    /// when it has none that can be read or made.
+    /// when it has none that can be read or made: the same one for every
+    /// later call on `dir`, which tries the key file no more (`UNUSABLE`),
+    /// and said once (`take_untold`).
     pub fn of_dir_or_unshared(dir: &Path) -> SenderKey {
-        SenderKey::of_dir(dir).unwrap_or_else(|_| SenderKey::unshared())
+        let mut unusable = UNUSABLE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = unusable.iter().find(|u| u.dir == dir) {
+            return known.key;
+        }
+        match SenderKey::of_dir(dir) {
+            Ok(key) => key,
+            Err(e) => {
+                let key = SenderKey::unshared();
+                unusable.push(Unusable {
+                    dir: dir.to_path_buf(),
+                    key,
+                    news: Some(unusable_news(dir, &e)),
+                });
+                UNTOLD.store(true, Ordering::Release);
+                key
+            }
+        }
     }
 
     /// The key of `dir` if it has one that can be read: for `spanguard
@@ -75,8 +96,64 @@ impl SenderKey {
     }
 }
 
+/// A directory whose key could not be read or made, in this process.
+struct Unusable {
+    dir: PathBuf,
+    /// The key this process marks with there instead (`unshared`).
+    key: SenderKey,
+    /// What to tell of it, until told (`take_untold`).
+    news: Option<String>,
+}
+
+/// The directories whose key this process could not read or make. Tried
+/// once a process: a failure was not kept, and each name looked at (a
+/// spool's `takes` for every file listed, every batch written) opened or
+/// tried to make the key file again, and marked with a new random key,
+/// so a process did not take the files it had itself written. Few
+/// entries (one a spool directory), and never on the recording path.
+static UNUSABLE: Mutex<Vec<Unusable>> = Mutex::new(Vec::new());
+/// Whether an entry of `UNUSABLE` has news not yet taken: `take_untold`
+/// is called at every exporter wake-up, and takes no lock when none.
+/// This Release (set after the entry is pushed) pairs with the Acquire
+/// swap in `take_untold`.
+static UNTOLD: AtomicBool = AtomicBool::new(false);
+
+/// What was not said yet of the key files this process could not use,
+/// each with its path, what became of the files named there meanwhile,
+/// and what to do; each said once a process, by whoever takes it (an
+/// exporter, `spanguard replay`).
+pub fn take_untold() -> Vec<String> {
+    if !UNTOLD.swap(false, Ordering::Acquire) {
+        return Vec::new();
+    }
+    let mut unusable = UNUSABLE.lock().unwrap_or_else(|p| p.into_inner());
+    unusable.iter_mut().filter_map(|u| u.news.take()).collect()
+}
+
+/// The line for `dir`'s key file, which could not be read or made for
+/// `error`.
+fn unusable_news(dir: &Path, error: &io::Error) -> String {
+    let path = dir.join(KEY_FILE);
+    let dir = dir.display();
+    let fix = match error.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            format!("let this user read and write {dir}")
+        }
+        _ => format!("remove {} (it is made anew, 0600)", path.display()),
+    };
+    format!(
+        "the spool's sender key {} cannot be used ({error}): this process names its \
+         spool files, crash dumps and flight files with a key of its own, so no other \
+         process sends them, not even one set up alike; `spanguard replay {dir}` does. \
+         To share the key again, {fix}",
+        path.display()
+    )
+}
+
 /// The key in `dir`'s key file; None when there is none.
 fn read(dir: &Path) -> io::Result<Option<SenderKey>> {
+    #[cfg(test)]
+    tests::note_read(dir);
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
@@ -91,12 +168,23 @@ fn read(dir: &Path) -> io::Result<Option<SenderKey>> {
     let me = unsafe { libc::geteuid() };
     // Another user's key (planted in a shared directory) would let them
     // read every name: only our own, private one counts.
-    if !meta.is_file()
-        || meta.len() != KEY_LEN as u64
-        || meta.uid() != me
-        || meta.mode() & 0o077 != 0
-    {
-        return Err(io::Error::other("not a private key file of ours"));
+    // Which of these it is says what to do about it.
+    let wrong = if !meta.is_file() {
+        Some("not a regular file".to_string())
+    } else if meta.uid() != me {
+        Some(format!("owned by uid {}, not {me}", meta.uid()))
+    } else if meta.mode() & 0o077 != 0 {
+        Some(format!(
+            "mode {:04o}: others may read it",
+            meta.mode() & 0o7777
+        ))
+    } else if meta.len() != KEY_LEN as u64 {
+        Some(format!("{} bytes, not {KEY_LEN}", meta.len()))
+    } else {
+        None
+    };
+    if let Some(wrong) = wrong {
+        return Err(io::Error::other(wrong));
     }
     let mut key = [0u8; KEY_LEN];
     file.read_exact(&mut key)?;
@@ -258,7 +346,7 @@ mod tests {
         assert!(SenderKey::of_dir(&dir).is_err(), "a world-readable key");
         let a = SenderKey::of_dir_or_unshared(&dir);
         assert_ne!(a, SenderKey([7u8; KEY_LEN]));
-        assert_ne!(SenderKey::of_dir_or_unshared(&dir), a, "each its own");
+        assert_ne!(SenderKey::unshared(), a, "each process its own");
         assert_eq!(SenderKey::read_only(&dir), None);
         std::fs::write(&path, [7u8; 3]).expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -268,6 +356,83 @@ mod tests {
             [7u8; 3],
             "left as it was"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The directories `read` looked in, one entry a look: tests run on
+    /// threads of one process, so each counts its own directory's.
+    static READS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub(super) fn note_read(dir: &Path) {
+        READS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir.to_path_buf());
+    }
+
+    fn reads_of(dir: &Path) -> usize {
+        let reads = READS.lock().unwrap_or_else(|p| p.into_inner());
+        reads.iter().filter(|d| d.as_path() == dir).count()
+    }
+
+    /// What is still to be said of `dir`'s key (not taken by another
+    /// test's `take_untold` meanwhile: only the entries' own news).
+    fn untold_of(dir: &Path) -> Vec<String> {
+        let unusable = UNUSABLE.lock().unwrap_or_else(|p| p.into_inner());
+        unusable
+            .iter()
+            .filter(|u| u.dir == dir)
+            .map(|u| u.news.clone().unwrap_or_default())
+            .collect()
+    }
+
+    /// A key file that cannot be used is read once a process, whatever
+    /// number of names is made or looked at, and every one gets the same
+    /// key: each look read it again (a spool of 10,000 files listed read
+    /// it 10,000 times) and marked with a new random key, so a process's
+    /// own files were not its own a moment later. It is said once, with
+    /// its path, why, and what to do.
+    #[test]
+    fn an_unusable_key_file_is_tried_once_and_said_once() {
+        let dir = scratch("once-a-process");
+        let path = dir.join(KEY_FILE);
+        std::fs::write(&path, [7u8; KEY_LEN]).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let first = SenderKey::of_dir_or_unshared(&dir);
+        for _ in 0..1000 {
+            assert_eq!(SenderKey::of_dir_or_unshared(&dir), first);
+        }
+        assert_eq!(reads_of(&dir), 1, "the key file read once");
+        let news = untold_of(&dir);
+        assert_eq!(news.len(), 1, "{news:?}");
+        let said = &news[0];
+        for words in [
+            path.display().to_string(),
+            "mode 0644: others may read it".to_string(),
+            format!("`spanguard replay {}` does", dir.display()),
+            format!("remove {}", path.display()),
+        ] {
+            assert!(said.contains(&words), "{words:?} in {said}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Each way a key file is no private key of ours is said as it is:
+    /// what to do about another user's file is not what to do about a
+    /// short one.
+    #[test]
+    fn a_key_file_says_what_is_wrong_with_it() {
+        let dir = scratch("what-is-wrong");
+        let path = dir.join(KEY_FILE);
+        let wrong = || SenderKey::of_dir(&dir).expect_err("unusable").to_string();
+        std::fs::write(&path, [7u8; 3]).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(wrong(), "3 bytes, not 16");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert_eq!(wrong(), "mode 0640: others may read it");
+        std::fs::remove_file(&path).expect("rm");
+        std::fs::create_dir(&path).expect("a directory in its place");
+        assert!(wrong().contains("not a regular file"), "{}", wrong());
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -640,16 +640,21 @@ impl SpoolDir {
     /// What the names of this spool's sender's files say: its fingerprint
     /// under the directory's key (`sender_key`), read or made at the first
     /// look at a name or the first write (the directory is made first).
-    /// A key that cannot be read or made is not kept: a later look tries
-    /// again, and meanwhile names carry a key no other process has.
+    /// A key that cannot be read or made gives way to one no other process
+    /// has, the same for this process's life (`of_dir_or_unshared`): with
+    /// a new one at each look, the files this sender wrote were not its own
+    /// at the next, and each look tried the key file again. A directory
+    /// that cannot be made is tried again: nothing is written there yet.
     pub fn sender_mark(&self) -> Option<u64> {
         let sender = self.sender?;
         if let Some(&mark) = self.sender_mark.get() {
             return Some(mark);
         }
-        let key = files::ensure_private_dir(&self.dir).and_then(|()| SenderKey::of_dir(&self.dir));
-        Some(match key {
-            Ok(key) => *self.sender_mark.get_or_init(|| key.mark(sender)),
+        Some(match files::ensure_private_dir(&self.dir) {
+            Ok(()) => {
+                let key = SenderKey::of_dir_or_unshared(&self.dir);
+                *self.sender_mark.get_or_init(|| key.mark(sender))
+            }
             Err(_) => SenderKey::unshared().mark(sender),
         })
     }
@@ -662,8 +667,10 @@ impl SpoolDir {
         {
             return mark;
         }
-        let key = files::ensure_private_dir(&self.dir).and_then(|()| SenderKey::of_dir(&self.dir));
-        key.unwrap_or_else(|_| SenderKey::unshared()).mark(sender)
+        match files::ensure_private_dir(&self.dir) {
+            Ok(()) => SenderKey::of_dir_or_unshared(&self.dir).mark(sender),
+            Err(_) => SenderKey::unshared().mark(sender),
+        }
     }
 
     /// The name's marks of the file at `path`, for a file that holds its

@@ -629,7 +629,9 @@ def test_a_recovered_batch_a_replay_is_refused_is_kept_marked_refused(cli, tmp_p
     with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:401") as rx:
         out = subprocess.run([cli, "replay", spool, "--endpoint", rx.endpoint], env=env,
                              capture_output=True, text=True, timeout=120)
-        assert out.returncode == 1, out.stdout + out.stderr
+        # 3: refused to this sender (the spans kept for a corrected one).
+        assert out.returncode == 3, out.stdout + out.stderr
+        assert re.search(r"; (\d+) spans? kept \(\1 refused to this sender or URL\);", out.stdout), out.stdout
         env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = rx.traces_url
         kept = sorted(p.name for p in spool.glob("*.sgspool"))
         assert len(kept) == 1, kept
@@ -649,3 +651,32 @@ def test_the_sender_key_is_said_to_be_one(cli, tmp_path):
     assert key.stat().st_mode & 0o777 == 0o600
     line = next(l for l in spool_report(cli, spool).splitlines() if l.endswith(")") and ".sender-key" in l)
     assert "the key of the sender marks in these names, never sent" in line, line
+
+
+def test_a_sender_key_that_cannot_be_used_is_said_once_and_kept_for_the_process(tmp_path):
+    """A `.sender-key` others may read (or another user's, or the wrong
+    length) is not used: the process names its files under a key of its
+    own. It did so silently, tried the key file again at every name it
+    made or looked at, and drew a new key each time: its own spool files
+    named with a new mark each, none its own a moment later. Now it is
+    said once, with the path, why and what to do, and every file the
+    process writes there carries the one mark."""
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    key = spool / ".sender-key"
+    key.write_bytes(b"k" * 16)
+    key.chmod(0o644)
+    run = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", "http://127.0.0.1:9/v1/traces",
+                          "--run-id", "down", "--manifest", str(tmp_path / "m.json"), "--count", "40",
+                          "--batch", "4", "--spool-dir", str(spool), "--export-timeout-ms", "200",
+                          "--allow-loss"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    said = [line for line in run.stderr.splitlines() if ".sender-key" in line]
+    assert len(said) == 1, run.stderr
+    assert said[0].startswith(f"spanguard: warn: the spool's sender key {key} cannot be used (mode 0644: others "
+                              "may read it)"), said[0]
+    assert f"`spanguard replay {spool}` does" in said[0] and f"remove {key}" in said[0], said[0]
+    marks = {re.search(r"-for([0-9a-f]{16})", f.name).group(1) for f in spool.glob("*.sgspool")}
+    assert len(list(spool.glob("*.sgspool"))) > 1 and len(marks) == 1, sorted(spool.iterdir())
+    assert key.read_bytes() == b"k" * 16, "left as it was"

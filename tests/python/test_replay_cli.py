@@ -238,11 +238,8 @@ def test_a_server_refusing_the_sender_keeps_every_file(emitter, tmp_path, status
     with OtlpReceiverProcess(workdir=tmp_path / "rx", mode=f"status:{status}") as rx:
         out = replay(spool, "--endpoint", rx.endpoint)
         assert arrived(rx) == set()
-    assert out.returncode == 1, out.stdout + out.stderr
     assert sorted(spool.glob("*.sgspool")) == files, "every file is still there"
-    assert f"; 0 spans refused; {len(keys)} spans kept;" in out.stdout, out.stdout
-    hint = "OTEL_EXPORTER_OTLP_HEADERS" if status != 404 else "/v1/traces"
-    assert f"HTTP {status}" in out.stderr and hint in out.stderr, out.stderr
+    said_refused(out, status, len(keys), spool)
     # With the sender set up right, they go.
     with OtlpReceiverProcess(workdir=tmp_path / "rx2") as rx:
         out = replay(spool, "--endpoint", rx.endpoint)
@@ -250,6 +247,74 @@ def test_a_server_refusing_the_sender_keeps_every_file(emitter, tmp_path, status
         rx.wait_for_spans(len(keys))
         assert arrived(rx) == keys
     assert not list(spool.glob("*.sgspool"))
+
+
+def said_refused(out, status, spans, spool):
+    """A replay refused for the sender or the URL says so: it said "export
+    to URL failed: HTTP 401", read as a failure to try again, beside a
+    summary of "0 spans refused; 20 spans kept", and exited 1 as for a
+    backend down (a script that replays until it succeeds ran for ever
+    with a key missing). Now: the spans refused and kept, in the
+    exporter's words, with the server's, where they wait and what sends
+    them; the summary says they were refused; exit status 3."""
+    assert out.returncode == 3, out.stdout + out.stderr
+    # The pass stops at the first file refused so: its spans were refused,
+    # the others not sent.
+    summary = re.search(rf"; 0 spans refused; {spans} spans kept \((\d+) refused to this sender or URL\);",
+                        out.stdout)
+    assert summary, out.stdout
+    refused = int(summary.group(1))
+    assert 0 < refused <= spans, out.stdout
+    said = [line for line in out.stderr.splitlines() if f"HTTP {status}" in line]
+    assert len(said) == 1, out.stderr
+    hint = "OTEL_EXPORTER_OTLP_HEADERS" if status in (401, 403) else "/v1/traces"
+    assert said[0].startswith(f"spanguard replay: {refused} span{'s' if refused > 1 else ''} refused and kept in "
+                              f"the spool ({spool}) for a corrected setting: HTTP {status}"), said[0]
+    assert hint in said[0], said[0]
+    unsent = spans - refused
+    if unsent:
+        assert f"; {unsent} other span{'s wait' if unsent > 1 else ' waits'} there not sent, as the server would " \
+               "refuse them alike;" in said[0], said[0]
+    assert said[0].endswith(f"; once it is fixed, `spanguard replay --endpoint URL {spool} --headers KEY=VALUE` "
+                            "sends them"), said[0]
+
+
+class PermanentRedirect:
+    """A server that answers every request 308 to another URL: a moved
+    backend, refused for where the spans went."""
+
+    def __init__(self):
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(308)
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere/v1/traces")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_permanent_redirect_is_said_refused_as_the_others(emitter, tmp_path):
+    spool, files, keys = spool_while_down(emitter, tmp_path)
+    server = PermanentRedirect()
+    try:
+        out = replay(spool, "--endpoint", server.endpoint)
+    finally:
+        server.close()
+    assert sorted(spool.glob("*.sgspool")) == files, "every file is still there"
+    said_refused(out, 308, len(keys), spool)
 
 
 def kill_child_leftovers(tmp_path, endpoint, how, flight):

@@ -72,9 +72,15 @@ the file is the problem and the pass goes on; failed, the pass stops there.
 After a failure with the server's Retry-After the probe waits for the time it
 asked (the retry budget at most), then a second pass goes.
 
+A server that refuses the sender or the URL (401, 403, 404, 405, 407, 431, a
+permanent redirect) is said on stderr with its words, as the library says it:
+those spans stay in DIR for a corrected --headers or --endpoint.
+
 Exit status: 0 when every span was delivered (values cut included), 1 when one
 could not be (it stays in DIR, or was refused for good and is counted), 2 on a
-usage error or a DIR that another user owns (run it as that user).";
+usage error or a DIR that another user owns (run it as that user), 3 when the
+server refused the sender or the URL (the spans stay in DIR: fix --headers or
+--endpoint and run it again).";
 
 /// What the command was asked to do.
 struct Options {
@@ -138,12 +144,23 @@ fn parse(args: &[String], mut config: TracerConfig) -> Result<Options, String> {
 
 /// The replay's transport, which notes whether its last request got no
 /// answer in its time (`Silence::TimedOut`, the transport's own kind, not
-/// its words) for the tally to read when that attempt's failure is
-/// recorded: the delivery records `AttemptFailed` right after the send
-/// that failed. Every method goes to the inner transport.
+/// its words), and whether the server refused who sent it or where
+/// (`SendError::Misdirected`), for the tally to read when that attempt's
+/// failure and its spans' fate are recorded: the delivery records
+/// `AttemptFailed` and `Kept` right after the send that failed. Every
+/// method goes to the inner transport.
 struct Heard<T: Transport> {
     inner: T,
+    flags: HeardFlags,
+}
+
+/// What `Heard` noted of the last request sent.
+#[derive(Clone, Default)]
+struct HeardFlags {
+    /// It got no answer in its time.
     timed_out: Arc<AtomicBool>,
+    /// The server refused who sent it or where.
+    refused: Arc<AtomicBool>,
 }
 
 impl<T: Transport> Transport for Heard<T> {
@@ -154,8 +171,13 @@ impl<T: Transport> Transport for Heard<T> {
         gzipped: bool,
     ) -> Result<Accepted, SendError> {
         let sent = self.inner.send(body, format, gzipped);
-        self.timed_out
+        self.flags
+            .timed_out
             .store(self.inner.silence() == Silence::TimedOut, Ordering::Relaxed);
+        self.flags.refused.store(
+            matches!(sent, Err(SendError::Misdirected { .. })),
+            Ordering::Relaxed,
+        );
         sent
     }
 
@@ -208,12 +230,24 @@ struct Tally {
     timed_out: u64,
     /// Whether the last request sent got none (`Heard`).
     last_timed_out: Arc<AtomicBool>,
+    /// Spans kept because the server refused who sent them or where (401,
+    /// 403, 404, a permanent redirect...): nothing but a corrected
+    /// setting sends them (counted in `kept` too).
+    refused_kept: u64,
+    /// The first such refusal, as the server said it, with its fix hint.
+    refusal: Option<String>,
+    /// Whether the last request sent was refused so (`Heard`).
+    last_refused: Arc<AtomicBool>,
 }
 
 impl Tally {
-    /// Nothing counted yet.
-    fn new(diagnostics: Diagnostics, target: String, last_timed_out: Arc<AtomicBool>) -> Tally {
+    /// Nothing counted yet; `heard`, the flags `Heard` sets.
+    fn new(diagnostics: Diagnostics, target: String, heard: &HeardFlags) -> Tally {
         Tally {
+            refused_kept: 0,
+            refusal: None,
+            last_refused: Arc::clone(&heard.refused),
+            last_timed_out: Arc::clone(&heard.timed_out),
             diagnostics,
             target,
             requests: 0,
@@ -224,7 +258,6 @@ impl Tally {
             emptied: 0,
             emptied_depth: 0,
             timed_out: 0,
-            last_timed_out,
         }
     }
 }
@@ -255,7 +288,22 @@ impl DeliveryHost for Tally {
                 self.refused += spans;
                 self.diagnostics.lost(spans, reason);
             }
-            Outcome::Kept { spans, .. } => self.kept += spans,
+            Outcome::Kept {
+                spans,
+                reason,
+                for_other_sender,
+                ..
+            } => {
+                self.kept += spans;
+                // A dead process's spans refused so are kept for another
+                // sender (`for_other_sender`, the reason the server's); a
+                // spool file is left where it is, its refusal said with
+                // the attempt.
+                if for_other_sender || self.last_refused.load(Ordering::Relaxed) {
+                    self.refused_kept += spans;
+                    self.refusal.get_or_insert_with(|| reason.to_string());
+                }
+            }
             Outcome::Cut { values, .. } => self.cut += values,
             Outcome::Emptied {
                 values,
@@ -268,6 +316,13 @@ impl DeliveryHost for Tally {
             }
             Outcome::ResourceCut { attributes, limit } => {
                 self.diagnostics.resource_cut(attributes, limit)
+            }
+            Outcome::AttemptFailed { reason } if self.last_refused.load(Ordering::Relaxed) => {
+                // Said once at the end, with what became of the spans and
+                // how to send them (`run`, before the summary): said here, it
+                // read as a failure to try again, and the summary's "0
+                // spans refused" beside it as nothing refused.
+                self.refusal.get_or_insert_with(|| reason.to_string());
             }
             Outcome::AttemptFailed { reason } => {
                 // The request that failed is the last sent. Read from the
@@ -350,11 +405,11 @@ pub fn run(args: &[String]) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let timed_out = Arc::new(AtomicBool::new(false));
+    let heard = HeardFlags::default();
     let mut delivery = Delivery::new(
         Box::new(Heard {
             inner: transport,
-            timed_out: Arc::clone(&timed_out),
+            flags: heard.clone(),
         }),
         spool,
         config.export_timeout,
@@ -379,7 +434,7 @@ pub fn run(args: &[String]) -> ExitCode {
             config.log_level.max(LogLevel::Warn)
         }),
         delivery.target(),
-        timed_out,
+        &heard,
     );
     // The exporter's recovery: what dead processes left, then the spool
     // (which then also holds whatever of those could not be sent).
@@ -447,6 +502,11 @@ pub fn run(args: &[String]) -> ExitCode {
             count(more as u64, "more file", "more files")
         );
     }
+    // The spool's key unusable (another user's, readable by others): what
+    // this run wrote again is named under a key of its own.
+    for message in spanguard::export::sender_key::take_untold() {
+        eprintln!("spanguard replay: {}", super::terminal::clean(&message));
+    }
     // Spans delivered with values cut are delivered (the exit status is
     // about spans), but what was cut is gone: said on stderr, as the
     // library counts it in values_truncated.
@@ -504,19 +564,63 @@ pub fn run(args: &[String]) -> ExitCode {
         .filter_map(|path| count_spool_file(path, u64::MAX).ok())
         .map(|counted| counted.spans as u64)
         .sum();
+    // Refused for who sent them or where: said once, as the exporter says
+    // it, with where they wait and what sends them. Only "export to URL
+    // failed: HTTP 401" was said, as a failure to try again, beside a
+    // summary of "0 spans refused". The pass stops at the first file
+    // refused so (the next would be refused alike): the others, unsent,
+    // are said too, or "7 spans refused" read as the 13 others fine.
+    let kept = waiting.max(tally.kept);
+    if let Some(refusal) = &tally.refusal {
+        let dir = options.dir.display().to_string();
+        let unsent = match kept.saturating_sub(tally.refused_kept) {
+            0 => String::new(),
+            n => format!(
+                "; {} there not sent, as the server would refuse them alike",
+                count(n, "other span waits", "other spans wait")
+            ),
+        };
+        eprintln!(
+            "spanguard replay: {}{unsent}; once it is fixed, {} sends them",
+            super::terminal::clean(&diagnostics::refused_and_kept(
+                diagnostics::spans(tally.refused_kept),
+                &dir,
+                refusal
+            )),
+            super::terminal::clean(&diagnostics::refused_kept_sent_by(&dir))
+        );
+    }
+    // Refused for good (lost) is "refused"; refused to this sender and
+    // kept is said beside the kept.
+    let refused_kept = match tally.refused_kept {
+        0 => String::new(),
+        n => format!(" ({n} refused to this sender or URL)"),
+    };
     println!(
-        "replayed {} ({}) to {}; {} refused; {} kept; {} cut; {}; {} left in {}",
+        "replayed {} ({}) to {}; {} refused; {} kept{refused_kept}; {} cut; {}; {} left in {}",
         count(tally.requests, "request", "requests"),
         diagnostics::spans(tally.delivered),
         tally.target,
         diagnostics::spans(tally.refused),
-        diagnostics::spans(waiting.max(tally.kept)),
+        diagnostics::spans(kept),
         count(tally.cut + tally.emptied, "value", "values"),
         probes_sent(delivery.probes()),
         count(left.len() as u64, "file", "files"),
         options.dir.display()
     );
-    if tally.refused == 0 && tally.kept == 0 && left.is_empty() {
+    exit_status(&tally, left.is_empty())
+}
+
+/// The exit status, one meaning each (USAGE): 0 every span delivered; 3
+/// the server refused this sender or URL, its spans kept (run it again
+/// with the setting fixed: as it is, it is refused again); 1 any other
+/// span not delivered (kept for a backend away, or refused for good). A
+/// refusal exited 1 as a backend down did: a script that runs the replay
+/// until it succeeds ran it for ever with a key missing.
+fn exit_status(tally: &Tally, nothing_left: bool) -> ExitCode {
+    if tally.refused_kept > 0 {
+        ExitCode::from(3)
+    } else if tally.refused == 0 && tally.kept == 0 && nothing_left {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -557,23 +661,23 @@ mod tests {
         }
     }
 
-    fn tally(last_timed_out: Arc<AtomicBool>) -> Tally {
+    fn tally(heard: &HeardFlags) -> Tally {
         Tally::new(
             Diagnostics::new(LogLevel::None),
             "http://test".to_string(),
-            last_timed_out,
+            heard,
         )
     }
 
     /// How many requests of spans the tally counts unanswered in their
     /// time after one attempt through `Heard` over `inner` failed.
     fn counted_timed_out(inner: Failing) -> u64 {
-        let flag = Arc::new(AtomicBool::new(false));
+        let flags = HeardFlags::default();
         let mut heard = Heard {
             inner,
-            timed_out: Arc::clone(&flag),
+            flags: flags.clone(),
         };
-        let mut tally = tally(flag);
+        let mut tally = tally(&flags);
         let reason = heard
             .send(b"spans", BodyFormat::Protobuf, false)
             .expect_err("fails")
@@ -621,7 +725,7 @@ mod tests {
                     then: Silence::NoServer,
                     last: Silence::Answered,
                 },
-                timed_out: Arc::new(AtomicBool::new(false)),
+                flags: HeardFlags::default(),
             }),
             spool,
             Duration::from_secs(1),
