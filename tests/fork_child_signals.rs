@@ -16,7 +16,10 @@
 //! resets the default and returns for a signal that was raised rather
 //! than a fault: a Rust process lives on past one `raise(SIGSEGV)`, with
 //! or without spanguard. Such a child that then waited hung; this one
-//! leaves by `_exit` once the raise returns, its dump on disk.
+//! ends its open span, flushes and leaves by `_exit` once the raise
+//! returns: a crash signal the process lives through thaws the tracers
+//! and takes the dump back (its spans went out twice, or, with the child
+//! leaving by `_exit` alone, not at all).
 //!
 //! The "small stack" case is SIGSEGV once the child, having recorded, swaps
 //! in a smaller alternate stack of its own (8 KiB, as a runtime's
@@ -34,8 +37,8 @@ use std::time::{Duration, Instant};
 
 use spanguard::ffi::span::{spanguard_span_begin, spanguard_span_end};
 use spanguard::ffi::tracer::{
-    spanguard_config_init, spanguard_shutdown, spanguard_tracer, spanguard_tracer_free,
-    spanguard_tracer_new,
+    spanguard_config_init, spanguard_flush, spanguard_shutdown, spanguard_tracer,
+    spanguard_tracer_free, spanguard_tracer_new,
 };
 use spanguard::ffi::types::{SPANGUARD_SPAN_NONE, spanguard_config};
 
@@ -127,6 +130,7 @@ fn child_raises(t: *const spanguard_tracer, signal: i32, small_stack: bool) -> S
         // SAFETY: C calls with a live tracer; `_exit` ends the child.
         unsafe {
             libc::alarm(20);
+            let mut open = SPANGUARD_SPAN_NONE;
             for i in 0..=ENDED {
                 let mut s = SPANGUARD_SPAN_NONE;
                 let name = NAME.as_ptr().cast();
@@ -136,6 +140,7 @@ fn child_raises(t: *const spanguard_tracer, signal: i32, small_stack: bool) -> S
                 {
                     libc::_exit(3);
                 }
+                open = s;
             }
             if small_stack {
                 swap_in_small_alt_stack();
@@ -143,7 +148,15 @@ fn child_raises(t: *const spanguard_tracer, signal: i32, small_stack: bool) -> S
             libc::raise(signal);
             // SIGTERM's watchdog flushes meanwhile, then ends it.
             if signal == libc::SIGSEGV {
-                libc::_exit(42); // lived on past it (the standard library's handler)
+                // Lived on past it (the standard library's handler reset
+                // the default and returned): the tracers were thawed and
+                // the dump taken back, so the child goes on as any
+                // process does, ending its span and flushing before
+                // `_exit`. (A tracer left frozen refuses both, and its
+                // dump is recovered: once each either way.)
+                let _ = spanguard_span_end(open);
+                let _ = spanguard_flush(t, 10_000);
+                libc::_exit(42);
             }
             loop {
                 libc::pause();
