@@ -53,6 +53,19 @@ static int ended(pid_t child) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* In a child: SIG_DFL over the library's handler (`ours`), put back,
+ * then SIGTERM, which must end the child (exit 1: a check of its own
+ * failed first; 2: the signal did not end it). */
+static void reclaim_then_die_of_sigterm(void (*ours)(int), int failed_before) {
+    signal(SIGTERM, SIG_DFL);
+    CHECK(spanguard_reclaim_signal_from_default(SIGTERM));
+    CHECK(handler_of(SIGTERM) == ours);
+    if (failures > failed_before) _exit(1);
+    raise(SIGTERM);
+    for (int i = 0; i < 1000; i++) usleep(10000);
+    _exit(2);
+}
+
 /* Numbers that are none of the four: each false, the disposition kept. */
 static void check_not_handled_numbers(void) {
     const int numbers[] = {0, -1, -SIGTERM, SIGKILL, SIGSTOP, SIGUSR1, SIGSEGV, SIGCHLD, 65, 1 << 20, INT_MAX, INT_MIN};
@@ -112,13 +125,7 @@ int main(int argc, char **argv) {
         CHECK(handler_of(SIGTERM) == SIG_DFL);
         record_span(t, "child.before.sigterm");
         CHECK(handler_of(SIGTERM) == ours);
-        signal(SIGTERM, SIG_DFL);
-        CHECK(spanguard_reclaim_signal_from_default(SIGTERM));
-        CHECK(handler_of(SIGTERM) == ours);
-        if (failures > failed_before) _exit(1);
-        raise(SIGTERM);
-        for (int i = 0; i < 1000; i++) usleep(10000);
-        _exit(2); /* the signal did not end it */
+        reclaim_then_die_of_sigterm(ours, failed_before);
     }
     CHECK(ended(child) == 128 + SIGTERM);
     CHECK(count_in_dir(sink, "\"child.before.sigterm\"") == 1);
@@ -141,13 +148,7 @@ int main(int argc, char **argv) {
         spanguard_tracer *late = start(SPANGUARD_SIGNAL_HANDLERS_TERMINATION);
         CHECK_RC(spanguard_shutdown(late, 10000), SPANGUARD_RESULT_OK);
         spanguard_tracer_free(late);
-        signal(SIGTERM, SIG_DFL);
-        CHECK(spanguard_reclaim_signal_from_default(SIGTERM));
-        CHECK(handler_of(SIGTERM) == ours);
-        if (failures > failed_before) _exit(1);
-        raise(SIGTERM);
-        for (int i = 0; i < 1000; i++) usleep(10000);
-        _exit(2);
+        reclaim_then_die_of_sigterm(ours, failed_before);
     }
     CHECK(ended(child) == 128 + SIGTERM);
     return check_summary();
