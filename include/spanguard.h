@@ -1925,8 +1925,13 @@ bool spanguard_raised_signal_can_end_process(bool program_handles_it);
  false (nothing changed) when the process has no such handler (no
  tracer was made with `SPANGUARD_SIGNAL_HANDLERS_ALL` or `_TERMINATION`,
  or a forked child has made none yet), the disposition is not the
- default, or `signo` is none of the four. Thread-safe; not for a
- signal handler.
+ default (the library's handler is there already, or a handler of the
+ host's, which stays), or `signo` is none of the four (0, negative,
+ SIGKILL, SIGUSR1, a crash signal, past SIGRTMAX: all false, nothing
+ touched). Once every tracer has shut down the handler is still the
+ process's, and this still puts it back (true): the signal then ends
+ the process as the default would, with nothing to flush. Thread-safe;
+ not for a signal handler.
  */
 bool spanguard_reclaim_signal_from_default(int32_t signo);
 
@@ -2069,12 +2074,20 @@ uint32_t spanguard_tracer_full_wait_ms(const struct spanguard_tracer *tracer);
 
 /*
  Counts a wait for a span slot that the caller waited elsewhere, for
- `waited_ns` nanoseconds, in `slot_waits` and `slot_wait_ns`, as a begin
- that waits in native code counts its own. For a binding whose begins
- wait at its green threads' hub (`spanguard_tracer_full_wait_ms`): once
- a wait ends, with a slot or not (its last begin with
+ `waited_ns` nanoseconds, in `slot_waits` (one more) and `slot_wait_ns`
+ (`waited_ns` more, stopping at UINT64_MAX rather than wrapping), as a
+ begin that waits in native code counts its own. For a binding whose
+ begins wait at its green threads' hub (`spanguard_tracer_full_wait_ms`):
+ once a wait ends, with a slot or not (its last begin with
  `SPANGUARD_SPAN_OPTION_WAITED`). Nothing else is counted or changed.
- NULL, or a tracer that records nothing: nothing done. Thread-safe.
+ Any `waited_ns` is taken, 0 included (a wait that ended at once).
+ Nothing done (no result: there is nothing for the caller to act on):
+ `tracer` NULL; a tracer that records nothing (OTEL_SDK_DISABLED); in a
+ forked child, the parent's tracer before the child's first call on it
+ (that tracer has begun nothing there to wait for, and is not made for
+ this call). A tracer shut down or closed still counts it, as a native
+ begin's wait that the shutdown ended is counted: `spanguard_stats`
+ still reads it. Thread-safe.
  */
 void spanguard_tracer_count_slot_wait(const struct spanguard_tracer *tracer, uint64_t waited_ns);
 

@@ -768,13 +768,22 @@ impl Tracer {
     /// tries) in `slot_waits` and `slot_wait_ns`, as a native wait counts
     /// itself: those waits are the application's time too, and stats and
     /// `spanguard why` said none.
+    ///
+    /// The time is the caller's figure, any u64: added saturating, so
+    /// that a bogus one (a negative interval cast to unsigned) stops the
+    /// total at u64::MAX rather than wrapping it back to a small, believable
+    /// figure. Not the hot path: once a green thread's wait ends.
     pub fn count_slot_wait_elsewhere(&self, waited: Duration) {
         let p = &self.pipeline;
         Stats::add(&p.stats.slot_waits, 1);
-        Stats::add(
-            &p.stats.slot_wait_ns,
-            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
-        );
+        let waited = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        // Release, as `Stats::add`.
+        let _ = p
+            .stats
+            .slot_wait_ns
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |total| {
+                Some(total.saturating_add(waited))
+            });
     }
 
     /// Shut down, or being shut down (`shutdown`): a forked child's copy

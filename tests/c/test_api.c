@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "spanguard.h"
@@ -1412,6 +1413,66 @@ static void test_try_begin_when_full(void) {
     }
 }
 
+/* spanguard_tracer_count_slot_wait, for each input: a wait counts one in
+ * slot_waits and its time in slot_wait_ns; 0 ns counts a wait; a total
+ * that would pass UINT64_MAX stops there (it wrapped to a small figure);
+ * NULL and a disabled tracer do nothing; a closed tracer still counts (as
+ * a native wait the shutdown ended is); in a forked child, the parent's
+ * tracer before the child's first call counts nothing and is not made by
+ * it (it was: the child's first span found the wait counted). */
+static void test_count_slot_wait(const char *dir) {
+    char own[512];
+    snprintf(own, sizeof own, "%s/slot-wait", dir);
+    spanguard_tracer *t = make_tracer(own, 0);
+    spanguard_tracer_count_slot_wait(NULL, 5);
+    spanguard_counters before = stats_of(t);
+    spanguard_tracer_count_slot_wait(t, 250000000u);
+    spanguard_counters s = stats_of(t);
+    CHECK(s.slot_waits == before.slot_waits + 1);
+    CHECK(s.slot_wait_ns == before.slot_wait_ns + 250000000u);
+    CHECK(s.spans_begun == before.spans_begun && s.dropped_buffer_full == before.dropped_buffer_full);
+    spanguard_tracer_count_slot_wait(t, 0);
+    CHECK(stats_of(t).slot_waits == before.slot_waits + 2);
+    CHECK(stats_of(t).slot_wait_ns == before.slot_wait_ns + 250000000u);
+    spanguard_tracer_count_slot_wait(t, UINT64_MAX);
+    CHECK(stats_of(t).slot_wait_ns == UINT64_MAX);
+    spanguard_tracer_count_slot_wait(t, UINT64_MAX);
+    CHECK(stats_of(t).slot_waits == before.slot_waits + 4);
+    CHECK(stats_of(t).slot_wait_ns == UINT64_MAX);
+
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        spanguard_tracer_count_slot_wait(t, 7);
+        CHECK(stats_of(t).slot_waits == 0); /* nothing made, nothing counted */
+        spanguard_span span;
+        CHECK_RC(spanguard_span_begin(t, S("slot.wait.child"), SPANGUARD_SPAN_NONE, 0, &span), SPANGUARD_RESULT_OK);
+        CHECK_RC(spanguard_span_end(span), SPANGUARD_RESULT_OK);
+        CHECK(stats_of(t).spans_begun == 1);
+        CHECK(stats_of(t).slot_waits == 0 && stats_of(t).slot_wait_ns == 0);
+        spanguard_tracer_count_slot_wait(t, 7); /* made now: counted */
+        CHECK(stats_of(t).slot_waits == 1 && stats_of(t).slot_wait_ns == 7);
+        CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
+        _exit(failures ? 1 : 0);
+    }
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    CHECK_RC(spanguard_tracer_close(t), SPANGUARD_RESULT_OK);
+    spanguard_tracer_count_slot_wait(t, 3);
+    CHECK(stats_of(t).slot_waits == before.slot_waits + 5);
+    spanguard_tracer_free(t);
+
+    setenv("OTEL_SDK_DISABLED", "true", 1);
+    spanguard_tracer *off = NULL;
+    CHECK_RC(spanguard_tracer_new_from_env(NULL, &off), SPANGUARD_RESULT_OK);
+    spanguard_tracer_count_slot_wait(off, 5);
+    CHECK(stats_of(off).slot_waits == 0 && stats_of(off).slot_wait_ns == 0);
+    spanguard_tracer_free(off);
+    unsetenv("OTEL_SDK_DISABLED");
+}
+
 static void test_disabled(void) {
     setenv("OTEL_SDK_DISABLED", "true", 1);
     spanguard_tracer *t = NULL;
@@ -1463,6 +1524,7 @@ int main(int argc, char **argv) {
     test_close_keeps_the_tracer_until_free(dir);
     test_shutdown_for_signal(dir);
     test_flush_tells_delivered_from_spooled(dir);
+    test_count_slot_wait(dir);
     char llm_dir[512];
     snprintf(llm_dir, sizeof llm_dir, "%s-llm", dir);
     test_llm_sized_span(llm_dir);
