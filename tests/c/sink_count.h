@@ -68,7 +68,9 @@ static inline const char *find_in_sink(const char *dir, const char *needle) {
  * . and ..); -1 when the directory cannot be read. Names of what was found
  * go to stderr, for the failure message. A spool directory's `outcomes`
  * (each tracer's outcome record, written at every stop, clean or not, for
- * `spanguard why`) is not a leftover: counted only when the needle names it. */
+ * `spanguard why`) is not a leftover, nor its `.sender-key` (the key of the
+ * files' sender marks, made once for the directory): counted only when the
+ * needle names them. */
 static inline long files_in_dir(const char *dir, const char *needle) {
     long total = 0;
     DIR *d = opendir(dir);
@@ -78,6 +80,7 @@ static inline long files_in_dir(const char *dir, const char *needle) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         if (!strstr(e->d_name, needle)) continue;
         if (strcmp(e->d_name, "outcomes") == 0 && strstr(needle, "outcomes") == NULL) continue;
+        if (strcmp(e->d_name, ".sender-key") == 0 && strstr(needle, "sender-key") == NULL) continue;
         fprintf(stderr, "  found %s/%s\n", dir, e->d_name);
         total++;
     }
