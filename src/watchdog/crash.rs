@@ -373,10 +373,9 @@ fn short_of_stack() -> bool {
 }
 
 /// The watchdog thread that takes a crash handler's dump
-/// (`dumped_by_watchdog`): the write end of its pipe, its thread id and
-/// the process it runs in (a forked child has none until its first
-/// tracer starts its own), set by that thread as it starts.
-static WATCHDOG_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// (`dumped_by_watchdog`): its thread id and the process it runs in (a
+/// forked child has none until its first tracer starts its own), set by
+/// that thread as it starts. Its pipe is `pipe::PIPE_WRITE`.
 static WATCHDOG_TID: AtomicI32 = AtomicI32::new(0);
 static WATCHDOG_HOME: AtomicI32 = AtomicI32::new(0);
 /// The dump asked of it: the signal (0: none) and the thread it arrived
@@ -395,12 +394,10 @@ pub(super) const DUMP_REQUEST: u8 = 0;
 pub(super) const THAW_REQUEST: u8 = 0xff;
 
 /// Called by the watchdog thread as it starts: it takes the dumps of
-/// crash handlers short of stack from now on, `pipe` being the write end
-/// its signals come through.
-pub(super) fn watchdog_takes_dumps(pipe: libc::c_int) {
+/// crash handlers short of stack from now on.
+pub(super) fn watchdog_takes_dumps() {
     // SAFETY: getpid and gettid have no preconditions.
     let (home, tid) = unsafe { (libc::getpid(), libc::gettid()) };
-    WATCHDOG_PIPE.store(pipe, Ordering::Relaxed);
     WATCHDOG_TID.store(tid, Ordering::Relaxed);
     // Release pairs with the Acquire in `dumped_by_watchdog`.
     WATCHDOG_HOME.store(home, Ordering::Release);
@@ -429,15 +426,20 @@ fn dumped_by_watchdog(signal: libc::c_int, this_thread: libc::pid_t) -> bool {
     // SAFETY: getpid has no preconditions.
     let here = unsafe { libc::getpid() };
     let watchdog = WATCHDOG_TID.load(Ordering::Relaxed);
-    let pipe = WATCHDOG_PIPE.load(Ordering::Relaxed);
-    if WATCHDOG_HOME.load(Ordering::Acquire) != here || watchdog == this_thread || pipe < 0 {
+    // A watchdog started in this process, or starting: a forked child's
+    // is started by its first tracer use, and a crash signal right after
+    // came before the thread ran. The handler then dumped on the small
+    // stack it found itself short of, overflowed it and the child died
+    // with nothing dumped (fork_child_signals' "small stack" case, about
+    // 1 run in 6 in a debug build). The request waits in the pipe, made
+    // before the thread, which reads it once it runs.
+    let running = WATCHDOG_HOME.load(Ordering::Acquire) == here;
+    if !(running || super::pipe::pipe_is_this_process()) || (running && watchdog == this_thread) {
         return false;
     }
     HANDED_THREAD.store(this_thread, Ordering::Relaxed);
     HANDED_SIGNAL.store(signal, Ordering::Release);
-    let byte = DUMP_REQUEST;
-    // SAFETY: write of one byte from a local to the watchdog's pipe.
-    if unsafe { libc::write(pipe, std::ptr::addr_of!(byte).cast(), 1) } != 1 {
+    if !super::pipe::ask_watchdog(DUMP_REQUEST) {
         return false;
     }
     let mut budget = 0u64;

@@ -204,6 +204,8 @@ fn start_watchdog_thread() -> bool {
         std::os::fd::IntoRawFd::into_raw_fd(write_end),
         Ordering::AcqRel,
     );
+    // SAFETY: getpid has no preconditions.
+    super::pipe::PIPE_HOME.store(unsafe { libc::getpid() }, Ordering::Release);
     if old >= 0 {
         // SAFETY: the previous write end (a forked child's copy of the
         // parent's pipe) is ours to close; the handler now uses the new one.
@@ -545,7 +547,7 @@ fn flush_deadline() -> Duration {
 fn watch(read_end: OwnedFd) {
     // SAFETY: getpid has no preconditions.
     let home = unsafe { libc::getpid() };
-    super::crash::watchdog_takes_dumps(PIPE_WRITE.load(Ordering::Acquire));
+    super::crash::watchdog_takes_dumps();
     loop {
         let mut byte = [0u8; 1];
         match nix::unistd::read(&read_end, &mut byte) {
