@@ -51,15 +51,16 @@ that create a virtualenv, install a package or make a Go module are
 left out: what this run and the third check is what the program says and
 sends, and the install was checked by the first), with a state directory
 of its own: there is no local sink then, and the program must
-print `N spans sent to ENDPOINT (S waiting in the spool, L lost)` (that
-URL) instead, N being how many spans the receiver got, the promised
+print `N spans sent to URL (S waiting in the spool, L lost)` (the URL
+the tracer sends to, ENDPOINT/v1/traces, as it says it: the variable's
+text alone hid a doubled or missing path) instead, N being how many spans the receiver got, the promised
 ones, S and L 0. Its commands that read the local sink (`spanguard
 show`) are left out of that run: there is none.
 
 And a third time, as the second, with OTEL_EXPORTER_OTLP_ENDPOINT
 naming a loopback port nobody listens on (a backend that is down): the
 program must still exit 0, and say that it sent none, every span
-waiting in the spool or lost (`0 spans sent to ENDPOINT (S waiting in
+waiting in the spool or lost (`0 spans sent to URL (S waiting in
 the spool, L lost)`, S + L the promised spans), never that it sent them:
 a newcomer trusts that line.
 
@@ -146,6 +147,13 @@ EARLIER_SPAN = "earlier.run"
 class Block:
     def __init__(self, source, line, info, text, marker):
         self.source, self.line, self.info, self.text, self.marker = source, line, info, text, marker
+
+
+def traces_url(endpoint):
+    """The URL a tracer sends traces to for OTEL_EXPORTER_OTLP_ENDPOINT
+    `endpoint`, a base URL: the signal's path after it (the OTLP
+    exporter specification)."""
+    return endpoint.rstrip("/") + "/v1/traces"
 
 
 def blocks(path: Path):
@@ -444,9 +452,9 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
     elif endpoint is None:
         if len(written) != 1 or sent:
             return f"{where} {name}: the program must print `N spans written to PATH (L lost)` once\n{report}"
-    elif len(sent) != 1 or sent[0][1] != endpoint:
-        return (f"{where} {name}: with an endpoint the program must print `N spans sent to {endpoint} "
-                f"(S waiting in the spool, L lost)` once\n{report}")
+    elif len(sent) != 1 or sent[0][1] != traces_url(endpoint):
+        return (f"{where} {name}: with an endpoint the program must print `N spans sent to "
+                f"{traces_url(endpoint)} (S waiting in the spool, L lost)` once\n{report}")
     if down is not None:
         # Nothing listens: it must say so, each span spooled or lost.
         if not uncounted:
