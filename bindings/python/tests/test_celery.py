@@ -245,9 +245,10 @@ class Worker:
 
     def spool_left(self) -> list[str]:
         spool = self.tmp / "spool"
-        # Every file but the tracers' records (outcomes/, for `spanguard why`).
+        # Every file but the tracers' records (outcomes/, for `spanguard why`)
+        # and the key of the files' sender marks (.sender-key).
         return sorted(p.name for p in spool.rglob("*")
-                      if p.is_file() and p.suffix != ".sgoutcome") if spool.exists() else []
+                      if p.is_file() and p.suffix != ".sgoutcome" and p.name != ".sender-key") if spool.exists() else []
 
     def log_text(self) -> str:
         return (self.tmp / "worker.log").read_text()

@@ -143,7 +143,7 @@ def test_a_pid1_agent_lives_through_sigterm_flushed_each_time(tmp_path, program)
     assert got.count("busy") == busy
     want = ["after", "before"] + (["unflushed"] if program == "plain" else [])
     assert [n for n in got if n != "busy"] == sorted(want)
-    assert not [f for f in spool.iterdir() if f.name != "outcomes"]
+    assert not [f for f in spool.iterdir() if f.name not in ("outcomes", ".sender-key")]
 
 
 # A Python agent as PID 1 that crashes: a span ended and unflushed, one
@@ -216,7 +216,7 @@ def test_a_pid1_agent_that_crashes_ends_and_the_next_pid1_sends_its_dump_once(tm
         nxt.unshare.kill()
         nxt.unshare.wait()
     assert names_in(tmp_path / "sink") == sorted([f"{how}-before", f"{how}-open"])
-    assert not [f for f in spool.iterdir() if f.name != "outcomes"]
+    assert not [f for f in spool.iterdir() if f.name not in ("outcomes", ".sender-key")]
 
 
 # A Python agent as PID 1 that sends crash signals to itself, at their

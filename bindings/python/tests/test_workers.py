@@ -75,9 +75,10 @@ def run_pool(tmp_path_factory, method, how, agent=AGENT):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         wait_for_session_end(proc.pid)  # the forkserver outlives the agent a moment
-        # Every file but the tracers' records (outcomes/, for `spanguard why`).
+        # Every file but the tracers' records (outcomes/, for `spanguard why`)
+        # and the key of the files' sender marks (.sender-key).
         left = sorted(p.name for p in spool.rglob("*")
-                      if p.is_file() and p.suffix != ".sgoutcome") if spool.exists() else []
+                      if p.is_file() and p.suffix != ".sgoutcome" and p.name != ".sender-key") if spool.exists() else []
         RUNS[(method, how)] = (read_sink(sink), left)
     return RUNS[(method, how)]
 
@@ -404,7 +405,8 @@ tracer.close()  # the parent's tracer sends what the dead workers' flight files 
     got = Counter((s["attributes"]["w"], s["attributes"]["i"]) for s in read_sink(tmp_path / "sink"))
     assert len(got) == 4000, f"{len(got)} of 4000 worker spans arrived ({way})"
     assert set(got.values()) == {1}, "a span arrived twice"
-    left = sorted(p.name for p in (tmp_path / "spool").rglob("*") if p.is_file() and p.suffix != ".sgoutcome")
+    left = sorted(p.name for p in (tmp_path / "spool").rglob("*") if p.is_file() and p.suffix != ".sgoutcome"
+                  and p.name != ".sender-key")
     assert left == [], f"left in the spool directory: {left}"
 
 
