@@ -438,13 +438,21 @@ pub fn reclaim_from_default(signal: libc::c_int) -> bool {
     if !previous.installed || PIPE_WRITE.load(Ordering::Acquire) < 0 {
         return false;
     }
+    // Looked at first, changed only if it is the default: swapped in and
+    // then put back, ours stood over a handler the host had installed
+    // since the default (a new listener's, in Node), and a signal in
+    // between came to ours, which re-raised it with the default: the
+    // process died of a signal the host's handler was there to take.
+    if !disposition_is_default(signal) {
+        return false;
+    }
     // SAFETY: the handler is async-signal-safe (see above).
     let Ok(old) = (unsafe { sigaction(signal, &our_action()) }) else {
         return false;
     };
     if !matches!(old.handler(), SigHandler::SigDfl) {
-        // Not the default (ours already, or the host's own since): put
-        // back exactly what was there.
+        // The host's own, installed by another thread since the look
+        // above: put back exactly what was there.
         // SAFETY: restores the disposition just read.
         let _ = unsafe { sigaction(signal, &old) };
         return false;
@@ -454,6 +462,17 @@ pub fn reclaim_from_default(signal: libc::c_int) -> bool {
     }
     previous.actions[signal as usize] = Some(old);
     true
+}
+
+/// Whether `signal`'s disposition is the default, read without changing
+/// it (nix's `sigaction` always sets one).
+fn disposition_is_default(signal: Signal) -> bool {
+    // SAFETY: a zeroed sigaction is a valid out-parameter; a null new
+    // action only reads the current one.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: see above; `now` outlives the call.
+    let read = unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut now) };
+    read == 0 && now.sa_sigaction == libc::SIG_DFL && now.sa_flags & libc::SA_SIGINFO == 0
 }
 
 /// Installs our handler for each termination signal the host does not
@@ -714,7 +733,15 @@ fn take_back_from_host(signal: Signal, ours: &SigAction, previous: &mut Previous
         SigHandler::SigAction(f) => f as usize == trampoline,
         _ => false,
     };
-    if !still_trampoline && let Some(slot) = previous.actions.get_mut(signal as usize) {
+    // Ours already: the host's handler set the default and a reclaim put
+    // ours back over it meanwhile (`reclaim_from_default`, which recorded
+    // that default). Taken for the host's, ours was what the next signal
+    // was handed on to: it came back to ours, forever.
+    let ours_already = matches!(now.handler(), SigHandler::Handler(f) if f as usize == on_termination_signal as extern "C" fn(libc::c_int) as usize);
+    if !still_trampoline
+        && !ours_already
+        && let Some(slot) = previous.actions.get_mut(signal as usize)
+    {
         *slot = Some(now);
     }
 }
