@@ -6,9 +6,11 @@
  * process.arch picked at load. A thin skin: all logic is in the C
  * library.
  *
- * The library's own signal handlers are OFF by default here (Node owns
+ * The library's crash handlers are OFF by default here (Node owns
  * signals); the process hooks, JavaScript listeners, flush on
- * SIGTERM/SIGINT/beforeExit instead, on by default (installProcessHooks).
+ * SIGTERM/SIGINT/beforeExit instead, on by default (installProcessHooks),
+ * with the library's termination watchdog under them for where no
+ * listener acts (see the Tracer constructor).
  */
 const crypto = require('crypto');
 const fs = require('fs');
@@ -1099,7 +1101,7 @@ const TERMINATION_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'];
  * (the program's, or spanguard's own: stepped aside after a program's
  * `once` listener, or its tracers shut down), Node sets the signal's
  * default disposition, over the library's termination handler when the
- * process has one (a worker thread's hooked tracer, installSignalHandlers):
+ * process has one (a hooked tracer's, installSignalHandlers):
  * the next signal ended the process at once, the spans ended since the
  * last flush and the open ones nowhere, uncounted. The handler goes back
  * over that default, and raises the signal with it in turn: the process
@@ -1273,8 +1275,8 @@ class Tracer {
 
   /**
    * @param {object} [options] see index.d.ts (TracerOptions); `fromEnv` (default true) applies the
-   *   OTEL_* and SPANGUARD_* variables on top; the library's signal handlers are off unless
-   *   `installSignalHandlers` is true.
+   *   OTEL_* and SPANGUARD_* variables on top; the library's crash handlers are off unless
+   *   `installSignalHandlers` is true, its termination watchdog on with the process hooks unless it is false.
    */
   constructor(options = {}) {
     const N = addon();
@@ -1296,16 +1298,22 @@ class Tracer {
       + 'process.runtime.description=Node.js';
     cfg.resource_attributes = cfg.resource_attributes ? `${runtime},${cfg.resource_attributes}` : runtime;
     const hooks = hooksByDefault(options);
-    // A worker thread's process hooks never hear a signal (they reach the
-    // main thread's listeners only), and a main thread with none of its
-    // own, spanguard not loaded there, ends by Node's default at once: the
-    // worker's spans were lost, uncounted. There the library's termination
-    // watchdog (no crash handlers) does the hooks' work, under any handler
-    // the main thread has: it delivers what has ended, dumps the open
-    // spans for the next start, and hands the signal on as it came. Not
-    // when the program chose (installSignalHandlers, or
-    // SPANGUARD_SIGNAL_HANDLERS, which the library reads over this).
-    if (hooks && !isMainThread && (options.installSignalHandlers === undefined || options.installSignalHandlers === null)) {
+    // The library's termination watchdog (no crash handlers), under the
+    // hooks' listeners, for where they cannot act. A worker thread's
+    // hooks never hear a signal (they reach the main thread's listeners
+    // only), and a main thread with none of its own, spanguard not loaded
+    // there, ends by Node's default at once: the worker's spans were
+    // lost, uncounted. And once the main thread's hooks have stepped
+    // aside after a program's `once` listener, Node's default took a
+    // second signal (a "force quit"), the spans ended since the first and
+    // the open ones nowhere: the watchdog goes back over that default
+    // (reclaimWhenLastListenerGoes). It delivers what has ended, dumps the
+    // open spans for the next start, and hands the signal on as it came.
+    // A listener the main thread adds takes the signal from it (Node puts
+    // its own handler in). Not when the program chose
+    // (installSignalHandlers, or SPANGUARD_SIGNAL_HANDLERS, which the
+    // library reads over this).
+    if (hooks && (options.installSignalHandlers === undefined || options.installSignalHandlers === null)) {
       cfg.install_signal_handlers = SIGNAL_HANDLERS_TERMINATION;
     }
     const [code, ptr, message] = N.tracerNew(cfg, options.fromEnv !== false);

@@ -316,3 +316,37 @@ test("a second SIGTERM after a program's once listener ended the process at once
   assert.deepStrictEqual(readSpans(sink).map((s) => s.name).sort(),
     ['main.after', 'main.before', 'worker.ended', 'worker.open']);
 });
+
+test("a second SIGTERM after a program's once listener that keeps running: the process ends by it, the spans "
+  + 'ended before it delivered and the one open dumped, recovered marked interrupted, each once', async () => {
+  // The first SIGTERM: spanguard's listener flushed and stepped aside
+  // after the program's `once` one (a listener that ends the process
+  // only when alone must count none), and Node set SIGTERM's default as
+  // it went. A main thread's tracer had no watchdog to put back over that
+  // default, nor a dump file: the second SIGTERM ended the process at
+  // once, the span ended since the first and the open one nowhere,
+  // uncounted.
+  const { run, dir } = runChild(`
+    ${MAIN_TRACER}
+    tracer.startSpan('main.before').end();
+    process.once('SIGTERM', () => setTimeout(() => {
+      console.log('listeners ' + process.listenerCount('SIGTERM'));
+      tracer.startSpan('main.after').end();
+      tracer.startSpan('main.open');
+      process.kill(process.pid, 'SIGTERM');
+    }, 200));
+    setInterval(() => {}, 1000);
+    process.kill(process.pid, 'SIGTERM');
+  `);
+  assert.strictEqual(run.signal, 'SIGTERM', `the second signal ended the process: ${run.status} ${run.stderr}`);
+  assert.strictEqual(run.stdout.trim(), 'listeners 0');
+  const sink = path.join(dir, 'sink');
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name).sort(), ['main.after', 'main.before'], run.stderr);
+  assert.strictEqual(await recoverAtNextStart(path.join(dir, 'spool-main'), sink), 1, 'the open span was dumped');
+  const spans = readSpans(sink);
+  assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['main.after', 'main.before', 'main.open']);
+  const open = spans.find((s) => s.name === 'main.open');
+  assert.deepStrictEqual(open.attrs['spanguard.interrupted'], { boolValue: true });
+  assert.deepStrictEqual(open.attrs['spanguard.signal'], { intValue: '15' });
+  assert.strictEqual(await recoverAtNextStart(path.join(dir, 'spool-main'), sink), 0, 'recovered once');
+});
