@@ -137,8 +137,9 @@ export interface TracerOptions {
   /** Populate every span slot at start: no span takes a page fault; the slots' whole size is resident from the start. */
   prefaultSlots?: boolean | null | undefined;
   /**
-   * The library's own signal handlers (default false; Node owns signals, see processHooks): the crash handlers
-   * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) dump the spans for the next start, leaving V8's WebAssembly traps to V8.
+   * The library's own signal handlers (not given: its termination watchdog alone, under the process hooks, when
+   * they are on; false: none; true: the crash handlers too, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, which dump
+   * the spans for the next start, leaving V8's WebAssembly traps to V8). Node owns signals, see processHooks.
    */
   installSignalHandlers?: boolean | null | undefined;
   spoolMaxMib?: number | null | undefined;
@@ -373,10 +374,12 @@ export declare class Tracer {
    * open are exported marked `spanguard.interrupted` with `spanguard.signal` (its number), as the library's own
    * signal handler marks them; at a normal exit, `spanguard.unended`. In a worker thread, which
    * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own);
-   * a worker's tracer made with its hooks on (and installSignalHandlers not given) also installs the library's
-   * termination watchdog, which delivers what has ended and dumps the open spans when the main thread has no hook;
-   * when the main thread's last listener for a signal goes, Node sets the signal's default over it, and spanguard,
-   * if loaded in the main thread, puts the watchdog back at once (no listener of its own kept).
+   * a tracer made with its hooks on (and installSignalHandlers not given), in any thread, also installs the
+   * library's termination watchdog, which delivers what has ended and dumps the open spans when no hook acts (a
+   * worker's, the main thread without one; a second signal after the hooks stepped aside for a program's `once`
+   * listener); when the main thread's last listener for a signal goes, Node sets the signal's default over it, and
+   * spanguard puts the watchdog back: at once if loaded in the main thread (no listener of its own kept), else
+   * from a worker's tracer within 250 ms.
    * With a SpanguardSpanExporter in the process, the global OpenTelemetry provider is flushed first (for up to
    * half of timeoutMs), so the spans its BatchSpanProcessor holds reach spanguard before it shuts down in what
    * is left of timeoutMs. In a container's PID 1 with no listener of the program's own, which the signal does

@@ -1130,6 +1130,41 @@ if (isMainThread && !process[RECLAIM_WATCHER]) {
   process.on('removeListener', reclaimWhenLastListenerGoes);
 }
 
+/**
+ * The library's termination handler put back over each termination
+ * signal's default, from a worker thread: its own process's listeners
+ * (its hooks') are not the ones whose going set that default.
+ */
+function reclaimEachFromDefault() {
+  const numbers = require('os').constants.signals;
+  for (const sig of TERMINATION_SIGNALS) addon().reclaimSignalFromDefault(numbers[sig]);
+}
+
+// How often a worker thread looks whether Node has set a termination
+// signal's default over the library's watchdog (watchWatchdogFromWorker),
+// and the interval doing it (null: none).
+const WATCHDOG_LOOK_MS = 250;
+let watchdogLook = null;
+
+/**
+ * In a worker thread whose hooked tracer has the library's termination
+ * watchdog: as the main thread's last listener for a signal goes, Node
+ * sets the signal's default over the watchdog, and where the main thread
+ * has not loaded spanguard, nothing there put it back
+ * (reclaimWhenLastListenerGoes listens on the main thread only; a
+ * worker's process emits no listener changes of the main thread's): the
+ * next signal ended the process with the worker's spans nowhere,
+ * uncounted. Looked at here every WATCHDOG_LOOK_MS instead (a sigaction
+ * read a signal, on this thread's event loop, never on a span's path),
+ * and put back over that default. Unref'd: it keeps no worker alive.
+ * Until this thread's last hooked tracer goes.
+ */
+function watchWatchdogFromWorker() {
+  if (isMainThread || watchdogLook) return;
+  watchdogLook = setInterval(reclaimEachFromDefault, WATCHDOG_LOOK_MS);
+  watchdogLook.unref();
+}
+
 /** The listeners the hooked tracers want, and no others. */
 function syncHookListeners() {
   const wanted = new Set();
@@ -1141,6 +1176,8 @@ function syncHookListeners() {
   if (hookedTracers.size === 0) {
     stopListening('beforeExit');
     stopListening('exit');
+    if (watchdogLook) clearInterval(watchdogLook);
+    watchdogLook = null;
     return;
   }
   listen('beforeExit', onHookedBeforeExit);
@@ -1323,6 +1360,7 @@ class Tracer {
     // every span not yet exported, and its open ones, uncounted, unless
     // the program knew to call installProcessHooks().
     if (hooks) this.installProcessHooks();
+    if (hooks && cfg.install_signal_handlers === SIGNAL_HANDLERS_TERMINATION) watchWatchdogFromWorker();
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */

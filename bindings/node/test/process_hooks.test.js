@@ -350,3 +350,27 @@ test("a second SIGTERM after a program's once listener that keeps running: the p
   assert.deepStrictEqual(open.attrs['spanguard.signal'], { intValue: '15' });
   assert.strictEqual(await recoverAtNextStart(path.join(dir, 'spool-main'), sink), 0, 'recovered once');
 });
+
+test("a worker's tracer, the main thread without spanguard: after the main thread's last SIGTERM listener went "
+  + "(Node's default set over the worker's watchdog), SIGTERM still ends the process with the spans delivered and dumped",
+async () => {
+  // Only a main thread that loaded spanguard put the watchdog back at
+  // once as its listener went: here nothing did, and the signal ended the
+  // process with the worker's spans nowhere, uncounted.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-'));
+  const run = spawnSync(process.execPath, ['-e', `
+    const { Worker } = require('worker_threads');
+    new Worker(${JSON.stringify(HOOKED_WORKER)}, { eval: true, workerData: { dir: ${JSON.stringify(dir)},
+      pkg: ${JSON.stringify(PACKAGE)} } }).on('message', () => {
+      const listener = () => {};
+      process.on('SIGTERM', listener);
+      process.removeListener('SIGTERM', listener);
+      setTimeout(() => process.kill(process.pid, 'SIGTERM'), 1500);
+    });
+  `], { cwd: PACKAGE, encoding: 'utf8', timeout: 30000 });
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal, as without spanguard: ${run.status} ${run.stderr}`);
+  const sink = path.join(dir, 'sink');
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name), ['worker.ended'], run.stderr);
+  assert.strictEqual(await recoverAtNextStart(path.join(dir, 'spool-worker'), sink), 1, 'the open span was dumped');
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name).sort(), ['worker.ended', 'worker.open']);
+});
