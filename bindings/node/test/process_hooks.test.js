@@ -289,6 +289,26 @@ test("the main thread's last SIGTERM listener gone, Node's default disposition s
   assert.deepStrictEqual(readSpans(sink).map((s) => s.name).sort(), ['worker.ended', 'worker.open']);
 });
 
+/**
+ * A main thread's program: MAIN_TRACER ends 'main.before', then sends
+ * itself SIGTERM, which a `once` listener of its own takes: the process
+ * stays up, and 200 ms later the listener prints how many SIGTERM
+ * listeners are left, runs `after` and sends the second SIGTERM.
+ */
+function secondSigtermAfterOnce(after) {
+  return `
+    ${MAIN_TRACER}
+    tracer.startSpan('main.before').end();
+    process.once('SIGTERM', () => setTimeout(() => {
+      console.log('listeners ' + process.listenerCount('SIGTERM'));
+      ${after}
+      process.kill(process.pid, 'SIGTERM');
+    }, 200));
+    setInterval(() => {}, 1000);
+    process.kill(process.pid, 'SIGTERM');
+  `;
+}
+
 test("a second SIGTERM after a program's once listener ended the process at once, as without spanguard, "
   + "with no listener of spanguard's left, and the spans since the first one delivered, the worker's open one dumped", async () => {
   // The first SIGTERM: spanguard's listener flushed and stepped aside
@@ -298,16 +318,7 @@ test("a second SIGTERM after a program's once listener ended the process at once
   // quit") ended the process with every span recorded since the first
   // nowhere. (A span the main thread's tracer has open then is not kept:
   // without installSignalHandlers it has no dump file for the handler.)
-  const { run, dir } = runWithHookedWorker(`
-    ${MAIN_TRACER}
-    tracer.startSpan('main.before').end();
-    process.once('SIGTERM', () => setTimeout(() => {
-      console.log('listeners ' + process.listenerCount('SIGTERM'));
-      tracer.startSpan('main.after').end();
-      process.kill(process.pid, 'SIGTERM');
-    }, 200));
-    process.kill(process.pid, 'SIGTERM');
-  `);
+  const { run, dir } = runWithHookedWorker(secondSigtermAfterOnce("tracer.startSpan('main.after').end();"));
   assert.strictEqual(run.signal, 'SIGTERM', `the second signal ended the process: ${run.status} ${run.stderr}`);
   assert.strictEqual(run.stdout.trim(), 'listeners 0');
   const sink = path.join(dir, 'sink');
@@ -326,18 +337,7 @@ test("a second SIGTERM after a program's once listener that keeps running: the p
   // default, nor a dump file: the second SIGTERM ended the process at
   // once, the span ended since the first and the open one nowhere,
   // uncounted.
-  const { run, dir } = runChild(`
-    ${MAIN_TRACER}
-    tracer.startSpan('main.before').end();
-    process.once('SIGTERM', () => setTimeout(() => {
-      console.log('listeners ' + process.listenerCount('SIGTERM'));
-      tracer.startSpan('main.after').end();
-      tracer.startSpan('main.open');
-      process.kill(process.pid, 'SIGTERM');
-    }, 200));
-    setInterval(() => {}, 1000);
-    process.kill(process.pid, 'SIGTERM');
-  `);
+  const { run, dir } = runChild(secondSigtermAfterOnce("tracer.startSpan('main.after').end(); tracer.startSpan('main.open');"));
   assert.strictEqual(run.signal, 'SIGTERM', `the second signal ended the process: ${run.status} ${run.stderr}`);
   assert.strictEqual(run.stdout.trim(), 'listeners 0');
   const sink = path.join(dir, 'sink');
