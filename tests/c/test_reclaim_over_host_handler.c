@@ -64,7 +64,9 @@ static void (*handler_of(int sig))(int) {
     return now.sa_handler;
 }
 
-static int child(const char *dir) {
+/* A tracer with the termination watchdog, its spans in `dir` (and the
+ * spool beside it). */
+static spanguard_tracer *start_watched(const char *dir) {
     char sink[512], spool[512];
     snprintf(sink, sizeof sink, "%s", dir);
     snprintf(spool, sizeof spool, "%s-spool", dir);
@@ -75,6 +77,11 @@ static int child(const char *dir) {
     cfg.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_TERMINATION;
     spanguard_tracer *t = NULL;
     CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    return t;
+}
+
+static int child(const char *dir) {
+    spanguard_tracer *t = start_watched(dir);
     void (*ours)(int) = handler_of(SIGTERM);
     CHECK(ours != SIG_DFL && ours != on_host_term);
 
@@ -135,19 +142,12 @@ static void *reclaim_when_reset(void *arg) {
 }
 
 static int child_reclaimed_during_delivery(const char *dir) {
-    char sink[512], spool[512];
     failures = 0; /* the parent's, before the fork, are not this child's */
-    snprintf(sink, sizeof sink, "%s-delivery", dir);
-    snprintf(spool, sizeof spool, "%s-delivery-spool", dir);
     alarm(20);
     signal(SIGTERM, on_host_term_resetting);
-    spanguard_config cfg;
-    CHECK_RC(spanguard_config_init(&cfg, sizeof cfg), SPANGUARD_RESULT_OK);
-    cfg.sink_dir = sink;
-    cfg.spool_dir = spool;
-    cfg.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_TERMINATION;
-    spanguard_tracer *t = NULL;
-    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    /* The first child's sink and spool: its tracer shut down. */
+    spanguard_tracer *t = start_watched(dir);
+    (void)t; /* the process dies of SIGTERM with it */
     pthread_t reclaimer;
     CHECK(pthread_create(&reclaimer, NULL, reclaim_when_reset, NULL) == 0);
     raise(SIGTERM);
