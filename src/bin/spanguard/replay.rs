@@ -206,6 +206,10 @@ impl<T: Transport> Transport for Heard<T> {
         self.inner.sender_fingerprint()
     }
 
+    fn refusal_fingerprint(&self) -> Option<u64> {
+        self.inner.refusal_fingerprint()
+    }
+
     fn delivers(&self) -> bool {
         self.inner.delivers()
     }
