@@ -80,11 +80,11 @@ const TEMP_PREFIX: &str = ".tmp-";
 const SETBACK_MARK: &str = "-setback";
 /// What the name of a file kept after its sender was refused (401, 403,
 /// 404, ...: `SendError::Misdirected`) says before that sender's
-/// mark (its `Transport::sender_fingerprint` under the directory's key,
-/// `SpoolDir::sender_mark`, 16 hex digits): a
-/// sender with that fingerprint does not send it again (OTLP forbids
-/// retrying a refused request), one set up otherwise (the key or the URL
-/// fixed) does. Before any set-back mark; older spanguards read such a
+/// mark (its `Transport::refusal_fingerprint` under the directory's key,
+/// `SpoolDir::refusal_mark`: the sender mark without TLS files; 16 hex
+/// digits): a sender with that fingerprint does not send it again (OTLP
+/// forbids retrying a refused request), one set up otherwise (the key or
+/// the URL fixed, a CA file replaced, in place too) does. Before any set-back mark; older spanguards read such a
 /// file like any other.
 const REFUSED_MARK: &str = "-refusedby";
 /// What the name of a file says before the mark of the sender whose
