@@ -289,6 +289,12 @@ fn read_request(reader: &mut impl BufRead) -> Option<Vec<u8>> {
 /// Reads each request, records its spans, and answers it with `answer`
 /// (the whole of what is written back).
 fn answering(answer: &'static [u8]) -> Arc<Serve> {
+    answering_with(move || answer)
+}
+
+/// As `answering`, with what `answer` gives at each request: a server
+/// that is down for a while (503), then takes requests.
+fn answering_with(answer: impl Fn() -> &'static [u8] + Send + Sync + 'static) -> Arc<Serve> {
     Arc::new(move |tls, seen| {
         loop {
             let body = {
@@ -302,7 +308,7 @@ fn answering(answer: &'static [u8]) -> Arc<Serve> {
                 let mut s = seen.lock().unwrap();
                 s.spans.extend(spans.into_iter().map(|s| s.name));
             }
-            if tls.write_all(answer).is_err() {
+            if tls.write_all(answer()).is_err() {
                 return;
             }
         }
@@ -311,6 +317,8 @@ fn answering(answer: &'static [u8]) -> Arc<Serve> {
 
 const OK: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
+
+const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
 
 fn good_server(pki: &Pki) -> (String, Arc<Mutex<Seen>>) {
     taking(pki.server(&["127.0.0.1", "localhost"], (-1, 30)))
@@ -691,6 +699,116 @@ fn spans_kept_for_an_untrusted_certificate_arrive_once_the_ca_is_given() {
     assert_eq!(fixed.replayed_spans, 20, "{fixed:?}");
     let mut all = support::numbered("first", 20);
     all.extend(support::numbered("fixed", 3));
+    all.sort();
+    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
+    assert!(support::spool_files(&dir.join("spool")).is_empty());
+    remove(&dir);
+}
+
+/// The usual fix for an untrusted certificate is a CA file replaced in
+/// place (a renewed bundle at the same path, a mounted secret rotated):
+/// the sender's fingerprint covered the file's path alone, so the next
+/// tracer, set up with the same path and now trusting the server, was
+/// "the sender refused" and left the kept spans for `spanguard replay
+/// --sender`. It covers what the file holds now.
+#[test]
+fn spans_refused_for_a_ca_file_replaced_in_place_arrive_with_the_new_ca() {
+    let name = "tls-replaced-ca";
+    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
+    remove(&dir);
+    let right = Pki::new(name);
+    let wrong = Pki::new("tls-replaced-ca-wrong");
+    let (url, seen) = good_server(&right);
+    let bundle = right.dir.join("bundle.pem");
+    std::fs::copy(wrong.ca_file(), &bundle).expect("copy");
+    let tls = TlsFiles {
+        certificate: Some(bundle.clone()),
+        ..TlsFiles::default()
+    };
+
+    // Another CA than the server's: refused, every span kept.
+    let first = run(name, &url, tls.clone(), "first", 20);
+    assert_eq!(first.spooled_spans, 20, "{first:?}");
+    assert_eq!(first.spans_exported, 0, "{first:?}");
+    assert!(seen.lock().unwrap().spans.is_empty());
+
+    // The right CA written over the same file: the next run delivers its
+    // own spans and the kept ones, once each.
+    std::fs::copy(right.ca_file(), &bundle).expect("copy");
+    let fixed = run(name, &url, tls, "fixed", 3);
+    assert_eq!(fixed.spans_exported, 3, "{fixed:?}");
+    assert_eq!(fixed.replayed_spans, 20, "{fixed:?}");
+    let mut all = support::numbered("first", 20);
+    all.extend(support::numbered("fixed", 3));
+    all.sort();
+    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
+    assert!(support::spool_files(&dir.join("spool")).is_empty());
+    remove(&dir);
+}
+
+/// What a file holds decides a refusal, not whose spans a file keeps: a
+/// CA bundle renewed in place between two runs (cert-manager rotating a
+/// mounted secret) leaves the spans an outage kept to the next run, which
+/// sends to the same endpoint with the same settings. Had the file's
+/// bytes named the files' destination too, each renewal stranded them
+/// for `spanguard replay`.
+#[test]
+fn spans_kept_through_an_outage_arrive_after_the_ca_bundle_is_renewed_in_place() {
+    let name = "tls-renewed-ca";
+    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
+    remove(&dir);
+    let pki = Pki::new(name);
+    let other = Pki::new("tls-renewed-ca-other");
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let serve = {
+        let up = Arc::clone(&up);
+        answering_with(move || {
+            if up.load(std::sync::atomic::Ordering::SeqCst) {
+                OK
+            } else {
+                UNAVAILABLE
+            }
+        })
+    };
+    let (url, seen) = tls_server(
+        ServerSetup::showing(pki.server(&["127.0.0.1", "localhost"], (-1, 30))),
+        serve,
+    );
+    let bundle = pki.dir.join("bundle.pem");
+    let both = [pki.ca_file(), other.ca_file()]
+        .iter()
+        .map(|f| std::fs::read(f).expect("read"))
+        .collect::<Vec<_>>()
+        .concat();
+    std::fs::write(&bundle, both).expect("write");
+    let tls = TlsFiles {
+        certificate: Some(bundle.clone()),
+        ..TlsFiles::default()
+    };
+    let config = |tls: TlsFiles| TracerConfig {
+        tls,
+        compression: Compression::None,
+        schedule_delay: Duration::from_millis(50),
+        export_timeout: Duration::from_millis(500),
+        ..TracerConfig::default()
+    };
+
+    // The backend down (503): every span kept.
+    let first = support::run_once(name, &url, config(tls.clone()), "first", 20);
+    assert_eq!(first.spooled_spans, 20, "{first:?}");
+    assert_eq!(first.spans_exported, 0, "{first:?}");
+
+    // The bundle renewed (the other CA dropped), the backend back.
+    std::fs::copy(pki.ca_file(), &bundle).expect("copy");
+    // The server read the spans it answered 503: only those it takes now
+    // count.
+    seen.lock().unwrap().spans.clear();
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let next = support::run_once(name, &url, config(tls), "next", 3);
+    assert_eq!(next.spans_exported, 3, "{next:?}");
+    assert_eq!(next.replayed_spans, 20, "{next:?}");
+    let mut all = support::numbered("first", 20);
+    all.extend(support::numbered("next", 3));
     all.sort();
     assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
     assert!(support::spool_files(&dir.join("spool")).is_empty());

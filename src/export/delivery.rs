@@ -489,6 +489,7 @@ impl Delivery {
     ) -> Delivery {
         let mut spool = spool;
         spool.set_sender(transport.sender_fingerprint());
+        spool.set_refusal_fingerprint(transport.refusal_fingerprint());
         if !transport.delivers() {
             spool.take_only_own();
         }
@@ -777,7 +778,7 @@ impl Delivery {
             }
             Fate::Keep(reason) => self.keep(request, &reason, host, whole),
             Fate::KeepForOtherSender(reason) => {
-                self.refused_by = self.transport.sender_fingerprint();
+                self.refused_by = self.transport.refusal_fingerprint();
                 let done = self.keep(request, &reason, host, whole);
                 self.refused_by = None;
                 done

@@ -306,6 +306,10 @@ pub struct HttpTransport {
     shown_url: String,
     headers: Vec<(String, String)>,
     tls: TlsFiles,
+    /// A hash of what the TLS files held when the transport was made
+    /// (`tls_contents`), for `refusal_fingerprint`; None without TLS
+    /// files. Only the hash is kept: the client key's bytes are secret.
+    tls_contents: Option<u64>,
     timeout: Duration,
     secrets: Secrets,
     easy: Option<Easy2<Response>>,
@@ -348,6 +352,7 @@ impl HttpTransport {
             shown_url: redact_url(url),
             headers: headers.to_vec(),
             tls: tls.clone(),
+            tls_contents: tls_contents(tls),
             timeout,
             secrets: Secrets::new(url, headers),
             easy: None,
@@ -1055,7 +1060,10 @@ impl Transport for HttpTransport {
     }
 
     /// The URL, the headers (names and values, in any order) and the TLS
-    /// files' paths: what a user changes to fix a 401, 403 or 404.
+    /// files' paths: what a user changes to fix a 401, 403 or 404, and
+    /// where spans go. Not the TLS files' bytes (`refusal_fingerprint`):
+    /// a CA bundle renewed in place sends to the same backend, and the
+    /// files kept for it are still its own.
     fn sender_fingerprint(&self) -> Option<u64> {
         let mut headers: Vec<(String, &str)> = self
             .headers
@@ -1085,6 +1093,21 @@ impl Transport for HttpTransport {
         Some(super::transport::stable_fingerprint(parts))
     }
 
+    /// The sender fingerprint and what the TLS files held when the
+    /// transport was made: a CA file replaced in place decides another
+    /// answer at the same path. The same as the sender fingerprint without
+    /// TLS files, so that their refused files' names are as before.
+    fn refusal_fingerprint(&self) -> Option<u64> {
+        let sender = self.sender_fingerprint()?;
+        Some(match self.tls_contents {
+            None => sender,
+            Some(contents) => super::transport::stable_fingerprint([
+                &sender.to_le_bytes()[..],
+                &contents.to_le_bytes()[..],
+            ]),
+        })
+    }
+
     fn silence(&self) -> Silence {
         self.silence
     }
@@ -1092,6 +1115,37 @@ impl Transport for HttpTransport {
     fn limit_next(&mut self, limit: Duration) {
         self.next_limit = Some(limit);
     }
+}
+
+/// A hash of what the TLS files of `tls` hold now (None when none is
+/// set), read once as the transport is made: a CA file replaced in place
+/// since (the usual fix of an untrusted certificate) is another sender's
+/// for refusals (`refusal_fingerprint`). A file that cannot be read counts
+/// by the error's kind (the request says it then, in curl's words naming
+/// the file, as for every TLS file it cannot use): read later, it is
+/// another sender's too.
+fn tls_contents(tls: &TlsFiles) -> Option<u64> {
+    let files = [&tls.certificate, &tls.client_certificate, &tls.client_key];
+    if files.iter().all(|f| f.is_none()) {
+        return None;
+    }
+    let read: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| match f {
+            None => Vec::new(),
+            Some(path) => std::fs::read(path).map_or_else(
+                |e| format!("unreadable: {:?}", e.kind()).into_bytes(),
+                |bytes| {
+                    super::transport::stable_fingerprint([bytes.as_slice()])
+                        .to_le_bytes()
+                        .to_vec()
+                },
+            ),
+        })
+        .collect();
+    Some(super::transport::stable_fingerprint(
+        read.iter().map(Vec::as_slice),
+    ))
 }
 
 /// A gzipped answer's body, inflated up to RESPONSE_BODY_MAX as a plain
@@ -1594,6 +1648,56 @@ mod tests {
             let h = judge(&Answer::of(code, body), p, 0).expect_err("a failure");
             assert_eq!((h.error.reason(), h.hint), (reason, None));
         }
+    }
+
+    /// A CA file replaced in place (the usual fix of an untrusted
+    /// certificate) is another sender for refusals, the same one for where
+    /// spans go; without TLS files the two are one, so the names of the
+    /// files such a sender was refused are as before; a file that cannot
+    /// be read counts as such, not as an empty one.
+    #[test]
+    fn the_refusal_fingerprint_covers_the_tls_files_bytes_and_the_sender_their_paths() {
+        let dir = std::env::temp_dir().join(format!("sg-http-tls-bytes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ca = dir.join("ca.pem");
+        let sender = |tls: &TlsFiles| {
+            let t = HttpTransport::new(
+                "https://otlp.example/v1/traces",
+                &[],
+                tls,
+                Duration::from_secs(1),
+                Arc::default(),
+            );
+            (
+                t.sender_fingerprint().expect("one"),
+                t.refusal_fingerprint().expect("one"),
+            )
+        };
+        let plain = sender(&TlsFiles::default());
+        assert_eq!(plain.0, plain.1);
+        let tls = TlsFiles {
+            certificate: Some(ca.clone()),
+            ..TlsFiles::default()
+        };
+        std::fs::write(&ca, "CA A").expect("write");
+        let a = sender(&tls);
+        std::fs::write(&ca, "CA B").expect("write");
+        let b = sender(&tls);
+        assert_eq!(a.0, b.0, "the same path, the same destination");
+        assert_ne!(a.1, b.1, "other bytes, another refusal");
+        assert_ne!(a.0, a.1);
+        std::fs::write(&ca, "").expect("write");
+        let empty = sender(&tls);
+        std::fs::remove_file(&ca).expect("rm");
+        std::fs::create_dir(&ca).expect("a directory in its place");
+        let unreadable = sender(&tls);
+        assert_ne!(empty.1, unreadable.1);
+        assert_eq!(
+            unreadable.1,
+            sender(&tls).1,
+            "the same error, the same sender"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// An answer curl cannot read as HTTP is the server's doing, not the

@@ -80,11 +80,11 @@ const TEMP_PREFIX: &str = ".tmp-";
 const SETBACK_MARK: &str = "-setback";
 /// What the name of a file kept after its sender was refused (401, 403,
 /// 404, ...: `SendError::Misdirected`) says before that sender's
-/// mark (its `Transport::sender_fingerprint` under the directory's key,
-/// `SpoolDir::sender_mark`, 16 hex digits): a
-/// sender with that fingerprint does not send it again (OTLP forbids
-/// retrying a refused request), one set up otherwise (the key or the URL
-/// fixed) does. Before any set-back mark; older spanguards read such a
+/// mark (its `Transport::refusal_fingerprint` under the directory's key,
+/// `SpoolDir::refusal_mark`: the sender mark without TLS files; 16 hex
+/// digits): a sender with that fingerprint does not send it again (OTLP
+/// forbids retrying a refused request), one set up otherwise (the key or
+/// the URL fixed, a CA file replaced, in place too) does. Before any set-back mark; older spanguards read such a
 /// file like any other.
 const REFUSED_MARK: &str = "-refusedby";
 /// What the name of a file says before the mark of the sender whose
@@ -386,6 +386,15 @@ pub struct SpoolDir {
     /// clones of one spool: no name holds the bare fingerprint, a hash of
     /// the sender's API key among the rest.
     sender_mark: Arc<std::sync::OnceLock<u64>>,
+    /// The fingerprint of the sender's refusals
+    /// (`Transport::refusal_fingerprint`), when it is not `sender`'s: the
+    /// files it was refused name it (`refused_by`), and it does not send
+    /// them again; a sender whose TLS files hold other bytes at the same
+    /// paths does.
+    refusal: Option<u64>,
+    /// What the names of the files refused to `refusal` say, found and
+    /// shared as `sender_mark`.
+    refusal_mark: Arc<std::sync::OnceLock<u64>>,
     /// Takes every file, whichever sender it was written for or refused
     /// to (`spanguard replay`: a person named where they go).
     every_destination: bool,
@@ -577,6 +586,8 @@ impl SpoolDir {
             queue: Arc::new(Mutex::new(ReplayQueue::default())),
             sender: None,
             sender_mark: Arc::default(),
+            refusal: None,
+            refusal_mark: Arc::default(),
             every_destination: false,
             only_for: None,
             only_own: false,
@@ -622,7 +633,7 @@ impl SpoolDir {
             return true;
         }
         if let Some(refused) = refused_by(path) {
-            return !self.only_own && !self.is_own_mark(refused);
+            return !self.only_own && !self.is_own_refusal(refused);
         }
         match destination_of(path) {
             Some(destination) => self.is_own_mark(destination),
@@ -635,6 +646,40 @@ impl SpoolDir {
     /// key named files (their leftovers are still this sender's to send).
     fn is_own_mark(&self, mark: u64) -> bool {
         self.sender == Some(mark) || self.sender_mark() == Some(mark)
+    }
+
+    /// Whether a refusal mark says this spool's sender as its refusals
+    /// are told (`set_refusal_fingerprint`): without TLS files its sender
+    /// marks (`is_own_mark`, the bare fingerprint of spanguards before the
+    /// key too), with them its refusal mark alone. A file refused
+    /// under the paths alone (a spanguard before the TLS files' bytes
+    /// counted) to a sender with TLS files is sent once more: whether the
+    /// files were replaced since cannot be told, and refused again it is
+    /// kept under the mark of now.
+    fn is_own_refusal(&self, mark: u64) -> bool {
+        match self.refusal {
+            None => self.is_own_mark(mark),
+            Some(_) => self.refusal_mark() == Some(mark),
+        }
+    }
+
+    /// What the names of the files refused to this spool's sender say:
+    /// its refusal fingerprint under the directory's key, found as
+    /// `sender_mark` is; the sender mark when the two are one.
+    fn refusal_mark(&self) -> Option<u64> {
+        let Some(refusal) = self.refusal else {
+            return self.sender_mark();
+        };
+        if let Some(&mark) = self.refusal_mark.get() {
+            return Some(mark);
+        }
+        Some(match files::ensure_private_dir(&self.dir) {
+            Ok(()) => {
+                let key = SenderKey::of_dir_or_unshared(&self.dir);
+                *self.refusal_mark.get_or_init(|| key.mark(refusal))
+            }
+            Err(_) => SenderKey::unshared().mark(refusal),
+        })
     }
 
     /// What the names of this spool's sender's files say: its fingerprint
@@ -667,6 +712,11 @@ impl SpoolDir {
         {
             return mark;
         }
+        if self.refusal == Some(sender)
+            && let Some(mark) = self.refusal_mark()
+        {
+            return mark;
+        }
         match files::ensure_private_dir(&self.dir) {
             Ok(()) => SenderKey::of_dir_or_unshared(&self.dir).mark(sender),
             Err(_) => SenderKey::unshared().mark(sender),
@@ -696,6 +746,15 @@ impl SpoolDir {
     pub fn set_sender(&mut self, sender: Option<u64>) {
         self.sender = sender;
         self.sender_mark = Arc::default();
+    }
+
+    /// Says what tells this spool's sender's refusals
+    /// (`Transport::refusal_fingerprint`) from another's, when it is not
+    /// its sender fingerprint (TLS files' bytes beside their paths): the
+    /// files refused to it carry its mark, and it leaves those alone.
+    pub fn set_refusal_fingerprint(&mut self, refusal: Option<u64>) {
+        self.refusal = refusal.filter(|r| Some(*r) != self.sender);
+        self.refusal_mark = Arc::default();
     }
 
     /// The index, after looking at the whole directory when it is not yet
@@ -2509,6 +2568,58 @@ pub(crate) mod tests {
         assert_ne!(marks_written(&here, sender_with_key(url, "hunter3")), marks);
         fs::remove_dir_all(&here).ok();
         fs::remove_dir_all(&there).ok();
+    }
+
+    /// A sender whose refusals are told by more than its fingerprint (the
+    /// bytes of its TLS files: `Transport::refusal_fingerprint`) leaves
+    /// alone what it was refused with those bytes, sends what a sender
+    /// with the same paths and other bytes was refused (a CA file
+    /// replaced in place since), and still takes the files kept for its
+    /// destination, which the bytes do not change (a bundle renewed).
+    #[test]
+    fn a_refusal_is_told_by_the_refusal_fingerprint_and_a_destination_by_the_sender() {
+        let dir = temp_dir("refusal-fingerprint");
+        let (sender, wrong_ca, right_ca) = (0x1111, 0x2222, 0x3333);
+        let mut before = SpoolDir::new(&dir, 1 << 20);
+        before.set_sender(Some(sender));
+        before.set_refusal_fingerprint(Some(wrong_ca));
+        before
+            .write_refused(&batch(1, 64), Some(wrong_ca))
+            .expect("write");
+        before.write(&batch(1, 64)).expect("write");
+        let files = before.list();
+        assert_eq!(files.len(), 2, "{files:?}");
+        let refused = files
+            .iter()
+            .find(|f| refused_by(f).is_some())
+            .expect("refused");
+        let kept = files
+            .iter()
+            .find(|f| refused_by(f).is_none())
+            .expect("kept");
+        assert!(!before.takes(refused), "refused to it as it is");
+        assert!(before.takes(kept));
+        let mut after = SpoolDir::new(&dir, 1 << 20);
+        after.set_sender(Some(sender));
+        after.set_refusal_fingerprint(Some(right_ca));
+        assert!(after.takes(refused), "the CA file holds another CA now");
+        assert!(after.takes(kept), "the same destination");
+        // Without TLS files the refusal fingerprint is the sender's: as
+        // before, what it was refused stays.
+        let mut plain = SpoolDir::new(&dir, 1 << 20);
+        plain.set_sender(Some(sender));
+        plain.set_refusal_fingerprint(Some(sender));
+        plain
+            .write_refused(&batch(1, 64), Some(sender))
+            .expect("write");
+        let own = plain
+            .list()
+            .into_iter()
+            .find(|f| refused_by(f).is_some() && !files.contains(f))
+            .expect("refused to the plain sender");
+        assert!(!plain.takes(&own));
+        assert_eq!(refused_by(&own), plain.sender_mark());
+        fs::remove_dir_all(&dir).ok();
     }
 
     /// Files an earlier spanguard named with the bare fingerprint are still

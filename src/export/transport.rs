@@ -148,6 +148,21 @@ pub trait Transport: Send {
         None
     }
 
+    /// What tells a refusal of this sender (`SendError::Misdirected`)
+    /// from one a sender set up otherwise meets: its `sender_fingerprint`
+    /// and what else decides such a refusal without changing where its
+    /// spans go, the bytes its TLS files held when it was made. A CA file
+    /// replaced in place by the right one (a renewed bundle at the same
+    /// path, a mounted secret rotated) is a sender set up otherwise: it
+    /// takes the files its path's old CA was refused (`spool::refused_by`),
+    /// and a renewal still finds the files kept for its destination
+    /// (`spool::destination_of`, the sender fingerprint's). Never written
+    /// to disk itself (names carry it under the directory's key, as the
+    /// sender fingerprint).
+    fn refusal_fingerprint(&self) -> Option<u64> {
+        self.sender_fingerprint()
+    }
+
     /// What keeps requests from going while a failure is waited out (the
     /// next try later), when it is no backend being down: a local sink
     /// on a full disk, which was said to be "the backend is down". None

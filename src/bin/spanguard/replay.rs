@@ -76,11 +76,19 @@ A server that refuses the sender or the URL (401, 403, 404, 405, 407, 431, a
 permanent redirect) is said on stderr with its words, as the library says it:
 those spans stay in DIR for a corrected --headers or --endpoint.
 
-Exit status: 0 when every span was delivered (values cut included), 1 when one
-could not be (it stays in DIR, or was refused for good and is counted), 2 on a
-usage error or a DIR that another user owns (run it as that user), 3 when the
-server refused the sender or the URL (the spans stay in DIR: fix --headers or
---endpoint and run it again).";
+Exit status, one meaning each; when a run has several outcomes, the first that
+applies of 4, 3, 1:
+  0  every span was delivered (values cut included)
+  1  spans stay in DIR for a backend away (no answer, 429, 5xx): run it again
+     later, as it is
+  2  a usage error, or a DIR that another user owns (run it as that user)
+  3  the server refused the sender or the URL and its spans stay in DIR: run as
+     it is, it is refused again; fix --headers, --endpoint or the TLS files
+  4  spans were lost for good (the server refused them for what they hold, or
+     rejected them): counted above, and no run brings them back
+A loss is said once, by the run that met it, and so goes first; what stays in
+DIR is said again by the next run, whose status is then 3, 1 or 0 for it. A
+script that runs it again on 1 stops at a refusal (3) and at a loss (4).";
 
 /// What the command was asked to do.
 struct Options {
@@ -204,6 +212,10 @@ impl<T: Transport> Transport for Heard<T> {
     /// and any tracer took them, wherever it sends.
     fn sender_fingerprint(&self) -> Option<u64> {
         self.inner.sender_fingerprint()
+    }
+
+    fn refusal_fingerprint(&self) -> Option<u64> {
+        self.inner.refusal_fingerprint()
     }
 
     fn delivers(&self) -> bool {
@@ -608,22 +620,29 @@ pub fn run(args: &[String]) -> ExitCode {
         count(left.len() as u64, "file", "files"),
         options.dir.display()
     );
-    exit_status(&tally, left.is_empty())
+    ExitCode::from(exit_status(&tally, left.is_empty()))
 }
 
-/// The exit status, one meaning each (USAGE): 0 every span delivered; 3
-/// the server refused this sender or URL, its spans kept (run it again
-/// with the setting fixed: as it is, it is refused again); 1 any other
-/// span not delivered (kept for a backend away, or refused for good). A
-/// refusal exited 1 as a backend down did: a script that runs the replay
-/// until it succeeds ran it for ever with a key missing.
-fn exit_status(tally: &Tally, nothing_left: bool) -> ExitCode {
-    if tally.refused_kept > 0 {
-        ExitCode::from(3)
-    } else if tally.refused == 0 && tally.kept == 0 && nothing_left {
-        ExitCode::SUCCESS
+/// The exit status, one meaning each (USAGE): 0 every span delivered; 1
+/// spans kept for a backend away (run it again later, as it is); 3 the
+/// server refused this sender or URL, its spans kept (as it is, it is
+/// refused again: a setting to fix); 4 spans lost for good. A run with
+/// several says the first of 4, 3, 1: a loss only this run can say (the
+/// spans are gone, the next run does not meet them), while what is kept
+/// is said again by the next run. A refusal exited 1 as a backend down
+/// did (a script that runs the replay until it succeeds ran for ever with
+/// a key missing); then 3 stood for any run with a refusal, and spans
+/// lost beside it went unsaid by the status, as a loss beside a backend
+/// away was said 1, "try again".
+fn exit_status(tally: &Tally, nothing_left: bool) -> u8 {
+    if tally.refused > 0 {
+        4
+    } else if tally.refused_kept > 0 {
+        3
+    } else if tally.kept > 0 || !nothing_left {
+        1
     } else {
-        ExitCode::FAILURE
+        0
     }
 }
 
@@ -658,6 +677,104 @@ mod tests {
 
         fn sender_fingerprint(&self) -> Option<u64> {
             Some(0xc)
+        }
+    }
+
+    /// What became of some spans in a run, as the delivery records it.
+    #[derive(Clone, Copy, Debug)]
+    enum Fate {
+        Delivered,
+        /// Kept for a backend away (a 503, no answer).
+        KeptForLater,
+        /// A spool file the server refused for its sender or URL: the
+        /// attempt refused (`Heard`), then the spans kept.
+        RefusedAndKept,
+        /// Spans recovered from a dead process's file refused so: kept
+        /// for another sender.
+        RecoveredRefusedAndKept,
+        /// Refused for what they hold (a 400).
+        Lost,
+        /// Dropped in a partial success.
+        Rejected,
+    }
+
+    /// The exit status of a run whose spans met `fates`, with no file
+    /// left in DIR when `nothing_left`.
+    fn status_after(fates: &[Fate], nothing_left: bool) -> u8 {
+        use spanguard::export::delivery::Origin;
+        let flags = HeardFlags::default();
+        let mut tally = tally(&flags);
+        for fate in fates {
+            flags.refused.store(false, Ordering::Relaxed);
+            let (origin, spans, reason) = (Origin::SpoolFile, 5, "why");
+            match fate {
+                Fate::Delivered => tally.record(Outcome::Delivered {
+                    origin,
+                    spans,
+                    bytes: 100,
+                }),
+                Fate::KeptForLater | Fate::RefusedAndKept | Fate::RecoveredRefusedAndKept => {
+                    let refused = matches!(fate, Fate::RefusedAndKept);
+                    flags.refused.store(refused, Ordering::Relaxed);
+                    if !matches!(fate, Fate::RecoveredRefusedAndKept) {
+                        tally.record(Outcome::AttemptFailed { reason });
+                    }
+                    tally.record(Outcome::Kept {
+                        origin,
+                        spans,
+                        reason,
+                        written: matches!(fate, Fate::RecoveredRefusedAndKept),
+                        for_other_sender: matches!(fate, Fate::RecoveredRefusedAndKept),
+                    });
+                }
+                Fate::Lost => tally.record(Outcome::Lost {
+                    origin,
+                    spans,
+                    reason,
+                }),
+                Fate::Rejected => tally.record(Outcome::Rejected {
+                    origin,
+                    spans,
+                    message: reason,
+                }),
+            }
+        }
+        exit_status(&tally, nothing_left)
+    }
+
+    /// Each status means one thing (USAGE), and a run with several
+    /// outcomes says the first of 4, 3, 1. A loss beside a refusal exited
+    /// 3, "fix a setting and run again", and the spans gone for good went
+    /// unsaid by the status; beside a backend away it exited 1, "run it
+    /// again", which gives them back no more. A refusal beside a backend
+    /// away is 3, not 1: a script that runs the replay again on 1 would
+    /// be refused at each run.
+    #[test]
+    fn the_exit_status_says_the_first_of_a_loss_a_refusal_a_backend_away() {
+        use Fate::*;
+        let cases: &[(&[Fate], bool, u8)] = &[
+            (&[], true, 0),
+            (&[Delivered], true, 0),
+            (&[Delivered, KeptForLater], false, 1),
+            // Files the pass stopped before, nothing of them tried.
+            (&[Delivered], false, 1),
+            (&[RefusedAndKept], false, 3),
+            (&[RecoveredRefusedAndKept], true, 3),
+            (&[KeptForLater, RefusedAndKept], false, 3),
+            (&[RefusedAndKept, KeptForLater], false, 3),
+            (&[Lost], true, 4),
+            (&[Rejected, Delivered], true, 4),
+            (&[Lost, KeptForLater], false, 4),
+            (&[Lost, RefusedAndKept], false, 4),
+            (&[RecoveredRefusedAndKept, Rejected], false, 4),
+            (&[Delivered, KeptForLater, Lost, RefusedAndKept], false, 4),
+        ];
+        for &(fates, nothing_left, status) in cases {
+            assert_eq!(
+                status_after(fates, nothing_left),
+                status,
+                "{fates:?}, nothing left: {nothing_left}"
+            );
         }
     }
 
