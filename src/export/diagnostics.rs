@@ -222,6 +222,11 @@ pub struct Diagnostics {
     /// export's first reason), for the record a process leaves
     /// (`export::outcome`); empty while none did.
     spooled_because: String,
+    /// This exporter's own spans kept for a corrected setting (refused
+    /// for their sender: 401, 404...), part of those it spooled: the
+    /// record says them apart, as a process set up as this one never
+    /// sends them (`spanguard why` said it would).
+    refused_own: u64,
 }
 
 /// The most messages kept for a callback not set yet: a program that
@@ -511,6 +516,7 @@ impl Diagnostics {
             teller: Teller::Nobody,
             held_for_callback: Vec::new(),
             spooled_because: String::new(),
+            refused_own: 0,
         }
     }
 
@@ -794,6 +800,14 @@ impl Diagnostics {
             false => count(n, "span", "spans"),
             true => count(n, "recovered span", "recovered spans"),
         };
+        if !recovered {
+            self.refused_own = self.refused_own.saturating_add(n);
+            // `spanguard why` gave the reason of a backend that was down,
+            // and none for a refusal, the one a user must act on.
+            if self.spooled_because.is_empty() {
+                self.spooled_because = format!("refused to their sender: {reason}");
+            }
+        }
         // The reason alone says nothing of the spool (a 401, a 404): what
         // became of the spans is said as the line says it.
         self.tell(
@@ -819,6 +833,12 @@ impl Diagnostics {
     /// the failed export's first reason, with the fix hint it carries.
     pub fn spooled_because(&self) -> Option<&str> {
         (!self.spooled_because.is_empty()).then_some(self.spooled_because.as_str())
+    }
+
+    /// How many of this exporter's own spans were kept for a corrected
+    /// setting (`kept_for_other_sender`), for the record a process leaves.
+    pub fn refused_own(&self) -> u64 {
+        self.refused_own
     }
 
     /// Each cause of loss met so far, its first message (the reason in

@@ -386,6 +386,7 @@ impl Exporter {
         if let Some(reason) = host.diagnostics.spooled_because() {
             self.outcome.note_spooled_because(reason);
         }
+        self.outcome.note_refused(host.diagnostics.refused_own());
         let _ = self
             .outcome
             .write(state, &counts, host.diagnostics.loss_causes(), || {

@@ -172,6 +172,10 @@ pub struct OutcomeFile {
     /// `MOST_REASON_BYTES`), empty while none did: "14 spans went to the
     /// spool" alone left the user of `spanguard why` asking why.
     spooled_because: String,
+    /// How many of the spooled spans were refused to their sender (401,
+    /// 404...) and kept for a corrected setting, which a process set up
+    /// as this one never sends.
+    refused: u64,
 }
 
 impl OutcomeFile {
@@ -202,6 +206,7 @@ impl OutcomeFile {
             written_at: None,
             written: Counts::default(),
             spooled_because: String::new(),
+            refused: 0,
         }
     }
 
@@ -212,6 +217,12 @@ impl OutcomeFile {
         if self.spooled_because.is_empty() {
             self.spooled_because = one_line(reason, MOST_REASON_BYTES);
         }
+    }
+
+    /// Keeps `n` as how many of the spooled spans were refused to their
+    /// sender, written with the next record.
+    pub fn note_refused(&mut self, n: u64) {
+        self.refused = n;
     }
 
     /// The file's path.
@@ -275,6 +286,7 @@ impl OutcomeFile {
                 updated_unix_s: updated,
                 state,
                 spooled_because: &self.spooled_because,
+                refused: self.refused,
             },
             counts,
             causes,
@@ -328,6 +340,7 @@ struct Header<'a> {
     updated_unix_s: u64,
     state: State,
     spooled_because: &'a str,
+    refused: u64,
 }
 
 /// Which process this is beyond its pid: its start in clock ticks after
@@ -458,6 +471,9 @@ fn render<'a>(
     for (name, n) in counts.named() {
         let _ = writeln!(out, "{name} {n}");
     }
+    if h.refused > 0 {
+        let _ = writeln!(out, "spooled_refused {}", h.refused);
+    }
     if !h.spooled_because.is_empty() {
         out.extend_from_slice(b"spooled_because ");
         push_line(out, h.spooled_because, MOST_REASON_BYTES);
@@ -540,6 +556,10 @@ pub struct Outcome {
     /// Why its spans first went to the spool; empty when none did, or in
     /// a file of a version before it was written.
     pub spooled_because: String,
+    /// How many of `counts.spooled` were refused to their sender and kept
+    /// for a corrected setting; 0 in a file of a version before it was
+    /// written.
+    pub spooled_refused: u64,
     /// The termination signal its tracer was last flushed for, the process
     /// about to die of it (`State::EndingOf`); 0 when none.
     pub ending_of_signal: i32,
@@ -577,6 +597,7 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "unsampled" => o.counts.unsampled = number()?,
             "spool_overflow" => o.counts.spool_overflow = number()?,
             "spooled_because" => o.spooled_because = value.to_string(),
+            "spooled_refused" => o.spooled_refused = number()?,
             "signal" => o.ending_of_signal = value.parse().ok()?,
             "cause" => {
                 let (spans, reason) = value.split_once(' ')?;
@@ -647,9 +668,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    /// Why the spans went to the spool (the first reason given, one line)
-    /// and the signal a dying process was flushed for read back as
-    /// written; a record of neither says neither.
+    /// Why the spans went to the spool (the first reason given, one line),
+    /// how many of them were refused to their sender, and the signal a
+    /// dying process was flushed for read back as written; a record of
+    /// none says none.
     #[test]
     fn the_file_says_why_spans_were_spooled_and_the_signal_it_ends_of() {
         let dir = temp_dir("spooled-because");
@@ -663,6 +685,8 @@ mod tests {
             .expect("write");
         let o = parse(&std::fs::read_to_string(f.path()).expect("read")).expect("parse");
         assert_eq!((o.spooled_because.as_str(), o.ending_of_signal), ("", 0));
+        assert_eq!(o.spooled_refused, 0);
+        f.note_refused(2);
         f.note_spooled_because("export to http://h:4318/v1/traces failed: refused\nsecond line");
         f.note_spooled_because("a later reason, not kept");
         f.write(State::EndingOf(15), &counts, std::iter::empty(), || false)
@@ -673,6 +697,7 @@ mod tests {
             "export to http://h:4318/v1/traces failed: refused?second line"
         );
         assert_eq!(o.ending_of_signal, 15);
+        assert_eq!(o.spooled_refused, 2);
         assert!(!o.stopped);
         std::fs::remove_dir_all(&dir).ok();
     }

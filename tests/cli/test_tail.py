@@ -170,6 +170,30 @@ def test_the_first_line_says_what_tail_shows_and_that_a_directory_is_missing(cli
         "makes it when it writes its first spans there (Ctrl-C stops)\n")
 
 
+def test_tail_of_the_default_sink_says_an_endpoint_sends_the_spans_elsewhere(cli, tmp_path):
+    """An agent pointed at a collector (OTEL_EXPORTER_OTLP_ENDPOINT) writes
+    nothing to the local sink: `spanguard tail` in that shell waited on the
+    sink for good without a word, where `show` says why it finds nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    note = ("spanguard: an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): "
+            "spans go there, not to the local sink")
+
+    def first_lines(env):
+        proc = subprocess.Popen([str(cli), "tail", "--interval", "50"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            return proc.stderr.readline() + proc.stderr.readline()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0
+
+    said = first_lines(dict(env, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318"))
+    assert said.startswith(f"spanguard: following {tmp_path}/state/spanguard/spans, which does not exist yet"), said
+    assert said.splitlines()[1].startswith(note), said
+    # Without one, the sink is where the spans go: nothing more said.
+    assert note not in first_lines(env)
+
 def sink_line(trace_id, spans):
     """One OTLP/JSON request: `spans` (span id, name, prompt) under a root
     of span id 5e3f0c2a9d8e7f61 in trace `trace_id`, service svc."""

@@ -90,6 +90,17 @@ def test_a_process_that_hit_a_404_is_said_with_its_cause_and_what_to_do(cli, tmp
     # Refused for where they went, not lost: kept for a corrected URL, and
     # said so, with how to send them.
     assert "  40 spans ended: 0 delivered, 40 to the spool, 0 lost" in lines, run.stdout
+    # The process's own lines say what became of them and why: they said
+    # "went to the spool: a process set up as this one sends them at its
+    # next run", which it never does (the paragraph below said so), and
+    # gave no reason, where a backend that is down gets one.
+    assert not any("a process set up as this one sends them" in l for l in lines), run.stdout
+    assert ("  40 spans were refused to their sender, kept in the spool for a corrected setting: "
+            "a process set up as this one never sends them, one with the key or the URL fixed does") in lines, \
+        run.stdout
+    because = [l for l in lines if l.startswith("  why they went to the spool: ")]
+    assert len(because) == 1 and "HTTP 404" in because[0] and "OTEL_EXPORTER_OTLP_ENDPOINT is a base URL" \
+        in because[0], run.stdout
     kept = [l for l in lines if l.startswith(f"40 spans in {tmp_path}/spool were refused to their sender")]
     assert len(kept) == 1, run.stdout
     assert "kept for a corrected setting" in kept[0] and "spanguard replay --endpoint URL" in kept[0], run.stdout

@@ -75,6 +75,13 @@ pub fn over_dump_cap(size: u64) -> String {
     )
 }
 
+/// Said when the default directories hold nothing and an endpoint is set
+/// (and by `tail`, following the default sink, at its start).
+/// The URL is not printed: it may carry credentials.
+pub const ENDPOINT_NOTE: &str = "spanguard: an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or \
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): spans go there, not to the local sink, and the spool holds \
+only those it has not taken yet; look at them in that backend";
+
 /// The local sink and spool directories.
 pub fn default_dirs() -> Result<(PathBuf, PathBuf), ExitCode> {
     let c = from_env()?;

@@ -55,12 +55,6 @@ matched, or --span's ID starts the ids of several spans: they are listed), 2 on
 a usage or configuration error.
 ";
 
-/// Said when the default directories hold nothing and an endpoint is set.
-/// The URL is not printed: it may carry credentials.
-const ENDPOINT_NOTE: &str = "spanguard: an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or \
-OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): spans go there, not to the local sink, and the spool holds \
-only those it has not taken yet; look at them in that backend";
-
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -153,7 +147,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 spool.display()
             );
             if endpoint_set {
-                eprintln!("{ENDPOINT_NOTE}");
+                eprintln!("{}", super::settings::ENDPOINT_NOTE);
             }
             return ExitCode::FAILURE;
         }
@@ -341,7 +335,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 None => eprintln!("spanguard: no spans found in {}", looked_in(&inputs)),
             }
             if endpoint_set {
-                eprintln!("{ENDPOINT_NOTE}");
+                eprintln!("{}", super::settings::ENDPOINT_NOTE);
             } else if defaults.is_some() {
                 eprintln!("{NO_SPANS_NOTE}");
             }

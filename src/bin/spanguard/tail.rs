@@ -153,9 +153,16 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage(&e),
     };
+    // With an endpoint set, a tracer sends its spans there and the default
+    // sink stays empty: `tail` waited on it without a word, where `show`
+    // says why it has nothing.
+    let mut endpoint_set = false;
     let dir = match a.positional.as_slice() {
-        [] => match super::settings::default_dirs() {
-            Ok((sink, _)) => sink,
+        [] => match super::settings::from_env() {
+            Ok(config) => {
+                endpoint_set = config.endpoint.is_some();
+                config.sink_dir
+            }
             Err(code) => return code,
         },
         [d] => PathBuf::from(d),
@@ -206,6 +213,9 @@ pub fn run(args: &[String]) -> ExitCode {
     let trees = tailer.trees;
     let say_first_lines = || {
         eprintln!("{first_line}");
+        if endpoint_set {
+            eprintln!("{}", super::settings::ENDPOINT_NOTE);
+        }
         if !trees {
             eprintln!("{}", column_heads());
         }

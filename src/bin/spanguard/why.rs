@@ -413,6 +413,8 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
             spans(c.lost - told)
         ));
     }
+    // Refused spans wait for a setting fixed, not for the next run alike.
+    let refused = o.spooled_refused.min(c.spooled);
     // What else became of spans, each with what it means or what sends them.
     for (n, words) in [
         (
@@ -429,9 +431,14 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
             "of spool files deleted for the spool's size cap (SPANGUARD_SPOOL_MAX_BYTES)",
         ),
         (
-            c.spooled,
+            c.spooled - refused,
             "went to the spool: a process set up as this one sends them at its next run, or \
              spanguard replay does (spanguard spool lists what waits)",
+        ),
+        (
+            refused,
+            "were refused to their sender, kept in the spool for a corrected setting: a process \
+             set up as this one never sends them, one with the key or the URL fixed does",
         ),
     ] {
         if n > 0 {
@@ -492,6 +499,7 @@ mod tests {
             },
             causes: vec![(40, refused.to_string())],
             spooled_because: String::new(),
+            spooled_refused: 0,
             ending_of_signal: 0,
         };
         assert_eq!(
