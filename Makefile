@@ -103,29 +103,32 @@ $(VENV)/.installed: tests/python/requirements.txt
 # Python, Go and Node suites) 1170 s of it and lane A 880 s. Most of lane
 # B's time is waiting, not computing: its suites wait on servers that hang,
 # signals, retry timers and child processes (the Go binding's race run: 24 s
-# of CPU, user and sys, in 45 s of wall time; test-python waits on timers on three xdist workers), so the
-# waiting suites that share nothing with the others' files (test-python,
-# test-go, test-cli: their own scratch directories, the installs prepare
-# made) run as a third lane C beside the compiling ones. The Node and
-# README suites stay in one lane: each rebuilds the Node addon in
-# bindings/node/prebuilds, which the other's node processes load.
+# of CPU, user and sys, in 45 s of wall time), so a third lane C runs
+# waiting suites beside the compiling ones.
 # First the steps the lanes share (the release build, the test virtualenv,
-# the scratch install, the C test programs), so that no two processes
-# build or pip-install the same thing at once; then lane A on the terminal
-# and lanes B and C into build/test-lane-b.log and build/test-lane-c.log,
-# printed when all are done.
+# the scratch install, the C test programs, the Python wheel), so that no
+# two processes build or pip-install the same thing at once: the wheel is
+# tested in lane B (test-python-binding, test-readme) and lane C
+# (test-python-versions). The suites that install again what others use
+# stay in one lane, B: the Node addon in bindings/node/prebuilds (test-node,
+# test-propagation, test-readme), the scratch installs build/dev-prefix
+# (test-go, test-propagation) and build/install-test (test-install,
+# test-readme); a file rewritten while another lane's process loads or
+# links it is read cut short. Then lane A on the
+# terminal and lanes B and C into build/test-lane-b.log and
+# build/test-lane-c.log, printed when all are done.
 # A lane goes through its suites in order, each followed by a clock mark
 # that writes how long it took (from the mark before it in its lane) to
 # build/test-times.txt; make test prints the table at the end, so that
 # whoever finds it slow sees where the time went (after a failure the file
 # holds the suites done so far). A suite's time includes the prerequisites
-# it is the first in its lane to need (cbindgen in check-header, the wheel
-# in test-python-binding, cargo-fuzz in fuzz-quick) and whatever the other
-# lanes ran meanwhile. Timings only: nothing passes or fails on them.
-TEST_PREPARE := build venv dev-install build/tests/emit_spans build/tests/kill_child build/examples/agent_demo
-TEST_LANE_A := check-header lint test-rust check-fresh-build test-c test-c-asan test-cpp fuzz-quick
-TEST_LANE_B := test-install test-python-binding test-python-versions test-node test-propagation test-readme
-TEST_LANE_C := test-python test-go test-cli
+# it is the first in its lane to need (cbindgen in check-header,
+# cargo-fuzz in fuzz-quick) and whatever the other lanes ran meanwhile.
+# Timings only: nothing passes or fails on them.
+TEST_PREPARE := build venv dev-install build/tests/emit_spans build/tests/kill_child build/examples/agent_demo dist-python
+TEST_LANE_A := check-header lint test-rust check-fresh-build test-c-asan test-cpp fuzz-quick
+TEST_LANE_B := test-install test-python-binding test-go test-node test-propagation test-readme
+TEST_LANE_C := test-python test-c test-python-versions test-cli
 test: test-clock-start
 	$(MAKE) --no-print-directory test-prepare
 	@echo "make test: lane A ($(TEST_LANE_A)) here; lane B ($(TEST_LANE_B)) into build/test-lane-b.log and lane C ($(TEST_LANE_C)) into build/test-lane-c.log, side by side"
