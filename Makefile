@@ -34,7 +34,7 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 # ... and built with the `vendored` feature (make go-static): glibc's alone.
 VENDORED_STATIC_DEPS := -lutil -lrt -lpthread -lm -ldl
 
-.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-prepare test-lane-a test-lane-b test-rust check-fresh-build test-c test-c-asan test-python \
+.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-prepare test-lane-a test-lane-b test-lane-c test-rust check-fresh-build test-c test-c-asan test-python \
         test-install test-python-binding test-python-versions test-cpp test-go go-static bench-go dev-install node-addon test-node test-propagation \
         test-readme dist dist-node npm-present dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
@@ -44,12 +44,17 @@ build:
 	$(CARGO) build --release --lib --bin spanguard
 	mkdir -p $(LIBDIR)
 	# Copied then renamed: cp writes into the installed file in place, and a
-	# process running with it mapped (a test, make stress) dies of SIGBUS.
-	cp target/release/libspanguard.so $(LIBDIR)/.libspanguard.so.$(VERSION).tmp
-	mv -f $(LIBDIR)/.libspanguard.so.$(VERSION).tmp $(LIBDIR)/libspanguard.so.$(VERSION)
+	# process running with it mapped (a test, make stress) dies of SIGBUS; a
+	# test program being linked against the archive meanwhile reads it cut
+	# short. Each copy under a name of its own (the shell's pid): the lanes
+	# of make test run this at once (every make install does), and two mv's
+	# of one temporary name fail the second.
+	cp target/release/libspanguard.so $(LIBDIR)/.libspanguard.so.$(VERSION).$$$$.tmp; \
+	mv -f $(LIBDIR)/.libspanguard.so.$(VERSION).$$$$.tmp $(LIBDIR)/libspanguard.so.$(VERSION)
 	ln -sf libspanguard.so.$(VERSION) $(LIBDIR)/libspanguard.so.$(SOMAJOR)
 	ln -sf libspanguard.so.$(SOMAJOR) $(LIBDIR)/libspanguard.so
-	cp target/release/libspanguard.a $(LIBDIR)/libspanguard.a
+	cp target/release/libspanguard.a $(LIBDIR)/.libspanguard.a.$$$$.tmp; \
+	mv -f $(LIBDIR)/.libspanguard.a.$$$$.tmp $(LIBDIR)/libspanguard.a
 
 $(CBINDGEN):
 	$(CARGO) install --locked --quiet --root $(TOOLS) cbindgen --version $(CBINDGEN_VERSION)
@@ -92,36 +97,54 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-# The suites run in two lanes side by side (the machines have two cores and
-# a suite alone keeps about one busy: make test took 22 minutes in one
-# line). First the steps both lanes need (the release build, the test
-# virtualenv, the scratch install, the C test programs), so that no two
-# processes build or pip-install the same thing at once; then lane A on the
-# terminal and lane B into build/test-lane-b.log, printed when both are done.
+# The suites run in three lanes side by side. The machines have two cores
+# and a suite alone keeps about one busy (make test took 22 minutes in one
+# line); in two lanes it took 21 minutes again by session 49, lane B (the
+# Python, Go and Node suites) 1170 s of it and lane A 880 s. Most of lane
+# B's time is waiting, not computing: its suites wait on servers that hang,
+# signals, retry timers and child processes (the Go binding's race run: 24 s
+# of CPU, user and sys, in 45 s of wall time), so a third lane C runs
+# waiting suites beside the compiling ones.
+# First the steps the lanes share (the release build, the test virtualenv,
+# the scratch install, the C test programs, the Python wheel), so that no
+# two processes build or pip-install the same thing at once: the wheel is
+# tested in lane B (test-python-binding, test-readme) and lane C
+# (test-python-versions). The suites that install again what others use
+# stay in one lane, B: the Node addon in bindings/node/prebuilds (test-node,
+# test-propagation, test-readme), the scratch installs build/dev-prefix
+# (test-go, test-propagation) and build/install-test (test-install,
+# test-readme); a file rewritten while another lane's process loads or
+# links it is read cut short. Then lane A on the
+# terminal and lanes B and C into build/test-lane-b.log and
+# build/test-lane-c.log, printed when all are done.
 # A lane goes through its suites in order, each followed by a clock mark
 # that writes how long it took (from the mark before it in its lane) to
 # build/test-times.txt; make test prints the table at the end, so that
 # whoever finds it slow sees where the time went (after a failure the file
 # holds the suites done so far). A suite's time includes the prerequisites
-# it is the first in its lane to need (cbindgen in check-header, the wheel
-# in test-python-binding, cargo-fuzz in fuzz-quick) and whatever the other
-# lane ran meanwhile. Timings only: nothing passes or fails on them.
-TEST_PREPARE := build venv dev-install build/tests/emit_spans build/tests/kill_child build/examples/agent_demo
-TEST_LANE_A := check-header lint test-rust check-fresh-build test-c test-c-asan test-cpp test-cli fuzz-quick
-TEST_LANE_B := test-python test-install test-python-binding test-python-versions test-go test-node test-propagation test-readme
+# it is the first in its lane to need (cbindgen in check-header,
+# cargo-fuzz in fuzz-quick) and whatever the other lanes ran meanwhile.
+# Timings only: nothing passes or fails on them.
+TEST_PREPARE := build venv dev-install build/tests/emit_spans build/tests/kill_child build/examples/agent_demo dist-python
+TEST_LANE_A := check-header lint test-rust check-fresh-build test-c-asan test-cpp fuzz-quick
+TEST_LANE_B := test-install test-python-binding test-go test-node test-propagation test-readme
+TEST_LANE_C := test-python test-c test-python-versions test-cli
 test: test-clock-start
 	$(MAKE) --no-print-directory test-prepare
-	@echo "make test: lane A ($(TEST_LANE_A)) here, lane B ($(TEST_LANE_B)) side by side into build/test-lane-b.log"
+	@echo "make test: lane A ($(TEST_LANE_A)) here; lane B ($(TEST_LANE_B)) into build/test-lane-b.log and lane C ($(TEST_LANE_C)) into build/test-lane-c.log, side by side"
 	@$(MAKE) --no-print-directory test-lane-b > build/test-lane-b.log 2>&1 & b=$$!; \
+	$(MAKE) --no-print-directory test-lane-c > build/test-lane-c.log 2>&1 & c=$$!; \
 	a=0; $(MAKE) --no-print-directory test-lane-a || a=$$?; \
-	rb=0; wait $$b || rb=$$?; \
-	echo "---- lane B's output (build/test-lane-b.log):"; cat build/test-lane-b.log; echo "---- end of lane B's output"; \
+	rb=0; wait $$b || rb=$$?; rc=0; wait $$c || rc=$$?; \
+	for l in b c; do L=$$(tr a-z A-Z <<<$$l); \
+	  echo "---- lane $$L's output (build/test-lane-$$l.log):"; cat build/test-lane-$$l.log; echo "---- end of lane $$L's output"; done; \
 	printf '%-20s %5d s\n' total $$(( $$(date +%s) - $$(cat build/test-times.start) )) >> build/test-times.txt; \
-	echo "make test: seconds each suite took (wall time, beside the other lane; build/test-times.txt):"; \
+	echo "make test: seconds each suite took (wall time, beside the other lanes; build/test-times.txt):"; \
 	cat build/test-times.txt; \
 	test $$a = 0 || echo "make test: lane A failed (its output above)"; \
 	test $$rb = 0 || echo "make test: lane B failed (its output above, between the ---- lines)"; \
-	test $$a = 0 && test $$rb = 0 && echo "make test: all suites passed"
+	test $$rc = 0 || echo "make test: lane C failed (its output above, between the ---- lines)"; \
+	test $$a = 0 && test $$rb = 0 && test $$rc = 0 && echo "make test: all suites passed"
 
 test-clock-start:
 	@mkdir -p build; : > build/test-times.txt; date +%s > build/test-times.start
@@ -129,7 +152,8 @@ test-prepare: $(TEST_PREPARE)
 	@now=$$(date +%s); printf '%-20s %5d s\n' "prepare" $$(( now - $$(cat build/test-times.start) )) >> build/test-times.txt
 test-lane-a: test-clock-a-begin $(foreach s,$(TEST_LANE_A),$(s) test-clock-a-$(s))
 test-lane-b: test-clock-b-begin $(foreach s,$(TEST_LANE_B),$(s) test-clock-b-$(s))
-test-clock-a-begin test-clock-b-begin:
+test-lane-c: test-clock-c-begin $(foreach s,$(TEST_LANE_C),$(s) test-clock-c-$(s))
+test-clock-a-begin test-clock-b-begin test-clock-c-begin:
 	@date +%s > build/test-times.last-$(word 3,$(subst -, ,$@))
 # One pattern rule per lane: a rule of two patterns would be one recipe
 # that makes both targets.
@@ -141,6 +165,8 @@ test-clock-a-%:
 	$(call test_clock_mark,a)
 test-clock-b-%:
 	$(call test_clock_mark,b)
+test-clock-c-%:
+	$(call test_clock_mark,c)
 
 test-rust:
 	$(CARGO) test --quiet
