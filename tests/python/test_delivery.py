@@ -306,10 +306,13 @@ def test_a_hanging_backend_never_blocks_the_application_and_every_drop_is_counte
 
 def test_a_stopping_tracer_replays_the_spool_until_its_deadline(emitter, tmp_path):
     """A short-lived process with 200 spool files waiting and a healthy
-    backend: its shutdown (5 s, shorter than the 10 s request timeout)
+    backend: its shutdown (30 s, shorter than the 60 s request timeout)
     replays them all. It replayed only what its start had reached (5 to 22
     files of 300): replay at a stop went on only while a whole request
-    timeout was left, and spool files piled up."""
+    timeout was left, and spool files piled up. The deadline is short of
+    the request timeout, as the fault needs, yet long enough that a busy
+    machine replays 200 files on loopback inside it (5 s against 10 s
+    replayed 114 of 200 with make test's lanes beside it)."""
     seed = tmp_path / "seed"
     with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
         emit(emitter, rx.endpoint, tmp_path, "seed", count=1, spool=seed,
@@ -323,8 +326,8 @@ def test_a_stopping_tracer_replays_the_spool_until_its_deadline(emitter, tmp_pat
     with OtlpReceiverProcess(workdir=tmp_path, mode="ok") as rx:
         run = subprocess.run([str(emitter), "--endpoint", rx.endpoint, "--run-id", "stop", "--count", "1",
                               "--manifest", str(tmp_path / "stop.manifest.json"), "--spool-dir", str(spool),
-                              "--stats-json", str(stats), "--request-timeout-ms", "10000",
-                              "--shutdown-timeout-ms", "5000"],
+                              "--stats-json", str(stats), "--request-timeout-ms", "60000",
+                              "--shutdown-timeout-ms", "30000"],
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
     assert json.loads(stats.read_text())["replayed_batches"] == 200
