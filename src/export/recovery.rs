@@ -174,39 +174,26 @@ fn journaled_spans(
 
 /// The spool files among `names` that may be the journal of the flight
 /// file at `flight` written by a spanguard before journals named their
-/// flight file (`spool::journal_of`): that one named it as any spool file
-/// of its process, and a flight file it left, its process SIGKILLed
-/// between publishing a request's journal and freeing its slots, was
-/// recovered after an upgrade with those slots sent again beside the
-/// journal. So: the unmarked spool files of the flight file's pid named
-/// since that file was made (`<time>-<pid>-`, as both names begin). Those
-/// of a later process of the same pid are among them, and so are the
-/// process's batches kept for later: harmless, their spans are none of
-/// the slots still in export (a span is in one request at a time, and a
-/// kept batch's slots were freed when its journal was published). Read
-/// only for a flight file with slots in export and no journal named for
-/// it, each within the spool's read limit.
+/// flight file (`spool::may_be_older_journal_of`): that one named it as
+/// any spool file of its process, and a flight file it left, its process
+/// SIGKILLed between publishing a request's journal and freeing its
+/// slots, was recovered after an upgrade with those slots sent again
+/// beside the journal. Those of a later process of the same pid are among
+/// them, and so are the process's batches kept for later: harmless, their
+/// spans are none of the slots still in export (a span is in one request
+/// at a time, and a kept batch's slots were freed when its journal was
+/// published). Read only for a flight file with slots in export and no
+/// journal named for it, each within the spool's read limit.
 fn older_journals<'a>(names: &'a [PathBuf], flight: &Path) -> Vec<&'a PathBuf> {
-    let Some(name) = flight.file_name().map(|n| n.to_string_lossy()) else {
+    let Some(flight) = flight.file_name().map(|n| n.to_string_lossy()) else {
         return Vec::new();
     };
-    let (Some(made), Some(of_pid)) = (name.get(..20), name.get(20..32)) else {
-        return Vec::new();
-    };
-    if !made.bytes().all(|b| b.is_ascii_digit()) {
-        return Vec::new();
-    }
     names
         .iter()
         .filter(|p| {
-            let Some(n) = p.file_name().and_then(|n| n.to_str()) else {
-                return false;
-            };
-            n.ends_with(SUFFIX)
-                && spool::journal_of(p).is_none()
-                && n.get(20..32) == Some(of_pid)
-                // Names of 20 digits first sort as their times do.
-                && n.get(..20).is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()) && t >= made)
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| spool::may_be_older_journal_of(n, &flight))
         })
         .collect()
 }
@@ -921,8 +908,12 @@ mod tests {
     const FLIGHT_ID: u64 = 0x00c0_ffee_1234_5678;
 
     fn plant_journaled_flight(dir: &Path) -> (PathBuf, PathBuf) {
+        plant_journaled_flight_of(dir, std::process::id())
+    }
+
+    /// `plant_journaled_flight`, left by the process `pid`.
+    fn plant_journaled_flight_of(dir: &Path, pid: u32) -> (PathBuf, PathBuf) {
         use crate::buffer::slab::STATE_EXPORTING;
-        let pid = std::process::id();
         // The request the journal holds, as a recovery of spans 1..=3
         // encodes it.
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -1042,15 +1033,78 @@ mod tests {
     fn a_journal_of_an_older_spanguard_beside_its_flight_file_is_sent_once() {
         let dir = fresh_dir("older");
         let (flight, journal) = plant_journaled_flight(&dir);
-        let older = dir.join(format!(
-            "{:020}-{:010}-000001.sgspool",
-            1_700_000_000_100_000_000u64,
-            std::process::id()
-        ));
-        std::fs::rename(&journal, &older).expect("named as before");
+        let older = named_as_before(&journal, std::process::id());
         let got = recovered_then_replayed(&dir, &flight);
         assert!(!older.exists());
         each_sent_once(&got, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The pid of a process that ran and was reaped: no live process has
+    /// it (unless reused since, which a test moments later does not see).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        child.wait().expect("reaped");
+        pid
+    }
+
+    /// The journal `journal` (`plant_journaled_flight`) named as a
+    /// spanguard before journals named their flight file named it: as
+    /// any spool file of its process.
+    fn named_as_before(journal: &Path, pid: u32) -> PathBuf {
+        let older = journal.with_file_name(format!(
+            "{:020}-{pid:010}-000001.sgspool",
+            1_700_000_000_100_000_000u64
+        ));
+        std::fs::rename(journal, &older).expect("named as before");
+        older
+    }
+
+    /// Two recoverers on one spool (two agents starting at once, or
+    /// `spanguard replay` beside a starting agent) and a dead process of a
+    /// spanguard before journals named their flight file: one replayed
+    /// the journal (and deleted it) before the other recovered the flight
+    /// file, which then found no journal among the process's spool files
+    /// and sent the slots in export again: spans 1..=3 twice. A marked
+    /// journal waited for its flight file's recovery; an unmarked one that
+    /// may be the journal of a dead process's flight file waits as well.
+    #[test]
+    fn a_journal_of_an_older_spanguard_replayed_before_its_flight_file_is_sent_once() {
+        let dir = fresh_dir("older-first");
+        let pid = dead_pid();
+        let (flight, journal) = plant_journaled_flight_of(&dir, pid);
+        let older = named_as_before(&journal, pid);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        replay_beside(&dir, &got);
+        recover_beside(&dir, &got);
+        assert!(!flight.exists());
+        replay_beside(&dir, &got);
+        assert!(!older.exists());
+        each_sent_once(&got, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What the older-journal wait must not hold: a live process's batch
+    /// kept for later (unmarked, as every kept journal is) beside its
+    /// flight file is replayed while it lives, by a replay of another
+    /// process as by its own, not once it has ended.
+    #[test]
+    fn a_kept_batch_of_a_live_flight_recorder_is_replayed_while_it_lives() {
+        let dir = fresh_dir("kept-live");
+        let pid = std::process::id();
+        let (flight, journal) = plant_journaled_flight_of(&dir, pid);
+        let kept = named_as_before(&journal, pid);
+        // Its owner lives: its flight file is locked.
+        let (_held, locked) = files::LockedFile::lock(
+            files::open_found(&flight, false).expect("open"),
+            files::BeforeOpen::now(),
+        );
+        assert!(locked);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        replay_beside(&dir, &got);
+        assert!(!kept.exists(), "a live process's kept batch waits");
+        assert_eq!(got.lock().unwrap().len(), 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

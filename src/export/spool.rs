@@ -233,6 +233,24 @@ pub fn journal_of(path: &Path) -> Option<u64> {
     })
 }
 
+/// Whether the spool file named `spool` may be the journal of the flight
+/// file named `flight` written by a spanguard before journals named their
+/// flight file (`JOURNAL_MARK`): that one named it as any spool file of
+/// its process. So: a spool file that names no flight file, of the flight
+/// file's pid, named since that file was made (`<time>-<pid>-`, as both
+/// names begin; names of 20 digits first sort as their times do).
+pub(crate) fn may_be_older_journal_of(spool: &str, flight: &str) -> bool {
+    let (Some(made), Some(of_pid)) = (flight.get(..20), flight.get(20..32)) else {
+        return false;
+    };
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    digits(made)
+        && spool.ends_with(SUFFIX)
+        && journal_of(Path::new(spool)).is_none()
+        && spool.get(20..32) == Some(of_pid)
+        && spool.get(..20).is_some_and(|t| digits(t) && t >= made)
+}
+
 /// The part of a journal's name that names its flight file
 /// (`journal_of`), or nothing.
 fn journal_tag(flight: Option<u64>) -> String {
@@ -1250,9 +1268,17 @@ impl SpoolDir {
     /// Replayed first, the journal went, and the recovery after it found
     /// nothing to say those spans were sent, and sent them again. The
     /// caller holds the journal's lock: no live writer has it in flight.
-    fn waits_for_its_flight_file(&self, path: &Path) -> bool {
+    ///
+    /// A spool file of a spanguard before journals named their flight
+    /// file may be such a journal too (`may_be_older_journal_of`): it
+    /// waits likewise while a flight file it may be the journal of is
+    /// there (`flights`: their names, read once a pass first needs them)
+    /// and its process is no live one here. A live process's spool files
+    /// are its batches kept for later (unmarked, as every kept journal
+    /// is; one in flight is locked), replayed while it lives.
+    fn waits_for_its_flight_file(&self, path: &Path, flights: &mut Option<Vec<String>>) -> bool {
         let Some(id) = journal_of(path) else {
-            return false;
+            return self.waits_as_older_journal(path, flights);
         };
         let pid = path
             .file_name()
@@ -1273,6 +1299,32 @@ impl SpoolDir {
                 && e.file_name().to_string_lossy().contains(&of_pid)
                 && !e.file_name().to_string_lossy().starts_with('.')
         })
+    }
+
+    /// `waits_for_its_flight_file` for a spool file that names no flight
+    /// file: one of a process that is no more, which a flight file of its
+    /// process made before it is still there for.
+    fn waits_as_older_journal(&self, path: &Path, flights: &mut Option<Vec<String>>) -> bool {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        match writer_pid(name) {
+            Some(pid) if !process_exists(pid) => {}
+            _ => return false,
+        }
+        // Read once, after this file was listed (and locked): a flight file
+        // its process made before it was there then unless its recovery,
+        // which saw this file, took it since.
+        let flights = flights.get_or_insert_with(|| {
+            let Ok(entries) = fs::read_dir(&self.dir) else {
+                return Vec::new();
+            };
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".sgflight") && !n.starts_with('.'))
+                .collect()
+        });
+        flights.iter().any(|f| may_be_older_journal_of(name, f))
     }
 
     /// `keep`, for a journal file whose batch the sender with fingerprint
@@ -1576,6 +1628,9 @@ impl SpoolDir {
         let mut last = None;
         // Files this pass set back, not to be taken again by its listing.
         let mut set_back: HashSet<PathBuf> = HashSet::new();
+        // The directory's flight files, once an older journal's wait
+        // needs them (`waits_as_older_journal`).
+        let mut flights = None;
         loop {
             if files.is_empty() {
                 if listed {
@@ -1615,7 +1670,7 @@ impl SpoolDir {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
-            if self.waits_for_its_flight_file(&path) {
+            if self.waits_for_its_flight_file(&path, &mut flights) {
                 continue; // listed again by a later pass
             }
             self.drop_other_names(&file, &path, &mut files);
