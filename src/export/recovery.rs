@@ -233,6 +233,9 @@ pub struct Claimed {
     pub path: PathBuf,
     _lock: LockedFile,
     pub content: Leftover,
+    /// Last: no other part of this process opens it until its descriptors
+    /// are closed (`files::OpenHere`).
+    _here: files::OpenHere,
 }
 
 impl Claimed {
@@ -258,7 +261,22 @@ pub enum Claim {
 /// file is opened to write too, for its spans to be marked sent as they
 /// go (`DumpReader::mark_sent`); one that cannot be opened so (this user
 /// may only read it, a read-only mount) is read as before, unmarked.
+///
+/// A flight file is held with its record lock too (`files::try_record_lock`),
+/// which its owner holds while it lives and every recoverer takes: one
+/// whose flock is held all the same, by a child of its dead owner that
+/// inherited it without running a fork handler (`left_to_a_child`), is
+/// claimed through that lock alone.
 pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
+    // Known as open here before it is opened: another recovery of this
+    // process (another tracer's) that opened and closed it meanwhile let
+    // go of our record lock with its close.
+    let Ok(here_meta) = std::fs::symlink_metadata(path) else {
+        return Claim::Skip;
+    };
+    let Some(here) = files::OpenHere::take(&here_meta) else {
+        return Claim::Busy;
+    };
     let before_open = files::BeforeOpen::now();
     let opened = match files::open_found(path, !is_spool_pending(path)) {
         Err(Refusal::Foreign(_) | Refusal::Failed(_)) if !is_spool_pending(path) => {
@@ -280,13 +298,21 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
         Err(_) => return Claim::Skip,
     };
     let (lock, locked) = LockedFile::lock(file, before_open);
-    if !locked {
+    let held = if locked {
+        // Not while a recovery holds it through its record lock alone
+        // (a file system without record locks has none of those).
+        !is_flight_file(path) || !matches!(files::try_record_lock(lock.file()), Ok(false))
+    } else {
+        !before_open.forked_since() && left_to_a_child(path, reader.file())
+    };
+    if !held {
         return Claim::Busy;
     }
     // Recovered and deleted by another process meanwhile, or moved (set
-    // aside for a person, a pending batch put in the spool): what the
-    // path names now is no longer the file locked.
-    if !spool::still_named(&lock, path) {
+    // aside for a person, a pending batch put in the spool), or another
+    // file in its place since it was looked at: what the path names now
+    // is no longer the file locked.
+    if !spool::still_named(&lock, path) || !same_file(&lock, &here_meta) {
         return Claim::Skip;
     }
     let Ok(meta) = lock.file().metadata() else {
@@ -329,7 +355,39 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
         path: path.to_path_buf(),
         _lock: lock,
         content,
+        _here: here,
     })
+}
+
+/// Whether the flight file at `path`, opened as `file`, whose flock another
+/// open file holds, was left by an owner that died to a child holding it
+/// (`spool::RECORD_LOCK_MARK`), and is now held by this process through
+/// its record lock. A child made by a raw `clone` or `fork` system call
+/// runs no fork handler to close the descriptor it inherited: it held its
+/// dead parent's flight file for as long as it lived (a daemon: for good).
+/// Neither the owner nor any recoverer holds the record lock then, and no
+/// live process has the owner's pid (the record lock alone would do but
+/// for a close in the owner that let go of it, `files::OpenHere`). The
+/// file's header must be there: the owner takes its record lock before it
+/// writes it, so one being made is left to its owner (read as nothing, it
+/// was deleted).
+fn left_to_a_child(path: &Path, file: &std::fs::File) -> bool {
+    let Some(owner) = spool::record_locked_by(path) else {
+        return false;
+    };
+    let mut magic = [0u8; 8];
+    !spool::process_exists(owner)
+        && std::os::unix::fs::FileExt::read_exact_at(file, &mut magic, 0).is_ok()
+        && magic == crate::buffer::dump::MAGIC_FLIGHT
+        && matches!(files::try_record_lock(file), Ok(true))
+}
+
+/// Whether `lock` is the file `meta` (looked at before it was opened) is.
+fn same_file(lock: &LockedFile, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    lock.file()
+        .metadata()
+        .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()))
 }
 
 /// A batch in flight left unpublished (not a dump or flight file).
@@ -1105,6 +1163,82 @@ mod tests {
         replay_beside(&dir, &got);
         assert!(!kept.exists(), "a live process's kept batch waits");
         assert_eq!(got.lock().unwrap().len(), 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A flight file of process `pid` in `dir`, its name saying that its
+    /// owner holds a record lock on it (`spool::record_lock_tag`) when
+    /// `marked`, and its flock held by another open file (a child that
+    /// inherited it without running a fork handler), which is returned.
+    fn plant_held_flight(dir: &Path, pid: u32, marked: bool) -> (PathBuf, std::fs::File) {
+        let tag = if marked { spool::record_lock_tag() } else { "" };
+        let path = dir.join(format!(
+            "{:020}-{pid:010}-{FLIGHT_ID:x}{tag}.sgflight",
+            1_700_000_000_000_000_000u64
+        ));
+        plant_flight(&path, |_| STATE_ENDED);
+        let holder = std::fs::File::open(&path).expect("open");
+        assert!(files::try_lock(&holder));
+        (path, holder)
+    }
+
+    /// A child made by a raw clone or fork system call runs no fork
+    /// handler, so keeps the descriptor that holds its parent's flight
+    /// file's flock: the parent SIGKILLed, its file looked held by a live
+    /// owner for as long as the child lived, its spans never recovered
+    /// (tests/c/test_raw_fork_recovery.c). The owner's record lock, which
+    /// no child has, and its pid tell: a file so marked whose owner is no
+    /// live process is claimed; one of a live owner, or one of an older
+    /// spanguard (no mark: the flock alone says), is not.
+    #[test]
+    fn a_flight_file_held_only_by_a_child_of_its_dead_owner_is_claimed() {
+        let dir = fresh_dir("held-by-child");
+        let (dead, _child) = plant_held_flight(&dir, dead_pid(), true);
+        assert!(matches!(claim(&dead, 1 << 20), Claim::Claimed(_)));
+        std::fs::remove_file(&dead).expect("remove");
+        let (live, _owner) = plant_held_flight(&dir, std::process::id(), true);
+        assert!(
+            matches!(claim(&live, 1 << 20), Claim::Busy),
+            "its owner lives"
+        );
+        std::fs::remove_file(&live).expect("remove");
+        let (older, _holder) = plant_held_flight(&dir, dead_pid(), false);
+        assert!(matches!(claim(&older, 1 << 20), Claim::Busy), "no mark");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A marked flight file whose header is not yet written (its owner
+    /// takes the record lock before it writes it) is not claimed through
+    /// the record lock: it would read as nothing, and be deleted.
+    #[test]
+    fn a_flight_file_held_by_a_child_is_not_claimed_before_its_header() {
+        let dir = fresh_dir("held-unwritten");
+        let (path, _child) = plant_held_flight(&dir, dead_pid(), true);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(0)
+            .expect("emptied");
+        assert!(matches!(claim(&path, 1 << 20), Claim::Busy));
+        assert!(path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Two recoveries in one process (two tracers' exporters) and a file
+    /// held by a dead owner's child: a record lock never stops its own
+    /// process, so both claimed it, and each sent its spans. One claims it
+    /// at a time (`files::OpenHere`), the other finds it busy, without
+    /// opening it (its close would let go of the first's record lock).
+    #[test]
+    fn one_recovery_of_a_process_claims_a_file_held_by_a_child_at_a_time() {
+        let dir = fresh_dir("held-twice");
+        let (path, _child) = plant_held_flight(&dir, dead_pid(), true);
+        let first = claim(&path, 1 << 20);
+        assert!(matches!(first, Claim::Claimed(_)));
+        assert!(matches!(claim(&path, 1 << 20), Claim::Busy));
+        drop(first);
+        assert!(matches!(claim(&path, 1 << 20), Claim::Claimed(_)));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

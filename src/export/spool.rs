@@ -113,6 +113,19 @@ const DESTINATION_MARK: &str = "-for";
 /// a spool file (its batch kept for later) loses it, its slots freed
 /// long since. Older spanguards read such a file like any other.
 const JOURNAL_MARK: &str = "-journalof";
+/// What the name of a flight file says after its id (before any
+/// destination mark) when its owner holds a record lock on it while it
+/// lives (`files::try_record_lock`), beside the flock that every holder of
+/// its open file shares: a child that inherited that flock without
+/// running a fork handler (a raw `clone` or `fork` system call) held it
+/// after its parent's death, for as long as it lived, and no recovery took
+/// the parent's spans. A file so named whose flock is held by no live
+/// process of its pid nor by any holder of its record lock is recovered
+/// all the same (`recovery::claim`). Without it (an older spanguard's, or
+/// one whose record lock could not be taken), the flock alone says its
+/// owner lives, as before. Older spanguards read the id up to it.
+const RECORD_LOCK_MARK: &str = "-recordlocked";
+
 /// A temporary file older than this, and unlocked, belongs to no writer
 /// even when its pid names a live process (a reused pid, another pid
 /// namespace sharing the directory).
@@ -220,6 +233,36 @@ pub fn flight_id_of(path: &Path) -> Option<u64> {
     let id = id.split_once('.').map_or(id, |(id, _)| id);
     (!id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| u64::from_str_radix(id, 16).ok())?
+}
+
+/// The part of a flight file's name that says its owner holds a record
+/// lock on it while it lives (`RECORD_LOCK_MARK`), after its id.
+pub fn record_lock_tag() -> &'static str {
+    RECORD_LOCK_MARK
+}
+
+/// Whether the flight file at `path` says its owner holds a record lock
+/// on it while it lives (`RECORD_LOCK_MARK`), and the pid of that owner,
+/// as its name says (`<time>-<pid>-<id>-recordlocked...`).
+pub fn record_locked_by(path: &Path) -> Option<i32> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".sgflight")?;
+    let mut parts = stem.split('-');
+    let pid = parts.nth(1)?.parse().ok()?;
+    // Right after the id, as the tracer names it.
+    (parts.nth(1)? == &RECORD_LOCK_MARK[1..]).then_some(pid)
+}
+
+/// The name of the flight file at `path` without its record lock mark
+/// (`RECORD_LOCK_MARK`): the tracer's, when the lock could not be taken.
+pub fn without_record_lock_mark(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy());
+    match name {
+        Some(n) if record_locked_by(path).is_some() => {
+            path.with_file_name(n.replacen(RECORD_LOCK_MARK, "", 1))
+        }
+        _ => path.to_path_buf(),
+    }
 }
 
 /// The id of the flight file whose journal the spool file at `path` is
@@ -1921,6 +1964,9 @@ fn dead_leftover_bytes(path: &Path) -> Option<u64> {
     if !meta.file_type().is_file() {
         return None;
     }
+    // Not a file this process holds (its own flight file) or is claiming:
+    // our close of it would let go of that one's record lock.
+    let _here = files::OpenHere::take(&meta)?;
     let opened = BeforeOpen::now();
     let file = files::open_found(path, false).ok()?;
     let (_file, locked) = LockedFile::lock(file, opened);
