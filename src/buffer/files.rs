@@ -1141,6 +1141,32 @@ pub fn try_record_lock(file: &File) -> io::Result<bool> {
     }
 }
 
+/// The processes that took the flocks held on `file` (`/proc/locks`):
+/// the one that called flock, not those that share its open file since
+/// (a child that inherited it). 0 for a taker this process cannot see
+/// (another pid namespace's, or one gone whose pid the kernel freed, as
+/// it shows them outside the first namespace). Err when `/proc/locks`
+/// cannot be read.
+pub fn flock_takers(file: &File) -> io::Result<Vec<i32>> {
+    let meta = file.metadata()?;
+    // As the kernel prints them: major and minor in hex, the inode.
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks")?;
+    Ok(locks
+        .lines()
+        .filter_map(|line| {
+            // "<n>: FLOCK ADVISORY WRITE <pid> <dev:ino> <start> <end>";
+            // a waiter's line has "->" before FLOCK.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, "FLOCK", _, _, pid, at, ..] if *at == id => pid.parse().ok(),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
 /// Files this process has open to hold or claim as a whole (`OpenHere`):
 /// a key of their device and inode in the slot the key picks, 0 when
 /// free. Lock-free, as `HELD_LOCKS`, for the fork handler.

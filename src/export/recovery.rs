@@ -368,6 +368,9 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
 /// Neither the owner nor any recoverer holds the record lock then, and no
 /// live process has the owner's pid (the record lock alone would do but
 /// for a close in the owner that let go of it, `files::OpenHere`). The
+/// flock held is the one the owner took (`files::flock_takers`: its pid,
+/// or 0 for a taker gone or out of sight), not another's: a recovery by
+/// an older spanguard (which takes no record lock) holds its own. The
 /// file's header must be there: the owner takes its record lock before it
 /// writes it, so one being made is left to its owner (read as nothing, it
 /// was deleted).
@@ -375,8 +378,11 @@ fn left_to_a_child(path: &Path, file: &std::fs::File) -> bool {
     let Some(owner) = spool::record_locked_by(path) else {
         return false;
     };
+    let owners_flock =
+        |takers: Vec<i32>| !takers.is_empty() && takers.iter().all(|&t| t == owner || t == 0);
     let mut magic = [0u8; 8];
     !spool::process_exists(owner)
+        && files::flock_takers(file).is_ok_and(owners_flock)
         && std::os::unix::fs::FileExt::read_exact_at(file, &mut magic, 0).is_ok()
         && magic == crate::buffer::dump::MAGIC_FLIGHT
         && matches!(files::try_record_lock(file), Ok(true))
@@ -1171,15 +1177,82 @@ mod tests {
     /// `marked`, and its flock held by another open file (a child that
     /// inherited it without running a fork handler), which is returned.
     fn plant_held_flight(dir: &Path, pid: u32, marked: bool) -> (PathBuf, std::fs::File) {
-        let tag = if marked { spool::record_lock_tag() } else { "" };
-        let path = dir.join(format!(
-            "{:020}-{pid:010}-{FLIGHT_ID:x}{tag}.sgflight",
-            1_700_000_000_000_000_000u64
-        ));
+        let path = flight_named_for(dir, pid, marked);
         plant_flight(&path, |_| STATE_ENDED);
         let holder = std::fs::File::open(&path).expect("open");
         assert!(files::try_lock(&holder));
         (path, holder)
+    }
+
+    /// The name of a flight file of process `pid` in `dir`, saying that
+    /// its owner holds a record lock on it when `marked`.
+    fn flight_named_for(dir: &Path, pid: u32, marked: bool) -> PathBuf {
+        let tag = if marked { spool::record_lock_tag() } else { "" };
+        dir.join(format!(
+            "{:020}-{pid:010}-{FLIGHT_ID:x}{tag}.sgflight",
+            1_700_000_000_000_000_000u64
+        ))
+    }
+
+    /// A live process holding the flock a dead one took: as a child made
+    /// by a raw fork system call holds its SIGKILLed parent's. The flight
+    /// file planted in `dir`, named for the dead taker (marked), and the
+    /// holder's pid, for `end_orphan`.
+    fn plant_flight_held_by_an_orphan(dir: &Path) -> (PathBuf, libc::pid_t) {
+        use std::os::unix::ffi::OsStrExt;
+        let planted = dir.join("planted.sgflight");
+        plant_flight(&planted, |_| STATE_ENDED);
+        let c = std::ffi::CString::new(planted.as_os_str().as_bytes()).expect("path");
+        let mut pipe = [0; 2];
+        let raw_fork = || {
+            // SAFETY: a fork without fork handlers; the child makes system
+            // calls only, then exits (its own child only waits).
+            unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) }
+        };
+        // SAFETY: our pipe; in the child, system calls only.
+        let taker = unsafe {
+            assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
+            let taker = raw_fork() as libc::pid_t;
+            if taker == 0 {
+                // Nothing of the other tests' files kept open for as long
+                // as the holder lives (they would stay locked): the file
+                // at 101, the pipe at 100, the rest closed.
+                libc::dup2(libc::open(c.as_ptr(), libc::O_RDONLY), 101);
+                libc::dup2(pipe[1], 100);
+                libc::syscall(libc::SYS_close_range, 3u32, 99u32, 0u32);
+                libc::syscall(libc::SYS_close_range, 102u32, u32::MAX, 0u32);
+                libc::flock(101, libc::LOCK_EX);
+                let holder = raw_fork();
+                if holder == 0 {
+                    loop {
+                        libc::pause();
+                    }
+                }
+                let holder = holder as libc::pid_t;
+                libc::write(100, (&holder as *const libc::pid_t).cast(), 4);
+                libc::_exit(0);
+            }
+            taker
+        };
+        let mut holder: libc::pid_t = 0;
+        // SAFETY: our pipe, a pid_t's 4 bytes; the taker is our child.
+        unsafe {
+            libc::close(pipe[1]);
+            assert_eq!(
+                libc::read(pipe[0], (&mut holder as *mut libc::pid_t).cast(), 4),
+                4
+            );
+            libc::close(pipe[0]);
+            libc::waitpid(taker, std::ptr::null_mut(), 0);
+        }
+        let path = flight_named_for(dir, taker as u32, true);
+        std::fs::rename(&planted, &path).expect("named for its dead taker");
+        (path, holder)
+    }
+
+    fn end_orphan(holder: libc::pid_t) {
+        // SAFETY: a process this test made.
+        unsafe { libc::kill(holder, libc::SIGKILL) };
     }
 
     /// A child made by a raw clone or fork system call runs no fork
@@ -1193,8 +1266,11 @@ mod tests {
     #[test]
     fn a_flight_file_held_only_by_a_child_of_its_dead_owner_is_claimed() {
         let dir = fresh_dir("held-by-child");
-        let (dead, _child) = plant_held_flight(&dir, dead_pid(), true);
-        assert!(matches!(claim(&dead, 1 << 20), Claim::Claimed(_)));
+        let (dead, child) = plant_flight_held_by_an_orphan(&dir);
+        let claimed = claim(&dead, 1 << 20);
+        end_orphan(child);
+        assert!(matches!(claimed, Claim::Claimed(_)));
+        drop(claimed);
         std::fs::remove_file(&dead).expect("remove");
         let (live, _owner) = plant_held_flight(&dir, std::process::id(), true);
         assert!(
@@ -1202,8 +1278,20 @@ mod tests {
             "its owner lives"
         );
         std::fs::remove_file(&live).expect("remove");
-        let (older, _holder) = plant_held_flight(&dir, dead_pid(), false);
-        assert!(matches!(claim(&older, 1 << 20), Claim::Busy), "no mark");
+        // A flock another live process took (an older spanguard's
+        // recovery, which takes no record lock): its own, not the owner's.
+        let (taken, _recoverer) = plant_held_flight(&dir, dead_pid(), true);
+        assert!(
+            matches!(claim(&taken, 1 << 20), Claim::Busy),
+            "another's flock"
+        );
+        std::fs::remove_file(&taken).expect("remove");
+        let (older, child) = plant_flight_held_by_an_orphan(&dir);
+        let unmarked = spool::without_record_lock_mark(&older);
+        std::fs::rename(&older, &unmarked).expect("no mark");
+        let claimed = claim(&unmarked, 1 << 20);
+        end_orphan(child);
+        assert!(matches!(claimed, Claim::Busy), "no mark");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1213,14 +1301,16 @@ mod tests {
     #[test]
     fn a_flight_file_held_by_a_child_is_not_claimed_before_its_header() {
         let dir = fresh_dir("held-unwritten");
-        let (path, _child) = plant_held_flight(&dir, dead_pid(), true);
+        let (path, child) = plant_flight_held_by_an_orphan(&dir);
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .expect("open")
             .set_len(0)
             .expect("emptied");
-        assert!(matches!(claim(&path, 1 << 20), Claim::Busy));
+        let claimed = claim(&path, 1 << 20);
+        end_orphan(child);
+        assert!(matches!(claimed, Claim::Busy));
         assert!(path.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1233,12 +1323,16 @@ mod tests {
     #[test]
     fn one_recovery_of_a_process_claims_a_file_held_by_a_child_at_a_time() {
         let dir = fresh_dir("held-twice");
-        let (path, _child) = plant_held_flight(&dir, dead_pid(), true);
+        let (path, child) = plant_flight_held_by_an_orphan(&dir);
         let first = claim(&path, 1 << 20);
-        assert!(matches!(first, Claim::Claimed(_)));
-        assert!(matches!(claim(&path, 1 << 20), Claim::Busy));
+        let second = claim(&path, 1 << 20);
+        let first_claimed = matches!(first, Claim::Claimed(_));
         drop(first);
-        assert!(matches!(claim(&path, 1 << 20), Claim::Claimed(_)));
+        let again = claim(&path, 1 << 20);
+        end_orphan(child);
+        assert!(first_claimed);
+        assert!(matches!(second, Claim::Busy));
+        assert!(matches!(again, Claim::Claimed(_)));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
