@@ -1139,14 +1139,21 @@ mod tests {
         let pid = dead_pid();
         let (flight, journal) = plant_journaled_flight_of(&dir, pid);
         let older = named_as_before(&journal, pid);
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        replay_beside(&dir, &got);
-        recover_beside(&dir, &got);
-        assert!(!flight.exists());
-        replay_beside(&dir, &got);
-        assert!(!older.exists());
-        each_sent_once(&got, 0);
+        replayed_first_then_recovered(&dir, &flight, &older);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A replay of `dir` before the recovery of its flight file `flight`
+    /// and another after it send each span of the flight file and its
+    /// journal `journal` once, and leave neither.
+    fn replayed_first_then_recovered(dir: &Path, flight: &Path, journal: &Path) {
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        replay_beside(dir, &got);
+        recover_beside(dir, &got);
+        assert!(!flight.exists());
+        replay_beside(dir, &got);
+        assert!(!journal.exists());
+        each_sent_once(&got, 0);
     }
 
     /// What the older-journal wait must not hold: a live process's batch
@@ -1370,13 +1377,7 @@ mod tests {
     fn a_journal_replayed_before_its_flight_file_is_recovered_is_sent_once() {
         let dir = fresh_dir("first");
         let (flight, journal) = plant_journaled_flight(&dir);
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        replay_beside(&dir, &got);
-        recover_beside(&dir, &got);
-        assert!(!flight.exists());
-        replay_beside(&dir, &got);
-        assert!(!journal.exists());
-        each_sent_once(&got, 0);
+        replayed_first_then_recovered(&dir, &flight, &journal);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
