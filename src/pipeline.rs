@@ -369,6 +369,10 @@ pub struct InFlightBatch {
 pub struct FlightFile {
     pub path: std::path::PathBuf,
     pub file: crate::buffer::files::LockedFile,
+    /// Known as open here, so that no other part of this process opens
+    /// (and closes) it: its record lock would go (`files::OpenHere`).
+    /// None when another file had its slot.
+    pub here: Option<crate::buffer::files::OpenHere>,
 }
 
 impl Pipeline {

@@ -91,10 +91,11 @@ fn make_slab(
         let made = (|| {
             files::ensure_private_dir(&config.spool_dir)?;
             let path = config.spool_dir.join(format!(
-                "{:020}-{:010}-{:x}{}.sgflight",
+                "{:020}-{:010}-{:x}{}{}.sgflight",
                 now_unix_ns(),
                 std::process::id(),
                 crate::span::ids::new_span_id_u64(),
+                crate::export::spool::record_lock_tag(),
                 crate::export::spool::destination_tag_in(&config.spool_dir, destination)
             ));
             // Locked while the process lives: recovery knows it from a dead
@@ -130,6 +131,7 @@ fn make_slab(
                 // Nothing of ours in it yet: not left for recovery to find.
                 let _ = std::fs::remove_file(&path);
             })?;
+            let (path, here) = hold_record_lock(path, &file)?;
             let mut header = DumpHeader::new(
                 MAGIC_FLIGHT,
                 slots,
@@ -140,7 +142,7 @@ fn make_slab(
             header.pool_chunks = chunks;
             // SAFETY: the mapping starts with `prefix` bytes reserved for it.
             unsafe { slab.mapping_start().cast::<DumpHeader>().write(header) };
-            Ok::<_, std::io::Error>((slab, pool, FlightFile { path, file }))
+            Ok::<_, std::io::Error>((slab, pool, FlightFile { path, file, here }))
         })();
         match made {
             Ok((slab, pool, flight)) => return Ok((slab, pool, Some(flight))),
@@ -157,6 +159,42 @@ fn make_slab(
         PayloadPool::new(chunks, PoolBacking::Anonymous)?,
         None,
     ))
+}
+
+/// Takes the record lock of the flight file at `path` (`file`), which no
+/// child inherits (`spool::record_lock_tag`), and makes it known as open
+/// here (`files::OpenHere`): no other part of this process opens it, whose
+/// close would let go of the lock. Taken once the making closed what it
+/// opened of the file (the slab's and the pool's descriptors), before the
+/// header says it is a flight file (a recovery through that lock wants a
+/// whole header). Where it cannot be taken (a file system without record
+/// locks), the mark leaves the name and the flock alone says this process
+/// lives, as before; Err when that name cannot be given (the file is
+/// removed). The file's path now.
+fn hold_record_lock(
+    path: std::path::PathBuf,
+    file: &files::LockedFile,
+) -> std::io::Result<(std::path::PathBuf, Option<files::OpenHere>)> {
+    let held = matches!(files::try_record_lock(file.file()), Ok(true));
+    let here = file
+        .file()
+        .metadata()
+        .ok()
+        .and_then(|m| files::OpenHere::take(&m));
+    if held && here.is_some() {
+        return Ok((path, here));
+    }
+    let unmarked = crate::export::spool::without_record_lock_mark(&path);
+    match files::rename_new(&path, &unmarked) {
+        Ok(()) => Ok((unmarked, here)),
+        // Held, only not known here: the exporter takes the lock again
+        // at each look, should a close elsewhere let go of it.
+        Err(_) if held => Ok((path, here)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
 }
 
 /// Makes the spool directory (and the sink's, when spans go there) 0700 if

@@ -1101,6 +1101,110 @@ pub fn close_held_locks_in_child() {
             unsafe { libc::close(fd) };
         }
     }
+    // Nor are the parent's files open here any more (`OpenHere`): the
+    // child recovers its parent's flight file once the parent dies.
+    for slot in OPEN_HERE.iter() {
+        slot.store(0, Ordering::Release);
+    }
+}
+
+/// Takes this process's record lock (fcntl `F_SETLK`, a write lock on the
+/// first byte) on `file` without waiting. Ok(false) when another process
+/// holds it; Err when the file's system keeps no record locks (or
+/// another failure).
+///
+/// Unlike `try_lock`'s flock, which is the open file's and so shared by
+/// every process that holds a descriptor of it, a record lock is this
+/// process's alone: no child has it, however made (a raw `clone` or
+/// `fork` system call, which runs no fork handler to close what the
+/// child inherited, too), and it goes when this process dies. A flight
+/// file's owner holds one beside its flock, so that a recovery can tell a
+/// child holding a dead owner's flock from a live owner (see
+/// `recovery::claim`). It also goes, though, as soon as this process
+/// closes any descriptor of the file, however opened: a file held so is
+/// never opened elsewhere in this process (`OpenHere`).
+pub fn try_record_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: plain data, all-zero is a valid value.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 0;
+    lock.l_len = 1;
+    // SAFETY: fcntl on a valid fd with a valid flock struct.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// The processes that took the flocks held on `file` (`/proc/locks`):
+/// the one that called flock, not those that share its open file since
+/// (a child that inherited it). 0 for a taker this process cannot see
+/// (another pid namespace's, or one gone whose pid the kernel freed, as
+/// it shows them outside the first namespace). Err when `/proc/locks`
+/// cannot be read.
+pub fn flock_takers(file: &File) -> io::Result<Vec<i32>> {
+    let meta = file.metadata()?;
+    // As the kernel prints them: major and minor in hex, the inode.
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks")?;
+    Ok(locks
+        .lines()
+        .filter_map(|line| {
+            // "<n>: FLOCK ADVISORY WRITE <pid> <dev:ino> <start> <end>";
+            // a waiter's line has "->" before FLOCK.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, "FLOCK", _, _, pid, at, ..] if *at == id => pid.parse().ok(),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// Files this process has open to hold or claim as a whole (`OpenHere`):
+/// a key of their device and inode in the slot the key picks, 0 when
+/// free. Lock-free, as `HELD_LOCKS`, for the fork handler.
+static OPEN_HERE: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
+/// A file of the spool directory this process has open to hold (its
+/// flight file) or to claim (a recovery), known so until dropped: no
+/// other part of this process opens it meanwhile (`OpenHere::take` says
+/// no). Opened and closed by another part (another tracer's recovery, a
+/// look at what dead processes' files use), a file's record lock
+/// (`try_record_lock`) went with that close, and a second recovery of
+/// this process took a file the first was recovering (a record lock
+/// never stops its own process).
+pub struct OpenHere {
+    slot: usize,
+}
+
+impl OpenHere {
+    /// Marks the file `meta` describes (of `symlink_metadata`, looked at
+    /// before it is opened) as open here. None when it is already, or when
+    /// another file open here has its slot (rare: that one is let be for
+    /// now, tried again at a later look).
+    pub fn take(meta: &std::fs::Metadata) -> Option<OpenHere> {
+        // Never 0 (a free slot).
+        let key = (meta.dev().rotate_left(32) ^ meta.ino()).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let slot = (key >> 56) as usize % OPEN_HERE.len();
+        // AcqRel/Acquire: pairs with the Release of the drop that freed it.
+        OPEN_HERE[slot]
+            .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            .then_some(OpenHere { slot })
+    }
+}
+
+impl Drop for OpenHere {
+    fn drop(&mut self) {
+        OPEN_HERE[self.slot].store(0, Ordering::Release);
+    }
 }
 
 /// How many forks this process began (`fork_coming`, the fork's prepare
@@ -1133,7 +1237,7 @@ impl BeforeOpen {
     }
 
     /// Whether a fork began since.
-    fn forked_since(self) -> bool {
+    pub fn forked_since(self) -> bool {
         FORKS.load(Ordering::SeqCst) != self.0
     }
 }

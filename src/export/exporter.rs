@@ -904,6 +904,12 @@ impl Exporter {
     /// call; files that cannot be read are set aside and reported.
     fn recover_leftovers(&mut self) {
         let p = Arc::clone(&self.pipeline);
+        // Our flight file's record lock, again: a close of it elsewhere in
+        // this process, which its `OpenHere` did not keep away (it had no
+        // slot), let go of it (`files::try_record_lock`).
+        for flight in p.flight.iter() {
+            let _ = crate::buffer::files::try_record_lock(flight.file.file());
+        }
         let own: Vec<&std::path::Path> = p.flight.iter().map(|f| f.path.as_path()).collect();
         let done = recovery::recover_dir(
             &p.config.spool_dir,

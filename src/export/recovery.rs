@@ -174,39 +174,26 @@ fn journaled_spans(
 
 /// The spool files among `names` that may be the journal of the flight
 /// file at `flight` written by a spanguard before journals named their
-/// flight file (`spool::journal_of`): that one named it as any spool file
-/// of its process, and a flight file it left, its process SIGKILLed
-/// between publishing a request's journal and freeing its slots, was
-/// recovered after an upgrade with those slots sent again beside the
-/// journal. So: the unmarked spool files of the flight file's pid named
-/// since that file was made (`<time>-<pid>-`, as both names begin). Those
-/// of a later process of the same pid are among them, and so are the
-/// process's batches kept for later: harmless, their spans are none of
-/// the slots still in export (a span is in one request at a time, and a
-/// kept batch's slots were freed when its journal was published). Read
-/// only for a flight file with slots in export and no journal named for
-/// it, each within the spool's read limit.
+/// flight file (`spool::may_be_older_journal_of`): that one named it as
+/// any spool file of its process, and a flight file it left, its process
+/// SIGKILLed between publishing a request's journal and freeing its
+/// slots, was recovered after an upgrade with those slots sent again
+/// beside the journal. Those of a later process of the same pid are among
+/// them, and so are the process's batches kept for later: harmless, their
+/// spans are none of the slots still in export (a span is in one request
+/// at a time, and a kept batch's slots were freed when its journal was
+/// published). Read only for a flight file with slots in export and no
+/// journal named for it, each within the spool's read limit.
 fn older_journals<'a>(names: &'a [PathBuf], flight: &Path) -> Vec<&'a PathBuf> {
-    let Some(name) = flight.file_name().map(|n| n.to_string_lossy()) else {
+    let Some(flight) = flight.file_name().map(|n| n.to_string_lossy()) else {
         return Vec::new();
     };
-    let (Some(made), Some(of_pid)) = (name.get(..20), name.get(20..32)) else {
-        return Vec::new();
-    };
-    if !made.bytes().all(|b| b.is_ascii_digit()) {
-        return Vec::new();
-    }
     names
         .iter()
         .filter(|p| {
-            let Some(n) = p.file_name().and_then(|n| n.to_str()) else {
-                return false;
-            };
-            n.ends_with(SUFFIX)
-                && spool::journal_of(p).is_none()
-                && n.get(20..32) == Some(of_pid)
-                // Names of 20 digits first sort as their times do.
-                && n.get(..20).is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()) && t >= made)
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| spool::may_be_older_journal_of(n, &flight))
         })
         .collect()
 }
@@ -246,6 +233,9 @@ pub struct Claimed {
     pub path: PathBuf,
     _lock: LockedFile,
     pub content: Leftover,
+    /// Last: no other part of this process opens it until its descriptors
+    /// are closed (`files::OpenHere`).
+    _here: files::OpenHere,
 }
 
 impl Claimed {
@@ -271,7 +261,22 @@ pub enum Claim {
 /// file is opened to write too, for its spans to be marked sent as they
 /// go (`DumpReader::mark_sent`); one that cannot be opened so (this user
 /// may only read it, a read-only mount) is read as before, unmarked.
+///
+/// A flight file is held with its record lock too (`files::try_record_lock`),
+/// which its owner holds while it lives and every recoverer takes: one
+/// whose flock is held all the same, by a child of its dead owner that
+/// inherited it without running a fork handler (`left_to_a_child`), is
+/// claimed through that lock alone.
 pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
+    // Known as open here before it is opened: another recovery of this
+    // process (another tracer's) that opened and closed it meanwhile let
+    // go of our record lock with its close.
+    let Ok(here_meta) = std::fs::symlink_metadata(path) else {
+        return Claim::Skip;
+    };
+    let Some(here) = files::OpenHere::take(&here_meta) else {
+        return Claim::Busy;
+    };
     let before_open = files::BeforeOpen::now();
     let opened = match files::open_found(path, !is_spool_pending(path)) {
         Err(Refusal::Foreign(_) | Refusal::Failed(_)) if !is_spool_pending(path) => {
@@ -293,13 +298,21 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
         Err(_) => return Claim::Skip,
     };
     let (lock, locked) = LockedFile::lock(file, before_open);
-    if !locked {
+    let held = if locked {
+        // Not while a recovery holds it through its record lock alone
+        // (a file system without record locks has none of those).
+        !is_flight_file(path) || !matches!(files::try_record_lock(lock.file()), Ok(false))
+    } else {
+        !before_open.forked_since() && left_to_a_child(path, reader.file())
+    };
+    if !held {
         return Claim::Busy;
     }
     // Recovered and deleted by another process meanwhile, or moved (set
-    // aside for a person, a pending batch put in the spool): what the
-    // path names now is no longer the file locked.
-    if !spool::still_named(&lock, path) {
+    // aside for a person, a pending batch put in the spool), or another
+    // file in its place since it was looked at: what the path names now
+    // is no longer the file locked.
+    if !spool::still_named(&lock, path) || !same_file(&lock, &here_meta) {
         return Claim::Skip;
     }
     let Ok(meta) = lock.file().metadata() else {
@@ -342,7 +355,45 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
         path: path.to_path_buf(),
         _lock: lock,
         content,
+        _here: here,
     })
+}
+
+/// Whether the flight file at `path`, opened as `file`, whose flock another
+/// open file holds, was left by an owner that died to a child holding it
+/// (`spool::RECORD_LOCK_MARK`), and is now held by this process through
+/// its record lock. A child made by a raw `clone` or `fork` system call
+/// runs no fork handler to close the descriptor it inherited: it held its
+/// dead parent's flight file for as long as it lived (a daemon: for good).
+/// Neither the owner nor any recoverer holds the record lock then, and no
+/// live process has the owner's pid (the record lock alone would do but
+/// for a close in the owner that let go of it, `files::OpenHere`). The
+/// flock held is the one the owner took (`files::flock_takers`: its pid,
+/// or 0 for a taker gone or out of sight), not another's: a recovery by
+/// an older spanguard (which takes no record lock) holds its own. The
+/// file's header must be there: the owner takes its record lock before it
+/// writes it, so one being made is left to its owner (read as nothing, it
+/// was deleted).
+fn left_to_a_child(path: &Path, file: &std::fs::File) -> bool {
+    let Some(owner) = spool::record_locked_by(path) else {
+        return false;
+    };
+    let owners_flock =
+        |takers: Vec<i32>| !takers.is_empty() && takers.iter().all(|&t| t == owner || t == 0);
+    let mut magic = [0u8; 8];
+    !spool::process_exists(owner)
+        && files::flock_takers(file).is_ok_and(owners_flock)
+        && std::os::unix::fs::FileExt::read_exact_at(file, &mut magic, 0).is_ok()
+        && magic == crate::buffer::dump::MAGIC_FLIGHT
+        && matches!(files::try_record_lock(file), Ok(true))
+}
+
+/// Whether `lock` is the file `meta` (looked at before it was opened) is.
+fn same_file(lock: &LockedFile, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    lock.file()
+        .metadata()
+        .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()))
 }
 
 /// A batch in flight left unpublished (not a dump or flight file).
@@ -921,8 +972,12 @@ mod tests {
     const FLIGHT_ID: u64 = 0x00c0_ffee_1234_5678;
 
     fn plant_journaled_flight(dir: &Path) -> (PathBuf, PathBuf) {
+        plant_journaled_flight_of(dir, std::process::id())
+    }
+
+    /// `plant_journaled_flight`, left by the process `pid`.
+    fn plant_journaled_flight_of(dir: &Path, pid: u32) -> (PathBuf, PathBuf) {
         use crate::buffer::slab::STATE_EXPORTING;
-        let pid = std::process::id();
         // The request the journal holds, as a recovery of spans 1..=3
         // encodes it.
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -1042,15 +1097,249 @@ mod tests {
     fn a_journal_of_an_older_spanguard_beside_its_flight_file_is_sent_once() {
         let dir = fresh_dir("older");
         let (flight, journal) = plant_journaled_flight(&dir);
-        let older = dir.join(format!(
-            "{:020}-{:010}-000001.sgspool",
-            1_700_000_000_100_000_000u64,
-            std::process::id()
-        ));
-        std::fs::rename(&journal, &older).expect("named as before");
+        let older = named_as_before(&journal, std::process::id());
         let got = recovered_then_replayed(&dir, &flight);
         assert!(!older.exists());
         each_sent_once(&got, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The pid of a process that ran and was reaped: no live process has
+    /// it (unless reused since, which a test moments later does not see).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        child.wait().expect("reaped");
+        pid
+    }
+
+    /// The journal `journal` (`plant_journaled_flight`) named as a
+    /// spanguard before journals named their flight file named it: as
+    /// any spool file of its process.
+    fn named_as_before(journal: &Path, pid: u32) -> PathBuf {
+        let older = journal.with_file_name(format!(
+            "{:020}-{pid:010}-000001.sgspool",
+            1_700_000_000_100_000_000u64
+        ));
+        std::fs::rename(journal, &older).expect("named as before");
+        older
+    }
+
+    /// Two recoverers on one spool (two agents starting at once, or
+    /// `spanguard replay` beside a starting agent) and a dead process of a
+    /// spanguard before journals named their flight file: one replayed
+    /// the journal (and deleted it) before the other recovered the flight
+    /// file, which then found no journal among the process's spool files
+    /// and sent the slots in export again: spans 1..=3 twice. A marked
+    /// journal waited for its flight file's recovery; an unmarked one that
+    /// may be the journal of a dead process's flight file waits as well.
+    #[test]
+    fn a_journal_of_an_older_spanguard_replayed_before_its_flight_file_is_sent_once() {
+        let dir = fresh_dir("older-first");
+        let pid = dead_pid();
+        let (flight, journal) = plant_journaled_flight_of(&dir, pid);
+        let older = named_as_before(&journal, pid);
+        replayed_first_then_recovered(&dir, &flight, &older);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A replay of `dir` before the recovery of its flight file `flight`
+    /// and another after it send each span of the flight file and its
+    /// journal `journal` once, and leave neither.
+    fn replayed_first_then_recovered(dir: &Path, flight: &Path, journal: &Path) {
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        replay_beside(dir, &got);
+        recover_beside(dir, &got);
+        assert!(!flight.exists());
+        replay_beside(dir, &got);
+        assert!(!journal.exists());
+        each_sent_once(&got, 0);
+    }
+
+    /// What the older-journal wait must not hold: a live process's batch
+    /// kept for later (unmarked, as every kept journal is) beside its
+    /// flight file is replayed while it lives, by a replay of another
+    /// process as by its own, not once it has ended.
+    #[test]
+    fn a_kept_batch_of_a_live_flight_recorder_is_replayed_while_it_lives() {
+        let dir = fresh_dir("kept-live");
+        let pid = std::process::id();
+        let (flight, journal) = plant_journaled_flight_of(&dir, pid);
+        let kept = named_as_before(&journal, pid);
+        // Its owner lives: its flight file is locked.
+        let (_held, locked) = files::LockedFile::lock(
+            files::open_found(&flight, false).expect("open"),
+            files::BeforeOpen::now(),
+        );
+        assert!(locked);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        replay_beside(&dir, &got);
+        assert!(!kept.exists(), "a live process's kept batch waits");
+        assert_eq!(got.lock().unwrap().len(), 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A flight file of process `pid` in `dir`, its name saying that its
+    /// owner holds a record lock on it (`spool::record_lock_tag`) when
+    /// `marked`, and its flock held by another open file (a child that
+    /// inherited it without running a fork handler), which is returned.
+    fn plant_held_flight(dir: &Path, pid: u32, marked: bool) -> (PathBuf, std::fs::File) {
+        let path = flight_named_for(dir, pid, marked);
+        plant_flight(&path, |_| STATE_ENDED);
+        let holder = std::fs::File::open(&path).expect("open");
+        assert!(files::try_lock(&holder));
+        (path, holder)
+    }
+
+    /// The name of a flight file of process `pid` in `dir`, saying that
+    /// its owner holds a record lock on it when `marked`.
+    fn flight_named_for(dir: &Path, pid: u32, marked: bool) -> PathBuf {
+        let tag = if marked { spool::record_lock_tag() } else { "" };
+        dir.join(format!(
+            "{:020}-{pid:010}-{FLIGHT_ID:x}{tag}.sgflight",
+            1_700_000_000_000_000_000u64
+        ))
+    }
+
+    /// A live process holding the flock a dead one took: as a child made
+    /// by a raw fork system call holds its SIGKILLed parent's. The flight
+    /// file planted in `dir`, named for the dead taker (marked), and the
+    /// holder's pid, for `end_orphan`.
+    fn plant_flight_held_by_an_orphan(dir: &Path) -> (PathBuf, libc::pid_t) {
+        use std::os::unix::ffi::OsStrExt;
+        let planted = dir.join("planted.sgflight");
+        plant_flight(&planted, |_| STATE_ENDED);
+        let c = std::ffi::CString::new(planted.as_os_str().as_bytes()).expect("path");
+        let mut pipe = [0; 2];
+        let raw_fork = || {
+            // SAFETY: a fork without fork handlers; the child makes system
+            // calls only, then exits (its own child only waits).
+            unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) }
+        };
+        // SAFETY: our pipe; in the child, system calls only.
+        let taker = unsafe {
+            assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
+            let taker = raw_fork() as libc::pid_t;
+            if taker == 0 {
+                // Nothing of the other tests' files kept open for as long
+                // as the holder lives (they would stay locked): the file
+                // at 101, the pipe at 100, the rest closed.
+                libc::dup2(libc::open(c.as_ptr(), libc::O_RDONLY), 101);
+                libc::dup2(pipe[1], 100);
+                libc::syscall(libc::SYS_close_range, 3u32, 99u32, 0u32);
+                libc::syscall(libc::SYS_close_range, 102u32, u32::MAX, 0u32);
+                libc::flock(101, libc::LOCK_EX);
+                let holder = raw_fork();
+                if holder == 0 {
+                    loop {
+                        libc::pause();
+                    }
+                }
+                let holder = holder as libc::pid_t;
+                libc::write(100, (&holder as *const libc::pid_t).cast(), 4);
+                libc::_exit(0);
+            }
+            taker
+        };
+        let mut holder: libc::pid_t = 0;
+        // SAFETY: our pipe, a pid_t's 4 bytes; the taker is our child.
+        unsafe {
+            libc::close(pipe[1]);
+            assert_eq!(
+                libc::read(pipe[0], (&mut holder as *mut libc::pid_t).cast(), 4),
+                4
+            );
+            libc::close(pipe[0]);
+            libc::waitpid(taker, std::ptr::null_mut(), 0);
+        }
+        let path = flight_named_for(dir, taker as u32, true);
+        std::fs::rename(&planted, &path).expect("named for its dead taker");
+        (path, holder)
+    }
+
+    fn end_orphan(holder: libc::pid_t) {
+        // SAFETY: a process this test made.
+        unsafe { libc::kill(holder, libc::SIGKILL) };
+    }
+
+    /// A child made by a raw clone or fork system call runs no fork
+    /// handler, so keeps the descriptor that holds its parent's flight
+    /// file's flock: the parent SIGKILLed, its file looked held by a live
+    /// owner for as long as the child lived, its spans never recovered
+    /// (tests/c/test_raw_fork_recovery.c). The owner's record lock, which
+    /// no child has, and its pid tell: a file so marked whose owner is no
+    /// live process is claimed; one of a live owner, or one of an older
+    /// spanguard (no mark: the flock alone says), is not.
+    #[test]
+    fn a_flight_file_held_only_by_a_child_of_its_dead_owner_is_claimed() {
+        let dir = fresh_dir("held-by-child");
+        let (dead, child) = plant_flight_held_by_an_orphan(&dir);
+        let claimed = claim(&dead, 1 << 20);
+        end_orphan(child);
+        assert!(matches!(claimed, Claim::Claimed(_)));
+        drop(claimed);
+        std::fs::remove_file(&dead).expect("remove");
+        let (live, _owner) = plant_held_flight(&dir, std::process::id(), true);
+        assert!(
+            matches!(claim(&live, 1 << 20), Claim::Busy),
+            "its owner lives"
+        );
+        std::fs::remove_file(&live).expect("remove");
+        // A flock another live process took (an older spanguard's
+        // recovery, which takes no record lock): its own, not the owner's.
+        let (taken, _recoverer) = plant_held_flight(&dir, dead_pid(), true);
+        assert!(
+            matches!(claim(&taken, 1 << 20), Claim::Busy),
+            "another's flock"
+        );
+        std::fs::remove_file(&taken).expect("remove");
+        let (older, child) = plant_flight_held_by_an_orphan(&dir);
+        let unmarked = spool::without_record_lock_mark(&older);
+        std::fs::rename(&older, &unmarked).expect("no mark");
+        let claimed = claim(&unmarked, 1 << 20);
+        end_orphan(child);
+        assert!(matches!(claimed, Claim::Busy), "no mark");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A marked flight file whose header is not yet written (its owner
+    /// takes the record lock before it writes it) is not claimed through
+    /// the record lock: it would read as nothing, and be deleted.
+    #[test]
+    fn a_flight_file_held_by_a_child_is_not_claimed_before_its_header() {
+        let dir = fresh_dir("held-unwritten");
+        let (path, child) = plant_flight_held_by_an_orphan(&dir);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(0)
+            .expect("emptied");
+        let claimed = claim(&path, 1 << 20);
+        end_orphan(child);
+        assert!(matches!(claimed, Claim::Busy));
+        assert!(path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Two recoveries in one process (two tracers' exporters) and a file
+    /// held by a dead owner's child: a record lock never stops its own
+    /// process, so both claimed it, and each sent its spans. One claims it
+    /// at a time (`files::OpenHere`), the other finds it busy, without
+    /// opening it (its close would let go of the first's record lock).
+    #[test]
+    fn one_recovery_of_a_process_claims_a_file_held_by_a_child_at_a_time() {
+        let dir = fresh_dir("held-twice");
+        let (path, child) = plant_flight_held_by_an_orphan(&dir);
+        let first = claim(&path, 1 << 20);
+        let second = claim(&path, 1 << 20);
+        let first_claimed = matches!(first, Claim::Claimed(_));
+        drop(first);
+        let again = claim(&path, 1 << 20);
+        end_orphan(child);
+        assert!(first_claimed);
+        assert!(matches!(second, Claim::Busy));
+        assert!(matches!(again, Claim::Claimed(_)));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1088,13 +1377,7 @@ mod tests {
     fn a_journal_replayed_before_its_flight_file_is_recovered_is_sent_once() {
         let dir = fresh_dir("first");
         let (flight, journal) = plant_journaled_flight(&dir);
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        replay_beside(&dir, &got);
-        recover_beside(&dir, &got);
-        assert!(!flight.exists());
-        replay_beside(&dir, &got);
-        assert!(!journal.exists());
-        each_sent_once(&got, 0);
+        replayed_first_then_recovered(&dir, &flight, &journal);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

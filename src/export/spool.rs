@@ -113,6 +113,19 @@ const DESTINATION_MARK: &str = "-for";
 /// a spool file (its batch kept for later) loses it, its slots freed
 /// long since. Older spanguards read such a file like any other.
 const JOURNAL_MARK: &str = "-journalof";
+/// What the name of a flight file says after its id (before any
+/// destination mark) when its owner holds a record lock on it while it
+/// lives (`files::try_record_lock`), beside the flock that every holder of
+/// its open file shares: a child that inherited that flock without
+/// running a fork handler (a raw `clone` or `fork` system call) held it
+/// after its parent's death, for as long as it lived, and no recovery took
+/// the parent's spans. A file so named whose flock is held by no live
+/// process of its pid nor by any holder of its record lock is recovered
+/// all the same (`recovery::claim`). Without it (an older spanguard's, or
+/// one whose record lock could not be taken), the flock alone says its
+/// owner lives, as before. Older spanguards read the id up to it.
+const RECORD_LOCK_MARK: &str = "-recordlocked";
+
 /// A temporary file older than this, and unlocked, belongs to no writer
 /// even when its pid names a live process (a reused pid, another pid
 /// namespace sharing the directory).
@@ -222,6 +235,36 @@ pub fn flight_id_of(path: &Path) -> Option<u64> {
         .then(|| u64::from_str_radix(id, 16).ok())?
 }
 
+/// The part of a flight file's name that says its owner holds a record
+/// lock on it while it lives (`RECORD_LOCK_MARK`), after its id.
+pub fn record_lock_tag() -> &'static str {
+    RECORD_LOCK_MARK
+}
+
+/// Whether the flight file at `path` says its owner holds a record lock
+/// on it while it lives (`RECORD_LOCK_MARK`), and the pid of that owner,
+/// as its name says (`<time>-<pid>-<id>-recordlocked...`).
+pub fn record_locked_by(path: &Path) -> Option<i32> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".sgflight")?;
+    let mut parts = stem.split('-');
+    let pid = parts.nth(1)?.parse().ok()?;
+    // Right after the id, as the tracer names it.
+    (parts.nth(1)? == &RECORD_LOCK_MARK[1..]).then_some(pid)
+}
+
+/// The name of the flight file at `path` without its record lock mark
+/// (`RECORD_LOCK_MARK`): the tracer's, when the lock could not be taken.
+pub fn without_record_lock_mark(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy());
+    match name {
+        Some(n) if record_locked_by(path).is_some() => {
+            path.with_file_name(n.replacen(RECORD_LOCK_MARK, "", 1))
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
 /// The id of the flight file whose journal the spool file at `path` is
 /// (`JOURNAL_MARK`), as its name says; None for any other spool file.
 pub fn journal_of(path: &Path) -> Option<u64> {
@@ -231,6 +274,24 @@ pub fn journal_of(path: &Path) -> Option<u64> {
     fingerprint_as_written(after, |rest| {
         rest.is_empty() || rest.starts_with(DESTINATION_MARK)
     })
+}
+
+/// Whether the spool file named `spool` may be the journal of the flight
+/// file named `flight` written by a spanguard before journals named their
+/// flight file (`JOURNAL_MARK`): that one named it as any spool file of
+/// its process. So: a spool file that names no flight file, of the flight
+/// file's pid, named since that file was made (`<time>-<pid>-`, as both
+/// names begin; names of 20 digits first sort as their times do).
+pub(crate) fn may_be_older_journal_of(spool: &str, flight: &str) -> bool {
+    let (Some(made), Some(of_pid)) = (flight.get(..20), flight.get(20..32)) else {
+        return false;
+    };
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    digits(made)
+        && spool.ends_with(SUFFIX)
+        && journal_of(Path::new(spool)).is_none()
+        && spool.get(20..32) == Some(of_pid)
+        && spool.get(..20).is_some_and(|t| digits(t) && t >= made)
 }
 
 /// The part of a journal's name that names its flight file
@@ -1309,9 +1370,17 @@ impl SpoolDir {
     /// Replayed first, the journal went, and the recovery after it found
     /// nothing to say those spans were sent, and sent them again. The
     /// caller holds the journal's lock: no live writer has it in flight.
-    fn waits_for_its_flight_file(&self, path: &Path) -> bool {
+    ///
+    /// A spool file of a spanguard before journals named their flight
+    /// file may be such a journal too (`may_be_older_journal_of`): it
+    /// waits likewise while a flight file it may be the journal of is
+    /// there (`flights`: their names, read once a pass first needs them)
+    /// and its process is no live one here. A live process's spool files
+    /// are its batches kept for later (unmarked, as every kept journal
+    /// is; one in flight is locked), replayed while it lives.
+    fn waits_for_its_flight_file(&self, path: &Path, flights: &mut Option<Vec<String>>) -> bool {
         let Some(id) = journal_of(path) else {
-            return false;
+            return self.waits_as_older_journal(path, flights);
         };
         let pid = path
             .file_name()
@@ -1332,6 +1401,32 @@ impl SpoolDir {
                 && e.file_name().to_string_lossy().contains(&of_pid)
                 && !e.file_name().to_string_lossy().starts_with('.')
         })
+    }
+
+    /// `waits_for_its_flight_file` for a spool file that names no flight
+    /// file: one of a process that is no more, which a flight file of its
+    /// process made before it is still there for.
+    fn waits_as_older_journal(&self, path: &Path, flights: &mut Option<Vec<String>>) -> bool {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        match writer_pid(name) {
+            Some(pid) if !process_exists(pid) => {}
+            _ => return false,
+        }
+        // Read once, after this file was listed (and locked): a flight file
+        // its process made before it was there then unless its recovery,
+        // which saw this file, took it since.
+        let flights = flights.get_or_insert_with(|| {
+            let Ok(entries) = fs::read_dir(&self.dir) else {
+                return Vec::new();
+            };
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".sgflight") && !n.starts_with('.'))
+                .collect()
+        });
+        flights.iter().any(|f| may_be_older_journal_of(name, f))
     }
 
     /// `keep`, for a journal file whose batch the sender with fingerprint
@@ -1635,6 +1730,9 @@ impl SpoolDir {
         let mut last = None;
         // Files this pass set back, not to be taken again by its listing.
         let mut set_back: HashSet<PathBuf> = HashSet::new();
+        // The directory's flight files, once an older journal's wait
+        // needs them (`waits_as_older_journal`).
+        let mut flights = None;
         loop {
             if files.is_empty() {
                 if listed {
@@ -1674,7 +1772,7 @@ impl SpoolDir {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
-            if self.waits_for_its_flight_file(&path) {
+            if self.waits_for_its_flight_file(&path, &mut flights) {
                 continue; // listed again by a later pass
             }
             self.drop_other_names(&file, &path, &mut files);
@@ -1925,6 +2023,9 @@ fn dead_leftover_bytes(path: &Path) -> Option<u64> {
     if !meta.file_type().is_file() {
         return None;
     }
+    // Not a file this process holds (its own flight file) or is claiming:
+    // our close of it would let go of that one's record lock.
+    let _here = files::OpenHere::take(&meta)?;
     let opened = BeforeOpen::now();
     let file = files::open_found(path, false).ok()?;
     let (_file, locked) = LockedFile::lock(file, opened);
