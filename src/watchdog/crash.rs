@@ -479,13 +479,13 @@ extern "C" fn on_crash(
     if !signal_not_a_fault_can_end_process(signal, info) {
         return;
     }
-    if is_fault(info) {
-        if let Some(program) = program_handler(signal) {
-            if !program_handler_ended_fault(signal, info, context, &program) {
-                dump_once(signal);
-            }
-            return;
+    if is_fault(info)
+        && let Some(program) = program_handler(signal)
+    {
+        if !program_handler_ended_fault(signal, info, context, &program) {
+            dump_once(signal);
         }
+        return;
     }
     dump_once(signal);
     // SAFETY: PREVIOUS was written before this handler was installed and is

@@ -256,27 +256,41 @@ pub(super) fn raised_by_abort(context: *mut libc::c_void) -> bool {
     if start == 0 || len == 0 || sp == 0 {
         return true;
     }
-    let mut words = [0usize; ABORT_FRAME_REACH / std::mem::size_of::<usize>()];
-    let local = libc::iovec {
-        iov_base: words.as_mut_ptr().cast(),
-        iov_len: ABORT_FRAME_REACH,
-    };
-    let remote = libc::iovec {
-        iov_base: sp as *mut libc::c_void,
-        iov_len: ABORT_FRAME_REACH,
-    };
-    // SAFETY: reads this process's own memory into `words`, at most its
-    // length; an unmapped part ends the read short instead of faulting.
-    let read = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-    if read <= 0 {
-        return true;
+    // Read a piece at a time: the handler may be on a small alternate
+    // stack (`crash::short_of_stack`).
+    const PIECE: usize = 256;
+    let mut words = [0usize; PIECE / std::mem::size_of::<usize>()];
+    for offset in (0..ABORT_FRAME_REACH).step_by(PIECE) {
+        let local = libc::iovec {
+            iov_base: words.as_mut_ptr().cast(),
+            iov_len: PIECE,
+        };
+        let remote = libc::iovec {
+            iov_base: (sp + offset) as *mut libc::c_void,
+            iov_len: PIECE,
+        };
+        // SAFETY: reads this process's own memory into `words`, at most
+        // its length; an unmapped part ends the read short instead of
+        // faulting.
+        let read = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        if read <= 0 {
+            // Refused: abort()'s, maybe. Past the stack's top: not there.
+            return offset == 0;
+        }
+        let read_words = read as usize / std::mem::size_of::<usize>();
+        // A return address points just past a call: above abort()'s
+        // start, at most at its end.
+        if words[..read_words]
+            .iter()
+            .any(|&w| w > start && w <= start + len)
+        {
+            return true;
+        }
+        if (read as usize) < PIECE {
+            return false; // the stack's top
+        }
     }
-    let read_words = read as usize / std::mem::size_of::<usize>();
-    // A return address points just past a call: above abort()'s start, at
-    // most at its end.
-    words[..read_words]
-        .iter()
-        .any(|&w| w > start && w <= start + len)
+    false
 }
 
 #[cfg(test)]
