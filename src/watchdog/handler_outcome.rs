@@ -9,49 +9,36 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Where the interrupted thread resumes when the handler returns: the
-/// program counter in the signal's context; 0 where this build does not
-/// know the context's layout.
-pub(super) fn resume_pc(context: *mut libc::c_void) -> usize {
+/// The interrupted thread's program counter (where it resumes when the
+/// handler returns) and stack pointer, from the signal's context; zeros
+/// where this build does not know the context's layout.
+fn interrupted_at(context: *mut libc::c_void) -> (usize, usize) {
     if context.is_null() {
-        return 0;
+        return (0, 0);
     }
     // SAFETY: the kernel's ucontext for the signal being handled.
     let uc = unsafe { &*(context as *const libc::ucontext_t) };
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    return uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+    return (
+        uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize,
+        uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize,
+    );
     #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-    return uc.uc_mcontext.pc as usize;
+    return (uc.uc_mcontext.pc as usize, uc.uc_mcontext.sp as usize);
     #[cfg(not(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     )))]
     {
         let _ = uc;
-        0
+        (0, 0)
     }
 }
 
-/// The interrupted thread's stack pointer in the signal's context; 0 where
-/// not known.
-fn interrupted_sp(context: *mut libc::c_void) -> usize {
-    if context.is_null() {
-        return 0;
-    }
-    // SAFETY: the kernel's ucontext for the signal being handled.
-    let uc = unsafe { &*(context as *const libc::ucontext_t) };
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    return uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
-    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-    return uc.uc_mcontext.sp as usize;
-    #[cfg(not(all(
-        target_os = "linux",
-        any(target_arch = "x86_64", target_arch = "aarch64")
-    )))]
-    {
-        let _ = uc;
-        0
-    }
+/// Where the interrupted thread resumes when the handler returns (0: not
+/// known here).
+pub(super) fn resume_pc(context: *mut libc::c_void) -> usize {
+    interrupted_at(context).0
 }
 
 /// SIGSEGV's si_code for an address with no mapping, and for an access
@@ -252,7 +239,7 @@ const ABORT_FRAME_REACH: usize = 2048;
 pub(super) fn raised_by_abort(context: *mut libc::c_void) -> bool {
     let start = ABORT_START.load(Ordering::Relaxed);
     let len = ABORT_LEN.load(Ordering::Relaxed);
-    let sp = interrupted_sp(context);
+    let sp = interrupted_at(context).1;
     if start == 0 || len == 0 || sp == 0 {
         return true;
     }

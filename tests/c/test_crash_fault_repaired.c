@@ -169,15 +169,6 @@ static int run(const char *dir, enum how how) {
     return status;
 }
 
-/* What a start after the child sends from its spool, flushed. */
-static void next_start(const char *dir) {
-    spanguard_tracer *t = tracer_flushed_only(dir, "next");
-    if (!t) return;
-    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
-    spanguard_tracer_free(t);
-}
-
 struct run {
     const char *name;
     enum how how;
@@ -191,7 +182,7 @@ static void check_lived_on(const char *dir, const struct run *r) {
     if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
         fprintf(stderr, "%s: the child ended with status %#x\n", r->name, r->status);
     CHECK(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0);
-    next_start(dir);
+    next_start_on(dir);
     check_arrived_once(dir, "before");
     check_arrived_once(dir, "open");
     check_arrived_once(dir, "after");
@@ -205,7 +196,7 @@ static void check_died(const char *dir, const struct run *r) {
     CHECK(WIFSIGNALED(r->status) && WTERMSIG(r->status) == r->died_of);
     snprintf(spool, sizeof spool, "%s-spool", dir);
     CHECK(files_ending(spool, ".sgdump") == 1);
-    next_start(dir);
+    next_start_on(dir);
     check_arrived_once(dir, "before");
     check_arrived_once(dir, "open");
     CHECK(count_in_dir(dir, "\"after\"") == 0);
