@@ -9,7 +9,10 @@
 //! process dies as it would have. A signal that is no fault and cannot
 //! end the process (a container's PID 1 at the default) is left alone;
 //! one the program's own handler returned from is over, and the tracers
-//! are thawed (`take_back_after_return`).
+//! are thawed (`take_back_after_return`). A fault goes to the program's
+//! own handler first, when it has one: one it repairs (a garbage
+//! collector's, a JIT's) is no crash, and only one it leaves to recur is
+//! dumped (`program_handler_ended_fault`).
 //! The next tracer start (or `spanguard recover`) sends what the file
 //! holds.
 
@@ -260,15 +263,22 @@ fn v8_handled_wasm_trap(
 /// from then on. Left alone, the process goes on as it would have
 /// without us. A fault always ends it: forced, the kernel's own signal
 /// ends even init once the disposition is the default. A SIGABRT the
-/// process raised on itself is taken for abort()'s and dumped: abort()
-/// then puts the default back, raises again (dropped) and falls back to
-/// glibc's ABORT_INSTRUCTION (`hlt` on x86-64, a SIGSEGV from the kernel;
-/// `brk #1000` on arm64, a SIGTRAP, none of ours; `__builtin_trap()` on
-/// ports without their own; musl's `a_crash`) or, should that return,
-/// `_exit(127)`, which no handler sees. glibc 2.41 and later block every
-/// signal before the second raise: the trap then ends the process
-/// without asking this handler again. Either way the dump is the first
-/// raise's. Async-signal-safe.
+/// process raised on itself may be abort()'s and is dumped. Up to glibc
+/// 2.40 abort() unblocks SIGABRT, raises it, then puts the default back
+/// and raises again; for a PID 1 that one is dropped too, and glibc falls
+/// back to its ABORT_INSTRUCTION (`hlt` on x86-64, a SIGSEGV from the
+/// kernel; `brk #1000` on arm64, a SIGTRAP, none of ours;
+/// `__builtin_trap()` on ports without their own; musl's `a_crash`) or,
+/// should that return, `_exit(127)`, which no handler sees. From 2.41
+/// (BZ 26275) abort() raises SIGABRT without unblocking it, then blocks
+/// every signal, puts the default back, raises again and unblocks
+/// SIGABRT alone: the SIGABRT at the default ends the process without
+/// asking this handler again (a PID 1's is dropped, and the trap ends
+/// it). Either way the dump is the first raise's. A program that blocks
+/// SIGABRT when it calls abort() under glibc 2.41 leaves that first
+/// raise pending until the default is in place: no handler runs, nothing
+/// is dumped, and no handler can change that (with the flight recorder
+/// the spans are in its file all the same). Async-signal-safe.
 fn signal_not_a_fault_can_end_process(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
     if info.is_null() {
         return true;
@@ -469,29 +479,26 @@ extern "C" fn on_crash(
     if !signal_not_a_fault_can_end_process(signal, info) {
         return;
     }
-    // A crash inside the dump itself must not recurse into another dump.
-    if !IN_CRASH.swap(true, Ordering::AcqRel) {
-        // SAFETY: gettid has no preconditions and is async-signal-safe.
-        let this_thread = unsafe { libc::gettid() };
-        if !(short_of_stack() && dumped_by_watchdog(signal, this_thread)) {
-            dump_for_crash(signal, this_thread);
+    if is_fault(info)
+        && let Some(program) = program_handler(signal)
+    {
+        if !program_handler_ended_fault(signal, info, context, &program) {
+            dump_once(signal);
         }
+        return;
     }
+    dump_once(signal);
     // SAFETY: PREVIOUS was written before this handler was installed and is
     // never written again; sigaction and raise are async-signal-safe.
     unsafe {
-        let previous = (*std::ptr::addr_of!(PREVIOUS))[signal as usize];
-        if let Some(old) = previous {
-            let handler = old.sa_sigaction;
-            if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
-                libc::sigaction(signal, &old, std::ptr::null_mut());
-                let siginfo = old.sa_flags & libc::SA_SIGINFO != 0;
-                super::call_handler(handler, siginfo, signal, info, context);
-                if lives_on_after_return(signal, info) {
-                    take_back_after_return(signal, &old);
-                }
-                return;
+        if let Some(old) = program_handler(signal) {
+            libc::sigaction(signal, &old, std::ptr::null_mut());
+            let siginfo = old.sa_flags & libc::SA_SIGINFO != 0;
+            super::call_handler(old.sa_sigaction, siginfo, signal, info, context);
+            if lives_on_after_return(signal, info, context) {
+                take_back_after_return(signal, &old);
             }
+            return;
         }
         let mut default: libc::sigaction = std::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
@@ -504,28 +511,118 @@ extern "C" fn on_crash(
     }
 }
 
+/// Dumps every tracer for `signal` on this thread, or on the watchdog's
+/// when this one is short of stack; once until a thaw (a crash inside the
+/// dump itself must not recurse into another dump). Async-signal-safe.
+fn dump_once(signal: libc::c_int) {
+    if !IN_CRASH.swap(true, Ordering::AcqRel) {
+        // SAFETY: gettid has no preconditions and is async-signal-safe.
+        let this_thread = unsafe { libc::gettid() };
+        if !(short_of_stack() && dumped_by_watchdog(signal, this_thread)) {
+            dump_for_crash(signal, this_thread);
+        }
+    }
+}
+
+/// Whether the kernel raised the signal for a fault of the interrupted
+/// instruction (si_code above 0), not a process by kill, raise or
+/// sigqueue. Async-signal-safe.
+fn is_fault(info: *mut libc::siginfo_t) -> bool {
+    // SAFETY: the kernel's siginfo for this signal; si_code is set for
+    // every signal.
+    !info.is_null() && unsafe { (*info).si_code } > 0
+}
+
+/// The program's own handler for `signal` that ours replaced: not the
+/// default, not ignored. Async-signal-safe.
+fn program_handler(signal: libc::c_int) -> Option<libc::sigaction> {
+    // SAFETY: PREVIOUS was written before this handler was installed and
+    // is never written again.
+    let previous = unsafe { (*std::ptr::addr_of!(PREVIOUS))[signal as usize] };
+    previous.filter(|old| old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
+}
+
+/// For a fault when the program has a handler of its own for it: that
+/// handler first, as the kernel would have called it without us, and
+/// whether the process goes on past the fault. A garbage collector, a JVM,
+/// Mono or a userfault-style allocator takes such faults in its normal
+/// work: it repairs the page (mprotect, mmap) or moves the program
+/// counter on (a JIT's trap: a null check, a safepoint) and returns. The
+/// crash handler dumped and froze every tracer before calling it: the
+/// process went on with every later span refused, and the next start sent
+/// the dumped spans again (the dump of a fault is never taken back). Now
+/// nothing is dumped unless the handler leaves the fault to recur: it
+/// returns with the program counter where it was and the access still not
+/// allowed (or it put the default back, or raised the signal again at the
+/// default, as a handler does with a fault that is not its own): then the
+/// dump is written before the fault ends the process. One that ends the
+/// process itself without returning (`_exit`) leaves no dump; one that
+/// calls abort() is dumped by the SIGABRT's handler. A handler installed
+/// after ours gets the fault first anyway; this is the same order.
+/// Async-signal-safe.
+fn program_handler_ended_fault(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+    program: &libc::sigaction,
+) -> bool {
+    let pc = super::handler_outcome::resume_pc(context);
+    // SAFETY: sets this signal's disposition as the kernel would have
+    // (SA_RESETHAND: back to the default as the handler is called), then
+    // calls the program's handler with the kernel's arguments.
+    unsafe {
+        if program.sa_flags & libc::SA_RESETHAND != 0 {
+            let mut default: libc::sigaction = std::mem::zeroed();
+            default.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(signal, &default, std::ptr::null_mut());
+        }
+        let siginfo = program.sa_flags & libc::SA_SIGINFO != 0;
+        super::call_handler(program.sa_sigaction, siginfo, signal, info, context);
+    }
+    if raised_again_to_end(signal) || at_default(signal) {
+        return false;
+    }
+    (pc != 0 && super::handler_outcome::resume_pc(context) != pc)
+        || (signal == libc::SIGSEGV && super::handler_outcome::access_allowed_now(info, context))
+}
+
+/// Whether `signal`'s disposition is the default now. Async-signal-safe.
+fn at_default(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction only fills in what it is given.
+    unsafe {
+        let mut now: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut now) == 0
+            && now.sa_sigaction == libc::SIG_DFL
+    }
+}
+
 /// Whether the process lives on once the program's own handler for
 /// `signal` returned: a signal that is no fault (sent by another process,
 /// or raised by this one) is over then. Not a fault, which the faulting
 /// instruction meets again on return (and may end the process at the
-/// default the program's handler put back), nor a SIGABRT the process
-/// raised on itself: it may be abort()'s first raise, and abort() goes on
-/// to end the process by means no handler may see (glibc 2.41 blocks
-/// every signal first; arm64's `brk` is a SIGTRAP; `_exit(127)`), nor
-/// one the program's handler raised again at the default to die of
-/// (`signal(sig, SIG_DFL); raise(sig)`): pending until this handler
-/// returns, it then ends the process, which must leave its dump.
-/// Async-signal-safe.
-fn lives_on_after_return(signal: libc::c_int, info: *mut libc::siginfo_t) -> bool {
-    if info.is_null() {
+/// default the program's handler put back), nor abort()'s SIGABRT
+/// (`handler_outcome::raised_by_abort`): abort() goes on to end the
+/// process by means no handler may see (glibc 2.41 blocks every signal,
+/// puts the default back and raises again; arm64's `brk` is a SIGTRAP;
+/// `_exit(127)`). A SIGABRT the program raised on itself to log something
+/// is over, as any raised signal: it stayed frozen for good, every later
+/// span refused. Nor one the program's handler raised again at the
+/// default to die of (`signal(sig, SIG_DFL); raise(sig)`): pending until
+/// this handler returns, it then ends the process, which must leave its
+/// dump. Async-signal-safe.
+fn lives_on_after_return(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) -> bool {
+    if info.is_null() || is_fault(info) {
         return false;
     }
-    // SAFETY: the kernel's siginfo for this signal.
-    if unsafe { (*info).si_code } > 0 {
+    if signal == libc::SIGABRT
+        && raised_by_this_process(info)
+        && super::handler_outcome::raised_by_abort(context)
+    {
         return false;
-    }
-    if signal == libc::SIGABRT && raised_by_this_process(info) {
-        return false; // abort()'s, maybe
     }
     !raised_again_to_end(signal)
 }
@@ -720,6 +817,7 @@ pub(super) fn ensure_installed() {
         // SAFETY: dlsym with a NUL-terminated name; a null answer is kept as 0.
         let trap = unsafe { libc::dlsym(libc::RTLD_DEFAULT, V8_WASM_TRAP_SYMBOL.as_ptr()) };
         V8_WASM_TRAP.store(trap as usize, Ordering::Relaxed);
+        super::handler_outcome::find_abort();
         // SAFETY: PREVIOUS is filled before any handler that reads it exists;
         // the handler is written to be async-signal-safe.
         unsafe {

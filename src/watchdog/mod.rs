@@ -5,6 +5,7 @@ pub mod all_at_once;
 pub mod crash;
 pub mod exit;
 pub mod fork;
+mod handler_outcome;
 pub mod namespace_init;
 mod pipe;
 pub mod shield;

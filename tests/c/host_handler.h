@@ -190,6 +190,17 @@ static inline void check_exited_0(pid_t pid, const char *name, const char *who) 
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* The next tracer start after a child that crashed or lived on, on the
+ * same sink and spool (`sink`, `<sink>-spool`): it sends what the spool
+ * holds (a dump, a batch), flushed, and shuts down. */
+static inline void next_start_on(const char *sink) {
+    spanguard_tracer *t = tracer_flushed_only(sink, "next");
+    if (!t) return;
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
+    spanguard_tracer_free(t);
+}
+
 /* Checks that the span `span` is in the sink `sink` once: neither lost
  * (the flush a child's watchdog owed it) nor twice (a child's flush of
  * what its parent had). Counted quoted, as the sink writes a name, so

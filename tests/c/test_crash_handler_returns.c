@@ -86,15 +86,6 @@ static int run(const char *dir, void (*handler)(int)) {
     return status;
 }
 
-/* What a start after the child sends from its spool, flushed. */
-static void next_start(const char *dir) {
-    spanguard_tracer *t = tracer_flushed_only(dir, "next");
-    if (!t) return;
-    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
-    spanguard_tracer_free(t);
-}
-
 int main(int argc, char **argv) {
     const char *scratch = argc > 1 ? argv[1] : "build/test_crash_handler_returns-spans";
     char logs[512], dies[512], spool[600];
@@ -110,7 +101,7 @@ int main(int argc, char **argv) {
     CHECK(WIFEXITED(logs_status) && WEXITSTATUS(logs_status) == 0);
     if (!WIFEXITED(logs_status) || WEXITSTATUS(logs_status) != 0)
         fprintf(stderr, "logs: the child ended with %#x\n", logs_status);
-    next_start(logs);
+    next_start_on(logs);
     CHECK(count_in_dir(logs, "\"name\":\"before\"") == 1);
     CHECK(count_in_dir(logs, "\"name\":\"after\"") == 1);
     CHECK(count_in_dir(logs, "\"name\":\"open\"") == 1);
@@ -118,7 +109,7 @@ int main(int argc, char **argv) {
     CHECK(WIFSIGNALED(dies_status) && WTERMSIG(dies_status) == SIGSEGV);
     snprintf(spool, sizeof spool, "%s-spool", dies);
     CHECK(files_ending(spool, ".sgdump") == 1);
-    next_start(dies);
+    next_start_on(dies);
     CHECK(count_in_dir(dies, "\"name\":\"before\"") == 1);
     CHECK(count_in_dir(dies, "\"name\":\"open\"") == 1);
     CHECK(count_in_dir(dies, "\"name\":\"after\"") == 0);
