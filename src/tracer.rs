@@ -1658,6 +1658,33 @@ impl Tracer {
         })?
     }
 
+    /// For a caller that must not wait (a green thread on its hub's OS
+    /// thread, which every green thread shares): makes sure the next
+    /// calls on the span that store at most `bytes` bytes (keys, names,
+    /// text, array elements) in at most `count` attributes, events or
+    /// links take no chunk (`SpanRecord::make_room`), taking the chunks
+    /// they may need now, where the pool has them. WouldWait where the
+    /// pool is used up and those calls would wait for chunks
+    /// (`wait_for_chunk`), or where another caller holds the span (a
+    /// setter waiting for chunks holds it up to `full_wait`): the caller
+    /// makes its calls where it may wait. Stores and counts nothing else.
+    /// No allocation, lock or system call: the span's compare-exchange,
+    /// and a pop of the pool's free stack a chunk only where the slot
+    /// lacks the room (`room_bound`'s margin may take a chunk a little
+    /// early, never one more than the span could use).
+    pub fn try_make_room(&self, s: SpanRef, bytes: usize, count: usize) -> Result<(), SpanError> {
+        self.with_open_by(s, Self::try_lock_span, |p, r| {
+            let store = TryPool {
+                p,
+                would_wait: Cell::new(false),
+            };
+            if !r.make_room(room_bound(bytes, count), &store) && store.would_wait.get() {
+                return Err(SpanError::WouldWait);
+            }
+            Ok(())
+        })?
+    }
+
     /// Adds an event; `time_unix_ns` 0 means now. Its attributes past the
     /// event attribute limit are dropped, counted on the event, and
     /// reported as truncated.
@@ -2224,6 +2251,20 @@ impl Drop for WaitingPool<'_> {
             wait_hooks_after(token);
         }
     }
+}
+
+/// The most that calls storing `bytes` bytes in `count` attributes,
+/// events or links can take of a span's room: each byte three times (a
+/// byte of bad UTF-8 is replaced by U+FFFD's three), twice again (a value
+/// set anew takes room to grow into, up to the next power of two), and
+/// per item its node or entry (an `AttributeNode` of 24 bytes and its
+/// record of 16; an event's or link's entry of 48 at most) with room for
+/// alignment.
+fn room_bound(bytes: usize, count: usize) -> usize {
+    bytes
+        .saturating_mul(6)
+        .saturating_add(count.saturating_mul(64))
+        .saturating_add(64)
 }
 
 /// The pool for a begin that may not wait (`BeginOptions::may_wait`
