@@ -1666,8 +1666,12 @@ spanguard_result spanguard_span_try_end(spanguard_span span);
  (`SPANGUARD_FULL_POLICY=wait`, the default), or where another caller is
  writing the span (a setter waiting for chunks holds it up to
  `SPANGUARD_FULL_WAIT_MS`): the caller then makes its calls where it may
- wait. Otherwise what a setter answers (`SPANGUARD_RESULT_STALE_SPAN`,
- `SPANGUARD_RESULT_NON_RECORDING`...). Stores and counts nothing else.
+ wait. `SPANGUARD_RESULT_INVALID_ARGUMENT`, nothing taken, for a bound
+ that may need more than 64 KiB of room (six times `bytes`, and 64
+ bytes an item): the call is for short values, and long ones are set
+ where they may wait. Otherwise what a setter answers
+ (`SPANGUARD_RESULT_STALE_SPAN`, `SPANGUARD_RESULT_NON_RECORDING`...).
+ Stores and counts nothing else.
  No allocation, lock or system call. The room is the span's, not the
  caller's: another thread's call on the span between this one and the
  caller's may use it up (Python's binding holds the GIL between them).

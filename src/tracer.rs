@@ -1672,13 +1672,21 @@ impl Tracer {
     /// and a pop of the pool's free stack a chunk only where the slot
     /// lacks the room (`room_bound`'s margin may take a chunk a little
     /// early, never one more than the span could use).
+    /// InvalidArgument, nothing taken, for calls that may store more than
+    /// `MAX_ROOM_MADE`: room is made for short values, and a bound past
+    /// it would hand one span chunks the others need (the whole pool, for
+    /// a bound of SIZE_MAX); long values are set where they may wait.
     pub fn try_make_room(&self, s: SpanRef, bytes: usize, count: usize) -> Result<(), SpanError> {
+        let need = room_bound(bytes, count);
+        if need > MAX_ROOM_MADE {
+            return Err(SpanError::InvalidArgument);
+        }
         self.with_open_by(s, Self::try_lock_span, |p, r| {
             let store = TryPool {
                 p,
                 would_wait: Cell::new(false),
             };
-            if !r.make_room(room_bound(bytes, count), &store) && store.would_wait.get() {
+            if !r.make_room(need, &store) && store.would_wait.get() {
                 return Err(SpanError::WouldWait);
             }
             Ok(())
@@ -2260,6 +2268,12 @@ impl Drop for WaitingPool<'_> {
 /// per item its node or entry (an `AttributeNode` of 24 bytes and its
 /// record of 16; an event's or link's entry of 48 at most) with room for
 /// alignment.
+/// The most room `Tracer::try_make_room` makes: the chunks a slot lists
+/// itself (`DIRECT_CHUNKS`, 64 KiB), far above what a short call needs
+/// (Python's binding sends calls of 512 bytes or more to a thread where
+/// they may wait: 512 bytes in 129 items is under 12 KiB of room).
+const MAX_ROOM_MADE: usize = crate::span::limits::DIRECT_CHUNKS * crate::span::limits::CHUNK_BYTES;
+
 fn room_bound(bytes: usize, count: usize) -> usize {
     bytes
         .saturating_mul(6)

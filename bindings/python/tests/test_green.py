@@ -444,25 +444,30 @@ POOL_USED_UP = """
 
 # A greenlet's 300 KB value (HOW: set_attribute, a one-string array,
 # set_attributes, an event's or a link's attribute, an ERROR status's
-# message) finds the pool used up.
+# message; VALUE_BYTES another length, after FILL short values) finds the
+# pool used up.
 POOL = POOL_USED_UP + """
     def set_when_the_pool_is_used_up(how):
         span = pooled.start_span("waiter")
+        # FILL short values first: most of the span's own 2 KiB arena.
+        for i in range(int(os.environ.get("FILL", "0"))):
+            span.set_attribute(f"k{i}", "s" * 250)
+        value = "w" * int(os.environ.get("VALUE_BYTES", "300000"))
         before = ticks
         if how == "set_attribute":
-            span.set_attribute("output.value", "w" * 300_000)
+            span.set_attribute("output.value", value)
         elif how == "string_array":
-            span.set_attribute("output.value", ["w" * 300_000])
+            span.set_attribute("output.value", [value])
         elif how == "set_attributes":
-            span.set_attributes({"output.value": "w" * 300_000, "n": 1})
+            span.set_attributes({"output.value": value, "n": 1})
         elif how == "add_link":
-            span.add_link(LINKED, {"output.value": "w" * 300_000})
+            span.add_link(LINKED, {"output.value": value})
         elif how == "add_link_ids":
-            span.add_link_ids(0x1111, 0x2222, 1, {"output.value": "w" * 300_000})
+            span.add_link_ids(0x1111, 0x2222, 1, {"output.value": value})
         elif how == "set_status":
-            span.set_status(spanguard.STATUS_ERROR, "w" * 300_000)
+            span.set_status(spanguard.STATUS_ERROR, value)
         else:
-            span.add_event("gen_ai.choice", {"output.value": "w" * 300_000})
+            span.add_event("gen_ai.choice", {"output.value": value})
         ticked = ticks - before
         span.end()
         return ticked
@@ -506,37 +511,11 @@ def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, 
 
 
 # The filler takes every chunk of the pool (256 of 4 KiB: 255 for its value,
-# one to list those past the slot's 16). A greenlet's span fills most of its
-# own 2 KiB arena with short values, then a short value (400 bytes, HOW as
-# in POOL) finds no room left there, and the pool used up.
+# one to list those past the slot's 16). POOL's span fills most of its own
+# 2 KiB arena with 7 short values, then a short value (400 bytes) finds no
+# room left there, and the pool used up.
 EVERY_CHUNK = 255 * 4096
 
-SHORT = POOL_USED_UP + """
-    def set_short_when_the_arena_is_full(how):
-        span = pooled.start_span("waiter")
-        for i in range(7):
-            span.set_attribute(f"k{i}", "s" * 250)
-        short = "w" * 400
-        before = ticks
-        if how == "set_attribute":
-            span.set_attribute("output.value", short)
-        elif how == "set_attributes":
-            span.set_attributes({"output.value": short, "n": 1})
-        elif how == "add_link":
-            span.add_link(LINKED, {"output.value": short})
-        elif how == "set_status":
-            span.set_status(spanguard.STATUS_ERROR, short)
-        else:
-            span.add_event("gen_ai.choice", {"output.value": short})
-        ticked = ticks - before
-        span.end()
-        return ticked
-
-    LINKED = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
-    setter = spawn(set_short_when_the_arena_is_full, os.environ["HOW"])
-    join_all([setter])
-    say_pool(ticked=result(setter))
-"""
 
 
 @pytest.mark.parametrize("how", ["set_attribute", "set_attributes", "add_event", "add_link", "set_status"])
@@ -549,7 +528,7 @@ def test_other_greenlets_run_while_a_short_value_waits_for_the_payload_pool(tmp_
     hub's own thread, stopping every greenlet of the worker: 0 ticks).
     Every value arrives whole, waited for once, nothing cut."""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
-        said = said_once(green, SHORT, rx, tmp_path, HOW=how, FILLER=str(EVERY_CHUNK))
+        said = said_once(green, POOL, rx, tmp_path, HOW=how, FILLER=str(EVERY_CHUNK), FILL="7", VALUE_BYTES="400")
         assert said["ticked"] >= 10, f"the other greenlets stood still while the value waited: {said}"
         assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
         assert said["exported"] == 3, said
