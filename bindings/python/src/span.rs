@@ -341,17 +341,26 @@ impl Span {
         let h = self.handle;
         let name_bytes = utf8(name).as_bytes().len();
         let name = name.clone().unbind();
-        let stores = Stores { span: h, bytes: name_bytes };
-        with_attributes_where_no_greenlet_waits(py, stores, attributes, &self.rejected, move |py, attrs| {
-            add_event_here(
-                py,
-                h,
-                name.bind(py),
-                attrs,
-                time_unix_ns,
-                dropped_attributes,
-            )
-        })
+        let stores = Stores {
+            span: h,
+            bytes: name_bytes,
+        };
+        with_attributes_where_no_greenlet_waits(
+            py,
+            stores,
+            attributes,
+            &self.rejected,
+            move |py, attrs| {
+                add_event_here(
+                    py,
+                    h,
+                    name.bind(py),
+                    attrs,
+                    time_unix_ns,
+                    dropped_attributes,
+                )
+            },
+        )
     }
 
     /// The status; an ERROR's message that may wait for payload chunks
@@ -364,8 +373,10 @@ impl Span {
             return status_here(py, h, code, description);
         }
         let description = description.to_vec();
-        green::elsewhere(py, move |py| status_here(py, h, code, &description).map(|()| None))
-            .map(|_| ())
+        green::elsewhere(py, move |py| {
+            status_here(py, h, code, &description).map(|()| None)
+        })
+        .map(|_| ())
     }
 
     /// Ends the span; true when the tracer had shut down and refused the
@@ -563,28 +574,34 @@ impl Span {
         };
         let traceparent = traceparent.clone().unbind();
         let tracestate = tracestate.map(|t| t.clone().unbind());
-        with_attributes_where_no_greenlet_waits(py, stores, attributes, &self.rejected, move |py, attrs| {
-            let tp = utf8(traceparent.bind(py));
-            let t = tp.as_bytes();
-            let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
-            let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
-            // SAFETY: traceparent, tracestate and attributes are valid for the call.
-            let code = unsafe {
-                c::spanguard_span_add_link_with_tracestate(
-                    h,
-                    t.as_ptr().cast(),
-                    t.len(),
-                    s.as_ptr().cast(),
-                    s.len(),
-                    attrs.as_ptr(),
-                    attrs.len(),
-                )
-            };
-            if code == spanguard_result::InvalidTraceparent {
-                rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            report::held(py, code)
-        })
+        with_attributes_where_no_greenlet_waits(
+            py,
+            stores,
+            attributes,
+            &self.rejected,
+            move |py, attrs| {
+                let tp = utf8(traceparent.bind(py));
+                let t = tp.as_bytes();
+                let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
+                let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+                // SAFETY: traceparent, tracestate and attributes are valid for the call.
+                let code = unsafe {
+                    c::spanguard_span_add_link_with_tracestate(
+                        h,
+                        t.as_ptr().cast(),
+                        t.len(),
+                        s.as_ptr().cast(),
+                        s.len(),
+                        attrs.as_ptr(),
+                        attrs.len(),
+                    )
+                };
+                if code == spanguard_result::InvalidTraceparent {
+                    rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                report::held(py, code)
+            },
+        )
     }
 
     /// Links the span to another given by its ids (ints, as an
@@ -623,30 +640,36 @@ impl Span {
             Some(true) => SPANGUARD_LINK_REMOTE,
             Some(false) => SPANGUARD_LINK_LOCAL,
         };
-        with_attributes_where_no_greenlet_waits(py, stores, attributes, &self.rejected, move |py, attrs| {
-            let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
-            let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
-            // SAFETY: the ids hold 16 and 8 bytes; tracestate and attributes
-            // are valid for the call.
-            let code = unsafe {
-                c::spanguard_span_add_link_ids_with_dropped(
-                    h,
-                    trace_id.as_ptr(),
-                    span_id.as_ptr(),
-                    (trace_flags & 0xff) as u8,
-                    s.as_ptr().cast(),
-                    s.len(),
-                    link_flags,
-                    attrs.as_ptr(),
-                    attrs.len(),
-                    dropped_attributes,
-                )
-            };
-            if code == spanguard_result::InvalidTraceparent {
-                rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            report::held(py, code)
-        })
+        with_attributes_where_no_greenlet_waits(
+            py,
+            stores,
+            attributes,
+            &self.rejected,
+            move |py, attrs| {
+                let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
+                let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+                // SAFETY: the ids hold 16 and 8 bytes; tracestate and attributes
+                // are valid for the call.
+                let code = unsafe {
+                    c::spanguard_span_add_link_ids_with_dropped(
+                        h,
+                        trace_id.as_ptr(),
+                        span_id.as_ptr(),
+                        (trace_flags & 0xff) as u8,
+                        s.as_ptr().cast(),
+                        s.len(),
+                        link_flags,
+                        attrs.as_ptr(),
+                        attrs.len(),
+                        dropped_attributes,
+                    )
+                };
+                if code == spanguard_result::InvalidTraceparent {
+                    rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                report::held(py, code)
+            },
+        )
     }
 
     /// Sets the status: `STATUS_UNSET`, `STATUS_OK` or `STATUS_ERROR`, its
