@@ -466,10 +466,10 @@ impl Tracer {
         name: &[u8],
         kind: u32,
         parent: &KeptContext,
-        attrs: &Attributes<'_>,
         mapping: Option<&Bound<'_, PyAny>>,
         start_unix_ns: u64,
     ) -> PyResult<Py<Span>> {
+        let attrs = Attributes::from_mapping(mapping, &slf.get().values_rejected);
         let mut opts = Tracer::options();
         opts.kind = kind;
         opts.name = name.as_ptr().cast();
@@ -494,7 +494,7 @@ impl Tracer {
             opts.parent_span_id = parent.span_id.as_ptr();
             opts.trace_flags = parent.trace_flags as u32;
         }
-        Tracer::begin_ex(slf, raw, &mut opts, attrs, mapping, !ts.is_empty())
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs, mapping, !ts.is_empty())
     }
 
     fn options() -> spanguard_span_options {
@@ -612,9 +612,8 @@ impl Tracer {
             // An ended parent: its handle may name another span by now, so
             // its children begin from the context it kept. (Another
             // tracer's span parents nothing here, ended or not.)
-            let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
             let start = crate::values::unix_time_ns(start_time, &this.values_rejected);
-            return Tracer::begin_under_kept(slf, raw, n, kind, kept, &attrs, attributes, start);
+            return Tracer::begin_under_kept(slf, raw, n, kind, kept, attributes, start);
         }
         let parent_handle = parent_span.map_or(SPANGUARD_SPAN_NONE, |p| p.handle);
         // A child inherits its local parent's tracestate.
