@@ -454,7 +454,8 @@ enum spanguard_result
    `spanguard_span_try_end` and `spanguard_span_try_end_at`: another
    caller is writing the span (a setter waiting for payload chunks
    holds it), which they do not wait for; nothing was done. Make the
-   call that may wait.
+   call that may wait. From `spanguard_span_try_make_room`: either
+   (the pool used up, or the span held); make the calls that may wait.
    */
   SPANGUARD_RESULT_WOULD_WAIT = 20,
   /*
@@ -1648,6 +1649,35 @@ spanguard_result spanguard_span_end(spanguard_span span);
  the same call.
  */
 spanguard_result spanguard_span_try_end(spanguard_span span);
+
+/*
+ For a caller that must not block while it sets short values (Python's
+ binding under gevent or eventlet, where the hub's OS thread runs every
+ greenlet of the worker: a short value waiting there for payload chunks
+ stopped them all): makes sure that the next calls on the span that
+ store at most `bytes` bytes of keys, names and values (a number array
+ element counts 8, a string array element its bytes and 8 more) in at
+ most `count` attributes, events and links will not wait for payload
+ chunks. `SPANGUARD_RESULT_OK` when the span's slot has the room, or once
+ it took the chunks they may need from the payload pool (the span's from
+ then on, used by what it stores next and given back with it at export).
+ `SPANGUARD_RESULT_WOULD_WAIT` at once where the pool is used up and
+ those calls would wait for chunks to come back
+ (`SPANGUARD_FULL_POLICY=wait`, the default), or where another caller is
+ writing the span (a setter waiting for chunks holds it up to
+ `SPANGUARD_FULL_WAIT_MS`): the caller then makes its calls where it may
+ wait. `SPANGUARD_RESULT_INVALID_ARGUMENT`, nothing taken, for a bound
+ that may need more than 64 KiB of room (six times `bytes`, and 64
+ bytes an item): the call is for short values, and long ones are set
+ where they may wait. Otherwise what a setter answers
+ (`SPANGUARD_RESULT_STALE_SPAN`, `SPANGUARD_RESULT_NON_RECORDING`...).
+ Stores and counts nothing else.
+ No allocation, lock or system call. The room is the span's, not the
+ caller's: another thread's call on the span between this one and the
+ caller's may use it up (Python's binding holds the GIL between them).
+ Thread-safe, as every call on a span is.
+ */
+spanguard_result spanguard_span_try_make_room(spanguard_span span, size_t bytes, size_t count);
 
 /*
  `spanguard_span_end_at` for a caller that must not block, as

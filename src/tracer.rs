@@ -1696,6 +1696,41 @@ impl Tracer {
         })?
     }
 
+    /// For a caller that must not wait (a green thread on its hub's OS
+    /// thread, which every green thread shares): makes sure the next
+    /// calls on the span that store at most `bytes` bytes (keys, names,
+    /// text, array elements) in at most `count` attributes, events or
+    /// links take no chunk (`SpanRecord::make_room`), taking the chunks
+    /// they may need now, where the pool has them. WouldWait where the
+    /// pool is used up and those calls would wait for chunks
+    /// (`wait_for_chunk`), or where another caller holds the span (a
+    /// setter waiting for chunks holds it up to `full_wait`): the caller
+    /// makes its calls where it may wait. Stores and counts nothing else.
+    /// No allocation, lock or system call: the span's compare-exchange,
+    /// and a pop of the pool's free stack a chunk only where the slot
+    /// lacks the room (`room_bound`'s margin may take a chunk a little
+    /// early, never one more than the span could use).
+    /// InvalidArgument, nothing taken, for calls that may store more than
+    /// `MAX_ROOM_MADE`: room is made for short values, and a bound past
+    /// it would hand one span chunks the others need (the whole pool, for
+    /// a bound of SIZE_MAX); long values are set where they may wait.
+    pub fn try_make_room(&self, s: SpanRef, bytes: usize, count: usize) -> Result<(), SpanError> {
+        let need = room_bound(bytes, count);
+        if need > MAX_ROOM_MADE {
+            return Err(SpanError::InvalidArgument);
+        }
+        self.with_open_by(s, Self::try_lock_span, |p, r| {
+            let store = TryPool {
+                p,
+                would_wait: Cell::new(false),
+            };
+            if !r.make_room(need, &store) && store.would_wait.get() {
+                return Err(SpanError::WouldWait);
+            }
+            Ok(())
+        })?
+    }
+
     /// Adds an event; `time_unix_ns` 0 means now. Its attributes past the
     /// event attribute limit are dropped, counted on the event, and
     /// reported as truncated.
@@ -2262,6 +2297,26 @@ impl Drop for WaitingPool<'_> {
             wait_hooks_after(token);
         }
     }
+}
+
+/// The most that calls storing `bytes` bytes in `count` attributes,
+/// events or links can take of a span's room: each byte three times (a
+/// byte of bad UTF-8 is replaced by U+FFFD's three), twice again (a value
+/// set anew takes room to grow into, up to the next power of two), and
+/// per item its node or entry (an `AttributeNode` of 24 bytes and its
+/// record of 16; an event's or link's entry of 48 at most) with room for
+/// alignment.
+/// The most room `Tracer::try_make_room` makes: the chunks a slot lists
+/// itself (`DIRECT_CHUNKS`, 64 KiB), far above what a short call needs
+/// (Python's binding sends calls of 512 bytes or more to a thread where
+/// they may wait: 512 bytes in 129 items is under 12 KiB of room).
+const MAX_ROOM_MADE: usize = crate::span::limits::DIRECT_CHUNKS * crate::span::limits::CHUNK_BYTES;
+
+fn room_bound(bytes: usize, count: usize) -> usize {
+    bytes
+        .saturating_mul(6)
+        .saturating_add(count.saturating_mul(64))
+        .saturating_add(64)
 }
 
 /// The pool for a begin that may not wait (`BeginOptions::may_wait`

@@ -238,6 +238,84 @@ fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A green thread's short value (`Tracer::try_make_room`, Python's under
+/// gevent): where its span's arena has no room left and the pool is
+/// used up by an ended span the held exporter has not taken, it hears
+/// WouldWait at once, having waited for nothing and set nothing; where
+/// the pool has chunks, it takes the one the value needs, and the value
+/// then set takes no chunk of its own. The value set where it may wait
+/// arrives whole.
+#[test]
+fn a_short_value_that_may_not_wait_makes_room_or_hears_it_would() {
+    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-make-room", one_mib_pool_config());
+    let fill = vec![b's'; 250];
+    let short = vec![b'w'; 400];
+    let begin_full_arena = || {
+        let (s, _) = t
+            .begin(b"waiter", Parent::None, KIND_CLIENT)
+            .expect("begin");
+        for i in 0..7 {
+            let key = format!("k{i}");
+            t.set_attribute(s, key.as_bytes(), AttrInput::Str(&fill))
+                .expect("set");
+        }
+        s
+    };
+    // The pool has chunks: the room is made, and the value takes no more.
+    // Open until the end: an exported span's chunks come back once encoded.
+    let roomy = begin_full_arena();
+    let touched = t.pipeline().pool.touched();
+    assert_eq!(t.try_make_room(roomy, short.len() + 12, 1), Ok(()));
+    let after_room = t.pipeline().pool.touched();
+    assert!(
+        after_room > touched,
+        "no chunk taken for a value the arena cannot hold"
+    );
+    t.set_attribute(roomy, b"output.value", AttrInput::Str(&short))
+        .expect("set");
+    assert_eq!(
+        t.pipeline().pool.touched(),
+        after_room,
+        "the value took a chunk of its own"
+    );
+    // An ended span holds every chunk left.
+    let (first, _) = t.begin(b"first", Parent::None, KIND_CLIENT).expect("begin");
+    t.end(first, 0).expect("end");
+    std::thread::sleep(Duration::from_millis(200)); // the exporter sits in its request
+    let (filler, _) = t
+        .begin(b"filler", Parent::None, KIND_CLIENT)
+        .expect("begin");
+    let free = 256 - t.pipeline().pool.touched() as usize;
+    let every_chunk = vec![b'f'; (free - 1) * 4096];
+    let notice = t
+        .set_attribute(filler, b"input.value", AttrInput::Str(&every_chunk))
+        .expect("set");
+    assert!(!notice.truncated, "the filler was cut");
+    t.end(filler, 0).expect("end");
+    let s = begin_full_arena();
+    let waits = pool_waits(&t);
+    assert_eq!(
+        t.try_make_room(s, short.len() + 12, 1),
+        Err(SpanError::WouldWait)
+    );
+    assert_eq!(pool_waits(&t), waits, "a value that may not wait waited");
+    burst_held_until_a_wait(&t, &gate, || {
+        let notice = t
+            .set_attribute(s, b"output.value", AttrInput::Str(&short))
+            .expect("set");
+        assert!(!notice.truncated, "the value was cut");
+    });
+    assert!(pool_waits(&t) > waits, "the value did not wait");
+    t.end(s, 0).expect("end");
+    t.end(roomy, 0).expect("end");
+    t.shutdown(Duration::from_secs(60)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.values_truncated, 0, "{stats:?}");
+    assert_eq!(stats.spans_exported, 4, "{stats:?}");
+    closed.store(true, Ordering::Release);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A setter that may not wait (`Tracer::try_set_attributes`: Go's setter
 /// on its thread's own C stack, `spanguard_span_try_set_attributes_packed`)
 /// never waits for chunks: just after the pool was used up by ended spans
@@ -601,6 +679,12 @@ fn a_call_that_may_not_wait_hears_it_would_while_a_setter_holds_the_span() {
             Err(SpanError::WouldWait),
             "{name}"
         );
+        // A green thread's short value would wait for the holder too.
+        assert_eq!(
+            t.try_make_room(s, 27, 1),
+            Err(SpanError::WouldWait),
+            "{name}"
+        );
         assert_eq!(t.stats().spans_ended, ended, "{name}: ended while refused");
         assert!(!setter.is_finished(), "{name}: the setter's wait ended");
         gate.store(true, Ordering::Release);
@@ -610,6 +694,7 @@ fn a_call_that_may_not_wait_hears_it_would_while_a_setter_holds_the_span() {
             "{name}: prompt cut"
         );
         assert!(t.try_set_attributes(s, &short, 27).is_ok(), "{name}");
+        assert_eq!(t.try_make_room(s, 27, 1), Ok(()), "{name}");
         assert_eq!(t.try_end(s), Ok(()), "{name}");
         // The header's double end: Ended, or Stale once the exporter has
         // sent the span and its slot went back (CI's load did that first).

@@ -94,7 +94,8 @@ pub enum spanguard_result {
     /// `spanguard_span_try_end` and `spanguard_span_try_end_at`: another
     /// caller is writing the span (a setter waiting for payload chunks
     /// holds it), which they do not wait for; nothing was done. Make the
-    /// call that may wait.
+    /// call that may wait. From `spanguard_span_try_make_room`: either
+    /// (the pool used up, or the span held); make the calls that may wait.
     WouldWait = 20,
     /// An attribute's key was empty, which OpenTelemetry forbids ("the
     /// attribute key MUST be a non-null and non-empty string"): that

@@ -2170,6 +2170,29 @@ impl SpanRecord {
         need <= ARENA_BYTES - self.arena_used as usize
     }
 
+    /// Makes sure `need` bytes can be stored without taking a chunk: true
+    /// when the arena has the room, or the chunks the span holds past
+    /// `overflow_used` do, or once it took the chunks they lack from
+    /// `store`. Those are the span's from then on, used by what it stores
+    /// next and given back at export with the rest (`owned_chunks`): a
+    /// dump reads no more of them than `overflow_used`, as of any chunk's
+    /// unused end. False when `store` gave no chunk before that (the
+    /// chunks taken so far stay the span's, for the next try).
+    pub fn make_room<S: ChunkStore + ?Sized>(&mut self, need: usize, store: &S) -> bool {
+        if need <= ARENA_BYTES - self.arena_used as usize {
+            return true;
+        }
+        let held = |r: &SpanRecord| {
+            (r.rest().chunk_count as usize * CHUNK_BYTES).saturating_sub(r.overflow_used as usize)
+        };
+        while held(self) < need {
+            if !self.add_chunk(store) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// `set_attribute`'s common case with no call in it, for a setter
     /// whose other cases go out of line (`Tracer::set_attribute`): a new
     /// ASCII key of at most 32 bytes, with room in the slot's table and

@@ -1473,6 +1473,35 @@ static void test_count_slot_wait(const char *dir) {
     unsetenv("OTEL_SDK_DISABLED");
 }
 
+/* spanguard_span_try_make_room, for each input: room in the slot or taken
+ * from the pool is OK and stores nothing, counts nothing; a bound past
+ * 64 KiB of room is INVALID_ARGUMENT (SIZE_MAX would hand one span the whole
+ * pool); SPANGUARD_SPAN_NONE is NON_RECORDING, an ended span ALREADY_ENDED
+ * (or STALE_SPAN once exported), a span of a freed tracer STALE_SPAN. */
+static void test_try_make_room(const char *dir) {
+    char own[512];
+    snprintf(own, sizeof own, "%s/make-room", dir);
+    spanguard_tracer *t = make_tracer(own, 0);
+    spanguard_span span;
+    CHECK_RC(spanguard_span_begin(t, S("make.room"), SPANGUARD_SPAN_NONE, 0, &span), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_try_make_room(span, 0, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_try_make_room(span, 40, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_try_make_room(span, 5000, 3), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_try_make_room(span, 20000, 1), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_try_make_room(span, SIZE_MAX, SIZE_MAX), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_set_string(span, S("gen_ai.system"), S("openai")), SPANGUARD_RESULT_OK);
+    spanguard_counters s = stats_of(t);
+    CHECK(s.attributes_dropped == 0 && s.values_truncated == 0 && s.payload_waits == 0);
+    CHECK_RC(spanguard_span_end(span), SPANGUARD_RESULT_OK);
+    /* Or STALE_SPAN, once the exporter has sent it and its slot went back. */
+    spanguard_result ended = spanguard_span_try_make_room(span, 40, 1);
+    CHECK(ended == SPANGUARD_RESULT_ALREADY_ENDED || ended == SPANGUARD_RESULT_STALE_SPAN);
+    CHECK_RC(spanguard_span_try_make_room(SPANGUARD_SPAN_NONE, 40, 1), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    spanguard_tracer_free(t);
+    CHECK_RC(spanguard_span_try_make_room(span, 40, 1), SPANGUARD_RESULT_STALE_SPAN);
+}
+
 static void test_disabled(void) {
     setenv("OTEL_SDK_DISABLED", "true", 1);
     spanguard_tracer *t = NULL;
@@ -1525,6 +1554,7 @@ int main(int argc, char **argv) {
     test_shutdown_for_signal(dir);
     test_flush_tells_delivered_from_spooled(dir);
     test_count_slot_wait(dir);
+    test_try_make_room(dir);
     char llm_dir[512];
     snprintf(llm_dir, sizeof llm_dir, "%s-llm", dir);
     test_llm_sized_span(llm_dir);

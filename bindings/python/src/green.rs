@@ -4,19 +4,27 @@
 //! greenlets of the caller's: the hub stood still meanwhile, every request
 //! of the worker with it. A setter whose values may take chunks runs on the
 //! green library's pool of OS threads (`spanguard._green.off_the_hub`)
-//! while its greenlet waits at the hub; the others run in place, as
-//! everywhere else.
+//! while its greenlet waits at the hub. A short one runs in place when the
+//! span has the room for it without waiting, as nearly every one has
+//! (`spanguard_span_try_make_room`: no system call or allocation), and on
+//! the pool too where it would wait (its span's slot full and the pool
+//! used up, or another caller holding the span): there, a short value
+//! stopped the hub as a long one did.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use spanguard::ffi::result::spanguard_result;
+use spanguard::ffi::span::spanguard_span_try_make_room;
+use spanguard::ffi::types::spanguard_span;
 
-/// Keys' and string values' bytes of one call from which its values may
-/// take payload chunks: a span's own arena holds 2 KiB
+/// Bytes a call stores (`Attributes::stored_bytes`) from which it runs on
+/// the pool whatever the room: a span's own arena holds 2 KiB
 /// (`span::limits::ARENA_BYTES`), and a value of a third of the room left
 /// or less goes there. Shorter ones take a chunk only once earlier values
-/// filled the arena.
+/// filled the arena, and `spanguard_span_try_make_room` takes it for them
+/// then, where the pool has one (the room it makes is a bound six times
+/// the bytes: no more for a long value).
 pub const MAY_TAKE_CHUNKS: usize = 512;
 
 /// `sys.modules`, looked up once.
@@ -41,23 +49,31 @@ pub fn loaded(py: Python<'_>) -> bool {
         .any(|m| modules.contains(m).unwrap_or(false))
 }
 
+/// Whether a call on the span `span` that stores at most `bytes` bytes in
+/// `count` attributes, events or links (its text, keys and names) runs
+/// here: no green library loaded, or the call is short and the span has
+/// the room for it without waiting (taken now where the pool has it).
+/// Otherwise it may wait for payload chunks, or for another caller
+/// holding the span, and runs `elsewhere`. The room is kept: no other
+/// Python thread calls into the span before the caller's call, which
+/// holds the GIL from here.
+pub fn runs_here(py: Python<'_>, span: spanguard_span, bytes: usize, count: usize) -> bool {
+    if !loaded(py) {
+        return true;
+    }
+    bytes < MAY_TAKE_CHUNKS
+        && spanguard_span_try_make_room(span, bytes, count) != spanguard_result::WouldWait
+}
+
 /// `call`, where a wait in it stops no other greenlet: on the green
-/// library's pool when the call carries `text_bytes` of keys and strings
-/// that may take payload chunks and the caller is a greenlet of a shared
-/// hub (as `off_the_hub` decides); here otherwise. Its result or exception
-/// is the caller's. `call` holds what it needs (a span handle, owned
-/// Python objects): it may run on another OS thread.
-pub fn where_no_greenlet_waits<F>(
-    py: Python<'_>,
-    text_bytes: usize,
-    call: F,
-) -> PyResult<Option<bool>>
+/// library's pool when the caller is a greenlet of a shared hub (as
+/// `off_the_hub` decides), here otherwise. Its result or exception is the
+/// caller's. `call` holds what it needs (a span handle, owned Python
+/// objects): it may run on another OS thread.
+pub fn elsewhere<F>(py: Python<'_>, call: F) -> PyResult<Option<bool>>
 where
     F: Fn(Python<'_>) -> PyResult<Option<bool>> + Send + Sync + 'static,
 {
-    if text_bytes < MAY_TAKE_CHUNKS || !loaded(py) {
-        return call(py);
-    }
     let run = PyCFunction::new_closure(
         py,
         None,

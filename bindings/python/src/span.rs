@@ -218,36 +218,40 @@ impl Span {
         )
     }
 
-    /// One attribute; where its text may wait for payload chunks, on an
-    /// OS thread of the green library's pool (`green`).
+    /// One attribute; where it may wait for payload chunks (or for another
+    /// caller holding the span), on an OS thread of the green library's
+    /// pool (`green`).
     fn set_one(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         v: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        // Lengths in code points or bytes: a str's bytes are as many or more.
-        let text_bytes = if let Ok(s) = v.cast::<PyString>() {
-            s.len()?
+        // The bytes it stores, at most: a str's UTF-8 (CPython keeps it,
+        // and the call reads it there), a number's 8; an array's, read as
+        // the call reads it, only where a green library is loaded.
+        let value_bytes = if let Ok(s) = v.cast::<PyString>() {
+            crate::text::str_utf8(s).as_bytes().len()
         } else if let Ok(b) = v.cast::<pyo3::types::PyBytes>() {
             b.as_bytes().len()
         } else if v.is_instance_of::<pyo3::types::PyList>()
             || v.is_instance_of::<pyo3::types::PyTuple>()
         {
             if green::loaded(py) {
-                Attributes::one(key, v, &AtomicU64::new(0)).text_bytes()
+                Attributes::one(key, v, &AtomicU64::new(0)).stored_bytes()
             } else {
                 0
             }
         } else {
-            0
+            8
         };
-        if text_bytes < green::MAY_TAKE_CHUNKS {
+        let bytes = value_bytes.saturating_add(utf8(key).as_bytes().len());
+        if green::runs_here(py, self.handle, bytes, 1) {
             return set_one_here(py, self.handle, &self.rejected, key, v);
         }
         let (h, rejected) = (self.handle, self.rejected.clone());
         let (key, v) = (key.clone().unbind(), v.clone().unbind());
-        green::where_no_greenlet_waits(py, text_bytes, move |py| {
+        green::elsewhere(py, move |py| {
             set_one_here(py, h, &rejected, key.bind(py), v.bind(py)).map(|()| None)
         })
         .map(|_| ())
@@ -335,29 +339,41 @@ impl Span {
         dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
         let h = self.handle;
+        let name_bytes = utf8(name).as_bytes().len();
         let name = name.clone().unbind();
-        with_attributes_where_no_greenlet_waits(py, attributes, &self.rejected, move |py, attrs| {
-            add_event_here(
-                py,
-                h,
-                name.bind(py),
-                attrs,
-                time_unix_ns,
-                dropped_attributes,
-            )
-        })
+        let stores = Stores {
+            span: h,
+            bytes: name_bytes,
+        };
+        with_attributes_where_no_greenlet_waits(
+            py,
+            stores,
+            attributes,
+            &self.rejected,
+            move |py, attrs| {
+                add_event_here(
+                    py,
+                    h,
+                    name.bind(py),
+                    attrs,
+                    time_unix_ns,
+                    dropped_attributes,
+                )
+            },
+        )
     }
 
-    /// The status; an ERROR's message long enough to take payload chunks
-    /// (which it may wait for: the pool bounds it, no length limit does)
-    /// set on an OS thread of the green library's pool (`green`).
+    /// The status; an ERROR's message that may wait for payload chunks
+    /// (the pool bounds it, no length limit does), or for another caller
+    /// holding the span, set on an OS thread of the green library's pool
+    /// (`green`).
     fn status(&self, py: Python<'_>, code: u32, description: &[u8]) -> PyResult<()> {
         let h = self.handle;
-        if description.len() < green::MAY_TAKE_CHUNKS || !green::loaded(py) {
+        if green::runs_here(py, h, description.len(), 1) {
             return status_here(py, h, code, description);
         }
         let description = description.to_vec();
-        green::where_no_greenlet_waits(py, description.len(), move |py| {
+        green::elsewhere(py, move |py| {
             status_here(py, h, code, &description).map(|()| None)
         })
         .map(|_| ())
@@ -463,6 +479,7 @@ impl Span {
         let h = self.handle;
         with_attributes_where_no_greenlet_waits(
             py,
+            Stores { span: h, bytes: 0 },
             Some(attributes),
             &self.rejected,
             move |py, attrs| set_all(py, h, attrs, 0).map(|()| None),
@@ -550,32 +567,41 @@ impl Span {
         tracestate: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<bool>> {
         let (h, rejected) = (self.handle, self.rejected.clone());
+        let tracestate = tracestate.filter(|t| !t.is_none());
+        let stores = Stores {
+            span: h,
+            bytes: tracestate.map_or(0, |t| utf8(t).as_bytes().len()),
+        };
         let traceparent = traceparent.clone().unbind();
-        let tracestate = tracestate
-            .filter(|t| !t.is_none())
-            .map(|t| t.clone().unbind());
-        with_attributes_where_no_greenlet_waits(py, attributes, &self.rejected, move |py, attrs| {
-            let tp = utf8(traceparent.bind(py));
-            let t = tp.as_bytes();
-            let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
-            let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
-            // SAFETY: traceparent, tracestate and attributes are valid for the call.
-            let code = unsafe {
-                c::spanguard_span_add_link_with_tracestate(
-                    h,
-                    t.as_ptr().cast(),
-                    t.len(),
-                    s.as_ptr().cast(),
-                    s.len(),
-                    attrs.as_ptr(),
-                    attrs.len(),
-                )
-            };
-            if code == spanguard_result::InvalidTraceparent {
-                rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            report::held(py, code)
-        })
+        let tracestate = tracestate.map(|t| t.clone().unbind());
+        with_attributes_where_no_greenlet_waits(
+            py,
+            stores,
+            attributes,
+            &self.rejected,
+            move |py, attrs| {
+                let tp = utf8(traceparent.bind(py));
+                let t = tp.as_bytes();
+                let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
+                let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+                // SAFETY: traceparent, tracestate and attributes are valid for the call.
+                let code = unsafe {
+                    c::spanguard_span_add_link_with_tracestate(
+                        h,
+                        t.as_ptr().cast(),
+                        t.len(),
+                        s.as_ptr().cast(),
+                        s.len(),
+                        attrs.as_ptr(),
+                        attrs.len(),
+                    )
+                };
+                if code == spanguard_result::InvalidTraceparent {
+                    rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                report::held(py, code)
+            },
+        )
     }
 
     /// Links the span to another given by its ids (ints, as an
@@ -601,9 +627,12 @@ impl Span {
         dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
         let (h, rejected) = (self.handle, self.rejected.clone());
-        let tracestate = tracestate
-            .filter(|t| !t.is_none())
-            .map(|t| t.clone().unbind());
+        let tracestate = tracestate.filter(|t| !t.is_none());
+        let stores = Stores {
+            span: h,
+            bytes: tracestate.map_or(0, |t| utf8(t).as_bytes().len()),
+        };
+        let tracestate = tracestate.map(|t| t.clone().unbind());
         let trace_id = trace_id.to_be_bytes();
         let span_id = span_id.to_be_bytes();
         let link_flags = match is_remote {
@@ -611,30 +640,36 @@ impl Span {
             Some(true) => SPANGUARD_LINK_REMOTE,
             Some(false) => SPANGUARD_LINK_LOCAL,
         };
-        with_attributes_where_no_greenlet_waits(py, attributes, &self.rejected, move |py, attrs| {
-            let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
-            let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
-            // SAFETY: the ids hold 16 and 8 bytes; tracestate and attributes
-            // are valid for the call.
-            let code = unsafe {
-                c::spanguard_span_add_link_ids_with_dropped(
-                    h,
-                    trace_id.as_ptr(),
-                    span_id.as_ptr(),
-                    (trace_flags & 0xff) as u8,
-                    s.as_ptr().cast(),
-                    s.len(),
-                    link_flags,
-                    attrs.as_ptr(),
-                    attrs.len(),
-                    dropped_attributes,
-                )
-            };
-            if code == spanguard_result::InvalidTraceparent {
-                rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            report::held(py, code)
-        })
+        with_attributes_where_no_greenlet_waits(
+            py,
+            stores,
+            attributes,
+            &self.rejected,
+            move |py, attrs| {
+                let ts = tracestate.as_ref().map(|t| utf8(t.bind(py)));
+                let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+                // SAFETY: the ids hold 16 and 8 bytes; tracestate and attributes
+                // are valid for the call.
+                let code = unsafe {
+                    c::spanguard_span_add_link_ids_with_dropped(
+                        h,
+                        trace_id.as_ptr(),
+                        span_id.as_ptr(),
+                        (trace_flags & 0xff) as u8,
+                        s.as_ptr().cast(),
+                        s.len(),
+                        link_flags,
+                        attrs.as_ptr(),
+                        attrs.len(),
+                        dropped_attributes,
+                    )
+                };
+                if code == spanguard_result::InvalidTraceparent {
+                    rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                report::held(py, code)
+            },
+        )
     }
 
     /// Sets the status: `STATUS_UNSET`, `STATUS_OK` or `STATUS_ERROR`, its
@@ -838,13 +873,23 @@ fn end_span_at(h: spanguard_span, end_unix_ns: u64) -> spanguard_result {
     }
 }
 
+/// What a call stores in a span besides its attributes: the span, and the
+/// bytes of an event's name or a link's tracestate (a traceparent's are
+/// ids, stored in the link's entry).
+pub struct Stores {
+    pub span: spanguard_span,
+    pub bytes: usize,
+}
+
 /// `call` with the attributes `attributes` holds (values left out counted
-/// in `rejected`): in place, or, where their text may wait for payload
-/// chunks under gevent or eventlet, on an OS thread of the green
-/// library's pool (`green`), read again there and counted once. `call`
-/// holds what else it needs by value: it may run on another OS thread.
-fn with_attributes_where_no_greenlet_waits<F>(
+/// in `rejected`): in place, or, where they (with what else `stores`
+/// says) may wait for payload chunks or for another caller holding the
+/// span under gevent or eventlet, on an OS thread of the green library's
+/// pool (`green`), read again there and counted once. `call` holds what
+/// else it needs by value: it may run on another OS thread.
+pub fn with_attributes_where_no_greenlet_waits<F>(
     py: Python<'_>,
+    stores: Stores,
     attributes: Option<&Bound<'_, PyAny>>,
     rejected: &AtomicU64,
     call: F,
@@ -853,13 +898,15 @@ where
     F: Fn(Python<'_>, &Attributes<'_>) -> PyResult<Option<bool>> + Send + Sync + 'static,
 {
     let attrs = Attributes::from_mapping(attributes, rejected);
-    let text_bytes = attrs.text_bytes();
-    if text_bytes < green::MAY_TAKE_CHUNKS || !green::loaded(py) {
+    let bytes = attrs.stored_bytes().saturating_add(stores.bytes);
+    // The attributes, and the event or link that holds them.
+    let count = attrs.len().saturating_add(1);
+    if green::runs_here(py, stores.span, bytes, count) {
         return call(py, &attrs);
     }
     drop(attrs);
     let attributes = attributes.map(|a| a.clone().unbind());
-    green::where_no_greenlet_waits(py, text_bytes, move |py| {
+    green::elsewhere(py, move |py| {
         // Counted once: the values were read here already.
         let attrs =
             Attributes::from_mapping(attributes.as_ref().map(|a| a.bind(py)), &AtomicU64::new(0));
@@ -951,6 +998,34 @@ pub fn set_all(
         start += n;
     }
     count_left_out(py, handle, attrs.left_out())
+}
+
+/// `set_all` from `start` for a span just begun with the attributes
+/// before it (`mapping` read into `attrs`): where they may wait for
+/// payload chunks under gevent or eventlet, on an OS thread of the green
+/// library's pool (`green`), read again there from `mapping` and counted
+/// once. None left to set (a begin took them all): their left-out count
+/// alone, here.
+pub fn set_all_where_no_greenlet_waits(
+    py: Python<'_>,
+    handle: spanguard_span,
+    mapping: Option<&Bound<'_, PyAny>>,
+    attrs: &Attributes<'_>,
+    start: usize,
+) -> PyResult<()> {
+    if start >= attrs.len()
+        || green::runs_here(py, handle, attrs.stored_bytes(), attrs.len() - start)
+    {
+        return set_all(py, handle, attrs, start);
+    }
+    let mapping = mapping.map(|m| m.clone().unbind());
+    green::elsewhere(py, move |py| {
+        // Counted once: the values were read already.
+        let attrs =
+            Attributes::from_mapping(mapping.as_ref().map(|a| a.bind(py)), &AtomicU64::new(0));
+        set_all(py, handle, &attrs, start).map(|()| None)
+    })
+    .map(|_| ())
 }
 
 /// Counts on the span, in its dropped attributes, `n` attributes left out

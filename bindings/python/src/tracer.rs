@@ -16,7 +16,7 @@ use spanguard::ffi::tracer::spanguard_tracer;
 use spanguard::ffi::types::*;
 
 use crate::report::{self, Problem};
-use crate::span::{KeptContext, Span, began, current_span, set_all};
+use crate::span::{KeptContext, Span, began, current_span, set_all_where_no_greenlet_waits};
 use crate::text::utf8;
 use crate::values::Attributes;
 
@@ -421,6 +421,7 @@ impl Tracer {
         raw: *mut spanguard_tracer,
         opts: &mut spanguard_span_options,
         attrs: &Attributes<'_>,
+        mapping: Option<&Bound<'_, PyAny>>,
         may_have_tracestate: bool,
     ) -> PyResult<Py<Span>> {
         let py = slf.py();
@@ -428,7 +429,7 @@ impl Tracer {
         opts.attributes = attrs.as_ptr();
         opts.attribute_count = first;
         let mut out: spanguard_span = SPANGUARD_SPAN_NONE;
-        let mut code = begin_with_options(py, raw, opts, &mut out)?;
+        let (mut code, mut taken) = begin_with_options(py, raw, opts, &mut out)?;
         if code == spanguard_result::InvalidTraceparent {
             slf.get().values_rejected.fetch_add(1, Ordering::Relaxed);
             Problem::BadTraceparent.warn_once(py);
@@ -436,18 +437,18 @@ impl Tracer {
             opts.traceparent_len = 0;
             opts.tracestate = std::ptr::null();
             opts.tracestate_len = 0;
-            code = begin_with_options(py, raw, opts, &mut out)?;
+            (code, taken) = begin_with_options(py, raw, opts, &mut out)?;
         }
         if code == spanguard_result::StaleSpan && opts.parent != SPANGUARD_SPAN_NONE {
             // The parent is another tracer's span: a new trace, as for a
             // parent exported already (PARENT_STALE).
             opts.parent = SPANGUARD_SPAN_NONE;
-            code = begin_with_options(py, raw, opts, &mut out)?;
+            (code, taken) = begin_with_options(py, raw, opts, &mut out)?;
         }
         let handle = slf.get().began(py, code, out)?;
         let span = Tracer::span_of(slf, handle, may_have_tracestate, code)?;
         if handle != SPANGUARD_SPAN_NONE {
-            set_all(py, handle, attrs, first)?;
+            set_all_where_no_greenlet_waits(py, handle, mapping, attrs, taken)?;
         }
         Ok(span)
     }
@@ -465,9 +466,10 @@ impl Tracer {
         name: &[u8],
         kind: u32,
         parent: &KeptContext,
-        attrs: &Attributes<'_>,
+        mapping: Option<&Bound<'_, PyAny>>,
         start_unix_ns: u64,
     ) -> PyResult<Py<Span>> {
+        let attrs = Attributes::from_mapping(mapping, &slf.get().values_rejected);
         let mut opts = Tracer::options();
         opts.kind = kind;
         opts.name = name.as_ptr().cast();
@@ -492,7 +494,7 @@ impl Tracer {
             opts.parent_span_id = parent.span_id.as_ptr();
             opts.trace_flags = parent.trace_flags as u32;
         }
-        Tracer::begin_ex(slf, raw, &mut opts, attrs, !ts.is_empty())
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs, mapping, !ts.is_empty())
     }
 
     fn options() -> spanguard_span_options {
@@ -610,9 +612,8 @@ impl Tracer {
             // An ended parent: its handle may name another span by now, so
             // its children begin from the context it kept. (Another
             // tracer's span parents nothing here, ended or not.)
-            let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
             let start = crate::values::unix_time_ns(start_time, &this.values_rejected);
-            return Tracer::begin_under_kept(slf, raw, n, kind, kept, &attrs, start);
+            return Tracer::begin_under_kept(slf, raw, n, kind, kept, attributes, start);
         }
         let parent_handle = parent_span.map_or(SPANGUARD_SPAN_NONE, |p| p.handle);
         // A child inherits its local parent's tracestate.
@@ -652,7 +653,7 @@ impl Tracer {
                 may_have_tracestate = !ts.as_bytes().is_empty();
             }
         }
-        Tracer::begin_ex(slf, raw, &mut opts, &attrs, may_have_tracestate)
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs, attributes, may_have_tracestate)
     }
 
     /// Begins a span with the ids another SDK gave it (the OpenTelemetry
@@ -731,7 +732,7 @@ impl Tracer {
         }
         opts.start_time_unix_ns = crate::values::unix_time_ns(start_time, &this.values_rejected);
         let may_have_tracestate = ts.as_ref().is_some_and(|t| !t.is_empty());
-        let began = Tracer::begin_ex(slf, raw, &mut opts, &attrs, may_have_tracestate);
+        let began = Tracer::begin_ex(slf, raw, &mut opts, &attrs, attributes, may_have_tracestate);
         match began {
             // The library refuses an invalid span context as an argument
             // out of range; saying "a span kind is KIND_*" to a bridge
@@ -1006,25 +1007,26 @@ fn begin_plain(
     opts.name_len = name.len();
     opts.parent = parent;
     opts.kind = kind;
-    begin_when_full(py, raw, &mut opts, out)
+    Ok(begin_when_full(py, raw, &mut opts, out)?.0)
 }
 
 /// `spanguard_span_begin_ex` as `opts` says, by the call that never
 /// waits (`SPANGUARD_SPAN_OPTION_NO_WAIT`); where it would have,
-/// `begin_when_full` decides how to wait.
+/// `begin_when_full` decides how to wait. The answer, and how many of
+/// `opts`' attributes the span was begun with (the caller sets the rest).
 fn begin_with_options(
     py: Python<'_>,
     raw: *mut spanguard_tracer,
     opts: &mut spanguard_span_options,
     out: &mut spanguard_span,
-) -> PyResult<spanguard_result> {
+) -> PyResult<(spanguard_result, usize)> {
     let flags = opts.flags;
     opts.flags = flags | SPANGUARD_SPAN_OPTION_NO_WAIT;
     // SAFETY: opts and everything it points to are valid for the call.
     let code = unsafe { c::spanguard_span_begin_ex(raw, opts, out) };
     opts.flags = flags;
     if code != spanguard_result::WouldWait {
-        return Ok(code);
+        return Ok((code, opts.attribute_count));
     }
     begin_when_full(py, raw, opts, out)
 }
@@ -1040,7 +1042,8 @@ fn begin_with_options(
 /// counted when the slots are still taken). What a try points to stays
 /// valid meanwhile: `str` objects and copies the caller holds. An
 /// exception raised in the greenlet while it yields (a kill, a
-/// gevent.Timeout) is raised here, nothing begun.
+/// gevent.Timeout) is raised here, nothing begun. The answer, and how
+/// many of `opts`' attributes the span was begun with.
 #[cold]
 #[inline(never)]
 fn begin_when_full(
@@ -1048,7 +1051,8 @@ fn begin_when_full(
     raw: *mut spanguard_tracer,
     opts: &mut spanguard_span_options,
     out: &mut spanguard_span,
-) -> PyResult<spanguard_result> {
+) -> PyResult<(spanguard_result, usize)> {
+    let attribute_count = opts.attribute_count;
     let yield_to_hub = py
         .import("spanguard._green")
         .and_then(|green| green.call_method0("yield_to_hub"))
@@ -1057,32 +1061,47 @@ fn begin_when_full(
     let flags = opts.flags;
     let Some(yield_to_hub) = yield_to_hub else {
         // SAFETY: as in `begin_with_options`.
-        return Ok(unsafe { c::spanguard_span_begin_ex(raw, opts, out) });
+        let code = unsafe { c::spanguard_span_begin_ex(raw, opts, out) };
+        return Ok((code, attribute_count));
     };
+    // The greenlet's begins take no attributes: the caller sets them once
+    // begun, where a wait for their payload chunks stops no greenlet
+    // (`set_all_where_no_greenlet_waits`). WOULD_WAIT does not say whether
+    // a begin with attributes would have waited for a slot or for chunks;
+    // one without says a slot. A begin with attributes that waited for a
+    // slot was counted nowhere (stats and `spanguard why` said no begin
+    // waited), and counted as a slot wait, one that waited for chunks, a
+    // slot free, sent `spanguard why` asking for more slots where the
+    // payload pool was short.
+    opts.attribute_count = 0;
+    opts.flags = flags | SPANGUARD_SPAN_OPTION_NO_WAIT;
+    let restore = |opts: &mut spanguard_span_options| {
+        opts.flags = flags;
+        opts.attribute_count = attribute_count;
+    };
+    if attribute_count > 0 {
+        // SAFETY: as in `begin_with_options`.
+        let code = unsafe { c::spanguard_span_begin_ex(raw, opts, out) };
+        if code != spanguard_result::WouldWait {
+            // A slot was free: the attributes' chunks were waited for.
+            restore(opts);
+            return Ok((code, 0));
+        }
+    }
     // SAFETY: raw is a live tracer.
     let wait_ms = unsafe { ct::spanguard_tracer_full_wait_ms(raw) };
     let started = std::time::Instant::now();
     let deadline = started + std::time::Duration::from_millis(wait_ms.into());
     // Counted as a native wait counts itself (`slot_waits`), however it
-    // ends: stats and `spanguard why` said no begin waited. Only a begin
-    // with no attributes surely waited for a slot: one with attributes is
-    // refused alike when they would wait for payload chunks (a slot free),
-    // which is no slot wait (counted so, `spanguard why` asked for more
-    // slots where the payload pool was short), and WOULD_WAIT does not
-    // say which: such a wait is counted nowhere.
-    let for_a_slot = opts.attribute_count == 0;
+    // ends: stats and `spanguard why` said no begin waited.
     let count_wait = || {
-        if !for_a_slot {
-            return;
-        }
         let waited_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         // SAFETY: raw is a live tracer.
         unsafe { ct::spanguard_tracer_count_slot_wait(raw, waited_ns) }
     };
-    opts.flags = flags | SPANGUARD_SPAN_OPTION_NO_WAIT;
     let code = loop {
         if let Err(e) = yield_to_hub.call0() {
-            opts.flags = flags;
+            restore(opts);
             count_wait();
             return Err(e);
         }
@@ -1097,9 +1116,9 @@ fn begin_when_full(
             break unsafe { c::spanguard_span_begin_ex(raw, opts, out) };
         }
     };
-    opts.flags = flags;
+    restore(opts);
     count_wait();
-    Ok(code)
+    Ok((code, 0))
 }
 
 const DELIVERED: &str = "delivered";

@@ -461,10 +461,11 @@ impl<'py> Attributes<'py> {
         self.items.len()
     }
 
-    /// Bytes of the keys, strings, bytes and encoded values together
-    /// (string arrays' elements too): what may take chunks of the payload
-    /// pool (`green`).
-    pub fn text_bytes(&self) -> usize {
+    /// Bytes the attributes store in a span, at most: their keys,
+    /// strings, bytes and encoded values, and their arrays' elements (a
+    /// number 8, a string its bytes and 8 for where they are). What
+    /// decides whether they may wait for payload chunks (`green`).
+    pub fn stored_bytes(&self) -> usize {
         let items = self.items.iter().map(|a| match a.type_ {
             SPANGUARD_VALUE_STRING | SPANGUARD_VALUE_BYTES | SPANGUARD_VALUE_ANY => {
                 a.key_len.saturating_add(a.string_len)
@@ -473,8 +474,13 @@ impl<'py> Attributes<'py> {
             _ => a.key_len,
         });
         let elements = self.arrays.iter().map(|array| match array {
-            Elements::Strings(e) => e.iter().map(|s| s.len).fold(0, usize::saturating_add),
-            _ => 0,
+            Elements::Strings(e) => e
+                .iter()
+                .map(|s| s.len.saturating_add(8))
+                .fold(0, usize::saturating_add),
+            Elements::Ints(e) => e.len().saturating_mul(8),
+            Elements::Doubles(e) => e.len().saturating_mul(8),
+            Elements::Bools(e) => e.len(),
         });
         items.chain(elements).fold(0, usize::saturating_add)
     }

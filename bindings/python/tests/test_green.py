@@ -326,7 +326,9 @@ FULL = """
 
     def begin_when_full():
         before = ticks
-        span = small.start_span("waiter")
+        # ATTRS: a begin with attributes (short: they never wait for chunks).
+        attributes = {"gen_ai.system": "openai"} if os.environ.get("ATTRS") == "1" else None
+        span = small.start_span("waiter", attributes=attributes)
         ticked = ticks - before
         span.end()
         return ticked
@@ -371,15 +373,18 @@ def names_once(rx: OtlpReceiverProcess, n: int) -> Counter:
     return got
 
 
+@pytest.mark.parametrize("attrs", ["none", "attributes"])
 @pytest.mark.parametrize("green", ["gevent", "eventlet"])
-def test_other_greenlets_run_while_a_begin_waits_for_a_slot(tmp_path, green):
+def test_other_greenlets_run_while_a_begin_waits_for_a_slot(tmp_path, green, attrs):
     """Every slot taken, the backend answers after 2 s: the waiting
     begin lets the hub run (the ticker ticked while it waited; in native
     code it stopped every greenlet of the worker, 0 ticks), and once the
     backend answers, the exporter gives slots back and the begin gets one:
-    every span arrives once, none dropped."""
+    every span arrives once, none dropped. A begin with attributes too:
+    its wait for a slot is counted as one (it was counted nowhere: the
+    begin could not tell it from a wait for payload chunks)."""
     with OtlpReceiverProcess(sys.executable, delay_s=2.0) as rx:
-        said = begin_when_full(green, rx, tmp_path, 30_000)
+        said = begin_when_full(green, rx, tmp_path, 30_000, ATTRS="1" if attrs == "attributes" else "0")
         assert said["dropped"] == 0, said
         assert said["exported"] == 18, said
         # The wait is counted as a native one is (stats and `spanguard
@@ -387,6 +392,9 @@ def test_other_greenlets_run_while_a_begin_waits_for_a_slot(tmp_path, green):
         assert said["slot_waits"] == 1 and said["slot_wait_ns"] > 0, said
         got = names_once(rx, 18)
         assert set(got) == {f"fill-{i}" for i in range(16)} | {"waiter"}, got
+        if attrs == "attributes":
+            [waiter] = [s for s in rx.wait_for_spans(18, timeout_s=60) if s["name"] == "waiter"]
+            assert waiter["attributes"] == {"gen_ai.system": "openai"}, waiter["attributes"]
 
 
 @pytest.mark.parametrize("green", ["gevent", "eventlet"])
@@ -424,7 +432,7 @@ POOL_USED_UP = """
     pooled.start_span("first").end()
     sleep(0.3)  # the exporter sends it; the backend holds the request
     filler = pooled.start_span("filler")
-    filler.set_attribute("input.value", "f" * 900_000)
+    filler.set_attribute("input.value", "f" * int(os.environ.get("FILLER", 900_000)))
     filler.end()
 
     def say_pool(**what):
@@ -436,25 +444,30 @@ POOL_USED_UP = """
 
 # A greenlet's 300 KB value (HOW: set_attribute, a one-string array,
 # set_attributes, an event's or a link's attribute, an ERROR status's
-# message) finds the pool used up.
+# message; VALUE_BYTES another length, after FILL short values) finds the
+# pool used up.
 POOL = POOL_USED_UP + """
     def set_when_the_pool_is_used_up(how):
         span = pooled.start_span("waiter")
+        # FILL short values first: most of the span's own 2 KiB arena.
+        for i in range(int(os.environ.get("FILL", "0"))):
+            span.set_attribute(f"k{i}", "s" * 250)
+        value = "w" * int(os.environ.get("VALUE_BYTES", "300000"))
         before = ticks
         if how == "set_attribute":
-            span.set_attribute("output.value", "w" * 300_000)
+            span.set_attribute("output.value", value)
         elif how == "string_array":
-            span.set_attribute("output.value", ["w" * 300_000])
+            span.set_attribute("output.value", [value])
         elif how == "set_attributes":
-            span.set_attributes({"output.value": "w" * 300_000, "n": 1})
+            span.set_attributes({"output.value": value, "n": 1})
         elif how == "add_link":
-            span.add_link(LINKED, {"output.value": "w" * 300_000})
+            span.add_link(LINKED, {"output.value": value})
         elif how == "add_link_ids":
-            span.add_link_ids(0x1111, 0x2222, 1, {"output.value": "w" * 300_000})
+            span.add_link_ids(0x1111, 0x2222, 1, {"output.value": value})
         elif how == "set_status":
-            span.set_status(spanguard.STATUS_ERROR, "w" * 300_000)
+            span.set_status(spanguard.STATUS_ERROR, value)
         else:
-            span.add_event("gen_ai.choice", {"output.value": "w" * 300_000})
+            span.add_event("gen_ai.choice", {"output.value": value})
         ticked = ticks - before
         span.end()
         return ticked
@@ -497,6 +510,33 @@ def test_other_greenlets_run_while_a_value_waits_for_the_payload_pool(tmp_path, 
         assert waited_value(waiter, how) == (["w" * 300_000] if how == "string_array" else "w" * 300_000)
 
 
+# The filler takes every chunk of the pool (256 of 4 KiB: 255 for its value,
+# one to list those past the slot's 16). POOL's span fills most of its own
+# 2 KiB arena with 7 short values, then a short value (400 bytes) finds no
+# room left there, and the pool used up.
+EVERY_CHUNK = 255 * 4096
+
+
+
+@pytest.mark.parametrize("how", ["set_attribute", "set_attributes", "add_event", "add_link", "set_status"])
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_other_greenlets_run_while_a_short_value_waits_for_the_payload_pool(tmp_path, green, how):
+    """A short value (400 bytes, which runs in place) finds its span's
+    arena full and the payload pool used up behind a backend that answers
+    after 3 s: it waits for a chunk on an OS thread of the green
+    library's pool, and the ticker ticked meanwhile (it waited on the
+    hub's own thread, stopping every greenlet of the worker: 0 ticks).
+    Every value arrives whole, waited for once, nothing cut."""
+    with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
+        said = said_once(green, POOL, rx, tmp_path, HOW=how, FILLER=str(EVERY_CHUNK), FILL="7", VALUE_BYTES="400")
+        assert said["ticked"] >= 10, f"the other greenlets stood still while the value waited: {said}"
+        assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
+        assert said["exported"] == 3, said
+        [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
+        assert waited_value(waiter, how) == "w" * 400
+        assert [waiter["attributes"][f"k{i}"] for i in range(7)] == ["s" * 250] * 7
+
+
 # Two greenlets on one span: the setter's 300 KB value waits for chunks on
 # an OS thread of the green library's pool, holding the span meanwhile;
 # the ender ends the span then, from the hub's own thread (HOW: end, or
@@ -512,9 +552,14 @@ END_WHILE_HELD = POOL_USED_UP + """
         before = ticks
         if how == "end_at":
             shared.end(time.time_ns())
+        elif how == "short_set":
+            shared.set_attribute("gen_ai.system", "openai")
         else:
             shared.end()
-        return ticks - before
+        ticked = ticks - before
+        if how == "short_set":
+            shared.end()
+        return ticked
 
     setter, ending = spawn(long_setter), spawn(ender, os.environ["HOW"])
     join_all([setter, ending])
@@ -522,7 +567,7 @@ END_WHILE_HELD = POOL_USED_UP + """
 """
 
 
-@pytest.mark.parametrize("how", ["end", "end_at"])
+@pytest.mark.parametrize("how", ["end", "end_at", "short_set"])
 @pytest.mark.parametrize("green", ["gevent", "eventlet"])
 def test_other_greenlets_run_while_an_end_waits_for_a_setter_on_the_pool(tmp_path, green, how):
     """Greenlet B's 300 KB value waits for payload chunks on an OS thread
@@ -531,7 +576,9 @@ def test_other_greenlets_run_while_an_end_waits_for_a_setter_on_the_pool(tmp_pat
     waits for another holder), on an OS thread of the pool too: the ticker
     ticked meanwhile (the end waited on the hub's own thread, and every
     greenlet of the worker stood still until B's wait ended: 0 ticks).
-    The value and the end both land, once: the span arrives once, whole."""
+    The value and the end both land, once: the span arrives once, whole.
+    A short value set meanwhile (short_set) waits for B's hold there too
+    (it waited on the hub's thread: 0 ticks), then the end."""
     with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
         said = said_once(green, END_WHILE_HELD, rx, tmp_path, HOW=how)
         assert said["ticked"] >= 10, f"the other greenlets stood still while the end waited: {said}"
@@ -540,6 +587,8 @@ def test_other_greenlets_run_while_an_end_waits_for_a_setter_on_the_pool(tmp_pat
         spans = rx.wait_for_spans(3, timeout_s=60)
         [shared] = [s for s in spans if s["name"] == "shared"]
         assert shared["attributes"]["output.value"] == "w" * 300_000
+        if how == "short_set":
+            assert shared["attributes"]["gen_ai.system"] == "openai"
         assert shared["end"] >= shared["start"] > 0
         assert not rx.duplicate_spans()
 
