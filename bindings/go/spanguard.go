@@ -749,7 +749,9 @@ type Stats struct {
 	SpansInterruptedAtShutdown uint64
 }
 
-// Stats reads the counters.
+// Stats reads the counters. After Close it returns ErrShutDown and a zero
+// Stats: read the final counts after Shutdown, before Close (a deferred
+// Close runs after them).
 func (t *Tracer) Stats() (Stats, error) {
 	p, err := t.live()
 	if err != nil {

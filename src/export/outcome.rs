@@ -115,6 +115,12 @@ pub struct Counts {
     pub buffer_full: u64,
     pub unsampled: u64,
     pub spool_overflow: u64,
+    /// Of `ended`: still open when the tracer stopped, ended by it and
+    /// sent marked spanguard.unended.
+    pub unended: u64,
+    /// Of `ended`: still open when a termination signal stopped the
+    /// tracer, sent marked spanguard.interrupted.
+    pub interrupted: u64,
 }
 
 impl Counts {
@@ -128,11 +134,13 @@ impl Counts {
             buffer_full: s.dropped_buffer_full,
             unsampled: s.spans_unsampled,
             spool_overflow: s.dropped_spool_overflow,
+            unended: s.spans_unended_at_shutdown,
+            interrupted: s.spans_interrupted_at_shutdown,
         }
     }
 
     /// The counts by their names in the file, in its order.
-    fn named(&self) -> [(&'static str, u64); 8] {
+    fn named(&self) -> [(&'static str, u64); 10] {
         [
             ("ended", self.ended),
             ("exported", self.exported),
@@ -142,6 +150,8 @@ impl Counts {
             ("buffer_full", self.buffer_full),
             ("unsampled", self.unsampled),
             ("spool_overflow", self.spool_overflow),
+            ("unended", self.unended),
+            ("interrupted", self.interrupted),
         ]
     }
 }
@@ -596,6 +606,8 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "buffer_full" => o.counts.buffer_full = number()?,
             "unsampled" => o.counts.unsampled = number()?,
             "spool_overflow" => o.counts.spool_overflow = number()?,
+            "unended" => o.counts.unended = number()?,
+            "interrupted" => o.counts.interrupted = number()?,
             "spooled_because" => o.spooled_because = value.to_string(),
             "spooled_refused" => o.spooled_refused = number()?,
             "signal" => o.ending_of_signal = value.parse().ok()?,
@@ -645,6 +657,8 @@ mod tests {
             ended: 40,
             exported: 27,
             lost: 13,
+            unended: 2,
+            interrupted: 5,
             ..Counts::default()
         };
         let refused = "HTTP 404: 404 page not found (nothing takes traces at this URL: \

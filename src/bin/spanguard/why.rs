@@ -340,10 +340,17 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
     let killed = !o.stopped && !ended_of_signal && *liveness == Liveness::Ended;
     let how = if o.stopped {
         format!(
-            "ran {} to {} ({} ago), stopped its tracer",
+            "ran {} to {} ({} ago), stopped its tracer{}",
             at(o.started_unix_s),
             at(o.updated_unix_s),
-            ago(o.updated_unix_s)
+            ago(o.updated_unix_s),
+            // Spans marked interrupted are only ever ended by a stop at a
+            // termination signal (FlushOnSignals, a handler's shutdown).
+            if c.interrupted > 0 {
+                " at a termination signal"
+            } else {
+                ""
+            }
         )
     } else if let Liveness::Running { .. } = liveness {
         format!(
@@ -401,6 +408,23 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
             String::new()
         }
     ));
+    // Those still open at the stop count among the ended (and delivered):
+    // said apart, or a service cut mid-request read as one that finished.
+    for (n, when, mark) in [
+        (
+            c.interrupted,
+            "at the signal",
+            "spanguard.interrupted, with what was set on them by then",
+        ),
+        (c.unended, "when the tracer stopped", "spanguard.unended"),
+    ] {
+        if n > 0 {
+            let were = if n == 1 { "was" } else { "were" };
+            out.push_str(&format!(
+                "  {n} of them {were} still open {when}: sent marked {mark}\n"
+            ));
+        }
+    }
     let mut told = 0u64;
     for (n, reason) in &o.causes {
         out.push_str(&format!("  {} lost: {}\n", spans(*n), clean(reason)));
@@ -557,6 +581,59 @@ mod tests {
         let text = describe(&killed, 1_010, &Liveness::Running { pid_here: None });
         assert!(text.contains("running since"), "{text}");
         assert!(text.ends_with("  nothing lost\n"), "{text}");
+    }
+
+    /// A Go service SIGTERMed mid-request with FlushOnSignals (or any
+    /// shutdown at a signal): its tracer stopped, and the spans still open
+    /// then went out marked interrupted. They count among those ended and
+    /// delivered, so the record said "18 spans ended: 18 delivered" of a
+    /// process whose 15 requests were cut; now it says so.
+    #[test]
+    fn spans_still_open_at_the_stop_are_said() {
+        let o = Outcome {
+            pid: 42,
+            service: "chat".to_string(),
+            started_unix_s: 1_000,
+            updated_unix_s: 1_006,
+            stopped: true,
+            counts: Counts {
+                ended: 18,
+                exported: 18,
+                interrupted: 15,
+                ..Counts::default()
+            },
+            ..Outcome::default()
+        };
+        let text = describe(&o, 1_010, &Liveness::Ended);
+        assert!(
+            text.starts_with("pid 42 chat: ran 1970-01-01 00:16:40.000Z to 1970-01-01 00:16:46.000Z (4s ago), stopped its tracer at a termination signal\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  18 spans ended: 18 delivered, 0 to the spool, 0 lost\n  \
+                 15 of them were still open at the signal: sent marked spanguard.interrupted, \
+                 with what was set on them by then\n"
+            ),
+            "{text}"
+        );
+        let closed = Outcome {
+            counts: Counts {
+                ended: 3,
+                exported: 3,
+                unended: 1,
+                ..Counts::default()
+            },
+            ..o
+        };
+        let text = describe(&closed, 1_010, &Liveness::Ended);
+        assert!(text.contains("stopped its tracer\n"), "{text}");
+        assert!(
+            text.contains(
+                "  1 of them was still open when the tracer stopped: sent marked spanguard.unended\n"
+            ),
+            "{text}"
+        );
     }
 
     /// A record's numbers are anyone's text (the directory is shared):
