@@ -20,9 +20,10 @@
 // that does not handle them dies of them, one that does
 // (signal.NotifyContext) gets them on its channel and goes on, its tracers
 // recording (it needs no FlushOnSignals: see there). The library's crash
-// handlers stay off: Go's runtime owns SIGSEGV (a nil dereference is a
-// panic a program may recover from). Config's NoSignalWatchdog turns the
-// watchdog off, InstallSignalHandlers adds the crash handlers. The
+// handlers stay off by default: Go's runtime owns SIGSEGV (a nil
+// dereference is a panic a program may recover from). Config's
+// NoSignalWatchdog turns the watchdog off, InstallSignalHandlers adds the
+// crash handlers (and Go's "crash" traceback level: see there). The
 // module's README.md has examples and the install steps.
 package spanguard
 
@@ -174,7 +175,7 @@ type Config struct {
 	// handle it dies of it as before (its spans delivered: they were lost,
 	// up to the 5 s schedule delay of them); one that does
 	// (signal.Notify) gets it and goes on, its tracers recording. Crash
-	// signals stay Go's.
+	// signals stay Go's (see InstallSignalHandlers).
 	//
 	// NoSignalWatchdog turns the watchdog off: the program flushes from
 	// its own signal handling (FlushOnSignals, or Shutdown on its way
