@@ -59,15 +59,7 @@ func crashChild(mode, dir string) {
 	_, _, _ = tr.Start(context.Background(), "open")
 	switch mode {
 	case "recovered":
-		recovered := func() (r any) {
-			defer func() { r = recover() }()
-			var p *int
-			nilTarget = *p
-			return nil
-		}()
-		if recovered == nil {
-			panic("the nil dereference did not panic")
-		}
+		recoverNilDereference()
 		for i := range crashSpans {
 			record(fmt.Sprintf("after-%d", i))
 		}
@@ -140,16 +132,7 @@ func TestCrashHandlersInGo(t *testing.T) {
 				t.Logf("the open span was lost: %v", publishedDumps(t, filepath.Join(dir, "spool")))
 				delete(want, "open")
 			}
-			for name, n := range want {
-				if got[name] != n {
-					t.Errorf("span %s arrived %d times, want %d", name, got[name], n)
-				}
-			}
-			for name, n := range got {
-				if want[name] == 0 {
-					t.Errorf("unexpected span %s (%d times)", name, n)
-				}
-			}
+			checkArrivals(t, want, got)
 		})
 	}
 }
