@@ -53,6 +53,10 @@ func TestMain(m *testing.M) {
 		watchdogChild(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
 		return
 	}
+	if mode := os.Getenv("SPANGUARD_CRASH_CHILD"); mode != "" {
+		crashChild(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
+		return
+	}
 	if mode := os.Getenv("SPANGUARD_EXIT_CHILD"); mode != "" {
 		exitChild(mode, os.Getenv("SPANGUARD_EXIT_DIR"))
 		return

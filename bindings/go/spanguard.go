@@ -20,9 +20,10 @@
 // that does not handle them dies of them, one that does
 // (signal.NotifyContext) gets them on its channel and goes on, its tracers
 // recording (it needs no FlushOnSignals: see there). The library's crash
-// handlers stay off: Go's runtime owns SIGSEGV (a nil dereference is a
-// panic a program may recover from). Config's NoSignalWatchdog turns the
-// watchdog off, InstallSignalHandlers adds the crash handlers. The
+// handlers stay off by default: Go's runtime owns SIGSEGV (a nil
+// dereference is a panic a program may recover from). Config's
+// NoSignalWatchdog turns the watchdog off, InstallSignalHandlers adds the
+// crash handlers (and Go's "crash" traceback level: see there). The
 // module's README.md has examples and the install steps.
 package spanguard
 
@@ -50,6 +51,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/cgo"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,17 +175,24 @@ type Config struct {
 	// handle it dies of it as before (its spans delivered: they were lost,
 	// up to the 5 s schedule delay of them); one that does
 	// (signal.Notify) gets it and goes on, its tracers recording. Crash
-	// signals stay Go's.
+	// signals stay Go's (see InstallSignalHandlers).
 	//
 	// NoSignalWatchdog turns the watchdog off: the program flushes from
 	// its own signal handling (FlushOnSignals, or Shutdown on its way
 	// out), or loses what was not yet sent.
 	NoSignalWatchdog bool
 	// InstallSignalHandlers also installs the library's crash handlers
-	// (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: they dump the spans, then
-	// Go's handler runs). Not for programs that recover from panics: a
-	// recovered nil dereference is a SIGSEGV, and the dump stops the
-	// tracers. Wins over NoSignalWatchdog.
+	// (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT), and sets Go's traceback
+	// level to "crash" (runtime/debug.SetTraceback) for the whole process.
+	// A nil dereference goes to Go's handler first: one the program
+	// recovers from is no crash, and the tracers record on. A panic left
+	// unrecovered and a fault in C code called through cgo then end the
+	// process by SIGABRT after Go printed them (every goroutine's stack,
+	// and a core file where the core size limit allows one), and the
+	// crash handler dumps the spans at that SIGABRT: the next start of a
+	// tracer set up alike sends them. At Go's default level Go ends such a
+	// process with exit status 2 by a system call no handler sees, and the
+	// spans not yet exported were lost. Wins over NoSignalWatchdog.
 	InstallSignalHandlers bool
 	// FlightRecorder keeps the spans in a file mapped in memory, which
 	// outlives the process: what os.Exit (log.Fatal), which runs no
@@ -493,6 +502,14 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	if rc != C.SPANGUARD_RESULT_OK {
 		return nil, &Error{Code: uint32(rc), Op: "tracer_new", Message: C.GoString(message)}
 	}
+	if crashHandlersAsked(cfg, fromEnv) {
+		// Go's runtime ends a program at an unrecovered panic, or at a
+		// fault it cannot turn into one (in C code), with exit_group(2),
+		// which no handler or exit hook sees: the crash handler had
+		// nothing to dump at (TestCrashHandlersInGo). At "crash" it
+		// ends it by SIGABRT, which the crash handler dumps first.
+		debug.SetTraceback("crash")
+	}
 	t := &Tracer{ptr: ptr}
 	if cfg.EventLogger != nil {
 		t.events = cgo.NewHandle(cfg.EventLogger)
@@ -503,6 +520,25 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	// a backstop only).
 	runtime.SetFinalizer(t, (*Tracer).free)
 	return t, nil
+}
+
+// crashHandlersAsked says whether the tracer made from cfg installs the
+// library's crash handlers: cfg.InstallSignalHandlers, or, from the
+// environment, SPANGUARD_SIGNAL_HANDLERS=true (or 1), read as the library
+// reads it (src/config.rs), which overrides cfg's choice.
+func crashHandlersAsked(cfg Config, fromEnv bool) bool {
+	if fromEnv {
+		if v, ok := os.LookupEnv("SPANGUARD_SIGNAL_HANDLERS"); ok {
+			v = strings.ToLower(strings.TrimSpace(v))
+			switch v {
+			case "true", "1":
+				return true
+			case "termination", "2", "false", "0":
+				return false
+			}
+		}
+	}
+	return cfg.InstallSignalHandlers
 }
 
 // runtimeAttributes is process.runtime.* as OpenTelemetry's Go SDK reports

@@ -23,6 +23,20 @@ const watchdogSpans = 20
 // package variable, so the compiler keeps the read (and its nil check).
 var nilTarget int
 
+// recoverNilDereference reads through a nil pointer and recovers from the
+// panic Go's runtime makes of the SIGSEGV, as a Go program may.
+func recoverNilDereference() {
+	recovered := func() (r any) {
+		defer func() { r = recover() }()
+		var p *int
+		nilTarget = *p
+		return nil
+	}()
+	if recovered == nil {
+		panic("the nil dereference did not panic")
+	}
+}
+
 // watchdogChild is the program TestWatchdogByDefault runs in a child
 // process (this test binary again, with SPANGUARD_WATCHDOG_CHILD set): a
 // tracer made from the zero Config (its directories aside), with no
@@ -45,15 +59,7 @@ func watchdogChild(mode, dir string) {
 		defer stop()
 	}
 	if mode == "nilderef" {
-		recovered := func() (r any) {
-			defer func() { r = recover() }()
-			var p *int
-			nilTarget = *p
-			return nil
-		}()
-		if recovered == nil {
-			panic("the nil dereference did not panic")
-		}
+		recoverNilDereference()
 	}
 	for i := range watchdogSpans {
 		_, s, err := tr.Start(context.Background(), fmt.Sprintf("%s-%d", mode, i))
@@ -135,16 +141,23 @@ func TestWatchdogByDefault(t *testing.T) {
 			for _, s := range readSpans(t, filepath.Join(dir, "sink")) {
 				got[s.Name]++
 			}
-			for name, n := range want {
-				if got[name] != n {
-					t.Errorf("span %s arrived %d times, want %d", name, got[name], n)
-				}
-			}
-			for name, n := range got {
-				if want[name] == 0 {
-					t.Errorf("unexpected span %s (%d times)", name, n)
-				}
-			}
+			checkArrivals(t, want, got)
 		})
+	}
+}
+
+// checkArrivals fails the test for each span that did not arrive as many
+// times as want says (by name), and for each that arrived unwanted.
+func checkArrivals(t *testing.T, want, got map[string]int) {
+	t.Helper()
+	for name, n := range want {
+		if got[name] != n {
+			t.Errorf("span %s arrived %d times, want %d", name, got[name], n)
+		}
+	}
+	for name, n := range got {
+		if want[name] == 0 {
+			t.Errorf("unexpected span %s (%d times)", name, n)
+		}
 	}
 }
