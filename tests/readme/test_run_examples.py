@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_examples  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-READMES = [REPO / "README.md", REPO / "bindings" / "node" / "README.md", REPO / "bindings" / "go" / "README.md"]
+READMES = [REPO / "README.md", REPO / "bindings" / "node" / "README.md",
+           REPO / "bindings" / "python" / "README.md", REPO / "bindings" / "go" / "README.md"]
 SETUP = re.compile(r"pip3? install|npm (install|ci)|-m venv|go (mod|get) ")
 
 
