@@ -452,14 +452,16 @@ $(README_TS)/.installed-$(TYPESCRIPT_VERSION)-$(TYPES_NODE_VERSION):
 	npm install --no-audit --no-fund --prefix $(README_TS) typescript@$(TYPESCRIPT_VERSION) @types/node@$(TYPES_NODE_VERSION)
 	touch $@
 
-# Every program in README.md, the npm package's README and the Go module's
+# Every program in README.md, the npm package's README, the Python
+# package's (bindings/python/README.md, its long description: what `pip
+# show` and a package index show) and the Go module's
 # (bindings/go/README.md, what pkg.go.dev shows), built and run as
 # the README says from a scratch directory (tests/readme/run_examples.py),
 # against the scratch install above and the npm tarball and Python wheel of
 # make dist (the Python programs pip-install the wheel into a fresh venv).
 test-readme: test-install venv dist-node dist-python $(README_TS)/.installed-$(TYPESCRIPT_VERSION)-$(TYPES_NODE_VERSION)
 	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist \
-	  --typescript $(README_TS)/node_modules README.md bindings/node/README.md bindings/go/README.md
+	  --typescript $(README_TS)/node_modules README.md bindings/node/README.md bindings/python/README.md bindings/go/README.md
 
 # A real OpenTelemetry Collector (built once with the Collector Builder; slow
 # the first time) receives spans over every protocol and compression and its
@@ -660,7 +662,7 @@ PY_WHEEL_DIR := $(CURDIR)/build/dist
 PY_SOURCES   := $(shell find src bindings/python/src bindings/python/python -type f \
                   \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name py.typed \)) \
                 Cargo.toml Cargo.lock build.rs bindings/python/Cargo.toml bindings/python/Cargo.lock \
-                bindings/python/pyproject.toml
+                bindings/python/pyproject.toml bindings/python/README.md
 $(PY_TOOLS)/.installed: bindings/python/build-requirements.txt
 	$(PYTHON3) -m venv $(PY_TOOLS)
 	$(PY_TOOLS)/bin/pip install --quiet --disable-pip-version-check -r $<

@@ -1165,12 +1165,30 @@ impl Diagnostics {
             // Not "the next process that uses it": only one set up as
             // this one takes them (`SpoolDir::takes`); another project's
             // agent, a test's sink or a benchmark leaves them there.
-            self.emit(
-                LogLevel::Warn,
-                &format!(
-                    "stopping with spans waiting in the spool ({dir}): a process set up as this one (the same endpoint, headers and TLS files) sends them at its next run, or `{replay}` does"
+            let sent_next_run =
+                "a process set up as this one (the same endpoint, headers and TLS files) sends";
+            // `spool_left` is what this sender takes, never its own
+            // refused spans: beside them (a 401 run in a spool holding
+            // another sender's refused batch) "sends them at its next
+            // run" read as said of the spans the line above had just
+            // said such a process never sends. Each kind said apart.
+            let message = match self.refused_own {
+                0 => format!(
+                    "stopping with spans waiting in the spool ({dir}): {sent_next_run} them at its next run, or `{replay}` does"
                 ),
-            );
+                refused => {
+                    let (wait, them) = if refused == 1 {
+                        ("waits", "it")
+                    } else {
+                        ("wait", "them")
+                    };
+                    format!(
+                        "stopping with spans waiting in the spool ({dir}): the {} refused to this process {wait} for a corrected setting (a process set up as this one never sends {them}, as said above); the others, not refused to it, {sent_next_run} at its next run, or `{replay}` does",
+                        spans(refused)
+                    )
+                }
+            };
+            self.emit(LogLevel::Warn, &message);
         }
     }
 
@@ -1268,6 +1286,46 @@ mod tests {
                 Some(
                     format!(
                         "spanguard: warn: stopping with spans waiting in the spool (/spool): a process set up as this one (the same endpoint, headers and TLS files) sends them at its next run, or {replay} does"
+                    )
+                    .as_str()
+                ),
+                "{lines:?}"
+            );
+        }
+    }
+
+    /// A 401 run in a spool that holds another sender's refused batch
+    /// (an earlier run's 404): the stop said "a process set up as this
+    /// one sends them at its next run", true of that batch (this sender
+    /// takes it) but read as said of this run's spans, which the line
+    /// above had just said such a process never sends. Each kind apart.
+    #[test]
+    fn the_stop_tells_this_runs_refused_spans_apart_from_the_others_waiting() {
+        let refused = "HTTP 401: unauthorized (a key missing or wrong: OTEL_EXPORTER_OTLP_HEADERS)";
+        for (n, kept) in [
+            (
+                13,
+                "the 13 spans refused to this process wait for a corrected setting (a process set up as this one never sends them, as said above)",
+            ),
+            (
+                1,
+                "the 1 span refused to this process waits for a corrected setting (a process set up as this one never sends it, as said above)",
+            ),
+        ] {
+            let mut d = Diagnostics::in_memory(LogLevel::Warn);
+            d.attempt_failed("http://h/v1/traces", refused);
+            d.kept_for_other_sender(n, false, "/spool", refused);
+            d.stopped(Some("/spool"));
+            let lines = d.lines();
+            assert!(
+                lines[lines.len() - 2].contains("a process set up as this one never sends them"),
+                "{lines:?}"
+            );
+            assert_eq!(
+                lines.last().map(String::as_str),
+                Some(
+                    format!(
+                        "spanguard: warn: stopping with spans waiting in the spool (/spool): {kept}; the others, not refused to it, a process set up as this one (the same endpoint, headers and TLS files) sends at its next run, or `spanguard replay --endpoint http://h/v1/traces /spool` does"
                     )
                     .as_str()
                 ),

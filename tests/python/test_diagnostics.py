@@ -97,6 +97,28 @@ def test_stopping_says_where_the_unsent_spans_wait(emitter, tmp_path):
                          f"next run, or `spanguard replay --endpoint {rx.endpoint}/v1/traces {spool}` does"), lines
 
 
+def test_a_refused_run_says_its_own_spans_apart_from_another_senders_at_the_stop(emitter, tmp_path):
+    # A Python user's walk: a 404 run (the base URL without its path) left
+    # its refused batch in the spool; the next run, with the URL fixed
+    # but no API key, is refused too (401). Its stop said "stopping with
+    # spans waiting in the spool: a process set up as this one sends them
+    # at its next run", true of the 404 run's batch (this sender takes
+    # it) but read as said of its own spans, which the line above had
+    # just said such a process never sends.
+    spool = tmp_path / "spool"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:404") as rx:
+        emit(emitter, rx.endpoint, tmp_path, {}, count=10)
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:401") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=10)
+    assert stats["spooled_spans"] == 10 and stats["dropped_export_failed"] == 0, (stats, lines)
+    assert any("a process set up as this one never sends them" in line for line in lines[:-1]), lines
+    assert lines[-1] == (f"spanguard: warn: stopping with spans waiting in the spool ({spool}): the 10 spans "
+                         f"refused to this process wait for a corrected setting (a process set up as this one "
+                         f"never sends them, as said above); the others, not refused to it, a process set up "
+                         f"as this one (the same endpoint, headers and TLS files) sends at its next run, or "
+                         f"`spanguard replay --endpoint {rx.endpoint}/v1/traces {spool}` does"), lines
+
+
 def test_a_spool_that_cannot_be_written_is_named(emitter, tmp_path):
     # The backend is away and the spool directory cannot be made (here a
     # file is where its parent should be; in the field a read-only or full

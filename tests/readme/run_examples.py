@@ -68,7 +68,9 @@ An example whose program cannot reach its tracer's counters (zero-code
 instrumentation: the SDK makes the exporter; a Celery task: the tracer
 that records it is the worker's pool child's) is marked `uncounted` after
 its span names; it prints `the spans are in PATH` with the local sink,
-and in no run may it say that spans were sent or went somewhere.
+PATH a sink file or a directory whose .jsonl files hold them (one file a
+process: a pool's spawned workers write their own), and in no run may it
+say that spans were sent or went somewhere.
 
 Every fenced block in a program language must be such an example: a block
 that is not one fails the run, so a README cannot show a program that does
@@ -302,27 +304,29 @@ def plant_earlier_run(state: Path):
 
 
 def sink_spans(sink: Path):
-    """The spans in a sink file, decoded (opentelemetry-proto's Span)."""
-    for line in sink.read_text().splitlines():
-        if line.strip():
-            request = json_format.Parse(line, ExportTraceServiceRequest())
-            for rs in request.resource_spans:
-                for ss in rs.scope_spans:
-                    yield from ss.spans
+    """The spans in a sink file, or in every sink file of a directory,
+    decoded (opentelemetry-proto's Span)."""
+    for path in sorted(sink.glob("*.jsonl")) if sink.is_dir() else [sink]:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                request = json_format.Parse(line, ExportTraceServiceRequest())
+                for rs in request.resource_spans:
+                    for ss in rs.scope_spans:
+                        yield from ss.spans
 
 
 def arrived(sink: Path):
-    """The spans in a sink file, as (name, trace id, span id, parent span id)."""
+    """The spans in a sink file (or directory: sink_spans), as (name, trace id, span id, parent span id)."""
     return [(s.name, s.trace_id, s.span_id, s.parent_span_id) for s in sink_spans(sink)]
 
 
 def events_in(sink: Path):
-    """The names of the span events in a sink file, each as often as it is there."""
+    """The names of the span events in a sink file (or directory: sink_spans), each as often as it is there."""
     return [e.name for s in sink_spans(sink) for e in s.events]
 
 
 def attribute_keys_in(sink: Path):
-    """The keys of the span attributes in a sink file, each as often as it is there."""
+    """The keys of the span attributes in a sink file (or directory: sink_spans), each as often as it is there."""
     return [a.key for s in sink_spans(sink) for a in s.attributes]
 
 
@@ -467,7 +471,7 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
         return None
     if rx is None:
         sink = (workdir / found[0]).resolve()
-        if not sink.is_file():
+        if not (sink.is_file() or (uncounted and sink.is_dir())):
             return f"{where} {name}: it says the spans are in {sink}, which is no file\n{report}"
         spans = arrived(sink)
         place = sink.relative_to(workdir)

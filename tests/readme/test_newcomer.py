@@ -162,7 +162,8 @@ SETS = re.compile(r"(?:^|[\s;&(])(?:export\s+)?([A-Za-z_]\w*)=")
 def readme_blocks():
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import run_examples
-    readmes = [REPO / "README.md", REPO / "bindings" / "node" / "README.md", REPO / "bindings" / "go" / "README.md"]
+    readmes = [REPO / "README.md", REPO / "bindings" / "node" / "README.md",
+               REPO / "bindings" / "python" / "README.md", REPO / "bindings" / "go" / "README.md"]
     return [b for path in readmes for b in run_examples.blocks(path)]
 
 

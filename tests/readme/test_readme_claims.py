@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-READMES = [REPO / "README.md", REPO / "bindings" / "node" / "README.md", REPO / "bindings" / "go" / "README.md"]
+READMES = [REPO / "README.md", REPO / "bindings" / "node" / "README.md",
+           REPO / "bindings" / "python" / "README.md", REPO / "bindings" / "go" / "README.md"]
 NEXT_START = re.compile(r"next (?:tracer )?starts?\b|(?:a|the) tracer next starts")
 # Who the line says takes them: a start set up alike, or one with the same
 # endpoint and headers.

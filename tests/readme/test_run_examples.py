@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_examples  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-READMES = [REPO / "README.md", REPO / "bindings" / "node" / "README.md", REPO / "bindings" / "go" / "README.md"]
+READMES = [REPO / "README.md", REPO / "bindings" / "node" / "README.md",
+           REPO / "bindings" / "python" / "README.md", REPO / "bindings" / "go" / "README.md"]
 SETUP = re.compile(r"pip3? install|npm (install|ci)|-m venv|go (mod|get) ")
 
 
@@ -105,3 +106,27 @@ def test_the_typescript_example_installs_the_pinned_compiler_and_compiles_with_i
     # The endpoint runs compile again and run, without installing.
     kept = run_examples.endpoint_commands(commands)
     assert "npx tsc" in kept and "node agent.js" in kept and "npm install" not in kept, kept
+
+
+def test_spans_said_to_be_in_a_directory_are_read_from_each_of_its_sink_files(tmp_path):
+    # A pool's spawned workers each write a sink file of their own: the
+    # example that proves their spans join the caller's trace says the
+    # directory, and every file in it is read (a file alone held the
+    # caller's span and none of the workers').
+    def line(trace, span, parent, name):
+        return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": trace, "spanId": span, "parentSpanId": parent, "name": name}]}]}]}) + "\n"
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    (tmp_path / "spans").mkdir()
+    (tmp_path / "spans" / "my-agent-1.jsonl").write_text(line(trace, "b7ad6b7169203331", "", "agent.session"))
+    (tmp_path / "spans" / "my-agent-2.jsonl").write_text(line(trace, "c7ad6b7169203331", "b7ad6b7169203331",
+                                                             "tool.call"))
+    program = "echo the spans are in spans\n"
+    expected = (["agent.session", "tool.call"], 1, True, [], [])
+    assert run_examples.run_one("pool.py", "README.md:1", program, program, expected, tmp_path, None,
+                                tmp_path, tmp_path) is None
+    # Counted examples still name one file.
+    counted = (["agent.session", "tool.call"], 1, False, [], [])
+    err = run_examples.run_one("pool.py", "README.md:1", "", "echo 2 spans written to spans '(0 lost)'\n",
+                               counted, tmp_path, None, tmp_path, tmp_path)
+    assert err is not None and "which is no file" in err, err
