@@ -64,25 +64,41 @@ fn pool_waits(t: &Tracer) -> u64 {
 /// 5 ms a request let a burst that ran slowly (a loaded machine, make
 /// test's two lanes) never outrun the exporter: "the burst never used the
 /// pool up", though nothing was wrong.
-fn one_mib_pool_tracer_held(
-    name: &str,
-    config: TracerConfig,
-) -> (
-    Tracer,
-    std::path::PathBuf,
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
+fn one_mib_pool_tracer_held(name: &str, config: TracerConfig) -> HeldPool {
     let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let held = std::sync::Arc::clone(&gate);
+    let taken_in = std::sync::Arc::clone(&requests);
     let (url, closed) = support::slow_backend(Duration::ZERO, move |_| {
+        // Release pairs with the test's Acquire: a test that sees the
+        // count knows the exporter is in this request's send.
+        taken_in.fetch_add(1, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(60);
         while !held.load(Ordering::Acquire) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
     let (t, dir) = support::tracer_to(name, &url, config);
-    (t, dir, closed, gate)
+    HeldPool {
+        t,
+        dir,
+        closed,
+        gate,
+        requests,
+    }
+}
+
+/// What `one_mib_pool_tracer_held` leaves: the tracer, its directory, the
+/// backend's stop flag, the gate that lets the backend answer, and how
+/// many requests the backend has taken in (each held until the gate
+/// opens: while one is, the exporter, which sends one request at a time,
+/// takes no spans and gives no chunks back).
+struct HeldPool {
+    t: Tracer,
+    dir: std::path::PathBuf,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    gate: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Runs `burst` while the backend holds its requests: the exporter takes
@@ -132,7 +148,13 @@ fn burst_through_the_held_pool(
     name: &str,
     record: impl Fn(&Tracer, usize),
 ) -> (spanguard::stats::StatsSnapshot, u64) {
-    let (t, dir, closed, gate) = one_mib_pool_tracer_held(name, one_mib_pool_config());
+    let HeldPool {
+        t,
+        dir,
+        closed,
+        gate,
+        ..
+    } = one_mib_pool_tracer_held(name, one_mib_pool_config());
     burst_held_until_a_wait(&t, &gate, || {
         for n in 0..BURST {
             record(&t, n);
@@ -182,10 +204,32 @@ fn a_burst_of_prompts_given_at_begin_waits_for_chunks_and_cuts_nothing() {
 /// until that begin waits (`burst_held_until_a_wait`): one that took
 /// 500 ms a request answered, on a loaded machine (make test's two lanes),
 /// between the refusal and the begin, whose chunks were then back ("the
-/// begin did not wait", nothing wrong).
+/// begin did not wait", nothing wrong). The refusal that counts is one
+/// heard while the backend held the exporter's first request: the
+/// exporter gives a batch's chunks back once it has encoded it, before it
+/// sends it, so a refusal heard before it had taken that batch (its
+/// thread not run yet at load 14) was followed by the batch's chunks
+/// coming back, and the begin found them ("the begin did not wait" again,
+/// 2 helpers' make test-rust). Heard earlier, the same prompt is tried
+/// again once the exporter is in its request.
 #[test]
 fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
-    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-try-begin", one_mib_pool_config());
+    let HeldPool {
+        t,
+        dir,
+        closed,
+        gate,
+        requests,
+    } = one_mib_pool_tracer_held(
+        "pool-try-begin",
+        TracerConfig {
+            // The held request is not given up (10 s by default) while
+            // a slow test thread gets to its begin: the exporter would
+            // then take the next batch and give its chunks back.
+            request_timeout: Duration::from_secs(3600),
+            ..one_mib_pool_config()
+        },
+    );
     // Spans begun where they may not wait, ended, until the pool is held
     // by ended spans the slow exporter has not taken yet: the next hears
     // WouldWait (none is cut on the way).
@@ -203,6 +247,9 @@ fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
     let refused = loop {
         assert!(n < 100, "100 prompts of 40 KB fit a 1 MiB pool?");
         let begun = t.stats().spans_begun;
+        // Read before the try: if the backend holds a request already, no
+        // chunk comes back from here to the begin below but this thread's.
+        let exporter_held = requests.load(Ordering::Acquire) > 0;
         match try_begin(n) {
             Ok((s, notice)) => {
                 assert!(!notice.truncated, "prompt {n} cut");
@@ -211,7 +258,14 @@ fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
             }
             Err(e) => {
                 assert_eq!(t.stats().spans_begun, begun, "the slot was not given back");
-                break e;
+                if exporter_held || e != SpanError::WouldWait {
+                    break e;
+                }
+                let until = Instant::now() + Duration::from_secs(60);
+                while requests.load(Ordering::Acquire) == 0 {
+                    assert!(Instant::now() < until, "the exporter sent nothing");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
         }
     };
@@ -438,7 +492,13 @@ fn pool_held_wholly_by_open_spans(name: &str, exported_before: usize) {
 /// Under `FullPolicy::Drop`, a value is cut at once as before.
 #[test]
 fn under_the_drop_policy_a_value_is_cut_at_once() {
-    let (t, dir, closed, gate) = one_mib_pool_tracer_held(
+    let HeldPool {
+        t,
+        dir,
+        closed,
+        gate,
+        ..
+    } = one_mib_pool_tracer_held(
         "pool-drop",
         TracerConfig {
             full_policy: FullPolicy::Drop,
