@@ -33,22 +33,6 @@ import tempfile
 WARM = 5000
 
 
-def three_attributes(tracer, n):
-    """`n` spans of `tracer` (spanguard's or OpenTelemetry's), each with
-    three attributes set one by one."""
-    for i in range(n):
-        s = tracer.start_span("op")
-        s.set_attribute("gen_ai.usage.input_tokens", i)
-        s.set_attribute("gen_ai.request.model", "gpt-4o")
-        s.set_attribute("stream", True)
-        s.end()
-
-
-def begin_end(tracer, n):
-    for _ in range(n):
-        tracer.start_span("op").end()
-
-
 def status_event(tracer, n):
     """A failed step: a status with its message and an event."""
     import spanguard
@@ -62,18 +46,22 @@ def status_event(tracer, n):
 
 # Each case: what it does `n` times with `sg` (a spanguard Tracer) or
 # `otel` (an OpenTelemetry tracer whose provider's only processor is
-# SpanguardSpanProcessor).
+# SpanguardSpanProcessor). bench.py's cases where it has them: the rows
+# of make bench, counted here.
 CASES = {
-    "begin+end": lambda sg, otel, n: begin_end(sg, n),
-    "begin+3 attrs+end": lambda sg, otel, n: three_attributes(sg, n),
+    "begin+end": lambda sg, otel, n: bench.sg_cases(sg)[0](n),
+    "begin+3 attrs+end": lambda sg, otel, n: bench.sg_cases(sg)[1](n),
     "begin+event+status+end": lambda sg, otel, n: status_event(sg, n),
-    "bridge: begin+3 attrs+end": lambda sg, otel, n: three_attributes(otel, n),
+    "bridge: begin+3 attrs+end": lambda sg, otel, n: bench.otel_cases(otel)[1](n),
 }
 
 
 def child(directory, name, extra):
     sys.path.insert(0, directory)
     import spanguard
+
+    global bench
+    import bench  # bench.py beside this file: imports spanguard, found above
 
     assert spanguard.__file__.startswith(directory + os.sep), f"{spanguard.__file__} is not {directory}'s"
     # The exporter asleep throughout (no batch is due before the exit): its
