@@ -13,7 +13,7 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyCFunction, PyDict, PyTuple};
+use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
 use spanguard::ffi::result::spanguard_result;
 use spanguard::ffi::span::spanguard_span_try_make_room;
 use spanguard::ffi::types::spanguard_span;
@@ -27,26 +27,33 @@ use spanguard::ffi::types::spanguard_span;
 /// the bytes: no more for a long value).
 pub const MAY_TAKE_CHUNKS: usize = 512;
 
-/// `sys.modules`, looked up once.
-static MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+/// `sys.modules`, and the names of the modules whose presence says a
+/// green library patches threads, made once: the names interned, each
+/// hashed once, so that a lookup is a probe of the dict. Made at every
+/// call, each name was a new string to allocate, hash and free, twice for
+/// each short setter of every program, green or not.
+static GREEN_MODULES: PyOnceLock<(Py<PyDict>, [Py<PyString>; 2])> = PyOnceLock::new();
 
-/// Whether a green library that patches threads is loaded: a dict lookup
-/// or two, so that a process without one pays nothing more.
+/// Whether a green library that patches threads is loaded: two dict
+/// probes, asked at each call (never cached: a program may import gevent
+/// after spanguard), so that a process without one pays little more.
 pub fn loaded(py: Python<'_>) -> bool {
-    let modules = MODULES.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
-        Ok(py
+    let looked_up = GREEN_MODULES.get_or_try_init(py, || -> PyResult<_> {
+        let modules = py
             .import("sys")?
             .getattr("modules")?
             .cast_into::<PyDict>()?
-            .unbind())
+            .unbind();
+        let names = ["gevent.monkey", "eventlet.patcher"].map(|m| PyString::intern(py, m).unbind());
+        Ok((modules, names))
     });
-    let Ok(modules) = modules else {
+    let Ok((modules, names)) = looked_up else {
         return false;
     };
     let modules = modules.bind(py);
-    ["gevent.monkey", "eventlet.patcher"]
+    names
         .iter()
-        .any(|m| modules.contains(m).unwrap_or(false))
+        .any(|m| modules.contains(m.bind(py)).unwrap_or(false))
 }
 
 /// Whether a call on the span `span` that stores at most `bytes` bytes in

@@ -123,17 +123,18 @@ AGENT = """
 """
 
 
-def program(green: str, body: str) -> str:
+def program(green: str, body: str, first: str = "") -> str:
+    """`first` (a program's own start, usually nothing), the patch, AGENT and `body`."""
     return "\n".join(textwrap.dedent(part) for part in (
-        PATCH[green], AGENT.format(prompt_bytes=PROMPT_BYTES, greenlets=GREENLETS), body))
+        first, PATCH[green], AGENT.format(prompt_bytes=PROMPT_BYTES, greenlets=GREENLETS), body))
 
 
 def run(green: str, body: str, rx: OtlpReceiverProcess, tmp_path, api: str = "native",
-        stdin=subprocess.DEVNULL, **env) -> subprocess.Popen:
+        stdin=subprocess.DEVNULL, first: str = "", **env) -> subprocess.Popen:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))},
            "ENDPOINT": rx.traces_url, "SPOOL": str(tmp_path / "spool"), "API": api, **env}
-    return subprocess.Popen([sys.executable, "-c", program(green, body)], stdin=stdin, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    return subprocess.Popen([sys.executable, "-c", program(green, body, first)], stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
 
 def said_next(proc: subprocess.Popen, timeout: float = 120) -> dict:
@@ -348,9 +349,9 @@ FULL = """
 """
 
 
-def said_once(green: str, body: str, rx: OtlpReceiverProcess, tmp_path, **env) -> dict:
+def said_once(green: str, body: str, rx: OtlpReceiverProcess, tmp_path, first: str = "", **env) -> dict:
     """What the program said, once, having left with 0."""
-    proc = run(green, body, rx, tmp_path, **env)
+    proc = run(green, body, rx, tmp_path, first=first, **env)
     code, said, err = finish(proc)
     assert code == 0, err
     [said] = said
@@ -535,6 +536,40 @@ def test_other_greenlets_run_while_a_short_value_waits_for_the_payload_pool(tmp_
         [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
         assert waited_value(waiter, how) == "w" * 400
         assert [waiter["attributes"][f"k{i}"] for i in range(7)] == ["s" * 250] * 7
+
+
+# A program that records spans before it patches (gevent or eventlet
+# imported after spanguard, as some agents do): every short setter has
+# asked whether a green library is loaded, and heard no, many times by then.
+RECORDS_BEFORE_THE_PATCH = """
+    import spanguard
+    early = spanguard.Tracer(from_env=False, endpoint="discard:", install_signal_handlers=False)
+    for _ in range(100):
+        s = early.start_span("before-the-patch")
+        s.set_attribute("gen_ai.system", "openai")
+        s.set_attributes({"n": 1})
+        s.add_event("e", {"n": 1})
+        s.add_link("00-" + "1" * 32 + "-" + "2" * 16 + "-01", {"n": 1})
+        s.set_status(spanguard.STATUS_ERROR, "short")
+        s.end()
+    early.shutdown(10)
+"""
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_a_library_patched_after_spanguard_answered_no_still_keeps_greenlets_running(tmp_path, green):
+    """The short-value case above in a program that recorded spans before
+    it patched: the setters, having found no green library a hundred
+    times each, find it once it is loaded, and a short value that waits
+    for a chunk waits on the pool while the ticker ticks (an answer kept
+    from before the patch had it wait on the hub's own thread: 0 ticks)."""
+    with OtlpReceiverProcess(sys.executable, delay_s=3.0) as rx:
+        said = said_once(green, POOL, rx, tmp_path, first=RECORDS_BEFORE_THE_PATCH, HOW="set_attribute",
+                         FILLER=str(EVERY_CHUNK), FILL="7", VALUE_BYTES="400")
+        assert said["ticked"] >= 10, f"the other greenlets stood still while the value waited: {said}"
+        assert (said["payload_waits"], said["cut"], said["truncated"]) == (1, 0, 0), said
+        [waiter] = [s for s in rx.wait_for_spans(3, timeout_s=60) if s["name"] == "waiter"]
+        assert waiter["attributes"]["output.value"] == "w" * 400
 
 
 # Two greenlets on one span: the setter's 300 KB value waits for chunks on
