@@ -301,7 +301,21 @@ fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
 /// arrives whole.
 #[test]
 fn a_short_value_that_may_not_wait_makes_room_or_hears_it_would() {
-    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-make-room", one_mib_pool_config());
+    let HeldPool {
+        t,
+        dir,
+        closed,
+        gate,
+        requests,
+    } = one_mib_pool_tracer_held(
+        "pool-make-room",
+        TracerConfig {
+            // The held request is not given up while a slow test thread
+            // gets on (as in the try-begin test below).
+            request_timeout: Duration::from_secs(3600),
+            ..one_mib_pool_config()
+        },
+    );
     let fill = vec![b's'; 250];
     let short = vec![b'w'; 400];
     let begin_full_arena = || {
@@ -335,7 +349,16 @@ fn a_short_value_that_may_not_wait_makes_room_or_hears_it_would() {
     // An ended span holds every chunk left.
     let (first, _) = t.begin(b"first", Parent::None, KIND_CLIENT).expect("begin");
     t.end(first, 0).expect("end");
-    std::thread::sleep(Duration::from_millis(200)); // the exporter sits in its request
+    // The exporter sits in its request (a sleep of 200 ms guessed it: at
+    // load 14 its thread may not have run by then).
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while requests.load(Ordering::Acquire) == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the exporter sent nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let (filler, _) = t
         .begin(b"filler", Parent::None, KIND_CLIENT)
         .expect("begin");
