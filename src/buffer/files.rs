@@ -1022,19 +1022,28 @@ fn explain_open_error(path: &Path, e: io::Error) -> io::Error {
 
 /// Renames a file that cannot be used to `<name>.unreadable` (never over
 /// another such file), so that nothing reads it again and a person can
-/// look at it. Returns the new path.
+/// look at it. Returns the new path. The name keeps its bytes as they
+/// are (not made UTF-8: a replacement character is three bytes for one)
+/// and is cut to leave room for the suffix within `NAME_MAX`: a foreign
+/// `*.sgspool` of 250 bytes was never set aside (the new name too long),
+/// read and refused again at every replay, and said by none (fuzz target
+/// spool_file).
 pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    const NAME_MAX: usize = 255;
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
-        .to_string_lossy()
-        .into_owned();
+        .as_bytes();
     for n in 0..100u32 {
-        let target = if n == 0 {
-            path.with_file_name(format!("{name}{SET_ASIDE_SUFFIX}"))
+        let tail = if n == 0 {
+            SET_ASIDE_SUFFIX.to_string()
         } else {
-            path.with_file_name(format!("{name}.{n}{SET_ASIDE_SUFFIX}"))
+            format!(".{n}{SET_ASIDE_SUFFIX}")
         };
+        let mut new = name[..name.len().min(NAME_MAX - tail.len())].to_vec();
+        new.extend_from_slice(tail.as_bytes());
+        let target = path.with_file_name(std::ffi::OsString::from_vec(new));
         if std::fs::symlink_metadata(&target).is_ok() {
             continue;
         }
@@ -1304,6 +1313,31 @@ impl Drop for LockedFile {
 
 #[cfg(test)]
 mod tests {
+
+    /// A file whose name leaves no room for the suffix, or is no UTF-8, is
+    /// set aside all the same, under its own bytes cut to fit.
+    #[test]
+    fn a_name_too_long_or_not_utf8_is_set_aside_cut_to_fit() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("sg-set-aside-long-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let long = format!("{}.sgspool", "x".repeat(247));
+        let mut odd = b"\xff\xfe-".to_vec();
+        odd.extend_from_slice(&[b'y'; 240]);
+        odd.extend_from_slice(b".sgspool");
+        for name in [long.as_bytes(), &odd[..], long.as_bytes()] {
+            let path = dir.join(std::ffi::OsStr::from_bytes(name));
+            std::fs::write(&path, b"not a batch").unwrap();
+            let to = set_aside(&path).expect("set aside");
+            let to_name = to.file_name().unwrap().as_bytes();
+            assert!(to_name.len() <= 255, "{} bytes", to_name.len());
+            assert!(to_name.ends_with(SET_ASIDE_SUFFIX.as_bytes()));
+            assert!(to_name.starts_with(&name[..200]), "its own bytes kept");
+            assert!(!path.exists() && to.exists());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
