@@ -213,4 +213,19 @@ static inline void check_arrived_once(const char *sink, const char *span) {
     CHECK(n == 1);
 }
 
+/* The end of a child that lived through a signal its own handler took:
+ * a span recorded after it and the span open across it end, everything
+ * is flushed, and nothing was dumped into the spool beside `dir` (the
+ * tracers thawed, the dump taken back or never written). Exits 3 on a
+ * failed check, 0 otherwise. */
+static inline void finish_after_living_through(spanguard_tracer *t, spanguard_span open, const char *dir) {
+    record_span(t, "after");
+    CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    char spool[600];
+    snprintf(spool, sizeof spool, "%s-spool", dir);
+    CHECK(files_ending(spool, ".sgdump") == 0);
+    _exit(failures ? 3 : 0);
+}
+
 #endif

@@ -151,13 +151,7 @@ static void child(const char *dir, enum how how) {
         *(volatile char *)page = 1;
     }
     CHECK(handled == 1);
-    record_span(t, "after");
-    CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
-    char spool[600];
-    snprintf(spool, sizeof spool, "%s-spool", dir);
-    CHECK(files_ending(spool, ".sgdump") == 0);
-    _exit(failures ? 3 : 0);
+    finish_after_living_through(t, open, dir);
 }
 
 static int run(const char *dir, enum how how) {

@@ -57,13 +57,7 @@ static void child(const char *dir, void (*handler)(int), int ready) {
     while (!logged) usleep(1000);
     /* The signal came on this thread: the tracers are thawed once the
      * handler returned. */
-    record_span(t, "after");
-    CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
-    char spool[600];
-    snprintf(spool, sizeof spool, "%s-spool", dir);
-    CHECK(files_ending(spool, ".sgdump") == 0);
-    _exit(failures ? 3 : 0);
+    finish_after_living_through(t, open, dir);
 }
 
 /* Runs a child with `handler`, sends it SIGSEGV once it is ready; its
