@@ -789,16 +789,9 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "spooled_because" => o.spooled_because = value.to_string(),
             "spooled_refused" => o.spooled_refused = number()?,
             "signal" => o.ending_of_signal = value.parse().ok()?,
-            "leaves" => {
-                if o.leaves.len() < MOST_LEAVES {
-                    o.leaves.push(value.to_string());
-                }
-            }
-            "died" => {
-                if o.deaths.len() < MOST_DEATHS {
-                    o.deaths.push(Death::parse(value)?);
-                }
-            }
+            // No more kept than a writer writes (the file is anyone's).
+            "leaves" if o.leaves.len() < MOST_LEAVES => o.leaves.push(value.to_string()),
+            "died" if o.deaths.len() < MOST_DEATHS => o.deaths.push(Death::parse(value)?),
             "cause" => {
                 let (spans, reason) = value.split_once(' ')?;
                 let spans = spans.parse().ok()?;
