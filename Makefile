@@ -648,7 +648,12 @@ NODE_PLATFORMS := linux-x64 linux-arm64
 dist-node: npm-present node-addon
 	mkdir -p build/dist
 	rm -f build/dist/spanguard-*.tgz
+	# The full README goes in as docs/README.md, which the package's own
+	# names: a link to ../../README.md was dead on the registry's page.
+	mkdir -p bindings/node/docs && cp README.md bindings/node/docs/README.md
 	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/build/dist
+	tar -tzf build/dist/spanguard-$(VERSION).tgz | grep -x package/docs/README.md >/dev/null \
+	  || { echo "the npm package lacks docs/README.md"; exit 1; }
 	@for p in $(NODE_PLATFORMS); do test -f bindings/node/prebuilds/$$p/spanguard.node \
 	  || echo "note: build/dist/spanguard-$(VERSION).tgz carries no $$p addon (make dist builds every platform's)"; done
 
@@ -662,7 +667,7 @@ PY_WHEEL_DIR := $(CURDIR)/build/dist
 PY_SOURCES   := $(shell find src bindings/python/src bindings/python/python -type f \
                   \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name py.typed \)) \
                 Cargo.toml Cargo.lock build.rs bindings/python/Cargo.toml bindings/python/Cargo.lock \
-                bindings/python/pyproject.toml bindings/python/README.md
+                bindings/python/pyproject.toml bindings/python/README.md README.md
 $(PY_TOOLS)/.installed: bindings/python/build-requirements.txt
 	$(PYTHON3) -m venv $(PY_TOOLS)
 	$(PY_TOOLS)/bin/pip install --quiet --disable-pip-version-check -r $<
@@ -679,6 +684,10 @@ $(PY_WHEEL_DIR)/.python-wheel: $(PY_TOOLS)/.installed $(PY_SOURCES)
 	# names, as cargo's copy in release/deps is the same file (a hard
 	# link), repaired along with it, and cargo would link that one back.
 	rm -f $(CURDIR)/build/python-target/maturin/lib_native.so $(CURDIR)/build/python-target/release/deps/lib_native.so
+	# The full README goes in as spanguard/README.md, which the package's
+	# own (the wheel's description) names: a link to ../../README.md was
+	# dead on a package index's page.
+	cp README.md bindings/python/python/spanguard/README.md
 	cd bindings/python && PATH=$(PY_TOOLS)/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/build/python-target \
 	  maturin build --release --strip --locked --quiet --out $(PY_WHEEL_DIR)
 	ls $(PY_WHEEL_DIR)/spanguard-*-manylinux_*.whl
@@ -771,6 +780,7 @@ $(ARM64_WHEEL_DIR)/.python-wheel: $(PY_TOOLS)/.installed $(ARM64_TOOLS)/.install
 	mkdir -p $(ARM64_WHEEL_DIR)
 	rm -f $(ARM64_WHEEL_DIR)/spanguard-*.whl
 	rm -f $(PY_TARGET_ARM64)/maturin/lib_native.so $(PY_TARGET_ARM64)/$(ARM64_TARGET)/release/deps/lib_native.so
+	cp README.md bindings/python/python/spanguard/README.md
 	cd bindings/python && PATH=$(PY_TOOLS)/bin:$$PATH CARGO_TARGET_DIR=$(PY_TARGET_ARM64) $(ARM64_ENV) \
 	  maturin build --release --strip --locked --quiet --target $(ARM64_TARGET) --out $(ARM64_WHEEL_DIR)
 	ls $(ARM64_WHEEL_DIR)/spanguard-*-manylinux_*_aarch64.whl

@@ -487,6 +487,11 @@ impl Pipeline {
             }
             return None;
         }
+        if let OpenSpansEnd::Interrupted(signal) = open {
+            self.signal
+                .stopping_for_signal
+                .store(i32::from(signal), Ordering::Relaxed);
+        }
         let left = || deadline.saturating_duration_since(Instant::now());
         // Called on the exporter thread itself: the application's error
         // callback called exit() (the exit hook runs there) or, against
@@ -850,6 +855,13 @@ pub struct ExportSignal {
     /// ending of it (`export::outcome`). Relaxed: published by the flush
     /// request's Release, read after its Acquire.
     pub flushing_for_signal: AtomicI32,
+    /// The termination signal a shutdown stopped the tracer for (0: none,
+    /// or a plain stop): `OpenSpansEnd::Interrupted`, set before the
+    /// shutdown's flush, so that the exporter's last record says which
+    /// signal its spans still open were interrupted by (`export::outcome`,
+    /// `spanguard why`). Relaxed: published by `stop`'s Release store,
+    /// read after its Acquire load.
+    pub stopping_for_signal: AtomicI32,
     /// The exporter holds spans it took (encoding or sending them).
     pub busy: AtomicBool,
     /// Ended spans that make a batch worth waking the exporter for, set by

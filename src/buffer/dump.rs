@@ -275,6 +275,12 @@ impl PreparedFile {
         })
     }
 
+    /// The name it is published under.
+    pub fn done_path(&self) -> &Path {
+        use std::os::unix::ffi::OsStrExt;
+        Path::new(std::ffi::OsStr::from_bytes(self.done.as_bytes()))
+    }
+
     /// Async-signal-safe: writes all of `bytes` (retrying on EINTR), or
     /// stops at the first error.
     pub fn write_all(&self, bytes: &[u8]) {
@@ -497,6 +503,11 @@ impl HeaderCell {
 }
 
 impl CrashFile {
+    /// The crash dump's name once published (`.sgdump`).
+    pub fn dump_path(&self) -> &Path {
+        self.slots.done_path()
+    }
+
     /// `slots` made now; the batch file at `batch_pending` (published as
     /// `batch_done`) when `prepare_batch` is called.
     pub fn new(
@@ -867,6 +878,11 @@ impl<F: Borrow<File>> DumpReader<F> {
 
     pub fn header(&self) -> &DumpHeader {
         &self.header
+    }
+
+    /// When its process died, as the caller said: its open spans end then.
+    pub fn died_at_ns(&self) -> u64 {
+        self.died_at_ns
     }
 
     /// Up to `max` more spans worth sending, each with its chunks (torn and

@@ -10,7 +10,7 @@ use super::otlp_decode::{DecodedSpan, decode_proto};
 use super::otlp_proto::OtlpProtoEncoder;
 use super::resource::ResourceInfo;
 use crate::buffer::dump::{Recovered, read_file, read_opened};
-use crate::span::record::{MARK_NON_RECORDING, SpanView};
+use crate::span::record::{MARK_INTERRUPTED, MARK_NON_RECORDING, SpanView};
 
 /// What a dump or flight file holds.
 pub struct DumpView {
@@ -21,6 +21,8 @@ pub struct DumpView {
     /// Its spans; open ones ended at `died_at_ns` and marked
     /// `spanguard.interrupted`.
     pub spans: Vec<DecodedSpan>,
+    /// Of `spans`: those marked interrupted (open when it died).
+    pub open: u64,
 }
 
 /// Reads a crash dump or flight file. None when it is not one (or its
@@ -38,6 +40,30 @@ pub fn read_dump_opened(file: File, died_at_ns: u64, max_bytes: u64) -> Option<D
     view_of(read_opened(file, died_at_ns, max_bytes)?)
 }
 
+/// What the crash dump or flight file at `path` tells of the death of the
+/// process that wrote it (`outcome::Death`: the signal it names, its time,
+/// its spans), with that process's pid; read as `read_dump_opened` reads
+/// one (`files::open_found_to_look`), nothing claimed, locked or changed.
+pub fn death_in(path: &Path, max_bytes: u64) -> Option<(u32, super::outcome::Death)> {
+    let file = crate::buffer::files::open_found_to_look(path).ok()?;
+    let died_at_ns = file
+        .metadata()
+        .ok()?
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as u64;
+    let view = read_dump_opened(file, died_at_ns, max_bytes)?;
+    let death = super::outcome::Death {
+        signal: view.signal,
+        at_unix_s: died_at_ns / 1_000_000_000,
+        open: view.open,
+        spans: view.spans.len() as u64,
+    };
+    Some((view.pid, death))
+}
+
 fn view_of(recovered: Recovered) -> Option<DumpView> {
     let header = &recovered.header;
     let resource = ResourceInfo::new(&header.service_name(), &header.resource_attributes());
@@ -48,6 +74,11 @@ fn view_of(recovered: Recovered) -> Option<DumpView> {
         .filter(|(r, _)| r.marks & MARK_NON_RECORDING == 0)
         .map(|(r, overflow)| SpanView::from_disk(r, overflow))
         .collect();
+    let open = recovered
+        .records
+        .iter()
+        .filter(|(r, _)| r.marks & (MARK_NON_RECORDING | MARK_INTERRUPTED) == MARK_INTERRUPTED)
+        .count() as u64;
     let mut body = Vec::new();
     let mut spans = Vec::new();
     // A batch at a time, as the exporter encodes them.
@@ -59,5 +90,6 @@ fn view_of(recovered: Recovered) -> Option<DumpView> {
         pid: header.pid,
         signal: header.signal,
         spans,
+        open,
     })
 }

@@ -133,11 +133,19 @@ impl Exporter {
             // sink's lines keep their limit (the file receiver's).
             delivery.send_lone_spans_whole();
         }
-        let outcome = OutcomeFile::new(
+        let mut outcome = OutcomeFile::new(
             &outcome::dir_in(&config.spool_dir),
             &config.service_name,
             &delivery.target(),
         );
+        // The files this tracer leaves if its process dies: a recoverer of
+        // one notes in this record what it held and the signal it names.
+        if let Some(crash) = &pipeline.crash_file {
+            outcome.note_leaves(crash.dump_path());
+        }
+        for flight in pipeline.flight.iter() {
+            outcome.note_leaves(&flight.path);
+        }
         let host = ExporterHost {
             pipeline: Arc::clone(&pipeline),
             diagnostics: if file_sink {
@@ -373,7 +381,14 @@ impl Exporter {
         let host = &mut self.host;
         host.diagnostics
             .stopped(spool_left.then_some(host.spool_dir.as_str()));
-        self.guarded(|e| e.record_outcome(outcome::State::Stopped));
+        // Stopped for a termination signal (a binding's handler's
+        // shutdown): the record names it, as the spans still open then
+        // were marked with it.
+        let state = match p.signal.stopping_for_signal.load(Ordering::Relaxed) {
+            0 => outcome::State::Stopped,
+            signal => outcome::State::StoppedAt(signal),
+        };
+        self.guarded(|e| e.record_outcome(state));
     }
 
     /// Writes the outcome file (`export::outcome`) now: the counts and

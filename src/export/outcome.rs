@@ -34,6 +34,19 @@
 //! (`pid_ns`): a reader on the host, where the container's pid 1 is
 //! another pid, looks for it by its start (`spanguard why`). Older files
 //! (`<pid>-<n>`, no start; no pid_ns) are read as before.
+//!
+//! What ended a process that died is known to what it left, not to its
+//! record: a crash dump names its signal (SIGSEGV, or the SIGTERM the
+//! termination watchdog flushed for), a SIGKILLed process's flight file
+//! names none. So a record names the files its tracer leaves if its
+//! process dies (`leaves`), and whoever recovers one (the next tracer
+//! started alike, `spanguard replay`) notes in that record what it held
+//! and the signal it names (`died`, `note_death`) before deleting it:
+//! `spanguard why` then says "died of SIGSEGV". A stop for a termination
+//! signal (a binding's handler's shutdown) names its signal too (`signal`
+//! beside `state stopped`). A reader leaves alone the lines it does not
+//! know, so a reader of a version before reads these records as it did,
+//! and a record without them reads as before.
 
 use std::collections::BinaryHeap;
 use std::ffi::CString;
@@ -65,6 +78,11 @@ const MOST_REASON_BYTES: usize = 600;
 const MOST_CAUSES: usize = 9;
 /// The least time between two writes while the process runs.
 pub const EVERY: Duration = Duration::from_secs(5);
+/// The most files a record names as left by its tracer (`leaves`): a
+/// crash dump or a flight file, and room for one more.
+const MOST_LEAVES: usize = 2;
+/// The most `died` lines read: one a file left.
+const MOST_DEATHS: usize = MOST_LEAVES;
 
 /// The tracers this process made so far: a process with two (two
 /// bindings, a tracer made again) keeps a file for each.
@@ -88,6 +106,10 @@ pub fn dir_in(spool: &Path) -> PathBuf {
 pub enum State {
     Running,
     Stopped,
+    /// Stopped by a shutdown for this termination signal (a binding's own
+    /// handler caught it): the spans still open were marked interrupted
+    /// by it.
+    StoppedAt(i32),
     /// The watchdog flushed the tracer for this termination signal, which
     /// the process is about to die of (a process that lives on, a host's
     /// handler having returned, writes `Running` again).
@@ -98,7 +120,7 @@ impl State {
     fn word(self) -> &'static str {
         match self {
             State::Running => "running",
-            State::Stopped => "stopped",
+            State::Stopped | State::StoppedAt(_) => "stopped",
             State::EndingOf(_) => "ending",
         }
     }
@@ -186,6 +208,9 @@ pub struct OutcomeFile {
     /// 404...) and kept for a corrected setting, which a process set up
     /// as this one never sends.
     refused: u64,
+    /// The names (in the spool directory) of the files this tracer leaves
+    /// if its process dies: its crash dump, its flight file.
+    leaves: Vec<String>,
 }
 
 impl OutcomeFile {
@@ -217,6 +242,19 @@ impl OutcomeFile {
             written: Counts::default(),
             spooled_because: String::new(),
             refused: 0,
+            leaves: Vec::new(),
+        }
+    }
+
+    /// Names `path` (in the spool directory) as a file this tracer leaves
+    /// if its process dies, written with the next record: its recoverer
+    /// finds this record by it (`note_death`).
+    pub fn note_leaves(&mut self, path: &Path) {
+        if let Some(name) = path.file_name()
+            && self.leaves.len() < MOST_LEAVES
+        {
+            self.leaves
+                .push(one_line(&name.to_string_lossy(), MOST_REASON_BYTES));
         }
     }
 
@@ -297,6 +335,7 @@ impl OutcomeFile {
                 state,
                 spooled_because: &self.spooled_because,
                 refused: self.refused,
+                leaves: &self.leaves,
             },
             counts,
             causes,
@@ -351,6 +390,7 @@ struct Header<'a> {
     state: State,
     spooled_because: &'a str,
     refused: u64,
+    leaves: &'a [String],
 }
 
 /// Which process this is beyond its pid: its start in clock ticks after
@@ -475,8 +515,11 @@ fn render<'a>(
     }
     let _ = writeln!(out, "updated {}", h.updated_unix_s);
     let _ = writeln!(out, "state {}", h.state.word());
-    if let State::EndingOf(signal) = h.state {
+    if let State::EndingOf(signal) | State::StoppedAt(signal) = h.state {
         let _ = writeln!(out, "signal {signal}");
+    }
+    for name in h.leaves {
+        let _ = writeln!(out, "leaves {name}");
     }
     for (name, n) in counts.named() {
         let _ = writeln!(out, "{name} {n}");
@@ -571,8 +614,143 @@ pub struct Outcome {
     /// written.
     pub spooled_refused: u64,
     /// The termination signal its tracer was last flushed for, the process
-    /// about to die of it (`State::EndingOf`); 0 when none.
+    /// about to die of it (`State::EndingOf`), or, `stopped`, the one its
+    /// tracer was stopped for (`State::StoppedAt`); 0 when none.
     pub ending_of_signal: i32,
+    /// The names of the files its tracer leaves if its process dies (in
+    /// its spool directory); none in a file of a version before.
+    pub leaves: Vec<String>,
+    /// What a recoverer found in those files, once one was recovered
+    /// (`note_death`).
+    pub deaths: Vec<Death>,
+}
+
+/// What a dead process's crash dump or flight file held, as its recoverer
+/// (or `spanguard why`, before one) read it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Death {
+    /// The signal its header names; 0 when none (SIGKILL, power loss: a
+    /// flight file that no handler marked).
+    pub signal: i32,
+    /// When it was last written (its modification time): when the
+    /// process died, as recovery ends the open spans then.
+    pub at_unix_s: u64,
+    /// Of `spans`: still open then, sent marked spanguard.interrupted.
+    pub open: u64,
+    /// The spans it held, sent (or spooled) by its recoverer.
+    pub spans: u64,
+}
+
+impl Death {
+    /// Its line in a record: `died SIGNAL AT OPEN SPANS`.
+    fn line(&self) -> String {
+        format!(
+            "died {} {} {} {}\n",
+            self.signal, self.at_unix_s, self.open, self.spans
+        )
+    }
+
+    fn parse(value: &str) -> Option<Death> {
+        let mut fields = value.split(' ');
+        let death = Death {
+            signal: fields.next()?.parse().ok()?,
+            at_unix_s: fields.next()?.parse().ok()?,
+            open: fields.next()?.parse().ok()?,
+            spans: fields.next()?.parse().ok()?,
+        };
+        Some(death)
+    }
+}
+
+/// Notes `death` in the record of process `pid` whose tracer left the file
+/// `left` (a crash dump or flight file just recovered from `spool`):
+/// appended to it as a `died` line, the file written anew under a
+/// temporary name and renamed over it, as its writer does. Its writer is
+/// dead (a live process's files are never recovered). Nothing is done for
+/// a record that names no such file (one of a version before, another
+/// tracer's), says a death already (a recoverer killed before deleting
+/// the file, and another since), is not this user's, or has no room left.
+/// Whether a record was noted. For a recoverer, which goes on whatever
+/// this finds: a record is a diagnostic.
+pub fn note_death(spool: &Path, left: &Path, pid: u32, death: &Death) -> bool {
+    let Some(name) = left.file_name().map(|n| n.to_string_lossy()) else {
+        return false;
+    };
+    let dir = dir_in(spool);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return false;
+    };
+    let prefix = format!("{pid}-");
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(record) = file_name.to_str() else {
+            continue;
+        };
+        if !record.starts_with(&prefix) || !record.ends_with(SUFFIX) {
+            continue;
+        }
+        let Some(text) = read_own_record(&e.path()) else {
+            continue;
+        };
+        let Some(o) = parse(&text) else {
+            continue;
+        };
+        if o.pid != pid || !o.deaths.is_empty() || !o.leaves.iter().any(|l| *l == name) {
+            continue;
+        }
+        let mut amended = text;
+        if !amended.ends_with('\n') {
+            amended.push('\n');
+        }
+        amended.push_str(&death.line());
+        if amended.len() > MOST_BYTES {
+            return false;
+        }
+        let temp = dir.join(format!(".tmp-died-{}-{record}", std::process::id()));
+        return replace_with(&temp, &e.path(), amended.as_bytes()).is_ok();
+    }
+    false
+}
+
+/// The text of the record at `path` if it is a regular file of this user's
+/// (never through a link, nor waiting on a FIFO) within `MOST_BYTES`.
+fn read_own_record(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    if !meta.file_type().is_file() || meta.uid() != unsafe { libc::geteuid() } {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MOST_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .ok()?;
+    (text.len() <= MOST_BYTES).then_some(text)
+}
+
+/// Writes `bytes` to a new file `temp` (O_EXCL, no link followed, 0600),
+/// then renames it over `path`; `temp` is removed when that fails.
+fn replace_with(temp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(temp);
+    let written = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(temp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| std::fs::rename(temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(temp);
+    }
+    written
 }
 
 /// Reads an outcome file's text; None when it is not one (another
@@ -611,6 +789,9 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "spooled_because" => o.spooled_because = value.to_string(),
             "spooled_refused" => o.spooled_refused = number()?,
             "signal" => o.ending_of_signal = value.parse().ok()?,
+            // No more kept than a writer writes (the file is anyone's).
+            "leaves" if o.leaves.len() < MOST_LEAVES => o.leaves.push(value.to_string()),
+            "died" if o.deaths.len() < MOST_DEATHS => o.deaths.push(Death::parse(value)?),
             "cause" => {
                 let (spans, reason) = value.split_once(' ')?;
                 let spans = spans.parse().ok()?;
@@ -714,6 +895,95 @@ mod tests {
         assert_eq!(o.spooled_refused, 2);
         assert!(!o.stopped);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A record names the files its tracer leaves; the recoverer of one
+    /// notes in it what the file held and the signal it names, once, and
+    /// only in the record that names that file: `why` said "killed, or it
+    /// crashed" of a SIGSEGV whose dump named it, and once the dump was
+    /// sent nothing named it at all. A stop for a signal names it too.
+    #[test]
+    fn a_recoverer_notes_the_signal_in_the_record_of_the_file_it_recovered() {
+        let spool = temp_dir("death");
+        let mut f = OutcomeFile::new(&dir_in(&spool), "svc", "t");
+        f.note_leaves(&spool.join("100-7-ab.sgdump"));
+        write_running(&mut f);
+        let mut other = OutcomeFile::new(&dir_in(&spool), "svc", "t");
+        other.note_leaves(&spool.join("100-7-cd.sgdump"));
+        write_running(&mut other);
+        let before = text_of(&f);
+        assert!(before.contains("\nleaves 100-7-ab.sgdump\n"), "{before}");
+        let death = Death {
+            signal: libc::SIGSEGV,
+            at_unix_s: 1_700_000_000,
+            open: 2,
+            spans: 40,
+        };
+        let pid = std::process::id();
+        assert!(!note_death(
+            &spool,
+            Path::new("elsewhere.sgdump"),
+            pid,
+            &death
+        ));
+        assert!(!note_death(
+            &spool,
+            Path::new("100-7-ab.sgdump"),
+            pid + 1,
+            &death
+        ));
+        assert_eq!(text_of(&f), before);
+        assert!(note_death(
+            &spool,
+            &spool.join("100-7-ab.sgdump"),
+            pid,
+            &death
+        ));
+        let o = parse(&text_of(&f)).expect("parse");
+        assert_eq!(o.deaths, [death]);
+        assert_eq!(o.leaves, ["100-7-ab.sgdump"]);
+        assert!(
+            text_of(&f).starts_with(&before),
+            "appended, the rest as it was"
+        );
+        // The other tracer's record is not this file's.
+        assert!(parse(&text_of(&other)).expect("parse").deaths.is_empty());
+        // Once: a second recoverer (the first killed before the delete)
+        // leaves the first note.
+        let again = Death { spans: 0, ..death };
+        assert!(!note_death(
+            &spool,
+            Path::new("100-7-ab.sgdump"),
+            pid,
+            &again
+        ));
+        assert_eq!(parse(&text_of(&f)).expect("parse").deaths, [death]);
+        let meta = std::fs::metadata(f.path()).expect("stat");
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        // A record of a version before: no leaves, nothing noted.
+        let older = dir_in(&spool).join(format!("{pid}-9{SUFFIX}"));
+        let older_text = format!("{MAGIC}\npid {pid}\nstate running\n");
+        std::fs::write(&older, &older_text).expect("older");
+        assert!(note_death(
+            &spool,
+            Path::new("100-7-cd.sgdump"),
+            pid,
+            &death
+        ));
+        assert_eq!(std::fs::read_to_string(&older).expect("read"), older_text);
+        assert_eq!(parse(&text_of(&other)).expect("parse").deaths, [death]);
+        // A stop for a signal names it beside `state stopped`.
+        f.write(
+            State::StoppedAt(libc::SIGTERM),
+            &Counts::default(),
+            std::iter::empty(),
+            || false,
+        )
+        .expect("write");
+        let o = parse(&text_of(&f)).expect("parse");
+        assert!(o.stopped);
+        assert_eq!(o.ending_of_signal, libc::SIGTERM);
+        std::fs::remove_dir_all(&spool).ok();
     }
 
     /// Reasons that vary (a server's text with a request id) and long

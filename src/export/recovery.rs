@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::buffer::dump::{DumpError, DumpReader};
 use crate::buffer::files::{self, LockedFile, Refusal};
+use crate::span::record::MARK_INTERRUPTED;
 
 use super::spool::{self, SUFFIX};
 
@@ -511,6 +512,8 @@ pub fn recover_dir(
                     });
                 }
                 let mut spans = 0u64;
+                // Of them, open when the process died.
+                let mut open = 0u64;
                 let mut marking = true;
                 let read_whole = loop {
                     match reader.next_records(batch) {
@@ -523,11 +526,12 @@ pub fn recover_dir(
                                 records.retain(|(r, _)| !in_journal(r, journaled));
                             }
                             let part = crate::buffer::dump::Recovered { header, records };
-                            spans += part
-                                .records
-                                .iter()
-                                .filter(|(r, _)| super::delivery::is_recording(r))
-                                .count() as u64;
+                            for (r, _) in &part.records {
+                                if super::delivery::is_recording(r) {
+                                    spans += 1;
+                                    open += u64::from(r.marks & MARK_INTERRUPTED != 0);
+                                }
+                            }
                             // What the callback is told of the batch waits
                             // for its marks: a callback that blocked (the
                             // recoverer then killed in it) left the batch
@@ -554,8 +558,17 @@ pub fn recover_dir(
                     pid: header.pid,
                     signal: header.signal,
                 });
-                // Deleted while still locked, so no one else sends it.
+                // Deleted while still locked, so no one else sends it; what
+                // it held and the signal it names are noted first in its
+                // process's record, for `spanguard why`.
                 if read_whole {
+                    let death = super::outcome::Death {
+                        signal: header.signal,
+                        at_unix_s: reader.died_at_ns() / 1_000_000_000,
+                        open,
+                        spans,
+                    };
+                    super::outcome::note_death(dir, &path, header.pid, &death);
                     let _ = std::fs::remove_file(&claimed.path);
                 }
                 drop(reader);

@@ -29,13 +29,14 @@ def why(cli, env, *args):
 
 
 @contextlib.contextmanager
-def agent_with_a_record(env, spool, service, under=(), record_pid=None):
+def agent_with_a_record(env, spool, service, under=(), record_pid=None, flight="0"):
     """kill_child running as `service` (under `under`, a wrapper such as
-    unshare), its spans bound for a backend that is down and its spool in
-    `spool`, once it has written its first record (named by `record_pid`,
-    its own pid by default). Killed (SIGKILL) on the way out if it runs."""
+    unshare; with the flight recorder if `flight` is "1"), its spans bound
+    for a backend that is down and its spool in `spool`, once it has
+    written its first record (named by `record_pid`, its own pid by
+    default). Killed (SIGKILL) on the way out if it runs."""
     child = subprocess.Popen([*under, str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
-                              str(spool), "1", "0", "none", "0", service, "20000"],
+                              str(spool), "1", flight, "none", "0", service, "20000"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         assert len(child.stdout.read(4)) == 4, child.stderr.read()
@@ -188,8 +189,93 @@ def test_a_killed_process_is_said_to_have_ended_without_stopping(cli, tmp_path):
     run = why(cli, env, "--dir", str(spool))
     assert run.returncode == 0, run.stdout + run.stderr
     head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
-    assert "ended without stopping its tracer (killed, or it crashed): its last record is from" in head, run.stdout
+    # Nothing it left names a signal: its crash dump was never written.
+    assert ", died without a word (SIGKILL, the out-of-memory killer or power loss: nothing it left names a " \
+           "signal): its last record is from" in head, run.stdout
     assert "were lost with the process unless a crash dump or flight file holds them" in run.stdout, run.stdout
+
+
+def record_of(spool, pid):
+    """The text of process `pid`'s record in `spool`."""
+    (record,) = (spool / "outcomes").glob(f"{pid}-*.sgoutcome")
+    return record.read_text()
+
+
+def recovered_by_a_successor(env, spool, dead_pid):
+    """Starts kill_child again beside `spool` (set up alike, so its tracer
+    recovers what `dead_pid` left at its start), waits until the dead
+    process's record says what the recovery found, then kills it."""
+    with agent_with_a_record(env, spool, "successor"):
+        deadline = time.monotonic() + 60
+        while "\ndied " not in record_of(spool, dead_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return record_of(spool, dead_pid)
+
+
+def test_a_process_that_crashed_is_said_with_its_signal_before_and_after_its_dump_is_sent(cli, tmp_path):
+    """A SIGSEGV: the crash handler wrote every span not sent (the one held
+    open from the start among them) to a crash dump naming the signal,
+    and `why` said only "ended without stopping its tracer (killed, or it
+    crashed)", the dump's word unheard; once the next process had sent the
+    dump it was gone, and with it the only trace of the signal. The record
+    names the dump its tracer leaves; `why` reads its signal while it
+    waits, and its recoverer notes it in the record before deleting it."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    # Sent once its record is written (a fault's handling is the same: the
+    # handler dumps a SIGSEGV sent by kill as it dumps a fault).
+    with agent_with_a_record(env, spool, "why-segv") as child:
+        child.send_signal(signal.SIGSEGV)
+        assert child.wait(timeout=60) == -signal.SIGSEGV, child.stderr.read()
+    assert list(spool.glob("*.sgdump")), list(spool.iterdir())
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    head = next(l for l in lines if l.startswith(f"pid {child.pid} "))
+    assert ", died of SIGSEGV (11) at " in head and " without stopping its tracer: what it held then was kept " \
+           "in the spool" in head, run.stdout
+    assert "killed, or it crashed" not in run.stdout and "stop it with SIGTERM" not in run.stdout, run.stdout
+    waiting = [l for l in lines if " it left in its crash dump wait in the spool: " in l]
+    assert len(waiting) == 1, run.stdout
+    # The span held open from the start, and the child open at the crash.
+    still_open = [l for l in lines if " still open at SIGSEGV: to be sent marked spanguard.interrupted" in l]
+    assert len(still_open) == 1 and int(still_open[0].split()[0]) >= 1, run.stdout
+    # The next process set up alike sends the dump, and deletes it.
+    record = recovered_by_a_successor(env, spool, child.pid)
+    assert "\ndied 11 " in record, record
+    assert not list(spool.glob("*.sgdump")), list(spool.iterdir())
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    head = next(l for l in lines if l.startswith(f"pid {child.pid} "))
+    assert ", died of SIGSEGV (11) at " in head, run.stdout
+    assert any(" it left in its crash dump were sent by a later process or spanguard replay" in l for l in lines), \
+        run.stdout
+    assert any(" still open at SIGSEGV: sent marked spanguard.interrupted" in l for l in lines), run.stdout
+
+
+def test_a_killed_processs_flight_file_is_said_with_no_signal_named(cli, tmp_path):
+    """SIGKILL with the flight recorder: the spans are in its file, which
+    names no signal (no handler ran). `why` says it died without a word,
+    and once the next process sent the file, what it held and that those
+    open were sent marked interrupted."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    with agent_with_a_record(env, spool, "why-flight", flight="1") as child:
+        pass
+    assert child.returncode == -signal.SIGKILL
+    assert list(spool.glob("*.sgflight")), list(spool.iterdir())
+    record = recovered_by_a_successor(env, spool, child.pid)
+    assert "\ndied 0 " in record, record
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    head = next(l for l in lines if l.startswith(f"pid {child.pid} "))
+    assert ", died without a word (SIGKILL, the out-of-memory killer or power loss: nothing it left names a " \
+           "signal)" in head, run.stdout
+    assert any(" it left in its flight file were sent by a later process or spanguard replay" in l for l in lines), \
+        run.stdout
+    assert any(" still open when it died: sent marked spanguard.interrupted" in l for l in lines), run.stdout
 
 
 def test_a_process_stopped_with_sigterm_is_said_so_not_told_to_use_sigterm(cli, tmp_path):
@@ -209,6 +295,10 @@ def test_a_process_stopped_with_sigterm_is_said_so_not_told_to_use_sigterm(cli, 
     assert ", ended by SIGTERM (15): its tracer dealt with what had ended first" in head, run.stdout
     assert "killed, or it crashed" not in run.stdout, run.stdout
     assert "stop it with SIGTERM" not in run.stdout, run.stdout
+    # The span held open from the start went to the watchdog's dump, which
+    # names the signal too: said with it.
+    assert any(l.endswith(" still open at SIGTERM: to be sent marked spanguard.interrupted")
+               for l in run.stdout.splitlines()), run.stdout
 
 
 def test_what_is_no_record_of_ours_is_skipped_not_read(cli, tmp_path):
@@ -325,7 +415,7 @@ def test_a_containers_process_is_told_from_outside_its_pid_namespace(cli, tmp_pa
         head = next(l for l in sibling.stdout.splitlines() if l.startswith("pid 1 "))
         assert "whether it runs still cannot be told from here: it ran in another PID namespace" in head, \
             sibling.stdout + sibling.stderr
-        assert "ended without stopping" not in sibling.stdout, sibling.stdout
+        assert "ended without stopping" not in sibling.stdout and "died" not in sibling.stdout, sibling.stdout
     deadline = time.monotonic() + 30
     while os.path.exists(f"/proc/{agent}") and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -333,4 +423,4 @@ def test_a_containers_process_is_told_from_outside_its_pid_namespace(cli, tmp_pa
     assert run.returncode == 0, run.stdout + run.stderr
     head = next(l for l in run.stdout.splitlines() if l.startswith("pid 1 "))
     assert head.startswith("pid 1 kill-child: started "), run.stdout
-    assert "ended without stopping its tracer (killed, or it crashed)" in head, run.stdout
+    assert "died without a word (SIGKILL, the out-of-memory killer or power loss" in head, run.stdout

@@ -38,3 +38,29 @@ def test_the_check_finds_an_unqualified_line():
     assert list(claims_without_who("the dump is sent at the next start; the rest is lost."))
     assert not list(claims_without_who("sent at the next start of a tracer set up alike."))
     assert not list(claims_without_who("left behind, which the next tracer start or replay removes."))
+
+
+# A Markdown link's target: `[text](target)`, `[text]: target`.
+LINK = re.compile(r"\]\(\s*<?([^)\s>]+)|^\s*\[[^\]]+\]:\s*<?([^\s>]+)", re.MULTILINE)
+
+
+def links_out_of_the_page(text):
+    """Link targets that are neither a URL nor an anchor of the page."""
+    targets = (a or b for a, b in LINK.findall(text))
+    return [t for t in targets if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", t) and not t.startswith("#")]
+
+
+def test_a_package_readme_links_nothing_its_registry_cannot_follow():
+    """A package's README is shown by its registry (npm's page, a package
+    index's for the wheel, pkg.go.dev) away from the source tree, with no
+    public repository to resolve a relative link against: the link each
+    had to the full README (../../README.md) was dead there. The full
+    README is named by where the package carries it instead."""
+    linked = [f"{path.relative_to(REPO)}: {t}" for path in READMES[1:] for t in links_out_of_the_page(path.read_text())]
+    assert linked == [], linked
+
+
+def test_the_link_check_finds_a_relative_link():
+    assert links_out_of_the_page("The [README](../../README.md) has it.\n[x]: docs/a.md\n") == \
+        ["../../README.md", "docs/a.md"]
+    assert links_out_of_the_page("[site](https://opentelemetry.io) [below](#install)") == []

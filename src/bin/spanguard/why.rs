@@ -11,7 +11,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use spanguard::export::outcome::{self, Outcome};
+use spanguard::export::diagnostics::signal_name;
+use spanguard::export::outcome::{self, Death, Outcome};
 
 use super::args::Args;
 use super::clock_text;
@@ -124,7 +125,11 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut processes = ProcessTable::default();
     for o in &found.newest {
         println!();
-        print!("{}", describe(o, now_s, &processes.liveness(o)));
+        let death = death_of(o, &spool);
+        print!(
+            "{}",
+            describe(o, now_s, &processes.liveness(o), death.as_ref())
+        );
     }
     if total > last {
         println!(
@@ -308,13 +313,90 @@ fn read_record(path: &Path) -> Result<Outcome, String> {
         .ok_or_else(|| "not a record of spanguard's".to_string())
 }
 
+/// What ended process `o`, as what its tracer left says (`outcome::Death`):
+/// the note its recoverer wrote in its record, or, not recovered yet, its
+/// crash dump or flight file itself in the spool directory `spool` (or in
+/// the parent of `spool` given as the outcomes/ directory). None when its
+/// record names no such file (a version before) or none is there.
+fn death_of(o: &Outcome, spool: &Path) -> Option<Death> {
+    if let Some(death) = o.deaths.first() {
+        return Some(*death);
+    }
+    let dirs = [Some(spool), spool.parent()];
+    o.leaves
+        .iter()
+        // A name, never a path: the record is anyone's text.
+        .filter(|name| !name.contains('/') && !name.starts_with('.'))
+        .flat_map(|name| dirs.iter().flatten().map(move |dir| dir.join(name)))
+        .find_map(|path| left_by(&path, o.pid))
+}
+
+/// What the crash dump or flight file at `path` holds, if process `pid`
+/// wrote it: read without claiming, locking or changing it, as `show`
+/// reads one.
+fn left_by(path: &Path, pid: u32) -> Option<Death> {
+    let (by, death) = spanguard::export::dump_view::death_in(path, super::settings::dump_cap())?;
+    (by == pid).then_some(death)
+}
+
+/// What a tracer leaves if its process dies, as its record names it.
+fn what_it_leaves(o: &Outcome) -> &'static str {
+    let all = |suffix: &str| o.leaves.iter().all(|l| l.ends_with(suffix));
+    if all(".sgflight") {
+        "its flight file"
+    } else if all(".sgdump") {
+        "its crash dump"
+    } else {
+        "its crash dump or flight file"
+    }
+}
+
+/// The lines that say what became of the spans a dead process left
+/// (`death`): sent by a later process (its record says so), or waiting in
+/// the spool; those still open marked interrupted.
+fn left_lines(o: &Outcome, d: &Death) -> String {
+    let mut out = String::new();
+    let recovered = !o.deaths.is_empty();
+    if d.spans > 0 {
+        let what = what_it_leaves(o);
+        out.push_str(&if recovered {
+            format!(
+                "  {} it left in {what} were sent by a later process or spanguard replay \
+                 (spooled if they could not be)\n",
+                spans(d.spans)
+            )
+        } else {
+            format!(
+                "  {} it left in {what} wait in the spool: a process set up as this one sends \
+                 them at its next run, or spanguard replay does\n",
+                spans(d.spans)
+            )
+        });
+    }
+    if d.open > 0 {
+        let were = if d.open == 1 { "was" } else { "were" };
+        let when = if d.signal != 0 {
+            format!("at {}", signal_name(d.signal))
+        } else {
+            "when it died".to_string()
+        };
+        let sent = if recovered { "sent" } else { "to be sent" };
+        out.push_str(&format!(
+            "  {} of them {were} still open {when}: {sent} marked spanguard.interrupted\n",
+            d.open
+        ));
+    }
+    out
+}
+
 /// `n` spans, "1 span".
 fn spans(n: u64) -> String {
     spanguard::export::diagnostics::spans(n).to_string()
 }
 
-/// What one record says, as lines.
-fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
+/// What one record says, as lines; `death` what ended its process, as
+/// what its tracer left says (`death_of`).
+fn describe(o: &Outcome, now_s: u64, liveness: &Liveness, death: Option<&Death>) -> String {
     // A record's numbers are a file's text: whatever they are, they are
     // said, never overflowed.
     let at = |s: u64| clock_text::utc(s.saturating_mul(1_000_000_000));
@@ -336,20 +418,38 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
     let c = &o.counts;
     // Ended of the termination signal its tracer was flushed for (docker
     // stop's SIGTERM, Ctrl-C): not killed, and nothing to do differently.
-    let ended_of_signal = !o.stopped && o.ending_of_signal != 0 && *liveness == Liveness::Ended;
-    let killed = !o.stopped && !ended_of_signal && *liveness == Liveness::Ended;
+    let dead = !o.stopped && *liveness == Liveness::Ended;
+    let ended_of_signal = dead && o.ending_of_signal != 0;
+    let death = death.filter(|_| dead);
+    // Died of a signal that what it left names (a crash dump's SIGSEGV),
+    // not one its watchdog flushed for.
+    let crashed = death.filter(|d| d.signal != 0 && !ended_of_signal);
+    // Nothing it left names a signal, and its record says what it would
+    // have left (a record of a version before does not).
+    let without_a_word = dead && !ended_of_signal && crashed.is_none() && !o.leaves.is_empty();
+    // Its spans not sent at its last record were lost, unless what it
+    // left held them.
+    let killed = dead && !ended_of_signal && death.is_none();
     let how = if o.stopped {
         format!(
             "ran {} to {} ({} ago), stopped its tracer{}",
             at(o.started_unix_s),
             at(o.updated_unix_s),
             ago(o.updated_unix_s),
-            // Spans marked interrupted are only ever ended by a stop at a
+            // Stopped for a signal a binding's handler caught (the record
+            // names it); a record of a version before names none, but
+            // spans marked interrupted are only ever ended by a stop at a
             // termination signal (FlushOnSignals, a handler's shutdown).
-            if c.interrupted > 0 {
-                " at a termination signal"
+            if o.ending_of_signal != 0 {
+                format!(
+                    " at {} ({})",
+                    signal_name(o.ending_of_signal),
+                    o.ending_of_signal
+                )
+            } else if c.interrupted > 0 {
+                " at a termination signal".to_string()
             } else {
-                ""
+                String::new()
             }
         )
     } else if let Liveness::Running { .. } = liveness {
@@ -367,8 +467,19 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
             at(o.started_unix_s),
             at(o.updated_unix_s),
             ago(o.updated_unix_s),
-            spanguard::export::diagnostics::signal_name(o.ending_of_signal),
+            signal_name(o.ending_of_signal),
             o.ending_of_signal
+        )
+    } else if let Some(d) = crashed {
+        format!(
+            "started {}, died of {} ({}) at {} ({} ago) without stopping its tracer: what it \
+             held then was kept in the spool (its last record is from {})",
+            at(o.started_unix_s),
+            signal_name(d.signal),
+            d.signal,
+            at(d.at_unix_s),
+            ago(d.at_unix_s),
+            at(o.updated_unix_s)
         )
     } else if *liveness == Liveness::CannotTell {
         format!(
@@ -376,6 +487,14 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
              told from here: it ran in another PID namespace (a container's) none of whose \
              processes is visible here (spanguard why on the host, or inside its container, \
              can tell)",
+            at(o.started_unix_s),
+            at(o.updated_unix_s),
+            ago(o.updated_unix_s)
+        )
+    } else if without_a_word {
+        format!(
+            "started {}, died without a word (SIGKILL, the out-of-memory killer or power loss: \
+             nothing it left names a signal): its last record is from {} ({} ago)",
             at(o.started_unix_s),
             at(o.updated_unix_s),
             ago(o.updated_unix_s)
@@ -410,10 +529,15 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
     ));
     // Those still open at the stop count among the ended (and delivered):
     // said apart, or a service cut mid-request read as one that finished.
+    let at_the_signal = if o.stopped && o.ending_of_signal != 0 {
+        format!("at {}", signal_name(o.ending_of_signal))
+    } else {
+        "at the signal".to_string()
+    };
     for (n, when, mark) in [
         (
             c.interrupted,
-            "at the signal",
+            at_the_signal.as_str(),
             "spanguard.interrupted, with what was set on them by then",
         ),
         (c.unended, "when the tracer stopped", "spanguard.unended"),
@@ -424,6 +548,9 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness) -> String {
                 "  {n} of them {were} still open {when}: sent marked {mark}\n"
             ));
         }
+    }
+    if let Some(d) = death {
+        out.push_str(&left_lines(o, d));
     }
     let mut told = 0u64;
     for (n, reason) in &o.causes {
@@ -525,9 +652,11 @@ mod tests {
             spooled_because: String::new(),
             spooled_refused: 0,
             ending_of_signal: 0,
+            leaves: Vec::new(),
+            deaths: Vec::new(),
         };
         assert_eq!(
-            describe(&o, 1_066, &Liveness::Ended),
+            describe(&o, 1_066, &Liveness::Ended, None),
             format!(
                 "pid 42 checkout: ran 1970-01-01 00:16:40.000Z to 1970-01-01 00:16:46.000Z (1m 00s ago), stopped its tracer\n\
                  \x20 spans went to http://h/v1/traces\n\
@@ -545,7 +674,7 @@ mod tests {
             causes: Vec::new(),
             ..o
         };
-        let text = describe(&killed, 1_010, &Liveness::Ended);
+        let text = describe(&killed, 1_010, &Liveness::Ended, None);
         assert!(
             text.starts_with("pid 42 checkout: started 1970-01-01 00:16:40.000Z, ended without stopping its tracer (killed, or it crashed): its last record is from 1970-01-01 00:16:46.000Z (4s ago)\n"),
             "{text}"
@@ -571,14 +700,14 @@ mod tests {
             ending_of_signal: libc::SIGTERM,
             ..killed.clone()
         };
-        let text = describe(&termed, 1_010, &Liveness::Ended);
+        let text = describe(&termed, 1_010, &Liveness::Ended, None);
         assert!(
             text.starts_with("pid 42 checkout: ran 1970-01-01 00:16:40.000Z to 1970-01-01 00:16:46.000Z (4s ago), ended by SIGTERM (15): its tracer dealt with what had ended first"),
             "{text}"
         );
         assert!(!text.contains("what to do"), "{text}");
         // The same record of a process that runs still.
-        let text = describe(&killed, 1_010, &Liveness::Running { pid_here: None });
+        let text = describe(&killed, 1_010, &Liveness::Running { pid_here: None }, None);
         assert!(text.contains("running since"), "{text}");
         assert!(text.ends_with("  nothing lost\n"), "{text}");
     }
@@ -604,7 +733,7 @@ mod tests {
             },
             ..Outcome::default()
         };
-        let text = describe(&o, 1_010, &Liveness::Ended);
+        let text = describe(&o, 1_010, &Liveness::Ended, None);
         assert!(
             text.starts_with("pid 42 chat: ran 1970-01-01 00:16:40.000Z to 1970-01-01 00:16:46.000Z (4s ago), stopped its tracer at a termination signal\n"),
             "{text}"
@@ -626,11 +755,129 @@ mod tests {
             },
             ..o
         };
-        let text = describe(&closed, 1_010, &Liveness::Ended);
+        let text = describe(&closed, 1_010, &Liveness::Ended, None);
         assert!(text.contains("stopped its tracer\n"), "{text}");
         assert!(
             text.contains(
                 "  1 of them was still open when the tracer stopped: sent marked spanguard.unended\n"
+            ),
+            "{text}"
+        );
+    }
+
+    /// What ended a dead process is said as what it left names it: a
+    /// crash dump's SIGSEGV with its time, before and after a later
+    /// process sent it; a flight file that names no signal, or no file at
+    /// all of a record that says what its tracer leaves, as a death
+    /// without a word; a record of a version before as it was. A stop for
+    /// a termination signal names it, and the spans open at it.
+    #[test]
+    fn the_signal_a_process_died_of_is_said_as_what_it_left_names_it() {
+        let o = Outcome {
+            pid: 123,
+            service: "agent".to_string(),
+            started_unix_s: 1_000,
+            updated_unix_s: 1_004,
+            stopped: false,
+            counts: Counts {
+                ended: 10,
+                exported: 7,
+                ..Counts::default()
+            },
+            leaves: vec!["x-123-ab.sgdump".to_string()],
+            ..Outcome::default()
+        };
+        let segv = Death {
+            signal: libc::SIGSEGV,
+            at_unix_s: 1_006,
+            open: 2,
+            spans: 5,
+        };
+        let text = describe(&o, 1_010, &Liveness::Ended, Some(&segv));
+        assert!(
+            text.starts_with("pid 123 agent: started 1970-01-01 00:16:40.000Z, died of SIGSEGV (11) at 1970-01-01 00:16:46.000Z (4s ago) without stopping its tracer: what it held then was kept in the spool (its last record is from 1970-01-01 00:16:44.000Z)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  5 spans it left in its crash dump wait in the spool: a process set up as this \
+                 one sends them at its next run, or spanguard replay does\n  2 of them were \
+                 still open at SIGSEGV: to be sent marked spanguard.interrupted\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("what to do"), "{text}");
+        let recovered = Outcome {
+            deaths: vec![segv],
+            ..o.clone()
+        };
+        let text = describe(&recovered, 1_010, &Liveness::Ended, Some(&segv));
+        assert!(
+            text.contains(
+                "  5 spans it left in its crash dump were sent by a later process or spanguard \
+                 replay (spooled if they could not be)\n  2 of them were still open at SIGSEGV: \
+                 sent marked spanguard.interrupted\n"
+            ),
+            "{text}"
+        );
+        // SIGKILL: no dump written, nothing names a signal.
+        let text = describe(&o, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.starts_with("pid 123 agent: started 1970-01-01 00:16:40.000Z, died without a word (SIGKILL, the out-of-memory killer or power loss: nothing it left names a signal): its last record is from 1970-01-01 00:16:44.000Z (6s ago)\n"),
+            "{text}"
+        );
+        assert!(text.contains("what to do"), "{text}");
+        // Its flight file kept its spans, and names no signal.
+        let flight = Outcome {
+            leaves: vec!["x-123-ab.sgflight".to_string()],
+            ..o.clone()
+        };
+        let kill = Death { signal: 0, ..segv };
+        let text = describe(&flight, 1_010, &Liveness::Ended, Some(&kill));
+        assert!(text.contains("died without a word"), "{text}");
+        assert!(
+            text.contains("  2 of them were still open when it died: to be sent marked spanguard.interrupted\n"),
+            "{text}"
+        );
+        assert!(!text.contains("were lost with the process"), "{text}");
+        // A record of a version before: no file named, said as before.
+        let older = Outcome {
+            leaves: Vec::new(),
+            ..o.clone()
+        };
+        let text = describe(&older, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.contains("ended without stopping its tracer (killed, or it crashed)"),
+            "{text}"
+        );
+        // What a process left is not said of one that runs still.
+        let text = describe(
+            &o,
+            1_010,
+            &Liveness::Running { pid_here: None },
+            Some(&segv),
+        );
+        assert!(!text.contains("SIGSEGV"), "{text}");
+        // Stopped by a binding's handler's shutdown for SIGTERM.
+        let stopped = Outcome {
+            stopped: true,
+            ending_of_signal: libc::SIGTERM,
+            counts: Counts {
+                ended: 18,
+                exported: 18,
+                interrupted: 15,
+                ..Counts::default()
+            },
+            ..o
+        };
+        let text = describe(&stopped, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.starts_with("pid 123 agent: ran 1970-01-01 00:16:40.000Z to 1970-01-01 00:16:44.000Z (6s ago), stopped its tracer at SIGTERM (15)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  15 of them were still open at SIGTERM: sent marked spanguard.interrupted"
             ),
             "{text}"
         );
@@ -658,7 +905,7 @@ mod tests {
             causes: vec![(most, "a".to_string()), (most, "b".to_string())],
             ..Outcome::default()
         };
-        let text = describe(&o, 0, &ProcessTable::default().liveness(&o));
+        let text = describe(&o, 0, &ProcessTable::default().liveness(&o), None);
         assert!(
             text.contains(&format!(
                 "  {most} spans ended: {most} delivered, 0 to the spool, {most} lost\n"
