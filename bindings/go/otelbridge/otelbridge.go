@@ -22,7 +22,9 @@
 // holds first), as Shutdown and Close do. An SDK span let go of without its end (a stream never read
 // to its end, a path that skipped `defer span.End()`) is ended when it is
 // garbage-collected, marked spanguard.unended, with what it had at its
-// start, rather than holding one of the tracer's slots for good.
+// start, rather than holding one of the tracer's slots for good (so is,
+// rarely, one collected while its End ran, before the bridge saw the end:
+// counted in Failures).
 //
 // Register it on a provider you make; it never sets a global one:
 //
@@ -84,6 +86,8 @@ type SpanProcessor struct {
 	// name, version, schema URL and attribute set: what the SDK's
 	// tracers are told apart by.
 	scopes sync.Map // instrumentation.Scope -> struct{}
+	// The tombstones endCollected left in open, the last ones.
+	tombstones tombstones
 }
 
 type spanKey struct {
@@ -185,46 +189,88 @@ type collected struct {
 // unless OnEnd stopped it: the span was let go of without its end, so its
 // spanguard span is ended now, marked spanguard.unended as the tracer's
 // stop marks the spans still open, with what was passed on by then (the
-// SDK's span, gone, cannot say what it had since), and its slot freed;
-// the bridge's entry goes too (for a span refused at its start, that is
-// all there is to do).
-// Under o.mu, after ended is read: OnEnd, or the cleanup of a span that
-// ended, ends nothing twice.
+// SDK's span, gone, cannot say what it had since), and its slot freed.
 //
-// It runs a grace after the collection (collectGrace), not at once: the
-// SDK's End hands OnEnd a snapshot, and the span itself, last used for
-// that snapshot, may be collected while OnEnd runs. Run at once, the
-// cleanup took the entry and ended the span marked unended, and OnEnd,
-// finding no entry, recorded it again as a span it never saw begin: it
-// arrived twice, once marked unended (2 of 40 runs of
-// TestSpansEndedAndLetGoOfWhileCollectingArriveOnce). OnEnd takes the
-// entry within the grace, and the cleanup finds it ended.
+// It and OnEnd agree on who ends the span by its entry in open: the first
+// to take it ends the span, the other does nothing. The SDK's End hands
+// OnEnd a snapshot and lets go of the span itself before, so the span may
+// be collected, and this run, before OnEnd comes (while an earlier
+// processor's OnEnd runs, say): nothing tells then whether an End is
+// under way. This takes the entry and leaves a tombstone in its place
+// (the last tombstonesKept), by which OnEnd knows the span was ended here,
+// and counts in Failures the end it cannot pass on. OnEnd, finding no
+// entry, recorded the span again, as one started before the processor
+// was registered: it arrived twice, once marked unended (a grace of
+// 250 ms before this ran only made that rarer:
+// TestASpanCollectedBeforeItsOnEndArrivesOnce holds OnEnd past it). For a
+// span refused at its start the tombstone is all there is to do: OnEnd
+// does not begin it again. When OnEnd took the entry first, this does nothing (it went on,
+// and ended the span marked unended if it locked it before OnEnd's end).
 func endCollected(c collected) {
-	time.AfterFunc(collectGrace, func() { endCollectedNow(c) })
-}
-
-// collectGrace is how long a collected span's cleanup leaves an OnEnd
-// running beside it to take its entry first: an OnEnd takes microseconds;
-// a span truly let go of is ended this much later.
-const collectGrace = 250 * time.Millisecond
-
-// endCollectedNow is endCollected's work, a grace after the collection.
-func endCollectedNow(c collected) {
-	c.p.open.CompareAndDelete(c.key, c.o)
-	o := c.o
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.ended {
+	p, o := c.p, c.o
+	tombstone := endedWhenCollected
+	if o == refusedAtStart {
+		tombstone = refusedThenCollected
+	}
+	if !p.open.CompareAndSwap(c.key, o, tombstone) {
+		return // OnEnd took it: it ends the span
+	}
+	p.tombstones.add(p, c.key, tombstone)
+	if o == refusedAtStart {
 		return
 	}
+	o.mu.Lock() // against passOpen
+	defer o.mu.Unlock()
 	o.ended = true
 	err := o.span.SetAttributes(spanguard.Bool("spanguard.unended", true))
 	if errors.Is(err, spanguard.ErrShutDown) {
 		return // the tracer's stop exported it, marked unended
 	}
-	p := c.p
 	p.failed(err)
 	p.failed(o.span.End())
+}
+
+// Tombstones, in the open spans, of spans their cleanup took
+// (endCollected): one begun in spanguard, ended then, and one refused at
+// its start.
+var (
+	endedWhenCollected   = &openSpan{ended: true}
+	refusedThenCollected = &openSpan{ended: true}
+)
+
+// tombstonesKept is how many tombstones a processor keeps, the last
+// cleanups': a program that lets its spans go without their end (nothing
+// else takes a tombstone) holds no more than these. An OnEnd whose span's
+// tombstone went before it came, this many spans collected while it was
+// on its way, records its span again.
+const tombstonesKept = 1024
+
+// tombstones are a processor's tombstones, oldest first from next once
+// tombstonesKept are kept.
+type tombstones struct {
+	mu   sync.Mutex
+	kept []tombstoneAt
+	next int
+}
+
+type tombstoneAt struct {
+	key       spanKey
+	tombstone *openSpan
+}
+
+// add records the tombstone just left at key in p.open, and removes the
+// oldest, unless an OnEnd took it, once tombstonesKept are kept.
+func (t *tombstones) add(p *SpanProcessor, key spanKey, tombstone *openSpan) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.kept) < tombstonesKept {
+		t.kept = append(t.kept, tombstoneAt{key, tombstone})
+		return
+	}
+	oldest := t.kept[t.next]
+	p.open.CompareAndDelete(oldest.key, oldest.tombstone)
+	t.kept[t.next] = tombstoneAt{key, tombstone}
+	t.next = (t.next + 1) % tombstonesKept
 }
 
 // catchUp brings spanguard's copy of a list to what the SDK holds now:
@@ -286,7 +332,10 @@ func New(tracer *spanguard.Tracer) *SpanProcessor {
 	return p
 }
 
-// Failures counts spans, or parts of spans, that spanguard refused.
+// Failures counts spans, or parts of spans, that spanguard refused, and
+// the ends of spans whose SDK span was collected while its End ran and
+// that their cleanup ended first, marked spanguard.unended (the SDK hands
+// OnEnd a copy of the span, and lets go of the span itself before).
 func (p *SpanProcessor) Failures() uint64 { return p.failures.Load() }
 
 func (p *SpanProcessor) failed(err error) {
@@ -677,7 +726,13 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	sc := s.SpanContext()
 	v, _ := p.open.LoadAndDelete(spanKey{sc.TraceID(), sc.SpanID()})
 	o, ok := v.(*openSpan)
-	if o == refusedAtStart {
+	switch o {
+	case refusedAtStart, refusedThenCollected:
+		return
+	case endedWhenCollected:
+		// Collected while its End ran, and ended by its cleanup first,
+		// marked unended: what the end would have added is lost.
+		p.failures.Add(1)
 		return
 	}
 	if !ok {

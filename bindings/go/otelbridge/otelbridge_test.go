@@ -913,8 +913,10 @@ func TestSpansLetGoOfWithoutTheirEndAreEndedWhenCollected(t *testing.T) {
 // let go of, and garbage is collected again: each arrives once (none
 // ended by both its end and its cleanup, or by its cleanup and the stop),
 // those let go of marked unended (by their cleanup or by the stop), the
-// others not, and nothing failed (a cleanup after the stop has nothing to
-// end: the stop exported its span).
+// others not, but for one whose SDK span was collected while its End ran
+// and that its cleanup ended first (marked unended, its end counted in
+// Failures), and nothing else failed (a cleanup after the stop has nothing
+// to end: the stop exported its span).
 func TestSpansEndedAndLetGoOfWhileCollectingArriveOnce(t *testing.T) {
 	rx := otlpreceiver.Start(t)
 	tr := newTracer(t, rx.URL)
@@ -963,13 +965,16 @@ func TestSpansEndedAndLetGoOfWhileCollectingArriveOnce(t *testing.T) {
 		runtime.GC()
 		time.Sleep(20 * time.Millisecond)
 	}
-	seen := map[string]int{}
+	seen, endedByCleanup := map[string]int{}, 0
 	for _, s := range rx.WaitFor(t, workers*each) {
 		seen[s.Name]++
 		var w, i int
 		fmt.Sscanf(s.Name, "%d.%d", &w, &i)
-		if unended := s.Attributes["spanguard.unended"] == true; unended != (i%2 == 1) {
-			t.Errorf("span %s arrived marked unended: %v", s.Name, unended)
+		switch unended := s.Attributes["spanguard.unended"] == true; {
+		case i%2 == 1 && !unended:
+			t.Errorf("span %s, let go of, arrived not marked unended", s.Name)
+		case i%2 == 0 && unended:
+			endedByCleanup++
 		}
 	}
 	for w := range workers {
@@ -979,13 +984,21 @@ func TestSpansEndedAndLetGoOfWhileCollectingArriveOnce(t *testing.T) {
 			}
 		}
 	}
-	if n := bridge.Failures(); n != 0 {
-		t.Errorf("%d failures", n)
+	if endedByCleanup > 0 {
+		t.Logf("%d spans ended were collected while their End ran and ended by their cleanup first", endedByCleanup)
+	}
+	if n := bridge.Failures(); n != uint64(endedByCleanup) {
+		t.Errorf("%d failures, %d spans ended arrived marked unended by their cleanup: want one for each", n,
+			endedByCleanup)
 	}
 }
 
 // collectedOpen collects garbage until tr has no span open, or says how
-// many are still open after 5 s.
+// many are still open after 5 s, then waits for the exporter to send those
+// ended: their slots are free again then. The test's rounds went on
+// without it, their cleanups ending them as soon as they were collected,
+// and under load the exporter, two rounds behind, held the slots the third
+// needed (1 of 40 runs: 296 spans refused as buffer full).
 func collectedOpen(t *testing.T, tr *spanguard.Tracer) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -995,6 +1008,9 @@ func collectedOpen(t *testing.T, tr *spanguard.Tracer) {
 			t.Fatal(err)
 		}
 		if stats.SpansOpen == 0 {
+			if ok, err := tr.Flush(30 * time.Second); !ok || err != nil {
+				t.Fatalf("the spans ended were not sent within 30 s: %v %v", ok, err)
+			}
 			return
 		}
 		if time.Now().After(deadline) {
