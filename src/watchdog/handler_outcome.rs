@@ -451,6 +451,29 @@ mod tests {
         assert_eq!(perms_of(maps, 0x1000), None);
     }
 
+    /// A fault left to run again is judged unrepaired only when the same
+    /// fault comes back from the state the thread resumed in: not the
+    /// first time, not one met from other registers (the thread went on
+    /// and came back another way), not once forgotten (repaired where it
+    /// could be seen).
+    #[test]
+    fn only_the_same_fault_met_straight_back_is_met_again() {
+        let fault = |registers| FaultAt {
+            signal: libc::SIGBUS,
+            code: 2,
+            addr: 0x7f00_0000_1000,
+            registers,
+        };
+        let met = |arrived, resumes| met_again_after_run_again(&fault(arrived), &fault(resumes));
+        assert!(!met(1, 1), "the first time");
+        assert!(met(1, 1), "straight back");
+        assert!(!met(2, 2), "other registers");
+        assert!(!met(3, 4), "changed by the handler");
+        assert!(met(4, 4), "as it resumed");
+        forget_left_to_run_again();
+        assert!(!met(4, 4), "forgotten");
+    }
+
     /// This process's own maps: a page mapped read-only, then made
     /// writable, then unmapped, as a handler repairs or a fault finds it.
     #[test]

@@ -39,11 +39,19 @@
  *   fourth call the dump is on disk (checked from the handler, which then
  *   _exits 0): the fault met again is judged unrepaired, and the loop is
  *   the program's, its handler called once a fault.
+ * - "probe": SIGSEGV, a read of a page mapped with no access, as a
+ *   program probes whether memory is readable; the handler siglongjmp()s
+ *   back past the read (never returns). The crash handler never learns
+ *   what became of the fault: the tracers must be as they were, nothing
+ *   frozen or dumped. (A dump written before the program's handler runs,
+ *   so that one ending the process with _exit leaves it, froze them here
+ *   for good: every later span refused.)
  * The next start sends what the dump held once.
  *
  * Each case runs in a child forked before any tracer; an alarm turns a
  * hang into SIGALRM. */
 #define _GNU_SOURCE
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,7 +164,17 @@ static void never_grow(int signal, siginfo_t *info, void *context) {
     _exit(files_ending(spool, ".sgdump") == 1 ? 0 : 7);
 }
 
-enum how { REPAIRED, SKIPPED, AFTER_OURS, RAISED_ABRT, GROWN, CRASH, ABORT, NEVER_DIES, NEVER_LOOPS };
+static sigjmp_buf probed;
+
+static void back_from_probe(int signal, siginfo_t *info, void *context) {
+    (void)signal;
+    (void)info;
+    (void)context;
+    handled++;
+    siglongjmp(probed, 1);
+}
+
+enum how { REPAIRED, SKIPPED, AFTER_OURS, RAISED_ABRT, GROWN, CRASH, ABORT, NEVER_DIES, NEVER_LOOPS, PROBE };
 
 /* A page of a shared mapping of a file (memfd) that is then cut to
  * nothing: a write to it raises SIGBUS (BUS_ADRERR) until the file grows
@@ -199,6 +217,7 @@ static void child(const char *dir, enum how how) {
                                            : how == GROWN                       ? grow_file
                                            : how == NEVER_DIES                  ? never_grow_then_give_up
                                            : how == NEVER_LOOPS                 ? never_grow
+                                           : how == PROBE                       ? back_from_probe
                                                                                 : make_writable;
     if (how != AFTER_OURS && install(signal, fn) != 0) _exit(5);
     spanguard_tracer *t = tracer_flushed_only(dir, "fault-repaired");
@@ -213,6 +232,9 @@ static void child(const char *dir, enum how how) {
         raise(SIGABRT);
     } else if (how == ABORT) {
         abort();
+    } else if (how == PROBE) {
+        if (mprotect(page, page_size, PROT_NONE) != 0) _exit(4);
+        if (sigsetjmp(probed, 1) == 0) (void)*(volatile char *)page;
     } else {
         *(volatile char *)page = 1;
     }
@@ -280,6 +302,7 @@ int main(int argc, char **argv) {
         {"abort", ABORT, SIGABRT, 0, 0},
         {"never-dies", NEVER_DIES, SIGBUS, 0, 0},
         {"never-loops", NEVER_LOOPS, 0, 0, 1},
+        {"probe", PROBE, 0, 0, 0},
     };
     size_t n = sizeof runs / sizeof runs[0];
     char dir[512];
