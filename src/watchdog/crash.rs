@@ -12,7 +12,8 @@
 //! are thawed (`take_back_after_return`). A fault goes to the program's
 //! own handler first, when it has one: one it repairs (a garbage
 //! collector's, a JIT's) is no crash, and only one it leaves to recur is
-//! dumped (`program_handler_ended_fault`).
+//! dumped (`program_handler_ended_fault`; one it seems to leave alone is
+//! let run again first, and dumped when it comes straight back).
 //! The next tracer start (or `spanguard recover`) sends what the file
 //! holds.
 
@@ -551,11 +552,18 @@ fn program_handler(signal: libc::c_int) -> Option<libc::sigaction> {
 /// crash handler dumped and froze every tracer before calling it: the
 /// process went on with every later span refused, and the next start sent
 /// the dumped spans again (the dump of a fault is never taken back). Now
-/// nothing is dumped unless the handler leaves the fault to recur: it
-/// returns with the program counter where it was and the access still not
-/// allowed (or it put the default back, or raised the signal again at the
-/// default, as a handler does with a fault that is not its own): then the
-/// dump is written before the fault ends the process. One that ends the
+/// nothing is dumped unless the handler leaves the fault to recur. Put
+/// the default back, or raised the signal again at the default (as a
+/// handler does with a fault that is not its own): dumped at once, before
+/// the fault ends the process. The program counter moved on, or the
+/// access allowed now: repaired. Neither to be seen (a SIGBUS past a
+/// file's end that the handler ended by growing the file, a page mapped
+/// anew with the same permission): it was judged unrepaired, and the
+/// program went on with every tracer frozen. Now the instruction is let
+/// run again, and only the same fault met straight back
+/// (`handler_outcome::met_again_after_run_again`) is dumped: then the
+/// process dies of the default the handler put back, or loops on the
+/// fault with its handler as it would without us. One that ends the
 /// process itself without returning (`_exit`) leaves no dump; one that
 /// calls abort() is dumped by the SIGABRT's handler. A handler installed
 /// after ours gets the fault first anyway; this is the same order.
@@ -566,7 +574,9 @@ fn program_handler_ended_fault(
     context: *mut libc::c_void,
     program: &libc::sigaction,
 ) -> bool {
-    let pc = super::handler_outcome::resume_pc(context);
+    use super::handler_outcome as outcome;
+    let pc = outcome::resume_pc(context);
+    let arrived = outcome::FaultAt::of(signal, info, context);
     // SAFETY: sets this signal's disposition as the kernel would have
     // (SA_RESETHAND: back to the default as the handler is called), then
     // calls the program's handler with the kernel's arguments.
@@ -580,10 +590,16 @@ fn program_handler_ended_fault(
         super::call_handler(program.sa_sigaction, siginfo, signal, info, context);
     }
     if raised_again_to_end(signal) || at_default(signal) {
+        outcome::forget_left_to_run_again();
         return false;
     }
-    (pc != 0 && super::handler_outcome::resume_pc(context) != pc)
-        || (signal == libc::SIGSEGV && super::handler_outcome::access_allowed_now(info, context))
+    if (pc != 0 && outcome::resume_pc(context) != pc)
+        || (signal == libc::SIGSEGV && outcome::access_allowed_now(info, context))
+    {
+        outcome::forget_left_to_run_again();
+        return true;
+    }
+    !outcome::met_again_after_run_again(&arrived, &outcome::FaultAt::of(signal, info, context))
 }
 
 /// Whether `signal`'s disposition is the default now. Async-signal-safe.

@@ -7,7 +7,7 @@
 //! interrupted thread's stack. Everything here is async-signal-safe:
 //! syscalls and arithmetic on buffers of the caller's stack.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// The interrupted thread's program counter (where it resumes when the
 /// handler returns) and stack pointer, from the signal's context; zeros
@@ -39,6 +39,154 @@ fn interrupted_at(context: *mut libc::c_void) -> (usize, usize) {
 /// known here).
 pub(super) fn resume_pc(context: *mut libc::c_void) -> usize {
     interrupted_at(context).0
+}
+
+/// A fault as the interrupted thread meets it: the signal, its si_code
+/// and address, and a fingerprint of the thread's registers (program
+/// counter and stack pointer among them). Two faults alike are the same
+/// instruction meeting the same fault from the same state: the one before
+/// was left to run again, and nothing had changed when it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FaultAt {
+    signal: libc::c_int,
+    code: libc::c_int,
+    addr: usize,
+    registers: u64,
+}
+
+impl FaultAt {
+    /// The fault `info` says, from the registers `context` holds now (as
+    /// the fault arrived, or as the thread resumes once the handler
+    /// returns). Async-signal-safe.
+    pub(super) fn of(
+        signal: libc::c_int,
+        info: *mut libc::siginfo_t,
+        context: *mut libc::c_void,
+    ) -> FaultAt {
+        let (code, addr) = if info.is_null() {
+            (0, 0)
+        } else {
+            // SAFETY: the kernel's siginfo for a fault: si_addr is set.
+            unsafe { ((*info).si_code, (*info).si_addr() as usize) }
+        };
+        FaultAt {
+            signal,
+            code,
+            addr,
+            registers: registers_fingerprint(context),
+        }
+    }
+}
+
+/// FNV-1a over the interrupted thread's general registers (not the flags
+/// nor the fault's own words: error code, trap number, CR2), or over the
+/// program counter and stack pointer where this build does not know the
+/// context's layout beyond them.
+fn registers_fingerprint(context: *mut libc::c_void) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let mut feed = |word: u64| {
+        for byte in word.to_ne_bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    if context.is_null() {
+        return 0;
+    }
+    // SAFETY: the kernel's ucontext for the signal being handled.
+    let uc = unsafe { &*(context as *const libc::ucontext_t) };
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    for &r in &uc.uc_mcontext.gregs[..=libc::REG_RIP as usize] {
+        feed(r as u64);
+    }
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    {
+        for &r in &uc.uc_mcontext.regs {
+            feed(r);
+        }
+        feed(uc.uc_mcontext.sp);
+        feed(uc.uc_mcontext.pc);
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        let _ = uc;
+        let (pc, sp) = interrupted_at(context);
+        feed(pc as u64);
+        feed(sp as u64);
+    }
+    hash
+}
+
+/// The fault a thread's handler returned from with no repair to be seen,
+/// left to run again: the thread's id, and the fault as the thread resumed.
+struct LeftToRunAgain {
+    tid: AtomicI32,
+    signal: AtomicI32,
+    code: AtomicI32,
+    addr: AtomicUsize,
+    registers: AtomicU64,
+}
+
+/// One per thread, by thread id modulo their number: a thread reads and
+/// writes only its own, from its own signal handler, so Relaxed is
+/// enough. Two threads that share one, each meeting a fault the other
+/// overwrites, at worst take one more run each before the judgment.
+static LEFT_TO_RUN_AGAIN: [LeftToRunAgain; 64] = [const {
+    LeftToRunAgain {
+        tid: AtomicI32::new(0),
+        signal: AtomicI32::new(0),
+        code: AtomicI32::new(0),
+        addr: AtomicUsize::new(0),
+        registers: AtomicU64::new(0),
+    }
+}; 64];
+
+fn left_to_run_again_of(tid: libc::pid_t) -> &'static LeftToRunAgain {
+    &LEFT_TO_RUN_AGAIN[tid as usize % LEFT_TO_RUN_AGAIN.len()]
+}
+
+/// For a fault the program's handler returned from with nothing repaired
+/// that can be seen (the program counter where it was, the page's
+/// permission not enough or never the matter: a SIGBUS past a file's end
+/// that the handler ended by growing the file, a page mapped anew with
+/// the same permission, a userfaultfd's copy): whether `arrived` is the
+/// fault the thread was left to run again from just before, met again
+/// (the instruction ran again and nothing had changed: no repair), and
+/// records `resumes`, the state the thread resumes in now, for the next
+/// one. The first time, the instruction is let run again: repaired, it
+/// goes on and nothing is dumped; unrepaired, the same fault comes
+/// straight back, and that one is judged so. Async-signal-safe.
+pub(super) fn met_again_after_run_again(arrived: &FaultAt, resumes: &FaultAt) -> bool {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let left = left_to_run_again_of(tid);
+    let again = left.tid.load(Ordering::Relaxed) == tid
+        && FaultAt {
+            signal: left.signal.load(Ordering::Relaxed),
+            code: left.code.load(Ordering::Relaxed),
+            addr: left.addr.load(Ordering::Relaxed),
+            registers: left.registers.load(Ordering::Relaxed),
+        } == *arrived;
+    left.tid.store(tid, Ordering::Relaxed);
+    left.signal.store(resumes.signal, Ordering::Relaxed);
+    left.code.store(resumes.code, Ordering::Relaxed);
+    left.addr.store(resumes.addr, Ordering::Relaxed);
+    left.registers.store(resumes.registers, Ordering::Relaxed);
+    again
+}
+
+/// This thread left no fault to run again any more: the one it met was
+/// repaired where it can be seen, or ended the process's way. A later
+/// fault alike is judged afresh. Async-signal-safe.
+pub(super) fn forget_left_to_run_again() {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let left = left_to_run_again_of(tid);
+    if left.tid.load(Ordering::Relaxed) == tid {
+        left.tid.store(0, Ordering::Relaxed);
+    }
 }
 
 /// SIGSEGV's si_code for an address with no mapping, and for an access
@@ -301,6 +449,29 @@ mod tests {
         assert_eq!(perms_of(maps, 0x7f0000002000), Some(*b"---p"));
         assert_eq!(perms_of(maps, 0x7f0000003000), None);
         assert_eq!(perms_of(maps, 0x1000), None);
+    }
+
+    /// A fault left to run again is judged unrepaired only when the same
+    /// fault comes back from the state the thread resumed in: not the
+    /// first time, not one met from other registers (the thread went on
+    /// and came back another way), not once forgotten (repaired where it
+    /// could be seen).
+    #[test]
+    fn only_the_same_fault_met_straight_back_is_met_again() {
+        let fault = |registers| FaultAt {
+            signal: libc::SIGBUS,
+            code: 2,
+            addr: 0x7f00_0000_1000,
+            registers,
+        };
+        let met = |arrived, resumes| met_again_after_run_again(&fault(arrived), &fault(resumes));
+        assert!(!met(1, 1), "the first time");
+        assert!(met(1, 1), "straight back");
+        assert!(!met(2, 2), "other registers");
+        assert!(!met(3, 4), "changed by the handler");
+        assert!(met(4, 4), "as it resumed");
+        forget_left_to_run_again();
+        assert!(!met(4, 4), "forgotten");
     }
 
     /// This process's own maps: a page mapped read-only, then made
