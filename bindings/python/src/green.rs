@@ -102,8 +102,9 @@ pub fn look_again() {
 
 /// Whether a call on the span `span` that stores at most `bytes()` bytes
 /// (counted only where a green library is loaded) in `count` attributes,
-/// events or links (its text, keys and names) runs here: no green library loaded, or the call is short and the span has
-/// the room for it without waiting (taken now where the pool has it).
+/// events or links (its text, keys and names) runs here: no green library
+/// loaded, or the call is short and the span has the room for it without
+/// waiting (taken now where the pool has it).
 /// Otherwise it may wait for payload chunks, or for another caller
 /// holding the span, and runs `elsewhere`. The room is kept: no other
 /// Python thread calls into the span before the caller's call, which
