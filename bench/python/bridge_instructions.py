@@ -116,7 +116,8 @@ def per_span(directory, provider_kind, case, spans):
         text = callgrind_main_thread([__file__, "--child", directory, provider_kind, case, str(extra)])
         figures.append(costs(text, "_native.abi3.so"))
     (t0, p0, n0), (t1, p1, n1) = figures
-    return (t1 - t0) / spans, (p1 - p0) / spans, (n1 - n0) / spans
+    # + 0.0: a difference of none prints 0, not -0.
+    return (t1 - t0) / spans + 0.0, (p1 - p0) / spans + 0.0, (n1 - n0) / spans + 0.0
 
 
 def main(argv):
