@@ -88,13 +88,19 @@ def child(directory, name, extra):
 
 def main_thread_instructions(directory, name, extra):
     """The main thread's instructions of one run of the child."""
+    text = callgrind_main_thread([__file__, "--child", directory, name, str(extra)])
+    return int(re.search(r"^(?:totals|summary): (\d+)", text, re.M).group(1))
+
+
+def callgrind_main_thread(args):
+    """The callgrind file of the main thread of `python args...` run under
+    callgrind (its text), with PYTHONHASHSEED=0."""
     out = tempfile.mkdtemp(prefix="sg-instr-")
     try:
         env = dict(os.environ, PYTHONHASHSEED="0")
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", "--separate-threads=yes",
-             f"--callgrind-out-file={os.path.join(out, 'cg.%p')}",
-             sys.executable, __file__, "--child", directory, name, str(extra)],
+             f"--callgrind-out-file={os.path.join(out, 'cg.%p')}", sys.executable, *args],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"the child failed ({run.returncode}): {run.stderr[-2000:]}")
@@ -102,8 +108,7 @@ def main_thread_instructions(directory, name, extra):
         if len(first) != 1:
             raise RuntimeError(f"no main thread's file in {os.listdir(out)}")
         with open(os.path.join(out, first[0])) as f:
-            m = re.search(r"^(?:totals|summary): (\d+)", f.read(), re.M)
-        return int(m.group(1))
+            return f.read()
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -116,8 +121,11 @@ def have_otel_sdk():
     return True
 
 
-def main(argv):
-    runs, spans, only, dirs = 3, 10000, None, []
+def arguments(argv, runs, spans, usage):
+    """--runs R, --spans N, --case NAME and the directories `argv` gives
+    (R and N by default, every case): (R, N, NAME or None, [DIR...]), or
+    None, `usage` said, when it gives no directory."""
+    only, dirs = None, []
     args = iter(argv)
     for a in args:
         if a == "--runs":
@@ -129,8 +137,16 @@ def main(argv):
         else:
             dirs.append(os.path.abspath(a))
     if not dirs:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        print(usage, file=sys.stderr)
+        return None
+    return runs, spans, only, dirs
+
+
+def main(argv):
+    given = arguments(argv, 3, 10000, __doc__.split("\n\n")[1])
+    if given is None:
         return 2
+    runs, spans, only, dirs = given
     names = [n for n in CASES if only is None or n == only]
     if not have_otel_sdk():
         print("note: no opentelemetry-sdk for this Python: the bridge case left out", file=sys.stderr)

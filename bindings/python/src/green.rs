@@ -11,6 +11,8 @@
 //! used up, or another caller holding the span): there, a short value
 //! stopped the hub as a long one did.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
@@ -34,9 +36,25 @@ pub const MAY_TAKE_CHUNKS: usize = 512;
 /// each short setter of every program, green or not.
 static GREEN_MODULES: PyOnceLock<(Py<PyDict>, [Py<PyString>; 2])> = PyOnceLock::new();
 
-/// Whether a green library that patches threads is loaded: two dict
-/// probes, asked at each call (never cached: a program may import gevent
-/// after spanguard), so that a process without one pays little more.
+/// What `loaded` last found: the length `sys.modules` had then, plus one,
+/// shifted left a bit, the answer in that bit (1: loaded); 0 before the
+/// first look, or once a call waited (`look_again`). Every setter of
+/// every program asks, and the two probes of `sys.modules` were most of
+/// what a short setter cost beyond its call into the library (a program
+/// without gevent or eventlet paid them for nothing).
+static LAST_LOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// How many times `loaded` looked in `sys.modules` (`_green_looks`).
+static LOOKS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a green library that patches threads is loaded. Looked up in
+/// `sys.modules` again whenever its length changed since the last look
+/// (a program may import gevent after spanguard: the import adds
+/// gevent.monkey, and with it gevent's other modules), else the answer
+/// of that look: one call to read a length, a program that imported
+/// nothing since paying nothing more. A program that removes as many
+/// modules as an import of gevent.monkey adds, between two calls, would
+/// keep the old answer: only until a call waits (`look_again`).
 pub fn loaded(py: Python<'_>) -> bool {
     let looked_up = GREEN_MODULES.get_or_try_init(py, || -> PyResult<_> {
         let modules = py
@@ -51,23 +69,56 @@ pub fn loaded(py: Python<'_>) -> bool {
         return false;
     };
     let modules = modules.bind(py);
-    names
+    let seen = modules.len().wrapping_add(1) << 1;
+    // Relaxed: read and written with the GIL held; one word, so a look
+    // never pairs one length with another look's answer.
+    let last = LAST_LOOK.load(Ordering::Relaxed);
+    if last & !1 == seen {
+        return last & 1 == 1;
+    }
+    LOOKS.fetch_add(1, Ordering::Relaxed);
+    let found = names
         .iter()
-        .any(|m| modules.contains(m.bind(py)).unwrap_or(false))
+        .any(|m| modules.contains(m.bind(py)).unwrap_or(false));
+    LAST_LOOK.store(seen | usize::from(found), Ordering::Relaxed);
+    found
 }
 
-/// Whether a call on the span `span` that stores at most `bytes` bytes in
-/// `count` attributes, events or links (its text, keys and names) runs
-/// here: no green library loaded, or the call is short and the span has
-/// the room for it without waiting (taken now where the pool has it).
+/// How many times this process looked in `sys.modules` for a green
+/// library: a test's way to see that setters do not look each time.
+#[pyfunction]
+pub fn _green_looks() -> u64 {
+    // Relaxed: a count, read with no ordering to keep.
+    LOOKS.load(Ordering::Relaxed)
+}
+
+/// Has the next `loaded` look in `sys.modules` again: called as a call
+/// of the library is about to wait (its wait hook), where a kept answer
+/// that missed a green library would have the wait stop the hub; the
+/// next call then finds it. Any thread, GIL or not.
+pub fn look_again() {
+    LAST_LOOK.store(0, Ordering::Relaxed);
+}
+
+/// Whether a call on the span `span` that stores at most `bytes()` bytes
+/// (counted only where a green library is loaded) in `count` attributes,
+/// events or links (its text, keys and names) runs here: no green library
+/// loaded, or the call is short and the span has the room for it without
+/// waiting (taken now where the pool has it).
 /// Otherwise it may wait for payload chunks, or for another caller
 /// holding the span, and runs `elsewhere`. The room is kept: no other
 /// Python thread calls into the span before the caller's call, which
 /// holds the GIL from here.
-pub fn runs_here(py: Python<'_>, span: spanguard_span, bytes: usize, count: usize) -> bool {
+pub fn runs_here(
+    py: Python<'_>,
+    span: spanguard_span,
+    bytes: impl FnOnce() -> usize,
+    count: usize,
+) -> bool {
     if !loaded(py) {
         return true;
     }
+    let bytes = bytes();
     bytes < MAY_TAKE_CHUNKS
         && spanguard_span_try_make_room(span, bytes, count) != spanguard_result::WouldWait
 }

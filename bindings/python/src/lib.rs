@@ -54,6 +54,9 @@ unsafe extern "C" {
 /// close, the command), none of which waits; the check keeps any other
 /// thread's wait out of it.
 fn gil_let_go_for_wait() -> usize {
+    // A wait is where a kept answer to "is a green library loaded?" that
+    // is wrong would stop a hub: the next setter looks again.
+    green::look_again();
     // SAFETY: PyGILState_Check may be called from any thread at any time;
     // PyEval_SaveThread only with the GIL held, which it said.
     unsafe {
@@ -112,6 +115,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(events::_log_event_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(events::_queue_event_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(events::_take_events, m)?)?;
+    m.add_function(wrap_pyfunction!(green::_green_looks, m)?)?;
     m.add_function(wrap_pyfunction!(events::_events_fd, m)?)?;
     m.add_function(wrap_pyfunction!(events::_name_events_reader, m)?)?;
     m.add_function(wrap_pyfunction!(events::_start_events_reader, m)?)?;

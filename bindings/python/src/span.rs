@@ -227,26 +227,7 @@ impl Span {
         key: &Bound<'_, PyAny>,
         v: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        // The bytes it stores, at most: a str's UTF-8 (CPython keeps it,
-        // and the call reads it there), a number's 8; an array's, read as
-        // the call reads it, only where a green library is loaded.
-        let value_bytes = if let Ok(s) = v.cast::<PyString>() {
-            crate::text::str_utf8(s).as_bytes().len()
-        } else if let Ok(b) = v.cast::<pyo3::types::PyBytes>() {
-            b.as_bytes().len()
-        } else if v.is_instance_of::<pyo3::types::PyList>()
-            || v.is_instance_of::<pyo3::types::PyTuple>()
-        {
-            if green::loaded(py) {
-                Attributes::one(key, v, &AtomicU64::new(0)).stored_bytes()
-            } else {
-                0
-            }
-        } else {
-            8
-        };
-        let bytes = value_bytes.saturating_add(utf8(key).as_bytes().len());
-        if green::runs_here(py, self.handle, bytes, 1) {
+        if green::runs_here(py, self.handle, || stored_by_one(key, v), 1) {
             return set_one_here(py, self.handle, &self.rejected, key, v);
         }
         let (h, rejected) = (self.handle, self.rejected.clone());
@@ -339,12 +320,11 @@ impl Span {
         dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
         let h = self.handle;
-        let name_bytes = utf8(name).as_bytes().len();
-        let name = name.clone().unbind();
         let stores = Stores {
             span: h,
-            bytes: name_bytes,
+            text: Some(name),
         };
+        let name = name.clone().unbind();
         with_attributes_where_no_greenlet_waits(
             py,
             stores,
@@ -369,7 +349,7 @@ impl Span {
     /// (`green`).
     fn status(&self, py: Python<'_>, code: u32, description: &[u8]) -> PyResult<()> {
         let h = self.handle;
-        if green::runs_here(py, h, description.len(), 1) {
+        if green::runs_here(py, h, || description.len(), 1) {
             return status_here(py, h, code, description);
         }
         let description = description.to_vec();
@@ -479,7 +459,10 @@ impl Span {
         let h = self.handle;
         with_attributes_where_no_greenlet_waits(
             py,
-            Stores { span: h, bytes: 0 },
+            Stores {
+                span: h,
+                text: None,
+            },
             Some(attributes),
             &self.rejected,
             move |py, attrs| set_all(py, h, attrs, 0).map(|()| None),
@@ -570,7 +553,7 @@ impl Span {
         let tracestate = tracestate.filter(|t| !t.is_none());
         let stores = Stores {
             span: h,
-            bytes: tracestate.map_or(0, |t| utf8(t).as_bytes().len()),
+            text: tracestate,
         };
         let traceparent = traceparent.clone().unbind();
         let tracestate = tracestate.map(|t| t.clone().unbind());
@@ -630,7 +613,7 @@ impl Span {
         let tracestate = tracestate.filter(|t| !t.is_none());
         let stores = Stores {
             span: h,
-            bytes: tracestate.map_or(0, |t| utf8(t).as_bytes().len()),
+            text: tracestate,
         };
         let tracestate = tracestate.map(|t| t.clone().unbind());
         let trace_id = trace_id.to_be_bytes();
@@ -873,12 +856,13 @@ fn end_span_at(h: spanguard_span, end_unix_ns: u64) -> spanguard_result {
     }
 }
 
-/// What a call stores in a span besides its attributes: the span, and the
-/// bytes of an event's name or a link's tracestate (a traceparent's are
-/// ids, stored in the link's entry).
-pub struct Stores {
+/// What a call stores in a span besides its attributes: the span, and an
+/// event's name or a link's tracestate, whose UTF-8 bytes it stores (a
+/// traceparent's are ids, stored in the link's entry). Their length is
+/// read only where a green library is loaded (`green::runs_here`).
+pub struct Stores<'a, 'py> {
     pub span: spanguard_span,
-    pub bytes: usize,
+    pub text: Option<&'a Bound<'py, PyAny>>,
 }
 
 /// `call` with the attributes `attributes` holds (values left out counted
@@ -889,7 +873,7 @@ pub struct Stores {
 /// else it needs by value: it may run on another OS thread.
 pub fn with_attributes_where_no_greenlet_waits<F>(
     py: Python<'_>,
-    stores: Stores,
+    stores: Stores<'_, '_>,
     attributes: Option<&Bound<'_, PyAny>>,
     rejected: &AtomicU64,
     call: F,
@@ -898,9 +882,13 @@ where
     F: Fn(Python<'_>, &Attributes<'_>) -> PyResult<Option<bool>> + Send + Sync + 'static,
 {
     let attrs = Attributes::from_mapping(attributes, rejected);
-    let bytes = attrs.stored_bytes().saturating_add(stores.bytes);
     // The attributes, and the event or link that holds them.
     let count = attrs.len().saturating_add(1);
+    let bytes = || {
+        attrs
+            .stored_bytes()
+            .saturating_add(stores.text.map_or(0, |t| utf8(t).as_bytes().len()))
+    };
     if green::runs_here(py, stores.span, bytes, count) {
         return call(py, &attrs);
     }
@@ -912,6 +900,24 @@ where
             Attributes::from_mapping(attributes.as_ref().map(|a| a.bind(py)), &AtomicU64::new(0));
         call(py, &attrs)
     })
+}
+
+/// The bytes `set_one` stores, at most: the key's and a str's UTF-8
+/// (CPython keeps it, and the call reads it there), a number's 8; an
+/// array's, read as the call reads it.
+fn stored_by_one(key: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>) -> usize {
+    let value_bytes = if let Ok(s) = v.cast::<PyString>() {
+        crate::text::str_utf8(s).as_bytes().len()
+    } else if let Ok(b) = v.cast::<pyo3::types::PyBytes>() {
+        b.as_bytes().len()
+    } else if v.is_instance_of::<pyo3::types::PyList>()
+        || v.is_instance_of::<pyo3::types::PyTuple>()
+    {
+        Attributes::one(key, v, &AtomicU64::new(0)).stored_bytes()
+    } else {
+        8
+    };
+    value_bytes.saturating_add(utf8(key).as_bytes().len())
 }
 
 /// `Span::status` on the span `h`, in place.
@@ -1014,7 +1020,7 @@ pub fn set_all_where_no_greenlet_waits(
     start: usize,
 ) -> PyResult<()> {
     if start >= attrs.len()
-        || green::runs_here(py, handle, attrs.stored_bytes(), attrs.len() - start)
+        || green::runs_here(py, handle, || attrs.stored_bytes(), attrs.len() - start)
     {
         return set_all(py, handle, attrs, start);
     }

@@ -572,6 +572,58 @@ def test_a_library_patched_after_spanguard_answered_no_still_keeps_greenlets_run
         assert waiter["attributes"]["output.value"] == "w" * 400
 
 
+# A program with no green library: its setters of every kind, a thousand
+# spans, then an import (sys.modules grows), and what spanguard looked up.
+LOOKS = """
+    import json, sys
+    import spanguard
+    from spanguard import _native
+
+    tracer = spanguard.Tracer(from_env=False, endpoint="discard:", install_signal_handlers=False)
+
+    def record(n):
+        for i in range(n):
+            s = tracer.start_span("op", attributes={"n": i})
+            s.set_attribute("gen_ai.usage.input_tokens", i)
+            s.set_attribute("gen_ai.request.model", "gpt-4o")
+            s.set_attribute("tags", ["a", "b"])
+            s.set_attributes({"stream": True, "gen_ai.system": "openai"})
+            s.add_event("retry", {"attempt": 2})
+            s.add_link("00-" + "1" * 32 + "-" + "2" * 16 + "-01", {"n": 1})
+            s.set_status(spanguard.STATUS_ERROR, "timed out")
+            s.end()
+
+    record(10)  # whatever spanguard imports as it first records, imported
+    before = _native._green_looks()
+    record(1000)
+    after_the_spans = _native._green_looks()
+    assert "colorsys" not in sys.modules
+    import colorsys  # noqa: F401
+    record(1)
+    print(json.dumps({"spans": after_the_spans - before, "import": _native._green_looks() - after_the_spans}))
+"""
+
+
+def test_setters_of_a_program_without_a_green_library_do_not_look_for_one_each_time():
+    """Every setter asks whether gevent or eventlet is loaded (under them a
+    setter that would wait runs on their pool of OS threads): a thousand
+    spans of seven setters each looked in `sys.modules` 7,000 times, the
+    most of what a short setter cost beyond its call into the library, in
+    a program that never imports either. The answer is kept until
+    `sys.modules` changes: a handful of looks then, and one more once the
+    program imports a module (gevent, after spans were recorded, is found:
+    `test_a_library_patched_after_spanguard_answered_no_still_keeps_greenlets_running`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    run = subprocess.run([sys.executable, "-c", textwrap.dedent(LOOKS)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    looks = json.loads(run.stdout)
+    # Another thread's import meanwhile (spanguard's log reader, at its
+    # first news) is a look more.
+    assert looks["spans"] <= 3, f"the setters looked for gevent or eventlet each time: {looks}"
+    assert looks["import"] >= 1, f"the import was not seen: {looks}"
+
+
 # Two greenlets on one span: the setter's 300 KB value waits for chunks on
 # an OS thread of the green library's pool, holding the span meanwhile;
 # the ender ends the span then, from the hub's own thread (HOW: end, or

@@ -75,8 +75,10 @@ import operator
 from operator import is_
 
 from opentelemetry import trace as _otel_trace
+from opentelemetry.sdk import trace as _sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 try:  # the SDK's Logs API is still under `_logs` (1.20 to 1.45 at least)
@@ -226,13 +228,44 @@ def _own_attributes(span):
     return own if type(getattr(own, "_dict", None)) is dict and hasattr(own, "dropped") else None
 
 
+# A SpanContext's trace id, span id, trace flags and tracestate, read in C
+# from the tuple it is (`_context_fields`).
+_CONTEXT_FIELDS = operator.itemgetter(0, 1, 3, 4)
+# A SpanContext's span id and is_remote (a parent's), read in C likewise.
+_PARENT_FIELDS = operator.itemgetter(1, 2)
+# The SDK's own span classes (the open span on_start gets, its tracer's
+# `_Span`; the snapshot on_end and an exporter get), whose properties
+# (name, kind, parent, the times, status, scope) each return the
+# attribute of the same name with an underscore: read there, not through
+# a Python call each.
+_SDK_SPANS = frozenset(c for c in (getattr(_sdk_trace, "_Span", None), _sdk_trace.Span, ReadableSpan) if c)
+
+
+def _context_fields(ctx) -> tuple:
+    """A span context's trace id, span id, trace flags and tracestate. The
+    API's own SpanContext is a tuple (trace_id, span_id, is_remote,
+    trace_flags, trace_state, is_valid) whose properties are each a Python
+    call, ten a span through the bridge: its fields are read in C
+    (`_CONTEXT_FIELDS`, where `type(ctx) is SpanContext`); any other
+    context's by its properties."""
+    if type(ctx) is SpanContext:
+        return _CONTEXT_FIELDS(ctx)
+    return ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.trace_state
+
+
 def _had(span, field: str) -> int:
     """How many events or links the SDK span has had, those its limit
     dropped counted, from its own list (`_events`, `_links`, a BoundedList,
     or a sequence without a dropped count), or -1 when it has none: the
-    public properties copy the list into a tuple under a lock."""
+    public properties copy the list into a tuple under a lock. A
+    BoundedList's length is its deque's (`_dq`), read in C: its
+    `__len__` is a Python call, four of them a span through the bridge."""
     own = getattr(span, field, None)
-    return -1 if own is None else len(own) + getattr(own, "dropped", 0)
+    if own is None:
+        return -1
+    if type(own) is BoundedList:
+        return len(own._dq) + own.dropped
+    return len(own) + getattr(own, "dropped", 0)
 
 
 def _scope_fields(scope) -> tuple:
@@ -540,15 +573,16 @@ class SpanguardSpanProcessor(SpanProcessor):
 
     def on_start(self, span, parent_context=None) -> None:
         ctx = span.get_span_context()
-        if not ctx.trace_flags & _SAMPLED:
+        fields = _CONTEXT_FIELDS(ctx) if type(ctx) is SpanContext else _context_fields(ctx)
+        if not fields[2] & _SAMPLED:
             return
         self._pass_resource(span, "on_start")
         try:
-            opened = self._begin(span, ctx)
+            opened = self._begin(span, fields)
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("on_start", e)
             return
-        key = (ctx.trace_id, ctx.span_id)
+        key = fields[:2]
         self._open[key] = opened
         try:
             watch = opened.watch = _Watch(span, self._on_collected)
@@ -559,12 +593,13 @@ class SpanguardSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
-        if not ctx.trace_flags & _SAMPLED:
+        fields = _CONTEXT_FIELDS(ctx) if type(ctx) is SpanContext else _context_fields(ctx)
+        if not fields[2] & _SAMPLED:
             return
         try:
-            opened = self._open.pop((ctx.trace_id, ctx.span_id), None)
+            opened = self._open.pop(fields[:2], None)
             if opened is None:  # began before this processor was added
-                opened = self._begin(span, ctx)
+                opened = self._begin(span, fields)
             opened.ended = True
             opened.watch = None  # its callback has nothing left to do
             self._complete(span, opened)
@@ -700,14 +735,28 @@ class SpanguardSpanProcessor(SpanProcessor):
               "some spans arrive under the other provider's; give each provider its own "
               "spanguard.Tracer", previous.get("service.name"), attributes.get("service.name"))
 
-    def _begin(self, span, ctx: SpanContext) -> _Open:
-        parent = span.parent
-        # SDKs before 1.11.1 have only instrumentation_info, which later ones
-        # deprecate: read only where the scope's own attribute is missing (a
-        # span with no scope, None, read it and warned DeprecationWarning).
-        scope = getattr(span, "instrumentation_scope", _NO_SCOPE_ATTRIBUTE)
-        if scope is _NO_SCOPE_ATTRIBUTE:
-            scope = getattr(span, "instrumentation_info", None)
+    def _begin(self, span, fields: tuple) -> _Open:
+        """Begins the spanguard span of `span`, whose context's fields
+        `fields` are (`_context_fields`)."""
+        trace_id, span_id, flags, state = fields
+        if type(span) in _SDK_SPANS and hasattr(span, "_instrumentation_scope"):
+            parent, scope, name, kind, start_time = (span._parent, span._instrumentation_scope, span._name, span._kind,
+                                                     span._start_time)
+        else:
+            parent, name, kind, start_time = span.parent, span.name, span.kind, span.start_time
+            # SDKs before 1.11.1 have only instrumentation_info, which later
+            # ones deprecate: read only where the scope's own attribute is
+            # missing (a span with no scope, None, read it and warned
+            # DeprecationWarning).
+            scope = getattr(span, "instrumentation_scope", _NO_SCOPE_ATTRIBUTE)
+            if scope is _NO_SCOPE_ATTRIBUTE:
+                scope = getattr(span, "instrumentation_info", None)
+        if parent is None:
+            parent_span_id, parent_is_remote = None, False
+        elif type(parent) is SpanContext:
+            parent_span_id, parent_is_remote = _PARENT_FIELDS(parent)
+        else:
+            parent_span_id, parent_is_remote = parent.span_id, parent.is_remote
         cached = self._scope
         if cached[0] is not scope:
             # An InstrumentationScope is immutable: its fields are read once,
@@ -718,19 +767,17 @@ class SpanguardSpanProcessor(SpanProcessor):
         kept = _own_attributes(span)
         # A copy of the SDK's dict is one C call (atomic under the GIL).
         attributes = kept._dict.copy() if kept is not None else dict(span.attributes or {})
-        state = ctx.trace_state
-        name = span.name
         # Positionally: the native call parses keywords by name, a cost a span.
         sg = self._tracer.start_span_with_ids(
             name,
-            _KIND.get(id(span.kind), 1),
-            ctx.trace_id,
-            ctx.span_id,
-            parent.span_id if parent is not None else None,
-            int(ctx.trace_flags),
-            parent is not None and bool(parent.is_remote),  # parent_is_remote
+            _KIND.get(id(kind), 1),
+            trace_id,
+            span_id,
+            parent_span_id,
+            int(flags),
+            bool(parent_is_remote),
             (state.to_header() or None) if state else None,  # tracestate
-            span.start_time,
+            start_time,
             cached[1],  # scope_name
             cached[2],  # scope_version
             attributes or None,
@@ -855,10 +902,17 @@ class SpanguardSpanProcessor(SpanProcessor):
 
     def _complete(self, span: ReadableSpan, opened: _Open) -> None:
         sg, before = opened.span, opened.attributes
-        name = span.name
+        if type(span) in _SDK_SPANS:
+            name, status, end_time = span._name, span._status, span._end_time
+        else:
+            name, status, end_time = span.name, span.status, span.end_time
         if name != opened.name:  # renamed with update_name
             sg.update_name(name)
-        own = _own_attributes(span)
+        # The ReadableSpan the SDK made at the end holds the span's own
+        # attribute map, the one `_begin` found (`opened.kept`).
+        own = opened.kept
+        if own is None or getattr(span, "_attributes", None) is not own:
+            own = _own_attributes(span)
         kept = own._dict if own is not None else (span.attributes or {})
         # What was set after the start and not passed on (past the limit,
         # or on a span that could not be followed): usually nothing, seen
@@ -906,7 +960,7 @@ class SpanguardSpanProcessor(SpanProcessor):
         # The log events among the oldest spanguard holds go with those the
         # SDK evicted (`drop_oldest` takes the oldest): taken off uncounted
         # and added again (`_keep_logged`).
-        relogged = _keep_logged(opened, evicted_events)
+        relogged = _keep_logged(opened, evicted_events) if opened.logged else ()
         if counted == [0, 0, 0] and not relogged:
             if evicted_events or evicted_links:
                 sg.drop_oldest(evicted_events, evicted_links)
@@ -928,14 +982,13 @@ class SpanguardSpanProcessor(SpanProcessor):
             _event(sg, event)
         for link in links:
             _link(sg, link)
-        status = span.status
         if status is not None and status.status_code is not StatusCode.UNSET:
             sg.set_status(_STATUS[id(status.status_code)], status.description or "")
         if self._shut_down:
             # After this processor's own shutdown (the provider's) a call
             # is ignored, as the specification asks: not counted.
-            sg.end(span.end_time)
-        elif sg._end_refused(span.end_time):
+            sg.end(end_time)
+        elif sg._end_refused(end_time):
             # The tracer shut down before the span ended (a signal, the
             # exit hook, its owner's shutdown): exported marked unended,
             # without its end and what was set since. It was lost in
@@ -1619,16 +1672,16 @@ class SpanguardSpanExporter(SpanExporter):
         held = True
         for span in spans:
             try:
-                ctx = span.get_span_context()
-                if not ctx.trace_flags & _SAMPLED:
+                fields = _context_fields(span.get_span_context())
+                if not fields[2] & _SAMPLED:
                     continue  # left out, as the SDK's processors leave it
                 bridge._pass_resource(span, "export")
-                opened = bridge._begin(span, ctx)
+                opened = bridge._begin(span, fields)
                 # Not recording: the tracer shut down, or it had no room
                 # (counted there); the span is not spanguard's.
                 held = opened.span.is_recording() and held
                 for log_processor in logs:  # the event records it held for the span
-                    log_processor._attach_held((ctx.trace_id, ctx.span_id), opened)
+                    log_processor._attach_held(fields[:2], opened)
                 opened.ended = True
                 bridge._complete(span, opened)
             except Exception as e:  # noqa: BLE001 - an exporter must not throw into the SDK
