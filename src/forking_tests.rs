@@ -114,6 +114,26 @@ pub(crate) fn fork() -> libc::pid_t {
     unsafe { libc::fork() }
 }
 
+/// Whether `pid`, a child a test forked, ended with status 0 within
+/// `seconds`; one still running then is killed (a hang is a failure).
+pub(crate) fn exited_ok_within(pid: libc::pid_t, seconds: u64) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut status = 0;
+    while std::time::Instant::now() < until {
+        // SAFETY: waits for our own child, without blocking.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            return libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: our own child, stuck.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+    }
+    false
+}
+
 /// Called by the fork handlers' prepare, in a unit test's process: a fork
 /// in a process where other tests run aborts it, with the reason written
 /// to the real stderr (libtest's capture would lose it with the process).

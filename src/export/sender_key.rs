@@ -28,8 +28,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// The key's file in the spool directory: hidden, so that no replay,
 /// recovery or listing takes it for a batch.
@@ -55,23 +54,25 @@ impl SenderKey {
     /// `of_dir`'s key, or a key of this process's own, never written,
     /// when it has none that can be read or made: the same one for every
     /// later call on `dir`, which tries the key file no more (`UNUSABLE`),
-    /// and said once (`take_untold`).
+    /// and said once (`take_untold`). Takes no lock (see `UNUSABLE`).
     pub fn of_dir_or_unshared(dir: &Path) -> SenderKey {
-        let mut unusable = UNUSABLE.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(known) = unusable.iter().find(|u| u.dir == dir) {
+        if let Some(known) = first_unusable(dir) {
             return known.key;
         }
         match SenderKey::of_dir(dir) {
             Ok(key) => key,
             Err(e) => {
-                let key = SenderKey::unshared();
-                unusable.push(Unusable {
+                push_unusable(Unusable {
                     dir: dir.to_path_buf(),
-                    key,
-                    news: Some(unusable_news(dir, &e)),
+                    key: SenderKey::unshared(),
+                    news: unusable_news(dir, &e),
+                    told: AtomicBool::new(false),
+                    earlier: None,
                 });
                 UNTOLD.store(true, Ordering::Release);
-                key
+                // Another thread's, when it failed on `dir` too and came
+                // first: every look marks with that one.
+                first_unusable(dir).map_or_else(SenderKey::unshared, |u| u.key)
             }
         }
     }
@@ -96,27 +97,74 @@ impl SenderKey {
     }
 }
 
-/// A directory whose key could not be read or made, in this process.
+/// A directory whose key could not be read or made, in this process: an
+/// entry of `UNUSABLE`, never changed once pushed but for `told`, never
+/// freed.
 struct Unusable {
     dir: PathBuf,
     /// The key this process marks with there instead (`unshared`).
     key: SenderKey,
-    /// What to tell of it, until told (`take_untold`).
-    news: Option<String>,
+    /// What to tell of it (`take_untold`), once: `told` says whether it was.
+    news: String,
+    told: AtomicBool,
+    /// The entry pushed before this one.
+    earlier: Option<&'static Unusable>,
 }
 
-/// The directories whose key this process could not read or make. Tried
-/// once a process: a failure was not kept, and each name looked at (a
-/// spool's `takes` for every file listed, every batch written) opened or
-/// tried to make the key file again, and marked with a new random key,
-/// so a process did not take the files it had itself written. Few
-/// entries (one a spool directory), and never on the recording path.
-static UNUSABLE: Mutex<Vec<Unusable>> = Mutex::new(Vec::new());
+/// The directories whose key this process could not read or make, the
+/// latest first. Tried once a process: a failure was not kept, and each
+/// name looked at (a spool's `takes` for every file listed, every batch
+/// written) opened or tried to make the key file again, and marked with a
+/// new random key, so a process did not take the files it had itself
+/// written. Few entries (one a spool directory), and never on the
+/// recording path.
+///
+/// A list pushed onto with a compare-exchange, not a Mutex: the Mutex was
+/// held across the key file's read (or its making, fsync included), which
+/// the exporter does at its first look at its spool's names, and a fork
+/// meanwhile (a worker forked right after the first tracer) gave the child
+/// that lock held for good by a thread it does not have: its first tracer,
+/// which names its crash dump with the mark, waited forever. Two threads
+/// that fail on one directory at once both push; the first pushed is the
+/// one every look takes (`first_unusable`) and the one said.
+static UNUSABLE: AtomicPtr<Unusable> = AtomicPtr::new(std::ptr::null_mut());
 /// Whether an entry of `UNUSABLE` has news not yet taken: `take_untold`
-/// is called at every exporter wake-up, and takes no lock when none.
+/// is called at every exporter wake-up, and walks no list when none.
 /// This Release (set after the entry is pushed) pairs with the Acquire
 /// swap in `take_untold`.
 static UNTOLD: AtomicBool = AtomicBool::new(false);
+
+/// `UNUSABLE`'s entries, the latest first.
+fn unusable_entries() -> impl Iterator<Item = &'static Unusable> {
+    // This Acquire pairs with the Release of `push_unusable`'s
+    // compare-exchange: the entry is whole before it is seen.
+    // SAFETY: a non-null head is a leaked `Unusable` (`push_unusable`),
+    // never freed nor written again but for its atomic `told`.
+    let latest = unsafe { UNUSABLE.load(Ordering::Acquire).as_ref() };
+    std::iter::successors(latest, |u| u.earlier)
+}
+
+/// The first entry pushed for `dir`, if any: the one every look takes.
+fn first_unusable(dir: &Path) -> Option<&'static Unusable> {
+    unusable_entries().filter(|u| u.dir == dir).last()
+}
+
+/// Pushes `entry` onto `UNUSABLE`, for the rest of the process's life.
+fn push_unusable(entry: Unusable) -> &'static Unusable {
+    let node = Box::into_raw(Box::new(entry));
+    let mut latest = UNUSABLE.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `node` is ours alone until the exchange below publishes
+        // it; `latest` is null or a leaked entry (`unusable_entries`).
+        unsafe { (*node).earlier = latest.as_ref() };
+        // This Release pairs with the Acquire of `unusable_entries`.
+        match UNUSABLE.compare_exchange_weak(latest, node, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: leaked, so valid for the rest of the process.
+            Ok(_) => return unsafe { &*node },
+            Err(now) => latest = now,
+        }
+    }
+}
 
 /// What was not said yet of the key files this process could not use,
 /// each with its path, what became of the files named there meanwhile,
@@ -126,8 +174,13 @@ pub fn take_untold() -> Vec<String> {
     if !UNTOLD.swap(false, Ordering::Acquire) {
         return Vec::new();
     }
-    let mut unusable = UNUSABLE.lock().unwrap_or_else(|p| p.into_inner());
-    unusable.iter_mut().filter_map(|u| u.news.take()).collect()
+    let mut untold: Vec<String> = unusable_entries()
+        .filter(|u| first_unusable(&u.dir).is_some_and(|first| std::ptr::eq(first, *u)))
+        .filter(|u| !u.told.swap(true, Ordering::AcqRel))
+        .map(|u| u.news.clone())
+        .collect();
+    untold.reverse(); // in the order they happened
+    untold
 }
 
 /// The line for `dir`'s key file, which could not be read or made for
@@ -154,6 +207,8 @@ fn unusable_news(dir: &Path, error: &io::Error) -> String {
 fn read(dir: &Path) -> io::Result<Option<SenderKey>> {
     #[cfg(test)]
     tests::note_read(dir);
+    #[cfg(test)]
+    tests::stop_at_gate(dir);
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
@@ -378,11 +433,9 @@ mod tests {
     /// What is still to be said of `dir`'s key (not taken by another
     /// test's `take_untold` meanwhile: only the entries' own news).
     fn untold_of(dir: &Path) -> Vec<String> {
-        let unusable = UNUSABLE.lock().unwrap_or_else(|p| p.into_inner());
-        unusable
-            .iter()
+        unusable_entries()
             .filter(|u| u.dir == dir)
-            .map(|u| u.news.clone().unwrap_or_default())
+            .map(|u| u.news.clone())
             .collect()
     }
 
@@ -436,5 +489,129 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// The directory whose key `read` stops at (`stop_at_gate`), set by a
+    /// test that runs alone in its process (`run_alone`); how many threads
+    /// stopped there, and whether they may go on. Atomics: a thread
+    /// stopped there holds nothing a forked child could wait for.
+    static GATE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    static AT_GATE: AtomicUsize = AtomicUsize::new(0);
+    static GATE_OPEN: AtomicBool = AtomicBool::new(false);
+
+    /// In `read`, on its way to the key file: a look at `GATE`'s
+    /// directory waits there until the test opens the gate.
+    pub(super) fn stop_at_gate(dir: &Path) {
+        if GATE.get().is_none_or(|gated| gated != dir) {
+            return;
+        }
+        AT_GATE.fetch_add(1, Ordering::AcqRel);
+        while !GATE_OPEN.load(Ordering::Acquire) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Waits (a minute at most) for `threads` threads at the gate.
+    fn wait_at_gate_for(threads: usize) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while AT_GATE.load(Ordering::Acquire) < threads && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(
+            AT_GATE.load(Ordering::Acquire),
+            threads,
+            "threads at the key file"
+        );
+    }
+
+    /// A fork while another thread reads a directory's key (the
+    /// exporter's first look at its spool's names, as a program forks a
+    /// worker right after its first tracer): the child looks up a key of
+    /// its own. The failures' list was a Mutex held across that read, and
+    /// the child had it held for good by a thread it does not have: its
+    /// first tracer (`create_crash_file` names the dump with its mark)
+    /// waited forever (test_host_handler_fork_in_lock's handler's child,
+    /// 1 run in 500 on a loaded machine).
+    #[test]
+    fn a_child_forked_during_a_key_read_looks_up_keys() {
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_child_forked_during_a_key_read_looks_up_keys",
+        ) {
+            return;
+        }
+        let gated = scratch("gated");
+        let other = scratch("forked-child");
+        GATE.set(gated.clone()).expect("the gate's directory, once");
+        let reader = {
+            let gated = gated.clone();
+            std::thread::spawn(move || SenderKey::of_dir_or_unshared(&gated))
+        };
+        wait_at_gate_for(1);
+        let pid = crate::forking_tests::fork();
+        if pid == 0 {
+            // The child: one thread, this one. A key is read or made, and
+            // a look at the same directory again gives the same.
+            let key = SenderKey::of_dir_or_unshared(&other);
+            let again = SenderKey::of_dir_or_unshared(&other);
+            // SAFETY: ends the child without the parent's atexit handlers.
+            unsafe { libc::_exit(if key == again { 0 } else { 1 }) };
+        }
+        assert!(pid > 0, "fork");
+        let child_ok = crate::forking_tests::exited_ok_within(pid, 30);
+        GATE_OPEN.store(true, Ordering::Release);
+        let read = reader.join().expect("the reader");
+        assert!(
+            child_ok,
+            "the forked child waited for a look it does not have"
+        );
+        assert_eq!(SenderKey::read_only(&gated), Some(read), "the reader's key");
+        assert!(
+            SenderKey::read_only(&other).is_some(),
+            "the child made its key"
+        );
+        std::fs::remove_dir_all(&gated).ok();
+        std::fs::remove_dir_all(&other).ok();
+    }
+
+    /// Two threads that find a directory's key file unusable at once
+    /// (the list takes no lock: both read the file): both mark with one
+    /// key, the first pushed, as every later look does, and it is said
+    /// once.
+    #[test]
+    fn threads_failing_on_one_key_at_once_share_one_key_said_once() {
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "threads_failing_on_one_key_at_once_share_one_key_said_once",
+        ) {
+            return;
+        }
+        let dir = scratch("two-at-once");
+        let path = dir.join(KEY_FILE);
+        std::fs::write(&path, [7u8; KEY_LEN]).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        GATE.set(dir.clone()).expect("the gate's directory, once");
+        let lookers: Vec<_> = (0..2)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || SenderKey::of_dir_or_unshared(&dir))
+            })
+            .collect();
+        wait_at_gate_for(2);
+        GATE_OPEN.store(true, Ordering::Release);
+        let keys: Vec<SenderKey> = lookers
+            .into_iter()
+            .map(|t| t.join().expect("a looker"))
+            .collect();
+        assert_eq!(keys[0], keys[1], "one key for the directory");
+        assert_eq!(SenderKey::of_dir_or_unshared(&dir), keys[0], "and later");
+        assert_eq!(untold_of(&dir).len(), 2, "both failed");
+        let said = take_untold();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains(&path.display().to_string()), "{said:?}");
+        assert_eq!(take_untold(), Vec::<String>::new(), "said once");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
 }

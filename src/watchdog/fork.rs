@@ -272,25 +272,6 @@ pub fn reset_process_state_in_child() {
 mod tests {
     use super::*;
 
-    /// Whether `pid` ended with status 0 within `seconds` (killed if not).
-    fn exited_ok_within(pid: libc::pid_t, seconds: u64) -> bool {
-        let until = std::time::Instant::now() + Duration::from_secs(seconds);
-        let mut status = 0;
-        while std::time::Instant::now() < until {
-            // SAFETY: waits for our own child, without blocking.
-            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-                return libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // SAFETY: our own child, stuck.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, &mut status, 0);
-        }
-        false
-    }
-
     /// A child forked while another thread of its parent runs the install,
     /// whose pid is the one the installer was recorded by (a grandchild
     /// given a dead ancestor's pid, as in a container): it runs the
@@ -325,7 +306,7 @@ mod tests {
             }
         }
         assert!(pid > 0);
-        let ok = exited_ok_within(pid, 5);
+        let ok = crate::forking_tests::exited_ok_within(pid, 5);
         release.send(()).unwrap();
         installer.join().unwrap();
         assert!(ok, "the child waited for an install nobody in it ran");

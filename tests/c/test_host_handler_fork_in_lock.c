@@ -23,7 +23,8 @@
  * blocked while the lock is held, the handler runs as soon as it is let
  * go, still inside the call that raised it. Each case runs in a fresh
  * process, reporting through its exit status; the spans are counted in
- * the sink. No sleeps. */
+ * the sink. No sleeps, but in the wait for the watchdog thread to have
+ * its name. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <pthread.h>
@@ -132,6 +133,18 @@ static int thread_mask(const char *name, unsigned long long *mask) {
     return found;
 }
 
+/* `thread_mask` once the thread has its name (a minute at most): a thread
+ * of ours names itself as it starts, and the first tracer may return
+ * before the watchdog it started has run (1 run in 500 on a loaded
+ * machine found no "spanguard-watch", and no mask). */
+static int named_thread_mask(const char *name, unsigned long long *mask) {
+    for (int waited_ms = 0; waited_ms < 60 * 1000; waited_ms++) {
+        if (thread_mask(name, mask)) return 1;
+        usleep(1000);
+    }
+    return 0;
+}
+
 /* SIGUSR1 at the install of the handlers, on the thread installing them.
  * The watchdog thread, started there, blocks the asynchronous signals
  * (SIGUSR1, SIGTERM: the application's threads take them) and leaves the
@@ -144,7 +157,7 @@ static void case_install(void) {
     if (!t) _exit(1);
     check_handler_done("at the install");
     unsigned long long watchdog = 0;
-    CHECK(thread_mask("spanguard-watch", &watchdog));
+    CHECK(named_thread_mask("spanguard-watch", &watchdog));
     unsigned long long asynchronous = (1ULL << (SIGUSR1 - 1)) | (1ULL << (SIGTERM - 1));
     unsigned long long synchronous = (1ULL << (SIGSEGV - 1)) | (1ULL << (SIGBUS - 1)) | (1ULL << (SIGABRT - 1));
     if ((watchdog & asynchronous) != asynchronous || (watchdog & synchronous))
