@@ -215,7 +215,11 @@ static mut PREVIOUS: [Option<libc::sigaction>; 32] = [None; 32];
 /// begun, never running. Not a `ForkSafeOnce`, which may run it again in a
 /// child: installed twice, ours would be the handler it chains to.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
-static IN_CRASH: AtomicBool = AtomicBool::new(false);
+/// The thread whose crash handler writes (or wrote) the dump, its kernel
+/// id (`dump_once`); 0 until a crash, and again after a thaw.
+static CRASH_DUMPER: AtomicI32 = AtomicI32::new(0);
+/// Set once that thread's dump is written.
+static CRASH_DUMP_DONE: AtomicBool = AtomicBool::new(false);
 
 /// V8's `bool v8::TryHandleWebAssemblyTrapPosix(int, siginfo_t*, void*)`,
 /// when the process embeds V8 and exports it (Node does): 0 otherwise.
@@ -425,6 +429,16 @@ pub(super) fn take_handed_dump() {
     HANDED_DUMP_DONE.store(true, Ordering::Release);
 }
 
+/// The longest signal flush timeout of the live tracers, in nanoseconds.
+/// Async-signal-safe.
+fn longest_signal_budget_ns() -> u64 {
+    let mut budget = 0u64;
+    crate::registry::for_each(|p| {
+        budget = budget.max(p.config.signal_flush_timeout.as_nanos() as u64);
+    });
+    budget
+}
+
 /// From a crash handler short of stack: has the watchdog thread, on its
 /// own stack, write the dump, and waits for it (the longest signal budget
 /// and a second more, at most; the watchdog may be flushing for a
@@ -452,12 +466,8 @@ fn dumped_by_watchdog(signal: libc::c_int, this_thread: libc::pid_t) -> bool {
     if !super::pipe::ask_watchdog(DUMP_REQUEST) {
         return false;
     }
-    let mut budget = 0u64;
-    crate::registry::for_each(|p| {
-        budget = budget.max(p.config.signal_flush_timeout.as_nanos() as u64);
-    });
     let until = crate::span::clock::monotonic_ns()
-        .saturating_add(budget)
+        .saturating_add(longest_signal_budget_ns())
         .saturating_add(1_000_000_000);
     while !HANDED_DUMP_DONE.load(Ordering::Acquire) {
         if crate::span::clock::monotonic_ns() >= until {
@@ -513,14 +523,44 @@ extern "C" fn on_crash(
 
 /// Dumps every tracer for `signal` on this thread, or on the watchdog's
 /// when this one is short of stack; once until a thaw (a crash inside the
-/// dump itself must not recurse into another dump). Async-signal-safe.
+/// dump itself must not recurse into another dump). A crash signal on
+/// another thread while that dump is written waits for it to end
+/// (`await_crash_dump`): it went on to the program's handler or the
+/// default at once, and ended the process in the middle of the dump. Go's
+/// runtime ends a fault in cgo C code so: its crashing thread and each
+/// thread its SIGQUIT reached raise SIGABRT, often two at the same
+/// moment, and the second's put the default back and raised it again
+/// (seen: the dump left empty or unpublished, the open span lost, in 3 of
+/// 16 runs). Async-signal-safe.
 fn dump_once(signal: libc::c_int) {
-    if !IN_CRASH.swap(true, Ordering::AcqRel) {
-        // SAFETY: gettid has no preconditions and is async-signal-safe.
-        let this_thread = unsafe { libc::gettid() };
-        if !(short_of_stack() && dumped_by_watchdog(signal, this_thread)) {
-            dump_for_crash(signal, this_thread);
+    // SAFETY: gettid has no preconditions and is async-signal-safe.
+    let this_thread = unsafe { libc::gettid() };
+    match CRASH_DUMPER.compare_exchange(0, this_thread, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            if !(short_of_stack() && dumped_by_watchdog(signal, this_thread)) {
+                dump_for_crash(signal, this_thread);
+            }
+            // Release pairs with the Acquire in `await_crash_dump`.
+            CRASH_DUMP_DONE.store(true, Ordering::Release);
         }
+        // A crash in this thread's own dump: it will not end.
+        Err(dumper) if dumper == this_thread => {}
+        Err(_) => await_crash_dump(),
+    }
+}
+
+/// Waits for the dump another thread's crash handler is writing
+/// (`dump_once`) to be written: as long as that thread may take, at most
+/// (the watchdog it may hand the dump to, `dumped_by_watchdog`, then its
+/// own wait for the exporter and for a dump under way elsewhere, each
+/// within the longest signal budget), and a second more.
+/// Async-signal-safe: atomics, nanosleep.
+fn await_crash_dump() {
+    let until = crate::span::clock::monotonic_ns()
+        .saturating_add(longest_signal_budget_ns().saturating_mul(3))
+        .saturating_add(2_000_000_000);
+    while !CRASH_DUMP_DONE.load(Ordering::Acquire) && crate::span::clock::monotonic_ns() < until {
+        pause_100us();
     }
 }
 
@@ -692,7 +732,8 @@ fn take_back_after_return(signal: libc::c_int, program_handler: &libc::sigaction
 pub(super) fn thaw_after_returned_handler() {
     HANDED_DUMP_DONE.store(false, Ordering::Release);
     HANDED_SIGNAL.store(0, Ordering::Relaxed);
-    IN_CRASH.store(false, Ordering::Release);
+    CRASH_DUMP_DONE.store(false, Ordering::Relaxed);
+    CRASH_DUMPER.store(0, Ordering::Release);
     crate::registry::for_each(|p| p.thaw());
     // Release pairs with the crash handler's Acquire.
     THAW_DONE.store(true, Ordering::Release);
