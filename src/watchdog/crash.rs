@@ -326,27 +326,30 @@ fn raised_by_this_process(info: *mut libc::siginfo_t) -> bool {
 /// thread `crashed` (this one, or the one whose handler handed the dump
 /// to the watchdog: `dumped_by_watchdog`). Async-signal-safe.
 fn dump_for_crash(signal: libc::c_int, crashed: libc::pid_t) {
-    crate::registry::for_each(|p| {
-        if dumped(p) {
-            return; // nothing new since (`dump_now`); nothing to wait for
+    crate::registry::for_each(|p| dump_tracer_for_crash(p, signal, crashed));
+}
+
+/// `dump_for_crash` for one tracer. Async-signal-safe.
+fn dump_tracer_for_crash(p: &Pipeline, signal: libc::c_int, crashed: libc::pid_t) {
+    if dumped(p) {
+        return; // nothing new since (`dump_now`); nothing to wait for
+    }
+    // Stop the exporter taking more spans and let the batch it holds
+    // finish, within the signal budget, so that dumped spans are not
+    // also sent: a batch still unanswered at the end of it is dumped
+    // too (at-least-once, as documented). No wait when the crashing
+    // thread is the exporter: it will not finish anything.
+    p.freeze_recording();
+    p.signal.frozen.store(true, Ordering::SeqCst);
+    if p.exporter_tid.load(Ordering::Relaxed) != crashed {
+        let now = crate::span::clock::monotonic_ns;
+        let until = now().saturating_add(p.config.signal_flush_timeout.as_nanos() as u64);
+        while p.signal.busy.load(Ordering::SeqCst) && now() < until {
+            pause_100us();
         }
-        // Stop the exporter taking more spans and let the batch it holds
-        // finish, within the signal budget, so that dumped spans are not
-        // also sent: a batch still unanswered at the end of it is dumped
-        // too (at-least-once, as documented). No wait when the crashing
-        // thread is the exporter: it will not finish anything.
-        p.freeze_recording();
-        p.signal.frozen.store(true, Ordering::SeqCst);
-        if p.exporter_tid.load(Ordering::Relaxed) != crashed {
-            let now = crate::span::clock::monotonic_ns;
-            let until = now().saturating_add(p.config.signal_flush_timeout.as_nanos() as u64);
-            while p.signal.busy.load(Ordering::SeqCst) && now() < until {
-                pause_100us();
-            }
-        }
-        dump_now(p, signal);
-        p.mark_flight_signal(signal);
-    });
+    }
+    dump_now(p, signal);
+    p.mark_flight_signal(signal);
 }
 
 /// Async-signal-safe: nanosleep.
