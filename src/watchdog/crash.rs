@@ -331,6 +331,12 @@ fn dump_for_crash(signal: libc::c_int, crashed: libc::pid_t) {
 
 /// `dump_for_crash` for one tracer. Async-signal-safe.
 fn dump_tracer_for_crash(p: &Pipeline, signal: libc::c_int, crashed: libc::pid_t) {
+    // Held first: a dump found on disk below is the one the process dies
+    // with, not taken back by the watchdog's thaw meanwhile.
+    if let Some(crash) = p.crash_file.as_ref() {
+        let budget = p.config.signal_flush_timeout.as_nanos() as u64;
+        crash.hold_for_crash(crate::span::clock::monotonic_ns().saturating_add(budget));
+    }
     if dumped(p) {
         return; // nothing new since (`dump_now`); nothing to wait for
     }
@@ -737,7 +743,12 @@ pub(super) fn thaw_after_returned_handler() {
     HANDED_SIGNAL.store(0, Ordering::Relaxed);
     CRASH_DUMP_DONE.store(false, Ordering::Relaxed);
     CRASH_DUMPER.store(0, Ordering::Release);
-    crate::registry::for_each(|p| p.thaw());
+    crate::registry::for_each(|p| {
+        if let Some(crash) = p.crash_file.as_ref() {
+            crash.release_from_crash();
+        }
+        p.thaw();
+    });
     // Release pairs with the crash handler's Acquire.
     THAW_DONE.store(true, Ordering::Release);
 }
@@ -933,6 +944,57 @@ mod tests {
         );
         assert!(crash.is_on_disk());
         crash.unpublish();
+        drop(tracer);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A crash signal while the termination watchdog's dump is on disk,
+    /// then the watchdog's thaw (the host's handler it delivered the signal
+    /// to did not return within its second: Go's, for the SIGQUIT its
+    /// runtime relays as it crashes): the dump stays on disk, for the
+    /// process the crash is ending. The crash handler found the dump
+    /// written and went on to end the process with it, and the thaw took
+    /// it back meanwhile: the process died with its dump emptied.
+    #[test]
+    fn a_thaw_leaves_the_dump_a_crash_ends_the_process_with() {
+        let dir = std::env::temp_dir().join(format!("sg-crash-keeps-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracer = Tracer::new(TracerConfig {
+            endpoint: None,
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            install_signal_handlers: true,
+            schedule_delay: Duration::from_secs(60),
+            ..TracerConfig::default()
+        })
+        .expect("tracer");
+        let (_open, _) = tracer.begin(b"open", Parent::None, 1).expect("begin");
+        let p = tracer.pipeline();
+        // SAFETY: gettid has no preconditions.
+        let this_thread = unsafe { libc::gettid() };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        freeze_and_dump(p, libc::SIGQUIT, deadline, this_thread);
+        dump_tracer_for_crash(p, libc::SIGABRT, this_thread);
+        p.thaw();
+        let dumps: Vec<u64> = std::fs::read_dir(dir.join("spool"))
+            .expect("spool")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".sgdump"))
+            .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+            .collect();
+        let header = std::mem::size_of::<DumpHeader>() as u64;
+        assert!(
+            dumps.len() == 1 && dumps[0] > header,
+            "the dump on disk: {dumps:?} bytes"
+        );
+        assert_eq!(p.lifecycle(), crate::pipeline::LIFECYCLE_FROZEN);
+        // The process lived on after all (the crash handler's own thaw).
+        p.crash_file
+            .as_ref()
+            .expect("a crash dump")
+            .release_from_crash();
+        p.thaw();
+        assert_eq!(p.lifecycle(), crate::pipeline::LIFECYCLE_RUNNING);
         drop(tracer);
         std::fs::remove_dir_all(&dir).ok();
     }
