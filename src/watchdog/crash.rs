@@ -904,13 +904,10 @@ mod tests {
     use crate::config::TracerConfig;
     use crate::tracer::{Parent, Tracer};
 
-    /// A crash (or the watchdog, or a shutdown) dumping a tracer while
-    /// another thread is writing its dump: it waits for that dump to be
-    /// on disk. It skipped it as done, and a crash then ended the process
-    /// with the dump half written.
-    #[test]
-    fn a_dump_waits_for_one_in_progress_elsewhere() {
-        let dir = std::env::temp_dir().join(format!("sg-dump-beside-{}", std::process::id()));
+    /// A tracer with a crash dump in a fresh directory named after `test`
+    /// (returned), nothing exported before a minute, and one span open.
+    fn tracer_with_an_open_span(test: &str) -> (std::path::PathBuf, Tracer) {
+        let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let tracer = Tracer::new(TracerConfig {
             endpoint: None,
@@ -918,10 +915,21 @@ mod tests {
             spool_dir: dir.join("spool"),
             install_signal_handlers: true,
             signal_flush_timeout: Duration::from_secs(10),
+            schedule_delay: Duration::from_secs(60),
             ..TracerConfig::default()
         })
         .expect("tracer");
         let (_open, _) = tracer.begin(b"open", Parent::None, 1).expect("begin");
+        (dir, tracer)
+    }
+
+    /// A crash (or the watchdog, or a shutdown) dumping a tracer while
+    /// another thread is writing its dump: it waits for that dump to be
+    /// on disk. It skipped it as done, and a crash then ended the process
+    /// with the dump half written.
+    #[test]
+    fn a_dump_waits_for_one_in_progress_elsewhere() {
+        let (dir, tracer) = tracer_with_an_open_span("sg-dump-beside");
         let p = tracer.pipeline();
         let crash = p.crash_file.as_ref().expect("a crash dump");
         assert!(crash.begin_dump(), "this thread writes a dump");
@@ -957,18 +965,7 @@ mod tests {
     /// it back meanwhile: the process died with its dump emptied.
     #[test]
     fn a_thaw_leaves_the_dump_a_crash_ends_the_process_with() {
-        let dir = std::env::temp_dir().join(format!("sg-crash-keeps-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let tracer = Tracer::new(TracerConfig {
-            endpoint: None,
-            sink_dir: dir.join("spans"),
-            spool_dir: dir.join("spool"),
-            install_signal_handlers: true,
-            schedule_delay: Duration::from_secs(60),
-            ..TracerConfig::default()
-        })
-        .expect("tracer");
-        let (_open, _) = tracer.begin(b"open", Parent::None, 1).expect("begin");
+        let (dir, tracer) = tracer_with_an_open_span("sg-crash-keeps");
         let p = tracer.pipeline();
         // SAFETY: gettid has no preconditions.
         let this_thread = unsafe { libc::gettid() };
