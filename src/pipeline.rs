@@ -729,13 +729,16 @@ impl Pipeline {
     /// Undoes `try_freeze_recording` and the dump for a process that was
     /// to die of a signal and lives on: the dump is taken back (its spans
     /// are still in the slots, and this exporter sends them), recording and
-    /// the exporter resume.
+    /// the exporter resume. Not while a crash handler ends the process
+    /// with the dump (`CrashFile::hold_for_crash`): it stays frozen.
     pub fn thaw(&self) {
         if self.lifecycle() != LIFECYCLE_FROZEN {
             return;
         }
-        if let Some(c) = &self.crash_file {
-            c.unpublish();
+        if let Some(c) = &self.crash_file
+            && !c.unpublish()
+        {
+            return;
         }
         self.mark_flight_signal(0);
         self.signal.flushing_for_signal.store(0, Ordering::Relaxed);

@@ -453,6 +453,9 @@ pub struct CrashFile {
     /// A dump was written (its files published, or discarded when it had
     /// nothing to keep) and not taken back (`unpublish`).
     dumped: AtomicBool,
+    /// A crash handler ends the process with this dump (`hold_for_crash`):
+    /// no thaw takes it back.
+    held_for_crash: AtomicBool,
 }
 
 /// This thread's kernel id. Async-signal-safe.
@@ -526,6 +529,7 @@ impl CrashFile {
             },
             writer: std::sync::atomic::AtomicI32::new(0),
             dumped: AtomicBool::new(false),
+            held_for_crash: AtomicBool::new(false),
         }
     }
 
@@ -579,6 +583,31 @@ impl CrashFile {
             // SAFETY: nanosleep is async-signal-safe.
             unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
         }
+    }
+
+    /// Async-signal-safe: for a crash handler that ends the process with
+    /// this dump, the one on disk or the one it is about to write: no
+    /// thaw takes it back from now on (`unpublish`), until
+    /// `release_from_crash` (the process lived through the signal). A
+    /// take-back (or a dump) under way on another thread is waited for,
+    /// until `until_ns` at most, so that what `is_on_disk` says next stays
+    /// true. The termination watchdog's thaw, after the host's handler it
+    /// delivered a signal to did not return within its second (Go's, for
+    /// the SIGQUIT its runtime relays as it crashes), took back a dump the
+    /// crash handler had found on disk and relied on: the process died with
+    /// it emptied.
+    pub fn hold_for_crash(&self, until_ns: u64) {
+        self.held_for_crash.store(true, Ordering::SeqCst);
+        // This store before the look at the claim below, as `unpublish`
+        // claims before it looks at this flag: one of the two sees the
+        // other.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.await_dump_elsewhere(until_ns);
+    }
+
+    /// Lets a thaw take the dump back again (`hold_for_crash`).
+    pub fn release_from_crash(&self) {
+        self.held_for_crash.store(false, Ordering::SeqCst);
     }
 
     /// Async-signal-safe: a dump was written and not taken back
@@ -693,13 +722,32 @@ impl CrashFile {
     }
 
     /// Takes back both files after a dump the process survived (see
-    /// `PreparedFile::unpublish`), made again if they were discarded.
-    pub fn unpublish(&self) {
+    /// `PreparedFile::unpublish`), made again if they were discarded, and
+    /// answers true; false, and nothing changes, when a crash handler
+    /// holds the dump (`hold_for_crash`) or another thread is writing one.
+    /// Claimed as a dump is (`begin_dump`) meanwhile: a crash handler that
+    /// comes to hold it waits for the take-back to end, then finds no
+    /// dump on disk and writes one.
+    pub fn unpublish(&self) -> bool {
+        if self
+            .writer
+            .compare_exchange(0, this_thread(), Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.held_for_crash.load(Ordering::SeqCst) {
+            self.end_dump();
+            return false;
+        }
         self.slots.unpublish();
         if let Some(batch) = self.batch.get() {
             batch.unpublish();
         }
         self.dumped.store(false, Ordering::Release);
+        self.end_dump();
+        true
     }
 }
 

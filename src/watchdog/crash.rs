@@ -216,7 +216,11 @@ static mut PREVIOUS: [Option<libc::sigaction>; 32] = [None; 32];
 /// begun, never running. Not a `ForkSafeOnce`, which may run it again in a
 /// child: installed twice, ours would be the handler it chains to.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
-static IN_CRASH: AtomicBool = AtomicBool::new(false);
+/// The thread whose crash handler writes (or wrote) the dump, its kernel
+/// id (`dump_once`); 0 until a crash, and again after a thaw.
+static CRASH_DUMPER: AtomicI32 = AtomicI32::new(0);
+/// Set once that thread's dump is written.
+static CRASH_DUMP_DONE: AtomicBool = AtomicBool::new(false);
 
 /// V8's `bool v8::TryHandleWebAssemblyTrapPosix(int, siginfo_t*, void*)`,
 /// when the process embeds V8 and exports it (Node does): 0 otherwise.
@@ -323,27 +327,36 @@ fn raised_by_this_process(info: *mut libc::siginfo_t) -> bool {
 /// thread `crashed` (this one, or the one whose handler handed the dump
 /// to the watchdog: `dumped_by_watchdog`). Async-signal-safe.
 fn dump_for_crash(signal: libc::c_int, crashed: libc::pid_t) {
-    crate::registry::for_each(|p| {
-        if dumped(p) {
-            return; // nothing new since (`dump_now`); nothing to wait for
+    crate::registry::for_each(|p| dump_tracer_for_crash(p, signal, crashed));
+}
+
+/// `dump_for_crash` for one tracer. Async-signal-safe.
+fn dump_tracer_for_crash(p: &Pipeline, signal: libc::c_int, crashed: libc::pid_t) {
+    // Held first: a dump found on disk below is the one the process dies
+    // with, not taken back by the watchdog's thaw meanwhile.
+    if let Some(crash) = p.crash_file.as_ref() {
+        let budget = p.config.signal_flush_timeout.as_nanos() as u64;
+        crash.hold_for_crash(crate::span::clock::monotonic_ns().saturating_add(budget));
+    }
+    if dumped(p) {
+        return; // nothing new since (`dump_now`); nothing to wait for
+    }
+    // Stop the exporter taking more spans and let the batch it holds
+    // finish, within the signal budget, so that dumped spans are not
+    // also sent: a batch still unanswered at the end of it is dumped
+    // too (at-least-once, as documented). No wait when the crashing
+    // thread is the exporter: it will not finish anything.
+    p.freeze_recording();
+    p.signal.frozen.store(true, Ordering::SeqCst);
+    if p.exporter_tid.load(Ordering::Relaxed) != crashed {
+        let now = crate::span::clock::monotonic_ns;
+        let until = now().saturating_add(p.config.signal_flush_timeout.as_nanos() as u64);
+        while p.signal.busy.load(Ordering::SeqCst) && now() < until {
+            pause_100us();
         }
-        // Stop the exporter taking more spans and let the batch it holds
-        // finish, within the signal budget, so that dumped spans are not
-        // also sent: a batch still unanswered at the end of it is dumped
-        // too (at-least-once, as documented). No wait when the crashing
-        // thread is the exporter: it will not finish anything.
-        p.freeze_recording();
-        p.signal.frozen.store(true, Ordering::SeqCst);
-        if p.exporter_tid.load(Ordering::Relaxed) != crashed {
-            let now = crate::span::clock::monotonic_ns;
-            let until = now().saturating_add(p.config.signal_flush_timeout.as_nanos() as u64);
-            while p.signal.busy.load(Ordering::SeqCst) && now() < until {
-                pause_100us();
-            }
-        }
-        dump_now(p, signal);
-        p.mark_flight_signal(signal);
-    });
+    }
+    dump_now(p, signal);
+    p.mark_flight_signal(signal);
 }
 
 /// Async-signal-safe: nanosleep.
@@ -426,6 +439,16 @@ pub(super) fn take_handed_dump() {
     HANDED_DUMP_DONE.store(true, Ordering::Release);
 }
 
+/// The longest signal flush timeout of the live tracers, in nanoseconds.
+/// Async-signal-safe.
+fn longest_signal_budget_ns() -> u64 {
+    let mut budget = 0u64;
+    crate::registry::for_each(|p| {
+        budget = budget.max(p.config.signal_flush_timeout.as_nanos() as u64);
+    });
+    budget
+}
+
 /// From a crash handler short of stack: has the watchdog thread, on its
 /// own stack, write the dump, and waits for it (the longest signal budget
 /// and a second more, at most; the watchdog may be flushing for a
@@ -453,12 +476,8 @@ fn dumped_by_watchdog(signal: libc::c_int, this_thread: libc::pid_t) -> bool {
     if !super::pipe::ask_watchdog(DUMP_REQUEST) {
         return false;
     }
-    let mut budget = 0u64;
-    crate::registry::for_each(|p| {
-        budget = budget.max(p.config.signal_flush_timeout.as_nanos() as u64);
-    });
     let until = crate::span::clock::monotonic_ns()
-        .saturating_add(budget)
+        .saturating_add(longest_signal_budget_ns())
         .saturating_add(1_000_000_000);
     while !HANDED_DUMP_DONE.load(Ordering::Acquire) {
         if crate::span::clock::monotonic_ns() >= until {
@@ -514,14 +533,44 @@ extern "C" fn on_crash(
 
 /// Dumps every tracer for `signal` on this thread, or on the watchdog's
 /// when this one is short of stack; once until a thaw (a crash inside the
-/// dump itself must not recurse into another dump). Async-signal-safe.
+/// dump itself must not recurse into another dump). A crash signal on
+/// another thread while that dump is written waits for it to end
+/// (`await_crash_dump`): it went on to the program's handler or the
+/// default at once, and ended the process in the middle of the dump. Go's
+/// runtime ends a fault in cgo C code so: its crashing thread and each
+/// thread its SIGQUIT reached raise SIGABRT, often two at the same
+/// moment, and the second's put the default back and raised it again
+/// (seen: the dump left empty or unpublished, the open span lost, in 3 of
+/// 16 runs). Async-signal-safe.
 fn dump_once(signal: libc::c_int) {
-    if !IN_CRASH.swap(true, Ordering::AcqRel) {
-        // SAFETY: gettid has no preconditions and is async-signal-safe.
-        let this_thread = unsafe { libc::gettid() };
-        if !(short_of_stack() && dumped_by_watchdog(signal, this_thread)) {
-            dump_for_crash(signal, this_thread);
+    // SAFETY: gettid has no preconditions and is async-signal-safe.
+    let this_thread = unsafe { libc::gettid() };
+    match CRASH_DUMPER.compare_exchange(0, this_thread, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            if !(short_of_stack() && dumped_by_watchdog(signal, this_thread)) {
+                dump_for_crash(signal, this_thread);
+            }
+            // Release pairs with the Acquire in `await_crash_dump`.
+            CRASH_DUMP_DONE.store(true, Ordering::Release);
         }
+        // A crash in this thread's own dump: it will not end.
+        Err(dumper) if dumper == this_thread => {}
+        Err(_) => await_crash_dump(),
+    }
+}
+
+/// Waits for the dump another thread's crash handler is writing
+/// (`dump_once`) to be written: as long as that thread may take, at most
+/// (the watchdog it may hand the dump to, `dumped_by_watchdog`, then its
+/// own wait for the exporter and for a dump under way elsewhere, each
+/// within the longest signal budget), and a second more.
+/// Async-signal-safe: atomics, nanosleep.
+fn await_crash_dump() {
+    let until = crate::span::clock::monotonic_ns()
+        .saturating_add(longest_signal_budget_ns().saturating_mul(3))
+        .saturating_add(2_000_000_000);
+    while !CRASH_DUMP_DONE.load(Ordering::Acquire) && crate::span::clock::monotonic_ns() < until {
+        pause_100us();
     }
 }
 
@@ -708,8 +757,14 @@ fn take_back_after_return(signal: libc::c_int, program_handler: &libc::sigaction
 pub(super) fn thaw_after_returned_handler() {
     HANDED_DUMP_DONE.store(false, Ordering::Release);
     HANDED_SIGNAL.store(0, Ordering::Relaxed);
-    IN_CRASH.store(false, Ordering::Release);
-    crate::registry::for_each(|p| p.thaw());
+    CRASH_DUMP_DONE.store(false, Ordering::Relaxed);
+    CRASH_DUMPER.store(0, Ordering::Release);
+    crate::registry::for_each(|p| {
+        if let Some(crash) = p.crash_file.as_ref() {
+            crash.release_from_crash();
+        }
+        p.thaw();
+    });
     // Release pairs with the crash handler's Acquire.
     THAW_DONE.store(true, Ordering::Release);
 }
@@ -865,13 +920,10 @@ mod tests {
     use crate::config::TracerConfig;
     use crate::tracer::{Parent, Tracer};
 
-    /// A crash (or the watchdog, or a shutdown) dumping a tracer while
-    /// another thread is writing its dump: it waits for that dump to be
-    /// on disk. It skipped it as done, and a crash then ended the process
-    /// with the dump half written.
-    #[test]
-    fn a_dump_waits_for_one_in_progress_elsewhere() {
-        let dir = std::env::temp_dir().join(format!("sg-dump-beside-{}", std::process::id()));
+    /// A tracer with a crash dump in a fresh directory named after `test`
+    /// (returned), nothing exported before a minute, and one span open.
+    fn tracer_with_an_open_span(test: &str) -> (std::path::PathBuf, Tracer) {
+        let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let tracer = Tracer::new(TracerConfig {
             endpoint: None,
@@ -879,10 +931,21 @@ mod tests {
             spool_dir: dir.join("spool"),
             install_signal_handlers: true,
             signal_flush_timeout: Duration::from_secs(10),
+            schedule_delay: Duration::from_secs(60),
             ..TracerConfig::default()
         })
         .expect("tracer");
         let (_open, _) = tracer.begin(b"open", Parent::None, 1).expect("begin");
+        (dir, tracer)
+    }
+
+    /// A crash (or the watchdog, or a shutdown) dumping a tracer while
+    /// another thread is writing its dump: it waits for that dump to be
+    /// on disk. It skipped it as done, and a crash then ended the process
+    /// with the dump half written.
+    #[test]
+    fn a_dump_waits_for_one_in_progress_elsewhere() {
+        let (dir, tracer) = tracer_with_an_open_span("sg-dump-beside");
         let p = tracer.pipeline();
         let crash = p.crash_file.as_ref().expect("a crash dump");
         assert!(crash.begin_dump(), "this thread writes a dump");
@@ -905,6 +968,46 @@ mod tests {
         );
         assert!(crash.is_on_disk());
         crash.unpublish();
+        drop(tracer);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A crash signal while the termination watchdog's dump is on disk,
+    /// then the watchdog's thaw (the host's handler it delivered the signal
+    /// to did not return within its second: Go's, for the SIGQUIT its
+    /// runtime relays as it crashes): the dump stays on disk, for the
+    /// process the crash is ending. The crash handler found the dump
+    /// written and went on to end the process with it, and the thaw took
+    /// it back meanwhile: the process died with its dump emptied.
+    #[test]
+    fn a_thaw_leaves_the_dump_a_crash_ends_the_process_with() {
+        let (dir, tracer) = tracer_with_an_open_span("sg-crash-keeps");
+        let p = tracer.pipeline();
+        // SAFETY: gettid has no preconditions.
+        let this_thread = unsafe { libc::gettid() };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        freeze_and_dump(p, libc::SIGQUIT, deadline, this_thread);
+        dump_tracer_for_crash(p, libc::SIGABRT, this_thread);
+        p.thaw();
+        let dumps: Vec<u64> = std::fs::read_dir(dir.join("spool"))
+            .expect("spool")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".sgdump"))
+            .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+            .collect();
+        let header = std::mem::size_of::<DumpHeader>() as u64;
+        assert!(
+            dumps.len() == 1 && dumps[0] > header,
+            "the dump on disk: {dumps:?} bytes"
+        );
+        assert_eq!(p.lifecycle(), crate::pipeline::LIFECYCLE_FROZEN);
+        // The process lived on after all (the crash handler's own thaw).
+        p.crash_file
+            .as_ref()
+            .expect("a crash dump")
+            .release_from_crash();
+        p.thaw();
+        assert_eq!(p.lifecycle(), crate::pipeline::LIFECYCLE_RUNNING);
         drop(tracer);
         std::fs::remove_dir_all(&dir).ok();
     }
