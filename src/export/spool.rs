@@ -114,16 +114,26 @@ const DESTINATION_MARK: &str = "-for";
 /// long since. Older spanguards read such a file like any other.
 const JOURNAL_MARK: &str = "-journalof";
 /// What the name of a flight file says after its id (before any
-/// destination mark) when its owner holds a record lock on it while it
-/// lives (`files::try_record_lock`), beside the flock that every holder of
-/// its open file shares: a child that inherited that flock without
+/// destination mark) when its owner holds two locks on it beside the
+/// flock that every holder of its open file shares: a record lock on
+/// `files::OWNER_BYTE` (`files::try_record_lock`), its process's alone,
+/// and an open file description lock on `files::OPEN_FILE_BYTE`
+/// (`files::try_open_file_lock`), its open file's, so shared with
+/// whatever holds that flock. A child that inherited the flock without
 /// running a fork handler (a raw `clone` or `fork` system call) held it
 /// after its parent's death, for as long as it lived, and no recovery took
-/// the parent's spans. A file so named whose flock is held by no live
-/// process of its pid nor by any holder of its record lock is recovered
-/// all the same (`recovery::claim`). Without it (an older spanguard's, or
-/// one whose record lock could not be taken), the flock alone says its
-/// owner lives, as before. Older spanguards read the id up to it.
+/// the parent's spans. A file so named whose flock is held by the owner's
+/// open file (its `OPEN_FILE_BYTE` lock is held) while no process holds
+/// its record lock is recovered all the same (`recovery::claim`): locks
+/// the kernel keeps and lets go of at a holder's death in whatever PID
+/// namespace it ran, where the pid in the name, which names another
+/// process in another namespace (a container's pid 2 is kthreadd on its
+/// host) or after a reuse, does not tell. Without it, the flock alone says
+/// its owner lives, as before. Older spanguards read the id up to it.
+const OWNER_LOCKS_MARK: &str = "-ownerlocks";
+/// The mark a spanguard before `OWNER_LOCKS_MARK` gave a flight file whose
+/// owner held the record lock alone: still read, its owner judged as then
+/// by its pid too (`recovery::claim`).
 const RECORD_LOCK_MARK: &str = "-recordlocked";
 
 /// A temporary file older than this, and unlocked, belongs to no writer
@@ -235,31 +245,64 @@ pub fn flight_id_of(path: &Path) -> Option<u64> {
         .then(|| u64::from_str_radix(id, 16).ok())?
 }
 
-/// The part of a flight file's name that says its owner holds a record
-/// lock on it while it lives (`RECORD_LOCK_MARK`), after its id.
+/// The part of a flight file's name that says its owner holds its record
+/// lock and its open file's lock on it while it lives (`OWNER_LOCKS_MARK`),
+/// after its id.
 pub fn record_lock_tag() -> &'static str {
-    RECORD_LOCK_MARK
+    OWNER_LOCKS_MARK
 }
 
-/// Whether the flight file at `path` says its owner holds a record lock
-/// on it while it lives (`RECORD_LOCK_MARK`), and the pid of that owner,
-/// as its name says (`<time>-<pid>-<id>-recordlocked...`).
-pub fn record_locked_by(path: &Path) -> Option<i32> {
+/// The mark after the id in the name of the flight file at `path`
+/// (`<time>-<pid>-<id>-<mark>...`), and the pid the name gives.
+fn mark_after_id(path: &Path) -> Option<(&str, i32)> {
     let name = path.file_name()?.to_str()?;
     let stem = name.strip_suffix(".sgflight")?;
     let mut parts = stem.split('-');
     let pid = parts.nth(1)?.parse().ok()?;
-    // Right after the id, as the tracer names it.
-    (parts.nth(1)? == &RECORD_LOCK_MARK[1..]).then_some(pid)
+    Some((parts.nth(1)?, pid))
 }
 
-/// The name of the flight file at `path` without its record lock mark
-/// (`RECORD_LOCK_MARK`): the tracer's, when the lock could not be taken.
+/// Whether the flight file at `path` says its owner holds its record lock
+/// and its open file's lock on it while it lives (`OWNER_LOCKS_MARK`).
+pub fn owner_locks_named(path: &Path) -> bool {
+    mark_after_id(path).is_some_and(|(mark, _)| mark == &OWNER_LOCKS_MARK[1..])
+}
+
+/// Whether the flight file at `path` says, as a spanguard before
+/// `OWNER_LOCKS_MARK` named it, that its owner holds a record lock on it
+/// while it lives (`RECORD_LOCK_MARK`), and the pid of that owner, as its
+/// name says (`<time>-<pid>-<id>-recordlocked...`).
+pub fn record_locked_by(path: &Path) -> Option<i32> {
+    let (mark, pid) = mark_after_id(path)?;
+    // Right after the id, as the tracer named it.
+    (mark == &RECORD_LOCK_MARK[1..]).then_some(pid)
+}
+
+/// The name of the flight file at `path` without its lock mark
+/// (`OWNER_LOCKS_MARK`, or an older `RECORD_LOCK_MARK`): the tracer's,
+/// when the locks could not be taken.
 pub fn without_record_lock_mark(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy());
     match name {
+        Some(n) if owner_locks_named(path) => {
+            path.with_file_name(n.replacen(OWNER_LOCKS_MARK, "", 1))
+        }
         Some(n) if record_locked_by(path).is_some() => {
             path.with_file_name(n.replacen(RECORD_LOCK_MARK, "", 1))
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The name a spanguard before `OWNER_LOCKS_MARK` gave the flight file at
+/// `path` (`RECORD_LOCK_MARK` for its mark), for tests of what such files
+/// get.
+#[cfg(test)]
+pub fn named_as_record_locked(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy());
+    match name {
+        Some(n) if owner_locks_named(path) => {
+            path.with_file_name(n.replacen(OWNER_LOCKS_MARK, RECORD_LOCK_MARK, 1))
         }
         _ => path.to_path_buf(),
     }
