@@ -1241,8 +1241,11 @@ impl SpoolDir {
                 .ok()
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
                 .unwrap_or_default();
+            // Only while the name is still the file locked: a writer that
+            // found its file taken between its making and its lock makes
+            // another under the same name (`create_new_locked`).
             if !writer_alive || age > TEMP_FILE_MAX_AGE {
-                let _ = fs::remove_file(&path);
+                remove_if_still_named(&file, &path);
             }
             drop(file);
         }
@@ -1900,15 +1903,29 @@ impl SpoolDir {
 /// fork came between the making and the lock, and the child holds that
 /// open file (`LockedFile::lock`); locked, it stayed locked as long as the
 /// child lived once renamed to a spool file, and no replay took it.
+///
+/// Made again too when its name was gone by the time it was locked: a
+/// cleanup beside us (`SpoolDir::remove_dead_temp_files`) found it
+/// unlocked in that moment and took it for a dead writer's, as it does
+/// when the pid in its name is no live process where the cleanup runs (a
+/// writer in another PID namespace sharing the directory). The batch was
+/// written to a file with no name, its rename failed, and it was lost.
 fn create_new_locked(tmp: &Path) -> io::Result<LockedFile> {
     for _ in 0..CREATE_TRIES {
         let opened = BeforeOpen::now();
         let (f, locked) = LockedFile::lock(files::create_new(tmp, false)?, opened);
-        if locked {
+        if locked && still_named(&f, tmp) {
             return Ok(f);
         }
+        if locked {
+            continue;
+        }
         drop(f);
-        fs::remove_file(tmp)?;
+        // Gone already: the cleanup that held its lock removed it.
+        match fs::remove_file(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
     Err(io::Error::new(
         io::ErrorKind::WouldBlock,
@@ -3353,6 +3370,34 @@ pub(crate) mod tests {
         files::end_waiting_child(child.get());
         assert_eq!(replayed, (1, 3), "the child holds the spool file's lock");
         assert_eq!(temporary, 0);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A writer in another PID namespace sharing the spool (or one whose
+    /// pid is no live process where the cleanup runs), between its
+    /// temporary file's making and its lock: a cleanup beside it
+    /// (`remove_dead_temp_files`) found the file unlocked, its writer's
+    /// pid no process there, and removed it (the hook does as that
+    /// cleanup does). The batch was written to a file without a name, its
+    /// rename failed: lost. The writer makes another.
+    #[test]
+    fn a_batch_whose_temporary_file_a_cleanup_took_before_its_lock_is_spooled() {
+        let dir = temp_dir("temp-taken");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        let temporary = |dir: &Path| names_where(&dir_names(dir), |n| n.starts_with(TEMP_PREFIX));
+        let taken = std::rc::Rc::new(std::cell::Cell::new(0));
+        let (d, t) = (dir.clone(), std::rc::Rc::clone(&taken));
+        files::set_before_registering(Box::new(move || {
+            for path in temporary(&d) {
+                fs::remove_file(path).expect("taken");
+                t.set(t.get() + 1);
+            }
+        }));
+        let written = spool.write(&batch(3, 0));
+        assert_eq!(taken.get(), 1, "taken between its making and its lock");
+        written.expect("written all the same");
+        assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (1, 3));
+        assert!(temporary(&dir).is_empty());
         fs::remove_dir_all(&dir).ok();
     }
 
