@@ -19,9 +19,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -111,23 +109,6 @@ static void namespace_init(int ready, int hold, int die, int dead) {
     _exit(0);
 }
 
-/* How many of the writer's spans arrived once each (the ended ones and
- * the open one); a span sent twice is said. */
-static int arrived_once(void) {
-    int n = 0;
-    char needle[80];
-    for (int i = 0; i <= SPANS; i++) {
-        if (i < SPANS)
-            snprintf(needle, sizeof needle, "\"name\":\"ns-%d\"", i);
-        else
-            snprintf(needle, sizeof needle, "\"name\":\"ns-open\"");
-        long c = count_in_dir(sink, needle);
-        if (c > 1) fprintf(stderr, "%s arrived %ld times\n", needle, c);
-        n += c == 1;
-    }
-    return n;
-}
-
 static long arrived_at_all(void) { return count_in_dir(sink, "\"name\":\"ns-"); }
 
 int main(int argc, char **argv) {
@@ -184,14 +165,14 @@ int main(int argc, char **argv) {
     CHECK(spanguard_flush(t, 10000) == SPANGUARD_RESULT_OK);
     /* Recovered although pid 2 lives here and the writer's child still
      * holds its file. */
-    CHECK(arrived_once() == SPANS + 1);
+    CHECK(ended_and_open_arrived_once(sink, "ns", SPANS) == SPANS + 1);
 
     close(hold[1]); /* the child and the namespace end */
     CHECK(waitpid(outer, &status, 0) == outer && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
     spanguard_tracer_free(t);
 
-    CHECK(arrived_once() == SPANS + 1);
+    CHECK(ended_and_open_arrived_once(sink, "ns", SPANS) == SPANS + 1);
     CHECK(count_in_dir(sink, "\"spanguard.interrupted\"") == 1);
     CHECK(files_in_dir(spool, "") == 0);
     return check_summary();
