@@ -1138,11 +1138,11 @@ pub fn try_record_lock(file: &File) -> io::Result<bool> {
 
 /// The byte of a flight file that its owner process holds a record lock on
 /// (`try_record_lock`) and that a recovery claims (`try_claim_lock`).
-pub const OWNER_BYTE: i64 = 0;
+pub(crate) const OWNER_BYTE: i64 = 0;
 /// The byte of a flight file that its owner's open file (the one holding
 /// its flock) holds an open file description lock on
 /// (`try_open_file_lock`), and that no recovery takes.
-pub const OPEN_FILE_BYTE: i64 = 1;
+pub(crate) const OPEN_FILE_BYTE: i64 = 1;
 
 /// Takes an open file description lock (fcntl `F_OFD_SETLK`, a write lock
 /// on the byte `byte`) on `file` without waiting. Ok(false) when another
