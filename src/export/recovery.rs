@@ -1322,6 +1322,14 @@ mod tests {
     /// one of an older spanguard (no mark: the flock alone says), is not.
     #[test]
     fn a_flight_file_held_only_by_a_child_of_its_dead_owner_is_claimed() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_flight_file_held_only_by_a_child_of_its_dead_owner_is_claimed",
+        ) {
+            return;
+        }
         let dir = fresh_dir("held-by-child");
         let (dead, child) = plant_flight_held_by_an_orphan(&dir);
         let claimed = claim(&dead, 1 << 20);
@@ -1369,6 +1377,14 @@ mod tests {
     /// lived (tests/c/test_pidns_recovery.c); by its locks, it is.
     #[test]
     fn a_flight_file_held_by_a_child_is_claimed_whatever_pid_its_name_gives() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_flight_file_held_by_a_child_is_claimed_whatever_pid_its_name_gives",
+        ) {
+            return;
+        }
         let dir = fresh_dir("held-pid-alive");
         for pid in [1, std::process::id()] {
             let (planted, child) = plant_flight_held_by_an_orphan(&dir);
@@ -1388,6 +1404,14 @@ mod tests {
     /// the record lock: it would read as nothing, and be deleted.
     #[test]
     fn a_flight_file_held_by_a_child_is_not_claimed_before_its_header() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_flight_file_held_by_a_child_is_not_claimed_before_its_header",
+        ) {
+            return;
+        }
         let dir = fresh_dir("held-unwritten");
         let (path, child) = plant_flight_held_by_an_orphan(&dir);
         std::fs::OpenOptions::new()
@@ -1410,6 +1434,14 @@ mod tests {
     /// opening it (its close would let go of the first's record lock).
     #[test]
     fn one_recovery_of_a_process_claims_a_file_held_by_a_child_at_a_time() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "one_recovery_of_a_process_claims_a_file_held_by_a_child_at_a_time",
+        ) {
+            return;
+        }
         let dir = fresh_dir("held-twice");
         let (path, child) = plant_flight_held_by_an_orphan(&dir);
         let first = claim(&path, 1 << 20);
