@@ -162,20 +162,27 @@ fn make_slab(
 }
 
 /// Takes the record lock of the flight file at `path` (`file`), which no
-/// child inherits (`spool::record_lock_tag`), and makes it known as open
-/// here (`files::OpenHere`): no other part of this process opens it, whose
-/// close would let go of the lock. Taken once the making closed what it
-/// opened of the file (the slab's and the pool's descriptors), before the
-/// header says it is a flight file (a recovery through that lock wants a
-/// whole header). Where it cannot be taken (a file system without record
-/// locks), the mark leaves the name and the flock alone says this process
-/// lives, as before; Err when that name cannot be given (the file is
-/// removed). The file's path now.
+/// child inherits, and its open file's lock, which every holder of its
+/// flock shares (`spool::record_lock_tag`): a recovery tells by these two
+/// alone, whatever the PID namespace it runs in, a child holding a dead
+/// owner's flock from a live owner. Makes the file known as open here
+/// (`files::OpenHere`): no other part of this process opens it, whose
+/// close would let go of the record lock. Taken once the making closed
+/// what it opened of the file (the slab's and the pool's descriptors),
+/// before the header says it is a flight file (a recovery through that
+/// lock wants a whole header). Where they cannot be taken (a file system
+/// without record locks, a kernel without open file description locks),
+/// the mark leaves the name and the flock alone says this process lives,
+/// as before; Err when that name cannot be given (the file is removed).
+/// The file's path now.
 fn hold_record_lock(
     path: std::path::PathBuf,
     file: &files::LockedFile,
 ) -> std::io::Result<(std::path::PathBuf, Option<files::OpenHere>)> {
-    let held = matches!(files::try_record_lock(file.file()), Ok(true));
+    let held = matches!(
+        files::try_open_file_lock(file.file(), files::OPEN_FILE_BYTE),
+        Ok(true)
+    ) && matches!(files::try_record_lock(file.file()), Ok(true));
     let here = file
         .file()
         .metadata()

@@ -1133,14 +1133,79 @@ pub fn close_held_locks_in_child() {
 /// closes any descriptor of the file, however opened: a file held so is
 /// never opened elsewhere in this process (`OpenHere`).
 pub fn try_record_lock(file: &File) -> io::Result<bool> {
+    set_byte_lock(file, libc::F_SETLK, OWNER_BYTE)
+}
+
+/// The byte of a flight file that its owner process holds a record lock on
+/// (`try_record_lock`) and that a recovery claims (`try_claim_lock`).
+pub(crate) const OWNER_BYTE: i64 = 0;
+/// The byte of a flight file that its owner's open file (the one holding
+/// its flock) holds an open file description lock on
+/// (`try_open_file_lock`), and that no recovery takes.
+pub(crate) const OPEN_FILE_BYTE: i64 = 1;
+
+/// Takes an open file description lock (fcntl `F_OFD_SETLK`, a write lock
+/// on the byte `byte`) on `file` without waiting. Ok(false) when another
+/// open file holds one there, or a process (this one too) a record lock;
+/// Err when the kernel or the file's system keeps no such locks.
+///
+/// Like a flock, it is the open file's: shared by every process that holds
+/// a descriptor of it (a child made by a raw `clone` too), let go of when
+/// the last of them closes it or dies, whatever their PID namespace, and
+/// never by the close of another descriptor of the file (a record lock
+/// goes at any close in its process). Unlike a flock, another open file
+/// can ask whether it is held without taking it (`open_file_lock_held`).
+pub fn try_open_file_lock(file: &File, byte: i64) -> io::Result<bool> {
+    set_byte_lock(file, libc::F_OFD_SETLK, byte)
+}
+
+/// Whether another open file holds an open file description lock on
+/// `byte` of `file`, or any process (this one too) a record lock there
+/// (fcntl `F_OFD_GETLK`): nothing is taken. Err when the kernel or the
+/// file's system keeps no such locks.
+pub fn open_file_lock_held(file: &File, byte: i64) -> io::Result<bool> {
+    let mut lock = byte_lock(byte);
+    // SAFETY: fcntl on a valid fd with a valid flock struct, which it
+    // writes back.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// A recovery's claim on a flight file: an open file description lock on
+/// its owner byte (`OWNER_BYTE`), which conflicts with the owner's record
+/// lock there (in this process too: another tracer's file) and with every
+/// other recovery's claim, whatever its process or namespace, and stays
+/// while this open file does (a close of another descriptor of the file
+/// in this process does not let go of it). Where the kernel has no such
+/// locks, the record lock (`try_record_lock`), as before. Ok(false) when
+/// the owner or another recovery holds it.
+pub fn try_claim_lock(file: &File) -> io::Result<bool> {
+    match try_open_file_lock(file, OWNER_BYTE) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => try_record_lock(file),
+        claimed => claimed,
+    }
+}
+
+/// A write lock on the byte `byte`, for `F_SETLK`, `F_OFD_SETLK` or
+/// `F_OFD_GETLK` (which want `l_pid` 0).
+fn byte_lock(byte: i64) -> libc::flock {
     // SAFETY: plain data, all-zero is a valid value.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = libc::F_WRLCK as libc::c_short;
     lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = 0;
+    lock.l_start = byte as libc::off_t;
     lock.l_len = 1;
+    lock
+}
+
+/// `byte_lock` taken with `cmd` (`F_SETLK` or `F_OFD_SETLK`) without
+/// waiting: Ok(false) when another holds a conflicting lock.
+fn set_byte_lock(file: &File, cmd: libc::c_int, byte: i64) -> io::Result<bool> {
+    let lock = byte_lock(byte);
     // SAFETY: fcntl on a valid fd with a valid flock struct.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } == 0 {
+    if unsafe { libc::fcntl(file.as_raw_fd(), cmd, &lock) } == 0 {
         return Ok(true);
     }
     let e = io::Error::last_os_error();

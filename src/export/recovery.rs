@@ -263,11 +263,11 @@ pub enum Claim {
 /// go (`DumpReader::mark_sent`); one that cannot be opened so (this user
 /// may only read it, a read-only mount) is read as before, unmarked.
 ///
-/// A flight file is held with its record lock too (`files::try_record_lock`),
-/// which its owner holds while it lives and every recoverer takes: one
-/// whose flock is held all the same, by a child of its dead owner that
-/// inherited it without running a fork handler (`left_to_a_child`), is
-/// claimed through that lock alone.
+/// A flight file is held with a claim on its owner byte too
+/// (`files::try_claim_lock`), where its owner holds its record lock while
+/// it lives: one whose flock is held all the same, by a child of its dead
+/// owner that inherited it without running a fork handler
+/// (`left_to_a_child`), is claimed through that lock alone.
 pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
     // Known as open here before it is opened: another recovery of this
     // process (another tracer's) that opened and closed it meanwhile let
@@ -300,9 +300,9 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
     };
     let (lock, locked) = LockedFile::lock(file, before_open);
     let held = if locked {
-        // Not while a recovery holds it through its record lock alone
-        // (a file system without record locks has none of those).
-        !is_flight_file(path) || !matches!(files::try_record_lock(lock.file()), Ok(false))
+        // Not while a recovery holds it through its claim alone (a file
+        // system without record locks has none of those).
+        !is_flight_file(path) || !matches!(files::try_claim_lock(lock.file()), Ok(false))
     } else {
         !before_open.forked_since() && left_to_a_child(path, reader.file())
     };
@@ -361,32 +361,55 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
 }
 
 /// Whether the flight file at `path`, opened as `file`, whose flock another
-/// open file holds, was left by an owner that died to a child holding it
-/// (`spool::RECORD_LOCK_MARK`), and is now held by this process through
-/// its record lock. A child made by a raw `clone` or `fork` system call
-/// runs no fork handler to close the descriptor it inherited: it held its
-/// dead parent's flight file for as long as it lived (a daemon: for good).
-/// Neither the owner nor any recoverer holds the record lock then, and no
-/// live process has the owner's pid (the record lock alone would do but
-/// for a close in the owner that let go of it, `files::OpenHere`). The
-/// flock held is the one the owner took (`files::flock_takers`: its pid,
-/// or 0 for a taker gone or out of sight), not another's: a recovery by
-/// an older spanguard (which takes no record lock) holds its own. The
-/// file's header must be there: the owner takes its record lock before it
+/// open file holds, was left by an owner that died to a child holding it,
+/// and is now claimed by this open file (`files::try_claim_lock`). A child
+/// made by a raw `clone` or `fork` system call runs no fork handler to
+/// close the descriptor it inherited: it held its dead parent's flight
+/// file for as long as it lived (a daemon: for good). Its owner's record
+/// lock, which no child has, is gone then, and no recoverer holds a claim.
+///
+/// A file named with `spool::record_lock_tag` (`OWNER_LOCKS_MARK`) is
+/// judged by locks alone, which the kernel keeps whatever the PID
+/// namespace of their holders: the flock held is the owner's open file's
+/// (its `files::OPEN_FILE_BYTE` lock is held too, which only the owner
+/// takes, and its children share), not another's (a recovery by an older
+/// spanguard holds a flock of its own, without that lock). By the pid in
+/// its name (as one named by the spanguard before, `RECORD_LOCK_MARK`, is
+/// still judged) a dead owner in another PID namespace sharing the
+/// directory, or whose pid was reused, looked alive, the pid naming
+/// another process here (a container's pid 2 is its host's kthreadd),
+/// and the flock's taker, which `/proc/locks` gives as a pid of this
+/// namespace, was not the owner: its file was not recovered while the
+/// child lived.
+///
+/// The file's header must be there: the owner takes its locks before it
 /// writes it, so one being made is left to its owner (read as nothing, it
 /// was deleted).
 fn left_to_a_child(path: &Path, file: &std::fs::File) -> bool {
+    let header_written = || {
+        let mut magic = [0u8; 8];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut magic, 0).is_ok()
+            && magic == crate::buffer::dump::MAGIC_FLIGHT
+    };
+    if spool::owner_locks_named(path) {
+        return matches!(
+            files::open_file_lock_held(file, files::OPEN_FILE_BYTE),
+            Ok(true)
+        ) && header_written()
+            && matches!(files::try_claim_lock(file), Ok(true));
+    }
     let Some(owner) = spool::record_locked_by(path) else {
         return false;
     };
+    // The older rule: no live process of the owner's pid, and the flock
+    // taken by the owner (`files::flock_takers`: its pid, or 0 for a
+    // taker gone or out of sight).
     let owners_flock =
         |takers: Vec<i32>| !takers.is_empty() && takers.iter().all(|&t| t == owner || t == 0);
-    let mut magic = [0u8; 8];
     !spool::process_exists(owner)
         && files::flock_takers(file).is_ok_and(owners_flock)
-        && std::os::unix::fs::FileExt::read_exact_at(file, &mut magic, 0).is_ok()
-        && magic == crate::buffer::dump::MAGIC_FLIGHT
-        && matches!(files::try_record_lock(file), Ok(true))
+        && header_written()
+        && matches!(files::try_claim_lock(file), Ok(true))
 }
 
 /// Whether `lock` is the file `meta` (looked at before it was opened) is.
@@ -1193,14 +1216,32 @@ mod tests {
     }
 
     /// A flight file of process `pid` in `dir`, its name saying that its
-    /// owner holds a record lock on it (`spool::record_lock_tag`) when
-    /// `marked`, and its flock held by another open file (a child that
-    /// inherited it without running a fork handler), which is returned.
-    fn plant_held_flight(dir: &Path, pid: u32, marked: bool) -> (PathBuf, std::fs::File) {
+    /// owner holds its locks on it (`spool::record_lock_tag`) when
+    /// `marked`, and its flock held by another open file, which is
+    /// returned: with the owner's locks (`owners`: its open file's and its
+    /// record lock, as this process holds its own flight file) or without
+    /// them (another's flock: a recovery by an older spanguard).
+    fn plant_held_flight(
+        dir: &Path,
+        pid: u32,
+        marked: bool,
+        owners: bool,
+    ) -> (PathBuf, std::fs::File) {
         let path = flight_named_for(dir, pid, marked);
         plant_flight(&path, |_| STATE_ENDED);
-        let holder = std::fs::File::open(&path).expect("open");
+        let holder = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
         assert!(files::try_lock(&holder));
+        if owners {
+            assert!(matches!(
+                files::try_open_file_lock(&holder, files::OPEN_FILE_BYTE),
+                Ok(true)
+            ));
+            assert!(matches!(files::try_record_lock(&holder), Ok(true)));
+        }
         (path, holder)
     }
 
@@ -1237,11 +1278,18 @@ mod tests {
                 // Nothing of the other tests' files kept open for as long
                 // as the holder lives (they would stay locked): the file
                 // at 101, the pipe at 100, the rest closed.
-                libc::dup2(libc::open(c.as_ptr(), libc::O_RDONLY), 101);
+                libc::dup2(libc::open(c.as_ptr(), libc::O_RDWR), 101);
                 libc::dup2(pipe[1], 100);
                 libc::syscall(libc::SYS_close_range, 3u32, 99u32, 0u32);
                 libc::syscall(libc::SYS_close_range, 102u32, u32::MAX, 0u32);
                 libc::flock(101, libc::LOCK_EX);
+                // The owner's open file's lock (`files::OPEN_FILE_BYTE`),
+                // which its child shares, as the tracer takes it.
+                let mut lock: libc::flock = std::mem::zeroed();
+                lock.l_type = libc::F_WRLCK as libc::c_short;
+                lock.l_start = files::OPEN_FILE_BYTE as libc::off_t;
+                lock.l_len = 1;
+                libc::fcntl(101, libc::F_OFD_SETLK, &lock);
                 let holder = raw_fork();
                 if holder == 0 {
                     loop {
@@ -1280,11 +1328,21 @@ mod tests {
     /// file's flock: the parent SIGKILLed, its file looked held by a live
     /// owner for as long as the child lived, its spans never recovered
     /// (tests/c/test_raw_fork_recovery.c). The owner's record lock, which
-    /// no child has, and its pid tell: a file so marked whose owner is no
-    /// live process is claimed; one of a live owner, or one of an older
-    /// spanguard (no mark: the flock alone says), is not.
+    /// no child has, and its open file's lock, which the child shares,
+    /// tell: a file so marked whose flock is its owner's open file's and
+    /// whose owner holds no record lock is claimed; one of a live owner,
+    /// one whose flock another took (an older spanguard's recovery), or
+    /// one of an older spanguard (no mark: the flock alone says), is not.
     #[test]
     fn a_flight_file_held_only_by_a_child_of_its_dead_owner_is_claimed() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_flight_file_held_only_by_a_child_of_its_dead_owner_is_claimed",
+        ) {
+            return;
+        }
         let dir = fresh_dir("held-by-child");
         let (dead, child) = plant_flight_held_by_an_orphan(&dir);
         let claimed = claim(&dead, 1 << 20);
@@ -1292,7 +1350,7 @@ mod tests {
         assert!(matches!(claimed, Claim::Claimed(_)));
         drop(claimed);
         std::fs::remove_file(&dead).expect("remove");
-        let (live, _owner) = plant_held_flight(&dir, std::process::id(), true);
+        let (live, _owner) = plant_held_flight(&dir, dead_pid(), true, true);
         assert!(
             matches!(claim(&live, 1 << 20), Claim::Busy),
             "its owner lives"
@@ -1300,7 +1358,7 @@ mod tests {
         std::fs::remove_file(&live).expect("remove");
         // A flock another live process took (an older spanguard's
         // recovery, which takes no record lock): its own, not the owner's.
-        let (taken, _recoverer) = plant_held_flight(&dir, dead_pid(), true);
+        let (taken, _recoverer) = plant_held_flight(&dir, dead_pid(), true, false);
         assert!(
             matches!(claim(&taken, 1 << 20), Claim::Busy),
             "another's flock"
@@ -1312,6 +1370,45 @@ mod tests {
         let claimed = claim(&unmarked, 1 << 20);
         end_orphan(child);
         assert!(matches!(claimed, Claim::Busy), "no mark");
+        // Marked by the spanguard before: judged by its pid too, as then.
+        let (before, child) = plant_flight_held_by_an_orphan(&dir);
+        let record_locked = spool::named_as_record_locked(&before);
+        std::fs::rename(&before, &record_locked).expect("older mark");
+        let claimed = claim(&record_locked, 1 << 20);
+        end_orphan(child);
+        assert!(matches!(claimed, Claim::Claimed(_)), "older mark");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A spool directory shared across PID namespaces (a container's
+    /// volume read from its host or a sibling container), or a pid reused
+    /// since: the dead owner's pid in its file's name is a live process
+    /// here (pid 1, as every container's first process is; this process),
+    /// and the flock's taker, as `/proc/locks` gives it here, is not that
+    /// pid. Judged by them, the owner looked alive, or the flock another's,
+    /// and its file held by its child was never recovered while the child
+    /// lived (tests/c/test_pidns_recovery.c); by its locks, it is.
+    #[test]
+    fn a_flight_file_held_by_a_child_is_claimed_whatever_pid_its_name_gives() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_flight_file_held_by_a_child_is_claimed_whatever_pid_its_name_gives",
+        ) {
+            return;
+        }
+        let dir = fresh_dir("held-pid-alive");
+        for pid in [1, std::process::id()] {
+            let (planted, child) = plant_flight_held_by_an_orphan(&dir);
+            let renamed = flight_named_for(&dir, pid, true);
+            std::fs::rename(&planted, &renamed).expect("named for a live pid");
+            let claimed = claim(&renamed, 1 << 20);
+            end_orphan(child);
+            assert!(matches!(claimed, Claim::Claimed(_)), "named for pid {pid}");
+            drop(claimed);
+            std::fs::remove_file(&renamed).expect("remove");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1320,6 +1417,14 @@ mod tests {
     /// the record lock: it would read as nothing, and be deleted.
     #[test]
     fn a_flight_file_held_by_a_child_is_not_claimed_before_its_header() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_flight_file_held_by_a_child_is_not_claimed_before_its_header",
+        ) {
+            return;
+        }
         let dir = fresh_dir("held-unwritten");
         let (path, child) = plant_flight_held_by_an_orphan(&dir);
         std::fs::OpenOptions::new()
@@ -1342,6 +1447,14 @@ mod tests {
     /// opening it (its close would let go of the first's record lock).
     #[test]
     fn one_recovery_of_a_process_claims_a_file_held_by_a_child_at_a_time() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "one_recovery_of_a_process_claims_a_file_held_by_a_child_at_a_time",
+        ) {
+            return;
+        }
         let dir = fresh_dir("held-twice");
         let (path, child) = plant_flight_held_by_an_orphan(&dir);
         let first = claim(&path, 1 << 20);

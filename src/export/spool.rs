@@ -114,16 +114,26 @@ const DESTINATION_MARK: &str = "-for";
 /// long since. Older spanguards read such a file like any other.
 const JOURNAL_MARK: &str = "-journalof";
 /// What the name of a flight file says after its id (before any
-/// destination mark) when its owner holds a record lock on it while it
-/// lives (`files::try_record_lock`), beside the flock that every holder of
-/// its open file shares: a child that inherited that flock without
+/// destination mark) when its owner holds two locks on it beside the
+/// flock that every holder of its open file shares: a record lock on
+/// `files::OWNER_BYTE` (`files::try_record_lock`), its process's alone,
+/// and an open file description lock on `files::OPEN_FILE_BYTE`
+/// (`files::try_open_file_lock`), its open file's, so shared with
+/// whatever holds that flock. A child that inherited the flock without
 /// running a fork handler (a raw `clone` or `fork` system call) held it
 /// after its parent's death, for as long as it lived, and no recovery took
-/// the parent's spans. A file so named whose flock is held by no live
-/// process of its pid nor by any holder of its record lock is recovered
-/// all the same (`recovery::claim`). Without it (an older spanguard's, or
-/// one whose record lock could not be taken), the flock alone says its
-/// owner lives, as before. Older spanguards read the id up to it.
+/// the parent's spans. A file so named whose flock is held by the owner's
+/// open file (its `OPEN_FILE_BYTE` lock is held) while no process holds
+/// its record lock is recovered all the same (`recovery::claim`): locks
+/// the kernel keeps and lets go of at a holder's death in whatever PID
+/// namespace it ran, where the pid in the name, which names another
+/// process in another namespace (a container's pid 2 is kthreadd on its
+/// host) or after a reuse, does not tell. Without it, the flock alone says
+/// its owner lives, as before. Older spanguards read the id up to it.
+const OWNER_LOCKS_MARK: &str = "-ownerlocks";
+/// The mark a spanguard before `OWNER_LOCKS_MARK` gave a flight file whose
+/// owner held the record lock alone: still read, its owner judged as then
+/// by its pid too (`recovery::claim`).
 const RECORD_LOCK_MARK: &str = "-recordlocked";
 
 /// A temporary file older than this, and unlocked, belongs to no writer
@@ -235,31 +245,64 @@ pub fn flight_id_of(path: &Path) -> Option<u64> {
         .then(|| u64::from_str_radix(id, 16).ok())?
 }
 
-/// The part of a flight file's name that says its owner holds a record
-/// lock on it while it lives (`RECORD_LOCK_MARK`), after its id.
+/// The part of a flight file's name that says its owner holds its record
+/// lock and its open file's lock on it while it lives (`OWNER_LOCKS_MARK`),
+/// after its id.
 pub fn record_lock_tag() -> &'static str {
-    RECORD_LOCK_MARK
+    OWNER_LOCKS_MARK
 }
 
-/// Whether the flight file at `path` says its owner holds a record lock
-/// on it while it lives (`RECORD_LOCK_MARK`), and the pid of that owner,
-/// as its name says (`<time>-<pid>-<id>-recordlocked...`).
-pub fn record_locked_by(path: &Path) -> Option<i32> {
+/// The mark after the id in the name of the flight file at `path`
+/// (`<time>-<pid>-<id>-<mark>...`), and the pid the name gives.
+fn mark_after_id(path: &Path) -> Option<(&str, i32)> {
     let name = path.file_name()?.to_str()?;
     let stem = name.strip_suffix(".sgflight")?;
     let mut parts = stem.split('-');
     let pid = parts.nth(1)?.parse().ok()?;
-    // Right after the id, as the tracer names it.
-    (parts.nth(1)? == &RECORD_LOCK_MARK[1..]).then_some(pid)
+    Some((parts.nth(1)?, pid))
 }
 
-/// The name of the flight file at `path` without its record lock mark
-/// (`RECORD_LOCK_MARK`): the tracer's, when the lock could not be taken.
+/// Whether the flight file at `path` says its owner holds its record lock
+/// and its open file's lock on it while it lives (`OWNER_LOCKS_MARK`).
+pub fn owner_locks_named(path: &Path) -> bool {
+    mark_after_id(path).is_some_and(|(mark, _)| mark == &OWNER_LOCKS_MARK[1..])
+}
+
+/// Whether the flight file at `path` says, as a spanguard before
+/// `OWNER_LOCKS_MARK` named it, that its owner holds a record lock on it
+/// while it lives (`RECORD_LOCK_MARK`), and the pid of that owner, as its
+/// name says (`<time>-<pid>-<id>-recordlocked...`).
+pub fn record_locked_by(path: &Path) -> Option<i32> {
+    let (mark, pid) = mark_after_id(path)?;
+    // Right after the id, as the tracer named it.
+    (mark == &RECORD_LOCK_MARK[1..]).then_some(pid)
+}
+
+/// The name of the flight file at `path` without its lock mark
+/// (`OWNER_LOCKS_MARK`, or an older `RECORD_LOCK_MARK`): the tracer's,
+/// when the locks could not be taken.
 pub fn without_record_lock_mark(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy());
     match name {
+        Some(n) if owner_locks_named(path) => {
+            path.with_file_name(n.replacen(OWNER_LOCKS_MARK, "", 1))
+        }
         Some(n) if record_locked_by(path).is_some() => {
             path.with_file_name(n.replacen(RECORD_LOCK_MARK, "", 1))
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The name a spanguard before `OWNER_LOCKS_MARK` gave the flight file at
+/// `path` (`RECORD_LOCK_MARK` for its mark), for tests of what such files
+/// get.
+#[cfg(test)]
+pub fn named_as_record_locked(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy());
+    match name {
+        Some(n) if owner_locks_named(path) => {
+            path.with_file_name(n.replacen(OWNER_LOCKS_MARK, RECORD_LOCK_MARK, 1))
         }
         _ => path.to_path_buf(),
     }
@@ -1198,8 +1241,11 @@ impl SpoolDir {
                 .ok()
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
                 .unwrap_or_default();
+            // Only while the name is still the file locked: a writer that
+            // found its file taken between its making and its lock makes
+            // another under the same name (`create_new_locked`).
             if !writer_alive || age > TEMP_FILE_MAX_AGE {
-                let _ = fs::remove_file(&path);
+                remove_if_still_named(&file, &path);
             }
             drop(file);
         }
@@ -1857,15 +1903,29 @@ impl SpoolDir {
 /// fork came between the making and the lock, and the child holds that
 /// open file (`LockedFile::lock`); locked, it stayed locked as long as the
 /// child lived once renamed to a spool file, and no replay took it.
+///
+/// Made again too when its name was gone by the time it was locked: a
+/// cleanup beside us (`SpoolDir::remove_dead_temp_files`) found it
+/// unlocked in that moment and took it for a dead writer's, as it does
+/// when the pid in its name is no live process where the cleanup runs (a
+/// writer in another PID namespace sharing the directory). The batch was
+/// written to a file with no name, its rename failed, and it was lost.
 fn create_new_locked(tmp: &Path) -> io::Result<LockedFile> {
     for _ in 0..CREATE_TRIES {
         let opened = BeforeOpen::now();
         let (f, locked) = LockedFile::lock(files::create_new(tmp, false)?, opened);
-        if locked {
+        if locked && still_named(&f, tmp) {
             return Ok(f);
         }
+        if locked {
+            continue;
+        }
         drop(f);
-        fs::remove_file(tmp)?;
+        // Gone already: the cleanup that held its lock removed it.
+        match fs::remove_file(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
     Err(io::Error::new(
         io::ErrorKind::WouldBlock,
@@ -3310,6 +3370,34 @@ pub(crate) mod tests {
         files::end_waiting_child(child.get());
         assert_eq!(replayed, (1, 3), "the child holds the spool file's lock");
         assert_eq!(temporary, 0);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A writer in another PID namespace sharing the spool (or one whose
+    /// pid is no live process where the cleanup runs), between its
+    /// temporary file's making and its lock: a cleanup beside it
+    /// (`remove_dead_temp_files`) found the file unlocked, its writer's
+    /// pid no process there, and removed it (the hook does as that
+    /// cleanup does). The batch was written to a file without a name, its
+    /// rename failed: lost. The writer makes another.
+    #[test]
+    fn a_batch_whose_temporary_file_a_cleanup_took_before_its_lock_is_spooled() {
+        let dir = temp_dir("temp-taken");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        let temporary = |dir: &Path| names_where(&dir_names(dir), |n| n.starts_with(TEMP_PREFIX));
+        let taken = std::rc::Rc::new(std::cell::Cell::new(0));
+        let (d, t) = (dir.clone(), std::rc::Rc::clone(&taken));
+        files::set_before_registering(Box::new(move || {
+            for path in temporary(&d) {
+                fs::remove_file(path).expect("taken");
+                t.set(t.get() + 1);
+            }
+        }));
+        let written = spool.write(&batch(3, 0));
+        assert_eq!(taken.get(), 1, "taken between its making and its lock");
+        written.expect("written all the same");
+        assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (1, 3));
+        assert!(temporary(&dir).is_empty());
         fs::remove_dir_all(&dir).ok();
     }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "spanguard.h"
+#include "sink_count.h"
 
 /* The settings: `service` writing to `sink`, spooling to `spool`, the
  * flight recorder on when `flight`; the test sets what else it needs. */
@@ -50,6 +51,24 @@ static inline void record_ended_and_open(spanguard_tracer *t, const char *tag, i
     snprintf(name, sizeof name, "%s-open", tag);
     spanguard_span open_span;
     (void)spanguard_span_begin(t, name, strlen(name), SPANGUARD_SPAN_NONE, 0, &open_span);
+}
+
+/* How many of the spans `record_ended_and_open(t, tag, n)` recorded
+ * arrived in the local sink `sink` once each (the `n` ended ones and the
+ * open one); a span that arrived more than once is said on stderr. */
+static inline int ended_and_open_arrived_once(const char *sink, const char *tag, int n) {
+    int once = 0;
+    char needle[96];
+    for (int i = 0; i <= n; i++) {
+        if (i < n)
+            snprintf(needle, sizeof needle, "\"name\":\"%s-%d\"", tag, i);
+        else
+            snprintf(needle, sizeof needle, "\"name\":\"%s-open\"", tag);
+        long c = count_in_dir(sink, needle);
+        if (c > 1) fprintf(stderr, "%s arrived %ld times\n", needle, c);
+        once += c == 1;
+    }
+    return once;
 }
 
 #endif

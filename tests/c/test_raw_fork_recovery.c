@@ -55,23 +55,6 @@ static void record_then_wait(int ready, int hold) {
     for (;;) pause();
 }
 
-/* How many of the spans arrived once each (the ended ones and the open
- * one); a span sent twice is said. */
-static int arrived_once(void) {
-    int n = 0;
-    char needle[80];
-    for (int i = 0; i <= SPANS; i++) {
-        if (i < SPANS)
-            snprintf(needle, sizeof needle, "\"name\":\"raw-%d\"", i);
-        else
-            snprintf(needle, sizeof needle, "\"name\":\"raw-open\"");
-        long c = count_in_dir(sink, needle);
-        if (c > 1) fprintf(stderr, "%s arrived %ld times\n", needle, c);
-        n += c == 1;
-    }
-    return n;
-}
-
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "build/test_raw_fork_recovery-spans";
     snprintf(sink, sizeof sink, "%s", dir);
@@ -99,14 +82,14 @@ int main(int argc, char **argv) {
     spanguard_tracer *t = start_tracer(0);
     CHECK(spanguard_flush(t, 10000) == SPANGUARD_RESULT_OK);
     /* Recovered at start although the raw-forked child still lives. */
-    CHECK(arrived_once() == SPANS + 1);
+    CHECK(ended_and_open_arrived_once(sink, "raw", SPANS) == SPANS + 1);
 
     close(hold[1]); /* the child exits */
     CHECK(wait(&status) > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
     spanguard_tracer_free(t);
 
-    CHECK(arrived_once() == SPANS + 1);
+    CHECK(ended_and_open_arrived_once(sink, "raw", SPANS) == SPANS + 1);
     CHECK(count_in_dir(sink, "\"spanguard.interrupted\"") == 1);
     CHECK(files_in_dir(spool, "") == 0);
     return check_summary();
