@@ -18,7 +18,9 @@
  * shut the tracer down, within SHUTDOWN_MS, 5000 by default). That
  * shutdown's answer is the exit status: 0 when every span was delivered,
  * 5 when some only reached the spool by its deadline (a slow backend: they
- * are the next start's to send, and the test replays them), 4 otherwise. */
+ * are the next start's to send, and the test replays them), 6 when the
+ * exporter was not done by then (what it had not dealt with is in the
+ * crash dump, sent by the next start too), 4 for any other answer. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -184,5 +186,8 @@ int main(int argc, char **argv) {
     unsigned shutdown_ms = argc > 10 ? (unsigned)atoi(argv[10]) : 5000;
     spanguard_result rc = spanguard_shutdown(tracer, shutdown_ms);
     if (rc != SPANGUARD_RESULT_OK) fprintf(stderr, "kill_child: shutdown: %s\n", spanguard_strerror(rc));
-    _exit(rc == SPANGUARD_RESULT_OK ? 0 : rc == SPANGUARD_RESULT_SPOOLED ? 5 : 4);
+    _exit(rc == SPANGUARD_RESULT_OK        ? 0
+          : rc == SPANGUARD_RESULT_SPOOLED ? 5
+          : rc == SPANGUARD_RESULT_TIMEOUT ? 6
+                                           : 4);
 }
