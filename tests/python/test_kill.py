@@ -246,7 +246,12 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
             f"trial {trial}: the open span's 100 KB prompt did not arrive whole"
         totals["large"] += checked + 1
         dups = {n for n, times in Counter(got).items() if times > 1}
-        if sig == signal.SIGKILL:
+        # A shutdown whose backend answers later than its deadline abandons
+        # the request in flight and spools it (or, left late, dumps the batch
+        # its exporter holds): a backend that took it as it was abandoned has
+        # it twice, the README's at-least-once. One batch at most, as here:
+        late_backend = sig is None and rx_mode is not None
+        if sig == signal.SIGKILL or late_backend:
             # Nothing runs at SIGKILL: a batch the backend had accepted but
             # whose answer the process did not live to see is sent again from
             # the flight recorder's journal. At most that one batch: the
