@@ -7,7 +7,10 @@
  * is the thread doing the waiting). Now each knows it runs on the
  * exporter and leaves it stuck at once: the process ends well within the
  * timeout, its spans on disk (spooled, or in its crash dump) for the
- * next start to send. */
+ * next start to send. The timeout is long (20 s) so that "well within" is
+ * half of it: a process that waits the timeout out is far from it, and one
+ * that a loaded machine slows (1.6 s for the crash at load 20 once failed
+ * a 1.5 s bound of a 3 s timeout) is too. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +28,7 @@
 
 #define S(str) (str), strlen(str)
 #define SPANS 5
-#define FLUSH_TIMEOUT_MS 3000
+#define FLUSH_TIMEOUT_MS 20000
 
 static char spool[512], endpoint[64];
 
@@ -79,7 +82,7 @@ static double run(const char *how, int *status) {
 }
 
 int main(int argc, char **argv) {
-    alarm(60); /* a hang is a failure, not a stuck test */
+    alarm(120); /* a hang is a failure, not a stuck test: two waits of the timeout and grace fit */
     const char *scratch = argc > 1 ? argv[1] : "build/test_exit_in_callback-spans";
     snprintf(spool, sizeof spool, "%s-spool", scratch);
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", closed_port());

@@ -8,13 +8,19 @@
  * from 'a' + n % 26 on), which must arrive whole: the payload pool's
  * chunks are in the crash dump and the flight recorder's file.
  *
- * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US [HOST]
+ * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US [HOST
+ *            [SHUTDOWN_MS]]
  *
  * PAUSE_US 0 is full speed; the test suite pauses a little per span so that
  * its Python receiver keeps up. HOST is the SIGTERM handler the host
  * installed before the tracer: none (default), exit (it ends the process
  * with _exit(3), as many servers do) or return (it asks the main thread to
- * shut the tracer down and exit 0). */
+ * shut the tracer down, within SHUTDOWN_MS, 5000 by default). That
+ * shutdown's answer is the exit status: 0 when every span was delivered,
+ * 5 when some only reached the spool by its deadline (a slow backend: they
+ * are the next start's to send, and the test replays them), 6 when the
+ * exporter was not done by then (what it had not dealt with is in the
+ * crash dump, sent by the next start too), 4 for any other answer. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -177,7 +183,11 @@ int main(int argc, char **argv) {
      * a returning host handler reports back through a flag). */
     struct timespec poll = {0, 1000000L};
     while (!stop_requested) nanosleep(&poll, NULL);
-    spanguard_result rc = spanguard_shutdown(tracer, 5000);
+    unsigned shutdown_ms = argc > 10 ? (unsigned)atoi(argv[10]) : 5000;
+    spanguard_result rc = spanguard_shutdown(tracer, shutdown_ms);
     if (rc != SPANGUARD_RESULT_OK) fprintf(stderr, "kill_child: shutdown: %s\n", spanguard_strerror(rc));
-    _exit(rc == SPANGUARD_RESULT_OK ? 0 : 4);
+    _exit(rc == SPANGUARD_RESULT_OK        ? 0
+          : rc == SPANGUARD_RESULT_SPOOLED ? 5
+          : rc == SPANGUARD_RESULT_TIMEOUT ? 6
+                                           : 4);
 }

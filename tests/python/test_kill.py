@@ -43,27 +43,49 @@ def prompt(n):
     """What kill_child sets as span n's prompt."""
     return LETTERS[n % 26:n % 26 + PROMPT_BYTES]
 SLOW_BACKEND_S = 0.5
+# kill_child's exit status when its shutdown (a host handler returned) had
+# to leave spans in the spool at its deadline: a right answer for a slow
+# backend, and those spans must then arrive from the replay, once.
+SPOOLED_AT_SHUTDOWN = 5
+# Its exit status when the shutdown answered TIMEOUT: the exporter, still
+# spooling what was queued, was not done by the deadline and its 1.5 s grace
+# (a loaded machine: 3 of 30 slow-backend trials at load 23), so the shutdown
+# left it and wrote what it had not dealt with to the crash dump, which the
+# next start sends. Right too, as long as every span then arrives once.
+STOPPED_LATE = 6
+# The shutdown's budget in the case whose backend answers slower than it.
+SHORT_SHUTDOWN_MS = 300
 CASES = [
     # (name, how it dies, flight recorder, the signal, the child's exit
-    # status, the host's SIGTERM handler, the receiver's mode while it runs)
-    ("SIGTERM", signal.SIGTERM, 0, signal.SIGTERM, -signal.SIGTERM, "none", None),
-    ("SIGINT", signal.SIGINT, 0, signal.SIGINT, -signal.SIGINT, "none", None),
-    ("SIGSEGV", "segv", 0, signal.SIGSEGV, -signal.SIGSEGV, "none", None),
+    # status or the tuple of those allowed, the host's SIGTERM handler, the
+    # receiver's mode while it runs, the shutdown's timeout in ms when the
+    # process lives on (None: kill_child's 5 s))
+    ("SIGTERM", signal.SIGTERM, 0, signal.SIGTERM, -signal.SIGTERM, "none", None, None),
+    ("SIGINT", signal.SIGINT, 0, signal.SIGINT, -signal.SIGINT, "none", None, None),
+    ("SIGSEGV", "segv", 0, signal.SIGSEGV, -signal.SIGSEGV, "none", None, None),
     # A stack overflow in a worker thread: the handler needs that thread's
     # alternate signal stack, with the flight recorder as without.
-    ("stack overflow", "overflow", 0, signal.SIGSEGV, -signal.SIGSEGV, "none", None),
-    ("stack overflow, flight recorder", "overflow", 1, signal.SIGSEGV, -signal.SIGSEGV, "none", None),
-    ("SIGABRT", "abort", 0, signal.SIGABRT, -signal.SIGABRT, "none", None),
-    ("SIGKILL", signal.SIGKILL, 1, signal.SIGKILL, -signal.SIGKILL, "none", None),
+    ("stack overflow", "overflow", 0, signal.SIGSEGV, -signal.SIGSEGV, "none", None, None),
+    ("stack overflow, flight recorder", "overflow", 1, signal.SIGSEGV, -signal.SIGSEGV, "none", None, None),
+    ("SIGABRT", "abort", 0, signal.SIGABRT, -signal.SIGABRT, "none", None, None),
+    ("SIGKILL", signal.SIGKILL, 1, signal.SIGKILL, -signal.SIGKILL, "none", None, None),
     # The host's handler ends the process with _exit(3): the dump must be
     # written before it runs.
-    ("SIGTERM, host handler exits", signal.SIGTERM, 0, signal.SIGTERM, 3, "exit", None),
+    ("SIGTERM, host handler exits", signal.SIGTERM, 0, signal.SIGTERM, 3, "exit", None, None),
     # The host's handler returns and the process shuts down cleanly later:
-    # the dump must be taken back, or its spans would arrive twice.
-    ("SIGTERM, host handler returns", signal.SIGTERM, 0, None, 0, "return", None),
+    # the dump must be taken back, or its spans would arrive twice. The
+    # shutdown delivers everything, or on a loaded machine (a slow receiver)
+    # spools at its deadline what it could not send.
+    ("SIGTERM, host handler returns", signal.SIGTERM, 0, None, (0, SPOOLED_AT_SHUTDOWN, STOPPED_LATE), "return",
+     None, None),
+    # That deadline every time: the backend answers later than the shutdown
+    # may last, so the request in flight is abandoned and spooled, and what
+    # is still queued goes to the spool; all of it arrives from the replay.
+    ("SIGTERM, host handler returns, slow backend", signal.SIGTERM, 0, None, (SPOOLED_AT_SHUTDOWN, STOPPED_LATE),
+     "return", f"slow:{SLOW_BACKEND_S}", SHORT_SHUTDOWN_MS),
     # A crash while a slow backend holds a batch: the handler waits for it
     # (within the signal budget), so it is not also dumped and sent again.
-    ("SIGSEGV, slow backend", "segv", 0, signal.SIGSEGV, -signal.SIGSEGV, "none", f"slow:{SLOW_BACKEND_S}"),
+    ("SIGSEGV, slow backend", "segv", 0, signal.SIGSEGV, -signal.SIGSEGV, "none", f"slow:{SLOW_BACKEND_S}", None),
 ]
 
 
@@ -73,7 +95,7 @@ def receiver(tmp_path_factory):
         yield rx
 
 
-def run_trial(receiver, emitter, tmp_path, name, how, flight, trial, host="none", rx_mode=None):
+def run_trial(receiver, emitter, tmp_path, name, how, flight, trial, host="none", rx_mode=None, shutdown_ms=None):
     child_bin = REPO / "build" / "tests" / "kill_child"
     spool = tmp_path / f"spool-{name}-{trial}"
     # The tag goes into OTEL_RESOURCE_ATTRIBUTES syntax: no commas or spaces.
@@ -87,9 +109,12 @@ def run_trial(receiver, emitter, tmp_path, name, how, flight, trial, host="none"
         env["LD_PRELOAD"] = str(REPO / "build" / "tests" / "malloc_guard.so")
     if rx_mode:
         receiver.set_mode(rx_mode)
+    args = [str(child_bin), receiver.traces_url, str(spool), "3", str(flight), crash, str(delay_ms), tag, PAUSE_US,
+            host]
+    if shutdown_ms is not None:
+        args.append(str(shutdown_ms))
     child = subprocess.Popen(
-        [str(child_bin), receiver.traces_url, str(spool), "3", str(flight), crash, str(delay_ms), tag, PAUSE_US, host],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     reported = bytearray()
     first_report = threading.Event()
 
@@ -148,23 +173,31 @@ def numbers_by_request(receiver, tag):
     return requests
 
 
-@pytest.mark.parametrize("name,how,flight,sig,exit_status,host,rx_mode", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("name,how,flight,sig,exit_status,host,rx_mode,shutdown_ms", CASES, ids=[c[0] for c in CASES])
 def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, name, how, flight, sig, exit_status,
-                                                   host, rx_mode):
-    totals = {"reported": 0, "interrupted": 0, "duplicates": 0, "large": 0, "trials_with_duplicates": 0}
+                                                   host, rx_mode, shutdown_ms):
+    totals = {"reported": 0, "interrupted": 0, "duplicates": 0, "large": 0, "trials_with_duplicates": 0,
+              "spooled_at_shutdown": 0, "stopped_late": 0}
+    allowed = exit_status if isinstance(exit_status, tuple) else (exit_status,)
     for trial in range(TRIALS):
         # Each trial is judged by its own spans (tagged): the earlier
         # trials' 100 KB prompts need not stay in this process's memory
         # (make stress runs many trials against one receiver).
         receiver.forget_records()
         status, numbers, with_child, tag, spool, stderr, pid = run_trial(
-            receiver, emitter, tmp_path, name, how, flight, trial, host, rx_mode)
-        assert status == exit_status, f"trial {trial}: child ended with {status}, not {exit_status}: {stderr}"
+            receiver, emitter, tmp_path, name, how, flight, trial, host, rx_mode, shutdown_ms)
+        assert status in allowed, f"trial {trial}: child ended with {status}, not {exit_status}: {stderr}"
+        totals["spooled_at_shutdown"] += status == SPOOLED_AT_SHUTDOWN
+        totals["stopped_late"] += status == STOPPED_LATE
         assert numbers, f"trial {trial}: the child reported no span before it died"
         want = set(numbers)
+        # A process that lived on and shut down abandons the request in
+        # flight at the deadline and spools it: that copy arrives from the
+        # replay, and the one the receiver read unanswered is not counted.
+        received_unanswered = rx_mode is not None and sig is not None
         deadline = time.monotonic() + 20
         while True:
-            spans = spans_of(receiver, tag, received_unanswered=rx_mode is not None)
+            spans = spans_of(receiver, tag, received_unanswered=received_unanswered)
             # A span killed between begin and its first attribute has no number.
             work = [s for s in spans if s["name"] == "work" and "n" in s["attributes"]]
             got = [s["attributes"]["n"] for s in work]
@@ -213,7 +246,12 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
             f"trial {trial}: the open span's 100 KB prompt did not arrive whole"
         totals["large"] += checked + 1
         dups = {n for n, times in Counter(got).items() if times > 1}
-        if sig == signal.SIGKILL:
+        # A shutdown whose backend answers later than its deadline abandons
+        # the request in flight and spools it (or, left late, dumps the batch
+        # its exporter holds): a backend that took it as it was abandoned has
+        # it twice, the README's at-least-once. One batch at most, as here:
+        late_backend = sig is None and rx_mode is not None
+        if sig == signal.SIGKILL or late_backend:
             # Nothing runs at SIGKILL: a batch the backend had accepted but
             # whose answer the process did not live to see is sent again from
             # the flight recorder's journal. At most that one batch: the
@@ -251,5 +289,7 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
     print(f"{name}: {TRIALS} trials, {totals['reported']} reported spans, all arrived once; "
           f"{totals['interrupted']} open spans recovered as interrupted; "
           f"{totals['duplicates']} spans sent twice (in {totals['trials_with_duplicates']} trials, each time "
-          f"the spans of one request); {totals['large']} spans with a 100 KB prompt whole")
+          f"the spans of one request); {totals['large']} spans with a 100 KB prompt whole; "
+          f"{totals['spooled_at_shutdown']} trials spooled at the shutdown's deadline, replayed; "
+          f"{totals['stopped_late']} past its timeout, recovered from the crash dump")
     assert totals["large"] > 0, "no span with a large prompt was checked"
