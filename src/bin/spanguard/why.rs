@@ -654,6 +654,7 @@ mod tests {
             ending_of_signal: 0,
             leaves: Vec::new(),
             deaths: Vec::new(),
+            cuts: Vec::new(),
         };
         assert_eq!(
             describe(&o, 1_066, &Liveness::Ended, None),
