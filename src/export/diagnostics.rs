@@ -180,6 +180,15 @@ pub fn refused_kept_sent_by(dir: &str) -> String {
     format!("`{} --headers KEY=VALUE`", replay_to_be_pointed(dir))
 }
 
+/// Where values emptied past `depth` levels of nesting were cut, as the
+/// record a process leaves says it.
+fn emptied_place(depth: usize) -> String {
+    format!(
+        "past {depth} levels of nesting (arrays and maps there emptied), as the server refused \
+         them that deep (SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT={depth} empties them before sending)"
+    )
+}
+
 pub struct Diagnostics {
     level: LogLevel,
     sink: Sink,
@@ -227,6 +236,38 @@ pub struct Diagnostics {
     /// record says them apart, as a process set up as this one never
     /// sends them (`spanguard why` said it would).
     refused_own: u64,
+    /// Where values were cut, said once each with every value cut there
+    /// (`ValuesCut`), for the record a process leaves: "nothing lost" of
+    /// a run whose prompts arrived cut to the sink's line limit left its
+    /// user with values they never got.
+    cuts: ValuesCut,
+}
+
+/// Where values were cut (the words after "N values cut"), each with the
+/// values cut there: at most `ValuesCut::MOST` places, the rest summed.
+#[derive(Default)]
+struct ValuesCut {
+    places: Vec<(String, u64)>,
+    elsewhere: u64,
+}
+
+impl ValuesCut {
+    /// Places kept apart: a request's or line's size, the spool's cap, a
+    /// server's nesting limit, a recovered span's size, and one more.
+    const MOST: usize = 6;
+
+    fn add(&mut self, values: u64, place: &str) {
+        if values == 0 {
+            return;
+        }
+        if let Some(p) = self.places.iter_mut().find(|(at, _)| at == place) {
+            p.1 = p.1.saturating_add(values);
+        } else if self.places.len() < Self::MOST {
+            self.places.push((place.to_string(), values));
+        } else {
+            self.elsewhere = self.elsewhere.saturating_add(values);
+        }
+    }
 }
 
 /// The most messages kept for a callback not set yet: a program that
@@ -517,6 +558,7 @@ impl Diagnostics {
             held_for_callback: Vec::new(),
             spooled_because: String::new(),
             refused_own: 0,
+            cuts: ValuesCut::default(),
         }
     }
 
@@ -853,6 +895,21 @@ impl Diagnostics {
             .chain((l.other_spans > 0).then_some((l.other_text.as_str(), l.other_spans)))
     }
 
+    /// Where values were cut, with the values cut there (the words follow
+    /// "N values cut"), and the values cut at places past the most kept
+    /// apart: for the record a process leaves (`export::outcome`). Values
+    /// cut as they were recorded are in `values_truncated` alone.
+    pub fn values_cut_places(&self) -> impl Iterator<Item = (&str, u64)> {
+        let c = &self.cuts;
+        c.places
+            .iter()
+            .map(|(at, n)| (at.as_str(), *n))
+            .chain((c.elsewhere > 0).then_some((
+                "at other limits (their lines on stderr say which)",
+                c.elsewhere,
+            )))
+    }
+
     /// A `SaidOnce`'s `n` more spans for the text said above as `label`.
     fn tell_more(&mut self, said: Said, label: &str, n: u64) {
         let more = count(n, "more span", "more spans");
@@ -963,6 +1020,8 @@ impl Diagnostics {
         if newly == 0 {
             return;
         }
+        self.cuts
+            .add(newly, &format!("to fit their spans into {limit}"));
         match self.values_cut.due(Instant::now(), newly) {
             Some(total) => self.tell_values_cut(total, limit),
             None => {
@@ -998,6 +1057,7 @@ impl Diagnostics {
         if newly == 0 {
             return;
         }
+        self.cuts.add(newly, &emptied_place(depth));
         self.emptied_depth = depth;
         if let Some(total) = self.values_emptied.due(Instant::now(), newly) {
             self.tell_values_emptied(total, depth);
@@ -1029,6 +1089,7 @@ impl Diagnostics {
         if values == 0 {
             return;
         }
+        self.cuts.add(values, &emptied_place(depth));
         self.emit_and_tell(
             ExportEvent::ValuesCut,
             LogLevel::Warn,
@@ -1056,6 +1117,7 @@ impl Diagnostics {
         if values == 0 {
             return;
         }
+        self.cuts.add(values, &emptied_place(depth));
         let (it, it_is) = if values == 1 {
             ("it", "it is")
         } else {

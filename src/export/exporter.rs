@@ -402,6 +402,7 @@ impl Exporter {
             self.outcome.note_spooled_because(reason);
         }
         self.outcome.note_refused(host.diagnostics.refused_own());
+        self.outcome.note_cuts(host.diagnostics.values_cut_places());
         let _ = self
             .outcome
             .write(state, &counts, host.diagnostics.loss_causes(), || {

@@ -83,6 +83,14 @@ pub const EVERY: Duration = Duration::from_secs(5);
 const MOST_LEAVES: usize = 2;
 /// The most `died` lines read: one a file left.
 const MOST_DEATHS: usize = MOST_LEAVES;
+/// The most a `died` line takes: four numbers.
+const DIED_LINE_BYTES: usize = "died ".len() + 4 * 21;
+/// The most places where values were cut a file says (`cut` lines): the
+/// places `Diagnostics` keeps apart, and the rest summed.
+const MOST_CUTS: usize = 7;
+/// The most of a place where values were cut kept, in bytes: the limit,
+/// its size and the setting that raises it.
+const MOST_CUT_BYTES: usize = 400;
 
 /// The tracers this process made so far: a process with two (two
 /// bindings, a tracer made again) keeps a file for each.
@@ -143,6 +151,9 @@ pub struct Counts {
     /// Of `ended`: still open when a termination signal stopped the
     /// tracer, sent marked spanguard.interrupted.
     pub interrupted: u64,
+    /// Values cut (`values_truncated`): their spans were sent, without
+    /// all of what the program gave them. 0 in a file of a version before.
+    pub truncated: u64,
 }
 
 impl Counts {
@@ -158,11 +169,12 @@ impl Counts {
             spool_overflow: s.dropped_spool_overflow,
             unended: s.spans_unended_at_shutdown,
             interrupted: s.spans_interrupted_at_shutdown,
+            truncated: s.values_truncated,
         }
     }
 
     /// The counts by their names in the file, in its order.
-    fn named(&self) -> [(&'static str, u64); 10] {
+    fn named(&self) -> [(&'static str, u64); 11] {
         [
             ("ended", self.ended),
             ("exported", self.exported),
@@ -174,6 +186,7 @@ impl Counts {
             ("spool_overflow", self.spool_overflow),
             ("unended", self.unended),
             ("interrupted", self.interrupted),
+            ("truncated", self.truncated),
         ]
     }
 }
@@ -211,6 +224,8 @@ pub struct OutcomeFile {
     /// The names (in the spool directory) of the files this tracer leaves
     /// if its process dies: its crash dump, its flight file.
     leaves: Vec<String>,
+    /// Where values were cut, with the values cut there (`note_cuts`).
+    cuts: Vec<(String, u64)>,
 }
 
 impl OutcomeFile {
@@ -243,6 +258,23 @@ impl OutcomeFile {
             spooled_because: String::new(),
             refused: 0,
             leaves: Vec::new(),
+            cuts: Vec::new(),
+        }
+    }
+
+    /// Keeps `cuts` (where values were cut, with the values cut there:
+    /// `Diagnostics::values_cut_places`) for the next record. Allocates
+    /// only when a place is new: values are cut in a few places.
+    pub fn note_cuts<'a>(&mut self, cuts: impl Iterator<Item = (&'a str, u64)>) {
+        for (i, (place, n)) in cuts.take(MOST_CUTS).enumerate() {
+            let place_here = |kept: &(String, u64)| place.starts_with(kept.0.as_str());
+            match self.cuts.get_mut(i) {
+                Some(kept) if place_here(kept) => kept.1 = n,
+                _ => {
+                    self.cuts.truncate(i);
+                    self.cuts.push((one_line(place, MOST_CUT_BYTES), n));
+                }
+            }
         }
     }
 
@@ -336,6 +368,7 @@ impl OutcomeFile {
                 spooled_because: &self.spooled_because,
                 refused: self.refused,
                 leaves: &self.leaves,
+                cuts: &self.cuts,
             },
             counts,
             causes,
@@ -391,6 +424,7 @@ struct Header<'a> {
     spooled_because: &'a str,
     refused: u64,
     leaves: &'a [String],
+    cuts: &'a [(String, u64)],
 }
 
 /// Which process this is beyond its pid: its start in clock ticks after
@@ -537,6 +571,15 @@ fn render<'a>(
         push_line(out, reason, MOST_REASON_BYTES);
         out.push(b'\n');
     }
+    // Last, and only as they fit beside room for the `died` lines a
+    // recoverer appends (`note_death`): causes of loss come first.
+    for (place, values) in h.cuts {
+        let line = "cut ".len() + 20 + 1 + place.len() + 1;
+        if out.len() + line + MOST_DEATHS * DIED_LINE_BYTES > MOST_BYTES {
+            break;
+        }
+        let _ = writeln!(out, "cut {values} {place}");
+    }
 }
 
 /// Removes the oldest outcome files of `dir` (and temporary ones a kill
@@ -623,6 +666,10 @@ pub struct Outcome {
     /// What a recoverer found in those files, once one was recovered
     /// (`note_death`).
     pub deaths: Vec<Death>,
+    /// (values, where they were cut: the words after "N values cut"), of
+    /// `counts.truncated`; those cut as they were recorded are in none.
+    /// None in a file of a version before.
+    pub cuts: Vec<(u64, String)>,
 }
 
 /// What a dead process's crash dump or flight file held, as its recoverer
@@ -786,12 +833,17 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "spool_overflow" => o.counts.spool_overflow = number()?,
             "unended" => o.counts.unended = number()?,
             "interrupted" => o.counts.interrupted = number()?,
+            "truncated" => o.counts.truncated = number()?,
             "spooled_because" => o.spooled_because = value.to_string(),
             "spooled_refused" => o.spooled_refused = number()?,
             "signal" => o.ending_of_signal = value.parse().ok()?,
             // No more kept than a writer writes (the file is anyone's).
             "leaves" if o.leaves.len() < MOST_LEAVES => o.leaves.push(value.to_string()),
             "died" if o.deaths.len() < MOST_DEATHS => o.deaths.push(Death::parse(value)?),
+            "cut" if o.cuts.len() < MOST_CUTS => {
+                let (values, place) = value.split_once(' ')?;
+                o.cuts.push((values.parse().ok()?, place.to_string()));
+            }
             "cause" => {
                 let (spans, reason) = value.split_once(' ')?;
                 let spans = spans.parse().ok()?;
@@ -840,10 +892,15 @@ mod tests {
             lost: 13,
             unended: 2,
             interrupted: 5,
+            truncated: 4,
             ..Counts::default()
         };
         let refused = "HTTP 404: 404 page not found (nothing takes traces at this URL: \
                        OTEL_EXPORTER_OTLP_ENDPOINT is a base URL) (http://h:4318/v1/traces)";
+        // Values cut, and where: 3 to a size limit, 1 as recorded (in none).
+        let sink = "to fit their spans into one line of the local sink (4096 bytes)";
+        f.note_cuts([(sink, 2)].into_iter());
+        f.note_cuts([(sink, 3)].into_iter());
         f.write(State::Stopped, &counts, [(refused, 13)].into_iter(), || {
             false
         })
@@ -856,6 +913,7 @@ mod tests {
         assert!(o.stopped);
         assert_eq!(o.counts, counts);
         assert_eq!(o.causes, [(13, refused.to_string())]);
+        assert_eq!(o.cuts, [(3, sink.to_string())]);
         assert!(o.updated_unix_s >= o.started_unix_s && o.started_unix_s > 0);
         let meta = std::fs::metadata(f.path()).expect("stat");
         assert_eq!(meta.mode() & 0o777, 0o600);
@@ -994,6 +1052,7 @@ mod tests {
         let mut f = OutcomeFile::new(&dir, &"s".repeat(10_000), &"t".repeat(10_000));
         let long = "x".repeat(100_000);
         let causes: Vec<(&str, u64)> = (0..100).map(|i| (long.as_str(), i)).collect();
+        f.note_cuts((0..100).map(|i| (long.as_str(), i)));
         f.write(
             State::Running,
             &Counts::default(),
@@ -1006,6 +1065,11 @@ mod tests {
         let o = parse(&std::fs::read_to_string(f.path()).expect("read")).expect("parse");
         assert_eq!(o.causes.len(), MOST_CAUSES);
         assert!(!o.stopped);
+        // With room left for what a recoverer appends.
+        assert!(
+            len + MOST_DEATHS * DIED_LINE_BYTES <= MOST_BYTES,
+            "{len} bytes"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -5,6 +5,7 @@ else to say why. Each tracer keeps a small record in the outcomes/
 directory of its spool directory (src/export/outcome.rs); `why` reads it."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -29,13 +30,15 @@ def why(cli, env, *args):
 
 
 @contextlib.contextmanager
-def agent_with_a_record(env, spool, service, under=(), record_pid=None, flight="0"):
+def agent_with_a_record(env, spool, service, under=(), record_pid=None, flight="0",
+                        endpoint="http://127.0.0.1:9/v1/traces"):
     """kill_child running as `service` (under `under`, a wrapper such as
     unshare; with the flight recorder if `flight` is "1"), its spans bound
     for a backend that is down and its spool in `spool`, once it has
     written its first record (named by `record_pid`, its own pid by
-    default). Killed (SIGKILL) on the way out if it runs."""
-    child = subprocess.Popen([*under, str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
+    default); `endpoint` "" for the local sink. Killed (SIGKILL) on the way
+    out if it runs."""
+    child = subprocess.Popen([*under, str(REPO / "build" / "tests" / "kill_child"), endpoint,
                               str(spool), "1", flight, "none", "0", service, "20000"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -142,6 +145,57 @@ def test_spans_spooled_for_a_backend_that_is_down_are_said_with_why(cli, tmp_pat
                                  "connection refused or unreachable: "), run.stdout
 
 
+def emit_to_sink(tmp_path, env, name, *args):
+    """emit_spans's run into the local sink (its spool in tmp_path/spool),
+    losses allowed; its stats (`spanguard_stats`) as it ended."""
+    stats = tmp_path / f"{name}.json"
+    emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", "sink",
+                           "--sink-dir", str(tmp_path / "spans"), "--spool-dir", str(tmp_path / "spool"),
+                           "--manifest", str(tmp_path / f"{name}.manifest.json"), "--run-id", name,
+                           "--stats-json", str(stats), "--allow-loss", *args],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert emit.returncode == 0, emit.stderr
+    return emit, json.loads(stats.read_text())
+
+
+def test_values_cut_are_said_with_where_and_what_keeps_them_whole_not_as_nothing_lost(cli, tmp_path):
+    """A Node program sent 1 MB and 3 MB prompts to the local sink: the sink
+    cut them to its 1 MiB line limit, counted them (values_truncated) and
+    said so on stderr, and `why` ended "nothing lost". A value cut is data
+    the user did not get: `why` says how many, where, and the setting that
+    keeps them whole; those cut as they were recorded (an attribute value
+    length limit) as such."""
+    env = env_with_state(tmp_path)
+    # 2 MB prompts: each span over the sink's 1 MiB line, its prompt cut.
+    emit, stats = emit_to_sink(tmp_path, env, "big", "--count", "3", "--prompt-bytes", "2000000")
+    assert "SPANGUARD_SINK_MAX_LINE_BYTES" in emit.stderr, emit.stderr
+    assert stats["values_truncated"] == 3 and stats["spans_exported"] == 3, stats
+    run = why(cli, env, "--dir", str(tmp_path / "spool"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert "  3 spans ended: 3 delivered, 0 to the spool, 0 lost" in lines, run.stdout
+    assert "  nothing lost" not in lines, run.stdout
+    assert ("  3 values cut: their spans were sent without all of what the program gave them "
+            "(values_truncated counts them)") in lines, run.stdout
+    where = [l for l in lines if l.startswith("    3 values cut to fit their spans into one line of the local sink (")]
+    assert len(where) == 1 and "SPANGUARD_SINK_MAX_LINE_BYTES raises it" in where[0], run.stdout
+    assert "  no span lost, but values were cut (above)" in lines, run.stdout
+
+    # Cut as they were recorded, to OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: said
+    # with the settings that cut values when recorded.
+    limited = dict(env, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="100")
+    emit, stats = emit_to_sink(tmp_path, limited, "limited", "--count", "2", "--prompt-bytes", "5000",
+                               "--from-env")
+    assert stats["values_truncated"] == 2, stats
+    run = why(cli, env, "--dir", str(tmp_path / "spool"), "--last", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert any(l.startswith("  2 values cut: their spans were sent without all") for l in lines), run.stdout
+    recorded = [l for l in lines if l.startswith("    2 values cut as they were recorded: ")]
+    assert len(recorded) == 1 and "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" in recorded[0], run.stdout
+    assert "  nothing lost" not in lines, run.stdout
+
+
 def test_records_live_in_the_spool_directory_the_user_chose_and_why_finds_them_there(cli, tmp_path):
     """A container whose one writable volume is the spool directory, two
     services on one machine with a spool directory each: the records went
@@ -201,11 +255,11 @@ def record_of(spool, pid):
     return record.read_text()
 
 
-def recovered_by_a_successor(env, spool, dead_pid):
+def recovered_by_a_successor(env, spool, dead_pid, **setup):
     """Starts kill_child again beside `spool` (set up alike, so its tracer
     recovers what `dead_pid` left at its start), waits until the dead
     process's record says what the recovery found, then kills it."""
-    with agent_with_a_record(env, spool, "successor"):
+    with agent_with_a_record(env, spool, "successor", **setup):
         deadline = time.monotonic() + 60
         while "\ndied " not in record_of(spool, dead_pid) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -252,6 +306,38 @@ def test_a_process_that_crashed_is_said_with_its_signal_before_and_after_its_dum
     assert any(" it left in its crash dump were sent by a later process or spanguard replay" in l for l in lines), \
         run.stdout
     assert any(" still open at SIGSEGV: sent marked spanguard.interrupted" in l for l in lines), run.stdout
+
+
+def test_a_crash_dump_for_the_local_sink_is_said_as_its_next_run_recovers_it(cli, tmp_path):
+    """With no endpoint (the local sink), a crash dump waits for the next
+    run of the program set up alike, which recovers it into its sink; `why`
+    said it "waits for another sender" whenever its own shell's sink was
+    another directory (a program given its own sink directory, another
+    XDG_STATE_HOME), and "spanguard replay does", which sends to an endpoint
+    only. It says what happens for the setup the record names, and the
+    command that sends them now."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    with agent_with_a_record(env, spool, "why-sink", endpoint="") as child:
+        child.send_signal(signal.SIGSEGV)
+        assert child.wait(timeout=60) == -signal.SIGSEGV, child.stderr.read()
+    (dump,) = spool.glob("*.sgdump")
+    mark = dump.name.split("-for")[1][:16]
+    sink = tmp_path / "state" / "spanguard" / "spans"
+    # Read from this shell, and from one whose sink is another directory.
+    for shell in (env, dict(env, XDG_STATE_HOME=str(tmp_path / "elsewhere"))):
+        run = why(cli, shell, "--dir", str(spool))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "another sender" not in run.stdout and "other senders" not in run.stdout, run.stdout
+        waiting = [l for l in run.stdout.splitlines() if " it left in its crash dump wait in the spool " in l]
+        assert len(waiting) == 1, run.stdout
+        assert (f" for the next run of a program set up as this one (no endpoint: the local sink in {sink}, "
+                f"this spool directory), which recovers them into that sink at its start; to a backend now "
+                f"instead: spanguard replay --endpoint URL --sender {mark} {spool}") in waiting[0], run.stdout
+    # As said: the next run alike recovers it into the sink.
+    record = recovered_by_a_successor(env, spool, child.pid, endpoint="")
+    assert "\ndied 11 " in record, record
+    assert not list(spool.glob("*.sgdump")), list(spool.iterdir())
 
 
 def test_a_killed_processs_flight_file_is_said_with_no_signal_named(cli, tmp_path):

@@ -730,8 +730,11 @@ pub struct KeptForOthers {
 /// files whose names carry a refusal or another sender's mark are
 /// opened, and only those are held: a directory another user filled with
 /// 120,000 files cost `spanguard why` two listings of every one of them
-/// (rows, sorted) and 32 MB. A batch under two names counts once.
-pub fn kept_for_others(dir: &Path) -> KeptForOthers {
+/// (rows, sorted) and 32 MB. A batch under two names counts once. The
+/// files named in `said` (a dead process's crash dump or flight file,
+/// whose fate `why` says under its record, as the setup the record names)
+/// are not counted for another sender.
+pub fn kept_for_others(dir: &Path, said: &[&str]) -> KeptForOthers {
     let mut kept = KeptForOthers {
         refused: 0,
         for_other_senders: 0,
@@ -749,7 +752,7 @@ pub fn kept_for_others(dir: &Path) -> KeptForOthers {
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
         let refused = spanguard::export::spool::refused_by(Path::new(&name)).is_some();
-        let theirs = for_another_sender(&name, &own);
+        let theirs = for_another_sender(&name, &own).filter(|_| !said.contains(&name.as_str()));
         if !refused && theirs.is_none() {
             continue;
         }

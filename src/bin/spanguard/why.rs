@@ -23,12 +23,13 @@ pub const HELP: &str = "\
 usage: spanguard why [--dir DIR] [--last N]
 
 Says what the last processes traced with spanguard here did with their spans,
-newest first: each tracer keeps a small record of its counts and the first
+newest first: each tracer keeps a small record of its counts, the first
 message of each cause of loss (the line it said on stderr, with what to
-change), written at its start, every few seconds while something changes and
-at its stop. A process killed (SIGKILL, out of memory) leaves its last record:
-it is said to have ended without stopping its tracer, with what was not
-accounted for then.
+change) and where it cut values (a sink line's or a request's size...: their
+spans were sent without all the program gave them), written at its start,
+every few seconds while something changes and at its stop. A process killed
+(SIGKILL, out of memory) leaves its last record: it is said to have ended
+without stopping its tracer, with what was not accounted for then.
 
 The records are kept beside the spans a tracer spools: in the outcomes/
 directory of its spool directory. A container's process, its spool a volume
@@ -123,13 +124,17 @@ pub fn run(args: &[String]) -> ExitCode {
     println!("spanguard why: what the last {whose}, newest first ({shown_dir})");
     let now_s = now_unix_s();
     let mut processes = ProcessTable::default();
+    // The files dead processes left that their records say the fate of,
+    // as the setup each record names (not this environment's).
+    let mut said = Vec::new();
     for o in &found.newest {
         println!();
         let death = death_of(o, &spool);
-        print!(
-            "{}",
-            describe(o, now_s, &processes.liveness(o), death.as_ref())
-        );
+        let liveness = processes.liveness(o);
+        if death.is_some() && o.deaths.is_empty() && !o.stopped && liveness == Liveness::Ended {
+            said.extend(o.leaves.iter().map(String::as_str));
+        }
+        print!("{}", describe(o, now_s, &liveness, death.as_ref(), &spool));
     }
     if total > last {
         println!(
@@ -139,7 +144,7 @@ pub fn run(args: &[String]) -> ExitCode {
     }
     // Spooled, but not for the next process set up alike: it was refused
     // them (a key missing, a URL without its path) and never sends them.
-    let kept = super::spool_status::kept_for_others(&spool);
+    let kept = super::spool_status::kept_for_others(&spool, &said);
     let refused = kept.refused;
     if refused > 0 {
         let dir = clean(&spool.display().to_string());
@@ -354,7 +359,7 @@ fn what_it_leaves(o: &Outcome) -> &'static str {
 /// The lines that say what became of the spans a dead process left
 /// (`death`): sent by a later process (its record says so), or waiting in
 /// the spool; those still open marked interrupted.
-fn left_lines(o: &Outcome, d: &Death) -> String {
+fn left_lines(o: &Outcome, d: &Death, spool: &Path) -> String {
     let mut out = String::new();
     let recovered = !o.deaths.is_empty();
     if d.spans > 0 {
@@ -364,6 +369,22 @@ fn left_lines(o: &Outcome, d: &Death) -> String {
                 "  {} it left in {what} were sent by a later process or spanguard replay \
                  (spooled if they could not be)\n",
                 spans(d.spans)
+            )
+        } else if let Some(sink) = sink_of(o) {
+            // No endpoint: the next run alike puts them in its sink, and
+            // spanguard replay, which sends to an endpoint, is not that.
+            let (sink, spool) = (clean(&sink), clean(&spool.display().to_string()));
+            let sender = o
+                .leaves
+                .iter()
+                .find_map(|l| spanguard::export::spool::destination_of(Path::new(l)))
+                .map_or(String::new(), |mark| format!(" --sender {mark:016x}"));
+            format!(
+                "  {} it left in {what} wait in the spool {spool} for the next run of a program \
+                 set up as this one (no endpoint: the local sink in {sink}, this spool \
+                 directory), which recovers them into that sink at its start; to a backend now \
+                 instead: spanguard replay --endpoint URL{sender} {spool}\n",
+                spans(d.spans),
             )
         } else {
             format!(
@@ -389,6 +410,13 @@ fn left_lines(o: &Outcome, d: &Death) -> String {
     out
 }
 
+/// The local sink's directory a record's spans went to (its target
+/// `file:DIR/NAME.jsonl`), None when they went to an endpoint.
+fn sink_of(o: &Outcome) -> Option<String> {
+    let file = Path::new(o.target.strip_prefix("file:")?);
+    Some(file.parent()?.display().to_string())
+}
+
 /// `n` spans, "1 span".
 fn spans(n: u64) -> String {
     spanguard::export::diagnostics::spans(n).to_string()
@@ -396,7 +424,13 @@ fn spans(n: u64) -> String {
 
 /// What one record says, as lines; `death` what ended its process, as
 /// what its tracer left says (`death_of`).
-fn describe(o: &Outcome, now_s: u64, liveness: &Liveness, death: Option<&Death>) -> String {
+fn describe(
+    o: &Outcome,
+    now_s: u64,
+    liveness: &Liveness,
+    death: Option<&Death>,
+    spool: &Path,
+) -> String {
     // A record's numbers are a file's text: whatever they are, they are
     // said, never overflowed.
     let at = |s: u64| clock_text::utc(s.saturating_mul(1_000_000_000));
@@ -550,7 +584,7 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness, death: Option<&Death>)
         }
     }
     if let Some(d) = death {
-        out.push_str(&left_lines(o, d));
+        out.push_str(&left_lines(o, d, spool));
     }
     let mut told = 0u64;
     for (n, reason) in &o.causes {
@@ -596,6 +630,7 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness, death: Option<&Death>)
             out.push_str(&format!("  {} {words}\n", spans(n)));
         }
     }
+    out.push_str(&cut_lines(o));
     if c.spooled > 0 && !o.spooled_because.is_empty() {
         out.push_str(&format!(
             "  why they went to the spool: {}\n",
@@ -618,15 +653,74 @@ fn describe(o: &Outcome, now_s: u64, liveness: &Liveness, death: Option<&Death>)
         .iter()
         .all(|&n| n == 0)
     {
-        out.push_str("  nothing lost\n");
+        // Values cut are data the user did not get: not "nothing lost".
+        out.push_str(if c.truncated > 0 {
+            "  no span lost, but values were cut (above)\n"
+        } else {
+            "  nothing lost\n"
+        });
     }
     out
+}
+
+/// Where values are cut as they are recorded, and what keeps them whole:
+/// the tracer counts these cuts in the span's record, not by place.
+const CUT_WHEN_RECORDED: &str = "as they were recorded: at the attribute value length \
+     limit (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT; none by \
+     default), at a payload pool used up (raise SPANGUARD_PAYLOAD_POOL_MIB), a name or key over \
+     1 KiB, a scope name over 256 bytes, or a value nested deeper than \
+     SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT";
+
+/// The lines that say how many values were cut (their spans sent without
+/// all the program gave them), where, and what keeps them whole: those
+/// the record names by place, and the rest as cut when recorded.
+fn cut_lines(o: &Outcome) -> String {
+    let all = o.counts.truncated;
+    if all == 0 {
+        return String::new();
+    }
+    let mut out = format!(
+        "  {} cut: their spans were sent without all of what the program gave them \
+         (values_truncated counts them)\n",
+        values(all)
+    );
+    let mut told = 0u64;
+    for (n, place) in &o.cuts {
+        // The record is anyone's text: no more said than it counts.
+        let n = (*n).min(all - told);
+        if n == 0 {
+            continue;
+        }
+        out.push_str(&format!("    {} cut {}\n", values(n), clean(place)));
+        told += n;
+    }
+    if all > told {
+        out.push_str(&format!(
+            "    {} cut {CUT_WHEN_RECORDED}\n",
+            values(all - told)
+        ));
+    }
+    out
+}
+
+/// `n` values, "1 value".
+fn values(n: u64) -> String {
+    if n == 1 {
+        "1 value".to_string()
+    } else {
+        format!("{n} values")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use spanguard::export::outcome::Counts;
+
+    /// `super::describe` of a record in the spool directory /spool.
+    fn describe(o: &Outcome, now_s: u64, l: &Liveness, d: Option<&Death>) -> String {
+        super::describe(o, now_s, l, d, Path::new("/spool"))
+    }
 
     /// A record of a process that hit a 404 says its count and the first
     /// message of the cause, fix hint and all; one killed says so and
@@ -654,6 +748,7 @@ mod tests {
             ending_of_signal: 0,
             leaves: Vec::new(),
             deaths: Vec::new(),
+            cuts: Vec::new(),
         };
         assert_eq!(
             describe(&o, 1_066, &Liveness::Ended, None),
@@ -881,6 +976,59 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// Values cut are said with where and what keeps them whole, never as
+    /// "nothing lost": those the record names by place, the rest as cut
+    /// when recorded; a record's places never say more than it counts.
+    #[test]
+    fn values_cut_are_said_with_where_not_as_nothing_lost() {
+        let sink = "to fit their spans into one line of the local sink (1048576 bytes; \
+                    SPANGUARD_SINK_MAX_LINE_BYTES raises it)";
+        let o = Outcome {
+            pid: 7,
+            started_unix_s: 1_000,
+            updated_unix_s: 1_006,
+            stopped: true,
+            counts: Counts {
+                ended: 4,
+                exported: 4,
+                truncated: 5,
+                ..Counts::default()
+            },
+            cuts: vec![(3, sink.to_string())],
+            ..Outcome::default()
+        };
+        let text = describe(&o, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.ends_with(&format!(
+                "  5 values cut: their spans were sent without all of what the program gave them \
+                 (values_truncated counts them)\n    3 values cut {sink}\n    2 values cut \
+                 {CUT_WHEN_RECORDED}\n  no span lost, but values were cut (above)\n"
+            )),
+            "{text}"
+        );
+        let forged = Outcome {
+            cuts: vec![(9, sink.to_string()), (9, "x".to_string())],
+            ..o.clone()
+        };
+        let text = describe(&forged, 1_010, &Liveness::Ended, None);
+        assert!(text.contains("    5 values cut to fit"), "{text}");
+        assert!(
+            !text.contains("cut x") && !text.contains("as they were recorded"),
+            "{text}"
+        );
+        // None cut: as before.
+        let whole = Outcome {
+            counts: Counts {
+                truncated: 0,
+                ..o.counts
+            },
+            cuts: Vec::new(),
+            ..o
+        };
+        let text = describe(&whole, 1_010, &Liveness::Ended, None);
+        assert!(text.ends_with("0 lost\n  nothing lost\n"), "{text}");
     }
 
     /// A record's numbers are anyone's text (the directory is shared):
