@@ -367,6 +367,15 @@ pub struct Delivery {
     /// sender (in this process or a next one with the same settings)
     /// never sends them again, and one set up otherwise does.
     refused_by: Option<u64>,
+    /// Spans this sender was refused wait in the spool under its refusal
+    /// fingerprint (`Fate::KeepForOtherSender`, or files left so by an
+    /// earlier process: `SpoolDir::holds_refused_to_sender`, looked at
+    /// once, as first needed): while they do, `sender_renewed` looks at
+    /// what decides its refusals (its TLS files) once a `PROBE_INTERVAL`.
+    /// None until known.
+    refused_waiting: Option<bool>,
+    /// When `sender_renewed` looks next.
+    next_renewal_look: Option<Instant>,
     /// Send one attempt, no retries (a spool file set back already, or
     /// one sent right after another failed).
     one_attempt: bool,
@@ -512,6 +521,8 @@ impl Delivery {
             asked_to_wait: false,
             kept_for: None,
             refused_by: None,
+            refused_waiting: None,
+            next_renewal_look: None,
             one_attempt: false,
             silent: false,
             fresh_hung: false,
@@ -781,6 +792,7 @@ impl Delivery {
                 self.refused_by = self.transport.refusal_fingerprint();
                 let done = self.keep(request, &reason, host, whole);
                 self.refused_by = None;
+                self.refused_waiting = Some(true);
                 done
             }
         }
@@ -1758,6 +1770,42 @@ impl Delivery {
             };
             self.keep_in_parts(&piece, reason, host);
         }
+    }
+
+    /// Whether spans this sender was refused may go now: what decides its
+    /// refusals from outside the process (its TLS files: a CA bundle
+    /// renewed while it runs, a mounted secret rotated) changed
+    /// (`Transport::renewed`). The transport looks at each new connection
+    /// after a failure and at each refusal; while refused spans wait here
+    /// it is also asked to look (a `stat` a file) once a `PROBE_INTERVAL`
+    /// at most, so that they go with no new span to send. Renewed, the
+    /// spool takes the files refused under the old files (its refusal
+    /// fingerprint told anew: `SpoolDir::takes`) and a replay held after
+    /// refusals (`REPLAY_AFTER_REFUSAL`) is no longer: true, and the
+    /// caller replays the spool. Unchanged, nothing is sent: a refusal is
+    /// not tried again by the sender it refused. They waited for the next
+    /// process, or `spanguard replay`.
+    pub fn sender_renewed(&mut self) -> bool {
+        let now = Instant::now();
+        let due = self.next_renewal_look.is_none_or(|at| now >= at);
+        let waiting = due
+            && *self
+                .refused_waiting
+                .get_or_insert_with(|| self.spool.holds_refused_to_sender());
+        if waiting {
+            self.next_renewal_look = Some(instant_after(now, super::retry::PROBE_INTERVAL));
+        }
+        if !self.transport.renewed(waiting) {
+            return false;
+        }
+        self.spool
+            .set_refusal_fingerprint(self.transport.refusal_fingerprint());
+        // The files refused are the spool's to send now; any refused
+        // under the new files are marked anew as they come.
+        self.refused_waiting = Some(false);
+        self.replay_refusals = 0;
+        self.replay_held_until = None;
+        true
     }
 
     /// Sends the spool's files, oldest first, while the backend takes them
