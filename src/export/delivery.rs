@@ -2844,6 +2844,94 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A sender whose TLS files can be renewed while it runs: its
+    /// refusal fingerprint is `files` (shared with the test), and each
+    /// look (`Transport::renewed` asked to look) is counted.
+    struct Renewable {
+        inner: Scripted,
+        files: Arc<Mutex<u64>>,
+        looks: Arc<Mutex<u64>>,
+        /// The `files` the last look saw.
+        seen: u64,
+    }
+
+    impl Transport for Renewable {
+        fn send(&mut self, body: &[u8], f: BodyFormat, gz: bool) -> Result<Accepted, SendError> {
+            self.inner.send(body, f, gz)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn sender_fingerprint(&self) -> Option<u64> {
+            Some(7)
+        }
+        fn refusal_fingerprint(&self) -> Option<u64> {
+            Some(self.seen)
+        }
+        fn renewed(&mut self, look: bool) -> bool {
+            if !look {
+                return false;
+            }
+            *self.looks.lock().unwrap() += 1;
+            let now = *self.files.lock().unwrap();
+            std::mem::replace(&mut self.seen, now) != now
+        }
+    }
+
+    /// Spans refused for the sender's TLS files are never sent again by
+    /// it while the files stay as they were, however often the exporter
+    /// asks (each batch, each wake-up), and go at the first ask after the
+    /// files changed: the running process renewed its CA file, and they
+    /// waited for the next one.
+    #[test]
+    fn spans_refused_go_once_the_senders_tls_files_change_and_not_before() {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-renewed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let answers = Arc::new(Mutex::new(vec![Err(SendError::Misdirected {
+            reason: "TLS certificate verification failed".to_string(),
+        })]));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let files = Arc::new(Mutex::new(1u64));
+        let looks = Arc::new(Mutex::new(0u64));
+        let mut d = Delivery::new(
+            Box::new(Renewable {
+                inner: Scripted {
+                    answers: Arc::clone(&answers),
+                    sent: Arc::clone(&sent),
+                },
+                files: Arc::clone(&files),
+                looks: Arc::clone(&looks),
+                seen: 1,
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut host = Host::default();
+        let body = proto_spans(3);
+        let request = fresh_body(&body, (BodyFormat::Protobuf, false), 3, 0);
+        assert!(d.deliver(&request, &mut host));
+        assert_eq!(host.kept_reasons.len(), 1, "kept for another sender");
+        assert_eq!(d.spool().list().len(), 1);
+        // The exporter asks after every batch and wake-up; nothing changed.
+        for _ in 0..100 {
+            assert!(!d.sender_renewed());
+            assert!(d.replay_spool(&mut host), "nothing this sender sends");
+        }
+        assert_eq!(sent.lock().unwrap().len(), 1, "the refusal alone");
+        assert!(*looks.lock().unwrap() >= 1, "the files looked at");
+        assert_eq!(d.spool().list().len(), 1, "kept");
+        // The CA file renewed: looked at again a probe interval later.
+        *files.lock().unwrap() = 2;
+        d.next_renewal_look = None;
+        assert!(d.sender_renewed());
+        assert!(d.replay_spool(&mut host), "drained");
+        assert_eq!(host.delivered, 3);
+        assert_eq!(sent.lock().unwrap().len(), 2, "the file sent once");
+        assert!(d.spool().list().is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn the_servers_retry_after_is_the_wait_before_the_next_attempt() {
         let (mut d, sent, dir) = delivery("wait", vec![busy(Some(3)), busy(Some(7))]);
