@@ -677,32 +677,75 @@ fn remove(dir: &Path) {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// The directory of a test's tracer (`support::tracer_in` names it: its
+/// spool), with nothing a run before left in it.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
+    remove(&dir);
+    dir
+}
+
+/// The certificates of `cas` written to `path` as one bundle, and the TLS
+/// settings that name it the sender's CA file.
+fn ca_bundle(path: &Path, cas: &[&Pki]) -> TlsFiles {
+    let pems: Vec<Vec<u8>> = cas
+        .iter()
+        .map(|ca| std::fs::read(ca.ca_file()).expect("read"))
+        .collect();
+    std::fs::write(path, pems.concat()).expect("write");
+    TlsFiles {
+        certificate: Some(path.to_path_buf()),
+        ..TlsFiles::default()
+    }
+}
+
+/// The spans kept (`kept`: their names' prefix and number) and the ones
+/// ended later (`later`) arrived, each once, by a sender whose `stats`
+/// count the later ones exported and the kept ones replayed, and the
+/// spool in `dir` is left empty (then removed).
+#[track_caller]
+fn kept_and_later_arrived(
+    stats: &spanguard::stats::StatsSnapshot,
+    seen: &Mutex<Seen>,
+    dir: &Path,
+    kept: (&str, usize),
+    later: (&str, usize),
+) {
+    assert_eq!(stats.spans_exported, later.1 as u64, "{stats:?}");
+    assert_eq!(stats.replayed_spans, kept.1 as u64, "{stats:?}");
+    let mut all = support::numbered(kept.0, kept.1);
+    all.extend(support::numbered(later.0, later.1));
+    all.sort();
+    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
+    assert!(support::spool_files(&dir.join("spool")).is_empty());
+    remove(dir);
+}
+
+/// A first run's `stats`: its `spans` kept, none delivered, the server
+/// given none.
+#[track_caller]
+fn all_kept(stats: &spanguard::stats::StatsSnapshot, seen: &Mutex<Seen>, spans: u64) {
+    assert_eq!(stats.spooled_spans, spans, "{stats:?}");
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+    assert!(seen.lock().unwrap().spans.is_empty());
+}
+
 #[test]
 fn spans_kept_for_an_untrusted_certificate_arrive_once_the_ca_is_given() {
     let name = "tls-untrusted";
-    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
-    remove(&dir);
+    let dir = fresh_dir(name);
     let pki = Pki::new(name);
     let (url, seen) = good_server(&pki);
 
     // The first run trusts only the system's CAs: nothing is delivered,
     // every span is kept.
     let first = run(name, &url, TlsFiles::default(), "first", 20);
-    assert_eq!(first.spooled_spans, 20, "{first:?}");
-    assert_eq!(first.spans_exported, 0, "{first:?}");
-    assert!(seen.lock().unwrap().spans.is_empty());
+    all_kept(&first, &seen, 20);
 
     // The CA given: the next run delivers its own spans and the kept
     // ones, once each.
     let fixed = run(name, &url, with_ca(&pki), "fixed", 3);
-    assert_eq!(fixed.spans_exported, 3, "{fixed:?}");
-    assert_eq!(fixed.replayed_spans, 20, "{fixed:?}");
-    let mut all = support::numbered("first", 20);
-    all.extend(support::numbered("fixed", 3));
-    all.sort();
-    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
-    assert!(support::spool_files(&dir.join("spool")).is_empty());
-    remove(&dir);
+    kept_and_later_arrived(&fixed, &seen, &dir, ("first", 20), ("fixed", 3));
 }
 
 /// The usual fix for an untrusted certificate is a CA file replaced in
@@ -714,36 +757,22 @@ fn spans_kept_for_an_untrusted_certificate_arrive_once_the_ca_is_given() {
 #[test]
 fn spans_refused_for_a_ca_file_replaced_in_place_arrive_with_the_new_ca() {
     let name = "tls-replaced-ca";
-    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
-    remove(&dir);
+    let dir = fresh_dir(name);
     let right = Pki::new(name);
     let wrong = Pki::new("tls-replaced-ca-wrong");
     let (url, seen) = good_server(&right);
     let bundle = right.dir.join("bundle.pem");
-    std::fs::copy(wrong.ca_file(), &bundle).expect("copy");
-    let tls = TlsFiles {
-        certificate: Some(bundle.clone()),
-        ..TlsFiles::default()
-    };
+    let tls = ca_bundle(&bundle, &[&wrong]);
 
     // Another CA than the server's: refused, every span kept.
     let first = run(name, &url, tls.clone(), "first", 20);
-    assert_eq!(first.spooled_spans, 20, "{first:?}");
-    assert_eq!(first.spans_exported, 0, "{first:?}");
-    assert!(seen.lock().unwrap().spans.is_empty());
+    all_kept(&first, &seen, 20);
 
     // The right CA written over the same file: the next run delivers its
     // own spans and the kept ones, once each.
     std::fs::copy(right.ca_file(), &bundle).expect("copy");
     let fixed = run(name, &url, tls, "fixed", 3);
-    assert_eq!(fixed.spans_exported, 3, "{fixed:?}");
-    assert_eq!(fixed.replayed_spans, 20, "{fixed:?}");
-    let mut all = support::numbered("first", 20);
-    all.extend(support::numbered("fixed", 3));
-    all.sort();
-    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
-    assert!(support::spool_files(&dir.join("spool")).is_empty());
-    remove(&dir);
+    kept_and_later_arrived(&fixed, &seen, &dir, ("first", 20), ("fixed", 3));
 }
 
 /// What a file holds decides a refusal, not whose spans a file keeps: a
@@ -755,8 +784,7 @@ fn spans_refused_for_a_ca_file_replaced_in_place_arrive_with_the_new_ca() {
 #[test]
 fn spans_kept_through_an_outage_arrive_after_the_ca_bundle_is_renewed_in_place() {
     let name = "tls-renewed-ca";
-    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
-    remove(&dir);
+    let dir = fresh_dir(name);
     let pki = Pki::new(name);
     let other = Pki::new("tls-renewed-ca-other");
     let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -775,16 +803,7 @@ fn spans_kept_through_an_outage_arrive_after_the_ca_bundle_is_renewed_in_place()
         serve,
     );
     let bundle = pki.dir.join("bundle.pem");
-    let both = [pki.ca_file(), other.ca_file()]
-        .iter()
-        .map(|f| std::fs::read(f).expect("read"))
-        .collect::<Vec<_>>()
-        .concat();
-    std::fs::write(&bundle, both).expect("write");
-    let tls = TlsFiles {
-        certificate: Some(bundle.clone()),
-        ..TlsFiles::default()
-    };
+    let tls = ca_bundle(&bundle, &[&pki, &other]);
     let config = |tls: TlsFiles| TracerConfig {
         tls,
         compression: Compression::None,
@@ -805,12 +824,143 @@ fn spans_kept_through_an_outage_arrive_after_the_ca_bundle_is_renewed_in_place()
     seen.lock().unwrap().spans.clear();
     up.store(true, std::sync::atomic::Ordering::SeqCst);
     let next = support::run_once(name, &url, config(tls), "next", 3);
-    assert_eq!(next.spans_exported, 3, "{next:?}");
-    assert_eq!(next.replayed_spans, 20, "{next:?}");
-    let mut all = support::numbered("first", 20);
-    all.extend(support::numbered("next", 3));
-    all.sort();
-    assert_eq!(support::sorted_once_each(&seen.lock().unwrap().spans), all);
-    assert!(support::spool_files(&dir.join("spool")).is_empty());
-    remove(&dir);
+    kept_and_later_arrived(&next, &seen, &dir, ("first", 20), ("next", 3));
+}
+
+/// A CA file as Kubernetes mounts a secret's (and cert-manager renews
+/// it): `ca.pem` a link to `..data/ca.pem`, `..data` a link to the
+/// directory of the version now, which a renewal replaces at once by
+/// renaming a new link over it, the old version then removed. The file's
+/// path never changes; the file it names does.
+struct MountedSecret {
+    dir: PathBuf,
+    version: u32,
+}
+
+impl MountedSecret {
+    fn new(dir: PathBuf, ca: &Pki) -> MountedSecret {
+        std::fs::create_dir_all(&dir).expect("dir");
+        let secret = MountedSecret { dir, version: 0 };
+        secret.write_version(ca);
+        std::os::unix::fs::symlink("..v0", secret.dir.join("..data")).expect("link");
+        std::os::unix::fs::symlink("..data/ca.pem", secret.ca_file()).expect("link");
+        secret
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn write_version(&self, ca: &Pki) {
+        let version = self.dir.join(format!("..v{}", self.version));
+        std::fs::create_dir(&version).expect("dir");
+        std::fs::copy(ca.ca_file(), version.join("ca.pem")).expect("copy");
+    }
+
+    /// The secret renewed to hold `ca`'s certificate.
+    fn renew(&mut self, ca: &Pki) {
+        let old = self.dir.join(format!("..v{}", self.version));
+        self.version += 1;
+        self.write_version(ca);
+        let link = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(format!("..v{}", self.version), &link).expect("link");
+        std::fs::rename(&link, self.dir.join("..data")).expect("swap");
+        std::fs::remove_dir_all(old).expect("old version");
+    }
+}
+
+/// How a running sender's CA file is renewed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Renewal {
+    /// The right CA written over the file (the same inode).
+    InPlace,
+    /// Its mounted secret's directory swapped (`MountedSecret`).
+    SecretSwapped,
+}
+
+/// Waits (30 s at most: a generous bound for a loaded machine, not a
+/// measure) until the server took `spans` spans.
+fn wait_for_spans(seen: &Mutex<Seen>, spans: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().spans.len() < spans && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running tracer refused for its CA (another than the server's), then
+/// its CA file renewed as `renewal` says: the spans refused and those
+/// ended after arrive from this process, once each, with no restart. They
+/// waited for the next process (or `spanguard replay`): the sender's
+/// refusal mark covered what its TLS files held as it was made, so it
+/// never sent the spans it was refused again, and curl may keep a CA
+/// file's certificates for a day (its CA cache).
+fn refused_spans_arrive_once_the_ca_is_renewed_while_running(name: &str, renewal: Renewal) {
+    let dir = fresh_dir(name);
+    let right = Pki::new(name);
+    let wrong = Pki::new(&format!("{name}-wrong"));
+    let (url, seen) = good_server(&right);
+    let mut secret = None;
+    let tls = match renewal {
+        Renewal::InPlace => ca_bundle(&right.dir.join("bundle.pem"), &[&wrong]),
+        Renewal::SecretSwapped => {
+            let mounted = MountedSecret::new(right.dir.join("secret"), &wrong);
+            let tls = TlsFiles {
+                certificate: Some(mounted.ca_file()),
+                ..TlsFiles::default()
+            };
+            secret = Some(mounted);
+            tls
+        }
+    };
+    let config = TracerConfig {
+        tls: tls.clone(),
+        compression: Compression::None,
+        schedule_delay: Duration::from_millis(50),
+        ..TracerConfig::default()
+    };
+    let (tracer, _) = support::tracer_to(name, &url, config);
+
+    // Another CA than the server's: refused, every span kept.
+    support::end_numbered(&tracer, "refused", 20);
+    support::flush_done(&tracer, Duration::from_secs(20));
+    all_kept(&tracer.stats(), &seen, 20);
+
+    match renewal {
+        Renewal::InPlace => {
+            let bundle = tls.certificate.as_ref().expect("a CA file");
+            std::fs::copy(right.ca_file(), bundle).expect("copy");
+        }
+        Renewal::SecretSwapped => {
+            secret.as_mut().expect("a secret").renew(&right);
+            // With no new span to send (nothing connects to find the
+            // files renewed), the refused spans go all the same.
+            wait_for_spans(&seen, 20);
+            assert_eq!(
+                seen.lock().unwrap().spans.len(),
+                20,
+                "the refused spans, with no new one"
+            );
+        }
+    }
+    support::end_numbered(&tracer, "renewed", 3);
+    support::flush_done(&tracer, Duration::from_secs(20));
+    wait_for_spans(&seen, 23);
+    let stats = support::flush_and_shut_down(&tracer, name);
+    kept_and_later_arrived(&stats, &seen, &dir, ("refused", 20), ("renewed", 3));
+}
+
+#[test]
+fn spans_refused_arrive_once_the_ca_file_is_written_over_while_the_tracer_runs() {
+    refused_spans_arrive_once_the_ca_is_renewed_while_running(
+        "tls-renewed-running-in-place",
+        Renewal::InPlace,
+    );
+}
+
+#[test]
+fn spans_refused_arrive_once_the_ca_secret_is_swapped_while_the_tracer_runs() {
+    refused_spans_arrive_once_the_ca_is_renewed_while_running(
+        "tls-renewed-running-secret",
+        Renewal::SecretSwapped,
+    );
 }

@@ -367,6 +367,15 @@ pub struct Delivery {
     /// sender (in this process or a next one with the same settings)
     /// never sends them again, and one set up otherwise does.
     refused_by: Option<u64>,
+    /// Spans this sender was refused wait in the spool under its refusal
+    /// fingerprint (`Fate::KeepForOtherSender`, or files left so by an
+    /// earlier process: `SpoolDir::holds_refused_to_sender`, looked at
+    /// once, as first needed): while they do, `sender_renewed` looks at
+    /// what decides its refusals (its TLS files) once a `PROBE_INTERVAL`.
+    /// None until known.
+    refused_waiting: Option<bool>,
+    /// When `sender_renewed` looks next.
+    next_renewal_look: Option<Instant>,
     /// Send one attempt, no retries (a spool file set back already, or
     /// one sent right after another failed).
     one_attempt: bool,
@@ -512,6 +521,8 @@ impl Delivery {
             asked_to_wait: false,
             kept_for: None,
             refused_by: None,
+            refused_waiting: None,
+            next_renewal_look: None,
             one_attempt: false,
             silent: false,
             fresh_hung: false,
@@ -781,6 +792,7 @@ impl Delivery {
                 self.refused_by = self.transport.refusal_fingerprint();
                 let done = self.keep(request, &reason, host, whole);
                 self.refused_by = None;
+                self.refused_waiting = Some(true);
                 done
             }
         }
@@ -1758,6 +1770,42 @@ impl Delivery {
             };
             self.keep_in_parts(&piece, reason, host);
         }
+    }
+
+    /// Whether spans this sender was refused may go now: what decides its
+    /// refusals from outside the process (its TLS files: a CA bundle
+    /// renewed while it runs, a mounted secret rotated) changed
+    /// (`Transport::renewed`). The transport looks at each new connection
+    /// after a failure and at each refusal; while refused spans wait here
+    /// it is also asked to look (a `stat` a file) once a `PROBE_INTERVAL`
+    /// at most, so that they go with no new span to send. Renewed, the
+    /// spool takes the files refused under the old files (its refusal
+    /// fingerprint told anew: `SpoolDir::takes`) and a replay held after
+    /// refusals (`REPLAY_AFTER_REFUSAL`) is no longer: true, and the
+    /// caller replays the spool. Unchanged, nothing is sent: a refusal is
+    /// not tried again by the sender it refused. They waited for the next
+    /// process, or `spanguard replay`.
+    pub fn sender_renewed(&mut self) -> bool {
+        let now = Instant::now();
+        let due = self.next_renewal_look.is_none_or(|at| now >= at);
+        let waiting = due
+            && *self
+                .refused_waiting
+                .get_or_insert_with(|| self.spool.holds_refused_to_sender());
+        if waiting {
+            self.next_renewal_look = Some(instant_after(now, super::retry::PROBE_INTERVAL));
+        }
+        if !self.transport.renewed(waiting) {
+            return false;
+        }
+        self.spool
+            .set_refusal_fingerprint(self.transport.refusal_fingerprint());
+        // The files refused are the spool's to send now; any refused
+        // under the new files are marked anew as they come.
+        self.refused_waiting = Some(false);
+        self.replay_refusals = 0;
+        self.replay_held_until = None;
+        true
     }
 
     /// Sends the spool's files, oldest first, while the backend takes them
@@ -2792,6 +2840,94 @@ mod tests {
         assert!(d.replay_held_until().is_none());
         assert!(d.replay_spool(&mut host), "drained");
         assert_eq!(host.delivered, 5);
+        assert!(d.spool().list().is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A sender whose TLS files can be renewed while it runs: its
+    /// refusal fingerprint is `files` (shared with the test), and each
+    /// look (`Transport::renewed` asked to look) is counted.
+    struct Renewable {
+        inner: Scripted,
+        files: Arc<Mutex<u64>>,
+        looks: Arc<Mutex<u64>>,
+        /// The `files` the last look saw.
+        seen: u64,
+    }
+
+    impl Transport for Renewable {
+        fn send(&mut self, body: &[u8], f: BodyFormat, gz: bool) -> Result<Accepted, SendError> {
+            self.inner.send(body, f, gz)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn sender_fingerprint(&self) -> Option<u64> {
+            Some(7)
+        }
+        fn refusal_fingerprint(&self) -> Option<u64> {
+            Some(self.seen)
+        }
+        fn renewed(&mut self, look: bool) -> bool {
+            if !look {
+                return false;
+            }
+            *self.looks.lock().unwrap() += 1;
+            let now = *self.files.lock().unwrap();
+            std::mem::replace(&mut self.seen, now) != now
+        }
+    }
+
+    /// Spans refused for the sender's TLS files are never sent again by
+    /// it while the files stay as they were, however often the exporter
+    /// asks (each batch, each wake-up), and go at the first ask after the
+    /// files changed: the running process renewed its CA file, and they
+    /// waited for the next one.
+    #[test]
+    fn spans_refused_go_once_the_senders_tls_files_change_and_not_before() {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-renewed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let answers = Arc::new(Mutex::new(vec![Err(SendError::Misdirected {
+            reason: "TLS certificate verification failed".to_string(),
+        })]));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let files = Arc::new(Mutex::new(1u64));
+        let looks = Arc::new(Mutex::new(0u64));
+        let mut d = Delivery::new(
+            Box::new(Renewable {
+                inner: Scripted {
+                    answers: Arc::clone(&answers),
+                    sent: Arc::clone(&sent),
+                },
+                files: Arc::clone(&files),
+                looks: Arc::clone(&looks),
+                seen: 1,
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut host = Host::default();
+        let body = proto_spans(3);
+        let request = fresh_body(&body, (BodyFormat::Protobuf, false), 3, 0);
+        assert!(d.deliver(&request, &mut host));
+        assert_eq!(host.kept_reasons.len(), 1, "kept for another sender");
+        assert_eq!(d.spool().list().len(), 1);
+        // The exporter asks after every batch and wake-up; nothing changed.
+        for _ in 0..100 {
+            assert!(!d.sender_renewed());
+            assert!(d.replay_spool(&mut host), "nothing this sender sends");
+        }
+        assert_eq!(sent.lock().unwrap().len(), 1, "the refusal alone");
+        assert!(*looks.lock().unwrap() >= 1, "the files looked at");
+        assert_eq!(d.spool().list().len(), 1, "kept");
+        // The CA file renewed: looked at again a probe interval later.
+        *files.lock().unwrap() = 2;
+        d.next_renewal_look = None;
+        assert!(d.sender_renewed());
+        assert!(d.replay_spool(&mut host), "drained");
+        assert_eq!(host.delivered, 3);
+        assert_eq!(sent.lock().unwrap().len(), 2, "the file sent once");
         assert!(d.spool().list().is_empty());
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -331,6 +331,7 @@ impl Exporter {
                 e.host.diagnostics.tell_held();
                 e.notice_buffer_full();
                 e.notice_pool_used_up();
+                e.notice_sender_renewed();
                 e.replay_if_due();
                 e.record_outcome_if_due();
             });
@@ -983,6 +984,21 @@ impl Exporter {
         for message in super::sender_key::take_untold() {
             self.host.diagnostics.warn(&message);
         }
+    }
+
+    /// Spans this sender was refused go when what decided the refusal
+    /// changed while it runs (its TLS files renewed:
+    /// `Delivery::sender_renewed`): the spool is replayed for them now,
+    /// not by the next process.
+    fn notice_sender_renewed(&mut self) {
+        if !self.replays_spool || !self.delivery.sender_renewed() {
+            return;
+        }
+        self.host.spool_pending = true;
+        self.host.diagnostics.info(&format!(
+            "the TLS files of {} changed: the spans refused under the old ones are sent again",
+            self.host.target
+        ));
     }
 
     /// Replays the spool when something waits in it and the backend is not

@@ -306,10 +306,16 @@ pub struct HttpTransport {
     shown_url: String,
     headers: Vec<(String, String)>,
     tls: TlsFiles,
-    /// A hash of what the TLS files held when the transport was made
-    /// (`tls_contents`), for `refusal_fingerprint`; None without TLS
+    /// A hash of what the TLS files held when they were last read (as
+    /// the transport was made, and again when `tls_stamps` changed:
+    /// `look_at_tls_files`), for `refusal_fingerprint`; None without TLS
     /// files. Only the hash is kept: the client key's bytes are secret.
     tls_contents: Option<u64>,
+    /// What `stat` said of each TLS file just before they were last read
+    /// (`FileStamp`): another stamp, and they are read again.
+    tls_stamps: Vec<Result<FileStamp, std::io::ErrorKind>>,
+    /// `tls_contents` changed since `Transport::renewed` last said so.
+    tls_renewed: bool,
     timeout: Duration,
     secrets: Secrets,
     easy: Option<Easy2<Response>>,
@@ -352,7 +358,11 @@ impl HttpTransport {
             shown_url: redact_url(url),
             headers: headers.to_vec(),
             tls: tls.clone(),
+            // Stamped before they are read: a file replaced in between
+            // is read again at the next look.
+            tls_stamps: tls_stamps(tls),
             tls_contents: tls_contents(tls),
+            tls_renewed: false,
             timeout,
             secrets: Secrets::new(url, headers),
             easy: None,
@@ -429,6 +439,7 @@ impl HttpTransport {
             easy.http_version(curl::easy::HttpVersion::V11)?;
             if let Some(ca) = &self.tls.certificate {
                 easy.cainfo(ca)?;
+                uncached_ca(&easy);
             }
             if let Some(cert) = &self.tls.client_certificate {
                 easy.ssl_cert(cert)?;
@@ -965,6 +976,11 @@ impl Transport for HttpTransport {
         self.silence = Silence::Answered;
         self.refusal = None;
         self.hint = None;
+        if self.easy.is_none() {
+            // A new connection (the first, or after a failure: a retry):
+            // the TLS files as they are now.
+            self.look_at_tls_files();
+        }
         let performed = self.perform(body, format, gzipped);
         // Taken by this request even when it failed before it started.
         self.next_limit = None;
@@ -1003,7 +1019,11 @@ impl Transport for HttpTransport {
                 self.easy = None;
                 if let Some(fix) = self.tls_refusal(&e) {
                     // The server did answer, with its certificate or its
-                    // demand for ours.
+                    // demand for ours. Refused for the TLS files as they
+                    // are now (`refusal_fingerprint` marks the spans kept
+                    // so): replaced since the connection was made, they are
+                    // the next one's.
+                    self.look_at_tls_files();
                     self.silence = Silence::Answered;
                     self.hint = Some(fix.to_string());
                     return Err(SendError::Misdirected {
@@ -1071,12 +1091,7 @@ impl Transport for HttpTransport {
             .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
             .collect();
         headers.sort();
-        let tls = [
-            &self.tls.certificate,
-            &self.tls.client_certificate,
-            &self.tls.client_key,
-        ];
-        let tls: Vec<Vec<u8>> = tls
+        let tls: Vec<Vec<u8>> = tls_paths(&self.tls)
             .iter()
             .map(|p| {
                 p.as_ref()
@@ -1093,8 +1108,8 @@ impl Transport for HttpTransport {
         Some(super::transport::stable_fingerprint(parts))
     }
 
-    /// The sender fingerprint and what the TLS files held when the
-    /// transport was made: a CA file replaced in place decides another
+    /// The sender fingerprint and what the TLS files held when last read
+    /// (`look_at_tls_files`): a CA file replaced in place decides another
     /// answer at the same path. The same as the sender fingerprint without
     /// TLS files, so that their refused files' names are as before.
     fn refusal_fingerprint(&self) -> Option<u64> {
@@ -1108,6 +1123,13 @@ impl Transport for HttpTransport {
         })
     }
 
+    fn renewed(&mut self, look: bool) -> bool {
+        if look {
+            self.look_at_tls_files();
+        }
+        std::mem::take(&mut self.tls_renewed)
+    }
+
     fn silence(&self) -> Silence {
         self.silence
     }
@@ -1117,15 +1139,98 @@ impl Transport for HttpTransport {
     }
 }
 
+impl HttpTransport {
+    /// Looks at the TLS files (a `stat` each, following links; nothing
+    /// read) and, when one is not the file it was when they were last read
+    /// (written over in place, renamed over, its symlinked directory
+    /// swapped), reads them again. When what they hold changed, it is this
+    /// sender's for refusals from now on (`refusal_fingerprint`,
+    /// `Transport::renewed`), and the next request connects anew: curl
+    /// reads the client certificate and key at each connection, and the CA
+    /// file too, its cache off (`uncached_ca`). A running process set up
+    /// with a CA its backend does not trust kept being refused after the
+    /// file was renewed, its refused spans waiting for the next process.
+    fn look_at_tls_files(&mut self) -> bool {
+        if self.tls_contents.is_none() {
+            return false;
+        }
+        let stamps = tls_stamps(&self.tls);
+        if stamps == self.tls_stamps {
+            return false;
+        }
+        self.tls_stamps = stamps;
+        let contents = tls_contents(&self.tls);
+        if contents == self.tls_contents {
+            return false;
+        }
+        self.tls_contents = contents;
+        self.easy = None;
+        self.tls_renewed = true;
+        true
+    }
+}
+
+/// What `stat` says of a file that tells it from one put in its place
+/// (following links): its device and inode (a file renamed over it, a
+/// symlinked directory swapped), its size, and its modification and change
+/// times to the nanosecond (written over in place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+/// The TLS files' paths, in the order every fingerprint takes them.
+fn tls_paths(tls: &TlsFiles) -> [&Option<std::path::PathBuf>; 3] {
+    [&tls.certificate, &tls.client_certificate, &tls.client_key]
+}
+
+/// Each TLS file's `FileStamp` (the error's kind for one that has none),
+/// in `tls_paths`' order, those not set left out.
+fn tls_stamps(tls: &TlsFiles) -> Vec<Result<FileStamp, std::io::ErrorKind>> {
+    use std::os::unix::fs::MetadataExt;
+    tls_paths(tls)
+        .iter()
+        .filter_map(|p| p.as_deref())
+        .map(|path| {
+            let m = std::fs::metadata(path).map_err(|e| e.kind())?;
+            Ok(FileStamp {
+                device: m.dev(),
+                inode: m.ino(),
+                size: m.size(),
+                modified: (m.mtime(), m.mtime_nsec()),
+                changed: (m.ctime(), m.ctime_nsec()),
+            })
+        })
+        .collect()
+}
+
+/// curl 7.87 and later keep a CA file's certificates for a day with the
+/// handle (the CA cache, CURLOPT_CA_CACHE_TIMEOUT), and a handle that
+/// connects again later would not read a CA file renewed meanwhile: off, so that each connection reads it (connections
+/// are kept alive: one read per connection, not per request). Older
+/// libcurls have no such option (and no cache): refused, and ignored.
+fn uncached_ca(easy: &Easy2<Response>) {
+    /// curl.h's number for it; the curl-sys in use names none.
+    const CURLOPT_CA_CACHE_TIMEOUT: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_LONG + 321;
+    // SAFETY: `raw` is the live handle `easy` owns, used on this thread
+    // alone; the option takes a long, as passed.
+    unsafe { curl_sys::curl_easy_setopt(easy.raw(), CURLOPT_CA_CACHE_TIMEOUT, 0 as libc::c_long) };
+}
+
 /// A hash of what the TLS files of `tls` hold now (None when none is
-/// set), read once as the transport is made: a CA file replaced in place
-/// since (the usual fix of an untrusted certificate) is another sender's
-/// for refusals (`refusal_fingerprint`). A file that cannot be read counts
+/// set), read as the transport is made and when a file is replaced
+/// (`look_at_tls_files`): a CA file replaced in place since (the usual
+/// fix of an untrusted certificate) is another sender's for refusals
+/// (`refusal_fingerprint`). A file that cannot be read counts
 /// by the error's kind (the request says it then, in curl's words naming
 /// the file, as for every TLS file it cannot use): read later, it is
 /// another sender's too.
 fn tls_contents(tls: &TlsFiles) -> Option<u64> {
-    let files = [&tls.certificate, &tls.client_certificate, &tls.client_key];
+    let files = tls_paths(tls);
     if files.iter().all(|f| f.is_none()) {
         return None;
     }

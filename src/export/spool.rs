@@ -767,6 +767,16 @@ impl SpoolDir {
         }
     }
 
+    /// Whether a file here was refused to this spool's sender as its
+    /// refusals are told now (`is_own_refusal`): one it does not send, by
+    /// their names alone (one listing).
+    pub fn holds_refused_to_sender(&self) -> bool {
+        self.list()
+            .iter()
+            .filter_map(|path| refused_by(path))
+            .any(|mark| self.is_own_refusal(mark))
+    }
+
     /// What the names of the files refused to this spool's sender say:
     /// its refusal fingerprint under the directory's key, found as
     /// `sender_mark` is; the sender mark when the two are one.

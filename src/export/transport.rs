@@ -151,16 +151,29 @@ pub trait Transport: Send {
     /// What tells a refusal of this sender (`SendError::Misdirected`)
     /// from one a sender set up otherwise meets: its `sender_fingerprint`
     /// and what else decides such a refusal without changing where its
-    /// spans go, the bytes its TLS files held when it was made. A CA file
-    /// replaced in place by the right one (a renewed bundle at the same
-    /// path, a mounted secret rotated) is a sender set up otherwise: it
-    /// takes the files its path's old CA was refused (`spool::refused_by`),
+    /// spans go, the bytes its TLS files held when last read (`renewed`).
+    /// A CA file replaced in place by the right one (a renewed bundle at
+    /// the same path, a mounted secret rotated) is a sender set up
+    /// otherwise, in this process too: it takes the files its path's old
+    /// CA was refused (`spool::refused_by`),
     /// and a renewal still finds the files kept for its destination
     /// (`spool::destination_of`, the sender fingerprint's). Never written
     /// to disk itself (names carry it under the directory's key, as the
     /// sender fingerprint).
     fn refusal_fingerprint(&self) -> Option<u64> {
         self.sender_fingerprint()
+    }
+
+    /// Whether its `refusal_fingerprint` changed since the last call: what
+    /// decides its refusals from outside the process (the TLS files,
+    /// renewed while it runs: in place, or by a symlinked directory
+    /// swapped, as a Kubernetes secret is) was taken up anew, and its next
+    /// request uses it. It looks at each new connection after a failure
+    /// and at each refusal by itself, and now too when `look` (a `stat` of
+    /// each file, nothing read unless one changed). Never on the recording
+    /// path: the exporter asks (`Delivery::sender_renewed`).
+    fn renewed(&mut self, _look: bool) -> bool {
+        false
     }
 
     /// What keeps requests from going while a failure is waited out (the
