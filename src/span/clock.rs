@@ -396,7 +396,7 @@ mod tsc {
                     "/sys/devices/system/clocksource/clocksource0/current_clocksource",
                 )
                 .is_ok_and(|s| s.trim() == "tsc")
-                    && crate::config::env_var_os("SPANGUARD_CLOCK").is_none_or(|v| v != "system");
+                    && std::env::var_os("SPANGUARD_CLOCK").is_none_or(|v| v != "system");
                 USABLE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
                 ok
             }
