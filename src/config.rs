@@ -211,11 +211,83 @@ pub struct TracerConfig {
 /// when it (or any spool or sink directory) belongs to someone else, and
 /// makes it private when it is ours (`buffer::files::ensure_private_dir`).
 pub fn default_state_dir() -> PathBuf {
-    state_dir_from(
-        std::env::var_os("XDG_STATE_HOME"),
-        std::env::var_os("HOME"),
-        || temp_dir_from(std::env::temp_dir()).join(format!("spanguard-{}", current_uid())),
-    )
+    state_dir_from(env_var_os("XDG_STATE_HOME"), env_var_os("HOME"), || {
+        // std::env::temp_dir's TMPDIR, read through `env_var_os`.
+        let temp = env_var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+        temp_dir_from(temp).join(format!("spanguard-{}", current_uid()))
+    })
+}
+
+/// Set by a forked child's fork handler (`after_fork_in_child`), and so
+/// in every process forked from one.
+static IN_FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In a forked child, from its fork handler: the environment is read
+/// without std's lock from now on (`env_var_os`).
+pub fn after_fork_in_child() {
+    IN_FORKED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The environment variable `name`, as `std::env::var_os` gives it, which
+/// every read of the library's goes through. In a forked child, read with
+/// glibc's getenv, which takes no lock: std's reads take std's environment
+/// lock, which `std::env::set_var` holds across glibc's setenv and which
+/// no fork handler resets, so a child forked while another thread of its
+/// parent was in set_var (a Rust program, a binding's runtime sharing our
+/// std) found it held for good by a thread it does not have, and its
+/// first tracer waited forever for its settings. In such a child no Rust
+/// set_var can finish either (it waits for that lock); a C setenv never
+/// took it, so the read is as safe as std's was against one.
+pub fn env_var_os(name: &str) -> Option<std::ffi::OsString> {
+    if !IN_FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+        return std::env::var_os(name);
+    }
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name; getenv returns NULL or a pointer to a
+    // NUL-terminated value in the environment, copied at once.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, NUL-terminated (getenv's answer).
+    let bytes = unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes();
+    Some(std::os::unix::ffi::OsStringExt::from_vec(bytes.to_vec()))
+}
+
+/// `env_var_os` as `std::env::var` answers.
+pub fn env_var(name: &str) -> Result<String, std::env::VarError> {
+    match env_var_os(name) {
+        None => Err(std::env::VarError::NotPresent),
+        Some(v) => v.into_string().map_err(std::env::VarError::NotUnicode),
+    }
+}
+
+/// The names of the environment's variables (`std::env::vars_os`'s), read
+/// as `env_var_os` reads a value.
+fn env_names() -> Vec<std::ffi::OsString> {
+    if !IN_FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+        return std::env::vars_os().map(|(n, _)| n).collect();
+    }
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    let mut names = Vec::new();
+    // SAFETY: glibc's environ: NULL or a NULL-terminated array of
+    // NUL-terminated "NAME=value" strings, read as getenv reads it.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            // As std: a name may begin with '=' (skip it when seeking one).
+            if let Some(at) = bytes.iter().skip(1).position(|&b| b == b'=') {
+                names.push(std::os::unix::ffi::OsStringExt::from_vec(
+                    bytes[..at + 1].to_vec(),
+                ));
+            }
+            entry = entry.add(1);
+        }
+    }
+    names
 }
 
 /// `default_state_dir` from the values of XDG_STATE_HOME and HOME. A
@@ -1171,7 +1243,7 @@ impl TracerConfig {
         // agent started inherits the distro's grpc with the wheel's marker:
         // read here, every binding and the CLI take it as the wheel does,
         // and none warns of a setting nobody made.
-        self.env_set_by_distro = distro_set(|n| std::env::var(n).ok());
+        self.env_set_by_distro = distro_set(|n| env_var(n).ok());
         let set_by_host = self.env_set_by_host.clone();
         let set_by_distro = self.env_set_by_distro.clone();
         let result = self.apply_env(&|name| {
@@ -1181,7 +1253,7 @@ impl TracerConfig {
             {
                 return None;
             }
-            match std::env::var(name) {
+            match env_var(name) {
                 Ok(v) => Some(v),
                 Err(std::env::VarError::NotPresent) => None,
                 Err(std::env::VarError::NotUnicode(_)) => {
@@ -1194,7 +1266,9 @@ impl TracerConfig {
             }
         });
         self.ignored_env.extend(not_unicode.into_inner());
-        let set = std::env::vars_os().map(|(n, _)| n.to_string_lossy().into_owned());
+        let set = env_names()
+            .into_iter()
+            .map(|n| n.to_string_lossy().into_owned());
         self.misspelt_env = misspelt_variables(set, &asked.into_inner());
         result
     }

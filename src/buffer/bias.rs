@@ -152,7 +152,7 @@ pub fn available() -> bool {
     let wanted =
         (libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED | libc::MEMBARRIER_CMD_GLOBAL) as libc::c_long;
     let ok = this_thread() != 0
-        && std::env::var_os("SPANGUARD_NO_BIAS").is_none()
+        && crate::config::env_var_os("SPANGUARD_NO_BIAS").is_none()
         && membarrier(libc::MEMBARRIER_CMD_QUERY) & wanted == wanted
         && membarrier(libc::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
     BARRIER.store(if ok { AVAILABLE } else { UNAVAILABLE }, Ordering::Release);

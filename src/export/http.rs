@@ -424,7 +424,7 @@ impl HttpTransport {
             // headless answer after it would read as a body. There, and
             // with a libcurl older than 7.64 (no such option), curl refuses
             // the answer itself, unread.
-            let proxied = proxy_variable(&self.url, |n| std::env::var_os(n)).is_some();
+            let proxied = proxy_variable(&self.url, crate::config::env_var_os).is_some();
             if !proxied && easy.http_09_allowed(true).is_ok() {
                 easy.get_mut().stop_headless = true;
             }
@@ -603,7 +603,7 @@ impl HttpTransport {
         let via_proxy = e.is_couldnt_resolve_proxy()
             || e.extra_description()
                 .is_some_and(|x| x.contains("over proxy"));
-        if via_proxy && let Some(var) = proxy_variable(&self.url, |n| std::env::var_os(n)) {
+        if via_proxy && let Some(var) = proxy_variable(&self.url, crate::config::env_var_os) {
             hints.push(format!(
                 "the request went through the proxy {var} names: fix or unset it, or add the \
                  backend's host to NO_PROXY"

@@ -1607,6 +1607,62 @@ pub const SPANGUARD_VERSION_PATCH: u32 = 0;
 mod tests {
     use super::*;
 
+    /// A child forked while another thread of its parent was in Rust's
+    /// `std::env::set_var` (which holds std's environment lock, a RwLock
+    /// no fork handler resets, across glibc's setenv): the child's first
+    /// tracer reads its settings from the environment (what
+    /// `spanguard_tracer_new` does first) and the state directory's
+    /// variables. Through `std::env::var` it waited for that lock, held
+    /// for good by a thread the child does not have. The setter loops, so
+    /// most forks land inside it; the children are forked one at a time
+    /// and the first that does not finish ends the test.
+    #[test]
+    fn a_child_forked_during_a_set_var_reads_its_settings() {
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "a_child_forked_during_a_set_var_reads_its_settings",
+        ) {
+            return;
+        }
+        register_fork_handlers();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let setter = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut turn = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    turn += 1;
+                    // SAFETY: this process runs this test alone; the other
+                    // thread reads the environment only in forked children.
+                    unsafe { std::env::set_var("SPANGUARD_TEST_SET_VAR_TURN", turn.to_string()) };
+                }
+            })
+        };
+        let forks = 200;
+        let mut finished = 0;
+        for _ in 0..forks {
+            let pid = crate::forking_tests::fork();
+            if pid == 0 {
+                let mut config = TracerConfig::default();
+                let read = config.apply_process_env().is_ok();
+                let _ = crate::config::default_state_dir();
+                // SAFETY: ends the child without running the parent's exit hooks.
+                unsafe { libc::_exit(if read { 0 } else { 1 }) };
+            }
+            assert!(pid > 0);
+            if !crate::forking_tests::exited_ok_within(pid, 20) {
+                break;
+            }
+            finished += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        setter.join().unwrap();
+        assert_eq!(
+            finished, forks,
+            "a child forked during set_var hung reading its settings (forks that finished before it)"
+        );
+    }
+
     /// A `struct_size` ending inside a string's pointer (no version of the
     /// struct has one): the pointer's first half was read with the rest
     /// of it NULL's, an address nobody gave, and the tracer read a string

@@ -265,6 +265,7 @@ pub fn reset_process_state_in_child() {
     crate::buffer::files::close_held_locks_in_child();
     crate::span::ids::reseed_after_fork();
     crate::span::clock::after_fork_in_child();
+    crate::config::after_fork_in_child();
     super::signals::detach_after_fork();
 }
 
