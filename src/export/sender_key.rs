@@ -46,6 +46,7 @@ impl SenderKey {
     /// none yet. Err when neither works: the caller then marks with an
     /// `unshared` key (see the module's comment).
     pub fn of_dir(dir: &Path) -> io::Result<SenderKey> {
+        set_aside_if_foreign(dir);
         match read(dir)? {
             Some(key) => Ok(key),
             None => make(dir),
@@ -112,6 +113,45 @@ struct Unusable {
 /// so a process did not take the files it had itself written. Few
 /// entries (one a spool directory), and never on the recording path.
 static UNUSABLE: Mutex<Vec<Unusable>> = Mutex::new(Vec::new());
+/// What was said of key files set aside (another user's, a link), until
+/// taken by `take_untold`.
+static SET_ASIDE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Sets aside `dir`'s key file when it is not a regular file of this
+/// user's (another user's key, a link, a FIFO, a directory), so that a key
+/// of ours is made in its place. `dir` is ours (checked by the caller,
+/// `ensure_private_dir`): a key planted while it was open to others (a
+/// group-shared directory before the tracer made it private) was refused
+/// at every look, for good, and every process marked its files with a key
+/// of its own, so that none set up alike sent what the last one spooled.
+/// Only the owner and the kind count: a key of ours with a wrong mode or
+/// length stays as it was, said by `read` (the user's to look at).
+fn set_aside_if_foreign(dir: &Path) {
+    let path = dir.join(KEY_FILE);
+    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        return;
+    };
+    if crate::buffer::files::is_ours(&meta) {
+        return;
+    }
+    let news = match crate::buffer::files::set_aside(&path) {
+        Ok(new) => format!(
+            "the spool's sender key {} was not this user's ({}): set aside unread as {}, \
+             and a key of this user's made",
+            path.display(),
+            crate::buffer::files::not_a_file(&meta)
+                .map_or_else(|| format!("owned by uid {}", meta.uid()), str::to_string),
+            new.display()
+        ),
+        Err(_) => return,
+    };
+    SET_ASIDE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(news);
+    UNTOLD.store(true, Ordering::Release);
+}
+
 /// Whether an entry of `UNUSABLE` has news not yet taken: `take_untold`
 /// is called at every exporter wake-up, and takes no lock when none.
 /// This Release (set after the entry is pushed) pairs with the Acquire
@@ -126,8 +166,11 @@ pub fn take_untold() -> Vec<String> {
     if !UNTOLD.swap(false, Ordering::Acquire) {
         return Vec::new();
     }
+    let mut news: Vec<String> =
+        std::mem::take(&mut *SET_ASIDE.lock().unwrap_or_else(|p| p.into_inner()));
     let mut unusable = UNUSABLE.lock().unwrap_or_else(|p| p.into_inner());
-    unusable.iter_mut().filter_map(|u| u.news.take()).collect()
+    news.extend(unusable.iter_mut().filter_map(|u| u.news.take()));
+    news
 }
 
 /// The line for `dir`'s key file, which could not be read or made for
