@@ -34,6 +34,7 @@ enum Plant {
     Dir(PathBuf),
     File(PathBuf, Vec<u8>),
     Link(PathBuf, PathBuf),
+    Fifo(PathBuf),
 }
 
 /// Makes `plants` as another user: a child forked, given the attacker's
@@ -48,6 +49,7 @@ fn plant_as_attacker(plants: &[Plant]) {
             Plant::Dir(d) => (0, c(d), CString::default(), Vec::new()),
             Plant::File(f, bytes) => (1, c(f), CString::default(), bytes.clone()),
             Plant::Link(at, to) => (2, c(at), c(to), Vec::new()),
+            Plant::Fifo(at) => (3, c(at), CString::default(), Vec::new()),
         })
         .collect();
     // SAFETY: the child calls only async-signal-safe functions and exits.
@@ -74,7 +76,8 @@ fn plant_as_attacker(plants: &[Plant]) {
                                 == bytes.len() as isize
                             && libc::close(fd) == 0
                     }
-                    _ => libc::symlink(to.as_ptr(), path.as_ptr()) == 0,
+                    2 => libc::symlink(to.as_ptr(), path.as_ptr()) == 0,
+                    _ => libc::mkfifo(path.as_ptr(), 0o666) == 0,
                 };
             }
             libc::_exit(if ok { 0 } else { 1 });
@@ -191,5 +194,45 @@ fn another_users_outcomes_directory_is_set_aside_and_records_written() {
         assert_eq!(aside.uid(), ATTACKER_UID, "{case}");
         std::fs::remove_dir_all(&spool).ok();
         std::fs::remove_dir_all(&theirs).ok();
+    }
+}
+
+/// Another user's FIFO or file at the name of the state directory (the
+/// fallback `$TMPDIR/spanguard-<uid>` in a shared /tmp, made first) is
+/// refused at the tracer's start, as their directory there is, with a
+/// configuration error that names it and its owner. The tracer started,
+/// and every span the backend did not take was lost: the spool "could
+/// not take it: Not a directory".
+#[test]
+fn another_users_fifo_or_file_where_the_spool_goes_is_refused() {
+    use spanguard::config::TracerConfig;
+    use spanguard::tracer::{Tracer, TracerError};
+    if !is_root() {
+        return;
+    }
+    for case in ["fifo", "file"] {
+        let shared = open_spool(&format!("way-{case}"));
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777))
+            .expect("sticky, as /tmp");
+        let taken = shared.join("state");
+        plant_as_attacker(&[if case == "fifo" {
+            Plant::Fifo(taken.clone())
+        } else {
+            Plant::File(taken.clone(), b"theirs".to_vec())
+        }]);
+        let made = Tracer::new(TracerConfig {
+            spool_dir: taken.join("spool"),
+            sink_dir: shared.join("spans"),
+            install_signal_handlers: false,
+            ..TracerConfig::default()
+        });
+        let e = match made {
+            Err(TracerError::Config(e)) => e.to_string(),
+            Err(TracerError::Io(e)) => panic!("{case}: not a configuration error: {e}"),
+            Ok(_) => panic!("{case}: a tracer started with its spool under their {case}"),
+        };
+        assert!(e.contains("SPANGUARD_SPOOL_DIR"), "{e}");
+        assert!(e.contains(&ATTACKER_UID.to_string()), "{e}");
+        std::fs::remove_dir_all(&shared).ok();
     }
 }
