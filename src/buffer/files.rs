@@ -345,6 +345,23 @@ fn check_way_to(dir: &Path) -> io::Result<bool> {
             continue;
         }
         if !meta.is_dir() {
+            // Another user's FIFO or file where the way goes (made first
+            // at the fallback state directory's name in /tmp): refused as
+            // their directory would be. The tracer started, and lost
+            // every span the backend did not take (no spool there).
+            if !trusted(meta.uid()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    ForeignDirectory(format!(
+                        "the way to it passes through {}, {} that belongs to uid {}, not to \
+                        this user (uid {me}) or root: another user took the name of a \
+                        directory of spanguard's",
+                        next.display(),
+                        not_a_file_mode(meta.mode()).unwrap_or("a file"),
+                        meta.uid()
+                    )),
+                ));
+            }
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
         }
         // The directory itself (the last component) is the caller's to

@@ -343,7 +343,7 @@ impl OutcomeFile {
             return Ok(());
         }
         if !self.ready {
-            if let Err(e) = files::ensure_private_dir(&self.dir) {
+            if let Err(e) = make_dir(&self.dir) {
                 self.given_up = true;
                 return Err(e);
             }
@@ -410,6 +410,35 @@ impl OutcomeFile {
         }
         Ok(())
     }
+}
+
+/// Makes the records' directory `dir` private as the spool's is. Another
+/// user's directory or link at its name, in a spool of ours (planted while
+/// the spool was open to others, before the tracer made it private), is
+/// set aside (`<dir>.unreadable`, unread) and a directory of ours made:
+/// refused, it kept every record of the user's from being written for
+/// good, `spanguard why` saying no process had left one, and its owner
+/// could still write in it through a descriptor held open. Nothing is
+/// moved unless the spool itself is ours.
+fn make_dir(dir: &Path) -> io::Result<()> {
+    let refused = match files::ensure_private_dir(dir) {
+        Err(e) if files::is_foreign_directory(&e) => e,
+        done => return done,
+    };
+    let spool = dir
+        .parent()
+        .ok_or_else(|| io::Error::other(refused.to_string()))?;
+    files::ensure_private_dir(spool)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    // Ours or root's (a link of theirs leading to a directory refused):
+    // the user's to look at, left as it is.
+    if meta.uid() == me || meta.uid() == 0 {
+        return Err(refused);
+    }
+    files::set_aside(dir)?;
+    files::ensure_private_dir(dir)
 }
 
 /// The first lines of a file: who, where to, since when, and whether the

@@ -45,6 +45,7 @@ impl SenderKey {
     /// none yet. Err when neither works: the caller then marks with an
     /// `unshared` key (see the module's comment).
     pub fn of_dir(dir: &Path) -> io::Result<SenderKey> {
+        set_aside_if_foreign(dir);
         match read(dir)? {
             Some(key) => Ok(key),
             None => make(dir),
@@ -62,12 +63,11 @@ impl SenderKey {
         match SenderKey::of_dir(dir) {
             Ok(key) => key,
             Err(e) => {
-                push_unusable(Unusable {
+                UNUSABLE.push(Unusable {
                     dir: dir.to_path_buf(),
                     key: SenderKey::unshared(),
                     news: unusable_news(dir, &e),
                     told: AtomicBool::new(false),
-                    earlier: None,
                 });
                 UNTOLD.store(true, Ordering::Release);
                 // Another thread's, when it failed on `dir` too and came
@@ -107,8 +107,6 @@ struct Unusable {
     /// What to tell of it (`take_untold`), once: `told` says whether it was.
     news: String,
     told: AtomicBool,
-    /// The entry pushed before this one.
-    earlier: Option<&'static Unusable>,
 }
 
 /// The directories whose key this process could not read or make, the
@@ -119,51 +117,126 @@ struct Unusable {
 /// written. Few entries (one a spool directory), and never on the
 /// recording path.
 ///
-/// A list pushed onto with a compare-exchange, not a Mutex: the Mutex was
-/// held across the key file's read (or its making, fsync included), which
-/// the exporter does at its first look at its spool's names, and a fork
-/// meanwhile (a worker forked right after the first tracer) gave the child
-/// that lock held for good by a thread it does not have: its first tracer,
-/// which names its crash dump with the mark, waited forever. Two threads
-/// that fail on one directory at once both push; the first pushed is the
-/// one every look takes (`first_unusable`) and the one said.
-static UNUSABLE: AtomicPtr<Unusable> = AtomicPtr::new(std::ptr::null_mut());
+/// A `PushOnly` list, not a Mutex: the Mutex was held across the key
+/// file's read (or its making, fsync included), which the exporter does
+/// at its first look at its spool's names, and a fork meanwhile (a worker
+/// forked right after the first tracer) gave the child that lock held for
+/// good by a thread it does not have: its first tracer, which names its
+/// crash dump with the mark, waited forever. Two threads that fail on one
+/// directory at once both push; the first pushed is the one every look
+/// takes (`first_unusable`) and the one said.
+static UNUSABLE: PushOnly<Unusable> = PushOnly::new();
+/// What was said of key files set aside (another user's, a link), each
+/// told once (`take_untold`). A `PushOnly` list as `UNUSABLE` is, for the
+/// same reason: a child forked while another thread pushed would find a
+/// Mutex held for good at its exporter's first `take_untold`.
+static SET_ASIDE: PushOnly<Told> = PushOnly::new();
+
+/// News of this process's, said once by whoever takes it first.
+struct Told {
+    news: String,
+    told: AtomicBool,
+}
+
+/// A list only ever pushed onto, its entries leaked (few: one a spool
+/// directory at most), read and pushed with no lock, so that a fork at any
+/// moment leaves the child a whole list and nothing held.
+struct PushOnly<T: 'static> {
+    latest: AtomicPtr<Pushed<T>>,
+}
+
+struct Pushed<T: 'static> {
+    item: T,
+    /// The entry pushed before this one.
+    earlier: Option<&'static Pushed<T>>,
+}
+
+impl<T: Sync> PushOnly<T> {
+    const fn new() -> PushOnly<T> {
+        PushOnly {
+            latest: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// Its entries, the latest first.
+    fn entries(&self) -> impl Iterator<Item = &'static T> {
+        // This Acquire pairs with the Release of `push`'s
+        // compare-exchange: the entry is whole before it is seen.
+        // SAFETY: a non-null head is a leaked `Pushed` (`push`), never
+        // freed nor written again (its item only through its atomics).
+        let latest = unsafe { self.latest.load(Ordering::Acquire).as_ref() };
+        std::iter::successors(latest, |p| p.earlier).map(|p| &p.item)
+    }
+
+    /// Pushes `item`, for the rest of the process's life.
+    fn push(&self, item: T) {
+        let node = Box::into_raw(Box::new(Pushed {
+            item,
+            earlier: None,
+        }));
+        let mut latest = self.latest.load(Ordering::Acquire);
+        loop {
+            // SAFETY: `node` is ours alone until the exchange below
+            // publishes it; `latest` is null or a leaked entry.
+            unsafe { (*node).earlier = latest.as_ref() };
+            // This Release pairs with the Acquire of `entries`.
+            match self.latest.compare_exchange_weak(
+                latest,
+                node,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => latest = now,
+            }
+        }
+    }
+}
+
+/// Sets aside `dir`'s key file when it is not a regular file of this
+/// user's (another user's key, a link, a FIFO, a directory), so that a key
+/// of ours is made in its place. `dir` is ours (checked by the caller,
+/// `ensure_private_dir`): a key planted while it was open to others (a
+/// group-shared directory before the tracer made it private) was refused
+/// at every look, for good, and every process marked its files with a key
+/// of its own, so that none set up alike sent what the last one spooled.
+/// Only the owner and the kind count: a key of ours with a wrong mode or
+/// length stays as it was, said by `read` (the user's to look at).
+fn set_aside_if_foreign(dir: &Path) {
+    let path = dir.join(KEY_FILE);
+    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        return;
+    };
+    if crate::buffer::files::is_ours(&meta) {
+        return;
+    }
+    let news = match crate::buffer::files::set_aside(&path) {
+        Ok(new) => format!(
+            "the spool's sender key {} was not this user's ({}): set aside unread as {}, \
+             and a key of this user's made",
+            path.display(),
+            crate::buffer::files::not_a_file(&meta)
+                .map_or_else(|| format!("owned by uid {}", meta.uid()), str::to_string),
+            new.display()
+        ),
+        Err(_) => return,
+    };
+    SET_ASIDE.push(Told {
+        news,
+        told: AtomicBool::new(false),
+    });
+    UNTOLD.store(true, Ordering::Release);
+}
+
 /// Whether an entry of `UNUSABLE` has news not yet taken: `take_untold`
 /// is called at every exporter wake-up, and walks no list when none.
 /// This Release (set after the entry is pushed) pairs with the Acquire
 /// swap in `take_untold`.
 static UNTOLD: AtomicBool = AtomicBool::new(false);
 
-/// `UNUSABLE`'s entries, the latest first.
-fn unusable_entries() -> impl Iterator<Item = &'static Unusable> {
-    // This Acquire pairs with the Release of `push_unusable`'s
-    // compare-exchange: the entry is whole before it is seen.
-    // SAFETY: a non-null head is a leaked `Unusable` (`push_unusable`),
-    // never freed nor written again but for its atomic `told`.
-    let latest = unsafe { UNUSABLE.load(Ordering::Acquire).as_ref() };
-    std::iter::successors(latest, |u| u.earlier)
-}
-
 /// The first entry pushed for `dir`, if any: the one every look takes.
 fn first_unusable(dir: &Path) -> Option<&'static Unusable> {
-    unusable_entries().filter(|u| u.dir == dir).last()
-}
-
-/// Pushes `entry` onto `UNUSABLE`, for the rest of the process's life.
-fn push_unusable(entry: Unusable) -> &'static Unusable {
-    let node = Box::into_raw(Box::new(entry));
-    let mut latest = UNUSABLE.load(Ordering::Acquire);
-    loop {
-        // SAFETY: `node` is ours alone until the exchange below publishes
-        // it; `latest` is null or a leaked entry (`unusable_entries`).
-        unsafe { (*node).earlier = latest.as_ref() };
-        // This Release pairs with the Acquire of `unusable_entries`.
-        match UNUSABLE.compare_exchange_weak(latest, node, Ordering::AcqRel, Ordering::Acquire) {
-            // SAFETY: leaked, so valid for the rest of the process.
-            Ok(_) => return unsafe { &*node },
-            Err(now) => latest = now,
-        }
-    }
+    UNUSABLE.entries().filter(|u| u.dir == dir).last()
 }
 
 /// What was not said yet of the key files this process could not use,
@@ -174,12 +247,17 @@ pub fn take_untold() -> Vec<String> {
     if !UNTOLD.swap(false, Ordering::Acquire) {
         return Vec::new();
     }
-    let mut untold: Vec<String> = unusable_entries()
+    let set_aside = SET_ASIDE
+        .entries()
+        .filter(|t| !t.told.swap(true, Ordering::AcqRel))
+        .map(|t| t.news.clone());
+    let unusable = UNUSABLE
+        .entries()
         .filter(|u| first_unusable(&u.dir).is_some_and(|first| std::ptr::eq(first, *u)))
         .filter(|u| !u.told.swap(true, Ordering::AcqRel))
-        .map(|u| u.news.clone())
-        .collect();
-    untold.reverse(); // in the order they happened
+        .map(|u| u.news.clone());
+    let mut untold: Vec<String> = unusable.chain(set_aside).collect();
+    untold.reverse(); // in the order they happened, those set aside first
     untold
 }
 
@@ -433,7 +511,8 @@ mod tests {
     /// What is still to be said of `dir`'s key (not taken by another
     /// test's `take_untold` meanwhile: only the entries' own news).
     fn untold_of(dir: &Path) -> Vec<String> {
-        unusable_entries()
+        UNUSABLE
+            .entries()
             .filter(|u| u.dir == dir)
             .map(|u| u.news.clone())
             .collect()
@@ -484,8 +563,17 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         assert_eq!(wrong(), "mode 0640: others may read it");
         std::fs::remove_file(&path).expect("rm");
+        // Not a file at all (a directory, a link, a FIFO, another user's
+        // key): set aside unread, and a key made in its place.
         std::fs::create_dir(&path).expect("a directory in its place");
-        assert!(wrong().contains("not a regular file"), "{}", wrong());
+        assert!(SenderKey::of_dir(&dir).is_ok());
+        assert!(std::fs::symlink_metadata(&path).expect("key").is_file());
+        let aside = dir.join(format!("{KEY_FILE}.unreadable"));
+        assert!(
+            std::fs::symlink_metadata(&aside)
+                .expect("set aside")
+                .is_dir()
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
