@@ -31,6 +31,22 @@
 
 static char sink[512], spool[512];
 
+/* Where the test is, said by the alarm: a hang fails the test, and says
+ * which part hung, rather than holding up the suite (a run under load 20
+ * took 230 s, the forks' chain most of it). */
+static volatile sig_atomic_t stage;
+static const char *const stages[] = {"before the children", "the children", "the chain of forks",
+                                     "the racing child", "the SIGTERM child", "the end"};
+
+static void on_alarm(int signal) {
+    (void)signal;
+    char line[96];
+    int n = snprintf(line, sizeof line, "alarm: the test hung in %s\n", stages[stage]);
+    if (n > 0 && write(2, line, (size_t)n) < 0) {
+    }
+    _exit(70);
+}
+
 /* The names in `dir`, one a line, sorted; "" when it cannot be read. */
 static void listing(const char *dir, char *out, size_t cap) {
     out[0] = '\0';
@@ -102,11 +118,18 @@ static int chain(spanguard_tracer *t, int depth) {
     if (pid < 0) return 4;
     if (pid == 0) _exit(chain(t, depth + 1));
     int status = 0;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return 5;
-    return WEXITSTATUS(status);
+    if (waitpid(pid, &status, 0) != pid) return 5;
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "  link %d of the chain (pid %d) died of signal %d\n", depth + 1, (int)pid,
+                WTERMSIG(status));
+        return 6;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 5;
 }
 
 int main(int argc, char **argv) {
+    signal(SIGALRM, on_alarm);
+    alarm(600); /* not inherited by the forks: each one is waited for here */
     const char *scratch = argc > 1 ? argv[1] : "build/test_fork_exec_lazy-spans";
     snprintf(sink, sizeof sink, "%s/spans", scratch);
     snprintf(spool, sizeof spool, "%s/spool", scratch);
@@ -132,6 +155,7 @@ int main(int argc, char **argv) {
     listing(spool, spool_before, sizeof spool_before);
     CHECK(strlen(sink_before) > 0);
 
+    stage = 1;
     for (int i = 0; i < CHILDREN; i++) {
         int fds[2];
         CHECK(pipe(fds) == 0);
@@ -166,11 +190,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "  sink before:\n%s  sink after:\n%s", sink_before, sink_after);
 
     /* A grandchild CHAIN forks removed records, and its span arrives. */
+    stage = 2;
     int chained = chain(tracer, 0);
     CHECK(chained == 0);
     if (chained) fprintf(stderr, "  the chain of forks failed: %d\n", chained);
 
     /* One tracer for first uses at once, every span sent. */
+    stage = 3;
     pid_t racing = fork();
     if (racing == 0) racing_first_uses(tracer);
     int status = 0;
@@ -179,6 +205,7 @@ int main(int argc, char **argv) {
 
     /* SIGTERM ends a child with no tracer yet, as if spanguard were not
      * there (no handler of ours left to swallow it). */
+    stage = 4;
     int ready[2];
     CHECK(pipe(ready) == 0);
     pid_t waiting = fork();
@@ -196,6 +223,7 @@ int main(int argc, char **argv) {
     CHECK(waitpid(waiting, &status, 0) == waiting);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
 
+    stage = 5;
     /* The parent's tracer goes on. */
     CHECK_RC(spanguard_span_begin(tracer, S("after the forks"), SPANGUARD_SPAN_NONE, 0, &span),
              SPANGUARD_RESULT_OK);

@@ -21,6 +21,22 @@
 
 static volatile sig_atomic_t ran_on; /* the thread the host's handler ran on */
 
+/* Where main is: an alarm says it, and whether the handler ran, so a
+ * hang tells a handler that never ran (the defect) from a slow wait. */
+static volatile sig_atomic_t stage;
+static const char *const stages[] = {"starting", "joining the receiver", "waiting for the handler",
+                                     "shutting down"};
+
+static void on_alarm(int signal) {
+    (void)signal;
+    char line[160];
+    int n = snprintf(line, sizeof line, "alarm: hung %s; the host's handler %s (on %d; receiver %d)\n",
+                     stages[stage], ran_on ? "ran" : "never ran", (int)ran_on, (int)receiver_tid);
+    if (n > 0 && write(2, line, (size_t)n) < 0) {
+    }
+    _exit(70);
+}
+
 static void host_handler(int signal) {
     (void)signal;
     ran_on = gettid();
@@ -32,6 +48,8 @@ static void host_handler(int signal) {
 }
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    signal(SIGALRM, on_alarm);
     alarm(30); /* a handler that never runs is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_receiver_exits-spans";
 
@@ -45,12 +63,15 @@ int main(int argc, char **argv) {
 
     /* The only thread that takes SIGTERM, gone before the redelivery. */
     pthread_t r = signal_through_receiver(receive_then_exit_pending, SIGTERM);
+    stage = 1;
     CHECK(pthread_join(r, NULL) == 0);
+    stage = 2;
     while (!ran_on) usleep(1000);
     CHECK(ran_on != receiver_tid);
     /* The watchdog flushed first; the process lives on, nothing twice. */
     CHECK(count_in_dir(scratch, "before-the-signal") == 1);
     record_span(t, "after");
+    stage = 3;
     CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 5000)));
     spanguard_tracer_free(t);
     CHECK(count_in_dir(scratch, "before-the-signal") == 1);

@@ -390,11 +390,38 @@ static void copy_file(const char *from, const char *to) {
  * for as long as its sender lives. */
 static atomic_int holding;
 
+/* The copies whose request a held connection carried (bit 0: copy a's
+ * span names seen in it, bit 1: copy b's): the test kills once both are
+ * held. Killed as soon as the journals were there, a connection the
+ * receiver's thread had not yet looked at was taken after `holding` went
+ * back to 0 (a loaded machine: the acceptor or the thread not yet run),
+ * and its request, sent whole before the kill, recorded: that batch
+ * arrived from it and again from its journal at recovery: both copies'
+ * 60 spans twice, 2 runs in 6 at load 20; every run with the receiver's
+ * thread held 500 ms before it looks at `holding`. */
+static atomic_int held_copies;
+
+/* Whether `needle` is in the `len` bytes at `data`. */
+static int contains(const char *data, size_t len, const char *needle) {
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(data + i, needle, n) == 0) return 1;
+    return 0;
+}
+
 static void *hold_or_record(void *arg) {
     int fd = (int)(long)arg;
     if (!atomic_load(&holding)) return record_each_request(arg);
-    char buf[4096];
-    while (read(fd, buf, sizeof buf) > 0) {
+    /* The request's start, enough for its span names (uncompressed). */
+    char seen[1 << 16], buf[4096];
+    size_t have = 0;
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0) {
+        size_t take = (size_t)got < sizeof seen - have ? (size_t)got : sizeof seen - have;
+        memcpy(seen + have, buf, take);
+        have += take;
+        if (contains(seen, have, "sigkill-a-")) atomic_fetch_or(&held_copies, 1);
+        if (contains(seen, have, "sigkill-b-")) atomic_fetch_or(&held_copies, 2);
     }
     close(fd);
     return NULL;
@@ -408,6 +435,7 @@ static void two_copies_case(const char *dir, const char *lib_a, const char *lib_
      * again: at least once, as documented). The other cases' signals and
      * shutdowns wait for the answers. */
     atomic_store(&holding, strcmp(how, "sigkill") == 0);
+    atomic_store(&held_copies, 0);
     char spool[PATH_MAX + 64];
     snprintf(spool, sizeof spool, "%s/spool-%s", dir, how);
     int ready[2] = {-1, -1};
@@ -423,6 +451,15 @@ static void two_copies_case(const char *dir, const char *lib_a, const char *lib_
         char said = 0;
         CHECK(read(ready[0], &said, 1) == 1 && said == 'r');
         close(ready[0]);
+        /* Each copy's request taken and held: no connection of the killed
+         * process is left for the receiver to record after the kill. */
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (atomic_load(&held_copies) != 3 && seconds_since(&t0) < 60) {
+            struct timespec tick = {0, 10000000L};
+            nanosleep(&tick, NULL);
+        }
+        CHECK(atomic_load(&held_copies) == 3);
         kill(pid, SIGKILL);
     }
     status = wait_for(pid, 60);
