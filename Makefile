@@ -496,7 +496,7 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 # `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
 # FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
 # crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
-FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success printable split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value server_answers show_chat outcome_file terminal_fit
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success printable split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value server_answers show_chat outcome_file terminal_fit proc_stat
 FUZZ_QUICK_SECONDS ?= 8
 FUZZ_SECONDS ?= 600
 

@@ -512,10 +512,22 @@ pub fn pid_namespace_of(pid: &str) -> Option<u64> {
 /// When process `pid` ("self" for this one) started, in clock ticks after
 /// boot (/proc/PID/stat's 22nd field); None when there is no such process.
 pub fn start_ticks_of(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command's name, in parentheses, which may hold anything.
-    let fields = &stat[stat.rfind(')')? + 1..];
-    fields.split_whitespace().nth(19)?.parse().ok()
+    // Bytes, not text: the command's name is anyone's choice, and need
+    // not be UTF-8 (an executable's name cut at 15 bytes within a
+    // character, `prctl`), which `read_to_string` refused.
+    start_ticks_in(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The start ticks (the 22nd field) of a /proc/PID/stat line: counted
+/// after the command's name, in parentheses, which may hold anything
+/// (`)`, spaces, bytes that are no UTF-8).
+pub fn start_ticks_in(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let field = stat[close + 1..]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .nth(19)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 /// This boot's id, empty when the kernel does not say. One word: it is
@@ -1298,6 +1310,47 @@ mod tests {
             "{MAGIC}\npid 7\nboot_id x\npid_ns 3\nstate stopped\n"
         ));
         assert_eq!(no_ticks.expect("a record").start, None);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A process's name is anyone's choice (its executable's, cut at 15
+    /// bytes, which may split a character; `prctl`; /proc/PID/comm): one
+    /// that is no UTF-8, or holds `)` and spaces, leaves its start read
+    /// all the same. Before, /proc/PID/stat was read as UTF-8 and such a
+    /// name made a running process none (`spanguard why`: "ended"), and
+    /// its own records said no start.
+    #[test]
+    fn a_process_named_with_any_bytes_has_its_start_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = temp_dir("named");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("sleep");
+        let mine = start_ticks_of("self").expect("this process's start");
+        // Run as a link of that name: the kernel names the process by it.
+        let names: [&[u8]; 3] = [
+            b"ab\xff\xfe) Z 1 2 3",
+            "a\u{30a8}\u{30fc}\u{30b8}\u{30a7}\u{30f3}\u{30c8}".as_bytes(),
+            b"x (y) ) ",
+        ];
+        for name in names {
+            let link = dir.join(std::ffi::OsStr::from_bytes(name));
+            std::os::unix::fs::symlink(sleep, &link).expect("link");
+            let mut child = std::process::Command::new(&link)
+                .arg("600")
+                .spawn()
+                .expect("run");
+            let pid = child.id().to_string();
+            let comm = std::fs::read(format!("/proc/{pid}/comm")).expect("comm");
+            let shown = String::from_utf8_lossy(&comm).into_owned();
+            assert!(comm.starts_with(&name[..name.len().min(15)]), "{shown:?}");
+            let read = start_ticks_of(&pid);
+            child.kill().ok();
+            child.wait().ok();
+            assert!(read.is_some_and(|t| t >= mine), "{read:?} named {shown:?}");
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 }
