@@ -207,14 +207,24 @@ fn a_restarted_container_with_the_dead_ones_pid_sends_and_keeps_its_leftovers() 
     .map(|n| (n.to_string(), 1))
     .collect();
     assert_eq!(got, expected, "spans received, by name and times");
-    // A's record is still there, untouched, beside B's: both PID 1.
+    // A's record is still there beside B's, both PID 1, untouched but
+    // for what B, recovering A's flight file, noted of A's death (cli53's
+    // `died` line): no signal (SIGKILL names none), its 3 spans.
     assert_eq!(records.len(), 2, "{records:?}");
     let a_record = records.iter().find(|(p, _)| *p == a_records[0].0);
+    let a_now = &a_record.expect("A's record").1;
     assert_eq!(
-        a_record.map(|(_, o)| o),
-        Some(&a_records[0].1),
+        a_now
+            .deaths
+            .iter()
+            .map(|d| (d.signal, d.open, d.spans))
+            .collect::<Vec<_>>(),
+        [(0, 0, 3)],
         "{records:?}"
     );
+    let mut but_its_death = a_now.clone();
+    but_its_death.deaths.clear();
+    assert_eq!(but_its_death, a_records[0].1, "{records:?}");
     let b_record = records.iter().find(|(p, _)| *p != a_records[0].0);
     let b_record = &b_record.expect("B's record").1;
     assert!(b_record.stopped && b_record.pid == 1, "{b_record:?}");
