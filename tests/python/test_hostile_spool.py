@@ -312,6 +312,12 @@ def plant_many_records(outcomes):
         (outcomes / f"{1_000_000 + i}-0.sgoutcome").touch()
 
 
+def ours_and_private(p) -> bool:
+    """Whether `p` is a directory (not a link) of this user's, 0700."""
+    st = os.lstat(p)
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o700
+
+
 # What may stand where a tracer keeps its outcome records (`spanguard why`),
 # <spool>/outcomes/, and what must be left of it: records are diagnostics,
 # so none of these may cost a span, hold the shutdown past its deadline,
@@ -322,15 +328,20 @@ OUTCOMES_IN_PLACE = {
     "regular file": (lambda p, outside: p.write_text("not a directory"),
                      lambda p, outside: p.read_text() == "not a directory"),
     # Another user's link (to a directory of theirs, made 0777 for us to
-    # fill): not followed, nothing written there.
+    # fill): not followed, nothing written there; set aside unread as
+    # outcomes.unreadable and a private directory of ours made (hostile53:
+    # left in place, it kept every record from being written).
     "another user's link": (
         lambda p, outside: (os.chmod(outside, 0o777), os.chown(outside, 65534, 65534),
                             os.symlink(outside, p), os.lchown(p, 65534, 65534)),
-        lambda p, outside: os.path.islink(p) and os.listdir(outside) == []),
-    # A directory another user made, open to all.
+        lambda p, outside: (os.path.islink(p.with_name("outcomes.unreadable")) and os.listdir(outside) == []
+                            and ours_and_private(p))),
+    # A directory another user made, open to all: set aside as it was.
     "another user's directory": (
         lambda p, outside: (p.mkdir(), os.chmod(p, 0o777), os.chown(p, 65534, 65534)),
-        lambda p, outside: os.listdir(p) == [] and stat.S_IMODE(os.stat(p).st_mode) == 0o777),
+        lambda p, outside: (os.listdir(p.with_name("outcomes.unreadable")) == []
+                            and stat.S_IMODE(os.stat(p.with_name("outcomes.unreadable")).st_mode) == 0o777
+                            and ours_and_private(p))),
     # 100,000 files: pruning them held the spans of this short process past
     # its shutdown's deadline (exported 0 of 10, spooled instead).
     "100,000 files": (lambda p, outside: plant_many_records(p),
