@@ -1355,11 +1355,14 @@ mod tests {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
             };
-            let shown = String::from_utf8_lossy(&comm).into_owned();
-            assert!(comm.starts_with(wanted), "{shown:?}");
             let read = start_ticks_of(&pid);
+            // Killed before any check: a `sleep 600` under a name of no
+            // UTF-8 outliving a failed check failed every reader of /proc
+            // that took names for text (the Python tests' session_members).
             child.kill().ok();
             child.wait().ok();
+            let shown = String::from_utf8_lossy(&comm).into_owned();
+            assert!(comm.starts_with(wanted), "{shown:?}");
             assert!(read.is_some_and(|t| t >= mine), "{read:?} named {shown:?}");
         }
         std::fs::remove_dir_all(&dir).ok();

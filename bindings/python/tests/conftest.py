@@ -77,10 +77,13 @@ def session_members(session: int) -> list[str]:
     alive = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            # Bytes: a process's name may be any (another test runs one
+            # named b"ab\xff\xfe) Z 1 2 3"), and no UTF-8 failed every
+            # reader of /proc that took it for text.
+            fields = stat.read_bytes().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == session and fields[0] != "Z":
+        if int(fields[3]) == session and fields[0] != b"Z":
             alive.append(stat.parent.name)
     return alive
 
