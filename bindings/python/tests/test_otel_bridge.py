@@ -4,6 +4,8 @@ in-memory exporter on the same provider got: the same ids, parents,
 times, kinds, scopes, attributes, events, links and status."""
 
 
+import textwrap
+
 import pytest
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -732,29 +734,35 @@ def test_a_span_ended_after_the_tracer_shut_down_is_counted_not_raised(tmp_path)
     tracer.close()
 
 
+# A fresh interpreter's bridge (a warning said once is its own), with
+# spanguard's warnings on stderr: `tracer`, `processor`, `provider`, `d`.
+A_BRIDGE_IN_A_FRESH_INTERPRETER = """\
+import logging, tempfile
+logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+import spanguard
+from opentelemetry.sdk.trace import TracerProvider
+from spanguard.otel import SpanguardSpanProcessor
+d = tempfile.mkdtemp()
+tracer = spanguard.Tracer(from_env=False, sink_dir=d + "/sink", spool_dir=d + "/spool",
+                          install_signal_handlers=False)
+processor = SpanguardSpanProcessor(tracer)
+provider = TracerProvider()
+provider.add_span_processor(processor)
+"""
+
+
 def test_a_span_ended_after_the_tracer_shut_down_is_warned_once():
     """The refusal `failures` counts is said once a process through logger
     "spanguard", as the binding's other drops are (a fresh interpreter: a
     warning said once)."""
     from conftest import run_python
-    run = run_python("""
-        import logging, tempfile
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-        import spanguard
-        from opentelemetry.sdk.trace import TracerProvider
-        from spanguard.otel import SpanguardSpanProcessor
-        d = tempfile.mkdtemp()
-        tracer = spanguard.Tracer(from_env=False, sink_dir=d + "/sink", spool_dir=d + "/spool",
-                                  install_signal_handlers=False)
-        processor = SpanguardSpanProcessor(tracer)
-        provider = TracerProvider()
-        provider.add_span_processor(processor)
+    run = run_python(A_BRIDGE_IN_A_FRESH_INTERPRETER + textwrap.dedent("""
         spans = [provider.get_tracer("t").start_span(f"s{i}") for i in range(3)]
         tracer.shutdown(10)
         for span in spans:
             span.end()
         print("failures", processor.failures)
-    """)
+    """))
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["failures", "3"]
     warned = [line for line in run.stderr.splitlines() if "ended after the spanguard tracer shut down" in line]
@@ -775,18 +783,7 @@ def test_what_is_set_on_a_span_after_the_shutdown_is_said_as_such_or_ignored():
     what it is, a value set on a span the shutdown had exported; a begin
     then still says spans begun now are not recorded."""
     from conftest import run_python
-    run = run_python("""
-        import logging, tempfile
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-        import spanguard
-        from opentelemetry.sdk.trace import TracerProvider
-        from spanguard.otel import SpanguardSpanProcessor
-        d = tempfile.mkdtemp()
-        tracer = spanguard.Tracer(from_env=False, sink_dir=d + "/sink", spool_dir=d + "/spool",
-                                  install_signal_handlers=False)
-        processor = SpanguardSpanProcessor(tracer)
-        provider = TracerProvider()
-        provider.add_span_processor(processor)
+    run = run_python(A_BRIDGE_IN_A_FRESH_INTERPRETER + textwrap.dedent("""
         stream = provider.get_tracer("t").start_span("openai.chat")
         provider.shutdown()
         stream.set_attribute("gen_ai.response.model", "gpt-4o")
@@ -804,7 +801,7 @@ def test_what_is_set_on_a_span_after_the_shutdown_is_said_as_such_or_ignored():
         span.end()
         print("-- begin", file=sys.stderr, flush=True)
         native.start_span("late").end()
-    """)
+    """))
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["failures", "0"], run.stdout
     bridge, _, rest = run.stderr.partition("-- native")
