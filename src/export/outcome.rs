@@ -154,6 +154,13 @@ pub struct Counts {
     /// Values cut (`values_truncated`): their spans were sent, without
     /// all of what the program gave them. 0 in a file of a version before.
     pub truncated: u64,
+    /// Attributes, events and links that did not fit their spans (their
+    /// count limits, the payload pool; `attributes_dropped`,
+    /// `events_dropped`, `links_dropped`): their spans were sent without
+    /// them. 0 in a file of a version before.
+    pub attributes_dropped: u64,
+    pub events_dropped: u64,
+    pub links_dropped: u64,
 }
 
 impl Counts {
@@ -170,11 +177,14 @@ impl Counts {
             unended: s.spans_unended_at_shutdown,
             interrupted: s.spans_interrupted_at_shutdown,
             truncated: s.values_truncated,
+            attributes_dropped: s.attributes_dropped,
+            events_dropped: s.events_dropped,
+            links_dropped: s.links_dropped,
         }
     }
 
     /// The counts by their names in the file, in its order.
-    fn named(&self) -> [(&'static str, u64); 11] {
+    fn named(&self) -> [(&'static str, u64); 14] {
         [
             ("ended", self.ended),
             ("exported", self.exported),
@@ -187,6 +197,9 @@ impl Counts {
             ("unended", self.unended),
             ("interrupted", self.interrupted),
             ("truncated", self.truncated),
+            ("attributes_dropped", self.attributes_dropped),
+            ("events_dropped", self.events_dropped),
+            ("links_dropped", self.links_dropped),
         ]
     }
 }
@@ -875,6 +888,9 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "unended" => o.counts.unended = number()?,
             "interrupted" => o.counts.interrupted = number()?,
             "truncated" => o.counts.truncated = number()?,
+            "attributes_dropped" => o.counts.attributes_dropped = number()?,
+            "events_dropped" => o.counts.events_dropped = number()?,
+            "links_dropped" => o.counts.links_dropped = number()?,
             "spooled_because" => o.spooled_because = value.to_string(),
             "spooled_refused" => o.spooled_refused = number()?,
             "signal" => o.ending_of_signal = value.parse().ok()?,
@@ -934,6 +950,9 @@ mod tests {
             unended: 2,
             interrupted: 5,
             truncated: 4,
+            attributes_dropped: 6,
+            events_dropped: 7,
+            links_dropped: 8,
             ..Counts::default()
         };
         let refused = "HTTP 404: 404 page not found (nothing takes traces at this URL: \

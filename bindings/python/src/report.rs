@@ -63,6 +63,7 @@ pub enum Problem {
     EmptyKey,
     BadTime,
     EndedAfterShutDown,
+    SetAfterShutDown,
 }
 
 static WARNED: AtomicU64 = AtomicU64::new(0);
@@ -83,6 +84,9 @@ impl Problem {
                 "a span was used after it ended (spans end once), or in a forked child after it began in the parent (the child's tracer is a new one; such a span is the parent's to end); the call did nothing"
             }
             Problem::ShutDown => "the tracer is shut down; spans begun now are not recorded",
+            Problem::SetAfterShutDown => {
+                "a value was set on a span after its tracer shut down (an attribute, event, link, status or name; a stream's wrapper finishing at exit, say): the shutdown had exported the span marked spanguard.unended, without it. Said once"
+            }
             Problem::BufferFull => {
                 "every span slot was taken; spans are not recorded (counted in stats().dropped_buffer_full; raise max_open_spans)"
             }
@@ -151,7 +155,9 @@ pub fn recording(py: Python<'_>, code: spanguard_result) -> PyResult<()> {
         R::LimitReached => Problem::LimitReached,
         R::EmptyKey => Problem::EmptyKey,
         R::StaleSpan | R::AlreadyEnded => Problem::EndedSpan,
-        R::ShutDown => Problem::ShutDown,
+        // A begin's SHUT_DOWN is said by `span::began`: here it answers a
+        // call on a span the shutdown had already exported.
+        R::ShutDown => Problem::SetAfterShutDown,
         R::BufferFull => Problem::BufferFull,
         R::InvalidTraceparent => Problem::BadTraceparent,
         R::InvalidArgument => {

@@ -1055,7 +1055,11 @@ pub fn began(
     code: spanguard_result,
     out: spanguard_span,
 ) -> PyResult<spanguard_span> {
-    report::recording(py, code)?;
+    if code == spanguard_result::ShutDown {
+        Problem::ShutDown.warn_once(py);
+    } else {
+        report::recording(py, code)?;
+    }
     Ok(if code.is_ok() {
         out
     } else {

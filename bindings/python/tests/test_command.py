@@ -93,6 +93,31 @@ def test_python_m_spanguard_says_what_waits_in_the_spool(tmp_path):
     assert "1 span waits to be sent" in report.stdout, report.stdout
 
 
+def test_why_says_attributes_and_events_that_did_not_fit_not_nothing_lost(tmp_path):
+    """A streamed completion recorded an event a chunk (200) on a span
+    that holds 128 by default, and 200 attributes: 72 of each dropped,
+    counted in stats() and said once on stderr, and `spanguard why` said of
+    that process "nothing lost". What did not fit is data the user did not
+    get: `why` says how many, and what sets the room for them."""
+    tracer = spanguard.Tracer(**tracer_settings(tmp_path))
+    with tracer.span("llm.chat") as llm:
+        for i in range(200):
+            llm.add_event("gen_ai.content.completion.chunk", {"index": i})
+        llm.set_attributes({f"tool.{i}": i for i in range(200)})
+    tracer.shutdown(10)
+    stats = tracer.stats()
+    tracer.close()
+    assert (stats.spans_exported, stats.attributes_dropped, stats.events_dropped) == (1, 72, 72), stats
+    said = run([SCRIPT], "why", "--dir", tmp_path / "spool")
+    assert said.returncode == 0, said.stdout + said.stderr
+    lines = said.stdout.splitlines()
+    assert "  1 span ended: 1 delivered, 0 to the spool, 0 lost" in lines, said.stdout
+    assert "  nothing lost" not in lines, said.stdout
+    dropped = [line for line in lines if line.startswith("  72 attributes, 72 events dropped: ")]
+    assert len(dropped) == 1 and "OTEL_SPAN_EVENT_COUNT_LIMIT" in dropped[0], said.stdout
+    assert "  no span lost, but attributes, events or links were dropped (above)" in lines, said.stdout
+
+
 def test_ctrl_c_ends_a_replay_waiting_on_the_backend_as_it_ends_the_binary(tmp_path, binary):
     """Python notes SIGINT for its own handler, to raise once native code
     returns: the command would wait out the backend's whole timeout."""

@@ -4,6 +4,8 @@ in-memory exporter on the same provider got: the same ids, parents,
 times, kinds, scopes, attributes, events, links and status."""
 
 
+import textwrap
+
 import pytest
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -732,33 +734,82 @@ def test_a_span_ended_after_the_tracer_shut_down_is_counted_not_raised(tmp_path)
     tracer.close()
 
 
+# A fresh interpreter's bridge (a warning said once is its own), with
+# spanguard's warnings on stderr: `tracer`, `processor`, `provider`, `d`.
+A_BRIDGE_IN_A_FRESH_INTERPRETER = """\
+import logging, tempfile
+logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+import spanguard
+from opentelemetry.sdk.trace import TracerProvider
+from spanguard.otel import SpanguardSpanProcessor
+d = tempfile.mkdtemp()
+tracer = spanguard.Tracer(from_env=False, sink_dir=d + "/sink", spool_dir=d + "/spool",
+                          install_signal_handlers=False)
+processor = SpanguardSpanProcessor(tracer)
+provider = TracerProvider()
+provider.add_span_processor(processor)
+"""
+
+
 def test_a_span_ended_after_the_tracer_shut_down_is_warned_once():
     """The refusal `failures` counts is said once a process through logger
     "spanguard", as the binding's other drops are (a fresh interpreter: a
     warning said once)."""
     from conftest import run_python
-    run = run_python("""
-        import logging, tempfile
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-        import spanguard
-        from opentelemetry.sdk.trace import TracerProvider
-        from spanguard.otel import SpanguardSpanProcessor
-        d = tempfile.mkdtemp()
-        tracer = spanguard.Tracer(from_env=False, sink_dir=d + "/sink", spool_dir=d + "/spool",
-                                  install_signal_handlers=False)
-        processor = SpanguardSpanProcessor(tracer)
-        provider = TracerProvider()
-        provider.add_span_processor(processor)
+    run = run_python(A_BRIDGE_IN_A_FRESH_INTERPRETER + textwrap.dedent("""
         spans = [provider.get_tracer("t").start_span(f"s{i}") for i in range(3)]
         tracer.shutdown(10)
         for span in spans:
             span.end()
         print("failures", processor.failures)
-    """)
+    """))
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["failures", "3"]
     warned = [line for line in run.stderr.splitlines() if "ended after the spanguard tracer shut down" in line]
     assert len(warned) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_what_is_set_on_a_span_after_the_shutdown_is_said_as_such_or_ignored():
+    """A stream an agent held open to its exit (OpenLLMetry's, not read to
+    its end) sets its attributes from `__del__` at interpreter teardown,
+    after spanguard's exit hook shut the tracer down (the span exported
+    marked unended) and the SDK's shut the provider down: stderr said
+    "the tracer is shut down; spans begun now are not recorded", of a
+    program that began nothing then. After the provider's shutdown the
+    bridge ignores what is set, as it ignores the end (the specification
+    asks calls after Shutdown to be ignored): nothing said, nothing
+    counted. A native span's setter after its tracer's shutdown is said as
+    what it is, a value set on a span the shutdown had exported; a begin
+    then still says spans begun now are not recorded."""
+    from conftest import run_python
+    run = run_python(A_BRIDGE_IN_A_FRESH_INTERPRETER + textwrap.dedent("""
+        stream = provider.get_tracer("t").start_span("openai.chat")
+        provider.shutdown()
+        stream.set_attribute("gen_ai.response.model", "gpt-4o")
+        stream.set_attributes({"gen_ai.usage.output_tokens": 7})
+        stream.add_event("gen_ai.content.completion.chunk")
+        stream.end()
+        import sys
+        print("failures", processor.failures, flush=True)
+        print("-- native", file=sys.stderr, flush=True)
+        native = spanguard.Tracer(from_env=False, sink_dir=d + "/sink2", spool_dir=d + "/spool2",
+                                  install_signal_handlers=False)
+        span = native.start_span("open")
+        native.shutdown(10)
+        span.set_attribute("answer", "set after the shutdown")
+        span.end()
+        print("-- begin", file=sys.stderr, flush=True)
+        native.start_span("late").end()
+    """))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["failures", "0"], run.stdout
+    bridge, _, rest = run.stderr.partition("-- native")
+    assert "spanguard" not in bridge, run.stderr
+    native, _, begin = rest.partition("-- begin")
+    assert "begun now" not in native, run.stderr
+    assert "set on a span after its tracer shut down" in native, run.stderr
+    assert "spans begun now are not recorded" in begin, run.stderr
     assert "Traceback" not in run.stderr
 
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use spanguard::export::diagnostics::signal_name;
-use spanguard::export::outcome::{self, Death, Outcome};
+use spanguard::export::outcome::{self, Counts, Death, Outcome};
 
 use super::args::Args;
 use super::clock_text;
@@ -631,6 +631,7 @@ fn describe(
         }
     }
     out.push_str(&cut_lines(o));
+    out.push_str(&dropped_line(c));
     if c.spooled > 0 && !o.spooled_because.is_empty() {
         out.push_str(&format!(
             "  why they went to the spool: {}\n",
@@ -653,11 +654,18 @@ fn describe(
         .iter()
         .all(|&n| n == 0)
     {
-        // Values cut are data the user did not get: not "nothing lost".
-        out.push_str(if c.truncated > 0 {
-            "  no span lost, but values were cut (above)\n"
-        } else {
-            "  nothing lost\n"
+        // Values cut, and attributes, events or links dropped, are data
+        // the user did not get: not "nothing lost".
+        let dropped = [c.attributes_dropped, c.events_dropped, c.links_dropped]
+            .iter()
+            .any(|&n| n > 0);
+        out.push_str(match (c.truncated > 0, dropped) {
+            (false, false) => "  nothing lost\n",
+            (true, false) => "  no span lost, but values were cut (above)\n",
+            (false, true) => "  no span lost, but attributes, events or links were dropped (above)\n",
+            (true, true) => {
+                "  no span lost, but values were cut and attributes, events or links dropped (above)\n"
+            }
         });
     }
     out
@@ -701,6 +709,31 @@ fn cut_lines(o: &Outcome) -> String {
         ));
     }
     out
+}
+
+/// The line that says how many attributes, events and links did not fit
+/// their spans, and what sets the room for them; none when none.
+fn dropped_line(c: &Counts) -> String {
+    let said: Vec<String> = [
+        (c.attributes_dropped, "attribute"),
+        (c.events_dropped, "event"),
+        (c.links_dropped, "link"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+    .collect();
+    if said.is_empty() {
+        return String::new();
+    }
+    format!(
+        "  {} dropped: their spans were sent without them (attributes_dropped, events_dropped, \
+         links_dropped count them): past a span's count limit (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, \
+         OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT, \
+         OTEL_LINK_ATTRIBUTE_COUNT_LIMIT; under an OpenTelemetry bridge, the SDK's span limits), \
+         or a payload pool used up (SPANGUARD_PAYLOAD_POOL_MIB)\n",
+        said.join(", ")
+    )
 }
 
 /// `n` values, "1 value".
@@ -1029,6 +1062,28 @@ mod tests {
         };
         let text = describe(&whole, 1_010, &Liveness::Ended, None);
         assert!(text.ends_with("0 lost\n  nothing lost\n"), "{text}");
+        // Events a streamed answer recorded a chunk each, past the span's
+        // limit, and a link: dropped, said with the limits, not "nothing lost".
+        let dropped = Outcome {
+            counts: Counts {
+                events_dropped: 72,
+                links_dropped: 1,
+                ..whole.counts
+            },
+            ..whole
+        };
+        let text = describe(&dropped, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.contains("\n  72 events, 1 link dropped: their spans were sent without them"),
+            "{text}"
+        );
+        assert!(text.contains("OTEL_SPAN_EVENT_COUNT_LIMIT"), "{text}");
+        assert!(
+            text.ends_with(
+                "  no span lost, but attributes, events or links were dropped (above)\n"
+            ),
+            "{text}"
+        );
     }
 
     /// A record's numbers are anyone's text (the directory is shared):
@@ -1048,6 +1103,9 @@ mod tests {
                 exported: most,
                 lost: most,
                 rejected: most,
+                attributes_dropped: most,
+                events_dropped: most,
+                links_dropped: most,
                 ..Counts::default()
             },
             causes: vec![(most, "a".to_string()), (most, "b".to_string())],

@@ -470,7 +470,8 @@ def _following_class(base: type, processor: SpanguardSpanProcessor) -> type:
     """A subclass of the SDK's span class whose setters also pass on what
     they set (`SpanguardSpanProcessor._forward`). `record_exception` adds
     its event through `add_event`. The span's `_Open` is its attribute
-    `_spanguard_open` (`_follow`); once on_end has it, `ended` says so."""
+    `_spanguard_open` (`_follow`); once on_end has it, or the processor
+    shut down, `ended` says so."""
 
     def set_attribute(self, key, value):
         base.set_attribute(self, key, value)
@@ -600,6 +601,8 @@ class SpanguardSpanProcessor(SpanProcessor):
             opened = self._open.pop(fields[:2], None)
             if opened is None:  # began before this processor was added
                 opened = self._begin(span, fields)
+            elif opened.ended:
+                return  # open at this processor's shutdown: ignored (`shutdown`)
             opened.ended = True
             opened.watch = None  # its callback has nothing left to do
             self._complete(span, opened)
@@ -614,6 +617,14 @@ class SpanguardSpanProcessor(SpanProcessor):
             self._tracer.shutdown()
         except SpanguardError:
             pass  # closed already: shut down, as asked
+        # The tracer's shutdown exported the spans still open, marked
+        # spanguard.unended. What is set on them later, and their end, is
+        # ignored, as the specification asks of calls after Shutdown: a
+        # stream an agent held to its exit finishes from `__del__` after the
+        # provider's shutdown, and each of its setters was said on stderr as
+        # "the tracer is shut down; spans begun now are not recorded".
+        for opened in tuple(self._open.values()):
+            opened.ended = True
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         # After the tracer closed, False rather than an exception: a
