@@ -653,14 +653,16 @@ fn flush_only(p: &crate::pipeline::Pipeline, deadline: Instant) {
         .request_flush_and_wait(deadline.saturating_duration_since(Instant::now()));
 }
 
-/// In a child the host's handler forked on this thread (the watchdog's:
-/// the thread the signal arrived on was gone, `deliver_to_host`), once
-/// that handler returned: this thread is the child's only thread of the
-/// application, standing in for one that had ended, so the child ends as
-/// it would have when that thread did: `exit(0)`, its own tracers flushed
-/// by the exit hook. It went on as the parent's watchdog instead, reading
-/// the parent's self-pipe: the worker (a pre-fork server's, started on
-/// SIGHUP) never ended, and took some of the parent's signals for itself.
+/// In a child the host's handler forked on this thread (a stand-in, or
+/// the watchdog's when none could be made: the thread the signal arrived
+/// on was gone or did not take it, `deliver_to_host`), once that handler
+/// returned: this thread is the child's only thread of the application,
+/// standing in for one that had ended, so the child ends as it would
+/// have when that thread did: `exit(0)`, its own tracers flushed by the
+/// exit hook. On the watchdog's thread, it went on as the parent's
+/// watchdog instead, reading the parent's self-pipe: the worker (a
+/// pre-fork server's, started on SIGHUP) never ended, and took some of
+/// the parent's signals for itself.
 /// Nothing of the parent's delivery is put back here: its dispositions in
 /// this child are the child's (`detach_after_fork`).
 fn forked_by_host_handler_here() -> ! {
@@ -776,16 +778,32 @@ static DELIVERIES: AtomicU32 = AtomicU32::new(0);
 /// stack. A call into us on that thread from outside that frame means the
 /// handler was left without returning (`host_handler_left_here`).
 static ENTERED: AtomicU32 = AtomicU32::new(0);
-/// The host's handler is being run on the watchdog's own thread (the
-/// receiver is gone: `deliver_to_host`).
+/// The host's handler is being run on a thread of ours (`stand_in`), not
+/// on the thread the signal arrived on: that thread was gone, or did not
+/// take the copy sent to it within the wait (`deliver_to_host`).
 static RAISED_HERE: AtomicBool = AtomicBool::new(false);
+/// The delivery whose host handler has been claimed: by the trampoline
+/// as it runs it (on the copy `deliver_to_host` sent, or on a signal of
+/// the host's own), or by the watchdog when its wait ran out first, to
+/// run it on a stand-in. Whoever claims a delivery second does not run
+/// the handler for it: a copy taken after the wait ran out is dropped.
+static CLAIMED: AtomicU32 = AtomicU32::new(0);
+/// What the copies `deliver_to_host` sends carry as their value: its
+/// address, which no other sender's value is.
+static RESENT_TAG: u8 = 0;
+/// The stand-in thread's id once it runs (0 before), and the process it
+/// was started in (a handler that forks leaves it the child's only
+/// thread).
+static STAND_IN: AtomicI32 = AtomicI32::new(0);
+static STAND_IN_HOME: AtomicI32 = AtomicI32::new(0);
 static ENTERED_FRAME: AtomicUsize = AtomicUsize::new(0);
 static ENTERED_ON_ALT_STACK: AtomicBool = AtomicBool::new(false);
 
 /// How long the watchdog waits for the host's handler to be delivered and
 /// return on the thread the signal arrived on, and that thread then for
-/// the tracers to be thawed. A thread that blocks the signal gets it when
-/// it unblocks it, by ours again, which delivers it again.
+/// the tracers to be thawed. A thread that has not taken it by then (it
+/// blocks the signal, or was not scheduled) has its copy dropped, and the
+/// handler runs on a stand-in, waited for as long (`deliver_to_host`).
 pub const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
 
 /// When, at the latest, the tracers frozen for the signal under way are
@@ -796,13 +814,15 @@ static FREEZE_ENDS_BY: AtomicU64 = AtomicU64::new(0);
 /// Sets `FREEZE_ENDS_BY` for a signal whose flush may take `timeout`: the
 /// flush and the wait for the batch the exporter still sends end by then
 /// (`freeze_and_dump`), the host's handler is waited for
-/// `HOST_HANDLER_WAIT` after the dump, and one more is left for the dump
-/// and the thaw. Every part of it is bounded, so the freeze is: a host
-/// handler that never returns is given up on by the watchdog, which thaws
-/// after that wait (and when it runs on the watchdog's own thread, the
-/// callers waiting for the thaw give up at this time).
+/// `HOST_HANDLER_WAIT` after the dump on the thread the signal arrived
+/// on, as long again on a stand-in when that thread did not take it, and
+/// one more is left for the dump and the thaw. Every part of it is
+/// bounded, so the freeze is: a host handler that never returns is given
+/// up on by the watchdog, which thaws after that wait (and when it runs
+/// on the watchdog's own thread, no stand-in being possible, the callers
+/// waiting for the thaw give up at this time).
 fn freeze_ends_within(timeout: Duration) {
-    let bound = timeout.saturating_add(HOST_HANDLER_WAIT.saturating_mul(2));
+    let bound = timeout.saturating_add(HOST_HANDLER_WAIT.saturating_mul(3));
     let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
     let by = crate::span::clock::monotonic_ns().saturating_add(nanos);
     FREEZE_ENDS_BY.store(by, Ordering::Release);
@@ -851,18 +871,35 @@ extern "C" fn host_handler_trampoline(
 ) {
     let delivery = DELIVERY.load(Ordering::Acquire);
     let handler = HOST_HANDLER.load(Ordering::Acquire);
+    // SAFETY: gettid has no preconditions.
+    let here = unsafe { libc::gettid() };
+    // Read now: the watchdog may stop waiting for a stand-in's handler
+    // (and lower the flag) before it returns.
+    let stand_in = delivery != 0
+        && RAISED_HERE.load(Ordering::Acquire)
+        && DELIVERED_TO.load(Ordering::Acquire) == here;
+    if is_resent_copy(info) {
+        // The copy `deliver_to_host` sent: the host's handler runs for it
+        // unless it ran (or runs) for this delivery already, or the
+        // watchdog, done waiting, runs it elsewhere: the copy was held
+        // blocked, or its thread was not scheduled, past the wait. A
+        // copy outside any delivery is one such, taken off the queue just
+        // before its delivery ended.
+        if delivery == 0 || CLAIMED.swap(delivery, Ordering::AcqRel) == delivery {
+            return;
+        }
+    } else if delivery != 0 && !stand_in {
+        // A signal of the host's own while a delivery is under way: the
+        // handler runs for it, and the watchdog needs to run it no more.
+        CLAIMED.store(delivery, Ordering::Release);
+    }
     if delivery != 0 {
         let frame = 0u8;
         ENTERED_FRAME.store(std::ptr::addr_of!(frame) as usize, Ordering::Relaxed);
         ENTERED_ON_ALT_STACK.store(on_alt_stack(), Ordering::Relaxed);
         ENTERED.store(delivery, Ordering::Release);
     }
-    // SAFETY: gettid has no preconditions.
-    let here = unsafe { libc::gettid() };
-    if delivery != 0
-        && RAISED_HERE.load(Ordering::Acquire)
-        && DELIVERED_TO.load(Ordering::Acquire) == here
-    {
+    if stand_in {
         mask_as_the_host_asked();
     }
     if handler != 0 {
@@ -878,8 +915,8 @@ extern "C" fn host_handler_trampoline(
         return;
     }
     HOST_RETURNED.store(delivery, Ordering::Release);
-    if RAISED_HERE.load(Ordering::Acquire) {
-        return; // on the watchdog's thread, which thaws once this returns
+    if stand_in {
+        return; // the watchdog thaws once this returns; nothing waits here
     }
     let pause = libc::timespec {
         tv_sec: 0,
@@ -1070,6 +1107,22 @@ fn announce(signal: Signal) -> u32 {
 /// a trampoline installed with the host's own flags and mask, so an
 /// interrupted call returns EINTR or restarts as it would have. Answers
 /// what sigaction answered when the trampoline went in (ours).
+///
+/// The handler runs once for the delivery, whatever that thread does. A
+/// thread that blocks the signal again (a thread that masks signals
+/// around its own work, one stuck in a long call with them blocked), or
+/// is not scheduled within the wait, held the copy: the watchdog gave up,
+/// and the host's handler did not run while it held it (never, if it
+/// never let go); let go later, the copy came to ours, which flushed,
+/// froze and dumped all over again before the handler ran. Now the wait
+/// running out makes the watchdog claim the delivery (`CLAIMED`), drop
+/// the copy wherever it is pending, and run the handler on a stand-in
+/// thread while the dump is still on disk; a copy taken off the queue
+/// just before the drop finds the delivery claimed and runs nothing.
+/// Waiting on for that thread instead (no deadline) would leave the
+/// tracers frozen and the watchdog deaf to the next signal for as long as
+/// it holds the signal; thawed meanwhile, a handler that ends with
+/// `_exit` would lose what was recorded since.
 fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
     let (handler, siginfo) = match old.handler() {
         SigHandler::Handler(f) => (f as usize, false),
@@ -1092,8 +1145,7 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
     let receiver = DELIVERED_TO.load(Ordering::Acquire);
     // A thread that has exited since answers ESRCH (a reused id would be
     // another of our threads: the handler still runs once, on it).
-    let sent = receiver > 0 && tgkill(receiver, signal as libc::c_int).is_ok();
-    let mut delivered_here = !sent;
+    let sent = receiver > 0 && resend(receiver, signal).is_ok();
     if sent {
         let waited_since = Instant::now();
         while HOST_RETURNED.load(Ordering::Acquire) != delivery
@@ -1101,36 +1153,198 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
         {
             // A receiver that blocked the signal and exited meanwhile
             // took it, pending, into its exit: the host's handler never
-            // ran, and the signal was lost (a pool's worker that got it
-            // as the pool wound down). Then it runs here, as when the
-            // receiver was gone before the tgkill. Unless the handler
-            // was entered there: it ended its own thread (pthread_exit,
-            // a pool's "stop this worker"), and is done with the signal.
-            // Run again here, it ran twice, and its pthread_exit on this
-            // thread aborted the process.
+            // ran there. Unless it was entered there (the claim says): it
+            // ended its own thread (pthread_exit, a pool's "stop this
+            // worker"), and is done with the signal. Run again, it ran
+            // twice, and its pthread_exit on the watchdog's thread
+            // aborted the process.
             if thread_gone(receiver) {
-                delivered_here = ENTERED.load(Ordering::Acquire) != delivery;
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    if delivered_here {
-        // The delivery stays under way, now to this thread: a span another
-        // thread begins while the handler runs here waits for the thaw
-        // after it (`host_handler_running_elsewhere`), as when it runs on
-        // the receiver. Ended here (DELIVERY 0), such a span was refused
-        // as shut down: a program's last span, recorded as soon as its
-        // handler had run, lost. The trampoline does not wait for a thaw
-        // on this thread, which is the one to thaw (`RAISED_HERE`).
-        // SAFETY: gettid has no preconditions.
-        DELIVERED_TO.store(unsafe { libc::gettid() }, Ordering::Release);
+    // Claimed already: the handler ran, or runs, for this delivery.
+    if CLAIMED.swap(delivery, Ordering::AcqRel) != delivery {
+        if sent {
+            drop_pending_copy(signal, &trampoline);
+        }
         HOST_MASK.store(host_mask_bits(signal, old), Ordering::Release);
-        RAISED_HERE.store(true, Ordering::Release);
-        raise_here(signal);
-        RAISED_HERE.store(false, Ordering::Release);
+        stand_in(signal, delivery);
     }
     ours
+}
+
+/// Drops the copy `deliver_to_host` sent, pending on a thread that holds
+/// the signal blocked (or not yet scheduled): setting a signal to SIG_IGN
+/// discards it wherever it is pending (POSIX), and this is the only way
+/// to take a signal off another thread's queue. A signal of the host's
+/// that came meanwhile goes with it, as signals that arrive together are
+/// one: the host's handler runs next, after all of them. Then the
+/// disposition goes back as it was; a one-shot handler (SA_RESETHAND)
+/// whose disposition a copy reset to SIG_DFL as it was taken off the
+/// queue (and then found the delivery claimed) gets the trampoline back,
+/// for the stand-in to run it through once.
+fn drop_pending_copy(signal: Signal, trampoline: &SigAction) {
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_IGN, then what was there, for a moment.
+    let Ok(was) = (unsafe { sigaction(signal, &ignore) }) else {
+        return;
+    };
+    let reset = matches!(was.handler(), SigHandler::SigDfl)
+        && trampoline.flags().contains(SaFlags::SA_RESETHAND);
+    let back = if reset { trampoline } else { &was };
+    // SAFETY: the disposition that was there, or the trampoline.
+    let _ = unsafe { sigaction(signal, back) };
+}
+
+/// Runs the host's handler for `delivery` on a thread of its own, the
+/// stand-in for the thread the signal arrived on, and waits
+/// (`HOST_HANDLER_WAIT` at most) for it to return or end its thread. Not
+/// on the watchdog's thread: a handler that ends its thread
+/// (`pthread_exit`) ended the watchdog there (the process aborted), and
+/// one that never returns left every later signal unanswered. The
+/// trampoline masks the stand-in as the host's handler asks, and does
+/// not wait for a thaw there. When no thread can be made, the watchdog's
+/// own thread stands in.
+fn stand_in(signal: Signal, delivery: u32) {
+    STAND_IN.store(0, Ordering::Release);
+    // SAFETY: getpid has no preconditions.
+    STAND_IN_HOME.store(unsafe { libc::getpid() }, Ordering::Release);
+    RAISED_HERE.store(true, Ordering::Release);
+    // SAFETY: a detached thread running `stand_in_main`, which takes the
+    // signal number as its argument and touches nothing of ours but
+    // atomics; the thread inherits this one's mask (every asynchronous
+    // signal blocked, `spawn_shielded`).
+    let started = unsafe {
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        let made = libc::pthread_create(
+            &mut thread,
+            std::ptr::null(),
+            stand_in_main,
+            signal as libc::c_int as usize as *mut libc::c_void,
+        );
+        if made == 0 {
+            libc::pthread_detach(thread);
+        }
+        made == 0
+    };
+    if !started {
+        // SAFETY: gettid has no preconditions.
+        DELIVERED_TO.store(unsafe { libc::gettid() }, Ordering::Release);
+        raise_here(signal);
+        RAISED_HERE.store(false, Ordering::Release);
+        return;
+    }
+    let waited_since = Instant::now();
+    while HOST_RETURNED.load(Ordering::Acquire) != delivery
+        && waited_since.elapsed() < HOST_HANDLER_WAIT
+    {
+        let tid = STAND_IN.load(Ordering::Acquire);
+        if tid != 0 && thread_gone(tid) {
+            break; // the handler ended its thread
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    RAISED_HERE.store(false, Ordering::Release);
+}
+
+/// The stand-in's body: the delivery moves to this thread (a span another
+/// thread begins meanwhile waits for the thaw after the handler,
+/// `host_handler_running_elsewhere`), and the signal is raised here. In
+/// a child the handler forked, this is the only thread, standing in for
+/// one that is not there: the child ends as a program does when its
+/// last thread does, `exit(0)`, its own tracers flushed by the exit hook.
+/// No value with a destructor lives here: a handler's `pthread_exit`
+/// unwinds through.
+extern "C" fn stand_in_main(arg: *mut libc::c_void) -> *mut libc::c_void {
+    let signal = arg as usize as libc::c_int;
+    // SAFETY: gettid has no preconditions.
+    let here = unsafe { libc::gettid() };
+    DELIVERED_TO.store(here, Ordering::Release);
+    STAND_IN.store(here, Ordering::Release);
+    if let Ok(signal) = Signal::try_from(signal) {
+        raise_here(signal);
+    }
+    // SAFETY: getpid has no preconditions.
+    if unsafe { libc::getpid() } != STAND_IN_HOME.load(Ordering::Acquire) {
+        forked_by_host_handler_here();
+    }
+    std::ptr::null_mut()
+}
+
+/// The head of a `siginfo_t` as a sender fills it in for a signal with a
+/// value (the kernel's `_rt` member): what `resend` sends and
+/// `is_resent_copy` reads back. The union after the first three fields
+/// is aligned as a pointer, as here.
+#[repr(C)]
+struct QueuedInfo {
+    signo: libc::c_int,
+    errno: libc::c_int,
+    code: libc::c_int,
+    rt: RtFields,
+}
+
+#[repr(C)]
+struct RtFields {
+    pid: libc::pid_t,
+    uid: libc::uid_t,
+    value: *mut libc::c_void,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<QueuedInfo>() <= std::mem::size_of::<libc::siginfo_t>()
+        && std::mem::align_of::<QueuedInfo>() <= std::mem::align_of::<libc::siginfo_t>()
+);
+
+/// Sends `signal` to this process's thread `tid`, as the copy the
+/// trampoline knows for ours (`is_resent_copy`): a signal sent with a
+/// value (SI_QUEUE) whose value is `RESENT_TAG`'s address.
+fn resend(tid: i32, signal: Signal) -> std::io::Result<()> {
+    // SAFETY: a zeroed siginfo_t is valid; its head is written as the
+    // `QueuedInfo` it starts with (size and alignment checked above).
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let head = std::ptr::addr_of_mut!(info).cast::<QueuedInfo>();
+    // SAFETY: see above; getpid and getuid have no preconditions.
+    unsafe {
+        (*head).signo = signal as libc::c_int;
+        (*head).code = libc::SI_QUEUE;
+        (*head).rt.pid = libc::getpid();
+        (*head).rt.uid = libc::getuid();
+        (*head).rt.value = std::ptr::addr_of!(RESENT_TAG).cast_mut().cast();
+    }
+    // SAFETY: rt_tgsigqueueinfo names a thread of this process by its id
+    // (a thread that has exited answers ESRCH) with a siginfo of ours; a
+    // process may send itself any si_code.
+    match unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            tid,
+            signal as libc::c_int,
+            std::ptr::addr_of!(info),
+        )
+    } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Whether the signal `info` describes is a copy `resend` sent.
+/// Async-signal-safe: getpid(2).
+fn is_resent_copy(info: *const libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel's siginfo for the signal being handled (the
+    // trampoline is installed with SA_SIGINFO); its head is a
+    // `QueuedInfo`, whose `pid` fields a sender of another kind left as
+    // its own union member's bytes, read as plain integers.
+    let head = unsafe { &*info.cast::<QueuedInfo>() };
+    head.code == libc::SI_QUEUE
+        && head.rt.value == std::ptr::addr_of!(RESENT_TAG).cast_mut().cast()
+        // SAFETY: getpid has no preconditions.
+        && head.rt.pid == unsafe { libc::getpid() }
 }
 
 /// Whether this process has no thread `tid` any more (signal 0 only

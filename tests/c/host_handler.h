@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "proc.h"
 #include "sink_count.h"
 
 /* Sets `signal`'s disposition to `handler` (SIG_DFL too) with `flags` and
@@ -122,6 +123,46 @@ static inline void *receive_forever(void *arg) {
     mask_signal(SIG_UNBLOCK, (int)(long)arg);
     for (;;) pause();
     return NULL;
+}
+
+/* Set by a test when the receiver of `receive_then_hold` may let go of the
+ * signal it holds; set by the receiver once it has. */
+static volatile sig_atomic_t hold_released, hold_let_go;
+
+/* A receiver's body for the signal `arg` (a long), the only thread that
+ * takes it (with SIGINT, its barrier: see test_host_handler_receiver_holds):
+ * starts with both blocked (its creator's mask), takes the signal inside
+ * sigsuspend only (spanguard's handler runs here; sigsuspend blocks it
+ * again as it returns, as one step), holds it blocked until
+ * `hold_released`, then takes both for good (a host handler that ends its
+ * thread ends it; else pthread_cancel). */
+static inline void *receive_then_hold(void *arg) {
+    int signal = (int)(long)arg;
+    sigset_t during;
+    pthread_sigmask(SIG_BLOCK, NULL, &during);
+    sigdelset(&during, signal);
+    receiver_tid = gettid();
+    sigsuspend(&during);
+    while (!hold_released) usleep(1000);
+    mask_signal(SIG_UNBLOCK, signal);
+    mask_signal(SIG_UNBLOCK, SIGINT);
+    hold_let_go = 1;
+    for (;;) pause();
+    return NULL;
+}
+
+/* Whether `signal`'s disposition is `handler` now. */
+static inline int disposition_is(int signal, void (*handler)(int)) {
+    struct sigaction now;
+    return sigaction(signal, NULL, &now) == 0 && now.sa_handler == handler;
+}
+
+/* Waits up to `seconds` for `*flag` to reach `want`; whether it did. */
+static inline int wait_for_count(volatile sig_atomic_t *flag, int want, double seconds) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (*flag < want && seconds_since(&t0) < seconds) usleep(1000);
+    return *flag >= want;
 }
 
 /* Starts `receiver` for `signal`, waits until it runs and 50 ms more (in
