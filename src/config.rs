@@ -218,40 +218,26 @@ pub fn default_state_dir() -> PathBuf {
     })
 }
 
-/// Set by a forked child's fork handler (`after_fork_in_child`), and so
-/// in every process forked from one.
-static IN_FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub use crate::span::environment::{after_fork_in_child, var_os as env_var_os};
 
-/// In a forked child, from its fork handler: the environment is read
-/// without std's lock from now on (`env_var_os`).
-pub fn after_fork_in_child() {
-    IN_FORKED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
-}
+/// std's stack for a thread it is given no size for, on Unix.
+const STD_THREAD_STACK: usize = 2 * 1024 * 1024;
 
-/// The environment variable `name`, as `std::env::var_os` gives it, which
-/// every read of the library's goes through. In a forked child, read with
-/// glibc's getenv, which takes no lock: std's reads take std's environment
-/// lock, which `std::env::set_var` holds across glibc's setenv and which
-/// no fork handler resets, so a child forked while another thread of its
-/// parent was in set_var (a Rust program, a binding's runtime sharing our
-/// std) found it held for good by a thread it does not have, and its
-/// first tracer waited forever for its settings. In such a child no Rust
-/// set_var can finish either (it waits for that lock); a C setenv never
-/// took it, so the read is as safe as std's was against one.
-pub fn env_var_os(name: &str) -> Option<std::ffi::OsString> {
-    if !IN_FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
-        return std::env::var_os(name);
-    }
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: a NUL-terminated name; getenv returns NULL or a pointer to a
-    // NUL-terminated value in the environment, copied at once.
-    let value = unsafe { libc::getenv(name.as_ptr()) };
-    if value.is_null() {
-        return None;
-    }
-    // SAFETY: non-null, NUL-terminated (getenv's answer).
-    let bytes = unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes();
-    Some(std::os::unix::ffi::OsStringExt::from_vec(bytes.to_vec()))
+/// The builder for one of the library's threads, named `name`, with the
+/// stack std would give it (RUST_MIN_STACK, else 2 MiB) set explicitly.
+/// Given no size, std reads RUST_MIN_STACK at a process's first such spawn,
+/// through `std::env::var`, under its environment lock: in a forked child
+/// whose parent had a thread in `std::env::set_var` at the fork (and had
+/// not spawned such a thread before), that lock is held for good by a
+/// thread the child does not have, and the child's first tracer waited
+/// forever to start its exporter. Read here as `env_var_os` reads.
+pub fn thread_builder(name: &str) -> std::thread::Builder {
+    let stack = env_var_os("RUST_MIN_STACK")
+        .and_then(|v| v.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(STD_THREAD_STACK);
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(stack)
 }
 
 /// `env_var_os` as `std::env::var` answers.
@@ -260,34 +246,6 @@ pub fn env_var(name: &str) -> Result<String, std::env::VarError> {
         None => Err(std::env::VarError::NotPresent),
         Some(v) => v.into_string().map_err(std::env::VarError::NotUnicode),
     }
-}
-
-/// The names of the environment's variables (`std::env::vars_os`'s), read
-/// as `env_var_os` reads a value.
-fn env_names() -> Vec<std::ffi::OsString> {
-    if !IN_FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
-        return std::env::vars_os().map(|(n, _)| n).collect();
-    }
-    unsafe extern "C" {
-        static environ: *const *const libc::c_char;
-    }
-    let mut names = Vec::new();
-    // SAFETY: glibc's environ: NULL or a NULL-terminated array of
-    // NUL-terminated "NAME=value" strings, read as getenv reads it.
-    unsafe {
-        let mut entry = environ;
-        while !entry.is_null() && !(*entry).is_null() {
-            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
-            // As std: a name may begin with '=' (skip it when seeking one).
-            if let Some(at) = bytes.iter().skip(1).position(|&b| b == b'=') {
-                names.push(std::os::unix::ffi::OsStringExt::from_vec(
-                    bytes[..at + 1].to_vec(),
-                ));
-            }
-            entry = entry.add(1);
-        }
-    }
-    names
 }
 
 /// `default_state_dir` from the values of XDG_STATE_HOME and HOME. A
@@ -1266,7 +1224,7 @@ impl TracerConfig {
             }
         });
         self.ignored_env.extend(not_unicode.into_inner());
-        let set = env_names()
+        let set = crate::span::environment::names()
             .into_iter()
             .map(|n| n.to_string_lossy().into_owned());
         self.misspelt_env = misspelt_variables(set, &asked.into_inner());

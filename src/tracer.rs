@@ -658,7 +658,7 @@ impl Tracer {
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let end = crate::pipeline::ExporterEnd(Arc::clone(&pipeline));
         let handle = crate::watchdog::shield::spawn_shielded(
-            std::thread::Builder::new().name("spanguard-export".to_string()),
+            crate::config::thread_builder("spanguard-export"),
             move || {
                 let _end = end;
                 exporter.run()

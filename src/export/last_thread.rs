@@ -54,7 +54,7 @@ pub fn exit_if_only_ours_left() {
         return;
     }
     // Started from an exporter, it blocks the signals that one blocks.
-    let exit = std::thread::Builder::new().name("spanguard-exit".to_string());
+    let exit = crate::config::thread_builder("spanguard-exit");
     // SAFETY: exit(0) is what the process's last thread would have called.
     let spawned = exit.spawn(|| unsafe { libc::exit(0) });
     if spawned.is_err() {

@@ -396,7 +396,8 @@ mod tsc {
                     "/sys/devices/system/clocksource/clocksource0/current_clocksource",
                 )
                 .is_ok_and(|s| s.trim() == "tsc")
-                    && std::env::var_os("SPANGUARD_CLOCK").is_none_or(|v| v != "system");
+                    && crate::span::environment::var_os("SPANGUARD_CLOCK")
+                        .is_none_or(|v| v != "system");
                 USABLE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
                 ok
             }

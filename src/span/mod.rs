@@ -3,6 +3,7 @@
 
 pub mod any_value;
 pub mod clock;
+pub mod environment;
 pub mod ids;
 pub mod limits;
 pub mod passthrough;

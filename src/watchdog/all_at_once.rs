@@ -26,7 +26,7 @@ pub fn for_each_at_once(each: impl Fn(&Pipeline) + Sync) {
     std::thread::scope(|scope| {
         let mut not_started = Vec::new();
         for p in rest {
-            let builder = std::thread::Builder::new().name("spanguard-flush".to_string());
+            let builder = crate::config::thread_builder("spanguard-flush");
             let started = super::shield::spawn_scoped_shielded(scope, builder, move || run(p));
             if started.is_err() {
                 not_started.push(p);

@@ -212,7 +212,7 @@ fn start_watchdog_thread() -> bool {
         unsafe { libc::close(old) };
     }
     spawn_shielded(
-        std::thread::Builder::new().name("spanguard-watchdog".to_string()),
+        crate::config::thread_builder("spanguard-watchdog"),
         move || watch(read_end),
     )
     .is_ok()
@@ -537,7 +537,7 @@ fn run_before_signal_flush(deadline: Duration) {
     };
     let (done, finished) = std::sync::mpsc::channel();
     let spawned = spawn_shielded(
-        std::thread::Builder::new().name("spanguard-before-flush".to_string()),
+        crate::config::thread_builder("spanguard-before-flush"),
         move || {
             let _ = std::panic::catch_unwind(|| hook(deadline));
             let _ = done.send(());
