@@ -219,8 +219,8 @@ fn cut_when_recorded_places(value_len: usize, pool_mib: u32, depth: usize) -> [S
              (SPANGUARD_PAYLOAD_POOL_MIB raises it, payload_pool_mib in the config)"
         ),
         format!(
-            "when recorded, past the value depth limit ({depth} levels of nesting; arrays and \
-             maps there emptied; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT raises it, up to 128, \
+            "when recorded, past the value depth limit ({depth}; arrays and maps nested deeper \
+             emptied; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT raises it, up to 128, \
              value_depth_limit in the config)"
         ),
         "when recorded, at a fixed limit: a name or key over 1024 bytes, a tracestate over \
