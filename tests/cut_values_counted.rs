@@ -398,15 +398,7 @@ fn values_cut_as_recorded_are_recorded_by_the_limit_that_cut_them() {
     tracer.shutdown(Duration::from_secs(30)).expect("shutdown");
     assert_eq!(tracer.stats().values_truncated, 4);
 
-    let outcomes = spanguard::export::outcome::dir_in(&dir.join("spool"));
-    let records: Vec<_> = std::fs::read_dir(&outcomes)
-        .expect("the outcomes directory")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sgoutcome"))
-        .collect();
-    assert_eq!(records.len(), 1, "{records:?}");
-    let record_text = std::fs::read_to_string(&records[0]).expect("the record");
-    let record = spanguard::export::outcome::parse(&record_text).expect("a record");
+    let (record_text, record) = support::the_outcome_record(&dir.join("spool"));
     assert_eq!(record.counts.truncated, 4, "{record_text}");
     let mut cuts = record.cuts.clone();
     cuts.sort();
