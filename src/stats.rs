@@ -102,6 +102,10 @@ counters! {
     links_dropped,
     /// Strings cut at a documented limit.
     values_truncated,
+    /// Of those, values of the resource or an instrumentation scope cut to
+    /// the value depth limit as they were set (`spanguard why` says them
+    /// with that limit's setting).
+    shared_values_cut_at_depth,
     /// Strings whose invalid UTF-8 was replaced.
     utf8_replaced,
     /// Batches written to the spool directory on their first trip.

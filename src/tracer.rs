@@ -2543,6 +2543,7 @@ fn complex_values_limited(
     }
     if cut > 0 {
         Stats::add(&p.stats.values_truncated, cut);
+        Stats::add(&p.stats.shared_values_cut_at_depth, cut);
     }
     Ok(attributes)
 }

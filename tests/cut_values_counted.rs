@@ -360,3 +360,80 @@ fn a_span_over_the_spool_cap_even_with_its_values_cut_is_lost_and_says_why() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Values cut as they were recorded are kept in the tracer's record (what
+/// `spanguard why` reads) by the limit that cut them, with the setting
+/// that raises it: two prompts cut at the value length limit, a resource
+/// value nested past the depth limit as it was set, a name over its fixed
+/// limit. The record counted them (`truncated`) without a place, and why
+/// could only list every limit that cuts values when recorded.
+#[test]
+fn values_cut_as_recorded_are_recorded_by_the_limit_that_cut_them() {
+    use spanguard::config::ResourceValue;
+    let dir = std::env::temp_dir().join(format!("sg-cut-places-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = TracerConfig {
+        service_name: "cut-places".into(),
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        ..TracerConfig::default()
+    };
+    config.limits.attribute_value_length = 100;
+    config.limits.attribute_value_depth = 1;
+    let tracer = Tracer::new(config).expect("tracer");
+    // An array holding an (empty) array: level 2, past a depth limit of 1.
+    let nested = vec![0x2a, 0x04, 0x0a, 0x02, 0x2a, 0x00];
+    tracer
+        .set_resource(vec![("labels".into(), ResourceValue::Any(nested))])
+        .expect("running");
+    let text = prompt(5_000);
+    for name in [&b"llm"[..], &[b'n'; 2_000][..]] {
+        let (s, _) = tracer.begin(name, Parent::None, 1).expect("begin");
+        tracer
+            .set_attribute(s, b"gen_ai.prompt", AttrInput::Str(text.as_bytes()))
+            .expect("set");
+        tracer.end(s, 0).expect("end");
+    }
+    tracer.shutdown(Duration::from_secs(30)).expect("shutdown");
+    assert_eq!(tracer.stats().values_truncated, 4);
+
+    let (record_text, record) = support::the_outcome_record(&dir.join("spool"));
+    assert_eq!(record.counts.truncated, 4, "{record_text}");
+    let mut cuts = record.cuts.clone();
+    cuts.sort();
+    let said = |n: u64, starts: &str, names: &[&str]| {
+        cuts.iter().any(|(values, place)| {
+            *values == n && place.starts_with(starts) && names.iter().all(|s| place.contains(s))
+        })
+    };
+    assert_eq!(cuts.len(), 3, "{record_text}");
+    assert!(
+        said(
+            2,
+            "when recorded, at the attribute value length limit (100 characters;",
+            &[
+                "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+                "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+            ]
+        ),
+        "{record_text}"
+    );
+    assert!(
+        said(
+            1,
+            "when recorded, past the value depth limit (1; arrays and maps nested deeper",
+            &["SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT"]
+        ),
+        "{record_text}"
+    );
+    assert!(
+        said(
+            1,
+            "when recorded, at a fixed limit: a name or key over 1024 bytes",
+            &[]
+        ),
+        "{record_text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -93,15 +93,7 @@ fn a_shutdown_for_a_signal_marks_open_spans_interrupted_by_it() {
     // The tracer's last record (what `spanguard why` reads) names the
     // signal it stopped for: it said "stopped its tracer at a termination
     // signal ... still open at the signal", which one untold.
-    let outcomes = spanguard::export::outcome::dir_in(&dir.join("spool"));
-    let records: Vec<_> = std::fs::read_dir(&outcomes)
-        .expect("the outcomes directory")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sgoutcome"))
-        .collect();
-    assert_eq!(records.len(), 1, "{records:?}");
-    let text = std::fs::read_to_string(&records[0]).expect("the record");
-    let record = spanguard::export::outcome::parse(&text).expect("a record");
+    let (text, record) = support::the_outcome_record(&dir.join("spool"));
     assert!(record.stopped, "{text}");
     assert_eq!(record.ending_of_signal, libc::SIGTERM, "{text}");
     assert_eq!(record.counts.interrupted, 1, "{text}");

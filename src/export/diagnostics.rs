@@ -189,6 +189,46 @@ fn emptied_place(depth: usize) -> String {
     )
 }
 
+/// Values spans cut as they were recorded (`SpanRecord::values_cut_by`),
+/// summed, by the limit that cut them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CutWhenRecorded {
+    /// At the value length limit.
+    pub length_limit: u64,
+    /// Where the payload pool ran out.
+    pub pool: u64,
+    /// Past the value depth limit.
+    pub depth_limit: u64,
+    /// At a fixed limit: a name's or key's, a tracestate's, a scope's.
+    pub fixed: u64,
+}
+
+/// Where values cut as they were recorded were cut, and what keeps them
+/// whole (the words after "N values cut"), as README's settings name
+/// them: `value_len` the value length limit in characters, `pool_mib`
+/// the payload pool's size, `depth` the value depth limit.
+fn cut_when_recorded_places(value_len: usize, pool_mib: u32, depth: usize) -> [String; 4] {
+    [
+        format!(
+            "when recorded, at the attribute value length limit ({value_len} characters; \
+             OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT raises \
+             it, value_length_limit in the config; unset, there is none)"
+        ),
+        format!(
+            "when recorded, where the payload pool ({pool_mib} MiB) was used up \
+             (SPANGUARD_PAYLOAD_POOL_MIB raises it, payload_pool_mib in the config)"
+        ),
+        format!(
+            "when recorded, past the value depth limit ({depth}; arrays and maps nested deeper \
+             emptied; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT raises it, up to 128, \
+             value_depth_limit in the config)"
+        ),
+        "when recorded, at a fixed limit: a name or key over 1024 bytes, a tracestate over \
+         512, an instrumentation scope's name or version over 256 (no setting raises them)"
+            .to_string(),
+    ]
+}
+
 pub struct Diagnostics {
     level: LogLevel,
     sink: Sink,
@@ -253,8 +293,9 @@ struct ValuesCut {
 
 impl ValuesCut {
     /// Places kept apart: a request's or line's size, the spool's cap, a
-    /// server's nesting limit, a recovered span's size, and one more.
-    const MOST: usize = 6;
+    /// server's nesting limit, a recovered span's size, the four limits
+    /// values are cut at as they are recorded, and two more.
+    const MOST: usize = 10;
 
     fn add(&mut self, values: u64, place: &str) {
         if values == 0 {
@@ -997,6 +1038,29 @@ impl Diagnostics {
                 if total == 1 { "" } else { "s" }
             ),
         );
+    }
+
+    /// Values spans cut as they were recorded (`cut`), kept apart by the
+    /// limit that cut them with the setting that raises it, for the record
+    /// a process leaves: a prompt cut at the value length limit was said
+    /// there only among every limit that cuts values when recorded, and
+    /// its user could not tell which setting to raise. (Said on stderr as
+    /// they were before: the pool's warning, the program's own limits.)
+    /// `limits` are the tracer's, `pool_mib` its payload pool's size.
+    pub fn values_cut_when_recorded(
+        &mut self,
+        cut: &CutWhenRecorded,
+        limits: &crate::span::limits::SpanLimits,
+        pool_mib: u32,
+    ) {
+        if *cut == CutWhenRecorded::default() {
+            return;
+        }
+        let places = cut_when_recorded_places(limits.value_len(), pool_mib, limits.value_depth());
+        let counts = [cut.length_limit, cut.pool, cut.depth_limit, cut.fixed];
+        for (values, place) in counts.into_iter().zip(&places) {
+            self.cuts.add(values, place);
+        }
     }
 
     /// A value found the payload pool (`mib` MiB) used up and was cut.

@@ -25,7 +25,7 @@ use super::batch_sizer::BatchSizer;
 use super::delivery::{
     Delivery, DeliveryHost, Origin, Outcome, Request, SAFE_VALUE_DEPTH, is_recording,
 };
-use super::diagnostics::{Diagnostics, SetAsideNews, count, spans as n_spans};
+use super::diagnostics::{CutWhenRecorded, Diagnostics, SetAsideNews, count, spans as n_spans};
 use super::outcome::{self, Counts, OutcomeFile};
 use super::pacer::Pacer;
 use super::recovery;
@@ -92,6 +92,9 @@ pub struct Exporter {
     buffer_full_seen: u64,
     /// `payload_waits` as last seen, to tell of new waits.
     payload_waits_seen: u64,
+    /// `shared_values_cut_at_depth` as last kept among the places values
+    /// were cut (`notice_shared_values_cut`).
+    shared_cut_seen: u64,
     /// When to look for dead processes' files again.
     next_leftover_scan: Instant,
     /// What was told of files set aside, and what is held back.
@@ -178,6 +181,7 @@ impl Exporter {
             file_sink,
             buffer_full_seen: 0,
             payload_waits_seen: 0,
+            shared_cut_seen: 0,
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             set_aside_news: SetAsideNews::default(),
             pacer: Pacer::new(),
@@ -397,6 +401,7 @@ impl Exporter {
     /// cannot be written costs nothing else, nor does pruning old ones:
     /// it gives way to a flush, a filling queue and a shutdown.
     fn record_outcome(&mut self, state: outcome::State) {
+        self.notice_shared_values_cut();
         let counts = Counts::of(&self.pipeline.stats.snapshot(&self.pipeline.slab));
         let host = &self.host;
         if let Some(reason) = host.diagnostics.spooled_because() {
@@ -409,6 +414,25 @@ impl Exporter {
             .write(state, &counts, host.diagnostics.loss_causes(), || {
                 host.busy() || host.stopping()
             });
+    }
+
+    /// Keeps a resource's or scope's values cut to the depth limit as they
+    /// were set (`Tracer::set_resource`, counted by the tracer) since the
+    /// last look with the place spans' values are cut so, for the record.
+    fn notice_shared_values_cut(&mut self) {
+        let p = &self.pipeline;
+        let shared = p.stats.shared_values_cut_at_depth.load(Ordering::Relaxed);
+        if shared > self.shared_cut_seen {
+            let cut = CutWhenRecorded {
+                depth_limit: shared - self.shared_cut_seen,
+                ..CutWhenRecorded::default()
+            };
+            let (limits, pool_mib) = (&p.config.limits, p.config.payload_pool_mib);
+            self.host
+                .diagnostics
+                .values_cut_when_recorded(&cut, limits, pool_mib);
+            self.shared_cut_seen = shared;
+        }
     }
 
     /// `record_outcome` while running, when something changed and the
@@ -716,7 +740,11 @@ impl Exporter {
                 if start == 0 && look.any_losses() {
                     // These are every taken span: counted once, from the
                     // views the first request is encoded from.
-                    count_record_losses(&p.stats, &views);
+                    let cut = count_record_losses(&p.stats, &views);
+                    let (limits, pool_mib) = (&p.config.limits, p.config.payload_pool_mib);
+                    self.host
+                        .diagnostics
+                        .values_cut_when_recorded(&cut, limits, pool_mib);
                 }
                 self.encoder.set_lone_limit(self.delivery.lone_span_limit());
                 let n = self.encoder.encode_prefix(&resource, &views);
@@ -1456,10 +1484,12 @@ impl BatchLook {
     }
 }
 
-/// Adds what each record could not hold to the tracer's counters.
-fn count_record_losses(stats: &Stats, views: &[SpanView]) {
+/// Adds what each record could not hold to the tracer's counters; says
+/// the values cut as they were recorded by the limit that cut them.
+fn count_record_losses(stats: &Stats, views: &[SpanView]) -> CutWhenRecorded {
     let (mut attrs, mut events, mut links, mut truncated, mut replaced) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut cut = CutWhenRecorded::default();
     for v in views {
         let r = v.record;
         // Every count below is in the rest's line or an event's or link's
@@ -1486,10 +1516,18 @@ fn count_record_losses(stats: &Stats, views: &[SpanView]) {
         links += rest.dropped_links as u64;
         truncated += rest.truncated_values as u64;
         replaced += rest.replaced_utf8 as u64;
+        if rest.truncated_values > 0 {
+            let by = r.values_cut_by();
+            cut.length_limit += by.length_limit as u64;
+            cut.pool += by.pool as u64;
+            cut.depth_limit += by.depth_limit as u64;
+        }
     }
+    cut.fixed = truncated - (cut.length_limit + cut.pool + cut.depth_limit);
     Stats::add(&stats.attributes_dropped, attrs);
     Stats::add(&stats.events_dropped, events);
     Stats::add(&stats.links_dropped, links);
     Stats::add(&stats.values_truncated, truncated);
     Stats::add(&stats.utf8_replaced, replaced);
+    cut
 }

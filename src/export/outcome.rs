@@ -87,7 +87,7 @@ const MOST_DEATHS: usize = MOST_LEAVES;
 const DIED_LINE_BYTES: usize = "died ".len() + 4 * 21;
 /// The most places where values were cut a file says (`cut` lines): the
 /// places `Diagnostics` keeps apart, and the rest summed.
-const MOST_CUTS: usize = 7;
+const MOST_CUTS: usize = 11;
 /// The most of a place where values were cut kept, in bytes: the limit,
 /// its size and the setting that raises it.
 const MOST_CUT_BYTES: usize = 400;

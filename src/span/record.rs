@@ -569,8 +569,17 @@ pub struct SpanRecord {
     /// record's layout, and so a dump's, is unchanged.
     pub name_room: u8,
     pub status_room: u8,
+    /// Of `SpanRest::truncated_values`, those cut at a limit a setting
+    /// raises, by limit (`ValuesCutBy`): so that a prompt cut as it was
+    /// recorded is said with the setting that keeps it whole. Written
+    /// only when a value is cut, read (`values_cut_by`) and cleared
+    /// (`reset_rest`) only when `truncated_values` counts one. Taken from
+    /// the padding below, as `name_room`: the record's layout, and so a
+    /// dump's, is unchanged, and a dump of a version before reads as none
+    /// of them (its padding is zero).
+    cut_by: ValuesCutBy,
     /// Puts the arena at the start of a cache line.
-    pub _to_line: [u8; 26],
+    pub _to_line: [u8; 20],
     pub arena: [u8; ARENA_BYTES],
 }
 
@@ -578,6 +587,38 @@ pub struct SpanRecord {
 #[inline]
 pub fn count_one(counter: &mut u16) {
     *counter = counter.saturating_add(1);
+}
+
+/// Of a span's values cut as they were recorded (`truncated_values`),
+/// those cut at each limit a setting raises; the rest were cut at a fixed
+/// limit (a name or key over 1 KiB, a tracestate, a scope's name).
+/// Saturating at u16::MAX, as `truncated_values` does.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ValuesCutBy {
+    /// At the value length limit (`SpanLimits::value_len`).
+    pub length_limit: u16,
+    /// Where the payload pool ran out.
+    pub pool: u16,
+    /// Past the value depth limit (`SpanLimits::value_depth`).
+    pub depth_limit: u16,
+}
+
+/// A limit a setting raises that cut a value (`SpanRecord::count_cut`).
+#[derive(Clone, Copy)]
+enum CutAt {
+    LengthLimit,
+    Pool,
+    DepthLimit,
+}
+
+/// What a text's limit is (`store_text_at`): a value's, the value length
+/// limit, or a fixed one (a name's, a key's, a scope's, a tracestate's;
+/// a status message has none).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LimitOf {
+    Value,
+    Text,
 }
 
 /// Where a record's `SpanRest` line starts, and its chunk count within it.
@@ -835,13 +876,16 @@ unsafe fn copy_block_sse2(
 pub struct TextOutcome {
     pub truncated: bool,
     pub replaced_utf8: bool,
+    /// Of `truncated`: cut where the payload pool ran out (whatever the
+    /// limit would have kept).
+    pub pool_ran_out: bool,
 }
 
 impl TextOutcome {
-    /// The two flags in one byte, for a result returned in registers.
+    /// The three flags in one byte, for a result returned in registers.
     #[inline(always)]
     fn bits(self) -> u8 {
-        self.truncated as u8 | (self.replaced_utf8 as u8) << 1
+        self.truncated as u8 | (self.replaced_utf8 as u8) << 1 | (self.pool_ran_out as u8) << 2
     }
 
     #[inline(always)]
@@ -849,6 +893,7 @@ impl TextOutcome {
         TextOutcome {
             truncated: bits & 1 != 0,
             replaced_utf8: bits & 2 != 0,
+            pool_ran_out: bits & 4 != 0,
         }
     }
 
@@ -856,6 +901,7 @@ impl TextOutcome {
     pub(crate) fn merge(&mut self, o: TextOutcome) {
         self.truncated |= o.truncated;
         self.replaced_utf8 |= o.replaced_utf8;
+        self.pool_ran_out |= o.pool_ran_out;
     }
 }
 
@@ -1132,6 +1178,9 @@ impl SpanRecord {
                 self.name_room = 0;
                 self.status_room = 0;
             }
+            if self.rest.truncated_values != 0 {
+                self.cut_by = ValuesCutBy::default();
+            }
             self.rest = SpanRest::CLEAR;
         }
         if self.attribute_count as usize > INLINE_ATTRIBUTES {
@@ -1400,6 +1449,18 @@ impl SpanRecord {
         limit: usize,
         store: &S,
     ) -> (TextRef, TextOutcome) {
+        self.store_text_at(input, limit, LimitOf::Text, store)
+    }
+
+    /// `store_text`, its limit `of` what (said where a cut is counted).
+    #[inline(always)]
+    fn store_text_at<S: ChunkStore + ?Sized>(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        of: LimitOf,
+        store: &S,
+    ) -> (TextRef, TextOutcome) {
         // Names, keys and most values are short ASCII: a few loads that
         // both check and copy, inline. Everything else takes the call.
         // (The general path cost 90 instructions for a 6-byte key.)
@@ -1418,7 +1479,7 @@ impl SpanRecord {
             };
             return (text, TextOutcome::default());
         }
-        let (word, outcome) = self.store_text_in_registers(input, limit, store);
+        let (word, outcome) = self.store_text_in_registers(input, limit, of, store);
         (unpack(word), TextOutcome::from_bits(outcome))
     }
 
@@ -1432,7 +1493,8 @@ impl SpanRecord {
         char_limit: usize,
         store: &S,
     ) -> (TextRef, TextOutcome) {
-        self.store_text(input, value_byte_limit(input, char_limit), store)
+        let limit = value_byte_limit(input, char_limit);
+        self.store_text_at(input, limit, LimitOf::Value, store)
     }
 
     /// `store_text_general` (cutting) with its result in two registers.
@@ -1440,19 +1502,23 @@ impl SpanRecord {
     /// path above then wrote the two halves of its `TextRef` there for the
     /// value's word to be read back whole: a store-forwarding stall that
     /// perf put at a quarter of `spanguard_span_set_string`'s cycles.
+    /// A value cut at its limit is counted there (`ValuesCutBy`).
     #[inline(never)]
     fn store_text_in_registers<S: ChunkStore + ?Sized>(
         &mut self,
         input: &[u8],
         limit: usize,
+        of: LimitOf,
         store: &S,
     ) -> (u64, u8) {
-        if input.len() > SHORT_TEXT
-            && let Some((t, o)) = self.store_long_ascii(input, limit, store)
-        {
-            return (pack(t), o.bits());
+        let (t, o) = match input.len() > SHORT_TEXT {
+            true => self.store_long_ascii(input, limit, store),
+            false => None,
         }
-        let (t, o) = self.store_text_general(input, limit, store, true);
+        .unwrap_or_else(|| self.store_text_general(input, limit, store, true));
+        if o.truncated && !o.pool_ran_out && of == LimitOf::Value {
+            self.count_cut(CutAt::LengthLimit);
+        }
         (pack(t), o.bits())
     }
 
@@ -1506,6 +1572,7 @@ impl SpanRecord {
             TextOutcome {
                 truncated,
                 replaced_utf8: false,
+                pool_ran_out: false,
             },
         ))
     }
@@ -1536,6 +1603,7 @@ impl SpanRecord {
                     TextOutcome {
                         truncated: true,
                         replaced_utf8: false,
+                        pool_ran_out: true,
                     },
                 );
             }
@@ -1555,9 +1623,13 @@ impl SpanRecord {
         let outcome = TextOutcome {
             truncated: plan.cut || written < plan.out_len,
             replaced_utf8: plan.replaced_utf8,
+            pool_ran_out: written < plan.out_len,
         };
         if outcome.truncated {
             count_one(&mut self.rest_mut().truncated_values);
+        }
+        if outcome.pool_ran_out {
+            self.count_cut(CutAt::Pool);
         }
         if outcome.replaced_utf8 {
             count_one(&mut self.rest_mut().replaced_utf8);
@@ -1614,6 +1686,10 @@ impl SpanRecord {
         if truncated {
             count_one(&mut self.rest_mut().truncated_values);
         }
+        let pool_ran_out = got < want;
+        if pool_ran_out {
+            self.count_cut(CutAt::Pool);
+        }
         (
             TextRef {
                 offset: at,
@@ -1622,6 +1698,7 @@ impl SpanRecord {
             TextOutcome {
                 truncated,
                 replaced_utf8: false,
+                pool_ran_out,
             },
         )
     }
@@ -1657,6 +1734,12 @@ impl SpanRecord {
             t.len = 0;
         } else if limited {
             count_one(&mut self.rest_mut().truncated_values);
+            // Once, for the limit that keeps it whole only when raised:
+            // the depth's, when both cut it.
+            self.count_cut(match value.deeper_than(depth) {
+                true => CutAt::DepthLimit,
+                false => CutAt::LengthLimit,
+            });
             outcome.truncated = true;
         }
         (t, outcome)
@@ -1705,6 +1788,9 @@ impl SpanRecord {
             | ValueInput::Bool(_) => self.store_value(value, limits, store),
             ValueInput::Bytes(b) => {
                 let (t, o) = self.store_bytes(b, limit, store);
+                if o.truncated && !o.pool_ran_out {
+                    self.count_cut(CutAt::LengthLimit);
+                }
                 (ValueKind::Bytes, pack(t), o)
             }
             ValueInput::AnyValue(v) => {
@@ -1765,6 +1851,7 @@ impl SpanRecord {
         let truncated = kept < n;
         if truncated {
             count_one(&mut self.rest_mut().truncated_values);
+            self.count_cut(CutAt::Pool);
         }
         (
             TextRef {
@@ -1774,6 +1861,7 @@ impl SpanRecord {
             TextOutcome {
                 truncated,
                 replaced_utf8: false,
+                pool_ran_out: truncated,
             },
         )
     }
@@ -2282,6 +2370,43 @@ impl SpanRecord {
     #[inline(never)]
     pub fn note_cut_key(&mut self) {
         count_one(&mut self.rest_mut().truncated_values);
+    }
+
+    /// Counts a value cut `at` a limit a setting raises (`ValuesCutBy`),
+    /// beside `truncated_values`, which its caller counts. Out of the
+    /// common path: only a cut comes here.
+    #[cold]
+    #[inline(never)]
+    fn count_cut(&mut self, at: CutAt) {
+        let c = &mut self.cut_by;
+        count_one(match at {
+            CutAt::LengthLimit => &mut c.length_limit,
+            CutAt::Pool => &mut c.pool,
+            CutAt::DepthLimit => &mut c.depth_limit,
+        });
+    }
+
+    /// Of the values the span cut as it recorded them (`truncated_values`),
+    /// those cut at each limit a setting raises; none read when it cut
+    /// none. Each at most `truncated_values` (a record from disk may hold
+    /// anything), their sum too.
+    #[inline]
+    pub fn values_cut_by(&self) -> ValuesCutBy {
+        let mut left = self.rest().truncated_values;
+        if left == 0 {
+            return ValuesCutBy::default();
+        }
+        let mut take = |n: u16| {
+            let n = n.min(left);
+            left -= n;
+            n
+        };
+        let c = self.cut_by;
+        ValuesCutBy {
+            length_limit: take(c.length_limit),
+            pool: take(c.pool),
+            depth_limit: take(c.depth_limit),
+        }
     }
 
     /// Which of the first `n` entries of the slot's table has `key`.
@@ -3675,6 +3800,10 @@ const _: () = {
     assert!(REST_AT + std::mem::size_of::<SpanRest>() <= 896);
     assert!(std::mem::offset_of!(SpanRecord, attributes) + 3 * 16 <= 128);
     assert!(std::mem::offset_of!(SpanRecord, arena).is_multiple_of(64));
+    // Counters taken from the padding: the arena, and so a dump's layout,
+    // where it was.
+    assert!(std::mem::offset_of!(SpanRecord, arena) == 1024);
+    assert!(std::mem::offset_of!(SpanRecord, cut_by) == 998);
     assert!(std::mem::size_of::<SpanRecord>().is_multiple_of(64));
     assert!(std::mem::size_of::<AttributeRecord>() == 16);
     assert!(std::mem::size_of::<AttributeNode>() == 24);
@@ -4588,6 +4717,96 @@ mod tests {
         r.set_attribute(b"a", &ValueInput::Int(9), &limits, &store)
             .expect("replace");
         assert_eq!(r.rest().dropped_attributes, 1);
+    }
+
+    /// Each value cut as it is recorded is counted by the limit that cut
+    /// it (`values_cut_by`): the value length limit (a short string, a
+    /// long ASCII one, one that is not ASCII, bytes, an array's element, a
+    /// string inside a complex value), the depth limit, the payload pool;
+    /// those cut at a fixed limit (a name) in none, so that `spanguard
+    /// why` says which setting keeps each whole. The exporter's reset
+    /// clears them, and a record from disk says no more than it counts.
+    #[test]
+    fn values_cut_as_recorded_are_counted_by_the_limit_that_cut_them() {
+        use crate::span::any_value::tests::{array, deep_arrays, string};
+        let store = TestStore::new(2);
+        let mut r = blank();
+        let limits = SpanLimits {
+            attribute_value_length: 10,
+            attribute_value_depth: 2,
+            ..SpanLimits::default()
+        };
+        let long = "x".repeat(100);
+        let accents = "é".repeat(100);
+        let elements = [RawStr::new(b"whole"), RawStr::new(long.as_bytes())];
+        let inside = array(&[string(&long)]);
+        let deep = deep_arrays(3, &string("x"));
+        let at_the_length_limit = [
+            ValueInput::Str(b"eleven byte"),
+            ValueInput::Str(long.as_bytes()),
+            ValueInput::Str(accents.as_bytes()),
+            ValueInput::Bytes(long.as_bytes()),
+            ValueInput::StrArray(&elements),
+            ValueInput::AnyValue(AnyValueRef::check(&inside).expect("well formed")),
+        ];
+        for (i, value) in at_the_length_limit.iter().enumerate() {
+            let o = r
+                .set_attribute(format!("k{i}").as_bytes(), value, &limits, &store)
+                .expect("set");
+            assert!(o.truncated && !o.pool_ran_out, "{value:?}");
+        }
+        let whole = ValueInput::Str(b"ten bytes!");
+        assert!(
+            !r.set_attribute(b"w", &whole, &limits, &store)
+                .expect("set")
+                .truncated
+        );
+        let deep = ValueInput::AnyValue(AnyValueRef::check(&deep).expect("well formed"));
+        r.set_attribute(b"deep", &deep, &limits, &store)
+            .expect("set");
+        // A fixed limit: a name over MAX_NAME_BYTES.
+        assert!(
+            r.replace_name(&[b'n'; MAX_NAME_BYTES + 1], &store)
+                .truncated
+        );
+        assert_eq!(r.rest().truncated_values, 8);
+        let by = ValuesCutBy {
+            length_limit: 6,
+            pool: 0,
+            depth_limit: 1,
+        };
+        assert_eq!(r.values_cut_by(), by);
+        // The pool's two chunks and the arena's room used up: no length
+        // limit, and still cut.
+        let big = "é".repeat(10_000);
+        let o = r
+            .set_attribute(
+                b"prompt",
+                &ValueInput::Str(big.as_bytes()),
+                &SpanLimits::default(),
+                &store,
+            )
+            .expect("set, cut");
+        assert!(o.truncated && o.pool_ran_out);
+        assert_eq!(r.values_cut_by(), ValuesCutBy { pool: 1, ..by });
+
+        // A record from disk counting fewer than its counters say.
+        let mut forged = blank();
+        forged.rest_mut().truncated_values = 3;
+        forged.cut_by = ValuesCutBy {
+            length_limit: 2,
+            pool: 9,
+            depth_limit: 9,
+        };
+        let said = forged.values_cut_by();
+        assert_eq!((said.length_limit, said.pool, said.depth_limit), (2, 1, 0));
+
+        // The exporter's reset clears them with the count.
+        let mut chunks = Vec::new();
+        r.owned_chunks(&store, |c| chunks.push(c));
+        r.reset_rest();
+        assert_eq!(r.cut_by, ValuesCutBy::default());
+        assert_eq!(r.values_cut_by(), ValuesCutBy::default());
     }
 
     #[test]

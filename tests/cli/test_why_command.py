@@ -181,19 +181,50 @@ def test_values_cut_are_said_with_where_and_what_keeps_them_whole_not_as_nothing
     assert len(where) == 1 and "SPANGUARD_SINK_MAX_LINE_BYTES raises it" in where[0], run.stdout
     assert "  no span lost, but values were cut (above)" in lines, run.stdout
 
-    # Cut as they were recorded, to OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: said
-    # with the settings that cut values when recorded.
-    limited = dict(env, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="100")
-    emit, stats = emit_to_sink(tmp_path, limited, "limited", "--count", "2", "--prompt-bytes", "5000",
-                               "--from-env")
-    assert stats["values_truncated"] == 2, stats
-    run = why(cli, env, "--dir", str(tmp_path / "spool"), "--last", "1")
+
+
+def values_cut_lines(run):
+    """The lines of the one record `why` said that say values cut where:
+    those under its "N values cut: ..." line."""
     assert run.returncode == 0, run.stdout + run.stderr
-    lines = run.stdout.splitlines()
-    assert any(l.startswith("  2 values cut: their spans were sent without all") for l in lines), run.stdout
-    recorded = [l for l in lines if l.startswith("    2 values cut as they were recorded: ")]
-    assert len(recorded) == 1 and "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" in recorded[0], run.stdout
-    assert "  nothing lost" not in lines, run.stdout
+    return [l for l in run.stdout.splitlines() if l.startswith("    ") and " cut " in l]
+
+
+def test_values_cut_as_they_were_recorded_are_said_with_the_limit_that_cut_them_and_its_setting(cli, tmp_path):
+    """An LLM prompt longer than the attribute value length limit, or than
+    what the payload pool had left, is cut as it is recorded
+    (spanguard_span_set_string), and counted in values_truncated; `why`
+    said of it only every limit that cuts values when recorded, in one
+    list: the user could not tell which setting cut their prompt. Each
+    cause is counted apart now, and said with its size and the setting
+    that raises it, and no other."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+
+    # 5000-byte prompts, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=100.
+    limited = dict(env, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="100")
+    _, stats = emit_to_sink(tmp_path, limited, "limited", "--count", "2", "--prompt-bytes", "5000", "--from-env")
+    assert stats["values_truncated"] == 2, stats
+    run = why(cli, env, "--dir", str(spool), "--last", "1")
+    assert ("  2 values cut: their spans were sent without all of what the program gave them "
+            "(values_truncated counts them)") in run.stdout.splitlines(), run.stdout
+    assert values_cut_lines(run) == [
+        "    2 values cut when recorded, at the attribute value length limit (100 characters; "
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT raises it, "
+        "value_length_limit in the config; unset, there is none)"], run.stdout
+    assert "  no span lost, but values were cut (above)" in run.stdout.splitlines(), run.stdout
+
+    # A 3 MB prompt and a payload pool of 1 MiB that may not wait: cut
+    # where the pool ran out (the sink's line raised past it, so that the
+    # sink cuts nothing more).
+    small_pool = dict(env, SPANGUARD_PAYLOAD_POOL_MIB="1", SPANGUARD_FULL_POLICY="drop",
+                      SPANGUARD_SINK_MAX_LINE_BYTES=str(8 << 20))
+    _, stats = emit_to_sink(tmp_path, small_pool, "pool", "--count", "1", "--prompt-bytes", "3000000", "--from-env")
+    assert stats["values_truncated"] == 1 and stats["spans_exported"] == 1, stats
+    run = why(cli, env, "--dir", str(spool), "--last", "1")
+    assert values_cut_lines(run) == [
+        "    1 value cut when recorded, where the payload pool (1 MiB) was used up "
+        "(SPANGUARD_PAYLOAD_POOL_MIB raises it, payload_pool_mib in the config)"], run.stdout
 
 
 def test_records_live_in_the_spool_directory_the_user_chose_and_why_finds_them_there(cli, tmp_path):

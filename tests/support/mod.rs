@@ -379,3 +379,19 @@ pub fn run_once(
     end_numbered(&tracer, prefix, spans);
     flush_and_shut_down(&tracer, prefix)
 }
+
+/// The one record a tracer left in `spool`'s outcomes/ directory (what
+/// `spanguard why` reads): its text and what it says.
+#[allow(dead_code)]
+pub fn the_outcome_record(spool: &Path) -> (String, spanguard::export::outcome::Outcome) {
+    let outcomes = spanguard::export::outcome::dir_in(spool);
+    let records: Vec<_> = std::fs::read_dir(&outcomes)
+        .expect("the outcomes directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sgoutcome"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let text = std::fs::read_to_string(&records[0]).expect("the record");
+    let record = spanguard::export::outcome::parse(&text).expect("a record");
+    (text, record)
+}

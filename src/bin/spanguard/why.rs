@@ -25,8 +25,9 @@ usage: spanguard why [--dir DIR] [--last N]
 Says what the last processes traced with spanguard here did with their spans,
 newest first: each tracer keeps a small record of its counts, the first
 message of each cause of loss (the line it said on stderr, with what to
-change) and where it cut values (a sink line's or a request's size...: their
-spans were sent without all the program gave them), written at its start,
+change) and where it cut values (a sink line's or a request's size, the
+value length limit or the payload pool as they were recorded...: their spans
+were sent without all the program gave them), written at its start,
 every few seconds while something changes and at its stop. A process killed
 (SIGKILL, out of memory) leaves its last record: it is said to have ended
 without stopping its tracer, with what was not accounted for then.
@@ -671,9 +672,11 @@ fn describe(
     out
 }
 
-/// Where values are cut as they are recorded, and what keeps them whole:
-/// the tracer counts these cuts in the span's record, not by place.
-const CUT_WHEN_RECORDED: &str = "as they were recorded: at the attribute value length \
+/// Where values are cut as they are recorded, and what keeps them whole,
+/// for the values a record counts but names no place for: a tracer of a
+/// version before named none of these places.
+const CUT_WHEN_RECORDED: &str = "as they were recorded, at a limit the record does not name \
+     (a version before named none): at the attribute value length \
      limit (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT or OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT; none by \
      default), at a payload pool used up (raise SPANGUARD_PAYLOAD_POOL_MIB), a name or key over \
      1 KiB, a scope name over 256 bytes, or a value nested deeper than \
