@@ -1,18 +1,21 @@
 //! Answers a hostile or odd server gives that the other suites do not: a
 //! partial success in a body compressed with `deflate` (a zlib stream or a
-//! bare one) or under a list of codings (`gzip, identity`), and a deflate
-//! bomb, each over a real loopback socket through curl: the spans a server
-//! rejects are counted rejected, never delivered.
+//! bare one) or under a list of codings (`gzip, identity`), a deflate bomb,
+//! and a JSON partial success written with the proto field names
+//! (`partial_success`, `rejected_spans`). Each over a real loopback socket
+//! through curl, then through a whole tracer: the spans a server rejects
+//! are counted rejected, never delivered.
 
 use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use spanguard::config::TlsFiles;
+use spanguard::config::{Compression, Protocol, TlsFiles, TracerConfig};
 use spanguard::export::http::HttpTransport;
+use spanguard::export::otlp_decode::decode_body;
 use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
 
 mod support;
@@ -159,4 +162,84 @@ fn a_deflate_bomb_is_inflated_no_further_than_the_64_kib_a_body_is_kept() {
             "bare: {bare}"
         );
     }
+}
+
+#[test]
+fn a_json_partial_success_under_the_proto_field_names_is_read() {
+    // Protobuf's JSON readers take a field under its proto name as under
+    // its lowerCamelCase one; a server that writes them as declared
+    // (`preserving_proto_field_name`) had its rejections counted
+    // delivered, in a JSON request as in a protobuf one.
+    for body in [
+        &br#"{"partial_success":{"rejected_spans":"4","error_message":"too old"}}"#[..],
+        br#"{"partial_success":{"rejectedSpans":4,"error_message":"too old"}}"#,
+        br#"{"partialSuccess":{"rejected_spans":4,"errorMessage":"too old"}}"#,
+    ] {
+        for format in [BodyFormat::Json, BodyFormat::Protobuf] {
+            let answer = with_body(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
+                body,
+            );
+            assert_eq!(
+                send(&answering(answer), format),
+                rejected(4, "too old"),
+                "{}, {format:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
+
+/// A tracer sending OTLP/JSON to `url` in batches of 3; ends `spans`,
+/// flushes, shuts down and returns its stats.
+fn run(name: &str, url: &str, spans: usize) -> spanguard::stats::StatsSnapshot {
+    let (tracer, dir) = support::tracer_to(
+        name,
+        url,
+        TracerConfig {
+            protocol: Protocol::HttpJson,
+            compression: Compression::None,
+            schedule_delay: Duration::from_millis(20),
+            max_export_batch_size: 3,
+            request_timeout: Duration::from_secs(10),
+            export_timeout: Duration::from_secs(60),
+            ..TracerConfig::default()
+        },
+    );
+    support::end_numbered(&tracer, name, spans);
+    let stats = support::flush_and_shut_down(&tracer, name);
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(stats.spans_ended, spans as u64);
+    stats
+}
+
+/// The spans in an OTLP/JSON request body.
+fn spans_in(body: &[u8]) -> u64 {
+    decode_body(body, BodyFormat::Json, false)
+        .expect("a request of OTLP/JSON")
+        .len() as u64
+}
+
+#[test]
+fn spans_rejected_in_a_deflated_or_proto_named_answer_are_counted_rejected() {
+    // Every answer rejects every span of its request (a count past any
+    // batch): in turn deflated, and in JSON under the proto field names.
+    let sent = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&sent);
+    let url = support::raw_backend(move |n, body| {
+        counted.fetch_add(spans_in(body), Ordering::Relaxed);
+        let json = br#"{"partial_success":{"rejected_spans":"100","error_message":"all"}}"#;
+        if n % 2 == 0 {
+            with_body(
+                "HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\n",
+                &deflated(json, false, flate2::Compression::best()),
+            )
+        } else {
+            with_body("HTTP/1.1 200 OK\r\n", json)
+        }
+    });
+    let stats = run("walk-rejected", &url, 12);
+    assert_eq!(sent.load(Ordering::Relaxed), 12);
+    assert_eq!(stats.dropped_rejected, 12, "{stats:?}");
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
 }
