@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use spanguard::config::{Compression, Protocol, TlsFiles, TracerConfig};
+use spanguard::config::TlsFiles;
 use spanguard::export::http::HttpTransport;
 use spanguard::export::otlp_decode::decode_body;
 use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
@@ -207,19 +207,7 @@ fn a_408_is_tried_again_not_a_refusal_of_the_data() {
 /// A tracer sending OTLP/JSON to `url` in batches of 3; ends `spans`,
 /// flushes, shuts down and returns its stats.
 fn run(name: &str, url: &str, spans: usize) -> spanguard::stats::StatsSnapshot {
-    let (tracer, dir) = support::tracer_to(
-        name,
-        url,
-        TracerConfig {
-            protocol: Protocol::HttpJson,
-            compression: Compression::None,
-            schedule_delay: Duration::from_millis(20),
-            max_export_batch_size: 3,
-            request_timeout: Duration::from_secs(10),
-            export_timeout: Duration::from_secs(60),
-            ..TracerConfig::default()
-        },
-    );
+    let (tracer, dir) = support::tracer_to(name, url, support::json_in_threes());
     support::end_numbered(&tracer, name, spans);
     let stats = support::flush_and_shut_down(&tracer, name);
     let _ = std::fs::remove_dir_all(dir);
