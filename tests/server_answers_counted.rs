@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use spanguard::config::{Compression, Protocol, TracerConfig};
 use spanguard::export::otlp_decode::decode_body;
 use spanguard::export::transport::BodyFormat;
 use spanguard::tracer::Parent;
@@ -92,20 +91,7 @@ fn every_span_is_counted_whatever_the_server_answers() {
         };
         answers[which].clone()
     });
-    let (tracer, dir) = support::tracer_to(
-        "server-answers",
-        &url,
-        TracerConfig {
-            protocol: Protocol::HttpJson,
-            compression: Compression::None,
-            schedule_delay: Duration::from_millis(20),
-            max_export_batch_size: 3,
-            request_timeout: Duration::from_secs(10),
-            // Room for every retry of a batch: each answer is reached.
-            export_timeout: Duration::from_secs(60),
-            ..TracerConfig::default()
-        },
-    );
+    let (tracer, dir) = support::tracer_to("server-answers", &url, support::json_in_threes());
     // In a thread: a hang fails the test at the bound below, not the run.
     let (done, finished) = mpsc::channel();
     let worker = std::thread::spawn(move || {

@@ -32,9 +32,10 @@ struct Response {
     /// The body went past RESPONSE_BODY_MAX and the transfer was stopped
     /// there: the answer's status stands, its body is cut.
     cut: bool,
-    /// The final answer said `Content-Encoding: gzip`: a proxy may add it
-    /// although no Accept-Encoding is sent (curl decodes nothing unasked).
-    gzipped: bool,
+    /// What the final answer's `Content-Encoding` says its body is
+    /// compressed with: a proxy may compress although no Accept-Encoding
+    /// is sent (curl decodes nothing unasked).
+    encoding: BodyEncoding,
     /// The last answer's headers came whole (its blank line did), and it
     /// is a final one (not 1xx): its status is the server's verdict,
     /// whatever then becomes of its body.
@@ -69,7 +70,7 @@ impl Response {
             location: None,
             bad_status_line: None,
             cut: false,
-            gzipped: false,
+            encoding: BodyEncoding::Identity,
             final_headers: false,
             interim: false,
             status_seen: false,
@@ -87,7 +88,7 @@ impl Response {
         self.location = None;
         self.bad_status_line = None;
         self.cut = false;
-        self.gzipped = false;
+        self.encoding = BodyEncoding::Identity;
         self.final_headers = false;
         self.interim = false;
         self.status_seen = false;
@@ -145,12 +146,12 @@ impl Response {
         code()
     }
 
-    /// The answer's body as it reads: inflated when it came gzipped (a
-    /// partial success in a gzipped answer was read as no answer at all,
-    /// and its rejected spans were neither counted nor said). Inflated to
-    /// `inflate`'s cap at most.
+    /// The answer's body as it reads: inflated when it came gzipped or
+    /// deflated (a partial success in a compressed answer was read as no
+    /// answer at all, and its rejected spans were neither counted nor
+    /// said). Inflated to `inflate`'s cap at most.
     fn read_body(&self) -> std::borrow::Cow<'_, [u8]> {
-        match self.gzipped.then(|| inflate(&self.body)).flatten() {
+        match inflate(&self.body, self.encoding) {
             Some(inflated) => std::borrow::Cow::Owned(inflated),
             None => std::borrow::Cow::Borrowed(&self.body),
         }
@@ -257,7 +258,7 @@ impl Handler for Response {
             self.status_seen = true;
             self.retry_after = None;
             self.location = None;
-            self.gzipped = false;
+            self.encoding = BodyEncoding::Identity;
             self.final_headers = false;
             // "HTTP/1.1 103 ...", "HTTP/2 100 ...": the code's first digit.
             self.interim = data
@@ -284,9 +285,7 @@ impl Handler for Response {
             } else if name.eq_ignore_ascii_case("location") {
                 self.location = Some(value.trim().chars().take(200).collect());
             } else if name.eq_ignore_ascii_case("content-encoding") {
-                let value = value.trim();
-                self.gzipped =
-                    value.eq_ignore_ascii_case("gzip") || value.eq_ignore_ascii_case("x-gzip");
+                self.encoding = BodyEncoding::named(value);
             }
         }
         true
@@ -1253,23 +1252,68 @@ fn tls_contents(tls: &TlsFiles) -> Option<u64> {
     ))
 }
 
-/// A gzipped answer's body, inflated up to RESPONSE_BODY_MAX as a plain
-/// one is kept (a small answer may inflate to gigabytes). None when it does
-/// not inflate (not gzip, cut short): then its bytes are read as they
-/// came, as any body no OTLP answer can be read from.
-fn inflate(body: &[u8]) -> Option<Vec<u8>> {
+/// The compression an answer's `Content-Encoding` names, of those a
+/// body is inflated from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyEncoding {
+    Identity,
+    Gzip,
+    /// HTTP's `deflate`: a zlib stream (RFC 9110), or a bare deflate one
+    /// as some servers send it.
+    Deflate,
+}
+
+impl BodyEncoding {
+    /// The encoding a `Content-Encoding` value names, `identity` in a
+    /// list of codings aside (`gzip, identity` is gzip); Identity for any
+    /// other value, or more than one coding (its body is read as it came).
+    fn named(value: &str) -> BodyEncoding {
+        let mut codings = value
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
+        let (Some(coding), None) = (codings.next(), codings.next()) else {
+            return BodyEncoding::Identity;
+        };
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            BodyEncoding::Gzip
+        } else if coding.eq_ignore_ascii_case("deflate") {
+            BodyEncoding::Deflate
+        } else {
+            BodyEncoding::Identity
+        }
+    }
+}
+
+/// A compressed answer's body, inflated up to RESPONSE_BODY_MAX as a plain
+/// one is kept (a small answer may inflate to gigabytes). None when it is
+/// not compressed or does not inflate (not what its encoding says, cut
+/// short): then its bytes are read as they came, as any body no OTLP
+/// answer can be read from.
+fn inflate(body: &[u8], encoding: BodyEncoding) -> Option<Vec<u8>> {
     use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(body)
-        .take(RESPONSE_BODY_MAX as u64)
-        .read_to_end(&mut out)
-        .ok()?;
-    Some(out)
+    let read = |mut decoder: Box<dyn Read + '_>| {
+        let mut out = Vec::new();
+        decoder
+            .by_ref()
+            .take(RESPONSE_BODY_MAX as u64)
+            .read_to_end(&mut out)
+            .ok()
+            .map(|_| out)
+    };
+    match encoding {
+        BodyEncoding::Identity => None,
+        BodyEncoding::Gzip => read(Box::new(flate2::read::MultiGzDecoder::new(body))),
+        BodyEncoding::Deflate => read(Box::new(flate2::read::ZlibDecoder::new(body)))
+            .or_else(|| read(Box::new(flate2::read::DeflateDecoder::new(body)))),
+    }
 }
 
 /// Turns an HTTP answer into an outcome, per the OTLP/HTTP spec: 2xx is
 /// success (maybe partial), 429/502/503/504 are worth retrying (honouring
-/// Retry-After, read at `now_unix_s`), 413 asks for smaller requests,
+/// Retry-After, read at `now_unix_s`), and so is 408 (the server timed
+/// out reading the request: nothing of its data), 413 asks for smaller
+/// requests,
 /// 401, 403, 404, 405, 407 and 431 refuse the sender or the URL
 /// (`SendError::Misdirected`), every other 4xx and 5xx is final; a code
 /// that is no final status of HTTP's (over 599) is kept, as an answer
@@ -1409,7 +1453,12 @@ fn judge(answer: &Answer, format: BodyFormat, now_unix_s: u64) -> Result<Accepte
             ),
             Some("set the endpoint to where it leads".to_string()),
         )),
-        429 | 502 | 503 | 504 => {
+        // 408: the server did not get the whole request in the time it
+        // waits (a slow upload under load, a proxy's own timeout). It
+        // says nothing of the data, and RFC 9110 lets a client repeat the
+        // request: taken for a final refusal, a batch and both its
+        // halves answered so were lost, and a spool file deleted.
+        408 | 429 | 502 | 503 | 504 => {
             let retry_after =
                 retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s));
             // A web page with a 502 or 504 is a reverse proxy's or a load
@@ -2446,7 +2495,10 @@ mod tests {
         let mut bomb = Vec::new();
         crate::export::gzip::GzipWriter::new().compress(&vec![0u8; 4 << 20], &mut bomb);
         assert!(bomb.len() < RESPONSE_BODY_MAX, "{}", bomb.len());
-        assert_eq!(inflate(&bomb).map(|b| b.len()), Some(RESPONSE_BODY_MAX));
+        assert_eq!(
+            inflate(&bomb, BodyEncoding::Gzip).map(|b| b.len()),
+            Some(RESPONSE_BODY_MAX)
+        );
     }
 
     /// A final answer whose headers came whole is the server's verdict,

@@ -60,13 +60,17 @@ fn parse_proto(body: &[u8]) -> Option<Accepted> {
 }
 
 /// Enough JSON to find `partialSuccess.rejectedSpans` (a number or a decimal
-/// string, as OTLP/JSON allows) and `errorMessage`.
+/// string, as OTLP/JSON allows) and `errorMessage`, each under its
+/// lowerCamelCase name or its proto field name (`partial_success`,
+/// `rejected_spans`, `error_message`), as every protobuf JSON reader takes
+/// them: a server that writes field names as declared (protobuf's
+/// `preserving_proto_field_name`) had its rejected spans counted delivered.
 fn parse_json(body: &[u8]) -> Option<Accepted> {
     let text = std::str::from_utf8(body).ok()?;
-    let section = &text[text.find("\"partialSuccess\"")?..];
+    let section = &text[json_key(text, "\"partialSuccess\"", "\"partial_success\"")?.0..];
     let mut out = Accepted::default();
-    if let Some(at) = section.find("\"rejectedSpans\"") {
-        let rest = section[at + "\"rejectedSpans\"".len()..].trim_start();
+    if let Some((_, rest)) = json_key(section, "\"rejectedSpans\"", "\"rejected_spans\"") {
+        let rest = rest.trim_start();
         let rest = rest.strip_prefix(':')?.trim_start().trim_start_matches('"');
         // The field is an int64: a negative count is one the server should
         // not send. In protobuf it comes as a ten-byte varint, read as past
@@ -85,12 +89,21 @@ fn parse_json(body: &[u8]) -> Option<Accepted> {
             (Some(_), true) => u64::MAX,
         };
     }
-    if let Some(at) = section.find("\"errorMessage\"") {
-        let rest = section[at + "\"errorMessage\"".len()..].trim_start();
+    if let Some((_, rest)) = json_key(section, "\"errorMessage\"", "\"error_message\"") {
+        let rest = rest.trim_start();
         let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
         out.message = json_string(rest);
     }
     Some(out)
+}
+
+/// Where the first of `camel` or `snake` (one key, under its two JSON
+/// names) is in `text`, and the text after it.
+fn json_key<'a>(text: &'a str, camel: &str, snake: &str) -> Option<(usize, &'a str)> {
+    [camel, snake]
+        .into_iter()
+        .filter_map(|key| text.find(key).map(|at| (at, &text[at + key.len()..])))
+        .min_by_key(|&(at, _)| at)
 }
 
 /// The JSON string whose text `text` starts with (after its opening
@@ -276,6 +289,24 @@ mod tests {
         assert_eq!(a.rejected_spans, 2);
         assert_eq!(a.message, "bad \"span\"");
         assert_eq!(parse(b"{}", BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// Protobuf's JSON readers take a field under its proto name as under
+    /// its lowerCamelCase one: a server writing the names as declared had
+    /// its rejections counted delivered. The first of the two in the text
+    /// is read, whichever it is.
+    #[test]
+    fn json_partial_success_under_the_proto_field_names_is_read() {
+        let a = parse(
+            br#"{"partial_success":{"rejected_spans":"2","error_message":"bad"}}"#,
+            BodyFormat::Json,
+        );
+        assert_eq!((a.rejected_spans, a.message.as_str()), (2, "bad"));
+        let a = parse(
+            br#"{"partial_success":{"rejected_spans":3},"partialSuccess":{"rejectedSpans":1}}"#,
+            BodyFormat::Json,
+        );
+        assert_eq!(a.rejected_spans, 3);
     }
 
     /// A server that answers in the other encoding than the request's:

@@ -62,6 +62,22 @@ pub fn tracer_in(name: &str, config: TracerConfig) -> (Tracer, PathBuf) {
     (tracer, dir)
 }
 
+/// OTLP/JSON, not compressed, in batches of 3 sent every 20 ms, with room
+/// for every retry of a batch (a 10 s request timeout, 60 s to export): a
+/// test's server meets each batch, and each of its answers is reached.
+#[allow(dead_code)]
+pub fn json_in_threes() -> TracerConfig {
+    TracerConfig {
+        protocol: spanguard::config::Protocol::HttpJson,
+        compression: spanguard::config::Compression::None,
+        schedule_delay: Duration::from_millis(20),
+        max_export_batch_size: 3,
+        request_timeout: Duration::from_secs(10),
+        export_timeout: Duration::from_secs(60),
+        ..TracerConfig::default()
+    }
+}
+
 /// An OTLP/HTTP backend on loopback that takes `delay` to answer each
 /// request (200, empty body) and hands every request body to `on_body`
 /// first. Returns its URL and a flag that, once set, makes it stop taking

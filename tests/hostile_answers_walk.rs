@@ -1,0 +1,275 @@
+//! Answers a hostile or odd server gives that the other suites do not:
+//! a partial success in a body compressed with `deflate` (a zlib stream or
+//! a bare one) or under a list of codings (`gzip, identity`), a deflate
+//! bomb, a JSON partial success written with the proto field names
+//! (`partial_success`, `rejected_spans`), and a 408 Request Timeout. Each
+//! over a real loopback socket through curl, then through a whole tracer:
+//! the spans a server rejects are counted rejected, never delivered, and
+//! those it timed out reading are sent again, never lost.
+
+use std::io::{BufReader, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use spanguard::config::TlsFiles;
+use spanguard::export::http::HttpTransport;
+use spanguard::export::otlp_decode::decode_body;
+use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
+
+mod support;
+
+/// A server that reads each request and answers it with `answer`, then
+/// closes the connection. Returns its URL.
+fn answering(answer: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            if support::read_request(&mut reader).is_some() {
+                let _ = conn.write_all(&answer);
+            }
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    url
+}
+
+/// One request in `format` (an empty one: the answer is what is tested).
+fn send(url: &str, format: BodyFormat) -> Result<Accepted, SendError> {
+    let mut t = HttpTransport::new(
+        url,
+        &[],
+        &TlsFiles::default(),
+        Duration::from_secs(30),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let body: &[u8] = match format {
+        BodyFormat::Json => br#"{"resourceSpans":[]}"#,
+        BodyFormat::Protobuf => b"",
+    };
+    t.send(body, format, false)
+}
+
+fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{head}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// `data` compressed as HTTP's `deflate` says (a zlib stream), or as a
+/// bare deflate stream when `bare` (what some servers send for it).
+fn deflated(data: &[u8], bare: bool, level: flate2::Compression) -> Vec<u8> {
+    if bare {
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), level);
+        z.write_all(data).expect("in memory");
+        z.finish().expect("in memory")
+    } else {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), level);
+        z.write_all(data).expect("in memory");
+        z.finish().expect("in memory")
+    }
+}
+
+fn gzipped(data: &[u8]) -> Vec<u8> {
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(data).expect("in memory");
+    z.finish().expect("in memory")
+}
+
+/// An ExportTraceServiceResponse in protobuf: `partial_success {
+/// rejected_spans, error_message }`.
+fn partial_success(rejected: u8, message: &str) -> Vec<u8> {
+    assert!(rejected < 0x80 && message.len() < 0x80);
+    let mut inner = vec![0x08, rejected, 0x12, message.len() as u8];
+    inner.extend_from_slice(message.as_bytes());
+    support::len_field(0x0a, &inner)
+}
+
+fn rejected(count: u64, message: &str) -> Result<Accepted, SendError> {
+    Ok(Accepted {
+        rejected_spans: count,
+        message: message.to_string(),
+    })
+}
+
+#[test]
+fn a_partial_success_in_a_deflated_answer_is_read() {
+    // A proxy may compress an answer though no Accept-Encoding asked for
+    // it, with deflate as with gzip: its compressed bytes read as no OTLP
+    // answer, and the spans it rejected were counted delivered.
+    let partial = partial_success(3, "3 spans too old");
+    for bare in [false, true] {
+        for encoding in ["deflate", "DEFLATE", "deflate, identity"] {
+            let answer = with_body(
+                &format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n\
+                     Content-Encoding: {encoding}\r\n"
+                ),
+                &deflated(&partial, bare, flate2::Compression::best()),
+            );
+            assert_eq!(
+                send(&answering(answer), BodyFormat::Protobuf),
+                rejected(3, "3 spans too old"),
+                "{encoding}, bare: {bare}"
+            );
+        }
+    }
+    // gzip named among identities is gzip.
+    for encoding in ["gzip, identity", "identity,gzip"] {
+        let answer = with_body(
+            &format!("HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n"),
+            &gzipped(&partial),
+        );
+        assert_eq!(
+            send(&answering(answer), BodyFormat::Protobuf),
+            rejected(3, "3 spans too old"),
+            "{encoding}"
+        );
+    }
+    // Said to be deflated and not: read as it came (taken, nothing
+    // rejected), as a body that does not gunzip is.
+    let answer = with_body(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\n",
+        b"this is no deflate",
+    );
+    assert_eq!(
+        send(&answering(answer), BodyFormat::Json),
+        Ok(Accepted::default())
+    );
+}
+
+#[test]
+fn a_deflate_bomb_is_inflated_no_further_than_the_64_kib_a_body_is_kept() {
+    // 2 rejected, then 200 MB of blanks, about 200 KB deflated: cut where
+    // the transport stops keeping a body (64 KiB) and inflated no further
+    // than a body is kept.
+    let mut text = br#"{"partialSuccess":{"rejectedSpans":2,"errorMessage":"bomb"}}"#.to_vec();
+    text.resize(200 << 20, b' ');
+    for bare in [false, true] {
+        let bomb = deflated(&text, bare, flate2::Compression::fast());
+        assert!(bomb.len() > 64 << 10, "{}", bomb.len());
+        let answer = with_body(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: deflate\r\n",
+            &bomb,
+        );
+        assert_eq!(
+            send(&answering(answer), BodyFormat::Json),
+            rejected(2, "bomb"),
+            "bare: {bare}"
+        );
+    }
+}
+
+#[test]
+fn a_json_partial_success_under_the_proto_field_names_is_read() {
+    // Protobuf's JSON readers take a field under its proto name as under
+    // its lowerCamelCase one; a server that writes them as declared
+    // (`preserving_proto_field_name`) had its rejections counted
+    // delivered, in a JSON request as in a protobuf one.
+    for body in [
+        &br#"{"partial_success":{"rejected_spans":"4","error_message":"too old"}}"#[..],
+        br#"{"partial_success":{"rejectedSpans":4,"error_message":"too old"}}"#,
+        br#"{"partialSuccess":{"rejected_spans":4,"errorMessage":"too old"}}"#,
+    ] {
+        for format in [BodyFormat::Json, BodyFormat::Protobuf] {
+            let answer = with_body(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
+                body,
+            );
+            assert_eq!(
+                send(&answering(answer), format),
+                rejected(4, "too old"),
+                "{}, {format:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_408_is_tried_again_not_a_refusal_of_the_data() {
+    // 408: the server did not get the whole request in the time it
+    // waits (a slow upload under load, a proxy's own timeout; RFC 9110
+    // lets the client repeat it). It says nothing of the spans: taken for
+    // a refusal, a batch and both its halves answered so were lost.
+    let answer = with_body("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n", b"");
+    match send(&answering(answer), BodyFormat::Json) {
+        Err(SendError::Transient { reason, .. }) => assert!(reason.contains("408"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A tracer sending OTLP/JSON to `url` in batches of 3; ends `spans`,
+/// flushes, shuts down and returns its stats.
+fn run(name: &str, url: &str, spans: usize) -> spanguard::stats::StatsSnapshot {
+    let (tracer, dir) = support::tracer_to(name, url, support::json_in_threes());
+    support::end_numbered(&tracer, name, spans);
+    let stats = support::flush_and_shut_down(&tracer, name);
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(stats.spans_ended, spans as u64);
+    stats
+}
+
+/// The spans in an OTLP/JSON request body.
+fn spans_in(body: &[u8]) -> u64 {
+    decode_body(body, BodyFormat::Json, false)
+        .expect("a request of OTLP/JSON")
+        .len() as u64
+}
+
+#[test]
+fn spans_a_server_answered_408_then_takes_all_arrive() {
+    // The first three requests (a batch and both its halves, were it
+    // split) are answered 408, every later one 200.
+    let took = Arc::new(AtomicU64::new(0));
+    let timed_out = Arc::new(AtomicUsize::new(0));
+    let (taken, refused) = (Arc::clone(&took), Arc::clone(&timed_out));
+    let url = support::raw_backend(move |n, body| {
+        if n < 3 {
+            refused.fetch_add(1, Ordering::Relaxed);
+            b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                .to_vec()
+        } else {
+            taken.fetch_add(spans_in(body), Ordering::Relaxed);
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()
+        }
+    });
+    let stats = run("walk-408", &url, 9);
+    assert_eq!(timed_out.load(Ordering::Relaxed), 3);
+    assert_eq!(
+        (stats.dropped_export_failed, stats.dropped_rejected),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.spans_exported, 9, "{stats:?}");
+    assert_eq!(took.load(Ordering::Relaxed), 9);
+}
+
+#[test]
+fn spans_rejected_in_a_deflated_or_proto_named_answer_are_counted_rejected() {
+    // Every answer rejects every span of its request (a count past any
+    // batch): in turn deflated, and in JSON under the proto field names.
+    let sent = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&sent);
+    let url = support::raw_backend(move |n, body| {
+        counted.fetch_add(spans_in(body), Ordering::Relaxed);
+        let json = br#"{"partial_success":{"rejected_spans":"100","error_message":"all"}}"#;
+        if n % 2 == 0 {
+            with_body(
+                "HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\n",
+                &deflated(json, false, flate2::Compression::best()),
+            )
+        } else {
+            with_body("HTTP/1.1 200 OK\r\n", json)
+        }
+    });
+    let stats = run("walk-rejected", &url, 12);
+    assert_eq!(sent.load(Ordering::Relaxed), 12);
+    assert_eq!(stats.dropped_rejected, 12, "{stats:?}");
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+}
