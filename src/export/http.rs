@@ -1311,9 +1311,7 @@ fn inflate(body: &[u8], encoding: BodyEncoding) -> Option<Vec<u8>> {
 
 /// Turns an HTTP answer into an outcome, per the OTLP/HTTP spec: 2xx is
 /// success (maybe partial), 429/502/503/504 are worth retrying (honouring
-/// Retry-After, read at `now_unix_s`), and so is 408 (the server timed
-/// out reading the request: nothing of its data), 413 asks for smaller
-/// requests,
+/// Retry-After, read at `now_unix_s`), 413 asks for smaller requests,
 /// 401, 403, 404, 405, 407 and 431 refuse the sender or the URL
 /// (`SendError::Misdirected`), every other 4xx and 5xx is final; a code
 /// that is no final status of HTTP's (over 599) is kept, as an answer
@@ -1453,12 +1451,7 @@ fn judge(answer: &Answer, format: BodyFormat, now_unix_s: u64) -> Result<Accepte
             ),
             Some("set the endpoint to where it leads".to_string()),
         )),
-        // 408: the server did not get the whole request in the time it
-        // waits (a slow upload under load, a proxy's own timeout). It
-        // says nothing of the data, and RFC 9110 lets a client repeat the
-        // request: taken for a final refusal, a batch and both its
-        // halves answered so were lost, and a spool file deleted.
-        408 | 429 | 502 | 503 | 504 => {
+        429 | 502 | 503 | 504 => {
             let retry_after =
                 retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s));
             // A web page with a 502 or 504 is a reverse proxy's or a load
