@@ -25,10 +25,10 @@ import re
 import statistics
 import sys
 
+from bridge_instructions import CASES, bridged
 from span_instructions import arguments
 
 WARM = 1000
-CASES = {"begin+end": 0, "begin+3 attrs+end": 1}
 # Each piece: where it is (the processor's method, the module's function,
 # the tracer's method), as `patch` finds it.
 PIECES = [
@@ -72,22 +72,8 @@ def patch(processor, tracer, where, name):
 
 
 def child(directory, case, piece, extra):
-    sys.path.insert(0, directory)
-    import spanguard
-
-    import bench
-    from opentelemetry.sdk.trace import TracerProvider
-    from spanguard.otel import SpanguardSpanProcessor
-
-    assert spanguard.__file__.startswith(directory + os.sep), f"{spanguard.__file__} is not {directory}'s"
-    tracer = spanguard.Tracer(from_env=False, endpoint="discard:", install_signal_handlers=False,
-                              max_queue_size=1 << 16, max_export_batch_size=1 << 16,
-                              schedule_delay_ms=3600000)
-    processor = SpanguardSpanProcessor(tracer)
+    processor, tracer, work = bridged(directory, "bridge", case)
     _, where, name = next(p for p in PIECES if p[0] == piece)
-    provider = TracerProvider()
-    provider.add_span_processor(processor)
-    work = bench.otel_cases(provider.get_tracer("bench"))[CASES[case]]
     work(1)
     if where == "setter":
         # The following subclass the first span made: its setter wrapped in
