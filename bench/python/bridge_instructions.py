@@ -41,7 +41,11 @@ PROVIDERS = ("sdk", "bridge")
 CASES = {"begin+end": 0, "begin+3 attrs+end": 1}
 
 
-def child(directory, provider_kind, case, extra):
+def bridged(directory, provider_kind, case):
+    """A child's setup: the build in `directory` imported, a spanguard
+    tracer whose exporter sleeps throughout (as in span_instructions.py),
+    a provider with the processor `provider_kind` names, and the case's
+    work on it: (processor, tracer, work)."""
     sys.path.insert(0, directory)
     import spanguard
 
@@ -50,17 +54,20 @@ def child(directory, provider_kind, case, extra):
     from spanguard.otel import SpanguardSpanProcessor
 
     assert spanguard.__file__.startswith(directory + os.sep), f"{spanguard.__file__} is not {directory}'s"
-    # The exporter asleep throughout, as in span_instructions.py.
     tracer = spanguard.Tracer(from_env=False, endpoint="discard:", install_signal_handlers=False,
                               max_queue_size=1 << 16, max_export_batch_size=1 << 16,
                               schedule_delay_ms=3600000)
     processor = SpanguardSpanProcessor(tracer) if provider_kind == "bridge" else SpanProcessor()
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return processor, tracer, bench.otel_cases(provider.get_tracer("bench"))[CASES[case]]
+
+
+def child(directory, provider_kind, case, extra):
+    processor, _, work = bridged(directory, provider_kind, case)
     # Through a partial, so that callgrind names the calls (partial_vectorcall).
     processor.on_start = functools.partial(type(processor).on_start, processor)
     processor.on_end = functools.partial(type(processor).on_end, processor)
-    provider = TracerProvider()
-    provider.add_span_processor(processor)
-    work = bench.otel_cases(provider.get_tracer("bench"))[CASES[case]]
     work(WARM)
     work(extra)
     sys.stdout.flush()

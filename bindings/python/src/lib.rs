@@ -17,6 +17,7 @@ use pyo3::types::PyList;
 // install` users get the command the README describes. Mounted by path,
 // its modules stay the binary's (src/bin/spanguard), where the library's
 // core modules cannot reach them.
+mod bridge;
 #[path = "../../../src/bin/spanguard/cli.rs"]
 mod cli;
 mod events;
@@ -80,6 +81,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<span::Span>()?;
+    m.add_class::<bridge::SdkSpanHooks>()?;
     m.add("SpanguardError", py.get_type::<report::SpanguardError>())?;
     m.add("CURRENT_SPAN", span::current_span_var(py)?)?;
     for (name, value) in [

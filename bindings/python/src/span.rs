@@ -101,7 +101,7 @@ pub struct Span {
     pub(crate) handle: spanguard_span,
     ended: AtomicBool,
     /// The tracer's count of values it could not pass on, shared.
-    rejected: Arc<AtomicU64>,
+    pub(crate) rejected: Arc<AtomicU64>,
     /// The tracer object, kept alive while its spans are (opaque here:
     /// a span needs nothing of it but this, and to know it).
     tracer: Py<PyAny>,
@@ -347,7 +347,7 @@ impl Span {
     /// (the pool bounds it, no length limit does), or for another caller
     /// holding the span, set on an OS thread of the green library's pool
     /// (`green`).
-    fn status(&self, py: Python<'_>, code: u32, description: &[u8]) -> PyResult<()> {
+    pub(crate) fn status(&self, py: Python<'_>, code: u32, description: &[u8]) -> PyResult<()> {
         let h = self.handle;
         if green::runs_here(py, h, || description.len(), 1) {
             return status_here(py, h, code, description);
@@ -361,7 +361,7 @@ impl Span {
 
     /// Ends the span; true when the tracer had shut down and refused the
     /// end (`_end_refused`).
-    fn end_at(&self, py: Python<'_>, end_unix_ns: u64) -> PyResult<bool> {
+    pub(crate) fn end_at(&self, py: Python<'_>, end_unix_ns: u64) -> PyResult<bool> {
         // Relaxed: the flag only makes a second end() a no-op; the library
         // itself refuses a double end.
         if self.ended.swap(true, Ordering::Relaxed) {
@@ -474,7 +474,7 @@ impl Span {
     /// with the last name it was given. Runs in place under gevent too: a
     /// name is cut at `SPANGUARD_MAX_NAME_BYTES` and never waits for payload
     /// chunks (the library stores it from the pool as it is).
-    fn update_name(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn update_name(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = utf8(name);
         let n = name.as_bytes();
         // SAFETY: name is valid for its length.

@@ -497,6 +497,88 @@ impl Tracer {
         Tracer::begin_ex(slf, raw, &mut opts, &attrs, mapping, !ts.is_empty())
     }
 
+    /// `start_span_with_ids` with its ids read (a parent id of zeros
+    /// is no parent), for it and for the bridge's own start
+    /// (`bridge::SdkSpanHooks`). `scope`: its name, version and schema URL.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_with_ids(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyAny>,
+        kind: u32,
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+        parent_span_id: Option<[u8; 8]>,
+        trace_flags: u32,
+        parent_is_remote: bool,
+        tracestate: Option<&Bound<'_, PyAny>>,
+        start_time: Option<&Bound<'_, PyAny>>,
+        scope: [Option<&Bound<'_, PyAny>>; 3],
+        attributes: Option<&Bound<'_, PyAny>>,
+        limited_by_caller: bool,
+    ) -> PyResult<Py<Span>> {
+        let py = slf.py();
+        let this = slf.get();
+        let raw = this.raw(py)?;
+        let parent_span_id = parent_span_id.filter(|id| *id != [0; 8]);
+        let [scope_name, scope_version, scope_schema_url] = scope;
+        let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
+        let name = utf8(name);
+        let text = |t: Option<&Bound<'_, PyAny>>| {
+            t.filter(|t| !t.is_none())
+                .map(|t| utf8(t).as_bytes().to_vec())
+        };
+        let (ts, sn, sv) = (text(tracestate), text(scope_name), text(scope_version));
+        let su = text(scope_schema_url);
+        let mut opts = Tracer::options();
+        opts.kind = kind;
+        opts.name = name.as_bytes().as_ptr().cast();
+        opts.name_len = name.as_bytes().len();
+        opts.trace_id = trace_id.as_ptr();
+        opts.span_id = span_id.as_ptr();
+        opts.parent_span_id = parent_span_id
+            .as_ref()
+            .map_or(std::ptr::null(), |p| p.as_ptr());
+        opts.trace_flags = trace_flags;
+        if parent_is_remote {
+            opts.flags |= SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE;
+        }
+        if limited_by_caller {
+            opts.flags |= SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER;
+        }
+        for (field, len, value) in [
+            (&mut opts.tracestate, &mut opts.tracestate_len, &ts),
+            (&mut opts.scope_name, &mut opts.scope_name_len, &sn),
+            (&mut opts.scope_version, &mut opts.scope_version_len, &sv),
+            (
+                &mut opts.scope_schema_url,
+                &mut opts.scope_schema_url_len,
+                &su,
+            ),
+        ] {
+            if let Some(v) = value {
+                *field = v.as_ptr().cast();
+                *len = v.len();
+            }
+        }
+        opts.start_time_unix_ns = crate::values::unix_time_ns(start_time, &this.values_rejected);
+        let may_have_tracestate = ts.as_ref().is_some_and(|t| !t.is_empty());
+        let began = Tracer::begin_ex(slf, raw, &mut opts, &attrs, attributes, may_have_tracestate);
+        match began {
+            // The library refuses an invalid span context as an argument
+            // out of range; saying "a span kind is KIND_*" to a bridge
+            // whose span had zero ids sent its user looking at the kind.
+            Err(e) if e.is_instance_of::<PyValueError>(py) => match zero_id(&trace_id, &span_id) {
+                Some(which) => Err(PyValueError::new_err(format!(
+                    "spanguard: the span {:?} was refused: its {which} is all zero (an invalid span context, \
+                         which OpenTelemetry never exports)",
+                    String::from_utf8_lossy(name.as_bytes())
+                ))),
+                None => Err(e),
+            },
+            r => r,
+        }
+    }
+
     fn options() -> spanguard_span_options {
         // SAFETY: all-zero is a valid options struct; options_init sets
         // struct_size.
@@ -682,71 +764,27 @@ impl Tracer {
         scope_schema_url: Option<&Bound<'_, PyAny>>,
         limited_by_caller: bool,
     ) -> PyResult<Py<Span>> {
-        let py = slf.py();
-        let this = slf.get();
-        let raw = this.raw(py)?;
         let trace_id = id_bytes::<16>(trace_id)?;
         let span_id = id_bytes::<8>(span_id)?;
         let parent_span_id = match parent_span_id.filter(|p| !p.is_none()) {
-            Some(p) => Some(id_bytes::<8>(p)?).filter(|id| *id != [0; 8]),
+            Some(p) => Some(id_bytes::<8>(p)?),
             None => None,
         };
-        let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
-        let name = utf8(name);
-        let text = |t: Option<&Bound<'_, PyAny>>| {
-            t.filter(|t| !t.is_none())
-                .map(|t| utf8(t).as_bytes().to_vec())
-        };
-        let (ts, sn, sv) = (text(tracestate), text(scope_name), text(scope_version));
-        let su = text(scope_schema_url);
-        let mut opts = Tracer::options();
-        opts.kind = kind;
-        opts.name = name.as_bytes().as_ptr().cast();
-        opts.name_len = name.as_bytes().len();
-        opts.trace_id = trace_id.as_ptr();
-        opts.span_id = span_id.as_ptr();
-        opts.parent_span_id = parent_span_id
-            .as_ref()
-            .map_or(std::ptr::null(), |p| p.as_ptr());
-        opts.trace_flags = trace_flags;
-        if parent_is_remote {
-            opts.flags |= SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE;
-        }
-        if limited_by_caller {
-            opts.flags |= SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER;
-        }
-        for (field, len, value) in [
-            (&mut opts.tracestate, &mut opts.tracestate_len, &ts),
-            (&mut opts.scope_name, &mut opts.scope_name_len, &sn),
-            (&mut opts.scope_version, &mut opts.scope_version_len, &sv),
-            (
-                &mut opts.scope_schema_url,
-                &mut opts.scope_schema_url_len,
-                &su,
-            ),
-        ] {
-            if let Some(v) = value {
-                *field = v.as_ptr().cast();
-                *len = v.len();
-            }
-        }
-        opts.start_time_unix_ns = crate::values::unix_time_ns(start_time, &this.values_rejected);
-        let may_have_tracestate = ts.as_ref().is_some_and(|t| !t.is_empty());
-        let began = Tracer::begin_ex(slf, raw, &mut opts, &attrs, attributes, may_have_tracestate);
-        match began {
-            // The library refuses an invalid span context as an argument
-            // out of range; saying "a span kind is KIND_*" to a bridge
-            // whose span had zero ids sent its user looking at the kind.
-            Err(e) if e.is_instance_of::<PyValueError>(py) => match zero_id(&trace_id, &span_id) {
-                Some(which) => Err(PyValueError::new_err(format!(
-                    "spanguard: the span {:?} was refused: its {which} is all zero (an invalid span context, \
-                         which OpenTelemetry never exports)",
-                    String::from_utf8_lossy(name.as_bytes())
-                ))),
-                None => Err(e),
-            },
-            r => r,
-        }
+        Tracer::start_with_ids(
+            slf,
+            name,
+            kind,
+            trace_id,
+            span_id,
+            parent_span_id,
+            trace_flags,
+            parent_is_remote,
+            tracestate,
+            start_time,
+            [scope_name, scope_version, scope_schema_url],
+            attributes,
+            limited_by_caller,
+        )
     }
 
     /// Sets resource attributes over the tracer's own for every batch

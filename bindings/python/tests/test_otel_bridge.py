@@ -895,3 +895,145 @@ def test_a_local_sink_beside_the_sdks_otlp_exporter_is_not_warned_of(tmp_path, c
         provider.get_tracer("t").start_span("a")
     assert sent_twice_warnings(caplog) == []
     tracer.close()
+
+
+# The common span's on_start and on_end are one native call each
+# (`_native.SdkSpanHooks`, which reads the SDK's span in Rust): every field
+# it reads arrives as the SDK kept it, and a span it does not take is left
+# whole to the Python path.
+
+EVERY_TYPE = {"s": "flights to Lisbon", "empty": "", "unicode": "h\u00e9llo \u2713", "yes": True, "no": False,
+              "i": -42, "max": 2 ** 63 - 1, "f": 0.25, "tiny": -1e-300, "raw": b"\x00\xff", "strs": ("a", "b"),
+              "bools": [True, False], "ints": [1, -2, 3], "floats": (0.5, 1.5),
+              # A value of many KB, whole.
+              "gen_ai.prompt": "".join(f"{i:06d}" for i in range(40_000))}
+
+
+def past_its_first_span(provider, memory, name):
+    """A tracer of the provider whose first span has ended: a provider's
+    and a scope's first span goes the Python way, to pass them on."""
+    tracer = provider.get_tracer(name)
+    tracer.start_span("first").end()
+    memory.clear()
+    return tracer
+
+
+def one_arrived(memory, arrived):
+    (otel_span,) = memory.get_finished_spans()
+    return otel_span, arrived()[f"{otel_span.get_span_context().span_id:016x}"]
+
+
+@pytest.mark.parametrize("how", ["at the start", "set_attribute", "set_attributes"])
+def test_an_attribute_of_each_type_arrives_as_the_sdk_kept_it(bridged, how):
+    provider, memory, arrived = bridged
+    tracer = past_its_first_span(provider, memory, "types")
+    span = tracer.start_span("typed", attributes=EVERY_TYPE if how == "at the start" else None)
+    if how == "set_attribute":
+        for k, v in EVERY_TYPE.items():
+            span.set_attribute(k, v)
+    elif how == "set_attributes":
+        span.set_attributes(EVERY_TYPE)
+    span.end()
+    otel_span, got = one_arrived(memory, arrived)
+    assert got["attributes"] == as_received(EVERY_TYPE)
+    assert len(got["attributes"]["gen_ai.prompt"]) == 240_000
+    assert_same(otel_span, got)
+
+
+@pytest.mark.parametrize("kind", list(trace.SpanKind), ids=lambda k: k.name)
+def test_each_kind_under_a_remote_parent_with_a_tracestate_arrives_with_its_context(bridged, kind):
+    provider, memory, arrived = bridged
+    tracer = past_its_first_span(provider, memory, "kinds")
+    parent = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                               trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+                               trace_state=trace.TraceState([("congo", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7")]))
+    with tracer.start_as_current_span("remote child", context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
+                                      kind=kind):
+        with tracer.start_as_current_span("local child", kind=kind):
+            pass
+    got = arrived()
+    finished = memory.get_finished_spans()
+    assert len(finished) == 2
+    for otel_span in finished:
+        mine = got[f"{otel_span.get_span_context().span_id:016x}"]
+        assert_same(otel_span, mine)
+        assert mine["kind"] == kind.value + 1
+        assert mine["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+        assert mine["trace_state"] == "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+        # W3C sampled, and OTLP's has-is-remote and is-remote bits for the parent.
+        remote = otel_span.parent.is_remote
+        assert mine["flags"] == 0x101 | (0x200 if remote else 0), (otel_span.name, hex(mine["flags"]))
+    assert got[f"{finished[1].get_span_context().span_id:016x}"]["parent_span_id"] == "b7ad6b7169203331"
+
+
+@pytest.mark.parametrize("status", [None, trace.StatusCode.OK, trace.StatusCode.ERROR,
+                                    trace.Status(trace.StatusCode.ERROR, "upstream timeout")],
+                         ids=["unset", "ok", "error", "error with a description"])
+def test_status_a_new_name_and_the_sdks_times_arrive(bridged, status):
+    provider, memory, arrived = bridged
+    tracer = past_its_first_span(provider, memory, "status")
+    span = tracer.start_span("llm.chat", start_time=1_700_000_000_123_456_789)
+    span.update_name("llm.chat gpt-4o")
+    if status is not None:
+        span.set_status(status)
+    span.end(end_time=1_700_000_001_987_654_321)
+    otel_span, got = one_arrived(memory, arrived)
+    assert (got["name"], got["start"], got["end"]) == ("llm.chat gpt-4o", 1_700_000_000_123_456_789,
+                                                         1_700_000_001_987_654_321)
+    assert_same(otel_span, got)
+
+
+def test_events_and_links_added_while_open_arrive_with_their_attributes_and_tracestate(bridged):
+    provider, memory, arrived = bridged
+    linked = trace.SpanContext(0x1234567890ABCDEF1234567890ABCDEF, 0x1122334455667788, is_remote=True,
+                               trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+                               trace_state=trace.TraceState([("vendor", "v1")]))
+    span = past_its_first_span(provider, memory, "events").start_span("tool.call")
+    span.add_event("retry", {"attempt": 2, "why": "timeout", "ok": False, "backoff": [0.5, 1.0], "raw": b"\x01"},
+                   timestamp=1_700_000_000_000_000_001)
+    span.add_link(linked, {"why": "batch", "n": 3})
+    span.add_event("done")
+    span.end()
+    otel_span, got = one_arrived(memory, arrived)
+    assert [e["name"] for e in got["events"]] == ["retry", "done"]
+    assert got["events"][0]["attributes"] == as_received(otel_span.events[0].attributes)
+    (link,) = got["links"]
+    assert (link["trace_state"], link["flags"]) == ("vendor=v1", 0x301)
+    assert_same(otel_span, got)
+
+
+def test_the_common_span_takes_no_python_step_of_the_bridge(bridged, monkeypatch):
+    """Counts the Python path's steps (`_begin`, `_complete`): none for a
+    span the native hooks take, whatever is set on it while it is open;
+    one each where a span needs the Python path (a link given at its start
+    begins it there, attributes past the SDK's limit complete it there),
+    and those spans arrive as the SDK kept them too."""
+    provider, memory, arrived = bridged
+    tracer = past_its_first_span(provider, memory, "common")
+    calls = []
+    for step in ("_begin", "_complete"):
+        def counted(self, *args, _step=step, _original=getattr(SpanguardSpanProcessor, step)):
+            calls.append(_step)
+            return _original(self, *args)
+        monkeypatch.setattr(SpanguardSpanProcessor, step, counted)
+    other = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True)
+    with tracer.start_as_current_span("agent", kind=trace.SpanKind.SERVER, attributes={"turn": 3}) as agent:
+        agent.set_attribute("user.tier", "pro")
+        agent.set_attributes({"a": 1, "b": [1.5]})
+        agent.add_event("plan.ready", {"steps": 2})
+        agent.add_link(other, {"why": "origin"})
+        agent.update_name("agent.run")
+        with tracer.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT) as llm:
+            llm.set_status(trace.Status(trace.StatusCode.ERROR, "rate limited"))
+    assert calls == []
+    tracer.start_span("linked at its start", links=[trace.Link(other, {"why": "origin"})]).end()
+    assert calls == ["_begin"]
+    many = tracer.start_span("past the attribute limit")
+    many.set_attributes({f"k{i}": i for i in range(130)})
+    many.end()
+    assert calls == ["_begin", "_complete"]
+    got = arrived()
+    finished = memory.get_finished_spans()
+    assert len(finished) == 4
+    for otel_span in finished:
+        assert_same(otel_span, got[f"{otel_span.get_span_context().span_id:016x}"])

@@ -115,6 +115,12 @@ def _warn(message: str, *args, **kwargs) -> None:
 # members live as long as their enum.
 _KIND = {id(kind): kind.value + 1 for kind in SpanKind}
 _STATUS = {id(code): n for code, n in ((StatusCode.UNSET, 0), (StatusCode.OK, 1), (StatusCode.ERROR, 2))}
+# The same for `_native.SdkSpanHooks`: each kind with its OTLP number, and
+# the status codes in spanguard's order.
+_KIND_NUMBERS = [(kind, kind.value + 1) for kind in SpanKind]
+_STATUS_CODES = (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)
+# What `SdkSpanHooks.end` answers for a span ended after the tracer shut down.
+_END_REFUSED = 2
 # SPANGUARD_RESULT_SHUT_DOWN: the tracer was shut down or closed.
 _SHUT_DOWN = 5
 _MISSING = object()
@@ -569,10 +575,20 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._following: dict[type, type | None] = {}
         # The last scope seen and its fields: a tracer's spans share one.
         self._scope: tuple = (None, *_scope_fields(None))
+        # on_start and on_end for the common span, one native call each
+        # (`_native.SdkSpanHooks`): the Python path below takes the rest.
+        self._hooks = _native.SdkSpanHooks(tracer, self._open, self._following, _Open, _Watch, self._on_collected,
+                                           SpanContext, tuple(_SDK_SPANS), _KIND_NUMBERS, _STATUS_CODES)
 
     # -- SpanProcessor --------------------------------------------------------
 
     def on_start(self, span, parent_context=None) -> None:
+        try:
+            if self._hooks.start(span, self._resource, self._scope):
+                return
+        except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed("on_start", e)
+            return
         ctx = span.get_span_context()
         fields = _CONTEXT_FIELDS(ctx) if type(ctx) is SpanContext else _context_fields(ctx)
         if not fields[2] & _SAMPLED:
@@ -593,6 +609,16 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._follow(span, opened)
 
     def on_end(self, span: ReadableSpan) -> None:
+        try:
+            done = self._hooks.end(span, self._shut_down)
+        except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed("on_end", e)
+            return
+        if done:
+            if done == _END_REFUSED:
+                with self._lock:
+                    self._failures += 1  # as `_complete` counts it
+            return
         ctx = span.get_span_context()
         fields = _CONTEXT_FIELDS(ctx) if type(ctx) is SpanContext else _context_fields(ctx)
         if not fields[2] & _SAMPLED:
