@@ -438,6 +438,19 @@ pub struct RecoveredFile {
     pub signal: i32,
 }
 
+/// Why spans of a dead process's crash dump are lost
+/// (`DumpReader::torn_records`).
+const TORN_RECORDS: &str = "torn in a dead process's crash dump: its writer died (or its disk \
+                            filled) before their records were whole on disk, so nothing of \
+                            them could be read";
+
+/// Where values of spans recovered from a dead process's crash dump or
+/// flight file were cut (`DumpReader::take_chunks_cut`), said after "to
+/// fit their spans into".
+const TORN_CHUNKS: &str = "what a dead process's crash dump or flight file held of them (its \
+                           writer died while it wrote their payload chunks: the values in the \
+                           chunks missing arrive cut or left out, one counted a span)";
+
 /// What one look at the spool directory recovered.
 #[derive(Debug, Default)]
 pub struct Recovery {
@@ -548,6 +561,17 @@ pub fn recover_dir(
                                 });
                                 records.retain(|(r, _)| !in_journal(r, journaled));
                             }
+                            // Cut as the file holds them, whatever then
+                            // becomes of them (as a cut at this process's
+                            // size limit is counted).
+                            let cut = reader.take_chunks_cut();
+                            if cut > 0 {
+                                host.record(super::delivery::Outcome::Cut {
+                                    origin: super::delivery::Origin::Recovered,
+                                    values: cut,
+                                    limit: TORN_CHUNKS,
+                                });
+                            }
                             let part = crate::buffer::dump::Recovered { header, records };
                             for (r, _) in &part.records {
                                 if super::delivery::is_recording(r) {
@@ -585,6 +609,17 @@ pub fn recover_dir(
                 // it held and the signal it names are noted first in its
                 // process's record, for `spanguard why`.
                 if read_whole {
+                    // Once, as the file goes: a recoverer killed before
+                    // this counted none of them, and the next one reads
+                    // the file to its end again.
+                    let torn = reader.torn_records();
+                    if torn > 0 {
+                        host.record(super::delivery::Outcome::Lost {
+                            origin: super::delivery::Origin::Recovered,
+                            spans: torn,
+                            reason: TORN_RECORDS,
+                        });
+                    }
                     let death = super::outcome::Death {
                         signal: header.signal,
                         at_unix_s: reader.died_at_ns() / 1_000_000_000,
@@ -2049,5 +2084,113 @@ mod tests {
         let all_left = (left(&looks.dir, ".tmp-"), left(&looks.dir, ".0"));
         assert_eq!(all_left, (0, 0), "all removed in the end");
         assert!(looks.delivery.spool().take_set_aside().is_empty());
+    }
+
+    /// What a recovery told of the spans it could not send whole: spans
+    /// lost, values cut, and the spans delivered.
+    #[derive(Default)]
+    struct Tally {
+        lost: u64,
+        cut: u64,
+        delivered: u64,
+        reasons: Vec<String>,
+    }
+
+    impl DeliveryHost for Tally {
+        fn wait(&mut self, _: Duration) -> bool {
+            false
+        }
+        fn record(&mut self, outcome: Outcome<'_>) {
+            match outcome {
+                Outcome::Lost { spans, reason, .. } => {
+                    self.lost += spans;
+                    self.reasons.push(reason.to_string());
+                }
+                Outcome::Cut { values, limit, .. } => {
+                    self.cut += values;
+                    self.reasons.push(limit.to_string());
+                }
+                Outcome::Delivered { spans, .. } => self.delivered += spans,
+                _ => {}
+            }
+        }
+    }
+
+    /// A record of trace `file`, span `n`, ended, naming `chunks` chunks.
+    fn record_with_chunks(file: u8, n: u8, chunks: u32) -> Vec<u8> {
+        use crate::span::record::CHUNK_COUNT_AT;
+        let mut bytes = record_bytes(file, n, STATE_ENDED);
+        bytes[CHUNK_COUNT_AT..CHUNK_COUNT_AT + 4].copy_from_slice(&chunks.to_ne_bytes());
+        bytes
+    }
+
+    /// A crash dump whose writer died (SIGKILLed during the crash handler,
+    /// a second fault there, a disk full) holds its last record or its
+    /// last span's chunks only in part. Recovery sent the whole records
+    /// and said nothing of the rest: a record torn off at the end (a
+    /// `.sgdump-pending`, whose count was never written) or missing from
+    /// the count its header gives (a write that failed) was lost without
+    /// a count, and a span whose chunks the file ended in was sent with
+    /// fewer chunks, its values cut, without one. Each torn record is now a
+    /// span lost at recovery and each such span one value cut, counted once
+    /// when the file is read to its end; a slot still being begun (no ids
+    /// yet), which `recovered` skips, is no span and counts nothing.
+    #[test]
+    fn torn_records_and_chunks_of_a_dead_process_dump_are_counted() {
+        use crate::span::limits::CHUNK_BYTES;
+        let dir = fresh_dir("torn");
+        let rsize = std::mem::size_of::<crate::span::record::SpanRecord>();
+        // Killed in the crash handler: three whole records, a slot being
+        // begun (no ids), then half of a fourth span's record.
+        let mut pending = DumpHeader::new(magic_of(false), 0, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        for n in 1..=3 {
+            pending.extend(record_bytes(1, n, STATE_ENDED));
+        }
+        pending.extend(record_bytes(0, 0, STATE_OPEN));
+        pending.extend(&record_bytes(1, 4, STATE_ENDED)[..rsize / 2]);
+        // Published with its count (5), the disk full after its second.
+        let mut short = DumpHeader::new(magic_of(false), 5, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        for n in 1..=2 {
+            short.extend(record_bytes(2, n, STATE_ENDED));
+        }
+        // Killed while it wrote the chunks of its last span: two named,
+        // one and a half written.
+        let mut chunks = DumpHeader::new(magic_of(false), 0, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        chunks.extend(record_bytes(3, 1, STATE_ENDED));
+        chunks.extend(record_with_chunks(3, 2, 2));
+        chunks.extend(vec![0u8; CHUNK_BYTES + CHUNK_BYTES / 2]);
+        let files = [
+            dir.join("a.sgdump-pending"),
+            dir.join("b.sgdump"),
+            dir.join("c.sgdump-pending"),
+        ];
+        for (path, bytes) in files.iter().zip([pending, short, chunks]) {
+            std::fs::write(path, bytes).expect("plant");
+        }
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        let transport = DiesAfter {
+            left: usize::MAX,
+            got: Arc::clone(&got),
+        };
+        let mut delivery = delivery_to(&dir, transport);
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
+        let mut tally = Tally::default();
+        recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut tally);
+        assert!(files.iter().all(|f| !f.exists()), "recovered and deleted");
+        assert_eq!(got.lock().unwrap().len(), 7, "whole records sent");
+        assert_eq!(tally.delivered, 7);
+        // One torn off the pending dump, three missing from the published.
+        assert_eq!(tally.lost, 1 + 3, "torn records: {:?}", tally.reasons);
+        assert_eq!(tally.cut, 1, "a span sent with chunks cut");
+        // A second look finds nothing more to count.
+        recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut tally);
+        assert_eq!((tally.lost, tally.cut), (4, 1));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -2071,7 +2071,9 @@ fn leftover_spans(path: &Path, file: &File, read_limit: u64) -> Result<u64, Batc
     let mut spans = 0;
     loop {
         match reader.next_records(512) {
-            Ok(records) if records.is_empty() => return Ok(spans),
+            // With the spans its writer did not get whole on disk: they
+            // go with the file (and were sent by no recovery).
+            Ok(records) if records.is_empty() => return Ok(spans + reader.torn_records()),
             // Unsampled spans are never sent (`delivery::is_recording`).
             Ok(records) => {
                 spans += records
