@@ -374,13 +374,14 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
 /// (its `files::OPEN_FILE_BYTE` lock is held too, which only the owner
 /// takes, and its children share), not another's (a recovery by an older
 /// spanguard holds a flock of its own, without that lock). By the pid in
-/// its name (as one named by the spanguard before, `RECORD_LOCK_MARK`, is
-/// still judged) a dead owner in another PID namespace sharing the
-/// directory, or whose pid was reused, looked alive, the pid naming
-/// another process here (a container's pid 2 is its host's kthreadd),
-/// and the flock's taker, which `/proc/locks` gives as a pid of this
-/// namespace, was not the owner: its file was not recovered while the
-/// child lived.
+/// its name a dead owner in another PID namespace sharing the directory,
+/// or whose pid was reused, looked alive, the pid naming another process
+/// here (a container's pid 2 is its host's kthreadd), and the flock's
+/// taker, which `/proc/locks` gives as a pid of this namespace, was not
+/// the owner: its file was not recovered while the child lived. One named
+/// by the spanguard before (`RECORD_LOCK_MARK`) is judged by the record
+/// lock its owner held, and by the flock's taker, which must still be
+/// the pid in its name (or out of sight): not by whether that pid lives.
 ///
 /// The file's header must be there: the owner takes its locks before it
 /// writes it, so one being made is left to its owner (read as nothing, it
@@ -401,13 +402,20 @@ fn left_to_a_child(path: &Path, file: &std::fs::File) -> bool {
     let Some(owner) = spool::record_locked_by(path) else {
         return false;
     };
-    // The older rule: no live process of the owner's pid, and the flock
-    // taken by the owner (`files::flock_takers`: its pid, or 0 for a
-    // taker gone or out of sight).
+    // A spanguard before (`RECORD_LOCK_MARK`): its owner held its record
+    // lock on `files::OWNER_BYTE` while it lived, and the flock it took
+    // (`files::flock_takers`: its pid, or 0 for a taker gone or out of
+    // sight). No record lock there is a dead owner, whatever the pid in the
+    // name names here: judged by a live process of that pid, as it was, a
+    // dead owner's pid reused (a container restarted with the same small
+    // pid, its predecessor's file on the volume) or naming another
+    // process in another PID namespace kept the file from recovery for as
+    // long as the child holding it lived. `try_claim_lock` takes the byte
+    // only where no record lock (the owner's) nor another recovery's
+    // claim is.
     let owners_flock =
         |takers: Vec<i32>| !takers.is_empty() && takers.iter().all(|&t| t == owner || t == 0);
-    !spool::process_exists(owner)
-        && files::flock_takers(file).is_ok_and(owners_flock)
+    files::flock_takers(file).is_ok_and(owners_flock)
         && header_written()
         && matches!(files::try_claim_lock(file), Ok(true))
 }
@@ -1227,6 +1235,33 @@ mod tests {
         each_sent_once(&got, 0);
     }
 
+    /// A dead process of a spanguard before journals named their flight
+    /// file, whose pid names a live process here (a container restarted
+    /// on its volume runs as pid 1 again; pids reused; another PID
+    /// namespace sharing the directory): judged by that pid, it looked
+    /// alive, its journal was replayed at once as a live process's batch
+    /// kept for later, and the recovery of its flight file after found no
+    /// journal and sent the slots in export again: spans 1..=3 twice. The
+    /// locks the owner of its flight file held (none left: a flock of
+    /// nobody's; a record lock gone) say it is dead, and the journal waits.
+    #[test]
+    fn a_journal_of_an_older_spanguard_whose_pid_lives_here_is_sent_once() {
+        for pid in [1, std::process::id()] {
+            for record_locked in [false, true] {
+                let dir = fresh_dir(&format!("older-live-{pid}-{record_locked}"));
+                let (mut flight, journal) = plant_journaled_flight_of(&dir, pid);
+                if record_locked {
+                    let named = spool::named_as_record_locked(&flight_named_for(&dir, pid, true));
+                    std::fs::rename(&flight, &named).expect("named as before");
+                    flight = named;
+                }
+                let older = named_as_before(&journal, pid);
+                replayed_first_then_recovered(&dir, &flight, &older);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+
     /// What the older-journal wait must not hold: a live process's batch
     /// kept for later (unmarked, as every kept journal is) beside its
     /// flight file is replayed while it lives, by a replay of another
@@ -1295,6 +1330,18 @@ mod tests {
     /// file planted in `dir`, named for the dead taker (marked), and the
     /// holder's pid, for `end_orphan`.
     fn plant_flight_held_by_an_orphan(dir: &Path) -> (PathBuf, libc::pid_t) {
+        let (path, holder, _) = plant_flight_held_by_a_child(dir, false);
+        (path, holder)
+    }
+
+    /// `plant_flight_held_by_an_orphan`, its taker left alive when
+    /// `taker_lives` (a live process of the pid in the name, which holds no
+    /// record lock on the file: as one given a dead owner's pid since),
+    /// returned last, for `end_orphan`.
+    fn plant_flight_held_by_a_child(
+        dir: &Path,
+        taker_lives: bool,
+    ) -> (PathBuf, libc::pid_t, libc::pid_t) {
         use std::os::unix::ffi::OsStrExt;
         let planted = dir.join("planted.sgflight");
         plant_flight(&planted, |_| STATE_ENDED);
@@ -1333,6 +1380,9 @@ mod tests {
                 }
                 let holder = holder as libc::pid_t;
                 libc::write(100, (&holder as *const libc::pid_t).cast(), 4);
+                while taker_lives {
+                    libc::pause();
+                }
                 libc::_exit(0);
             }
             taker
@@ -1346,11 +1396,13 @@ mod tests {
                 4
             );
             libc::close(pipe[0]);
-            libc::waitpid(taker, std::ptr::null_mut(), 0);
+            if !taker_lives {
+                libc::waitpid(taker, std::ptr::null_mut(), 0);
+            }
         }
         let path = flight_named_for(dir, taker as u32, true);
-        std::fs::rename(&planted, &path).expect("named for its dead taker");
-        (path, holder)
+        std::fs::rename(&planted, &path).expect("named for its taker");
+        (path, holder, taker)
     }
 
     fn end_orphan(holder: libc::pid_t) {
@@ -1405,7 +1457,7 @@ mod tests {
         let claimed = claim(&unmarked, 1 << 20);
         end_orphan(child);
         assert!(matches!(claimed, Claim::Busy), "no mark");
-        // Marked by the spanguard before: judged by its pid too, as then.
+        // Marked by the spanguard before: judged by its record lock.
         let (before, child) = plant_flight_held_by_an_orphan(&dir);
         let record_locked = spool::named_as_record_locked(&before);
         std::fs::rename(&before, &record_locked).expect("older mark");
@@ -1444,6 +1496,39 @@ mod tests {
             drop(claimed);
             std::fs::remove_file(&renamed).expect("remove");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A flight file of the spanguard before (`-recordlocked`: its owner
+    /// held a record lock beside its flock, no open file's lock) held by a
+    /// child of its dead owner, its name giving a pid that lives here (a
+    /// pid reused since; here, the flock's taker kept alive without the
+    /// record lock): judged by that pid, its owner looked alive and the
+    /// file was not recovered while the child lived. The record lock its
+    /// owner held, gone with it, says.
+    #[test]
+    fn an_older_flight_file_held_by_a_child_is_claimed_while_its_pid_lives() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "an_older_flight_file_held_by_a_child_is_claimed_while_its_pid_lives",
+        ) {
+            return;
+        }
+        let dir = fresh_dir("older-held-pid-alive");
+        let (planted, child, taker) = plant_flight_held_by_a_child(&dir, true);
+        let renamed = spool::named_as_record_locked(&planted);
+        std::fs::rename(&planted, &renamed).expect("named as before");
+        let claimed = claim(&renamed, 1 << 20);
+        end_orphan(child);
+        end_orphan(taker);
+        // SAFETY: our child, killed.
+        unsafe { libc::waitpid(taker, std::ptr::null_mut(), 0) };
+        assert!(
+            matches!(claimed, Claim::Claimed(_)),
+            "named for a live pid that holds no record lock"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
