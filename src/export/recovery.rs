@@ -459,6 +459,27 @@ const TORN_CHUNKS: &str = "what a dead process's crash dump or flight file held 
                            writer died while it wrote their payload chunks: the values in the \
                            chunks missing arrive cut or left out, one counted a span)";
 
+/// Tells `host` what a dead process's file held only in part: `cut`
+/// spans sent with chunks missing (a value cut each), `lost` records torn
+/// (`DumpReader::take_chunks_cut`, `torn_records`).
+fn tell_torn(host: &mut dyn super::delivery::DeliveryHost, cut: u64, lost: u64) {
+    use super::delivery::{Origin, Outcome};
+    if cut > 0 {
+        host.record(Outcome::Cut {
+            origin: Origin::Recovered,
+            values: cut,
+            limit: TORN_CHUNKS,
+        });
+    }
+    if lost > 0 {
+        host.record(Outcome::Lost {
+            origin: Origin::Recovered,
+            spans: lost,
+            reason: TORN_RECORDS,
+        });
+    }
+}
+
 /// What one look at the spool directory recovered.
 #[derive(Debug, Default)]
 pub struct Recovery {
@@ -569,17 +590,6 @@ pub fn recover_dir(
                                 });
                                 records.retain(|(r, _)| !in_journal(r, journaled));
                             }
-                            // Cut as the file holds them, whatever then
-                            // becomes of them (as a cut at this process's
-                            // size limit is counted).
-                            let cut = reader.take_chunks_cut();
-                            if cut > 0 {
-                                host.record(super::delivery::Outcome::Cut {
-                                    origin: super::delivery::Origin::Recovered,
-                                    values: cut,
-                                    limit: TORN_CHUNKS,
-                                });
-                            }
                             let part = crate::buffer::dump::Recovered { header, records };
                             for (r, _) in &part.records {
                                 if super::delivery::is_recording(r) {
@@ -592,6 +602,10 @@ pub fn recover_dir(
                             // recoverer then killed in it) left the batch
                             // spooled and unmarked, sent twice.
                             host.hold_told();
+                            // Cut as the file holds them, whatever then
+                            // becomes of them (as a cut at this process's
+                            // size limit is counted).
+                            tell_torn(host, reader.take_chunks_cut(), 0);
                             delivery.deliver_recovered(&part, encoder, host);
                             // Sent or spooled: marked so, so that a
                             // recoverer killed from here on does not leave
@@ -620,14 +634,7 @@ pub fn recover_dir(
                     // Once, as the file goes: a recoverer killed before
                     // this counted none of them, and the next one reads
                     // the file to its end again.
-                    let torn = reader.torn_records();
-                    if torn > 0 {
-                        host.record(super::delivery::Outcome::Lost {
-                            origin: super::delivery::Origin::Recovered,
-                            spans: torn,
-                            reason: TORN_RECORDS,
-                        });
-                    }
+                    tell_torn(host, 0, reader.torn_records());
                     let death = super::outcome::Death {
                         signal: header.signal,
                         at_unix_s: reader.died_at_ns() / 1_000_000_000,
@@ -1380,8 +1387,10 @@ mod tests {
                 }
                 let holder = holder as libc::pid_t;
                 libc::write(100, (&holder as *const libc::pid_t).cast(), 4);
-                while taker_lives {
-                    libc::pause();
+                if taker_lives {
+                    loop {
+                        libc::pause();
+                    }
                 }
                 libc::_exit(0);
             }
@@ -1641,13 +1650,18 @@ mod tests {
     /// same spool directory recovers at its start, or `spanguard replay`),
     /// into `got`.
     fn recover_beside(dir: &Path, got: &Received) {
+        recover_beside_telling(dir, got, &mut Quiet);
+    }
+
+    /// `recover_beside`, its outcomes told to `host`.
+    fn recover_beside_telling(dir: &Path, got: &Received, host: &mut dyn DeliveryHost) {
         let transport = DiesAfter {
             left: usize::MAX,
             got: Arc::clone(got),
         };
         let mut delivery = delivery_to(dir, transport);
         let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
-        recover_dir(dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
+        recover_dir(dir, &[], 16, &mut delivery, &mut encoder, host);
     }
 
     /// `recover_beside` once the dump `x.sgdump` is free of locks (a second
@@ -2259,14 +2273,8 @@ mod tests {
             std::fs::write(path, bytes).expect("plant");
         }
         let got: Received = Arc::new(Mutex::new(Vec::new()));
-        let transport = DiesAfter {
-            left: usize::MAX,
-            got: Arc::clone(&got),
-        };
-        let mut delivery = delivery_to(&dir, transport);
-        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
         let mut tally = Tally::default();
-        recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut tally);
+        recover_beside_telling(&dir, &got, &mut tally);
         assert!(files.iter().all(|f| !f.exists()), "recovered and deleted");
         assert_eq!(got.lock().unwrap().len(), 7, "whole records sent");
         assert_eq!(tally.delivered, 7);
@@ -2274,7 +2282,7 @@ mod tests {
         assert_eq!(tally.lost, 1 + 3, "torn records: {:?}", tally.reasons);
         assert_eq!(tally.cut, 1, "a span sent with chunks cut");
         // A second look finds nothing more to count.
-        recover_dir(&dir, &[], 16, &mut delivery, &mut encoder, &mut tally);
+        recover_beside_telling(&dir, &got, &mut tally);
         assert_eq!((tally.lost, tally.cut), (4, 1));
         let _ = std::fs::remove_dir_all(&dir);
     }
