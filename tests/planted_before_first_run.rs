@@ -197,6 +197,86 @@ fn another_users_outcomes_directory_is_set_aside_and_records_written() {
     }
 }
 
+/// Takes every request.
+struct TakesAll;
+
+impl spanguard::export::transport::Transport for TakesAll {
+    fn send(
+        &mut self,
+        _: &[u8],
+        _: spanguard::export::transport::BodyFormat,
+        _: bool,
+    ) -> Result<spanguard::export::transport::Accepted, spanguard::export::transport::SendError>
+    {
+        Ok(spanguard::export::transport::Accepted {
+            rejected_spans: 0,
+            message: String::new(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        "takes all".to_string()
+    }
+}
+
+/// The attacker's `outcomes/` set aside by a tracer's first record is
+/// counted with the other files set aside (`files_set_aside`) and told to
+/// the error callback (`FileSetAside`, event 7), as each of them is, to a
+/// callback set once the tracer runs (the record is written at the
+/// exporter's start, before the program can set one). It was neither:
+/// moved unsaid, the program's count and callback said nothing was.
+#[test]
+fn another_users_outcomes_directory_set_aside_is_counted_and_told() {
+    use spanguard::config::TracerConfig;
+    use spanguard::pipeline::ExportEvent;
+    use spanguard::tracer::{Parent, Tracer};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    if !is_root() {
+        return;
+    }
+    let spool = open_spool("outcomes-told");
+    plant_as_attacker(&[Plant::Dir(outcome::dir_in(&spool))]);
+    let tracer = Tracer::with_transport(
+        TracerConfig {
+            spool_dir: spool.clone(),
+            sink_dir: spool.join("spans"),
+            install_signal_handlers: false,
+            ..TracerConfig::default()
+        },
+        Box::new(TakesAll),
+    )
+    .expect("tracer");
+    let told: Arc<Mutex<Vec<(ExportEvent, String)>>> = Arc::default();
+    let seen = Arc::clone(&told);
+    tracer.set_callback(Some(Box::new(move |event, message: &str| {
+        seen.lock().unwrap().push((event, message.to_string()));
+    })));
+    let (span, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+    tracer.end(span, 0).expect("end");
+    let _ = tracer.flush(Duration::from_secs(10));
+    tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_exported, 1);
+    assert_eq!(stats.files_set_aside, 1, "outcomes/ set aside, counted");
+    let told: Vec<String> = told
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(e, _)| *e == ExportEvent::FileSetAside)
+        .map(|(_, m)| m.clone())
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("outcomes.unreadable") && told[0].contains(&ATTACKER_UID.to_string()),
+        "{}",
+        told[0]
+    );
+    let aside = std::fs::symlink_metadata(spool.join("outcomes.unreadable")).expect("set aside");
+    assert_eq!(aside.uid(), ATTACKER_UID);
+    std::fs::remove_dir_all(&spool).ok();
+}
+
 /// Another user's FIFO or file at the name of the state directory (the
 /// fallback `$TMPDIR/spanguard-<uid>` in a shared /tmp, made first) is
 /// refused at the tracer's start, as their directory there is, with a

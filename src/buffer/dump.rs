@@ -837,6 +837,9 @@ pub struct DumpReader<F: Borrow<File> = LockedFile> {
     /// The file's modification time when opened (what recovery takes as
     /// its writer's death), which `mark_sent` puts back.
     modified: libc::timespec,
+    /// Spans given with fewer chunks than their record names since the
+    /// last `take_chunks_cut`: the file ends inside them.
+    chunks_cut: u64,
 }
 
 impl<F: Borrow<File>> DumpReader<F> {
@@ -921,6 +924,7 @@ impl<F: Borrow<File>> DumpReader<F> {
             died_at_ns,
             last_batch: Vec::new(),
             modified,
+            chunks_cut: 0,
         })
     }
 
@@ -931,6 +935,36 @@ impl<F: Borrow<File>> DumpReader<F> {
     /// When its process died, as the caller said: its open spans end then.
     pub fn died_at_ns(&self) -> u64 {
         self.died_at_ns
+    }
+
+    /// Records of a crash dump that its writer did not get whole on disk,
+    /// so no span of theirs is read: once `next_records` gave an empty
+    /// batch (the end), those its header counts and the file does not
+    /// hold (a write that failed, a disk full), or, in one whose writer
+    /// died before it knew the count (a `.sgdump-pending`, its count 0),
+    /// the bytes of one record begun after the last whole one. Each was a
+    /// live slot (`dump_slots` writes no other), so a span, in no other
+    /// file: the batch in flight, which the dump's other file holds, has
+    /// its slots freed. A slot still being begun, its ids not yet written
+    /// (`recovered`), is read whole and is no span yet: not counted. A
+    /// flight file's slots are no records written one after another (a
+    /// short one holds free slots as much as spans): 0.
+    pub fn torn_records(&self) -> u64 {
+        if self.header.magic != MAGIC_CRASH_DUMP {
+            return 0;
+        }
+        if self.header.record_count > 0 {
+            return u64::from(self.records_left);
+        }
+        u64::from(self.end > self.offset)
+    }
+
+    /// Spans given since the last call with fewer chunks than their
+    /// records name (a crash dump whose writer died while it wrote their
+    /// chunks; a flight file's chunk past its end): their values in the
+    /// chunks missing are cut or left out (`SpanView::from_disk`).
+    pub fn take_chunks_cut(&mut self) -> u64 {
+        std::mem::take(&mut self.chunks_cut)
     }
 
     /// Up to `max` more spans worth sending, each with its chunks (torn and
@@ -976,12 +1010,13 @@ impl<F: Borrow<File>> DumpReader<F> {
             // existed has the rest line without the mark, and records from
             // disk are few.
             r.marks |= MARK_HAS_REST;
-            let overflow = if self.header.magic == MAGIC_FLIGHT {
+            let (overflow, cut) = if self.header.magic == MAGIC_FLIGHT {
                 self.flight_chunks(&mut r)
             } else {
                 self.inline_chunks(&mut r)?
             };
             if let Some(r) = self.recovered(r) {
+                self.chunks_cut += u64::from(cut);
                 overflow_bytes += overflow.len();
                 self.last_batch.push((at, r.header.load(Ordering::Relaxed)));
                 spans.push((r, OwnedOverflow(overflow)));
@@ -1045,29 +1080,38 @@ impl<F: Borrow<File>> DumpReader<F> {
 
     /// A crash dump's chunks, right after their record: as many as the
     /// file holds (the offset moves past all of them), as many as a span
-    /// may keep.
-    fn inline_chunks(&mut self, r: &mut SpanRecord) -> Result<Vec<u8>, DumpError> {
+    /// may keep; and whether the file ended before the last of them.
+    /// Then nothing follows: what is left (part of a chunk) was not read
+    /// as a record, which its bytes are not.
+    fn inline_chunks(&mut self, r: &mut SpanRecord) -> Result<(Vec<u8>, bool), DumpError> {
         let available = (self.end.saturating_sub(self.offset) / CHUNK_BYTES as u64) as usize;
-        let present = (r.rest().chunk_count as usize).min(available);
+        let named = r.rest().chunk_count as usize;
+        let present = named.min(available);
         let kept = present.min(MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES);
         let mut copied = vec![0u8; kept * CHUNK_BYTES];
+        let mut torn = present < named;
         match self.file.borrow().read_exact_at(&mut copied, self.offset) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.end = self.offset;
+                torn |= !copied.is_empty();
                 copied.clear();
             }
             Err(e) => return Err(DumpError::Io(e)),
         }
         self.offset += (present * CHUNK_BYTES) as u64;
+        if torn {
+            self.end = self.offset;
+        }
         r.rest_mut().chunk_count = (copied.len() / CHUNK_BYTES) as u32;
-        Ok(copied)
+        Ok((copied, torn))
     }
 
     /// A flight file's chunks, found through the record's chunk map in the
     /// pool region (bounded by the header and the file), read one at a time
-    /// as the map asks for them.
-    fn flight_chunks(&self, r: &mut SpanRecord) -> Vec<u8> {
+    /// as the map asks for them; and whether one its record names was not
+    /// there to read (past the pool or the file's end).
+    fn flight_chunks(&self, r: &mut SpanRecord) -> (Vec<u8>, bool) {
         let store = FileChunks {
             file: self.file.borrow(),
             pool_offset: self.header.pool_offset,
@@ -1090,8 +1134,9 @@ impl<F: Borrow<File>> DumpReader<F> {
             }
             kept += 1;
         }
+        let torn = kept < count;
         r.rest_mut().chunk_count = kept;
-        copied
+        (copied, torn)
     }
 
     /// Moves past whole records that lie in a hole of a sparse file: they

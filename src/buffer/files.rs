@@ -1181,13 +1181,25 @@ pub fn try_open_file_lock(file: &File, byte: i64) -> io::Result<bool> {
 /// (fcntl `F_OFD_GETLK`): nothing is taken. Err when the kernel or the
 /// file's system keeps no such locks.
 pub fn open_file_lock_held(file: &File, byte: i64) -> io::Result<bool> {
+    Ok(byte_lock_holder(file, byte)?.is_some())
+}
+
+/// Who holds a lock on `byte` of `file` that another open file's would
+/// conflict with (fcntl `F_OFD_GETLK`: nothing is taken): None when none
+/// does; Some(-1) for an open file description lock (a recovery's claim,
+/// an owner's `OPEN_FILE_BYTE` lock); for a record lock, Some of its
+/// process's pid as this PID namespace sees it (0 for one it cannot see).
+/// A record lock goes when its process dies, whatever its namespace: one
+/// held is a live process's. Err when the kernel or the file's system
+/// keeps no such locks.
+pub fn byte_lock_holder(file: &File, byte: i64) -> io::Result<Option<i32>> {
     let mut lock = byte_lock(byte);
     // SAFETY: fcntl on a valid fd with a valid flock struct, which it
     // writes back.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+    Ok((lock.l_type != libc::F_UNLCK as libc::c_short).then_some(lock.l_pid))
 }
 
 /// A recovery's claim on a flight file: an open file description lock on

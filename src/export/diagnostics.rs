@@ -1342,9 +1342,14 @@ impl Diagnostics {
     }
 
     /// Files in the spool directory (or the sink's) could not be used:
-    /// renamed, unread; `message` is one of `set_aside_messages`.
+    /// renamed, unread; `message` is one of `SetAsideNews::messages`. Told
+    /// to the callback (`FileSetAside`) as it is said, or kept for the
+    /// first one set: the first looks (recovery's, the outcome records'
+    /// directory made) are at the exporter's start, before the program
+    /// can have set one, and what they set aside was never told.
     pub fn set_aside(&mut self, message: &str) {
         self.emit(LogLevel::Warn, message);
+        self.tell_when_set(ExportEvent::FileSetAside, message);
     }
 
     pub fn warn(&mut self, message: &str) {

@@ -380,7 +380,6 @@ impl Exporter {
         let spool = self.delivery.spool();
         let spool_left = self.host.spool_pending && spool.list().iter().any(|f| spool.takes(f));
         if let Some(message) = self.set_aside_news.untold() {
-            self.pipeline.report(ExportEvent::FileSetAside, &message);
             self.host.diagnostics.set_aside(&message);
         }
         let host = &mut self.host;
@@ -414,6 +413,9 @@ impl Exporter {
             .write(state, &counts, host.diagnostics.loss_causes(), || {
                 host.busy() || host.stopping()
             });
+        if self.outcome.has_set_aside() {
+            self.report_set_aside();
+        }
     }
 
     /// Keeps a resource's or scope's values cut to the depth limit as they
@@ -985,6 +987,7 @@ impl Exporter {
         let p = Arc::clone(&self.pipeline);
         let mut set_aside = self.delivery.spool().take_set_aside();
         set_aside.extend(self.delivery.take_transport_set_aside());
+        set_aside.extend(self.outcome.take_set_aside());
         Stats::add(&p.stats.files_set_aside, set_aside.len() as u64);
         // A few by name, the rest summed up: one line and one callback a
         // file was 100,000 of each for a directory of torn or planted files.
@@ -992,7 +995,6 @@ impl Exporter {
             .iter()
             .map(|f| (f.path.as_path(), f.reason.as_str()));
         for message in self.set_aside_news.messages(Instant::now(), files) {
-            p.report(ExportEvent::FileSetAside, &message);
             self.host.diagnostics.set_aside(&message);
         }
         for file in self.delivery.spool().take_miscounted() {

@@ -239,6 +239,10 @@ pub struct OutcomeFile {
     leaves: Vec<String>,
     /// Where values were cut, with the values cut there (`note_cuts`).
     cuts: Vec<(String, u64)>,
+    /// Another user's directory or link found at `dir` and set aside
+    /// (`make_dir`), not yet taken by the owner to count and report
+    /// (`take_set_aside`).
+    set_aside: Option<files::SetAside>,
 }
 
 impl OutcomeFile {
@@ -272,6 +276,7 @@ impl OutcomeFile {
             refused: 0,
             leaves: Vec::new(),
             cuts: Vec::new(),
+            set_aside: None,
         }
     }
 
@@ -318,6 +323,19 @@ impl OutcomeFile {
         self.refused = n;
     }
 
+    /// What sat at the records' directory's name and was set aside as
+    /// another user's (`make_dir`), once: for the owner to count with the
+    /// other files set aside (`files_set_aside`) and report
+    /// (`FileSetAside`), as the spool's are.
+    pub fn take_set_aside(&mut self) -> Option<files::SetAside> {
+        self.set_aside.take()
+    }
+
+    /// Whether `take_set_aside` has something to give.
+    pub fn has_set_aside(&self) -> bool {
+        self.set_aside.is_some()
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         Path::new(std::ffi::OsStr::from_bytes(self.path.as_bytes()))
@@ -356,9 +374,12 @@ impl OutcomeFile {
             return Ok(());
         }
         if !self.ready {
-            if let Err(e) = make_dir(&self.dir) {
-                self.given_up = true;
-                return Err(e);
+            match make_dir(&self.dir) {
+                Ok(aside) => self.set_aside = aside,
+                Err(e) => {
+                    self.given_up = true;
+                    return Err(e);
+                }
             }
             self.ready = true;
         }
@@ -432,11 +453,12 @@ impl OutcomeFile {
 /// refused, it kept every record of the user's from being written for
 /// good, `spanguard why` saying no process had left one, and its owner
 /// could still write in it through a descriptor held open. Nothing is
-/// moved unless the spool itself is ours.
-fn make_dir(dir: &Path) -> io::Result<()> {
+/// moved unless the spool itself is ours. What was set aside, if anything:
+/// counted and reported by the caller, as every file set aside is.
+fn make_dir(dir: &Path) -> io::Result<Option<files::SetAside>> {
     let refused = match files::ensure_private_dir(dir) {
         Err(e) if files::is_foreign_directory(&e) => e,
-        done => return done,
+        done => return done.map(|()| None),
     };
     let spool = dir
         .parent()
@@ -450,8 +472,21 @@ fn make_dir(dir: &Path) -> io::Result<()> {
     if meta.uid() == me || meta.uid() == 0 {
         return Err(refused);
     }
-    files::set_aside(dir)?;
-    files::ensure_private_dir(dir)
+    let path = files::set_aside(dir)?;
+    files::ensure_private_dir(dir)?;
+    let what = if meta.file_type().is_symlink() {
+        "a link"
+    } else {
+        "a directory"
+    };
+    Ok(Some(files::SetAside {
+        path,
+        reason: format!(
+            "{what} of uid {} where this user's outcome records (spanguard why) go: \
+             a private directory made in its place",
+            meta.uid()
+        ),
+    }))
 }
 
 /// The first lines of a file: who, where to, since when, and whether the

@@ -374,13 +374,14 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
 /// (its `files::OPEN_FILE_BYTE` lock is held too, which only the owner
 /// takes, and its children share), not another's (a recovery by an older
 /// spanguard holds a flock of its own, without that lock). By the pid in
-/// its name (as one named by the spanguard before, `RECORD_LOCK_MARK`, is
-/// still judged) a dead owner in another PID namespace sharing the
-/// directory, or whose pid was reused, looked alive, the pid naming
-/// another process here (a container's pid 2 is its host's kthreadd),
-/// and the flock's taker, which `/proc/locks` gives as a pid of this
-/// namespace, was not the owner: its file was not recovered while the
-/// child lived.
+/// its name a dead owner in another PID namespace sharing the directory,
+/// or whose pid was reused, looked alive, the pid naming another process
+/// here (a container's pid 2 is its host's kthreadd), and the flock's
+/// taker, which `/proc/locks` gives as a pid of this namespace, was not
+/// the owner: its file was not recovered while the child lived. One named
+/// by the spanguard before (`RECORD_LOCK_MARK`) is judged by the record
+/// lock its owner held, and by the flock's taker, which must still be
+/// the pid in its name (or out of sight): not by whether that pid lives.
 ///
 /// The file's header must be there: the owner takes its locks before it
 /// writes it, so one being made is left to its owner (read as nothing, it
@@ -401,13 +402,20 @@ fn left_to_a_child(path: &Path, file: &std::fs::File) -> bool {
     let Some(owner) = spool::record_locked_by(path) else {
         return false;
     };
-    // The older rule: no live process of the owner's pid, and the flock
-    // taken by the owner (`files::flock_takers`: its pid, or 0 for a
-    // taker gone or out of sight).
+    // A spanguard before (`RECORD_LOCK_MARK`): its owner held its record
+    // lock on `files::OWNER_BYTE` while it lived, and the flock it took
+    // (`files::flock_takers`: its pid, or 0 for a taker gone or out of
+    // sight). No record lock there is a dead owner, whatever the pid in the
+    // name names here: judged by a live process of that pid, as it was, a
+    // dead owner's pid reused (a container restarted with the same small
+    // pid, its predecessor's file on the volume) or naming another
+    // process in another PID namespace kept the file from recovery for as
+    // long as the child holding it lived. `try_claim_lock` takes the byte
+    // only where no record lock (the owner's) nor another recovery's
+    // claim is.
     let owners_flock =
         |takers: Vec<i32>| !takers.is_empty() && takers.iter().all(|&t| t == owner || t == 0);
-    !spool::process_exists(owner)
-        && files::flock_takers(file).is_ok_and(owners_flock)
+    files::flock_takers(file).is_ok_and(owners_flock)
         && header_written()
         && matches!(files::try_claim_lock(file), Ok(true))
 }
@@ -436,6 +444,40 @@ pub struct RecoveredFile {
     pub pid: u32,
     /// The signal that ended that process, 0 when its file names none.
     pub signal: i32,
+}
+
+/// Why spans of a dead process's crash dump are lost
+/// (`DumpReader::torn_records`).
+const TORN_RECORDS: &str = "torn in a dead process's crash dump: its writer died (or its disk \
+                            filled) before their records were whole on disk, so nothing of \
+                            them could be read";
+
+/// Where values of spans recovered from a dead process's crash dump or
+/// flight file were cut (`DumpReader::take_chunks_cut`), said after "to
+/// fit their spans into".
+const TORN_CHUNKS: &str = "what a dead process's crash dump or flight file held of them (its \
+                           writer died while it wrote their payload chunks: the values in the \
+                           chunks missing arrive cut or left out, one counted a span)";
+
+/// Tells `host` what a dead process's file held only in part: `cut`
+/// spans sent with chunks missing (a value cut each), `lost` records torn
+/// (`DumpReader::take_chunks_cut`, `torn_records`).
+fn tell_torn(host: &mut dyn super::delivery::DeliveryHost, cut: u64, lost: u64) {
+    use super::delivery::{Origin, Outcome};
+    if cut > 0 {
+        host.record(Outcome::Cut {
+            origin: Origin::Recovered,
+            values: cut,
+            limit: TORN_CHUNKS,
+        });
+    }
+    if lost > 0 {
+        host.record(Outcome::Lost {
+            origin: Origin::Recovered,
+            spans: lost,
+            reason: TORN_RECORDS,
+        });
+    }
 }
 
 /// What one look at the spool directory recovered.
@@ -560,6 +602,10 @@ pub fn recover_dir(
                             // recoverer then killed in it) left the batch
                             // spooled and unmarked, sent twice.
                             host.hold_told();
+                            // Cut as the file holds them, whatever then
+                            // becomes of them (as a cut at this process's
+                            // size limit is counted).
+                            tell_torn(host, reader.take_chunks_cut(), 0);
                             delivery.deliver_recovered(&part, encoder, host);
                             // Sent or spooled: marked so, so that a
                             // recoverer killed from here on does not leave
@@ -585,6 +631,10 @@ pub fn recover_dir(
                 // it held and the signal it names are noted first in its
                 // process's record, for `spanguard why`.
                 if read_whole {
+                    // Once, as the file goes: a recoverer killed before
+                    // this counted none of them, and the next one reads
+                    // the file to its end again.
+                    tell_torn(host, 0, reader.torn_records());
                     let death = super::outcome::Death {
                         signal: header.signal,
                         at_unix_s: reader.died_at_ns() / 1_000_000_000,
@@ -1192,6 +1242,33 @@ mod tests {
         each_sent_once(&got, 0);
     }
 
+    /// A dead process of a spanguard before journals named their flight
+    /// file, whose pid names a live process here (a container restarted
+    /// on its volume runs as pid 1 again; pids reused; another PID
+    /// namespace sharing the directory): judged by that pid, it looked
+    /// alive, its journal was replayed at once as a live process's batch
+    /// kept for later, and the recovery of its flight file after found no
+    /// journal and sent the slots in export again: spans 1..=3 twice. The
+    /// locks the owner of its flight file held (none left: a flock of
+    /// nobody's; a record lock gone) say it is dead, and the journal waits.
+    #[test]
+    fn a_journal_of_an_older_spanguard_whose_pid_lives_here_is_sent_once() {
+        for pid in [1, std::process::id()] {
+            for record_locked in [false, true] {
+                let dir = fresh_dir(&format!("older-live-{pid}-{record_locked}"));
+                let (mut flight, journal) = plant_journaled_flight_of(&dir, pid);
+                if record_locked {
+                    let named = spool::named_as_record_locked(&flight_named_for(&dir, pid, true));
+                    std::fs::rename(&flight, &named).expect("named as before");
+                    flight = named;
+                }
+                let older = named_as_before(&journal, pid);
+                replayed_first_then_recovered(&dir, &flight, &older);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+
     /// What the older-journal wait must not hold: a live process's batch
     /// kept for later (unmarked, as every kept journal is) beside its
     /// flight file is replayed while it lives, by a replay of another
@@ -1260,6 +1337,18 @@ mod tests {
     /// file planted in `dir`, named for the dead taker (marked), and the
     /// holder's pid, for `end_orphan`.
     fn plant_flight_held_by_an_orphan(dir: &Path) -> (PathBuf, libc::pid_t) {
+        let (path, holder, _) = plant_flight_held_by_a_child(dir, false);
+        (path, holder)
+    }
+
+    /// `plant_flight_held_by_an_orphan`, its taker left alive when
+    /// `taker_lives` (a live process of the pid in the name, which holds no
+    /// record lock on the file: as one given a dead owner's pid since),
+    /// returned last, for `end_orphan`.
+    fn plant_flight_held_by_a_child(
+        dir: &Path,
+        taker_lives: bool,
+    ) -> (PathBuf, libc::pid_t, libc::pid_t) {
         use std::os::unix::ffi::OsStrExt;
         let planted = dir.join("planted.sgflight");
         plant_flight(&planted, |_| STATE_ENDED);
@@ -1298,6 +1387,11 @@ mod tests {
                 }
                 let holder = holder as libc::pid_t;
                 libc::write(100, (&holder as *const libc::pid_t).cast(), 4);
+                if taker_lives {
+                    loop {
+                        libc::pause();
+                    }
+                }
                 libc::_exit(0);
             }
             taker
@@ -1311,11 +1405,13 @@ mod tests {
                 4
             );
             libc::close(pipe[0]);
-            libc::waitpid(taker, std::ptr::null_mut(), 0);
+            if !taker_lives {
+                libc::waitpid(taker, std::ptr::null_mut(), 0);
+            }
         }
         let path = flight_named_for(dir, taker as u32, true);
-        std::fs::rename(&planted, &path).expect("named for its dead taker");
-        (path, holder)
+        std::fs::rename(&planted, &path).expect("named for its taker");
+        (path, holder, taker)
     }
 
     fn end_orphan(holder: libc::pid_t) {
@@ -1370,7 +1466,7 @@ mod tests {
         let claimed = claim(&unmarked, 1 << 20);
         end_orphan(child);
         assert!(matches!(claimed, Claim::Busy), "no mark");
-        // Marked by the spanguard before: judged by its pid too, as then.
+        // Marked by the spanguard before: judged by its record lock.
         let (before, child) = plant_flight_held_by_an_orphan(&dir);
         let record_locked = spool::named_as_record_locked(&before);
         std::fs::rename(&before, &record_locked).expect("older mark");
@@ -1409,6 +1505,39 @@ mod tests {
             drop(claimed);
             std::fs::remove_file(&renamed).expect("remove");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A flight file of the spanguard before (`-recordlocked`: its owner
+    /// held a record lock beside its flock, no open file's lock) held by a
+    /// child of its dead owner, its name giving a pid that lives here (a
+    /// pid reused since; here, the flock's taker kept alive without the
+    /// record lock): judged by that pid, its owner looked alive and the
+    /// file was not recovered while the child lived. The record lock its
+    /// owner held, gone with it, says.
+    #[test]
+    fn an_older_flight_file_held_by_a_child_is_claimed_while_its_pid_lives() {
+        // Its raw forks copy every descriptor of this process: another
+        // test's locked file, held in the copy until the child closes it.
+        if !crate::forking_tests::run_alone(
+            module_path!(),
+            "an_older_flight_file_held_by_a_child_is_claimed_while_its_pid_lives",
+        ) {
+            return;
+        }
+        let dir = fresh_dir("older-held-pid-alive");
+        let (planted, child, taker) = plant_flight_held_by_a_child(&dir, true);
+        let renamed = spool::named_as_record_locked(&planted);
+        std::fs::rename(&planted, &renamed).expect("named as before");
+        let claimed = claim(&renamed, 1 << 20);
+        end_orphan(child);
+        end_orphan(taker);
+        // SAFETY: our child, killed.
+        unsafe { libc::waitpid(taker, std::ptr::null_mut(), 0) };
+        assert!(
+            matches!(claimed, Claim::Claimed(_)),
+            "named for a live pid that holds no record lock"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1521,13 +1650,18 @@ mod tests {
     /// same spool directory recovers at its start, or `spanguard replay`),
     /// into `got`.
     fn recover_beside(dir: &Path, got: &Received) {
+        recover_beside_telling(dir, got, &mut Quiet);
+    }
+
+    /// `recover_beside`, its outcomes told to `host`.
+    fn recover_beside_telling(dir: &Path, got: &Received, host: &mut dyn DeliveryHost) {
         let transport = DiesAfter {
             left: usize::MAX,
             got: Arc::clone(got),
         };
         let mut delivery = delivery_to(dir, transport);
         let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
-        recover_dir(dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
+        recover_dir(dir, &[], 16, &mut delivery, &mut encoder, host);
     }
 
     /// `recover_beside` once the dump `x.sgdump` is free of locks (a second
@@ -2049,5 +2183,107 @@ mod tests {
         let all_left = (left(&looks.dir, ".tmp-"), left(&looks.dir, ".0"));
         assert_eq!(all_left, (0, 0), "all removed in the end");
         assert!(looks.delivery.spool().take_set_aside().is_empty());
+    }
+
+    /// What a recovery told of the spans it could not send whole: spans
+    /// lost, values cut, and the spans delivered.
+    #[derive(Default)]
+    struct Tally {
+        lost: u64,
+        cut: u64,
+        delivered: u64,
+        reasons: Vec<String>,
+    }
+
+    impl DeliveryHost for Tally {
+        fn wait(&mut self, _: Duration) -> bool {
+            false
+        }
+        fn record(&mut self, outcome: Outcome<'_>) {
+            match outcome {
+                Outcome::Lost { spans, reason, .. } => {
+                    self.lost += spans;
+                    self.reasons.push(reason.to_string());
+                }
+                Outcome::Cut { values, limit, .. } => {
+                    self.cut += values;
+                    self.reasons.push(limit.to_string());
+                }
+                Outcome::Delivered { spans, .. } => self.delivered += spans,
+                _ => {}
+            }
+        }
+    }
+
+    /// A record of trace `file`, span `n`, ended, naming `chunks` chunks.
+    fn record_with_chunks(file: u8, n: u8, chunks: u32) -> Vec<u8> {
+        use crate::span::record::CHUNK_COUNT_AT;
+        let mut bytes = record_bytes(file, n, STATE_ENDED);
+        bytes[CHUNK_COUNT_AT..CHUNK_COUNT_AT + 4].copy_from_slice(&chunks.to_ne_bytes());
+        bytes
+    }
+
+    /// A crash dump whose writer died (SIGKILLed during the crash handler,
+    /// a second fault there, a disk full) holds its last record or its
+    /// last span's chunks only in part. Recovery sent the whole records
+    /// and said nothing of the rest: a record torn off at the end (a
+    /// `.sgdump-pending`, whose count was never written) or missing from
+    /// the count its header gives (a write that failed) was lost without
+    /// a count, and a span whose chunks the file ended in was sent with
+    /// fewer chunks, its values cut, without one. Each torn record is now a
+    /// span lost at recovery and each such span one value cut, counted once
+    /// when the file is read to its end; a slot still being begun (no ids
+    /// yet), which `recovered` skips, is no span and counts nothing.
+    #[test]
+    fn torn_records_and_chunks_of_a_dead_process_dump_are_counted() {
+        use crate::span::limits::CHUNK_BYTES;
+        let dir = fresh_dir("torn");
+        let rsize = std::mem::size_of::<crate::span::record::SpanRecord>();
+        // Killed in the crash handler: three whole records, a slot being
+        // begun (no ids), then half of a fourth span's record.
+        let mut pending = DumpHeader::new(magic_of(false), 0, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        for n in 1..=3 {
+            pending.extend(record_bytes(1, n, STATE_ENDED));
+        }
+        pending.extend(record_bytes(0, 0, STATE_OPEN));
+        pending.extend(&record_bytes(1, 4, STATE_ENDED)[..rsize / 2]);
+        // Published with its count (5), the disk full after its second.
+        let mut short = DumpHeader::new(magic_of(false), 5, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        for n in 1..=2 {
+            short.extend(record_bytes(2, n, STATE_ENDED));
+        }
+        // Killed while it wrote the chunks of its last span: two named,
+        // one and a half written.
+        let mut chunks = DumpHeader::new(magic_of(false), 0, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        chunks.extend(record_bytes(3, 1, STATE_ENDED));
+        chunks.extend(record_with_chunks(3, 2, 2));
+        chunks.extend(vec![0u8; CHUNK_BYTES + CHUNK_BYTES / 2]);
+        let files = [
+            dir.join("a.sgdump-pending"),
+            dir.join("b.sgdump"),
+            dir.join("c.sgdump-pending"),
+        ];
+        for (path, bytes) in files.iter().zip([pending, short, chunks]) {
+            std::fs::write(path, bytes).expect("plant");
+        }
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        let mut tally = Tally::default();
+        recover_beside_telling(&dir, &got, &mut tally);
+        assert!(files.iter().all(|f| !f.exists()), "recovered and deleted");
+        assert_eq!(got.lock().unwrap().len(), 7, "whole records sent");
+        assert_eq!(tally.delivered, 7);
+        // One torn off the pending dump, three missing from the published.
+        assert_eq!(tally.lost, 1 + 3, "torn records: {:?}", tally.reasons);
+        assert_eq!(tally.cut, 1, "a span sent with chunks cut");
+        // A second look finds nothing more to count.
+        recover_beside_telling(&dir, &got, &mut tally);
+        assert_eq!((tally.lost, tally.cut), (4, 1));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

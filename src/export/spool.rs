@@ -1462,14 +1462,23 @@ impl SpoolDir {
     /// `waits_for_its_flight_file` for a spool file that names no flight
     /// file: one of a process that is no more, which a flight file of its
     /// process made before it is still there for.
+    ///
+    /// Its process is judged by the locks the owner of such a flight file
+    /// holds while it lives (`flight_owner_holds`) where they tell, and by
+    /// its pid only where they do not: by the pid alone, a dead process
+    /// whose pid names a live one here (reused; a container restarted with
+    /// the same small pid, its predecessor's files on the volume; another
+    /// PID namespace sharing the directory) looked alive, its journal was
+    /// replayed at once, and the recovery of its flight file after found
+    /// no journal and sent the journal's spans again.
     fn waits_as_older_journal(&self, path: &Path, flights: &mut Option<Vec<String>>) -> bool {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             return false;
         };
-        match writer_pid(name) {
-            Some(pid) if !process_exists(pid) => {}
-            _ => return false,
-        }
+        let Some(pid) = writer_pid(name) else {
+            return false;
+        };
+        let dead = !process_exists(pid);
         // Read once, after this file was listed (and locked): a flight file
         // its process made before it was there then unless its recovery,
         // which saw this file, took it since.
@@ -1482,7 +1491,10 @@ impl SpoolDir {
                 .filter(|n| n.ends_with(".sgflight") && !n.starts_with('.'))
                 .collect()
         });
-        flights.iter().any(|f| may_be_older_journal_of(name, f))
+        flights.iter().any(|f| {
+            may_be_older_journal_of(name, f)
+                && (dead || flight_owner_holds(&self.dir.join(f), pid) == Some(false))
+        })
     }
 
     /// `keep`, for a journal file whose batch the sender with fingerprint
@@ -2071,7 +2083,9 @@ fn leftover_spans(path: &Path, file: &File, read_limit: u64) -> Result<u64, Batc
     let mut spans = 0;
     loop {
         match reader.next_records(512) {
-            Ok(records) if records.is_empty() => return Ok(spans),
+            // With the spans its writer did not get whole on disk: they
+            // go with the file (and were sent by no recovery).
+            Ok(records) if records.is_empty() => return Ok(spans + reader.torn_records()),
             // Unsampled spans are never sent (`delivery::is_recording`).
             Ok(records) => {
                 spans += records
@@ -2142,6 +2156,35 @@ pub(crate) fn still_named(file: &LockedFile, path: &Path) -> bool {
 /// whole request.)
 pub(crate) fn remove_if_still_named(file: &LockedFile, path: &Path) -> bool {
     still_named(file, path) && fs::remove_file(path).is_ok()
+}
+
+/// Whether the owner of the flight file at `path`, named for process
+/// `pid`, holds it now, by the locks an owner takes on it while it lives,
+/// read without taking any: its open file's `files::OPEN_FILE_BYTE` lock
+/// (named `OWNER_LOCKS_MARK`); its record lock on `files::OWNER_BYTE`
+/// (`RECORD_LOCK_MARK`, a spanguard before), which a recovery's claim
+/// there is not (an open file's lock); its flock alone (no mark, older
+/// still), held by no recovery (each claims `OWNER_BYTE`) and so the
+/// owner's (or a child's that inherited it). None when the locks cannot be
+/// read, or the file is gone (recovered: nothing to wait for) or open in
+/// this process, which may not open it (`files::OpenHere`: a close here
+/// lets go of its record lock): ours when named for this process (held),
+/// else one a recovery of ours claims (not held).
+pub(crate) fn flight_owner_holds(path: &Path, pid: i32) -> Option<bool> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    let Some(_here) = files::OpenHere::take(&meta) else {
+        return Some(pid == std::process::id() as i32);
+    };
+    let file = files::open_found_to_look(path).ok()?;
+    if owner_locks_named(path) {
+        return files::open_file_lock_held(&file, files::OPEN_FILE_BYTE).ok();
+    }
+    let owner_byte = files::byte_lock_holder(&file, files::OWNER_BYTE).ok()?;
+    if record_locked_by(path).is_some() {
+        return Some(owner_byte.is_some_and(|by| by != -1));
+    }
+    let flocked = !files::flock_takers(&file).ok()?.is_empty();
+    Some(flocked && owner_byte.is_none())
 }
 
 /// The pid in a spool file name (`<time>-<pid>-<tag>.sgspool`, maybe
