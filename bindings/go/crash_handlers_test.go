@@ -1,12 +1,14 @@
 package spanguard_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,7 +112,7 @@ func TestCrashHandlersInGo(t *testing.T) {
 		checkArrivals(t, want, got)
 	})
 	for _, mode := range []string{"panic", "panic-fromenv"} {
-		t.Run(mode, func(t *testing.T) { checkCrashDumped(t, mode) })
+		t.Run(mode, func(t *testing.T) { _ = checkCrashDumped(t, mode) })
 	}
 }
 
@@ -124,10 +126,14 @@ func crashChildCommand(mode, dir string) *exec.Cmd {
 // process: it must die by Go's SIGABRT, and after a tracer set up alike
 // starts, the spans it ended and the open one, marked interrupted, must
 // have arrived once each.
-func checkCrashDumped(t *testing.T, mode string) {
+// What Go's runtime printed on its way out (its stderr) is returned.
+func checkCrashDumped(t *testing.T, mode string) string {
 	t.Helper()
 	dir := t.TempDir()
-	out, err := crashChildCommand(mode, dir).Output()
+	cmd := crashChildCommand(mode, dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGABRT {
 		t.Errorf("the child did not end by Go's SIGABRT at its crash: %v %q", err, out)
@@ -149,6 +155,7 @@ func checkCrashDumped(t *testing.T, mode string) {
 		t.Logf("the crashed child left in its spool: %v", left)
 	}
 	checkArrivals(t, want, got)
+	return stderr.String()
 }
 
 // hasTrue says whether the span has the attribute key set to true.
@@ -183,7 +190,7 @@ func TestCgoFaultDumpsTheOpenSpan(t *testing.T) {
 	for run := range cgoFaultRuns {
 		t.Run(fmt.Sprint(run), func(t *testing.T) {
 			t.Parallel()
-			checkCrashDumped(t, "cfault")
+			_ = checkCrashDumped(t, "cfault")
 		})
 	}
 }
@@ -202,4 +209,49 @@ func spoolFiles(t *testing.T, spool string) []string {
 		}
 	}
 	return files
+}
+
+// cgoRelayRuns is how many children TestCgoFaultRelaysQuitAsGoDoes crashes.
+const cgoRelayRuns = 4
+
+// goSignal is what Go's runtime prints for each signal it dies of or
+// relays: the signal, then the thread (its M) it arrived on and its
+// si_code.
+var goSignal = regexp.MustCompile(`(?m)^(SIG[A-Z]+): [^\n]*\nPC=0x[0-9a-f]+ m=([0-9]+) sigcode=([0-9]+)`)
+
+// A fault in C code called through cgo, crash handlers on: Go's runtime
+// relays SIGQUIT to the process, each thread's handler sending the next,
+// and its faulting thread ends the process once every other thread has
+// had one. Each SIGQUIT must reach a thread other than the faulting one,
+// once. spanguard's crash handler called Go's without the signals Go's
+// handler blocks: the first relay came back to the faulting thread,
+// inside its own crash (Go printed "SIGQUIT: quit" for it, its m a second
+// time), whose handler then waited out Go's 10 s for the others: Go ended
+// the process only after that timeout. Every run, the spans still arrive
+// from the dump (checkCrashDumped).
+func TestCgoFaultRelaysQuitAsGoDoes(t *testing.T) {
+	for run := range cgoRelayRuns {
+		t.Run(fmt.Sprint(run), func(t *testing.T) {
+			t.Parallel()
+			printed := checkCrashDumped(t, "cfault")
+			signals := goSignal.FindAllStringSubmatch(printed, -1)
+			if len(signals) < 2 || signals[0][1] != "SIGSEGV" {
+				t.Fatalf("Go printed no fault and relay (%d signals):\n%s", len(signals), printed)
+			}
+			faulting := signals[0][2]
+			seen := map[string]int{}
+			for _, s := range signals[1:] {
+				signal, m := s[1], s[2]
+				seen[m]++
+				switch {
+				case signal != "SIGQUIT":
+					t.Errorf("m=%s: %s after the fault, not Go's relayed SIGQUIT", m, signal)
+				case m == faulting:
+					t.Errorf("the relayed SIGQUIT came back to the faulting thread (m=%s) inside its crash", m)
+				case seen[m] > 1:
+					t.Errorf("m=%s had SIGQUIT %d times", m, seen[m])
+				}
+			}
+		})
+	}
 }

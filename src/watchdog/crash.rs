@@ -513,8 +513,7 @@ extern "C" fn on_crash(
     unsafe {
         if let Some(old) = program_handler(signal) {
             libc::sigaction(signal, &old, std::ptr::null_mut());
-            let siginfo = old.sa_flags & libc::SA_SIGINFO != 0;
-            super::call_handler(old.sa_sigaction, siginfo, signal, info, context);
+            call_program_handler(&old, signal, info, context);
             if lives_on_after_return(signal, info, context) {
                 take_back_after_return(signal, &old);
             }
@@ -635,8 +634,7 @@ fn program_handler_ended_fault(
             default.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(signal, &default, std::ptr::null_mut());
         }
-        let siginfo = program.sa_flags & libc::SA_SIGINFO != 0;
-        super::call_handler(program.sa_sigaction, siginfo, signal, info, context);
+        call_program_handler(program, signal, info, context);
     }
     if raised_again_to_end(signal) || at_default(signal) {
         outcome::forget_left_to_run_again();
@@ -649,6 +647,39 @@ fn program_handler_ended_fault(
         return true;
     }
     !outcome::met_again_after_run_again(&arrived, &outcome::FaultAt::of(signal, info, context))
+}
+
+/// Calls the program's own handler for `signal` as the kernel would have:
+/// with the signals it blocks while it runs (its sa_mask, and the signal
+/// unless SA_NODEFER) blocked on this thread, the mask from before put
+/// back if it returns. Ours blocks none: Go's runtime, whose handler
+/// blocks every signal, relays SIGQUIT to its other threads as it dies of
+/// a fault in C code, and the relay came back to the crashing thread
+/// itself, inside its own handler, where it waited out its 10 s.
+/// Async-signal-safe: pthread_sigmask(3).
+///
+/// # Safety
+/// `program` is the program's handler for `signal` (not SIG_DFL or
+/// SIG_IGN); `info`/`context` what the kernel gave ours.
+unsafe fn call_program_handler(
+    program: &libc::sigaction,
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    // SAFETY: sets this thread's mask from a copy of the program's own,
+    // then calls its handler as the caller promises.
+    unsafe {
+        let mut mask = program.sa_mask;
+        if program.sa_flags & libc::SA_NODEFER == 0 {
+            libc::sigaddset(&mut mask, signal);
+        }
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &mask, &mut before);
+        let siginfo = program.sa_flags & libc::SA_SIGINFO != 0;
+        super::call_handler(program.sa_sigaction, siginfo, signal, info, context);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+    }
 }
 
 /// Whether `signal`'s disposition is the default now. Async-signal-safe.
