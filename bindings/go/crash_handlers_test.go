@@ -216,19 +216,23 @@ const cgoRelayRuns = 4
 
 // goSignal is what Go's runtime prints for each signal it dies of or
 // relays: the signal, then the thread (its M) it arrived on and its
-// si_code.
+// si_code (0: SI_USER, the relay's kill; SI_TKILL, -6, printed unsigned:
+// a tgkill, spanguard's watchdog handing the signal on).
 var goSignal = regexp.MustCompile(`(?m)^(SIG[A-Z]+): [^\n]*\nPC=0x[0-9a-f]+ m=([0-9]+) sigcode=([0-9]+)`)
 
 // A fault in C code called through cgo, crash handlers on: Go's runtime
 // relays SIGQUIT to the process, each thread's handler sending the next,
 // and its faulting thread ends the process once every other thread has
 // had one. Each SIGQUIT must reach a thread other than the faulting one,
-// once. spanguard's crash handler called Go's without the signals Go's
-// handler blocks: the first relay came back to the faulting thread,
-// inside its own crash (Go printed "SIGQUIT: quit" for it, its m a second
-// time), whose handler then waited out Go's 10 s for the others: Go ended
-// the process only after that timeout. Every run, the spans still arrive
-// from the dump (checkCrashDumped).
+// once, as Go's relay sent it (sigcode 0). spanguard's crash handler
+// called Go's without the signals Go's handler blocks: the first relay
+// came back to the faulting thread, inside its own crash (Go printed
+// "SIGQUIT: quit" for it, its m=0 a second time), whose handler then
+// waited out Go's 10 s for the others; and the watchdog took that relay,
+// flushed and handed it on by tgkill (sigcode SI_TKILL) a second later.
+// Go ends the process only after that timeout when its faulting thread
+// waits on its own relay. Every run, the spans still arrive from the dump
+// (checkCrashDumped).
 func TestCgoFaultRelaysQuitAsGoDoes(t *testing.T) {
 	for run := range cgoRelayRuns {
 		t.Run(fmt.Sprint(run), func(t *testing.T) {
@@ -241,13 +245,15 @@ func TestCgoFaultRelaysQuitAsGoDoes(t *testing.T) {
 			faulting := signals[0][2]
 			seen := map[string]int{}
 			for _, s := range signals[1:] {
-				signal, m := s[1], s[2]
+				signal, m, code := s[1], s[2], s[3]
 				seen[m]++
 				switch {
 				case signal != "SIGQUIT":
 					t.Errorf("m=%s: %s after the fault, not Go's relayed SIGQUIT", m, signal)
 				case m == faulting:
 					t.Errorf("the relayed SIGQUIT came back to the faulting thread (m=%s) inside its crash", m)
+				case code != "0":
+					t.Errorf("m=%s: SIGQUIT with sigcode %s, not Go's relay (0): handed on by the watchdog", m, code)
 				case seen[m] > 1:
 					t.Errorf("m=%s had SIGQUIT %d times", m, seen[m])
 				}

@@ -18,7 +18,7 @@
 //! holds.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{CrashFile, DumpHeader, PreparedFile};
@@ -323,6 +323,19 @@ fn raised_by_this_process(info: *mut libc::siginfo_t) -> bool {
     sender == unsafe { libc::getpid() }
 }
 
+/// Whether another of this process's threads, or this one, sent `info`'s
+/// signal (kill, tgkill, raise or sigqueue of its own pid): Go's runtime
+/// relays SIGQUIT so as it dies (`signals::pass_on_during_crash`).
+/// Async-signal-safe.
+pub(super) fn sent_by_this_process(info: *mut libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel's siginfo; si_code is set for every signal.
+    let code = unsafe { (*info).si_code };
+    matches!(code, libc::SI_USER | libc::SI_TKILL | libc::SI_QUEUE) && raised_by_this_process(info)
+}
+
 /// The crash handler's dump of every tracer for `signal`, which arrived on
 /// thread `crashed` (this one, or the one whose handler handed the dump
 /// to the watchdog: `dumped_by_watchdog`). Async-signal-safe.
@@ -488,6 +501,38 @@ fn dumped_by_watchdog(signal: libc::c_int, this_thread: libc::pid_t) -> bool {
     true
 }
 
+/// How many crash handlers are running now, on any thread
+/// (`crash_under_way`).
+static CRASH_HANDLERS_RUNNING: AtomicU32 = AtomicU32::new(0);
+
+/// Counts a crash handler in `CRASH_HANDLERS_RUNNING` for as long as it
+/// runs (one the program's handler never returns from, as Go's runtime
+/// does with a fault in C code, stays counted until the process dies).
+struct CrashHandlerRunning;
+
+impl CrashHandlerRunning {
+    fn enter() -> Self {
+        CRASH_HANDLERS_RUNNING.fetch_add(1, Ordering::AcqRel);
+        CrashHandlerRunning
+    }
+}
+
+impl Drop for CrashHandlerRunning {
+    fn drop(&mut self) {
+        CRASH_HANDLERS_RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether a crash is under way: a crash handler is running on some
+/// thread, or its dump is written (not taken back by a thaw). A
+/// termination signal then is part of the crash: Go's runtime relays
+/// SIGQUIT to each of its threads as it dies of a fault in C code, and
+/// waits (10 s at most) for each to have it before it ends the process
+/// (`signals::pass_on_during_crash`). Async-signal-safe.
+pub(super) fn crash_under_way() -> bool {
+    CRASH_HANDLERS_RUNNING.load(Ordering::Acquire) != 0 || CRASH_DUMPER.load(Ordering::Acquire) != 0
+}
+
 extern "C" fn on_crash(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -499,6 +544,7 @@ extern "C" fn on_crash(
     if !signal_not_a_fault_can_end_process(signal, info) {
         return;
     }
+    let _running = CrashHandlerRunning::enter();
     if is_fault(info)
         && let Some(program) = program_handler(signal)
     {

@@ -14,9 +14,13 @@
  *   handler calls the runtime's with the signals that handler blocks
  *   blocked, as the kernel would have: it blocked none, and the first
  *   relay came back to the crashing thread itself (Go's took 10 s to
- *   die). The process dies of the fault, every runtime thread having had
- *   one SIGQUIT; the next start sends the spans ended before and the open
- *   one from the crash dump.
+ *   die). A relay during the crash goes to the runtime's handler at once,
+ *   on the thread it arrived on: the watchdog took it, flushed and handed
+ *   it on from its own thread (si_code SI_TKILL, no longer the relay's
+ *   SI_USER), waiting a second for the handler to return. The process dies
+ *   of the fault, every runtime thread having had one SIGQUIT, none of
+ *   them handed on by the watchdog; the next start sends the spans ended
+ *   before and the open one from the crash dump.
  * - "quit": a healthy program gets SIGQUIT from another process: the
  *   watchdog still flushes the spans ended before, dumps the open one and
  *   hands the signal on (SI_TKILL), and the process dies of it.
@@ -203,6 +207,7 @@ int main(int argc, char **argv) {
     CHECK(crashed.every_thread_had_one == 1);
     CHECK(crashed.quits == RUNTIME_THREADS);
     CHECK(crashed.on_crashing_thread == 0);
+    CHECK(crashed.handed_on == 0);
     check_spans_arrive(crash);
 
     if (!WIFSIGNALED(quit_status) || WTERMSIG(quit_status) != SIGQUIT)
