@@ -1,6 +1,7 @@
 package spanguard_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -31,7 +32,7 @@ const crashSpans = 5
 // crashSpans spans, leaves one open, then: "recovered" recovers from a
 // nil dereference, ends crashSpans more and closes the tracer; "panic"
 // dereferences nil unrecovered; "cfault" writes through NULL in C called
-// through cgo.
+// through cgo; "quit" says "ready" and waits for a signal.
 func crashChild(mode, dir string) {
 	cfg := spanguard.Config{ServiceName: "crash",
 		SinkDir: filepath.Join(dir, "sink"), SpoolDir: filepath.Join(dir, "spool"),
@@ -75,6 +76,9 @@ func crashChild(mode, dir string) {
 		nilTarget = *p
 	case "cfault":
 		cfault.WriteThroughNull()
+	case "quit":
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
 	}
 }
 
@@ -260,4 +264,59 @@ func TestCgoFaultRelaysQuitAsGoDoes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// SIGQUIT from another process to a healthy Go program, crash handlers
+// on: the watchdog still takes it (no crash under way) and flushes the
+// spans ended before, dumps the open one and hands the signal on to Go's
+// handler by tgkill (sigcode SI_TKILL, printed unsigned), which prints
+// every goroutine and ends the process by SIGABRT at the "crash" level;
+// the next start of a tracer set up alike sends the open span, marked
+// interrupted. The relays Go sends itself then reach its other threads.
+func TestQuitToAHealthyGoProgramIsFlushedFirst(t *testing.T) {
+	dir := t.TempDir()
+	cmd := crashChildCommand("quit", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := bufio.NewReader(out).ReadString('\n'); first != "ready\n" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("the child did not start: %q %s", first, stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGABRT {
+		t.Errorf("the child did not end by Go's SIGABRT after its SIGQUIT: %v", err)
+	}
+	signals := goSignal.FindAllStringSubmatch(stderr.String(), -1)
+	const siTkill = "18446744073709551610" // -6, as Go prints it
+	if len(signals) == 0 || signals[0][1] != "SIGQUIT" || signals[0][3] != siTkill {
+		t.Errorf("the SIGQUIT did not reach Go's handler from the watchdog (sigcode SI_TKILL): %q", signals)
+	}
+	flushed := map[string]int{}
+	for _, s := range readSpans(t, filepath.Join(dir, "sink")) {
+		flushed[s.Name]++
+	}
+	want := map[string]int{}
+	for i := range crashSpans {
+		want[fmt.Sprintf("before-%d", i)] = 1
+	}
+	checkArrivals(t, want, flushed)
+	nextStart(t, dir)
+	want["open"] = 1
+	got := map[string]int{}
+	for _, s := range readSpans(t, filepath.Join(dir, "sink")) {
+		got[s.Name]++
+	}
+	checkArrivals(t, want, got)
 }
