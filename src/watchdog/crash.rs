@@ -507,7 +507,9 @@ static CRASH_HANDLERS_RUNNING: AtomicU32 = AtomicU32::new(0);
 
 /// Counts a crash handler in `CRASH_HANDLERS_RUNNING` for as long as it
 /// runs (one the program's handler never returns from, as Go's runtime
-/// does with a fault in C code, stays counted until the process dies).
+/// does with a fault in C code, stays counted until the process dies; so
+/// does one a program's handler leaves by siglongjmp, for good: only a
+/// SIGQUIT the process sends itself is taken for part of a crash).
 struct CrashHandlerRunning;
 
 impl CrashHandlerRunning {
@@ -524,10 +526,10 @@ impl Drop for CrashHandlerRunning {
 }
 
 /// Whether a crash is under way: a crash handler is running on some
-/// thread, or its dump is written (not taken back by a thaw). A
-/// termination signal then is part of the crash: Go's runtime relays
-/// SIGQUIT to each of its threads as it dies of a fault in C code, and
-/// waits (10 s at most) for each to have it before it ends the process
+/// thread, or its dump is written (not taken back by a thaw). A SIGQUIT
+/// the process sends itself then is part of the crash: Go's runtime
+/// relays one to each of its threads as it dies of a fault in C code,
+/// and ends the process once each has had it
 /// (`signals::pass_on_during_crash`). Async-signal-safe.
 pub(super) fn crash_under_way() -> bool {
     CRASH_HANDLERS_RUNNING.load(Ordering::Acquire) != 0 || CRASH_DUMPER.load(Ordering::Acquire) != 0

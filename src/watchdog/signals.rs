@@ -197,10 +197,10 @@ fn mirror_previous(signal: Signal, old: Option<&SigAction>) {
     slot.store(handler, Ordering::Release);
 }
 
-/// For a termination signal this process sent itself while a crash
-/// handler runs (`crash::crash_under_way`), that the host has a handler
-/// for: that handler, here and now, on this thread, with the signals it
-/// asked to block blocked, as the kernel would have called it; true then.
+/// For a SIGQUIT this process sent itself while a crash handler runs
+/// (`crash::crash_under_way`), that the host has a handler for: that
+/// handler, here and now, on this thread, with the signals it asked to
+/// block blocked, as the kernel would have called it; true then.
 /// It is part of the crash: Go's runtime, dying of a fault in C code at
 /// the "crash" traceback level (which the binding sets), relays SIGQUIT
 /// to the process, each thread's handler sending the next, and ends the
@@ -210,7 +210,11 @@ fn mirror_previous(signal: Signal, old: Option<&SigAction>) {
 /// tracers and took its dump back while the crash went on. A
 /// SIGQUIT from another process (`kill -QUIT`, a healthy program's
 /// goroutine dump) still goes to the watchdog, as does any signal with no
-/// crash under way. Async-signal-safe: atomics, pthread_sigmask(3).
+/// crash under way, and any other termination signal: a program sends
+/// itself SIGTERM to stop (Python's `os.kill(os.getpid(), ...)`, Node's
+/// `process.kill(process.pid)`), and a crash handler a program's handler
+/// left by siglongjmp stays counted as running; such a SIGTERM must still
+/// be flushed and dumped. Async-signal-safe: atomics, pthread_sigmask(3).
 fn pass_on_during_crash(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -219,7 +223,10 @@ fn pass_on_during_crash(
     let Some(slot) = HOST_HANDLER_OF.get(signal as usize) else {
         return false;
     };
-    if !super::crash::crash_under_way() || !super::crash::sent_by_this_process(info) {
+    if signal != libc::SIGQUIT
+        || !super::crash::crash_under_way()
+        || !super::crash::sent_by_this_process(info)
+    {
         return false;
     }
     let handler = slot.load(Ordering::Acquire);
