@@ -1,12 +1,15 @@
 package spanguard_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,7 +32,7 @@ const crashSpans = 5
 // crashSpans spans, leaves one open, then: "recovered" recovers from a
 // nil dereference, ends crashSpans more and closes the tracer; "panic"
 // dereferences nil unrecovered; "cfault" writes through NULL in C called
-// through cgo.
+// through cgo; "quit" says "ready" and waits for a signal.
 func crashChild(mode, dir string) {
 	cfg := spanguard.Config{ServiceName: "crash",
 		SinkDir: filepath.Join(dir, "sink"), SpoolDir: filepath.Join(dir, "spool"),
@@ -73,6 +76,9 @@ func crashChild(mode, dir string) {
 		nilTarget = *p
 	case "cfault":
 		cfault.WriteThroughNull()
+	case "quit":
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
 	}
 }
 
@@ -110,7 +116,7 @@ func TestCrashHandlersInGo(t *testing.T) {
 		checkArrivals(t, want, got)
 	})
 	for _, mode := range []string{"panic", "panic-fromenv"} {
-		t.Run(mode, func(t *testing.T) { checkCrashDumped(t, mode) })
+		t.Run(mode, func(t *testing.T) { _ = checkCrashDumped(t, mode) })
 	}
 }
 
@@ -124,10 +130,14 @@ func crashChildCommand(mode, dir string) *exec.Cmd {
 // process: it must die by Go's SIGABRT, and after a tracer set up alike
 // starts, the spans it ended and the open one, marked interrupted, must
 // have arrived once each.
-func checkCrashDumped(t *testing.T, mode string) {
+// What Go's runtime printed on its way out (its stderr) is returned.
+func checkCrashDumped(t *testing.T, mode string) string {
 	t.Helper()
 	dir := t.TempDir()
-	out, err := crashChildCommand(mode, dir).Output()
+	cmd := crashChildCommand(mode, dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGABRT {
 		t.Errorf("the child did not end by Go's SIGABRT at its crash: %v %q", err, out)
@@ -149,6 +159,7 @@ func checkCrashDumped(t *testing.T, mode string) {
 		t.Logf("the crashed child left in its spool: %v", left)
 	}
 	checkArrivals(t, want, got)
+	return stderr.String()
 }
 
 // hasTrue says whether the span has the attribute key set to true.
@@ -183,7 +194,7 @@ func TestCgoFaultDumpsTheOpenSpan(t *testing.T) {
 	for run := range cgoFaultRuns {
 		t.Run(fmt.Sprint(run), func(t *testing.T) {
 			t.Parallel()
-			checkCrashDumped(t, "cfault")
+			_ = checkCrashDumped(t, "cfault")
 		})
 	}
 }
@@ -202,4 +213,110 @@ func spoolFiles(t *testing.T, spool string) []string {
 		}
 	}
 	return files
+}
+
+// cgoRelayRuns is how many children TestCgoFaultRelaysQuitAsGoDoes crashes.
+const cgoRelayRuns = 4
+
+// goSignal is what Go's runtime prints for each signal it dies of or
+// relays: the signal, then the thread (its M) it arrived on and its
+// si_code (0: SI_USER, the relay's kill; SI_TKILL, -6, printed unsigned:
+// a tgkill, spanguard's watchdog handing the signal on).
+var goSignal = regexp.MustCompile(`(?m)^(SIG[A-Z]+): [^\n]*\nPC=0x[0-9a-f]+ m=([0-9]+) sigcode=([0-9]+)`)
+
+// A fault in C code called through cgo, crash handlers on: Go's runtime
+// relays SIGQUIT to the process, each thread's handler sending the next,
+// and its faulting thread ends the process once every other thread has
+// had one. Each SIGQUIT must reach a thread other than the faulting one,
+// once, as Go's relay sent it (sigcode 0). spanguard's crash handler
+// called Go's without the signals Go's handler blocks: the first relay
+// came back to the faulting thread, inside its own crash (Go printed
+// "SIGQUIT: quit" for it, its m=0 a second time), whose handler then
+// waited out Go's 10 s for the others; and the watchdog took that relay,
+// flushed and handed it on by tgkill (sigcode SI_TKILL) a second later.
+// Go ends the process only after that timeout when its faulting thread
+// waits on its own relay. Every run, the spans still arrive from the dump
+// (checkCrashDumped).
+func TestCgoFaultRelaysQuitAsGoDoes(t *testing.T) {
+	for run := range cgoRelayRuns {
+		t.Run(fmt.Sprint(run), func(t *testing.T) {
+			t.Parallel()
+			printed := checkCrashDumped(t, "cfault")
+			signals := goSignal.FindAllStringSubmatch(printed, -1)
+			if len(signals) < 2 || signals[0][1] != "SIGSEGV" {
+				t.Fatalf("Go printed no fault and relay (%d signals):\n%s", len(signals), printed)
+			}
+			faulting := signals[0][2]
+			seen := map[string]int{}
+			for _, s := range signals[1:] {
+				signal, m, code := s[1], s[2], s[3]
+				seen[m]++
+				switch {
+				case signal != "SIGQUIT":
+					t.Errorf("m=%s: %s after the fault, not Go's relayed SIGQUIT", m, signal)
+				case m == faulting:
+					t.Errorf("the relayed SIGQUIT came back to the faulting thread (m=%s) inside its crash", m)
+				case code != "0":
+					t.Errorf("m=%s: SIGQUIT with sigcode %s, not Go's relay (0): handed on by the watchdog", m, code)
+				case seen[m] > 1:
+					t.Errorf("m=%s had SIGQUIT %d times", m, seen[m])
+				}
+			}
+		})
+	}
+}
+
+// SIGQUIT from another process to a healthy Go program, crash handlers
+// on: the watchdog still takes it (no crash under way) and flushes the
+// spans ended before, dumps the open one and hands the signal on to Go's
+// handler by tgkill (sigcode SI_TKILL, printed unsigned), which prints
+// every goroutine and ends the process by SIGABRT at the "crash" level;
+// the next start of a tracer set up alike sends the open span, marked
+// interrupted. The relays Go sends itself then reach its other threads.
+func TestQuitToAHealthyGoProgramIsFlushedFirst(t *testing.T) {
+	dir := t.TempDir()
+	cmd := crashChildCommand("quit", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := bufio.NewReader(out).ReadString('\n'); first != "ready\n" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("the child did not start: %q %s", first, stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGABRT {
+		t.Errorf("the child did not end by Go's SIGABRT after its SIGQUIT: %v", err)
+	}
+	signals := goSignal.FindAllStringSubmatch(stderr.String(), -1)
+	const siTkill = "18446744073709551610" // -6, as Go prints it
+	if len(signals) == 0 || signals[0][1] != "SIGQUIT" || signals[0][3] != siTkill {
+		t.Errorf("the SIGQUIT did not reach Go's handler from the watchdog (sigcode SI_TKILL): %q", signals)
+	}
+	flushed := map[string]int{}
+	for _, s := range readSpans(t, filepath.Join(dir, "sink")) {
+		flushed[s.Name]++
+	}
+	want := map[string]int{}
+	for i := range crashSpans {
+		want[fmt.Sprintf("before-%d", i)] = 1
+	}
+	checkArrivals(t, want, flushed)
+	nextStart(t, dir)
+	want["open"] = 1
+	got := map[string]int{}
+	for _, s := range readSpans(t, filepath.Join(dir, "sink")) {
+		got[s.Name]++
+	}
+	checkArrivals(t, want, got)
 }

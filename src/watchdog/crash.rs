@@ -18,7 +18,7 @@
 //! holds.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{CrashFile, DumpHeader, PreparedFile};
@@ -323,6 +323,19 @@ fn raised_by_this_process(info: *mut libc::siginfo_t) -> bool {
     sender == unsafe { libc::getpid() }
 }
 
+/// Whether another of this process's threads, or this one, sent `info`'s
+/// signal (kill, tgkill, raise or sigqueue of its own pid): Go's runtime
+/// relays SIGQUIT so as it dies (`signals::pass_on_during_crash`).
+/// Async-signal-safe.
+pub(super) fn sent_by_this_process(info: *mut libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel's siginfo; si_code is set for every signal.
+    let code = unsafe { (*info).si_code };
+    matches!(code, libc::SI_USER | libc::SI_TKILL | libc::SI_QUEUE) && raised_by_this_process(info)
+}
+
 /// The crash handler's dump of every tracer for `signal`, which arrived on
 /// thread `crashed` (this one, or the one whose handler handed the dump
 /// to the watchdog: `dumped_by_watchdog`). Async-signal-safe.
@@ -488,6 +501,40 @@ fn dumped_by_watchdog(signal: libc::c_int, this_thread: libc::pid_t) -> bool {
     true
 }
 
+/// How many crash handlers are running now, on any thread
+/// (`crash_under_way`).
+static CRASH_HANDLERS_RUNNING: AtomicU32 = AtomicU32::new(0);
+
+/// Counts a crash handler in `CRASH_HANDLERS_RUNNING` for as long as it
+/// runs (one the program's handler never returns from, as Go's runtime
+/// does with a fault in C code, stays counted until the process dies; so
+/// does one a program's handler leaves by siglongjmp, for good: only a
+/// SIGQUIT the process sends itself is taken for part of a crash).
+struct CrashHandlerRunning;
+
+impl CrashHandlerRunning {
+    fn enter() -> Self {
+        CRASH_HANDLERS_RUNNING.fetch_add(1, Ordering::AcqRel);
+        CrashHandlerRunning
+    }
+}
+
+impl Drop for CrashHandlerRunning {
+    fn drop(&mut self) {
+        CRASH_HANDLERS_RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether a crash is under way: a crash handler is running on some
+/// thread, or its dump is written (not taken back by a thaw). A SIGQUIT
+/// the process sends itself then is part of the crash: Go's runtime
+/// relays one to each of its threads as it dies of a fault in C code,
+/// and ends the process once each has had it
+/// (`signals::pass_on_during_crash`). Async-signal-safe.
+pub(super) fn crash_under_way() -> bool {
+    CRASH_HANDLERS_RUNNING.load(Ordering::Acquire) != 0 || CRASH_DUMPER.load(Ordering::Acquire) != 0
+}
+
 extern "C" fn on_crash(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -499,6 +546,7 @@ extern "C" fn on_crash(
     if !signal_not_a_fault_can_end_process(signal, info) {
         return;
     }
+    let _running = CrashHandlerRunning::enter();
     if is_fault(info)
         && let Some(program) = program_handler(signal)
     {
@@ -513,8 +561,7 @@ extern "C" fn on_crash(
     unsafe {
         if let Some(old) = program_handler(signal) {
             libc::sigaction(signal, &old, std::ptr::null_mut());
-            let siginfo = old.sa_flags & libc::SA_SIGINFO != 0;
-            super::call_handler(old.sa_sigaction, siginfo, signal, info, context);
+            call_program_handler(&old, signal, info, context);
             if lives_on_after_return(signal, info, context) {
                 take_back_after_return(signal, &old);
             }
@@ -635,8 +682,7 @@ fn program_handler_ended_fault(
             default.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(signal, &default, std::ptr::null_mut());
         }
-        let siginfo = program.sa_flags & libc::SA_SIGINFO != 0;
-        super::call_handler(program.sa_sigaction, siginfo, signal, info, context);
+        call_program_handler(program, signal, info, context);
     }
     if raised_again_to_end(signal) || at_default(signal) {
         outcome::forget_left_to_run_again();
@@ -649,6 +695,39 @@ fn program_handler_ended_fault(
         return true;
     }
     !outcome::met_again_after_run_again(&arrived, &outcome::FaultAt::of(signal, info, context))
+}
+
+/// Calls the program's own handler for `signal` as the kernel would have:
+/// with the signals it blocks while it runs (its sa_mask, and the signal
+/// unless SA_NODEFER) blocked on this thread, the mask from before put
+/// back if it returns. Ours blocks none: Go's runtime, whose handler
+/// blocks every signal, relays SIGQUIT to its other threads as it dies of
+/// a fault in C code, and the relay came back to the crashing thread
+/// itself, inside its own handler, where it waited out its 10 s.
+/// Async-signal-safe: pthread_sigmask(3).
+///
+/// # Safety
+/// `program` is the program's handler for `signal` (not SIG_DFL or
+/// SIG_IGN); `info`/`context` what the kernel gave ours.
+unsafe fn call_program_handler(
+    program: &libc::sigaction,
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    // SAFETY: sets this thread's mask from a copy of the program's own,
+    // then calls its handler as the caller promises.
+    unsafe {
+        let mut mask = program.sa_mask;
+        if program.sa_flags & libc::SA_NODEFER == 0 {
+            libc::sigaddset(&mut mask, signal);
+        }
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &mask, &mut before);
+        let siginfo = program.sa_flags & libc::SA_SIGINFO != 0;
+        super::call_handler(program.sa_sigaction, siginfo, signal, info, context);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+    }
 }
 
 /// Whether `signal`'s disposition is the default now. Async-signal-safe.

@@ -169,7 +169,106 @@ pub fn release_after_fork_in_parent() {
 /// later, and a busy loop never.
 static RECEIVER: [AtomicI32; 32] = [const { AtomicI32::new(0) }; 32];
 
-extern "C" fn on_termination_signal(signal: libc::c_int) {
+/// The host's disposition of each termination signal that ours replaced,
+/// as `PREVIOUS` has it, for the handler (which takes no lock): its handler
+/// (0: the default, or none), whether it takes a siginfo, and the signals
+/// it blocks while it runs (`host_mask_bits`).
+static HOST_HANDLER_OF: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
+static HOST_SIGINFO_OF: [AtomicBool; 32] = [const { AtomicBool::new(false) }; 32];
+static HOST_MASK_OF: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+
+/// Keeps the handler's copy of the host's disposition of `signal` in step
+/// with `PREVIOUS` (called wherever that changes).
+fn mirror_previous(signal: Signal, old: Option<&SigAction>) {
+    let (handler, siginfo) = match old.map(|o| o.handler()) {
+        Some(SigHandler::Handler(f)) => (f as usize, false),
+        Some(SigHandler::SigAction(f)) => (f as usize, true),
+        _ => (0, false),
+    };
+    let Some(slot) = HOST_HANDLER_OF.get(signal as usize) else {
+        return;
+    };
+    HOST_SIGINFO_OF[signal as usize].store(siginfo, Ordering::Relaxed);
+    HOST_MASK_OF[signal as usize].store(
+        old.map_or(0, |o| host_mask_bits(signal, o)),
+        Ordering::Relaxed,
+    );
+    // Release pairs with the Acquire in `pass_on_during_crash`.
+    slot.store(handler, Ordering::Release);
+}
+
+/// For a SIGQUIT this process sent itself while a crash handler runs
+/// (`crash::crash_under_way`), that the host has a handler for: that
+/// handler, here and now, on this thread, with the signals it asked to
+/// block blocked, as the kernel would have called it; true then.
+/// It is part of the crash: Go's runtime, dying of a fault in C code at
+/// the "crash" traceback level (which the binding sets), relays SIGQUIT
+/// to the process, each thread's handler sending the next, and ends the
+/// process once every one of its threads has had it. The watchdog took
+/// the relay, flushed and dumped, handed it on from its own thread, waited
+/// a second for Go's handler (which never returns), then thawed the
+/// tracers and took its dump back while the crash went on. A
+/// SIGQUIT from another process (`kill -QUIT`, a healthy program's
+/// goroutine dump) still goes to the watchdog, as does any signal with no
+/// crash under way, and any other termination signal: a program sends
+/// itself SIGTERM to stop (Python's `os.kill(os.getpid(), ...)`, Node's
+/// `process.kill(process.pid)`), and a crash handler a program's handler
+/// left by siglongjmp stays counted as running; such a SIGTERM must still
+/// be flushed and dumped. Async-signal-safe: atomics, pthread_sigmask(3).
+fn pass_on_during_crash(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) -> bool {
+    let Some(slot) = HOST_HANDLER_OF.get(signal as usize) else {
+        return false;
+    };
+    if signal != libc::SIGQUIT
+        || !super::crash::crash_under_way()
+        || !super::crash::sent_by_this_process(info)
+    {
+        return false;
+    }
+    let handler = slot.load(Ordering::Acquire);
+    if handler == 0 {
+        return false;
+    }
+    let bits = HOST_MASK_OF[signal as usize].load(Ordering::Relaxed);
+    let siginfo = HOST_SIGINFO_OF[signal as usize].load(Ordering::Relaxed);
+    // SAFETY: this thread's mask (put back by the sigreturn after ours);
+    // `handler` is the host's, of the kind `siginfo` says, given the
+    // kernel's arguments.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &sigset_of_bits(bits), std::ptr::null_mut());
+        super::call_handler(handler, siginfo, signal, info, context);
+    }
+    true
+}
+
+/// The set of signals whose bits `bits` has (signal n: bit n - 1).
+/// Async-signal-safe: sigemptyset, sigaddset.
+fn sigset_of_bits(bits: u64) -> libc::sigset_t {
+    // SAFETY: a set of our own, zeroed then emptied before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for n in 1..=64 {
+            if bits & (1u64 << (n - 1)) != 0 {
+                libc::sigaddset(&mut set, n);
+            }
+        }
+        set
+    }
+}
+
+extern "C" fn on_termination_signal(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    if pass_on_during_crash(signal, info, context) {
+        return;
+    }
     // Async-signal-safe: gettid(2) and one write(2) of one byte, errno
     // preserved.
     // SAFETY: __errno_location is this thread's errno; write on a raw fd.
@@ -366,7 +465,13 @@ fn ours_installed(signal: Signal) -> bool {
     // SAFETY: a sigaction that only reads the disposition into `now`.
     let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
     let read = unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut now) };
-    read == 0 && now.sa_sigaction == on_termination_signal as extern "C" fn(libc::c_int) as usize
+    read == 0 && now.sa_sigaction == termination_handler_address()
+}
+
+/// Our termination handler's address, as sigaction reports it.
+fn termination_handler_address() -> usize {
+    on_termination_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+        as usize
 }
 
 /// Whether `signal`'s disposition is the trampoline (`deliver_to_host`).
@@ -384,8 +489,8 @@ fn trampoline_installed(signal: Signal) -> bool {
 /// Our handler's disposition, as `install_handlers` puts it in.
 fn our_action() -> SigAction {
     SigAction::new(
-        SigHandler::Handler(on_termination_signal),
-        SaFlags::SA_ONSTACK | SaFlags::SA_RESTART,
+        SigHandler::SigAction(on_termination_signal),
+        SaFlags::SA_ONSTACK | SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
         SigSet::empty(),
     )
 }
@@ -461,6 +566,7 @@ pub fn reclaim_from_default(signal: libc::c_int) -> bool {
         previous.actions.resize(65, None);
     }
     previous.actions[signal as usize] = Some(old);
+    mirror_previous(signal, Some(&old));
     true
 }
 
@@ -491,6 +597,10 @@ fn install_handlers(previous: &mut Previous) {
             }
             previous[signal as usize] = Some(old);
         }
+    }
+    // A forked child's copy may hold its parent's: each is set again.
+    for signal in TERMINATION_SIGNALS {
+        mirror_previous(signal, previous[signal as usize].as_ref());
     }
 }
 
@@ -739,12 +849,13 @@ fn take_back_from_host(signal: Signal, ours: &SigAction, previous: &mut Previous
     // ours back over it meanwhile (`reclaim_from_default`, which recorded
     // that default). Taken for the host's, ours was what the next signal
     // was handed on to: it came back to ours, forever.
-    let ours_already = matches!(now.handler(), SigHandler::Handler(f) if f as usize == on_termination_signal as extern "C" fn(libc::c_int) as usize);
+    let ours_already = matches!(now.handler(), SigHandler::SigAction(f) if f as usize == termination_handler_address());
     if !still_trampoline
         && !ours_already
         && let Some(slot) = previous.actions.get_mut(signal as usize)
     {
         *slot = Some(now);
+        mirror_previous(signal, Some(&now));
     }
 }
 
@@ -949,18 +1060,9 @@ static HOST_MASK: AtomicU64 = AtomicU64::new(0);
 /// before comes back when the handler returns (sigreturn).
 /// Async-signal-safe: sigemptyset, sigaddset, pthread_sigmask.
 fn mask_as_the_host_asked() {
-    let bits = HOST_MASK.load(Ordering::Acquire);
-    // SAFETY: a set of our own, then this thread's mask.
-    unsafe {
-        let mut mask: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut mask);
-        for n in 1..=64 {
-            if bits & (1u64 << (n - 1)) != 0 {
-                libc::sigaddset(&mut mask, n);
-            }
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
-    }
+    let mask = sigset_of_bits(HOST_MASK.load(Ordering::Acquire));
+    // SAFETY: this thread's mask, set to a set of our own.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut()) };
 }
 
 /// `HOST_MASK`'s bits for the host's disposition `old` of `signal`.
