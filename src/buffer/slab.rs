@@ -2538,9 +2538,11 @@ mod tests {
     /// it yielded, and burned a core (the one a 2-core container has
     /// spare) for the whole hold. Judged by the CPU time the waiting
     /// thread ran during a 300 ms hold (a count of its own, not a wall
-    /// time): 15 ms at most (about 5 ms measured with the load average at
-    /// 11 on 2 cores), where yielding ran it 66-87 ms there, the hold
-    /// whole on an idle host. With the owner's bias, and with the lock.
+    /// time): 40 ms at most (about 5 ms measured with the load average at
+    /// 11 on 2 cores, 18 ms once in a clean clone's `make test` beside
+    /// eight other builds, which failed the 15 ms bound this had), where
+    /// yielding ran it 66-87 ms at load 11, the hold whole on an idle
+    /// host. With the owner's bias, and with the lock.
     #[test]
     fn a_call_waiting_long_for_a_held_span_sleeps() {
         for biased in [true, false] {
@@ -2566,7 +2568,7 @@ mod tests {
             let (got, cpu_ns) = taker.join().expect("taker");
             assert_eq!(got, Ok(()), "biased {biased}");
             assert!(
-                cpu_ns < 15_000_000,
+                cpu_ns < 40_000_000,
                 "biased {biased}: the waiter ran {} us of a 300 ms hold",
                 cpu_ns / 1000
             );
