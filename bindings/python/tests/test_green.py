@@ -17,9 +17,11 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import spanguard
+from conftest import read_sink
 from receiver_client import OtlpReceiverProcess
 from test_celery import Worker, assert_task_spans_once
 from test_servers import gunicorn_stopped_by_sigterm_delivers_every_span
@@ -307,6 +309,66 @@ def test_celery_green_pool_delivers_every_task_span_at_sigterm(tmp_path, pool):
         worker.mark(f"done-{t}")
     assert worker.stop(signal.SIGTERM) == 0, worker.log_text()[-3000:]
     assert_task_spans_once(worker.spans(), tasks, instrumented=False)
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+# README's tasks.py sent as `python tasks.py` does, but written whole into
+# the queue (kombu 5.7.0's filesystem transport writes a message in place, and
+# a worker polling then can read it empty: celery/kombu#1551, see Worker.send).
+SEND_README_TASK = textwrap.dedent("""
+    import os
+
+    import tasks
+
+    tasks.app.conf.broker_transport_options = {"data_folder_in": "outbox", "data_folder_out": "outbox"}
+    os.makedirs("outbox", exist_ok=True)
+    result = tasks.chat.delay("flights to Lisbon")
+    for message in sorted(os.listdir("outbox")):
+        os.rename(os.path.join("outbox", message), os.path.join("broker", message))
+    print(result.get(timeout=60))
+""")
+
+
+def readme_python_example(name: str) -> str:
+    """The ```python block README marks `<!-- example: NAME ...-->`."""
+    after = README.read_text().split(f"<!-- example: {name} ", 1)[1]
+    return after.split("```python\n", 1)[1].split("\n```", 1)[0] + "\n"
+
+
+@pytest.mark.parametrize("pool", ["gevent", "eventlet"])
+def test_readme_celery_example_traces_its_task_under_a_green_pool(tmp_path, pool):
+    """README's tasks.py, word for word, under `celery worker -P gevent` and
+    `-P eventlet` ("nothing changes in your code"): its task's trace is
+    run/tasks.chat with llm.chat under it, as under prefork. A green pool
+    has no children, so Celery sends no worker_process_init, where the
+    example instrumented Celery: only llm.chat arrived, the task's own span
+    never made."""
+    (tmp_path / "tasks.py").write_text(readme_python_example("tasks.py"))
+    (tmp_path / "send.py").write_text(SEND_README_TASK)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    env.update(SPANGUARD_SINK_DIR=str(tmp_path / "spans"), SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"),
+               XDG_STATE_HOME=str(tmp_path / "state"))
+    log = open(tmp_path / "worker.log", "wb")
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tasks", "worker", f"--pool={pool}",
+                               "--concurrency=2", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        sent = subprocess.run([sys.executable, "send.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert sent.stdout == "3 flights to Lisbon\n", sent.stderr + (tmp_path / "worker.log").read_text()[-3000:]
+        os.kill(worker.pid, signal.SIGTERM)  # the warm shutdown
+        assert worker.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    spans = read_sink(tmp_path / "spans")
+    got = Counter(s["name"] for s in spans)
+    assert got == {"run/tasks.chat": 1, "llm.chat": 1}, f"{dict(got)}: the task's trace is run/tasks.chat, llm.chat"
+    run, llm = (next(s for s in spans if s["name"] == name) for name in ("run/tasks.chat", "llm.chat"))
+    assert (llm["trace_id"], llm["parent_span_id"]) == (run["trace_id"], run["span_id"]), "llm.chat not under the run"
+    assert len(llm["attributes"]["gen_ai.prompt"]) > 20_000
 
 
 # A tracer of 16 slots (8 queued, 8 open) whose exporter a slow backend
