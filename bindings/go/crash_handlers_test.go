@@ -233,7 +233,8 @@ var goSignal = regexp.MustCompile(`(?m)^(SIG[A-Z]+): [^\n]*\nPC=0x[0-9a-f]+ m=([
 // came back to the faulting thread, inside its own crash (Go printed
 // "SIGQUIT: quit" for it, its m=0 a second time), whose handler then
 // waited out Go's 10 s for the others; and the watchdog took that relay,
-// flushed and handed it on by tgkill (sigcode SI_TKILL) a second later.
+// flushed and handed it on from its own thread (sigcode SI_TKILL then;
+// SI_QUEUE since the copy carries a tag) a second later.
 // Go ends the process only after that timeout when its faulting thread
 // waits on its own relay. Every run, the spans still arrive from the dump
 // (checkCrashDumped).
@@ -269,7 +270,7 @@ func TestCgoFaultRelaysQuitAsGoDoes(t *testing.T) {
 // SIGQUIT from another process to a healthy Go program, crash handlers
 // on: the watchdog still takes it (no crash under way) and flushes the
 // spans ended before, dumps the open one and hands the signal on to Go's
-// handler by tgkill (sigcode SI_TKILL, printed unsigned), which prints
+// handler by its tagged copy (sigcode SI_QUEUE, printed unsigned), which prints
 // every goroutine and ends the process by SIGABRT at the "crash" level;
 // the next start of a tracer set up alike sends the open span, marked
 // interrupted. The relays Go sends itself then reach its other threads.
@@ -299,9 +300,11 @@ func TestQuitToAHealthyGoProgramIsFlushedFirst(t *testing.T) {
 		t.Errorf("the child did not end by Go's SIGABRT after its SIGQUIT: %v", err)
 	}
 	signals := goSignal.FindAllStringSubmatch(stderr.String(), -1)
-	const siTkill = "18446744073709551610" // -6, as Go prints it
-	if len(signals) == 0 || signals[0][1] != "SIGQUIT" || signals[0][3] != siTkill {
-		t.Errorf("the SIGQUIT did not reach Go's handler from the watchdog (sigcode SI_TKILL): %q", signals)
+	// The watchdog re-sends a tagged copy (rt_tgsigqueueinfo, so the
+	// trampoline knows it): SI_QUEUE, -1, as Go prints it.
+	const siQueue = "18446744073709551615"
+	if len(signals) == 0 || signals[0][1] != "SIGQUIT" || signals[0][3] != siQueue {
+		t.Errorf("the SIGQUIT did not reach Go's handler from the watchdog (sigcode SI_QUEUE): %q", signals)
 	}
 	flushed := map[string]int{}
 	for _, s := range readSpans(t, filepath.Join(dir, "sink")) {

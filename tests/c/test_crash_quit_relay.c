@@ -16,14 +16,15 @@
  *   relay came back to the crashing thread itself (Go's took 10 s to
  *   die). A relay during the crash goes to the runtime's handler at once,
  *   on the thread it arrived on: the watchdog took it, flushed and handed
- *   it on from its own thread (si_code SI_TKILL, no longer the relay's
- *   SI_USER), waiting a second for the handler to return. The process dies
+ *   it on from its own thread (si_code SI_TKILL then, SI_QUEUE since the
+ *   re-sent copy carries a tag, no longer the relay's SI_USER), waiting a second for the handler to return. The process dies
  *   of the fault, every runtime thread having had one SIGQUIT, none of
  *   them handed on by the watchdog; the next start sends the spans ended
  *   before and the open one from the crash dump.
  * - "quit": a healthy program gets SIGQUIT from another process: the
  *   watchdog still flushes the spans ended before, dumps the open one and
- *   hands the signal on (SI_TKILL), and the process dies of it.
+ *   hands the signal on (SI_QUEUE: its tagged copy), and the process dies
+ *   of it.
  *
  * Each case runs in a child; an alarm turns a hang into SIGALRM. */
 #define _GNU_SOURCE
@@ -51,7 +52,8 @@
 struct relay_report {
     int quits;                /* SIGQUIT handler calls */
     int on_crashing_thread;   /* of them, on the crashing thread, inside its SIGSEGV handler */
-    int handed_on;            /* of them, sent by tgkill (the watchdog), not by the relay's kill */
+    int handed_on;            /* of them, re-sent to a thread (the watchdog's tagged copy, SI_QUEUE;
+                                 SI_TKILL before it was tagged), not by the relay's kill */
     int every_thread_had_one; /* the crashing thread saw RUNTIME_THREADS quits */
 };
 
@@ -77,7 +79,7 @@ static void sleep_ms(long ms) {
 static void on_quit(int signal, siginfo_t *info, void *context) {
     (void)context;
     int n = atomic_fetch_add(&quits, 1) + 1;
-    if (info->si_code == SI_TKILL) atomic_fetch_add(&handed_on, 1);
+    if (info->si_code == SI_TKILL || info->si_code == SI_QUEUE) atomic_fetch_add(&handed_on, 1);
     int crashing = atomic_load(&crashing_tid);
     if (crashing == 0) {
         /* "quit": no crash; the program dies of the signal. */
