@@ -1138,6 +1138,26 @@ typedef struct spanguard_counters {
    count in the `recovered_spans` of the process that sends them.
    */
   uint64_t spans_interrupted_at_shutdown;
+  /*
+   Shutdowns (`spanguard_shutdown`, the exit hook's, a signal's) that
+   waited their timeout and the stuck exporter's grace (1.5 s) for the
+   exporter thread to stop, and left it running: it was stuck where
+   nothing of spanguard's cuts it short (the error callback blocked).
+   Its spans went to the crash dump. A shutdown on the exporter thread
+   itself (the error callback called `exit()`) leaves it at once and
+   is not counted.
+   */
+  uint64_t exporter_waits_ran_out;
+  /*
+   Times the signal watchdog waited its whole second
+   (`HOST_HANDLER_WAIT`) for a host's handler, the one spanguard's
+   handler replaced and delivers the signal to after the flush, with
+   the tracers frozen meanwhile: the handler neither returned nor
+   ended its thread, nor was found done (its `exit()`, its
+   `siglongjmp` back into the program). Process-wide: every tracer
+   reports the same count.
+   */
+  uint64_t host_handler_waits_ran_out;
 } spanguard_counters;
 
 /*

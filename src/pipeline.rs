@@ -555,6 +555,9 @@ impl Pipeline {
                 let _ = handle.join();
             }
         } else {
+            if !on_exporter {
+                Stats::add(&self.stats.exporter_waits_ran_out, 1);
+            }
             // Not joined: the JoinHandle stays in the pipeline and is
             // dropped (detaching the thread) with its last Arc, which the
             // thread itself holds.

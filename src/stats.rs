@@ -27,6 +27,14 @@ macro_rules! counters {
             pub queue_depth: u64,
             /// Spans begun and not yet ended.
             pub spans_open: u64,
+            /// Waits of the signal watchdog for a host's handler (the one
+            /// spanguard's replaced, delivered after the flush) that ran
+            /// out their second while the tracers stayed frozen: it did
+            /// not return, end its thread, or get found done (an `exit()`
+            /// from it, a `siglongjmp` back into the program).
+            /// Process-wide: every tracer reports the same count (filled
+            /// in by `Tracer::stats`).
+            pub host_handler_waits_ran_out: u64,
         }
 
         impl Stats {
@@ -42,6 +50,7 @@ macro_rules! counters {
                     $($name: self.$name.load(Relaxed),)*
                     queue_depth,
                     spans_open: spans_begun.saturating_sub(spans_ended),
+                    host_handler_waits_ran_out: 0,
                 }
             }
         }
@@ -148,6 +157,13 @@ counters! {
     /// spanguard.interrupted: counted in `spans_exported` (or where their
     /// first trip took them) too, and not in `spans_unended_at_shutdown`.
     spans_interrupted_at_shutdown,
+    /// Shutdowns (the application's, the exit hook's, a signal's) that
+    /// waited their deadline and the stuck exporter's grace for the
+    /// exporter thread to stop, and left it running: it was stuck where
+    /// nothing of spanguard's cuts it short (the error callback blocked).
+    /// A shutdown on the exporter thread itself (the callback called
+    /// `exit()`) leaves it at once, not counted.
+    exporter_waits_ran_out,
 }
 
 impl Stats {

@@ -2186,7 +2186,10 @@ impl Tracer {
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.pipeline.stats.snapshot(&self.pipeline.slab)
+        StatsSnapshot {
+            host_handler_waits_ran_out: crate::watchdog::signals::host_handler_waits_ran_out(),
+            ..self.pipeline.stats.snapshot(&self.pipeline.slab)
+        }
     }
 
     /// Tests and benchmarks: spans taken from the thread that began them

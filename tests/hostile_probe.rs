@@ -112,8 +112,10 @@ fn a_shutdown_to_a_server_that_takes_only_the_probe_spools_and_returns() {
         assert!((5..=6).contains(&resets), "{name}: {resets} resets");
         assert!(seen.probes.load(Ordering::Relaxed) <= 1, "{name}");
         assert_eq!(support::spool_files(&dir.join("spool")).len(), 1, "{name}");
-        // Loose: 0.75 s of quick retries and a few requests on loopback.
-        assert!(took < Duration::from_secs(15), "{name}: {took:?}");
+        // The loop of probes and resets is counted above; this is a hang
+        // guard only (0.75 s of quick retries and a few requests on
+        // loopback, of the shutdown's 30 s), not a measure.
+        assert!(took < Duration::from_secs(25), "{name}: hung, {took:?}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -139,7 +139,9 @@ fn a_shutdown_with_the_connection_refused_spools_after_its_quick_retries() {
         stats.retries, QUICK_RETRIES,
         "retried a refused connection at shutdown past its quick retries: {stats:?}"
     );
-    assert!(took < Duration::from_secs(10), "took {took:?}: {stats:?}");
+    // Retries past the quick ones are counted above; this is a hang guard
+    // only (of the shutdown's 30 s), not a measure.
+    assert!(took < Duration::from_secs(25), "hung: {took:?}: {stats:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -283,7 +285,10 @@ fn a_flush_abandons_the_request_in_flight_at_its_own_deadline() {
     // At its deadline the spans were not delivered: whether the exporter
     // had spooled them yet by then is a race, both answers are right.
     assert_ne!(outcome, FlushOutcome::Delivered);
-    assert!(took < Duration::from_secs(20), "the flush took {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "hung: the flush of 500 ms returned after {took:?}, its request's timeout 60 s"
+    );
     await_spooled(&tracer, 5, Duration::from_secs(20));
     let stats = tracer.stats();
     assert_eq!(

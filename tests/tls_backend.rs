@@ -516,13 +516,15 @@ fn mutual_tls_refused_by_a_reset_names_the_client_certificate() {
     );
 }
 
-/// Kept for another try, and given up long before a handshake that never
-/// ends would have let it (the bound is the request's time and a wide
-/// margin for a loaded machine, not a measure).
+/// Kept for another try. What cut the handshake short is the transport's
+/// own record (`Silence::TimedOut`, `Silence::Deadline`), checked by the
+/// callers; the bound on time is a hang guard only (the timeout and the
+/// deadline are 1 s; a handshake that never ends would hold it for good,
+/// or for the 60 s timeout), not a measure.
 fn kept_in_time(outcome: &Result<Accepted, SendError>, started: Instant) {
     assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
+        started.elapsed() < Duration::from_secs(30),
+        "hung: the send returned after {:?}",
         started.elapsed()
     );
     assert!(

@@ -783,6 +783,15 @@ type Stats struct {
 	// (FlushOnSignals), exported marked spanguard.interrupted: counted in
 	// SpansExported too, not in SpansUnendedAtShutdown.
 	SpansInterruptedAtShutdown uint64
+	// Shutdowns that waited their timeout and a grace for an exporter stuck
+	// where nothing of spanguard's cuts it short (the error callback
+	// blocked) and left it running, its spans in the crash dump.
+	ExporterWaitsRanOut uint64
+	// Times the signal watchdog waited its whole second for the program's
+	// own signal handler (delivered after spanguard's flush) with the
+	// tracers frozen: it neither returned nor was found done (an exit or a
+	// longjmp from it). Process-wide: every tracer reports the same count.
+	HostHandlerWaitsRanOut uint64
 }
 
 // Stats reads the counters. After Close it returns ErrShutDown and a zero
@@ -825,6 +834,8 @@ func statsOf(c *C.spanguard_counters) Stats {
 		PayloadWaits:  uint64(c.payload_waits), PayloadWaitsCut: uint64(c.payload_waits_cut),
 		SlotWaits: uint64(c.slot_waits), SlotWaitNs: uint64(c.slot_wait_ns),
 		SpansInterruptedAtShutdown: uint64(c.spans_interrupted_at_shutdown),
+		ExporterWaitsRanOut:        uint64(c.exporter_waits_ran_out),
+		HostHandlerWaitsRanOut:     uint64(c.host_handler_waits_ran_out),
 	}
 }
 

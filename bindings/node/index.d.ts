@@ -321,6 +321,17 @@ export interface Stats {
    * spanguard.interrupted: counted in `spans_exported` too, not as unended.
    */
   spans_interrupted_at_shutdown: number;
+  /**
+   * Shutdowns that waited their timeout and a grace for an exporter stuck where nothing of spanguard's cuts
+   * it short (the error callback blocked) and left it running, its spans in the crash dump.
+   */
+  exporter_waits_ran_out: number;
+  /**
+   * Times the signal watchdog waited its whole second for the program's own signal handler (delivered after
+   * spanguard's flush) with the tracers frozen: it neither returned nor was found done (an exit or a longjmp
+   * from it). Process-wide: every tracer reports the same count.
+   */
+  host_handler_waits_ran_out: number;
   /** Attribute values of no attribute type, left out by the binding. */
   values_rejected: number;
   /**

@@ -1349,6 +1349,8 @@ pub unsafe extern "C" fn spanguard_stats(
             s.slot_waits = x.slot_waits;
             s.slot_wait_ns = x.slot_wait_ns;
             s.spans_interrupted_at_shutdown = x.spans_interrupted_at_shutdown;
+            s.exporter_waits_ran_out = x.exporter_waits_ran_out;
+            s.host_handler_waits_ran_out = x.host_handler_waits_ran_out;
         }
         let n = s.struct_size as usize;
         // SAFETY: the caller's struct is at least struct_size bytes.

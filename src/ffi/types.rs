@@ -547,6 +547,22 @@ pub struct spanguard_counters {
     /// Spans a fatal signal leaves open go to the crash dump instead, and
     /// count in the `recovered_spans` of the process that sends them.
     pub spans_interrupted_at_shutdown: u64,
+    /// Shutdowns (`spanguard_shutdown`, the exit hook's, a signal's) that
+    /// waited their timeout and the stuck exporter's grace (1.5 s) for the
+    /// exporter thread to stop, and left it running: it was stuck where
+    /// nothing of spanguard's cuts it short (the error callback blocked).
+    /// Its spans went to the crash dump. A shutdown on the exporter thread
+    /// itself (the error callback called `exit()`) leaves it at once and
+    /// is not counted.
+    pub exporter_waits_ran_out: u64,
+    /// Times the signal watchdog waited its whole second
+    /// (`HOST_HANDLER_WAIT`) for a host's handler, the one spanguard's
+    /// handler replaced and delivers the signal to after the flush, with
+    /// the tracers frozen meanwhile: the handler neither returned nor
+    /// ended its thread, nor was found done (its `exit()`, its
+    /// `siglongjmp` back into the program). Process-wide: every tracer
+    /// reports the same count.
+    pub host_handler_waits_ran_out: u64,
 }
 
 /// What the error callback reports (`spanguard_set_error_callback`). New

@@ -917,6 +917,37 @@ static ENTERED_ON_ALT_STACK: AtomicBool = AtomicBool::new(false);
 /// handler runs on a stand-in, waited for as long (`deliver_to_host`).
 pub const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
 
+/// Waits for a host's handler (`deliver_to_host`, `stand_in`) that ran
+/// out `HOST_HANDLER_WAIT`: the handler neither returned, nor ended its
+/// thread, nor was found done (an `exit()` from it, a `siglongjmp` back
+/// into the program), while the tracers stayed frozen. Process-wide, as
+/// the handlers are; every tracer's stats report it
+/// (`host_handler_waits_ran_out`). Tests count it instead of timing the
+/// second such a wait costs.
+static HOST_HANDLER_WAITS_RAN_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// How many waits for a host's handler ran out (`HOST_HANDLER_WAITS_RAN_OUT`).
+pub fn host_handler_waits_ran_out() -> u64 {
+    HOST_HANDLER_WAITS_RAN_OUT.load(Ordering::Relaxed)
+}
+
+/// Waits, `HOST_HANDLER_WAIT` at most, for the host's handler of
+/// `delivery` to return, or for `gone` to say it ended its thread; counts
+/// a wait that runs out (`HOST_HANDLER_WAITS_RAN_OUT`).
+fn await_host_handler(delivery: u32, gone: impl Fn() -> bool) {
+    let waited_since = Instant::now();
+    while HOST_RETURNED.load(Ordering::Acquire) != delivery {
+        if gone() {
+            return;
+        }
+        if waited_since.elapsed() >= HOST_HANDLER_WAIT {
+            HOST_HANDLER_WAITS_RAN_OUT.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// When, at the latest, the tracers frozen for the signal under way are
 /// thawed if the process lives on (`CLOCK_MONOTONIC` nanoseconds; set by
 /// `freeze_ends_within` before the delivery is announced).
@@ -1249,22 +1280,13 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
     // another of our threads: the handler still runs once, on it).
     let sent = receiver > 0 && resend(receiver, signal).is_ok();
     if sent {
-        let waited_since = Instant::now();
-        while HOST_RETURNED.load(Ordering::Acquire) != delivery
-            && waited_since.elapsed() < HOST_HANDLER_WAIT
-        {
-            // A receiver that blocked the signal and exited meanwhile
-            // took it, pending, into its exit: the host's handler never
-            // ran there. Unless it was entered there (the claim says): it
-            // ended its own thread (pthread_exit, a pool's "stop this
-            // worker"), and is done with the signal. Run again, it ran
-            // twice, and its pthread_exit on the watchdog's thread
-            // aborted the process.
-            if thread_gone(receiver) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // A receiver that blocked the signal and exited meanwhile took
+        // it, pending, into its exit: the host's handler never ran there.
+        // Unless it was entered there (the claim says): it ended its own
+        // thread (pthread_exit, a pool's "stop this worker"), and is done
+        // with the signal. Run again, it ran twice, and its pthread_exit
+        // on the watchdog's thread aborted the process.
+        await_host_handler(delivery, || thread_gone(receiver));
     }
     // Claimed already: the handler ran, or runs, for this delivery.
     if CLAIMED.swap(delivery, Ordering::AcqRel) != delivery {
@@ -1338,16 +1360,11 @@ fn stand_in(signal: Signal, delivery: u32) {
         RAISED_HERE.store(false, Ordering::Release);
         return;
     }
-    let waited_since = Instant::now();
-    while HOST_RETURNED.load(Ordering::Acquire) != delivery
-        && waited_since.elapsed() < HOST_HANDLER_WAIT
-    {
+    // Gone: the handler ended its thread.
+    await_host_handler(delivery, || {
         let tid = STAND_IN.load(Ordering::Acquire);
-        if tid != 0 && thread_gone(tid) {
-            break; // the handler ended its thread
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+        tid != 0 && thread_gone(tid)
+    });
     RAISED_HERE.store(false, Ordering::Release);
 }
 

@@ -4,7 +4,10 @@
 #ifndef SPANGUARD_TEST_CHECK_H
 #define SPANGUARD_TEST_CHECK_H
 
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -54,6 +57,70 @@ static inline int check_summary(void) {
     printf("%d passed, %d failed\n", checks - failures, failures);
     fflush(stdout);
     return failures ? 1 : 0;
+}
+
+/* The tracer's counters (`spanguard_stats`, checked). */
+static inline spanguard_counters stats_of(const spanguard_tracer *t) {
+    spanguard_counters c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = sizeof c;
+    CHECK_RC(spanguard_stats(t, &c), SPANGUARD_RESULT_OK);
+    return c;
+}
+
+static int hang_fd_ = 2;
+
+static inline void on_hang_(int signal) {
+    (void)signal;
+    static const char said[] = "HUNG: still running at the test's alarm (a hang guard, not a speed check)\n";
+    (void)!write(hang_fd_, said, sizeof said - 1);
+    _exit(124);
+}
+
+/* A hang fails the test after `seconds`, saying it hung (on the stderr of
+ * now, which a test may redirect meanwhile): the one bound on time a test
+ * keeps, far from any run's duration. */
+static inline void hang_guard(unsigned seconds) {
+    int saved = dup(2);
+    if (saved >= 0) hang_fd_ = saved;
+    signal(SIGALRM, on_hang_);
+    alarm(seconds);
+}
+
+/* A child that ends by exit() passes the parent one of its counters as
+ * spanguard's exit hook left it: `counter_at_exit(fd, offsetof(...))`
+ * before the first tracer (atexit runs the hook that tracer registers
+ * first, this after it), `counter_at_exit_of(t)` once the tracer is made;
+ * at exit the counter goes to `fd` as a uint64_t (UINT64_MAX: unread).
+ * The parent reads it with `counter_from_exit`. */
+static const spanguard_tracer *counter_tracer_;
+static int counter_fd_ = -1;
+static size_t counter_offset_;
+
+static inline void counter_write_(void) {
+    spanguard_counters c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = sizeof c;
+    uint64_t n = UINT64_MAX;
+    if (counter_tracer_ && spanguard_stats(counter_tracer_, &c) == SPANGUARD_RESULT_OK)
+        memcpy(&n, (const char *)&c + counter_offset_, sizeof n);
+    if (write(counter_fd_, &n, sizeof n) != (ssize_t)sizeof n) _exit(125);
+}
+
+static inline int counter_at_exit(int fd, size_t offset) {
+    counter_fd_ = fd;
+    counter_offset_ = offset;
+    return atexit(counter_write_);
+}
+
+static inline void counter_at_exit_of(const spanguard_tracer *t) { counter_tracer_ = t; }
+
+/* What the child's `counter_at_exit` wrote to `fd`; UINT64_MAX if nothing
+ * (a child that crashed runs no atexit handler). */
+static inline uint64_t counter_from_exit(int fd) {
+    uint64_t n = UINT64_MAX;
+    if (read(fd, &n, sizeof n) != (ssize_t)sizeof n) n = UINT64_MAX;
+    return n;
 }
 
 /* Records one span named `name` (begun and ended at once), checking both

@@ -39,14 +39,6 @@ static spanguard_tracer *make_tracer(const char *name, uint32_t sampler, double 
     return t;
 }
 
-static spanguard_counters stats_of(const spanguard_tracer *t) {
-    spanguard_counters c;
-    memset(&c, 0, sizeof c);
-    c.struct_size = sizeof c;
-    CHECK_RC(spanguard_stats(t, &c), SPANGUARD_RESULT_OK);
-    return c;
-}
-
 static const uint8_t TRACE[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
                                   0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
 static const uint8_t ROOT_ID[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};

@@ -49,7 +49,7 @@ static void stuck_callback(spanguard_event event, const char *message, size_t le
 }
 
 int main(int argc, char **argv) {
-    alarm(30); /* a hang is a failure, not a stuck test */
+    hang_guard(30); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_shutdown_stuck_exporter-spans";
     char spool[512], errors[512], endpoint[64];
     snprintf(spool, sizeof spool, "%s-spool", scratch);
@@ -94,17 +94,14 @@ int main(int argc, char **argv) {
     int file = open(errors, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     CHECK(saved >= 0 && file >= 0);
     dup2(file, 2);
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     spanguard_result rc = spanguard_shutdown(t, TIMEOUT_MS);
-    double took = seconds_since(&t0);
     dup2(saved, 2);
     close(file);
     CHECK_RC(rc, SPANGUARD_RESULT_TIMEOUT);
-    /* A bound on a hang, not a speed: the timeout plus the 1.5 s grace,
-     * with room for a loaded machine. */
-    CHECK(took < 10.0);
-    if (took >= 10.0) fprintf(stderr, "the shutdown took %.1f s\n", took);
+    /* It returned because its wait for the exporter ran out (the timeout
+     * and the grace), once, and left it stuck; a join without a bound
+     * never returns (the hang guard above fails it, saying so). */
+    CHECK(stats_of(t).exporter_waits_ran_out == 1);
     CHECK(files_in_dir(spool, ".sgdump") == 1);
     /* The first span's batch, spooled before the callback blocked, is in
      * one spool file: the dump did not write it again as a batch in flight. */
@@ -121,9 +118,10 @@ int main(int argc, char **argv) {
 
     /* Shut down: later calls say so, and free returns at once. */
     CHECK_RC(spanguard_shutdown(t, TIMEOUT_MS), SPANGUARD_RESULT_SHUT_DOWN);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(stats_of(t).exporter_waits_ran_out == 1); /* the shut down one did not wait again */
+    /* Returns with the exporter still stuck: one that joined it would wait
+     * for the release below, for good (the hang guard). */
     spanguard_tracer_free(t);
-    CHECK(seconds_since(&t0) < 5.0);
     CHECK(threads_named(EXPORTER) == 1); /* still stuck */
 
     /* Let the callback go: the exporter, left running past the free,

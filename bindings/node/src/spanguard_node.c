@@ -1796,6 +1796,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     COUNTER(slot_waits);
     COUNTER(slot_wait_ns);
     COUNTER(spans_interrupted_at_shutdown);
+    COUNTER(exporter_waits_ran_out);
+    COUNTER(host_handler_waits_ran_out);
 #undef COUNTER
     CALL(env, napi_set_element(env, out, 0, code_value(env, rc)));
     CALL(env, napi_set_element(env, out, 1, obj));

@@ -1001,6 +1001,8 @@ impl Tracer {
             slot_waits,
             slot_wait_ns,
             spans_interrupted_at_shutdown,
+            exporter_waits_ran_out,
+            host_handler_waits_ran_out,
         );
         d.set_item(
             "values_rejected",

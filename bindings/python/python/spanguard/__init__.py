@@ -138,6 +138,15 @@ class Stats:
     #: Those the signal watchdog finds open at a death go to the crash dump
     #: and count in recovered_spans of the process that sends them.
     spans_interrupted_at_shutdown: int = 0
+    #: Shutdowns that waited their timeout and a grace for an exporter
+    #: stuck where nothing of spanguard's cuts it short (the error callback
+    #: blocked) and left it running, its spans in the crash dump.
+    exporter_waits_ran_out: int = 0
+    #: Times the signal watchdog waited its whole second for the program's
+    #: own signal handler (delivered after spanguard's flush) with the
+    #: tracers frozen: it neither returned nor was found done (an exit or
+    #: a longjmp from it). Process-wide: every tracer reports the same.
+    host_handler_waits_ran_out: int = 0
     #: Event records sent through OpenTelemetry's Logs API (the prompts and
     #: completions of some GenAI instrumentations) that the
     #: `spanguard.otel.SpanguardLogRecordProcessor`s given this tracer's
