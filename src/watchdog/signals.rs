@@ -1279,6 +1279,7 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
     // A thread that has exited since answers ESRCH (a reused id would be
     // another of our threads: the handler still runs once, on it).
     let sent = receiver > 0 && resend(receiver, signal).is_ok();
+    let mut held = false;
     if sent {
         // A receiver that blocked the signal and exited meanwhile took
         // it, pending, into its exit: the host's handler never ran there.
@@ -1287,6 +1288,7 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
         // with the signal. Run again, it ran twice, and its pthread_exit
         // on the watchdog's thread aborted the process.
         await_host_handler(delivery, || thread_gone(receiver));
+        held = !thread_gone(receiver);
     }
     // Claimed already: the handler ran, or runs, for this delivery.
     if CLAIMED.swap(delivery, Ordering::AcqRel) != delivery {
@@ -1294,9 +1296,29 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
             drop_pending_copy(signal, &trampoline);
         }
         HOST_MASK.store(host_mask_bits(signal, old), Ordering::Release);
-        stand_in(signal, delivery);
+        if held {
+            stand_in(signal, delivery);
+        } else {
+            // The receiver is gone: the handler runs on this thread, which
+            // lives as long as the process, as the receiver's would have
+            // been to it. On a stand-in that ends once the handler returns,
+            // a worker the handler forked with PR_SET_PDEATHSIG (bound to
+            // the thread that forked it) was killed at once
+            // (test_host_handler_fork_handoff, 2 of 5 runs).
+            RAISED_HERE.store(true, Ordering::Release);
+            run_here(signal);
+        }
     }
     ours
+}
+
+/// Runs the host's handler on the watchdog's own thread: the delivery
+/// moves here (`RAISED_HERE` set by the caller), and the signal is raised.
+fn run_here(signal: Signal) {
+    // SAFETY: gettid has no preconditions.
+    DELIVERED_TO.store(unsafe { libc::gettid() }, Ordering::Release);
+    raise_here(signal);
+    RAISED_HERE.store(false, Ordering::Release);
 }
 
 /// Drops the copy `deliver_to_host` sent, pending on a thread that holds
@@ -1354,10 +1376,7 @@ fn stand_in(signal: Signal, delivery: u32) {
         made == 0
     };
     if !started {
-        // SAFETY: gettid has no preconditions.
-        DELIVERED_TO.store(unsafe { libc::gettid() }, Ordering::Release);
-        raise_here(signal);
-        RAISED_HERE.store(false, Ordering::Release);
+        run_here(signal);
         return;
     }
     // Gone: the handler ended its thread.
