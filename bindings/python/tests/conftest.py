@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO / "tests" / "receiver"))
 sys.path.insert(0, str(REPO / "tests" / "python"))
 
 from otlp_receiver import JSON, decode_request, span_dicts  # noqa: E402
+from suite_state import own_state_directory  # noqa: E402
 
 import spanguard  # noqa: E402
 
@@ -39,13 +40,7 @@ def state_of_the_suite(tmp_path_factory):
     sent the user's waiting crash dumps to the test's temporary sink, and a
     dump of anything killed on the machine meanwhile arrived in a test's
     sink as spans it never made (test_suite_isolation.py)."""
-    before = os.environ.get("XDG_STATE_HOME")
-    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
-    yield
-    if before is None:
-        del os.environ["XDG_STATE_HOME"]
-    else:
-        os.environ["XDG_STATE_HOME"] = before
+    yield from own_state_directory(tmp_path_factory)
 
 
 def sigint_as_at_a_terminal() -> None:
