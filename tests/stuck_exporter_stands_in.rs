@@ -1,0 +1,170 @@
+//! An exporter stuck for good inside one request, where no timeout of
+//! curl's reaches (a forked child's first TLS connect waiting on the
+//! random-number lock its parent held at the fork, a resolver that
+//! blocks, a user's callback): the spans recorded after it got stuck are
+//! noticed while the process lives. A flush past the request timeout and
+//! its grace finds it stuck, and a stand-in exporter writes them to the
+//! spool (counted spooled, the flush answers Spooled, the error callback
+//! hears why). The batch inside the stuck request stays the stuck
+//! exporter's: when its request returns, it alone delivers it, once.
+//! Before, every flush timed out, nothing was counted, and the spans
+//! waited in the ring for a shutdown's crash dump.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spanguard::config::TracerConfig;
+use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
+use spanguard::pipeline::{ExportEvent, FlushOutcome};
+use spanguard::tracer::{Parent, Tracer};
+
+/// Its first request blocks until the test lets it go (the channel sends
+/// or closes); the requests after it are accepted at once. Counts the
+/// requests that returned accepted, and says when the first is in.
+struct HeldFirst {
+    release: Arc<Mutex<Receiver<()>>>,
+    entered: Sender<()>,
+    sends: u64,
+    accepted: Arc<AtomicU64>,
+}
+
+impl Transport for HeldFirst {
+    fn send(&mut self, _: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+        self.sends += 1;
+        if self.sends == 1 {
+            let _ = self.entered.send(());
+            let _ = self.release.lock().unwrap().recv();
+        }
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        Ok(Accepted::default())
+    }
+
+    fn describe(&self) -> String {
+        "held-first".to_string()
+    }
+
+    fn sender_fingerprint(&self) -> Option<u64> {
+        Some(0x5eed)
+    }
+}
+
+fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn spool_files(dir: &PathBuf) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sgspool"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
+    let dir = std::env::temp_dir().join(format!("sg-stuck-exporter-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = TracerConfig {
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(20),
+        request_timeout: Duration::from_millis(100),
+        export_timeout: Duration::from_millis(300),
+        ..TracerConfig::default()
+    };
+    let (release, released) = channel();
+    let (entered, enters) = channel();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let transport = HeldFirst {
+        release: Arc::new(Mutex::new(released)),
+        entered,
+        sends: 0,
+        accepted: Arc::clone(&accepted),
+    };
+    let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
+    let events: Arc<Mutex<Vec<(ExportEvent, String)>>> = Default::default();
+    let heard = Arc::clone(&events);
+    tracer.set_callback(Some(Box::new(move |event, text: &str| {
+        heard.lock().unwrap().push((event, text.to_string()));
+    })));
+
+    // One span, taken by the exporter into the request that never returns.
+    let (s, _) = tracer.begin(b"first", Parent::None, 1).expect("begin");
+    tracer.end(s, 0).expect("end");
+    enters
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the exporter's first request began");
+
+    // The program goes on recording.
+    const AFTER: u64 = 20;
+    for _ in 0..AFTER {
+        let (s, _) = tracer.begin(b"after", Parent::None, 1).expect("begin");
+        tracer.end(s, 0).expect("end");
+    }
+
+    // Flushes go on failing until the exporter has been inside that one
+    // request longer than its timeout and grace; then the spans after it
+    // are spooled by another thread, and the flush says so.
+    let mut last = FlushOutcome::TimedOut;
+    wait_for("a flush that is not timed out", Duration::from_secs(30), || {
+        last = tracer.flush(Duration::from_millis(200)).expect("flush");
+        last != FlushOutcome::TimedOut
+    });
+    assert_eq!(last, FlushOutcome::Spooled);
+    let stats = tracer.stats();
+    assert_eq!(stats.spooled_spans, AFTER, "{stats:?}");
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+    assert!(
+        !spool_files(&dir.join("spool")).is_empty(),
+        "the spool holds them"
+    );
+    {
+        let events = events.lock().unwrap();
+        let told = events
+            .iter()
+            .find(|(e, _)| *e == ExportEvent::BatchSpooled)
+            .unwrap_or_else(|| panic!("told of the spooled spans: {events:?}"));
+        assert!(
+            told.1.contains("stuck in a request"),
+            "the reason names the stuck request: {}",
+            told.1
+        );
+    }
+
+    // More spans while it is still stuck go the same way.
+    for _ in 0..5 {
+        let (s, _) = tracer.begin(b"later", Parent::None, 1).expect("begin");
+        tracer.end(s, 0).expect("end");
+    }
+    assert_eq!(
+        tracer.flush(Duration::from_secs(20)),
+        Ok(FlushOutcome::Spooled)
+    );
+    assert_eq!(tracer.stats().spooled_spans, AFTER + 5);
+
+    // The stuck request returns, accepted: its batch is delivered by the
+    // exporter that held it, once, and spooled by no one.
+    release.send(()).unwrap();
+    wait_for("the held batch delivered", Duration::from_secs(30), || {
+        tracer.stats().spans_exported == 1
+    });
+    let out = tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    assert!(out.is_done(), "{out:?}");
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_exported, 1, "{stats:?}");
+    assert_eq!(stats.spooled_spans, AFTER + 5, "{stats:?}");
+    assert_eq!(stats.spans_ended, AFTER + 6, "{stats:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one request reached it");
+    let _ = std::fs::remove_dir_all(&dir);
+}
