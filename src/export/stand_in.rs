@@ -1,0 +1,172 @@
+//! An exporter stuck for good inside one request, where no timeout of
+//! ours reaches: a forked child's first TLS connect waiting on OpenSSL's
+//! random-number lock that its parent held at the fork (OpenSSL 3 has no
+//! fork handler), a resolver that blocks, a hung file system. Its flushes
+//! timed out, the spans recorded after it waited in the slots until a
+//! shutdown dumped them (or the slots ran out), and nothing said why.
+//!
+//! The exporter's transport marks each request (`WatchedTransport`,
+//! `pipeline::RequestWatch`). A flush, a shutdown, or a recording thread
+//! out of slots that finds it inside one request for longer than the
+//! request timeout and a grace takes the queue from it and starts a
+//! stand-in exporter (`Exporter::stand_in`), which spools every span the
+//! stuck one has not taken, counted spooled with the cause said (the
+//! stderr line, `spanguard why`, the error callback's BatchSpooled), for
+//! the next process or `spanguard replay` to send. It sends nothing
+//! itself: sending is what the stuck thread is stuck in.
+//!
+//! The batch inside the stuck request stays with the thread that holds
+//! it, the only one with its bytes: if its request returns, it settles
+//! that batch as always (delivered, or spooled), then ends without taking
+//! another span. So it is sent once. Should the process end first, a
+//! shutdown leaves it as it leaves any stuck exporter (the crash dump).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::pipeline::{EXPORTER_STOP_GRACE, Pipeline};
+
+use super::transport::{Accepted, BodyFormat, SendError, Silence, Transport};
+
+/// How long the exporter may be inside one request before it is deemed
+/// stuck: its request timeout, and the grace a shutdown gives a stopping
+/// exporter (curl's progress callback, which aborts a request, runs at
+/// least once a second).
+pub fn stuck_after(p: &Pipeline) -> Duration {
+    p.config.request_timeout.saturating_add(EXPORTER_STOP_GRACE)
+}
+
+/// Why the stand-in spools: the words a user reads (stderr, `spanguard
+/// why`, the error callback), with where the stuck thread waits when the
+/// kernel says (`wchan`).
+pub fn stuck_reason(inside: Duration, target: &str, tid: i32) -> String {
+    let wchan = std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan"))
+        .ok()
+        .filter(|w| !w.is_empty() && w != "0");
+    let waiting = match wchan {
+        Some(w) if w.contains("futex") => format!(", its thread ({tid}) waiting on a lock ({w})"),
+        Some(w) => format!(", its thread ({tid}) waiting in {w}"),
+        None => String::new(),
+    };
+    format!(
+        "the exporter was stuck in a request to {target} for {} s{waiting}, past its \
+         timeout; spooled by a stand-in exporter, sent by the next process or `spanguard replay`",
+        inside.as_secs()
+    )
+}
+
+/// The exporter's transport, its requests marked for a watcher
+/// (`RequestWatch`). Once replaced, it sends nothing more: what its
+/// exporter still holds of its batch (the parts of a split request) is
+/// spooled by it.
+pub struct WatchedTransport {
+    inner: Box<dyn Transport>,
+    pipeline: Arc<Pipeline>,
+    replaced: Arc<AtomicBool>,
+}
+
+impl WatchedTransport {
+    /// `transport`, watched; `replaced` is set when a stand-in took over.
+    pub fn new(
+        transport: Box<dyn Transport>,
+        pipeline: Arc<Pipeline>,
+        replaced: Arc<AtomicBool>,
+    ) -> WatchedTransport {
+        WatchedTransport {
+            inner: transport,
+            pipeline,
+            replaced,
+        }
+    }
+}
+
+impl Transport for WatchedTransport {
+    fn send(
+        &mut self,
+        body: &[u8],
+        format: BodyFormat,
+        gzipped: bool,
+    ) -> Result<Accepted, SendError> {
+        if self.replaced.load(Ordering::Relaxed) {
+            return Err(SendError::Transient {
+                reason: "a stand-in exporter took over from this stuck one".to_string(),
+                retry_after: None,
+            });
+        }
+        let watch = &self.pipeline.signal.request_watch;
+        let seq = watch.begin();
+        let sent = self.inner.send(body, format, gzipped);
+        if !watch.end(seq) {
+            self.replaced.store(true, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn take_set_aside(&mut self) -> Vec<crate::buffer::files::SetAside> {
+        self.inner.take_set_aside()
+    }
+
+    fn silence(&self) -> Silence {
+        self.inner.silence()
+    }
+
+    fn limit_next(&mut self, limit: Duration) {
+        self.inner.limit_next(limit)
+    }
+
+    fn sender_fingerprint(&self) -> Option<u64> {
+        self.inner.sender_fingerprint()
+    }
+
+    fn refusal_fingerprint(&self) -> Option<u64> {
+        self.inner.refusal_fingerprint()
+    }
+
+    fn renewed(&mut self, look: bool) -> bool {
+        self.inner.renewed(look)
+    }
+
+    fn not_taking(&self) -> Option<String> {
+        self.inner.not_taking()
+    }
+
+    fn delivers(&self) -> bool {
+        self.inner.delivers()
+    }
+}
+
+/// The stand-in's transport: never sent through (its delivery keeps
+/// every request: `Delivery::keep_everything`), it names the stuck one's
+/// target and sender, so that its spool files are the ones that sender
+/// (the next process set up alike, `spanguard replay`) takes.
+pub struct StandInTransport {
+    pub target: String,
+    pub sender: Option<u64>,
+    pub refusal: Option<u64>,
+}
+
+impl Transport for StandInTransport {
+    fn send(&mut self, _: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+        Err(SendError::Transient {
+            reason: "a stand-in exporter sends nothing".to_string(),
+            retry_after: None,
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.target.clone()
+    }
+
+    fn sender_fingerprint(&self) -> Option<u64> {
+        self.sender
+    }
+
+    fn refusal_fingerprint(&self) -> Option<u64> {
+        self.refusal
+    }
+}
