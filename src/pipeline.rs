@@ -136,6 +136,9 @@ pub struct RequestWatch {
     since_ns: AtomicU64,
     /// The exporter thread's kernel id when it was replaced (0: never).
     replaced_tid: AtomicI32,
+    /// The exporter's outcome record and when it started
+    /// (`export::outcome`): a stand-in carries it on.
+    record: Mutex<Option<(std::path::PathBuf, u64)>>,
 }
 
 const WATCH_IDLE: u64 = 0;
@@ -182,8 +185,7 @@ impl RequestWatch {
             return None;
         }
         let since = self.since_ns.load(Ordering::Relaxed);
-        let inside =
-            Duration::from_nanos(crate::span::clock::monotonic_ns().saturating_sub(since));
+        let inside = Duration::from_nanos(crate::span::clock::monotonic_ns().saturating_sub(since));
         if inside <= longer_than {
             return None;
         }
@@ -203,6 +205,18 @@ impl RequestWatch {
     /// a batch no one else has.
     pub fn replaced_one_in_request(&self) -> bool {
         self.state.load(Ordering::SeqCst) & WATCH_PHASE == WATCH_REPLACED
+    }
+
+    /// The exporter's outcome record is at `path`, started at `started`.
+    pub fn note_record(&self, path: &std::path::Path, started: u64) {
+        if let Ok(mut record) = self.record.lock() {
+            *record = Some((path.to_path_buf(), started));
+        }
+    }
+
+    /// The replaced exporter's outcome record, for its stand-in.
+    pub fn record(&self) -> Option<(std::path::PathBuf, u64)> {
+        self.record.lock().ok().and_then(|r| r.clone())
     }
 
     /// Whether the exporter was ever replaced (the stand-in runs).
@@ -658,6 +672,14 @@ impl Pipeline {
             {
                 // It has ended (or is about to return from its body).
                 let _ = handle.join();
+            }
+            // A stand-in stopped (`export::stand_in`), but the exporter it
+            // took over from is still inside its request, the batch there
+            // its alone: left as a stuck exporter is.
+            if self.signal.request_watch.replaced_one_in_request()
+                && self.leave_stuck_exporter(stuck)
+            {
+                outcome = FlushOutcome::TimedOut;
             }
         } else {
             if !on_exporter {

@@ -21,6 +21,45 @@ use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
 use spanguard::pipeline::{ExportEvent, FlushOutcome};
 use spanguard::tracer::{Parent, Tracer};
 
+fn stuck_tracer(name: &str) -> (Tracer, Sender<()>, Receiver<()>, Arc<AtomicU64>, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = TracerConfig {
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(20),
+        request_timeout: Duration::from_millis(100),
+        export_timeout: Duration::from_millis(300),
+        ..TracerConfig::default()
+    };
+    let (release, released) = channel();
+    let (entered, enters) = channel();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let transport = HeldFirst {
+        release: Arc::new(Mutex::new(released)),
+        entered,
+        sends: 0,
+        accepted: Arc::clone(&accepted),
+    };
+    let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
+    (tracer, release, enters, accepted, dir)
+}
+
+/// One span, taken by the exporter into the request that does not
+/// return, then `after` more.
+fn stuck_then_recording(tracer: &Tracer, enters: &Receiver<()>, after: u64) {
+    let (s, _) = tracer.begin(b"first", Parent::None, 1).expect("begin");
+    tracer.end(s, 0).expect("end");
+    enters
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the exporter's first request began");
+    for _ in 0..after {
+        let (s, _) = tracer.begin(b"after", Parent::None, 1).expect("begin");
+        tracer.end(s, 0).expect("end");
+    }
+}
+
 /// Its first request blocks until the test lets it go (the channel sends
 /// or closes); the requests after it are accepted at once. Counts the
 /// requests that returned accepted, and says when the first is in.
@@ -72,55 +111,28 @@ fn spool_files(dir: &PathBuf) -> Vec<String> {
 
 #[test]
 fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
-    let dir = std::env::temp_dir().join(format!("sg-stuck-exporter-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = TracerConfig {
-        sink_dir: dir.join("spans"),
-        spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
-        schedule_delay: Duration::from_millis(20),
-        request_timeout: Duration::from_millis(100),
-        export_timeout: Duration::from_millis(300),
-        ..TracerConfig::default()
-    };
-    let (release, released) = channel();
-    let (entered, enters) = channel();
-    let accepted = Arc::new(AtomicU64::new(0));
-    let transport = HeldFirst {
-        release: Arc::new(Mutex::new(released)),
-        entered,
-        sends: 0,
-        accepted: Arc::clone(&accepted),
-    };
-    let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
+    let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-exporter");
     let events: Arc<Mutex<Vec<(ExportEvent, String)>>> = Default::default();
     let heard = Arc::clone(&events);
     tracer.set_callback(Some(Box::new(move |event, text: &str| {
         heard.lock().unwrap().push((event, text.to_string()));
     })));
-
-    // One span, taken by the exporter into the request that never returns.
-    let (s, _) = tracer.begin(b"first", Parent::None, 1).expect("begin");
-    tracer.end(s, 0).expect("end");
-    enters
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the exporter's first request began");
-
-    // The program goes on recording.
+    // The program goes on recording after the exporter got stuck.
     const AFTER: u64 = 20;
-    for _ in 0..AFTER {
-        let (s, _) = tracer.begin(b"after", Parent::None, 1).expect("begin");
-        tracer.end(s, 0).expect("end");
-    }
+    stuck_then_recording(&tracer, &enters, AFTER);
 
     // Flushes go on failing until the exporter has been inside that one
     // request longer than its timeout and grace; then the spans after it
     // are spooled by another thread, and the flush says so.
     let mut last = FlushOutcome::TimedOut;
-    wait_for("a flush that is not timed out", Duration::from_secs(30), || {
-        last = tracer.flush(Duration::from_millis(200)).expect("flush");
-        last != FlushOutcome::TimedOut
-    });
+    wait_for(
+        "a flush that is not timed out",
+        Duration::from_secs(30),
+        || {
+            last = tracer.flush(Duration::from_millis(200)).expect("flush");
+            last != FlushOutcome::TimedOut
+        },
+    );
     assert_eq!(last, FlushOutcome::Spooled);
     let stats = tracer.stats();
     assert_eq!(stats.spooled_spans, AFTER, "{stats:?}");
@@ -166,5 +178,49 @@ fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
     assert_eq!(stats.spooled_spans, AFTER + 5, "{stats:?}");
     assert_eq!(stats.spans_ended, AFTER + 6, "{stats:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one request reached it");
+    // `spanguard why` reads one record of this tracer (the stand-in
+    // carried on the stuck exporter's), stopped, naming the cause.
+    let records: Vec<String> = std::fs::read_dir(dir.join("spool/outcomes"))
+        .expect("outcomes")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgoutcome"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("record"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].contains("\nstate stopped\n"), "{}", records[0]);
+    assert!(records[0].contains("\nspooled 25\n"), "{}", records[0]);
+    assert!(
+        records[0].contains("\nspooled_because the exporter was stuck in a request"),
+        "{}",
+        records[0]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_shutdown_leaves_the_batch_of_a_request_that_never_returns_to_its_thread() {
+    let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-to-the-end");
+    stuck_then_recording(&tracer, &enters, 10);
+    wait_for(
+        "a flush that is not timed out",
+        Duration::from_secs(30),
+        || tracer.flush(Duration::from_millis(200)).expect("flush") != FlushOutcome::TimedOut,
+    );
+    // The stand-in stops and is joined; the stuck thread is left with the
+    // span it holds, which the shutdown does not say dealt with.
+    assert_eq!(
+        tracer.shutdown(Duration::from_secs(5)),
+        Ok(FlushOutcome::TimedOut)
+    );
+    let stats = tracer.stats();
+    assert_eq!(stats.spooled_spans, 10, "{stats:?}");
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+    // Let go at last, it delivers its batch itself, once.
+    release.send(()).unwrap();
+    wait_for("the held batch delivered", Duration::from_secs(30), || {
+        tracer.stats().spans_exported == 1
+    });
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(tracer.stats().spooled_spans, 10);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -136,7 +136,13 @@ impl Exporter {
         let replaced = Arc::new(AtomicBool::new(false));
         let watched =
             WatchedTransport::new(transport, Arc::clone(&pipeline), Arc::clone(&replaced));
-        Exporter::with_delivery_through(pipeline, Box::new(watched), file_sink, replaced)
+        let e = Exporter::with_delivery_through(pipeline, Box::new(watched), file_sink, replaced);
+        // For a stand-in to carry on, should this one get stuck.
+        e.pipeline
+            .signal
+            .request_watch
+            .note_record(e.outcome.path(), e.outcome.started_unix_s());
+        e
     }
 
     /// The stand-in for an exporter stuck in a request (`export::stand_in`):
@@ -148,7 +154,11 @@ impl Exporter {
         reason: String,
     ) -> Exporter {
         let never = Arc::new(AtomicBool::new(false));
+        let record = pipeline.signal.request_watch.record();
         let mut e = Exporter::with_delivery_through(pipeline, Box::new(transport), false, never);
+        if let Some((path, started)) = record {
+            e.outcome = e.outcome.carrying_on(&path, started);
+        }
         e.delivery.keep_everything(reason);
         e.replays_spool = false;
         e.host.spool_pending = false;

@@ -45,14 +45,14 @@ pub fn stuck_reason(inside: Duration, target: &str, tid: i32) -> String {
         .ok()
         .filter(|w| !w.is_empty() && w != "0");
     let waiting = match wchan {
-        Some(w) if w.contains("futex") => format!(", its thread ({tid}) waiting on a lock ({w})"),
-        Some(w) => format!(", its thread ({tid}) waiting in {w}"),
+        Some(w) if w.contains("futex") => format!(" (its thread {tid} waiting on a lock: {w})"),
+        Some(w) => format!(" (its thread {tid} waiting in {w})"),
         None => String::new(),
     };
     format!(
-        "the exporter was stuck in a request to {target} for {} s{waiting}, past its \
-         timeout; spooled by a stand-in exporter, sent by the next process or `spanguard replay`",
-        inside.as_secs()
+        "the exporter was stuck in a request to {target} for {:.1} s, past its timeout{waiting}; \
+         kept for the next process or `spanguard replay` by a stand-in exporter",
+        inside.as_secs_f64()
     )
 }
 
