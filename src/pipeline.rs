@@ -175,6 +175,15 @@ impl RequestWatch {
         ended.is_ok()
     }
 
+    /// Whether the exporter has been inside one request for longer than
+    /// `longer_than`: two loads, for callers to look before they lock.
+    pub fn looks_stuck(&self, longer_than: Duration) -> bool {
+        self.state.load(Ordering::SeqCst) & WATCH_PHASE == WATCH_IN_REQUEST
+            && crate::span::clock::monotonic_ns()
+                .saturating_sub(self.since_ns.load(Ordering::Relaxed))
+                > longer_than.as_nanos().min(u64::MAX as u128) as u64
+    }
+
     /// When the exporter has been inside one request for longer than
     /// `longer_than`: takes the queue from it (at most once a tracer: the
     /// stand-in sends nothing) and says for how long it has been there

@@ -696,6 +696,11 @@ impl Tracer {
         let Some(for_whom) = &self.stand_in_for else {
             return false;
         };
+        let stuck_after = crate::export::stand_in::stuck_after(p);
+        // Loads alone unless it is stuck: a begin out of slots asks each time.
+        if !p.signal.request_watch.looks_stuck(stuck_after) {
+            return false;
+        }
         // Under the handle's lock, which a shutdown takes to join the
         // exporter: it joins the stand-in, never the stuck thread.
         let Ok(mut slot) = p.exporter_thread.lock() else {
@@ -705,7 +710,6 @@ impl Tracer {
             return false;
         }
         let tid = p.exporter_tid.load(Ordering::Relaxed);
-        let stuck_after = crate::export::stand_in::stuck_after(p);
         let Some(inside) = p.signal.request_watch.take_over_if_stuck(stuck_after, tid) else {
             return false;
         };

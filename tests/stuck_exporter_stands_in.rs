@@ -21,17 +21,28 @@ use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
 use spanguard::pipeline::{ExportEvent, FlushOutcome};
 use spanguard::tracer::{Parent, Tracer};
 
-fn stuck_tracer(name: &str) -> (Tracer, Sender<()>, Receiver<()>, Arc<AtomicU64>, PathBuf) {
+/// A tracer whose first request blocks until the test sends on (or drops)
+/// the channel; what tells that the request began; the requests that
+/// returned accepted; its directory. `slots`: its queue and open spans,
+/// when not the default.
+fn stuck_tracer(
+    name: &str,
+    slots: Option<u32>,
+) -> (Tracer, Sender<()>, Receiver<()>, Arc<AtomicU64>, PathBuf) {
     let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let defaults = TracerConfig::default();
     let config = TracerConfig {
+        max_queue_size: slots.unwrap_or(defaults.max_queue_size),
+        max_open_spans: slots.unwrap_or(defaults.max_open_spans),
+        max_export_batch_size: slots.unwrap_or(defaults.max_export_batch_size),
         sink_dir: dir.join("spans"),
         spool_dir: dir.join("spool"),
         install_signal_handlers: false,
         schedule_delay: Duration::from_millis(20),
         request_timeout: Duration::from_millis(100),
         export_timeout: Duration::from_millis(300),
-        ..TracerConfig::default()
+        ..defaults
     };
     let (release, released) = channel();
     let (entered, enters) = channel();
@@ -111,7 +122,7 @@ fn spool_files(dir: &PathBuf) -> Vec<String> {
 
 #[test]
 fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
-    let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-exporter");
+    let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-exporter", None);
     let events: Arc<Mutex<Vec<(ExportEvent, String)>>> = Default::default();
     let heard = Arc::clone(&events);
     tracer.set_callback(Some(Box::new(move |event, text: &str| {
@@ -199,7 +210,7 @@ fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
 
 #[test]
 fn a_shutdown_leaves_the_batch_of_a_request_that_never_returns_to_its_thread() {
-    let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-to-the-end");
+    let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-to-the-end", None);
     stuck_then_recording(&tracer, &enters, 10);
     wait_for(
         "a flush that is not timed out",
@@ -222,5 +233,47 @@ fn a_shutdown_leaves_the_batch_of_a_request_that_never_returns_to_its_thread() {
     });
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
     assert_eq!(tracer.stats().spooled_spans, 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A program that never flushes: the slots fill behind the stuck exporter,
+/// and a begin that finds none free starts the stand-in, which frees them.
+/// Every span ended is delivered or spooled; those that found no slot are
+/// counted dropped.
+#[test]
+fn a_begin_out_of_slots_behind_a_stuck_exporter_starts_the_stand_in() {
+    let (tracer, release, enters, _accepted, dir) = stuck_tracer("stuck-full", Some(32));
+    stuck_then_recording(&tracer, &enters, 0);
+    wait_for(
+        "spans spooled with no flush asked",
+        Duration::from_secs(30),
+        || {
+            if let Ok((s, _)) = tracer.begin(b"after", Parent::None, 1) {
+                tracer.end(s, 0).expect("end");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            tracer.stats().spooled_spans > 0
+        },
+    );
+    drop(release);
+    wait_for("the held batch delivered", Duration::from_secs(30), || {
+        tracer.stats().spans_exported == 1
+    });
+    assert!(
+        tracer
+            .shutdown(Duration::from_secs(10))
+            .expect("shutdown")
+            .is_done()
+    );
+    let stats = tracer.stats();
+    assert_eq!(
+        stats.spans_ended,
+        stats.spans_exported + stats.spooled_spans,
+        "{stats:?}"
+    );
+    assert!(
+        stats.dropped_buffer_full > 0,
+        "the slots were full: {stats:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
