@@ -33,7 +33,7 @@ use super::request_encoder::RequestEncoder;
 use super::resource::{DepthCounted, ResourceInfo, ScopeAttributes, attr_value};
 use super::retry::PROBE_INTERVAL;
 use super::spool::SpoolDir;
-use super::stand_in::{StandInTransport, WatchedTransport};
+use super::stand_in::{RequestMarks, StandInTransport};
 use super::transport::{BodyFormat, Transport};
 use super::value_cut::SharedMsg;
 
@@ -107,7 +107,7 @@ pub struct Exporter {
     /// What this tracer did with its spans, kept on disk for after the
     /// process (`export::outcome`).
     outcome: OutcomeFile,
-    /// Set (by its transport, `WatchedTransport`) when a stand-in took the
+    /// Set (by its delivery's `RequestMarks`) when a stand-in took the
     /// queue from this exporter, stuck in a request: it settles the batch
     /// it holds and ends, taking no span more.
     replaced: Arc<AtomicBool>,
@@ -134,9 +134,9 @@ impl Exporter {
         file_sink: bool,
     ) -> Exporter {
         let replaced = Arc::new(AtomicBool::new(false));
-        let watched =
-            WatchedTransport::new(transport, Arc::clone(&pipeline), Arc::clone(&replaced));
-        let e = Exporter::with_delivery_through(pipeline, Box::new(watched), file_sink, replaced);
+        let marks = RequestMarks::new(Arc::clone(&pipeline), Arc::clone(&replaced));
+        let mut e = Exporter::with_delivery_through(pipeline, transport, file_sink, replaced);
+        e.delivery.mark_requests(marks);
         // For a stand-in to carry on, should this one get stuck.
         e.pipeline
             .signal

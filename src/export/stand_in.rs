@@ -5,7 +5,7 @@
 //! timed out, the spans recorded after it waited in the slots until a
 //! shutdown dumped them (or the slots ran out), and nothing said why.
 //!
-//! The exporter's transport marks each request (`WatchedTransport`,
+//! The exporter's delivery marks each request (`RequestMarks`,
 //! `pipeline::RequestWatch`). A flush, a shutdown, or a recording thread
 //! out of slots that finds it inside one request for longer than the
 //! request timeout and a grace takes the queue from it and starts a
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::pipeline::{EXPORTER_STOP_GRACE, Pipeline};
 
-use super::transport::{Accepted, BodyFormat, SendError, Silence, Transport};
+use super::transport::{Accepted, BodyFormat, SendError, Transport};
 
 /// How long the exporter may be inside one request before it is deemed
 /// stuck: its request timeout, and the grace a shutdown gives a stopping
@@ -56,37 +56,26 @@ pub fn stuck_reason(inside: Duration, target: &str, tid: i32) -> String {
     )
 }
 
-/// The exporter's transport, its requests marked for a watcher
-/// (`RequestWatch`). Once replaced, it sends nothing more: what its
-/// exporter still holds of its batch (the parts of a split request) is
-/// spooled by it.
-pub struct WatchedTransport {
-    inner: Box<dyn Transport>,
+/// Marks each request of the exporter's delivery for a watcher
+/// (`RequestWatch`; `Delivery::send`, which every request goes through).
+/// Once replaced, it sends nothing more: what its exporter still holds of
+/// its batch (the parts of a split request) is spooled by it.
+pub struct RequestMarks {
     pipeline: Arc<Pipeline>,
     replaced: Arc<AtomicBool>,
 }
 
-impl WatchedTransport {
-    /// `transport`, watched; `replaced` is set when a stand-in took over.
-    pub fn new(
-        transport: Box<dyn Transport>,
-        pipeline: Arc<Pipeline>,
-        replaced: Arc<AtomicBool>,
-    ) -> WatchedTransport {
-        WatchedTransport {
-            inner: transport,
-            pipeline,
-            replaced,
-        }
+impl RequestMarks {
+    /// Marks for `pipeline`'s watch; `replaced` is set when a stand-in
+    /// took over.
+    pub fn new(pipeline: Arc<Pipeline>, replaced: Arc<AtomicBool>) -> RequestMarks {
+        RequestMarks { pipeline, replaced }
     }
-}
 
-impl Transport for WatchedTransport {
-    fn send(
-        &mut self,
-        body: &[u8],
-        format: BodyFormat,
-        gzipped: bool,
+    /// `send`'s answer, the request marked while it runs.
+    pub fn marked(
+        &self,
+        send: impl FnOnce() -> Result<Accepted, SendError>,
     ) -> Result<Accepted, SendError> {
         if self.replaced.load(Ordering::Relaxed) {
             return Err(SendError::Transient {
@@ -96,47 +85,11 @@ impl Transport for WatchedTransport {
         }
         let watch = &self.pipeline.signal.request_watch;
         let seq = watch.begin();
-        let sent = self.inner.send(body, format, gzipped);
+        let sent = send();
         if !watch.end(seq) {
             self.replaced.store(true, Ordering::Relaxed);
         }
         sent
-    }
-
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn take_set_aside(&mut self) -> Vec<crate::buffer::files::SetAside> {
-        self.inner.take_set_aside()
-    }
-
-    fn silence(&self) -> Silence {
-        self.inner.silence()
-    }
-
-    fn limit_next(&mut self, limit: Duration) {
-        self.inner.limit_next(limit)
-    }
-
-    fn sender_fingerprint(&self) -> Option<u64> {
-        self.inner.sender_fingerprint()
-    }
-
-    fn refusal_fingerprint(&self) -> Option<u64> {
-        self.inner.refusal_fingerprint()
-    }
-
-    fn renewed(&mut self, look: bool) -> bool {
-        self.inner.renewed(look)
-    }
-
-    fn not_taking(&self) -> Option<String> {
-        self.inner.not_taking()
-    }
-
-    fn delivers(&self) -> bool {
-        self.inner.delivers()
     }
 }
 
