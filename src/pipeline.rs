@@ -134,8 +134,9 @@ pub struct RequestWatch {
     state: AtomicU64,
     /// When the request under way began (`clock::monotonic_ns`).
     since_ns: AtomicU64,
-    /// The exporter thread's kernel id when it was replaced (0: never).
-    replaced_tid: AtomicI32,
+    /// The replaced exporter holds a batch of spans ended here (it was
+    /// stuck sending one), until it has settled it (`let_go`).
+    holding: AtomicBool,
     /// The exporter's outcome record and when it started
     /// (`export::outcome`): a stand-in carries it on.
     record: Mutex<Option<(std::path::PathBuf, u64)>>,
@@ -186,9 +187,10 @@ impl RequestWatch {
 
     /// When the exporter has been inside one request for longer than
     /// `longer_than`: takes the queue from it (at most once a tracer: the
-    /// stand-in sends nothing) and says for how long it has been there
-    /// and which thread it is. None otherwise.
-    pub fn take_over_if_stuck(&self, longer_than: Duration, tid: i32) -> Option<Duration> {
+    /// stand-in sends nothing) and says for how long it has been there;
+    /// None otherwise. `holds_batch`: it is stuck sending spans ended
+    /// here (not replaying the spool).
+    pub fn take_over_if_stuck(&self, longer_than: Duration, holds_batch: bool) -> Option<Duration> {
         let state = self.state.load(Ordering::SeqCst);
         if state & WATCH_PHASE != WATCH_IN_REQUEST {
             return None;
@@ -206,14 +208,20 @@ impl RequestWatch {
                 Ordering::SeqCst,
             )
             .ok()?;
-        self.replaced_tid.store(tid, Ordering::Relaxed);
+        self.holding.store(holds_batch, Ordering::Release);
         Some(inside)
     }
 
-    /// Whether a replaced exporter is still inside its request, holding
-    /// a batch no one else has.
-    pub fn replaced_one_in_request(&self) -> bool {
-        self.state.load(Ordering::SeqCst) & WATCH_PHASE == WATCH_REPLACED
+    /// Whether a replaced exporter still holds a batch no one else has
+    /// (inside its request, or settling it).
+    pub fn replaced_one_holds_a_batch(&self) -> bool {
+        self.holding.load(Ordering::Acquire)
+    }
+
+    /// The replaced exporter has settled what it held, and ends.
+    pub fn let_go(&self) {
+        // Release: its counts of that batch are seen by whoever sees this.
+        self.holding.store(false, Ordering::Release);
     }
 
     /// The exporter's outcome record is at `path`, started at `started`.
@@ -226,11 +234,6 @@ impl RequestWatch {
     /// The replaced exporter's outcome record, for its stand-in.
     pub fn record(&self) -> Option<(std::path::PathBuf, u64)> {
         self.record.lock().ok().and_then(|r| r.clone())
-    }
-
-    /// Whether the exporter was ever replaced (the stand-in runs).
-    pub fn was_replaced(&self) -> bool {
-        self.replaced_tid.load(Ordering::Relaxed) != 0
     }
 }
 
@@ -532,6 +535,19 @@ impl Pipeline {
         let outcome = self
             .signal
             .request_flush_unless_gone(deadline.saturating_duration_since(Instant::now()));
+        // A stand-in answered (`export::stand_in`), but the exporter it took
+        // over from still holds the batch of the request it is stuck in:
+        // neither delivered nor on disk, so the flush is not done until
+        // that request returns (then settled: delivered, or spooled).
+        if outcome.is_some_and(FlushOutcome::is_done) {
+            let watch = &self.signal.request_watch;
+            while watch.replaced_one_holds_a_batch() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if watch.replaced_one_holds_a_batch() {
+                return Some(FlushOutcome::TimedOut);
+            }
+        }
         // Out of time with nothing to wait for (a flush with no timeout
         // while nothing is pending, as OpenTelemetry SDKs' force_flush
         // answers true then): done, not timed out.
@@ -685,7 +701,7 @@ impl Pipeline {
             // A stand-in stopped (`export::stand_in`), but the exporter it
             // took over from is still inside its request, the batch there
             // its alone: left as a stuck exporter is.
-            if self.signal.request_watch.replaced_one_in_request()
+            if self.signal.request_watch.replaced_one_holds_a_batch()
                 && self.leave_stuck_exporter(stuck)
             {
                 outcome = FlushOutcome::TimedOut;

@@ -710,7 +710,14 @@ impl Tracer {
             return false;
         }
         let tid = p.exporter_tid.load(Ordering::Relaxed);
-        let Some(inside) = p.signal.request_watch.take_over_if_stuck(stuck_after, tid) else {
+        // Stuck sending a batch of spans ended here (published for a dump),
+        // not replaying the spool.
+        let holds_batch = !p.in_flight.body.load(Ordering::Acquire).is_null();
+        let Some(inside) = p
+            .signal
+            .request_watch
+            .take_over_if_stuck(stuck_after, holds_batch)
+        else {
             return false;
         };
         let reason = crate::export::stand_in::stuck_reason(inside, &for_whom.target, tid);

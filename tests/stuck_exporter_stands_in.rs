@@ -4,9 +4,10 @@
 //! blocks, a user's callback): the spans recorded after it got stuck are
 //! noticed while the process lives. A flush past the request timeout and
 //! its grace finds it stuck, and a stand-in exporter writes them to the
-//! spool (counted spooled, the flush answers Spooled, the error callback
-//! hears why). The batch inside the stuck request stays the stuck
-//! exporter's: when its request returns, it alone delivers it, once.
+//! spool (counted spooled, the error callback hears why). The batch inside
+//! the stuck request stays the stuck exporter's: a flush is not done while
+//! it holds it (neither delivered nor on disk), and when its request
+//! returns, it alone delivers it, once.
 //! Before, every flush timed out, nothing was counted, and the spans
 //! waited in the ring for a shutdown's crash dump.
 
@@ -132,19 +133,19 @@ fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
     const AFTER: u64 = 20;
     stuck_then_recording(&tracer, &enters, AFTER);
 
-    // Flushes go on failing until the exporter has been inside that one
+    // Flushes time out until the exporter has been inside that one
     // request longer than its timeout and grace; then the spans after it
-    // are spooled by another thread, and the flush says so.
-    let mut last = FlushOutcome::TimedOut;
+    // are spooled by another thread. The flush still times out: the span
+    // in the stuck request is neither delivered nor on disk.
     wait_for(
-        "a flush that is not timed out",
+        "the spans after it spooled",
         Duration::from_secs(30),
         || {
-            last = tracer.flush(Duration::from_millis(200)).expect("flush");
-            last != FlushOutcome::TimedOut
+            let out = tracer.flush(Duration::from_millis(200)).expect("flush");
+            assert_eq!(out, FlushOutcome::TimedOut);
+            tracer.stats().spooled_spans == AFTER
         },
     );
-    assert_eq!(last, FlushOutcome::Spooled);
     let stats = tracer.stats();
     assert_eq!(stats.spooled_spans, AFTER, "{stats:?}");
     assert_eq!(stats.spans_exported, 0, "{stats:?}");
@@ -171,17 +172,21 @@ fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
         tracer.end(s, 0).expect("end");
     }
     assert_eq!(
-        tracer.flush(Duration::from_secs(20)),
-        Ok(FlushOutcome::Spooled)
+        tracer.flush(Duration::from_millis(500)),
+        Ok(FlushOutcome::TimedOut)
     );
     assert_eq!(tracer.stats().spooled_spans, AFTER + 5);
 
     // The stuck request returns, accepted: its batch is delivered by the
-    // exporter that held it, once, and spooled by no one.
-    release.send(()).unwrap();
-    wait_for("the held batch delivered", Duration::from_secs(30), || {
-        tracer.stats().spans_exported == 1
+    // exporter that held it, once, and spooled by no one; the flush waiting
+    // for it is done then.
+    let flushing = std::thread::scope(|scope| {
+        let flush = scope.spawn(|| tracer.flush(Duration::from_secs(30)));
+        release.send(()).unwrap();
+        flush.join().expect("flush")
     });
+    assert_eq!(flushing, Ok(FlushOutcome::Spooled));
+    assert_eq!(tracer.stats().spans_exported, 1);
     let out = tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
     assert!(out.is_done(), "{out:?}");
     let stats = tracer.stats();
@@ -213,9 +218,12 @@ fn a_shutdown_leaves_the_batch_of_a_request_that_never_returns_to_its_thread() {
     let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-to-the-end", None);
     stuck_then_recording(&tracer, &enters, 10);
     wait_for(
-        "a flush that is not timed out",
+        "the spans after it spooled",
         Duration::from_secs(30),
-        || tracer.flush(Duration::from_millis(200)).expect("flush") != FlushOutcome::TimedOut,
+        || {
+            let _ = tracer.flush(Duration::from_millis(200));
+            tracer.stats().spooled_spans == 10
+        },
     );
     // The stand-in stops and is joined; the stuck thread is left with the
     // span it holds, which the shutdown does not say dealt with.

@@ -407,6 +407,7 @@ impl Exporter {
                 // slots it held back go free, and it ends unheard (the
                 // stand-in's end is what a shutdown waits for).
                 p.slab.give_back_aging(&mut self.aging);
+                p.signal.request_watch.let_go();
                 return ExporterEnded::Replaced;
             }
             self.pacer.took(taken);

@@ -18,8 +18,10 @@
 //! The batch inside the stuck request stays with the thread that holds
 //! it, the only one with its bytes: if its request returns, it settles
 //! that batch as always (delivered, or spooled), then ends without taking
-//! another span. So it is sent once. Should the process end first, a
-//! shutdown leaves it as it leaves any stuck exporter (the crash dump).
+//! another span. So it is sent once. Until then a flush is not done
+//! (`RequestWatch::replaced_one_holds_a_batch`): those spans are neither
+//! delivered nor on disk. Should the process end first, a shutdown leaves
+//! it as it leaves any stuck exporter (the crash dump).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
