@@ -100,9 +100,140 @@ pub type LeftStuck = fn(&Pipeline, bool);
 /// Its Arc keeps the pipeline alive until then too.
 pub struct ExporterEnd(pub Arc<Pipeline>);
 
+impl ExporterEnd {
+    /// For an exporter a stand-in replaced (`RequestWatch`): its end tells
+    /// no one, as the stand-in's will.
+    pub fn replaced(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: read once from a value that is never dropped, so the Arc
+        // is dropped once, here, and `mark_exporter_ended` is not called.
+        drop(unsafe { std::ptr::read(&this.0) });
+    }
+}
+
 impl Drop for ExporterEnd {
     fn drop(&mut self) {
         self.0.signal.mark_exporter_ended();
+    }
+}
+
+/// The exporter's request under way, watched from other threads: one
+/// stuck inside it for good where no timeout reaches (a lock in a TLS
+/// library a fork left held, a resolver that blocks) is replaced by a
+/// stand-in that spools what it has not taken (`export::stand_in`).
+/// The exporter marks each request (`begin`, `end`), two atomic stores
+/// a request, not on the recording path. Who owns what is decided by one
+/// compare-exchange on `state`: whichever of the exporter's `end` and a
+/// watcher's `take_over_if_stuck` moves it out of IN_REQUEST first wins.
+/// The batch inside the request stays the exporter's either way (it alone
+/// holds its bytes, and settles it when the request returns: delivered
+/// once, or spooled); what a replaced exporter gives up is the queue.
+#[derive(Default)]
+pub struct RequestWatch {
+    /// The request's number (<< 2) and its phase (`WATCH_*`).
+    state: AtomicU64,
+    /// When the request under way began (`clock::monotonic_ns`).
+    since_ns: AtomicU64,
+    /// The replaced exporter holds a batch of spans ended here (it was
+    /// stuck sending one), until it has settled it (`let_go`).
+    holding: AtomicBool,
+    /// The exporter's outcome record and when it started
+    /// (`export::outcome`): a stand-in carries it on.
+    record: Mutex<Option<(std::path::PathBuf, u64)>>,
+}
+
+const WATCH_IDLE: u64 = 0;
+const WATCH_IN_REQUEST: u64 = 1;
+const WATCH_REPLACED: u64 = 2;
+const WATCH_PHASE: u64 = 3;
+
+impl RequestWatch {
+    /// The exporter begins a request; its number, for `end`.
+    pub fn begin(&self) -> u64 {
+        let seq = (self.state.load(Ordering::Relaxed) >> 2).wrapping_add(1);
+        self.since_ns
+            .store(crate::span::clock::monotonic_ns(), Ordering::Relaxed);
+        // SeqCst: the watcher reads `since_ns` after this (of this request
+        // or a later one: never older than it, so never stuck too soon).
+        self.state
+            .store(seq << 2 | WATCH_IN_REQUEST, Ordering::SeqCst);
+        seq
+    }
+
+    /// The exporter's request `seq` returned: false when a watcher took
+    /// the queue from it meanwhile (it takes no span from then on).
+    pub fn end(&self, seq: u64) -> bool {
+        let ended = self.state.compare_exchange(
+            seq << 2 | WATCH_IN_REQUEST,
+            seq << 2 | WATCH_IDLE,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if ended.is_err() {
+            // Replaced: no one is stuck in a request any more.
+            self.state.store(seq << 2 | WATCH_IDLE, Ordering::SeqCst);
+        }
+        ended.is_ok()
+    }
+
+    /// Whether the exporter has been inside one request for longer than
+    /// `longer_than`: two loads, for callers to look before they lock.
+    pub fn looks_stuck(&self, longer_than: Duration) -> bool {
+        self.state.load(Ordering::SeqCst) & WATCH_PHASE == WATCH_IN_REQUEST
+            && crate::span::clock::monotonic_ns()
+                .saturating_sub(self.since_ns.load(Ordering::Relaxed))
+                > longer_than.as_nanos().min(u64::MAX as u128) as u64
+    }
+
+    /// When the exporter has been inside one request for longer than
+    /// `longer_than`: takes the queue from it (at most once a tracer: the
+    /// stand-in sends nothing) and says for how long it has been there;
+    /// None otherwise. `holds_batch`: it is stuck sending spans ended
+    /// here (not replaying the spool).
+    pub fn take_over_if_stuck(&self, longer_than: Duration, holds_batch: bool) -> Option<Duration> {
+        let state = self.state.load(Ordering::SeqCst);
+        if state & WATCH_PHASE != WATCH_IN_REQUEST {
+            return None;
+        }
+        let since = self.since_ns.load(Ordering::Relaxed);
+        let inside = Duration::from_nanos(crate::span::clock::monotonic_ns().saturating_sub(since));
+        if inside <= longer_than {
+            return None;
+        }
+        self.state
+            .compare_exchange(
+                state,
+                state & !WATCH_PHASE | WATCH_REPLACED,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .ok()?;
+        self.holding.store(holds_batch, Ordering::Release);
+        Some(inside)
+    }
+
+    /// Whether a replaced exporter still holds a batch no one else has
+    /// (inside its request, or settling it).
+    pub fn replaced_one_holds_a_batch(&self) -> bool {
+        self.holding.load(Ordering::Acquire)
+    }
+
+    /// The replaced exporter has settled what it held, and ends.
+    pub fn let_go(&self) {
+        // Release: its counts of that batch are seen by whoever sees this.
+        self.holding.store(false, Ordering::Release);
+    }
+
+    /// The exporter's outcome record is at `path`, started at `started`.
+    pub fn note_record(&self, path: &std::path::Path, started: u64) {
+        if let Ok(mut record) = self.record.lock() {
+            *record = Some((path.to_path_buf(), started));
+        }
+    }
+
+    /// The replaced exporter's outcome record, for its stand-in.
+    pub fn record(&self) -> Option<(std::path::PathBuf, u64)> {
+        self.record.lock().ok().and_then(|r| r.clone())
     }
 }
 
@@ -404,6 +535,19 @@ impl Pipeline {
         let outcome = self
             .signal
             .request_flush_unless_gone(deadline.saturating_duration_since(Instant::now()));
+        // A stand-in answered (`export::stand_in`), but the exporter it took
+        // over from still holds the batch of the request it is stuck in:
+        // neither delivered nor on disk, so the flush is not done until
+        // that request returns (then settled: delivered, or spooled).
+        if outcome.is_some_and(FlushOutcome::is_done) {
+            let watch = &self.signal.request_watch;
+            while watch.replaced_one_holds_a_batch() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if watch.replaced_one_holds_a_batch() {
+                return Some(FlushOutcome::TimedOut);
+            }
+        }
         // Out of time with nothing to wait for (a flush with no timeout
         // while nothing is pending, as OpenTelemetry SDKs' force_flush
         // answers true then): done, not timed out.
@@ -553,6 +697,14 @@ impl Pipeline {
             {
                 // It has ended (or is about to return from its body).
                 let _ = handle.join();
+            }
+            // A stand-in stopped (`export::stand_in`), but the exporter it
+            // took over from is still inside its request, the batch there
+            // its alone: left as a stuck exporter is.
+            if self.signal.request_watch.replaced_one_holds_a_batch()
+                && self.leave_stuck_exporter(stuck)
+            {
+                outcome = FlushOutcome::TimedOut;
             }
         } else {
             if !on_exporter {
@@ -870,6 +1022,8 @@ pub struct ExportSignal {
     pub stopping_for_signal: AtomicI32,
     /// The exporter holds spans it took (encoding or sending them).
     pub busy: AtomicBool,
+    /// The exporter's request under way (`RequestWatch`).
+    pub request_watch: RequestWatch,
     /// Ended spans that make a batch worth waking the exporter for, set by
     /// the exporter as the load changes (`export::batch_sizer`).
     pub batch_target: ReadMostly,

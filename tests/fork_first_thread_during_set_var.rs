@@ -7,6 +7,11 @@
 //! a lock held by a thread the child does not have. A process of the kind:
 //! a Rust program that starts its first tracer in a worker it forks.
 //!
+//! The parent makes no tracer and registers nothing: the library's fork
+//! handler, which makes a child read its environment without std's lock,
+//! is registered as the library loads (it was at the first tracer: a
+//! child of a parent that had made none still read through the lock).
+//!
 //! Its own main (`harness = false`): libtest spawns each test's thread
 //! through std, which would read RUST_MIN_STACK before the fork. Here the
 //! setter's thread is given its stack size, so std reads nothing. The
@@ -21,13 +26,6 @@ use spanguard::config::TracerConfig;
 use spanguard::tracer::{Parent, Tracer};
 
 const FORKS: usize = 100;
-
-/// The library's fork handler, as a tracer registers it (with
-/// `watchdog::ensure_fork_hook`): registered here without making a tracer
-/// in the parent, which would spawn its exporter there.
-unsafe extern "C" fn reset_in_child() {
-    spanguard::watchdog::fork::reset_process_state_in_child();
-}
 
 /// In the child: a tracer writing to the file sink in `dir`, one span,
 /// shut down. 0 when the span was delivered.
@@ -77,7 +75,6 @@ fn exited_ok_within(pid: libc::pid_t, secs: u64) -> bool {
 }
 
 fn main() {
-    spanguard::watchdog::ensure_fork_hook(reset_in_child);
     let base = std::env::temp_dir().join(format!("sg-fork-first-thread-{}", std::process::id()));
     let stop = Arc::new(AtomicBool::new(false));
     let setter = {

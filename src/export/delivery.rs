@@ -361,6 +361,12 @@ pub struct Delivery {
     asked_to_wait: bool,
     /// Why the last request kept was kept (`attempt`), for the replay.
     kept_for: Option<KeptFor>,
+    /// A stand-in exporter's delivery (`export::stand_in`): every request
+    /// is kept in the spool at once, for this reason, never sent.
+    keep_all: Option<String>,
+    /// The exporter's: each request marked for a watcher that may find it
+    /// stuck (`export::stand_in`).
+    marks: Option<super::stand_in::RequestMarks>,
     /// While a request refused for who sent it or where is kept
     /// (`Fate::KeepForOtherSender`): this sender's fingerprint, which the
     /// names of the spool files it is written to carry, so that this
@@ -520,6 +526,8 @@ impl Delivery {
             accepted_requests: 0,
             asked_to_wait: false,
             kept_for: None,
+            keep_all: None,
+            marks: None,
             refused_by: None,
             refused_waiting: None,
             next_renewal_look: None,
@@ -658,6 +666,18 @@ impl Delivery {
     pub fn replay_held_until(&self) -> Option<Instant> {
         let held = self.replay_held_until.filter(|&t| t > Instant::now());
         self.down_until().max(held)
+    }
+
+    /// From now on every request is kept in the spool at once, for
+    /// `reason`, and none is sent: a stand-in exporter's, whose transport
+    /// is what the stuck exporter is stuck in (`export::stand_in`).
+    pub fn keep_everything(&mut self, reason: String) {
+        self.keep_all = Some(reason);
+    }
+
+    /// Marks each request from now on (`export::stand_in`).
+    pub fn mark_requests(&mut self, marks: super::stand_in::RequestMarks) {
+        self.marks = Some(marks);
     }
 
     /// Gives the delivery the flight recorder's journal of the next fresh
@@ -1264,6 +1284,9 @@ impl Delivery {
             return Fate::Split(a, b);
         }
         self.kept_for = Some(KeptFor::Other);
+        if let Some(reason) = &self.keep_all {
+            return Fate::Keep(reason.clone());
+        }
         if let Some(until) = self.down_until() {
             let left = until.saturating_duration_since(Instant::now());
             let why = self.transport.not_taking();
@@ -2074,7 +2097,11 @@ impl Delivery {
         format: BodyFormat,
         gzipped: bool,
     ) -> (Result<Accepted, SendError>, Silence) {
-        let sent = self.transport.send(body, format, gzipped);
+        let transport = &mut self.transport;
+        let sent = match &self.marks {
+            Some(marks) => marks.marked(|| transport.send(body, format, gzipped)),
+            None => transport.send(body, format, gzipped),
+        };
         let silence = self.transport.silence();
         self.silent = matches!(silence, Silence::NoServer | Silence::TimedOut);
         (sent, silence)

@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::buffer::aging::AgingSlots;
@@ -33,6 +33,7 @@ use super::request_encoder::RequestEncoder;
 use super::resource::{DepthCounted, ResourceInfo, ScopeAttributes, attr_value};
 use super::retry::PROBE_INTERVAL;
 use super::spool::SpoolDir;
+use super::stand_in::{RequestMarks, StandInTransport};
 use super::transport::{BodyFormat, Transport};
 use super::value_cut::SharedMsg;
 
@@ -106,6 +107,24 @@ pub struct Exporter {
     /// What this tracer did with its spans, kept on disk for after the
     /// process (`export::outcome`).
     outcome: OutcomeFile,
+    /// Set (by its delivery's `RequestMarks`) when a stand-in took the
+    /// queue from this exporter, stuck in a request: it settles the batch
+    /// it holds and ends, taking no span more.
+    replaced: Arc<AtomicBool>,
+    /// A stand-in for a stuck exporter (`Exporter::stand_in`): it spools
+    /// what it takes, replays and recovers nothing, and leaves the batch
+    /// in flight (`Pipeline::in_flight`) to the stuck one, which holds it.
+    stand_in: bool,
+}
+
+/// How an exporter's body ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExporterEnded {
+    /// Stopped by the shutdown, every span dealt with.
+    Stopped,
+    /// A stand-in took over while it was stuck in a request; it settled
+    /// the batch it held and left the rest to the stand-in.
+    Replaced,
 }
 
 impl Exporter {
@@ -113,6 +132,46 @@ impl Exporter {
         pipeline: Arc<Pipeline>,
         transport: Box<dyn Transport>,
         file_sink: bool,
+    ) -> Exporter {
+        let replaced = Arc::new(AtomicBool::new(false));
+        let marks = RequestMarks::new(Arc::clone(&pipeline), Arc::clone(&replaced));
+        let mut e = Exporter::with_delivery_through(pipeline, transport, file_sink, replaced);
+        e.delivery.mark_requests(marks);
+        // For a stand-in to carry on, should this one get stuck.
+        e.pipeline
+            .signal
+            .request_watch
+            .note_record(e.outcome.path(), e.outcome.started_unix_s());
+        e
+    }
+
+    /// The stand-in for an exporter stuck in a request (`export::stand_in`):
+    /// every span it takes is spooled at once for `reason`, through
+    /// `transport` (the stuck one's target and sender, never sent through).
+    pub fn stand_in(
+        pipeline: Arc<Pipeline>,
+        transport: StandInTransport,
+        reason: String,
+    ) -> Exporter {
+        let never = Arc::new(AtomicBool::new(false));
+        let record = pipeline.signal.request_watch.record();
+        let mut e = Exporter::with_delivery_through(pipeline, Box::new(transport), false, never);
+        if let Some((path, started)) = record {
+            e.outcome = e.outcome.carrying_on(&path, started);
+        }
+        e.delivery.keep_everything(reason);
+        e.replays_spool = false;
+        e.host.spool_pending = false;
+        e.host.stand_in = true;
+        e.stand_in = true;
+        e
+    }
+
+    fn with_delivery_through(
+        pipeline: Arc<Pipeline>,
+        transport: Box<dyn Transport>,
+        file_sink: bool,
+        replaced: Arc<AtomicBool>,
     ) -> Exporter {
         let config = &pipeline.config;
         // The file sink writes the Collector file exporter's format: plain JSON.
@@ -163,6 +222,7 @@ impl Exporter {
             // Batches and crash leftovers of earlier processes are sent at start.
             spool_pending: !file_sink,
             pressure: (config.max_queue_size as usize / 2).max(1),
+            stand_in: false,
         };
         Exporter {
             encoder: RequestEncoder::new(format, gzip, budget, batch),
@@ -192,12 +252,19 @@ impl Exporter {
             resource_given: Arc::new(ResourceInfo::configured(config)),
             depth_counted: DepthCounted::default(),
             pipeline,
+            replaced,
+            stand_in: false,
         }
     }
 
+    /// Whether a stand-in took over (see `replaced`).
+    fn replaced(&self) -> bool {
+        self.replaced.load(Ordering::Relaxed)
+    }
+
     /// The thread's body: runs until the tracer stops it and the queue is
-    /// empty.
-    pub fn run(mut self) {
+    /// empty, or a stand-in takes over from it (stuck in a request).
+    pub fn run(mut self) -> ExporterEnded {
         let p = Arc::clone(&self.pipeline);
         // For the crash handler and a shutdown to know when they run on
         // this very thread (a crash in the error callback, exit() called
@@ -220,10 +287,16 @@ impl Exporter {
         );
         // Said once, here rather than where the tracer was made: this
         // thread is the one that writes to stderr (export::diagnostics).
-        for ignored in &p.config.ignored_env {
+        // (By the first exporter: a stand-in's were said.)
+        let ignored_env = if self.stand_in {
+            &[][..]
+        } else {
+            &p.config.ignored_env[..]
+        };
+        for ignored in ignored_env {
             self.host.diagnostics.setting_ignored(&ignored.as_ignored());
         }
-        for (set, meant) in &p.config.misspelt_env {
+        for (set, meant) in p.config.misspelt_env.iter().filter(|_| !self.stand_in) {
             self.host.diagnostics.setting_ignored(&format!(
                 "{set} is set, but spanguard reads no variable of that name: {meant} was meant? \
                  (ignored)"
@@ -255,7 +328,8 @@ impl Exporter {
         }
         p.slab.populate_shared_queue();
         // Before any request: the crash handler writes the one in flight there.
-        if let Some(crash) = &p.crash_file {
+        // (Not a stand-in's: the stuck exporter's batch may be there.)
+        if let Some(crash) = p.crash_file.as_ref().filter(|_| !self.stand_in) {
             let _ = crash.prepare_batch();
         }
         // What earlier processes left: crash dumps and flight files, then the
@@ -328,6 +402,14 @@ impl Exporter {
             crate::span::clock::recalibrate();
             let (cpu0, wall0) = (thread_cpu_ns(), crate::span::clock::monotonic_ns());
             let taken = self.drain();
+            if self.replaced() {
+                // Its batch settled, the queue is the stand-in's: the
+                // slots it held back go free, and it ends unheard (the
+                // stand-in's end is what a shutdown waits for).
+                p.slab.give_back_aging(&mut self.aging);
+                p.signal.request_watch.let_go();
+                return ExporterEnded::Replaced;
+            }
             self.pacer.took(taken);
             self.guarded(|e| {
                 // News of the start (ignored settings, spans recovered),
@@ -393,6 +475,7 @@ impl Exporter {
             signal => outcome::State::StoppedAt(signal),
         };
         self.guarded(|e| e.record_outcome(state));
+        ExporterEnded::Stopped
     }
 
     /// Writes the outcome file (`export::outcome`) now: the counts and
@@ -570,6 +653,10 @@ impl Exporter {
                 p.slab.ended_marks(&mut self.flush_marks);
                 answering = Some(requested);
             }
+            if self.replaced() {
+                // The stand-in's queue, and `busy` is its to say.
+                return total;
+            }
             // SeqCst pairs with `watchdog::crash::freeze_and_dump`: either it sees us
             // busy and waits, or we see it frozen and take nothing.
             signal.busy.store(true, Ordering::SeqCst);
@@ -583,6 +670,12 @@ impl Exporter {
             self.guarded(|e| e.drain_one_batch(batch));
             let taken = self.taken;
             total += taken;
+            if self.replaced() {
+                // Came back from the request it was stuck in: its batch
+                // is settled; the rest (the flush it was answering, `busy`)
+                // is the stand-in's.
+                return total;
+            }
             signal.busy.store(false, Ordering::SeqCst);
             if let Some(epoch) = answering {
                 // Nothing taken means every queue was empty, so past its
@@ -913,16 +1006,20 @@ impl Exporter {
         let p = Arc::clone(&self.pipeline);
         let body = self.encoder.body();
         let inflight = &p.in_flight;
-        inflight.len.store(body.len(), Ordering::Relaxed);
-        inflight.spans.store(spans as u32, Ordering::Relaxed);
-        inflight.cut_counted.store(cut_counted, Ordering::Relaxed);
-        inflight.flags.store(
-            (self.encoder.format == BodyFormat::Json) as u32 | (self.encoder.gzip as u32) << 1,
-            Ordering::Relaxed,
-        );
-        inflight
-            .body
-            .store(body.as_ptr() as *mut u8, Ordering::Release);
+        // A stand-in's request is spooled at once, and the batch published
+        // is the stuck exporter's, which holds it still.
+        if !self.stand_in {
+            inflight.len.store(body.len(), Ordering::Relaxed);
+            inflight.spans.store(spans as u32, Ordering::Relaxed);
+            inflight.cut_counted.store(cut_counted, Ordering::Relaxed);
+            inflight.flags.store(
+                (self.encoder.format == BodyFormat::Json) as u32 | (self.encoder.gzip as u32) << 1,
+                Ordering::Relaxed,
+            );
+            inflight
+                .body
+                .store(body.as_ptr() as *mut u8, Ordering::Release);
+        }
         self.host.unsettled = spans;
         let request = Request {
             body,
@@ -934,7 +1031,9 @@ impl Exporter {
             cut_at: self.encoder.cut_at(),
         };
         self.delivery.deliver(&request, &mut self.host);
-        inflight.body.store(std::ptr::null_mut(), Ordering::Release);
+        if !self.stand_in {
+            inflight.body.store(std::ptr::null_mut(), Ordering::Release);
+        }
         // A batch spooled is named: the first name may have found the
         // spool's key unusable.
         self.report_unusable_key();
@@ -950,6 +1049,9 @@ impl Exporter {
     /// when it fails). Files a live process holds are left for a later
     /// call; files that cannot be read are set aside and reported.
     fn recover_leftovers(&mut self) {
+        if self.stand_in {
+            return; // it sends nothing: the next process recovers them
+        }
         let p = Arc::clone(&self.pipeline);
         // Our flight file's record lock, again: a close of it elsewhere in
         // this process, which its `OpenHere` did not keep away (it had no
@@ -1129,6 +1231,9 @@ struct ExporterHost {
     spool_pending: bool,
     /// Ended spans that make the exporter spool rather than wait.
     pressure: usize,
+    /// A stand-in's (`Exporter::stand_in`): the batch in flight published
+    /// for a dump is the stuck exporter's, never cleared by it.
+    stand_in: bool,
 }
 
 impl ExporterHost {
@@ -1213,7 +1318,7 @@ impl DeliveryHost for ExporterHost {
                 self.unsettled
             );
             self.unsettled = self.unsettled.saturating_sub(spans);
-            if self.unsettled == 0 {
+            if self.unsettled == 0 && !self.stand_in {
                 // Every span of the request in flight is on record (sent,
                 // spooled, counted lost): a dump from now on must not write
                 // it again. One was made while the callback told of this

@@ -29,5 +29,6 @@ pub mod sender_key;
 pub mod span_count;
 pub mod split;
 pub mod spool;
+pub mod stand_in;
 pub mod transport;
 pub mod value_cut;

@@ -336,6 +336,26 @@ impl OutcomeFile {
         self.set_aside.is_some()
     }
 
+    /// This record written at `path` (another of this process's, in the
+    /// same directory), from the time `started_unix_s`: a stand-in
+    /// exporter's, which carries on the stuck one's record (`export::stand_in`).
+    /// Left beside it, the stuck one's last record (running) read as a
+    /// process killed.
+    pub fn carrying_on(mut self, path: &Path, started_unix_s: u64) -> OutcomeFile {
+        if let Some(name) = path.file_name() {
+            let c = |p: PathBuf| CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
+            self.path = c(self.dir.join(name));
+            self.temp = c(self.dir.join(format!(".tmp-{}", name.to_string_lossy())));
+            self.started_unix_s = started_unix_s;
+        }
+        self
+    }
+
+    /// When the tracer writing it started (seconds since the epoch).
+    pub fn started_unix_s(&self) -> u64 {
+        self.started_unix_s
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         Path::new(std::ffi::OsStr::from_bytes(self.path.as_bytes()))

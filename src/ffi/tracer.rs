@@ -234,6 +234,33 @@ unsafe extern "C" fn after_fork_in_child() {
     });
 }
 
+/// Registers the fork handlers as the library loads: a constructor in
+/// `.init_array`, run by the dynamic loader before `main` or at `dlopen`
+/// (Python's import, Node's `koffi.load`), as C libraries register
+/// theirs. Registered at the first tracer, a child forked while another
+/// thread of a parent that had made none was in Rust's `set_var` (std's
+/// environment lock held at the fork, which no handler resets) read its
+/// settings through that lock at its first tracer and waited forever
+/// (tests/fork_first_thread_during_set_var.rs). What it does at load is
+/// an mmap and `pthread_atfork`: no thread, no lock another thread may
+/// hold, nothing of the loader's (safe under `dlopen`'s lock). The
+/// handlers cost a fork of a process with no tracer a few atomic stores;
+/// Go's runtime forks with raw clone, which runs none. Not in the crate's
+/// own unit tests, which fork alone and register them themselves
+/// (`register_fork_handlers`).
+#[cfg(all(target_os = "linux", not(test)))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static REGISTER_FORK_HANDLERS_AT_LOAD: unsafe extern "C" fn() = register_fork_handlers_at_load;
+
+#[cfg(all(target_os = "linux", not(test)))]
+unsafe extern "C" fn register_fork_handlers_at_load() {
+    // A panic must not unwind into the loader.
+    let _ = std::panic::catch_unwind(|| {
+        crate::watchdog::ensure_fork_hook(after_fork_in_child);
+    });
+}
+
 /// The fork handlers a tracer registers, for a test that forks with no
 /// tracer made.
 #[cfg(test)]
