@@ -7,6 +7,7 @@ directory of its spool directory (src/export/outcome.rs); `why` reads it."""
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -278,6 +279,58 @@ def test_a_killed_process_is_said_to_have_ended_without_stopping(cli, tmp_path):
     assert ", died without a word (SIGKILL, the out-of-memory killer or power loss: nothing it left names a " \
            "signal): its last record is from" in head, run.stdout
     assert "were lost with the process unless a crash dump or flight file holds them" in run.stdout, run.stdout
+
+
+def sink_spans_of(sink, pid):
+    """The spans process `pid` wrote to the local sink directory `sink`
+    (its resource's process.pid), read as any OTLP/JSON reader reads the
+    lines: a line still being written is not counted."""
+    count = 0
+    for path in sink.glob(f"*-{pid}.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue
+            for rs in request.get("resourceSpans", []):
+                attrs = {a["key"]: a["value"] for a in rs.get("resource", {}).get("attributes", [])}
+                if attrs.get("process.pid", {}).get("intValue") in (pid, str(pid)):
+                    count += sum(len(ss.get("spans", [])) for ss in rs.get("scopeSpans", []))
+    return count
+
+
+def test_a_killed_process_is_said_with_the_spans_its_sink_holds_not_its_stale_record(cli, tmp_path):
+    """SIGKILL a process writing to the local sink less than 5 s after its
+    start: its record is the one written at the start (a record is
+    written at most every 5 s), and `why` said "0 spans ended: 0
+    delivered" while its sink file held its spans. `why` reads the sink
+    file its record names and counts the spans of that process there."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    sink = tmp_path / "state" / "spanguard" / "spans"
+    with agent_with_a_record(env, spool, "why-sink-kill", endpoint="") as child:
+        # Spans end every 20 ms; killed once its sink holds some, in the
+        # record's first 5 s.
+        assert len(child.stdout.read(4 * 20)) == 4 * 20, child.stderr.read()
+        deadline = time.monotonic() + 30
+        while sink_spans_of(sink, child.pid) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.kill()
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    written = sink_spans_of(sink, child.pid)
+    assert written >= 20, list(sink.iterdir())
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    at = next(i for i, l in enumerate(lines) if l.startswith(f"pid {child.pid} "))
+    head, body = lines[at], lines[at + 1:]
+    assert "died without a word (SIGKILL" in head, run.stdout
+    counts = next(re.search(r"(\d+) spans? ended: (\d+) delivered, ", l) for l in body if " delivered, " in l)
+    ended, delivered = int(counts[1]), int(counts[2])
+    # Every span in its sink file is delivered, and ended: said so, not 0.
+    assert delivered == written and ended >= written, (written, run.stdout)
+    sink_file = next(sink.glob(f"*-{child.pid}.jsonl"))
+    assert any(f"{written} spans of it are in its sink file {sink_file}" in l for l in body), run.stdout
 
 
 def record_of(spool, pid):
