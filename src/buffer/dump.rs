@@ -9,7 +9,11 @@
 //! - Flight recorder (`SGFLITE3`): the header, the slots (from the next
 //!   64-byte boundary), then the payload pool from `pool_offset` (sparse:
 //!   a chunk never written takes no disk). A slot's chunks are found
-//!   through its chunk map, as in memory.
+//!   through its chunk map, as in memory. In the padding between the
+//!   header and the first slot, when its exporter last ran
+//!   (`FLIGHT_ALIVE_AT`): a SIGKILL leaves no other word of when the
+//!   process died, and the file's modification time is only when a
+//!   clean page of it was first written, seconds or minutes before.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
@@ -20,7 +24,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::PayloadPool;
@@ -36,6 +40,55 @@ use crate::span::record::{
 
 pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP03";
 pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE3";
+/// Where a flight file keeps the last time its process was known alive
+/// (Unix nanoseconds, native order; 0 when never written): 8 bytes of the
+/// padding after the header, before the first slot's 64-byte boundary,
+/// which a reader of a version before skips. The exporter writes it each
+/// time it wakes (`note_alive`); recovery ends the spans found open at
+/// the later of it and the file's modification time.
+pub(crate) const FLIGHT_ALIVE_AT: usize = std::mem::size_of::<DumpHeader>();
+const _: () = assert!(
+    FLIGHT_ALIVE_AT.is_multiple_of(8)
+        && FLIGHT_ALIVE_AT + 8 <= std::mem::size_of::<DumpHeader>().next_multiple_of(64)
+);
+
+/// Notes in the flight file that `slab` lives in (its mapping starts with
+/// the file's header) that the process is alive now. Nothing for a slab
+/// with no header before its slots (no flight recorder). A clock read and
+/// one store to the mapping: no syscall, no allocation.
+pub fn note_alive(slab: &SpanSlab) {
+    if slab.header_room() < FLIGHT_ALIVE_AT + 8 {
+        return;
+    }
+    let now_unix_ns = crate::span::clock::now_unix_ns();
+    // SAFETY: the mapping starts with `header_room` bytes before the
+    // slots, FLIGHT_ALIVE_AT + 8 within them and no slot's; the mapping
+    // is page-aligned and the offset a multiple of 8, so the AtomicU64 is
+    // aligned; the mapping lives as long as `slab`.
+    let at = unsafe {
+        &*slab
+            .mapping_start()
+            .add(FLIGHT_ALIVE_AT)
+            .cast::<AtomicU64>()
+    };
+    // Relaxed: read only after the process is dead, from the file.
+    at.store(now_unix_ns, Ordering::Relaxed);
+}
+
+/// The last time the flight file `file` (of `size` bytes) says its process
+/// was known alive, 0 when it says none.
+fn alive_at(file: &File, size: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    if size < (FLIGHT_ALIVE_AT + 8) as u64
+        || file
+            .read_exact_at(&mut bytes, FLIGHT_ALIVE_AT as u64)
+            .is_err()
+    {
+        return 0;
+    }
+    u64::from_ne_bytes(bytes)
+}
+
 /// This build's magic for a crash dump or, with `flight`, a flight file
 /// (for tools and fuzzers outside the crate).
 pub fn magic_of(flight: bool) -> [u8; 8] {
@@ -897,6 +950,14 @@ impl<F: Borrow<File>> DumpReader<F> {
         // header. A crash dump's count is 0 when its writer died before it
         // was known: then the file's length says, up to the most slots.
         let flight = header.magic == MAGIC_FLIGHT;
+        // Alive later than its modification time says: its open spans end
+        // then. Never later than now (the file is outside input).
+        let died_at_ns = if flight {
+            let alive = alive_at(file.borrow(), size).min(crate::span::clock::now_unix_ns());
+            died_at_ns.max(alive)
+        } else {
+            died_at_ns
+        };
         let (start, end) = if flight {
             let start = hsize.next_multiple_of(64) as u64;
             (

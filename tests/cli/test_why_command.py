@@ -32,15 +32,15 @@ def why(cli, env, *args):
 
 @contextlib.contextmanager
 def agent_with_a_record(env, spool, service, under=(), record_pid=None, flight="0",
-                        endpoint="http://127.0.0.1:9/v1/traces"):
+                        endpoint="http://127.0.0.1:9/v1/traces", pause_us="20000"):
     """kill_child running as `service` (under `under`, a wrapper such as
     unshare; with the flight recorder if `flight` is "1"), its spans bound
     for a backend that is down and its spool in `spool`, once it has
     written its first record (named by `record_pid`, its own pid by
-    default); `endpoint` "" for the local sink. Killed (SIGKILL) on the way
-    out if it runs."""
+    default); `endpoint` "" for the local sink; a span every `pause_us`.
+    Killed (SIGKILL) on the way out if it runs."""
     child = subprocess.Popen([*under, str(REPO / "build" / "tests" / "kill_child"), endpoint,
-                              str(spool), "1", flight, "none", "0", service, "20000"],
+                              str(spool), "1", flight, "none", "0", service, pause_us],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         assert len(child.stdout.read(4)) == 4, child.stderr.read()
@@ -446,6 +446,49 @@ def test_a_killed_processs_flight_file_is_said_with_no_signal_named(cli, tmp_pat
     assert any(" it left in its flight file were sent by a later process or spanguard replay" in l for l in lines), \
         run.stdout
     assert any(" still open when it died: sent marked spanguard.interrupted" in l for l in lines), run.stdout
+
+
+def sink_spans_named(sink, name, pid):
+    """The spans called `name` of process `pid` (its resource's process.pid)
+    in the local sink directory `sink`, as OTLP/JSON dicts."""
+    found = []
+    for path in sink.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            for rs in json.loads(line).get("resourceSpans", []):
+                attrs = {a["key"]: a["value"] for a in rs.get("resource", {}).get("attributes", [])}
+                if attrs.get("process.pid", {}).get("intValue") not in (pid, str(pid)):
+                    continue
+                found += [s for ss in rs.get("scopeSpans", []) for s in ss.get("spans", []) if s["name"] == name]
+    return found
+
+
+def test_a_span_open_at_a_sigkill_ends_when_its_process_was_last_known_alive(cli, tmp_path):
+    """A span still open when its process was SIGKILLed comes back from
+    the flight file ended at the file's modification time, which the
+    kernel sets only when a clean page of the mapping is first written:
+    a process that had touched its pages early and then went on quietly
+    (waiting on an LLM, say) had its open spans end seconds before it
+    died, as if they had finished then. The exporter notes in the flight
+    file when it last ran, and recovery ends open spans at the later of
+    that and the modification time."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    sink = tmp_path / "state" / "spanguard" / "spans"
+    # One span every 0.9 s: the same slot pages, written again.
+    with agent_with_a_record(env, spool, "why-alive", flight="1", endpoint="", pause_us="900000") as child:
+        assert len(child.stdout.read(4 * 4)) == 4 * 4, child.stderr.read()
+        alive_ns = time.time_ns()
+        child.kill()
+        assert child.wait(timeout=30) == -signal.SIGKILL
+        killed_ns = time.time_ns()
+    recovered_by_a_successor(env, spool, child.pid, endpoint="")
+    (held,) = sink_spans_named(sink, "held", child.pid)
+    attrs = {a["key"]: a["value"] for a in held["attributes"]}
+    assert attrs.get("spanguard.interrupted") == {"boolValue": True}, held["attributes"][-3:]
+    end = int(held["endTimeUnixNano"])
+    # Its exporter woke every 20 ms until the kill: ended within a second
+    # of the last moment the test saw it alive, not at its first pages.
+    assert alive_ns - 1_000_000_000 <= end <= killed_ns, (alive_ns, end, killed_ns)
 
 
 def test_a_process_stopped_with_sigterm_is_said_so_not_told_to_use_sigterm(cli, tmp_path):
