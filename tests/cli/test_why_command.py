@@ -333,6 +333,30 @@ def test_a_killed_process_is_said_with_the_spans_its_sink_holds_not_its_stale_re
     assert any(f"{written} spans of it are in its sink file {sink_file}" in l for l in body), run.stdout
 
 
+def test_a_killed_process_its_parent_has_not_reaped_yet_is_said_dead_not_running(cli, tmp_path):
+    """A process killed whose parent has not waited for it yet (a harness
+    that spawned the agent and looks first, a container's PID 1 that
+    reaps nothing) is a zombie: its /proc entry stays, with its start, and
+    `why` said it was "running since" while nothing of it could run. A
+    process whose /proc state says it exited is taken as ended."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    with agent_with_a_record(env, spool, "why-zombie") as child:
+        child.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        state = ""
+        while state != "Z" and time.monotonic() < deadline:
+            with open(f"/proc/{child.pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            time.sleep(0.01)
+        assert state == "Z", state
+        run = why(cli, env, "--dir", str(spool))
+        assert run.returncode == 0, run.stdout + run.stderr
+        head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
+        assert ": running since " not in head, run.stdout
+        assert ", died without a word (SIGKILL" in head, run.stdout
+
+
 def record_of(spool, pid):
     """The text of process `pid`'s record in `spool`."""
     (record,) = (spool / "outcomes").glob(f"{pid}-*.sgoutcome")
