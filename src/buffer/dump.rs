@@ -1940,6 +1940,68 @@ pub(crate) mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A flight file's open spans end at the later of the time its
+    /// process last noted it was alive and the time the caller gives (its
+    /// modification time), never later than now; a crash dump's, which
+    /// has no such note, at the caller's.
+    #[test]
+    fn a_flight_files_open_spans_end_when_it_was_last_known_alive() {
+        let dir = temp_dir("alive-at");
+        let now = crate::span::clock::now_unix_ns();
+        let with_alive = |name: &str, magic, alive: u64| {
+            let path = dir.join(name);
+            let mut bytes = header_bytes(magic, 1);
+            bytes.resize(FLIGHT_ALIVE_AT.next_multiple_of(64), 0);
+            bytes[FLIGHT_ALIVE_AT..FLIGHT_ALIVE_AT + 8].copy_from_slice(&alive.to_ne_bytes());
+            std::fs::write(&path, &bytes).expect("write");
+            DumpReader::open(std::fs::File::open(&path).expect("open"), 1_000)
+                .expect("readable")
+                .died_at_ns()
+        };
+        assert_eq!(with_alive("later.sgflight", MAGIC_FLIGHT, 5_000), 5_000);
+        assert_eq!(with_alive("earlier.sgflight", MAGIC_FLIGHT, 500), 1_000);
+        assert_eq!(with_alive("never.sgflight", MAGIC_FLIGHT, 0), 1_000);
+        let future = with_alive("future.sgflight", MAGIC_FLIGHT, u64::MAX);
+        assert!(future >= now && future < u64::MAX, "{future}");
+        assert_eq!(with_alive("dump.sgdump", MAGIC_CRASH_DUMP, 5_000), 1_000);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The note goes to the flight file's padding, read back as a reader
+    /// finds it; a slab with no file header before its slots (no flight
+    /// recorder) is left as it was, its first slot untouched.
+    #[test]
+    fn alive_is_noted_in_the_flight_files_padding_only() {
+        use crate::buffer::slab::SlabBacking;
+        let dir = temp_dir("note-alive");
+        let path = dir.join("f.sgflight");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("create");
+        let prefix = std::mem::size_of::<DumpHeader>();
+        let flight = SpanSlab::new(4, SlabBacking::File(file), prefix).expect("map");
+        let before = crate::span::clock::now_unix_ns();
+        note_alive(&flight);
+        let read = std::fs::File::open(&path).expect("open");
+        let size = read.metadata().expect("meta").len();
+        let noted = alive_at(&read, size);
+        assert!(
+            noted >= before && noted <= crate::span::clock::now_unix_ns(),
+            "{noted}"
+        );
+        let anonymous = SpanSlab::new(4, SlabBacking::Anonymous, 0).expect("map");
+        open_span_sevens(&anonymous);
+        note_alive(&anonymous);
+        // SAFETY: the slab's mapping holds at least one whole slot.
+        let first = unsafe { &*anonymous.mapping_start().cast::<SpanRecord>() };
+        assert_eq!((first.trace_id, first.span_id), ([7; 16], [7; 8]));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// `spanguard show` run by root on a user's spool: their dump is read
     /// (it was "not a readable crash dump" for being theirs, not root's).
     #[test]
