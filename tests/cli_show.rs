@@ -1231,6 +1231,26 @@ fn a_slip_in_a_command_or_option_names_the_one_meant() {
         run(&["check", "--endpont", "http://127.0.0.1:1"]).contains("did you mean --endpoint?")
     );
     assert!(run(&["tail", "--from-strat"]).contains("did you mean --from-start?"));
+    // The word another tool uses for it (`view`, `ls`, `send`...): no
+    // letters near any of ours, it was told only that it is unknown.
+    for (word, meant) in [
+        ("view", "show"),
+        ("ls", "show"),
+        ("follow", "tail"),
+        ("send", "replay"),
+        ("status", "spool"),
+        ("doctor", "check"),
+        ("explain", "why"),
+    ] {
+        assert_eq!(
+            run(&[word]),
+            format!(
+                "spanguard: unknown command \"{word}\", did you mean {meant}? (spanguard --help \
+                 lists them)\n"
+            ),
+            "{word}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&root);
 }
 

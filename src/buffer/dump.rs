@@ -9,7 +9,11 @@
 //! - Flight recorder (`SGFLITE3`): the header, the slots (from the next
 //!   64-byte boundary), then the payload pool from `pool_offset` (sparse:
 //!   a chunk never written takes no disk). A slot's chunks are found
-//!   through its chunk map, as in memory.
+//!   through its chunk map, as in memory. In the padding between the
+//!   header and the first slot, when its exporter last ran
+//!   (`FLIGHT_ALIVE_AT`): a SIGKILL leaves no other word of when the
+//!   process died, and the file's modification time is only when a
+//!   clean page of it was first written, seconds or minutes before.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
@@ -20,7 +24,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::PayloadPool;
@@ -36,6 +40,55 @@ use crate::span::record::{
 
 pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP03";
 pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE3";
+/// Where a flight file keeps the last time its process was known alive
+/// (Unix nanoseconds, native order; 0 when never written): 8 bytes of the
+/// padding after the header, before the first slot's 64-byte boundary,
+/// which a reader of a version before skips. The exporter writes it each
+/// time it wakes (`note_alive`); recovery ends the spans found open at
+/// the later of it and the file's modification time.
+pub(crate) const FLIGHT_ALIVE_AT: usize = std::mem::size_of::<DumpHeader>();
+const _: () = assert!(
+    FLIGHT_ALIVE_AT.is_multiple_of(8)
+        && FLIGHT_ALIVE_AT + 8 <= std::mem::size_of::<DumpHeader>().next_multiple_of(64)
+);
+
+/// Notes in the flight file that `slab` lives in (its mapping starts with
+/// the file's header) that the process is alive now. Nothing for a slab
+/// with no header before its slots (no flight recorder). A clock read and
+/// one store to the mapping: no syscall, no allocation.
+pub fn note_alive(slab: &SpanSlab) {
+    if slab.header_room() < FLIGHT_ALIVE_AT + 8 {
+        return;
+    }
+    let now_unix_ns = crate::span::clock::now_unix_ns();
+    // SAFETY: the mapping starts with `header_room` bytes before the
+    // slots, FLIGHT_ALIVE_AT + 8 within them and no slot's; the mapping
+    // is page-aligned and the offset a multiple of 8, so the AtomicU64 is
+    // aligned; the mapping lives as long as `slab`.
+    let at = unsafe {
+        &*slab
+            .mapping_start()
+            .add(FLIGHT_ALIVE_AT)
+            .cast::<AtomicU64>()
+    };
+    // Relaxed: read only after the process is dead, from the file.
+    at.store(now_unix_ns, Ordering::Relaxed);
+}
+
+/// The last time the flight file `file` (of `size` bytes) says its process
+/// was known alive, 0 when it says none.
+fn alive_at(file: &File, size: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    if size < (FLIGHT_ALIVE_AT + 8) as u64
+        || file
+            .read_exact_at(&mut bytes, FLIGHT_ALIVE_AT as u64)
+            .is_err()
+    {
+        return 0;
+    }
+    u64::from_ne_bytes(bytes)
+}
+
 /// This build's magic for a crash dump or, with `flight`, a flight file
 /// (for tools and fuzzers outside the crate).
 pub fn magic_of(flight: bool) -> [u8; 8] {
@@ -897,6 +950,14 @@ impl<F: Borrow<File>> DumpReader<F> {
         // header. A crash dump's count is 0 when its writer died before it
         // was known: then the file's length says, up to the most slots.
         let flight = header.magic == MAGIC_FLIGHT;
+        // Alive later than its modification time says: its open spans end
+        // then. Never later than now (the file is outside input).
+        let died_at_ns = if flight {
+            let alive = alive_at(file.borrow(), size).min(crate::span::clock::now_unix_ns());
+            died_at_ns.max(alive)
+        } else {
+            died_at_ns
+        };
         let (start, end) = if flight {
             let start = hsize.next_multiple_of(64) as u64;
             (
@@ -1876,6 +1937,68 @@ pub(crate) mod tests {
         let absurd = dir.join("absurd.sgflight");
         std::fs::write(&absurd, h.as_bytes()).expect("write");
         assert!(matches!(open(&absurd), Err(DumpError::Unreadable(_))));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A flight file's open spans end at the later of the time its
+    /// process last noted it was alive and the time the caller gives (its
+    /// modification time), never later than now; a crash dump's, which
+    /// has no such note, at the caller's.
+    #[test]
+    fn a_flight_files_open_spans_end_when_it_was_last_known_alive() {
+        let dir = temp_dir("alive-at");
+        let now = crate::span::clock::now_unix_ns();
+        let with_alive = |name: &str, magic, alive: u64| {
+            let path = dir.join(name);
+            let mut bytes = header_bytes(magic, 1);
+            bytes.resize(FLIGHT_ALIVE_AT.next_multiple_of(64), 0);
+            bytes[FLIGHT_ALIVE_AT..FLIGHT_ALIVE_AT + 8].copy_from_slice(&alive.to_ne_bytes());
+            std::fs::write(&path, &bytes).expect("write");
+            DumpReader::open(std::fs::File::open(&path).expect("open"), 1_000)
+                .expect("readable")
+                .died_at_ns()
+        };
+        assert_eq!(with_alive("later.sgflight", MAGIC_FLIGHT, 5_000), 5_000);
+        assert_eq!(with_alive("earlier.sgflight", MAGIC_FLIGHT, 500), 1_000);
+        assert_eq!(with_alive("never.sgflight", MAGIC_FLIGHT, 0), 1_000);
+        let future = with_alive("future.sgflight", MAGIC_FLIGHT, u64::MAX);
+        assert!(future >= now && future < u64::MAX, "{future}");
+        assert_eq!(with_alive("dump.sgdump", MAGIC_CRASH_DUMP, 5_000), 1_000);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The note goes to the flight file's padding, read back as a reader
+    /// finds it; a slab with no file header before its slots (no flight
+    /// recorder) is left as it was, its first slot untouched.
+    #[test]
+    fn alive_is_noted_in_the_flight_files_padding_only() {
+        use crate::buffer::slab::SlabBacking;
+        let dir = temp_dir("note-alive");
+        let path = dir.join("f.sgflight");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("create");
+        let prefix = std::mem::size_of::<DumpHeader>();
+        let flight = SpanSlab::new(4, SlabBacking::File(file), prefix).expect("map");
+        let before = crate::span::clock::now_unix_ns();
+        note_alive(&flight);
+        let read = std::fs::File::open(&path).expect("open");
+        let size = read.metadata().expect("meta").len();
+        let noted = alive_at(&read, size);
+        assert!(
+            noted >= before && noted <= crate::span::clock::now_unix_ns(),
+            "{noted}"
+        );
+        let anonymous = SpanSlab::new(4, SlabBacking::Anonymous, 0).expect("map");
+        open_span_sevens(&anonymous);
+        note_alive(&anonymous);
+        // SAFETY: the slab's mapping holds at least one whole slot.
+        let first = unsafe { &*anonymous.mapping_start().cast::<SpanRecord>() };
+        assert_eq!((first.trace_id, first.span_id), ([7; 16], [7; 8]));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -342,6 +342,12 @@ impl SpanSlab {
         self.map_len
     }
 
+    /// The bytes mapped before the first slot (the flight file's header
+    /// and its padding; 0 for an anonymous slab).
+    pub fn header_room(&self) -> usize {
+        self.records_offset
+    }
+
     /// The start of the mapping (the file header, for the flight recorder).
     pub fn mapping_start(&self) -> *mut u8 {
         // SAFETY: base was made by adding records_offset to the mapping start.

@@ -337,6 +337,7 @@ impl Exporter {
         self.guarded(|e| e.recover_leftovers());
         self.guarded(|e| e.replay_if_due());
         self.guarded(|e| e.record_outcome(outcome::State::Running));
+        crate::buffer::dump::note_alive(&p.slab);
         // When the spans waiting are due to be sent whatever their number
         // (the schedule delay after the last drain); None right after one.
         let mut drain_due: Option<Instant> = None;
@@ -365,6 +366,9 @@ impl Exporter {
                     || begin_waits_for_ended(&p)
             };
             wait_calibrating(&p.signal, wait, quiet, ready);
+            // For a SIGKILL, which leaves no word of when it came: the
+            // flight file's spans still open end at the last of these.
+            crate::buffer::dump::note_alive(&p.slab);
             if !ready() {
                 // Nothing to do: is anyone but us left in the process?
                 super::last_thread::exit_if_only_ours_left();

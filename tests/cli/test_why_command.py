@@ -7,6 +7,7 @@ directory of its spool directory (src/export/outcome.rs); `why` reads it."""
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,15 +32,15 @@ def why(cli, env, *args):
 
 @contextlib.contextmanager
 def agent_with_a_record(env, spool, service, under=(), record_pid=None, flight="0",
-                        endpoint="http://127.0.0.1:9/v1/traces"):
+                        endpoint="http://127.0.0.1:9/v1/traces", pause_us="20000"):
     """kill_child running as `service` (under `under`, a wrapper such as
     unshare; with the flight recorder if `flight` is "1"), its spans bound
     for a backend that is down and its spool in `spool`, once it has
     written its first record (named by `record_pid`, its own pid by
-    default); `endpoint` "" for the local sink. Killed (SIGKILL) on the way
-    out if it runs."""
+    default); `endpoint` "" for the local sink; a span every `pause_us`.
+    Killed (SIGKILL) on the way out if it runs."""
     child = subprocess.Popen([*under, str(REPO / "build" / "tests" / "kill_child"), endpoint,
-                              str(spool), "1", flight, "none", "0", service, "20000"],
+                              str(spool), "1", flight, "none", "0", service, pause_us],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         assert len(child.stdout.read(4)) == 4, child.stderr.read()
@@ -280,6 +281,82 @@ def test_a_killed_process_is_said_to_have_ended_without_stopping(cli, tmp_path):
     assert "were lost with the process unless a crash dump or flight file holds them" in run.stdout, run.stdout
 
 
+def sink_spans_of(sink, pid):
+    """The spans process `pid` wrote to the local sink directory `sink`
+    (its resource's process.pid), read as any OTLP/JSON reader reads the
+    lines: a line still being written is not counted."""
+    count = 0
+    for path in sink.glob(f"*-{pid}.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue
+            for rs in request.get("resourceSpans", []):
+                attrs = {a["key"]: a["value"] for a in rs.get("resource", {}).get("attributes", [])}
+                if attrs.get("process.pid", {}).get("intValue") in (pid, str(pid)):
+                    count += sum(len(ss.get("spans", [])) for ss in rs.get("scopeSpans", []))
+    return count
+
+
+def test_a_killed_process_is_said_with_the_spans_its_sink_holds_not_its_stale_record(cli, tmp_path):
+    """SIGKILL a process writing to the local sink less than 5 s after its
+    start: its record is the one written at the start (a record is
+    written at most every 5 s), and `why` said "0 spans ended: 0
+    delivered" while its sink file held its spans. `why` reads the sink
+    file its record names and counts the spans of that process there."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    sink = tmp_path / "state" / "spanguard" / "spans"
+    with agent_with_a_record(env, spool, "why-sink-kill", endpoint="") as child:
+        # Spans end every 20 ms; killed once its sink holds some, in the
+        # record's first 5 s.
+        assert len(child.stdout.read(4 * 20)) == 4 * 20, child.stderr.read()
+        deadline = time.monotonic() + 30
+        while sink_spans_of(sink, child.pid) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.kill()
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    written = sink_spans_of(sink, child.pid)
+    assert written >= 20, list(sink.iterdir())
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    at = next(i for i, l in enumerate(lines) if l.startswith(f"pid {child.pid} "))
+    head, body = lines[at], lines[at + 1:]
+    assert "died without a word (SIGKILL" in head, run.stdout
+    counts = next(re.search(r"(\d+) spans? ended: (\d+) delivered, ", l) for l in body if " delivered, " in l)
+    ended, delivered = int(counts[1]), int(counts[2])
+    # Every span in its sink file is delivered, and ended: said so, not 0.
+    assert delivered == written and ended >= written, (written, run.stdout)
+    sink_file = next(sink.glob(f"*-{child.pid}.jsonl"))
+    assert any(f"{written} spans of it are in its sink file {sink_file}" in l for l in body), run.stdout
+
+
+def test_a_killed_process_its_parent_has_not_reaped_yet_is_said_dead_not_running(cli, tmp_path):
+    """A process killed whose parent has not waited for it yet (a harness
+    that spawned the agent and looks first, a container's PID 1 that
+    reaps nothing) is a zombie: its /proc entry stays, with its start, and
+    `why` said it was "running since" while nothing of it could run. A
+    process whose /proc state says it exited is taken as ended."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    with agent_with_a_record(env, spool, "why-zombie") as child:
+        child.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        state = ""
+        while state != "Z" and time.monotonic() < deadline:
+            with open(f"/proc/{child.pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            time.sleep(0.01)
+        assert state == "Z", state
+        run = why(cli, env, "--dir", str(spool))
+        assert run.returncode == 0, run.stdout + run.stderr
+        head = next(l for l in run.stdout.splitlines() if l.startswith(f"pid {child.pid} "))
+        assert ": running since " not in head, run.stdout
+        assert ", died without a word (SIGKILL" in head, run.stdout
+
+
 def record_of(spool, pid):
     """The text of process `pid`'s record in `spool`."""
     (record,) = (spool / "outcomes").glob(f"{pid}-*.sgoutcome")
@@ -393,6 +470,49 @@ def test_a_killed_processs_flight_file_is_said_with_no_signal_named(cli, tmp_pat
     assert any(" it left in its flight file were sent by a later process or spanguard replay" in l for l in lines), \
         run.stdout
     assert any(" still open when it died: sent marked spanguard.interrupted" in l for l in lines), run.stdout
+
+
+def sink_spans_named(sink, name, pid):
+    """The spans called `name` of process `pid` (its resource's process.pid)
+    in the local sink directory `sink`, as OTLP/JSON dicts."""
+    found = []
+    for path in sink.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            for rs in json.loads(line).get("resourceSpans", []):
+                attrs = {a["key"]: a["value"] for a in rs.get("resource", {}).get("attributes", [])}
+                if attrs.get("process.pid", {}).get("intValue") not in (pid, str(pid)):
+                    continue
+                found += [s for ss in rs.get("scopeSpans", []) for s in ss.get("spans", []) if s["name"] == name]
+    return found
+
+
+def test_a_span_open_at_a_sigkill_ends_when_its_process_was_last_known_alive(cli, tmp_path):
+    """A span still open when its process was SIGKILLed comes back from
+    the flight file ended at the file's modification time, which the
+    kernel sets only when a clean page of the mapping is first written:
+    a process that had touched its pages early and then went on quietly
+    (waiting on an LLM, say) had its open spans end seconds before it
+    died, as if they had finished then. The exporter notes in the flight
+    file when it last ran, and recovery ends open spans at the later of
+    that and the modification time."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    sink = tmp_path / "state" / "spanguard" / "spans"
+    # One span every 0.9 s: the same slot pages, written again.
+    with agent_with_a_record(env, spool, "why-alive", flight="1", endpoint="", pause_us="900000") as child:
+        assert len(child.stdout.read(4 * 4)) == 4 * 4, child.stderr.read()
+        alive_ns = time.time_ns()
+        child.kill()
+        assert child.wait(timeout=30) == -signal.SIGKILL
+        killed_ns = time.time_ns()
+    recovered_by_a_successor(env, spool, child.pid, endpoint="")
+    (held,) = sink_spans_named(sink, "held", child.pid)
+    attrs = {a["key"]: a["value"] for a in held["attributes"]}
+    assert attrs.get("spanguard.interrupted") == {"boolValue": True}, held["attributes"][-3:]
+    end = int(held["endTimeUnixNano"])
+    # Its exporter woke every 20 ms until the kill: ended within a second
+    # of the last moment the test saw it alive, not at its first pages.
+    assert alive_ns - 1_000_000_000 <= end <= killed_ns, (alive_ns, end, killed_ns)
 
 
 def test_a_process_stopped_with_sigterm_is_said_so_not_told_to_use_sigterm(cli, tmp_path):

@@ -92,7 +92,7 @@ pub fn run(args: &[String], version: &str) -> ExitCode {
         Some("why") => why::run(&args[1..]),
         Some(other) => {
             let commands = ["show", "tail", "spool", "replay", "check", "why"];
-            match args::closest(other, commands.into_iter()) {
+            match args::closest(other, commands.into_iter()).or_else(|| meant_by(other)) {
                 Some(c) => eprintln!(
                     "spanguard: unknown command {other:?}, did you mean {c}? (spanguard --help lists them)"
                 ),
@@ -107,4 +107,41 @@ pub fn run(args: &[String], version: &str) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Our command for the word another tool uses for what it does (`view`,
+/// `ls`, `send`...): no slip of ours, so `args::closest` finds none.
+fn meant_by(word: &str) -> Option<&'static str> {
+    const WORDS: [(&str, &[&str]); 6] = [
+        (
+            "show",
+            &[
+                "view", "ls", "list", "open", "cat", "print", "dump", "display", "traces", "spans",
+                "html",
+            ],
+        ),
+        ("tail", &["follow", "watch", "live", "stream"]),
+        (
+            "replay",
+            &[
+                "send", "resend", "push", "upload", "flush", "retry", "export",
+            ],
+        ),
+        ("spool", &["status", "queue", "pending", "waiting"]),
+        (
+            "check",
+            &["doctor", "config", "settings", "ping", "env", "test"],
+        ),
+        (
+            "why",
+            &[
+                "explain", "lost", "diagnose", "missing", "outcome", "outcomes",
+            ],
+        ),
+    ];
+    let word = word.to_ascii_lowercase();
+    WORDS
+        .iter()
+        .find(|(_, words)| words.contains(&word.as_str()))
+        .map(|(command, _)| *command)
 }

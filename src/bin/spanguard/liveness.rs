@@ -65,6 +65,7 @@ impl ProcessTable {
         let same_namespace = start.pid_ns.is_some() && start.pid_ns == here;
         if (same_namespace || start.pid_ns.is_none())
             && ProcessStart::of_pid(o.pid).is_some_and(|now| now.ticks == start.ticks)
+            && !exited(o.pid)
         {
             return Liveness::Running { pid_here: None };
         }
@@ -95,7 +96,8 @@ impl ProcessTable {
         let by_start = self.by_start.get_or_insert_with(read_starts);
         by_start.get(&start.ticks)?.iter().copied().find(|&here| {
             let here_s = here.to_string();
-            innermost_pid(&here_s) == Some(pid)
+            !exited(here)
+                && innermost_pid(&here_s) == Some(pid)
                 && match (start.pid_ns, outcome::pid_namespace_of(&here_s)) {
                     (Some(want), Some(ns)) => want == ns,
                     _ => true,
@@ -150,6 +152,24 @@ fn innermost_pid(pid: &str) -> Option<u32> {
 /// there and started no later than the record's tracer.
 fn older_record_alive(o: &Outcome) -> bool {
     process_start_unix_s(o.pid).is_some_and(|start| start <= o.started_unix_s.saturating_add(2))
+        && !exited(o.pid)
+}
+
+/// Whether process `pid`, still listed in /proc, has exited: a zombie
+/// (`Z`, its parent has not waited for it yet: a harness that looks
+/// first, a container's PID 1 that reaps nothing) or dead (`X`), by the
+/// state /proc/PID/stat gives after the command's name. Its entry and its
+/// start stay until it is reaped, but nothing of it runs.
+fn exited(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // After the last `)`: the name may hold anything, `)` and spaces too.
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    let state = stat[close + 1..].iter().find(|b| !b.is_ascii_whitespace());
+    matches!(state, Some(b'Z' | b'X'))
 }
 
 /// When process `pid` started, in seconds since the epoch: its start

@@ -507,7 +507,7 @@ fn read_sink(
 
 /// Reads past the rest of an over-long line without keeping it: the
 /// bytes it read.
-fn skip_line(reader: &mut impl BufRead) -> std::io::Result<u64> {
+pub fn skip_line(reader: &mut impl BufRead) -> std::io::Result<u64> {
     let mut skipped = 0u64;
     loop {
         let buf = reader.fill_buf()?;

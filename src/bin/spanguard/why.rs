@@ -135,7 +135,22 @@ pub fn run(args: &[String]) -> ExitCode {
         if death.is_some() && o.deaths.is_empty() && !o.stopped && liveness == Liveness::Ended {
             said.extend(o.leaves.iter().map(String::as_str));
         }
-        print!("{}", describe(o, now_s, &liveness, death.as_ref(), &spool));
+        // Killed without a word, its record is up to `outcome::EVERY` old:
+        // the spans its sink file holds say what it wrote since.
+        let in_sink = (!o.stopped && o.ending_of_signal == 0 && liveness == Liveness::Ended)
+            .then(|| in_sink(o))
+            .flatten();
+        print!(
+            "{}",
+            describe(
+                o,
+                now_s,
+                &liveness,
+                death.as_ref(),
+                in_sink.as_ref(),
+                &spool
+            )
+        );
     }
     if total > last {
         println!(
@@ -418,6 +433,63 @@ fn sink_of(o: &Outcome) -> Option<String> {
     Some(file.parent()?.display().to_string())
 }
 
+/// The spans a process wrote to its local sink file, as read back.
+struct InSink {
+    /// The file, as said.
+    file: String,
+    spans: u64,
+}
+
+/// The spans of process `o` in the local sink file its record names
+/// (target `file:PATH`): those of its resource's `process.pid` begun
+/// from its start on (a process before it with the same pid, a
+/// container's restart, appends to the same file). None when its spans
+/// went to an endpoint, or the file cannot be read. Lines are read one at
+/// a time, each up to the sink's longest, an unreadable one skipped: the
+/// file is read as `show` reads it, without locking or changing it.
+fn in_sink(o: &Outcome) -> Option<InSink> {
+    use std::io::BufRead;
+    let path = Path::new(o.target.strip_prefix("file:")?);
+    let file = super::sources::open_listed(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    // What was there when looked at: a writer of the same name (a later
+    // process with this pid) is not followed.
+    let mut reader = std::io::BufReader::new(file.take(size));
+    let most = spanguard::config::MAX_SINK_LINE_BYTES;
+    let from_ns = o.started_unix_s.saturating_mul(1_000_000_000);
+    let ours = |s: &spanguard::export::otlp_decode::DecodedSpan| {
+        s.start_unix_ns >= from_ns
+            && s.resource_attribute("process.pid")
+                == Some(&spanguard::export::otlp_decode::Value::Int(i64::from(
+                    o.pid,
+                )))
+    };
+    let mut spans = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .by_ref()
+            .take(most as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > most && line.last() != Some(&b'\n') {
+            super::sources::skip_line(&mut reader).ok()?;
+            continue;
+        }
+        if let Ok(decoded) = spanguard::export::otlp_decode::decode_json(line.trim_ascii()) {
+            spans += decoded.iter().filter(|s| ours(s)).count() as u64;
+        }
+    }
+    Some(InSink {
+        file: clean(&path.display().to_string()),
+        spans,
+    })
+}
+
 /// `n` spans, "1 span".
 fn spans(n: u64) -> String {
     spanguard::export::diagnostics::spans(n).to_string()
@@ -430,6 +502,7 @@ fn describe(
     now_s: u64,
     liveness: &Liveness,
     death: Option<&Death>,
+    in_sink: Option<&InSink>,
     spool: &Path,
 ) -> String {
     // A record's numbers are a file's text: whatever they are, they are
@@ -450,7 +523,25 @@ fn describe(
     } else {
         format!("{pid} {}", clean(&o.service))
     };
-    let c = &o.counts;
+    // The spans its sink file holds were delivered, and ended, whatever
+    // its last record counted: written after it, they are in no record.
+    let in_sink = in_sink.filter(|s| s.spans > o.counts.exported);
+    let counts = match in_sink {
+        Some(s) => {
+            let c = o.counts;
+            let exported = s.spans;
+            let settled = [exported, c.spooled, c.lost, c.rejected, c.unsampled]
+                .into_iter()
+                .fold(0u64, u64::saturating_add);
+            Counts {
+                exported,
+                ended: c.ended.max(settled),
+                ..c
+            }
+        }
+        None => o.counts,
+    };
+    let c = &counts;
     // Ended of the termination signal its tracer was flushed for (docker
     // stop's SIGTERM, Ctrl-C): not killed, and nothing to do differently.
     let dead = !o.stopped && *liveness == Liveness::Ended;
@@ -551,7 +642,9 @@ fn describe(
         .into_iter()
         .fold(0u64, u64::saturating_add);
     out.push_str(&format!(
-        "  {} ended: {} delivered, {} to the spool, {} lost{}\n",
+        "  {}{} ended: {} delivered, {} to the spool, {} lost{}\n",
+        // More may have ended after the last span it wrote.
+        if in_sink.is_some() { "at least " } else { "" },
         spans(c.ended),
         c.exported,
         c.spooled,
@@ -562,6 +655,16 @@ fn describe(
             String::new()
         }
     ));
+    if let Some(s) = in_sink {
+        out.push_str(&format!(
+            "  {} of it are in its sink file {}: {} written after its last record, which \
+             counted {} delivered\n",
+            spans(s.spans),
+            s.file,
+            s.spans - o.counts.exported,
+            o.counts.exported
+        ));
+    }
     // Those still open at the stop count among the ended (and delivered):
     // said apart, or a service cut mid-request read as one that finished.
     let at_the_signal = if o.stopped && o.ending_of_signal != 0 {
@@ -641,15 +744,24 @@ fn describe(
     }
     if killed {
         let unsettled = c.ended.saturating_sub(settled);
+        let lost_with_it = if in_sink.is_some() {
+            "spans ended after the last one written to its sink file were lost with the \
+             process unless a crash dump or flight file holds them"
+                .to_string()
+        } else {
+            format!(
+                "spans ended after that record, and the {} ended and not yet sent then, were \
+                 lost with the process unless a crash dump or flight file holds them",
+                spans(unsettled)
+            )
+        };
         out.push_str(&format!(
-            "  what to do: spans ended after that record, and the {} ended and not yet sent \
-             then, were lost with the process unless a crash dump or flight file holds them \
+            "  what to do: {lost_with_it} \
              (spanguard spool lists them, spanguard replay sends them); stop it with SIGTERM \
              where spanguard's watchdog takes it (SPANGUARD_SIGNAL_HANDLERS not false; in \
              Node.js only after tracer.installProcessHooks(), as Node owns its signals: a \
              SIGTERM without them ends the process as a kill does), or have it call \
-             shutdown, so that its tracer sends what it holds\n",
-            spans(unsettled)
+             shutdown, so that its tracer sends what it holds\n"
         ));
     } else if [c.lost, c.rejected, c.buffer_full, c.spool_overflow]
         .iter()
@@ -755,7 +867,7 @@ mod tests {
 
     /// `super::describe` of a record in the spool directory /spool.
     fn describe(o: &Outcome, now_s: u64, l: &Liveness, d: Option<&Death>) -> String {
-        super::describe(o, now_s, l, d, Path::new("/spool"))
+        super::describe(o, now_s, l, d, None, Path::new("/spool"))
     }
 
     /// A record of a process that hit a 404 says its count and the first
