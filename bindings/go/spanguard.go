@@ -52,6 +52,7 @@ import (
 	"runtime"
 	"runtime/cgo"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1004,7 +1005,9 @@ func runBeforeSignal(timeout time.Duration) {
 // program needs no FlushOnSignals and should not call it: the watchdog
 // flushes at the signal and leaves the tracer recording, and its own
 // shutdown path calls Shutdown or Close (TestDrainAfterSigterm). Cancel
-// ctx to stop watching.
+// ctx to stop watching. A signal the program ignores when it calls
+// FlushOnSignals (started with SIGINT ignored, as `agent &` in a shell
+// script is, or signal.Ignore) is not watched: it goes on doing nothing.
 //
 // The library's watchdog (on unless Config.NoSignalWatchdog) flushes the
 // tracer's ended spans at these signals already; FlushOnSignals adds what
@@ -1022,6 +1025,16 @@ func runBeforeSignal(timeout time.Duration) {
 func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs ...os.Signal) {
 	if len(sigs) == 0 {
 		sigs = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
+	}
+	// A signal ignored now (at the program's start, as `agent &` in a
+	// shell script starts it with SIGINT, or by signal.Ignore) is left
+	// so, as the library leaves the signals its host ignores: Notify took
+	// it back from SIG_IGN, and at that signal, which would have done
+	// nothing, the tracer was shut down and the program went on with
+	// every later span refused.
+	sigs = slices.DeleteFunc(slices.Clone(sigs), signal.Ignored)
+	if len(sigs) == 0 {
+		return
 	}
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, sigs...)

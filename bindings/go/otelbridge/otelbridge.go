@@ -22,9 +22,11 @@
 // holds first), as Shutdown and Close do. An SDK span let go of without its end (a stream never read
 // to its end, a path that skipped `defer span.End()`) is ended when it is
 // garbage-collected, marked spanguard.unended, with what it had at its
-// start, rather than holding one of the tracer's slots for good (so is,
-// rarely, one collected while its End ran, before the bridge saw the end:
-// counted in Failures).
+// start, rather than holding one of the tracer's slots for good. One
+// whose End is under way is not: its cleanup waits on the span's name,
+// which the SDK's snapshot holds too (so is, rarely, a span renamed since
+// its start or with an empty name, collected while its End ran, before the
+// bridge saw the end: counted in Failures).
 //
 // Register it on a provider you make; it never sets a global one:
 //
@@ -191,11 +193,15 @@ type collected struct {
 // stop marks the spans still open, with what was passed on by then (the
 // SDK's span, gone, cannot say what it had since), and its slot freed.
 //
+// It runs on the span's name (anchorName): the SDK's End hands OnEnd a
+// snapshot, which holds the name, and lets go of the span itself before,
+// so the span may be collected before OnEnd comes (while an earlier
+// processor's OnEnd runs, say), its name not. A span renamed since its
+// start holds that name no more: this, finding the span alive, waits on
+// the span itself from then, as it does for a span with an empty name.
 // It and OnEnd agree on who ends the span by its entry in open: the first
-// to take it ends the span, the other does nothing. The SDK's End hands
-// OnEnd a snapshot and lets go of the span itself before, so the span may
-// be collected, and this run, before OnEnd comes (while an earlier
-// processor's OnEnd runs, say): nothing tells then whether an End is
+// to take it ends the span, the other does nothing. On the span itself
+// this may run before OnEnd comes: nothing tells then whether an End is
 // under way. This takes the entry and leaves a tombstone in its place
 // (the last tombstonesKept), by which OnEnd knows the span was ended here,
 // and counts in Failures the end it cannot pass on. OnEnd, finding no
@@ -211,6 +217,21 @@ func endCollected(c collected) {
 	tombstone := endedWhenCollected
 	if o == refusedAtStart {
 		tombstone = refusedThenCollected
+	}
+	if o != refusedAtStart {
+		if v, _ := p.open.Load(c.key); v != o {
+			return // OnEnd took it: it ends the span
+		}
+		if sdk := o.sdk.get(); sdk != nil {
+			// Its name was anchored (anchorName) and the span renamed
+			// since (SetName): the span lives on. Watched by its own
+			// collection from now on, which a renamed span's End can
+			// outrun.
+			o.mu.Lock()
+			o.collected = runtime.AddCleanup(ownStart(sdk), endCollected, c)
+			o.mu.Unlock()
+			return
+		}
 	}
 	if !p.open.CompareAndSwap(c.key, o, tombstone) {
 		return // OnEnd took it: it ends the span
@@ -333,8 +354,9 @@ func New(tracer *spanguard.Tracer) *SpanProcessor {
 }
 
 // Failures counts spans, or parts of spans, that spanguard refused, and
-// the ends of spans whose SDK span was collected while its End ran and
-// that their cleanup ended first, marked spanguard.unended (the SDK hands
+// the ends of spans (renamed since their start, or with an empty name)
+// whose SDK span was collected while its End ran and that their cleanup
+// ended first, marked spanguard.unended (the SDK hands
 // OnEnd a copy of the span, and lets go of the span itself before).
 func (p *SpanProcessor) Failures() uint64 { return p.failures.Load() }
 
@@ -522,9 +544,37 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	}
 	o.sdk = hold(s, start)
 	if start != nil {
-		o.collected = runtime.AddCleanup(start, endCollected, collected{p, o, key})
+		c := collected{p, o, key}
+		if name := anchorName(s); name != nil {
+			o.collected = runtime.AddCleanup(name, endCollected, c)
+		} else {
+			o.collected = runtime.AddCleanup(start, endCollected, c)
+		}
 	}
 	p.open.Store(key, o)
+}
+
+// anchorName gives s (one of the SDK's own spans, starting its End
+// after OnStart) its own name in an allocation of the bridge's and returns
+// where that starts, nil for an empty name. The SDK's End hands the
+// processors a snapshot and lets go of the span before, so the span may
+// be collected before the bridge's OnEnd, and a cleanup on it could not
+// tell a span let go of from one whose End is under way: it ended the
+// span marked unended, without what its end added (the prompt set since
+// its start, its events). The snapshot holds the span's name, this very
+// allocation (a string is copied by reference), so a cleanup on it runs
+// only once the span and every snapshot of it are gone: after OnEnd, or
+// for a span let go of without its end. 16 bytes at least: a cleanup on
+// a smaller allocation (the tiny allocator's) may never run.
+func anchorName(s sdktrace.ReadWriteSpan) *byte {
+	name := s.Name()
+	if name == "" {
+		return nil
+	}
+	buf := make([]byte, max(len(name), 16))
+	copy(buf, name)
+	s.SetName(unsafe.String(&buf[0], len(name)))
+	return &buf[0]
 }
 
 // refusedAtStart stands in the open spans for a span spanguard refused at
@@ -742,7 +792,9 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 		p.recordEnded(s) // refused: counted
 		return
 	}
+	o.mu.Lock()
 	o.collected.Stop() // ended: nothing for endCollected to do
+	o.mu.Unlock()
 	p.end(o, s)
 }
 
