@@ -148,7 +148,7 @@ impl LetGo {
 /// Sleeps while `word` holds `expected`, at most `timeout`; returns early
 /// on a wake, a signal, or a word already changed.
 #[cfg(target_os = "linux")]
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     let timeout = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -167,7 +167,7 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     if word.load(Ordering::SeqCst) == expected {
         std::thread::sleep(timeout);
     }
@@ -175,7 +175,7 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 
 /// Wakes every thread in `futex_wait` on `word`; how many.
 #[cfg(target_os = "linux")]
-fn futex_wake_all(word: &AtomicU32) -> usize {
+pub(crate) fn futex_wake_all(word: &AtomicU32) -> usize {
     // SAFETY: as in `futex_wait`; a wake reads nothing.
     let woken = unsafe {
         libc::syscall(
@@ -189,7 +189,7 @@ fn futex_wake_all(word: &AtomicU32) -> usize {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn futex_wake_all(_: &AtomicU32) -> usize {
+pub(crate) fn futex_wake_all(_: &AtomicU32) -> usize {
     0
 }
 

@@ -367,6 +367,11 @@ pub fn detach_after_fork() {
     // parent's, for that delivery; ours goes back in its place, and the
     // child's tracers, its own, have no thaw to wait for.
     thawed_after_delivery();
+    // The parent's stand-ins did not come along (the thread that forked,
+    // if it was one, ends once its handler returns, `stand_in_main`): a
+    // child asking one would wait for a handler that never ran.
+    STAND_IN_WAITING.store(0, Ordering::Release);
+    STAND_IN_ASKED.store(0, Ordering::Release);
     for signal in TERMINATION_SIGNALS {
         if trampoline_installed(signal) {
             // SAFETY: our async-signal-safe handler, as installed.
@@ -902,11 +907,24 @@ static CLAIMED: AtomicU32 = AtomicU32::new(0);
 /// What the copies `deliver_to_host` sends carry as their value: its
 /// address, which no other sender's value is.
 static RESENT_TAG: u8 = 0;
-/// The stand-in thread's id once it runs (0 before), and the process it
-/// was started in (a handler that forks leaves it the child's only
-/// thread).
+/// The thread of the stand-in running the host's handler now (0 until it
+/// takes the delivery): the watchdog's wait ends early when it is gone
+/// (the handler ended its thread).
 static STAND_IN: AtomicI32 = AtomicI32::new(0);
+/// The process the stand-ins were started in: one found elsewhere is the
+/// parent's, which a fork did not bring along (a raw fork runs no fork
+/// handler to say so, `detach_after_fork`).
 static STAND_IN_HOME: AtomicI32 = AtomicI32::new(0);
+/// A stand-in whose handler returned, waiting to be asked to run the next
+/// one (its thread id; 0: none known). It lives on after the handler, as
+/// the thread it stood in for would have: a worker the handler forked
+/// with PR_SET_PDEATHSIG (bound to the thread that forked it, a
+/// gunicorn-style graceful handoff's) was killed as the stand-in ended
+/// (test_host_handler_receiver_holds, fork-handoff, 10 of 10 runs).
+static STAND_IN_WAITING: AtomicI32 = AtomicI32::new(0);
+/// The signal the watchdog asks a waiting stand-in to raise (0: none):
+/// the word the stand-ins wait on (`wait_to_be_asked`).
+static STAND_IN_ASKED: AtomicU32 = AtomicU32::new(0);
 static ENTERED_FRAME: AtomicUsize = AtomicUsize::new(0);
 static ENTERED_ON_ALT_STACK: AtomicBool = AtomicBool::new(false);
 
@@ -1301,10 +1319,11 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
         } else {
             // The receiver is gone: the handler runs on this thread, which
             // lives as long as the process, as the receiver's would have
-            // been to it. On a stand-in that ends once the handler returns,
-            // a worker the handler forked with PR_SET_PDEATHSIG (bound to
-            // the thread that forked it) was killed at once
-            // (test_host_handler_fork_handoff, 2 of 5 runs).
+            // been to it. On a stand-in that ended once the handler
+            // returned (as they all did then), a worker the handler forked
+            // with PR_SET_PDEATHSIG (bound to the thread that forked it)
+            // was killed at once (test_host_handler_fork_handoff, 2 of 5
+            // runs).
             RAISED_HERE.store(true, Ordering::Release);
             run_here(signal);
         }
@@ -1351,31 +1370,14 @@ fn drop_pending_copy(signal: Signal, trampoline: &SigAction) {
 /// (`pthread_exit`) ended the watchdog there (the process aborted), and
 /// one that never returns left every later signal unanswered. The
 /// trampoline masks the stand-in as the host's handler asks, and does
-/// not wait for a thaw there. When no thread can be made, the watchdog's
-/// own thread stands in.
+/// not wait for a thaw there. A stand-in whose handler returned waits for
+/// the next (`stand_in_main`), and is asked again rather than a thread
+/// made each time. When no thread can be made, the watchdog's own thread
+/// stands in.
 fn stand_in(signal: Signal, delivery: u32) {
     STAND_IN.store(0, Ordering::Release);
-    // SAFETY: getpid has no preconditions.
-    STAND_IN_HOME.store(unsafe { libc::getpid() }, Ordering::Release);
     RAISED_HERE.store(true, Ordering::Release);
-    // SAFETY: a detached thread running `stand_in_main`, which takes the
-    // signal number as its argument and touches nothing of ours but
-    // atomics; the thread inherits this one's mask (every asynchronous
-    // signal blocked, `spawn_shielded`).
-    let started = unsafe {
-        let mut thread: libc::pthread_t = std::mem::zeroed();
-        let made = libc::pthread_create(
-            &mut thread,
-            std::ptr::null(),
-            stand_in_main,
-            signal as libc::c_int as usize as *mut libc::c_void,
-        );
-        if made == 0 {
-            libc::pthread_detach(thread);
-        }
-        made == 0
-    };
-    if !started {
+    if !ask_waiting_stand_in(signal) && !start_stand_in(signal) {
         run_here(signal);
         return;
     }
@@ -1387,28 +1389,103 @@ fn stand_in(signal: Signal, delivery: u32) {
     RAISED_HERE.store(false, Ordering::Release);
 }
 
+/// Asks a stand-in that waits (`STAND_IN_WAITING`) to raise `signal`;
+/// whether there was one in this process. One of the parent's, in a
+/// child a raw fork made, is not there: forgotten, with its ask.
+fn ask_waiting_stand_in(signal: Signal) -> bool {
+    let waiting = STAND_IN_WAITING.swap(0, Ordering::AcqRel);
+    // SAFETY: getpid has no preconditions.
+    let home = unsafe { libc::getpid() };
+    if STAND_IN_HOME.load(Ordering::Acquire) != home {
+        STAND_IN_ASKED.store(0, Ordering::Release);
+        return false;
+    }
+    if waiting == 0 || thread_gone(waiting) {
+        return false;
+    }
+    // Release pairs with the Acquire in `wait_to_be_asked`: the stand-in
+    // sees the delivery set up (`RAISED_HERE`, `HOST_MASK`, the trampoline).
+    STAND_IN_ASKED.store(signal as u32, Ordering::Release);
+    crate::buffer::let_go::futex_wake_all(&STAND_IN_ASKED);
+    true
+}
+
+/// Starts a stand-in thread that raises `signal` (`stand_in_main`);
+/// whether it could be made.
+fn start_stand_in(signal: Signal) -> bool {
+    // SAFETY: getpid has no preconditions.
+    let home = unsafe { libc::getpid() };
+    if STAND_IN_HOME.swap(home, Ordering::AcqRel) != home {
+        STAND_IN_ASKED.store(0, Ordering::Release); // the parent's
+    }
+    // SAFETY: a detached thread running `stand_in_main`, which takes the
+    // signal number as its argument and touches nothing of ours but
+    // atomics; the thread inherits this one's mask (every asynchronous
+    // signal blocked, `spawn_shielded`).
+    unsafe {
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        let made = libc::pthread_create(
+            &mut thread,
+            std::ptr::null(),
+            stand_in_main,
+            signal as libc::c_int as usize as *mut libc::c_void,
+        );
+        if made == 0 {
+            libc::pthread_detach(thread);
+        }
+        made == 0
+    }
+}
+
 /// The stand-in's body: the delivery moves to this thread (a span another
 /// thread begins meanwhile waits for the thaw after the handler,
 /// `host_handler_running_elsewhere`), and the signal is raised here. In
 /// a child the handler forked, this is the only thread, standing in for
 /// one that is not there: the child ends as a program does when its
 /// last thread does, `exit(0)`, its own tracers flushed by the exit hook.
-/// No value with a destructor lives here: a handler's `pthread_exit`
-/// unwinds through.
+/// Otherwise the thread lives on, as the one it stood in for would have
+/// (a worker the handler forked may be bound to it), and waits, every
+/// asynchronous signal blocked, to stand in again; named as spanguard's
+/// (`spanguard-stand`), so a process whose own threads have all ended
+/// still exits (`export::last_thread`). No value with a destructor lives
+/// here: a handler's `pthread_exit` unwinds through.
 extern "C" fn stand_in_main(arg: *mut libc::c_void) -> *mut libc::c_void {
-    let signal = arg as usize as libc::c_int;
-    // SAFETY: gettid has no preconditions.
-    let here = unsafe { libc::gettid() };
-    DELIVERED_TO.store(here, Ordering::Release);
-    STAND_IN.store(here, Ordering::Release);
-    if let Ok(signal) = Signal::try_from(signal) {
-        raise_here(signal);
+    let mut signal = arg as usize as libc::c_int;
+    // SAFETY: getpid and gettid have no preconditions; PR_SET_NAME names
+    // this thread with a NUL-terminated string of 16 bytes at most.
+    let (home, here) = unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"spanguard-stand".as_ptr());
+        (libc::getpid(), libc::gettid())
+    };
+    loop {
+        STAND_IN.store(here, Ordering::Release);
+        DELIVERED_TO.store(here, Ordering::Release);
+        if let Ok(signal) = Signal::try_from(signal) {
+            raise_here(signal);
+        }
+        // SAFETY: getpid has no preconditions.
+        if unsafe { libc::getpid() } != home {
+            forked_by_host_handler_here();
+        }
+        // Another stand-in may wait already (this one outlived the wait
+        // for its handler, and one was made for the next signal): both
+        // wait, and either takes an ask.
+        let _ = STAND_IN_WAITING.compare_exchange(0, here, Ordering::AcqRel, Ordering::Acquire);
+        signal = wait_to_be_asked();
     }
-    // SAFETY: getpid has no preconditions.
-    if unsafe { libc::getpid() } != STAND_IN_HOME.load(Ordering::Acquire) {
-        forked_by_host_handler_here();
+}
+
+/// Waits until the watchdog asks a stand-in to raise a signal
+/// (`ask_waiting_stand_in`), and takes the ask: that signal.
+fn wait_to_be_asked() -> libc::c_int {
+    loop {
+        // Acquire pairs with the Release in `ask_waiting_stand_in`.
+        let asked = STAND_IN_ASKED.swap(0, Ordering::AcqRel);
+        if asked != 0 {
+            return asked as libc::c_int;
+        }
+        crate::buffer::let_go::futex_wait(&STAND_IN_ASKED, 0, Duration::from_secs(3600));
     }
-    std::ptr::null_mut()
 }
 
 /// The head of a `siginfo_t` as a sender fills it in for a signal with a

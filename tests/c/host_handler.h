@@ -208,6 +208,18 @@ static inline void exit_as_grandchild_died(pid_t pid) {
     _exit(WIFEXITED(status) ? 10 + WEXITSTATUS(status) : 9);
 }
 
+/* waitpid with a bound: 1 and the status when `pid` ended in time, 0
+ * when it did not (still running: the caller kills it). */
+static inline int wait_bounded(pid_t pid, int *status, double seconds) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (seconds_since(&t0) < seconds) {
+        if (waitpid(pid, status, WNOHANG) == pid) return 1;
+        usleep(10 * 1000);
+    }
+    return 0;
+}
+
 /* Waits for the child `pid` and checks that it died of SIGTERM, saying how
  * it ended when not: the tests whose child must end as the signal ends a
  * program (its handler re-raised it, or spanguard's watchdog did). */

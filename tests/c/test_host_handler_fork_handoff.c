@@ -70,17 +70,6 @@ static void hup_through_exiting_receiver(void) {
     while (ran == before) usleep(1000);
 }
 
-/* waitpid with a bound: 1 and the status when `pid` ended in time. */
-static int wait_bounded(pid_t pid, int *status, double seconds) {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (seconds_since(&t0) < seconds) {
-        if (waitpid(pid, status, WNOHANG) == pid) return 1;
-        usleep(10 * 1000);
-    }
-    return 0;
-}
-
 int main(int argc, char **argv) {
     alarm(60);
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_fork_handoff-spans";

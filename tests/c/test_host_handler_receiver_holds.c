@@ -26,14 +26,27 @@
  *   its pthread_exit aborted the process), and the next SIGTERM is acted
  *   on, on the receiver, whose thread it ends;
  * - a one-shot one (SA_RESETHAND): it runs once, and the next SIGTERM
- *   ends the process as the default does.
+ *   ends the process as the default does;
+ * - one that hands off to a worker it forks (a gunicorn-style graceful
+ *   handoff) that sets PR_SET_PDEATHSIG, bound to the thread that forked
+ *   it: the worker must outlive the handler and answer when asked. The
+ *   stand-in ended as the handler returned, and the kernel killed the
+ *   worker with it (SIGKILL); the stand-in lives on now;
+ * - the plain one, then the program's own threads all end (main calls
+ *   pthread_exit): the process must still exit, its spans flushed, with
+ *   the stand-in left waiting among spanguard's threads;
+ * - the plain one, then a fork, and the child's own held SIGTERM: the
+ *   child has no stand-in (it was not forked on one) and must not wait
+ *   for one it thinks it has: its handler runs once.
  * Conditions with deadlines, no sleeps; an alarm turns a hang into a
  * failure. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,10 +60,46 @@
 static volatile sig_atomic_t term_runs;  /* how often the host's SIGTERM handler ran */
 static volatile sig_atomic_t int_runs;   /* and its SIGINT handler */
 static volatile sig_atomic_t end_thread; /* whether the SIGTERM handler ends its thread */
+static volatile sig_atomic_t hand_off;   /* whether it forks a worker */
+#define WORKERS 2                          /* one per round of a case */
+static volatile sig_atomic_t workers;    /* the handler forked so many */
+static volatile pid_t worker[WORKERS];   /* pids (-2: it never said it was ready) */
+static int ask[WORKERS][2];              /* the test asks a worker... */
+static int answer[WORKERS][2];           /* ...which answers: it lives */
+
+/* Forks the next worker a graceful handoff starts: it dies with the
+ * thread that forked it (PR_SET_PDEATHSIG), and answers one question.
+ * The handler returns once the worker has set that (it says so first):
+ * a worker that set it after its thread ended would live whatever the
+ * thread did. Async-signal-safe: fork, prctl, getppid, read, write,
+ * close. */
+static void start_worker(void) {
+    int n = workers;
+    if (n >= WORKERS) return;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(126);
+        close(ask[n][1]);
+        close(answer[n][0]);
+        if (write(answer[n][1], "r", 1) != 1) _exit(125);
+        char c;
+        if (read(ask[n][0], &c, 1) != 1) _exit(124);
+        _exit(write(answer[n][1], "y", 1) == 1 ? 0 : 123);
+    }
+    worker[n] = pid;
+    workers = n + 1;
+    close(ask[n][0]);
+    close(answer[n][1]);
+    char ready;
+    if (pid > 0 && read(answer[n][0], &ready, 1) != 1) worker[n] = -2;
+}
 
 static void on_term(int signal) {
     (void)signal;
     term_runs++;
+    if (hand_off) start_worker();
     if (end_thread) pthread_exit(NULL);
 }
 
@@ -69,25 +118,17 @@ static void on_alarm(int signal) {
     _exit(70);
 }
 
-/* In the child: the host's handlers (SIGTERM's with `flags`), a tracer in
- * `dir`, SIGTERM through the receiver, which holds it past the watchdog's
- * wait. Checks that the host's handler had run once by the time the
- * watchdog was done, and once still after the receiver let go of its copy
- * (SIGINT as the barrier). The receiver's thread. */
-static pthread_t held_sigterm(spanguard_tracer **t, const char *dir, int flags) {
-    CHECK(set_handler(SIGTERM, on_term, flags) == 0);
-    CHECK(set_handler(SIGINT, on_int, 0) == 0);
-    /* This thread, and the library's threads made from it, block both:
-     * the kernel gives them to the receiver. */
-    CHECK(mask_signal(SIG_BLOCK, SIGTERM) == 0);
-    CHECK(mask_signal(SIG_BLOCK, SIGINT) == 0);
-    *t = tracer_with_handlers(dir);
-    struct sigaction installed;
-    CHECK(sigaction(SIGTERM, NULL, &installed) == 0);
-    void (*ours)(int) = installed.sa_handler;
-    CHECK(ours != on_term);
-    record_span(*t, "before-the-signal");
+static void (*ours)(int); /* SIGTERM's disposition as spanguard installed it */
 
+/* One round: SIGTERM through a new receiver, which holds it past the
+ * watchdog's wait; `while_held` recorded as the watchdog delivers it.
+ * Checks that the host's handler had run once by the time the watchdog
+ * was done, and once still after the receiver let go of its copy (SIGINT
+ * as the barrier). The receiver's thread. */
+static pthread_t held_round(spanguard_tracer *t, const char *while_held) {
+    term_runs = int_runs = 0;
+    hold_released = hold_let_go = 0;
+    receiver_tid = 0;
     pthread_t r;
     CHECK(pthread_create(&r, NULL, receive_then_hold, (void *)(long)SIGTERM) == 0);
     while (!receiver_tid) usleep(1000);
@@ -101,7 +142,7 @@ static pthread_t held_sigterm(spanguard_tracer **t, const char *dir, int flags) 
     while (disposition_is(SIGTERM, ours) && !term_runs && seconds_since(&t0) < 20) usleep(1000);
     CHECK(!disposition_is(SIGTERM, ours) || term_runs);
     /* ...recorded meanwhile, this span waits for the thaw after it... */
-    record_span(*t, "while-held");
+    record_span(t, while_held);
     /* ...and is done: spanguard's handler is back. */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (!disposition_is(SIGTERM, ours) && seconds_since(&t0) < 20) usleep(1000);
@@ -125,27 +166,58 @@ static pthread_t held_sigterm(spanguard_tracer **t, const char *dir, int flags) 
     return r;
 }
 
+/* In the child: the host's handlers (SIGTERM's with `flags`), a tracer in
+ * `dir`, and the first round (`held_round`). The receiver's thread. */
+static pthread_t held_sigterm(spanguard_tracer **t, const char *dir, int flags) {
+    CHECK(set_handler(SIGTERM, on_term, flags) == 0);
+    CHECK(set_handler(SIGINT, on_int, 0) == 0);
+    /* This thread, and the library's threads made from it, block both:
+     * the kernel gives them to the receiver. */
+    CHECK(mask_signal(SIG_BLOCK, SIGTERM) == 0);
+    CHECK(mask_signal(SIG_BLOCK, SIGINT) == 0);
+    *t = tracer_with_handlers(dir);
+    struct sigaction installed;
+    CHECK(sigaction(SIGTERM, NULL, &installed) == 0);
+    ours = installed.sa_handler;
+    CHECK(ours != on_term);
+    record_span(*t, "before-the-signal");
+    return held_round(*t, "while-held");
+}
+
+/* Ends the receiver `r` of a round (in pause(), the signals unblocked). */
+static void end_receiver(pthread_t r) {
+    CHECK(pthread_cancel(r) == 0);
+    CHECK(pthread_join(r, NULL) == 0);
+}
+
 /* The end of a child whose process lives on: shut down, every span once
- * (flushed, neither lost nor sent twice), no dump left behind (the
- * tracers were thawed and took theirs back). Exits 3 on a failed check. */
-static void finish(spanguard_tracer *t, const char *dir) {
+ * (flushed, neither lost nor sent twice), those of `also` too (quoted
+ * names, NULL at the end; NULL: none), no dump left behind (the tracers
+ * were thawed and took theirs back). Exits 3 on a failed check. */
+static void finish_with(spanguard_tracer *t, const char *dir, const char *const *also) {
     record_span(t, "after");
     CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 5000)));
     spanguard_tracer_free(t);
     CHECK(count_in_dir(dir, "\"before-the-signal\"") == 1);
     CHECK(count_in_dir(dir, "\"while-held\"") == 1);
     CHECK(count_in_dir(dir, "\"after\"") == 1);
+    for (; also && *also; also++) {
+        long n = count_in_dir(dir, *also);
+        if (n != 1) fprintf(stderr, "%s arrived %ld times\n", *also, n);
+        CHECK(n == 1);
+    }
     char spool[600];
     snprintf(spool, sizeof spool, "%s-spool", dir);
     CHECK(files_ending(spool, ".sgdump") == 0);
     _exit(failures ? 3 : 0);
 }
 
+static void finish(spanguard_tracer *t, const char *dir) { finish_with(t, dir, NULL); }
+
 static void plain(const char *dir) {
     spanguard_tracer *t = NULL;
     pthread_t r = held_sigterm(&t, dir, 0);
-    CHECK(pthread_cancel(r) == 0);
-    CHECK(pthread_join(r, NULL) == 0);
+    end_receiver(r);
     finish(t, dir);
 }
 
@@ -180,6 +252,79 @@ static void one_shot(const char *dir) {
     _exit(4);
 }
 
+/* Whether worker `n` is alive: asked, it answers (killed, its end of the
+ * pipe is closed: EOF) and then exits 0. */
+static void check_worker_lives(int n) {
+    CHECK(worker[n] > 0);
+    if (worker[n] <= 0) fprintf(stderr, "worker %d: %d (-2: it never said it was ready)\n", n, (int)worker[n]);
+    (void)!write(ask[n][1], "?", 1);
+    struct pollfd in = {.fd = answer[n][0], .events = POLLIN};
+    char said = 0;
+    CHECK(poll(&in, 1, 20000) == 1 && read(answer[n][0], &said, 1) == 1 && said == 'y');
+    int status = 0;
+    CHECK(worker[n] > 0 && waitpid(worker[n], &status, 0) == worker[n]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "worker %d answered %s and ended with status %#x (SIGKILL: %#x)\n", n,
+                said ? "'y'" : "nothing", status, SIGKILL);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* The handler forks a worker bound to its thread, in two rounds: each
+ * worker answers after the watchdog is done with its signal, and ends as
+ * it chose to (exit 0), not killed with the stand-in the handler ran on.
+ * The second round's handler runs on the same stand-in, not a new one
+ * each time. */
+static void worker_outlives_handler(const char *dir) {
+    spanguard_tracer *t = NULL;
+    for (int n = 0; n < WORKERS; n++) CHECK(pipe(ask[n]) == 0 && pipe(answer[n]) == 0);
+    signal(SIGPIPE, SIG_IGN); /* asking a worker that is gone: EPIPE */
+    hand_off = 1;
+    end_receiver(held_sigterm(&t, dir, 0));
+    CHECK(workers == 1);
+    record_span(t, "before-the-second");
+    end_receiver(held_round(t, "while-held-again"));
+    CHECK(workers == 2);
+    CHECK(threads_named("spanguard-stand") == 1);
+    for (int n = 0; n < WORKERS; n++) check_worker_lives(n);
+    static const char *const also[] = {"\"before-the-second\"", "\"while-held-again\"", NULL};
+    finish_with(t, dir, also);
+}
+
+/* After the handler ran on the stand-in, the program's own threads all
+ * end: main calls pthread_exit. What is left is spanguard's (the
+ * exporter, the watchdog, the stand-in waiting for the next handler), so
+ * the process exits 0 (`export::last_thread`), its spans flushed by the
+ * exit hook; the parent checks. */
+static void then_main_exits(const char *dir) {
+    spanguard_tracer *t = NULL;
+    pthread_t r = held_sigterm(&t, dir, 0);
+    end_receiver(r);
+    record_span(t, "after");
+    if (failures) _exit(3);
+    pthread_exit(NULL);
+}
+
+/* After the handler ran on the stand-in, the process forks; the child's
+ * own SIGTERM, held as well, runs its handler once (on a stand-in of its
+ * own: the parent's is not in the child). */
+static void then_fork(const char *dir) {
+    spanguard_tracer *t = NULL;
+    pthread_t r = held_sigterm(&t, dir, 0);
+    end_receiver(r);
+    if (failures) _exit(3);
+    char child_dir[700];
+    snprintf(child_dir, sizeof child_dir, "%s-child", dir);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        spanguard_tracer *mine = NULL;
+        end_receiver(held_sigterm(&mine, child_dir, 0));
+        finish(mine, child_dir);
+    }
+    check_exited_0(pid, "then-fork", "child's child");
+    finish(t, dir);
+}
+
 /* Runs `body` in a child with the sink `<scratch>/<name>`; checks it
  * exited 0, or died of SIGTERM with its spans flushed when `dies`. */
 static void in_child(void (*body)(const char *), const char *scratch, const char *name, int dies) {
@@ -189,6 +334,7 @@ static void in_child(void (*body)(const char *), const char *scratch, const char
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
+        failures = 0; /* this case's alone */
         signal(SIGALRM, on_alarm);
         alarm(60);
         body(dir);
@@ -210,5 +356,30 @@ int main(int argc, char **argv) {
     in_child(plain, scratch, "plain", 0);
     in_child(ends_its_thread, scratch, "pthread-exit", 0);
     in_child(one_shot, scratch, "one-shot", 1);
+    in_child(worker_outlives_handler, scratch, "fork-handoff", 0);
+    in_child(then_fork, scratch, "then-fork", 0);
+
+    /* Its alarm cannot end a child whose own threads are gone (spanguard's
+     * block SIGALRM): bounded here instead. */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/then-main-exits", scratch);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        failures = 0;
+        then_main_exits(dir);
+    }
+    int status = 0;
+    int ended = wait_bounded(pid, &status, 30);
+    if (!ended) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    if (!ended || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "then-main-exits: %s, status %#x\n", ended ? "ended" : "never ended (killed)", status);
+    CHECK(ended && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(count_in_dir(dir, "\"before-the-signal\"") == 1);
+    CHECK(count_in_dir(dir, "\"while-held\"") == 1);
+    CHECK(count_in_dir(dir, "\"after\"") == 1);
     return check_summary();
 }
