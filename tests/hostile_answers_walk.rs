@@ -231,3 +231,78 @@ fn spans_rejected_in_a_deflated_or_proto_named_answer_are_counted_rejected() {
     assert_eq!(stats.dropped_rejected, 12, "{stats:?}");
     assert_eq!(stats.spans_exported, 0, "{stats:?}");
 }
+
+// Second walk (hostile57): what hostile55 did not try.
+
+/// A server that reads each request, keeps the values of its
+/// Accept-Encoding headers, and answers it with `answer` (keeping the
+/// connection open). Returns its URL and the values so far.
+type Kept = Arc<std::sync::Mutex<Vec<String>>>;
+fn keeping_accept_encoding(answer: Vec<u8>) -> (String, Kept) {
+    let values = Kept::default();
+    let kept = Arc::clone(&values);
+    let (base, _) = support::http_server(move |request| {
+        kept.lock()
+            .expect("not poisoned")
+            .extend(request.header_values("accept-encoding").map(str::to_string));
+        answer.clone()
+    });
+    (format!("{base}/v1/traces"), values)
+}
+
+#[test]
+fn spanguard_asks_for_answers_in_no_coding() {
+    // No Accept-Encoding lets a server or proxy pick any coding (RFC 9110
+    // 12.5.3), br and zstd too, which spanguard does not read: it asks
+    // for `identity`.
+    let (url, asked) = keeping_accept_encoding(with_body("HTTP/1.1 200 OK\r\n", b""));
+    assert_eq!(send(&url, BodyFormat::Protobuf), Ok(Accepted::default()));
+    assert_eq!(*asked.lock().expect("not poisoned"), ["identity"]);
+}
+
+#[test]
+fn a_2xx_answer_in_a_coding_not_read_is_delivered_with_a_warning_that_says_so() {
+    // A proxy that compresses whatever was asked: a partial success in it
+    // cannot be read. The status is the server's verdict (taken), but
+    // what its body says is not known: said, never counted as "nothing
+    // rejected" in silence.
+    for (encoding, named) in [
+        ("br", "br"),
+        ("zstd", "zstd"),
+        ("ZSTD", "ZSTD"),
+        ("compress", "compress"),
+        ("gzip, br", "gzip, br"),
+        ("x-snappy-framed", "x-snappy-framed"),
+    ] {
+        let answer = with_body(
+            &format!("HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n"),
+            b"\x1b\x03\x00\x80\x01\x02compressed",
+        );
+        let got = send(&answering(answer), BodyFormat::Protobuf);
+        let Ok(Accepted {
+            rejected_spans: 0,
+            message,
+        }) = &got
+        else {
+            panic!("{encoding}: {got:?}");
+        };
+        assert!(
+            message.contains(&format!("compressed as {named}"))
+                && message.contains("not read")
+                && message.contains("counted delivered"),
+            "{encoding}: {message}"
+        );
+    }
+    // identity, gzip and deflate are read as before: no such warning.
+    for encoding in ["identity", "", "gzip", "deflate"] {
+        let answer = with_body(
+            &format!("HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n"),
+            b"",
+        );
+        assert_eq!(
+            send(&answering(answer), BodyFormat::Protobuf),
+            Ok(Accepted::default()),
+            "{encoding:?}"
+        );
+    }
+}
