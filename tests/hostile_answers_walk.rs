@@ -306,3 +306,51 @@ fn a_2xx_answer_in_a_coding_not_read_is_delivered_with_a_warning_that_says_so() 
         );
     }
 }
+
+#[test]
+fn a_trailer_field_is_not_taken_for_a_header() {
+    // RFC 9110 6.5.1: a trailer is not merged into the headers unless its
+    // field's definition allows it; Retry-After's and Content-Encoding's
+    // do not. A 503 whose chunked body ended with `Retry-After: 86400`
+    // was read as "wait a day".
+    let chunked = |head: &str, body: &[u8], trailers: &str| {
+        let mut out = format!("{head}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+        if !body.is_empty() {
+            out.extend(format!("{:x}\r\n", body.len()).as_bytes());
+            out.extend_from_slice(body);
+            out.extend(b"\r\n");
+        }
+        out.extend(format!("0\r\n{trailers}\r\n").as_bytes());
+        out
+    };
+    // A header's Retry-After stands whatever the trailers say.
+    for (head, wait) in [
+        ("HTTP/1.1 503 Busy\r\nTrailer: Retry-After\r\n", None),
+        ("HTTP/1.1 503 Busy\r\nRetry-After: 2\r\n", Some(2)),
+    ] {
+        let reason = match wait {
+            None => "HTTP 503".to_string(),
+            Some(s) => format!("HTTP 503 (the server asks to wait {s} s: Retry-After)"),
+        };
+        let answer = chunked(head, b"", "Retry-After: 86400\r\n");
+        assert_eq!(
+            send(&answering(answer), BodyFormat::Protobuf),
+            Err(SendError::Transient {
+                reason,
+                retry_after: wait.map(Duration::from_secs)
+            }),
+            "{head}"
+        );
+    }
+    // A plain partial success with a trailer naming a coding: read as
+    // it came.
+    let answer = chunked(
+        "HTTP/1.1 200 OK\r\n",
+        &partial_success(3, "three"),
+        "Content-Encoding: br\r\n",
+    );
+    assert_eq!(
+        send(&answering(answer), BodyFormat::Protobuf),
+        rejected(3, "three")
+    );
+}

@@ -296,6 +296,15 @@ impl Handler for Response {
                 == Some(&b'1');
             return true;
         }
+        if self.final_headers {
+            // After a final answer's headers, a line that is no status
+            // line is a chunked body's trailer (curl hands those here
+            // too), which RFC 9110 (6.5.1) keeps out of the headers unless
+            // its field's definition lets it in, and none read here does:
+            // a 503's body ending `Retry-After: 86400` was read as "wait a
+            // day", a trailer `Content-Encoding` as the body's coding.
+            return true;
+        }
         if data == b"\r\n" || data == b"\n" {
             // The end of an answer's headers (or of a chunked body's
             // trailers, which follow a final answer's). After an interim
