@@ -354,3 +354,69 @@ fn a_trailer_field_is_not_taken_for_a_header() {
         rejected(3, "three")
     );
 }
+
+#[test]
+fn a_protobuf_partial_success_sent_in_parts_is_read_merged() {
+    // Protobuf merges a message field that comes more than once: a
+    // partial_success with the count, then one with the message, is one
+    // partial success rejecting 3 to every protobuf reader. Only the last
+    // part was read: nothing rejected, the 3 counted delivered.
+    let mut answer = support::len_field(0x0a, &[0x08, 0x03]);
+    answer.extend(support::len_field(
+        0x0a,
+        &[0x12, 0x04, b'o', b'l', b'd', b'!'],
+    ));
+    assert_eq!(
+        send(
+            &answering(with_body("HTTP/1.1 200 OK\r\n", &answer)),
+            BodyFormat::Protobuf
+        ),
+        rejected(3, "old!")
+    );
+}
+
+#[test]
+fn a_json_partial_success_is_read_where_it_is_and_a_repeated_key_never_counts_rejected_spans_delivered()
+ {
+    for (body, want) in [
+        // A key twice: protobuf's JSON readers refuse the answer, a plain
+        // JSON reader keeps the last: the larger count is taken, so that
+        // no span the server may have rejected counts delivered.
+        (
+            &br#"{"partialSuccess":{"rejectedSpans":0},"partialSuccess":{"rejectedSpans":3}}"#[..],
+            rejected(3, ""),
+        ),
+        (
+            br#"{"partialSuccess":{"rejectedSpans":3,"rejected_spans":0}}"#,
+            rejected(3, ""),
+        ),
+        // A count outside the partial success is none of its: a warning
+        // alone, nothing rejected (5 delivered spans were counted lost).
+        (
+            br#"{"partialSuccess":{"errorMessage":"sampled"},"other":{"rejectedSpans":5}}"#,
+            rejected(0, "sampled"),
+        ),
+        (
+            br#"{"partialSuccess":{"errorMessage":"x","detail":{"rejectedSpans":5}}}"#,
+            rejected(0, "x"),
+        ),
+        // The key's name as a string value, or inside a message, is no key.
+        (
+            br#"{"note":"partialSuccess","partialSuccess":{"errorMessage":"\"rejectedSpans\": 9","rejectedSpans":2}}"#,
+            rejected(2, "\"rejectedSpans\": 9"),
+        ),
+        // Nested 60,000 deep within the 64 KiB kept: read without recursion.
+        (
+            &[&b"{\"partialSuccess\":{\"rejectedSpans\":1},\"x\":"[..], &[b'['; 60_000]].concat()[..],
+            rejected(1, ""),
+        ),
+    ] {
+        let answer = with_body("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n", body);
+        assert_eq!(
+            send(&answering(answer), BodyFormat::Json),
+            want,
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(120)])
+        );
+    }
+}
