@@ -420,3 +420,28 @@ fn a_json_partial_success_is_read_where_it_is_and_a_repeated_key_never_counts_re
         );
     }
 }
+
+#[test]
+fn a_server_answering_413_to_everything_is_one_cause_of_loss() {
+    // Each request split to lone spans, each cut to its smallest and
+    // refused: every lost span's reason named its own smallest refused
+    // size, so each was a cause of its own, `spanguard why` said a line
+    // for each (8, then the rest summed under the last text), and a
+    // cause of another kind met after them had no line of its own.
+    let url =
+        support::raw_backend(|_, _| with_body("HTTP/1.1 413 Content Too Large\r\n", b"too big!"));
+    let (tracer, dir) = support::tracer_to("walk-413", &url, support::json_in_threes());
+    let names: Vec<String> = (0..12).map(|i| format!("s{}", "x".repeat(i * 7))).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    support::end_spans(&tracer, &names);
+    let stats = support::flush_and_shut_down(&tracer, "walk-413");
+    let (text, record) = support::the_outcome_record(&dir.join("spool"));
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(stats.dropped_export_failed, 12, "{stats:?}");
+    assert_eq!(record.causes.len(), 1, "{text}");
+    assert_eq!(record.causes[0].0, 12, "{text}");
+    assert!(
+        record.causes[0].1.starts_with("HTTP 413: too big!"),
+        "{text}"
+    );
+}
