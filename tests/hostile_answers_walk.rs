@@ -231,3 +231,217 @@ fn spans_rejected_in_a_deflated_or_proto_named_answer_are_counted_rejected() {
     assert_eq!(stats.dropped_rejected, 12, "{stats:?}");
     assert_eq!(stats.spans_exported, 0, "{stats:?}");
 }
+
+// Second walk (hostile57): what hostile55 did not try.
+
+/// A server that reads each request, keeps the values of its
+/// Accept-Encoding headers, and answers it with `answer` (keeping the
+/// connection open). Returns its URL and the values so far.
+type Kept = Arc<std::sync::Mutex<Vec<String>>>;
+fn keeping_accept_encoding(answer: Vec<u8>) -> (String, Kept) {
+    let values = Kept::default();
+    let kept = Arc::clone(&values);
+    let (base, _) = support::http_server(move |request| {
+        kept.lock()
+            .expect("not poisoned")
+            .extend(request.header_values("accept-encoding").map(str::to_string));
+        answer.clone()
+    });
+    (format!("{base}/v1/traces"), values)
+}
+
+#[test]
+fn spanguard_asks_for_answers_in_no_coding() {
+    // No Accept-Encoding lets a server or proxy pick any coding (RFC 9110
+    // 12.5.3), br and zstd too, which spanguard does not read: it asks
+    // for `identity`.
+    let (url, asked) = keeping_accept_encoding(with_body("HTTP/1.1 200 OK\r\n", b""));
+    assert_eq!(send(&url, BodyFormat::Protobuf), Ok(Accepted::default()));
+    assert_eq!(*asked.lock().expect("not poisoned"), ["identity"]);
+}
+
+#[test]
+fn a_2xx_answer_in_a_coding_not_read_is_delivered_with_a_warning_that_says_so() {
+    // A proxy that compresses whatever was asked: a partial success in it
+    // cannot be read. The status is the server's verdict (taken), but
+    // what its body says is not known: said, never counted as "nothing
+    // rejected" in silence.
+    for (encoding, named) in [
+        ("br", "br"),
+        ("zstd", "zstd"),
+        ("ZSTD", "ZSTD"),
+        ("compress", "compress"),
+        ("gzip, br", "gzip, br"),
+        ("x-snappy-framed", "x-snappy-framed"),
+    ] {
+        let answer = with_body(
+            &format!("HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n"),
+            b"\x1b\x03\x00\x80\x01\x02compressed",
+        );
+        let got = send(&answering(answer), BodyFormat::Protobuf);
+        let Ok(Accepted {
+            rejected_spans: 0,
+            message,
+        }) = &got
+        else {
+            panic!("{encoding}: {got:?}");
+        };
+        assert!(
+            message.contains(&format!("compressed as {named}"))
+                && message.contains("not read")
+                && message.contains("counted delivered"),
+            "{encoding}: {message}"
+        );
+    }
+    // identity, gzip and deflate are read as before: no such warning.
+    for encoding in ["identity", "", "gzip", "deflate"] {
+        let answer = with_body(
+            &format!("HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n"),
+            b"",
+        );
+        assert_eq!(
+            send(&answering(answer), BodyFormat::Protobuf),
+            Ok(Accepted::default()),
+            "{encoding:?}"
+        );
+    }
+}
+
+#[test]
+fn a_trailer_field_is_not_taken_for_a_header() {
+    // RFC 9110 6.5.1: a trailer is not merged into the headers unless its
+    // field's definition allows it; Retry-After's and Content-Encoding's
+    // do not. A 503 whose chunked body ended with `Retry-After: 86400`
+    // was read as "wait a day".
+    let chunked = |head: &str, body: &[u8], trailers: &str| {
+        let mut out = format!("{head}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+        if !body.is_empty() {
+            out.extend(format!("{:x}\r\n", body.len()).as_bytes());
+            out.extend_from_slice(body);
+            out.extend(b"\r\n");
+        }
+        out.extend(format!("0\r\n{trailers}\r\n").as_bytes());
+        out
+    };
+    // A header's Retry-After stands whatever the trailers say.
+    for (head, wait) in [
+        ("HTTP/1.1 503 Busy\r\nTrailer: Retry-After\r\n", None),
+        ("HTTP/1.1 503 Busy\r\nRetry-After: 2\r\n", Some(2)),
+    ] {
+        let reason = match wait {
+            None => "HTTP 503".to_string(),
+            Some(s) => format!("HTTP 503 (the server asks to wait {s} s: Retry-After)"),
+        };
+        let answer = chunked(head, b"", "Retry-After: 86400\r\n");
+        assert_eq!(
+            send(&answering(answer), BodyFormat::Protobuf),
+            Err(SendError::Transient {
+                reason,
+                retry_after: wait.map(Duration::from_secs)
+            }),
+            "{head}"
+        );
+    }
+    // A plain partial success with a trailer naming a coding: read as
+    // it came.
+    let answer = chunked(
+        "HTTP/1.1 200 OK\r\n",
+        &partial_success(3, "three"),
+        "Content-Encoding: br\r\n",
+    );
+    assert_eq!(
+        send(&answering(answer), BodyFormat::Protobuf),
+        rejected(3, "three")
+    );
+}
+
+#[test]
+fn a_protobuf_partial_success_sent_in_parts_is_read_merged() {
+    // Protobuf merges a message field that comes more than once: a
+    // partial_success with the count, then one with the message, is one
+    // partial success rejecting 3 to every protobuf reader. Only the last
+    // part was read: nothing rejected, the 3 counted delivered.
+    let mut answer = support::len_field(0x0a, &[0x08, 0x03]);
+    answer.extend(support::len_field(
+        0x0a,
+        &[0x12, 0x04, b'o', b'l', b'd', b'!'],
+    ));
+    assert_eq!(
+        send(
+            &answering(with_body("HTTP/1.1 200 OK\r\n", &answer)),
+            BodyFormat::Protobuf
+        ),
+        rejected(3, "old!")
+    );
+}
+
+#[test]
+fn a_json_partial_success_is_read_where_it_is_and_a_repeated_key_never_counts_rejected_spans_delivered()
+ {
+    for (body, want) in [
+        // A key twice: protobuf's JSON readers refuse the answer, a plain
+        // JSON reader keeps the last: the larger count is taken, so that
+        // no span the server may have rejected counts delivered.
+        (
+            &br#"{"partialSuccess":{"rejectedSpans":0},"partialSuccess":{"rejectedSpans":3}}"#[..],
+            rejected(3, ""),
+        ),
+        (
+            br#"{"partialSuccess":{"rejectedSpans":3,"rejected_spans":0}}"#,
+            rejected(3, ""),
+        ),
+        // A count outside the partial success is none of its: a warning
+        // alone, nothing rejected (5 delivered spans were counted lost).
+        (
+            br#"{"partialSuccess":{"errorMessage":"sampled"},"other":{"rejectedSpans":5}}"#,
+            rejected(0, "sampled"),
+        ),
+        (
+            br#"{"partialSuccess":{"errorMessage":"x","detail":{"rejectedSpans":5}}}"#,
+            rejected(0, "x"),
+        ),
+        // The key's name as a string value, or inside a message, is no key.
+        (
+            br#"{"note":"partialSuccess","partialSuccess":{"errorMessage":"\"rejectedSpans\": 9","rejectedSpans":2}}"#,
+            rejected(2, "\"rejectedSpans\": 9"),
+        ),
+        // Nested 60,000 deep within the 64 KiB kept: read without recursion.
+        (
+            &[&b"{\"partialSuccess\":{\"rejectedSpans\":1},\"x\":"[..], &[b'['; 60_000]].concat()[..],
+            rejected(1, ""),
+        ),
+    ] {
+        let answer = with_body("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n", body);
+        assert_eq!(
+            send(&answering(answer), BodyFormat::Json),
+            want,
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(120)])
+        );
+    }
+}
+
+#[test]
+fn a_server_answering_413_to_everything_is_one_cause_of_loss() {
+    // Each request split to lone spans, each cut to its smallest and
+    // refused: every lost span's reason named its own smallest refused
+    // size, so each was a cause of its own, `spanguard why` said a line
+    // for each (8, then the rest summed under the last text), and a
+    // cause of another kind met after them had no line of its own.
+    let url =
+        support::raw_backend(|_, _| with_body("HTTP/1.1 413 Content Too Large\r\n", b"too big!"));
+    let (tracer, dir) = support::tracer_to("walk-413", &url, support::json_in_threes());
+    let names: Vec<String> = (0..12).map(|i| format!("s{}", "x".repeat(i * 7))).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    support::end_spans(&tracer, &names);
+    let stats = support::flush_and_shut_down(&tracer, "walk-413");
+    let (text, record) = support::the_outcome_record(&dir.join("spool"));
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(stats.dropped_export_failed, 12, "{stats:?}");
+    assert_eq!(record.causes.len(), 1, "{text}");
+    assert_eq!(record.causes[0].0, 12, "{text}");
+    assert!(
+        record.causes[0].1.starts_with("HTTP 413: too big!"),
+        "{text}"
+    );
+}

@@ -393,7 +393,7 @@ enum Due {
 
 impl SaidOnce {
     fn note(&mut self, now: Instant, n: u64, text: &str) -> Due {
-        if let Some(i) = self.causes.iter().position(|c| c.reason == text) {
+        if let Some(i) = self.causes.iter().position(|c| alike(&c.reason, text)) {
             self.causes[i].spans += n;
             return match self.causes[i].limiter.due(now, n) {
                 Some(total) => Due::More(i, total),
@@ -442,6 +442,28 @@ impl SaidOnce {
         let rest = (untold > 0).then(|| (untold, std::mem::take(&mut self.last_held)));
         Untold { each, rest }
     }
+}
+
+/// Whether two texts are one cause: the same label (`cause_label`: "HTTP
+/// 413" is not "HTTP 400"), and alike but for the numbers after it. A
+/// request refused for its size, split to its spans and each cut, names
+/// each span's smallest refused size: a server answering 413 to
+/// everything made each lost span a cause of its own, each a line of
+/// stderr and of `spanguard why`, and the causes after the first
+/// `MAX_LOSS_CAUSES` had no line of their own. The first text is kept
+/// (its figures are true of the spans counted with it too: any size
+/// refused is over the limit).
+fn alike(a: &str, b: &str) -> bool {
+    fn masked(text: &str) -> impl Iterator<Item = char> + '_ {
+        let mut last_digit = false;
+        text.chars().filter_map(move |c| {
+            let digit = c.is_ascii_digit();
+            let keep = !(digit && last_digit);
+            last_digit = digit;
+            keep.then_some(if digit { '0' } else { c })
+        })
+    }
+    a == b || (cause_label(a) == cause_label(b) && masked(a).eq(masked(b)))
 }
 
 /// What a repeat line calls a cause said above: its reason up to the first
@@ -1737,14 +1759,17 @@ mod tests {
     #[test]
     fn causes_past_the_limit_share_one_rate_limit() {
         let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        // Texts that differ in more than their numbers (`alike`): "aa",
+        // "ab", ... "dv".
+        let name = |i: u8| String::from_utf8(vec![b'a' + i / 26, b'a' + i % 26]).unwrap();
         for i in 0..100 {
-            d.lost(1, &format!("HTTP 400: request {i} refused"));
+            d.lost(1, &format!("HTTP 400: request {} refused", name(i)));
         }
         d.stopped(None);
         assert_eq!(d.lines().len(), MAX_LOSS_CAUSES + 2, "{:?}", d.lines());
         assert_eq!(
             d.lines().last().map(String::as_str),
-            Some("spanguard: error: 91 more spans lost; the last: HTTP 400: request 99 refused")
+            Some("spanguard: error: 91 more spans lost; the last: HTTP 400: request dv refused")
         );
         let told: u64 = d
             .lines()
@@ -1753,6 +1778,37 @@ mod tests {
             .map(|n| n.parse::<u64>().unwrap())
             .sum();
         assert_eq!(told, 100);
+    }
+
+    /// Texts alike but for their numbers are one cause, said once with
+    /// the first one's words and every span counted under it: a server
+    /// answering 413 to everything named each lost span's own smallest
+    /// refused size, a cause and a line each. A cause whose label differs
+    /// ("HTTP 400", "HTTP 500") stays apart, as do other words.
+    #[test]
+    fn texts_alike_but_for_their_numbers_are_one_cause() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        let too_large = |n: u32| format!("HTTP 413: too big (the limit is under {n} bytes)");
+        for n in [1102, 1109, 99_999, 7] {
+            d.lost(1, &too_large(n));
+        }
+        d.lost(2, "HTTP 500: too big (the limit is under 7 bytes)");
+        d.lost(3, "HTTP 413: too small (the limit is under 7 bytes)");
+        d.stopped(None);
+        let causes: Vec<(&str, u64)> = d.loss_causes().collect();
+        let first = too_large(1102);
+        assert_eq!(
+            causes,
+            [
+                (first.as_str(), 4),
+                ("HTTP 500: too big (the limit is under 7 bytes)", 2),
+                ("HTTP 413: too small (the limit is under 7 bytes)", 3),
+            ]
+        );
+        assert!(alike("x: a 1 b", "x: a 22 b"));
+        assert!(!alike("x: a 1 b", "x: a 1b") && !alike("x: a1", "x: a1 "));
+        // The label is all of a text without ": ", "; " or " (".
+        assert!(!alike("connection 1 refused", "connection 2 refused"));
     }
 
     /// The local sink's exporter never reads the spool back: its lines

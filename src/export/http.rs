@@ -36,6 +36,10 @@ struct Response {
     /// compressed with: a proxy may compress although no Accept-Encoding
     /// is sent (curl decodes nothing unasked).
     encoding: BodyEncoding,
+    /// The final answer's `Content-Encoding` as it came (escaped, cut),
+    /// when it names a coding the body is not read from
+    /// (`BodyEncoding::Unread`): said with the answer.
+    unread_coding: Option<String>,
     /// The last answer's headers came whole (its blank line did), and it
     /// is a final one (not 1xx): its status is the server's verdict,
     /// whatever then becomes of its body.
@@ -71,6 +75,7 @@ impl Response {
             bad_status_line: None,
             cut: false,
             encoding: BodyEncoding::Identity,
+            unread_coding: None,
             final_headers: false,
             interim: false,
             status_seen: false,
@@ -89,6 +94,7 @@ impl Response {
         self.bad_status_line = None;
         self.cut = false;
         self.encoding = BodyEncoding::Identity;
+        self.unread_coding = None;
         self.final_headers = false;
         self.interim = false;
         self.status_seen = false;
@@ -149,8 +155,14 @@ impl Response {
     /// The answer's body as it reads: inflated when it came gzipped or
     /// deflated (a partial success in a compressed answer was read as no
     /// answer at all, and its rejected spans were neither counted nor
-    /// said). Inflated to `inflate`'s cap at most.
+    /// said); empty in a coding not read. Inflated to `inflate`'s cap at
+    /// most.
     fn read_body(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.encoding == BodyEncoding::Unread {
+            // Its bytes are no message: read as one, they may say
+            // anything (a count of rejected spans out of br's bytes).
+            return std::borrow::Cow::Borrowed(&[]);
+        }
         match inflate(&self.body, self.encoding) {
             Some(inflated) => std::borrow::Cow::Owned(inflated),
             None => std::borrow::Cow::Borrowed(&self.body),
@@ -168,7 +180,7 @@ impl Response {
                 retry_after: None,
             }));
         }
-        judge(
+        let judged = judge(
             &Answer {
                 code,
                 body: &self.read_body(),
@@ -177,7 +189,22 @@ impl Response {
             },
             format,
             now_unix_s,
-        )
+        );
+        match (judged, &self.unread_coding) {
+            // Taken (the status is the server's verdict), but a partial
+            // success in it cannot be read: said, where it read as
+            // "nothing rejected" in silence. A warning, as a partial
+            // success rejecting none is (told, counted delivered).
+            (Ok(accepted), Some(coding)) if accepted == Accepted::default() => Ok(Accepted {
+                rejected_spans: 0,
+                message: format!(
+                    "its answer came compressed as {coding}, which is not read (spanguard \
+                     asks for none: Accept-Encoding: identity; a proxy in between may \
+                     compress): any spans it rejected there are counted delivered"
+                ),
+            }),
+            (judged, _) => judged,
+        }
     }
 }
 
@@ -259,6 +286,7 @@ impl Handler for Response {
             self.retry_after = None;
             self.location = None;
             self.encoding = BodyEncoding::Identity;
+            self.unread_coding = None;
             self.final_headers = false;
             // "HTTP/1.1 103 ...", "HTTP/2 100 ...": the code's first digit.
             self.interim = data
@@ -266,6 +294,15 @@ impl Handler for Response {
                 .position(|&b| b == b' ')
                 .and_then(|space| data.get(space + 1))
                 == Some(&b'1');
+            return true;
+        }
+        if self.final_headers {
+            // After a final answer's headers, a line that is no status
+            // line is a chunked body's trailer (curl hands those here
+            // too), which RFC 9110 (6.5.1) keeps out of the headers unless
+            // its field's definition lets it in, and none read here does:
+            // a 503's body ending `Retry-After: 86400` was read as "wait a
+            // day", a trailer `Content-Encoding` as the body's coding.
             return true;
         }
         if data == b"\r\n" || data == b"\n" {
@@ -286,6 +323,8 @@ impl Handler for Response {
                 self.location = Some(value.trim().chars().take(200).collect());
             } else if name.eq_ignore_ascii_case("content-encoding") {
                 self.encoding = BodyEncoding::named(value);
+                self.unread_coding = (self.encoding == BodyEncoding::Unread)
+                    .then(|| crate::span::printable::printable_cut(value.trim().as_bytes(), 60));
             }
         }
         true
@@ -467,6 +506,13 @@ impl HttpTransport {
         }
         // curl would otherwise wait for "100 Continue" on large bodies.
         list.append("Expect:")?;
+        // With no Accept-Encoding any coding is acceptable (RFC 9110
+        // 12.5.3), br and zstd too, which are not read here: a partial
+        // success in them was counted as nothing rejected. Answers are
+        // small; none is asked for (gzip and deflate are still read, for
+        // a proxy that compresses regardless). A plain header: curl's own
+        // `accept_encoding` would decode the body itself, before `inflate`.
+        list.append("Accept-Encoding: identity")?;
         for (k, v) in &self.headers {
             // The configuration refuses these; a header line must never be
             // able to start another one.
@@ -1261,26 +1307,32 @@ enum BodyEncoding {
     /// HTTP's `deflate`: a zlib stream (RFC 9110), or a bare deflate one
     /// as some servers send it.
     Deflate,
+    /// A coding not read here (br, zstd, compress, one of the others'
+    /// names, or more than one coding): its body is kept as it came, and
+    /// what it says is not known (`Response::unread_coding`).
+    Unread,
 }
 
 impl BodyEncoding {
     /// The encoding a `Content-Encoding` value names, `identity` in a
-    /// list of codings aside (`gzip, identity` is gzip); Identity for any
-    /// other value, or more than one coding (its body is read as it came).
+    /// list of codings aside (`gzip, identity` is gzip); Identity for none
+    /// but identity; Unread for any other coding, or more than one.
     fn named(value: &str) -> BodyEncoding {
         let mut codings = value
             .split(',')
             .map(str::trim)
             .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
-        let (Some(coding), None) = (codings.next(), codings.next()) else {
-            return BodyEncoding::Identity;
+        let coding = match (codings.next(), codings.next()) {
+            (None, _) => return BodyEncoding::Identity,
+            (Some(coding), None) => coding,
+            (Some(_), Some(_)) => return BodyEncoding::Unread,
         };
         if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
             BodyEncoding::Gzip
         } else if coding.eq_ignore_ascii_case("deflate") {
             BodyEncoding::Deflate
         } else {
-            BodyEncoding::Identity
+            BodyEncoding::Unread
         }
     }
 }
@@ -1302,7 +1354,7 @@ fn inflate(body: &[u8], encoding: BodyEncoding) -> Option<Vec<u8>> {
             .map(|_| out)
     };
     match encoding {
-        BodyEncoding::Identity => None,
+        BodyEncoding::Identity | BodyEncoding::Unread => None,
         BodyEncoding::Gzip => read(Box::new(flate2::read::MultiGzDecoder::new(body))),
         BodyEncoding::Deflate => read(Box::new(flate2::read::ZlibDecoder::new(body)))
             .or_else(|| read(Box::new(flate2::read::DeflateDecoder::new(body)))),

@@ -42,12 +42,17 @@ fn printable(message: &str) -> String {
     crate::span::printable::printable_cut(message.as_bytes(), MESSAGE_MAX_CHARS)
 }
 
+/// Every `partial_success` field of the answer, merged as protobuf merges
+/// a message field that comes more than once (each part's fields over the
+/// ones before): a count in one part and the message in the next is one
+/// partial success rejecting that count. The last part alone was read,
+/// and its spans counted delivered.
 fn parse_proto(body: &[u8]) -> Option<Accepted> {
     let mut out = Accepted::default();
-    let partial = fields(body)?
+    for p in fields(body)?
         .into_iter()
-        .rfind(|f| f.number == 1 && f.wire_type == WIRE_LEN);
-    if let Some(p) = partial {
+        .filter(|f| f.number == 1 && f.wire_type == WIRE_LEN)
+    {
         for f in fields(p.bytes)? {
             match (f.number, f.wire_type) {
                 (1, WIRE_VARINT) => out.rejected_spans = f.varint,
@@ -65,45 +70,119 @@ fn parse_proto(body: &[u8]) -> Option<Accepted> {
 /// `rejected_spans`, `error_message`), as every protobuf JSON reader takes
 /// them: a server that writes field names as declared (protobuf's
 /// `preserving_proto_field_name`) had its rejected spans counted delivered.
+/// Read as keys where they are: `partialSuccess` a key of the answer's
+/// object, the other two keys of its object (`json_keys`); the names as
+/// words elsewhere (a string, another object's key) were taken for them,
+/// and 5 spans of another object's count were counted rejected. A key met
+/// twice (protobuf's JSON readers refuse such an answer; a plain JSON
+/// reader keeps the last) gives the larger count, so that no span the
+/// server may have rejected is counted delivered, and the last message.
 fn parse_json(body: &[u8]) -> Option<Accepted> {
     let text = std::str::from_utf8(body).ok()?;
-    let section = &text[json_key(text, "\"partialSuccess\"", "\"partial_success\"")?.0..];
     let mut out = Accepted::default();
-    if let Some((_, rest)) = json_key(section, "\"rejectedSpans\"", "\"rejected_spans\"") {
+    let mut found = false;
+    for (path, rest) in json_keys(text) {
+        let [outer, inner] = path;
+        if !matches!(outer, "partialSuccess" | "partial_success") {
+            continue;
+        }
+        found = true;
         let rest = rest.trim_start();
-        let rest = rest.strip_prefix(':')?.trim_start().trim_start_matches('"');
-        // The field is an int64: a negative count is one the server should
-        // not send. In protobuf it comes as a ten-byte varint, read as past
-        // any batch, so every span rejected; JSON reads it the same, never
-        // as nothing rejected, which counted the spans delivered.
-        let (negative, rest) = match rest.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, rest),
-        };
-        // Past u64: still every span (a protobuf count saturates so).
-        out.rejected_spans = match (json_count(rest), negative) {
-            (None, _) => 0,
-            (Some(n), false) => n,
-            // "-0" is 0, in protobuf too.
-            (Some(0), true) => 0,
-            (Some(_), true) => u64::MAX,
-        };
+        match inner {
+            "rejectedSpans" | "rejected_spans" => {
+                let rest = rest.trim_start_matches('"');
+                // The field is an int64: a negative count is one the server
+                // should not send. In protobuf it comes as a ten-byte varint,
+                // read as past any batch, so every span rejected; JSON reads
+                // it the same, never as nothing rejected, which counted the
+                // spans delivered.
+                let (negative, rest) = match rest.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, rest),
+                };
+                // Past u64: still every span (a protobuf count saturates so).
+                let count = match (json_count(rest), negative) {
+                    (None, _) => 0,
+                    (Some(n), false) => n,
+                    // "-0" is 0, in protobuf too.
+                    (Some(0), true) => 0,
+                    (Some(_), true) => u64::MAX,
+                };
+                out.rejected_spans = out.rejected_spans.max(count);
+            }
+            "errorMessage" | "error_message" => {
+                if let Some(rest) = rest.strip_prefix('"') {
+                    out.message = json_string(rest);
+                }
+            }
+            _ => {}
+        }
     }
-    if let Some((_, rest)) = json_key(section, "\"errorMessage\"", "\"error_message\"") {
-        let rest = rest.trim_start();
-        let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
-        out.message = json_string(rest);
-    }
-    Some(out)
+    found.then_some(out)
 }
 
-/// Where the first of `camel` or `snake` (one key, under its two JSON
-/// names) is in `text`, and the text after it.
-fn json_key<'a>(text: &'a str, camel: &str, snake: &str) -> Option<(usize, &'a str)> {
-    [camel, snake]
-        .into_iter()
-        .filter_map(|key| text.find(key).map(|at| (at, &text[at + key.len()..])))
-        .min_by_key(|&(at, _)| at)
+/// The keys of the objects two levels into a JSON text (`{"outer":
+/// {"inner": ...}}`), each as (outer, inner) with the text after its
+/// colon; escapes in a key are not decoded (no key looked for has any).
+/// One pass, no recursion: a body nested 60,000 deep costs nothing more.
+/// Text that is no JSON ends the keys where it stops making sense.
+fn json_keys(text: &str) -> Vec<([&str; 2], &str)> {
+    let b = text.as_bytes();
+    let mut keys = Vec::new();
+    // How deep in containers; whether the first two are objects; the key
+    // whose value the second is; the key whose value comes next.
+    let mut depth = 0usize;
+    let mut objects = [false; 2];
+    let mut outer = "";
+    let mut pending: Option<&str> = None;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < b.len() && b[end] != b'"' {
+                    end += if b[end] == b'\\' { 2 } else { 1 };
+                }
+                let Some(string) = text.get(start..end.min(b.len())) else {
+                    break;
+                };
+                let after = text.get(end + 1..).unwrap_or("").trim_start();
+                match after.strip_prefix(':') {
+                    Some(value) if (1..=2).contains(&depth) && objects[depth - 1] => {
+                        if depth == 2 {
+                            keys.push(([outer, string], value));
+                        }
+                        pending = Some(string);
+                        i = b.len() - value.len();
+                    }
+                    _ => {
+                        pending = None;
+                        i = end + 1;
+                    }
+                }
+                continue;
+            }
+            open @ (b'{' | b'[') => {
+                if depth == 1 {
+                    outer = pending.unwrap_or("");
+                }
+                if depth < objects.len() {
+                    objects[depth] = open == b'{';
+                }
+                depth += 1;
+                pending = None;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                pending = None;
+            }
+            b',' => pending = None,
+            _ => {}
+        }
+        i += 1;
+    }
+    keys
 }
 
 /// The JSON string whose text `text` starts with (after its opening
