@@ -957,6 +957,15 @@ const hookListeners = new WeakSet();
 // were interrupted by it.
 let signalTakenByProgram = null;
 
+// The number of that signal, in the listeners that took it and in the work
+// they start (AsyncLocalStorage carries it through their promises and
+// timers): a shutdown begun there is for the signal, and the spans still
+// open arrive interrupted by it. OpenTelemetry's own pattern,
+// `process.on('SIGTERM', () => sdk.shutdown().finally(() => process.exit(0)))`,
+// shut spanguard down before its exit: they arrived `spanguard.unended`,
+// the mark of spans the program forgot.
+const signalOfListeners = new AsyncLocalStorage();
+
 /**
  * How many listeners signal-exit has on each signal it watches (SIGTERM
  * and SIGINT among them): one a loaded copy, counted in its global
@@ -1013,6 +1022,9 @@ async function onHookedSignal(sig) {
   if (listens || !native.raisedSignalCanEndProcess(false)) {
     if (listens) {
       signalTakenByProgram = { signo, timeoutMs };
+      // This listener comes first: the program's, after it in the same
+      // emit, run in this context.
+      signalOfListeners.enterWith(signo);
       // Once the signal's listeners have all run: if the program's were
       // `once` listeners, now gone, step aside, so that the process is
       // left as it would be without spanguard. A listener that ends the
@@ -1650,7 +1662,7 @@ class Tracer {
     // Nothing left for the hooks to do: the signal is Node's again, once
     // one Node caught meanwhile has reached the hooks (releaseUnwantedSignals).
     const unhooked = this.#unhook();
-    const code = await this.#blocking(native.shutdown(this.#ptr, timeoutMs));
+    const code = await this.#blocking(native.shutdown(this.#ptr, timeoutMs, signalOfListeners.getStore() ?? 0));
     await unhooked;
     if (code === RESULT.SHUT_DOWN) return 'delivered';
     return flushStatus(code, 'shutdown');

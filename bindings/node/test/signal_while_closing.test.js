@@ -86,3 +86,52 @@ test('a tracer shut down with no signal leaves no listener of the hooks, once it
   assert.deepStrictEqual(['SIGTERM', 'SIGINT'].map((s) => process.listenerCount(s)), before);
   await tracer.close();
 });
+
+test("OpenTelemetry's own pattern, a SIGTERM listener that shuts the SDK down and exits: the open span "
+  + 'arrives interrupted by the signal, not unended', async () => {
+  // process.on('SIGTERM', () => sdk.shutdown().finally(() => process.exit(0))),
+  // as opentelemetry.io's Node.js pages write it. The program's listener
+  // took the signal; its shutdown marked the span still open (a streamed
+  // chat) `spanguard.unended`, the mark of a span the program forgot,
+  // where the README promises it interrupted by the signal.
+  const { exit, stdout, stderr, dir } = await run(`
+    const { BasicTracerProvider } = require('@opentelemetry/sdk-trace-base');
+    const { SpanguardSpanProcessor } = require(${JSON.stringify(PACKAGE)} + '/otel');
+    const bridge = new SpanguardSpanProcessor({ fromEnv: false, serviceName: 'job',
+      sinkDir: dir + '/sink', spoolDir: dir + '/spool' });
+    const provider = new BasicTracerProvider({ spanProcessors: [bridge] });
+    process.on('SIGTERM', () => {
+      provider.shutdown().then(() => console.log('Tracing terminated')).finally(() => process.exit(0));
+    });
+    const tracer = provider.getTracer('job');
+    tracer.startSpan('job.step').end();
+    tracer.startSpan('llm.stream');
+    setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
+    setInterval(() => {}, 1000);
+  `);
+  assert.deepStrictEqual(exit, { code: 0, signal: null }, `the program's listener ended it: ${stdout}${stderr}`);
+  const spans = readSpans(path.join(dir, 'sink'));
+  assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['job.step', 'llm.stream'], stderr);
+  const open = spans.find((s) => s.name === 'llm.stream');
+  assert.deepStrictEqual(open.attrs['spanguard.interrupted'], { boolValue: true }, JSON.stringify(open.attrs));
+  assert.deepStrictEqual(open.attrs['spanguard.signal'], { intValue: '15' });
+  assert.strictEqual(open.attrs['spanguard.unended'], undefined);
+});
+
+test('a shutdown no signal caused still marks the spans left open unended, after a signal the program took',
+  async () => {
+    // The program's listener takes SIGTERM and carries on (cancels a step);
+    // its later shutdown, begun by a timer set before the signal, is its own.
+    const { exit, stdout, stderr, dir } = await run(`
+      const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'job', sinkDir: dir + '/sink',
+        spoolDir: dir + '/spool' });
+      const open = tracer.startSpan('left.open');
+      setTimeout(() => tracer.shutdown().then(() => console.log('shut down')), 1000);
+      process.on('SIGTERM', () => console.log('step cancelled'));
+      process.kill(process.pid, 'SIGTERM');
+    `);
+    assert.deepStrictEqual(exit, { code: 0, signal: null }, `${stdout}${stderr}`);
+    const [open] = readSpans(path.join(dir, 'sink'));
+    assert.deepStrictEqual(open.attrs['spanguard.unended'], { boolValue: true }, JSON.stringify(open.attrs));
+    assert.strictEqual(open.attrs['spanguard.interrupted'], undefined);
+  });
