@@ -957,6 +957,15 @@ const hookListeners = new WeakSet();
 // were interrupted by it.
 let signalTakenByProgram = null;
 
+// The number of that signal, in the listeners that took it and in the work
+// they start (AsyncLocalStorage carries it through their promises and
+// timers): a shutdown begun there is for the signal, and the spans still
+// open arrive interrupted by it. OpenTelemetry's own pattern,
+// `process.on('SIGTERM', () => sdk.shutdown().finally(() => process.exit(0)))`,
+// shut spanguard down before its exit: they arrived `spanguard.unended`,
+// the mark of spans the program forgot.
+const signalOfListeners = new AsyncLocalStorage();
+
 /**
  * How many listeners signal-exit has on each signal it watches (SIGTERM
  * and SIGINT among them): one a loaded copy, counted in its global
@@ -996,7 +1005,9 @@ function hooksTimeout(sig) {
 
 /** The process hooks' work at `sig` (SIGTERM, SIGINT...), for every tracer of the thread. */
 async function onHookedSignal(sig) {
-  const timeoutMs = hooksTimeout(sig);
+  // No hooked tracer left: the signal came as the program shut the last
+  // one down, before its listener came off (releaseUnwantedSignals).
+  const timeoutMs = hookedTracers.size ? hooksTimeout(sig) : releasedTimeoutMs;
   const signo = require('os').constants.signals[sig] || 0;
   const tracers = [...hookedTracers.keys()];
   // A program listening for the signal decides what it does: a graceful
@@ -1011,6 +1022,9 @@ async function onHookedSignal(sig) {
   if (listens || !native.raisedSignalCanEndProcess(false)) {
     if (listens) {
       signalTakenByProgram = { signo, timeoutMs };
+      // This listener comes first: the program's, after it in the same
+      // emit, run in this context.
+      signalOfListeners.enterWith(signo);
       // Once the signal's listeners have all run: if the program's were
       // `once` listeners, now gone, step aside, so that the process is
       // left as it would be without spanguard. A listener that ends the
@@ -1165,12 +1179,53 @@ function watchWatchdogFromWorker() {
   watchdogLook.unref();
 }
 
-/** The listeners the hooked tracers want, and no others. */
-function syncHookListeners() {
+/** The signals the hooked tracers want listened for. */
+function wantedSignals() {
   const wanted = new Set();
   for (const { signals } of hookedTracers.values()) for (const sig of signals) wanted.add(sig);
-  for (const event of [...hookListenerOf.keys()]) {
-    if (event !== 'beforeExit' && event !== 'exit' && !wanted.has(event)) stopListening(event);
+  return wanted;
+}
+
+// The hooks' timeout as their last tracer for a signal went: a signal
+// caught before its listener came off (releaseUnwantedSignals) is handled
+// within it.
+let releasedTimeoutMs = 0;
+// The release under way (releaseUnwantedSignals), or null.
+let releasing = null;
+
+/**
+ * Takes off the listeners of the signals no hooked tracer wants any more,
+ * once Node's event loop has polled since: a signal Node had caught
+ * before then (the program's shutdown of its last tracer called in the
+ * same turn as a `docker stop`, an `await sdk.shutdown()` at the end of a
+ * job) is still in libuv's signal pipe, and reaches its listener only
+ * there. Taken off at once, it went nowhere: the process ran on and
+ * exited 0, where without spanguard it ended by the signal. Two
+ * setImmediate hops put a whole poll phase between the request and the
+ * removal; a signal listener does not keep the loop alive, and two
+ * immediates end at once. Resolves once done.
+ */
+function releaseUnwantedSignals() {
+  if (releasing) return releasing;
+  releasing = new Promise((resolve) => setImmediate(() => setImmediate(resolve))).then(() => {
+    releasing = null;
+    const wanted = wantedSignals();
+    for (const event of [...hookListenerOf.keys()]) {
+      if (event !== 'beforeExit' && event !== 'exit' && !wanted.has(event)) stopListening(event);
+    }
+  });
+  return releasing;
+}
+
+/**
+ * The listeners the hooked tracers want, and no others; resolves once
+ * those no longer wanted are off (releaseUnwantedSignals).
+ */
+function syncHookListeners() {
+  const wanted = wantedSignals();
+  let released = Promise.resolve();
+  if ([...hookListenerOf.keys()].some((e) => e !== 'beforeExit' && e !== 'exit' && !wanted.has(e))) {
+    released = releaseUnwantedSignals();
   }
   for (const sig of wanted) listen(sig, () => { onHookedSignal(sig).catch(() => {}); });
   if (hookedTracers.size === 0) {
@@ -1178,10 +1233,11 @@ function syncHookListeners() {
     stopListening('exit');
     if (watchdogLook) clearInterval(watchdogLook);
     watchdogLook = null;
-    return;
+    return released;
   }
   listen('beforeExit', onHookedBeforeExit);
   listen('exit', onHookedExit);
+  return released;
 }
 
 // What the hooked tracers had begun and ended (activityOf) when the last
@@ -1603,9 +1659,11 @@ class Tracer {
   /** Like shutdown, resolving 'delivered', 'spooled' or 'timeout'. */
   async shutdownStatus(timeoutMs = 5000) {
     if (this.#closed) return 'delivered';
-    // Nothing left for the hooks to do: the signal is Node's again.
-    this.#unhook();
-    const code = await this.#blocking(native.shutdown(this.#ptr, timeoutMs));
+    // Nothing left for the hooks to do: the signal is Node's again, once
+    // one Node caught meanwhile has reached the hooks (releaseUnwantedSignals).
+    const unhooked = this.#unhook();
+    const code = await this.#blocking(native.shutdown(this.#ptr, timeoutMs, signalOfListeners.getStore() ?? 0));
+    await unhooked;
     if (code === RESULT.SHUT_DOWN) return 'delivered';
     return flushStatus(code, 'shutdown');
   }
@@ -1738,7 +1796,11 @@ class Tracer {
 
   /** Takes this tracer's process hooks off (shut down, closed): with the last, Node's own signal handling is back. */
   #unhook() {
-    if (hookedTracers.delete(this)) syncHookListeners();
+    const hooks = hookedTracers.get(this);
+    if (!hooks) return Promise.resolve();
+    releasedTimeoutMs = Math.max(hooksTimeout(), hooks.timeoutMs);
+    hookedTracers.delete(this);
+    return syncHookListeners();
   }
 }
 

@@ -1550,20 +1550,29 @@ static napi_value js_tracer_free(napi_env env, napi_callback_info info) {
 }
 
 /* flush and shutdown block: they run on libuv's pool and settle a Promise
- * with the result code. */
+ * with the result code. shutdown(tracer, timeoutMs, signo?): with a signal
+ * number, the shutdown is for that signal. */
 typedef struct {
     napi_async_work work;
     napi_deferred deferred;
     spanguard_tracer *tracer;
     uint32_t timeout_ms;
     bool shutdown;
+    /* A shutdown for this signal (0: none): the spans still open are
+     * marked interrupted by it (spanguard_shutdown_for_signal). */
+    int32_t signo;
     spanguard_result rc;
 } blocking_call;
 
 static void blocking_execute(napi_env env, void *data) {
     (void)env;
     blocking_call *c = data;
-    c->rc = c->shutdown ? spanguard_shutdown(c->tracer, c->timeout_ms) : spanguard_flush(c->tracer, c->timeout_ms);
+    if (!c->shutdown)
+        c->rc = spanguard_flush(c->tracer, c->timeout_ms);
+    else if (c->signo)
+        c->rc = spanguard_shutdown_for_signal(c->tracer, c->signo, c->timeout_ms);
+    else
+        c->rc = spanguard_shutdown(c->tracer, c->timeout_ms);
 }
 
 static void blocking_complete(napi_env env, napi_status status, void *data) {
@@ -1590,7 +1599,9 @@ static napi_value start_blocking(napi_env env, napi_callback_info info, bool shu
     }
     c->shutdown = shutdown;
     napi_value promise, name;
+    uint32_t signo = 0;
     if (!tracer_arg(env, a.argv[0], &c->tracer) || !u32_arg(env, a.argv[1], &c->timeout_ms) ||
+        (shutdown && a.argc > 2 && (!u32_arg(env, a.argv[2], &signo) || signo > INT32_MAX)) ||
         napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
         napi_create_string_utf8(env, shutdown ? "spanguard.shutdown" : "spanguard.flush", NAPI_AUTO_LENGTH,
                                 &name) != napi_ok ||
@@ -1598,6 +1609,7 @@ static napi_value start_blocking(napi_env env, napi_callback_info info, bool shu
         free(c);
         return throw_last(env, shutdown ? "shutdown" : "flush");
     }
+    c->signo = (int32_t)signo;
     if (napi_queue_async_work(env, c->work) != napi_ok) {
         napi_delete_async_work(env, c->work);
         free(c);

@@ -5,8 +5,9 @@
 // turn), reach the sink, each once, whoever handles the signal:
 // spanguard's process hooks (the open ones marked interrupted by SIGTERM),
 // the program's own handler calling NodeSDK's shutdown (NodeSDK installs
-// none of its own; marked unended: spanguard is not told of the signal),
-// or both (whichever shuts down first marks them).
+// none of its own; the hooks' listener, first, tells spanguard the
+// signal came, and the shutdown that handler begins marks them
+// interrupted too), or both.
 const { test } = require('node:test');
 const assert = require('node:assert');
 const fs = require('fs');
@@ -52,8 +53,9 @@ function markOf(s) {
 
 /**
  * Every span once: those ended, then those open at the signal marked
- * `open` says (the hooks' shutdown: interrupted by SIGTERM; the program's
- * own sdk.shutdown(): unended; 'either' when both race, one mark for all);
+ * `mark` says (interrupted by SIGTERM, the hooks' shutdown or the
+ * program's own sdk.shutdown() in its listener; 'either' when both race,
+ * one mark for all);
  * the prompt whole on the open stream.
  */
 function assertAllArrived(run, { open = true, mark = 'interrupted' } = {}) {
@@ -96,13 +98,15 @@ test('SIGTERM mid-stream, spanguard\'s process hooks installed: every span arriv
 test('SIGTERM mid-stream, the program\'s own handler shuts NodeSDK down and exits: every span arrives', async () => {
   // NodeSDK's documented pattern, with no installProcessHooks() call: the
   // default hooks leave the signal to the program's listener (they flush),
-  // and its sdk.shutdown() ends the open spans, marked unended.
+  // and its sdk.shutdown(), begun for the signal, ends the open spans
+  // marked interrupted by it (signal_while_closing.test.js), as the hooks'
+  // own shutdown marks them: `unended` said the program forgot them.
   const run = await runAgent(`
     const sdk = new NodeSDK({ serviceName: 'ai-signal', spanProcessors: [new SpanguardSpanProcessor(options)],
       instrumentations: [] });
     process.on('SIGTERM', () => { sdk.shutdown().finally(() => process.exit(0)); });`);
   assert.strictEqual(run.status, 0, `the program ended itself: ${run.signal} ${run.stderr}`);
-  assertAllArrived(run, { mark: 'unended' });
+  assertAllArrived(run);
 });
 
 test('SIGTERM mid-stream, both the hooks and the program\'s handler shutting NodeSDK down: every span arrives once', async () => {
