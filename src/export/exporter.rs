@@ -1090,6 +1090,9 @@ impl Exporter {
         let mut set_aside = self.delivery.spool().take_set_aside();
         set_aside.extend(self.delivery.take_transport_set_aside());
         set_aside.extend(self.outcome.take_set_aside());
+        set_aside.extend(super::sender_key::take_set_aside(
+            self.delivery.spool().dir(),
+        ));
         Stats::add(&p.stats.files_set_aside, set_aside.len() as u64);
         // A few by name, the rest summed up: one line and one callback a
         // file was 100,000 of each for a directory of torn or planted files.
