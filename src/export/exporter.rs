@@ -1101,6 +1101,7 @@ impl Exporter {
             .map(|f| (f.path.as_path(), f.reason.as_str()));
         for message in self.set_aside_news.messages(Instant::now(), files) {
             self.host.diagnostics.set_aside(&message);
+            self.outcome.note_set_aside(&message);
         }
         for file in self.delivery.spool().take_miscounted() {
             let path = file.path.display().to_string();
