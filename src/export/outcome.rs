@@ -496,10 +496,13 @@ impl OutcomeFile {
 /// moved unless the spool itself is ours. What was set aside, if anything:
 /// counted and reported by the caller, as every file set aside is.
 fn make_dir(dir: &Path) -> io::Result<Option<files::SetAside>> {
+    // ENOTDIR: no directory at the name (the spool is one, made just
+    // before): a file, a FIFO or a link to one, of anyone's.
     let refused = match files::ensure_private_dir(dir) {
-        Err(e) if files::is_foreign_directory(&e) => e,
+        Err(e) if files::is_foreign_directory(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => e,
         done => return done.map(|()| None),
     };
+    let not_a_directory = refused.raw_os_error() == Some(libc::ENOTDIR);
     let spool = dir
         .parent()
         .ok_or_else(|| io::Error::other(refused.to_string()))?;
@@ -508,8 +511,9 @@ fn make_dir(dir: &Path) -> io::Result<Option<files::SetAside>> {
     // SAFETY: geteuid cannot fail and has no preconditions.
     let me = unsafe { libc::geteuid() };
     // Ours or root's (a link of theirs leading to a directory refused):
-    // the user's to look at, left as it is.
-    if meta.uid() == me || meta.uid() == 0 {
+    // the user's to look at, left as it is. No directory at all, ours
+    // too, is set aside: left, no record was ever written, said nowhere.
+    if (meta.uid() == me || meta.uid() == 0) && !not_a_directory {
         return Err(refused);
     }
     let path = files::set_aside(dir)?;
@@ -517,7 +521,7 @@ fn make_dir(dir: &Path) -> io::Result<Option<files::SetAside>> {
     let what = if meta.file_type().is_symlink() {
         "a link"
     } else {
-        "a directory"
+        files::not_a_file(&meta).unwrap_or("a regular file")
     };
     Ok(Some(files::SetAside {
         path,
@@ -1022,6 +1026,35 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sg-outcome-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    /// A file, not a directory, at the records' directory's name, of the
+    /// user's own (a stale `touch`, a backup restored as a file, a FIFO):
+    /// every record failed to be written, said nowhere, for as long as it
+    /// sat there, and `spanguard why` said no process had left one. It is
+    /// set aside as another user's is (counted and told by the exporter)
+    /// and the directory made.
+    #[test]
+    fn a_file_of_ours_where_the_records_go_is_set_aside() {
+        let spool = temp_dir("records-file");
+        files::ensure_private_dir(&spool).expect("spool");
+        let records = dir_in(&spool);
+        std::fs::write(&records, "stale").expect("plant");
+        let mut f = OutcomeFile::new(&records, "svc", "t");
+        let written = f.write(
+            State::Stopped,
+            &Counts::default(),
+            std::iter::empty(),
+            || false,
+        );
+        assert!(written.is_ok(), "{written:?}");
+        assert!(f.path().starts_with(&records) && f.path().is_file());
+        let aside = f
+            .take_set_aside()
+            .expect("set aside, for the exporter to count");
+        assert_eq!(std::fs::read_to_string(&aside.path).expect("kept"), "stale");
+        assert!(aside.reason.contains("a regular file"), "{}", aside.reason);
+        std::fs::remove_dir_all(&spool).ok();
     }
 
     /// The file says who, where to, the counts and each cause's first
