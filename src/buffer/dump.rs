@@ -295,6 +295,20 @@ impl PreparedFile {
 
     fn write_fully(&self, mut bytes: &[u8], mut offset: Option<u64>) {
         let fd = self.file.as_raw_fd();
+        // Cut to end at the file size limit (`files::file_size_limit`): a
+        // write that starts there kills the program (SIGXFSZ) on the
+        // thread that dumps (the one that crashed, a shutdown's caller),
+        // mid-dump. What is past it is left out, its records torn (counted
+        // lost when the dump is recovered).
+        if let Some(limit) = files::file_size_limit() {
+            let at = offset.unwrap_or_else(|| {
+                // SAFETY: lseek on our own fd only reports its position.
+                let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+                u64::try_from(at).unwrap_or(0)
+            });
+            let room = limit.saturating_sub(at);
+            bytes = &bytes[..bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        }
         while !bytes.is_empty() {
             let (ptr, len) = (bytes.as_ptr().cast(), bytes.len());
             // SAFETY: write or pwrite from a valid slice to our own fd.
