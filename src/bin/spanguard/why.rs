@@ -1039,6 +1039,23 @@ mod tests {
         );
     }
 
+    /// The record of pid 7, stopped, with 4 spans ended and delivered
+    /// beside `counts`' other figures.
+    fn stopped_with_4_delivered(counts: Counts) -> Outcome {
+        Outcome {
+            pid: 7,
+            started_unix_s: 1_000,
+            updated_unix_s: 1_006,
+            stopped: true,
+            counts: Counts {
+                ended: 4,
+                exported: 4,
+                ..counts
+            },
+            ..Outcome::default()
+        }
+    }
+
     /// Files set aside (another user's `.sender-key` or `outcomes/`, a
     /// torn batch, a link planted under a spool file's name) are said
     /// with their count and the first by name: `why` said nothing of
@@ -1049,18 +1066,11 @@ mod tests {
                    /spool/.sender-key was not this user's (owned by uid 4253): a key of this \
                    user's was made in its place";
         let o = Outcome {
-            pid: 7,
-            started_unix_s: 1_000,
-            updated_unix_s: 1_006,
-            stopped: true,
-            counts: Counts {
-                ended: 4,
-                exported: 4,
+            set_aside: vec![key.to_string(), "/spool/x\x1b[2J.sgspool".to_string()],
+            ..stopped_with_4_delivered(Counts {
                 set_aside: 2,
                 ..Counts::default()
-            },
-            set_aside: vec![key.to_string(), "/spool/x\x1b[2J.sgspool".to_string()],
-            ..Outcome::default()
+            })
         };
         let text = describe(&o, 1_010, &Liveness::Ended, None);
         assert!(
@@ -1095,18 +1105,11 @@ mod tests {
         let sink = "to fit their spans into one line of the local sink (1048576 bytes; \
                     SPANGUARD_SINK_MAX_LINE_BYTES raises it)";
         let o = Outcome {
-            pid: 7,
-            started_unix_s: 1_000,
-            updated_unix_s: 1_006,
-            stopped: true,
-            counts: Counts {
-                ended: 4,
-                exported: 4,
+            cuts: vec![(3, sink.to_string())],
+            ..stopped_with_4_delivered(Counts {
                 truncated: 5,
                 ..Counts::default()
-            },
-            cuts: vec![(3, sink.to_string())],
-            ..Outcome::default()
+            })
         };
         let text = describe(&o, 1_010, &Liveness::Ended, None);
         assert!(
