@@ -814,7 +814,7 @@ pub type RecoveredSpan = (Box<SpanRecord>, OwnedOverflow);
 const BATCH_OVERFLOW_BYTES: usize = 64 << 20;
 /// The most chunk bytes kept for one recovered span: a record read from
 /// disk may claim any count.
-pub const MAX_SPAN_OVERFLOW_BYTES: usize = 64 << 20;
+pub(crate) const MAX_SPAN_OVERFLOW_BYTES: usize = 64 << 20;
 
 // `DumpReader::mark_sent` writes a record's state word where it lies in
 // the file: 8-byte aligned, as the header, records and chunks before it
