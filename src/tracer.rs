@@ -89,6 +89,9 @@ fn make_slab(
     let chunks = chunks_for_mib(config.payload_pool_mib);
     if config.flight_recorder {
         let made = (|| {
+            // Sized on this thread (the program's): past the file size
+            // limit, the kernel killed the program (SIGXFSZ) right here.
+            files::within_file_size_limit(crate::buffer::dump::largest_file(slots, chunks))?;
             files::ensure_private_dir(&config.spool_dir)?;
             let path = config.spool_dir.join(format!(
                 "{:020}-{:010}-{:x}{}{}.sgflight",

@@ -217,6 +217,53 @@ impl spanguard::export::transport::Transport for TakesAll {
     fn describe(&self) -> String {
         "takes all".to_string()
     }
+
+    // A sender set up as any: its files are named with the spool's key
+    // (`.sender-key`), which is read (or made) at the exporter's start.
+    fn sender_fingerprint(&self) -> Option<u64> {
+        Some(0x5e11_de12)
+    }
+}
+
+/// A tracer on `spool`, taking every request, whose callback's calls
+/// are kept in the list returned: runs one span, flushes and shuts down.
+/// With its `flight_recorder`, it reads the spool's key at its start, to
+/// name its flight file (as a tracer with its signal handlers does, to
+/// name its crash dump).
+fn run_one_span(
+    spool: &Path,
+    flight_recorder: bool,
+) -> (
+    spanguard::stats::StatsSnapshot,
+    Vec<(spanguard::pipeline::ExportEvent, String)>,
+) {
+    use spanguard::config::TracerConfig;
+    use spanguard::tracer::{Parent, Tracer};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    let tracer = Tracer::with_transport(
+        TracerConfig {
+            spool_dir: spool.to_path_buf(),
+            sink_dir: spool.join("spans"),
+            install_signal_handlers: false,
+            flight_recorder,
+            ..TracerConfig::default()
+        },
+        Box::new(TakesAll),
+    )
+    .expect("tracer");
+    let told: Arc<Mutex<Vec<_>>> = Arc::default();
+    let seen = Arc::clone(&told);
+    tracer.set_callback(Some(Box::new(move |event, message: &str| {
+        seen.lock().unwrap().push((event, message.to_string()));
+    })));
+    let (span, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+    tracer.end(span, 0).expect("end");
+    let _ = tracer.flush(Duration::from_secs(10));
+    tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    let stats = tracer.stats();
+    let told = std::mem::take(&mut *told.lock().unwrap());
+    (stats, told)
 }
 
 /// The attacker's `outcomes/` set aside by a tracer's first record is
@@ -227,44 +274,19 @@ impl spanguard::export::transport::Transport for TakesAll {
 /// moved unsaid, the program's count and callback said nothing was.
 #[test]
 fn another_users_outcomes_directory_set_aside_is_counted_and_told() {
-    use spanguard::config::TracerConfig;
     use spanguard::pipeline::ExportEvent;
-    use spanguard::tracer::{Parent, Tracer};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
     if !is_root() {
         return;
     }
     let spool = open_spool("outcomes-told");
     plant_as_attacker(&[Plant::Dir(outcome::dir_in(&spool))]);
-    let tracer = Tracer::with_transport(
-        TracerConfig {
-            spool_dir: spool.clone(),
-            sink_dir: spool.join("spans"),
-            install_signal_handlers: false,
-            ..TracerConfig::default()
-        },
-        Box::new(TakesAll),
-    )
-    .expect("tracer");
-    let told: Arc<Mutex<Vec<(ExportEvent, String)>>> = Arc::default();
-    let seen = Arc::clone(&told);
-    tracer.set_callback(Some(Box::new(move |event, message: &str| {
-        seen.lock().unwrap().push((event, message.to_string()));
-    })));
-    let (span, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
-    tracer.end(span, 0).expect("end");
-    let _ = tracer.flush(Duration::from_secs(10));
-    tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
-    let stats = tracer.stats();
+    let (stats, told) = run_one_span(&spool, false);
     assert_eq!(stats.spans_exported, 1);
     assert_eq!(stats.files_set_aside, 1, "outcomes/ set aside, counted");
     let told: Vec<String> = told
-        .lock()
-        .unwrap()
-        .iter()
+        .into_iter()
         .filter(|(e, _)| *e == ExportEvent::FileSetAside)
-        .map(|(_, m)| m.clone())
+        .map(|(_, m)| m)
         .collect();
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(
@@ -275,6 +297,51 @@ fn another_users_outcomes_directory_set_aside_is_counted_and_told() {
     let aside = std::fs::symlink_metadata(spool.join("outcomes.unreadable")).expect("set aside");
     assert_eq!(aside.uid(), ATTACKER_UID);
     std::fs::remove_dir_all(&spool).ok();
+}
+
+/// The attacker's `.sender-key` set aside by a tracer is counted with the
+/// other files set aside (`files_set_aside`) and told to the error
+/// callback (`FileSetAside`, event 7), as the `outcomes/` directory is: it
+/// was said as a warning alone (event 0), and the program's count said no
+/// file had been set aside.
+#[test]
+fn another_users_sender_key_set_aside_is_counted_and_told() {
+    use spanguard::pipeline::ExportEvent;
+    if !is_root() {
+        return;
+    }
+    for case in ["key", "fifo"] {
+        let spool = open_spool(&format!("key-told-{case}"));
+        let key = spool.join(KEY_FILE);
+        plant_as_attacker(&[if case == "key" {
+            Plant::File(key.clone(), vec![7; 16])
+        } else {
+            Plant::Fifo(key.clone())
+        }]);
+        let (stats, told) = run_one_span(&spool, true);
+        assert_eq!(stats.spans_exported, 1, "{case}");
+        assert_eq!(
+            stats.files_set_aside, 1,
+            "{case}: the key set aside, counted"
+        );
+        let told: Vec<String> = told
+            .into_iter()
+            .filter(|(e, _)| *e == ExportEvent::FileSetAside)
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(told.len(), 1, "{case}: {told:?}");
+        assert!(
+            told[0].contains(".sender-key.unreadable") && told[0].contains("sender key"),
+            "{case}: {}",
+            told[0]
+        );
+        let aside = std::fs::symlink_metadata(spool.join(format!("{KEY_FILE}.unreadable")))
+            .expect("set aside");
+        assert_eq!(aside.uid(), ATTACKER_UID, "{case}");
+        let ours = std::fs::symlink_metadata(&key).expect("a key of ours");
+        assert_eq!((ours.uid(), ours.mode() & 0o777), (0, 0o600), "{case}");
+        std::fs::remove_dir_all(&spool).ok();
+    }
 }
 
 /// Another user's FIFO or file at the name of the state directory (the

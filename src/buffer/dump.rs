@@ -348,6 +348,20 @@ impl PreparedFile {
 
     fn write_fully(&self, mut bytes: &[u8], mut offset: Option<u64>) {
         let fd = self.file.as_raw_fd();
+        // Cut to end at the file size limit (`files::file_size_limit`): a
+        // write that starts there kills the program (SIGXFSZ) on the
+        // thread that dumps (the one that crashed, a shutdown's caller),
+        // mid-dump. What is past it is left out, its records torn (counted
+        // lost when the dump is recovered).
+        if let Some(limit) = files::file_size_limit() {
+            let at = offset.unwrap_or_else(|| {
+                // SAFETY: lseek on our own fd only reports its position.
+                let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+                u64::try_from(at).unwrap_or(0)
+            });
+            let room = limit.saturating_sub(at);
+            bytes = &bytes[..bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        }
         while !bytes.is_empty() {
             let (ptr, len) = (bytes.as_ptr().cast(), bytes.len());
             // SAFETY: write or pwrite from a valid slice to our own fd.
@@ -853,7 +867,7 @@ pub type RecoveredSpan = (Box<SpanRecord>, OwnedOverflow);
 const BATCH_OVERFLOW_BYTES: usize = 64 << 20;
 /// The most chunk bytes kept for one recovered span: a record read from
 /// disk may claim any count.
-const MAX_SPAN_OVERFLOW_BYTES: usize = 64 << 20;
+pub(crate) const MAX_SPAN_OVERFLOW_BYTES: usize = 64 << 20;
 
 // `DumpReader::mark_sent` writes a record's state word where it lies in
 // the file: 8-byte aligned, as the header, records and chunks before it
@@ -864,6 +878,18 @@ const _: () = assert!(
         && CHUNK_BYTES.is_multiple_of(8)
         && std::mem::offset_of!(SpanRecord, header).is_multiple_of(8)
 );
+
+/// How a recovered span's chunks were cut (`DumpReader::next_records`):
+/// each is one value cut, counted by the recoverer, for a reason of its
+/// own.
+#[derive(Clone, Copy, Debug, Default)]
+struct ChunksCut {
+    /// The file did not hold them all: its writer died as it wrote them.
+    torn: bool,
+    /// They were all there, past `MAX_SPAN_OVERFLOW_BYTES`: only that much
+    /// was kept.
+    over_limit: bool,
+}
 
 /// A crash dump or flight file, its header checked, read a batch of spans
 /// at a time: memory stays bounded by one batch whatever the file holds,
@@ -893,6 +919,9 @@ pub struct DumpReader<F: Borrow<File> = LockedFile> {
     /// Spans given with fewer chunks than their record names since the
     /// last `take_chunks_cut`: the file ends inside them.
     chunks_cut: u64,
+    /// Spans given with their chunks cut at `MAX_SPAN_OVERFLOW_BYTES`
+    /// since the last `take_chunks_over_limit`: their records name more.
+    chunks_over_limit: u64,
 }
 
 impl<F: Borrow<File>> DumpReader<F> {
@@ -986,6 +1015,7 @@ impl<F: Borrow<File>> DumpReader<F> {
             last_batch: Vec::new(),
             modified,
             chunks_cut: 0,
+            chunks_over_limit: 0,
         })
     }
 
@@ -1026,6 +1056,14 @@ impl<F: Borrow<File>> DumpReader<F> {
     /// chunks missing are cut or left out (`SpanView::from_disk`).
     pub fn take_chunks_cut(&mut self) -> u64 {
         std::mem::take(&mut self.chunks_cut)
+    }
+
+    /// Spans given since the last call with only the first
+    /// `MAX_SPAN_OVERFLOW_BYTES` of the chunks their records name (and the
+    /// file holds): their values in the chunks past it are cut or left
+    /// out. They were sent so with nothing counted.
+    pub fn take_chunks_over_limit(&mut self) -> u64 {
+        std::mem::take(&mut self.chunks_over_limit)
     }
 
     /// Up to `max` more spans worth sending, each with its chunks (torn and
@@ -1077,7 +1115,8 @@ impl<F: Borrow<File>> DumpReader<F> {
                 self.inline_chunks(&mut r)?
             };
             if let Some(r) = self.recovered(r) {
-                self.chunks_cut += u64::from(cut);
+                self.chunks_cut += u64::from(cut.torn);
+                self.chunks_over_limit += u64::from(cut.over_limit);
                 overflow_bytes += overflow.len();
                 self.last_batch.push((at, r.header.load(Ordering::Relaxed)));
                 spans.push((r, OwnedOverflow(overflow)));
@@ -1141,14 +1180,15 @@ impl<F: Borrow<File>> DumpReader<F> {
 
     /// A crash dump's chunks, right after their record: as many as the
     /// file holds (the offset moves past all of them), as many as a span
-    /// may keep; and whether the file ended before the last of them.
-    /// Then nothing follows: what is left (part of a chunk) was not read
-    /// as a record, which its bytes are not.
-    fn inline_chunks(&mut self, r: &mut SpanRecord) -> Result<(Vec<u8>, bool), DumpError> {
+    /// may keep; and how they were cut. When the file ended before the
+    /// last of them, nothing follows: what is left (part of a chunk) was
+    /// not read as a record, which its bytes are not.
+    fn inline_chunks(&mut self, r: &mut SpanRecord) -> Result<(Vec<u8>, ChunksCut), DumpError> {
         let available = (self.end.saturating_sub(self.offset) / CHUNK_BYTES as u64) as usize;
         let named = r.rest().chunk_count as usize;
         let present = named.min(available);
         let kept = present.min(MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES);
+        let over_limit = kept < present;
         let mut copied = vec![0u8; kept * CHUNK_BYTES];
         let mut torn = present < named;
         match self.file.borrow().read_exact_at(&mut copied, self.offset) {
@@ -1165,14 +1205,15 @@ impl<F: Borrow<File>> DumpReader<F> {
             self.end = self.offset;
         }
         r.rest_mut().chunk_count = (copied.len() / CHUNK_BYTES) as u32;
-        Ok((copied, torn))
+        let over_limit = over_limit && !torn;
+        Ok((copied, ChunksCut { torn, over_limit }))
     }
 
     /// A flight file's chunks, found through the record's chunk map in the
     /// pool region (bounded by the header and the file), read one at a time
-    /// as the map asks for them; and whether one its record names was not
-    /// there to read (past the pool or the file's end).
-    fn flight_chunks(&self, r: &mut SpanRecord) -> (Vec<u8>, bool) {
+    /// as the map asks for them; and how they were cut (one its record
+    /// names not there to read: past the pool or the file's end).
+    fn flight_chunks(&self, r: &mut SpanRecord) -> (Vec<u8>, ChunksCut) {
         let store = FileChunks {
             file: self.file.borrow(),
             pool_offset: self.header.pool_offset,
@@ -1181,11 +1222,8 @@ impl<F: Borrow<File>> DumpReader<F> {
             read: RefCell::new(HashMap::new()),
         };
         let src = StoreSource(&store);
-        let count = r
-            .rest()
-            .chunk_count
-            .min(self.header.pool_chunks)
-            .min((MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES) as u32);
+        let in_pool = r.rest().chunk_count.min(self.header.pool_chunks);
+        let count = in_pool.min((MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES) as u32);
         let mut copied = Vec::new();
         let mut kept = 0;
         for ordinal in 0..count {
@@ -1197,7 +1235,8 @@ impl<F: Borrow<File>> DumpReader<F> {
         }
         let torn = kept < count;
         r.rest_mut().chunk_count = kept;
-        (copied, torn)
+        let over_limit = !torn && count < in_pool;
+        (copied, ChunksCut { torn, over_limit })
     }
 
     /// Moves past whole records that lie in a hole of a sparse file: they

@@ -475,6 +475,42 @@ fn open_raw(path: &Path, flags: libc::c_int) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// This process's file size limit (RLIMIT_FSIZE: `ulimit -f`, systemd's
+/// `LimitFSIZE=`), None when there is none. Making a file longer
+/// (`ftruncate`, `fallocate`, a write that starts at the limit) on a
+/// thread where SIGXFSZ is not blocked kills the whole program, whose own
+/// choice the limit is; the exporter's thread blocks the signal, and its
+/// writes fail with EFBIG, counted as any write that fails.
+/// Async-signal-safe (one system call).
+pub fn file_size_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid resource and a struct to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0 {
+        return None;
+    }
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// Err (`FileTooLarge`) when a file of `len` bytes is over this
+/// process's `file_size_limit`: checked before a file is sized on the
+/// program's thread (the flight recorder's, at `Tracer::new`).
+pub fn within_file_size_limit(len: u64) -> io::Result<()> {
+    match file_size_limit() {
+        Some(limit) if len > limit => Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!(
+                "a file of {len} bytes is over this process's file size limit (RLIMIT_FSIZE, \
+                 `ulimit -f`: {limit} bytes), past which the kernel kills the program \
+                 (SIGXFSZ)"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Creates `path`, which must not exist yet, 0600, for writing (and
 /// reading, with `read`).
 pub fn create_new(path: &Path, read: bool) -> io::Result<File> {

@@ -1094,6 +1094,9 @@ impl Exporter {
         let mut set_aside = self.delivery.spool().take_set_aside();
         set_aside.extend(self.delivery.take_transport_set_aside());
         set_aside.extend(self.outcome.take_set_aside());
+        set_aside.extend(super::sender_key::take_set_aside(
+            self.delivery.spool().dir(),
+        ));
         Stats::add(&p.stats.files_set_aside, set_aside.len() as u64);
         // A few by name, the rest summed up: one line and one callback a
         // file was 100,000 of each for a directory of torn or planted files.
@@ -1102,6 +1105,7 @@ impl Exporter {
             .map(|f| (f.path.as_path(), f.reason.as_str()));
         for message in self.set_aside_news.messages(Instant::now(), files) {
             self.host.diagnostics.set_aside(&message);
+            self.outcome.note_set_aside(&message);
         }
         for file in self.delivery.spool().take_miscounted() {
             let path = file.path.display().to_string();

@@ -88,6 +88,8 @@ const DIED_LINE_BYTES: usize = "died ".len() + 4 * 21;
 /// The most places where values were cut a file says (`cut` lines): the
 /// places `Diagnostics` keeps apart, and the rest summed.
 const MOST_CUTS: usize = 11;
+/// The most files set aside a record names (`aside` lines): the first.
+const MOST_ASIDE: usize = 3;
 /// The most of a place where values were cut kept, in bytes: the limit,
 /// its size and the setting that raises it.
 const MOST_CUT_BYTES: usize = 400;
@@ -161,6 +163,9 @@ pub struct Counts {
     pub attributes_dropped: u64,
     pub events_dropped: u64,
     pub links_dropped: u64,
+    /// Files set aside, unread (`files_set_aside`): renamed `*.unreadable`
+    /// for a person, never sent. 0 in a file of a version before.
+    pub set_aside: u64,
 }
 
 impl Counts {
@@ -180,11 +185,12 @@ impl Counts {
             attributes_dropped: s.attributes_dropped,
             events_dropped: s.events_dropped,
             links_dropped: s.links_dropped,
+            set_aside: s.files_set_aside,
         }
     }
 
     /// The counts by their names in the file, in its order.
-    fn named(&self) -> [(&'static str, u64); 14] {
+    fn named(&self) -> [(&'static str, u64); 15] {
         [
             ("ended", self.ended),
             ("exported", self.exported),
@@ -200,6 +206,7 @@ impl Counts {
             ("attributes_dropped", self.attributes_dropped),
             ("events_dropped", self.events_dropped),
             ("links_dropped", self.links_dropped),
+            ("files_set_aside", self.set_aside),
         ]
     }
 }
@@ -239,6 +246,8 @@ pub struct OutcomeFile {
     leaves: Vec<String>,
     /// Where values were cut, with the values cut there (`note_cuts`).
     cuts: Vec<(String, u64)>,
+    /// What was said of the first files set aside (`note_set_aside`).
+    aside: Vec<String>,
     /// Another user's directory or link found at `dir` and set aside
     /// (`make_dir`), not yet taken by the owner to count and report
     /// (`take_set_aside`).
@@ -276,7 +285,17 @@ impl OutcomeFile {
             refused: 0,
             leaves: Vec::new(),
             cuts: Vec::new(),
+            aside: Vec::new(),
             set_aside: None,
+        }
+    }
+
+    /// Keeps what was said of files set aside (`SetAsideNews::messages`),
+    /// the first `MOST_ASIDE`, for the records: `spanguard why` names
+    /// them beside their count.
+    pub fn note_set_aside(&mut self, message: &str) {
+        if self.aside.len() < MOST_ASIDE {
+            self.aside.push(one_line(message, MOST_REASON_BYTES));
         }
     }
 
@@ -423,6 +442,7 @@ impl OutcomeFile {
                 refused: self.refused,
                 leaves: &self.leaves,
                 cuts: &self.cuts,
+                aside: &self.aside,
             },
             counts,
             causes,
@@ -476,10 +496,13 @@ impl OutcomeFile {
 /// moved unless the spool itself is ours. What was set aside, if anything:
 /// counted and reported by the caller, as every file set aside is.
 fn make_dir(dir: &Path) -> io::Result<Option<files::SetAside>> {
+    // ENOTDIR: no directory at the name (the spool is one, made just
+    // before): a file, a FIFO or a link to one, of anyone's.
     let refused = match files::ensure_private_dir(dir) {
-        Err(e) if files::is_foreign_directory(&e) => e,
+        Err(e) if files::is_foreign_directory(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => e,
         done => return done.map(|()| None),
     };
+    let not_a_directory = refused.raw_os_error() == Some(libc::ENOTDIR);
     let spool = dir
         .parent()
         .ok_or_else(|| io::Error::other(refused.to_string()))?;
@@ -488,8 +511,9 @@ fn make_dir(dir: &Path) -> io::Result<Option<files::SetAside>> {
     // SAFETY: geteuid cannot fail and has no preconditions.
     let me = unsafe { libc::geteuid() };
     // Ours or root's (a link of theirs leading to a directory refused):
-    // the user's to look at, left as it is.
-    if meta.uid() == me || meta.uid() == 0 {
+    // the user's to look at, left as it is. No directory at all, ours
+    // too, is set aside: left, no record was ever written, said nowhere.
+    if (meta.uid() == me || meta.uid() == 0) && !not_a_directory {
         return Err(refused);
     }
     let path = files::set_aside(dir)?;
@@ -497,7 +521,7 @@ fn make_dir(dir: &Path) -> io::Result<Option<files::SetAside>> {
     let what = if meta.file_type().is_symlink() {
         "a link"
     } else {
-        "a directory"
+        files::not_a_file(&meta).unwrap_or("a regular file")
     };
     Ok(Some(files::SetAside {
         path,
@@ -522,6 +546,7 @@ struct Header<'a> {
     refused: u64,
     leaves: &'a [String],
     cuts: &'a [(String, u64)],
+    aside: &'a [String],
 }
 
 /// Which process this is beyond its pid: its start in clock ticks after
@@ -689,6 +714,13 @@ fn render<'a>(
         }
         let _ = writeln!(out, "cut {values} {place}");
     }
+    for said in h.aside {
+        let line = "aside ".len() + said.len() + 1;
+        if out.len() + line + MOST_DEATHS * DIED_LINE_BYTES > MOST_BYTES {
+            break;
+        }
+        let _ = writeln!(out, "aside {said}");
+    }
 }
 
 /// Removes the oldest outcome files of `dir` (and temporary ones a kill
@@ -779,6 +811,9 @@ pub struct Outcome {
     /// `counts.truncated`; those cut as they were recorded are in none.
     /// None in a file of a version before.
     pub cuts: Vec<(u64, String)>,
+    /// What was said of the first files set aside (`counts.set_aside`),
+    /// by name; none in a file of a version before.
+    pub set_aside: Vec<String>,
 }
 
 /// What a dead process's crash dump or flight file held, as its recoverer
@@ -946,6 +981,8 @@ pub fn parse(text: &str) -> Option<Outcome> {
             "attributes_dropped" => o.counts.attributes_dropped = number()?,
             "events_dropped" => o.counts.events_dropped = number()?,
             "links_dropped" => o.counts.links_dropped = number()?,
+            "files_set_aside" => o.counts.set_aside = number()?,
+            "aside" if o.set_aside.len() < MOST_ASIDE => o.set_aside.push(value.to_string()),
             "spooled_because" => o.spooled_because = value.to_string(),
             "spooled_refused" => o.spooled_refused = number()?,
             "signal" => o.ending_of_signal = value.parse().ok()?,
@@ -991,6 +1028,35 @@ mod tests {
         dir
     }
 
+    /// A file, not a directory, at the records' directory's name, of the
+    /// user's own (a stale `touch`, a backup restored as a file, a FIFO):
+    /// every record failed to be written, said nowhere, for as long as it
+    /// sat there, and `spanguard why` said no process had left one. It is
+    /// set aside as another user's is (counted and told by the exporter)
+    /// and the directory made.
+    #[test]
+    fn a_file_of_ours_where_the_records_go_is_set_aside() {
+        let spool = temp_dir("records-file");
+        files::ensure_private_dir(&spool).expect("spool");
+        let records = dir_in(&spool);
+        std::fs::write(&records, "stale").expect("plant");
+        let mut f = OutcomeFile::new(&records, "svc", "t");
+        let written = f.write(
+            State::Stopped,
+            &Counts::default(),
+            std::iter::empty(),
+            || false,
+        );
+        assert!(written.is_ok(), "{written:?}");
+        assert!(f.path().starts_with(&records) && f.path().is_file());
+        let aside = f
+            .take_set_aside()
+            .expect("set aside, for the exporter to count");
+        assert_eq!(std::fs::read_to_string(&aside.path).expect("kept"), "stale");
+        assert!(aside.reason.contains("a regular file"), "{}", aside.reason);
+        std::fs::remove_dir_all(&spool).ok();
+    }
+
     /// The file says who, where to, the counts and each cause's first
     /// message with its spans, and reads back as written; a service name
     /// with a line break cannot forge a line.
@@ -1008,8 +1074,16 @@ mod tests {
             attributes_dropped: 6,
             events_dropped: 7,
             links_dropped: 8,
+            set_aside: 5,
             ..Counts::default()
         };
+        // Files set aside, the first few said by name (a name may hold a
+        // line break: it forges no line).
+        for i in 0..5 {
+            f.note_set_aside(&format!(
+                "/s/{i}\nlost 0.unreadable set aside, unread: torn"
+            ));
+        }
         let refused = "HTTP 404: 404 page not found (nothing takes traces at this URL: \
                        OTEL_EXPORTER_OTLP_ENDPOINT is a base URL) (http://h:4318/v1/traces)";
         // Values cut, and where: 3 to a size limit, 1 as recorded (in none).
@@ -1029,6 +1103,10 @@ mod tests {
         assert_eq!(o.counts, counts);
         assert_eq!(o.causes, [(13, refused.to_string())]);
         assert_eq!(o.cuts, [(3, sink.to_string())]);
+        let said: Vec<String> = (0..MOST_ASIDE)
+            .map(|i| format!("/s/{i}?lost 0.unreadable set aside, unread: torn"))
+            .collect();
+        assert_eq!(o.set_aside, said);
         assert!(o.updated_unix_s >= o.started_unix_s && o.started_unix_s > 0);
         let meta = std::fs::metadata(f.path()).expect("stat");
         assert_eq!(meta.mode() & 0o777, 0o600);

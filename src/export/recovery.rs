@@ -459,6 +459,15 @@ const TORN_CHUNKS: &str = "what a dead process's crash dump or flight file held 
                            writer died while it wrote their payload chunks: the values in the \
                            chunks missing arrive cut or left out, one counted a span)";
 
+/// Where values of spans recovered from a dead process's crash dump or
+/// flight file were cut at the most one recovered span keeps
+/// (`DumpReader::take_chunks_over_limit`), said after "to fit their spans
+/// into".
+const CHUNKS_OVER_LIMIT: &str = "the 64 MiB of values that a span recovered from a dead \
+                                 process's crash dump or flight file keeps (its record named \
+                                 more: the values in the chunks past it arrive cut or left \
+                                 out, one counted a span)";
+
 /// Tells `host` what a dead process's file held only in part: `cut`
 /// spans sent with chunks missing (a value cut each), `lost` records torn
 /// (`DumpReader::take_chunks_cut`, `torn_records`).
@@ -606,6 +615,14 @@ pub fn recover_dir(
                             // becomes of them (as a cut at this process's
                             // size limit is counted).
                             tell_torn(host, reader.take_chunks_cut(), 0);
+                            let over_limit = reader.take_chunks_over_limit();
+                            if over_limit > 0 {
+                                host.record(super::delivery::Outcome::Cut {
+                                    origin: super::delivery::Origin::Recovered,
+                                    values: over_limit,
+                                    limit: CHUNKS_OVER_LIMIT,
+                                });
+                            }
                             delivery.deliver_recovered(&part, encoder, host);
                             // Sent or spooled: marked so, so that a
                             // recoverer killed from here on does not leave
@@ -2284,6 +2301,49 @@ mod tests {
         // A second look finds nothing more to count.
         recover_beside_telling(&dir, &got, &mut tally);
         assert_eq!((tally.lost, tally.cut), (4, 1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A span of a dead process's crash dump whose record names more than
+    /// the 64 MiB of chunks a recovered span keeps (a prompt larger than
+    /// that, recorded under a payload pool of 256 MiB, the file holding
+    /// all of it) was sent with the first 64 MiB alone, and nothing was
+    /// counted or said: its values arrived cut with `values_truncated` at
+    /// 0 and `spanguard why` saying nothing lost. It is now one value cut,
+    /// said with the limit that cut it.
+    #[test]
+    fn a_recovered_span_cut_at_the_64_mib_a_span_keeps_is_counted() {
+        use crate::buffer::dump::MAX_SPAN_OVERFLOW_BYTES;
+        use crate::span::limits::CHUNK_BYTES;
+        let dir = fresh_dir("over-limit");
+        let kept = MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES;
+        let mut dump = DumpHeader::new(magic_of(false), 2, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        dump.extend(record_bytes(1, 1, STATE_ENDED));
+        dump.extend(record_with_chunks(1, 2, kept as u32 + 1));
+        let path = dir.join("a.sgdump");
+        std::fs::write(&path, &dump).expect("plant");
+        // The chunks, all of them on disk (a hole reads as zeros).
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_len((dump.len() + (kept + 1) * CHUNK_BYTES) as u64)
+            .expect("grow");
+        drop(file);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        let mut tally = Tally::default();
+        recover_beside_telling(&dir, &got, &mut tally);
+        assert!(!path.exists(), "recovered and deleted");
+        assert_eq!(tally.delivered, 2);
+        assert_eq!(tally.lost, 0);
+        assert_eq!(tally.cut, 1, "one span cut at 64 MiB: {:?}", tally.reasons);
+        assert!(
+            tally.reasons.iter().any(|r| r.contains("64 MiB")),
+            "{:?}",
+            tally.reasons
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

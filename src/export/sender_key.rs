@@ -30,6 +30,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
+use crate::buffer::files::SetAside;
+
 /// The key's file in the spool directory: hidden, so that no replay,
 /// recovery or listing takes it for a batch.
 pub const KEY_FILE: &str = ".sender-key";
@@ -126,16 +128,18 @@ struct Unusable {
 /// directory at once both push; the first pushed is the one every look
 /// takes (`first_unusable`) and the one said.
 static UNUSABLE: PushOnly<Unusable> = PushOnly::new();
-/// What was said of key files set aside (another user's, a link), each
-/// told once (`take_untold`). A `PushOnly` list as `UNUSABLE` is, for the
-/// same reason: a child forked while another thread pushed would find a
-/// Mutex held for good at its exporter's first `take_untold`.
-static SET_ASIDE: PushOnly<Told> = PushOnly::new();
+/// Key files set aside (another user's, a link), each counted and told
+/// once, by whoever takes it first (`take_set_aside`). A `PushOnly` list
+/// as `UNUSABLE` is, for the same reason: a child forked while another
+/// thread pushed would find a Mutex held for good at its exporter's first
+/// look.
+static SET_ASIDE: PushOnly<KeySetAside> = PushOnly::new();
 
-/// News of this process's, said once by whoever takes it first.
-struct Told {
-    news: String,
-    told: AtomicBool,
+/// A key file set aside, in the spool directory `dir`.
+struct KeySetAside {
+    dir: PathBuf,
+    aside: SetAside,
+    taken: AtomicBool,
 }
 
 /// A list only ever pushed onto, its entries leaked (few: one a spool
@@ -210,22 +214,36 @@ fn set_aside_if_foreign(dir: &Path) {
     if crate::buffer::files::is_ours(&meta) {
         return;
     }
-    let news = match crate::buffer::files::set_aside(&path) {
-        Ok(new) => format!(
-            "the spool's sender key {} was not this user's ({}): set aside unread as {}, \
-             and a key of this user's made",
-            path.display(),
-            crate::buffer::files::not_a_file(&meta)
-                .map_or_else(|| format!("owned by uid {}", meta.uid()), str::to_string),
-            new.display()
-        ),
-        Err(_) => return,
+    let Ok(new) = crate::buffer::files::set_aside(&path) else {
+        return;
     };
-    SET_ASIDE.push(Told {
-        news,
-        told: AtomicBool::new(false),
+    let reason = format!(
+        "the spool's sender key {} was not this user's ({}): a key of this user's was \
+         made in its place",
+        path.display(),
+        crate::buffer::files::not_a_file(&meta)
+            .map_or_else(|| format!("owned by uid {}", meta.uid()), str::to_string),
+    );
+    SET_ASIDE.push(KeySetAside {
+        dir: dir.to_path_buf(),
+        aside: SetAside { path: new, reason },
+        taken: AtomicBool::new(false),
     });
-    UNTOLD.store(true, Ordering::Release);
+}
+
+/// The key files of the spool directory `dir` set aside and not taken
+/// yet, oldest first: for the exporter (or `spanguard replay`) to count in
+/// `files_set_aside` and tell as it does every file set aside, once a
+/// process. They were said as a warning alone, and counted nowhere.
+/// Walks no list when none was set aside (one atomic load).
+pub fn take_set_aside(dir: &Path) -> Vec<SetAside> {
+    let mut taken: Vec<SetAside> = SET_ASIDE
+        .entries()
+        .filter(|k| k.dir == dir && !k.taken.swap(true, Ordering::AcqRel))
+        .map(|k| k.aside.clone())
+        .collect();
+    taken.reverse();
+    taken
 }
 
 /// Whether an entry of `UNUSABLE` has news not yet taken: `take_untold`
@@ -247,17 +265,13 @@ pub fn take_untold() -> Vec<String> {
     if !UNTOLD.swap(false, Ordering::Acquire) {
         return Vec::new();
     }
-    let set_aside = SET_ASIDE
-        .entries()
-        .filter(|t| !t.told.swap(true, Ordering::AcqRel))
-        .map(|t| t.news.clone());
-    let unusable = UNUSABLE
+    let mut untold: Vec<String> = UNUSABLE
         .entries()
         .filter(|u| first_unusable(&u.dir).is_some_and(|first| std::ptr::eq(first, *u)))
         .filter(|u| !u.told.swap(true, Ordering::AcqRel))
-        .map(|u| u.news.clone());
-    let mut untold: Vec<String> = unusable.chain(set_aside).collect();
-    untold.reverse(); // in the order they happened, those set aside first
+        .map(|u| u.news.clone())
+        .collect();
+    untold.reverse(); // in the order they happened
     untold
 }
 

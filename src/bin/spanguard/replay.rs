@@ -481,7 +481,10 @@ pub fn run(args: &[String]) -> ExitCode {
     // by name, the rest counted by directory and cause, as the exporter
     // says them (`SetAsideNews`). A line a file was 100,000 lines for a
     // spool directory of 100,000 torn or planted files.
-    let set_aside = delivery.spool().take_set_aside();
+    let mut set_aside = delivery.spool().take_set_aside();
+    set_aside.extend(spanguard::export::sender_key::take_set_aside(
+        delivery.spool().dir(),
+    ));
     let mut news = SetAsideNews::default();
     let files = set_aside
         .iter()

@@ -736,6 +736,7 @@ fn describe(
     }
     out.push_str(&cut_lines(o));
     out.push_str(&dropped_line(c));
+    out.push_str(&set_aside_lines(o));
     if c.spooled > 0 && !o.spooled_because.is_empty() {
         out.push_str(&format!(
             "  why they went to the spool: {}\n",
@@ -826,6 +827,29 @@ fn cut_lines(o: &Outcome) -> String {
     out
 }
 
+/// The lines that say how many files the tracer set aside, unread (what
+/// they held is not sent), and the first of them as it said them; none
+/// when none.
+fn set_aside_lines(o: &Outcome) -> String {
+    let n = o.counts.set_aside;
+    if n == 0 {
+        return String::new();
+    }
+    let mut out = format!(
+        "  {} set aside, unread (files_set_aside counts them): renamed *.unreadable for a \
+         person to look at, never sent (spanguard spool lists them)\n",
+        if n == 1 {
+            "1 file".to_string()
+        } else {
+            format!("{n} files")
+        }
+    );
+    for said in &o.set_aside {
+        out.push_str(&format!("    {}\n", clean(said)));
+    }
+    out
+}
+
 /// The line that says how many attributes, events and links did not fit
 /// their spans, and what sets the room for them; none when none.
 fn dropped_line(c: &Counts) -> String {
@@ -897,6 +921,7 @@ mod tests {
             leaves: Vec::new(),
             deaths: Vec::new(),
             cuts: Vec::new(),
+            set_aside: Vec::new(),
         };
         assert_eq!(
             describe(&o, 1_066, &Liveness::Ended, None),
@@ -1126,6 +1151,64 @@ mod tests {
         );
     }
 
+    /// The record of pid 7, stopped, with 4 spans ended and delivered
+    /// beside `counts`' other figures.
+    fn stopped_with_4_delivered(counts: Counts) -> Outcome {
+        Outcome {
+            pid: 7,
+            started_unix_s: 1_000,
+            updated_unix_s: 1_006,
+            stopped: true,
+            counts: Counts {
+                ended: 4,
+                exported: 4,
+                ..counts
+            },
+            ..Outcome::default()
+        }
+    }
+
+    /// Files set aside (another user's `.sender-key` or `outcomes/`, a
+    /// torn batch, a link planted under a spool file's name) are said
+    /// with their count and the first by name: `why` said nothing of
+    /// them, where the program's count and callback did.
+    #[test]
+    fn files_set_aside_are_counted_and_named() {
+        let key = "/spool/.sender-key.unreadable set aside, unread: the spool's sender key \
+                   /spool/.sender-key was not this user's (owned by uid 4253): a key of this \
+                   user's was made in its place";
+        let o = Outcome {
+            set_aside: vec![key.to_string(), "/spool/x\x1b[2J.sgspool".to_string()],
+            ..stopped_with_4_delivered(Counts {
+                set_aside: 2,
+                ..Counts::default()
+            })
+        };
+        let text = describe(&o, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.contains(&format!(
+                "  2 files set aside, unread (files_set_aside counts them): renamed \
+                 *.unreadable for a person to look at, never sent (spanguard spool lists \
+                 them)\n    {key}\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            !text.contains('\x1b'),
+            "no escape of the file's name: {text}"
+        );
+        let none = Outcome {
+            counts: Counts {
+                set_aside: 0,
+                ..o.counts
+            },
+            set_aside: Vec::new(),
+            ..o
+        };
+        let text = describe(&none, 1_010, &Liveness::Ended, None);
+        assert!(!text.contains("set aside"), "{text}");
+    }
+
     /// Values cut are said with where and what keeps them whole, never as
     /// "nothing lost": those the record names by place, the rest as cut
     /// when recorded; a record's places never say more than it counts.
@@ -1134,18 +1217,11 @@ mod tests {
         let sink = "to fit their spans into one line of the local sink (1048576 bytes; \
                     SPANGUARD_SINK_MAX_LINE_BYTES raises it)";
         let o = Outcome {
-            pid: 7,
-            started_unix_s: 1_000,
-            updated_unix_s: 1_006,
-            stopped: true,
-            counts: Counts {
-                ended: 4,
-                exported: 4,
+            cuts: vec![(3, sink.to_string())],
+            ..stopped_with_4_delivered(Counts {
                 truncated: 5,
                 ..Counts::default()
-            },
-            cuts: vec![(3, sink.to_string())],
-            ..Outcome::default()
+            })
         };
         let text = describe(&o, 1_010, &Liveness::Ended, None);
         assert!(
