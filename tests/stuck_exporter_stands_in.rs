@@ -285,3 +285,53 @@ fn a_begin_out_of_slots_behind_a_stuck_exporter_starts_the_stand_in() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A long-lived worker that records a few spans (fewer than the slots
+/// hold) and then idles, never flushing: no call of its asks whether the
+/// exporter is stuck. The watchdog thread, which wakes when an exporter's
+/// request would be past its timeout and grace, does: the spans are
+/// spooled and counted while the worker idles. Before, they sat in the
+/// slots until the shutdown's crash dump, or for good under SIGKILL.
+#[test]
+fn an_idle_worker_s_spans_behind_a_stuck_exporter_are_spooled_with_no_call_of_its_own() {
+    let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-idle", None);
+    // As the C API does for each tracer: in the registry, then the
+    // watchdog (the termination handlers alone; no crash handlers).
+    let id = spanguard::registry::reserve().expect("a tracer number");
+    spanguard::registry::publish(id, tracer.pipeline());
+    spanguard::watchdog::ensure_installed(false);
+    const AFTER: u64 = 10;
+    stuck_then_recording(&tracer, &enters, AFTER);
+    // The worker idles: the test only reads the counts. Generous: the
+    // watchdog looks once the request is past its timeout and grace
+    // (1.6 s here), 18 times that is allowed for a loaded machine.
+    wait_for(
+        "the idle worker's spans spooled",
+        Duration::from_secs(30),
+        || tracer.stats().spooled_spans == AFTER,
+    );
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+    assert!(
+        !spool_files(&dir.join("spool")).is_empty(),
+        "the spool holds them"
+    );
+    // Let go, the stuck request delivers its own batch, once.
+    release.send(()).unwrap();
+    wait_for("the held batch delivered", Duration::from_secs(30), || {
+        tracer.stats().spans_exported == 1
+    });
+    spanguard::registry::release(id);
+    assert!(
+        tracer
+            .shutdown(Duration::from_secs(10))
+            .expect("shutdown")
+            .is_done()
+    );
+    let stats = tracer.stats();
+    assert_eq!(stats.spooled_spans, AFTER, "{stats:?}");
+    assert_eq!(stats.spans_exported, 1, "{stats:?}");
+    assert_eq!(stats.spans_ended, AFTER + 1, "{stats:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
