@@ -30,6 +30,16 @@ fn stuck_tracer(
     name: &str,
     slots: Option<u32>,
 ) -> (Tracer, Sender<()>, Receiver<()>, Arc<AtomicU64>, PathBuf) {
+    stuck_tracer_with(name, slots, false)
+}
+
+/// `stuck_tracer`, with a crash dump (`crash_dump`: the signal handlers'
+/// setting, which the C API's tracers have by default).
+fn stuck_tracer_with(
+    name: &str,
+    slots: Option<u32>,
+    crash_dump: bool,
+) -> (Tracer, Sender<()>, Receiver<()>, Arc<AtomicU64>, PathBuf) {
     let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let defaults = TracerConfig::default();
@@ -39,7 +49,8 @@ fn stuck_tracer(
         max_export_batch_size: slots.unwrap_or(defaults.max_export_batch_size),
         sink_dir: dir.join("spans"),
         spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
+        install_signal_handlers: crash_dump,
+        install_crash_handlers: false,
         schedule_delay: Duration::from_millis(20),
         request_timeout: Duration::from_millis(100),
         export_timeout: Duration::from_millis(300),
@@ -333,5 +344,51 @@ fn an_idle_worker_s_spans_behind_a_stuck_exporter_are_spooled_with_no_call_of_it
     assert_eq!(stats.spans_exported, 1, "{stats:?}");
     assert_eq!(stats.spans_ended, AFTER + 1, "{stats:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A shutdown that leaves the exporter stuck in its request (a stand-in
+/// spooled the rest) writes the batch that exporter holds to the crash
+/// dump, and the record says so: `spanguard why` counts it and says where
+/// it went. Before, the record counted 10 spooled of 11 ended and said
+/// nothing of the eleventh.
+#[test]
+fn the_batch_a_stuck_exporter_held_at_the_stop_is_counted_in_the_record_with_its_file() {
+    let (tracer, release, enters, _accepted, dir) = stuck_tracer_with("stuck-dumped", None, true);
+    stuck_then_recording(&tracer, &enters, 10);
+    wait_for(
+        "the spans after it spooled",
+        Duration::from_secs(30),
+        || {
+            let _ = tracer.flush(Duration::from_millis(200));
+            tracer.stats().spooled_spans == 10
+        },
+    );
+    assert_eq!(
+        tracer.shutdown(Duration::from_secs(5)),
+        Ok(FlushOutcome::TimedOut)
+    );
+    let spool = dir.join("spool");
+    let records: Vec<String> = std::fs::read_dir(spool.join("outcomes"))
+        .expect("outcomes")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgoutcome"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("record"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].contains("\nended 11\n"), "{}", records[0]);
+    assert!(records[0].contains("\nspooled 10\n"), "{}", records[0]);
+    let held = records[0]
+        .lines()
+        .find_map(|l| l.strip_prefix("held_at_stop "))
+        .unwrap_or_else(|| panic!("the held batch noted: {}", records[0]));
+    let (spans, file) = held.split_once(' ').expect("a file named");
+    assert_eq!(spans, "1");
+    assert!(
+        spool.join(file).is_file(),
+        "{file} in {:?}",
+        spool_files(&spool)
+    );
+    drop(release);
     let _ = std::fs::remove_dir_all(&dir);
 }
