@@ -601,6 +601,7 @@ impl Tracer {
         // Whose spans the files a dead process leaves hold: only a sender
         // set up like this one recovers them (`SpoolDir::takes`).
         let destination = transport.sender_fingerprint();
+        // Not for the file sink (`export::stand_in`, "The file sink").
         let stand_in_for = sink_path.is_none().then(|| crate::pipeline::StandInFor {
             target: transport.describe(),
             sender: destination,
