@@ -11,7 +11,7 @@
 //! Before, every flush timed out, nothing was counted, and the spans
 //! waited in the ring for a shutdown's crash dump.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -132,6 +132,34 @@ fn spool_files(dir: &PathBuf) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Shuts `tracer` down, every span dealt with.
+fn shut_down_done(tracer: &Tracer) {
+    let out = tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    assert!(out.is_done(), "{out:?}");
+}
+
+/// Flushes (each timing out) until a stand-in has spooled `n` spans.
+fn flush_until_spooled(tracer: &Tracer, n: u64) {
+    wait_for(
+        "the spans after it spooled",
+        Duration::from_secs(30),
+        || {
+            let _ = tracer.flush(Duration::from_millis(200));
+            tracer.stats().spooled_spans == n
+        },
+    );
+}
+
+/// The outcome records (`spanguard why`'s) in the tracer's spool.
+fn outcome_records(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("spool/outcomes"))
+        .expect("outcomes")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgoutcome"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("record"))
+        .collect()
+}
+
 #[test]
 fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
     let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-exporter", None);
@@ -207,12 +235,7 @@ fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one request reached it");
     // `spanguard why` reads one record of this tracer (the stand-in
     // carried on the stuck exporter's), stopped, naming the cause.
-    let records: Vec<String> = std::fs::read_dir(dir.join("spool/outcomes"))
-        .expect("outcomes")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgoutcome"))
-        .map(|e| std::fs::read_to_string(e.path()).expect("record"))
-        .collect();
+    let records = outcome_records(&dir);
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].contains("\nstate stopped\n"), "{}", records[0]);
     assert!(records[0].contains("\nspooled 25\n"), "{}", records[0]);
@@ -228,14 +251,7 @@ fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
 fn a_shutdown_leaves_the_batch_of_a_request_that_never_returns_to_its_thread() {
     let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-to-the-end", None);
     stuck_then_recording(&tracer, &enters, 10);
-    wait_for(
-        "the spans after it spooled",
-        Duration::from_secs(30),
-        || {
-            let _ = tracer.flush(Duration::from_millis(200));
-            tracer.stats().spooled_spans == 10
-        },
-    );
+    flush_until_spooled(&tracer, 10);
     // The stand-in stops and is joined; the stuck thread is left with the
     // span it holds, which the shutdown does not say dealt with.
     assert_eq!(
@@ -278,12 +294,7 @@ fn a_begin_out_of_slots_behind_a_stuck_exporter_starts_the_stand_in() {
     wait_for("the held batch delivered", Duration::from_secs(30), || {
         tracer.stats().spans_exported == 1
     });
-    assert!(
-        tracer
-            .shutdown(Duration::from_secs(10))
-            .expect("shutdown")
-            .is_done()
-    );
+    shut_down_done(&tracer);
     let stats = tracer.stats();
     assert_eq!(
         stats.spans_ended,
@@ -333,12 +344,7 @@ fn an_idle_worker_s_spans_behind_a_stuck_exporter_are_spooled_with_no_call_of_it
         tracer.stats().spans_exported == 1
     });
     spanguard::registry::release(id);
-    assert!(
-        tracer
-            .shutdown(Duration::from_secs(10))
-            .expect("shutdown")
-            .is_done()
-    );
+    shut_down_done(&tracer);
     let stats = tracer.stats();
     assert_eq!(stats.spooled_spans, AFTER, "{stats:?}");
     assert_eq!(stats.spans_exported, 1, "{stats:?}");
@@ -356,25 +362,13 @@ fn an_idle_worker_s_spans_behind_a_stuck_exporter_are_spooled_with_no_call_of_it
 fn the_batch_a_stuck_exporter_held_at_the_stop_is_counted_in_the_record_with_its_file() {
     let (tracer, release, enters, _accepted, dir) = stuck_tracer_with("stuck-dumped", None, true);
     stuck_then_recording(&tracer, &enters, 10);
-    wait_for(
-        "the spans after it spooled",
-        Duration::from_secs(30),
-        || {
-            let _ = tracer.flush(Duration::from_millis(200));
-            tracer.stats().spooled_spans == 10
-        },
-    );
+    flush_until_spooled(&tracer, 10);
     assert_eq!(
         tracer.shutdown(Duration::from_secs(5)),
         Ok(FlushOutcome::TimedOut)
     );
     let spool = dir.join("spool");
-    let records: Vec<String> = std::fs::read_dir(spool.join("outcomes"))
-        .expect("outcomes")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgoutcome"))
-        .map(|e| std::fs::read_to_string(e.path()).expect("record"))
-        .collect();
+    let records = outcome_records(&dir);
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].contains("\nended 11\n"), "{}", records[0]);
     assert!(records[0].contains("\nspooled 10\n"), "{}", records[0]);

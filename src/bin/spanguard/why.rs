@@ -692,31 +692,28 @@ fn describe(
     }
     // Of the ended, those an exporter stuck in a request still held at the
     // stop (the stand-in's record counts them nowhere else).
-    let held_nowhere = match &o.held_at_stop {
-        Some((n, file)) if *n > 0 && !file.is_empty() => {
-            out.push_str(&format!(
-                "  {} the exporter still held in the request it was stuck in when the tracer \
-                 stopped {} written to the crash dump {} in the spool: a process set up as \
-                 this one sends them at its next run, or spanguard replay does (twice, should \
-                 that request still go through)\n",
-                spans(*n),
-                if *n == 1 { "was" } else { "were" },
+    let mut held_nowhere = 0;
+    if let Some((n, file)) = o.held_at_stop.as_ref().filter(|(n, _)| *n > 0) {
+        let went = if file.is_empty() {
+            held_nowhere = *n;
+            "kept nowhere (no crash dump: signal handlers off): delivered or spooled if that \
+             request returned before the process ended, lost otherwise"
+                .to_string()
+        } else {
+            format!(
+                "written to the crash dump {} in the spool: a process set up as this one sends \
+                 them at its next run, or spanguard replay does (twice, should that request \
+                 still go through)",
                 clean(file)
-            ));
-            0
-        }
-        Some((n, _)) if *n > 0 => {
-            out.push_str(&format!(
-                "  {} the exporter still held in the request it was stuck in when the tracer \
-                 stopped {} kept nowhere (no crash dump: signal handlers off): delivered or \
-                 spooled if that request returned before the process ended, lost otherwise\n",
-                spans(*n),
-                if *n == 1 { "was" } else { "were" }
-            ));
-            *n
-        }
-        _ => 0,
-    };
+            )
+        };
+        out.push_str(&format!(
+            "  {} the exporter still held in the request it was stuck in when the tracer \
+             stopped {} {went}\n",
+            spans(*n),
+            if *n == 1 { "was" } else { "were" },
+        ));
+    }
     let mut told = 0u64;
     for (n, reason) in &o.causes {
         out.push_str(&format!("  {} lost: {}\n", spans(*n), clean(reason)));
