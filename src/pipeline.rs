@@ -185,6 +185,17 @@ impl RequestWatch {
                 > longer_than.as_nanos().min(u64::MAX as u128) as u64
     }
 
+    /// When (`clock::monotonic_ns`) the request under way will have been
+    /// under way for `longer_than`; None when the exporter is in none. For
+    /// a watcher that wakes then (`watchdog::stuck_exporter`).
+    pub fn stuck_at_ns(&self, longer_than: Duration) -> Option<u64> {
+        (self.state.load(Ordering::SeqCst) & WATCH_PHASE == WATCH_IN_REQUEST).then(|| {
+            self.since_ns
+                .load(Ordering::Relaxed)
+                .saturating_add(longer_than.as_nanos().min(u64::MAX as u128) as u64)
+        })
+    }
+
     /// When the exporter has been inside one request for longer than
     /// `longer_than`: takes the queue from it (at most once a tracer: the
     /// stand-in sends nothing) and says for how long it has been there;
@@ -235,6 +246,14 @@ impl RequestWatch {
     pub fn record(&self) -> Option<(std::path::PathBuf, u64)> {
         self.record.lock().ok().and_then(|r| r.clone())
     }
+}
+
+/// The transport's target, sender and refusal fingerprints as read at the
+/// tracer's start, for a stand-in's spool files (`export::stand_in`).
+pub struct StandInFor {
+    pub target: String,
+    pub sender: Option<u64>,
+    pub refusal: Option<u64>,
 }
 
 /// How a flush (or shutdown) ended.
@@ -418,6 +437,10 @@ pub struct Pipeline {
     pub in_flight: InFlightBatch,
     /// The exporter thread, joined by `shutdown`.
     pub exporter_thread: Mutex<Option<JoinHandle<()>>>,
+    /// What a stand-in for an exporter stuck in a request names its spool
+    /// files for (`export::stand_in`). None for the file sink, whose spool
+    /// nothing replays.
+    pub stand_in_for: Option<StandInFor>,
     /// The exporter thread's kernel id (0 until it runs), so the crash
     /// handler knows when the crashing thread is the one it would wait for.
     pub exporter_tid: AtomicI32,

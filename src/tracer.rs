@@ -569,18 +569,6 @@ pub struct Tracer {
     pipeline: Arc<Pipeline>,
     /// Where the file sink writes, when it is the destination.
     sink_path: Option<std::path::PathBuf>,
-    /// What a stand-in for an exporter stuck in a request names its spool
-    /// files for (`export::stand_in`): the transport's target and sender.
-    /// None for the file sink, whose spool nothing replays.
-    stand_in_for: Option<StandInFor>,
-}
-
-/// The transport's target, sender and refusal fingerprints, as read at
-/// the tracer's start.
-struct StandInFor {
-    target: String,
-    sender: Option<u64>,
-    refusal: Option<u64>,
 }
 
 impl Tracer {
@@ -616,7 +604,8 @@ impl Tracer {
         // Whose spans the files a dead process leaves hold: only a sender
         // set up like this one recovers them (`SpoolDir::takes`).
         let destination = transport.sender_fingerprint();
-        let stand_in_for = sink_path.is_none().then(|| StandInFor {
+        // Not for the file sink (`export::stand_in`, "The file sink").
+        let stand_in_for = sink_path.is_none().then(|| crate::pipeline::StandInFor {
             target: transport.describe(),
             sender: destination,
             refusal: transport.refusal_fingerprint(),
@@ -662,6 +651,7 @@ impl Tracer {
             flight,
             in_flight: Default::default(),
             exporter_thread: Mutex::new(None),
+            stand_in_for,
             exporter_tid: Default::default(),
             frozen_by: Default::default(),
             frozen_from: Default::default(),
@@ -676,77 +666,21 @@ impl Tracer {
             resource_changed: Default::default(),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
-        let handle = spawn_exporter(&pipeline, exporter).map_err(TracerError::Io)?;
+        let handle = crate::watchdog::stuck_exporter::spawn_exporter(&pipeline, exporter)
+            .map_err(TracerError::Io)?;
         if let Ok(mut slot) = pipeline.exporter_thread.lock() {
             *slot = Some(handle);
         }
         Ok(Tracer {
             pipeline,
             sink_path,
-            stand_in_for,
         })
     }
 
-    /// When the exporter has been inside one request for longer than its
-    /// timeout and a grace (stuck where no timeout reaches: a lock a fork
-    /// left held in the TLS library, a resolver), starts a stand-in that
-    /// spools the spans it has not taken (`export::stand_in`); true then.
-    /// Asked by a flush, a shutdown, and a begin that found no free slot:
-    /// never on the recording path's fast lane. Once a tracer at most.
-    #[cold]
+    /// Starts a stand-in for an exporter stuck in a request
+    /// (`watchdog::stuck_exporter`); true then.
     fn stand_in_if_stuck(&self) -> bool {
-        let p = &self.pipeline;
-        let Some(for_whom) = &self.stand_in_for else {
-            return false;
-        };
-        let stuck_after = crate::export::stand_in::stuck_after(p);
-        // Loads alone unless it is stuck: a begin out of slots asks each time.
-        if !p.signal.request_watch.looks_stuck(stuck_after) {
-            return false;
-        }
-        // Under the handle's lock, which a shutdown takes to join the
-        // exporter: it joins the stand-in, never the stuck thread.
-        let Ok(mut slot) = p.exporter_thread.lock() else {
-            return false;
-        };
-        if p.lifecycle() != LIFECYCLE_RUNNING || p.signal.frozen.load(Ordering::Acquire) {
-            return false;
-        }
-        let tid = p.exporter_tid.load(Ordering::Relaxed);
-        // Stuck sending a batch of spans ended here (published for a dump),
-        // not replaying the spool.
-        let holds_batch = !p.in_flight.body.load(Ordering::Acquire).is_null();
-        let Some(inside) = p
-            .signal
-            .request_watch
-            .take_over_if_stuck(stuck_after, holds_batch)
-        else {
-            return false;
-        };
-        let reason = crate::export::stand_in::stuck_reason(inside, &for_whom.target, tid);
-        let transport = crate::export::stand_in::StandInTransport {
-            target: for_whom.target.clone(),
-            sender: for_whom.sender,
-            refusal: for_whom.refusal,
-        };
-        let exporter = Exporter::stand_in(Arc::clone(p), transport, reason);
-        match spawn_exporter(p, exporter) {
-            // The stuck thread's handle is dropped: detached, it ends on its
-            // own if its request ever returns.
-            Ok(handle) => *slot = Some(handle),
-            Err(e) => {
-                // No thread: the spans stay in the slots (the stuck one takes
-                // none now), for the shutdown's dump, as before.
-                crate::export::diagnostics::write_to_stderr_if_room(
-                    format!(
-                        "spanguard: error: the exporter is stuck in a request and no stand-in \
-                         thread could be started to spool its spans: {e}\n"
-                    )
-                    .as_bytes(),
-                );
-            }
-        }
-        true
+        crate::watchdog::stuck_exporter::stand_in_if_stuck(&self.pipeline)
     }
 
     pub fn config(&self) -> &TracerConfig {
@@ -2292,23 +2226,6 @@ impl Drop for Tracer {
             let _ = self.shutdown(self.pipeline.config.export_timeout);
         }
     }
-}
-
-/// Starts `exporter`'s thread, whose end a shutdown waits for
-/// (`ExporterEnd`), unless a stand-in took over from it.
-fn spawn_exporter(
-    pipeline: &Arc<Pipeline>,
-    exporter: Exporter,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let end = crate::pipeline::ExporterEnd(Arc::clone(pipeline));
-    crate::watchdog::shield::spawn_shielded(
-        crate::config::thread_builder("spanguard-export"),
-        move || {
-            if exporter.run() == crate::export::exporter::ExporterEnded::Replaced {
-                end.replaced();
-            }
-        },
-    )
 }
 
 /// A span's context as known before its slot is taken: what it still

@@ -11,7 +11,7 @@
 //! Before, every flush timed out, nothing was counted, and the spans
 //! waited in the ring for a shutdown's crash dump.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -30,6 +30,16 @@ fn stuck_tracer(
     name: &str,
     slots: Option<u32>,
 ) -> (Tracer, Sender<()>, Receiver<()>, Arc<AtomicU64>, PathBuf) {
+    stuck_tracer_with(name, slots, false)
+}
+
+/// `stuck_tracer`, with a crash dump (`crash_dump`: the signal handlers'
+/// setting, which the C API's tracers have by default).
+fn stuck_tracer_with(
+    name: &str,
+    slots: Option<u32>,
+    crash_dump: bool,
+) -> (Tracer, Sender<()>, Receiver<()>, Arc<AtomicU64>, PathBuf) {
     let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let defaults = TracerConfig::default();
@@ -39,7 +49,8 @@ fn stuck_tracer(
         max_export_batch_size: slots.unwrap_or(defaults.max_export_batch_size),
         sink_dir: dir.join("spans"),
         spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
+        install_signal_handlers: crash_dump,
+        install_crash_handlers: false,
         schedule_delay: Duration::from_millis(20),
         request_timeout: Duration::from_millis(100),
         export_timeout: Duration::from_millis(300),
@@ -121,6 +132,34 @@ fn spool_files(dir: &PathBuf) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Shuts `tracer` down, every span dealt with.
+fn shut_down_done(tracer: &Tracer) {
+    let out = tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    assert!(out.is_done(), "{out:?}");
+}
+
+/// Flushes (each timing out) until a stand-in has spooled `n` spans.
+fn flush_until_spooled(tracer: &Tracer, n: u64) {
+    wait_for(
+        "the spans after it spooled",
+        Duration::from_secs(30),
+        || {
+            let _ = tracer.flush(Duration::from_millis(200));
+            tracer.stats().spooled_spans == n
+        },
+    );
+}
+
+/// The outcome records (`spanguard why`'s) in the tracer's spool.
+fn outcome_records(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("spool/outcomes"))
+        .expect("outcomes")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgoutcome"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("record"))
+        .collect()
+}
+
 #[test]
 fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
     let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-exporter", None);
@@ -196,12 +235,7 @@ fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one request reached it");
     // `spanguard why` reads one record of this tracer (the stand-in
     // carried on the stuck exporter's), stopped, naming the cause.
-    let records: Vec<String> = std::fs::read_dir(dir.join("spool/outcomes"))
-        .expect("outcomes")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgoutcome"))
-        .map(|e| std::fs::read_to_string(e.path()).expect("record"))
-        .collect();
+    let records = outcome_records(&dir);
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].contains("\nstate stopped\n"), "{}", records[0]);
     assert!(records[0].contains("\nspooled 25\n"), "{}", records[0]);
@@ -217,14 +251,7 @@ fn spans_after_the_exporter_got_stuck_are_spooled_while_the_process_lives() {
 fn a_shutdown_leaves_the_batch_of_a_request_that_never_returns_to_its_thread() {
     let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-to-the-end", None);
     stuck_then_recording(&tracer, &enters, 10);
-    wait_for(
-        "the spans after it spooled",
-        Duration::from_secs(30),
-        || {
-            let _ = tracer.flush(Duration::from_millis(200));
-            tracer.stats().spooled_spans == 10
-        },
-    );
+    flush_until_spooled(&tracer, 10);
     // The stand-in stops and is joined; the stuck thread is left with the
     // span it holds, which the shutdown does not say dealt with.
     assert_eq!(
@@ -267,12 +294,7 @@ fn a_begin_out_of_slots_behind_a_stuck_exporter_starts_the_stand_in() {
     wait_for("the held batch delivered", Duration::from_secs(30), || {
         tracer.stats().spans_exported == 1
     });
-    assert!(
-        tracer
-            .shutdown(Duration::from_secs(10))
-            .expect("shutdown")
-            .is_done()
-    );
+    shut_down_done(&tracer);
     let stats = tracer.stats();
     assert_eq!(
         stats.spans_ended,
@@ -283,5 +305,84 @@ fn a_begin_out_of_slots_behind_a_stuck_exporter_starts_the_stand_in() {
         stats.dropped_buffer_full > 0,
         "the slots were full: {stats:?}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A long-lived worker that records a few spans (fewer than the slots
+/// hold) and then idles, never flushing: no call of its asks whether the
+/// exporter is stuck. The watchdog thread, which wakes when an exporter's
+/// request would be past its timeout and grace, does: the spans are
+/// spooled and counted while the worker idles. Before, they sat in the
+/// slots until the shutdown's crash dump, or for good under SIGKILL.
+#[test]
+fn an_idle_worker_s_spans_behind_a_stuck_exporter_are_spooled_with_no_call_of_its_own() {
+    let (tracer, release, enters, accepted, dir) = stuck_tracer("stuck-idle", None);
+    // As the C API does for each tracer: in the registry, then the
+    // watchdog (the termination handlers alone; no crash handlers).
+    let id = spanguard::registry::reserve().expect("a tracer number");
+    spanguard::registry::publish(id, tracer.pipeline());
+    spanguard::watchdog::ensure_installed(false);
+    const AFTER: u64 = 10;
+    stuck_then_recording(&tracer, &enters, AFTER);
+    // The worker idles: the test only reads the counts. Generous: the
+    // watchdog looks once the request is past its timeout and grace
+    // (1.6 s here), 18 times that is allowed for a loaded machine.
+    wait_for(
+        "the idle worker's spans spooled",
+        Duration::from_secs(30),
+        || tracer.stats().spooled_spans == AFTER,
+    );
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+    assert!(
+        !spool_files(&dir.join("spool")).is_empty(),
+        "the spool holds them"
+    );
+    // Let go, the stuck request delivers its own batch, once.
+    release.send(()).unwrap();
+    wait_for("the held batch delivered", Duration::from_secs(30), || {
+        tracer.stats().spans_exported == 1
+    });
+    spanguard::registry::release(id);
+    shut_down_done(&tracer);
+    let stats = tracer.stats();
+    assert_eq!(stats.spooled_spans, AFTER, "{stats:?}");
+    assert_eq!(stats.spans_exported, 1, "{stats:?}");
+    assert_eq!(stats.spans_ended, AFTER + 1, "{stats:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A shutdown that leaves the exporter stuck in its request (a stand-in
+/// spooled the rest) writes the batch that exporter holds to the crash
+/// dump, and the record says so: `spanguard why` counts it and says where
+/// it went. Before, the record counted 10 spooled of 11 ended and said
+/// nothing of the eleventh.
+#[test]
+fn the_batch_a_stuck_exporter_held_at_the_stop_is_counted_in_the_record_with_its_file() {
+    let (tracer, release, enters, _accepted, dir) = stuck_tracer_with("stuck-dumped", None, true);
+    stuck_then_recording(&tracer, &enters, 10);
+    flush_until_spooled(&tracer, 10);
+    assert_eq!(
+        tracer.shutdown(Duration::from_secs(5)),
+        Ok(FlushOutcome::TimedOut)
+    );
+    let spool = dir.join("spool");
+    let records = outcome_records(&dir);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].contains("\nended 11\n"), "{}", records[0]);
+    assert!(records[0].contains("\nspooled 10\n"), "{}", records[0]);
+    let held = records[0]
+        .lines()
+        .find_map(|l| l.strip_prefix("held_at_stop "))
+        .unwrap_or_else(|| panic!("the held batch noted: {}", records[0]));
+    let (spans, file) = held.split_once(' ').expect("a file named");
+    assert_eq!(spans, "1");
+    assert!(
+        spool.join(file).is_file(),
+        "{file} in {:?}",
+        spool_files(&spool)
+    );
+    drop(release);
     let _ = std::fs::remove_dir_all(&dir);
 }

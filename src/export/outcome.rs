@@ -814,6 +814,11 @@ pub struct Outcome {
     /// What was said of the first files set aside (`counts.set_aside`),
     /// by name; none in a file of a version before.
     pub set_aside: Vec<String>,
+    /// The spans an exporter stuck in a request still held when its tracer
+    /// stopped, and the file in the spool directory they were written to
+    /// (empty: none, there was no crash dump), as its shutdown noted
+    /// (`note_held_at_stop`); None when it held none.
+    pub held_at_stop: Option<(u64, String)>,
 }
 
 /// What a dead process's crash dump or flight file held, as its recoverer
@@ -903,6 +908,43 @@ pub fn note_death(spool: &Path, left: &Path, pid: u32, death: &Death) -> bool {
     false
 }
 
+/// Notes in the record at `record` that the exporter a stand-in replaced
+/// (`export::stand_in`) still held `spans` in its stuck request when its
+/// tracer stopped, written to `kept_in` (the crash dump's file) or, None,
+/// kept nowhere (no crash dump: signal handlers off). For the shutdown
+/// that leaves that exporter stuck (`watchdog::crash`), after the
+/// stand-in's last record (the stuck thread writes none): that record
+/// counted them nowhere, and `spanguard why` said "nothing lost" of a
+/// run whose held batch waited in the crash dump, or was gone with it.
+/// Whether it was noted.
+pub fn note_held_at_stop(record: &Path, spans: u64, kept_in: Option<&Path>) -> bool {
+    let (Some(dir), Some(name)) = (record.parent(), record.file_name()) else {
+        return false;
+    };
+    let Some(mut amended) = read_own_record(record).filter(|t| parse(t).is_some()) else {
+        return false;
+    };
+    if !amended.ends_with('\n') {
+        amended.push('\n');
+    }
+    let file = kept_in
+        .and_then(|k| k.file_name())
+        .map_or(String::new(), |n| {
+            one_line(&n.to_string_lossy(), MOST_REASON_BYTES)
+        });
+    amended.push_str(format!("held_at_stop {spans} {file}").trim_end());
+    amended.push('\n');
+    if amended.len() > MOST_BYTES {
+        return false;
+    }
+    let temp = dir.join(format!(
+        ".tmp-held-{}-{}",
+        std::process::id(),
+        name.to_string_lossy()
+    ));
+    replace_with(&temp, record, amended.as_bytes()).is_ok()
+}
+
 /// The text of the record at `path` if it is a regular file of this user's
 /// (never through a link, nor waiting on a FIFO) within `MOST_BYTES`.
 fn read_own_record(path: &Path) -> Option<String> {
@@ -989,6 +1031,10 @@ pub fn parse(text: &str) -> Option<Outcome> {
             // No more kept than a writer writes (the file is anyone's).
             "leaves" if o.leaves.len() < MOST_LEAVES => o.leaves.push(value.to_string()),
             "died" if o.deaths.len() < MOST_DEATHS => o.deaths.push(Death::parse(value)?),
+            "held_at_stop" => {
+                let (spans, file) = value.split_once(' ').unwrap_or((value, ""));
+                o.held_at_stop = Some((spans.parse().ok()?, file.to_string()));
+            }
             "cut" if o.cuts.len() < MOST_CUTS => {
                 let (values, place) = value.split_once(' ')?;
                 o.cuts.push((values.parse().ok()?, place.to_string()));

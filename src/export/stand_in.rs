@@ -22,6 +22,21 @@
 //! (`RequestWatch::replaced_one_holds_a_batch`): those spans are neither
 //! delivered nor on disk. Should the process end first, a shutdown leaves
 //! it as it leaves any stuck exporter (the crash dump).
+//!
+//! The file sink (no endpoint) gets no stand-in, although its write can
+//! get stuck where no timeout reaches and its requests are marked as any
+//! (`Delivery::send`): write(2) or open(2) on a hard-mounted NFS
+//! directory whose server is gone, or a FUSE directory whose daemon hangs,
+//! waits uninterruptibly. (A FIFO planted at the sink file's name is moved
+//! aside, never opened; a full disk answers ENOSPC at once, and the batch
+//! is spooled as any failed write.) A stand-in would not help it yet: the
+//! spool is by default the sink's sibling (`$XDG_STATE_HOME/spanguard/`),
+//! on the same hung file system, so the stand-in would get stuck in its
+//! first spool write; and a file-sink process never reads the spool back
+//! (`Diagnostics::spool_not_read_back`), while the crash dump it leaves
+//! today is recovered into the sink at the next start. Covering it needs
+//! the sink's spool files read back into the sink, and a spool checked
+//! to be on another file system than the sink.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

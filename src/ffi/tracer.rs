@@ -126,6 +126,7 @@ impl spanguard_tracer {
         crate::watchdog::signals::restart_after_fork();
         let tracer = Tracer::new_in_forked_child(forked.config.clone(), forked.given.clone())?;
         crate::registry::publish(self.id, tracer.pipeline());
+        crate::watchdog::stuck_exporter::look_at_new_tracer();
         Some(tracer)
     }
 }
@@ -692,6 +693,8 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
                 crate::watchdog::ensure_installed(install_crash);
             }
             crate::watchdog::ensure_exit_hook();
+            // Its exporter watched, should it get stuck in a request.
+            crate::watchdog::stuck_exporter::look_at_new_tracer();
             if let Some(Some(tracer)) = t.tracer.get() {
                 t.publish(tracer);
             }

@@ -77,9 +77,30 @@ pub fn create_crash_file(
 /// (a full stderr pipe may be what the exporter is stuck on: the shutdown
 /// must not block there too).
 pub fn leave_stuck_exporter(p: &Pipeline, left: bool) {
+    // Replaced by a stand-in (`export::stand_in`), it holds the batch of
+    // its request: counted in no record yet.
+    let held = if p.signal.request_watch.replaced_one_holds_a_batch()
+        && !p.in_flight.body.load(Ordering::Acquire).is_null()
+    {
+        u64::from(p.in_flight.spans.load(Ordering::Relaxed))
+    } else {
+        0
+    };
     let dumped = left && p.crash_file.is_some();
     if dumped {
         dump_now(p, 0);
+    }
+    if held > 0
+        && let Some((record, _)) = p.signal.request_watch.record()
+    {
+        let kept_in = p
+            .crash_file
+            .as_ref()
+            .filter(|_| dumped)
+            .and_then(|c| c.batch())
+            .map(|b| b.done_path())
+            .filter(|path| path.exists());
+        crate::export::outcome::note_held_at_stop(&record, held, kept_in);
     }
     if p.config.log_level >= crate::config::LogLevel::Warn {
         let whereabouts = if !left {

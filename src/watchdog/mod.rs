@@ -10,6 +10,7 @@ pub mod namespace_init;
 mod pipe;
 pub mod shield;
 pub mod signals;
+pub mod stuck_exporter;
 
 pub use exit::ensure_exit_hook;
 pub use fork::ensure_fork_hook;

@@ -682,13 +682,23 @@ fn watch(read_end: OwnedFd) {
     // SAFETY: getpid has no preconditions.
     let home = unsafe { libc::getpid() };
     super::crash::watchdog_takes_dumps();
+    // When to look for exporters stuck in a request (`stuck_exporter`).
+    let mut look_at = look_for_stuck_exporters();
     loop {
+        if !byte_before(&read_end, look_at) {
+            look_at = look_for_stuck_exporters();
+            continue;
+        }
         let mut byte = [0u8; 1];
         match nix::unistd::read(&read_end, &mut byte) {
             Ok(1) => {}
             Ok(_) => return,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
+        }
+        if byte[0] == super::stuck_exporter::LOOK_REQUEST {
+            look_at = look_for_stuck_exporters();
+            continue;
         }
         if byte[0] == super::crash::DUMP_REQUEST {
             super::crash::take_handed_dump();
@@ -735,6 +745,40 @@ fn watch(read_end: OwnedFd) {
         reraise_with_previous(signal, home);
         let _ = std::panic::catch_unwind(|| crate::registry::for_each(|p| p.thaw()));
         thawed_after_delivery();
+    }
+}
+
+/// Starts the stand-in of every exporter stuck in a request
+/// (`stuck_exporter`), and says when to look again (None: at the next
+/// tracer made).
+fn look_for_stuck_exporters() -> Option<Instant> {
+    let wait = std::panic::catch_unwind(super::stuck_exporter::look_at_every_tracer)
+        .ok()
+        .flatten()?;
+    Some(crate::span::clock::instant_after(Instant::now(), wait))
+}
+
+/// Whether a byte is there to read on `read_end` before `until` (None:
+/// wait for one however long); false when the time came first.
+fn byte_before(read_end: &OwnedFd, until: Option<Instant>) -> bool {
+    let Some(until) = until else {
+        return true;
+    };
+    let wait = until.saturating_duration_since(Instant::now());
+    let mut fds = [libc::pollfd {
+        fd: read_end.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // Rounded up: woken a hair early, the look finds nothing stuck yet.
+    let ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one pollfd of our own, its length given.
+    match unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) } {
+        0 => false,
+        // Interrupted: look (early looks find nothing stuck), then wait again.
+        -1 if nix::errno::Errno::last() == nix::errno::Errno::EINTR => false,
+        // Readable, or closed or failed: the read says which.
+        _ => true,
     }
 }
 

@@ -690,6 +690,30 @@ fn describe(
     if let Some(d) = death {
         out.push_str(&left_lines(o, d, spool));
     }
+    // Of the ended, those an exporter stuck in a request still held at the
+    // stop (the stand-in's record counts them nowhere else).
+    let mut held_nowhere = 0;
+    if let Some((n, file)) = o.held_at_stop.as_ref().filter(|(n, _)| *n > 0) {
+        let went = if file.is_empty() {
+            held_nowhere = *n;
+            "kept nowhere (no crash dump: signal handlers off): delivered or spooled if that \
+             request returned before the process ended, lost otherwise"
+                .to_string()
+        } else {
+            format!(
+                "written to the crash dump {} in the spool: a process set up as this one sends \
+                 them at its next run, or spanguard replay does (twice, should that request \
+                 still go through)",
+                clean(file)
+            )
+        };
+        out.push_str(&format!(
+            "  {} the exporter still held in the request it was stuck in when the tracer \
+             stopped {} {went}\n",
+            spans(*n),
+            if *n == 1 { "was" } else { "were" },
+        ));
+    }
     let mut told = 0u64;
     for (n, reason) in &o.causes {
         out.push_str(&format!("  {} lost: {}\n", spans(*n), clean(reason)));
@@ -764,9 +788,15 @@ fn describe(
              SIGTERM without them ends the process as a kill does), or have it call \
              shutdown, so that its tracer sends what it holds\n"
         ));
-    } else if [c.lost, c.rejected, c.buffer_full, c.spool_overflow]
-        .iter()
-        .all(|&n| n == 0)
+    } else if [
+        c.lost,
+        c.rejected,
+        c.buffer_full,
+        c.spool_overflow,
+        held_nowhere,
+    ]
+    .iter()
+    .all(|&n| n == 0)
     {
         // Values cut, and attributes, events or links dropped, are data
         // the user did not get: not "nothing lost".
@@ -922,6 +952,7 @@ mod tests {
             deaths: Vec::new(),
             cuts: Vec::new(),
             set_aside: Vec::new(),
+            held_at_stop: None,
         };
         assert_eq!(
             describe(&o, 1_066, &Liveness::Ended, None),
@@ -1031,6 +1062,57 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// The batch an exporter stuck in a request held when its tracer
+    /// stopped (a stand-in spooled the rest) is said with where it went:
+    /// the crash dump's file, or nowhere (no crash dump), which is not
+    /// "nothing lost". Before, 10 spooled of 11 ended read as nothing lost.
+    #[test]
+    fn the_batch_a_stuck_exporter_held_at_the_stop_is_said_with_where_it_went() {
+        let o = Outcome {
+            pid: 42,
+            service: "worker".to_string(),
+            target: "http://h/v1/traces".to_string(),
+            started_unix_s: 1_000,
+            updated_unix_s: 1_006,
+            stopped: true,
+            counts: Counts {
+                ended: 11,
+                spooled: 10,
+                ..Counts::default()
+            },
+            held_at_stop: Some((1, "00-42-1.sgspool".to_string())),
+            ..Outcome::default()
+        };
+        let text = describe(&o, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.contains(
+                "  11 spans ended: 0 delivered, 10 to the spool, 0 lost\n  \
+                 1 span the exporter still held in the request it was stuck in when the tracer \
+                 stopped was written to the crash dump 00-42-1.sgspool in the spool"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("  nothing lost\n"), "{text}");
+        let nowhere = Outcome {
+            held_at_stop: Some((3, String::new())),
+            counts: Counts {
+                ended: 13,
+                spooled: 10,
+                ..Counts::default()
+            },
+            ..o
+        };
+        let text = describe(&nowhere, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.contains(
+                "  3 spans the exporter still held in the request it was stuck in when the \
+                 tracer stopped were kept nowhere (no crash dump: signal handlers off)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("nothing lost"), "{text}");
     }
 
     /// What ended a dead process is said as what it left names it: a
