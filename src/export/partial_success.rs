@@ -42,12 +42,16 @@ fn printable(message: &str) -> String {
     crate::span::printable::printable_cut(message.as_bytes(), MESSAGE_MAX_CHARS)
 }
 
+/// The partial success in field 1, its instances merged as protobuf
+/// merges a message field given more than once (each of its fields the
+/// last value given): the last alone, an empty one after the count, was
+/// read as nothing rejected.
 fn parse_proto(body: &[u8]) -> Option<Accepted> {
     let mut out = Accepted::default();
-    let partial = fields(body)?
+    let partials = fields(body)?
         .into_iter()
-        .rfind(|f| f.number == 1 && f.wire_type == WIRE_LEN);
-    if let Some(p) = partial {
+        .filter(|f| f.number == 1 && f.wire_type == WIRE_LEN);
+    for p in partials {
         for f in fields(p.bytes)? {
             match (f.number, f.wire_type) {
                 (1, WIRE_VARINT) => out.rejected_spans = f.varint,
@@ -289,6 +293,28 @@ mod tests {
         assert_eq!(a.rejected_spans, 2);
         assert_eq!(a.message, "bad \"span\"");
         assert_eq!(parse(b"{}", BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// Protobuf merges the instances of a message field that a body
+    /// repeats, each of its fields the last value given: a body whose
+    /// partial success came in two (the count, then an empty one) was read
+    /// from the last alone, and its rejected spans were counted delivered.
+    #[test]
+    fn protobuf_partial_success_in_instances_is_merged() {
+        // partial_success { rejected_spans: 2, error_message: "bad" },
+        // then partial_success {}.
+        let body = [
+            0x0a, 0x07, 0x08, 0x02, 0x12, 0x03, b'b', b'a', b'd', 0x0a, 0x00,
+        ];
+        let a = parse(&body, BodyFormat::Protobuf);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (2, "bad"));
+        // The count in the first, the message in the second; then a later
+        // count stands over an earlier one.
+        let body = [
+            0x0a, 0x02, 0x08, 0x04, 0x0a, 0x03, 0x12, 0x01, b'q', 0x0a, 0x02, 0x08, 0x05,
+        ];
+        let a = parse(&body, BodyFormat::Protobuf);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (5, "q"));
     }
 
     /// Protobuf's JSON readers take a field under its proto name as under
