@@ -63,51 +63,142 @@ fn parse_proto(body: &[u8]) -> Option<Accepted> {
     Some(out)
 }
 
-/// Enough JSON to find `partialSuccess.rejectedSpans` (a number or a decimal
-/// string, as OTLP/JSON allows) and `errorMessage`, each under its
-/// lowerCamelCase name or its proto field name (`partial_success`,
-/// `rejected_spans`, `error_message`), as every protobuf JSON reader takes
-/// them: a server that writes field names as declared (protobuf's
+/// `partialSuccess.rejectedSpans` (a number or a decimal string, as
+/// OTLP/JSON allows) and `errorMessage`, each under its lowerCamelCase name
+/// or its proto field name (`partial_success`, `rejected_spans`,
+/// `error_message`), as every protobuf JSON reader takes them: a server
+/// that writes field names as declared (protobuf's
 /// `preserving_proto_field_name`) had its rejected spans counted delivered.
+/// Read as JSON, member by member (`Members`): the text was searched for
+/// the names, so a string that is one (a message "rejectedSpans") or an
+/// object of the server's own holding one was taken for the count. The
+/// first member of a name is read; a body that stops being JSON (cut past
+/// the bytes kept) gives what came before.
 fn parse_json(body: &[u8]) -> Option<Accepted> {
     let text = std::str::from_utf8(body).ok()?;
-    let section = &text[json_key(text, "\"partialSuccess\"", "\"partial_success\"")?.0..];
+    let mut top = Members::of(text)?;
+    let mut partial = loop {
+        let (key, value) = top.next()?;
+        if matches!(&*key, "partialSuccess" | "partial_success")
+            && let Some(members) = Members::of(value)
+        {
+            break members;
+        }
+    };
     let mut out = Accepted::default();
-    if let Some((_, rest)) = json_key(section, "\"rejectedSpans\"", "\"rejected_spans\"") {
-        let rest = rest.trim_start();
-        let rest = rest.strip_prefix(':')?.trim_start().trim_start_matches('"');
-        // The field is an int64: a negative count is one the server should
-        // not send. In protobuf it comes as a ten-byte varint, read as past
-        // any batch, so every span rejected; JSON reads it the same, never
-        // as nothing rejected, which counted the spans delivered.
-        let (negative, rest) = match rest.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, rest),
-        };
-        // Past u64: still every span (a protobuf count saturates so).
-        out.rejected_spans = match (json_count(rest), negative) {
-            (None, _) => 0,
-            (Some(n), false) => n,
-            // "-0" is 0, in protobuf too.
-            (Some(0), true) => 0,
-            (Some(_), true) => u64::MAX,
-        };
-    }
-    if let Some((_, rest)) = json_key(section, "\"errorMessage\"", "\"error_message\"") {
-        let rest = rest.trim_start();
-        let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
-        out.message = json_string(rest);
+    let (mut count_read, mut message_read) = (false, false);
+    while let Some((key, value)) = partial.next() {
+        match &*key {
+            "rejectedSpans" | "rejected_spans" if !count_read => {
+                count_read = true;
+                out.rejected_spans = json_rejected(value);
+            }
+            "errorMessage" | "error_message" if !message_read => {
+                message_read = true;
+                if let Some(rest) = value.strip_prefix('"') {
+                    out.message = json_string(rest);
+                }
+            }
+            _ => {}
+        }
     }
     Some(out)
 }
 
-/// Where the first of `camel` or `snake` (one key, under its two JSON
-/// names) is in `text`, and the text after it.
-fn json_key<'a>(text: &'a str, camel: &str, snake: &str) -> Option<(usize, &'a str)> {
-    [camel, snake]
-        .into_iter()
-        .filter_map(|key| text.find(key).map(|at| (at, &text[at + key.len()..])))
-        .min_by_key(|&(at, _)| at)
+/// The rejected count `value` (the member's value, as the text goes on
+/// from it) says: a number, or a decimal string.
+fn json_rejected(value: &str) -> u64 {
+    let rest = value.trim_start_matches('"');
+    // The field is an int64: a negative count is one the server should
+    // not send. In protobuf it comes as a ten-byte varint, read as past
+    // any batch, so every span rejected; JSON reads it the same, never
+    // as nothing rejected, which counted the spans delivered.
+    let (negative, rest) = match rest.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, rest),
+    };
+    // Past u64: still every span (a protobuf count saturates so).
+    match (json_count(rest), negative) {
+        (None, _) => 0,
+        (Some(n), false) => n,
+        // "-0" is 0, in protobuf too.
+        (Some(0), true) => 0,
+        (Some(_), true) => u64::MAX,
+    }
+}
+
+/// The members of the JSON object a text starts with, one at a time:
+/// each key decoded (escapes and all), and the text from its value on.
+/// Values not read are skipped whole, strings and nesting minded, with
+/// no recursion (any depth); a text that stops being an object's ends
+/// the members.
+struct Members<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Members<'a> {
+    /// The members of the object `text` starts with (after any
+    /// whitespace); None when it starts with no object.
+    fn of(text: &'a str) -> Option<Members<'a>> {
+        let rest = text.trim_start_matches(JSON_SPACE).strip_prefix('{')?;
+        Some(Members { rest })
+    }
+
+    fn next(&mut self) -> Option<(String, &'a str)> {
+        let text = self.rest.trim_start_matches(JSON_SPACE);
+        let text = text.strip_prefix(',').unwrap_or(text);
+        let text = text.trim_start_matches(JSON_SPACE).strip_prefix('"')?;
+        let key_len = string_len(text)?;
+        let key = json_string(&text[..=key_len]);
+        let value = text[key_len + 1..]
+            .trim_start_matches(JSON_SPACE)
+            .strip_prefix(':')?
+            .trim_start_matches(JSON_SPACE);
+        // The next member starts where this value ends; a value that does
+        // not end (a body cut) is the last.
+        self.rest = value_len(value).map_or("", |len| &value[len..]);
+        Some((key, value))
+    }
+}
+
+/// JSON's whitespace.
+const JSON_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The length of the string `text` starts (after its opening quote) up
+/// to its closing quote, escapes minded; None when it is not closed.
+fn string_len(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut at = 0;
+    loop {
+        match b.get(at)? {
+            b'"' => return Some(at),
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+}
+
+/// The length of the JSON value `text` starts with: a string, an object
+/// or array (nesting counted, strings within minded), or a scalar up to
+/// the next `,`, `}` or `]`. None when it does not end in `text`.
+fn value_len(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut at = 0;
+    loop {
+        match *b.get(at)? {
+            b'"' => at += 1 + string_len(&text[at + 1..])?,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return Some(at),
+            b'}' | b']' => depth -= 1,
+            b',' if depth == 0 => return Some(at),
+            _ => {}
+        }
+        at += 1;
+        if depth == 0 && matches!(b[at - 1], b'"' | b'}' | b']') {
+            return Some(at);
+        }
+    }
 }
 
 /// The JSON string whose text `text` starts with (after its opening
@@ -315,6 +406,55 @@ mod tests {
         ];
         let a = parse(&body, BodyFormat::Protobuf);
         assert_eq!((a.rejected_spans, a.message.as_str()), (5, "q"));
+    }
+
+    /// The JSON answer is read as JSON, its members by their keys: the
+    /// text was searched for the key names, so a string that is one (a
+    /// message "rejectedSpans"), or an object of the server's own that
+    /// holds one, was taken for the count: a message naming the field read
+    /// as no answer (its rejected spans counted delivered), and a count
+    /// outside the partial success counted spans rejected that were not.
+    #[test]
+    fn json_partial_success_is_read_by_its_members_only() {
+        let read = |body: &str| {
+            let a = parse(body.as_bytes(), BodyFormat::Json);
+            (a.rejected_spans, a.message)
+        };
+        let named = |n: u64, m: &str| (n, m.to_string());
+        assert_eq!(
+            read(r#"{"partialSuccess":{"errorMessage":"rejectedSpans","rejectedSpans":3}}"#),
+            named(3, "rejectedSpans")
+        );
+        assert_eq!(
+            read(
+                r#"{"note":"partial_success","partialSuccess":{"note":"rejected_spans","rejected_spans":9}}"#
+            ),
+            named(9, "")
+        );
+        assert_eq!(
+            read(r#"{"partialSuccess":{"errorMessage":"x"},"details":{"rejectedSpans":7}}"#),
+            named(0, "x")
+        );
+        assert_eq!(
+            read(r#"{"partialSuccess":{"details":{"rejectedSpans":7,"s":"}"},"rejectedSpans":1}}"#),
+            named(1, "")
+        );
+        assert_eq!(
+            read(
+                r#"{"a":[{"partialSuccess":{"rejectedSpans":8}}],"partialSuccess":{"rejectedSpans":2}}"#
+            ),
+            named(2, "")
+        );
+        // A key written with escapes is the key it stands for.
+        assert_eq!(
+            read(r#"{"partialSuccess":{"rejected\u0053pans":2}}"#),
+            named(2, "")
+        );
+        // A body cut inside its message (past the bytes kept): what came.
+        assert_eq!(
+            read(r#"{"partialSuccess":{"rejectedSpans":5,"errorMessage":"quota ex"#),
+            named(5, "quota ex")
+        );
     }
 
     /// Protobuf's JSON readers take a field under its proto name as under
