@@ -36,6 +36,10 @@ struct Response {
     /// compressed with: a proxy may compress although no Accept-Encoding
     /// is sent (curl decodes nothing unasked).
     encoding: BodyEncoding,
+    /// The codings its `Content-Encoding` lines name, all of them in one
+    /// list (RFC 9110: field lines of one name combine, in order), up to
+    /// `CODINGS_MAX` bytes: what `encoding` is read from.
+    codings: String,
     /// The last answer's headers came whole (its blank line did), and it
     /// is a final one (not 1xx): its status is the server's verdict,
     /// whatever then becomes of its body.
@@ -71,6 +75,7 @@ impl Response {
             bad_status_line: None,
             cut: false,
             encoding: BodyEncoding::Identity,
+            codings: String::new(),
             final_headers: false,
             interim: false,
             status_seen: false,
@@ -89,6 +94,7 @@ impl Response {
         self.bad_status_line = None;
         self.cut = false;
         self.encoding = BodyEncoding::Identity;
+        self.codings.clear();
         self.final_headers = false;
         self.interim = false;
         self.status_seen = false;
@@ -259,6 +265,7 @@ impl Handler for Response {
             self.retry_after = None;
             self.location = None;
             self.encoding = BodyEncoding::Identity;
+            self.codings.clear();
             self.final_headers = false;
             // "HTTP/1.1 103 ...", "HTTP/2 100 ...": the code's first digit.
             self.interim = data
@@ -285,7 +292,19 @@ impl Handler for Response {
             } else if name.eq_ignore_ascii_case("location") {
                 self.location = Some(value.trim().chars().take(200).collect());
             } else if name.eq_ignore_ascii_case("content-encoding") {
-                self.encoding = BodyEncoding::named(value);
+                // The last line alone was read: `gzip` then `identity`
+                // read a gzipped partial success as its compressed bytes.
+                // Past CODINGS_MAX (no list of real codings is), a coding
+                // no body is inflated from stands in the list for the
+                // rest, whatever lines come after: read as the body came.
+                if self.codings.len() + value.len() >= CODINGS_MAX {
+                    self.codings.clear();
+                    self.codings.push_str("(past CODINGS_MAX)");
+                } else {
+                    self.codings.push(',');
+                    self.codings.push_str(value);
+                }
+                self.encoding = BodyEncoding::named(&self.codings);
             }
         }
         true
@@ -1251,6 +1270,10 @@ fn tls_contents(tls: &TlsFiles) -> Option<u64> {
         read.iter().map(Vec::as_slice),
     ))
 }
+
+/// The most bytes of `Content-Encoding` values an answer's codings are
+/// read from: a few codings take a few dozen.
+const CODINGS_MAX: usize = 1024;
 
 /// The compression an answer's `Content-Encoding` names, of those a
 /// body is inflated from.
@@ -2492,6 +2515,82 @@ mod tests {
             inflate(&bomb, BodyEncoding::Gzip).map(|b| b.len()),
             Some(RESPONSE_BODY_MAX)
         );
+    }
+
+    /// A `Content-Encoding` given on more than one header line is one
+    /// list (RFC 9110 5.3: field lines of a name combine, in order): the
+    /// last line alone was read, so `gzip` then `identity` read a gzipped
+    /// partial success as its compressed bytes, and its rejected spans
+    /// were counted delivered. The lines of an earlier (interim) answer
+    /// are not the final one's.
+    #[test]
+    fn content_encoding_on_several_lines_is_one_list() {
+        // partial_success { rejected_spans: 3, error_message: "quota" }
+        let mut gzipped = Vec::new();
+        crate::export::gzip::GzipWriter::new().compress(
+            &[
+                0x0a, 0x09, 0x08, 0x03, 0x12, 0x05, b'q', b'u', b'o', b't', b'a',
+            ],
+            &mut gzipped,
+        );
+        let read = |lines: &[&[u8]]| {
+            let mut all: Vec<&[u8]> = lines.to_vec();
+            all.push(b"\r\n");
+            outcome_of_answer(&all, &[&gzipped], None, 200, BodyFormat::Protobuf, 0)
+                .map(|a| a.rejected_spans)
+        };
+        let ok = b"HTTP/1.1 200 OK\r\n";
+        for lines in [
+            &[
+                &ok[..],
+                b"Content-Encoding: gzip\r\n",
+                b"Content-Encoding: identity\r\n",
+            ][..],
+            &[
+                ok,
+                b"Content-Encoding: identity\r\n",
+                b"Content-Encoding: gzip\r\n",
+            ],
+            &[ok, b"Content-Encoding: gzip\r\n", b"Content-Encoding:\r\n"],
+            &[
+                ok,
+                b"Content-Encoding: identity,\r\n",
+                b"content-encoding: x-gzip\r\n",
+            ],
+            &[
+                b"HTTP/1.1 103 Early Hints\r\n",
+                b"Content-Encoding: br\r\n",
+                b"\r\n",
+                ok,
+                b"Content-Encoding: gzip\r\n",
+            ],
+        ] {
+            assert_eq!(
+                read(lines),
+                Ok(3),
+                "{}",
+                String::from_utf8_lossy(&lines.concat())
+            );
+        }
+        // Two codings, on one line or two: not read as gzip alone. Nor a
+        // list past what is read, whatever comes after it.
+        let long = format!("Content-Encoding: {}\r\n", "identity,".repeat(200));
+        for lines in [
+            &[&ok[..], b"Content-Encoding: gzip, br\r\n"][..],
+            &[
+                ok,
+                b"Content-Encoding: gzip\r\n",
+                b"Content-Encoding: br\r\n",
+            ],
+            &[ok, long.as_bytes(), b"Content-Encoding: gzip\r\n"],
+        ] {
+            assert_eq!(
+                read(lines),
+                Ok(0),
+                "{}",
+                String::from_utf8_lossy(&lines.concat())
+            );
+        }
     }
 
     /// A final answer whose headers came whole is the server's verdict,
