@@ -1580,8 +1580,12 @@ fn page_title(body: &[u8]) -> Option<String> {
 /// Whether an answer's body is markup (HTML or XML): its first character
 /// after white space is '<'.
 fn starts_with_markup(body: &[u8]) -> bool {
-    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
-    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+    // A protobuf answer starts with 0x0a (field 1's key), a line feed:
+    // one whose partial success is 60 bytes long (0x3c, '<') was read as
+    // markup and its URL refused. A well-formed protobuf message is none.
+    let text = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+        && crate::span::proto_reader::fields(body).is_none()
 }
 
 /// What to change for the final refusals a configuration causes: a
@@ -2515,6 +2519,21 @@ mod tests {
             inflate(&bomb, BodyEncoding::Gzip).map(|b| b.len()),
             Some(RESPONSE_BODY_MAX)
         );
+    }
+
+    /// A protobuf answer starts with field 1's key, 0x0a, a line feed:
+    /// skipped as whitespace, a partial success 60 bytes long (its length
+    /// byte '<') read as a web page, and the URL refused (Misdirected) for
+    /// a Collector's answer with a message of 56 characters. A body that
+    /// is a well-formed protobuf message is no markup.
+    #[test]
+    fn a_protobuf_partial_success_of_60_bytes_is_no_web_page() {
+        // partial_success { rejected_spans: 2, error_message: 56 x 'q' }
+        let mut body = vec![0x0a, 60, 0x08, 0x02, 0x12, 56];
+        body.extend_from_slice(&[b'q'; 56]);
+        let lines: [&[u8]; 2] = [b"HTTP/1.1 200 OK\r\n", b"\r\n"];
+        let read = outcome_of_answer(&lines, &[&body], None, 200, BodyFormat::Protobuf, 0);
+        assert_eq!(read.map(|a| a.rejected_spans), Ok(2));
     }
 
     /// A `Content-Encoding` given on more than one header line is one
