@@ -40,6 +40,10 @@ struct Response {
     /// when it names a coding the body is not read from
     /// (`BodyEncoding::Unread`): said with the answer.
     unread_coding: Option<String>,
+    /// The codings its `Content-Encoding` lines name, all of them in one
+    /// list (RFC 9110: field lines of one name combine, in order), up to
+    /// `CODINGS_MAX` bytes: what `encoding` is read from.
+    codings: String,
     /// The last answer's headers came whole (its blank line did), and it
     /// is a final one (not 1xx): its status is the server's verdict,
     /// whatever then becomes of its body.
@@ -76,6 +80,7 @@ impl Response {
             cut: false,
             encoding: BodyEncoding::Identity,
             unread_coding: None,
+            codings: String::new(),
             final_headers: false,
             interim: false,
             status_seen: false,
@@ -95,6 +100,7 @@ impl Response {
         self.cut = false;
         self.encoding = BodyEncoding::Identity;
         self.unread_coding = None;
+        self.codings.clear();
         self.final_headers = false;
         self.interim = false;
         self.status_seen = false;
@@ -287,6 +293,7 @@ impl Handler for Response {
             self.location = None;
             self.encoding = BodyEncoding::Identity;
             self.unread_coding = None;
+            self.codings.clear();
             self.final_headers = false;
             // "HTTP/1.1 103 ...", "HTTP/2 100 ...": the code's first digit.
             self.interim = data
@@ -322,9 +329,25 @@ impl Handler for Response {
             } else if name.eq_ignore_ascii_case("location") {
                 self.location = Some(value.trim().chars().take(200).collect());
             } else if name.eq_ignore_ascii_case("content-encoding") {
-                self.encoding = BodyEncoding::named(value);
-                self.unread_coding = (self.encoding == BodyEncoding::Unread)
-                    .then(|| crate::span::printable::printable_cut(value.trim().as_bytes(), 60));
+                // The last line alone was read: `gzip` then `identity`
+                // read a gzipped partial success as its compressed bytes.
+                // Past CODINGS_MAX (no list of real codings is), a coding
+                // no body is inflated from stands in the list for the
+                // rest, whatever lines come after: read as the body came.
+                if self.codings.len() + value.len() >= CODINGS_MAX {
+                    self.codings.clear();
+                    self.codings.push_str("(past CODINGS_MAX)");
+                } else {
+                    self.codings.push(',');
+                    self.codings.push_str(value);
+                }
+                self.encoding = BodyEncoding::named(&self.codings);
+                self.unread_coding = (self.encoding == BodyEncoding::Unread).then(|| {
+                    crate::span::printable::printable_cut(
+                        self.codings.trim_start_matches(',').trim().as_bytes(),
+                        60,
+                    )
+                });
             }
         }
         true
@@ -1298,6 +1321,10 @@ fn tls_contents(tls: &TlsFiles) -> Option<u64> {
     ))
 }
 
+/// The most bytes of `Content-Encoding` values an answer's codings are
+/// read from: a few codings take a few dozen.
+const CODINGS_MAX: usize = 1024;
+
 /// The compression an answer's `Content-Encoding` names, of those a
 /// body is inflated from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1609,8 +1636,12 @@ fn page_title(body: &[u8]) -> Option<String> {
 /// Whether an answer's body is markup (HTML or XML): its first character
 /// after white space is '<'.
 fn starts_with_markup(body: &[u8]) -> bool {
-    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
-    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+    // A protobuf answer starts with 0x0a (field 1's key), a line feed:
+    // one whose partial success is 60 bytes long (0x3c, '<') was read as
+    // markup and its URL refused. A well-formed protobuf message is none.
+    let text = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+        && crate::span::proto_reader::fields(body).is_none()
 }
 
 /// What to change for the final refusals a configuration causes: a
@@ -2544,6 +2575,97 @@ mod tests {
             inflate(&bomb, BodyEncoding::Gzip).map(|b| b.len()),
             Some(RESPONSE_BODY_MAX)
         );
+    }
+
+    /// A protobuf answer starts with field 1's key, 0x0a, a line feed:
+    /// skipped as whitespace, a partial success 60 bytes long (its length
+    /// byte '<') read as a web page, and the URL refused (Misdirected) for
+    /// a Collector's answer with a message of 56 characters. A body that
+    /// is a well-formed protobuf message is no markup.
+    #[test]
+    fn a_protobuf_partial_success_of_60_bytes_is_no_web_page() {
+        // partial_success { rejected_spans: 2, error_message: 56 x 'q' }
+        let mut body = vec![0x0a, 60, 0x08, 0x02, 0x12, 56];
+        body.extend_from_slice(&[b'q'; 56]);
+        let lines: [&[u8]; 2] = [b"HTTP/1.1 200 OK\r\n", b"\r\n"];
+        let read = outcome_of_answer(&lines, &[&body], None, 200, BodyFormat::Protobuf, 0);
+        assert_eq!(read.map(|a| a.rejected_spans), Ok(2));
+    }
+
+    /// A `Content-Encoding` given on more than one header line is one
+    /// list (RFC 9110 5.3: field lines of a name combine, in order): the
+    /// last line alone was read, so `gzip` then `identity` read a gzipped
+    /// partial success as its compressed bytes, and its rejected spans
+    /// were counted delivered. The lines of an earlier (interim) answer
+    /// are not the final one's.
+    #[test]
+    fn content_encoding_on_several_lines_is_one_list() {
+        // partial_success { rejected_spans: 3, error_message: "quota" }
+        let mut gzipped = Vec::new();
+        crate::export::gzip::GzipWriter::new().compress(
+            &[
+                0x0a, 0x09, 0x08, 0x03, 0x12, 0x05, b'q', b'u', b'o', b't', b'a',
+            ],
+            &mut gzipped,
+        );
+        let read = |lines: &[&[u8]]| {
+            let mut all: Vec<&[u8]> = lines.to_vec();
+            all.push(b"\r\n");
+            outcome_of_answer(&all, &[&gzipped], None, 200, BodyFormat::Protobuf, 0)
+                .map(|a| a.rejected_spans)
+        };
+        let ok = b"HTTP/1.1 200 OK\r\n";
+        for lines in [
+            &[
+                &ok[..],
+                b"Content-Encoding: gzip\r\n",
+                b"Content-Encoding: identity\r\n",
+            ][..],
+            &[
+                ok,
+                b"Content-Encoding: identity\r\n",
+                b"Content-Encoding: gzip\r\n",
+            ],
+            &[ok, b"Content-Encoding: gzip\r\n", b"Content-Encoding:\r\n"],
+            &[
+                ok,
+                b"Content-Encoding: identity,\r\n",
+                b"content-encoding: x-gzip\r\n",
+            ],
+            &[
+                b"HTTP/1.1 103 Early Hints\r\n",
+                b"Content-Encoding: br\r\n",
+                b"\r\n",
+                ok,
+                b"Content-Encoding: gzip\r\n",
+            ],
+        ] {
+            assert_eq!(
+                read(lines),
+                Ok(3),
+                "{}",
+                String::from_utf8_lossy(&lines.concat())
+            );
+        }
+        // Two codings, on one line or two: not read as gzip alone. Nor a
+        // list past what is read, whatever comes after it.
+        let long = format!("Content-Encoding: {}\r\n", "identity,".repeat(200));
+        for lines in [
+            &[&ok[..], b"Content-Encoding: gzip, br\r\n"][..],
+            &[
+                ok,
+                b"Content-Encoding: gzip\r\n",
+                b"Content-Encoding: br\r\n",
+            ],
+            &[ok, long.as_bytes(), b"Content-Encoding: gzip\r\n"],
+        ] {
+            assert_eq!(
+                read(lines),
+                Ok(0),
+                "{}",
+                String::from_utf8_lossy(&lines.concat())
+            );
+        }
     }
 
     /// A final answer whose headers came whole is the server's verdict,

@@ -42,17 +42,16 @@ fn printable(message: &str) -> String {
     crate::span::printable::printable_cut(message.as_bytes(), MESSAGE_MAX_CHARS)
 }
 
-/// Every `partial_success` field of the answer, merged as protobuf merges
-/// a message field that comes more than once (each part's fields over the
-/// ones before): a count in one part and the message in the next is one
-/// partial success rejecting that count. The last part alone was read,
-/// and its spans counted delivered.
+/// The partial success in field 1, its instances merged as protobuf
+/// merges a message field given more than once (each of its fields the
+/// last value given): the last alone, an empty one after the count, was
+/// read as nothing rejected.
 fn parse_proto(body: &[u8]) -> Option<Accepted> {
     let mut out = Accepted::default();
-    for p in fields(body)?
+    let partials = fields(body)?
         .into_iter()
-        .filter(|f| f.number == 1 && f.wire_type == WIRE_LEN)
-    {
+        .filter(|f| f.number == 1 && f.wire_type == WIRE_LEN);
+    for p in partials {
         for f in fields(p.bytes)? {
             match (f.number, f.wire_type) {
                 (1, WIRE_VARINT) => out.rejected_spans = f.varint,
@@ -64,125 +63,144 @@ fn parse_proto(body: &[u8]) -> Option<Accepted> {
     Some(out)
 }
 
-/// Enough JSON to find `partialSuccess.rejectedSpans` (a number or a decimal
-/// string, as OTLP/JSON allows) and `errorMessage`, each under its
-/// lowerCamelCase name or its proto field name (`partial_success`,
-/// `rejected_spans`, `error_message`), as every protobuf JSON reader takes
-/// them: a server that writes field names as declared (protobuf's
+/// `partialSuccess.rejectedSpans` (a number or a decimal string, as
+/// OTLP/JSON allows) and `errorMessage`, each under its lowerCamelCase name
+/// or its proto field name (`partial_success`, `rejected_spans`,
+/// `error_message`), as every protobuf JSON reader takes them: a server
+/// that writes field names as declared (protobuf's
 /// `preserving_proto_field_name`) had its rejected spans counted delivered.
-/// Read as keys where they are: `partialSuccess` a key of the answer's
-/// object, the other two keys of its object (`json_keys`); the names as
-/// words elsewhere (a string, another object's key) were taken for them,
-/// and 5 spans of another object's count were counted rejected. A key met
-/// twice (protobuf's JSON readers refuse such an answer; a plain JSON
-/// reader keeps the last) gives the larger count, so that no span the
-/// server may have rejected is counted delivered, and the last message.
+/// Read as JSON, member by member (`Members`): the text was searched for
+/// the names, so a string that is one (a message "rejectedSpans") or an
+/// object of the server's own holding one was taken for the count. A name
+/// met twice (protobuf's JSON readers refuse such an answer; a plain JSON
+/// reader keeps the last), in one `partialSuccess` or in two, gives the
+/// larger count, so that no span the server may have rejected is counted
+/// delivered, and the last message. A body that stops being JSON (cut past
+/// the bytes kept) gives what came before.
 fn parse_json(body: &[u8]) -> Option<Accepted> {
     let text = std::str::from_utf8(body).ok()?;
+    let mut top = Members::of(text)?;
     let mut out = Accepted::default();
     let mut found = false;
-    for (path, rest) in json_keys(text) {
-        let [outer, inner] = path;
-        if !matches!(outer, "partialSuccess" | "partial_success") {
+    while let Some((key, value)) = top.next() {
+        if !matches!(&*key, "partialSuccess" | "partial_success") {
             continue;
         }
+        let Some(mut partial) = Members::of(value) else {
+            continue;
+        };
         found = true;
-        let rest = rest.trim_start();
-        match inner {
-            "rejectedSpans" | "rejected_spans" => {
-                let rest = rest.trim_start_matches('"');
-                // The field is an int64: a negative count is one the server
-                // should not send. In protobuf it comes as a ten-byte varint,
-                // read as past any batch, so every span rejected; JSON reads
-                // it the same, never as nothing rejected, which counted the
-                // spans delivered.
-                let (negative, rest) = match rest.strip_prefix('-') {
-                    Some(rest) => (true, rest),
-                    None => (false, rest),
-                };
-                // Past u64: still every span (a protobuf count saturates so).
-                let count = match (json_count(rest), negative) {
-                    (None, _) => 0,
-                    (Some(n), false) => n,
-                    // "-0" is 0, in protobuf too.
-                    (Some(0), true) => 0,
-                    (Some(_), true) => u64::MAX,
-                };
-                out.rejected_spans = out.rejected_spans.max(count);
-            }
-            "errorMessage" | "error_message" => {
-                if let Some(rest) = rest.strip_prefix('"') {
-                    out.message = json_string(rest);
+        while let Some((key, value)) = partial.next() {
+            match &*key {
+                "rejectedSpans" | "rejected_spans" => {
+                    out.rejected_spans = out.rejected_spans.max(json_rejected(value));
                 }
+                "errorMessage" | "error_message" => {
+                    if let Some(rest) = value.strip_prefix('"') {
+                        out.message = json_string(rest);
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
     found.then_some(out)
 }
 
-/// The keys of the objects two levels into a JSON text (`{"outer":
-/// {"inner": ...}}`), each as (outer, inner) with the text after its
-/// colon; escapes in a key are not decoded (no key looked for has any).
-/// One pass, no recursion: a body nested 60,000 deep costs nothing more.
-/// Text that is no JSON ends the keys where it stops making sense.
-fn json_keys(text: &str) -> Vec<([&str; 2], &str)> {
+/// The rejected count `value` (the member's value, as the text goes on
+/// from it) says: a number, or a decimal string.
+fn json_rejected(value: &str) -> u64 {
+    let rest = value.trim_start_matches('"');
+    // The field is an int64: a negative count is one the server should
+    // not send. In protobuf it comes as a ten-byte varint, read as past
+    // any batch, so every span rejected; JSON reads it the same, never
+    // as nothing rejected, which counted the spans delivered.
+    let (negative, rest) = match rest.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, rest),
+    };
+    // Past u64: still every span (a protobuf count saturates so).
+    match (json_count(rest), negative) {
+        (None, _) => 0,
+        (Some(n), false) => n,
+        // "-0" is 0, in protobuf too.
+        (Some(0), true) => 0,
+        (Some(_), true) => u64::MAX,
+    }
+}
+
+/// The members of the JSON object a text starts with, one at a time:
+/// each key decoded (escapes and all), and the text from its value on.
+/// Values not read are skipped whole, strings and nesting minded, with
+/// no recursion (any depth); a text that stops being an object's ends
+/// the members.
+struct Members<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Members<'a> {
+    /// The members of the object `text` starts with (after any
+    /// whitespace); None when it starts with no object.
+    fn of(text: &'a str) -> Option<Members<'a>> {
+        let rest = text.trim_start_matches(JSON_SPACE).strip_prefix('{')?;
+        Some(Members { rest })
+    }
+
+    fn next(&mut self) -> Option<(String, &'a str)> {
+        let text = self.rest.trim_start_matches(JSON_SPACE);
+        let text = text.strip_prefix(',').unwrap_or(text);
+        let text = text.trim_start_matches(JSON_SPACE).strip_prefix('"')?;
+        let key_len = string_len(text)?;
+        let key = json_string(&text[..=key_len]);
+        let value = text[key_len + 1..]
+            .trim_start_matches(JSON_SPACE)
+            .strip_prefix(':')?
+            .trim_start_matches(JSON_SPACE);
+        // The next member starts where this value ends; a value that does
+        // not end (a body cut) is the last.
+        self.rest = value_len(value).map_or("", |len| &value[len..]);
+        Some((key, value))
+    }
+}
+
+/// JSON's whitespace.
+const JSON_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The length of the string `text` starts (after its opening quote) up
+/// to its closing quote, escapes minded; None when it is not closed.
+fn string_len(text: &str) -> Option<usize> {
     let b = text.as_bytes();
-    let mut keys = Vec::new();
-    // How deep in containers; whether the first two are objects; the key
-    // whose value the second is; the key whose value comes next.
+    let mut at = 0;
+    loop {
+        match b.get(at)? {
+            b'"' => return Some(at),
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+}
+
+/// The length of the JSON value `text` starts with: a string, an object
+/// or array (nesting counted, strings within minded), or a scalar up to
+/// the next `,`, `}` or `]`. None when it does not end in `text`.
+fn value_len(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
     let mut depth = 0usize;
-    let mut objects = [false; 2];
-    let mut outer = "";
-    let mut pending: Option<&str> = None;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                let start = i + 1;
-                let mut end = start;
-                while end < b.len() && b[end] != b'"' {
-                    end += if b[end] == b'\\' { 2 } else { 1 };
-                }
-                let Some(string) = text.get(start..end.min(b.len())) else {
-                    break;
-                };
-                let after = text.get(end + 1..).unwrap_or("").trim_start();
-                match after.strip_prefix(':') {
-                    Some(value) if (1..=2).contains(&depth) && objects[depth - 1] => {
-                        if depth == 2 {
-                            keys.push(([outer, string], value));
-                        }
-                        pending = Some(string);
-                        i = b.len() - value.len();
-                    }
-                    _ => {
-                        pending = None;
-                        i = end + 1;
-                    }
-                }
-                continue;
-            }
-            open @ (b'{' | b'[') => {
-                if depth == 1 {
-                    outer = pending.unwrap_or("");
-                }
-                if depth < objects.len() {
-                    objects[depth] = open == b'{';
-                }
-                depth += 1;
-                pending = None;
-            }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                pending = None;
-            }
-            b',' => pending = None,
+    let mut at = 0;
+    loop {
+        match *b.get(at)? {
+            b'"' => at += 1 + string_len(&text[at + 1..])?,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return Some(at),
+            b'}' | b']' => depth -= 1,
+            b',' if depth == 0 => return Some(at),
             _ => {}
         }
-        i += 1;
+        at += 1;
+        if depth == 0 && matches!(b[at - 1], b'"' | b'}' | b']') {
+            return Some(at);
+        }
     }
-    keys
 }
 
 /// The JSON string whose text `text` starts with (after its opening
@@ -368,6 +386,77 @@ mod tests {
         assert_eq!(a.rejected_spans, 2);
         assert_eq!(a.message, "bad \"span\"");
         assert_eq!(parse(b"{}", BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// Protobuf merges the instances of a message field that a body
+    /// repeats, each of its fields the last value given: a body whose
+    /// partial success came in two (the count, then an empty one) was read
+    /// from the last alone, and its rejected spans were counted delivered.
+    #[test]
+    fn protobuf_partial_success_in_instances_is_merged() {
+        // partial_success { rejected_spans: 2, error_message: "bad" },
+        // then partial_success {}.
+        let body = [
+            0x0a, 0x07, 0x08, 0x02, 0x12, 0x03, b'b', b'a', b'd', 0x0a, 0x00,
+        ];
+        let a = parse(&body, BodyFormat::Protobuf);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (2, "bad"));
+        // The count in the first, the message in the second; then a later
+        // count stands over an earlier one.
+        let body = [
+            0x0a, 0x02, 0x08, 0x04, 0x0a, 0x03, 0x12, 0x01, b'q', 0x0a, 0x02, 0x08, 0x05,
+        ];
+        let a = parse(&body, BodyFormat::Protobuf);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (5, "q"));
+    }
+
+    /// The JSON answer is read as JSON, its members by their keys: the
+    /// text was searched for the key names, so a string that is one (a
+    /// message "rejectedSpans"), or an object of the server's own that
+    /// holds one, was taken for the count: a message naming the field read
+    /// as no answer (its rejected spans counted delivered), and a count
+    /// outside the partial success counted spans rejected that were not.
+    #[test]
+    fn json_partial_success_is_read_by_its_members_only() {
+        let read = |body: &str| {
+            let a = parse(body.as_bytes(), BodyFormat::Json);
+            (a.rejected_spans, a.message)
+        };
+        let named = |n: u64, m: &str| (n, m.to_string());
+        assert_eq!(
+            read(r#"{"partialSuccess":{"errorMessage":"rejectedSpans","rejectedSpans":3}}"#),
+            named(3, "rejectedSpans")
+        );
+        assert_eq!(
+            read(
+                r#"{"note":"partial_success","partialSuccess":{"note":"rejected_spans","rejected_spans":9}}"#
+            ),
+            named(9, "")
+        );
+        assert_eq!(
+            read(r#"{"partialSuccess":{"errorMessage":"x"},"details":{"rejectedSpans":7}}"#),
+            named(0, "x")
+        );
+        assert_eq!(
+            read(r#"{"partialSuccess":{"details":{"rejectedSpans":7,"s":"}"},"rejectedSpans":1}}"#),
+            named(1, "")
+        );
+        assert_eq!(
+            read(
+                r#"{"a":[{"partialSuccess":{"rejectedSpans":8}}],"partialSuccess":{"rejectedSpans":2}}"#
+            ),
+            named(2, "")
+        );
+        // A key written with escapes is the key it stands for.
+        assert_eq!(
+            read(r#"{"partialSuccess":{"rejected\u0053pans":2}}"#),
+            named(2, "")
+        );
+        // A body cut inside its message (past the bytes kept): what came.
+        assert_eq!(
+            read(r#"{"partialSuccess":{"rejectedSpans":5,"errorMessage":"quota ex"#),
+            named(5, "quota ex")
+        );
     }
 
     /// Protobuf's JSON readers take a field under its proto name as under

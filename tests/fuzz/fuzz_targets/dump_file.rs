@@ -15,7 +15,7 @@ use spanguard::buffer::files::{BeforeOpen, LockedFile};
 use spanguard::export::otlp_json::OtlpJsonEncoder;
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
 use spanguard::export::resource::ResourceInfo;
-use spanguard::span::record::SpanView;
+use spanguard::span::record::{SpanRecord, SpanView};
 
 mod input;
 use input::Input;
@@ -139,15 +139,46 @@ fuzz_target!(|data: &[u8]| {
     );
     let (mut proto, mut json, mut out) =
         (OtlpProtoEncoder::new(), OtlpJsonEncoder::new(), Vec::new());
+    let (mut spans, mut cut, mut ended) = (0u64, 0u64, false);
     while let Ok(records) = reader.next_records(16) {
+        cut += reader.take_chunks_cut();
         if records.is_empty() {
+            ended = true;
             break;
         }
+        spans += records.len() as u64;
         let refs: Vec<_> = records
             .iter()
             .map(|(r, chunks)| SpanView::from_disk(r, chunks))
             .collect();
         proto.encode(&resource, &refs, &mut out);
         json.encode(&resource, &refs, &mut out);
+    }
+    // The counts recovery reports: never more spans than the file says it
+    // holds, read or torn, and never more cut than read.
+    assert!(cut <= spans, "{cut} spans cut of {spans} read");
+    let header = reader.header();
+    let records_at = if header.magic == magic_of(true) {
+        std::mem::size_of::<DumpHeader>().next_multiple_of(64)
+    } else {
+        std::mem::size_of::<DumpHeader>()
+    };
+    let room = (bytes.len().saturating_sub(records_at) / std::mem::size_of::<SpanRecord>()) as u64;
+    let torn = reader.torn_records();
+    if header.magic == magic_of(true) {
+        assert_eq!(torn, 0, "a flight file's torn records");
+        assert!(
+            spans <= u64::from(header.record_count).min(room),
+            "{spans} spans"
+        );
+    } else if header.record_count > 0 {
+        assert!(
+            spans + if ended { torn } else { 0 } <= u64::from(header.record_count),
+            "{spans} spans and {torn} torn of {} records",
+            header.record_count
+        );
+    } else {
+        assert!(spans <= room, "{spans} spans in room for {room} records");
+        assert!(torn <= 1, "{torn} torn records of a dump with no count");
     }
 });
