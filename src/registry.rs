@@ -109,6 +109,20 @@ pub fn all() -> Vec<Arc<Pipeline>> {
         .collect()
 }
 
+/// Whether no tracer is live in this process: every number is free or
+/// names a pipeline that has been shut down. A number reserved for a
+/// tracer being made (or, in a forked child, for one made at its first
+/// use) counts as live. Async-signal-safe (atomic loads only).
+pub fn none_live() -> bool {
+    (1..=255usize).all(|id| {
+        let ptr = PIPELINES[id].load(Ordering::Acquire);
+        ptr.is_null()
+            || (ptr != std::ptr::dangling_mut::<Pipeline>()
+                && get(id as u8)
+                    .is_some_and(|p| p.lifecycle() == crate::pipeline::LIFECYCLE_SHUT_DOWN))
+    })
+}
+
 /// Every live pipeline. Async-signal-safe (atomic loads only).
 pub fn for_each(mut f: impl FnMut(&Pipeline)) {
     for id in 1..=255u8 {

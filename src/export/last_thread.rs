@@ -13,6 +13,10 @@
 //! its spans were never sent; its parent waited for it forever. A C
 //! program whose `main` calls `pthread_exit` once its workers are started
 //! did the same when they were done.
+//!
+//! Only an exporter looks: with no tracer live, no exporter runs, and the
+//! signal watchdog, the thread of ours that was left, stands down with the
+//! last tracer's shutdown (`watchdog::signals::stand_down_if_no_tracer_left`).
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 

@@ -914,7 +914,9 @@ fn shut_down_wrapper(
             None => spanguard_result::ShutDown,
         };
     }
-    with_tracer(t, |tracer| shut_down_result(shut(tracer)))
+    let result = with_tracer(t, |tracer| shut_down_result(shut(tracer)));
+    crate::watchdog::signals::stand_down_if_no_tracer_left();
+    result
 }
 
 fn timeout(ms: u32) -> Duration {
@@ -1112,6 +1114,7 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
             crate::registry::release(boxed.id);
         }
         drop(boxed);
+        crate::watchdog::signals::stand_down_if_no_tracer_left();
     })
 }
 

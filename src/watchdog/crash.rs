@@ -461,6 +461,20 @@ pub(super) fn watchdog_takes_dumps() {
     WATCHDOG_HOME.store(home, Ordering::Release);
 }
 
+/// The watchdog thread's id (0: none started in this process yet).
+pub(super) fn watchdog_thread() -> libc::pid_t {
+    WATCHDOG_TID.load(Ordering::Relaxed)
+}
+
+/// Called by the watchdog thread as it stands down (no tracer left,
+/// `signals::stand_down`): a crash handler short of stack dumps on the
+/// stack it has (there is nothing to dump), rather than wait for a
+/// thread that is gone.
+pub(super) fn watchdog_stands_down() {
+    WATCHDOG_HOME.store(0, Ordering::Release);
+    WATCHDOG_TID.store(0, Ordering::Relaxed);
+}
+
 /// On the watchdog thread, for a `DUMP_REQUEST`: the dump a crash
 /// handler asked for, then the word that it is on disk.
 pub(super) fn take_handed_dump() {

@@ -16,7 +16,8 @@ pub use exit::ensure_exit_hook;
 pub use fork::ensure_fork_hook;
 
 /// Installs the termination-signal watchdog, and with `crash` the crash
-/// handlers, once per process each, out of a fork's way
+/// handlers, once per process each (the watchdog again after it stood
+/// down with the last tracer's shutdown), out of a fork's way
 /// (`signals::hold_across_fork`). Without `crash` (Go), crash signals stay
 /// the host's: a tracer asking for them later adds them then.
 pub fn ensure_installed(crash: bool) {

@@ -269,15 +269,23 @@ extern "C" fn on_termination_signal(
     if pass_on_during_crash(signal, info, context) {
         return;
     }
-    // Async-signal-safe: gettid(2) and one write(2) of one byte, errno
-    // preserved.
+    // Async-signal-safe: gettid(2) and one write(2) of one byte (with no
+    // watchdog, sigaction(2) and kill(2)), errno preserved.
     // SAFETY: __errno_location is this thread's errno; write on a raw fd.
     unsafe {
         let saved = *libc::__errno_location();
         if let Some(receiver) = RECEIVER.get(signal as usize) {
             receiver.store(libc::gettid(), Ordering::Relaxed);
         }
-        ask_watchdog(signal as u8);
+        // No watchdog: it stood down (`stand_down`) between this signal's
+        // arrival and the read of the pipe, and put the host's disposition
+        // back. Sent again, the signal goes to that.
+        if !ask_watchdog(signal as u8)
+            && let Ok(sig) = Signal::try_from(signal)
+            && !ours_installed(sig)
+        {
+            libc::kill(libc::getpid(), signal);
+        }
         *libc::__errno_location() = saved;
     }
 }
@@ -399,16 +407,7 @@ pub fn detach_after_fork() {
     // what it had before (the host's, or the application's own since),
     // and stay; only the pipe it made is the parent's.
     let before_ours = interrupted && !TERMINATION_SIGNALS.into_iter().any(ours_installed);
-    let replaced = !before_ours
-        && TERMINATION_SIGNALS.into_iter().any(|signal| {
-            previous
-                .actions
-                .get(signal as usize)
-                .copied()
-                .flatten()
-                .is_some()
-                && !ours_installed(signal)
-        });
+    let replaced = !before_ours && ours_replaced(&previous);
     if replaced {
         RESTART.store(NOTHING_PENDING, Ordering::Release);
         restart_now(Some(&previous));
@@ -462,6 +461,20 @@ fn restart_now(previous: Option<&Previous>) {
         }
         PIPE_WRITE.store(-1, Ordering::Release);
     }
+}
+
+/// Whether the application installed a handler over one of ours (it may
+/// call ours in turn, which must then reach a watchdog).
+fn ours_replaced(previous: &Previous) -> bool {
+    TERMINATION_SIGNALS.into_iter().any(|signal| {
+        previous
+            .actions
+            .get(signal as usize)
+            .copied()
+            .flatten()
+            .is_some()
+            && !ours_installed(signal)
+    })
 }
 
 /// Whether our handler is `signal`'s disposition now (the application
@@ -708,6 +721,16 @@ fn watch(read_end: OwnedFd) {
             let _ = std::panic::catch_unwind(super::crash::thaw_after_returned_handler);
             continue;
         }
+        if byte[0] == STAND_DOWN_REQUEST {
+            let stood_down = stand_down(home);
+            STAND_DOWNS_ANSWERED.fetch_add(1, Ordering::AcqRel);
+            crate::buffer::let_go::futex_wake_all(&STAND_DOWNS_ANSWERED);
+            if stood_down {
+                pass_on_left_in_pipe(&read_end);
+                return;
+            }
+            continue;
+        }
         let Ok(signal) = Signal::try_from(byte[0] as i32) else {
             continue;
         };
@@ -779,6 +802,112 @@ fn byte_before(read_end: &OwnedFd, until: Option<Instant>) -> bool {
         -1 if nix::errno::Errno::last() == nix::errno::Errno::EINTR => false,
         // Readable, or closed or failed: the read says which.
         _ => true,
+    }
+}
+
+/// The byte on the watchdog's pipe that asks it to stand down
+/// (`stand_down_if_no_tracer_left`): no signal's number, nor a crash
+/// handler's request, nor `stuck_exporter::LOOK_REQUEST`.
+const STAND_DOWN_REQUEST: u8 = 0xfd;
+
+/// How many stand-down requests the watchdog has answered (stood down or
+/// not): the word `stand_down_if_no_tracer_left` waits on.
+static STAND_DOWNS_ANSWERED: AtomicU32 = AtomicU32::new(0);
+
+/// How long `stand_down_if_no_tracer_left` waits for the watchdog's
+/// answer at most: it may be flushing for a signal first.
+const STAND_DOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// Called once a tracer has been shut down or freed: when no tracer is
+/// live in this process any more, asks the watchdog to stand down
+/// (`stand_down`) and waits for its answer (`STAND_DOWN_WAIT` at most;
+/// not on the watchdog's own thread, nor while it delivers a signal to
+/// the host's handler, which may be the caller). The process is left as
+/// spanguard found it: it stayed, and a program that shut its last tracer
+/// down and ended `main` with `pthread_exit` never exited (the watchdog
+/// was its last thread, and it blocks every asynchronous signal, so a
+/// SIGTERM stayed pending: only SIGKILL ended it); its SIGTERM still went
+/// through our handler. A tracer made later installs it all again
+/// (`ensure_installed`). Not async-signal-safe (a futex wait).
+pub fn stand_down_if_no_tracer_left() {
+    if !crate::registry::none_live() || !super::pipe::pipe_is_this_process() {
+        return;
+    }
+    let answered = STAND_DOWNS_ANSWERED.load(Ordering::Acquire);
+    if !ask_watchdog(STAND_DOWN_REQUEST) {
+        return;
+    }
+    // SAFETY: gettid has no preconditions.
+    let here = unsafe { libc::gettid() };
+    if super::crash::watchdog_thread() == here || DELIVERY.load(Ordering::Acquire) != 0 {
+        return;
+    }
+    let deadline = Instant::now() + STAND_DOWN_WAIT;
+    while STAND_DOWNS_ANSWERED.load(Ordering::Acquire) == answered {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        crate::buffer::let_go::futex_wait(&STAND_DOWNS_ANSWERED, answered, left);
+    }
+}
+
+/// On the watchdog thread, asked to stand down: if still no tracer is
+/// live (a tracer made since keeps it) and every termination signal that
+/// ours replaced still has ours as its disposition, puts the host's
+/// dispositions back and closes the pipe's write end (the handlers of
+/// ours still running find no watchdog), all under the lock a fork waits
+/// for; true then, and the thread ends. `installed` goes down, so the
+/// next tracer installs ours again over what the program has by then. A
+/// handler the application installed over ours may call ours in turn,
+/// which must reach a watchdog (as at a fork, `detach_after_fork`): the
+/// watchdog stays then.
+fn stand_down(home: libc::pid_t) -> bool {
+    let mut previous = lock_previous();
+    // SAFETY: getpid has no preconditions.
+    if !crate::registry::none_live() || unsafe { libc::getpid() } != home {
+        return false;
+    }
+    if ours_replaced(&previous) {
+        return false;
+    }
+    restore(&previous.actions);
+    previous.actions.clear();
+    for signal in TERMINATION_SIGNALS {
+        mirror_previous(signal, None);
+    }
+    previous.installed = false;
+    super::crash::watchdog_stands_down();
+    let write_end = PIPE_WRITE.swap(-1, Ordering::AcqRel);
+    if write_end >= 0 {
+        // SAFETY: our write end; no handler of ours is installed any more
+        // to write to it.
+        unsafe { libc::close(write_end) };
+    }
+    true
+}
+
+/// After the watchdog stood down: a termination signal that came to ours
+/// before the host's disposition went back is in the pipe still, and goes
+/// to the process again, now to the host's disposition, as it would have
+/// without us (a thread of the application takes it). The read end is
+/// read without waiting: a child a raw fork made may hold a write end.
+fn pass_on_left_in_pipe(read_end: &OwnedFd) {
+    // SAFETY: fcntl on our own fd.
+    unsafe {
+        let flags = libc::fcntl(read_end.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(
+            read_end.as_raw_fd(),
+            libc::F_SETFL,
+            flags | libc::O_NONBLOCK,
+        );
+    }
+    let mut byte = [0u8; 1];
+    while let Ok(1) = nix::unistd::read(read_end, &mut byte) {
+        if TERMINATION_SIGNALS.iter().any(|&s| s as u8 == byte[0]) {
+            // SAFETY: kill to this very process, with a termination signal.
+            unsafe { libc::kill(libc::getpid(), byte[0] as libc::c_int) };
+        }
     }
 }
 

@@ -4,9 +4,11 @@
  * that is not SIGTERM, SIGINT, SIGHUP or SIGQUIT, before any tracer with
  * handlers exists, over the library's own handler or the host's, and in a
  * forked child before its first tracer use. Put back, a SIGTERM flushes
- * and then ends the process as SIG_DFL would; so it does once every
- * tracer has shut down, with nothing to flush. Its own process: it
- * installs handlers and dies of SIGTERM (in children). */
+ * and then ends the process as SIG_DFL would. Once every tracer has shut
+ * down, the library's watchdog has stood down and the host's
+ * dispositions are back: nothing to put back (false), and a SIGTERM ends
+ * the process by SIG_DFL itself. Its own process: it installs handlers
+ * and dies of SIGTERM (in children). */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <signal.h>
@@ -53,13 +55,14 @@ static int ended(pid_t child) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* In a child: SIG_DFL over the library's handler (`ours`), put back,
- * then SIGTERM, which must end the child (exit 1: a check of its own
- * failed first; 2: the signal did not end it). */
+/* In a child: SIG_DFL over the library's handler (`ours`), put back
+ * (with `ours` NULL: no tracer is live, nothing is put back and SIG_DFL
+ * stays), then SIGTERM, which must end the child (exit 1: a check of its
+ * own failed first; 2: the signal did not end it). */
 static void reclaim_then_die_of_sigterm(void (*ours)(int), int failed_before) {
     signal(SIGTERM, SIG_DFL);
-    CHECK(spanguard_reclaim_signal_from_default(SIGTERM));
-    CHECK(handler_of(SIGTERM) == ours);
+    CHECK(spanguard_reclaim_signal_from_default(SIGTERM) == (ours != NULL));
+    CHECK(handler_of(SIGTERM) == (ours ? ours : SIG_DFL));
     if (failures > failed_before) _exit(1);
     raise(SIGTERM);
     for (int i = 0; i < 1000; i++) usleep(10000);
@@ -130,25 +133,30 @@ int main(int argc, char **argv) {
     CHECK(ended(child) == 128 + SIGTERM);
     CHECK(count_in_dir(sink, "\"child.before.sigterm\"") == 1);
 
-    /* Every tracer shut down: still put back, and a SIGTERM then ends the
-     * process with nothing to flush (in a child, which dies of it). */
+    /* Every tracer shut down: the watchdog stood down with the last one
+     * (a tracer without handlers counts), the host's SIG_DFL is back and
+     * nothing is put back over it; a SIGTERM then ends the process by
+     * SIG_DFL (in a child, which dies of it). */
     CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
     spanguard_tracer_free(t);
+    CHECK(handler_of(SIGTERM) == ours);
     CHECK_RC(spanguard_shutdown(none, 10000), SPANGUARD_RESULT_OK);
     spanguard_tracer_free(none);
+    CHECK(handler_of(SIGTERM) == SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    CHECK(spanguard_reclaim_signal_from_default(SIGTERM));
-    CHECK(handler_of(SIGTERM) == ours);
+    CHECK(!spanguard_reclaim_signal_from_default(SIGTERM));
+    CHECK(handler_of(SIGTERM) == SIG_DFL);
     failed_before = failures;
     child = fork();
     CHECK(child >= 0);
     if (child == 0) {
-        /* The fork put SIG_DFL back; a tracer made and shut down in the
-         * child starts its watchdog, which stays. */
+        /* A tracer made in the child starts its watchdog (ours again),
+         * which stands down with its shutdown. */
         spanguard_tracer *late = start(SPANGUARD_SIGNAL_HANDLERS_TERMINATION);
+        CHECK(handler_of(SIGTERM) == ours);
         CHECK_RC(spanguard_shutdown(late, 10000), SPANGUARD_RESULT_OK);
         spanguard_tracer_free(late);
-        reclaim_then_die_of_sigterm(ours, failed_before);
+        reclaim_then_die_of_sigterm(NULL, failed_before);
     }
     CHECK(ended(child) == 128 + SIGTERM);
     return check_summary();
