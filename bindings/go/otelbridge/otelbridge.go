@@ -19,7 +19,10 @@
 // spanguard.Tracer.FlushOnSignals, in a program that does not handle the
 // signal itself, exports it at once with what was set on it by then (the
 // tracer's stop, spanguard.Tracer.OnStop, passes on what each open span
-// holds first), as Shutdown and Close do. An SDK span let go of without its end (a stream never read
+// holds first), as Shutdown and Close do. The spans of the processor's
+// TracerProvider (a wrapper of the SDK's) pass on what is set on them as
+// it is set, so that one killed open (SIGKILL with the flight recorder,
+// SIGTERM with the watchdog alone) carries it too. An SDK span let go of without its end (a stream never read
 // to its end, a path that skipped `defer span.End()`) is ended when it is
 // garbage-collected, marked spanguard.unended, with what it had at its
 // start, rather than holding one of the tracer's slots for good. One
