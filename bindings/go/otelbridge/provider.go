@@ -28,7 +28,9 @@ import (
 // propagation are tp's, and a span of another provider or one spanguard
 // refused at its start is given back as it is. Keep tp for its Shutdown
 // and ForceFlush. What spanguard refuses of what is set is counted in
-// Failures, as at the end.
+// Failures, as at the end. Events and links are passed as they come only
+// while the SDK keeps them all (its limit): past it the rest wait for the
+// end or the tracer's stop (passLater).
 func (p *SpanProcessor) TracerProvider(tp trace.TracerProvider) trace.TracerProvider {
 	return &tracerProvider{TracerProvider: tp, p: p}
 }
@@ -84,7 +86,7 @@ func (s *span) pass() {
 	o := s.o
 	o.mu.Lock()
 	if !o.ended { // OnEnd passed the rest, or its cleanup ended it
-		s.provider.p.passLater(o, s.sdk)
+		s.provider.p.passLater(o, s.sdk, true)
 	}
 	o.mu.Unlock()
 }

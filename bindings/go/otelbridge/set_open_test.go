@@ -173,3 +173,37 @@ func TestTheBridgesTracerProviderWrapsTheSDKsSpans(t *testing.T) {
 		t.Fatalf("%d failures", f)
 	}
 }
+
+// A long span of the bridge's TracerProvider, 2,000 events of 2 KB, holds
+// no more of the payload pool (1 MiB here) than the SDK's 128 events
+// twice: past the SDK's limit each event passed as set evicted the oldest
+// passed, whose room spanguard frees only with the span, and the pool ran
+// out (events refused, counted in Failures). It ends with the SDK's last
+// 128, the rest counted dropped, as without the wrapper.
+func TestALongWrappedSpansEventsStayWithinThePool(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := newTracerWith(t, rx.URL, spanguard.Config{PayloadPoolMiB: 1, FullPolicy: spanguard.FullPolicyDrop})
+	bridge := otelbridge.New(tr)
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge))
+	_, span := bridge.TracerProvider(tp).Tracer("long").Start(context.Background(), "agent.loop")
+	for i := range 2000 {
+		span.AddEvent("step", trace.WithAttributes(attribute.String("text", promptText(strconv.Itoa(i)+"-", 2000))))
+	}
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := rx.WaitFor(t, 1)
+	if len(got) != 1 {
+		t.Fatalf("%d spans arrived", len(got))
+	}
+	if len(got[0].Events) != 128 || got[0].DroppedEvents != 2000-128 {
+		t.Fatalf("%d events and %d dropped arrived (%d failures); want 128 and 1872", len(got[0].Events),
+			got[0].DroppedEvents, bridge.Failures())
+	}
+	arrivedAsTheSDKKeptThem(t, memory.GetSpans(), rx, bridge)
+	if f := bridge.Failures(); f != 0 {
+		t.Fatalf("%d failures: the pool ran out", f)
+	}
+}
