@@ -71,13 +71,7 @@ func TestAnLLMSizedSpanArrivesWhole(t *testing.T) {
 				span.AddEvent("gen_ai.content.prompt", trace.WithAttributes(attribute.String("gen_ai.prompt", e), attribute.Int("i", i)))
 			}
 			span.End()
-			if err := tp.ForceFlush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			got := rx.WaitFor(t, 1)
-			if len(got) != 1 {
-				t.Fatalf("%d spans arrived", len(got))
-			}
+			got := flushedAlone(t, tp, rx)
 			for key, want := range map[string]string{"input.value": context4, "llm.input_messages.0.message.content": message} {
 				if g, w := fingerprint(got[0].Attributes[key]), fingerprint(want); g != w {
 					t.Errorf("%s: %s arrived, %s sent", key, g, w)

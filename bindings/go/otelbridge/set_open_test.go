@@ -191,13 +191,7 @@ func TestALongWrappedSpansEventsStayWithinThePool(t *testing.T) {
 		span.AddEvent("step", trace.WithAttributes(attribute.String("text", promptText(strconv.Itoa(i)+"-", 2000))))
 	}
 	span.End()
-	if err := tp.ForceFlush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	got := rx.WaitFor(t, 1)
-	if len(got) != 1 {
-		t.Fatalf("%d spans arrived", len(got))
-	}
+	got := flushedAlone(t, tp, rx)
 	if len(got[0].Events) != 128 || got[0].DroppedEvents != 2000-128 {
 		t.Fatalf("%d events and %d dropped arrived (%d failures); want 128 and 1872", len(got[0].Events),
 			got[0].DroppedEvents, bridge.Failures())
@@ -206,4 +200,18 @@ func TestALongWrappedSpansEventsStayWithinThePool(t *testing.T) {
 	if f := bridge.Failures(); f != 0 {
 		t.Fatalf("%d failures: the pool ran out", f)
 	}
+}
+
+// flushedAlone flushes tp and returns what rx got, failing unless that is
+// one span.
+func flushedAlone(t *testing.T, tp *sdktrace.TracerProvider, rx *otlpreceiver.Receiver) []otlpreceiver.Span {
+	t.Helper()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := rx.WaitFor(t, 1)
+	if len(got) != 1 {
+		t.Fatalf("%d spans arrived", len(got))
+	}
+	return got
 }
