@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -197,6 +198,24 @@ func fillSlots(t *testing.T, tr *spanguard.Tracer) spanguard.Stats {
 	return spanguard.Stats{}
 }
 
+// heldTracer is a tracer of 16 slots and a queue of 16 on heldBackend's
+// url, with cfg's other settings and no signal watchdog, whose first batch
+// (one span) the backend holds when it returns: the spans ended after it
+// keep their slots until release.
+func heldTracer(t *testing.T, url string, arrived <-chan struct{}, cfg spanguard.Config) *spanguard.Tracer {
+	t.Helper()
+	cfg.Endpoint, cfg.SpoolDir = url, filepath.Join(t.TempDir(), "spool")
+	cfg.MaxOpenSpans, cfg.MaxQueueSize, cfg.ScheduleDelay, cfg.NoSignalWatchdog = 16, 16, 10*time.Millisecond, true
+	tr, err := spanguard.NewTracer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first, _ := tr.Start(context.Background(), "first")
+	first.End()
+	<-arrived
+	return tr
+}
+
 // The exporter is stuck in its first request, so the slots of the spans
 // ended after it stay taken: under FullPolicyDrop the begin that finds
 // them all taken is dropped at once, never waiting; under the default
@@ -207,16 +226,9 @@ func TestFullPolicyDropNeverWaits(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	for _, policy := range []spanguard.FullPolicy{spanguard.FullPolicyDrop, spanguard.FullPolicyWait} {
 		url, arrived, release := heldBackend(t)
-		tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, SpoolDir: filepath.Join(t.TempDir(), "spool"),
-			MaxOpenSpans: 16, MaxQueueSize: 16, ScheduleDelay: 10 * time.Millisecond, FullPolicy: policy,
+		tr := heldTracer(t, url, arrived, spanguard.Config{FullPolicy: policy,
 			// The waiting begin of FullPolicyWait gives up soon: nothing comes back.
-			FullWait: time.Millisecond, NoSignalWatchdog: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, first, _ := tr.Start(context.Background(), "first")
-		first.End()
-		<-arrived
+			FullWait: time.Millisecond})
 		st := fillSlots(t, tr)
 		switch {
 		case policy == spanguard.FullPolicyDrop && (st.SlotWaits != 0 || st.DroppedBufferFull != 1):
@@ -237,16 +249,8 @@ func TestFullWaitIsHowLongABeginWaits(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	url, arrived, release := heldBackend(t)
-	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, SpoolDir: filepath.Join(t.TempDir(), "spool"),
-		MaxOpenSpans: 16, MaxQueueSize: 16, ScheduleDelay: 10 * time.Millisecond, FullWait: time.Minute,
-		RequestTimeout: time.Minute, NoSignalWatchdog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := heldTracer(t, url, arrived, spanguard.Config{FullWait: time.Minute, RequestTimeout: time.Minute})
 	defer tr.Close()
-	_, first, _ := tr.Start(context.Background(), "first")
-	first.End()
-	<-arrived
 	time.AfterFunc(time.Second, release)
 	st := fillSlots(t, tr)
 	if st.SlotWaits != 1 || st.DroppedBufferFull != 0 {
@@ -380,5 +384,32 @@ func TestLogLevelSaysWhatReachesStderr(t *testing.T) {
 		if warned != tc.warns {
 			t.Errorf("LogLevel %q: warned %v, want %v: %q", tc.level, warned, tc.warns, stderr.String())
 		}
+	}
+}
+
+// The warning that spans were dropped, every slot taken, names the Go
+// settings that raise them (Config.MaxQueueSize, Config.MaxOpenSpans): it
+// named max_queue_size, which a Go program has not, beside the
+// environment's SPANGUARD_MAX_OPEN_SPANS.
+func TestTheBufferFullWarningNamesTheGoSettings(t *testing.T) {
+	runtime.LockOSThread() // the slots each thread keeps at hand are this one's
+	defer runtime.UnlockOSThread()
+	url, arrived, release := heldBackend(t)
+	log := &recorded{}
+	tr := heldTracer(t, url, arrived, spanguard.Config{FullPolicy: spanguard.FullPolicyDrop, EventLogger: slog.New(log)})
+	defer tr.Close()
+	fillSlots(t, tr)
+	release() // the exporter, answered, tells what was dropped meanwhile
+	var told []logged
+	for deadline := time.Now().Add(20 * time.Second); len(told) == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		told = log.of("BUFFER_FULL")
+	}
+	if len(told) == 0 {
+		t.Fatal("the dropped span was never told")
+	}
+	if m := told[0].Message; !strings.Contains(m, "Config.MaxOpenSpans") || !strings.Contains(m, "Config.MaxQueueSize") ||
+		strings.Contains(m, "max_queue_size") {
+		t.Fatalf("told %q: a Go program raises Config.MaxQueueSize or Config.MaxOpenSpans", m)
 	}
 }

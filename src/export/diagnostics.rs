@@ -281,6 +281,26 @@ pub struct Diagnostics {
     /// a run whose prompts arrived cut to the sink's line limit left its
     /// user with values they never got.
     cuts: ValuesCut,
+    /// How the program raises its span slots, in its binding's words
+    /// (`for_runtime`).
+    raise_slots: &'static str,
+}
+
+/// How a program raises its span slots, in the words of the binding that
+/// runs in `runtime` (the `process.runtime.name` it reported): a Go
+/// program has no max_queue_size, a Node one no max_open_spans. The C
+/// ABI's field names, and the environment's, for the others.
+fn raise_slots(runtime: Option<&str>) -> &'static str {
+    match runtime {
+        Some("go" | "gccgo" | "tinygo") => {
+            "raise Config.MaxQueueSize or Config.MaxOpenSpans (SPANGUARD_MAX_OPEN_SPANS)"
+        }
+        Some("nodejs") => "raise maxQueueSize or maxOpenSpans (SPANGUARD_MAX_OPEN_SPANS)",
+        Some("cpython" | "pypy") => {
+            "raise max_queue_size or max_open_spans (SPANGUARD_MAX_OPEN_SPANS)"
+        }
+        _ => "raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS",
+    }
 }
 
 /// Where values were cut (the words after "N values cut"), each with the
@@ -622,7 +642,15 @@ impl Diagnostics {
             spooled_because: String::new(),
             refused_own: 0,
             cuts: ValuesCut::default(),
+            raise_slots: raise_slots(None),
         }
+    }
+
+    /// Names the settings of the binding that runs in `runtime` (its
+    /// `process.runtime.name`) where a line says what to raise.
+    pub fn for_runtime(mut self, runtime: Option<&str>) -> Diagnostics {
+        self.raise_slots = raise_slots(runtime);
+        self
     }
 
     /// Tells `pipeline`'s error callback, besides stderr, of the news a
@@ -1033,8 +1061,9 @@ impl Diagnostics {
             ExportEvent::BufferFull,
             LogLevel::Warn,
             &format!(
-                "{} dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
-                spans(total)
+                "{} dropped: every span slot was taken ({}, or see SPANGUARD_FULL_POLICY)",
+                spans(total),
+                self.raise_slots
             ),
         );
     }
@@ -2069,5 +2098,37 @@ mod tests {
             "{}",
             messages[5]
         );
+    }
+
+    /// The dropped-spans line names the settings of the binding that runs
+    /// (its process.runtime.name): a Go program was told to raise
+    /// max_queue_size, which it has not.
+    #[test]
+    fn the_dropped_spans_line_names_the_bindings_settings() {
+        for (runtime, raise) in [
+            (
+                Some("go"),
+                "raise Config.MaxQueueSize or Config.MaxOpenSpans (SPANGUARD_MAX_OPEN_SPANS)",
+            ),
+            (
+                Some("nodejs"),
+                "raise maxQueueSize or maxOpenSpans (SPANGUARD_MAX_OPEN_SPANS)",
+            ),
+            (
+                Some("cpython"),
+                "raise max_queue_size or max_open_spans (SPANGUARD_MAX_OPEN_SPANS)",
+            ),
+            (None, "raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS"),
+        ] {
+            let mut d = Diagnostics::in_memory(LogLevel::Warn).for_runtime(runtime);
+            d.buffer_full(1);
+            assert_eq!(
+                d.lines(),
+                [format!(
+                    "spanguard: warn: 1 span dropped: every span slot was taken ({raise}, or see SPANGUARD_FULL_POLICY)"
+                )],
+                "{runtime:?}"
+            );
+        }
     }
 }

@@ -215,6 +215,13 @@ impl Exporter {
             } else {
                 Diagnostics::new(config.log_level)
             }
+            .for_runtime(
+                config
+                    .resource_attributes
+                    .iter()
+                    .find(|(k, _)| k == "process.runtime.name")
+                    .map(|(_, v)| v.as_str()),
+            )
             .telling(Arc::clone(&pipeline)),
             target: delivery.target(),
             spool_dir: config.spool_dir.display().to_string(),

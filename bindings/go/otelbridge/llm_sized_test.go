@@ -39,7 +39,8 @@ func fingerprint(v any) string {
 
 // An LLM-sized span (a 4 MB input.value, a 1 MB message, 200 events of
 // 20 KB) from the SDK, with the default settings, arrives byte for byte at
-// the loopback receiver over OTLP/protobuf with gzip and over OTLP/JSON;
+// the loopback receiver over OTLP/protobuf with gzip and over OTLP/JSON,
+// and through the bridge's TracerProvider, which passes each on as it is set;
 // only what the SDK's default event count limit (128) drops is missing,
 // counted as the SDK counts it.
 func TestAnLLMSizedSpanArrivesWhole(t *testing.T) {
@@ -49,27 +50,28 @@ func TestAnLLMSizedSpanArrivesWhole(t *testing.T) {
 	for i := range events {
 		events[i] = llmText(t, 20_000)
 	}
-	for _, json := range []bool{false, true} {
-		t.Run(fmt.Sprintf("json=%v", json), func(t *testing.T) {
+	for _, c := range []struct{ json, wrapped bool }{{false, false}, {true, false}, {false, true}} {
+		json := c.json
+		t.Run(fmt.Sprintf("json=%v,wrapped=%v", json, c.wrapped), func(t *testing.T) {
 			rx := otlpreceiver.Start(t)
 			tr := newTracerWith(t, rx.URL, spanguard.Config{ProtocolJSON: json, Gzip: !json})
 			bridge := otelbridge.New(tr)
 			memory := tracetest.NewInMemoryExporter()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge))
-			_, span := tp.Tracer("openllmetry").Start(context.Background(), "llm.chat")
+			provider := trace.TracerProvider(tp)
+			if c.wrapped {
+				// Passed on as set: past the SDK's 128 events, each
+				// new one evicts the oldest passed on.
+				provider = bridge.TracerProvider(tp)
+			}
+			_, span := provider.Tracer("openllmetry").Start(context.Background(), "llm.chat")
 			span.SetAttributes(attribute.String("input.value", context4),
 				attribute.String("llm.input_messages.0.message.content", message))
 			for i, e := range events {
 				span.AddEvent("gen_ai.content.prompt", trace.WithAttributes(attribute.String("gen_ai.prompt", e), attribute.Int("i", i)))
 			}
 			span.End()
-			if err := tp.ForceFlush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			got := rx.WaitFor(t, 1)
-			if len(got) != 1 {
-				t.Fatalf("%d spans arrived", len(got))
-			}
+			got := flushedAlone(t, tp, rx)
 			for key, want := range map[string]string{"input.value": context4, "llm.input_messages.0.message.content": message} {
 				if g, w := fingerprint(got[0].Attributes[key]), fingerprint(want); g != w {
 					t.Errorf("%s: %s arrived, %s sent", key, g, w)

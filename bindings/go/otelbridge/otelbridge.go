@@ -19,7 +19,10 @@
 // spanguard.Tracer.FlushOnSignals, in a program that does not handle the
 // signal itself, exports it at once with what was set on it by then (the
 // tracer's stop, spanguard.Tracer.OnStop, passes on what each open span
-// holds first), as Shutdown and Close do. An SDK span let go of without its end (a stream never read
+// holds first), as Shutdown and Close do. The spans of the processor's
+// TracerProvider (a wrapper of the SDK's) pass on what is set on them as
+// it is set, so that one killed open (SIGKILL with the flight recorder,
+// SIGTERM with the watchdog alone) carries it too. An SDK span let go of without its end (a stream never read
 // to its end, a path that skipped `defer span.End()`) is ended when it is
 // garbage-collected, marked spanguard.unended, with what it had at its
 // start, rather than holding one of the tracer's slots for good. One
@@ -704,7 +707,7 @@ func (p *SpanProcessor) passOpen() {
 			// Once collected, it has nothing more to pass on: its
 			// cleanup ends it, or the stop exports it marked unended.
 			if s := o.sdk.get(); s != nil {
-				p.passLater(o, s)
+				p.passLater(o, s, false)
 			}
 		}
 		o.mu.Unlock()
@@ -714,8 +717,13 @@ func (p *SpanProcessor) passOpen() {
 
 // passLater passes on what s has beyond what o says was passed, and
 // records it as passed: spanguard's span then holds what the SDK's does,
-// and its dropped counts are the SDK's. Under o.mu.
-func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
+// and its dropped counts are the SDK's. asSet: a call on a span of the
+// processor's TracerProvider, which passes its links and events only
+// while the SDK keeps them all (past its limit each new one evicts one
+// passed, whose room spanguard frees only with the span: a long span's
+// events held the payload pool many times over); the stop and the end
+// catch up. Under o.mu.
+func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan, asSet bool) {
 	now := s.Attributes()
 	if attrs := later(o.attributes, now); len(attrs) > 0 {
 		p.failed(o.span.SetAttributes(p.attributes(attrs)...))
@@ -735,25 +743,39 @@ func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 	// then those the SDK kept that were not passed are sent (catchUp).
 	// The room of those dropped is freed with the span; as the SDK tells
 	// a processor nothing between OnStart and OnEnd, the passes are the
-	// start, a stop and the end, so that is at most the SDK's limit twice.
-	links, events := s.Links(), s.Events()
-	evictedLinks, uncountedLinks, sendLinks := o.links.catchUp(len(links), len(links)+s.DroppedLinks())
-	evictedEvents, uncountedEvents, sendEvents := o.events.catchUp(len(events), len(events)+s.DroppedEvents())
+	// start, a stop and the end (and, asSet, those while the SDK kept
+	// every one), so that is at most the SDK's limit twice.
+	passLinks, passEvents := !asSet || s.DroppedLinks() == 0, !asSet || s.DroppedEvents() == 0
+	var links []sdktrace.Link
+	var events []sdktrace.Event
+	var evictedLinks, uncountedLinks, sendLinks, evictedEvents, uncountedEvents, sendEvents int
+	if passLinks {
+		links = s.Links()
+		evictedLinks, uncountedLinks, sendLinks = o.links.catchUp(len(links), len(links)+s.DroppedLinks())
+	}
+	if passEvents {
+		events = s.Events()
+		evictedEvents, uncountedEvents, sendEvents = o.events.catchUp(len(events), len(events)+s.DroppedEvents())
+	}
 	if evictedEvents+evictedLinks > 0 {
 		p.failed(o.span.DropOldest(uint32(evictedEvents), uint32(evictedLinks)))
-	}
-	p.addLinks(o.span, &o.links, s.DroppedLinks()+sendLinks, links[sendLinks:])
-	for i, e := range events[sendEvents:] {
-		err := o.span.AddEventWithDropped(e.Name, e.Time, droppedCount(e.DroppedAttributeCount),
-			p.attributes(e.Attributes)...)
-		p.failed(err)
-		o.events.took(s.DroppedEvents()+sendEvents+i, err)
 	}
 	// What else the SDK's own limits left out, and those spanguard
 	// refused without counting them, counted once: at a stop the span is
 	// exported with what it had then.
-	uncountedLinks += o.links.settle()
-	uncountedEvents += o.events.settle()
+	if passLinks {
+		p.addLinks(o.span, &o.links, s.DroppedLinks()+sendLinks, links[sendLinks:])
+		uncountedLinks += o.links.settle()
+	}
+	if passEvents {
+		for i, e := range events[sendEvents:] {
+			err := o.span.AddEventWithDropped(e.Name, e.Time, droppedCount(e.DroppedAttributeCount),
+				p.attributes(e.Attributes)...)
+			p.failed(err)
+			o.events.took(s.DroppedEvents()+sendEvents+i, err)
+		}
+		uncountedEvents += o.events.settle()
+	}
 	uncountedAttributes := s.DroppedAttributes() - o.droppedAttributes
 	o.droppedAttributes = s.DroppedAttributes()
 	if uncountedAttributes+uncountedEvents+uncountedLinks > 0 {
@@ -818,7 +840,7 @@ func (p *SpanProcessor) end(o *openSpan, s sdktrace.ReadOnlySpan) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ended = true
-	p.passLater(o, s)
+	p.passLater(o, s, false)
 	err := o.span.EndAt(s.EndTime())
 	p.failed(err)
 	return err

@@ -661,6 +661,9 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv("SPANGUARD_EXPORTER_CHILD_ENDPOINT"); url != "" {
 		exporterChild(url) // signal_exporter_test.go
 	}
+	if mode := os.Getenv("SPANGUARD_SET_OPEN_CHILD"); mode != "" {
+		setOpenChild(mode) // set_open_test.go
+	}
 	if url := os.Getenv("SPANGUARD_DRAIN_BRIDGE_CHILD"); url != "" {
 		drainChild(url) // drain_test.go
 	}
@@ -1023,15 +1026,26 @@ func collectedOpen(t *testing.T, tr *spanguard.Tracer) {
 // A span started and ended through the bridge, with an attribute at its
 // start and one later: what the bridge costs an instrumented call, beside
 // the SDK's own span.
-func BenchmarkBridgedSpan(b *testing.B) {
+func BenchmarkBridgedSpan(b *testing.B) { benchmarkBridgedSpan(b, false) }
+
+// BenchmarkBridgedSpan through the bridge's TracerProvider, which passes
+// the later attribute on as it is set.
+func BenchmarkBridgedSpanWrapped(b *testing.B) { benchmarkBridgedSpan(b, true) }
+
+func benchmarkBridgedSpan(b *testing.B, wrapped bool) {
 	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer tr.Close()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(tr)))
+	bridge := otelbridge.New(tr)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge))
 	defer tp.Shutdown(context.Background())
-	tracer, ctx := tp.Tracer("bench"), context.Background()
+	provider := trace.TracerProvider(tp)
+	if wrapped {
+		provider = bridge.TracerProvider(tp)
+	}
+	tracer, ctx := provider.Tracer("bench"), context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		_, span := tracer.Start(ctx, "op", trace.WithAttributes(attribute.String("a", "x")))
