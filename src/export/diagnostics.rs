@@ -13,6 +13,7 @@
 //! too, with the line's message, whatever OTEL_LOG_LEVEL says (`Teller`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::LogLevel;
@@ -1372,6 +1373,23 @@ impl Diagnostics {
     pub fn set_aside(&mut self, message: &str) {
         self.emit(LogLevel::Warn, message);
         self.tell_when_set(ExportEvent::FileSetAside, message);
+    }
+
+    /// A span alone over `sink_max_line_bytes` is written whole on a sink
+    /// line of `bytes`: fine for `spanguard show` and replay, but a
+    /// Collector's otlpjsonfile receiver splits a line over its
+    /// `max_log_size` and drops it. Said once a process, at the first.
+    pub fn long_sink_line(&mut self, bytes: usize, limit: usize) {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if !self.enabled(LogLevel::Warn) || SAID.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.warn(&format!(
+            "a span longer than a local sink line ({limit} bytes, SPANGUARD_SINK_MAX_LINE_BYTES) \
+             was written whole, on a line of {bytes} bytes (said once): a Collector's otlpjsonfile \
+             receiver reading the sink drops a line over its max_log_size (1 MiB by default): \
+             set its max_log_size to 64MiB to read every span whole"
+        ));
     }
 
     pub fn warn(&mut self, message: &str) {

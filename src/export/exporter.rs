@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::aging::AgingSlots;
 use crate::buffer::slot_order::sort_slot_numbers;
-use crate::config::{Compression, Protocol};
+use crate::config::{Compression, MAX_SINK_LINE_BYTES, Protocol};
 use crate::pipeline::{ExportEvent, ExportSignal, Pipeline};
 use crate::span::record::{
     MARK_HAS_REST, MARK_NON_RECORDING, OverflowSource, SpanRecord, SpanView,
@@ -190,11 +190,16 @@ impl Exporter {
         let batch = config.max_export_batch_size as usize;
         let spool = SpoolDir::new(&config.spool_dir, config.spool_max_bytes);
         let mut delivery = Delivery::new(transport, spool, config.export_timeout, budget);
-        if !file_sink {
-            // A long prompt goes whole to a backend that takes it; the
-            // sink's lines keep their limit (the file receiver's).
-            delivery.send_lone_spans_whole();
-        }
+        // A long prompt goes whole to a backend that takes it, and on a
+        // sink line of its own up to the longest line `spanguard show`
+        // reads: batches keep the line limit (the Collector file
+        // receiver's), a span alone over it is written whole and said
+        // once (`note_long_sink_line`), never cut to it.
+        delivery.send_lone_spans_whole(if file_sink {
+            MAX_SINK_LINE_BYTES - 1
+        } else {
+            super::delivery::LONE_SPAN_CEILING
+        });
         let mut outcome = OutcomeFile::new(
             &outcome::dir_in(&config.spool_dir),
             &config.service_name,
@@ -947,7 +952,11 @@ impl Exporter {
     /// (`Delivery::lone_span_limit`); only beyond it are values cut.
     fn cut_limit_text(&self) -> String {
         if self.file_sink {
-            return self.size_limit_text();
+            return format!(
+                "a local sink line of one span ({} bytes: the longest line spanguard show reads, \
+                 or half SPANGUARD_SPOOL_MAX_BYTES if less)",
+                self.encoder.lone_limit() + 1
+            );
         }
         format!(
             "a request of one span ({} bytes: SPANGUARD_MAX_REQUEST_BYTES or, if larger, 64 MiB \
@@ -1034,6 +1043,11 @@ impl Exporter {
             cut_counted,
             cut_at: self.encoder.cut_at(),
         };
+        if self.file_sink && body.len() >= p.config.sink_max_line_bytes {
+            self.host
+                .diagnostics
+                .long_sink_line(body.len() + 1, p.config.sink_max_line_bytes);
+        }
         self.delivery.deliver(&request, &mut self.host);
         if !self.stand_in {
             inflight.body.store(std::ptr::null_mut(), Ordering::Release);
