@@ -137,10 +137,7 @@ fn llm_sized_values_arrive_whole_in_the_default_sink_and_in_show() {
         ("before", &[("k", "v")]),
         (
             "llm.chat",
-            &[
-                ("gen_ai.completion", &answer),
-                ("gen_ai.prompt", &script),
-            ],
+            &[("gen_ai.completion", &answer), ("gen_ai.prompt", &script)],
         ),
         ("tool.call", &[("tool.output", &quotes)]),
         ("after", &[("k", "v")]),

@@ -13,7 +13,6 @@
 //! too, with the line's message, whatever OTEL_LOG_LEVEL says (`Teller`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::LogLevel;
@@ -282,6 +281,8 @@ pub struct Diagnostics {
     /// a run whose prompts arrived cut to the sink's line limit left its
     /// user with values they never got.
     cuts: ValuesCut,
+    /// A sink line over `sink_max_line_bytes` was said (`long_sink_line`).
+    long_sink_line_said: bool,
 }
 
 /// Where values were cut (the words after "N values cut"), each with the
@@ -623,6 +624,7 @@ impl Diagnostics {
             spooled_because: String::new(),
             refused_own: 0,
             cuts: ValuesCut::default(),
+            long_sink_line_said: false,
         }
     }
 
@@ -1378,15 +1380,14 @@ impl Diagnostics {
     /// A span alone over `sink_max_line_bytes` is written whole on a sink
     /// line of `bytes`: fine for `spanguard show` and replay, but a
     /// Collector's otlpjsonfile receiver splits a line over its
-    /// `max_log_size` and drops it. Said once a process, at the first.
+    /// `max_log_size` and drops it. Said once a tracer, at the first.
     pub fn long_sink_line(&mut self, bytes: usize, limit: usize) {
-        static SAID: AtomicBool = AtomicBool::new(false);
-        if !self.enabled(LogLevel::Warn) || SAID.swap(true, Ordering::Relaxed) {
+        if std::mem::replace(&mut self.long_sink_line_said, true) {
             return;
         }
         self.warn(&format!(
             "a span longer than a local sink line ({limit} bytes, SPANGUARD_SINK_MAX_LINE_BYTES) \
-             was written whole, on a line of {bytes} bytes (said once): a Collector's otlpjsonfile \
+             was written whole, on a line of {bytes} bytes (said once a tracer): a Collector's otlpjsonfile \
              receiver reading the sink drops a line over its max_log_size (1 MiB by default): \
              set its max_log_size to 64MiB to read every span whole"
         ));

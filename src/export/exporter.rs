@@ -953,8 +953,8 @@ impl Exporter {
     fn cut_limit_text(&self) -> String {
         if self.file_sink {
             return format!(
-                "a local sink line of one span ({} bytes: the longest line spanguard show reads, \
-                 or half SPANGUARD_SPOOL_MAX_BYTES if less)",
+                "one line of the local sink, a span alone ({} bytes: 64 MiB, the longest line \
+                 spanguard show reads, or half SPANGUARD_SPOOL_MAX_BYTES if less)",
                 self.encoder.lone_limit() + 1
             );
         }
