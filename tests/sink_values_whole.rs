@@ -188,3 +188,67 @@ fn llm_sized_values_arrive_whole_in_the_default_sink_and_in_show() {
     assert!(!page.contains("cut"), "{page:.2000}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A batch the sink could not write (its directory unusable) waits in the
+/// spool, the long span whole; `spanguard replay` sends it to a backend
+/// with every value whole.
+#[test]
+fn a_long_span_the_sink_spooled_is_replayed_whole() {
+    let dir = std::env::temp_dir().join(format!("sg-sink-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // A file where the sink's directory's parent should be: every write fails.
+    std::fs::write(dir.join("not-a-dir"), b"").expect("write");
+    let tracer = Tracer::new(TracerConfig {
+        endpoint: None,
+        sink_dir: dir.join("not-a-dir").join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(20),
+        export_timeout: Duration::from_millis(200),
+        ..TracerConfig::default()
+    })
+    .expect("tracer");
+    let (answer, script) = (completion(2_000_000), non_ascii(300_000));
+    end_span(
+        &tracer,
+        "llm.chat",
+        &[("gen_ai.completion", &answer), ("gen_ai.prompt", &script)],
+    );
+    support::flush_done(&tracer, Duration::from_secs(60));
+    let stats = tracer.stats();
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    assert_eq!(
+        (stats.spooled_spans, stats.values_truncated),
+        (1, 0),
+        "{stats:?}"
+    );
+
+    let taken: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Default::default();
+    let keep = std::sync::Arc::clone(&taken);
+    let (url, _) = support::backend(move |body| {
+        keep.lock().unwrap().push(body.to_vec());
+        200
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_spanguard"))
+        .args(["replay", "--endpoint", &url])
+        .arg(dir.join("spool"))
+        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+        .output()
+        .expect("spanguard runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let taken = taken.lock().unwrap();
+    let bodies: Vec<String> = taken
+        .iter()
+        .map(|b| String::from_utf8(b.clone()).expect("OTLP/JSON"))
+        .collect();
+    assert_eq!(bodies.len(), 1, "one request");
+    assert!(bodies[0].contains(&answer), "the completion whole");
+    assert!(bodies[0].contains(&script), "the prompt whole");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -951,6 +951,12 @@ impl Exporter {
     /// a span goes whole in a request of its own up to the lone-span limit
     /// (`Delivery::lone_span_limit`); only beyond it are values cut.
     fn cut_limit_text(&self) -> String {
+        // A spool cap small enough leaves a span alone no more room than
+        // a line of several: the line limit is what cut it then.
+        let line = self.pipeline.config.sink_max_line_bytes;
+        if self.file_sink && self.encoder.lone_limit() < line {
+            return self.size_limit_text();
+        }
         if self.file_sink {
             return format!(
                 "one line of the local sink, a span alone ({} bytes: 64 MiB, the longest line \

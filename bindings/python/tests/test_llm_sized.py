@@ -227,6 +227,18 @@ def test_an_llm_sized_span_open_at_a_sigkill_is_recovered_whole_from_the_flight_
     assert_whole(api, got, killed=True)
 
 
+def recorded_and_shut_down(api: str, tracer: "spanguard.Tracer"):
+    """Records the span (`record`), shuts the tracer (and the bridge's
+    provider) down and returns the tracer's stats as it ended."""
+    provider, _ = record(api, tracer)
+    assert tracer.shutdown(30)
+    stats = tracer.stats()
+    tracer.close()
+    if provider:
+        provider.shutdown()
+    return stats
+
+
 @pytest.mark.parametrize("api", APIS)
 def test_the_default_sink_writes_an_llm_sized_span_whole_and_says_it_once(tmp_path, api, capfd):
     """The local sink's lines keep the Collector file receiver's limit (1 MiB,
@@ -236,12 +248,7 @@ def test_the_default_sink_writes_an_llm_sized_span_whole_and_says_it_once(tmp_pa
     the spool's cap (32 MiB by default) is cut: here a 4 MiB cap, counted in
     values_truncated and said with the setting that raises it."""
     whole = new_tracer(tmp_path, sink_dir=tmp_path / "whole")
-    provider, _ = record(api, whole)
-    assert whole.shutdown(30)
-    stats = whole.stats()
-    whole.close()
-    if provider:
-        provider.shutdown()
+    stats = recorded_and_shut_down(api, whole)
     assert stats.spans_exported == 1 and stats.values_truncated == 0
     said = capfd.readouterr().err
     assert "max_log_size" in said and "written whole" in said, said
@@ -250,12 +257,7 @@ def test_the_default_sink_writes_an_llm_sized_span_whole_and_says_it_once(tmp_pa
     assert_shown_whole(tmp_path / "whole")
 
     cut = new_tracer(tmp_path, sink_dir=tmp_path / "sink", spool_max_mib=4)
-    provider, _ = record(api, cut)
-    assert cut.shutdown(30)
-    stats = cut.stats()
-    cut.close()
-    if provider:
-        provider.shutdown()
+    stats = recorded_and_shut_down(api, cut)
     assert stats.spans_exported == 1 and stats.values_truncated > 0
     said = capfd.readouterr().err
     assert "SPANGUARD_SPOOL_MAX_BYTES" in said and "values_truncated" in said, said
