@@ -168,9 +168,10 @@ def test_values_cut_are_said_with_where_and_what_keeps_them_whole_not_as_nothing
     length limit) as such."""
     env = env_with_state(tmp_path)
     # 3 MB prompts: each span alone over the sink's 1 MiB line, written
-    # whole up to half the spool's cap, here 2 MiB: its prompt cut.
+    # whole up to half the spool's cap, here 2 MiB (read with --from-env):
+    # its prompt cut.
     env["SPANGUARD_SPOOL_MAX_BYTES"] = str(4 << 20)
-    emit, stats = emit_to_sink(tmp_path, env, "big", "--count", "3", "--prompt-bytes", "3000000")
+    emit, stats = emit_to_sink(tmp_path, env, "big", "--from-env", "--count", "3", "--prompt-bytes", "3000000")
     assert "SPANGUARD_SPOOL_MAX_BYTES" in emit.stderr, emit.stderr
     assert stats["values_truncated"] == 3 and stats["spans_exported"] == 3, stats
     run = why(cli, env, "--dir", str(tmp_path / "spool"))
