@@ -281,7 +281,7 @@ const EMPTY_JSON_REQUEST: &[u8] = b"{}";
 /// common backends take (the Collector's OTLP/HTTP receiver: 20 MiB by
 /// default), and a bound on memory: while it is sent the exporter holds
 /// the request encoded and gzipped, and a 413 a plain copy and its cut.
-pub const LONE_SPAN_CEILING: usize = 64 << 20;
+const LONE_SPAN_CEILING: usize = 64 << 20;
 
 /// How deep (levels of an attribute value, as `value_depth_limit` counts
 /// them) the values of a span a server refused for good are cut before it
@@ -550,10 +550,14 @@ impl Delivery {
     /// cap (less its file header) if that is less: a request within half
     /// the cap is kept whole when the backend is away (`keep` writes larger
     /// ones in parts of half the cap and cuts a lone span to it), and
-    /// keeping it evicts no more than half the spool. `ceiling`:
-    /// `LONE_SPAN_CEILING` for a backend; for the file sink, the longest
-    /// line `spanguard show` reads, less its newline.
-    pub fn send_lone_spans_whole(&mut self, ceiling: usize) {
+    /// keeping it evicts no more than half the spool.
+    pub fn send_lone_spans_whole(&mut self) {
+        self.send_lone_spans_whole_up_to(LONE_SPAN_CEILING);
+    }
+
+    /// `send_lone_spans_whole` with another ceiling: for the file sink,
+    /// the longest line `spanguard show` reads, less its newline.
+    pub fn send_lone_spans_whole_up_to(&mut self, ceiling: usize) {
         let half_cap = (self.spool.max_bytes() / 2).min(usize::MAX as u64) as usize;
         self.lone_ceiling = half_cap
             .saturating_sub(HEADER_LEN)
@@ -5923,7 +5927,7 @@ mod tests {
             Duration::from_secs(30),
             1_000_000,
         );
-        d.send_lone_spans_whole(LONE_SPAN_CEILING);
+        d.send_lone_spans_whole();
         (d, accepted, refused, dir)
     }
 

@@ -195,11 +195,11 @@ impl Exporter {
         // reads: batches keep the line limit (the Collector file
         // receiver's), a span alone over it is written whole and said
         // once (`note_long_sink_line`), never cut to it.
-        delivery.send_lone_spans_whole(if file_sink {
-            MAX_SINK_LINE_BYTES - 1
+        if file_sink {
+            delivery.send_lone_spans_whole_up_to(MAX_SINK_LINE_BYTES - 1);
         } else {
-            super::delivery::LONE_SPAN_CEILING
-        });
+            delivery.send_lone_spans_whole();
+        }
         let mut outcome = OutcomeFile::new(
             &outcome::dir_in(&config.spool_dir),
             &config.service_name,

@@ -428,7 +428,7 @@ pub fn run(args: &[String]) -> ExitCode {
         config.max_request_bytes,
     );
     // As the exporter sends them: a span alone over the limit goes whole.
-    delivery.send_lone_spans_whole(spanguard::export::delivery::LONE_SPAN_CEILING);
+    delivery.send_lone_spans_whole();
     let format = match config.protocol {
         Protocol::HttpProtobuf => BodyFormat::Protobuf,
         Protocol::HttpJson => BodyFormat::Json,
