@@ -80,13 +80,9 @@ for f in sorted(sink.glob("*.jsonl")):
                         print(verdict.split()[0], name, a["key"], *verdict.split()[1:])
 "#;
 
-fn judged(sink: &Path, expected: &Path) -> String {
-    let out = Command::new("python3")
-        .args(["-c", JUDGE])
-        .arg(sink)
-        .arg(expected)
-        .output()
-        .expect("python3 runs");
+/// What `command` printed on stdout; it must succeed.
+fn stdout_of(command: &mut Command) -> String {
+    let out = command.output().expect("the command runs");
     assert!(
         out.status.success(),
         "{}",
@@ -95,19 +91,22 @@ fn judged(sink: &Path, expected: &Path) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+fn judged(sink: &Path, expected: &Path) -> String {
+    stdout_of(
+        Command::new("python3")
+            .args(["-c", JUDGE])
+            .arg(sink)
+            .arg(expected),
+    )
+}
+
 /// What `spanguard show --span ID` prints of the sink in `sink`.
 fn shown(sink: &Path, span_id: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_spanguard"))
-        .args(["show", "--color", "never", "--span", span_id])
-        .arg(sink)
-        .output()
-        .expect("spanguard runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_spanguard"))
+            .args(["show", "--color", "never", "--span", span_id])
+            .arg(sink),
+    )
 }
 
 #[test]
@@ -230,17 +229,12 @@ fn a_long_span_the_sink_spooled_is_replayed_whole() {
         keep.lock().unwrap().push(body.to_vec());
         200
     });
-    let out = Command::new(env!("CARGO_BIN_EXE_spanguard"))
-        .args(["replay", "--endpoint", &url])
-        .arg(dir.join("spool"))
-        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-        .output()
-        .expect("spanguard runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_spanguard"))
+            .args(["replay", "--endpoint", &url])
+            .arg(dir.join("spool"))
+            .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
     );
     let taken = taken.lock().unwrap();
     let bodies: Vec<String> = taken
