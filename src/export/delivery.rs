@@ -550,13 +550,18 @@ impl Delivery {
     /// cap (less its file header) if that is less: a request within half
     /// the cap is kept whole when the backend is away (`keep` writes larger
     /// ones in parts of half the cap and cuts a lone span to it), and
-    /// keeping it evicts no more than half the spool. Not for the file
-    /// sink, whose line limit is what the Collector's file receiver reads.
+    /// keeping it evicts no more than half the spool.
     pub fn send_lone_spans_whole(&mut self) {
+        self.send_lone_spans_whole_up_to(LONE_SPAN_CEILING);
+    }
+
+    /// `send_lone_spans_whole` with another ceiling: for the file sink,
+    /// the longest line `spanguard show` reads, less its newline.
+    pub fn send_lone_spans_whole_up_to(&mut self, ceiling: usize) {
         let half_cap = (self.spool.max_bytes() / 2).min(usize::MAX as u64) as usize;
         self.lone_ceiling = half_cap
             .saturating_sub(HEADER_LEN)
-            .min(LONE_SPAN_CEILING)
+            .min(ceiling)
             .max(self.max_request_bytes);
     }
 

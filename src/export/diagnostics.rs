@@ -284,6 +284,8 @@ pub struct Diagnostics {
     /// How the program raises its span slots, in its binding's words
     /// (`for_runtime`).
     raise_slots: &'static str,
+    /// A sink line over `sink_max_line_bytes` was said (`long_sink_line`).
+    long_sink_line_said: bool,
 }
 
 /// How a program raises its span slots, in the words of the binding that
@@ -643,6 +645,7 @@ impl Diagnostics {
             refused_own: 0,
             cuts: ValuesCut::default(),
             raise_slots: raise_slots(None),
+            long_sink_line_said: false,
         }
     }
 
@@ -1401,6 +1404,22 @@ impl Diagnostics {
     pub fn set_aside(&mut self, message: &str) {
         self.emit(LogLevel::Warn, message);
         self.tell_when_set(ExportEvent::FileSetAside, message);
+    }
+
+    /// A span alone over `sink_max_line_bytes` is written whole on a sink
+    /// line of `bytes`: fine for `spanguard show` and replay, but a
+    /// Collector's otlpjsonfile receiver splits a line over its
+    /// `max_log_size` and drops it. Said once a tracer, at the first.
+    pub fn long_sink_line(&mut self, bytes: usize, limit: usize) {
+        if std::mem::replace(&mut self.long_sink_line_said, true) {
+            return;
+        }
+        self.warn(&format!(
+            "a span longer than a local sink line ({limit} bytes, SPANGUARD_SINK_MAX_LINE_BYTES) \
+             was written whole, on a line of {bytes} bytes (said once a tracer): a Collector's otlpjsonfile \
+             receiver reading the sink drops a line over its max_log_size (1 MiB by default): \
+             set its max_log_size to 64MiB to read every span whole"
+        ));
     }
 
     pub fn warn(&mut self, message: &str) {

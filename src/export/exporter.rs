@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::aging::AgingSlots;
 use crate::buffer::slot_order::sort_slot_numbers;
-use crate::config::{Compression, Protocol};
+use crate::config::{Compression, MAX_SINK_LINE_BYTES, Protocol};
 use crate::pipeline::{ExportEvent, ExportSignal, Pipeline};
 use crate::span::record::{
     MARK_HAS_REST, MARK_NON_RECORDING, OverflowSource, SpanRecord, SpanView,
@@ -190,9 +190,14 @@ impl Exporter {
         let batch = config.max_export_batch_size as usize;
         let spool = SpoolDir::new(&config.spool_dir, config.spool_max_bytes);
         let mut delivery = Delivery::new(transport, spool, config.export_timeout, budget);
-        if !file_sink {
-            // A long prompt goes whole to a backend that takes it; the
-            // sink's lines keep their limit (the file receiver's).
+        // A long prompt goes whole to a backend that takes it, and on a
+        // sink line of its own up to the longest line `spanguard show`
+        // reads: batches keep the line limit (the Collector file
+        // receiver's), a span alone over it is written whole and said
+        // once (`note_long_sink_line`), never cut to it.
+        if file_sink {
+            delivery.send_lone_spans_whole_up_to(MAX_SINK_LINE_BYTES - 1);
+        } else {
             delivery.send_lone_spans_whole();
         }
         let mut outcome = OutcomeFile::new(
@@ -953,8 +958,18 @@ impl Exporter {
     /// a span goes whole in a request of its own up to the lone-span limit
     /// (`Delivery::lone_span_limit`); only beyond it are values cut.
     fn cut_limit_text(&self) -> String {
-        if self.file_sink {
+        // A spool cap small enough leaves a span alone no more room than
+        // a line of several: the line limit is what cut it then.
+        let line = self.pipeline.config.sink_max_line_bytes;
+        if self.file_sink && self.encoder.lone_limit() < line {
             return self.size_limit_text();
+        }
+        if self.file_sink {
+            return format!(
+                "one line of the local sink, a span alone ({} bytes: 64 MiB, the longest line \
+                 spanguard show reads, or half SPANGUARD_SPOOL_MAX_BYTES if less)",
+                self.encoder.lone_limit() + 1
+            );
         }
         format!(
             "a request of one span ({} bytes: SPANGUARD_MAX_REQUEST_BYTES or, if larger, 64 MiB \
@@ -1041,6 +1056,11 @@ impl Exporter {
             cut_counted,
             cut_at: self.encoder.cut_at(),
         };
+        if self.file_sink && body.len() >= p.config.sink_max_line_bytes {
+            self.host
+                .diagnostics
+                .long_sink_line(body.len() + 1, p.config.sink_max_line_bytes);
+        }
         self.delivery.deliver(&request, &mut self.host);
         if !self.stand_in {
             inflight.body.store(std::ptr::null_mut(), Ordering::Release);

@@ -167,9 +167,12 @@ def test_values_cut_are_said_with_where_and_what_keeps_them_whole_not_as_nothing
     keeps them whole; those cut as they were recorded (an attribute value
     length limit) as such."""
     env = env_with_state(tmp_path)
-    # 2 MB prompts: each span over the sink's 1 MiB line, its prompt cut.
-    emit, stats = emit_to_sink(tmp_path, env, "big", "--count", "3", "--prompt-bytes", "2000000")
-    assert "SPANGUARD_SINK_MAX_LINE_BYTES" in emit.stderr, emit.stderr
+    # 3 MB prompts: each span alone over the sink's 1 MiB line, written
+    # whole up to half the spool's cap, here 2 MiB (read with --from-env):
+    # its prompt cut.
+    env["SPANGUARD_SPOOL_MAX_BYTES"] = str(4 << 20)
+    emit, stats = emit_to_sink(tmp_path, env, "big", "--from-env", "--count", "3", "--prompt-bytes", "3000000")
+    assert "SPANGUARD_SPOOL_MAX_BYTES" in emit.stderr, emit.stderr
     assert stats["values_truncated"] == 3 and stats["spans_exported"] == 3, stats
     run = why(cli, env, "--dir", str(tmp_path / "spool"))
     assert run.returncode == 0, run.stdout + run.stderr
@@ -178,8 +181,9 @@ def test_values_cut_are_said_with_where_and_what_keeps_them_whole_not_as_nothing
     assert "  nothing lost" not in lines, run.stdout
     assert ("  3 values cut: their spans were sent without all of what the program gave them "
             "(values_truncated counts them)") in lines, run.stdout
-    where = [l for l in lines if l.startswith("    3 values cut to fit their spans into one line of the local sink (")]
-    assert len(where) == 1 and "SPANGUARD_SINK_MAX_LINE_BYTES raises it" in where[0], run.stdout
+    where = [l for l in lines
+             if l.startswith("    3 values cut to fit their spans into one line of the local sink, a span alone (")]
+    assert len(where) == 1 and "half SPANGUARD_SPOOL_MAX_BYTES" in where[0], run.stdout
     assert "  no span lost, but values were cut (above)" in lines, run.stdout
 
 

@@ -277,7 +277,11 @@ def test_values_cut_to_fit_a_sink_line_are_told_once(emitter, tmp_path):
     # prompt and completion appear twice, were cut with nothing said), and
     # the number held back since at the stop.
     sink = tmp_path / "sink"
-    lines, stats = emit(emitter, "sink", tmp_path, {"SPANGUARD_SINK_MAX_LINE_BYTES": "65536"}, count=20,
+    # A span alone goes whole on a line of its own up to half the spool's
+    # cap: with a 128 KiB cap, no more than a 64 KiB line, so 300 KB
+    # prompts are cut to the line limit.
+    lines, stats = emit(emitter, "sink", tmp_path,
+                        {"SPANGUARD_SINK_MAX_LINE_BYTES": "65536", "SPANGUARD_SPOOL_MAX_BYTES": "131072"}, count=20,
                         extra=["--sink-dir", str(sink), "--prompt-bytes", "300000"])
     assert stats["values_truncated"] >= 20
     told = [line for line in lines

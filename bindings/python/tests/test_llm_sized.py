@@ -7,9 +7,10 @@ receiver (decoded by opentelemetry-proto) over OTLP/protobuf with gzip and
 over OTLP/JSON, after a spool replay (the backend down, then up) and from
 the flight recorder after a SIGKILL. Only what a documented limit cuts is
 missing: the events past OpenTelemetry's default event count limit (128,
-counted in `dropped_events_count`) and, in the local sink, what its line
-limit (`sink_max_line_bytes`, 1 MiB) cuts: counted in `values_truncated`
-and said on stderr.
+counted in `dropped_events_count`). In the local sink the span is over
+its line limit (`sink_max_line_bytes`, 1 MiB) and is written whole on a
+line of its own; only over half the spool's cap are values cut: counted
+in `values_truncated` and said on stderr.
 
 The text is random base64 (as an image in a message is): a cut, a moved or
 a repeated piece cannot pass for the original, and gzip cannot shrink it
@@ -226,38 +227,46 @@ def test_an_llm_sized_span_open_at_a_sigkill_is_recovered_whole_from_the_flight_
     assert_whole(api, got, killed=True)
 
 
-@pytest.mark.parametrize("api", APIS)
-def test_the_default_sink_cuts_an_llm_sized_span_to_its_line_limit_counts_and_says_it(tmp_path, api, capfd):
-    """The local sink's lines keep the Collector file receiver's limit (1 MiB,
-    `sink_max_line_bytes`): the span is written with its longest values cut
-    to fit, counted in values_truncated and said on stderr with the setting
-    that raises it; raised to 64 MiB, the span is written whole."""
-    cut = new_tracer(tmp_path, sink_dir=tmp_path / "sink")
-    provider, _ = record(api, cut)
-    assert cut.shutdown(30)
-    stats = cut.stats()
-    cut.close()
+def recorded_and_shut_down(api: str, tracer: "spanguard.Tracer"):
+    """Records the span (`record`), shuts the tracer (and the bridge's
+    provider) down and returns the tracer's stats as it ended."""
+    provider, _ = record(api, tracer)
+    assert tracer.shutdown(30)
+    stats = tracer.stats()
+    tracer.close()
     if provider:
         provider.shutdown()
-    assert stats.spans_exported == 1 and stats.values_truncated > 0
-    said = capfd.readouterr().err
-    assert "SPANGUARD_SINK_MAX_LINE_BYTES" in said and "values_truncated" in said, said
-    lines = [ln for f in (tmp_path / "sink").glob("*.jsonl") for ln in f.read_bytes().splitlines(keepends=True)]
-    assert len(lines) == 1 and len(lines[0]) <= 1 << 20
-    (span,) = read_sink(tmp_path / "sink")
-    assert span["name"] == "llm.chat" and len(span["events"]) == COUNT_LIMIT
-    assert CONTEXT.startswith(span["attributes"]["input.value"])
+    return stats
 
-    whole = new_tracer(tmp_path, sink_dir=tmp_path / "whole", sink_max_line_bytes=64 << 20)
-    provider, _ = record(api, whole)
-    assert whole.shutdown(30)
-    assert whole.stats().values_truncated == 0
-    whole.close()
-    if provider:
-        provider.shutdown()
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_default_sink_writes_an_llm_sized_span_whole_and_says_it_once(tmp_path, api, capfd):
+    """The local sink's lines keep the Collector file receiver's limit (1 MiB,
+    `sink_max_line_bytes`) for batches; a span alone over it is written whole
+    on a line of its own (it was cut to 1 MiB), said once on stderr with the
+    receiver's setting (max_log_size) that reads it. Only a span over half
+    the spool's cap (32 MiB by default) is cut: here a 4 MiB cap, counted in
+    values_truncated and said with the setting that raises it."""
+    whole = new_tracer(tmp_path, sink_dir=tmp_path / "whole")
+    stats = recorded_and_shut_down(api, whole)
+    assert stats.spans_exported == 1 and stats.values_truncated == 0
+    said = capfd.readouterr().err
+    assert "max_log_size" in said and "written whole" in said, said
     (span,) = read_sink(tmp_path / "whole")
     assert_whole(api, span)
     assert_shown_whole(tmp_path / "whole")
+
+    cut = new_tracer(tmp_path, sink_dir=tmp_path / "sink", spool_max_mib=4)
+    stats = recorded_and_shut_down(api, cut)
+    assert stats.spans_exported == 1 and stats.values_truncated > 0
+    said = capfd.readouterr().err
+    assert "SPANGUARD_SPOOL_MAX_BYTES" in said and "values_truncated" in said, said
+    lines = [ln for f in (tmp_path / "sink").glob("*.jsonl") for ln in f.read_bytes().splitlines(keepends=True)]
+    assert len(lines) == 1 and len(lines[0]) <= 2 << 20
+    (span,) = read_sink(tmp_path / "sink")
+    assert span["name"] == "llm.chat" and len(span["events"]) == COUNT_LIMIT
+    assert CONTEXT.startswith(span["attributes"]["input.value"])
+    assert len(span["attributes"]["input.value"]) < len(CONTEXT)
 
 
 def test_a_backend_that_refuses_bodies_over_1_mb_gets_the_4_mb_span_cut_counted_and_said(tmp_path, capfd):
