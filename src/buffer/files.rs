@@ -1097,11 +1097,16 @@ pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
         let mut new = name[..name.len().min(NAME_MAX - tail.len())].to_vec();
         new.extend_from_slice(tail.as_bytes());
         let target = path.with_file_name(std::ffi::OsString::from_vec(new));
-        if std::fs::symlink_metadata(&target).is_ok() {
-            continue;
+        // In one step (`rename_new`): looking for a free name and then
+        // renaming let another process setting aside a file of this name
+        // at once (two names cut to the same bytes, or one made again)
+        // take it between the two, and one rename replaced the other's
+        // file set aside, a person's evidence gone.
+        match rename_new(path, &target) {
+            Ok(()) => return Ok(target),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
         }
-        std::fs::rename(path, &target)?;
-        return Ok(target);
     }
     Err(io::Error::new(
         io::ErrorKind::AlreadyExists,
@@ -1470,6 +1475,51 @@ mod tests {
     }
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Two processes setting aside files of one name at once (two names
+    /// cut to the same bytes to fit the suffix, or the same name made
+    /// again) each keep theirs: looking for a free name and then renaming
+    /// let the second rename replace the first's `.unreadable` file, a
+    /// person's evidence gone.
+    #[test]
+    fn files_set_aside_at_once_under_one_name_are_both_kept() {
+        let dir = temp_dir("set-aside-race");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let prefix = "r".repeat(250);
+        for round in 0..1500u32 {
+            let sub = dir.join(format!("{round}"));
+            std::fs::create_dir(&sub).expect("sub");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let handles: Vec<_> = ["a", "b"]
+                .into_iter()
+                .map(|who| {
+                    let path = sub.join(format!("{prefix}{who}"));
+                    std::fs::write(&path, who).expect("file");
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        set_aside(&path).expect("set aside")
+                    })
+                })
+                .collect();
+            let mut kept: Vec<_> = handles
+                .into_iter()
+                .map(|h| std::fs::read_to_string(h.join().expect("thread")).unwrap_or_default())
+                .collect();
+            kept.sort();
+            assert_eq!(
+                kept,
+                ["a", "b"],
+                "round {round}: a file set aside was replaced"
+            );
+            assert_eq!(
+                std::fs::read_dir(&sub).expect("list").count(),
+                2,
+                "round {round}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A full filesystem passes access(2): `spanguard check` said a sink on
     /// a 1 MB tmpfs filled up was fine, and every span written there failed.

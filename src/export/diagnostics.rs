@@ -1138,8 +1138,7 @@ impl Diagnostics {
         if newly == 0 {
             return;
         }
-        self.cuts
-            .add(newly, &format!("to fit their spans into {limit}"));
+        self.cuts.add(newly, &cut_place(limit));
         match self.values_cut.due(Instant::now(), newly) {
             Some(total) => self.tell_values_cut(total, limit),
             None => {
@@ -1433,6 +1432,14 @@ impl Diagnostics {
     pub fn error(&mut self, message: &str) {
         self.emit(LogLevel::Error, message);
     }
+}
+
+/// Where values were cut to make their spans fit `limit` (an
+/// `Outcome::Cut`'s, which says what cut them and what keeps them whole),
+/// as the record keeps it for `spanguard why` and `spanguard replay` says
+/// it: "N values cut " and this.
+pub fn cut_place(limit: &str) -> String {
+    format!("to fit their spans into {limit}")
 }
 
 #[cfg(test)]

@@ -455,7 +455,7 @@ const TORN_RECORDS: &str = "torn in a dead process's crash dump: its writer died
 /// Where values of spans recovered from a dead process's crash dump or
 /// flight file were cut (`DumpReader::take_chunks_cut`), said after "to
 /// fit their spans into".
-const TORN_CHUNKS: &str = "what a dead process's crash dump or flight file held of them (its \
+pub const TORN_CHUNKS: &str = "what a dead process's crash dump or flight file held of them (its \
                            writer died while it wrote their payload chunks: the values in the \
                            chunks missing arrive cut or left out, one counted a span)";
 
@@ -463,7 +463,7 @@ const TORN_CHUNKS: &str = "what a dead process's crash dump or flight file held 
 /// flight file were cut at the most one recovered span keeps
 /// (`DumpReader::take_chunks_over_limit`), said after "to fit their spans
 /// into".
-const CHUNKS_OVER_LIMIT: &str = "the 64 MiB of values that a span recovered from a dead \
+pub const CHUNKS_OVER_LIMIT: &str = "the 64 MiB of values that a span recovered from a dead \
                                  process's crash dump or flight file keeps (its record named \
                                  more: the values in the chunks past it arrive cut or left \
                                  out, one counted a span)";

@@ -69,12 +69,48 @@ pub fn not_utf8(n: usize, shown: &str) -> String {
     )
 }
 
+/// `err`, a write that failed with EFBIG (os error 27), said with the
+/// file size limit that stopped it, when there is one.
+pub fn too_large(err: &str) -> String {
+    match spanguard::buffer::files::file_size_limit() {
+        Some(limit) => format!(
+            "{err}: past this process's file size limit (RLIMIT_FSIZE, `ulimit -f`: {limit} \
+             bytes); what is past it was not written (raise the limit, or write elsewhere)"
+        ),
+        None => err.to_string(),
+    }
+}
+
 pub fn run(args: &[String], version: &str) -> ExitCode {
     // Output piped into `head` that stops reading ends us quietly, as it
     // does any command-line tool, rather than as a panic. (Python, for
     // one, starts with SIGPIPE ignored.)
     // SAFETY: restores the default disposition; no handler runs.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // A write past the file size limit (RLIMIT_FSIZE: `ulimit -f`,
+    // systemd's LimitFSIZE=) killed us with SIGXFSZ, the page or listing
+    // cut and nothing said: ignored, such a write fails (EFBIG), said as
+    // `too_large` says it, with a failure status. Spool files are only
+    // read, moved or written whole beside the old (a failed write leaves
+    // the spans where they were).
+    // SAFETY: sets the disposition to ignore; no handler runs.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // print! panics when stdout fails: past the limit, said so.
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or("");
+        if let Some(err) = message.strip_prefix("failed printing to stdout: ")
+            && err.contains("os error 27")
+        {
+            eprintln!("spanguard: writing the output: {}", too_large(err));
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
     match args.first().map(String::as_str) {
         Some("-h" | "--help" | "help") => {
             print!("{HELP}");

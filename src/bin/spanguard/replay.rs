@@ -231,8 +231,12 @@ struct Tally {
     delivered: u64,
     refused: u64,
     kept: u64,
-    /// String and bytes values cut to make spans fit the size limit.
+    /// String and bytes values cut to make spans fit a limit.
     cut: u64,
+    /// Of them, how many each limit cut (an `Outcome::Cut`'s text: this
+    /// process's size limit, a 413, or what a dead process's file held),
+    /// in the order first met.
+    cut_by: Vec<(String, u64)>,
     /// Values whose arrays and maps nested too deep for the backend's
     /// decoder were emptied (`Outcome::Emptied`).
     emptied: u64,
@@ -267,6 +271,7 @@ impl Tally {
             refused: 0,
             kept: 0,
             cut: 0,
+            cut_by: Vec::new(),
             emptied: 0,
             emptied_depth: 0,
             timed_out: 0,
@@ -316,7 +321,13 @@ impl DeliveryHost for Tally {
                     self.refusal.get_or_insert_with(|| reason.to_string());
                 }
             }
-            Outcome::Cut { values, .. } => self.cut += values,
+            Outcome::Cut { values, limit, .. } => {
+                self.cut += values;
+                match self.cut_by.iter_mut().find(|(l, _)| l == limit) {
+                    Some((_, n)) => *n += values,
+                    None => self.cut_by.push((limit.to_string(), values)),
+                }
+            }
             Outcome::Emptied {
                 values,
                 shared,
@@ -525,13 +536,8 @@ pub fn run(args: &[String]) -> ExitCode {
     // Spans delivered with values cut are delivered (the exit status is
     // about spans), but what was cut is gone: said on stderr, as the
     // library counts it in values_truncated.
-    if tally.cut > 0 {
-        eprintln!(
-            "spanguard replay: {} cut to fit the size limit ({} bytes a request of \
-             one span, 64 MiB or half SPANGUARD_SPOOL_MAX_BYTES, or the backend's)",
-            count(tally.cut, "value", "values"),
-            delivery.lone_span_limit()
-        );
+    for line in cut_lines(&tally.cut_by, delivery.lone_span_limit()) {
+        eprintln!("spanguard replay: {}", super::terminal::clean(&line));
     }
     if tally.emptied > 0 {
         eprintln!(
@@ -647,6 +653,34 @@ fn exit_status(tally: &Tally, nothing_left: bool) -> u8 {
     } else {
         0
     }
+}
+
+/// What `spanguard replay` says of the values cut, a line a cause in
+/// the words `spanguard why` uses (`diagnostics::cut_place`): a value
+/// cut short by a dying writer, or at the 64 MiB a recovered span keeps,
+/// was said as "cut to fit the size limit", which sent its reader to
+/// raise a limit that cut nothing. `lone_span_limit`: the bytes of a
+/// request of one span here, said with the cuts to this process's size
+/// limit.
+fn cut_lines(cut_by: &[(String, u64)], lone_span_limit: usize) -> Vec<String> {
+    cut_by
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(limit, n)| {
+            let mut line = format!(
+                "{} cut {}",
+                count(*n, "value", "values"),
+                diagnostics::cut_place(limit)
+            );
+            if limit.contains("this process's size limit") {
+                line.push_str(&format!(
+                    " ({lone_span_limit} bytes a request of one span: 64 MiB or half \
+                     SPANGUARD_SPOOL_MAX_BYTES, or the backend's)"
+                ));
+            }
+            line
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -787,6 +821,50 @@ mod tests {
             "http://test".to_string(),
             heard,
         )
+    }
+
+    /// Each recovery cut is said by its own cause, in `why`'s words:
+    /// values a dying writer tore, or cut at the 64 MiB a recovered span
+    /// keeps, were all said as "cut to fit the size limit", sending the
+    /// reader to raise a limit that cut nothing. The size limit's own cuts
+    /// keep their figure.
+    #[test]
+    fn each_recovery_cut_is_said_by_its_own_cause() {
+        use spanguard::export::delivery::Origin;
+        use spanguard::export::recovery::{CHUNKS_OVER_LIMIT, TORN_CHUNKS};
+        let flags = HeardFlags::default();
+        let mut tally = tally(&flags);
+        let size = "one request of this process's size limit (a recovered span)";
+        for (values, limit) in [
+            (2, TORN_CHUNKS),
+            (1, CHUNKS_OVER_LIMIT),
+            (3, size),
+            (1, TORN_CHUNKS),
+        ] {
+            tally.record(Outcome::Cut {
+                origin: Origin::Recovered,
+                values,
+                limit,
+            });
+        }
+        assert_eq!(tally.cut, 7);
+        let lines = cut_lines(&tally.cut_by, 1000);
+        assert_eq!(
+            lines,
+            [
+                format!("3 values cut {}", diagnostics::cut_place(TORN_CHUNKS)),
+                format!("1 value cut {}", diagnostics::cut_place(CHUNKS_OVER_LIMIT)),
+                format!(
+                    "3 values cut {} (1000 bytes a request of one span: 64 MiB or half \
+                     SPANGUARD_SPOOL_MAX_BYTES, or the backend's)",
+                    diagnostics::cut_place(size)
+                ),
+            ]
+        );
+        assert!(
+            lines[..2].iter().all(|l| !l.contains("size limit")),
+            "{lines:?}"
+        );
     }
 
     /// How many requests of spans the tally counts unanswered in their

@@ -278,6 +278,10 @@ pub fn run(args: &[String]) -> ExitCode {
             super::page_file::write(std::path::Path::new(out), page.as_bytes())
         };
         if let Err(e) = written {
+            let e = match e.raw_os_error() {
+                Some(libc::EFBIG) => super::too_large(&e.to_string()),
+                _ => e.to_string(),
+            };
             eprintln!("spanguard: writing {}: {e}", super::terminal::clean(out));
             return ExitCode::FAILURE;
         }
