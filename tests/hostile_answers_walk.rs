@@ -263,6 +263,29 @@ fn spanguard_asks_for_answers_in_no_coding() {
 }
 
 #[test]
+fn a_users_accept_encoding_is_sent_alone_in_place_of_spanguards() {
+    // OTEL_EXPORTER_OTLP_HEADERS="Accept-Encoding=gzip" went beside
+    // spanguard's own `identity`: two fields a server may merge ("identity,
+    // gzip") or read either of. The user's is the request's: gzip and
+    // deflate are read, any other coding is taken with a warning.
+    let (url, asked) = keeping_accept_encoding(with_body("HTTP/1.1 200 OK\r\n", b""));
+    for name in ["Accept-Encoding", "accept-encoding"] {
+        let mut t = HttpTransport::new(
+            &url,
+            &[(name.to_string(), "gzip".to_string())],
+            &TlsFiles::default(),
+            Duration::from_secs(30),
+            Arc::new(AtomicU64::new(0)),
+        );
+        assert_eq!(
+            t.send(b"", BodyFormat::Protobuf, false),
+            Ok(Accepted::default())
+        );
+    }
+    assert_eq!(*asked.lock().expect("not poisoned"), ["gzip", "gzip"]);
+}
+
+#[test]
 fn a_2xx_answer_in_a_coding_not_read_is_delivered_with_a_warning_that_says_so() {
     // A proxy that compresses whatever was asked: a partial success in it
     // cannot be read. The status is the server's verdict (taken), but

@@ -163,8 +163,9 @@ impl Response {
         if let Some(coding) = &self.unread_coding {
             // Its bytes are no message: read as one, they may say
             // anything (a count of rejected spans out of br's bytes).
-            let why = "spanguard asks for none: Accept-Encoding: identity; a proxy in between \
-                       may compress";
+            let why = "spanguard reads gzip and deflate and asks for none (Accept-Encoding: \
+                       identity) unless OTEL_EXPORTER_OTLP_HEADERS does; a proxy in between may \
+                       compress";
             return (Cow::Borrowed(&[]), Some((coding.clone(), why)));
         }
         match inflate(&self.body, self.encoding) {
@@ -527,7 +528,18 @@ impl HttpTransport {
         // small; none is asked for (gzip and deflate are still read, for
         // a proxy that compresses regardless). A plain header: curl's own
         // `accept_encoding` would decode the body itself, before `inflate`.
-        list.append("Accept-Encoding: identity")?;
+        // A user's own (OTEL_EXPORTER_OTLP_HEADERS) is sent in its place,
+        // not beside it: two such fields are one list to a server that
+        // merges them ("identity, gzip") and either one to one that does
+        // not. The user may know their proxy; gzip and deflate are read,
+        // and a 2xx in any other coding is taken with a warning.
+        if !self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
+        {
+            list.append("Accept-Encoding: identity")?;
+        }
         for (k, v) in &self.headers {
             // The configuration refuses these; a header line must never be
             // able to start another one.
