@@ -139,7 +139,8 @@ fn a_partial_success_in_a_deflated_answer_is_read() {
     let got = send(&answering(answer), BodyFormat::Json);
     assert!(
         got.as_ref().is_ok_and(|a| a.rejected_spans == 0
-            && a.message.contains("compressed as deflate, damaged, which is not read")),
+            && a.message
+                .contains("compressed as deflate, damaged, which is not read")),
         "{got:?}"
     );
 }
@@ -494,7 +495,10 @@ fn a_compressed_answer_cut_short_is_delivered_with_a_warning_that_says_so() {
     ] {
         let head = format!("HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n");
         // Whole, it is read: 3 rejected (the repeats merged).
-        let got = send(&answering(with_body(&head, &compressed)), BodyFormat::Protobuf);
+        let got = send(
+            &answering(with_body(&head, &compressed)),
+            BodyFormat::Protobuf,
+        );
         assert_eq!(got.map(|a| a.rejected_spans), Ok(3), "{named}");
         let cut = &compressed[..compressed.len() / 2];
         let got = send(&answering(with_body(&head, cut)), BodyFormat::Protobuf);

@@ -177,7 +177,10 @@ impl Response {
                 let (how, why) = if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     ("cut short", "it ends before its stream does")
                 } else {
-                    ("damaged", "it does not inflate as its Content-Encoding says")
+                    (
+                        "damaged",
+                        "it does not inflate as its Content-Encoding says",
+                    )
                 };
                 let coding = format!("{}, {how}", self.encoding.name());
                 (Cow::Borrowed(&[]), Some((coding, why)))

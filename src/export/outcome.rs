@@ -1141,7 +1141,13 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         let o_before = parse(&before).expect("parse");
-        assert_eq!(o_before, Outcome { warnings: Vec::new(), ..o });
+        assert_eq!(
+            o_before,
+            Outcome {
+                warnings: Vec::new(),
+                ..o
+            }
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -22,7 +22,9 @@ const UNREAD_TAIL: &str = ", which is not read (";
 /// `coding` as it came (`br`, or `gzip, cut short`), `why` it is not read.
 /// Its words are read back by `unread_coding_in` (`spanguard why`).
 pub fn unread_answer(coding: &str, why: &str) -> String {
-    format!("{UNREAD_HEAD}{coding}{UNREAD_TAIL}{why}): any spans it rejected there are counted delivered")
+    format!(
+        "{UNREAD_HEAD}{coding}{UNREAD_TAIL}{why}): any spans it rejected there are counted delivered"
+    )
 }
 
 /// The coding a warning made by `unread_answer` names; None for any other
