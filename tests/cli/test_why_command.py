@@ -707,6 +707,19 @@ def partial_success_warning(message):
     return b"\x0a" + bytes([len(inner)]) + inner
 
 
+def why_after_answers(cli, tmp_path, head, body, count, said):
+    """`why`'s lines after `count` spans sent to a server answering every
+    request with a 200 of `head` and `body`, whose stderr said `said`."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    with answering_200(head, body) as url:
+        emit = emit_spans(tmp_path, env, url, spool, count, "whyanswers")
+    assert said in emit.stderr, emit.stderr
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout.splitlines()
+
+
 @pytest.mark.parametrize("head,body,said", [
     # A proxy compressing with what spanguard does not read: the 200 is
     # taken, but any spans it rejected in its body are counted delivered.
@@ -719,16 +732,9 @@ def test_answers_that_could_not_be_read_are_said_by_why(cli, tmp_path, head, bod
     """`spanguard why` answers "did everything arrive?": a backend's answer
     that could not be read was a warning on stderr alone (gone with the
     terminal) and `why` said "12 spans delivered ... nothing lost"."""
-    env = env_with_state(tmp_path)
-    spool = tmp_path / "spool"
     if body is None:
         body = gzip_cut_short(partial_success_warning("3 spans were too old") * 20)
-    with answering_200(head, body) as url:
-        emit = emit_spans(tmp_path, env, url, spool, 12, "whyunread")
-    assert "with a warning" in emit.stderr, emit.stderr
-    run = why(cli, env, "--dir", str(spool))
-    assert run.returncode == 0, run.stdout + run.stderr
-    lines = run.stdout.splitlines()
+    lines = why_after_answers(cli, tmp_path, head, body, 12, "with a warning")
     assert "  12 spans ended: 12 delivered, 0 to the spool, 0 lost" in lines, run.stdout
     assert (f"  12 spans delivered, but the server's answer for 12 of them was unreadable ({said}): any it "
             "rejected are counted delivered") in lines, run.stdout
@@ -738,13 +744,7 @@ def test_answers_that_could_not_be_read_are_said_by_why(cli, tmp_path, head, bod
 def test_a_backend_warning_is_said_by_why(cli, tmp_path):
     """An OTLP partial success that rejects none and says why (the spec's
     warning: "accepted, but sampled") was said on stderr alone."""
-    env = env_with_state(tmp_path)
-    spool = tmp_path / "spool"
-    with answering_200([], partial_success_warning("older than 1h: sampled")) as url:
-        emit = emit_spans(tmp_path, env, url, spool, 7, "whywarned")
-    assert "older than 1h: sampled" in emit.stderr, emit.stderr
-    run = why(cli, env, "--dir", str(spool))
-    assert run.returncode == 0, run.stdout + run.stderr
-    lines = run.stdout.splitlines()
+    lines = why_after_answers(cli, tmp_path, [], partial_success_warning("older than 1h: sampled"), 7,
+                              "older than 1h: sampled")
     assert "  7 spans ended: 7 delivered, 0 to the spool, 0 lost" in lines, run.stdout
     assert "  the backend accepted 7 of them with a warning: older than 1h: sampled" in lines, run.stdout
