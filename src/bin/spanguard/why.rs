@@ -934,6 +934,7 @@ mod tests {
             leaves: Vec::new(),
             deaths: Vec::new(),
             cuts: Vec::new(),
+            warnings: Vec::new(),
         };
         assert_eq!(
             describe(&o, 1_066, &Liveness::Ended, None),
@@ -1190,7 +1191,7 @@ mod tests {
             text.ends_with(
                 "  12 spans ended: 12 delivered, 0 to the spool, 0 lost\n  12 spans delivered, \
                  but the server's answer for 9 of them was unreadable (br): any it rejected are \
-                 counted delivered\n  the backend accepted 3 of them with a warning: sampled?[2J\n"
+                 counted delivered\n  the backend accepted 3 of them with a warning: sampled\\x1b[2J\n"
             ),
             "{text}"
         );
