@@ -130,15 +130,18 @@ fn a_partial_success_in_a_deflated_answer_is_read() {
             "{encoding}"
         );
     }
-    // Said to be deflated and not: read as it came (taken, nothing
-    // rejected), as a body that does not gunzip is.
+    // Said to be deflated and not: taken, nothing known rejected, and
+    // said so (its bytes are no message), as a body cut short is.
     let answer = with_body(
         "HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\n",
         b"this is no deflate",
     );
-    assert_eq!(
-        send(&answering(answer), BodyFormat::Json),
-        Ok(Accepted::default())
+    let got = send(&answering(answer), BodyFormat::Json);
+    assert!(
+        got.as_ref().is_ok_and(|a| a.rejected_spans == 0
+            && a.message
+                .contains("compressed as deflate, damaged, which is not read")),
+        "{got:?}"
     );
 }
 
@@ -258,6 +261,29 @@ fn spanguard_asks_for_answers_in_no_coding() {
     let (url, asked) = keeping_accept_encoding(with_body("HTTP/1.1 200 OK\r\n", b""));
     assert_eq!(send(&url, BodyFormat::Protobuf), Ok(Accepted::default()));
     assert_eq!(*asked.lock().expect("not poisoned"), ["identity"]);
+}
+
+#[test]
+fn a_users_accept_encoding_is_sent_alone_in_place_of_spanguards() {
+    // OTEL_EXPORTER_OTLP_HEADERS="Accept-Encoding=gzip" went beside
+    // spanguard's own `identity`: two fields a server may merge ("identity,
+    // gzip") or read either of. The user's is the request's: gzip and
+    // deflate are read, any other coding is taken with a warning.
+    let (url, asked) = keeping_accept_encoding(with_body("HTTP/1.1 200 OK\r\n", b""));
+    for name in ["Accept-Encoding", "accept-encoding"] {
+        let mut t = HttpTransport::new(
+            &url,
+            &[(name.to_string(), "gzip".to_string())],
+            &TlsFiles::default(),
+            Duration::from_secs(30),
+            Arc::new(AtomicU64::new(0)),
+        );
+        assert_eq!(
+            t.send(b"", BodyFormat::Protobuf, false),
+            Ok(Accepted::default())
+        );
+    }
+    assert_eq!(*asked.lock().expect("not poisoned"), ["gzip", "gzip"]);
 }
 
 #[test]
@@ -444,4 +470,49 @@ fn a_server_answering_413_to_everything_is_one_cause_of_loss() {
         record.causes[0].1.starts_with("HTTP 413: too big!"),
         "{text}"
     );
+}
+
+#[test]
+fn a_compressed_answer_cut_short_is_delivered_with_a_warning_that_says_so() {
+    // A gzip or deflate body that does not inflate whole was read as it
+    // came: its bytes parse as no partial success, so spans the server
+    // rejected in it were counted delivered with nothing said. It is
+    // taken as its status says, with the warning a coding not read gets.
+    let message = "3 spans were too old to keep";
+    let whole = partial_success(3, message).repeat(8);
+    for (encoding, compressed, named) in [
+        ("gzip", gzipped(&whole), "gzip, cut short"),
+        (
+            "deflate",
+            deflated(&whole, false, flate2::Compression::best()),
+            "deflate, cut short",
+        ),
+        (
+            "deflate",
+            deflated(&whole, true, flate2::Compression::best()),
+            "deflate, cut short",
+        ),
+    ] {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n");
+        // Whole, it is read: 3 rejected (the repeats merged).
+        let got = send(
+            &answering(with_body(&head, &compressed)),
+            BodyFormat::Protobuf,
+        );
+        assert_eq!(got.map(|a| a.rejected_spans), Ok(3), "{named}");
+        let cut = &compressed[..compressed.len() / 2];
+        let got = send(&answering(with_body(&head, cut)), BodyFormat::Protobuf);
+        let Ok(Accepted {
+            rejected_spans: 0,
+            message,
+        }) = &got
+        else {
+            panic!("{named}: {got:?}");
+        };
+        assert!(
+            message.contains(&format!("compressed as {named}, which is not read"))
+                && message.contains("counted delivered"),
+            "{message}"
+        );
+    }
 }

@@ -414,6 +414,15 @@ enum Due {
 }
 
 impl SaidOnce {
+    /// Each text met so far with its spans, then those past
+    /// `MAX_LOSS_CAUSES` texts with the last of them.
+    fn texts(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.causes
+            .iter()
+            .map(|c| (c.reason.as_str(), c.spans))
+            .chain((self.other_spans > 0).then_some((self.other_text.as_str(), self.other_spans)))
+    }
+
     fn note(&mut self, now: Instant, n: u64, text: &str) -> Due {
         if let Some(i) = self.causes.iter().position(|c| alike(&c.reason, text)) {
             self.causes[i].spans += n;
@@ -982,11 +991,17 @@ impl Diagnostics {
     /// past `MAX_LOSS_CAUSES` causes, the rest's total with the last of
     /// their reasons. For the record a process leaves (`export::outcome`).
     pub fn loss_causes(&self) -> impl Iterator<Item = (&str, u64)> {
-        let l = &self.losses;
-        l.causes
-            .iter()
-            .map(|c| (c.reason.as_str(), c.spans))
-            .chain((l.other_spans > 0).then_some((l.other_text.as_str(), l.other_spans)))
+        self.losses.texts()
+    }
+
+    /// Each warning the backend accepted spans with (`accepted_with_warning`:
+    /// its own, or an answer that could not be read), its first message
+    /// and every span accepted with it; past `MAX_LOSS_CAUSES` warnings,
+    /// the rest's total with the last of them. For the record a process
+    /// leaves: said on stderr alone, a run's "all delivered, but the
+    /// answers could not be read" was gone with its terminal.
+    pub fn warnings(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.warnings.texts()
     }
 
     /// Where values were cut, with the values cut there (the words follow

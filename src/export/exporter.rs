@@ -507,6 +507,7 @@ impl Exporter {
         }
         self.outcome.note_refused(host.diagnostics.refused_own());
         self.outcome.note_cuts(host.diagnostics.values_cut_places());
+        self.outcome.note_warnings(host.diagnostics.warnings());
         let _ = self
             .outcome
             .write(state, &counts, host.diagnostics.loss_causes(), || {

@@ -161,17 +161,36 @@ impl Response {
     /// The answer's body as it reads: inflated when it came gzipped or
     /// deflated (a partial success in a compressed answer was read as no
     /// answer at all, and its rejected spans were neither counted nor
-    /// said); empty in a coding not read. Inflated to `inflate`'s cap at
-    /// most.
-    fn read_body(&self) -> std::borrow::Cow<'_, [u8]> {
-        if self.encoding == BodyEncoding::Unread {
+    /// said), inflated to `inflate`'s cap at most; empty when it cannot be
+    /// read, with what it came as and why it is not read: a coding not
+    /// read, or a gzip or deflate body that does not inflate (cut short).
+    fn read_body(&self) -> (std::borrow::Cow<'_, [u8]>, Option<(String, &'static str)>) {
+        use std::borrow::Cow;
+        if let Some(coding) = &self.unread_coding {
             // Its bytes are no message: read as one, they may say
             // anything (a count of rejected spans out of br's bytes).
-            return std::borrow::Cow::Borrowed(&[]);
+            let why = "spanguard reads gzip and deflate and asks for none (Accept-Encoding: \
+                       identity) unless OTEL_EXPORTER_OTLP_HEADERS does; a proxy in between may \
+                       compress";
+            return (Cow::Borrowed(&[]), Some((coding.clone(), why)));
         }
         match inflate(&self.body, self.encoding) {
-            Some(inflated) => std::borrow::Cow::Owned(inflated),
-            None => std::borrow::Cow::Borrowed(&self.body),
+            None => (Cow::Borrowed(&self.body), None),
+            Some(Ok(inflated)) => (Cow::Owned(inflated), None),
+            // Read raw, a gzip body cut short was "nothing rejected" in
+            // silence, as br's was: its bytes are no message either.
+            Some(Err(e)) => {
+                let (how, why) = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    ("cut short", "it ends before its stream does")
+                } else {
+                    (
+                        "damaged",
+                        "it does not inflate as its Content-Encoding says",
+                    )
+                };
+                let coding = format!("{}, {how}", self.encoding.name());
+                (Cow::Borrowed(&[]), Some((coding, why)))
+            }
         }
     }
 
@@ -186,29 +205,29 @@ impl Response {
                 retry_after: None,
             }));
         }
+        let (body, unread) = self.read_body();
         let judged = judge(
             &Answer {
                 code,
-                body: &self.read_body(),
+                body: &body,
                 retry_after: self.retry_after.as_deref(),
                 location: self.location.as_deref(),
             },
             format,
             now_unix_s,
         );
-        match (judged, &self.unread_coding) {
+        match (judged, unread) {
             // Taken (the status is the server's verdict), but a partial
             // success in it cannot be read: said, where it read as
             // "nothing rejected" in silence. A warning, as a partial
-            // success rejecting none is (told, counted delivered).
-            (Ok(accepted), Some(coding)) if accepted == Accepted::default() => Ok(Accepted {
-                rejected_spans: 0,
-                message: format!(
-                    "its answer came compressed as {coding}, which is not read (spanguard \
-                     asks for none: Accept-Encoding: identity; a proxy in between may \
-                     compress): any spans it rejected there are counted delivered"
-                ),
-            }),
+            // success rejecting none is (told, counted delivered, and
+            // kept for `spanguard why`).
+            (Ok(accepted), Some((coding, why))) if accepted == Accepted::default() => {
+                Ok(Accepted {
+                    rejected_spans: 0,
+                    message: super::transport::unread_answer(&coding, why),
+                })
+            }
             (judged, _) => judged,
         }
     }
@@ -535,7 +554,18 @@ impl HttpTransport {
         // small; none is asked for (gzip and deflate are still read, for
         // a proxy that compresses regardless). A plain header: curl's own
         // `accept_encoding` would decode the body itself, before `inflate`.
-        list.append("Accept-Encoding: identity")?;
+        // A user's own (OTEL_EXPORTER_OTLP_HEADERS) is sent in its place,
+        // not beside it: two such fields are one list to a server that
+        // merges them ("identity, gzip") and either one to one that does
+        // not. The user may know their proxy; gzip and deflate are read,
+        // and a 2xx in any other coding is taken with a warning.
+        if !self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
+        {
+            list.append("Accept-Encoding: identity")?;
+        }
         for (k, v) in &self.headers {
             // The configuration refuses these; a header line must never be
             // able to start another one.
@@ -1123,7 +1153,7 @@ impl Transport for HttpTransport {
         {
             self.refusal = Some(Refusal {
                 code,
-                answer: self.secrets.scrub(&answer_text(&response.read_body())),
+                answer: self.secrets.scrub(&answer_text(&response.read_body().0)),
             });
         }
         if response.bad_status_line.is_some() {
@@ -1341,6 +1371,16 @@ enum BodyEncoding {
 }
 
 impl BodyEncoding {
+    /// Its name, as `Content-Encoding` says it.
+    fn name(self) -> &'static str {
+        match self {
+            BodyEncoding::Identity => "identity",
+            BodyEncoding::Gzip => "gzip",
+            BodyEncoding::Deflate => "deflate",
+            BodyEncoding::Unread => "a coding not read",
+        }
+    }
+
     /// The encoding a `Content-Encoding` value names, `identity` in a
     /// list of codings aside (`gzip, identity` is gzip); Identity for none
     /// but identity; Unread for any other coding, or more than one.
@@ -1366,10 +1406,10 @@ impl BodyEncoding {
 
 /// A compressed answer's body, inflated up to RESPONSE_BODY_MAX as a plain
 /// one is kept (a small answer may inflate to gigabytes). None when it is
-/// not compressed or does not inflate (not what its encoding says, cut
-/// short): then its bytes are read as they came, as any body no OTLP
-/// answer can be read from.
-fn inflate(body: &[u8], encoding: BodyEncoding) -> Option<Vec<u8>> {
+/// not compressed (nor is an empty body: no answer to read); the error
+/// when it does not inflate (not what its encoding says, cut short): its
+/// bytes are no message (`Response::read_body`).
+fn inflate(body: &[u8], encoding: BodyEncoding) -> Option<std::io::Result<Vec<u8>>> {
     use std::io::Read;
     let read = |mut decoder: Box<dyn Read + '_>| {
         let mut out = Vec::new();
@@ -1377,14 +1417,25 @@ fn inflate(body: &[u8], encoding: BodyEncoding) -> Option<Vec<u8>> {
             .by_ref()
             .take(RESPONSE_BODY_MAX as u64)
             .read_to_end(&mut out)
-            .ok()
             .map(|_| out)
     };
+    if body.is_empty() {
+        return None;
+    }
     match encoding {
         BodyEncoding::Identity | BodyEncoding::Unread => None,
-        BodyEncoding::Gzip => read(Box::new(flate2::read::MultiGzDecoder::new(body))),
-        BodyEncoding::Deflate => read(Box::new(flate2::read::ZlibDecoder::new(body)))
-            .or_else(|| read(Box::new(flate2::read::DeflateDecoder::new(body)))),
+        BodyEncoding::Gzip => Some(read(Box::new(flate2::read::MultiGzDecoder::new(body)))),
+        BodyEncoding::Deflate => Some(
+            read(Box::new(flate2::read::ZlibDecoder::new(body))).or_else(|zlib| {
+                // Either stream cut short says so, whichever it was.
+                read(Box::new(flate2::read::DeflateDecoder::new(body))).map_err(|bare| {
+                    match zlib.kind() == std::io::ErrorKind::UnexpectedEof {
+                        true => zlib,
+                        false => bare,
+                    }
+                })
+            }),
+        ),
     }
 }
 
@@ -2526,7 +2577,7 @@ mod tests {
     /// though we ask for no encoding) carrying a partial success: its
     /// compressed bytes were read as no OTLP answer, so the spans it
     /// rejected were neither counted nor said. It is read inflated; a
-    /// body that does not inflate is read as it came, as before.
+    /// body that does not inflate is taken with a warning.
     #[test]
     fn a_gzipped_partial_success_is_read() {
         use crate::span::proto_reader::{write_len_field, write_varint};
@@ -2557,12 +2608,19 @@ mod tests {
                 "{encoding}"
             );
         }
-        // Cut short, or no gzip at all: read as it came, as any body that
-        // holds no OTLP answer (taken, nothing rejected).
+        // Cut short: taken as its status says, with the warning that its
+        // body is not read (read raw, it said "nothing rejected" in
+        // silence).
         let cut = &gzipped[..gzipped.len() / 2];
         assert_eq!(
             send_to(&answering(answer("gzip", cut))),
-            Ok(Accepted::default())
+            Ok(Accepted {
+                rejected_spans: 0,
+                message: crate::export::transport::unread_answer(
+                    "gzip, cut short",
+                    "it ends before its stream does"
+                ),
+            })
         );
         let unlabelled = send_to(&answering(answer("identity", &response)));
         assert_eq!(unlabelled.map(|a| a.rejected_spans), Ok(3));
@@ -2572,8 +2630,8 @@ mod tests {
         crate::export::gzip::GzipWriter::new().compress(&vec![0u8; 4 << 20], &mut bomb);
         assert!(bomb.len() < RESPONSE_BODY_MAX, "{}", bomb.len());
         assert_eq!(
-            inflate(&bomb, BodyEncoding::Gzip).map(|b| b.len()),
-            Some(RESPONSE_BODY_MAX)
+            inflate(&bomb, BodyEncoding::Gzip).map(|b| b.map(|b| b.len()).ok()),
+            Some(Some(RESPONSE_BODY_MAX))
         );
     }
 

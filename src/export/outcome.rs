@@ -93,6 +93,9 @@ const MOST_ASIDE: usize = 3;
 /// The most of a place where values were cut kept, in bytes: the limit,
 /// its size and the setting that raises it.
 const MOST_CUT_BYTES: usize = 400;
+/// The most warnings the backend accepted spans with a file says
+/// (`warning` lines): as many as causes of loss.
+const MOST_WARNINGS: usize = MOST_CAUSES;
 
 /// The tracers this process made so far: a process with two (two
 /// bindings, a tracer made again) keeps a file for each.
@@ -248,6 +251,9 @@ pub struct OutcomeFile {
     cuts: Vec<(String, u64)>,
     /// What was said of the first files set aside (`note_set_aside`).
     aside: Vec<String>,
+    /// The warnings the backend accepted spans with, with their spans
+    /// (`note_warnings`).
+    warnings: Vec<(String, u64)>,
     /// Another user's directory or link found at `dir` and set aside
     /// (`make_dir`), not yet taken by the owner to count and report
     /// (`take_set_aside`).
@@ -286,6 +292,7 @@ impl OutcomeFile {
             leaves: Vec::new(),
             cuts: Vec::new(),
             aside: Vec::new(),
+            warnings: Vec::new(),
             set_aside: None,
         }
     }
@@ -303,16 +310,21 @@ impl OutcomeFile {
     /// `Diagnostics::values_cut_places`) for the next record. Allocates
     /// only when a place is new: values are cut in a few places.
     pub fn note_cuts<'a>(&mut self, cuts: impl Iterator<Item = (&'a str, u64)>) {
-        for (i, (place, n)) in cuts.take(MOST_CUTS).enumerate() {
-            let place_here = |kept: &(String, u64)| place.starts_with(kept.0.as_str());
-            match self.cuts.get_mut(i) {
-                Some(kept) if place_here(kept) => kept.1 = n,
-                _ => {
-                    self.cuts.truncate(i);
-                    self.cuts.push((one_line(place, MOST_CUT_BYTES), n));
-                }
-            }
-        }
+        keep_counted(&mut self.cuts, cuts.take(MOST_CUTS), MOST_CUT_BYTES);
+    }
+
+    /// Keeps `warnings` (each warning the backend accepted spans with, and
+    /// their spans: `Diagnostics::warnings`) for the next record, as
+    /// `note_cuts` keeps its places: said on stderr alone, an answer that
+    /// could not be read ("any spans it rejected there are counted
+    /// delivered") was gone with the terminal, and `spanguard why` said
+    /// "nothing lost".
+    pub fn note_warnings<'a>(&mut self, warnings: impl Iterator<Item = (&'a str, u64)>) {
+        keep_counted(
+            &mut self.warnings,
+            warnings.take(MOST_WARNINGS),
+            MOST_REASON_BYTES,
+        );
     }
 
     /// Names `path` (in the spool directory) as a file this tracer leaves
@@ -443,6 +455,7 @@ impl OutcomeFile {
                 leaves: &self.leaves,
                 cuts: &self.cuts,
                 aside: &self.aside,
+                warnings: &self.warnings,
             },
             counts,
             causes,
@@ -547,6 +560,26 @@ struct Header<'a> {
     leaves: &'a [String],
     cuts: &'a [(String, u64)],
     aside: &'a [String],
+    warnings: &'a [(String, u64)],
+}
+
+/// Keeps `texts` (a text and its count, in their order) in `kept`, each
+/// text one line of at most `most_bytes`: a count updated where its text
+/// is kept, a text allocated only when it is new (texts change rarely).
+fn keep_counted<'a>(
+    kept: &mut Vec<(String, u64)>,
+    texts: impl Iterator<Item = (&'a str, u64)>,
+    most_bytes: usize,
+) {
+    for (i, (text, n)) in texts.enumerate() {
+        match kept.get_mut(i) {
+            Some(k) if text.starts_with(k.0.as_str()) => k.1 = n,
+            _ => {
+                kept.truncate(i);
+                kept.push((one_line(text, most_bytes), n));
+            }
+        }
+    }
 }
 
 /// Which process this is beyond its pid: its start in clock ticks after
@@ -706,13 +739,16 @@ fn render<'a>(
         out.push(b'\n');
     }
     // Last, and only as they fit beside room for the `died` lines a
-    // recoverer appends (`note_death`): causes of loss come first.
-    for (place, values) in h.cuts {
-        let line = "cut ".len() + 20 + 1 + place.len() + 1;
-        if out.len() + line + MOST_DEATHS * DIED_LINE_BYTES > MOST_BYTES {
-            break;
+    // recoverer appends (`note_death`): causes of loss come first, then
+    // the warnings spans were delivered with, then where values were cut.
+    for (key, lines) in [("warning", h.warnings), ("cut", h.cuts)] {
+        for (text, n) in lines {
+            let line = key.len() + 1 + 20 + 1 + text.len() + 1;
+            if out.len() + line + MOST_DEATHS * DIED_LINE_BYTES > MOST_BYTES {
+                break;
+            }
+            let _ = writeln!(out, "{key} {n} {text}");
         }
-        let _ = writeln!(out, "cut {values} {place}");
     }
     for said in h.aside {
         let line = "aside ".len() + said.len() + 1;
@@ -819,6 +855,10 @@ pub struct Outcome {
     /// (empty: none, there was no crash dump), as its shutdown noted
     /// (`note_held_at_stop`); None when it held none.
     pub held_at_stop: Option<(u64, String)>,
+    /// (spans, the warning the backend accepted them with: its own, or
+    /// an answer that could not be read, `transport::unread_coding_in`),
+    /// of `counts.exported`. None in a file of a version before.
+    pub warnings: Vec<(u64, String)>,
 }
 
 /// What a dead process's crash dump or flight file held, as its recoverer
@@ -1039,6 +1079,10 @@ pub fn parse(text: &str) -> Option<Outcome> {
                 let (values, place) = value.split_once(' ')?;
                 o.cuts.push((values.parse().ok()?, place.to_string()));
             }
+            "warning" if o.warnings.len() < MOST_WARNINGS => {
+                let (spans, warning) = value.split_once(' ')?;
+                o.warnings.push((spans.parse().ok()?, warning.to_string()));
+            }
             "cause" => {
                 let (spans, reason) = value.split_once(' ')?;
                 let spans = spans.parse().ok()?;
@@ -1191,6 +1235,43 @@ mod tests {
         assert_eq!(o.ending_of_signal, 15);
         assert_eq!(o.spooled_refused, 2);
         assert!(!o.stopped);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The warnings the backend accepted spans with read back as written,
+    /// their counts kept up to date, one line each; a record of a version
+    /// before (no `warning` line) reads as none, and a reader of a version
+    /// before leaves the line alone (an unknown key).
+    #[test]
+    fn the_file_says_the_warnings_spans_were_delivered_with() {
+        let dir = temp_dir("warnings");
+        let mut f = OutcomeFile::new(&dir, "svc", "t");
+        write_running(&mut f);
+        let o = parse(&text_of(&f)).expect("parse");
+        assert!(o.warnings.is_empty());
+        let unread = crate::export::transport::unread_answer("br", "not asked for");
+        f.note_warnings([(unread.as_str(), 3)].into_iter());
+        f.note_warnings([(unread.as_str(), 12), ("sampled\nfake 1", 2)].into_iter());
+        write_running(&mut f);
+        let text = text_of(&f);
+        let o = parse(&text).expect("parse");
+        assert_eq!(
+            o.warnings,
+            [(12, unread.clone()), (2, "sampled?fake 1".to_string())]
+        );
+        let before: String = text
+            .lines()
+            .filter(|l| !l.starts_with("warning "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let o_before = parse(&before).expect("parse");
+        assert_eq!(
+            o_before,
+            Outcome {
+                warnings: Vec::new(),
+                ..o
+            }
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -11,6 +11,29 @@ pub struct Accepted {
     pub message: String,
 }
 
+/// What an accepted answer's warning starts with when the transport could
+/// not read its body (a coding not read, a gzip body cut short): the
+/// status is taken, and any spans the body rejected are counted delivered.
+const UNREAD_HEAD: &str = "its answer came compressed as ";
+/// What follows the coding in that warning.
+const UNREAD_TAIL: &str = ", which is not read (";
+
+/// The warning a 2xx answer whose body could not be read is taken with:
+/// `coding` as it came (`br`, or `gzip, cut short`), `why` it is not read.
+/// Its words are read back by `unread_coding_in` (`spanguard why`).
+pub fn unread_answer(coding: &str, why: &str) -> String {
+    format!(
+        "{UNREAD_HEAD}{coding}{UNREAD_TAIL}{why}): any spans it rejected there are counted delivered"
+    )
+}
+
+/// The coding a warning made by `unread_answer` names; None for any other
+/// warning (a backend's own).
+pub fn unread_coding_in(warning: &str) -> Option<&str> {
+    let (coding, _) = warning.strip_prefix(UNREAD_HEAD)?.split_once(UNREAD_TAIL)?;
+    Some(coding)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendError {
     /// Worth trying again (429, 502, 503, 504, connection trouble,

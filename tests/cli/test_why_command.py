@@ -665,3 +665,90 @@ def test_a_containers_process_is_told_from_outside_its_pid_namespace(cli, tmp_pa
     head = next(l for l in run.stdout.splitlines() if l.startswith("pid 1 "))
     assert head.startswith("pid 1 kill-child: started "), run.stdout
     assert "died without a word (SIGKILL, the out-of-memory killer or power loss" in head, run.stdout
+
+
+@contextlib.contextmanager
+def answering_200(head, body):
+    """An OTLP/HTTP endpoint on loopback that takes every request with a
+    200 whose headers hold `head` and whose body is `body`; its URL."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            for line in head:
+                name, value = line.split(": ", 1)
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def gzip_cut_short(data):
+    import gzip
+    whole = gzip.compress(data)
+    return whole[: len(whole) // 2]
+
+
+def partial_success_warning(message):
+    """An ExportTraceServiceResponse whose partial_success rejects none and
+    says `message` (the OTLP spec's warning)."""
+    inner = b"\x12" + bytes([len(message)]) + message.encode()
+    return b"\x0a" + bytes([len(inner)]) + inner
+
+
+def why_after_answers(cli, tmp_path, head, body, count, said):
+    """`why`'s lines after `count` spans sent to a server answering every
+    request with a 200 of `head` and `body`, whose stderr said `said`."""
+    env = env_with_state(tmp_path)
+    spool = tmp_path / "spool"
+    with answering_200(head, body) as url:
+        emit = emit_spans(tmp_path, env, url, spool, count, "whyanswers")
+    assert said in emit.stderr, emit.stderr
+    run = why(cli, env, "--dir", str(spool))
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout.splitlines()
+
+
+@pytest.mark.parametrize("head,body,said", [
+    # A proxy compressing with what spanguard does not read: the 200 is
+    # taken, but any spans it rejected in its body are counted delivered.
+    (["Content-Encoding: br"], b"\x1b\x03\x00\x80\x01\x02compressed", "br"),
+    # A gzip answer cut short: it does not inflate, so it says nothing
+    # readable either.
+    (["Content-Encoding: gzip"], None, "gzip, cut short"),
+])
+def test_answers_that_could_not_be_read_are_said_by_why(cli, tmp_path, head, body, said):
+    """`spanguard why` answers "did everything arrive?": a backend's answer
+    that could not be read was a warning on stderr alone (gone with the
+    terminal) and `why` said "12 spans delivered ... nothing lost"."""
+    if body is None:
+        body = gzip_cut_short(partial_success_warning("3 spans were too old") * 20)
+    lines = why_after_answers(cli, tmp_path, head, body, 12, "with a warning")
+    assert "  12 spans ended: 12 delivered, 0 to the spool, 0 lost" in lines, run.stdout
+    assert (f"  12 spans delivered, but the server's answer for 12 of them was unreadable ({said}): any it "
+            "rejected are counted delivered") in lines, run.stdout
+    assert "  nothing lost" not in lines, run.stdout
+
+
+def test_a_backend_warning_is_said_by_why(cli, tmp_path):
+    """An OTLP partial success that rejects none and says why (the spec's
+    warning: "accepted, but sampled") was said on stderr alone."""
+    lines = why_after_answers(cli, tmp_path, [], partial_success_warning("older than 1h: sampled"), 7,
+                              "older than 1h: sampled")
+    assert "  7 spans ended: 7 delivered, 0 to the spool, 0 lost" in lines, run.stdout
+    assert "  the backend accepted 7 of them with a warning: older than 1h: sampled" in lines, run.stdout

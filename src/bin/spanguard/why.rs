@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use spanguard::export::diagnostics::signal_name;
 use spanguard::export::outcome::{self, Counts, Death, Outcome};
+use spanguard::export::transport::unread_coding_in;
 
 use super::args::Args;
 use super::clock_text;
@@ -726,6 +727,7 @@ fn describe(
             spans(c.lost - told)
         ));
     }
+    out.push_str(&warning_lines(o, c));
     // Refused spans wait for a setting fixed, not for the next run alike.
     let refused = o.spooled_refused.min(c.spooled);
     // What else became of spans, each with what it means or what sends them.
@@ -797,6 +799,7 @@ fn describe(
     ]
     .iter()
     .all(|&n| n == 0)
+        && unread_answers(o) == 0
     {
         // Values cut, and attributes, events or links dropped, are data
         // the user did not get: not "nothing lost".
@@ -811,6 +814,40 @@ fn describe(
                 "  no span lost, but values were cut and attributes, events or links dropped (above)\n"
             }
         });
+    }
+    out
+}
+
+/// The spans delivered with an answer that could not be read (a coding
+/// not read, a gzip body cut short): any it rejected are counted
+/// delivered, so "nothing lost" is not known of them.
+fn unread_answers(o: &Outcome) -> u64 {
+    o.warnings
+        .iter()
+        .filter(|(_, w)| unread_coding_in(w).is_some())
+        .fold(0u64, |all, (n, _)| all.saturating_add(*n))
+}
+
+/// The lines that say what the backend warned about as it took spans:
+/// its answers that could not be read, with what they came as, and its
+/// own warnings (OTLP partial successes rejecting none), with their words.
+/// Said on stderr alone, they were gone with the terminal, and a run whose
+/// answers came in br read as "nothing lost".
+fn warning_lines(o: &Outcome, c: &Counts) -> String {
+    let mut out = String::new();
+    for (n, warning) in &o.warnings {
+        match unread_coding_in(warning) {
+            Some(coding) => out.push_str(&format!(
+                "  {} delivered, but the server's answer for {n} of them was unreadable ({}): \
+                 any it rejected are counted delivered\n",
+                spans(c.exported),
+                clean(coding)
+            )),
+            None => out.push_str(&format!(
+                "  the backend accepted {n} of them with a warning: {}\n",
+                clean(warning)
+            )),
+        }
     }
     out
 }
@@ -953,6 +990,7 @@ mod tests {
             cuts: Vec::new(),
             set_aside: Vec::new(),
             held_at_stop: None,
+            warnings: Vec::new(),
         };
         assert_eq!(
             describe(&o, 1_066, &Liveness::Ended, None),
@@ -1294,6 +1332,46 @@ mod tests {
     /// Values cut are said with where and what keeps them whole, never as
     /// "nothing lost": those the record names by place, the rest as cut
     /// when recorded; a record's places never say more than it counts.
+    /// What the backend warned about as it took spans is said: an answer
+    /// that could not be read as "delivered, but unreadable", not as
+    /// "nothing lost"; its own warning in its words.
+    #[test]
+    fn warnings_the_backend_took_spans_with_are_said() {
+        let unread = spanguard::export::transport::unread_answer("br", "not asked for");
+        let o = Outcome {
+            pid: 7,
+            started_unix_s: 1_000,
+            updated_unix_s: 1_006,
+            stopped: true,
+            counts: Counts {
+                ended: 12,
+                exported: 12,
+                ..Counts::default()
+            },
+            warnings: vec![(9, unread), (3, "sampled\u{1b}[2J".to_string())],
+            ..Outcome::default()
+        };
+        let text = describe(&o, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.ends_with(
+                "  12 spans ended: 12 delivered, 0 to the spool, 0 lost\n  12 spans delivered, \
+                 but the server's answer for 9 of them was unreadable (br): any it rejected are \
+                 counted delivered\n  the backend accepted 3 of them with a warning: sampled\\x1b[2J\n"
+            ),
+            "{text}"
+        );
+        // The backend's own warnings alone: nothing lost.
+        let warned = Outcome {
+            warnings: vec![(3, "sampled".to_string())],
+            ..o
+        };
+        let text = describe(&warned, 1_010, &Liveness::Ended, None);
+        assert!(
+            text.ends_with("with a warning: sampled\n  nothing lost\n"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn values_cut_are_said_with_where_not_as_nothing_lost() {
         let sink = "to fit their spans into one line of the local sink (1048576 bytes; \
