@@ -350,7 +350,9 @@ def test_long_text_of_many_byte_characters_arrives_whole_and_the_sink_cuts_it_on
     assert fingerprint(got["attributes"]["input.value"]) == fingerprint(MIXED)
     assert fingerprint(got["events"][0]["attributes"]["gen_ai.prompt"]) == fingerprint(MIXED[:300_000])
 
-    sink = new_tracer(tmp_path, sink_dir=tmp_path / "sink")
+    # A span alone is written whole up to half the spool's cap (sinkwhole57):
+    # a 4 MiB cap makes the sink cut this one (over 3.5 MB as JSON).
+    sink = new_tracer(tmp_path, sink_dir=tmp_path / "sink", spool_max_mib=4)
     with sink.start_span("llm.chat") as span:
         span.set_attribute("input.value", MIXED)
     assert sink.shutdown(30)
