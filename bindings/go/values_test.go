@@ -382,21 +382,23 @@ func TestAnEventOrLinkWithManyAttributesKeepsWhatItsLimitAllows(t *testing.T) {
 
 // A prompt of 1.5 MB arrives whole at a backend that takes it: alone over
 // MaxRequestBytes, its span goes in a request of its own. The local sink
-// writes it whole once SinkMaxLineBytes lets its line through; by default
-// it is cut to fit 1 MiB there, and counted. A Go program could raise
-// neither limit but through NewTracerFromEnv's variables, which the
-// warning on stderr named.
+// writes a span alone over SinkMaxLineBytes whole too, on a line of its own
+// (it was cut to 1 MiB before sinkwhole57), up to half the spool's cap: with
+// a 2 MiB spool (SpoolMaxMiB) it is cut to fit 1 MiB there, and counted.
 func TestMaxRequestAndSinkLineBytesLetAnLLMSizedValueThroughWhole(t *testing.T) {
 	prompt := strings.Repeat("Summarise this report. ", 1500000/23)
-	for _, raised := range []bool{false, true} {
+	for _, setting := range []string{"default", "raised", "small spool"} {
 		cfg := spanguard.Config{}
-		if raised {
+		if setting == "raised" {
 			cfg.MaxRequestBytes, cfg.SinkMaxLineBytes = 4<<20, 4<<20
 		}
 		rx := otlpreceiver.Start(t)
 		tr := tracerTo(t, rx, cfg)
 		sinkCfg := cfg
 		sinkCfg.SinkDir, sinkCfg.SpoolDir = filepath.Join(t.TempDir(), "sink"), filepath.Join(t.TempDir(), "spool")
+		if setting == "small spool" {
+			sinkCfg.SpoolMaxMiB = 2
+		}
 		toSink, err := spanguard.NewTracer(sinkCfg)
 		if err != nil {
 			t.Fatal(err)
@@ -416,13 +418,11 @@ func TestMaxRequestAndSinkLineBytesLetAnLLMSizedValueThroughWhole(t *testing.T) 
 		line, _ := os.ReadFile(path[0])
 		written := strings.Count(string(line), "Summarise this report. ")
 		whole := strings.Count(prompt, "Summarise this report. ")
-		if raised && (sent != prompt || written != whole || stats.ValuesTruncated != 0 || sinkStats.ValuesTruncated != 0) {
-			t.Fatalf("raised: %d of %d bytes arrived, the sink wrote %d of %d sentences; %d and %d cut",
-				len(sent), len(prompt), written, whole, stats.ValuesTruncated, sinkStats.ValuesTruncated)
-		}
-		if !raised && (sent != prompt || written >= whole || stats.ValuesTruncated != 0 || sinkStats.ValuesTruncated != 1) {
-			t.Fatalf("default: %d of %d bytes arrived, the sink wrote %d of %d sentences; %d and %d cut",
-				len(sent), len(prompt), written, whole, stats.ValuesTruncated, sinkStats.ValuesTruncated)
+		cut := setting == "small spool"
+		if sent != prompt || stats.ValuesTruncated != 0 || (written == whole) == cut ||
+			sinkStats.ValuesTruncated != map[bool]uint64{false: 0, true: 1}[cut] {
+			t.Fatalf("%s: %d of %d bytes arrived, the sink wrote %d of %d sentences; %d and %d cut",
+				setting, len(sent), len(prompt), written, whole, stats.ValuesTruncated, sinkStats.ValuesTruncated)
 		}
 	}
 }
