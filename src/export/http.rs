@@ -36,10 +36,6 @@ struct Response {
     /// compressed with: a proxy may compress although no Accept-Encoding
     /// is sent (curl decodes nothing unasked).
     encoding: BodyEncoding,
-    /// The final answer's `Content-Encoding` as it came (escaped, cut),
-    /// when it names a coding the body is not read from
-    /// (`BodyEncoding::Unread`): said with the answer.
-    unread_coding: Option<String>,
     /// The codings its `Content-Encoding` lines name, all of them in one
     /// list (RFC 9110: field lines of one name combine, in order), up to
     /// `CODINGS_MAX` bytes: what `encoding` is read from.
@@ -79,7 +75,6 @@ impl Response {
             bad_status_line: None,
             cut: false,
             encoding: BodyEncoding::Identity,
-            unread_coding: None,
             codings: String::new(),
             final_headers: false,
             interim: false,
@@ -99,7 +94,6 @@ impl Response {
         self.bad_status_line = None;
         self.cut = false;
         self.encoding = BodyEncoding::Identity;
-        self.unread_coding = None;
         self.codings.clear();
         self.final_headers = false;
         self.interim = false;
@@ -166,13 +160,18 @@ impl Response {
     /// read, or a gzip or deflate body that does not inflate (cut short).
     fn read_body(&self) -> (std::borrow::Cow<'_, [u8]>, Option<(String, &'static str)>) {
         use std::borrow::Cow;
-        if let Some(coding) = &self.unread_coding {
+        if self.encoding == BodyEncoding::Unread {
+            // Said as the `Content-Encoding` lines came (escaped, cut).
+            let coding = crate::span::printable::printable_cut(
+                self.codings.trim_start_matches(',').trim().as_bytes(),
+                60,
+            );
             // Its bytes are no message: read as one, they may say
             // anything (a count of rejected spans out of br's bytes).
             let why = "spanguard reads gzip and deflate and asks for none (Accept-Encoding: \
                        identity) unless OTEL_EXPORTER_OTLP_HEADERS does; a proxy in between may \
                        compress";
-            return (Cow::Borrowed(&[]), Some((coding.clone(), why)));
+            return (Cow::Borrowed(&[]), Some((coding, why)));
         }
         match inflate(&self.body, self.encoding) {
             None => (Cow::Borrowed(&self.body), None),
@@ -311,7 +310,6 @@ impl Handler for Response {
             self.retry_after = None;
             self.location = None;
             self.encoding = BodyEncoding::Identity;
-            self.unread_coding = None;
             self.codings.clear();
             self.final_headers = false;
             // "HTTP/1.1 103 ...", "HTTP/2 100 ...": the code's first digit.
@@ -361,12 +359,6 @@ impl Handler for Response {
                     self.codings.push_str(value);
                 }
                 self.encoding = BodyEncoding::named(&self.codings);
-                self.unread_coding = (self.encoding == BodyEncoding::Unread).then(|| {
-                    crate::span::printable::printable_cut(
-                        self.codings.trim_start_matches(',').trim().as_bytes(),
-                        60,
-                    )
-                });
             }
         }
         true
@@ -1366,7 +1358,7 @@ enum BodyEncoding {
     Deflate,
     /// A coding not read here (br, zstd, compress, one of the others'
     /// names, or more than one coding): its body is kept as it came, and
-    /// what it says is not known (`Response::unread_coding`).
+    /// what it says is not known (`Response::read_body` names it).
     Unread,
 }
 
